@@ -1,0 +1,4 @@
+//! `lingerd-bench`: the benchmark driver (placeholder until `micro` lands).
+#![deny(unsafe_code)]
+
+fn main() {}

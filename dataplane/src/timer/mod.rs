@@ -1,0 +1,1 @@
+//! The per-core hierarchical timing wheel (placeholder until the wheel lands).

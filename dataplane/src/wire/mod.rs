@@ -1,0 +1,1 @@
+//! Wire formats (placeholder until the wire module lands).
