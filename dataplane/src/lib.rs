@@ -10,5 +10,6 @@
 
 pub mod sys;
 pub mod table;
+pub mod tcp;
 pub mod timer;
 pub mod wire;

@@ -1,0 +1,149 @@
+//! Initial sequence numbers (RFC 6528) and SYN cookies.
+//!
+//! It owns the two keyed functions a listener needs to pick sequence numbers
+//! an off-path attacker cannot predict: `ISN = M + F(4-tuple, key)` with M a
+//! 4 µs clock (RFC 6528 §3), and stateless SYN cookies for when a listener's
+//! backlog is full. Time is an argument; keys come from the caller.
+
+use super::siphash::SipKey;
+use crate::table::FourTuple;
+
+/// The keys of one engine's sequence-number functions.
+#[derive(Clone, Copy, Debug)]
+pub struct IsnGenerator {
+    isn_key: SipKey,
+    cookie_key: SipKey,
+}
+
+/// MSS values a cookie can carry (3 bits), from common paths.
+const COOKIE_MSS: [u16; 8] = [536, 1024, 1220, 1300, 1360, 1400, 1440, 1460];
+/// A cookie's time counter advances every 64 s (6 bits of the µs clock
+/// shifted by 26 is ≈ 67 s; we use seconds / 64).
+const COOKIE_PERIOD_S: u64 = 64;
+/// Cookies from the current and the previous period are accepted.
+const COOKIE_MAX_AGE_PERIODS: u32 = 1;
+
+fn tuple_words(t: &FourTuple, extra: u32) -> [u64; 3] {
+    let a = u64::from(u32::from(t.local_addr)) | (u64::from(u32::from(t.remote_addr)) << 32);
+    let b = u64::from(t.local_port) | (u64::from(t.remote_port) << 16) | (u64::from(extra) << 32);
+    [a, b, 0]
+}
+
+impl IsnGenerator {
+    /// Derives the two keys from one 128-bit secret.
+    pub fn new(secret: [u64; 2]) -> IsnGenerator {
+        IsnGenerator {
+            isn_key: SipKey::new(secret[0], secret[1]),
+            cookie_key: SipKey::new(
+                secret[1].rotate_left(17) ^ 0x5bd1_e995,
+                secret[0].rotate_left(31) ^ 0x1b87_3593,
+            ),
+        }
+    }
+
+    /// RFC 6528 §3: `ISN = M + F(localip, localport, remoteip, remoteport, secretkey)`,
+    /// with M the number of 4 µs ticks since the engine's epoch.
+    pub fn isn(&self, tuple: &FourTuple, now_us: u64) -> u32 {
+        let m = (now_us / 4) as u32;
+        let f = self.isn_key.hash_words(tuple_words(tuple, 0), 12) as u32;
+        m.wrapping_add(f)
+    }
+
+    /// The sequence number of a SYN-ACK sent without state: 5 bits of time
+    /// counter, 3 bits of MSS index and 24 bits of keyed hash over the
+    /// 4-tuple, the peer's ISN and the counter.
+    pub fn cookie(
+        &self,
+        tuple: &FourTuple,
+        peer_isn: u32,
+        peer_mss: u16,
+        now_s: u64,
+    ) -> (u32, u16) {
+        let count = (now_s / COOKIE_PERIOD_S) as u32 & 0x1f;
+        let idx = COOKIE_MSS.iter().rposition(|&m| m <= peer_mss).unwrap_or(0);
+        let hash = self.cookie_hash(tuple, peer_isn, count);
+        let cookie = (count << 27) | ((idx as u32) << 24) | hash;
+        (cookie, COOKIE_MSS[idx])
+    }
+
+    /// Checks the cookie echoed in a handshake ACK (`SEG.ACK - 1`). Returns
+    /// the MSS it carries when it is genuine and fresh.
+    pub fn check_cookie(
+        &self,
+        tuple: &FourTuple,
+        peer_isn: u32,
+        cookie: u32,
+        now_s: u64,
+    ) -> Option<u16> {
+        let now_count = (now_s / COOKIE_PERIOD_S) as u32 & 0x1f;
+        let count = cookie >> 27;
+        let age = now_count.wrapping_sub(count) & 0x1f;
+        if age > COOKIE_MAX_AGE_PERIODS {
+            return None;
+        }
+        let idx = ((cookie >> 24) & 0x7) as usize;
+        (self.cookie_hash(tuple, peer_isn, count) == cookie & 0x00ff_ffff).then(|| COOKIE_MSS[idx])
+    }
+
+    fn cookie_hash(&self, tuple: &FourTuple, peer_isn: u32, count: u32) -> u32 {
+        let mut words = tuple_words(tuple, peer_isn);
+        words[2] = u64::from(count);
+        (self.cookie_key.hash_words(words, 20) as u32) & 0x00ff_ffff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn tuple(port: u16) -> FourTuple {
+        FourTuple {
+            local_addr: Ipv4Addr::new(198, 18, 0, 1),
+            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
+            local_port: 80,
+            remote_port: port,
+        }
+    }
+
+    #[test]
+    fn isn_advances_with_the_clock_and_differs_per_tuple() {
+        let g = IsnGenerator::new([1, 2]);
+        let a = g.isn(&tuple(1000), 0);
+        assert_eq!(g.isn(&tuple(1000), 4_000), a.wrapping_add(1_000));
+        assert_ne!(g.isn(&tuple(1001), 0), a);
+        assert_ne!(
+            IsnGenerator::new([3, 4]).isn(&tuple(1000), 0),
+            a,
+            "secret changes F"
+        );
+    }
+
+    #[test]
+    fn cookie_round_trips_and_rejects_forgeries() {
+        let g = IsnGenerator::new([7, 9]);
+        let t = tuple(40_000);
+        let (c, mss) = g.cookie(&t, 12345, 1460, 1_000);
+        assert_eq!(mss, 1460);
+        assert_eq!(g.check_cookie(&t, 12345, c, 1_000), Some(1460));
+        assert_eq!(
+            g.check_cookie(&t, 12345, c, 1_000 + COOKIE_PERIOD_S),
+            Some(1460),
+            "one period old"
+        );
+        assert_eq!(
+            g.check_cookie(&t, 12345, c, 1_000 + 2 * COOKIE_PERIOD_S),
+            None,
+            "too old"
+        );
+        assert_eq!(g.check_cookie(&t, 12346, c, 1_000), None, "other peer ISN");
+        assert_eq!(
+            g.check_cookie(&tuple(40_001), 12345, c, 1_000),
+            None,
+            "other tuple"
+        );
+        assert_eq!(g.check_cookie(&t, 12345, c ^ 1, 1_000), None, "flipped bit");
+        let (_, small) = g.cookie(&t, 1, 600, 0);
+        assert_eq!(small, 536, "MSS rounds down to a value the peer accepts");
+    }
+}
