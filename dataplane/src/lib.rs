@@ -8,6 +8,7 @@
 //! an argument. `unsafe` is allowed only under `sys`.
 #![deny(unsafe_code)]
 
+pub mod engine;
 pub mod sys;
 pub mod table;
 pub mod tcp;

@@ -1,0 +1,238 @@
+//! The engine's client-facing vocabulary: requests in, completions out.
+//!
+//! These are plain Rust values, mapped 1:1 onto the shared-memory ABI by the
+//! ring layer (a `Vec<u8>` here is an arena chunk there). This module owns
+//! only the types and their invariants; it performs no work. Every request
+//! gets exactly one completion carrying its `user_data`; events (accepted,
+//! data, peer closed, reset, progress) are extra completions with
+//! [`Completion::is_event`] set.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use lingerd_abi::Errno;
+
+use crate::table::Handle;
+use crate::tcp::linger::Linger;
+
+/// A client of the engine (one attached process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u16);
+
+/// The daemon itself: owns nothing, may act on every connection
+/// (`close_matching` from `lingerd ctl`).
+pub const ADMIN_CLIENT: ClientId = ClientId(u16::MAX);
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Open a listener on a local port. Completes with the listener handle.
+    Listen {
+        /// The local port.
+        port: u16,
+        /// The most handshakes in progress before SYN cookies take over.
+        backlog: u32,
+    },
+    /// Active open. Completes (`Connected`) when established, or with
+    /// ECONNREFUSED / ETIMEDOUT.
+    Connect {
+        /// The peer.
+        remote: SocketAddrV4,
+        /// Our port; `None` picks an ephemeral one.
+        local_port: Option<u16>,
+    },
+    /// Queue data. Completes at once: OK when queued whole, ENOBUFS (nothing
+    /// queued) when the send buffer has no room, ESHUTDOWN after shutdown.
+    Send {
+        /// The connection.
+        handle: Handle,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The client consumed `len` bytes of delivered data: the receive window
+    /// opens by as much.
+    RecvDone {
+        /// The connection.
+        handle: Handle,
+        /// Bytes consumed.
+        len: u32,
+    },
+    /// `shutdown(how)`, `how` raw so that a bad value reaches EINVAL.
+    Shutdown {
+        /// The connection.
+        handle: Handle,
+        /// 0 = RECEIVE, 1 = SEND, 2 = BOTH.
+        how: u8,
+    },
+    /// `SO_LINGER`, time in milliseconds (≤ 65,535 s).
+    SetLinger {
+        /// The connection.
+        handle: Handle,
+        /// The new setting.
+        linger: Linger,
+    },
+    /// `SO_DONTLINGER`.
+    SetDontLinger {
+        /// The connection.
+        handle: Handle,
+        /// TRUE = do not linger.
+        dont: bool,
+    },
+    /// Read the linger setting; completes with [`Detail::Linger`].
+    GetLinger {
+        /// The connection.
+        handle: Handle,
+    },
+    /// `closesocket` (CLOSE-SEMANTICS.md §2).
+    Close {
+        /// The connection or listener.
+        handle: Handle,
+        /// A non-blocking close fails with EWOULDBLOCK instead of lingering.
+        nonblocking: bool,
+    },
+    /// Hard close whatever the linger setting (§3).
+    Abort {
+        /// The connection.
+        handle: Handle,
+    },
+    /// Bulk teardown (§6). Completes once with [`Detail::Count`].
+    CloseMatching {
+        /// Which connections.
+        filter: Filter,
+        /// How to close them.
+        mode: MatchMode,
+        /// Closes per second; 0 = as fast as the engine allows.
+        pace_per_s: u32,
+    },
+}
+
+/// Bulk teardown filter; every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Our address within this prefix.
+    pub local: Option<Prefix>,
+    /// The peer's address within this prefix.
+    pub remote: Option<Prefix>,
+    /// Our port.
+    pub local_port: Option<u16>,
+    /// The peer's port.
+    pub remote_port: Option<u16>,
+    /// States to match (a bit per [`crate::tcp::State`]); 0 = any.
+    pub states: u16,
+    /// Idle for at least this long (no segment received or sent).
+    pub min_idle_ms: u32,
+}
+
+/// An IPv4 prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    /// The network address.
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Whether `addr` lies within the prefix. A length over 32 matches
+    /// nothing (validated at request time, so it never gets here).
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        match self.len {
+            0 => true,
+            1..=32 => {
+                let mask = u32::MAX << (32 - u32::from(self.len));
+                u32::from(addr) & mask == u32::from(self.addr) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How `close_matching` closes what it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchMode {
+    /// Background graceful close (FIN), bounded by the orphan timeout.
+    Graceful,
+    /// Hard close (RST).
+    Abort,
+    /// Graceful, hard-closed when `ms` expire.
+    Linger {
+        /// The deadline from the moment each connection is closed.
+        ms: u32,
+    },
+}
+
+/// How a close ended (CLOSE-SEMANTICS.md §2 rule 5, extended).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// The peer acknowledged all data and our FIN.
+    Graceful,
+    /// The close returned at once; the graceful close goes on in the
+    /// background (linger off, or a non-blocking close after shutdown).
+    Background,
+    /// The linger deadline expired; RST sent.
+    AbortedLinger,
+    /// A hard close was asked for (or forced by unread data).
+    Aborted,
+    /// The peer reset the connection first.
+    ResetByPeer,
+}
+
+/// What a completion says beyond its result code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Nothing more.
+    None,
+    /// `GetLinger`'s answer.
+    Linger(Linger),
+    /// A close finished.
+    Closed(CloseOutcome),
+    /// `CloseMatching` finished, or progressed (event), with this many closes.
+    Count(u64),
+    /// Event: a connection was accepted on listener `listener`.
+    Accepted {
+        /// The listener it arrived on.
+        listener: Handle,
+        /// The peer.
+        remote: SocketAddrV4,
+    },
+    /// `Connect` succeeded, from this local port.
+    Connected {
+        /// Our port.
+        local_port: u16,
+    },
+    /// Event: in-order data from the peer.
+    Data(Vec<u8>),
+    /// Event: the peer sent FIN (end of stream).
+    PeerClosed,
+    /// Event: the connection was reset (by the peer: ECONNRESET; or aborted
+    /// by a timeout: ECONNABORTED / ETIMEDOUT, in `result`).
+    Reset,
+}
+
+/// One entry of a client's completion queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// Who it is for.
+    pub client: ClientId,
+    /// The request's `user_data` (for events: the listen or connect request's).
+    pub user_data: u64,
+    /// The handle concerned (a fresh one for `Listen`, `Connect`, accepts).
+    pub handle: Handle,
+    /// Result code.
+    pub result: Errno,
+    /// Extra information.
+    pub detail: Detail,
+    /// An unsolicited event rather than the answer to a request.
+    pub is_event: bool,
+}
+
+/// What the engine does with a client's connections when it goes away.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientExitPolicy {
+    /// Each connection's own linger setting, as an OS does at process exit.
+    #[default]
+    Linger,
+    /// Background graceful close for all.
+    Graceful,
+    /// Hard close for all.
+    Abort,
+}

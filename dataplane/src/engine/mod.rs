@@ -1,0 +1,3 @@
+//! The per-queue TCP engine (being assembled): see `api` for its vocabulary.
+
+pub mod api;
