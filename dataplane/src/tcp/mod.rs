@@ -8,4 +8,6 @@
 pub mod isn;
 pub mod linger;
 pub mod rtt;
+pub mod sendbuf;
 pub mod siphash;
+pub mod state;
