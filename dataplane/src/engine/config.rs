@@ -1,0 +1,135 @@
+//! The engine's configuration: addresses, TCP timers and sizes, close defaults.
+//!
+//! It owns the values and their defaults; the daemon's YAML layer fills them
+//! in and validates ranges. The engine reads them; nothing here performs I/O.
+
+use std::net::Ipv4Addr;
+
+use crate::tcp::linger::Linger;
+use crate::tcp::rtt::RtoBounds;
+use crate::wire::EthernetAddress;
+
+/// One address the engine answers for, with its on-link prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalAddr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The on-link prefix length (peers inside it are reached directly).
+    pub prefix_len: u8,
+}
+
+impl LocalAddr {
+    /// Whether `other` is on this address's link.
+    pub fn on_link(&self, other: Ipv4Addr) -> bool {
+        crate::engine::api::Prefix { addr: self.addr, len: self.prefix_len }.contains(other)
+    }
+}
+
+/// What an RST received in TIME-WAIT does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeWaitRst {
+    /// RFC 9293 §3.10.7.4: the RST closes the connection at once.
+    #[default]
+    Close,
+    /// RFC 1337 (TIME-WAIT assassination hazards): ignore it, keep waiting.
+    Ignore,
+}
+
+/// TCP timers, sizes and policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Our MSS (what we advertise; the peer's caps what we send).
+    pub mss: u16,
+    /// TIME-WAIT length (2×MSL).
+    pub time_wait_ms: u32,
+    /// Bound on a background graceful close (CLOSE-SEMANTICS.md §2 rule 4).
+    pub orphan_timeout_ms: u32,
+    /// How long a handshake may sit in SYN-RECEIVED.
+    pub syn_received_timeout_ms: u32,
+    /// SYN retransmissions before a connect fails with ETIMEDOUT.
+    pub syn_retries: u8,
+    /// Data retransmissions before the connection is aborted (ETIMEDOUT).
+    pub max_retransmits: u8,
+    /// RTO bounds (RFC 6298).
+    pub rto: RtoBounds,
+    /// Delayed-ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms).
+    pub delayed_ack_ms: u32,
+    /// Send buffer per connection, bytes.
+    pub send_buffer: u32,
+    /// Receive buffer per connection, bytes (bounds the window we advertise).
+    pub recv_buffer: u32,
+    /// Window scale shift we offer (RFC 7323 §2.3), 0..=14.
+    pub window_shift: u8,
+    /// Offer and use timestamps (RFC 7323).
+    pub timestamps: bool,
+    /// RST in TIME-WAIT policy.
+    pub time_wait_rst: TimeWaitRst,
+    /// Challenge ACKs a connection may send per second (RFC 5961 §7); the
+    /// budget is per connection, never global (a global one is a side channel).
+    pub challenge_acks_per_s: u16,
+    /// Ephemeral port range for active opens, inclusive.
+    pub ephemeral_ports: (u16, u16),
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            time_wait_ms: 60_000,
+            orphan_timeout_ms: 60_000,
+            syn_received_timeout_ms: 30_000,
+            syn_retries: 6,
+            max_retransmits: 15,
+            rto: RtoBounds::default(),
+            delayed_ack_ms: 40,
+            send_buffer: 64 * 1024,
+            recv_buffer: 64 * 1024,
+            window_shift: 7,
+            timestamps: true,
+            time_wait_rst: TimeWaitRst::Close,
+            challenge_acks_per_s: 10,
+            ephemeral_ports: (32_768, 60_999),
+        }
+    }
+}
+
+/// Everything one queue engine needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The core (queue) number, the top byte of every handle it issues.
+    pub core: u8,
+    /// Our MAC address.
+    pub mac: EthernetAddress,
+    /// Addresses we answer for.
+    pub addrs: Vec<LocalAddr>,
+    /// Next hop for destinations off every local link.
+    pub gateway: Option<Ipv4Addr>,
+    /// Connection table size (listeners included).
+    pub max_connections: u32,
+    /// TCP parameters.
+    pub tcp: TcpConfig,
+    /// Linger setting of a new connection.
+    pub default_linger: Linger,
+    /// Secret for ISNs and SYN cookies (RFC 6528), from the OS's randomness.
+    pub isn_secret: [u64; 2],
+    /// Secret key of the 4-tuple hash.
+    pub hash_key: u64,
+}
+
+impl EngineConfig {
+    /// A configuration with defaults for one address; tests and benches
+    /// start here and adjust.
+    pub fn new(core: u8, mac: EthernetAddress, addr: LocalAddr) -> EngineConfig {
+        EngineConfig {
+            core,
+            mac,
+            addrs: vec![addr],
+            gateway: None,
+            max_connections: 1 << 16,
+            tcp: TcpConfig::default(),
+            default_linger: Linger::default(),
+            isn_secret: [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344],
+            hash_key: 0xa409_3822_299f_31d0,
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The ARP neighbour cache (RFC 826) of one engine.
+//!
+//! It owns IPv4 → MAC mappings with expiry, the rate limit on our own ARP
+//! requests, and the list of connections waiting for a resolution. It learns
+//! from ARP and from the Ethernet source of IPv4 frames from on-link hosts.
+//! It never sends anything itself: the engine asks what to send.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use crate::table::Handle;
+use crate::wire::EthernetAddress;
+
+/// How long a learned mapping is trusted.
+pub const ENTRY_LIFETIME_MS: u64 = 60_000;
+/// At most one ARP request per address per this interval.
+pub const REQUEST_INTERVAL_MS: u64 = 1_000;
+/// Bound on connections parked waiting for resolutions.
+pub const MAX_WAITING: usize = 4_096;
+/// Bound on the cache size; beyond it the oldest half is dropped.
+pub const MAX_ENTRIES: usize = 65_536;
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    mac: Option<EthernetAddress>,
+    expires_ms: u64,
+    last_request_ms: Option<u64>,
+}
+
+/// One engine's neighbour cache.
+#[derive(Debug, Default)]
+pub struct NeighborCache {
+    entries: HashMap<Ipv4Addr, Entry>,
+    waiting: Vec<Handle>,
+}
+
+impl NeighborCache {
+    /// The MAC of `ip`, if known and fresh.
+    pub fn lookup(&self, ip: Ipv4Addr, now_ms: u64) -> Option<EthernetAddress> {
+        self.entries.get(&ip).filter(|e| e.expires_ms > now_ms).and_then(|e| e.mac)
+    }
+
+    /// Records `ip` at `mac`. Returns true when this resolved an address we
+    /// did not know (waiting connections should be retried).
+    pub fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now_ms: u64) -> bool {
+        if !mac.is_unicast() {
+            return false;
+        }
+        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip) {
+            self.entries.retain(|_, e| e.expires_ms > now_ms);
+        }
+        if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip) {
+            return false;
+        }
+        let entry = self.entries.entry(ip).or_insert(Entry { mac: None, expires_ms: 0, last_request_ms: None });
+        let was_unknown = entry.mac.is_none() || entry.expires_ms <= now_ms;
+        entry.mac = Some(mac);
+        entry.expires_ms = now_ms.saturating_add(ENTRY_LIFETIME_MS);
+        was_unknown
+    }
+
+    /// Whether an ARP request for `ip` should go out now (rate limited).
+    pub fn should_request(&mut self, ip: Ipv4Addr, now_ms: u64) -> bool {
+        let entry = self.entries.entry(ip).or_insert(Entry { mac: None, expires_ms: 0, last_request_ms: None });
+        match entry.last_request_ms {
+            Some(t) if now_ms.saturating_sub(t) < REQUEST_INTERVAL_MS => false,
+            _ => {
+                entry.last_request_ms = Some(now_ms);
+                true
+            }
+        }
+    }
+
+    /// Parks a connection until some address resolves. Returns false when the
+    /// waiting list is full (the retransmission timer will try again).
+    pub fn park(&mut self, handle: Handle) -> bool {
+        if self.waiting.len() >= MAX_WAITING || self.waiting.contains(&handle) {
+            return false;
+        }
+        self.waiting.push(handle);
+        true
+    }
+
+    /// Takes every parked connection (after a resolution).
+    pub fn take_waiting(&mut self) -> Vec<Handle> {
+        std::mem::take(&mut self.waiting)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+
+    #[test]
+    fn learn_lookup_expire() {
+        let mut c = NeighborCache::default();
+        let ip = Ipv4Addr::new(198, 18, 0, 2);
+        assert_eq!(c.lookup(ip, 0), None);
+        assert!(c.learn(ip, MAC, 0));
+        assert!(!c.learn(ip, MAC, 10), "already known");
+        assert_eq!(c.lookup(ip, ENTRY_LIFETIME_MS - 1), Some(MAC));
+        assert_eq!(c.lookup(ip, ENTRY_LIFETIME_MS + 10), None);
+        assert!(!c.learn(ip, EthernetAddress::BROADCAST, 0), "never learn a broadcast MAC");
+    }
+
+    #[test]
+    fn requests_are_rate_limited() {
+        let mut c = NeighborCache::default();
+        let ip = Ipv4Addr::new(198, 18, 0, 9);
+        assert!(c.should_request(ip, 5));
+        assert!(!c.should_request(ip, 5 + REQUEST_INTERVAL_MS - 1));
+        assert!(c.should_request(ip, 5 + REQUEST_INTERVAL_MS));
+    }
+
+    #[test]
+    fn parking_is_bounded_and_deduplicated() {
+        let mut c = NeighborCache::default();
+        let h = Handle::new(0, 1, 1);
+        assert!(c.park(h));
+        assert!(!c.park(h));
+        assert_eq!(c.take_waiting(), vec![h]);
+        assert!(c.take_waiting().is_empty());
+    }
+}

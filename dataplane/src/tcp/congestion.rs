@@ -1,0 +1,147 @@
+//! Congestion control: slow start, congestion avoidance, fast retransmit and
+//! NewReno fast recovery (RFC 5681, RFC 6582), initial window per RFC 6928.
+//!
+//! It owns cwnd, ssthresh, the duplicate-ACK count and the recovery point.
+//! It decides *whether* to retransmit; the connection decides *what* and
+//! performs the send. Byte counts are u32; sequence numbers are
+//! [`SeqNumber`]s.
+
+use crate::wire::SeqNumber;
+
+/// What the connection must do after an ACK was processed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckAction {
+    /// Nothing special.
+    None,
+    /// Retransmit the first unacknowledged segment now (fast retransmit on
+    /// the third duplicate ACK, or a partial ACK during recovery).
+    RetransmitFirst,
+}
+
+/// NewReno state for one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewReno {
+    /// Congestion window, bytes.
+    pub cwnd: u32,
+    /// Slow-start threshold, bytes.
+    pub ssthresh: u32,
+    /// Highest sequence number sent when recovery began (RFC 6582 `recover`).
+    pub recover: SeqNumber,
+    /// Consecutive duplicate ACKs.
+    pub dupacks: u8,
+    /// Inside fast recovery.
+    pub in_recovery: bool,
+}
+
+impl NewReno {
+    /// RFC 6928 initial window: min(10×MSS, max(2×MSS, 14600)).
+    pub fn new(mss: u32, iss: SeqNumber) -> NewReno {
+        let iw = (10 * mss).min((2 * mss).max(14_600));
+        NewReno { cwnd: iw, ssthresh: u32::MAX, recover: iss, dupacks: 0, in_recovery: false }
+    }
+
+    /// New data was acknowledged: `acked` bytes, cumulative ACK now `ack`.
+    pub fn on_new_ack(&mut self, acked: u32, ack: SeqNumber, mss: u32) -> AckAction {
+        self.dupacks = 0;
+        if self.in_recovery {
+            if ack.diff(self.recover) >= 0 {
+                // RFC 6582 §3.2 step 3, full acknowledgment: deflate.
+                self.in_recovery = false;
+                self.cwnd = self.ssthresh;
+                return AckAction::None;
+            }
+            // Partial acknowledgment: retransmit the next hole, deflate by
+            // the amount acknowledged, add back one MSS (step 3, partial).
+            self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
+            return AckAction::RetransmitFirst;
+        }
+        if self.cwnd < self.ssthresh {
+            // RFC 5681 §3.1 slow start (appropriate byte counting, L = 1 SMSS).
+            self.cwnd = self.cwnd.saturating_add(acked.min(mss));
+        } else {
+            // Congestion avoidance: about one MSS per RTT.
+            let inc = (u64::from(mss) * u64::from(mss) / u64::from(self.cwnd.max(1))).max(1);
+            self.cwnd = self.cwnd.saturating_add(inc as u32);
+        }
+        AckAction::None
+    }
+
+    /// A duplicate ACK (RFC 5681 §2 definition) arrived. `flight` is bytes
+    /// outstanding, `ack` the duplicated ACK, `snd_max` the highest sequence
+    /// number sent.
+    pub fn on_dup_ack(&mut self, flight: u32, ack: SeqNumber, snd_max: SeqNumber, mss: u32) -> AckAction {
+        self.dupacks = self.dupacks.saturating_add(1);
+        if self.in_recovery {
+            // RFC 5681 §3.2 step 4: inflate for each segment that left.
+            self.cwnd = self.cwnd.saturating_add(mss);
+            return AckAction::None;
+        }
+        // RFC 6582 §3.2 step 2: enter recovery only when the ACK covers more
+        // than `recover`, so one loss episode never halves cwnd twice.
+        if self.dupacks == 3 && ack.wrapping_add(u32::MAX).diff(self.recover) >= 0 {
+            self.ssthresh = (flight / 2).max(2 * mss);
+            self.cwnd = self.ssthresh + 3 * mss;
+            self.recover = snd_max;
+            self.in_recovery = true;
+            return AckAction::RetransmitFirst;
+        }
+        AckAction::None
+    }
+
+    /// The retransmission timer expired (RFC 5681 §3.1 eq. 4, RFC 6582 §3.2 step 4).
+    pub fn on_timeout(&mut self, flight: u32, snd_max: SeqNumber, mss: u32) {
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = mss;
+        self.recover = snd_max;
+        self.in_recovery = false;
+        self.dupacks = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: u32 = 1000;
+
+    #[test]
+    fn slow_start_then_avoidance() {
+        let mut c = NewReno::new(MSS, SeqNumber(0));
+        assert_eq!(c.cwnd, 10 * MSS);
+        c.on_new_ack(MSS, SeqNumber(1000), MSS);
+        assert_eq!(c.cwnd, 11 * MSS);
+        c.ssthresh = c.cwnd;
+        c.on_new_ack(MSS, SeqNumber(2000), MSS);
+        assert_eq!(c.cwnd, 11 * MSS + MSS / 11);
+    }
+
+    #[test]
+    fn three_dupacks_enter_recovery_once_and_full_ack_exits() {
+        let mut c = NewReno::new(MSS, SeqNumber(0));
+        let (ack, max) = (SeqNumber(5000), SeqNumber(15000));
+        assert_eq!(c.on_dup_ack(10 * MSS, ack, max, MSS), AckAction::None);
+        assert_eq!(c.on_dup_ack(10 * MSS, ack, max, MSS), AckAction::None);
+        assert_eq!(c.on_dup_ack(10 * MSS, ack, max, MSS), AckAction::RetransmitFirst);
+        assert!(c.in_recovery);
+        assert_eq!(c.ssthresh, 5 * MSS);
+        assert_eq!(c.cwnd, 8 * MSS);
+        c.on_dup_ack(10 * MSS, ack, max, MSS);
+        assert_eq!(c.cwnd, 9 * MSS, "inflation");
+        assert_eq!(c.on_new_ack(2 * MSS, SeqNumber(7000), MSS), AckAction::RetransmitFirst, "partial ACK");
+        assert!(c.in_recovery);
+        assert_eq!(c.on_new_ack(8 * MSS, max, MSS), AckAction::None);
+        assert!(!c.in_recovery);
+        assert_eq!(c.cwnd, 5 * MSS);
+    }
+
+    #[test]
+    fn timeout_collapses_the_window() {
+        let mut c = NewReno::new(MSS, SeqNumber(0));
+        c.on_timeout(8 * MSS, SeqNumber(8000), MSS);
+        assert_eq!((c.cwnd, c.ssthresh), (MSS, 4 * MSS));
+        // Dup ACKs for data below `recover` do not start another recovery.
+        for _ in 0..3 {
+            assert_eq!(c.on_dup_ack(MSS, SeqNumber(4000), SeqNumber(8000), MSS), AckAction::None);
+        }
+    }
+}

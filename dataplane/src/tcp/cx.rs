@@ -1,0 +1,70 @@
+//! The effects context a connection's logic runs in.
+//!
+//! It owns nothing: it borrows the engine's completion queue, counters,
+//! buffer pool and configuration for the duration of one event, so the
+//! connection logic in `tcp` can post completions and count without knowing
+//! the engine. It is the only door from `tcp` back into the engine.
+
+use std::collections::VecDeque;
+
+use lingerd_abi::Errno;
+
+use super::sendbuf::SendBufPool;
+use super::tcb::Tcb;
+use crate::engine::api::{ClientId, Completion, Detail};
+use crate::engine::config::TcpConfig;
+use crate::engine::counters::Counters;
+use crate::table::Handle;
+
+/// What one event may touch.
+pub(crate) struct Cx<'a> {
+    /// The current time, ms since the engine's epoch.
+    pub(crate) now_ms: u64,
+    /// The connection's handle.
+    pub(crate) handle: Handle,
+    /// TCP parameters.
+    pub(crate) cfg: &'a TcpConfig,
+    /// Counters.
+    pub(crate) counters: &'a mut Counters,
+    /// Completion queue.
+    pub(crate) completions: &'a mut VecDeque<Completion>,
+    /// Send buffer pool.
+    pub(crate) pool: &'a mut SendBufPool,
+}
+
+impl Cx<'_> {
+    /// Posts the answer to a request.
+    pub(crate) fn complete(&mut self, client: ClientId, user_data: u64, result: Errno, detail: Detail) {
+        self.completions.push_back(Completion {
+            client,
+            user_data,
+            handle: self.handle,
+            result,
+            detail,
+            is_event: false,
+        });
+    }
+
+    /// Posts an event for the connection's owner, unless the client already
+    /// closed the handle (no event follows an accepted close).
+    pub(crate) fn event(&mut self, tcb: &Tcb, result: Errno, detail: Detail) {
+        if tcb.flags.has(super::tcb::TcbFlags::ORPHAN) {
+            return;
+        }
+        self.completions.push_back(Completion {
+            client: tcb.owner,
+            user_data: tcb.user_data,
+            handle: self.handle,
+            result,
+            detail,
+            is_event: true,
+        });
+    }
+
+    /// Releases the connection's send buffer to the pool.
+    pub(crate) fn release_send(&mut self, tcb: &mut Tcb) {
+        if let Some(buf) = tcb.send.take() {
+            self.pool.put(buf);
+        }
+    }
+}
