@@ -1,3 +1,342 @@
-//! The per-queue TCP engine (being assembled): see `api` for its vocabulary.
+//! The per-queue TCP engine: one per NIC queue, owned by one core.
+//!
+//! [`QueueEngine`] owns that queue's connection table, timing wheel,
+//! listeners, neighbour cache and the queues between it and its clients. It
+//! is sans-IO: frames, requests and the time come in as arguments, frames and
+//! completions go out through `poll_*`. Protocol decisions for a connection
+//! are made in [`crate::tcp`]; this module routes frames and requests to the
+//! right record and carries out what `tcp` decides (free, reply, transmit,
+//! re-arm). It may not read clocks, sockets or threads.
 
 pub mod api;
+pub mod config;
+pub mod counters;
+mod matching;
+pub mod neighbor;
+mod requests;
+mod rx;
+mod tx;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use api::{ClientId, Completion};
+use config::EngineConfig;
+use counters::Counters;
+use neighbor::NeighborCache;
+
+use crate::table::{FourTuple, Handle, Table};
+use crate::tcp::cx::Cx;
+use crate::tcp::input::{Ctl, Disposition};
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::sendbuf::SendBufPool;
+use crate::tcp::state::State;
+use crate::tcp::tcb::{NEVER, Tcb, TcbFlags};
+use crate::tcp::{output, timers};
+use crate::timer::Wheel;
+use crate::wire::{ArpOperation, ControlSegment, EthernetAddress, SeqNumber};
+
+/// A listener: where passive opens on a port go.
+#[derive(Clone, Copy, Debug)]
+struct Listener {
+    handle: Handle,
+    backlog: u32,
+    /// Handshakes in SYN-RECEIVED (beyond `backlog`, SYN cookies answer).
+    pending: u32,
+}
+
+/// A frame that needs no connection record: RSTs, ARP, cookie SYN-ACKs.
+#[derive(Clone, Copy, Debug)]
+enum CtlFrame {
+    /// A TCP control segment from `local`.
+    Tcp { local: std::net::Ipv4Addr, seg: ControlSegment },
+    /// An ARP request or reply.
+    Arp {
+        op: ArpOperation,
+        target_mac: EthernetAddress,
+        target_ip: std::net::Ipv4Addr,
+        sender_ip: std::net::Ipv4Addr,
+    },
+    /// A SYN-ACK carrying a SYN cookie.
+    CookieSynAck { tuple: FourTuple, seq: SeqNumber, ack: SeqNumber, mss: u16 },
+}
+
+/// Bound on queued control frames answering peers (responder RSTs, ARP,
+/// challenge-free replies); beyond it they are dropped and counted. RSTs of
+/// our own closes are never dropped.
+const MAX_REPLY_FRAMES: usize = 1 << 16;
+
+/// One queue's TCP engine.
+///
+/// # Call order (the shell's loop)
+/// 1. `handle_rx(now, frame)` for each received frame (a burst);
+/// 2. `handle_request(now, client, user_data, request)` for client requests;
+/// 3. `handle_timeout(now)` when `poll_timeout()` is at or before `now`;
+/// 4. `poll_transmit(now, buf)` until `None`, sending each frame;
+/// 5. `poll_completion()` until `None`, delivering each to its client.
+///
+/// `now` must never go backwards. All methods are bounded: a single call
+/// never walks the whole table (bulk work is sliced by `handle_timeout`).
+#[derive(Debug)]
+pub struct QueueEngine {
+    cfg: EngineConfig,
+    epoch: Instant,
+    table: Table<Tcb>,
+    wheel: Wheel,
+    neighbors: NeighborCache,
+    isn: IsnGenerator,
+    listeners: HashMap<u16, Listener>,
+    ctl: VecDeque<CtlFrame>,
+    tx_list: VecDeque<Handle>,
+    completions: VecDeque<Completion>,
+    counters: Counters,
+    pool: SendBufPool,
+    jobs: VecDeque<matching::MatchJob>,
+    next_ephemeral: u16,
+    scratch: Vec<u8>,
+    rst_templates: Vec<(std::net::Ipv4Addr, EthernetAddress, crate::wire::RstTemplate)>,
+}
+
+impl QueueEngine {
+    /// An engine with an empty table; `now` becomes its epoch.
+    pub fn new(cfg: EngineConfig, now: Instant) -> QueueEngine {
+        let table = Table::with_capacity(cfg.core, cfg.max_connections, cfg.hash_key);
+        let pool = SendBufPool::new(cfg.tcp.send_buffer as usize, 4096);
+        let next_ephemeral = cfg.tcp.ephemeral_ports.0;
+        QueueEngine {
+            isn: IsnGenerator::new(cfg.isn_secret),
+            table,
+            wheel: Wheel::new(0),
+            neighbors: NeighborCache::default(),
+            listeners: HashMap::new(),
+            ctl: VecDeque::new(),
+            tx_list: VecDeque::new(),
+            completions: VecDeque::new(),
+            counters: Counters::default(),
+            pool,
+            jobs: VecDeque::new(),
+            next_ephemeral,
+            scratch: vec![0; usize::from(cfg.tcp.mss).max(536)],
+            rst_templates: Vec::new(),
+            epoch: now,
+            cfg,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Records in the table (connections in any state, listeners, handles
+    /// of dead connections not yet closed by their client).
+    pub fn connection_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Armed connection timers.
+    pub fn timers_armed(&self) -> usize {
+        self.wheel.len()
+    }
+
+    /// Frames waiting for `poll_transmit` (control frames plus connections
+    /// with output): the shell's backpressure signal.
+    pub fn tx_backlog(&self) -> usize {
+        self.ctl.len() + self.tx_list.len()
+    }
+
+    /// Bytes of memory held by the table (records, index, free list).
+    pub fn table_memory_bytes(&self) -> usize {
+        self.table.memory_bytes()
+    }
+
+    /// The state of a connection, for tests and `ctl conns`.
+    pub fn state(&self, handle: Handle) -> Option<State> {
+        self.table.get(handle).map(|t| t.state)
+    }
+
+    /// The 4-tuple of a connection.
+    pub fn tuple(&self, handle: Handle) -> Option<FourTuple> {
+        self.table.tuple(handle)
+    }
+
+    /// Counts records per state (bounded by the table size; for metrics and
+    /// tests, not for the hot path).
+    pub fn states_histogram(&self) -> [u64; 11] {
+        let mut h = [0u64; 11];
+        for slot in 0..self.table.slots_in_use() {
+            if let Some(t) = self.table.handle_at(slot).and_then(|hd| self.table.get(hd)) {
+                h[t.state as usize] += 1;
+            }
+        }
+        h
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    fn instant_at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    /// The next completion for a client, in order.
+    #[must_use]
+    pub fn poll_completion(&mut self) -> Option<Completion> {
+        self.completions.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called (`None`: only when
+    /// something arrives).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let wheel = self.wheel.next_deadline().map(|ms| self.instant_at(ms));
+        let jobs = self.jobs.iter().map(|j| self.instant_at(j.next_run_ms())).min();
+        match (wheel, jobs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs expired timers and a slice of bulk teardown work.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now_ms = self.now_ms(now);
+        while let Some(slot) = self.wheel.poll_expired(&mut self.table, now_ms) {
+            let Some(handle) = self.table.handle_at(slot) else { continue };
+            let d = self.with_conn(handle, now_ms, timers::on_timer);
+            self.apply(handle, d, now_ms);
+        }
+        self.run_jobs(now_ms);
+    }
+
+    /// Runs `f` on the connection with an effects context. The record must
+    /// exist.
+    fn with_conn(&mut self, handle: Handle, now_ms: u64, f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> Disposition) -> Disposition {
+        let Some(tuple) = self.table.tuple(handle) else { return Disposition::Keep };
+        let listener = self.listeners.get(&tuple.local_port).map(|l| l.handle);
+        let Some(tcb) = self.table.get_mut(handle) else { return Disposition::Keep };
+        let mut cx = Cx {
+            now_ms,
+            handle,
+            tuple,
+            listener,
+            cfg: &self.cfg.tcp,
+            counters: &mut self.counters,
+            completions: &mut self.completions,
+            pool: &mut self.pool,
+        };
+        f(tcb, &mut cx)
+    }
+
+    /// Carries out a disposition, then re-files the timer and queues output.
+    fn apply(&mut self, handle: Handle, d: Disposition, now_ms: u64) {
+        let tuple = self.table.tuple(handle);
+        let reply = |ctl: Ctl| {
+            tuple.map(|t| CtlFrame::Tcp {
+                local: t.local_addr,
+                seg: ControlSegment {
+                    remote_ip: t.remote_addr,
+                    local_port: t.local_port,
+                    remote_port: t.remote_port,
+                    seq: ctl.seq,
+                    ack: ctl.ack,
+                    flags: ctl.flags,
+                    window: 0,
+                },
+            })
+        };
+        match d {
+            Disposition::Keep => {}
+            Disposition::Reply(ctl) => {
+                if let Some(f) = reply(ctl) {
+                    self.push_reply(f);
+                }
+            }
+            Disposition::Free => {
+                self.free(handle);
+                return;
+            }
+            Disposition::ResetAndFree(ctl) => {
+                if let Some(f) = reply(ctl) {
+                    self.ctl.push_back(f);
+                }
+                self.free(handle);
+                return;
+            }
+            Disposition::Unindex => self.table.unindex(handle),
+            Disposition::ResetAndUnindex(ctl) => {
+                if let Some(f) = reply(ctl) {
+                    self.ctl.push_back(f);
+                }
+                self.table.unindex(handle);
+            }
+            Disposition::Reopen => {
+                self.free(handle);
+                return;
+            }
+        }
+        self.sync(handle, now_ms);
+    }
+
+    /// Re-files the connection's earliest deadline and queues it for
+    /// transmission when it has output.
+    fn sync(&mut self, handle: Handle, _now_ms: u64) {
+        let slot = handle.slot();
+        let Some(tcb) = self.table.get_mut(handle) else { return };
+        let deadline = tcb.next_deadline();
+        let wants_tx = output::has_output(tcb) && !tcb.flags.has(TcbFlags::ON_TX_LIST);
+        if wants_tx {
+            tcb.flags.set(TcbFlags::ON_TX_LIST);
+        }
+        if wants_tx {
+            self.tx_list.push_back(handle);
+        }
+        use crate::timer::TimerStore;
+        let armed = self.table.timer_link(slot).deadline();
+        if deadline == NEVER {
+            if armed.is_some() {
+                self.wheel.cancel(&mut self.table, slot);
+            }
+        } else if armed != Some(deadline) {
+            self.wheel.arm(&mut self.table, slot, deadline);
+        }
+    }
+
+    /// Frees a record: cancels its timer, returns its buffer, updates the
+    /// listener's handshake count.
+    fn free(&mut self, handle: Handle) {
+        let port = self.table.tuple(handle).map(|t| t.local_port);
+        if let Some(mut tcb) = self.table.remove_cancelling(handle, &mut self.wheel) {
+            if let Some(buf) = tcb.send.take() {
+                self.pool.put(buf);
+            }
+            if tcb.state == State::SynReceived && !tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
+                if let Some(l) = port.and_then(|p| self.listeners.get_mut(&p)) {
+                    l.pending = l.pending.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// Queues a control frame answering a peer; bounded.
+    fn push_reply(&mut self, f: CtlFrame) {
+        if self.ctl.len() >= MAX_REPLY_FRAMES {
+            self.counters.tx_ctl_overflow += 1;
+        } else {
+            self.ctl.push_back(f);
+        }
+    }
+
+    /// Posts a completion for `client`.
+    fn complete(&mut self, client: ClientId, user_data: u64, handle: Handle, result: lingerd_abi::Errno, detail: api::Detail) {
+        if result != lingerd_abi::Errno::Ok {
+            self.counters.requests_failed += 1;
+        }
+        self.completions.push_back(Completion { client, user_data, handle, result, detail, is_event: false });
+    }
+}

@@ -14,7 +14,7 @@ use super::tcb::Tcb;
 use crate::engine::api::{ClientId, Completion, Detail};
 use crate::engine::config::TcpConfig;
 use crate::engine::counters::Counters;
-use crate::table::Handle;
+use crate::table::{FourTuple, Handle};
 
 /// What one event may touch.
 pub(crate) struct Cx<'a> {
@@ -22,6 +22,10 @@ pub(crate) struct Cx<'a> {
     pub(crate) now_ms: u64,
     /// The connection's handle.
     pub(crate) handle: Handle,
+    /// The connection's 4-tuple.
+    pub(crate) tuple: FourTuple,
+    /// For a passive open: the listener it arrived on.
+    pub(crate) listener: Option<Handle>,
     /// TCP parameters.
     pub(crate) cfg: &'a TcpConfig,
     /// Counters.

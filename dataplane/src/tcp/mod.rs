@@ -2,12 +2,24 @@
 //! semantics, RFC 5961 validation, RTO and congestion control, ISNs.
 //!
 //! It owns protocol decisions for one connection at a time. It may not touch
-//! ports, rings or clocks: the engine hands it parsed segments, requests and
-//! the current time, and collects what it wants to send.
+//! ports, rings, tables or clocks: the engine hands it parsed segments,
+//! requests and the current time through [`cx::Cx`], and collects what it
+//! wants to send ([`output`]) and what to do with the record
+//! ([`input::Disposition`]).
 
+pub mod close;
+pub mod congestion;
+pub(crate) mod cx;
+pub(crate) mod input;
 pub mod isn;
 pub mod linger;
+pub(crate) mod output;
 pub mod rtt;
 pub mod sendbuf;
 pub mod siphash;
 pub mod state;
+pub mod tcb;
+pub(crate) mod timers;
+
+pub use state::State;
+pub use tcb::Tcb;

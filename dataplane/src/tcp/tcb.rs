@@ -19,59 +19,71 @@ pub const NEVER: u64 = u64::MAX;
 
 /// Per-connection flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TcbFlags(pub u16);
+pub struct TcbFlags(pub u32);
 
 impl TcbFlags {
     /// The client closed the handle (it is dead to the client); the record
     /// lives on only for the protocol.
-    pub const ORPHAN: u16 = 1 << 0;
+    pub const ORPHAN: u32 = 1 << 0;
     /// `shutdown(RECEIVE)`: more data from the peer resets the connection.
-    pub const SHUT_RD: u16 = 1 << 1;
+    pub const SHUT_RD: u32 = 1 << 1;
     /// `shutdown(SEND)` or close: a FIN goes after the queued data.
-    pub const FIN_QUEUED: u16 = 1 << 2;
+    pub const FIN_QUEUED: u32 = 1 << 2;
     /// Our FIN has been sent (it occupies SND.NXT - 1 until acknowledged).
-    pub const FIN_SENT: u16 = 1 << 3;
+    pub const FIN_SENT: u32 = 1 << 3;
     /// An ACK must go out at the next transmit opportunity.
-    pub const NEED_ACK: u16 = 1 << 4;
+    pub const NEED_ACK: u32 = 1 << 4;
     /// The connection is on the engine's transmit list.
-    pub const ON_TX_LIST: u16 = 1 << 5;
+    pub const ON_TX_LIST: u32 = 1 << 5;
     /// Timestamps were negotiated (RFC 7323).
-    pub const TIMESTAMPS: u16 = 1 << 6;
+    pub const TIMESTAMPS: u32 = 1 << 6;
     /// A blocking linger close waits for the graceful close to finish.
-    pub const CLOSE_PENDING: u16 = 1 << 7;
+    pub const CLOSE_PENDING: u32 = 1 << 7;
     /// A connect request waits for the handshake.
-    pub const CONNECT_PENDING: u16 = 1 << 8;
+    pub const CONNECT_PENDING: u32 = 1 << 8;
     /// The SYN (or SYN-ACK) must be (re)sent.
-    pub const NEED_SYN: u16 = 1 << 9;
+    pub const NEED_SYN: u32 = 1 << 9;
     /// We opened actively (SYN-SENT came first).
-    pub const ACTIVE_OPEN: u16 = 1 << 10;
+    pub const ACTIVE_OPEN: u32 = 1 << 10;
     /// The peer reset the connection (state is Closed; the client's handle
     /// stays valid until it closes it).
-    pub const PEER_RESET: u16 = 1 << 11;
+    pub const PEER_RESET: u32 = 1 << 11;
     /// The connection was aborted by a timeout (retransmissions, handshake).
-    pub const TIMED_OUT: u16 = 1 << 12;
+    pub const TIMED_OUT: u32 = 1 << 12;
     /// The peer's FIN arrived.
-    pub const FIN_RECEIVED: u16 = 1 << 13;
+    pub const FIN_RECEIVED: u32 = 1 << 13;
     /// A segment is being timed for an RTT sample (Karn: never a retransmission).
-    pub const RTT_TIMING: u16 = 1 << 14;
+    pub const RTT_TIMING: u32 = 1 << 14;
     /// The send side was shut down by the client (sends fail with ESHUTDOWN).
-    pub const SHUT_WR: u16 = 1 << 15;
+    pub const SHUT_WR: u32 = 1 << 15;
+    /// The lifetime deadline is a linger deadline of a close that already
+    /// returned (CLOSE-SEMANTICS.md §2 rule 3c): expiry counts as a linger abort.
+    pub const LINGER_DEADLINE: u32 = 1 << 16;
+    /// Retransmit the first unacknowledged segment once (fast retransmit,
+    /// NewReno partial ACK) without rewinding SND.NXT.
+    pub const RETRANSMIT_ONE: u32 = 1 << 17;
+    /// Send a zero-window probe (one byte beyond the window) now.
+    pub const PROBE: u32 = 1 << 18;
+    /// The connection was reset by us (shutdown(RECEIVE) with data waiting,
+    /// data after shutdown): the handle stays valid, operations fail with
+    /// ECONNABORTED.
+    pub const LOCAL_ABORT: u32 = 1 << 19;
 
     /// Whether all bits of `f` are set.
     #[inline]
-    pub fn has(self, f: u16) -> bool {
+    pub fn has(self, f: u32) -> bool {
         self.0 & f == f
     }
 
     /// Sets the bits of `f`.
     #[inline]
-    pub fn set(&mut self, f: u16) {
+    pub fn set(&mut self, f: u32) {
         self.0 |= f;
     }
 
     /// Clears the bits of `f`.
     #[inline]
-    pub fn clear(&mut self, f: u16) {
+    pub fn clear(&mut self, f: u32) {
         self.0 &= !f;
     }
 }
@@ -209,7 +221,14 @@ impl Tcb {
     /// Sequence space outstanding (sent, not acknowledged), SYN/FIN included.
     #[inline]
     pub fn flight(&self) -> u32 {
-        self.snd_nxt.wrapping_sub(self.snd_una)
+        self.snd_nxt.distance_from(self.snd_una)
+    }
+
+    /// The client gave the handle up or is closing it: no events, and data
+    /// from the peer can no longer be delivered.
+    #[inline]
+    pub fn closed_by_client(&self) -> bool {
+        self.flags.0 & (TcbFlags::ORPHAN | TcbFlags::CLOSE_PENDING) != 0
     }
 
     /// Whether everything we queued and our FIN (if any) is acknowledged.

@@ -1,0 +1,272 @@
+//! Client requests: validation of handles and arguments, then the matching
+//! operation (CLOSE-SEMANTICS.md §1–§5).
+//!
+//! It owns the rules that apply before a connection's logic runs: the handle
+//! must be this core's, alive, not closed, and the caller's (ENOTSOCK,
+//! EPERM); arguments must be in range (EINVAL). Every request gets exactly
+//! one completion, posted here or by the connection logic it calls.
+
+use std::net::SocketAddrV4;
+use std::time::Instant;
+
+use lingerd_abi::Errno;
+
+use super::api::{ADMIN_CLIENT, ClientId, Detail, Request};
+use super::{Listener, QueueEngine};
+use crate::table::{FourTuple, Handle, InsertError};
+use crate::tcp::close;
+use crate::tcp::input::Disposition;
+use crate::tcp::linger::MAX_LINGER_MS;
+use crate::tcp::state::State;
+use crate::tcp::tcb::{Tcb, TcbFlags};
+use crate::wire::SeqNumber;
+
+/// Which requests a handle with a blocking close pending still takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Ordinary requests: EINPROGRESS while a close is pending.
+    Normal,
+    /// Abort: escalates a pending close.
+    Escalate,
+}
+
+impl QueueEngine {
+    /// Takes one client request. Its completion (exactly one) is posted now
+    /// or later; see [`Request`] for when.
+    pub fn handle_request(&mut self, now: Instant, client: ClientId, user_data: u64, request: Request) {
+        let now_ms = self.now_ms(now);
+        match request {
+            Request::Listen { port, backlog } => self.listen(now_ms, client, user_data, port, backlog),
+            Request::Connect { remote, local_port } => self.connect(now, now_ms, client, user_data, remote, local_port),
+            Request::Send { handle, data } => self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                let e = if let Some(e) = close::dead_error(tcb) {
+                    e
+                } else if tcb.flags.has(TcbFlags::SHUT_WR) {
+                    Errno::Shutdown
+                } else if !tcb.state.can_send() {
+                    Errno::NotConn
+                } else {
+                    let buf = tcb.send.get_or_insert_with(|| cx.pool.get());
+                    if buf.push(&data) { Errno::Ok } else { Errno::NoBufs }
+                };
+                if tcb.queued() == 0 {
+                    cx.release_send(tcb);
+                }
+                cx.complete(client, user_data, e, Detail::None);
+                Disposition::Keep
+            }),
+            Request::RecvDone { handle, len } => {
+                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                    let before = tcb.receive_space(cx.cfg.recv_buffer);
+                    tcb.unconsumed = tcb.unconsumed.saturating_sub(len);
+                    let after = tcb.receive_space(cx.cfg.recv_buffer);
+                    // A window update when the window opens by an MSS or
+                    // from closed (RFC 9293 §3.8.6.2.2 receiver SWS rule).
+                    if tcb.state.can_receive() && (before == 0 || after - before >= u32::from(tcb.mss)) && after > before
+                    {
+                        tcb.flags.set(TcbFlags::NEED_ACK);
+                    }
+                    cx.complete(client, user_data, Errno::Ok, Detail::None);
+                    Disposition::Keep
+                })
+            }
+            Request::Shutdown { handle, how } => self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                close::shutdown(tcb, cx, user_data, how)
+            }),
+            Request::SetLinger { handle, linger } => {
+                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                    let e = match tcb.linger.set(linger.on, linger.ms) {
+                        Ok(()) => Errno::Ok,
+                        Err(_) => Errno::Inval,
+                    };
+                    cx.complete(client, user_data, e, Detail::None);
+                    Disposition::Keep
+                })
+            }
+            Request::SetDontLinger { handle, dont } => {
+                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                    tcb.linger.set_dont_linger(dont);
+                    cx.complete(client, user_data, Errno::Ok, Detail::None);
+                    Disposition::Keep
+                })
+            }
+            Request::GetLinger { handle } => self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                cx.complete(client, user_data, Errno::Ok, Detail::Linger(tcb.linger));
+                Disposition::Keep
+            }),
+            Request::Close { handle, nonblocking } => {
+                if self.is_listener(handle) {
+                    return self.close_listener(client, user_data, handle);
+                }
+                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                    close::close(tcb, cx, user_data, nonblocking)
+                })
+            }
+            Request::Abort { handle } => {
+                if self.is_listener(handle) {
+                    return self.close_listener(client, user_data, handle);
+                }
+                self.on_conn(now_ms, client, user_data, handle, Access::Escalate, |tcb, cx| {
+                    close::abort(tcb, cx, user_data)
+                })
+            }
+            Request::CloseMatching { filter, mode, pace_per_s } => {
+                self.start_match(now_ms, client, user_data, filter, mode, pace_per_s)
+            }
+        }
+    }
+
+    /// Checks `handle` for `client` (§5: ENOTSOCK, EPERM, EINPROGRESS).
+    fn check_handle(&self, client: ClientId, handle: Handle, access: Access) -> Result<(), Errno> {
+        if handle.core() != self.cfg.core {
+            return Err(Errno::NotSock);
+        }
+        let tcb = self.table.get(handle).ok_or(Errno::NotSock)?;
+        if tcb.flags.has(TcbFlags::ORPHAN) || tcb.state == State::Listen {
+            return Err(Errno::NotSock);
+        }
+        if tcb.owner != client && client != ADMIN_CLIENT {
+            return Err(Errno::Perm);
+        }
+        if tcb.flags.has(TcbFlags::CLOSE_PENDING) && access == Access::Normal {
+            return Err(Errno::InProgress);
+        }
+        Ok(())
+    }
+
+    /// Runs a request on a connection after validation, then carries out
+    /// the disposition.
+    fn on_conn(
+        &mut self,
+        now_ms: u64,
+        client: ClientId,
+        user_data: u64,
+        handle: Handle,
+        access: Access,
+        f: impl FnOnce(&mut Tcb, &mut crate::tcp::cx::Cx<'_>) -> Disposition,
+    ) {
+        if let Err(e) = self.check_handle(client, handle, access) {
+            self.complete(client, user_data, handle, e, Detail::None);
+            return;
+        }
+        let d = self.with_conn(handle, now_ms, f);
+        self.apply(handle, d, now_ms);
+    }
+
+    fn is_listener(&self, handle: Handle) -> bool {
+        handle.core() == self.cfg.core && self.table.get(handle).is_some_and(|t| t.state == State::Listen)
+    }
+
+    fn listen(&mut self, now_ms: u64, client: ClientId, user_data: u64, port: u16, backlog: u32) {
+        let none = Handle::from_raw(0);
+        if port == 0 || backlog == 0 {
+            return self.complete(client, user_data, none, Errno::Inval, Detail::None);
+        }
+        if self.listeners.contains_key(&port) {
+            return self.complete(client, user_data, none, Errno::AddrInUse, Detail::None);
+        }
+        let mut tcb = Tcb::new(client, self.cfg.default_linger, &self.cfg.tcp.rto, self.cfg.tcp.mss, SeqNumber(0), now_ms);
+        tcb.state = State::Listen;
+        tcb.user_data = user_data;
+        // Listeners are named by (0.0.0.0:port, 0.0.0.0:0), a tuple no
+        // segment can carry, so they never match a packet lookup.
+        let key = FourTuple {
+            local_addr: std::net::Ipv4Addr::UNSPECIFIED,
+            remote_addr: std::net::Ipv4Addr::UNSPECIFIED,
+            local_port: port,
+            remote_port: 0,
+        };
+        match self.table.insert(key, tcb) {
+            Ok(handle) => {
+                self.listeners.insert(port, Listener { handle, backlog, pending: 0 });
+                self.complete(client, user_data, handle, Errno::Ok, Detail::None);
+            }
+            Err(InsertError::Full) => self.complete(client, user_data, none, Errno::NoBufs, Detail::None),
+            Err(InsertError::Exists) => self.complete(client, user_data, none, Errno::AddrInUse, Detail::None),
+        }
+    }
+
+    /// Closes a listener (§2 rule 7). Handshakes in progress are refused
+    /// when they complete (they find no listener and are reset).
+    fn close_listener(&mut self, client: ClientId, user_data: u64, handle: Handle) {
+        let owner = self.table.get(handle).map(|t| t.owner);
+        if owner != Some(client) && client != ADMIN_CLIENT {
+            return self.complete(client, user_data, handle, Errno::Perm, Detail::None);
+        }
+        let port = self.table.tuple(handle).map(|t| t.local_port);
+        if let Some(p) = port {
+            self.listeners.remove(&p);
+        }
+        self.free(handle);
+        self.counters.closes_graceful += 1;
+        self.complete(client, user_data, handle, Errno::Ok, Detail::Closed(super::api::CloseOutcome::Graceful));
+    }
+
+    fn connect(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        client: ClientId,
+        user_data: u64,
+        remote: SocketAddrV4,
+        local_port: Option<u16>,
+    ) {
+        let none = Handle::from_raw(0);
+        let local_addr = self
+            .cfg
+            .addrs
+            .iter()
+            .find(|a| a.on_link(*remote.ip()))
+            .or(self.cfg.addrs.first())
+            .map(|a| a.addr);
+        let (Some(local_addr), true) = (local_addr, remote.port() != 0 && !remote.ip().is_unspecified()) else {
+            return self.complete(client, user_data, none, Errno::Inval, Detail::None);
+        };
+        let mut tuple = FourTuple { local_addr, remote_addr: *remote.ip(), local_port: 0, remote_port: remote.port() };
+        let port = match local_port {
+            Some(0) => return self.complete(client, user_data, none, Errno::Inval, Detail::None),
+            Some(p) => Some(p),
+            None => self.pick_ephemeral(&mut tuple),
+        };
+        let Some(port) = port else {
+            return self.complete(client, user_data, none, Errno::AddrInUse, Detail::None);
+        };
+        tuple.local_port = port;
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
+        let iss = SeqNumber(self.isn.isn(&tuple, now_us));
+        let mut tcb = Tcb::new(client, self.cfg.default_linger, &self.cfg.tcp.rto, self.cfg.tcp.mss, iss, now_ms);
+        tcb.state = State::SynSent;
+        tcb.user_data = user_data;
+        tcb.flags.set(TcbFlags::ACTIVE_OPEN | TcbFlags::CONNECT_PENDING | TcbFlags::NEED_SYN);
+        if self.cfg.tcp.window_shift > 0 {
+            tcb.rcv_wscale = self.cfg.tcp.window_shift;
+        }
+        match self.table.insert(tuple, tcb) {
+            Ok(handle) => self.sync(handle, now_ms),
+            Err(InsertError::Full) => self.complete(client, user_data, none, Errno::NoBufs, Detail::None),
+            Err(InsertError::Exists) => self.complete(client, user_data, none, Errno::AddrInUse, Detail::None),
+        }
+    }
+
+    /// An ephemeral port free for this (local, remote) pair, searched from a
+    /// rotating cursor over the configured range (RFC 6056 §3.3.2 style).
+    fn pick_ephemeral(&mut self, tuple: &mut FourTuple) -> Option<u16> {
+        let (lo, hi) = self.cfg.tcp.ephemeral_ports;
+        if lo == 0 || hi < lo {
+            return None;
+        }
+        let span = u32::from(hi - lo) + 1;
+        for _ in 0..span {
+            let p = self.next_ephemeral;
+            self.next_ephemeral = if p >= hi { lo } else { p + 1 };
+            tuple.local_port = p;
+            if self.table.lookup(tuple).is_none() && !self.listeners.contains_key(&p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Hard limits on a linger request, for callers that build one.
+    pub const MAX_LINGER_MS: u32 = MAX_LINGER_MS;
+}

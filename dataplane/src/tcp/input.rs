@@ -1,0 +1,508 @@
+//! Segment arrival for an existing connection: RFC 9293 §3.10.7.3 (SYN-SENT)
+//! and §3.10.7.4 (the synchronized states and SYN-RECEIVED), with the
+//! RFC 5961 checks on RST, SYN and ACK, and lingerd's close rules for data
+//! that can no longer be delivered.
+//!
+//! It owns the transitions a segment causes. It may not send anything itself:
+//! it sets flags (`NEED_ACK`, ...) that the output path turns into segments,
+//! and returns a [`Disposition`] for what needs the engine (freeing the
+//! record, a control segment built from the incoming one). Listeners and
+//! segments matching nothing are the engine's (`engine::rx`).
+
+use lingerd_abi::Errno;
+
+use super::close::{check_close_done, enter_time_wait, hard_close, local_abort};
+use super::cx::Cx;
+use super::state::State;
+use super::tcb::{NEVER, Tcb, TcbFlags};
+use crate::engine::api::{CloseOutcome, Detail};
+use crate::engine::config::TimeWaitRst;
+use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+
+/// A control segment to send, built from the connection's or the incoming
+/// segment's numbers; the engine adds the 4-tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ctl {
+    /// SEG.SEQ.
+    pub(crate) seq: SeqNumber,
+    /// SEG.ACK (zero when ACK is not set).
+    pub(crate) ack: SeqNumber,
+    /// RST or RST|ACK.
+    pub(crate) flags: TcpFlags,
+}
+
+impl Ctl {
+    /// `<SEQ=seq><CTL=RST>`.
+    pub(crate) fn rst(seq: SeqNumber) -> Ctl {
+        Ctl { seq, ack: SeqNumber(0), flags: TcpFlags::RST }
+    }
+
+    /// `<SEQ=seq><ACK=ack><CTL=RST,ACK>`.
+    pub(crate) fn rst_ack(seq: SeqNumber, ack: SeqNumber) -> Ctl {
+        Ctl { seq, ack, flags: TcpFlags::RST | TcpFlags::ACK }
+    }
+}
+
+/// What the engine must do with the record after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Keep it (re-file its timer, transmit if it has output).
+    Keep,
+    /// Keep it and send this control segment.
+    Reply(Ctl),
+    /// Free it now (no TIME-WAIT).
+    Free,
+    /// Send this control segment, then free it.
+    ResetAndFree(Ctl),
+    /// The connection is dead but the client still holds the handle: take it
+    /// out of the 4-tuple index and keep the record until the client closes.
+    Unindex,
+    /// As `Unindex`, and send this control segment first.
+    ResetAndUnindex(Ctl),
+    /// A new SYN ended a TIME-WAIT (RFC 6191 spirit): free the record, then
+    /// hand the segment to the listener as a fresh connection request.
+    Reopen,
+}
+
+/// Negotiates options from the peer's SYN or SYN-ACK (RFC 9293 §3.7.1,
+/// RFC 7323 §1.3: scaling and timestamps only when both SYNs carry them).
+pub(crate) fn negotiate(tcb: &mut Tcb, cx: &Cx<'_>, opts: &TcpOptions, we_offered: bool) {
+    let peer_mss = opts.mss.unwrap_or(536).max(64);
+    tcb.mss = peer_mss.min(cx.cfg.mss);
+    tcb.cc = super::congestion::NewReno::new(u32::from(tcb.mss), tcb.iss);
+    match opts.window_shift() {
+        Some(shift) if we_offered || cx.cfg.window_shift > 0 => {
+            tcb.snd_wscale = shift;
+            tcb.rcv_wscale = cx.cfg.window_shift;
+        }
+        _ => {
+            tcb.snd_wscale = 0;
+            tcb.rcv_wscale = 0;
+        }
+    }
+    match opts.timestamps {
+        Some((tsval, _)) if cx.cfg.timestamps => {
+            tcb.flags.set(TcbFlags::TIMESTAMPS);
+            tcb.ts_recent = tsval;
+        }
+        _ => tcb.flags.clear(TcbFlags::TIMESTAMPS),
+    }
+}
+
+/// Handles one segment for `tcb`.
+pub(crate) fn on_segment(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
+    tcb.last_active = cx.now_ms;
+    match tcb.state {
+        // Listeners are not in the 4-tuple index and dead records are taken
+        // out of it, so neither ever sees a segment.
+        State::Closed | State::Listen => Disposition::Keep,
+        State::SynSent => syn_sent(tcb, cx, seg),
+        _ => synchronized(tcb, cx, seg),
+    }
+}
+
+/// RFC 9293 §3.10.7.3.
+fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
+    let f = seg.flags;
+    // First: the ACK must acknowledge our SYN: ISS < SEG.ACK <= SND.NXT.
+    if f.ack() && !(seg.ack.diff(tcb.iss) > 0 && seg.ack.diff(tcb.snd_max) <= 0) {
+        if f.rst() {
+            return Disposition::Keep;
+        }
+        return Disposition::Reply(Ctl::rst(seg.ack));
+    }
+    // Second: an RST counts only if it acknowledges our SYN (RFC 5961 §3.2
+    // leaves SYN-SENT to this check).
+    if f.rst() {
+        if !f.ack() {
+            return Disposition::Keep;
+        }
+        super::close::fail_connect(tcb, cx, Errno::ConnRefused);
+        return Disposition::Free;
+    }
+    // Fourth: the SYN.
+    if !f.syn() {
+        return Disposition::Keep;
+    }
+    tcb.irs = seg.seq;
+    tcb.rcv_nxt = seg.seq.wrapping_add(1);
+    tcb.rcv_adv = tcb.rcv_nxt;
+    negotiate(tcb, cx, &seg.options, true);
+    if f.ack() {
+        tcb.snd_una = seg.ack;
+        if tcb.snd_nxt.diff(tcb.snd_una) < 0 {
+            tcb.snd_nxt = tcb.snd_una;
+        }
+        // RFC 7323 §2.2: the window in a SYN is never scaled.
+        set_window(tcb, seg, u32::from(seg.window));
+        sample_rtt(tcb, cx, seg);
+        tcb.rtx_at = NEVER;
+        tcb.flags.clear(TcbFlags::NEED_SYN);
+        tcb.state = State::Established;
+        tcb.flags.set(TcbFlags::NEED_ACK);
+        super::close::finish_connect(tcb, cx);
+    } else {
+        // Simultaneous open: answer with SYN-ACK from SYN-RECEIVED.
+        tcb.state = State::SynReceived;
+        tcb.flags.set(TcbFlags::NEED_SYN);
+        tcb.snd_nxt = tcb.iss;
+    }
+    Disposition::Keep
+}
+
+/// RFC 9293 §3.10.7.4 "Otherwise", in its order of checks.
+fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
+    let f = seg.flags;
+
+    // Retransmitted SYN while in SYN-RECEIVED: our SYN-ACK was lost.
+    if tcb.state == State::SynReceived && f.syn() && !f.ack() && !f.rst() && seg.seq == tcb.irs {
+        tcb.flags.set(TcbFlags::NEED_SYN);
+        return Disposition::Keep;
+    }
+    // A SYN in TIME-WAIT with a sequence number beyond the old connection's
+    // may start a new incarnation (RFC 6191 §2 without timestamps; RFC 9293
+    // §3.10.7.4 allows it).
+    if tcb.state == State::TimeWait && f.syn() && !f.ack() && !f.rst() && seg.seq.diff(tcb.rcv_nxt) > 0 {
+        return Disposition::Reopen;
+    }
+
+    // First: is the segment acceptable? RFC 9293 §3.10.7.4, the four cases.
+    let rcv_wnd = tcb.rcv_wnd();
+    let payload_len = seg.payload.len() as u32;
+    let seg_len = seg.segment_len();
+    let acceptable = if seg_len == 0 {
+        if rcv_wnd == 0 { seg.seq == tcb.rcv_nxt } else { seg.seq.is_in_window(tcb.rcv_nxt, rcv_wnd) }
+    } else if rcv_wnd == 0 {
+        // RFC 9293: with a zero window only ACKs, URGs and RSTs are
+        // processed; data is dropped below (the window has no room).
+        seg.seq == tcb.rcv_nxt
+    } else {
+        seg.seq.is_in_window(tcb.rcv_nxt, rcv_wnd)
+            || seg.seq.wrapping_add(seg_len - 1).is_in_window(tcb.rcv_nxt, rcv_wnd)
+    };
+    if !acceptable {
+        cx.counters.rx_unacceptable += 1;
+        if f.rst() {
+            return Disposition::Keep;
+        }
+        if tcb.state == State::TimeWait && f.fin() {
+            // A retransmitted FIN: ACK it again and restart 2×MSL.
+            tcb.close_at = cx.now_ms.saturating_add(u64::from(cx.cfg.time_wait_ms));
+        }
+        tcb.flags.set(TcbFlags::NEED_ACK);
+        return Disposition::Keep;
+    }
+
+    // Second: RST (RFC 5961 §3.2): exact match resets, anything else in the
+    // window earns a challenge ACK.
+    if f.rst() {
+        if seg.seq != tcb.rcv_nxt {
+            challenge_ack(tcb, cx);
+            return Disposition::Keep;
+        }
+        return on_reset(tcb, cx);
+    }
+
+    // Fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK.
+    if f.syn() {
+        challenge_ack(tcb, cx);
+        return Disposition::Keep;
+    }
+
+    // Fifth: ACK.
+    if !f.ack() {
+        return Disposition::Keep;
+    }
+    if tcb.state == State::SynReceived {
+        if !(seg.ack.diff(tcb.snd_una) > 0 && seg.ack.diff(tcb.snd_max) <= 0) {
+            return Disposition::Reply(Ctl::rst(seg.ack));
+        }
+        tcb.state = State::Established;
+        tcb.flags.clear(TcbFlags::NEED_SYN);
+        tcb.close_at = NEVER;
+        tcb.rtx_at = NEVER;
+        set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
+        if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
+            super::close::finish_connect(tcb, cx);
+        } else {
+            let Some(listener) = cx.listener else {
+                // The listener was closed during the handshake: connections
+                // not yet accepted are hard-closed (§2 rule 7).
+                return Disposition::ResetAndFree(Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+            };
+            cx.counters.accepted += 1;
+            let remote = std::net::SocketAddrV4::new(cx.tuple.remote_addr, cx.tuple.remote_port);
+            cx.event(tcb, Errno::Ok, Detail::Accepted { listener, remote });
+        }
+    }
+    if let Some(d) = on_ack(tcb, cx, seg) {
+        return d;
+    }
+
+    // Seventh: segment text.
+    let mut fin_in_order = f.fin();
+    if payload_len > 0 {
+        let start = seg.seq;
+        let skip = tcb.rcv_nxt.diff(start).max(0) as u32;
+        let room = rcv_wnd;
+        if skip > 0 && skip >= payload_len {
+            // Entirely old data (a retransmission): just ACK.
+            tcb.flags.set(TcbFlags::NEED_ACK);
+        } else if start.diff(tcb.rcv_nxt) > 0 {
+            // Out of order: no reassembly queue; a duplicate ACK asks for
+            // the hole (RFC 5681 §4.2 "immediately").
+            tcb.flags.set(TcbFlags::NEED_ACK);
+            fin_in_order = false;
+        } else if tcb.state.can_receive() {
+            if tcb.closed_by_client() || tcb.flags.has(TcbFlags::SHUT_RD) {
+                return data_after_close(tcb, cx);
+            }
+            let take = (payload_len - skip).min(room);
+            if take > 0 {
+                let data = &seg.payload[skip as usize..(skip + take) as usize];
+                tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(take);
+                tcb.unconsumed = tcb.unconsumed.saturating_add(take);
+                cx.event(tcb, Errno::Ok, Detail::Data(data.to_vec()));
+                schedule_ack(tcb, cx);
+            }
+            if skip + take < payload_len {
+                // Trimmed to the window: the FIN (if any) lies beyond it.
+                fin_in_order = false;
+                tcb.flags.set(TcbFlags::NEED_ACK);
+            }
+        } else {
+            // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent
+            // FIN, so new data is a protocol error; ignore it (RFC 9293).
+            fin_in_order = false;
+        }
+    }
+
+    // Eighth: FIN, only once everything before it has arrived.
+    if fin_in_order && seg.seq.wrapping_add(payload_len) == tcb.rcv_nxt {
+        on_fin(tcb, cx);
+    }
+    if tcb.state == State::Closed {
+        return Disposition::Free;
+    }
+    Disposition::Keep
+}
+
+/// The ACK field of a segment in a synchronized state. Returns a disposition
+/// when processing must stop here.
+fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Disposition> {
+    // RFC 5961 §5.2: acceptable when SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT
+    // (SND.NXT here is the highest sent, which a timeout does not rewind).
+    let beyond = seg.ack.diff(tcb.snd_max);
+    let behind = seg.ack.diff(tcb.snd_una);
+    if beyond > 0 || i64::from(behind) < -i64::from(tcb.max_snd_wnd) {
+        challenge_ack(tcb, cx);
+        return Some(Disposition::Keep);
+    }
+    let mss = u32::from(tcb.mss);
+    if behind > 0 {
+        let acked = behind as u32;
+        let fin_acked = tcb.flags.has(TcbFlags::FIN_SENT) && seg.ack == tcb.snd_max;
+        let data_acked = acked - u32::from(fin_acked);
+        if let Some(buf) = tcb.send.as_mut() {
+            buf.consume(data_acked as usize);
+        }
+        tcb.snd_una = seg.ack;
+        if tcb.snd_nxt.diff(tcb.snd_una) < 0 {
+            tcb.snd_nxt = tcb.snd_una;
+        }
+        sample_rtt(tcb, cx, seg);
+        if tcb.cc.on_new_ack(acked, seg.ack, mss) == super::congestion::AckAction::RetransmitFirst {
+            tcb.flags.set(TcbFlags::RETRANSMIT_ONE);
+        }
+        tcb.rtx_at = if tcb.flight() > 0 {
+            cx.now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)))
+        } else {
+            NEVER
+        };
+        if tcb.queued() == 0 {
+            cx.release_send(tcb);
+        }
+    } else if behind == 0
+        && seg.payload.is_empty()
+        && !seg.flags.fin()
+        && tcb.flight() > 0
+        && u32::from(seg.window) << tcb.snd_wscale == tcb.snd_wnd
+    {
+        // RFC 5681 §2: a duplicate ACK.
+        let flight = tcb.flight();
+        if tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss) == super::congestion::AckAction::RetransmitFirst {
+            tcb.flags.set(TcbFlags::RETRANSMIT_ONE);
+            cx.counters.fast_retransmits += 1;
+        }
+    }
+    // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ, or equal with
+    // SND.WL2 <= SEG.ACK).
+    if tcb.snd_wl1.diff(seg.seq) < 0 || (tcb.snd_wl1 == seg.seq && tcb.snd_wl2.diff(seg.ack) <= 0) {
+        let was_zero = tcb.snd_wnd == 0;
+        set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
+        if was_zero && tcb.snd_wnd > 0 && tcb.flight() == 0 {
+            // The persist timer is no longer needed.
+            tcb.rtx_at = NEVER;
+            tcb.flags.clear(TcbFlags::PROBE);
+        }
+    }
+    let our_fin_acked = tcb.flags.has(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max;
+    match tcb.state {
+        State::FinWait1 if our_fin_acked => {
+            tcb.state = State::FinWait2;
+            if tcb.flags.has(TcbFlags::ORPHAN) && !tcb.flags.has(TcbFlags::LINGER_DEADLINE) {
+                // An orphan's FIN-WAIT-2 is bounded (TESTING.md "every
+                // closing state bounded"); the orphan deadline already runs.
+                tcb.close_at = tcb.close_at.min(cx.now_ms.saturating_add(u64::from(cx.cfg.orphan_timeout_ms)));
+            }
+        }
+        State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
+        State::LastAck if our_fin_acked => {
+            check_close_done(tcb, cx);
+            tcb.state = State::Closed;
+            return Some(Disposition::Free);
+        }
+        _ => {}
+    }
+    check_close_done(tcb, cx);
+    None
+}
+
+fn set_window(tcb: &mut Tcb, seg: &TcpRepr<'_>, wnd: u32) {
+    tcb.snd_wnd = wnd;
+    tcb.max_snd_wnd = tcb.max_snd_wnd.max(wnd);
+    tcb.snd_wl1 = seg.seq;
+    tcb.snd_wl2 = seg.ack;
+}
+
+/// Takes an RTT sample from the timestamp echo (RFC 7323 §4) or from the
+/// timed segment (Karn's rule: never from a retransmission).
+fn sample_rtt(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
+    let now32 = cx.now_ms as u32;
+    if tcb.flags.has(TcbFlags::TIMESTAMPS) {
+        if let Some((tsval, tsecr)) = seg.options.timestamps {
+            if tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0 && seg.seq.diff(tcb.rcv_nxt) <= 0 {
+                tcb.ts_recent = tsval;
+            }
+            if tsecr != 0 {
+                let rtt = now32.wrapping_sub(tsecr);
+                if rtt < 60_000 {
+                    tcb.rtt.on_sample(rtt, &cx.cfg.rto);
+                    tcb.flags.clear(TcbFlags::RTT_TIMING);
+                    return;
+                }
+            }
+        }
+    }
+    if tcb.flags.has(TcbFlags::RTT_TIMING) && seg.ack.diff(tcb.rtt_seq) >= 0 {
+        tcb.rtt.on_sample(now32.wrapping_sub(tcb.rtt_start), &cx.cfg.rto);
+        tcb.flags.clear(TcbFlags::RTT_TIMING);
+    }
+}
+
+/// Delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): at least every second
+/// full-sized segment, and within `delayed_ack_ms`.
+fn schedule_ack(tcb: &mut Tcb, cx: &mut Cx<'_>) {
+    tcb.unacked_segments = tcb.unacked_segments.saturating_add(1);
+    if tcb.unacked_segments >= 2 {
+        tcb.flags.set(TcbFlags::NEED_ACK);
+    } else if tcb.ack_at == NEVER {
+        tcb.ack_at = cx.now_ms.saturating_add(u64::from(cx.cfg.delayed_ack_ms));
+    }
+}
+
+/// RFC 5961 §7: a challenge ACK, within the connection's own budget.
+fn challenge_ack(tcb: &mut Tcb, cx: &mut Cx<'_>) {
+    let now32 = cx.now_ms as u32;
+    if now32.wrapping_sub(tcb.challenge_window_start) >= 1_000 {
+        tcb.challenge_window_start = now32;
+        tcb.challenge_count = 0;
+    }
+    if tcb.challenge_count < cx.cfg.challenge_acks_per_s {
+        tcb.challenge_count += 1;
+        tcb.flags.set(TcbFlags::NEED_ACK);
+        cx.counters.challenge_acks += 1;
+    } else {
+        cx.counters.challenge_acks_suppressed += 1;
+    }
+}
+
+/// An acceptable RST (SEG.SEQ == RCV.NXT), per state (RFC 9293 §3.10.7.4 second).
+fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    cx.counters.rst_received += 1;
+    match tcb.state {
+        State::SynReceived => {
+            if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
+                super::close::fail_connect(tcb, cx, Errno::ConnRefused);
+            }
+            Disposition::Free
+        }
+        State::TimeWait => match cx.cfg.time_wait_rst {
+            TimeWaitRst::Close => Disposition::Free,
+            TimeWaitRst::Ignore => Disposition::Keep,
+        },
+        _ => {
+            cx.release_send(tcb);
+            if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
+                super::close::complete_close(tcb, cx, CloseOutcome::ResetByPeer);
+                return Disposition::Free;
+            }
+            if tcb.flags.has(TcbFlags::ORPHAN) {
+                return Disposition::Free;
+            }
+            // The client still holds the handle: tell it, keep the record
+            // (operations now fail with ECONNRESET) until it closes.
+            cx.event(tcb, Errno::ConnReset, Detail::Reset);
+            tcb.state = State::Closed;
+            tcb.flags.set(TcbFlags::PEER_RESET);
+            tcb.rtx_at = NEVER;
+            tcb.close_at = NEVER;
+            tcb.ack_at = NEVER;
+            Disposition::Unindex
+        }
+    }
+}
+
+/// Data arrived that can never be delivered: after close (RFC 9293 §3.10.7.4
+/// seventh; RFC 2525 §2.17) or after shutdown(RECEIVE) ([decision]: Winsock
+/// semantics, CLOSE-SEMANTICS.md §4). The connection is reset.
+fn data_after_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    cx.counters.rst_data_after_close += 1;
+    if tcb.closed_by_client() {
+        if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
+            super::close::complete_close(tcb, cx, CloseOutcome::Aborted);
+        }
+        let ctl = hard_close(tcb, cx);
+        return ctl.map_or(Disposition::Free, Disposition::ResetAndFree);
+    }
+    let ctl = local_abort(tcb, cx);
+    ctl.map_or(Disposition::Unindex, Disposition::ResetAndUnindex)
+}
+
+/// The peer's FIN, in order (RFC 9293 §3.10.7.4 eighth).
+fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
+    tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(1);
+    tcb.flags.set(TcbFlags::NEED_ACK | TcbFlags::FIN_RECEIVED);
+    let our_fin_acked = tcb.flags.has(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max;
+    match tcb.state {
+        State::SynReceived | State::Established => {
+            tcb.state = State::CloseWait;
+            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+                cx.event(tcb, Errno::Ok, Detail::PeerClosed);
+            }
+        }
+        State::FinWait1 => {
+            if our_fin_acked {
+                enter_time_wait(tcb, cx);
+            } else {
+                tcb.state = State::Closing;
+            }
+        }
+        State::FinWait2 => enter_time_wait(tcb, cx),
+        State::TimeWait => {
+            tcb.close_at = cx.now_ms.saturating_add(u64::from(cx.cfg.time_wait_ms));
+        }
+        _ => {}
+    }
+    check_close_done(tcb, cx);
+}

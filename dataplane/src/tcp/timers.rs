@@ -1,0 +1,116 @@
+//! What a connection does when one of its deadlines passes: retransmission
+//! and persist (RFC 6298 §5, RFC 9293 §3.8.6.1), delayed ACK, and the
+//! lifetime deadline (linger, orphan, TIME-WAIT, SYN-RECEIVED).
+//!
+//! It owns the expiry rules only; the engine's wheel decides *when* this
+//! runs (never before the earliest deadline, within the tick after it).
+
+use lingerd_abi::Errno;
+
+use super::close::{complete_close, fail_connect, hard_close};
+use super::cx::Cx;
+use super::input::Disposition;
+use super::state::State;
+use super::tcb::{NEVER, Tcb, TcbFlags};
+use crate::engine::api::{CloseOutcome, Detail};
+
+/// Runs every deadline of `tcb` that has passed.
+pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    let now = cx.now_ms;
+    if tcb.ack_at <= now {
+        tcb.ack_at = NEVER;
+        tcb.flags.set(TcbFlags::NEED_ACK);
+    }
+    if tcb.close_at <= now {
+        tcb.close_at = NEVER;
+        let d = on_lifetime_expired(tcb, cx);
+        if d != Disposition::Keep {
+            return d;
+        }
+    }
+    if tcb.rtx_at <= now {
+        tcb.rtx_at = NEVER;
+        return on_retransmit_timeout(tcb, cx);
+    }
+    Disposition::Keep
+}
+
+/// The lifetime deadline: TIME-WAIT over, handshake too slow, linger
+/// deadline (§2: RST, outcome ABORTED_LINGER), orphan timeout (rule 4).
+fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    match tcb.state {
+        State::TimeWait | State::Closed => Disposition::Free,
+        State::SynReceived if !tcb.flags.has(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
+        _ if tcb.flags.has(TcbFlags::CLOSE_PENDING) => {
+            complete_close(tcb, cx, CloseOutcome::AbortedLinger);
+            cx.counters.rst_linger_expired += 1;
+            let ctl = hard_close(tcb, cx);
+            ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
+        }
+        _ if tcb.flags.has(TcbFlags::ORPHAN) => {
+            if tcb.flags.has(TcbFlags::LINGER_DEADLINE) {
+                cx.counters.rst_linger_expired += 1;
+            } else {
+                cx.counters.orphan_timeouts += 1;
+            }
+            let ctl = hard_close(tcb, cx);
+            ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
+        }
+        _ => Disposition::Keep,
+    }
+}
+
+/// The retransmission timer (also the SYN retry and persist timer).
+fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    match tcb.state {
+        State::SynSent | State::SynReceived => {
+            if tcb.rtt.backoffs() >= cx.cfg.syn_retries {
+                if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
+                    fail_connect(tcb, cx, Errno::TimedOut);
+                }
+                return Disposition::Free;
+            }
+            tcb.rtt.on_timeout();
+            tcb.flags.set(TcbFlags::NEED_SYN);
+            cx.counters.retransmits += 1;
+            Disposition::Keep
+        }
+        State::Closed | State::Listen | State::TimeWait => Disposition::Keep,
+        _ => {
+            let flight = tcb.flight();
+            if flight == 0 {
+                if tcb.queued() > 0 && tcb.snd_wnd == 0 {
+                    // Persist: probe the zero window, backing off; probing
+                    // never gives up by itself (RFC 9293 §3.8.6.1), but an
+                    // orphan is bounded by its lifetime deadline.
+                    tcb.rtt.on_timeout();
+                    tcb.flags.set(TcbFlags::PROBE);
+                }
+                return Disposition::Keep;
+            }
+            if tcb.rtt.backoffs() >= cx.cfg.max_retransmits {
+                cx.counters.retransmit_timeouts += 1;
+                if tcb.closed_by_client() {
+                    complete_close(tcb, cx, CloseOutcome::Aborted);
+                    hard_close(tcb, cx);
+                    return Disposition::Free;
+                }
+                cx.event(tcb, Errno::TimedOut, Detail::Reset);
+                cx.release_send(tcb);
+                tcb.state = State::Closed;
+                tcb.flags.set(TcbFlags::TIMED_OUT);
+                tcb.close_at = NEVER;
+                tcb.ack_at = NEVER;
+                return Disposition::Unindex;
+            }
+            // RFC 6298 §5.4–5.6 and RFC 5681 §3.1: back off, collapse cwnd,
+            // go back to SND.UNA; Karn: stop timing.
+            tcb.cc.on_timeout(flight, tcb.snd_max, u32::from(tcb.mss));
+            tcb.rtt.on_timeout();
+            tcb.snd_nxt = tcb.snd_una;
+            tcb.flags.clear(TcbFlags::RTT_TIMING);
+            cx.counters.retransmits += 1;
+            Disposition::Keep
+        }
+    }
+}
