@@ -15,7 +15,18 @@
 
 pub mod checksum;
 
+mod arp;
+mod ethernet;
+
 use std::fmt;
+
+pub use arp::{
+    HEADER_LEN as ARP_LEN, Operation as ArpOperation, Packet as ArpPacket, Repr as ArpRepr,
+};
+pub use ethernet::{
+    EtherType, EthernetAddress, Frame as EthernetFrame, HEADER_LEN as ETHERNET_HEADER_LEN,
+    Repr as EthernetRepr,
+};
 
 /// Why a frame could not be parsed or built. One variant per drop counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
