@@ -17,6 +17,7 @@ pub mod checksum;
 
 mod arp;
 mod ethernet;
+mod ipv4;
 
 use std::fmt;
 
@@ -26,6 +27,9 @@ pub use arp::{
 pub use ethernet::{
     EtherType, EthernetAddress, Frame as EthernetFrame, HEADER_LEN as ETHERNET_HEADER_LEN,
     Repr as EthernetRepr,
+};
+pub use ipv4::{
+    HEADER_LEN as IPV4_HEADER_LEN, Packet as Ipv4Packet, Protocol as IpProtocol, Repr as Ipv4Repr,
 };
 
 /// Why a frame could not be parsed or built. One variant per drop counter.
