@@ -18,6 +18,7 @@ pub mod checksum;
 mod arp;
 mod ethernet;
 mod ipv4;
+mod rst;
 mod tcp;
 
 use std::fmt;
@@ -32,6 +33,7 @@ pub use ethernet::{
 pub use ipv4::{
     HEADER_LEN as IPV4_HEADER_LEN, Packet as Ipv4Packet, Protocol as IpProtocol, Repr as Ipv4Repr,
 };
+pub use rst::{ControlSegment, FRAME_LEN as RST_FRAME_LEN, RstTemplate, TTL as RST_TTL};
 pub use tcp::{
     Flags as TcpFlags, HEADER_LEN as TCP_HEADER_LEN, MAX_WINDOW_SHIFT, Options as TcpOptions,
     Packet as TcpPacket, Repr as TcpRepr, SeqNumber,
