@@ -106,7 +106,7 @@ impl ControlSegment {
             remote_port,
             seq,
             ack,
-            flags: Flags(Flags::RST.0 | Flags::ACK.0),
+            flags: Flags::RST.union(Flags::ACK),
             window: 0,
         }
     }

@@ -607,16 +607,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// (RFC 9293 §3.1 "Checksum"). False for a buffer over 65535 bytes.
     #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        let data = self.buffer.as_ref();
-        let Ok(len) = u16::try_from(data.len()) else {
-            return false;
-        };
-        let acc = checksum::add(
-            checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len),
-            checksum::sum(data),
-        );
-        checksum::fold(acc) == 0xffff
+        segment_sum(self.buffer.as_ref(), src, dst) == Some(0xffff)
     }
+}
+
+/// The folded sum of pseudo header and segment (RFC 9293 §3.1), or `None`
+/// for a segment too long for the pseudo header's 16-bit length.
+#[inline]
+fn segment_sum(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<u16> {
+    let len = u16::try_from(data.len()).ok()?;
+    Some(checksum::fold(checksum::add(
+        checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len),
+        checksum::sum(data),
+    )))
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
@@ -704,13 +707,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
         self.set_checksum(0);
-        let data = self.buffer.as_ref();
-        let len = u16::try_from(data.len()).expect("TCP segment longer than 65535 bytes");
-        let acc = checksum::add(
-            checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len),
-            checksum::sum(data),
-        );
-        self.set_checksum(checksum::finish(acc));
+        let sum = segment_sum(self.buffer.as_ref(), src, dst)
+            .expect("TCP segment longer than 65535 bytes");
+        self.set_checksum(!sum);
     }
 }
 
