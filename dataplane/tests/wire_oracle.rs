@@ -11,9 +11,9 @@ use etherparse::{
     PacketBuilder, SlicedPacket, TcpHeader, TcpOptionElement, TransportSlice,
 };
 use lingerd_dataplane::wire::{
-    ArpOperation, ArpPacket, ArpRepr, Error, EtherType, EthernetAddress, EthernetFrame,
-    EthernetRepr, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, SeqNumber, TcpFlags,
-    TcpOptions, TcpPacket, TcpRepr,
+    ArpOperation, ArpPacket, ArpRepr, Error, EthernetAddress, EthernetFrame, EthernetRepr,
+    Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, SeqNumber, TcpFlags, TcpOptions, TcpPacket,
+    TcpRepr,
 };
 use proptest::prelude::*;
 use wire_strategies::*;
@@ -189,25 +189,7 @@ proptest! {
         let template = RstTemplate::new(local_mac, gw_mac, local_ip);
         let mut bytes = [0u8; RST_FRAME_LEN];
         template.build_array(&mut bytes, &seg);
-        let tcp = TcpRepr {
-            src_port: seg.local_port,
-            dst_port: seg.remote_port,
-            seq: seg.seq,
-            ack: seg.ack,
-            flags: seg.flags,
-            window: if seg.flags.rst() { 0 } else { seg.window },
-            urgent: 0,
-            options: TcpOptions::default(),
-            payload: &[],
-        };
-        let ip = Ipv4Repr {
-            src_addr: local_ip,
-            dst_addr: seg.remote_ip,
-            protocol: lingerd_dataplane::wire::IpProtocol::Tcp,
-            payload_len: 20,
-            ttl: lingerd_dataplane::wire::RST_TTL,
-        };
-        let eth = EthernetRepr { src_addr: local_mac, dst_addr: gw_mac, ethertype: EtherType::Ipv4 };
+        let (eth, ip, tcp) = template_reprs(local_mac, gw_mac, local_ip, &seg);
         check_with_etherparse(&bytes, &eth, &ip, &tcp)?;
     }
 

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use lingerd_dataplane::wire::{
     ControlSegment, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
+    Ipv4Packet, Ipv4Repr, RST_TTL, SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
 };
 use proptest::prelude::*;
 
@@ -197,4 +197,38 @@ pub fn control_segment() -> impl Strategy<Value = ControlSegment> {
                 window,
             },
         )
+}
+
+/// What the ordinary emit path must be given to write the frame the RST
+/// template builds for `seg` (RST carries window 0; see `wire::rst`).
+pub fn template_reprs(
+    local_mac: EthernetAddress,
+    gw_mac: EthernetAddress,
+    local_ip: Ipv4Addr,
+    seg: &ControlSegment,
+) -> (EthernetRepr, Ipv4Repr, TcpRepr<'static>) {
+    let eth = EthernetRepr {
+        src_addr: local_mac,
+        dst_addr: gw_mac,
+        ethertype: EtherType::Ipv4,
+    };
+    let ip = Ipv4Repr {
+        src_addr: local_ip,
+        dst_addr: seg.remote_ip,
+        protocol: IpProtocol::Tcp,
+        payload_len: 20,
+        ttl: RST_TTL,
+    };
+    let tcp = TcpRepr {
+        src_port: seg.local_port,
+        dst_port: seg.remote_port,
+        seq: seg.seq,
+        ack: seg.ack,
+        flags: seg.flags,
+        window: if seg.flags.rst() { 0 } else { seg.window },
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload: &[],
+    };
+    (eth, ip, tcp)
 }
