@@ -1,0 +1,217 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! This module owns the one's-complement arithmetic every header checksum in
+//! `wire` is built from: a fast sum over a byte slice, the IPv4 pseudo-header
+//! sum, folding, and the RFC 1624 update used by the RST template. It knows no
+//! header layout and may not touch packet buffers other than reading the slice
+//! it is given.
+//!
+//! Vocabulary used throughout `wire`:
+//! - an *accumulator* is an unfolded `u64` one's-complement sum (carries are
+//!   folded back in as they happen, so any `u64` is a valid accumulator and
+//!   accumulators may be [`add`]ed);
+//! - a *sum* is an accumulator [`fold`]ed to 16 bits;
+//! - a *checksum* is the complement of a sum (`!sum`), the value stored in a
+//!   header field.
+//!
+//! [`fold`] never returns 0 for an accumulator built from data with at least
+//! one non-zero 16-bit word (one's-complement addition of non-negative values
+//! can only reach "negative zero", `0xFFFF`). Every IPv4 header (version
+//! nibble) and every TCP pseudo header (protocol 6) has such a word, so a
+//! stored checksum is never `0xFFFF` and the incremental update below is
+//! bit-exact against recomputation (RFC 1624 §3, §5).
+
+use std::net::Ipv4Addr;
+
+/// Adds two accumulators with end-around carry (RFC 1071 §2(A): one's
+/// complement addition is associative and commutative, so partial sums may be
+/// combined in any order).
+#[inline(always)]
+pub const fn add(a: u64, b: u64) -> u64 {
+    let (sum, carry) = a.overflowing_add(b);
+    sum + carry as u64
+}
+
+/// Folds an accumulator to a 16-bit one's-complement sum (RFC 1071 §4.1, the
+/// "fold 32-bit sum to 16 bits" loop, done from 64 bits).
+#[inline(always)]
+pub const fn fold(acc: u64) -> u16 {
+    // 2^16 - 1 divides 2^32 - 1 and 2^64 - 1, so folding halves keeps the
+    // value modulo 0xFFFF; each step shrinks the width, and the last two
+    // steps absorb the at-most-one-bit carries.
+    let acc = (acc >> 32) + (acc & 0xffff_ffff); // <= 33 bits
+    let acc = (acc >> 32) + (acc & 0xffff_ffff); // <= 32 bits
+    let acc = (acc >> 16) + (acc & 0xffff); // <= 17 bits
+    let acc = (acc >> 16) + (acc & 0xffff); // <= 16 bits
+    acc as u16
+}
+
+/// The accumulator of `data` read as big-endian 16-bit words; an odd final
+/// byte is padded with a zero byte on the right (RFC 1071 §1).
+///
+/// Eight bytes are added at a time as one big-endian `u64` word: the sum of
+/// 64-bit words modulo `2^64 - 1` folds to the same 16-bit sum as the sum of
+/// 16-bit words (RFC 1071 §2(B), byte order independence generalised to wider
+/// words). Two words per loop iteration keep two carries in flight.
+///
+/// Concatenation: `add(sum(a), sum(b)) == sum(a ++ b)` only when `a` has even
+/// length.
+#[inline]
+pub fn sum(data: &[u8]) -> u64 {
+    let mut acc0: u64 = 0;
+    let mut acc1: u64 = 0;
+    let mut chunks = data.chunks_exact(16);
+    for chunk in &mut chunks {
+        let (lo, hi) = chunk.split_at(8);
+        // Both conversions are infallible: `chunks_exact(16)` halves are 8 bytes.
+        let lo = u64::from_be_bytes(lo.try_into().unwrap_or([0; 8]));
+        let hi = u64::from_be_bytes(hi.try_into().unwrap_or([0; 8]));
+        acc0 = add(acc0, lo);
+        acc1 = add(acc1, hi);
+    }
+    let mut acc = add(acc0, acc1);
+    let rest = chunks.remainder();
+    let mut words = rest.chunks_exact(2);
+    for word in &mut words {
+        acc = add(acc, u64::from(u16::from_be_bytes([word[0], word[1]])));
+    }
+    if let [last] = words.remainder() {
+        acc = add(acc, u64::from(*last) << 8);
+    }
+    acc
+}
+
+/// The folded 16-bit one's-complement sum of `data` (not complemented).
+#[inline]
+pub fn data(data: &[u8]) -> u16 {
+    fold(sum(data))
+}
+
+/// The checksum to store for the data whose accumulator is `acc`.
+#[inline(always)]
+pub const fn finish(acc: u64) -> u16 {
+    !fold(acc)
+}
+
+/// The accumulator of the IPv4 pseudo header (RFC 9293 §3.1, "TCP
+/// checksum"; RFC 768 for UDP): source, destination, zero, protocol and the
+/// transport length (header plus data, excluding the pseudo header).
+#[inline]
+pub fn pseudo_header_ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u64 {
+    let words = |a: Ipv4Addr| {
+        let v = u32::from(a);
+        u64::from(v >> 16) + u64::from(v & 0xffff)
+    };
+    // At most six 16-bit values: no carry out of 64 bits is possible.
+    words(src) + words(dst) + u64::from(protocol) + u64::from(length)
+}
+
+/// RFC 1624 eqn. 3: the new checksum after one 16-bit word of the covered
+/// data changed from `old` to `new`: `HC' = ~(~HC + ~m + m')`.
+///
+/// Eqn. 3 (not eqn. 2) is used because it never produces the `0x0000` /
+/// `0xFFFF` mix-up of RFC 1624 §3: the result equals a full recomputation
+/// whenever the new data has a non-zero word (see the module doc).
+#[inline(always)]
+pub const fn update_u16(checksum: u16, old: u16, new: u16) -> u16 {
+    let acc = (!checksum) as u64 + (!old) as u64 + new as u64;
+    !fold(acc)
+}
+
+/// RFC 1624 eqn. 3 for a 32-bit field (two adjacent 16-bit words, at an even
+/// offset of the covered data), e.g. an address, SEQ or ACK.
+#[inline(always)]
+pub const fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
+    let acc = (!checksum) as u64
+        + (!(old >> 16) & 0xffff) as u64
+        + (!old & 0xffff) as u64
+        + (new >> 16) as u64
+        + (new & 0xffff) as u64;
+    !fold(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The straightforward RFC 1071 §4.1 loop, as a reference.
+    fn reference(data: &[u8]) -> u16 {
+        let mut acc: u32 = 0;
+        for pair in data.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            acc += u32::from(word);
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: the bytes 00 01 f2 03 f4 f5 f6 f7 sum to 0xddf2.
+        let bytes = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(data(&bytes), 0xddf2);
+        assert_eq!(finish(sum(&bytes)), !0xddf2);
+    }
+
+    #[test]
+    fn known_ipv4_header() {
+        // A classic example header; its checksum field is 0xb861.
+        let header = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(finish(sum(&header)), 0xb861);
+    }
+
+    #[test]
+    fn every_length_matches_reference() {
+        // Bytes chosen to generate many carries; all lengths 0..=70 exercise
+        // the 16-byte loop, the 2-byte loop and the odd byte.
+        let data_bytes: Vec<u8> = (0..70u32).map(|i| (0xff - (i * 7) % 13) as u8).collect();
+        for len in 0..=data_bytes.len() {
+            assert_eq!(
+                data(&data_bytes[..len]),
+                reference(&data_bytes[..len]),
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_ones_does_not_fold_to_zero() {
+        assert_eq!(data(&[0xff; 64]), 0xffff);
+        assert_eq!(data(&[]), 0);
+        assert_eq!(fold(u64::MAX), 0xffff);
+    }
+
+    #[test]
+    fn pseudo_header_matches_bytes() {
+        let src = Ipv4Addr::new(198, 18, 0, 1);
+        let dst = Ipv4Addr::new(198, 19, 255, 254);
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&src.octets());
+        bytes.extend_from_slice(&dst.octets());
+        bytes.extend_from_slice(&[0, 6, 0x05, 0xdc]);
+        assert_eq!(fold(pseudo_header_ipv4(src, dst, 6, 0x05dc)), data(&bytes));
+    }
+
+    #[test]
+    fn rfc1624_corner_case() {
+        // RFC 1624 §3's example: a header whose sum is 0xCD7A except for a
+        // field changing from 0x5555 to 0x3285; the stored checksum is 0xDD2F
+        // before and 0x0000 after. Eqn. 2 gives 0xFFFF, eqn. 3 gives 0x0000.
+        assert_eq!(update_u16(0xdd2f, 0x5555, 0x3285), 0x0000);
+    }
+
+    #[test]
+    fn update_u32_equals_two_u16_updates() {
+        let hc = 0x1234;
+        let (old, new) = (0xdead_beef_u32, 0x0102_0304_u32);
+        let twice = update_u16(
+            update_u16(hc, (old >> 16) as u16, (new >> 16) as u16),
+            old as u16,
+            new as u16,
+        );
+        assert_eq!(update_u32(hc, old, new), twice);
+    }
+}

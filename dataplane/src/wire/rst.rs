@@ -1,0 +1,336 @@
+//! The fast RST path: a prebuilt Ethernet + IPv4 + TCP frame per (local MAC,
+//! next-hop MAC, local IP) and a `build` that fills in the rest.
+//!
+//! Owns the 54-byte template and the precomputed checksum accumulators. A
+//! built frame is byte-identical to what the `Repr::emit` path writes for the
+//! same segment (DF, ID 0, TTL [`TTL`], data offset 5, no options, urgent 0),
+//! tested against it and against etherparse. It decides nothing about *when*
+//! to send or which SEQ/ACK to use: that is the engine's (RFC 9293 §3.10.7.1
+//! and the checklist in TESTING.md); it only refuses to put a non-zero window
+//! on an RST.
+//!
+//! Checksums are fixed up incrementally, never re-summed over the frame: the
+//! template's variable fields are zero, so RFC 1624 eqn. 3 for a field that
+//! goes from `m = 0` to `m'` reduces to adding `m'` to the complement of the
+//! template checksum (`~0` is negative zero). The template keeps those
+//! complements as unfolded accumulators; `build` adds the new field words
+//! (each address, port, SEQ, ACK word once) and folds once per checksum.
+
+use std::net::Ipv4Addr;
+
+use super::ethernet::{self, EtherType, EthernetAddress};
+use super::ipv4::{self, Protocol};
+use super::tcp::{self, Flags, SeqNumber};
+use super::{Error, Result, checksum};
+
+/// Length of a built frame: 14 + 20 + 20.
+pub const FRAME_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp::HEADER_LEN;
+
+/// The IPv4 TTL of template frames (Linux's default, `ip_default_ttl`).
+pub const TTL: u8 = 64;
+
+/// Offsets into the frame.
+mod field {
+    use core::ops::Range;
+
+    const IP: usize = 14;
+    const TCP: usize = 34;
+    pub(super) const IP_CHECKSUM: Range<usize> = IP + 10..IP + 12;
+    pub(super) const IP_DST: Range<usize> = IP + 16..IP + 20;
+    pub(super) const SRC_PORT: Range<usize> = TCP..TCP + 2;
+    pub(super) const DST_PORT: Range<usize> = TCP + 2..TCP + 4;
+    pub(super) const SEQ: Range<usize> = TCP + 4..TCP + 8;
+    pub(super) const ACK: Range<usize> = TCP + 8..TCP + 12;
+    pub(super) const FLAGS: usize = TCP + 13;
+    pub(super) const WINDOW: Range<usize> = TCP + 14..TCP + 16;
+    pub(super) const TCP_CHECKSUM: Range<usize> = TCP + 16..TCP + 18;
+    pub(super) const IP_HEADER: Range<usize> = IP..TCP;
+    pub(super) const TCP_HEADER: Range<usize> = TCP..TCP + 20;
+}
+
+/// The fields of a pure-header segment (no data, no options) to send from
+/// the template: an RST, RST|ACK, a bare ACK (challenge ACK, TIME_WAIT
+/// re-ACK) or FIN|ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlSegment {
+    /// The peer's address (IPv4 destination).
+    pub remote_ip: Ipv4Addr,
+    /// Our port (TCP source).
+    pub local_port: u16,
+    /// The peer's port (TCP destination).
+    pub remote_port: u16,
+    /// SEG.SEQ.
+    pub seq: SeqNumber,
+    /// SEG.ACK (sent as is; zero it when ACK is not set).
+    pub ack: SeqNumber,
+    /// Control bits.
+    pub flags: Flags,
+    /// SEG.WND, unscaled; ignored (sent as 0) when RST is set.
+    pub window: u16,
+}
+
+impl ControlSegment {
+    /// `<SEQ=seq><CTL=RST>` (RFC 9293 §3.10.7.1: the answer to a segment
+    /// that carries an ACK, and the abort of a synchronized connection).
+    #[inline]
+    pub const fn rst(
+        remote_ip: Ipv4Addr,
+        local_port: u16,
+        remote_port: u16,
+        seq: SeqNumber,
+    ) -> Self {
+        ControlSegment {
+            remote_ip,
+            local_port,
+            remote_port,
+            seq,
+            ack: SeqNumber(0),
+            flags: Flags::RST,
+            window: 0,
+        }
+    }
+
+    /// `<SEQ=seq><ACK=ack><CTL=RST,ACK>` (RFC 9293 §3.10.7.1: the answer to
+    /// a segment without ACK, with `seq` 0 and `ack` = SEG.SEQ + SEG.LEN).
+    #[inline]
+    pub const fn rst_ack(
+        remote_ip: Ipv4Addr,
+        local_port: u16,
+        remote_port: u16,
+        seq: SeqNumber,
+        ack: SeqNumber,
+    ) -> Self {
+        ControlSegment {
+            remote_ip,
+            local_port,
+            remote_port,
+            seq,
+            ack,
+            flags: Flags::RST.union(Flags::ACK),
+            window: 0,
+        }
+    }
+}
+
+/// A prebuilt Ethernet + IPv4 + TCP header for one (local MAC, next-hop
+/// MAC, local IP); one per core and gateway. Rebuild it when the next hop's
+/// MAC changes.
+#[derive(Debug, Clone)]
+pub struct RstTemplate {
+    /// The frame with every per-segment field zero, checksums included.
+    frame: [u8; FRAME_LEN],
+    /// Folded sum of the constant IPv4 header words (the complement of the
+    /// template's header checksum).
+    ip_sum: u16,
+    /// Folded sum of the constant TCP words: the pseudo header without the
+    /// destination (source, protocol, length 20) and the data offset.
+    tcp_sum: u16,
+}
+
+impl RstTemplate {
+    /// Builds the template through the ordinary `emit` paths, so it can only
+    /// differ from them in the fields `build` writes.
+    pub fn new(
+        local_mac: EthernetAddress,
+        next_hop_mac: EthernetAddress,
+        local_ip: Ipv4Addr,
+    ) -> RstTemplate {
+        let mut frame = [0u8; FRAME_LEN];
+        ethernet::Repr {
+            src_addr: local_mac,
+            dst_addr: next_hop_mac,
+            ethertype: EtherType::Ipv4,
+        }
+        .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+        ipv4::Repr {
+            src_addr: local_ip,
+            dst_addr: Ipv4Addr::UNSPECIFIED,
+            protocol: Protocol::Tcp,
+            payload_len: tcp::HEADER_LEN,
+            ttl: TTL,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(
+            &mut frame[field::IP_HEADER],
+        ));
+        let mut tcp_header = tcp::Packet::new_unchecked(&mut frame[field::TCP_HEADER]);
+        tcp_header.set_header_len(tcp::HEADER_LEN as u8);
+        // Everything else in the TCP header starts at zero.
+        frame[field::IP_CHECKSUM].fill(0);
+
+        // Folded, so that `build` can add a dozen small terms without carry.
+        let ip_sum = checksum::data(&frame[field::IP_HEADER]);
+        let tcp_sum = checksum::fold(checksum::add(
+            checksum::pseudo_header_ipv4(
+                local_ip,
+                Ipv4Addr::UNSPECIFIED,
+                u8::from(Protocol::Tcp),
+                tcp::HEADER_LEN as u16,
+            ),
+            checksum::sum(&frame[field::TCP_HEADER]),
+        ));
+        RstTemplate {
+            frame,
+            ip_sum,
+            tcp_sum,
+        }
+    }
+
+    /// Writes the frame for `seg` into `frame` (RST → window 0).
+    ///
+    /// Cost: one 54-byte copy, nine small stores, two folds; no loop over
+    /// the frame.
+    #[inline]
+    pub fn build_array(&self, frame: &mut [u8; FRAME_LEN], seg: &ControlSegment) {
+        *frame = self.frame;
+        let window = if seg.flags.rst() { 0 } else { seg.window };
+        let dst = u32::from(seg.remote_ip);
+        let dst_acc = u64::from(dst >> 16) + u64::from(dst & 0xffff);
+
+        frame[field::IP_DST].copy_from_slice(&dst.to_be_bytes());
+        let ip_checksum = checksum::finish(u64::from(self.ip_sum) + dst_acc);
+        frame[field::IP_CHECKSUM].copy_from_slice(&ip_checksum.to_be_bytes());
+
+        frame[field::SRC_PORT].copy_from_slice(&seg.local_port.to_be_bytes());
+        frame[field::DST_PORT].copy_from_slice(&seg.remote_port.to_be_bytes());
+        frame[field::SEQ].copy_from_slice(&seg.seq.0.to_be_bytes());
+        frame[field::ACK].copy_from_slice(&seg.ack.0.to_be_bytes());
+        frame[field::FLAGS] = seg.flags.bits();
+        frame[field::WINDOW].copy_from_slice(&window.to_be_bytes());
+        // A dozen terms below 2^16: no carry out of 64 bits.
+        let tcp_acc = u64::from(self.tcp_sum)
+            + dst_acc
+            + u64::from(seg.local_port)
+            + u64::from(seg.remote_port)
+            + u64::from(seg.seq.0 >> 16)
+            + u64::from(seg.seq.0 & 0xffff)
+            + u64::from(seg.ack.0 >> 16)
+            + u64::from(seg.ack.0 & 0xffff)
+            + u64::from(seg.flags.bits())
+            + u64::from(window);
+        let tcp_checksum = checksum::finish(tcp_acc);
+        frame[field::TCP_CHECKSUM].copy_from_slice(&tcp_checksum.to_be_bytes());
+    }
+
+    /// Writes the frame for `seg` into the front of `buf` and returns its
+    /// length, [`FRAME_LEN`]; [`Error::Truncated`] if `buf` is shorter.
+    #[inline]
+    pub fn build(&self, buf: &mut [u8], seg: &ControlSegment) -> Result<usize> {
+        let frame: &mut [u8; FRAME_LEN] = buf
+            .get_mut(..FRAME_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(Error::Truncated)?;
+        self.build_array(frame, seg);
+        Ok(FRAME_LEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{EthernetRepr, Ipv4Repr, TcpOptions, TcpRepr};
+
+    const LOCAL_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+    const GW_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0xfe]);
+    const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+    /// The frame the ordinary emit path writes for `seg`.
+    fn emitted(seg: &ControlSegment) -> [u8; FRAME_LEN] {
+        let mut frame = [0u8; FRAME_LEN];
+        EthernetRepr {
+            src_addr: LOCAL_MAC,
+            dst_addr: GW_MAC,
+            ethertype: EtherType::Ipv4,
+        }
+        .emit(&mut ethernet::Frame::new_unchecked(&mut frame[..]));
+        Ipv4Repr {
+            src_addr: LOCAL_IP,
+            dst_addr: seg.remote_ip,
+            protocol: Protocol::Tcp,
+            payload_len: 20,
+            ttl: TTL,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..34]));
+        TcpRepr {
+            src_port: seg.local_port,
+            dst_port: seg.remote_port,
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: if seg.flags.rst() { 0 } else { seg.window },
+            urgent: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        }
+        .emit(
+            &mut tcp::Packet::new_unchecked(&mut frame[34..]),
+            LOCAL_IP,
+            seg.remote_ip,
+        );
+        frame
+    }
+
+    #[test]
+    fn rst_matches_emit() {
+        let template = RstTemplate::new(LOCAL_MAC, GW_MAC, LOCAL_IP);
+        let segs = [
+            ControlSegment::rst(
+                Ipv4Addr::new(198, 19, 1, 2),
+                80,
+                40000,
+                SeqNumber(0xdead_beef),
+            ),
+            ControlSegment::rst_ack(
+                Ipv4Addr::new(198, 18, 255, 255),
+                443,
+                65535,
+                SeqNumber(0),
+                SeqNumber(u32::MAX),
+            ),
+            ControlSegment {
+                flags: Flags::ACK,
+                window: 65535,
+                ..ControlSegment::rst(Ipv4Addr::new(10, 0, 0, 1), 1, 2, SeqNumber(7))
+            },
+            ControlSegment {
+                flags: Flags::FIN | Flags::ACK,
+                window: 512,
+                ..ControlSegment::rst_ack(
+                    Ipv4Addr::BROADCAST,
+                    65535,
+                    65535,
+                    SeqNumber(1),
+                    SeqNumber(2),
+                )
+            },
+        ];
+        for seg in &segs {
+            let mut buf = [0xa5u8; 64];
+            assert_eq!(template.build(&mut buf, seg), Ok(FRAME_LEN));
+            assert_eq!(buf[..FRAME_LEN], emitted(seg), "{seg:?}");
+            assert_eq!(buf[FRAME_LEN..], [0xa5; 10], "wrote past the frame");
+        }
+    }
+
+    #[test]
+    fn rst_window_is_zero() {
+        let template = RstTemplate::new(LOCAL_MAC, GW_MAC, LOCAL_IP);
+        let seg = ControlSegment {
+            window: 1000,
+            ..ControlSegment::rst(Ipv4Addr::new(198, 18, 0, 2), 80, 1234, SeqNumber(5))
+        };
+        let mut frame = [0u8; FRAME_LEN];
+        template.build_array(&mut frame, &seg);
+        let tcp = tcp::Packet::new_checked(&frame[34..]).unwrap();
+        assert_eq!(tcp.window_len(), 0);
+        assert!(tcp.verify_checksum(LOCAL_IP, seg.remote_ip));
+    }
+
+    #[test]
+    fn short_buffer_is_truncated() {
+        let template = RstTemplate::new(LOCAL_MAC, GW_MAC, LOCAL_IP);
+        let seg = ControlSegment::rst(Ipv4Addr::new(198, 18, 0, 2), 80, 1234, SeqNumber(5));
+        let mut buf = [0u8; FRAME_LEN - 1];
+        assert_eq!(template.build(&mut buf, &seg), Err(Error::Truncated));
+        assert_eq!(buf, [0u8; FRAME_LEN - 1]);
+    }
+}
