@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod engine;
+pub mod port;
 pub mod sys;
 pub mod table;
 pub mod tcp;
