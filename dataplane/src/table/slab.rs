@@ -1,0 +1,456 @@
+//! The [`Table`]: the slab of connection records, slot allocation and
+//! handle validation, tied to the 4-tuple index.
+//!
+//! It owns slot lifetimes: the FIFO free list (threaded through the spare
+//! word of each free slot's [`TimerLink`], so it costs no bytes), the
+//! per-slot generation with its live and retired marks, and keeping the
+//! index in step with the slab. It treats the record `R` as opaque and may
+//! only touch a slot's timer link while the slot is free or through the
+//! [`TimerStore`] it lends to the wheel.
+
+use std::fmt;
+
+use super::handle::{FourTuple, Handle, MAX_GENERATION};
+use super::hash::TupleHasher;
+use super::index::Index;
+use crate::timer::{NIL, TimerLink, TimerStore, Wheel};
+
+/// The largest capacity a table accepts: 2^30 slots (the index's 32-bit
+/// tags need the bucket count ≤ 2^32; ~200 GiB of records at this size).
+pub const MAX_CAPACITY: u32 = 1 << 30;
+
+/// Set in a slot's generation word while it holds a connection.
+const LIVE: u32 = 1 << 31;
+/// Set in a slot's generation word once it may never be used again.
+const RETIRED: u32 = 1 << 30;
+
+/// One slab entry: 32 bytes of metadata followed by the record.
+#[derive(Debug)]
+struct Slot<R> {
+    /// The wheel's link while the slot's timer is armed; while the slot is
+    /// free, its spare word is the free list's `next`.
+    link: TimerLink,
+    /// The connection's key (meaningless while free).
+    tuple: FourTuple,
+    /// `LIVE | RETIRED | generation:24`. The generation is that of the
+    /// current (or, while free, the next) occupant.
+    generation: u32,
+    record: R,
+}
+
+/// Why [`Table::insert`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// Every usable slot is taken (capacity minus retired slots).
+    Full,
+    /// The tuple is already in the table, under this handle.
+    Exists(Handle),
+}
+
+impl fmt::Display for InsertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InsertError::Full => f.write_str("connection table is full"),
+            InsertError::Exists(h) => write!(f, "4-tuple already in the connection table as {h:?}"),
+        }
+    }
+}
+
+impl std::error::Error for InsertError {}
+
+/// A tuple's hash under one table's key, computed by [`Table::prefetch`] and
+/// consumed by [`Table::lookup_hashed`]. Meaningful only for the table that
+/// made it (another table's hash makes a lookup miss, never return a wrong
+/// handle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TupleHash(u64);
+
+/// Where a table's memory goes; see [`Table::memory`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Bytes reserved for the slab (`capacity × size_of` one slot). Reserved
+    /// up front, committed by the OS page by page as slots are first used.
+    pub slab_bytes: usize,
+    /// Bytes of the index's bucket array (allocated and zero-filled up front).
+    pub index_bytes: usize,
+    /// Bytes of the free list beyond the slab: always 0, it is intrusive.
+    pub free_list_bytes: usize,
+    /// Bytes of the `Table` value itself (hasher key, counters, pointers).
+    pub header_bytes: usize,
+    /// Size of one slot: metadata plus the record.
+    pub slot_bytes: usize,
+    /// Per-slot metadata (timer link, tuple, generation) without the record.
+    pub slot_metadata_bytes: usize,
+}
+
+impl MemoryUsage {
+    /// Everything: slab + index + free list + header.
+    pub fn total_bytes(&self) -> usize {
+        self.slab_bytes + self.index_bytes + self.free_list_bytes + self.header_bytes
+    }
+}
+
+/// The connection table of one core: a fixed-capacity slab of records `R`,
+/// each keyed by a [`FourTuple`] and named by a [`Handle`].
+///
+/// Handles are never reissued: a removed slot's generation is bumped, and a
+/// slot whose generation would pass [`MAX_GENERATION`] is retired instead of
+/// freed. Freed slots are reused first-in first-out, after every never-used
+/// slot, so a slot rests as long as possible before its next life.
+///
+/// The table is also the wheel's [`TimerStore`]: entry index = slot index.
+/// A slot's timer must be disarmed before the slot is removed
+/// ([`remove_cancelling`](Self::remove_cancelling) does both).
+pub struct Table<R> {
+    /// Slots in use or used once: grows to `capacity` and never reallocates
+    /// (reserved at construction).
+    slots: Vec<Slot<R>>,
+    index: Index,
+    hasher: TupleHasher,
+    capacity: u32,
+    len: u32,
+    retired: u32,
+    free_head: u32,
+    free_tail: u32,
+    /// Generation given to never-used slots (0 except in tests).
+    first_generation: u32,
+    core: u8,
+}
+
+impl<R: fmt::Debug> fmt::Debug for Table<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("core", &self.core)
+            .field("len", &self.len)
+            .field("capacity", &self.capacity)
+            .field("retired", &self.retired)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> Table<R> {
+    /// An empty table for `core` with room for `capacity` connections,
+    /// hashing tuples under the secret `hash_key` (draw it from a random
+    /// source, one per core). Allocates the slab (reserved, not touched)
+    /// and the index (zero-filled) once; nothing allocates afterwards.
+    ///
+    /// # Panics
+    /// If `capacity` exceeds [`MAX_CAPACITY`] or the allocation fails.
+    pub fn with_capacity(core: u8, capacity: u32, hash_key: u64) -> Table<R> {
+        Table::with_first_generation(core, capacity, hash_key, 0)
+    }
+
+    /// Like [`with_capacity`](Self::with_capacity), with fresh slots starting
+    /// at `first_generation` (tests use it to reach retirement quickly).
+    pub(crate) fn with_first_generation(
+        core: u8,
+        capacity: u32,
+        hash_key: u64,
+        first_generation: u32,
+    ) -> Table<R> {
+        assert!(
+            capacity <= MAX_CAPACITY,
+            "table capacity {capacity} exceeds {MAX_CAPACITY}"
+        );
+        assert!(first_generation <= MAX_GENERATION);
+        Table {
+            slots: Vec::with_capacity(capacity as usize),
+            index: Index::with_capacity(capacity),
+            hasher: TupleHasher::new(hash_key),
+            capacity,
+            len: 0,
+            retired: 0,
+            free_head: NIL,
+            free_tail: NIL,
+            first_generation,
+            core,
+        }
+    }
+
+    /// The core (queue engine) this table belongs to; every handle it issues
+    /// carries it.
+    #[inline]
+    pub fn core(&self) -> u8 {
+        self.core
+    }
+
+    /// Live connections.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether no connection is live.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots, fixed at construction (live + free + retired).
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Slots retired because their generations are exhausted.
+    #[inline]
+    pub fn retired(&self) -> u32 {
+        self.retired
+    }
+
+    /// Slots ever used: cursors walking the table with
+    /// [`handle_at`](Self::handle_at) can stop here.
+    #[inline]
+    pub fn slots_in_use(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// Adds a connection. Fails with [`InsertError::Exists`] if the tuple is
+    /// already present (the record is dropped) and [`InsertError::Full`] if
+    /// no slot is free. O(1) expected; no allocation.
+    pub fn insert(&mut self, tuple: FourTuple, record: R) -> Result<Handle, InsertError> {
+        let hash = self.hasher.hash(&tuple);
+        let slots = &self.slots;
+        let vacant = match self
+            .index
+            .find_or_vacant(hash, |s| slots[s as usize].tuple == tuple)
+        {
+            Ok(slot) => return Err(InsertError::Exists(self.live_handle(slot))),
+            Err(vacant) => vacant,
+        };
+        let slot = if self.slots.len() < self.capacity as usize {
+            let slot = self.slots.len() as u32;
+            // Never reallocates: `len < capacity` of the reservation.
+            self.slots.push(Slot {
+                link: TimerLink::UNARMED,
+                tuple,
+                generation: self.first_generation | LIVE,
+                record,
+            });
+            slot
+        } else if self.free_head != NIL {
+            let slot = self.free_head;
+            let entry = &mut self.slots[slot as usize];
+            self.free_head = entry.link.spare();
+            if self.free_head == NIL {
+                self.free_tail = NIL;
+            }
+            entry.link = TimerLink::UNARMED;
+            entry.tuple = tuple;
+            entry.generation |= LIVE;
+            entry.record = record;
+            slot
+        } else {
+            return Err(InsertError::Full);
+        };
+        self.index.fill(vacant, slot);
+        self.len += 1;
+        Ok(self.live_handle(slot))
+    }
+
+    /// The handle of the connection with this tuple.
+    #[inline]
+    pub fn lookup(&self, tuple: &FourTuple) -> Option<Handle> {
+        self.lookup_hashed(tuple, TupleHash(self.hasher.hash(tuple)))
+    }
+
+    /// Hashes `tuple` and prefetches its home bucket, so that a later
+    /// [`lookup_hashed`](Self::lookup_hashed) finds it in cache. Issue it
+    /// for a whole RX burst first, then look each up: the misses overlap.
+    #[inline]
+    pub fn prefetch(&self, tuple: &FourTuple) -> TupleHash {
+        let hash = self.hasher.hash(tuple);
+        self.index.prefetch(hash);
+        TupleHash(hash)
+    }
+
+    /// [`lookup`](Self::lookup) with a hash from [`prefetch`](Self::prefetch).
+    #[inline]
+    pub fn lookup_hashed(&self, tuple: &FourTuple, hash: TupleHash) -> Option<Handle> {
+        let slots = &self.slots;
+        let slot = self
+            .index
+            .find(hash.0, |s| slots[s as usize].tuple == *tuple)?;
+        Some(self.live_handle(slot))
+    }
+
+    /// Looks up a burst of tuples, `out[i]` for `tuples[i]` (the shorter of
+    /// the two lengths is processed), in three passes per group of 32: hash
+    /// and prefetch buckets, find each candidate slot by tag and prefetch
+    /// its record, then confirm the tuples. Same results as
+    /// [`lookup`](Self::lookup) one by one.
+    pub fn lookup_burst(&self, tuples: &[FourTuple], out: &mut [Option<Handle>]) {
+        const GROUP: usize = 32;
+        for (tuples, out) in tuples.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
+            let mut hashes = [TupleHash(0); GROUP];
+            for (tuple, hash) in tuples.iter().zip(hashes.iter_mut()) {
+                *hash = self.prefetch(tuple);
+            }
+            for hash in hashes.iter().take(tuples.len()) {
+                if let Some(slot) = self.index.first_candidate(hash.0)
+                    && let Some(entry) = self.slots.get(slot as usize)
+                {
+                    crate::sys::prefetch_read(entry);
+                }
+            }
+            for ((tuple, hash), out) in tuples.iter().zip(hashes).zip(out.iter_mut()) {
+                *out = self.lookup_hashed(tuple, hash);
+            }
+        }
+    }
+
+    /// The slot a live handle names, or `None` for a stale, foreign or
+    /// never-issued handle.
+    #[inline]
+    fn slot_of(&self, handle: Handle) -> Option<usize> {
+        let slot = handle.slot() as usize;
+        let entry = self.slots.get(slot)?;
+        (entry.generation == (handle.generation() | LIVE) && handle.core() == self.core)
+            .then_some(slot)
+    }
+
+    #[inline]
+    fn live_handle(&self, slot: u32) -> Handle {
+        Handle::new(
+            self.core,
+            slot,
+            self.slots[slot as usize].generation & MAX_GENERATION,
+        )
+    }
+
+    /// Whether `handle` names a live connection of this table.
+    #[inline]
+    pub fn contains(&self, handle: Handle) -> bool {
+        self.slot_of(handle).is_some()
+    }
+
+    /// The record of a live handle; `None` if it is stale.
+    #[inline]
+    pub fn get(&self, handle: Handle) -> Option<&R> {
+        let slot = self.slot_of(handle)?;
+        Some(&self.slots[slot].record)
+    }
+
+    /// The record of a live handle, mutably; `None` if it is stale.
+    #[inline]
+    pub fn get_mut(&mut self, handle: Handle) -> Option<&mut R> {
+        let slot = self.slot_of(handle)?;
+        Some(&mut self.slots[slot].record)
+    }
+
+    /// The tuple of a live handle.
+    #[inline]
+    pub fn tuple(&self, handle: Handle) -> Option<FourTuple> {
+        let slot = self.slot_of(handle)?;
+        Some(self.slots[slot].tuple)
+    }
+
+    /// The handle of the connection in `slot`, if that slot is live. With
+    /// [`slots_in_use`](Self::slots_in_use) this lets a cursor walk the
+    /// table in bounded slices, resuming at a slot number (connections
+    /// inserted or removed meanwhile may or may not be seen).
+    #[inline]
+    pub fn handle_at(&self, slot: u32) -> Option<Handle> {
+        let entry = self.slots.get(slot as usize)?;
+        (entry.generation & LIVE != 0)
+            .then(|| Handle::new(self.core, slot, entry.generation & MAX_GENERATION))
+    }
+
+    /// The memory this table holds, from the real allocation sizes.
+    pub fn memory(&self) -> MemoryUsage {
+        MemoryUsage {
+            slab_bytes: self.slots.capacity() * size_of::<Slot<R>>(),
+            index_bytes: self.index.memory_bytes(),
+            free_list_bytes: 0,
+            header_bytes: size_of::<Self>(),
+            slot_bytes: size_of::<Slot<R>>(),
+            slot_metadata_bytes: Self::slot_metadata_bytes(),
+        }
+    }
+
+    /// Total bytes held: slab + index + free list + header.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory().total_bytes()
+    }
+
+    /// [`memory_bytes`](Self::memory_bytes) divided by the capacity (rounded
+    /// up): what one connection costs when the table is full.
+    pub fn bytes_per_connection(&self) -> usize {
+        self.memory_bytes().div_ceil(self.capacity.max(1) as usize)
+    }
+
+    /// Bytes of per-slot metadata beside the record (timer link, tuple,
+    /// generation): the slot size for a zero-sized record.
+    pub const fn slot_metadata_bytes() -> usize {
+        size_of::<Slot<()>>()
+    }
+
+    /// Longest probe distance in the index (diagnostics; O(buckets)).
+    pub fn index_max_displacement(&self) -> usize {
+        self.index.max_displacement()
+    }
+}
+
+impl<R: Default> Table<R> {
+    /// Removes a live connection and returns its record (the slot keeps a
+    /// default one); `None` if the handle is stale. The slot goes to the
+    /// back of the free list with its generation bumped, or is retired if
+    /// the generation is exhausted. O(1) expected; no allocation.
+    ///
+    /// # Panics
+    /// If the slot's timer is still armed: freeing it would corrupt the
+    /// wheel's lists. Cancel first, or use
+    /// [`remove_cancelling`](Self::remove_cancelling).
+    pub fn remove(&mut self, handle: Handle) -> Option<R> {
+        let slot = self.slot_of(handle)?;
+        assert!(
+            !self.slots[slot].link.is_armed(),
+            "removing {handle:?} while its timer is armed"
+        );
+        let hash = self.hasher.hash(&self.slots[slot].tuple);
+        let removed = self.index.remove(hash, slot as u32);
+        debug_assert!(removed, "live slot missing from the index");
+        self.len -= 1;
+        let entry = &mut self.slots[slot];
+        let record = std::mem::take(&mut entry.record);
+        let generation = entry.generation & MAX_GENERATION;
+        if generation == MAX_GENERATION {
+            entry.generation = RETIRED | generation;
+            self.retired += 1;
+            return Some(record);
+        }
+        entry.generation = generation + 1;
+        entry.link.set_spare(NIL);
+        if self.free_tail == NIL {
+            self.free_head = slot as u32;
+        } else {
+            self.slots[self.free_tail as usize]
+                .link
+                .set_spare(slot as u32);
+        }
+        self.free_tail = slot as u32;
+        Some(record)
+    }
+
+    /// Cancels the slot's timer in `wheel` (if armed) and removes the
+    /// connection.
+    pub fn remove_cancelling(&mut self, handle: Handle, wheel: &mut Wheel) -> Option<R> {
+        if !self.contains(handle) {
+            return None;
+        }
+        wheel.cancel(self, handle.slot());
+        self.remove(handle)
+    }
+}
+
+impl<R> TimerStore for Table<R> {
+    #[inline]
+    fn timer_link(&self, idx: u32) -> &TimerLink {
+        &self.slots[idx as usize].link
+    }
+
+    #[inline]
+    fn timer_link_mut(&mut self, idx: u32) -> &mut TimerLink {
+        &mut self.slots[idx as usize].link
+    }
+}
