@@ -49,7 +49,10 @@ struct Listener {
 #[derive(Clone, Copy, Debug)]
 enum CtlFrame {
     /// A TCP control segment from `local`.
-    Tcp { local: std::net::Ipv4Addr, seg: ControlSegment },
+    Tcp {
+        local: std::net::Ipv4Addr,
+        seg: ControlSegment,
+    },
     /// An ARP request or reply.
     Arp {
         op: ArpOperation,
@@ -58,7 +61,12 @@ enum CtlFrame {
         sender_ip: std::net::Ipv4Addr,
     },
     /// A SYN-ACK carrying a SYN cookie.
-    CookieSynAck { tuple: FourTuple, seq: SeqNumber, ack: SeqNumber, mss: u16 },
+    CookieSynAck {
+        tuple: FourTuple,
+        seq: SeqNumber,
+        ack: SeqNumber,
+        mss: u16,
+    },
 }
 
 /// Bound on queued control frames answering peers (responder RSTs, ARP,
@@ -94,7 +102,11 @@ pub struct QueueEngine {
     jobs: VecDeque<matching::MatchJob>,
     next_ephemeral: u16,
     scratch: Vec<u8>,
-    rst_templates: Vec<(std::net::Ipv4Addr, EthernetAddress, crate::wire::RstTemplate)>,
+    rst_templates: Vec<(
+        std::net::Ipv4Addr,
+        EthernetAddress,
+        crate::wire::RstTemplate,
+    )>,
 }
 
 impl QueueEngine {
@@ -196,7 +208,11 @@ impl QueueEngine {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let wheel = self.wheel.next_deadline().map(|ms| self.instant_at(ms));
-        let jobs = self.jobs.iter().map(|j| self.instant_at(j.next_run_ms())).min();
+        let jobs = self
+            .jobs
+            .iter()
+            .map(|j| self.instant_at(j.next_run_ms()))
+            .min();
         match (wheel, jobs) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -207,7 +223,9 @@ impl QueueEngine {
     pub fn handle_timeout(&mut self, now: Instant) {
         let now_ms = self.now_ms(now);
         while let Some(slot) = self.wheel.poll_expired(&mut self.table, now_ms) {
-            let Some(handle) = self.table.handle_at(slot) else { continue };
+            let Some(handle) = self.table.handle_at(slot) else {
+                continue;
+            };
             let d = self.with_conn(handle, now_ms, timers::on_timer);
             self.apply(handle, d, now_ms);
         }
@@ -216,10 +234,19 @@ impl QueueEngine {
 
     /// Runs `f` on the connection with an effects context. The record must
     /// exist.
-    fn with_conn(&mut self, handle: Handle, now_ms: u64, f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> Disposition) -> Disposition {
-        let Some(tuple) = self.table.tuple(handle) else { return Disposition::Keep };
+    fn with_conn(
+        &mut self,
+        handle: Handle,
+        now_ms: u64,
+        f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> Disposition,
+    ) -> Disposition {
+        let Some(tuple) = self.table.tuple(handle) else {
+            return Disposition::Keep;
+        };
         let listener = self.listeners.get(&tuple.local_port).map(|l| l.handle);
-        let Some(tcb) = self.table.get_mut(handle) else { return Disposition::Keep };
+        let Some(tcb) = self.table.get_mut(handle) else {
+            return Disposition::Keep;
+        };
         let mut cx = Cx {
             now_ms,
             handle,
@@ -287,7 +314,9 @@ impl QueueEngine {
     /// transmission when it has output.
     fn sync(&mut self, handle: Handle, _now_ms: u64) {
         let slot = handle.slot();
-        let Some(tcb) = self.table.get_mut(handle) else { return };
+        let Some(tcb) = self.table.get_mut(handle) else {
+            return;
+        };
         let deadline = tcb.next_deadline();
         let wants_tx = output::has_output(tcb) && !tcb.flags.has(TcbFlags::ON_TX_LIST);
         if wants_tx {
@@ -315,10 +344,11 @@ impl QueueEngine {
             if let Some(buf) = tcb.send.take() {
                 self.pool.put(buf);
             }
-            if tcb.state == State::SynReceived && !tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
-                if let Some(l) = port.and_then(|p| self.listeners.get_mut(&p)) {
-                    l.pending = l.pending.saturating_sub(1);
-                }
+            if tcb.state == State::SynReceived
+                && !tcb.flags.has(TcbFlags::ACTIVE_OPEN)
+                && let Some(l) = port.and_then(|p| self.listeners.get_mut(&p))
+            {
+                l.pending = l.pending.saturating_sub(1);
             }
         }
     }
@@ -333,10 +363,24 @@ impl QueueEngine {
     }
 
     /// Posts a completion for `client`.
-    fn complete(&mut self, client: ClientId, user_data: u64, handle: Handle, result: lingerd_abi::Errno, detail: api::Detail) {
+    fn complete(
+        &mut self,
+        client: ClientId,
+        user_data: u64,
+        handle: Handle,
+        result: lingerd_abi::Errno,
+        detail: api::Detail,
+    ) {
         if result != lingerd_abi::Errno::Ok {
             self.counters.requests_failed += 1;
         }
-        self.completions.push_back(Completion { client, user_data, handle, result, detail, is_event: false });
+        self.completions.push_back(Completion {
+            client,
+            user_data,
+            handle,
+            result,
+            detail,
+            is_event: false,
+        });
     }
 }

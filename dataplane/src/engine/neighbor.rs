@@ -37,7 +37,10 @@ pub struct NeighborCache {
 impl NeighborCache {
     /// The MAC of `ip`, if known and fresh.
     pub fn lookup(&self, ip: Ipv4Addr, now_ms: u64) -> Option<EthernetAddress> {
-        self.entries.get(&ip).filter(|e| e.expires_ms > now_ms).and_then(|e| e.mac)
+        self.entries
+            .get(&ip)
+            .filter(|e| e.expires_ms > now_ms)
+            .and_then(|e| e.mac)
     }
 
     /// Records `ip` at `mac`. Returns true when this resolved an address we
@@ -52,7 +55,11 @@ impl NeighborCache {
         if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip) {
             return false;
         }
-        let entry = self.entries.entry(ip).or_insert(Entry { mac: None, expires_ms: 0, last_request_ms: None });
+        let entry = self.entries.entry(ip).or_insert(Entry {
+            mac: None,
+            expires_ms: 0,
+            last_request_ms: None,
+        });
         let was_unknown = entry.mac.is_none() || entry.expires_ms <= now_ms;
         entry.mac = Some(mac);
         entry.expires_ms = now_ms.saturating_add(ENTRY_LIFETIME_MS);
@@ -61,7 +68,11 @@ impl NeighborCache {
 
     /// Whether an ARP request for `ip` should go out now (rate limited).
     pub fn should_request(&mut self, ip: Ipv4Addr, now_ms: u64) -> bool {
-        let entry = self.entries.entry(ip).or_insert(Entry { mac: None, expires_ms: 0, last_request_ms: None });
+        let entry = self.entries.entry(ip).or_insert(Entry {
+            mac: None,
+            expires_ms: 0,
+            last_request_ms: None,
+        });
         match entry.last_request_ms {
             Some(t) if now_ms.saturating_sub(t) < REQUEST_INTERVAL_MS => false,
             _ => {
@@ -102,7 +113,10 @@ mod tests {
         assert!(!c.learn(ip, MAC, 10), "already known");
         assert_eq!(c.lookup(ip, ENTRY_LIFETIME_MS - 1), Some(MAC));
         assert_eq!(c.lookup(ip, ENTRY_LIFETIME_MS + 10), None);
-        assert!(!c.learn(ip, EthernetAddress::BROADCAST, 0), "never learn a broadcast MAC");
+        assert!(
+            !c.learn(ip, EthernetAddress::BROADCAST, 0),
+            "never learn a broadcast MAC"
+        );
     }
 
     #[test]

@@ -33,86 +33,153 @@ enum Access {
 impl QueueEngine {
     /// Takes one client request. Its completion (exactly one) is posted now
     /// or later; see [`Request`] for when.
-    pub fn handle_request(&mut self, now: Instant, client: ClientId, user_data: u64, request: Request) {
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        user_data: u64,
+        request: Request,
+    ) {
         let now_ms = self.now_ms(now);
         match request {
-            Request::Listen { port, backlog } => self.listen(now_ms, client, user_data, port, backlog),
-            Request::Connect { remote, local_port } => self.connect(now, now_ms, client, user_data, remote, local_port),
-            Request::Send { handle, data } => self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
-                let e = if let Some(e) = close::dead_error(tcb) {
-                    e
-                } else if tcb.flags.has(TcbFlags::SHUT_WR) {
-                    Errno::Shutdown
-                } else if !tcb.state.can_send() {
-                    Errno::NotConn
-                } else {
-                    let buf = tcb.send.get_or_insert_with(|| cx.pool.get());
-                    if buf.push(&data) { Errno::Ok } else { Errno::NoBufs }
-                };
-                if tcb.queued() == 0 {
-                    cx.release_send(tcb);
-                }
-                cx.complete(client, user_data, e, Detail::None);
-                Disposition::Keep
-            }),
-            Request::RecvDone { handle, len } => {
-                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
-                    let before = tcb.receive_space(cx.cfg.recv_buffer);
-                    tcb.unconsumed = tcb.unconsumed.saturating_sub(len);
-                    let after = tcb.receive_space(cx.cfg.recv_buffer);
-                    // A window update when the window opens by an MSS or
-                    // from closed (RFC 9293 §3.8.6.2.2 receiver SWS rule).
-                    if tcb.state.can_receive() && (before == 0 || after - before >= u32::from(tcb.mss)) && after > before
-                    {
-                        tcb.flags.set(TcbFlags::NEED_ACK);
-                    }
-                    cx.complete(client, user_data, Errno::Ok, Detail::None);
-                    Disposition::Keep
-                })
+            Request::Listen { port, backlog } => {
+                self.listen(now_ms, client, user_data, port, backlog)
             }
-            Request::Shutdown { handle, how } => self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
-                close::shutdown(tcb, cx, user_data, how)
-            }),
-            Request::SetLinger { handle, linger } => {
-                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+            Request::Connect { remote, local_port } => {
+                self.connect(now, now_ms, client, user_data, remote, local_port)
+            }
+            Request::Send { handle, data } => self.on_conn(
+                now_ms,
+                client,
+                user_data,
+                handle,
+                Access::Normal,
+                |tcb, cx| {
+                    let e = if let Some(e) = close::dead_error(tcb) {
+                        e
+                    } else if tcb.flags.has(TcbFlags::SHUT_WR) {
+                        Errno::Shutdown
+                    } else if !tcb.state.can_send() {
+                        Errno::NotConn
+                    } else {
+                        let buf = tcb.send.get_or_insert_with(|| cx.pool.get());
+                        if buf.push(&data) {
+                            Errno::Ok
+                        } else {
+                            Errno::NoBufs
+                        }
+                    };
+                    if tcb.queued() == 0 {
+                        cx.release_send(tcb);
+                    }
+                    cx.complete(client, user_data, e, Detail::None);
+                    Disposition::Keep
+                },
+            ),
+            Request::RecvDone { handle, len } => {
+                self.on_conn(
+                    now_ms,
+                    client,
+                    user_data,
+                    handle,
+                    Access::Normal,
+                    |tcb, cx| {
+                        let before = tcb.receive_space(cx.cfg.recv_buffer);
+                        tcb.unconsumed = tcb.unconsumed.saturating_sub(len);
+                        let after = tcb.receive_space(cx.cfg.recv_buffer);
+                        // A window update when the window opens by an MSS or
+                        // from closed (RFC 9293 §3.8.6.2.2 receiver SWS rule).
+                        if tcb.state.can_receive()
+                            && (before == 0 || after - before >= u32::from(tcb.mss))
+                            && after > before
+                        {
+                            tcb.flags.set(TcbFlags::NEED_ACK);
+                        }
+                        cx.complete(client, user_data, Errno::Ok, Detail::None);
+                        Disposition::Keep
+                    },
+                )
+            }
+            Request::Shutdown { handle, how } => self.on_conn(
+                now_ms,
+                client,
+                user_data,
+                handle,
+                Access::Normal,
+                |tcb, cx| close::shutdown(tcb, cx, user_data, how),
+            ),
+            Request::SetLinger { handle, linger } => self.on_conn(
+                now_ms,
+                client,
+                user_data,
+                handle,
+                Access::Normal,
+                |tcb, cx| {
                     let e = match tcb.linger.set(linger.on, linger.ms) {
                         Ok(()) => Errno::Ok,
                         Err(_) => Errno::Inval,
                     };
                     cx.complete(client, user_data, e, Detail::None);
                     Disposition::Keep
-                })
-            }
-            Request::SetDontLinger { handle, dont } => {
-                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
+                },
+            ),
+            Request::SetDontLinger { handle, dont } => self.on_conn(
+                now_ms,
+                client,
+                user_data,
+                handle,
+                Access::Normal,
+                |tcb, cx| {
                     tcb.linger.set_dont_linger(dont);
                     cx.complete(client, user_data, Errno::Ok, Detail::None);
                     Disposition::Keep
-                })
-            }
-            Request::GetLinger { handle } => self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
-                cx.complete(client, user_data, Errno::Ok, Detail::Linger(tcb.linger));
-                Disposition::Keep
-            }),
-            Request::Close { handle, nonblocking } => {
+                },
+            ),
+            Request::GetLinger { handle } => self.on_conn(
+                now_ms,
+                client,
+                user_data,
+                handle,
+                Access::Normal,
+                |tcb, cx| {
+                    cx.complete(client, user_data, Errno::Ok, Detail::Linger(tcb.linger));
+                    Disposition::Keep
+                },
+            ),
+            Request::Close {
+                handle,
+                nonblocking,
+            } => {
                 if self.is_listener(handle) {
                     return self.close_listener(client, user_data, handle);
                 }
-                self.on_conn(now_ms, client, user_data, handle, Access::Normal, |tcb, cx| {
-                    close::close(tcb, cx, user_data, nonblocking)
-                })
+                self.on_conn(
+                    now_ms,
+                    client,
+                    user_data,
+                    handle,
+                    Access::Normal,
+                    |tcb, cx| close::close(tcb, cx, user_data, nonblocking),
+                )
             }
             Request::Abort { handle } => {
                 if self.is_listener(handle) {
                     return self.close_listener(client, user_data, handle);
                 }
-                self.on_conn(now_ms, client, user_data, handle, Access::Escalate, |tcb, cx| {
-                    close::abort(tcb, cx, user_data)
-                })
+                self.on_conn(
+                    now_ms,
+                    client,
+                    user_data,
+                    handle,
+                    Access::Escalate,
+                    |tcb, cx| close::abort(tcb, cx, user_data),
+                )
             }
-            Request::CloseMatching { filter, mode, pace_per_s } => {
-                self.start_match(now_ms, client, user_data, filter, mode, pace_per_s)
-            }
+            Request::CloseMatching {
+                filter,
+                mode,
+                pace_per_s,
+            } => self.start_match(now_ms, client, user_data, filter, mode, pace_per_s),
         }
     }
 
@@ -154,7 +221,11 @@ impl QueueEngine {
     }
 
     fn is_listener(&self, handle: Handle) -> bool {
-        handle.core() == self.cfg.core && self.table.get(handle).is_some_and(|t| t.state == State::Listen)
+        handle.core() == self.cfg.core
+            && self
+                .table
+                .get(handle)
+                .is_some_and(|t| t.state == State::Listen)
     }
 
     fn listen(&mut self, now_ms: u64, client: ClientId, user_data: u64, port: u16, backlog: u32) {
@@ -165,7 +236,14 @@ impl QueueEngine {
         if self.listeners.contains_key(&port) {
             return self.complete(client, user_data, none, Errno::AddrInUse, Detail::None);
         }
-        let mut tcb = Tcb::new(client, self.cfg.default_linger, &self.cfg.tcp.rto, self.cfg.tcp.mss, SeqNumber(0), now_ms);
+        let mut tcb = Tcb::new(
+            client,
+            self.cfg.default_linger,
+            &self.cfg.tcp.rto,
+            self.cfg.tcp.mss,
+            SeqNumber(0),
+            now_ms,
+        );
         tcb.state = State::Listen;
         tcb.user_data = user_data;
         // Listeners are named by (0.0.0.0:port, 0.0.0.0:0), a tuple no
@@ -178,11 +256,22 @@ impl QueueEngine {
         };
         match self.table.insert(key, tcb) {
             Ok(handle) => {
-                self.listeners.insert(port, Listener { handle, backlog, pending: 0 });
+                self.listeners.insert(
+                    port,
+                    Listener {
+                        handle,
+                        backlog,
+                        pending: 0,
+                    },
+                );
                 self.complete(client, user_data, handle, Errno::Ok, Detail::None);
             }
-            Err(InsertError::Full) => self.complete(client, user_data, none, Errno::NoBufs, Detail::None),
-            Err(InsertError::Exists) => self.complete(client, user_data, none, Errno::AddrInUse, Detail::None),
+            Err(InsertError::Full) => {
+                self.complete(client, user_data, none, Errno::NoBufs, Detail::None)
+            }
+            Err(InsertError::Exists(_)) => {
+                self.complete(client, user_data, none, Errno::AddrInUse, Detail::None)
+            }
         }
     }
 
@@ -199,7 +288,13 @@ impl QueueEngine {
         }
         self.free(handle);
         self.counters.closes_graceful += 1;
-        self.complete(client, user_data, handle, Errno::Ok, Detail::Closed(super::api::CloseOutcome::Graceful));
+        self.complete(
+            client,
+            user_data,
+            handle,
+            Errno::Ok,
+            Detail::Closed(super::api::CloseOutcome::Graceful),
+        );
     }
 
     fn connect(
@@ -219,10 +314,18 @@ impl QueueEngine {
             .find(|a| a.on_link(*remote.ip()))
             .or(self.cfg.addrs.first())
             .map(|a| a.addr);
-        let (Some(local_addr), true) = (local_addr, remote.port() != 0 && !remote.ip().is_unspecified()) else {
+        let (Some(local_addr), true) = (
+            local_addr,
+            remote.port() != 0 && !remote.ip().is_unspecified(),
+        ) else {
             return self.complete(client, user_data, none, Errno::Inval, Detail::None);
         };
-        let mut tuple = FourTuple { local_addr, remote_addr: *remote.ip(), local_port: 0, remote_port: remote.port() };
+        let mut tuple = FourTuple {
+            local_addr,
+            remote_addr: *remote.ip(),
+            local_port: 0,
+            remote_port: remote.port(),
+        };
         let port = match local_port {
             Some(0) => return self.complete(client, user_data, none, Errno::Inval, Detail::None),
             Some(p) => Some(p),
@@ -234,17 +337,29 @@ impl QueueEngine {
         tuple.local_port = port;
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let iss = SeqNumber(self.isn.isn(&tuple, now_us));
-        let mut tcb = Tcb::new(client, self.cfg.default_linger, &self.cfg.tcp.rto, self.cfg.tcp.mss, iss, now_ms);
+        let mut tcb = Tcb::new(
+            client,
+            self.cfg.default_linger,
+            &self.cfg.tcp.rto,
+            self.cfg.tcp.mss,
+            iss,
+            now_ms,
+        );
         tcb.state = State::SynSent;
         tcb.user_data = user_data;
-        tcb.flags.set(TcbFlags::ACTIVE_OPEN | TcbFlags::CONNECT_PENDING | TcbFlags::NEED_SYN);
+        tcb.flags
+            .set(TcbFlags::ACTIVE_OPEN | TcbFlags::CONNECT_PENDING | TcbFlags::NEED_SYN);
         if self.cfg.tcp.window_shift > 0 {
             tcb.rcv_wscale = self.cfg.tcp.window_shift;
         }
         match self.table.insert(tuple, tcb) {
             Ok(handle) => self.sync(handle, now_ms),
-            Err(InsertError::Full) => self.complete(client, user_data, none, Errno::NoBufs, Detail::None),
-            Err(InsertError::Exists) => self.complete(client, user_data, none, Errno::AddrInUse, Detail::None),
+            Err(InsertError::Full) => {
+                self.complete(client, user_data, none, Errno::NoBufs, Detail::None)
+            }
+            Err(InsertError::Exists(_)) => {
+                self.complete(client, user_data, none, Errno::AddrInUse, Detail::None)
+            }
         }
     }
 

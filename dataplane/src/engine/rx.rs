@@ -15,8 +15,8 @@ use crate::tcp::input::{self, Disposition, negotiate};
 use crate::tcp::state::State;
 use crate::tcp::tcb::{Tcb, TcbFlags};
 use crate::wire::{
-    self, ArpOperation, ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress, EthernetFrame, IpProtocol,
-    Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
+    self, ArpOperation, ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress,
+    EthernetFrame, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
 };
 
 impl QueueEngine {
@@ -68,7 +68,10 @@ impl QueueEngine {
             return Ok(());
         }
         // RFC 826: the sender's mapping is worth keeping when it asks us.
-        if self.is_on_link(source_protocol_addr) && self.neighbors.learn(source_protocol_addr, source_hardware_addr, now_ms)
+        if self.is_on_link(source_protocol_addr)
+            && self
+                .neighbors
+                .learn(source_protocol_addr, source_hardware_addr, now_ms)
         {
             for h in self.neighbors.take_waiting() {
                 self.sync(h, now_ms);
@@ -86,7 +89,13 @@ impl QueueEngine {
         Ok(())
     }
 
-    fn rx_ipv4(&mut self, now: Instant, now_ms: u64, src_mac: EthernetAddress, payload: &[u8]) -> wire::Result<()> {
+    fn rx_ipv4(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        src_mac: EthernetAddress,
+        payload: &[u8],
+    ) -> wire::Result<()> {
         let packet = Ipv4Packet::new_checked(payload)?;
         let ip = Ipv4Repr::parse(&packet)?;
         if !self.is_local(ip.dst_addr) || ip.protocol != IpProtocol::Tcp {
@@ -94,7 +103,9 @@ impl QueueEngine {
             return Ok(());
         }
         // Gleaning: an on-link sender's MAC is as good as an ARP reply.
-        if self.is_on_link(ip.src_addr) && self.neighbors.lookup(ip.src_addr, now_ms) != Some(src_mac) {
+        if self.is_on_link(ip.src_addr)
+            && self.neighbors.lookup(ip.src_addr, now_ms) != Some(src_mac)
+        {
             self.neighbors.learn(ip.src_addr, src_mac, now_ms);
         }
         let tcp_bytes = packet.payload();
@@ -113,14 +124,22 @@ impl QueueEngine {
         Ok(())
     }
 
-    fn rx_conn(&mut self, now: Instant, now_ms: u64, handle: Handle, tuple: FourTuple, seg: &TcpRepr<'_>) {
+    fn rx_conn(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        handle: Handle,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) {
         let before = self.table.get(handle).map(|t| t.state);
         let d = self.with_conn(handle, now_ms, |tcb, cx| input::on_segment(tcb, cx, seg));
         let after = self.table.get(handle).map(|t| t.state);
-        if before == Some(State::SynReceived) && after != Some(State::SynReceived) {
-            if let Some(l) = self.listeners.get_mut(&tuple.local_port) {
-                l.pending = l.pending.saturating_sub(1);
-            }
+        if before == Some(State::SynReceived)
+            && after != Some(State::SynReceived)
+            && let Some(l) = self.listeners.get_mut(&tuple.local_port)
+        {
+            l.pending = l.pending.saturating_sub(1);
         }
         self.apply(handle, d, now_ms);
         if d == Disposition::Reopen {
@@ -149,7 +168,11 @@ impl QueueEngine {
         let (seq, ack, flags) = if f.ack() {
             (seg.ack, SeqNumber(0), TcpFlags::RST)
         } else {
-            (SeqNumber(0), seg.seq.wrapping_add(seg.segment_len()), TcpFlags::RST | TcpFlags::ACK)
+            (
+                SeqNumber(0),
+                seg.seq.wrapping_add(seg.segment_len()),
+                TcpFlags::RST | TcpFlags::ACK,
+            )
         };
         self.push_reply(CtlFrame::Tcp {
             local: tuple.local_addr,
@@ -167,11 +190,26 @@ impl QueueEngine {
 
     /// LISTEN + SYN (RFC 9293 §3.10.7.2): a SYN-RECEIVED record, or a SYN
     /// cookie when the backlog is full.
-    fn passive_open(&mut self, now: Instant, now_ms: u64, listener: super::Listener, tuple: FourTuple, seg: &TcpRepr<'_>) {
-        let Some(owner) = self.table.get(listener.handle).map(|l| (l.owner, l.user_data)) else { return };
+    fn passive_open(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        listener: super::Listener,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) {
+        let Some(owner) = self
+            .table
+            .get(listener.handle)
+            .map(|l| (l.owner, l.user_data))
+        else {
+            return;
+        };
         if listener.pending >= listener.backlog {
             let now_s = now_ms / 1000;
-            let (cookie, mss) = self.isn.cookie(&tuple, seg.seq.0, seg.options.mss.unwrap_or(536), now_s);
+            let (cookie, mss) =
+                self.isn
+                    .cookie(&tuple, seg.seq.0, seg.options.mss.unwrap_or(536), now_s);
             self.counters.syn_cookies_sent += 1;
             self.push_reply(CtlFrame::CookieSynAck {
                 tuple,
@@ -183,7 +221,14 @@ impl QueueEngine {
         }
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let iss = SeqNumber(self.isn.isn(&tuple, now_us));
-        let mut tcb = Tcb::new(owner.0, self.cfg.default_linger, &self.cfg.tcp.rto, self.cfg.tcp.mss, iss, now_ms);
+        let mut tcb = Tcb::new(
+            owner.0,
+            self.cfg.default_linger,
+            &self.cfg.tcp.rto,
+            self.cfg.tcp.mss,
+            iss,
+            now_ms,
+        );
         tcb.state = State::SynReceived;
         tcb.user_data = owner.1;
         tcb.irs = seg.seq;
@@ -201,7 +246,7 @@ impl QueueEngine {
                 }
                 self.sync(handle, now_ms);
             }
-            Err(InsertError::Full | InsertError::Exists) => self.counters.syn_dropped += 1,
+            Err(InsertError::Full | InsertError::Exists(_)) => self.counters.syn_dropped += 1,
         }
     }
 
@@ -221,15 +266,34 @@ impl QueueEngine {
 
     /// The ACK completing a cookie handshake: an ESTABLISHED record straight
     /// away (no options beyond the MSS survive a cookie).
-    fn cookie_open(&mut self, now_ms: u64, listener: super::Listener, tuple: FourTuple, seg: &TcpRepr<'_>) -> bool {
+    fn cookie_open(
+        &mut self,
+        now_ms: u64,
+        listener: super::Listener,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
         let now_s = now_ms / 1000;
         let peer_isn = seg.seq.wrapping_sub(1);
         let ours = seg.ack.wrapping_sub(1);
-        let Some(mss) = self.isn.check_cookie(&tuple, peer_isn.0, ours.0, now_s) else { return false };
-        let Some((owner, user_data)) = self.table.get(listener.handle).map(|l| (l.owner, l.user_data)) else {
+        let Some(mss) = self.isn.check_cookie(&tuple, peer_isn.0, ours.0, now_s) else {
             return false;
         };
-        let mut tcb = Tcb::new(owner, self.cfg.default_linger, &self.cfg.tcp.rto, mss.min(self.cfg.tcp.mss), ours, now_ms);
+        let Some((owner, user_data)) = self
+            .table
+            .get(listener.handle)
+            .map(|l| (l.owner, l.user_data))
+        else {
+            return false;
+        };
+        let mut tcb = Tcb::new(
+            owner,
+            self.cfg.default_linger,
+            &self.cfg.tcp.rto,
+            mss.min(self.cfg.tcp.mss),
+            ours,
+            now_ms,
+        );
         tcb.state = State::Established;
         tcb.user_data = user_data;
         tcb.irs = peer_isn;
@@ -259,7 +323,8 @@ impl QueueEngine {
                 });
                 // Any data on the ACK is processed as on an established connection.
                 if !seg.payload.is_empty() || seg.flags.fin() {
-                    let d = self.with_conn(handle, now_ms, |tcb, cx| input::on_segment(tcb, cx, seg));
+                    let d =
+                        self.with_conn(handle, now_ms, |tcb, cx| input::on_segment(tcb, cx, seg));
                     self.apply(handle, d, now_ms);
                 } else {
                     self.sync(handle, now_ms);

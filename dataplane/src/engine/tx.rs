@@ -14,8 +14,9 @@ use crate::tcp::cx::Cx;
 use crate::tcp::output;
 use crate::tcp::tcb::TcbFlags;
 use crate::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, TcpFlags, TcpOptions, TcpPacket,
+    TcpRepr,
 };
 
 const ETH: usize = crate::wire::ETHERNET_HEADER_LEN;
@@ -36,7 +37,9 @@ impl QueueEngine {
             }
         }
         while let Some(handle) = self.tx_list.pop_front() {
-            let Some(tuple) = self.table.tuple(handle) else { continue };
+            let Some(tuple) = self.table.tuple(handle) else {
+                continue;
+            };
             if let Some(tcb) = self.table.get_mut(handle) {
                 tcb.flags.clear(TcbFlags::ON_TX_LIST);
             } else {
@@ -75,7 +78,14 @@ impl QueueEngine {
                 options: plan.options,
                 payload: &self.scratch[..plan.payload_len],
             };
-            let len = emit_tcp(buf, self.cfg.mac, mac, tuple.local_addr, tuple.remote_addr, &seg)?;
+            let len = emit_tcp(
+                buf,
+                self.cfg.mac,
+                mac,
+                tuple.local_addr,
+                tuple.remote_addr,
+                &seg,
+            )?;
             self.counters.tx_frames += 1;
             return Some(len);
         }
@@ -83,7 +93,12 @@ impl QueueEngine {
     }
 
     /// The MAC to send to for `remote`, or `None` after asking for it.
-    fn next_hop_mac(&mut self, now_ms: u64, local: Ipv4Addr, remote: Ipv4Addr) -> Option<EthernetAddress> {
+    fn next_hop_mac(
+        &mut self,
+        now_ms: u64,
+        local: Ipv4Addr,
+        remote: Ipv4Addr,
+    ) -> Option<EthernetAddress> {
         let on_link = self.cfg.addrs.iter().any(|a| a.on_link(remote));
         let hop = if on_link { remote } else { self.cfg.gateway? };
         if let Some(mac) = self.neighbors.lookup(hop, now_ms) {
@@ -111,24 +126,42 @@ impl QueueEngine {
                 let template = self.rst_template(local, mac);
                 template.build(buf, &seg).ok()
             }
-            CtlFrame::Arp { op, target_mac, target_ip, sender_ip } => {
+            CtlFrame::Arp {
+                op,
+                target_mac,
+                target_ip,
+                sender_ip,
+            } => {
                 let repr = ArpRepr::EthernetIpv4 {
                     operation: op,
                     source_hardware_addr: self.cfg.mac,
                     source_protocol_addr: sender_ip,
-                    target_hardware_addr: if op == ArpOperation::Request { EthernetAddress([0; 6]) } else { target_mac },
+                    target_hardware_addr: if op == ArpOperation::Request {
+                        EthernetAddress([0; 6])
+                    } else {
+                        target_mac
+                    },
                     target_protocol_addr: target_ip,
                 };
                 let len = ETH + repr.buffer_len();
                 if buf.len() < len {
                     return None;
                 }
-                EthernetRepr { src_addr: self.cfg.mac, dst_addr: target_mac, ethertype: EtherType::Arp }
-                    .emit(&mut EthernetFrame::new_unchecked(&mut buf[..len]));
+                EthernetRepr {
+                    src_addr: self.cfg.mac,
+                    dst_addr: target_mac,
+                    ethertype: EtherType::Arp,
+                }
+                .emit(&mut EthernetFrame::new_unchecked(&mut buf[..len]));
                 repr.emit(&mut ArpPacket::new_unchecked(&mut buf[ETH..len]));
                 Some(len)
             }
-            CtlFrame::CookieSynAck { tuple, seq, ack, mss } => {
+            CtlFrame::CookieSynAck {
+                tuple,
+                seq,
+                ack,
+                mss,
+            } => {
                 let mac = self.next_hop_mac(now_ms, tuple.local_addr, tuple.remote_addr)?;
                 let seg = TcpRepr {
                     src_port: tuple.local_port,
@@ -138,23 +171,38 @@ impl QueueEngine {
                     flags: TcpFlags::SYN | TcpFlags::ACK,
                     window: (self.cfg.tcp.recv_buffer.min(0xffff)) as u16,
                     urgent: 0,
-                    options: TcpOptions { mss: Some(mss), ..TcpOptions::default() },
+                    options: TcpOptions {
+                        mss: Some(mss),
+                        ..TcpOptions::default()
+                    },
                     payload: &[],
                 };
-                emit_tcp(buf, self.cfg.mac, mac, tuple.local_addr, tuple.remote_addr, &seg)
+                emit_tcp(
+                    buf,
+                    self.cfg.mac,
+                    mac,
+                    tuple.local_addr,
+                    tuple.remote_addr,
+                    &seg,
+                )
             }
         }
     }
 
     /// The RST template for (local address, next hop), built once.
     fn rst_template(&mut self, local: Ipv4Addr, mac: EthernetAddress) -> &RstTemplate {
-        let pos = match self.rst_templates.iter().position(|(ip, m, _)| *ip == local && *m == mac) {
+        let pos = match self
+            .rst_templates
+            .iter()
+            .position(|(ip, m, _)| *ip == local && *m == mac)
+        {
             Some(pos) => pos,
             None => {
                 if self.rst_templates.len() >= 64 {
                     self.rst_templates.clear();
                 }
-                self.rst_templates.push((local, mac, RstTemplate::new(self.cfg.mac, mac, local)));
+                self.rst_templates
+                    .push((local, mac, RstTemplate::new(self.cfg.mac, mac, local)));
                 self.rst_templates.len() - 1
             }
         };
@@ -177,10 +225,24 @@ fn emit_tcp(
         return None;
     }
     let frame = &mut buf[..len];
-    EthernetRepr { src_addr: src_mac, dst_addr: dst_mac, ethertype: EtherType::Ipv4 }
-        .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
-    Ipv4Repr { src_addr: src, dst_addr: dst, protocol: IpProtocol::Tcp, payload_len: tcp_len, ttl: TTL }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETH..]));
-    seg.emit(&mut TcpPacket::new_unchecked(&mut frame[ETH + IP..]), src, dst);
+    EthernetRepr {
+        src_addr: src_mac,
+        dst_addr: dst_mac,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: tcp_len,
+        ttl: TTL,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETH..]));
+    seg.emit(
+        &mut TcpPacket::new_unchecked(&mut frame[ETH + IP..]),
+        src,
+        dst,
+    );
     Some(len)
 }

@@ -23,6 +23,9 @@ pub const MAX_CAPACITY: u32 = 1 << 30;
 const LIVE: u32 = 1 << 31;
 /// Set in a slot's generation word once it may never be used again.
 const RETIRED: u32 = 1 << 30;
+/// Set while a live slot has been taken out of the 4-tuple index (its
+/// connection is dead but the client still holds the handle).
+const UNINDEXED: u32 = 1 << 29;
 
 /// One slab entry: 32 bytes of metadata followed by the record.
 #[derive(Debug)]
@@ -305,7 +308,8 @@ impl<R> Table<R> {
     fn slot_of(&self, handle: Handle) -> Option<usize> {
         let slot = handle.slot() as usize;
         let entry = self.slots.get(slot)?;
-        (entry.generation == (handle.generation() | LIVE) && handle.core() == self.core)
+        (entry.generation & !UNINDEXED == (handle.generation() | LIVE)
+            && handle.core() == self.core)
             .then_some(slot)
     }
 
@@ -407,9 +411,11 @@ impl<R: Default> Table<R> {
             !self.slots[slot].link.is_armed(),
             "removing {handle:?} while its timer is armed"
         );
-        let hash = self.hasher.hash(&self.slots[slot].tuple);
-        let removed = self.index.remove(hash, slot as u32);
-        debug_assert!(removed, "live slot missing from the index");
+        if self.slots[slot].generation & UNINDEXED == 0 {
+            let hash = self.hasher.hash(&self.slots[slot].tuple);
+            let removed = self.index.remove(hash, slot as u32);
+            debug_assert!(removed, "live slot missing from the index");
+        }
         self.len -= 1;
         let entry = &mut self.slots[slot];
         let record = std::mem::take(&mut entry.record);
@@ -430,6 +436,24 @@ impl<R: Default> Table<R> {
         }
         self.free_tail = slot as u32;
         Some(record)
+    }
+
+    /// Takes a live connection out of the 4-tuple index while keeping its
+    /// slot, record and handle: packets for its tuple no longer find it (and
+    /// the tuple may be used again), the client's handle still does until
+    /// [`remove`](Self::remove). Does nothing for a stale handle or one
+    /// already unindexed.
+    pub fn unindex(&mut self, handle: Handle) {
+        let Some(slot) = self.slot_of(handle) else {
+            return;
+        };
+        if self.slots[slot].generation & UNINDEXED != 0 {
+            return;
+        }
+        let hash = self.hasher.hash(&self.slots[slot].tuple);
+        let removed = self.index.remove(hash, slot as u32);
+        debug_assert!(removed, "live slot missing from the index");
+        self.slots[slot].generation |= UNINDEXED;
     }
 
     /// Cancels the slot's timer in `wheel` (if armed) and removes the

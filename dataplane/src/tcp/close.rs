@@ -28,7 +28,12 @@ pub(crate) fn finish_connect(tcb: &mut Tcb, cx: &mut Cx<'_>) {
         tcb.flags.clear(TcbFlags::CONNECT_PENDING);
         cx.counters.connected += 1;
         let local_port = cx.tuple.local_port;
-        cx.complete(tcb.owner, tcb.user_data, Errno::Ok, Detail::Connected { local_port });
+        cx.complete(
+            tcb.owner,
+            tcb.user_data,
+            Errno::Ok,
+            Detail::Connected { local_port },
+        );
     }
 }
 
@@ -69,13 +74,18 @@ pub(crate) fn count_outcome(cx: &mut Cx<'_>, outcome: CloseOutcome) {
 /// A blocking linger close finishes gracefully once all data and our FIN are
 /// acknowledged (§2: "all data acknowledged and our FIN acknowledged").
 pub(crate) fn check_close_done(tcb: &mut Tcb, cx: &mut Cx<'_>) {
-    if tcb.flags.has(TcbFlags::CLOSE_PENDING) && tcb.flags.has(TcbFlags::FIN_SENT) && tcb.all_acked() {
+    if tcb.flags.has(TcbFlags::CLOSE_PENDING)
+        && tcb.flags.has(TcbFlags::FIN_SENT)
+        && tcb.all_acked()
+    {
         complete_close(tcb, cx, CloseOutcome::Graceful);
         // The linger deadline no longer applies; what is left (FIN-WAIT-2,
         // TIME-WAIT) is bounded by the orphan timeout or 2×MSL.
         tcb.close_at = match tcb.state {
             State::TimeWait => tcb.close_at,
-            _ => cx.now_ms.saturating_add(u64::from(cx.cfg.orphan_timeout_ms)),
+            _ => cx
+                .now_ms
+                .saturating_add(u64::from(cx.cfg.orphan_timeout_ms)),
         };
     }
 }
@@ -97,11 +107,21 @@ pub(crate) fn enter_time_wait(tcb: &mut Tcb, cx: &mut Cx<'_>) {
 fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     if tcb.flags.has(TcbFlags::CONNECT_PENDING) {
         tcb.flags.clear(TcbFlags::CONNECT_PENDING);
-        cx.complete(tcb.owner, tcb.user_data, Errno::OperationAborted, Detail::None);
+        cx.complete(
+            tcb.owner,
+            tcb.user_data,
+            Errno::OperationAborted,
+            Detail::None,
+        );
     }
     if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
         tcb.flags.clear(TcbFlags::CLOSE_PENDING);
-        cx.complete(tcb.owner, tcb.user_data, Errno::OperationAborted, Detail::None);
+        cx.complete(
+            tcb.owner,
+            tcb.user_data,
+            Errno::OperationAborted,
+            Detail::None,
+        );
     }
 }
 
@@ -112,7 +132,10 @@ fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
 pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<Ctl> {
     cancel_outstanding(tcb, cx);
     cx.release_send(tcb);
-    let ctl = tcb.state.abort_sends_rst().then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+    let ctl = tcb
+        .state
+        .abort_sends_rst()
+        .then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
     tcb.state = State::Closed;
     ctl
 }
@@ -122,7 +145,10 @@ pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<Ctl> {
 /// operations fail with ECONNABORTED.
 pub(crate) fn local_abort(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<Ctl> {
     cx.release_send(tcb);
-    let ctl = tcb.state.abort_sends_rst().then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+    let ctl = tcb
+        .state
+        .abort_sends_rst()
+        .then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
     cx.counters.rst_abort += u64::from(ctl.is_some());
     cx.event(tcb, Errno::ConnAborted, Detail::Reset);
     tcb.state = State::Closed;
@@ -161,7 +187,12 @@ pub(crate) fn dead_error(tcb: &Tcb) -> Option<Errno> {
 
 /// `close(handle, nonblocking)` on a connection (not a listener). The
 /// completion is posted here (or later, for a blocking linger close).
-pub(crate) fn close(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64, nonblocking: bool) -> Disposition {
+pub(crate) fn close(
+    tcb: &mut Tcb,
+    cx: &mut Cx<'_>,
+    user_data: u64,
+    nonblocking: bool,
+) -> Disposition {
     let owner = tcb.owner;
     let done = |tcb: &mut Tcb, cx: &mut Cx<'_>, outcome: CloseOutcome| {
         count_outcome(cx, outcome);
@@ -242,7 +273,12 @@ fn abort_now(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64) -> Disposition {
     cx.counters.rst_abort += u64::from(ctl.is_some());
     count_outcome(cx, CloseOutcome::Aborted);
     tcb.flags.set(TcbFlags::ORPHAN);
-    cx.complete(owner, user_data, Errno::Ok, Detail::Closed(CloseOutcome::Aborted));
+    cx.complete(
+        owner,
+        user_data,
+        Errno::Ok,
+        Detail::Closed(CloseOutcome::Aborted),
+    );
     ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
 }
 
@@ -282,7 +318,10 @@ pub(crate) fn shutdown(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64, how: u8) 
     if let Some(e) = dead_error(tcb) {
         return fail(cx, e);
     }
-    if matches!(tcb.state, State::Listen | State::SynSent | State::SynReceived) {
+    if matches!(
+        tcb.state,
+        State::Listen | State::SynSent | State::SynReceived
+    ) {
         return fail(cx, Errno::NotConn);
     }
     let mut disposition = Disposition::Keep;
@@ -301,4 +340,37 @@ pub(crate) fn shutdown(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64, how: u8) 
     }
     cx.complete(owner, user_data, Errno::Ok, Detail::None);
     disposition
+}
+
+/// A close done by `close_matching` (§6): no per-connection completion (the
+/// job reports a count), the handle is dead afterwards.
+pub(crate) fn close_for_match(
+    tcb: &mut Tcb,
+    cx: &mut Cx<'_>,
+    mode: crate::engine::api::MatchMode,
+) -> Disposition {
+    use crate::engine::api::MatchMode;
+    if tcb.unconsumed > 0 || mode == MatchMode::Abort {
+        if tcb.unconsumed > 0 {
+            cx.counters.abort_on_close_unread += 1;
+        }
+        let ctl = hard_close(tcb, cx);
+        cx.counters.rst_abort += u64::from(ctl.is_some());
+        count_outcome(cx, CloseOutcome::Aborted);
+        tcb.flags.set(TcbFlags::ORPHAN);
+        return ctl.map_or(Disposition::Free, Disposition::ResetAndFree);
+    }
+    if tcb.state == State::SynSent {
+        cancel_outstanding(tcb, cx);
+        tcb.state = State::Closed;
+        count_outcome(cx, CloseOutcome::Aborted);
+        return Disposition::Free;
+    }
+    cancel_outstanding(tcb, cx);
+    match mode {
+        MatchMode::Linger { ms } => graceful_in_background(tcb, cx, u64::from(ms), true),
+        _ => graceful_in_background(tcb, cx, u64::from(cx.cfg.orphan_timeout_ms), false),
+    }
+    count_outcome(cx, CloseOutcome::Background);
+    Disposition::Keep
 }

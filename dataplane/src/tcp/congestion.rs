@@ -37,7 +37,13 @@ impl NewReno {
     /// RFC 6928 initial window: min(10×MSS, max(2×MSS, 14600)).
     pub fn new(mss: u32, iss: SeqNumber) -> NewReno {
         let iw = (10 * mss).min((2 * mss).max(14_600));
-        NewReno { cwnd: iw, ssthresh: u32::MAX, recover: iss, dupacks: 0, in_recovery: false }
+        NewReno {
+            cwnd: iw,
+            ssthresh: u32::MAX,
+            recover: iss,
+            dupacks: 0,
+            in_recovery: false,
+        }
     }
 
     /// New data was acknowledged: `acked` bytes, cumulative ACK now `ack`.
@@ -69,7 +75,13 @@ impl NewReno {
     /// A duplicate ACK (RFC 5681 §2 definition) arrived. `flight` is bytes
     /// outstanding, `ack` the duplicated ACK, `snd_max` the highest sequence
     /// number sent.
-    pub fn on_dup_ack(&mut self, flight: u32, ack: SeqNumber, snd_max: SeqNumber, mss: u32) -> AckAction {
+    pub fn on_dup_ack(
+        &mut self,
+        flight: u32,
+        ack: SeqNumber,
+        snd_max: SeqNumber,
+        mss: u32,
+    ) -> AckAction {
         self.dupacks = self.dupacks.saturating_add(1);
         if self.in_recovery {
             // RFC 5681 §3.2 step 4: inflate for each segment that left.
@@ -121,13 +133,20 @@ mod tests {
         let (ack, max) = (SeqNumber(5000), SeqNumber(15000));
         assert_eq!(c.on_dup_ack(10 * MSS, ack, max, MSS), AckAction::None);
         assert_eq!(c.on_dup_ack(10 * MSS, ack, max, MSS), AckAction::None);
-        assert_eq!(c.on_dup_ack(10 * MSS, ack, max, MSS), AckAction::RetransmitFirst);
+        assert_eq!(
+            c.on_dup_ack(10 * MSS, ack, max, MSS),
+            AckAction::RetransmitFirst
+        );
         assert!(c.in_recovery);
         assert_eq!(c.ssthresh, 5 * MSS);
         assert_eq!(c.cwnd, 8 * MSS);
         c.on_dup_ack(10 * MSS, ack, max, MSS);
         assert_eq!(c.cwnd, 9 * MSS, "inflation");
-        assert_eq!(c.on_new_ack(2 * MSS, SeqNumber(7000), MSS), AckAction::RetransmitFirst, "partial ACK");
+        assert_eq!(
+            c.on_new_ack(2 * MSS, SeqNumber(7000), MSS),
+            AckAction::RetransmitFirst,
+            "partial ACK"
+        );
         assert!(c.in_recovery);
         assert_eq!(c.on_new_ack(8 * MSS, max, MSS), AckAction::None);
         assert!(!c.in_recovery);
@@ -141,7 +160,10 @@ mod tests {
         assert_eq!((c.cwnd, c.ssthresh), (MSS, 4 * MSS));
         // Dup ACKs for data below `recover` do not start another recovery.
         for _ in 0..3 {
-            assert_eq!(c.on_dup_ack(MSS, SeqNumber(4000), SeqNumber(8000), MSS), AckAction::None);
+            assert_eq!(
+                c.on_dup_ack(MSS, SeqNumber(4000), SeqNumber(8000), MSS),
+                AckAction::None
+            );
         }
     }
 }

@@ -38,7 +38,13 @@ pub(crate) struct Cx<'a> {
 
 impl Cx<'_> {
     /// Posts the answer to a request.
-    pub(crate) fn complete(&mut self, client: ClientId, user_data: u64, result: Errno, detail: Detail) {
+    pub(crate) fn complete(
+        &mut self,
+        client: ClientId,
+        user_data: u64,
+        result: Errno,
+        detail: Detail,
+    ) {
         self.completions.push_back(Completion {
             client,
             user_data,

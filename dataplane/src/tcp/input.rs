@@ -34,12 +34,20 @@ pub(crate) struct Ctl {
 impl Ctl {
     /// `<SEQ=seq><CTL=RST>`.
     pub(crate) fn rst(seq: SeqNumber) -> Ctl {
-        Ctl { seq, ack: SeqNumber(0), flags: TcpFlags::RST }
+        Ctl {
+            seq,
+            ack: SeqNumber(0),
+            flags: TcpFlags::RST,
+        }
     }
 
     /// `<SEQ=seq><ACK=ack><CTL=RST,ACK>`.
     pub(crate) fn rst_ack(seq: SeqNumber, ack: SeqNumber) -> Ctl {
-        Ctl { seq, ack, flags: TcpFlags::RST | TcpFlags::ACK }
+        Ctl {
+            seq,
+            ack,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+        }
     }
 }
 
@@ -162,7 +170,12 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
     // A SYN in TIME-WAIT with a sequence number beyond the old connection's
     // may start a new incarnation (RFC 6191 §2 without timestamps; RFC 9293
     // §3.10.7.4 allows it).
-    if tcb.state == State::TimeWait && f.syn() && !f.ack() && !f.rst() && seg.seq.diff(tcb.rcv_nxt) > 0 {
+    if tcb.state == State::TimeWait
+        && f.syn()
+        && !f.ack()
+        && !f.rst()
+        && seg.seq.diff(tcb.rcv_nxt) > 0
+    {
         return Disposition::Reopen;
     }
 
@@ -171,14 +184,21 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
     let payload_len = seg.payload.len() as u32;
     let seg_len = seg.segment_len();
     let acceptable = if seg_len == 0 {
-        if rcv_wnd == 0 { seg.seq == tcb.rcv_nxt } else { seg.seq.is_in_window(tcb.rcv_nxt, rcv_wnd) }
+        if rcv_wnd == 0 {
+            seg.seq == tcb.rcv_nxt
+        } else {
+            seg.seq.is_in_window(tcb.rcv_nxt, rcv_wnd)
+        }
     } else if rcv_wnd == 0 {
         // RFC 9293: with a zero window only ACKs, URGs and RSTs are
         // processed; data is dropped below (the window has no room).
         seg.seq == tcb.rcv_nxt
     } else {
         seg.seq.is_in_window(tcb.rcv_nxt, rcv_wnd)
-            || seg.seq.wrapping_add(seg_len - 1).is_in_window(tcb.rcv_nxt, rcv_wnd)
+            || seg
+                .seq
+                .wrapping_add(seg_len - 1)
+                .is_in_window(tcb.rcv_nxt, rcv_wnd)
     };
     if !acceptable {
         cx.counters.rx_unacceptable += 1;
@@ -315,7 +335,8 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
             tcb.flags.set(TcbFlags::RETRANSMIT_ONE);
         }
         tcb.rtx_at = if tcb.flight() > 0 {
-            cx.now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)))
+            cx.now_ms
+                .saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)))
         } else {
             NEVER
         };
@@ -330,7 +351,9 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
     {
         // RFC 5681 §2: a duplicate ACK.
         let flight = tcb.flight();
-        if tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss) == super::congestion::AckAction::RetransmitFirst {
+        if tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss)
+            == super::congestion::AckAction::RetransmitFirst
+        {
             tcb.flags.set(TcbFlags::RETRANSMIT_ONE);
             cx.counters.fast_retransmits += 1;
         }
@@ -353,7 +376,10 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
             if tcb.flags.has(TcbFlags::ORPHAN) && !tcb.flags.has(TcbFlags::LINGER_DEADLINE) {
                 // An orphan's FIN-WAIT-2 is bounded (TESTING.md "every
                 // closing state bounded"); the orphan deadline already runs.
-                tcb.close_at = tcb.close_at.min(cx.now_ms.saturating_add(u64::from(cx.cfg.orphan_timeout_ms)));
+                tcb.close_at = tcb.close_at.min(
+                    cx.now_ms
+                        .saturating_add(u64::from(cx.cfg.orphan_timeout_ms)),
+                );
             }
         }
         State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
@@ -379,23 +405,24 @@ fn set_window(tcb: &mut Tcb, seg: &TcpRepr<'_>, wnd: u32) {
 /// timed segment (Karn's rule: never from a retransmission).
 fn sample_rtt(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
     let now32 = cx.now_ms as u32;
-    if tcb.flags.has(TcbFlags::TIMESTAMPS) {
-        if let Some((tsval, tsecr)) = seg.options.timestamps {
-            if tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0 && seg.seq.diff(tcb.rcv_nxt) <= 0 {
-                tcb.ts_recent = tsval;
-            }
-            if tsecr != 0 {
-                let rtt = now32.wrapping_sub(tsecr);
-                if rtt < 60_000 {
-                    tcb.rtt.on_sample(rtt, &cx.cfg.rto);
-                    tcb.flags.clear(TcbFlags::RTT_TIMING);
-                    return;
-                }
+    if tcb.flags.has(TcbFlags::TIMESTAMPS)
+        && let Some((tsval, tsecr)) = seg.options.timestamps
+    {
+        if tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0 && seg.seq.diff(tcb.rcv_nxt) <= 0 {
+            tcb.ts_recent = tsval;
+        }
+        if tsecr != 0 {
+            let rtt = now32.wrapping_sub(tsecr);
+            if rtt < 60_000 {
+                tcb.rtt.on_sample(rtt, &cx.cfg.rto);
+                tcb.flags.clear(TcbFlags::RTT_TIMING);
+                return;
             }
         }
     }
     if tcb.flags.has(TcbFlags::RTT_TIMING) && seg.ack.diff(tcb.rtt_seq) >= 0 {
-        tcb.rtt.on_sample(now32.wrapping_sub(tcb.rtt_start), &cx.cfg.rto);
+        tcb.rtt
+            .on_sample(now32.wrapping_sub(tcb.rtt_start), &cx.cfg.rto);
         tcb.flags.clear(TcbFlags::RTT_TIMING);
     }
 }

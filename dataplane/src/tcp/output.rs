@@ -32,7 +32,10 @@ pub(crate) struct Plan {
 
 /// Whether the connection has something to send right now.
 pub(crate) fn has_output(tcb: &Tcb) -> bool {
-    if tcb.flags.0 & (TcbFlags::NEED_ACK | TcbFlags::NEED_SYN | TcbFlags::RETRANSMIT_ONE | TcbFlags::PROBE) != 0 {
+    if tcb.flags.0
+        & (TcbFlags::NEED_ACK | TcbFlags::NEED_SYN | TcbFlags::RETRANSMIT_ONE | TcbFlags::PROBE)
+        != 0
+    {
         return true;
     }
     if !tcb.state.is_synchronized() {
@@ -45,7 +48,9 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
     }
     // The FIN is due when all data is sent and SND.NXT sits on the FIN's
     // sequence number (not yet sent, or rewound by a timeout).
-    tcb.flags.has(TcbFlags::FIN_QUEUED) && sent == queued && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
+    tcb.flags.has(TcbFlags::FIN_QUEUED)
+        && sent == queued
+        && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
 }
 
 /// Data bytes already sent from the front of the buffer.
@@ -84,7 +89,9 @@ fn syn_options(tcb: &Tcb, cx: &Cx<'_>, answering: bool) -> TcpOptions {
 
 fn arm_rtx(tcb: &mut Tcb, cx: &Cx<'_>) {
     if tcb.rtx_at == NEVER {
-        tcb.rtx_at = cx.now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)));
+        tcb.rtx_at = cx
+            .now_ms
+            .saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)));
     }
 }
 
@@ -95,7 +102,9 @@ pub(crate) fn next_segment(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -
             tcb.flags.clear(TcbFlags::NEED_ACK | TcbFlags::NEED_SYN);
             None
         }
-        State::SynSent | State::SynReceived if tcb.flags.has(TcbFlags::NEED_SYN) => Some(syn(tcb, cx)),
+        State::SynSent | State::SynReceived if tcb.flags.has(TcbFlags::NEED_SYN) => {
+            Some(syn(tcb, cx))
+        }
         State::SynSent => None,
         _ => data_fin_ack(tcb, cx, payload),
     }
@@ -111,11 +120,22 @@ fn syn(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Plan {
     }
     arm_rtx(tcb, cx);
     let (flags, ack, window) = if answering {
-        (TcpFlags::SYN | TcpFlags::ACK, tcb.rcv_nxt, advertise(tcb, cx, true))
+        (
+            TcpFlags::SYN | TcpFlags::ACK,
+            tcb.rcv_nxt,
+            advertise(tcb, cx, true),
+        )
     } else {
         (TcpFlags::SYN, SeqNumber(0), advertise(tcb, cx, true))
     };
-    Plan { seq: tcb.iss, ack, flags, window, options, payload_len: 0 }
+    Plan {
+        seq: tcb.iss,
+        ack,
+        flags,
+        window,
+        options,
+        payload_len: 0,
+    }
 }
 
 fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Plan> {
@@ -124,7 +144,7 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     let mut seq = tcb.snd_nxt;
     let mut offset = data_sent(tcb);
     let mut len;
-    let mut retransmission = false;
+    let retransmission;
     if tcb.flags.has(TcbFlags::RETRANSMIT_ONE) {
         // Fast retransmit / partial ACK: the first unacknowledged segment,
         // SND.NXT untouched (RFC 5681 §3.2 step 3, RFC 6582 §3.2 step 3).
@@ -160,7 +180,9 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
         return None;
     }
     if len > 0 {
-        let copied = tcb.send.as_ref().map_or(0, |b| b.copy_out(offset as usize, &mut payload[..len as usize]));
+        let copied = tcb.send.as_ref().map_or(0, |b| {
+            b.copy_out(offset as usize, &mut payload[..len as usize])
+        });
         len = copied as u32;
     }
     let mut flags = TcpFlags::ACK;
@@ -196,8 +218,18 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     tcb.ack_at = NEVER;
     let window = advertise(tcb, cx, false);
     let options = TcpOptions {
-        timestamps: tcb.flags.has(TcbFlags::TIMESTAMPS).then_some((cx.now_ms as u32, tcb.ts_recent)),
+        timestamps: tcb
+            .flags
+            .has(TcbFlags::TIMESTAMPS)
+            .then_some((cx.now_ms as u32, tcb.ts_recent)),
         ..TcpOptions::default()
     };
-    Some(Plan { seq, ack: tcb.rcv_nxt, flags, window, options, payload_len: len as usize })
+    Some(Plan {
+        seq,
+        ack: tcb.rcv_nxt,
+        flags,
+        window,
+        options,
+        payload_len: len as usize,
+    })
 }

@@ -162,13 +162,27 @@ pub struct Tcb {
 
 impl Default for Tcb {
     fn default() -> Self {
-        Tcb::new(ClientId(0), Linger::default(), &RtoBounds::default(), 536, SeqNumber(0), 0)
+        Tcb::new(
+            ClientId(0),
+            Linger::default(),
+            &RtoBounds::default(),
+            536,
+            SeqNumber(0),
+            0,
+        )
     }
 }
 
 impl Tcb {
     /// A fresh record owned by `owner`, in state Closed.
-    pub fn new(owner: ClientId, linger: Linger, rto: &RtoBounds, mss: u16, iss: SeqNumber, now_ms: u64) -> Tcb {
+    pub fn new(
+        owner: ClientId,
+        linger: Linger,
+        rto: &RtoBounds,
+        mss: u16,
+        iss: SeqNumber,
+        now_ms: u64,
+    ) -> Tcb {
         Tcb {
             state: State::Closed,
             flags: TcbFlags::default(),

@@ -1,0 +1,197 @@
+//! Bulk teardown: `close_matching(filter, mode, pace)` (CLOSE-SEMANTICS.md §6).
+//!
+//! It owns the jobs: a resumable cursor over the table's slots, a token
+//! bucket for pacing, and the running count. Each `handle_timeout` runs a
+//! bounded slice of every job, so packet processing on the core is never
+//! starved. A slot is visited once per job, and a connection the job closes
+//! is marked closed by the client, so no close is lost or done twice.
+//! Connections created behind the cursor after the job started are not
+//! visited (the job closes what existed when it passed).
+
+use lingerd_abi::Errno;
+
+use super::QueueEngine;
+use super::api::{ADMIN_CLIENT, ClientId, Completion, Detail, Filter, MatchMode};
+use crate::table::{FourTuple, Handle};
+use crate::tcp::close;
+use crate::tcp::state::State;
+use crate::tcp::tcb::Tcb;
+
+/// Slots examined per job per slice.
+const SLOTS_PER_SLICE: u32 = 16_384;
+/// Closes per job per slice when unpaced.
+const CLOSES_PER_SLICE: u64 = 4_096;
+
+/// One running `close_matching`.
+#[derive(Debug)]
+pub(super) struct MatchJob {
+    client: ClientId,
+    user_data: u64,
+    filter: Filter,
+    mode: MatchMode,
+    pace_per_s: u32,
+    cursor: u32,
+    count: u64,
+    /// Tokens in thousandths of a close (pace × elapsed ms).
+    tokens_milli: u64,
+    last_refill_ms: u64,
+    next_run_ms: u64,
+}
+
+impl MatchJob {
+    /// When the job can next make progress.
+    pub(super) fn next_run_ms(&self) -> u64 {
+        self.next_run_ms
+    }
+
+    fn matches(&self, tuple: &FourTuple, tcb: &Tcb, now_ms: u64) -> bool {
+        let f = &self.filter;
+        if tcb.state == State::Listen || tcb.closed_by_client() || tcb.state == State::Closed {
+            return false;
+        }
+        if self.client != ADMIN_CLIENT && tcb.owner != self.client {
+            return false;
+        }
+        f.local.is_none_or(|p| p.contains(tuple.local_addr))
+            && f.remote.is_none_or(|p| p.contains(tuple.remote_addr))
+            && f.local_port.is_none_or(|p| p == tuple.local_port)
+            && f.remote_port.is_none_or(|p| p == tuple.remote_port)
+            && (f.states == 0 || f.states & tcb.state.bit() != 0)
+            && now_ms.saturating_sub(tcb.last_active) >= u64::from(f.min_idle_ms)
+    }
+}
+
+impl QueueEngine {
+    pub(super) fn start_match(
+        &mut self,
+        now_ms: u64,
+        client: ClientId,
+        user_data: u64,
+        filter: Filter,
+        mode: MatchMode,
+        pace_per_s: u32,
+    ) {
+        let bad_prefix = [filter.local, filter.remote]
+            .iter()
+            .flatten()
+            .any(|p| p.len > 32);
+        let bad_mode =
+            matches!(mode, MatchMode::Linger { ms } if ms > crate::tcp::linger::MAX_LINGER_MS);
+        if bad_prefix || bad_mode {
+            return self.complete(
+                client,
+                user_data,
+                Handle::from_raw(0),
+                Errno::Inval,
+                Detail::None,
+            );
+        }
+        self.jobs.push_back(MatchJob {
+            client,
+            user_data,
+            filter,
+            mode,
+            pace_per_s,
+            cursor: 0,
+            count: 0,
+            tokens_milli: 0,
+            last_refill_ms: now_ms,
+            next_run_ms: now_ms,
+        });
+    }
+
+    /// Runs one bounded slice of every job that can make progress.
+    pub(super) fn run_jobs(&mut self, now_ms: u64) {
+        for _ in 0..self.jobs.len() {
+            let Some(mut job) = self.jobs.pop_front() else {
+                break;
+            };
+            if job.next_run_ms > now_ms {
+                self.jobs.push_back(job);
+                continue;
+            }
+            if self.run_slice(&mut job, now_ms) {
+                self.completions.push_back(Completion {
+                    client: job.client,
+                    user_data: job.user_data,
+                    handle: Handle::from_raw(0),
+                    result: Errno::Ok,
+                    detail: Detail::Count(job.count),
+                    is_event: false,
+                });
+            } else {
+                self.jobs.push_back(job);
+            }
+        }
+    }
+
+    /// One slice; returns true when the job has walked the whole table.
+    fn run_slice(&mut self, job: &mut MatchJob, now_ms: u64) -> bool {
+        let allowance = if job.pace_per_s == 0 {
+            CLOSES_PER_SLICE
+        } else {
+            let elapsed = now_ms.saturating_sub(job.last_refill_ms);
+            job.last_refill_ms = now_ms;
+            // Burst at most 10 ms worth of closes (at least one).
+            let cap = (u64::from(job.pace_per_s) * 10).max(1000);
+            job.tokens_milli = job
+                .tokens_milli
+                .saturating_add(elapsed.saturating_mul(u64::from(job.pace_per_s)))
+                .min(cap);
+            (job.tokens_milli / 1000).min(CLOSES_PER_SLICE)
+        };
+        let before = job.count;
+        let end = self.table.slots_in_use();
+        let stop = job.cursor.saturating_add(SLOTS_PER_SLICE).min(end);
+        let mut closed = 0u64;
+        while job.cursor < stop && closed < allowance {
+            let slot = job.cursor;
+            job.cursor += 1;
+            let Some(handle) = self.table.handle_at(slot) else {
+                continue;
+            };
+            let (Some(tuple), Some(tcb)) = (self.table.tuple(handle), self.table.get(handle))
+            else {
+                continue;
+            };
+            if !job.matches(&tuple, tcb, now_ms) {
+                continue;
+            }
+            let owner = tcb.owner;
+            let mode = job.mode;
+            let d = self.with_conn(handle, now_ms, |tcb, cx| {
+                if owner != job.client {
+                    // Someone else's connection (admin kill): tell its owner,
+                    // as `ss -K` does with ECONNABORTED.
+                    cx.event(tcb, Errno::ConnAborted, Detail::Reset);
+                }
+                close::close_for_match(tcb, cx, mode)
+            });
+            self.apply(handle, d, now_ms);
+            closed += 1;
+        }
+        job.count += closed;
+        if job.pace_per_s != 0 {
+            job.tokens_milli -= closed * 1000;
+        }
+        let done = job.cursor >= self.table.slots_in_use();
+        if !done && job.count != before {
+            self.completions.push_back(Completion {
+                client: job.client,
+                user_data: job.user_data,
+                handle: Handle::from_raw(0),
+                result: Errno::Ok,
+                detail: Detail::Count(job.count),
+                is_event: true,
+            });
+        }
+        job.next_run_ms = if job.pace_per_s == 0 || closed < allowance || job.tokens_milli >= 1000 {
+            now_ms
+        } else {
+            // Wait until the next close's token has accrued.
+            let missing = 1000 - job.tokens_milli;
+            now_ms + missing.div_ceil(u64::from(job.pace_per_s)).max(1)
+        };
+        done
+    }
+}
