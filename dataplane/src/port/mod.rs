@@ -46,3 +46,23 @@ pub trait Endpoint {
     /// Lets the endpoint process the timers due at `now`.
     fn on_timeout(&mut self, now: Instant);
 }
+
+/// The lingerd engine behind a port: frames in and out, timers on the
+/// port's clock. Completions are the rings' business, not the port's.
+impl Endpoint for crate::engine::QueueEngine {
+    fn receive(&mut self, now: Instant, frame: &[u8]) {
+        self.handle_rx(now, frame);
+    }
+
+    fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.poll_transmit(now, buf)
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.poll_timeout()
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        self.handle_timeout(now);
+    }
+}

@@ -11,6 +11,7 @@
 //! `dead_code` allowance below, and nothing else.
 #![allow(dead_code)]
 
+pub(crate) mod engine;
 pub(crate) mod smoltcp_peer;
 
 use std::fmt;

@@ -1,0 +1,100 @@
+//! Test-side helpers for driving a lingerd [`QueueEngine`]: a standard
+//! configuration on the test subnet, request submission with fresh
+//! `user_data`, and completion collection.
+//!
+//! It owns nothing of the engine's logic; it only saves each test from
+//! repeating set-up lines.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+use lingerd_abi::Errno;
+use lingerd_dataplane::engine::QueueEngine;
+use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::table::Handle;
+use lingerd_dataplane::wire::EthernetAddress;
+
+/// The client id tests use.
+pub(crate) const CLIENT: ClientId = ClientId(7);
+
+/// An engine at 198.18.0.`host`/24 with MAC 02:00:00:00:00:`host` (the same
+/// scheme as `SmolConfig::host`).
+pub(crate) fn config(host: u8) -> EngineConfig {
+    let mut cfg = EngineConfig::new(
+        0,
+        EthernetAddress([2, 0, 0, 0, 0, host]),
+        LocalAddr {
+            addr: Ipv4Addr::new(198, 18, 0, host),
+            prefix_len: 24,
+        },
+    );
+    cfg.isn_secret = [u64::from(host), 0x5eed];
+    cfg.hash_key = 0xfeed ^ u64::from(host);
+    cfg
+}
+
+/// An engine with [`config`].
+pub(crate) fn engine(host: u8, t0: Instant) -> QueueEngine {
+    QueueEngine::new(config(host), t0)
+}
+
+/// The address of `host`'s `port`.
+pub(crate) fn addr(host: u8, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, host), port)
+}
+
+/// Drains the engine's completions.
+pub(crate) fn drain(e: &mut QueueEngine) -> Vec<Completion> {
+    std::iter::from_fn(|| e.poll_completion()).collect()
+}
+
+/// Submits `req` as [`CLIENT`] with `user_data` and returns the completions
+/// it produced at once.
+pub(crate) fn submit(
+    e: &mut QueueEngine,
+    now: Instant,
+    user_data: u64,
+    req: Request,
+) -> Vec<Completion> {
+    e.handle_request(now, CLIENT, user_data, req);
+    drain(e)
+}
+
+/// Submits `req` and expects exactly one immediate completion, returned.
+pub(crate) fn call(e: &mut QueueEngine, now: Instant, user_data: u64, req: Request) -> Completion {
+    let mut c = submit(e, now, user_data, req);
+    assert_eq!(c.len(), 1, "expected one completion, got {c:?}");
+    let c = c.remove(0);
+    assert_eq!(c.user_data, user_data);
+    assert!(!c.is_event);
+    c
+}
+
+/// Opens a listener and returns its handle.
+pub(crate) fn listen(e: &mut QueueEngine, now: Instant, port: u16) -> Handle {
+    let c = call(e, now, 1, Request::Listen { port, backlog: 128 });
+    assert_eq!(c.result, Errno::Ok);
+    c.handle
+}
+
+/// The handle of the first `Accepted` event in `events`.
+pub(crate) fn accepted(events: &[Completion]) -> Option<Handle> {
+    events
+        .iter()
+        .find(|c| matches!(c.detail, Detail::Accepted { .. }))
+        .map(|c| c.handle)
+}
+
+/// All bytes of `Data` events for `h`, concatenated.
+pub(crate) fn data_for(events: &[Completion], h: Handle) -> Vec<u8> {
+    events
+        .iter()
+        .filter(|c| c.handle == h)
+        .filter_map(|c| match &c.detail {
+            Detail::Data(d) => Some(d.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
