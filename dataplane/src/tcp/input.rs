@@ -237,7 +237,9 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         if !(seg.ack.diff(tcb.snd_una) > 0 && seg.ack.diff(tcb.snd_max) <= 0) {
             return Disposition::Reply(Ctl::rst(seg.ack));
         }
-        tcb.state = State::Established;
+        // A close queued during a simultaneous open (§3.10.4: FIN after
+        // the handshake) moves straight on to FIN-WAIT-1.
+        tcb.state = if tcb.flags.has(TcbFlags::FIN_QUEUED) { State::FinWait1 } else { State::Established };
         tcb.flags.clear(TcbFlags::NEED_SYN);
         tcb.close_at = NEVER;
         tcb.rtx_at = NEVER;

@@ -78,14 +78,18 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         State::Closed | State::Listen | State::TimeWait => Disposition::Keep,
         _ => {
             let flight = tcb.flight();
+            if tcb.snd_wnd == 0 && tcb.queued() > 0 && flight <= 1 {
+                // Persist: the peer's window is closed with data waiting
+                // (at most a previous one-byte probe outstanding). Probe
+                // again, backing off; a live peer answering with a zero
+                // window is never timed out (RFC 9293 §3.8.6.1: keep
+                // probing), an orphan is bounded by its lifetime deadline.
+                tcb.snd_nxt = tcb.snd_una;
+                tcb.rtt.on_timeout();
+                tcb.flags.set(TcbFlags::PROBE);
+                return Disposition::Keep;
+            }
             if flight == 0 {
-                if tcb.queued() > 0 && tcb.snd_wnd == 0 {
-                    // Persist: probe the zero window, backing off; probing
-                    // never gives up by itself (RFC 9293 §3.8.6.1), but an
-                    // orphan is bounded by its lifetime deadline.
-                    tcb.rtt.on_timeout();
-                    tcb.flags.set(TcbFlags::PROBE);
-                }
                 return Disposition::Keep;
             }
             if tcb.rtt.backoffs() >= cx.cfg.max_retransmits {
