@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(l.request_ring(1), Some(4096 + 2 * l.ring_size));
         assert_eq!(l.request_ring(2), None);
         let rings_end = l.completion_ring(1).unwrap() + l.ring_size;
-        assert!(l.tx_arena >= rings_end && l.tx_arena % 4096 == 0);
+        assert!(l.tx_arena >= rings_end && l.tx_arena.is_multiple_of(4096));
         assert_eq!(l.rx_arena, l.tx_arena + 256 * 2048);
         assert_eq!(l.total % 4096, 0);
         assert!(l.total >= l.rx_arena + 512 * 2048);

@@ -38,7 +38,7 @@ impl Ring {
             .checked_mul(ENTRY_SIZE)
             .and_then(|s| s.checked_add(RING_CONTROL_SIZE));
         let end = size.and_then(|s| base.checked_add(s)).ok_or(RingBounds)?;
-        if end > region.len() || base % 128 != 0 {
+        if end > region.len() || !base.is_multiple_of(128) {
             return Err(RingBounds);
         }
         Ok(Ring {
@@ -99,11 +99,7 @@ impl Producer {
         }
         self.cached_head = self.ring.word(RING_HEAD).load(Ordering::Acquire);
         let used = self.tail.wrapping_sub(self.cached_head);
-        if used > self.ring.entries {
-            0
-        } else {
-            self.ring.entries - used
-        }
+        self.ring.entries.saturating_sub(used)
     }
 
     /// Writes one entry; it becomes visible at the next [`publish`](Self::publish).
