@@ -11,7 +11,7 @@
 use lingerd_abi::Errno;
 
 use super::QueueEngine;
-use super::api::{ADMIN_CLIENT, ClientId, Completion, Detail, Filter, MatchMode};
+use super::api::{ADMIN_CLIENT, ClientExitPolicy, ClientId, Completion, Detail, Filter, MatchMode};
 use crate::table::{FourTuple, Handle};
 use crate::tcp::close;
 use crate::tcp::state::State;
@@ -22,13 +22,23 @@ const SLOTS_PER_SLICE: u32 = 16_384;
 /// Closes per job per slice when unpaced.
 const CLOSES_PER_SLICE: u64 = 4_096;
 
-/// One running `close_matching`.
+/// What a job does to each connection it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobKind {
+    /// `close_matching` with this mode; completes with the count.
+    Match(MatchMode),
+    /// A client went away: apply the policy to everything it owned,
+    /// listeners included; nobody is told.
+    ClientExit(ClientExitPolicy),
+}
+
+/// One running `close_matching` or client-exit sweep.
 #[derive(Debug)]
 pub(super) struct MatchJob {
     client: ClientId,
     user_data: u64,
     filter: Filter,
-    mode: MatchMode,
+    kind: JobKind,
     pace_per_s: u32,
     cursor: u32,
     count: u64,
@@ -46,6 +56,11 @@ impl MatchJob {
 
     fn matches(&self, tuple: &FourTuple, tcb: &Tcb, now_ms: u64) -> bool {
         let f = &self.filter;
+        if let JobKind::ClientExit(_) = self.kind {
+            // Everything the client still holds, dead handles and listeners
+            // included; connections it already closed run their course.
+            return tcb.owner == self.client && !tcb.flags.has(crate::tcp::tcb::TcbFlags::ORPHAN);
+        }
         if tcb.state == State::Listen || tcb.closed_by_client() || tcb.state == State::Closed {
             return false;
         }
@@ -86,11 +101,52 @@ impl QueueEngine {
                 Detail::None,
             );
         }
+        self.push_job(
+            client,
+            user_data,
+            filter,
+            JobKind::Match(mode),
+            pace_per_s,
+            now_ms,
+        );
+    }
+
+    /// A client went away (its control socket hung up): every connection and
+    /// listener it holds gets `policy` (DESIGN.md "Client death"), in bounded
+    /// slices like `close_matching`. No completion is posted: there is no one
+    /// to receive it, and the rings layer drops anything still addressed to
+    /// the client.
+    pub fn handle_client_exit(
+        &mut self,
+        now: std::time::Instant,
+        client: ClientId,
+        policy: ClientExitPolicy,
+    ) {
+        let now_ms = self.now_ms(now);
+        self.push_job(
+            client,
+            0,
+            Filter::default(),
+            JobKind::ClientExit(policy),
+            0,
+            now_ms,
+        );
+    }
+
+    fn push_job(
+        &mut self,
+        client: ClientId,
+        user_data: u64,
+        filter: Filter,
+        kind: JobKind,
+        pace_per_s: u32,
+        now_ms: u64,
+    ) {
         self.jobs.push_back(MatchJob {
             client,
             user_data,
             filter,
-            mode,
+            kind,
             pace_per_s,
             cursor: 0,
             count: 0,
@@ -111,6 +167,9 @@ impl QueueEngine {
                 continue;
             }
             if self.run_slice(&mut job, now_ms) {
+                if let JobKind::ClientExit(_) = job.kind {
+                    continue;
+                }
                 self.completions.push_back(Completion {
                     client: job.client,
                     user_data: job.user_data,
@@ -158,14 +217,37 @@ impl QueueEngine {
                 continue;
             }
             let owner = tcb.owner;
-            let mode = job.mode;
-            let d = self.with_conn(handle, now_ms, |tcb, cx| {
-                if owner != job.client {
-                    // Someone else's connection (admin kill): tell its owner,
-                    // as `ss -K` does with ECONNABORTED.
-                    cx.event(tcb, Errno::ConnAborted, Detail::Reset);
+            if tcb.state == State::Listen {
+                self.drop_listener(handle);
+                closed += 1;
+                continue;
+            }
+            let kind = job.kind;
+            let d = self.with_conn(handle, now_ms, |tcb, cx| match kind {
+                JobKind::Match(mode) => {
+                    if owner != job.client {
+                        // Someone else's connection (admin kill): tell its
+                        // owner, as `ss -K` does with ECONNABORTED.
+                        cx.event(tcb, Errno::ConnAborted, Detail::Reset);
+                    }
+                    close::close_for_match(tcb, cx, mode)
                 }
-                close::close_for_match(tcb, cx, mode)
+                JobKind::ClientExit(policy) => {
+                    // Nobody listens any more: no events for these.
+                    tcb.flags.set(crate::tcp::tcb::TcbFlags::ORPHAN);
+                    let mode = match policy {
+                        ClientExitPolicy::Abort => MatchMode::Abort,
+                        ClientExitPolicy::Graceful => MatchMode::Graceful,
+                        ClientExitPolicy::Linger => match tcb.linger.close_kind() {
+                            crate::tcp::linger::CloseKind::Hard => MatchMode::Abort,
+                            crate::tcp::linger::CloseKind::Background => MatchMode::Graceful,
+                            crate::tcp::linger::CloseKind::Linger { ms } => {
+                                MatchMode::Linger { ms }
+                            }
+                        },
+                    };
+                    close::close_for_match(tcb, cx, mode)
+                }
             });
             self.apply(handle, d, now_ms);
             closed += 1;
@@ -175,7 +257,7 @@ impl QueueEngine {
             job.tokens_milli -= closed * 1000;
         }
         let done = job.cursor >= self.table.slots_in_use();
-        if !done && job.count != before {
+        if !done && job.count != before && matches!(job.kind, JobKind::Match(_)) {
             self.completions.push_back(Completion {
                 client: job.client,
                 user_data: job.user_data,

@@ -95,6 +95,8 @@ pub struct QueueEngine {
     isn: IsnGenerator,
     listeners: HashMap<u16, Listener>,
     ctl: VecDeque<CtlFrame>,
+    /// Control frames waiting for their next hop's MAC.
+    ctl_waiting: VecDeque<CtlFrame>,
     tx_list: VecDeque<Handle>,
     completions: VecDeque<Completion>,
     counters: Counters,
@@ -122,6 +124,7 @@ impl QueueEngine {
             neighbors: NeighborCache::default(),
             listeners: HashMap::new(),
             ctl: VecDeque::new(),
+            ctl_waiting: VecDeque::new(),
             tx_list: VecDeque::new(),
             completions: VecDeque::new(),
             counters: Counters::default(),

@@ -11,7 +11,9 @@ use std::net::Ipv4Addr;
 use crate::table::Handle;
 use crate::wire::EthernetAddress;
 
-/// How long a learned mapping is trusted.
+/// How long a learned mapping is trusted without a refresh. After that it is
+/// *stale* (RFC 4861's word, which Linux uses for ARP too): still used, but
+/// every use asks for a refresh.
 pub const ENTRY_LIFETIME_MS: u64 = 60_000;
 /// At most one ARP request per address per this interval.
 pub const REQUEST_INTERVAL_MS: u64 = 1_000;
@@ -41,6 +43,30 @@ impl NeighborCache {
             .get(&ip)
             .filter(|e| e.expires_ms > now_ms)
             .and_then(|e| e.mac)
+    }
+
+    /// The MAC of `ip` if it was ever learned, with whether it is still
+    /// fresh. A stale mapping is better than dropping a frame; the caller
+    /// sends a refresh request.
+    pub fn lookup_any(&self, ip: Ipv4Addr, now_ms: u64) -> Option<(EthernetAddress, bool)> {
+        self.entries
+            .get(&ip)
+            .and_then(|e| e.mac.map(|m| (m, e.expires_ms > now_ms)))
+    }
+
+    /// Cheap refresh from received traffic: learns `ip` at `mac` unless the
+    /// same mapping is already known with more than half its life left.
+    /// Returns what [`learn`](Self::learn) returns.
+    pub fn touch(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now_ms: u64) -> bool {
+        match self.entries.get(&ip) {
+            Some(e)
+                if e.mac == Some(mac)
+                    && e.expires_ms > now_ms.saturating_add(ENTRY_LIFETIME_MS / 2) =>
+            {
+                false
+            }
+            _ => self.learn(ip, mac, now_ms),
+        }
     }
 
     /// Records `ip` at `mac`. Returns true when this resolved an address we
@@ -116,6 +142,22 @@ mod tests {
         assert!(
             !c.learn(ip, EthernetAddress::BROADCAST, 0),
             "never learn a broadcast MAC"
+        );
+    }
+
+    #[test]
+    fn stale_entries_stay_usable_and_touch_refreshes() {
+        let mut c = NeighborCache::default();
+        let ip = Ipv4Addr::new(198, 18, 0, 3);
+        assert!(c.learn(ip, MAC, 0));
+        assert_eq!(c.lookup_any(ip, 10), Some((MAC, true)));
+        assert_eq!(c.lookup_any(ip, ENTRY_LIFETIME_MS + 1), Some((MAC, false)));
+        assert!(!c.touch(ip, MAC, 1), "fresh enough: no write");
+        c.touch(ip, MAC, ENTRY_LIFETIME_MS);
+        assert_eq!(
+            c.lookup(ip, ENTRY_LIFETIME_MS + 1),
+            Some(MAC),
+            "refreshed by traffic"
         );
     }
 

@@ -282,11 +282,7 @@ impl QueueEngine {
         if owner != Some(client) && client != ADMIN_CLIENT {
             return self.complete(client, user_data, handle, Errno::Perm, Detail::None);
         }
-        let port = self.table.tuple(handle).map(|t| t.local_port);
-        if let Some(p) = port {
-            self.listeners.remove(&p);
-        }
-        self.free(handle);
+        self.drop_listener(handle);
         self.counters.closes_graceful += 1;
         self.complete(
             client,
@@ -295,6 +291,16 @@ impl QueueEngine {
             Errno::Ok,
             Detail::Closed(super::api::CloseOutcome::Graceful),
         );
+    }
+
+    /// Removes a listener and frees its record.
+    pub(super) fn drop_listener(&mut self, handle: Handle) {
+        if let Some(p) = self.table.tuple(handle).map(|t| t.local_port)
+            && self.listeners.get(&p).is_some_and(|l| l.handle == handle)
+        {
+            self.listeners.remove(&p);
+        }
+        self.free(handle);
     }
 
     fn connect(

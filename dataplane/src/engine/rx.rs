@@ -73,9 +73,7 @@ impl QueueEngine {
                 .neighbors
                 .learn(source_protocol_addr, source_hardware_addr, now_ms)
         {
-            for h in self.neighbors.take_waiting() {
-                self.sync(h, now_ms);
-            }
+            self.on_neighbor_resolved(now_ms);
         }
         if operation == ArpOperation::Request {
             self.counters.arp_replies_sent += 1;
@@ -103,10 +101,8 @@ impl QueueEngine {
             return Ok(());
         }
         // Gleaning: an on-link sender's MAC is as good as an ARP reply.
-        if self.is_on_link(ip.src_addr)
-            && self.neighbors.lookup(ip.src_addr, now_ms) != Some(src_mac)
-        {
-            self.neighbors.learn(ip.src_addr, src_mac, now_ms);
+        if self.is_on_link(ip.src_addr) && self.neighbors.touch(ip.src_addr, src_mac, now_ms) {
+            self.on_neighbor_resolved(now_ms);
         }
         let tcp_bytes = packet.payload();
         let tcp = TcpPacket::new_checked(tcp_bytes)?;

@@ -9,7 +9,7 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use super::{CtlFrame, QueueEngine};
+use super::{CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
 use crate::tcp::cx::Cx;
 use crate::tcp::output;
 use crate::tcp::tcb::TcbFlags;
@@ -92,7 +92,17 @@ impl QueueEngine {
         None
     }
 
-    /// The MAC to send to for `remote`, or `None` after asking for it.
+    /// A neighbour resolved: connections and control frames that waited
+    /// for it go out again.
+    pub(super) fn on_neighbor_resolved(&mut self, now_ms: u64) {
+        for h in self.neighbors.take_waiting() {
+            self.sync(h, now_ms);
+        }
+        self.ctl.extend(self.ctl_waiting.drain(..));
+    }
+
+    /// The MAC to send to for `remote` (a stale one while a refresh is
+    /// asked for), or `None` after asking for it.
     fn next_hop_mac(
         &mut self,
         now_ms: u64,
@@ -101,7 +111,8 @@ impl QueueEngine {
     ) -> Option<EthernetAddress> {
         let on_link = self.cfg.addrs.iter().any(|a| a.on_link(remote));
         let hop = if on_link { remote } else { self.cfg.gateway? };
-        if let Some(mac) = self.neighbors.lookup(hop, now_ms) {
+        let known = self.neighbors.lookup_any(hop, now_ms);
+        if let Some((mac, true)) = known {
             return Some(mac);
         }
         if self.neighbors.should_request(hop, now_ms) {
@@ -113,13 +124,22 @@ impl QueueEngine {
                 sender_ip: local,
             });
         }
-        None
+        known.map(|(mac, _)| mac)
     }
 
     fn build_ctl(&mut self, now_ms: u64, frame: CtlFrame, buf: &mut [u8]) -> Option<usize> {
         match frame {
             CtlFrame::Tcp { local, seg } => {
-                let mac = self.next_hop_mac(now_ms, local, seg.remote_ip)?;
+                let Some(mac) = self.next_hop_mac(now_ms, local, seg.remote_ip) else {
+                    // Never resolved: wait for ARP (bounded) rather than
+                    // lose the RST of one of our closes.
+                    if self.ctl_waiting.len() < MAX_REPLY_FRAMES {
+                        self.ctl_waiting.push_back(frame);
+                    } else {
+                        self.counters.tx_no_neighbor += 1;
+                    }
+                    return None;
+                };
                 if buf.len() < RST_FRAME_LEN {
                     return None;
                 }

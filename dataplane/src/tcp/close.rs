@@ -350,6 +350,11 @@ pub(crate) fn close_for_match(
     mode: crate::engine::api::MatchMode,
 ) -> Disposition {
     use crate::engine::api::MatchMode;
+    if tcb.state == State::Closed {
+        // Already dead (reset, aborted): only the record was left.
+        cancel_outstanding(tcb, cx);
+        return Disposition::Free;
+    }
     if tcb.unconsumed > 0 || mode == MatchMode::Abort {
         if tcb.unconsumed > 0 {
             cx.counters.abort_on_close_unread += 1;

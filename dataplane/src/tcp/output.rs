@@ -48,7 +48,8 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
     }
     // The FIN is due when all data is sent and SND.NXT sits on the FIN's
     // sequence number (not yet sent, or rewound by a timeout).
-    tcb.flags.has(TcbFlags::FIN_QUEUED)
+    tcb.state.fin_outstanding()
+        && tcb.flags.has(TcbFlags::FIN_QUEUED)
         && sent == queued
         && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
 }
@@ -172,7 +173,8 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     // The FIN follows the last data byte, at SND.UNA + queued; it goes out
     // when this segment ends right there (first time, after a timeout
     // rewound SND.NXT, or in a one-segment retransmission reaching it).
-    let fin = tcb.flags.has(TcbFlags::FIN_QUEUED)
+    let fin = tcb.state.fin_outstanding()
+        && tcb.flags.has(TcbFlags::FIN_QUEUED)
         && offset + len == queued
         && seq.wrapping_add(len) == tcb.snd_una.wrapping_add(queued);
     let need_ack = tcb.flags.has(TcbFlags::NEED_ACK);

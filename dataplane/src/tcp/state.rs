@@ -101,6 +101,12 @@ impl State {
         )
     }
 
+    /// States in which our FIN is queued or in flight but not yet
+    /// acknowledged: the only ones in which a FIN may (re)go out.
+    pub const fn fin_outstanding(self) -> bool {
+        matches!(self, State::FinWait1 | State::Closing | State::LastAck)
+    }
+
     /// The short name `ss` uses, for `lingerd ctl conns`.
     pub const fn name(self) -> &'static str {
         match self {
