@@ -39,11 +39,13 @@ pub enum Errno {
     Shutdown = 14,
     /// The address and port are already in use.
     AddrInUse = 15,
+    /// No route to the destination (off every local link, no gateway).
+    NetUnreach = 16,
 }
 
 impl Errno {
     /// Every code, in numeric order.
-    pub const ALL: [Errno; 16] = [
+    pub const ALL: [Errno; 17] = [
         Errno::Ok,
         Errno::NotSock,
         Errno::Perm,
@@ -60,6 +62,7 @@ impl Errno {
         Errno::ConnRefused,
         Errno::Shutdown,
         Errno::AddrInUse,
+        Errno::NetUnreach,
     ];
 
     /// Decodes a code read from shared memory; unknown numbers are `None`.
@@ -86,6 +89,7 @@ impl Errno {
             Errno::ConnRefused => "WSAECONNREFUSED",
             Errno::Shutdown => "WSAESHUTDOWN",
             Errno::AddrInUse => "WSAEADDRINUSE",
+            Errno::NetUnreach => "WSAENETUNREACH",
         }
     }
 }

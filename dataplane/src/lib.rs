@@ -10,6 +10,7 @@
 
 pub mod engine;
 pub mod port;
+pub mod rings;
 pub mod sys;
 pub mod table;
 pub mod tcp;

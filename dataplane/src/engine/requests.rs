@@ -326,6 +326,9 @@ impl QueueEngine {
         ) else {
             return self.complete(client, user_data, none, Errno::Inval, Detail::None);
         };
+        if self.cfg.gateway.is_none() && !self.cfg.addrs.iter().any(|a| a.on_link(*remote.ip())) {
+            return self.complete(client, user_data, none, Errno::NetUnreach, Detail::None);
+        }
         let mut tuple = FourTuple {
             local_addr,
             remote_addr: *remote.ip(),
@@ -355,6 +358,9 @@ impl QueueEngine {
         tcb.user_data = user_data;
         tcb.flags
             .set(TcbFlags::ACTIVE_OPEN | TcbFlags::CONNECT_PENDING | TcbFlags::NEED_SYN);
+        // The SYN retry timer runs from now, even if the first SYN waits
+        // for ARP: an unresolvable peer ends in ETIMEDOUT, never in silence.
+        tcb.rtx_at = now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(&self.cfg.tcp.rto)));
         if self.cfg.tcp.window_shift > 0 {
             tcb.rcv_wscale = self.cfg.tcp.window_shift;
         }

@@ -73,6 +73,7 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             tcb.rtt.on_timeout();
             tcb.flags.set(TcbFlags::NEED_SYN);
             cx.counters.retransmits += 1;
+            rearm(tcb, cx);
             Disposition::Keep
         }
         State::Closed | State::Listen | State::TimeWait => Disposition::Keep,
@@ -87,6 +88,7 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
                 tcb.snd_nxt = tcb.snd_una;
                 tcb.rtt.on_timeout();
                 tcb.flags.set(TcbFlags::PROBE);
+                rearm(tcb, cx);
                 return Disposition::Keep;
             }
             if flight == 0 {
@@ -114,7 +116,18 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             tcb.snd_nxt = tcb.snd_una;
             tcb.flags.clear(TcbFlags::RTT_TIMING);
             cx.counters.retransmits += 1;
+            rearm(tcb, cx);
             Disposition::Keep
         }
     }
+}
+
+/// Re-arms the (backed-off) retransmission timer here rather than leaving it
+/// to the output path: a connection whose next hop is unresolved never gets
+/// there, and must still time out (RFC 6298 §5.5 restarts the timer on
+/// expiry).
+fn rearm(tcb: &mut Tcb, cx: &Cx<'_>) {
+    tcb.rtx_at = cx
+        .now_ms
+        .saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)));
 }

@@ -1,0 +1,381 @@
+//! The daemon side of one client's rings on one core.
+//!
+//! [`ClientRings`] owns this core's request ring (consumed), completion ring
+//! (produced) and share of the client's RX arena. It copies every request
+//! entry out of shared memory once, decodes and validates it (the region is
+//! hostile: bad opcodes, chunks, lengths are answered with EINVAL, never
+//! trusted), turns it into an engine [`Request`], and turns the engine's
+//! completions back into entries. Every request gets exactly one completion.
+//! Backpressure, not loss: requests are taken only while the completion
+//! ring has room for their answers; completions that do not fit wait here.
+//! It may not make protocol decisions (the engine's) or do I/O beyond the
+//! shared region.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Instant;
+
+use lingerd_abi::Errno;
+use lingerd_abi::entry::{self, Body, MODE_ABORT, MODE_GRACEFUL, Op, Outcome};
+use lingerd_abi::layout::Layout;
+use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
+
+use crate::engine::QueueEngine;
+use crate::engine::api::{
+    ClientId, CloseOutcome, Completion, Detail, Filter, MatchMode, Prefix, Request,
+};
+use crate::table::Handle;
+use crate::tcp::linger::Linger;
+
+/// Counters of one client's rings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Request entries taken.
+    pub requests: u64,
+    /// Requests answered EINVAL by decoding or chunk validation.
+    pub invalid: u64,
+    /// Completion entries published.
+    pub completions: u64,
+    /// Times request intake stopped because the completion ring was full.
+    pub backpressure: u64,
+}
+
+/// Why the rings could not be set up over a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingSetupError;
+
+/// This core's RX chunks: which are free, which the client holds.
+#[derive(Debug)]
+struct RxChunks {
+    free: Vec<u32>,
+    /// Bit per chunk of the whole arena: set while the client holds it.
+    held: Vec<u64>,
+}
+
+impl RxChunks {
+    fn new(total: u32, cores: u32, core: u32) -> RxChunks {
+        let per = total / cores.max(1);
+        let first = per * core;
+        RxChunks {
+            free: (first..first + per).rev().collect(),
+            held: vec![0; (total as usize).div_ceil(64)],
+        }
+    }
+
+    fn take(&mut self) -> Option<u32> {
+        let c = self.free.pop()?;
+        self.held[c as usize / 64] |= 1 << (c % 64);
+        Some(c)
+    }
+
+    /// Gives back a chunk the client held; false for one it did not hold
+    /// (never handed out, or returned twice).
+    fn give_back(&mut self, c: u32) -> bool {
+        let Some(word) = self.held.get_mut(c as usize / 64) else {
+            return false;
+        };
+        let bit = 1 << (c % 64);
+        if *word & bit == 0 {
+            return false;
+        }
+        *word &= !bit;
+        self.free.push(c);
+        true
+    }
+}
+
+/// One client's rings on one core.
+#[derive(Debug)]
+pub struct ClientRings {
+    client: ClientId,
+    region: Arc<SharedRegion>,
+    layout: Layout,
+    requests: Consumer,
+    completions: Producer,
+    rx: RxChunks,
+    /// Completions waiting for ring space (or RX chunks, for data).
+    backlog: VecDeque<Completion>,
+    stats: RingStats,
+    scratch: Vec<u8>,
+}
+
+impl ClientRings {
+    /// The rings of `client` on `core` in `region`.
+    pub fn new(
+        client: ClientId,
+        core: u32,
+        region: Arc<SharedRegion>,
+        layout: Layout,
+    ) -> Result<ClientRings, RingSetupError> {
+        let entries = layout.params.ring_entries;
+        let req = layout.request_ring(core).ok_or(RingSetupError)?;
+        let cpl = layout.completion_ring(core).ok_or(RingSetupError)?;
+        if region.len() < layout.total {
+            return Err(RingSetupError);
+        }
+        Ok(ClientRings {
+            client,
+            requests: Consumer::new(region.clone(), req, entries).map_err(|_| RingSetupError)?,
+            completions: Producer::new(region.clone(), cpl, entries).map_err(|_| RingSetupError)?,
+            rx: RxChunks::new(layout.params.rx_chunks, layout.params.cores, core),
+            region,
+            layout,
+            backlog: VecDeque::new(),
+            stats: RingStats::default(),
+            scratch: vec![0; layout.params.chunk_size as usize],
+        })
+    }
+
+    /// The client these rings belong to.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+
+    /// Completions waiting for ring space.
+    pub fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// Takes up to `budget` requests into `engine`, only as many as the
+    /// completion ring has room to answer. Returns how many were taken.
+    pub fn poll_requests(&mut self, engine: &mut QueueEngine, now: Instant, budget: u32) -> u32 {
+        let room = self
+            .completions
+            .free()
+            .saturating_sub(self.backlog.len() as u32);
+        let ready = self.requests.available();
+        if ready > 0 && room == 0 {
+            self.stats.backpressure += 1;
+        }
+        let n = ready.min(room).min(budget);
+        for _ in 0..n {
+            let Some(bytes) = self.requests.pop() else {
+                break;
+            };
+            self.stats.requests += 1;
+            let (user_data, op) = entry::decode_request(&bytes);
+            match op
+                .map_err(|_| Errno::Inval)
+                .and_then(|op| self.to_request(op))
+            {
+                Ok(req) => engine.handle_request(now, self.client, user_data, req),
+                Err(e) => {
+                    self.stats.invalid += 1;
+                    self.backlog.push_back(answer(self.client, user_data, e));
+                }
+            }
+        }
+        self.requests.release();
+        n
+    }
+
+    /// Turns a decoded entry into an engine request, reading TX data and
+    /// settling RX chunk returns. Errors are the completion's result.
+    fn to_request(&mut self, op: Op) -> Result<Request, Errno> {
+        Ok(match op {
+            Op::Listen { port, backlog } => Request::Listen { port, backlog },
+            Op::Connect {
+                addr,
+                port,
+                local_port,
+            } => Request::Connect {
+                remote: SocketAddrV4::new(Ipv4Addr::from(addr), port),
+                local_port: (local_port != 0).then_some(local_port),
+            },
+            Op::Send { handle, chunk, len } => {
+                let range = self.layout.tx_chunk(chunk, len).ok_or(Errno::Inval)?;
+                let mut data = vec![0; len as usize];
+                if !self.region.read(range, &mut data) {
+                    return Err(Errno::Inval);
+                }
+                Request::Send {
+                    handle: Handle::from_raw(handle),
+                    data,
+                }
+            }
+            Op::RecvDone { handle, chunk, len } => {
+                if len > self.layout.params.chunk_size || !self.rx.give_back(chunk) {
+                    return Err(Errno::Inval);
+                }
+                Request::RecvDone {
+                    handle: Handle::from_raw(handle),
+                    len,
+                }
+            }
+            Op::Shutdown { handle, how } => Request::Shutdown {
+                handle: Handle::from_raw(handle),
+                how,
+            },
+            Op::SetLinger { handle, on, ms } => Request::SetLinger {
+                handle: Handle::from_raw(handle),
+                linger: Linger { on, ms },
+            },
+            Op::SetDontLinger { handle, dont } => Request::SetDontLinger {
+                handle: Handle::from_raw(handle),
+                dont,
+            },
+            Op::GetLinger { handle } => Request::GetLinger {
+                handle: Handle::from_raw(handle),
+            },
+            Op::Close {
+                handle,
+                nonblocking,
+            } => Request::Close {
+                handle: Handle::from_raw(handle),
+                nonblocking,
+            },
+            Op::Abort { handle } => Request::Abort {
+                handle: Handle::from_raw(handle),
+            },
+            Op::CloseMatching {
+                filter,
+                mode,
+                linger_ms,
+                pace_per_s,
+            } => {
+                let prefix = |p: entry::WirePrefix| Prefix {
+                    addr: Ipv4Addr::from(p.addr),
+                    len: p.len,
+                };
+                Request::CloseMatching {
+                    filter: Filter {
+                        local: filter.local.map(prefix),
+                        remote: filter.remote.map(prefix),
+                        local_port: filter.local_port,
+                        remote_port: filter.remote_port,
+                        states: filter.states,
+                        min_idle_ms: filter.min_idle_ms,
+                    },
+                    mode: match mode {
+                        MODE_GRACEFUL => MatchMode::Graceful,
+                        MODE_ABORT => MatchMode::Abort,
+                        _ => MatchMode::Linger { ms: linger_ms },
+                    },
+                    pace_per_s,
+                }
+            }
+        })
+    }
+
+    /// Queues one engine completion addressed to this client.
+    pub fn deliver(&mut self, c: Completion) {
+        self.backlog.push_back(c);
+    }
+
+    /// Moves as many queued completions as fit into the ring and publishes
+    /// them. Returns true when the client asked to be woken and something
+    /// was published (signal its eventfd).
+    pub fn flush(&mut self) -> bool {
+        let mut published = 0u64;
+        while let Some(c) = self.backlog.pop_front() {
+            if self.completions.free() == 0 {
+                self.backlog.push_front(c);
+                break;
+            }
+            match self.encode(c) {
+                Ok(bytes) => {
+                    let pushed = self.completions.push(&bytes);
+                    debug_assert!(pushed, "free() said there was room");
+                    published += 1;
+                }
+                Err(rest) => {
+                    // Data waiting for an RX chunk the client has not
+                    // returned yet: keep the order, try again later.
+                    self.backlog.push_front(rest);
+                    break;
+                }
+            }
+        }
+        if published > 0 {
+            self.completions.publish();
+            self.stats.completions += published;
+        }
+        published > 0 && self.completions.needs_wakeup()
+    }
+
+    /// Encodes a completion. Data goes into one RX chunk; more than a chunk
+    /// holds is split, the rest going back as the returned error.
+    fn encode(&mut self, c: Completion) -> Result<[u8; entry::ENTRY_BYTES], Completion> {
+        let body = match &c.detail {
+            Detail::None => Body::Reply,
+            Detail::Linger(l) => Body::Linger { on: l.on, ms: l.ms },
+            Detail::Closed(o) => Body::Closed(match o {
+                CloseOutcome::Graceful => Outcome::Graceful,
+                CloseOutcome::Background => Outcome::Background,
+                CloseOutcome::AbortedLinger => Outcome::AbortedLinger,
+                CloseOutcome::Aborted => Outcome::Aborted,
+                CloseOutcome::ResetByPeer => Outcome::ResetByPeer,
+            }),
+            Detail::Count(n) => Body::Count(*n),
+            Detail::Connected { local_port } => Body::Connected {
+                local_port: *local_port,
+            },
+            Detail::Accepted { listener, remote } => Body::Accepted {
+                listener: listener.raw(),
+                addr: remote.ip().octets(),
+                port: remote.port(),
+            },
+            Detail::PeerClosed => Body::PeerClosed,
+            Detail::Reset => Body::Reset,
+            Detail::Data(bytes) => {
+                let Some(chunk) = self.rx.take() else {
+                    return Err(c);
+                };
+                let size = self.layout.params.chunk_size as usize;
+                let n = bytes.len().min(size);
+                let range = self
+                    .layout
+                    .rx_chunk(chunk, n as u32)
+                    .expect("own chunk in bounds");
+                self.scratch[..n].copy_from_slice(&bytes[..n]);
+                let written = self.region.write(range, &self.scratch[..n]);
+                debug_assert!(written);
+                let entry = entry::Completion {
+                    user_data: c.user_data,
+                    handle: c.handle.raw(),
+                    result: c.result,
+                    event: c.is_event,
+                    body: Body::Data {
+                        chunk,
+                        len: n as u32,
+                    },
+                }
+                .encode();
+                if n < bytes.len() {
+                    // The rest goes first next time, in order.
+                    let rest = Completion {
+                        detail: Detail::Data(bytes[n..].to_vec()),
+                        ..c
+                    };
+                    self.backlog.push_front(rest);
+                }
+                return Ok(entry);
+            }
+        };
+        Ok(entry::Completion {
+            user_data: c.user_data,
+            handle: c.handle.raw(),
+            result: c.result,
+            event: c.is_event,
+            body,
+        }
+        .encode())
+    }
+}
+
+fn answer(client: ClientId, user_data: u64, result: Errno) -> Completion {
+    Completion {
+        client,
+        user_data,
+        handle: Handle::from_raw(0),
+        result,
+        detail: Detail::None,
+        is_event: false,
+    }
+}
