@@ -162,7 +162,7 @@ impl ClientRings {
             let (user_data, op) = entry::decode_request(&bytes);
             match op
                 .map_err(|_| Errno::Inval)
-                .and_then(|op| self.to_request(op))
+                .and_then(|op| self.take_request(op))
             {
                 Ok(req) => engine.handle_request(now, self.client, user_data, req),
                 Err(e) => {
@@ -177,7 +177,7 @@ impl ClientRings {
 
     /// Turns a decoded entry into an engine request, reading TX data and
     /// settling RX chunk returns. Errors are the completion's result.
-    fn to_request(&mut self, op: Op) -> Result<Request, Errno> {
+    fn take_request(&mut self, op: Op) -> Result<Request, Errno> {
         Ok(match op {
             Op::Listen { port, backlog } => Request::Listen { port, backlog },
             Op::Connect {
