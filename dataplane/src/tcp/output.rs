@@ -47,10 +47,20 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
         return true;
     }
     // The FIN is due when all data is sent and SND.NXT sits on the FIN's
-    // sequence number (not yet sent, or rewound by a timeout).
+    // sequence number (not yet sent, or rewound by a timeout), and it has
+    // not been acknowledged yet.
     tcb.flags.has(TcbFlags::FIN_QUEUED)
+        && !fin_acked(tcb)
         && sent == queued
         && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
+}
+
+/// Our FIN was sent and acknowledged (SND.UNA has passed it). Once it has,
+/// SND.UNA + queued no longer names the FIN's sequence number but the one
+/// after it, so the FIN must never be "due" again (RFC 9293 §3.10.4: a FIN
+/// is sent once and occupies one sequence number).
+fn fin_acked(tcb: &Tcb) -> bool {
+    tcb.flags.has(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max
 }
 
 /// Data bytes already sent from the front of the buffer.
@@ -173,6 +183,7 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     // when this segment ends right there (first time, after a timeout
     // rewound SND.NXT, or in a one-segment retransmission reaching it).
     let fin = tcb.flags.has(TcbFlags::FIN_QUEUED)
+        && !fin_acked(tcb)
         && offset + len == queued
         && seq.wrapping_add(len) == tcb.snd_una.wrapping_add(queued);
     let need_ack = tcb.flags.has(TcbFlags::NEED_ACK);
