@@ -519,13 +519,24 @@ fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
             }
         }
         State::FinWait1 => {
+            // After shutdown(SEND) the client still reads: it is owed its
+            // EOF (CLOSE-SEMANTICS.md §4, the recommended pattern waits for
+            // it). An orphan gets no event (`Cx::event` drops it).
+            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+                cx.event(tcb, Errno::Ok, Detail::PeerClosed);
+            }
             if our_fin_acked {
                 enter_time_wait(tcb, cx);
             } else {
                 tcb.state = State::Closing;
             }
         }
-        State::FinWait2 => enter_time_wait(tcb, cx),
+        State::FinWait2 => {
+            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+                cx.event(tcb, Errno::Ok, Detail::PeerClosed);
+            }
+            enter_time_wait(tcb, cx);
+        }
         State::TimeWait => {
             tcb.close_at = cx.now_ms.saturating_add(u64::from(cx.cfg.time_wait_ms));
         }
