@@ -303,8 +303,13 @@ impl QueueEngine {
                 self.table.unindex(handle);
             }
             Disposition::Reopen => {
-                self.free(handle);
-                return;
+                // A record the client still holds stays until it closes it
+                // (`tcp::close::finished`); either way the tuple is free.
+                if self.table.get(handle).is_some_and(|t| t.closed_by_client()) {
+                    self.free(handle);
+                    return;
+                }
+                self.table.unindex(handle);
             }
         }
         self.sync(handle, now_ms);

@@ -180,8 +180,30 @@ pub(crate) fn dead_error(tcb: &Tcb) -> Option<Errno> {
         Some(Errno::ConnReset)
     } else if tcb.flags.has(TcbFlags::TIMED_OUT) {
         Some(Errno::TimedOut)
-    } else {
+    } else if tcb.flags.has(TcbFlags::LOCAL_ABORT) {
         Some(Errno::ConnAborted)
+    } else {
+        // Ended gracefully (see `finished`): no longer connected.
+        Some(Errno::NotConn)
+    }
+}
+
+/// The connection ended by itself (our FIN acknowledged in LAST-ACK,
+/// TIME-WAIT over or replaced by a new incarnation). The record is freed if
+/// the client gave the handle up; otherwise it is kept in CLOSED, out of the
+/// 4-tuple index and with no timer, until the client closes it (§2 rule 1:
+/// only a close kills a handle, so the client's close still completes, with
+/// GRACEFUL, instead of failing with ENOTSOCK).
+pub(crate) fn finished(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    cx.release_send(tcb);
+    tcb.state = State::Closed;
+    tcb.rtx_at = NEVER;
+    tcb.close_at = NEVER;
+    tcb.ack_at = NEVER;
+    if tcb.closed_by_client() {
+        Disposition::Free
+    } else {
+        Disposition::Unindex
     }
 }
 
@@ -200,13 +222,16 @@ pub(crate) fn close(
         cx.complete(owner, user_data, Errno::Ok, Detail::Closed(outcome));
     };
     match tcb.state {
-        // The connection already died under the client (peer reset, local
-        // abort, timeout): closing just releases the handle.
+        // The connection already ended under the client (peer reset, local
+        // abort, timeout, or a graceful end after shutdown): closing just
+        // releases the handle.
         State::Closed => {
             let outcome = if tcb.flags.has(TcbFlags::PEER_RESET) {
                 CloseOutcome::ResetByPeer
-            } else {
+            } else if tcb.flags.0 & (TcbFlags::LOCAL_ABORT | TcbFlags::TIMED_OUT) != 0 {
                 CloseOutcome::Aborted
+            } else {
+                CloseOutcome::Graceful
             };
             done(tcb, cx, outcome);
             return Disposition::Free;
