@@ -317,11 +317,12 @@ impl QueueEngine {
 
     /// Re-files the connection's earliest deadline and queues it for
     /// transmission when it has output.
-    fn sync(&mut self, handle: Handle, _now_ms: u64) {
+    fn sync(&mut self, handle: Handle, now_ms: u64) {
         let slot = handle.slot();
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
+        output::arm_persist(tcb, now_ms, &self.cfg.tcp.rto);
         let deadline = tcb.next_deadline();
         let wants_tx = output::has_output(tcb) && !tcb.flags.has(TcbFlags::ON_TX_LIST);
         if wants_tx {
