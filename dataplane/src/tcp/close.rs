@@ -125,6 +125,26 @@ fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     }
 }
 
+/// The SEQ of our RST: SND.NXT (the highest sent), unless that lies beyond
+/// the right edge of the peer's window, which only zero-window probes (or a
+/// window the peer shrank) can cause. A peer accepts an RST only at exactly
+/// its RCV.NXT and nothing at all in a zero window (RFC 9293 §3.10.7.4,
+/// RFC 5961 §3.2): an RST at SND.NXT after an unacknowledged probe byte is
+/// dropped unseen, and the peer that stopped reading never learns of the
+/// hard close (CLOSE-SEMANTICS.md §7). Then the right edge, SND.UNA +
+/// SND.WND, is used, as Linux does (`tcp_acceptable_seq`). [decision] §7
+/// says SEQ = SND.NXT; this is the one case where the two cannot agree.
+pub(crate) fn rst_seq(tcb: &Tcb) -> crate::wire::SeqNumber {
+    // Before ESTABLISHED the window plays no part (the SYN is what is
+    // outstanding, and a simultaneous open has not recorded SND.WND yet).
+    let edge = tcb.snd_una.wrapping_add(tcb.snd_wnd);
+    if tcb.state.is_synchronized() && tcb.snd_max.diff(edge) > 0 {
+        edge
+    } else {
+        tcb.snd_max
+    }
+}
+
 /// The hard close primitive (§3): cancels outstanding requests, discards the
 /// queues, and returns the RST to send, `<SEQ=SND.NXT><ACK=RCV.NXT><RST,ACK>`,
 /// in the states that send one (RFC 9293 §3.10.4 ABORT; none in SYN-SENT,
@@ -135,7 +155,7 @@ pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<Ctl> {
     let ctl = tcb
         .state
         .abort_sends_rst()
-        .then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+        .then(|| Ctl::rst_ack(rst_seq(tcb), tcb.rcv_nxt));
     tcb.state = State::Closed;
     ctl
 }
@@ -148,7 +168,7 @@ pub(crate) fn local_abort(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<Ctl> {
     let ctl = tcb
         .state
         .abort_sends_rst()
-        .then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+        .then(|| Ctl::rst_ack(rst_seq(tcb), tcb.rcv_nxt));
     cx.counters.rst_abort += u64::from(ctl.is_some());
     cx.event(tcb, Errno::ConnAborted, Detail::Reset);
     tcb.state = State::Closed;
