@@ -131,7 +131,7 @@ impl Seg {
         self
     }
     /// Sends from another peer port (a second connection).
-    pub(crate) fn from_port(mut self, port: u16) -> Seg {
+    pub(crate) fn sport(mut self, port: u16) -> Seg {
         self.from_port = Some(port);
         self
     }
@@ -646,9 +646,12 @@ impl RawPeer {
             how,
         })
     }
+}
 
-    // ----- reaching states -----
-
+/// Reaching states. The `to_*` names read "drive the connection to": they
+/// take `&mut self` because they converse with the engine, hence the allowance.
+#[allow(clippy::wrong_self_convention)]
+impl RawPeer {
     /// The live handle of the connection (engine port, peer port), found by
     /// trying the first slots and generations of core 0 (bounded).
     pub(crate) fn find_handle(&self, engine_port: u16, peer_port: u16) -> Handle {
