@@ -306,8 +306,13 @@ impl QueueEngine {
                 self.table.unindex(handle);
             }
             Disposition::Reopen => {
-                self.free(handle);
-                return;
+                // A record the client still holds stays until it closes it
+                // (`tcp::close::finished`); either way the tuple is free.
+                if self.table.get(handle).is_some_and(|t| t.closed_by_client()) {
+                    self.free(handle);
+                    return;
+                }
+                self.table.unindex(handle);
             }
         }
         self.sync(handle, now_ms);
@@ -315,11 +320,12 @@ impl QueueEngine {
 
     /// Re-files the connection's earliest deadline and queues it for
     /// transmission when it has output.
-    fn sync(&mut self, handle: Handle, _now_ms: u64) {
+    fn sync(&mut self, handle: Handle, now_ms: u64) {
         let slot = handle.slot();
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
+        output::arm_persist(tcb, now_ms, &self.cfg.tcp.rto);
         let deadline = tcb.next_deadline();
         let wants_tx = output::has_output(tcb) && !tcb.flags.has(TcbFlags::ON_TX_LIST);
         if wants_tx {

@@ -100,6 +100,17 @@ impl QueueEngine {
                     },
                 )
             }
+            Request::Shutdown { handle, .. } if self.is_listener(handle) => {
+                // §4: shutdown of a listener fails with ENOTCONN (it is not
+                // connected), after the ownership check every request gets.
+                let owner = self.table.get(handle).map(|t| t.owner);
+                let e = if owner != Some(client) && client != ADMIN_CLIENT {
+                    Errno::Perm
+                } else {
+                    Errno::NotConn
+                };
+                self.complete(client, user_data, handle, e, Detail::None);
+            }
             Request::Shutdown { handle, how } => self.on_conn(
                 now_ms,
                 client,

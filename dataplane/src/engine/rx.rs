@@ -294,7 +294,10 @@ impl QueueEngine {
         tcb.user_data = user_data;
         tcb.irs = peer_isn;
         tcb.rcv_nxt = seg.seq;
-        tcb.rcv_adv = seg.seq;
+        // The cookie SYN-ACK offered this window (unscaled; a cookie
+        // connection has no scaling): its right edge stands, data within it
+        // must be accepted (RFC 9293 §3.8.6.2.2, never shrink the window).
+        tcb.rcv_adv = seg.seq.wrapping_add(self.cfg.tcp.recv_buffer.min(0xffff));
         tcb.snd_una = seg.ack;
         tcb.snd_nxt = seg.ack;
         tcb.snd_max = seg.ack;

@@ -48,6 +48,7 @@ impl QueueEngine {
             let Some(mac) = self.next_hop_mac(now_ms, tuple.local_addr, tuple.remote_addr) else {
                 self.counters.tx_no_neighbor += 1;
                 self.neighbors.park(handle);
+                self.arm_while_parked(handle, now_ms);
                 continue;
             };
             let room = buf.len().saturating_sub(ETH + IP + 60);
@@ -99,6 +100,26 @@ impl QueueEngine {
             self.sync(h, now_ms);
         }
         self.ctl.extend(self.ctl_waiting.drain(..));
+    }
+
+    /// A connection waiting for its next hop's MAC keeps a retransmission
+    /// deadline, so that an unanswered ARP request is repeated when it
+    /// fires and a connect that never resolves fails with ETIMEDOUT after
+    /// its SYN retries (RFC 1122 §2.3.2.2; CLOSE-SEMANTICS.md §5: every
+    /// request gets a completion). Without it an unsent SYN armed nothing
+    /// and the connect never completed. Only the timer is filed here: the
+    /// connection must not go back on the transmit list being drained.
+    fn arm_while_parked(&mut self, handle: crate::table::Handle, now_ms: u64) {
+        let rto = &self.cfg.tcp.rto;
+        let Some(tcb) = self.table.get_mut(handle) else {
+            return;
+        };
+        if tcb.rtx_at != crate::tcp::tcb::NEVER {
+            return;
+        }
+        tcb.rtx_at = now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(rto)));
+        let deadline = tcb.next_deadline();
+        self.wheel.arm(&mut self.table, handle.slot(), deadline);
     }
 
     /// The MAC to send to for `remote` (a stale one while a refresh is

@@ -125,6 +125,26 @@ fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     }
 }
 
+/// The SEQ of our RST: SND.NXT (the highest sent), unless that lies beyond
+/// the right edge of the peer's window, which only zero-window probes (or a
+/// window the peer shrank) can cause. A peer accepts an RST only at exactly
+/// its RCV.NXT and nothing at all in a zero window (RFC 9293 §3.10.7.4,
+/// RFC 5961 §3.2): an RST at SND.NXT after an unacknowledged probe byte is
+/// dropped unseen, and the peer that stopped reading never learns of the
+/// hard close (CLOSE-SEMANTICS.md §7). Then the right edge, SND.UNA +
+/// SND.WND, is used, as Linux does (`tcp_acceptable_seq`). [decision] §7
+/// says SEQ = SND.NXT; this is the one case where the two cannot agree.
+pub(crate) fn rst_seq(tcb: &Tcb) -> crate::wire::SeqNumber {
+    // Before ESTABLISHED the window plays no part (the SYN is what is
+    // outstanding, and a simultaneous open has not recorded SND.WND yet).
+    let edge = tcb.snd_una.wrapping_add(tcb.snd_wnd);
+    if tcb.state.is_synchronized() && tcb.snd_max.diff(edge) > 0 {
+        edge
+    } else {
+        tcb.snd_max
+    }
+}
+
 /// The hard close primitive (§3): cancels outstanding requests, discards the
 /// queues, and returns the RST to send, `<SEQ=SND.NXT><ACK=RCV.NXT><RST,ACK>`,
 /// in the states that send one (RFC 9293 §3.10.4 ABORT; none in SYN-SENT,
@@ -135,7 +155,7 @@ pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<Ctl> {
     let ctl = tcb
         .state
         .abort_sends_rst()
-        .then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+        .then(|| Ctl::rst_ack(rst_seq(tcb), tcb.rcv_nxt));
     tcb.state = State::Closed;
     ctl
 }
@@ -148,7 +168,7 @@ pub(crate) fn local_abort(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<Ctl> {
     let ctl = tcb
         .state
         .abort_sends_rst()
-        .then(|| Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+        .then(|| Ctl::rst_ack(rst_seq(tcb), tcb.rcv_nxt));
     cx.counters.rst_abort += u64::from(ctl.is_some());
     cx.event(tcb, Errno::ConnAborted, Detail::Reset);
     tcb.state = State::Closed;
@@ -180,8 +200,30 @@ pub(crate) fn dead_error(tcb: &Tcb) -> Option<Errno> {
         Some(Errno::ConnReset)
     } else if tcb.flags.has(TcbFlags::TIMED_OUT) {
         Some(Errno::TimedOut)
-    } else {
+    } else if tcb.flags.has(TcbFlags::LOCAL_ABORT) {
         Some(Errno::ConnAborted)
+    } else {
+        // Ended gracefully (see `finished`): no longer connected.
+        Some(Errno::NotConn)
+    }
+}
+
+/// The connection ended by itself (our FIN acknowledged in LAST-ACK,
+/// TIME-WAIT over or replaced by a new incarnation). The record is freed if
+/// the client gave the handle up; otherwise it is kept in CLOSED, out of the
+/// 4-tuple index and with no timer, until the client closes it (§2 rule 1:
+/// only a close kills a handle, so the client's close still completes, with
+/// GRACEFUL, instead of failing with ENOTSOCK).
+pub(crate) fn finished(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    cx.release_send(tcb);
+    tcb.state = State::Closed;
+    tcb.rtx_at = NEVER;
+    tcb.close_at = NEVER;
+    tcb.ack_at = NEVER;
+    if tcb.closed_by_client() {
+        Disposition::Free
+    } else {
+        Disposition::Unindex
     }
 }
 
@@ -200,13 +242,16 @@ pub(crate) fn close(
         cx.complete(owner, user_data, Errno::Ok, Detail::Closed(outcome));
     };
     match tcb.state {
-        // The connection already died under the client (peer reset, local
-        // abort, timeout): closing just releases the handle.
+        // The connection already ended under the client (peer reset, local
+        // abort, timeout, or a graceful end after shutdown): closing just
+        // releases the handle.
         State::Closed => {
             let outcome = if tcb.flags.has(TcbFlags::PEER_RESET) {
                 CloseOutcome::ResetByPeer
-            } else {
+            } else if tcb.flags.0 & (TcbFlags::LOCAL_ABORT | TcbFlags::TIMED_OUT) != 0 {
                 CloseOutcome::Aborted
+            } else {
+                CloseOutcome::Graceful
             };
             done(tcb, cx, outcome);
             return Disposition::Free;

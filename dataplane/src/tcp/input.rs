@@ -67,8 +67,9 @@ pub(crate) enum Disposition {
     Unindex,
     /// As `Unindex`, and send this control segment first.
     ResetAndUnindex(Ctl),
-    /// A new SYN ended a TIME-WAIT (RFC 6191 spirit): free the record, then
-    /// hand the segment to the listener as a fresh connection request.
+    /// A new SYN ended a TIME-WAIT (RFC 6191 spirit): free the record (or
+    /// only unindex it while the client still holds the handle), then hand
+    /// the segment to the listener as a fresh connection request.
     Reopen,
 }
 
@@ -176,6 +177,9 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         && !f.rst()
         && seg.seq.diff(tcb.rcv_nxt) > 0
     {
+        // The old incarnation is over; a handle the client still holds
+        // outlives it (see `close::finished`).
+        super::close::finished(tcb, cx);
         return Disposition::Reopen;
     }
 
@@ -391,8 +395,7 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
         State::LastAck if our_fin_acked => {
             check_close_done(tcb, cx);
-            tcb.state = State::Closed;
-            return Some(Disposition::Free);
+            return Some(super::close::finished(tcb, cx));
         }
         _ => {}
     }
@@ -470,10 +473,9 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             }
             Disposition::Free
         }
-        State::TimeWait => match cx.cfg.time_wait_rst {
-            TimeWaitRst::Close => Disposition::Free,
-            TimeWaitRst::Ignore => Disposition::Keep,
-        },
+        State::TimeWait if cx.cfg.time_wait_rst == TimeWaitRst::Ignore => Disposition::Keep,
+        State::TimeWait if tcb.closed_by_client() => Disposition::Free,
+        // TIME-WAIT after shutdown(SEND), handle still held: as below.
         _ => {
             cx.release_send(tcb);
             if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
@@ -525,13 +527,24 @@ fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
             }
         }
         State::FinWait1 => {
+            // After shutdown(SEND) the client still reads: it is owed its
+            // EOF (CLOSE-SEMANTICS.md §4, the recommended pattern waits for
+            // it). An orphan gets no event (`Cx::event` drops it).
+            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+                cx.event(tcb, Errno::Ok, Detail::PeerClosed);
+            }
             if our_fin_acked {
                 enter_time_wait(tcb, cx);
             } else {
                 tcb.state = State::Closing;
             }
         }
-        State::FinWait2 => enter_time_wait(tcb, cx),
+        State::FinWait2 => {
+            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+                cx.event(tcb, Errno::Ok, Detail::PeerClosed);
+            }
+            enter_time_wait(tcb, cx);
+        }
         State::TimeWait => {
             tcb.close_at = cx.now_ms.saturating_add(u64::from(cx.cfg.time_wait_ms));
         }

@@ -54,6 +54,22 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
         && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
 }
 
+/// Starts the persist timer (RFC 9293 §3.8.6.1, MUST-36/37) when data waits
+/// behind a zero send window with nothing in flight and no timer running:
+/// otherwise a lost window update would stall the connection for good, as
+/// nothing else would ever look at it again. Its expiry sends the probe
+/// (`timers`). Called whenever the engine re-files a connection.
+pub(crate) fn arm_persist(tcb: &mut Tcb, now_ms: u64, rto: &super::rtt::RtoBounds) {
+    if tcb.state.is_synchronized()
+        && tcb.snd_wnd == 0
+        && tcb.flight() == 0
+        && data_sent(tcb) < tcb.queued() as u32
+        && tcb.rtx_at == NEVER
+    {
+        tcb.rtx_at = now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(rto)));
+    }
+}
+
 /// Data bytes already sent from the front of the buffer.
 fn data_sent(tcb: &Tcb) -> u32 {
     let queued = tcb.queued() as u32;

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod engine;
+pub(crate) mod raw_peer;
 pub(crate) mod smoltcp_peer;
 
 use std::fmt;

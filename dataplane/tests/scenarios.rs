@@ -1,0 +1,1646 @@
+//! Scenario tests, one state × event per test, against a scripted raw peer
+//! (`support::raw_peer`): the close contract of CLOSE-SEMANTICS.md and the
+//! RFC 9293 / RFC 5961 checklist of TESTING.md, judged segment by segment
+//! (exact flags, SEQ, ACK and counts), completion by completion (result,
+//! outcome, exactly one per request) and by what is left in the table.
+//!
+//! The engine is 198.18.0.1 (port 80 passive, 50000 active), the peer
+//! 198.18.0.2:40000 with ISS 1000, no window scaling, no timestamps, MSS
+//! 1460. Frames are built and decoded with etherparse only. Time is virtual.
+
+mod support;
+
+use lingerd_abi::Errno;
+use lingerd_dataplane::engine::api::{
+    ADMIN_CLIENT, ClientId, CloseOutcome, Completion, Detail, Filter, MatchMode, Prefix, Request,
+};
+use lingerd_dataplane::engine::config::TimeWaitRst;
+use lingerd_dataplane::table::Handle;
+use lingerd_dataplane::tcp::State;
+use lingerd_dataplane::tcp::linger::Linger;
+use support::raw_peer::{
+    ACK, FIN, PEER_ISS, PEER_PORT, PSH, RST, RawPeer, Rx, SERVER_PORT, SYN, seg,
+};
+
+fn peer() -> RawPeer {
+    RawPeer::new(|_| {})
+}
+
+fn closed(outcome: CloseOutcome) -> (Errno, Detail) {
+    (Errno::Ok, Detail::Closed(outcome))
+}
+
+fn rd(c: &Completion) -> (Errno, Detail) {
+    (c.result, c.detail.clone())
+}
+
+fn rsts(segs: &[Rx]) -> Vec<&Rx> {
+    segs.iter().filter(|s| s.flags.rst).collect()
+}
+
+/// Asserts the scripted connection is gone from the demultiplexer: a
+/// segment for its 4-tuple gets the stateless responder's `<SEQ=SEG.ACK><RST>`.
+#[track_caller]
+fn assert_demux_forgot(p: &mut RawPeer) {
+    let probe = p.here(ACK);
+    let ack = probe.ack;
+    p.send(probe);
+    let r = p.expect_one();
+    assert_eq!(
+        r.sfa(),
+        ("R".into(), ack, 0),
+        "responder RST for a 4-tuple with no record"
+    );
+}
+
+/// The states `abort_state_matrix` and `rst_window_matrix` visit, and how to
+/// reach each with the client still holding the handle.
+fn reach(p: &mut RawPeer, s: State) {
+    match s {
+        State::SynSent => {
+            p.to_syn_sent();
+        }
+        State::SynReceived => {
+            let syn = p.to_syn_sent();
+            // Simultaneous open: the peer's own SYN crosses ours.
+            p.send(seg(SYN).seq(PEER_ISS).mss(1460));
+            p.nxt = PEER_ISS + 1;
+            let sa = p.expect_one();
+            assert_eq!(sa.sfa(), ("SA".into(), syn.seq, PEER_ISS + 1));
+            assert_eq!(p.state(), Some(State::SynReceived));
+        }
+        State::Established => {
+            p.establish_passive();
+        }
+        State::FinWait1 => {
+            p.to_fin_wait_1();
+        }
+        State::FinWait2 => p.to_fin_wait_2(),
+        State::CloseWait => p.to_close_wait(),
+        State::Closing => p.to_closing(),
+        State::LastAck => {
+            p.to_last_ack();
+        }
+        State::TimeWait => p.to_time_wait(),
+        State::Closed | State::Listen => unreachable!("not a connection state"),
+    }
+    assert_eq!(p.state(), Some(s));
+    p.completions();
+}
+
+const SYNCHRONIZED: [State; 7] = [
+    State::Established,
+    State::FinWait1,
+    State::FinWait2,
+    State::CloseWait,
+    State::Closing,
+    State::LastAck,
+    State::TimeWait,
+];
+
+// ---------------------------------------------------------------------------
+// Handshakes, neighbours
+// ---------------------------------------------------------------------------
+
+#[test]
+fn test_listen_syn_synack_without_arp() {
+    let mut p = peer();
+    p.listen(8);
+    p.send(seg(SYN).seq(PEER_ISS).win(8192).mss(1200));
+    let sa = p.expect_one();
+    assert_eq!(sa.flags_str(), "SA");
+    assert_eq!(sa.ack, PEER_ISS + 1);
+    assert_eq!(sa.mss, Some(1460), "we advertise our own MSS");
+    assert_eq!(
+        sa.window, 65_535,
+        "RFC 7323 §2.2: a SYN's window is unscaled"
+    );
+    assert!(
+        p.arp_seen.is_empty(),
+        "the SYN's Ethernet source was gleaned: no ARP needed"
+    );
+    assert_eq!(p.engine.connection_count(), 2);
+}
+
+#[test]
+fn test_closed_connect_arp_then_syn() {
+    let mut p = peer();
+    p.establish_active();
+    assert_eq!(p.arp_seen.len(), 1, "one ARP request, answered once");
+    assert_eq!(p.engine.counters().arp_requests_sent, 1);
+    p.push(b"ping");
+    assert_eq!(p.read_all(), b"ping");
+}
+
+#[test]
+fn test_arp_request_answered() {
+    let mut p = peer();
+    let req = p.arp_request(p.engine_ip);
+    p.send_frame(&req);
+    assert_eq!(p.arp_seen.len(), 1);
+    let reply = &p.arp_seen[0];
+    assert_eq!(reply.operation, etherparse::ArpOperation::REPLY);
+    assert_eq!(reply.sender_mac, p.engine_mac);
+    assert_eq!(reply.sender_ipv4, p.engine_ip.octets());
+    assert_eq!(reply.target_mac, p.mac);
+    assert_eq!(reply.target_ipv4, p.ip.octets());
+    assert_eq!(p.engine.counters().arp_replies_sent, 1);
+    // Not our address: no answer.
+    let other = p.arp_request(std::net::Ipv4Addr::new(198, 18, 0, 77));
+    p.send_frame(&other);
+    assert_eq!(p.arp_seen.len(), 1);
+    p.expect_none();
+}
+
+#[test]
+fn test_syn_sent_unanswered_arp_fails_connect() {
+    let mut p = RawPeer::new(|c| c.tcp.syn_retries = 2);
+    p.answer_arp = false;
+    let ud = p.request(Request::Connect {
+        remote: std::net::SocketAddrV4::new(p.ip, PEER_PORT),
+        local_port: Some(50_000),
+    });
+    p.expect_none();
+    assert_eq!(p.arp_seen.len(), 1);
+    p.advance(120_000);
+    let c = p
+        .answer(ud)
+        .expect("a connect to a neighbour that never answers ARP must complete");
+    assert_eq!(c.result, Errno::TimedOut);
+    assert!(p.arp_seen.len() > 1, "ARP was retried");
+    assert_eq!(p.engine.connection_count(), 0, "no record left behind");
+}
+
+#[test]
+fn test_syn_sent_rst_without_ack_ignored_with_ack_refused() {
+    let mut p = peer();
+    let syn = p.to_syn_sent();
+    let ud = p.connect_ud.unwrap();
+    // RFC 9293 §3.10.7.3: an RST without an acceptable ACK is dropped.
+    p.send(seg(RST).seq(0));
+    p.send(seg(RST).seq(0).ack(syn.seq.wrapping_add(5)));
+    p.expect_none();
+    assert_eq!(p.state(), Some(State::SynSent));
+    // An unacceptable ACK (no RST) earns <SEQ=SEG.ACK><RST>.
+    p.send(seg(ACK).seq(PEER_ISS).ack(syn.seq.wrapping_add(9)));
+    assert_eq!(
+        p.expect_one().sfa(),
+        ("R".into(), syn.seq.wrapping_add(9), 0)
+    );
+    assert!(p.answer(ud).is_none());
+    p.send(seg(RST).seq(0).ack(syn.seq.wrapping_add(1)));
+    p.expect_none();
+    assert_eq!(
+        rd(&p.answer(ud).unwrap()),
+        (Errno::ConnRefused, Detail::None)
+    );
+    assert_eq!(p.state(), None);
+}
+
+// ---------------------------------------------------------------------------
+// abort (CLOSE-SEMANTICS.md §3)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn abort_state_matrix() {
+    let states = [
+        State::SynSent,
+        State::SynReceived,
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ];
+    for s in states {
+        let mut p = peer();
+        reach(&mut p, s);
+        let h = p.h();
+        let (snd_nxt, rcv_nxt) = (p.rcv, p.nxt);
+        let ud = p.request(Request::Abort { handle: h });
+        let out = p.recv_all();
+        if s.abort_sends_rst() {
+            assert_eq!(out.len(), 1, "{s:?}: exactly one segment: {}", p.dump());
+            assert_eq!(
+                out[0].sfa(),
+                ("RA".into(), snd_nxt, rcv_nxt),
+                "{s:?}: <SEQ=SND.NXT><ACK=RCV.NXT><RST,ACK>"
+            );
+        } else {
+            assert!(out.is_empty(), "{s:?}: nothing sent: {}", p.dump());
+        }
+        let c = p.answer(ud).unwrap();
+        assert_eq!(rd(&c), closed(CloseOutcome::Aborted), "{s:?}");
+        if s == State::SynSent || s == State::SynReceived {
+            let connect = p.answer(p.connect_ud.unwrap()).unwrap();
+            assert_eq!(connect.result, Errno::OperationAborted, "{s:?}");
+        }
+        assert_eq!(p.state(), None, "{s:?}: state freed");
+        let listener = usize::from(p.listener.is_some());
+        assert_eq!(p.engine.connection_count(), listener, "{s:?}");
+        assert_eq!(p.engine.timers_armed(), 0, "{s:?}: no timer left");
+        assert!(
+            p.completions().iter().all(|c| !c.is_event),
+            "{s:?}: no event after the close was accepted"
+        );
+        let again = p.call(Request::GetLinger { handle: h });
+        assert_eq!(again.result, Errno::NotSock, "{s:?}");
+        p.advance(5_000);
+        p.expect_none();
+        assert_eq!(
+            p.engine.counters().rst_abort,
+            u64::from(s.abort_sends_rst()),
+            "{s:?}"
+        );
+    }
+}
+
+#[test]
+fn abort_seq_ack() {
+    let mut p = peer();
+    p.establish_passive();
+    p.push(&[7u8; 100]);
+    assert_eq!(p.read_all().len(), 100);
+    p.write(&[9u8; 300]);
+    let out = p.recv_all();
+    assert_eq!(out.iter().map(|s| s.payload_len).sum::<usize>(), 300);
+    assert!(out.iter().all(|s| !s.flags.rst));
+    // The peer got the data but withholds its ACK: SND.UNA < SND.NXT.
+    let ud = p.request(Request::Abort { handle: p.h() });
+    let r = p.expect_one();
+    assert_eq!(r.sfa(), ("RA".into(), p.rcv, PEER_ISS + 1 + 100));
+    assert_eq!(p.rcv, p.engine_iss.wrapping_add(1 + 300));
+    assert!(!r.flags.fin);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    p.advance(10_000);
+    p.expect_none();
+}
+
+#[test]
+fn test_established_abort_cancels_pending_blocking_close() {
+    let mut p = peer();
+    p.establish_passive();
+    p.set_linger(true, 5_000);
+    p.write(b"unacked");
+    p.recv_all();
+    let close = p.close(false);
+    let fin = p.expect_one();
+    assert_eq!(fin.flags_str(), "FA");
+    assert!(p.answer(close).is_none(), "a blocking linger close waits");
+    let abort = p.request(Request::Abort { handle: p.h() });
+    let all = p.completions();
+    let order: Vec<(u64, Errno)> = all.iter().map(|c| (c.user_data, c.result)).collect();
+    assert_eq!(
+        order,
+        [(close, Errno::OperationAborted), (abort, Errno::Ok)],
+        "§2 rule 2: the pending close is cancelled before the abort completes"
+    );
+    assert_eq!(all[1].detail, Detail::Closed(CloseOutcome::Aborted));
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
+    p.advance(10_000);
+    p.expect_none();
+    assert!(p.completions().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// close (CLOSE-SEMANTICS.md §2)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn close_unread_data_rst() {
+    let mut p = peer();
+    p.establish_passive();
+    p.push(b"never read");
+    let ud = p.close(false);
+    let r = p.expect_one();
+    assert_eq!(r.sfa(), ("RA".into(), p.rcv, PEER_ISS + 1 + 10));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(p.engine.counters().abort_on_close_unread, 1);
+    assert_eq!(p.state(), None);
+    p.advance(70_000);
+    p.expect_none();
+}
+
+#[test]
+fn close_no_rst_when_drained() {
+    let mut p = peer();
+    p.establish_passive();
+    p.push(b"read me");
+    assert_eq!(p.read_all(), b"read me");
+    let ud = p.close(false);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    let fin = p.expect_one();
+    assert_eq!(fin.sfa(), ("FA".into(), p.engine_iss + 1, PEER_ISS + 1 + 7));
+    p.ack();
+    p.fin();
+    let a = p.expect_one();
+    assert_eq!(a.sfa(), ("A".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), Some(State::TimeWait));
+    let c = p.engine.counters();
+    assert_eq!((c.rst_abort, c.abort_on_close_unread), (0, 0));
+    assert!(rsts(&p.log).is_empty());
+}
+
+#[test]
+fn data_after_close_rst() {
+    let mut p = peer();
+    p.establish_passive();
+    let ud = p.close(false);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    let fin = p.expect_one();
+    assert_eq!(fin.flags_str(), "FA");
+    let before = p.nxt;
+    p.push(b"too late");
+    let r = p.expect_one();
+    assert_eq!(
+        r.sfa(),
+        ("RA".into(), fin.seq + 1, before),
+        "RST at SND.NXT; the data was not accepted"
+    );
+    assert_eq!(p.engine.counters().rst_data_after_close, 1);
+    assert_eq!(p.state(), None);
+    assert!(p.completions().is_empty(), "no event for a closed handle");
+}
+
+#[test]
+fn double_close_once() {
+    let mut p = peer();
+    p.establish_passive();
+    let h = p.h();
+    let first = p.close(false);
+    let second = p.close(false);
+    let abort = p.request(Request::Abort { handle: h });
+    assert_eq!(
+        rd(&p.answer(first).unwrap()),
+        closed(CloseOutcome::Background)
+    );
+    assert_eq!(p.answer(second).unwrap().result, Errno::NotSock);
+    assert_eq!(p.answer(abort).unwrap().result, Errno::NotSock);
+    let out = p.recv_all();
+    assert_eq!(out.len(), 1, "one FIN, no RST: {}", p.dump());
+    assert_eq!(out[0].flags_str(), "FA");
+    assert_eq!(p.engine.counters().closes_background, 1);
+}
+
+#[test]
+fn test_established_second_close_while_pending_einprogress() {
+    let mut p = peer();
+    p.establish_passive();
+    p.set_linger(true, 5_000);
+    let h = p.h();
+    let first = p.close(false);
+    let fin = p.expect_one();
+    assert_eq!(fin.flags_str(), "FA");
+    let second = p.close(false);
+    assert_eq!(p.answer(second).unwrap().result, Errno::InProgress);
+    let send = p.call(Request::Send {
+        handle: h,
+        data: b"x".to_vec(),
+    });
+    assert_eq!(send.result, Errno::InProgress);
+    p.expect_none();
+    assert!(p.answer(first).is_none());
+    p.ack();
+    assert_eq!(
+        rd(&p.answer(first).unwrap()),
+        closed(CloseOutcome::Graceful)
+    );
+    let third = p.close(false);
+    assert_eq!(p.answer(third).unwrap().result, Errno::NotSock);
+}
+
+#[test]
+fn test_syn_sent_close_sends_nothing() {
+    let mut p = peer();
+    let syn = p.to_syn_sent();
+    let ud = p.close(false);
+    p.expect_none();
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    let connect = p.answer(p.connect_ud.unwrap()).unwrap();
+    assert_eq!(connect.result, Errno::OperationAborted);
+    assert_eq!(p.state(), None);
+    assert_eq!(p.engine.connection_count(), 0);
+    p.advance(10_000);
+    p.expect_none();
+    // The SYN-ACK that was already on its way meets the responder.
+    let ack = syn.seq.wrapping_add(1);
+    p.send(seg(SYN | ACK).seq(PEER_ISS).ack(ack));
+    assert_eq!(p.expect_one().sfa(), ("R".into(), ack, 0));
+}
+
+#[test]
+fn test_listen_close_listener() {
+    let mut p = peer();
+    let l = p.listen(8);
+    let c = p.call(Request::Close {
+        handle: l,
+        nonblocking: false,
+    });
+    assert_eq!(rd(&c), closed(CloseOutcome::Graceful));
+    assert_eq!(p.engine.connection_count(), 0);
+    p.send(seg(SYN).seq(PEER_ISS));
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), 0, PEER_ISS + 1));
+    let again = p.call(Request::Close {
+        handle: l,
+        nonblocking: false,
+    });
+    assert_eq!(again.result, Errno::NotSock);
+    // The port is free again.
+    let l2 = p.call(Request::Listen {
+        port: SERVER_PORT,
+        backlog: 1,
+    });
+    assert_eq!(l2.result, Errno::Ok);
+}
+
+#[test]
+fn test_listen_close_with_handshake_in_progress() {
+    let mut p = peer();
+    let l = p.listen(8);
+    p.send(seg(SYN).seq(PEER_ISS).mss(1460));
+    let sa = p.expect_one();
+    let c = p.call(Request::Close {
+        handle: l,
+        nonblocking: false,
+    });
+    assert_eq!(c.result, Errno::Ok);
+    // §2 rule 7: a connection not yet accepted is hard-closed.
+    p.nxt = PEER_ISS + 1;
+    p.ack();
+    assert_eq!(
+        p.expect_one().sfa(),
+        ("RA".into(), sa.seq + 1, PEER_ISS + 1)
+    );
+    assert!(
+        p.completions()
+            .iter()
+            .all(|c| !matches!(c.detail, Detail::Accepted { .. }))
+    );
+    assert_eq!(p.engine.connection_count(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// linger (CLOSE-SEMANTICS.md §1–§2)
+// ---------------------------------------------------------------------------
+
+/// Established, linger {on, `ms`}, 100 bytes sent and not acknowledged.
+fn lingering_with_unacked_data(ms: u32) -> RawPeer {
+    let mut p = peer();
+    p.establish_passive();
+    p.set_linger(true, ms);
+    p.write(&[1u8; 100]);
+    let d = p.expect_one();
+    assert_eq!(d.payload_len, 100);
+    p
+}
+
+#[test]
+fn linger_expiry_aborts() {
+    // The peer withholds its ACKs.
+    let mut p = lingering_with_unacked_data(2_000);
+    let t = p.ms();
+    let ud = p.close(false);
+    p.advance(1_999);
+    let before = p.recv_all();
+    assert!(
+        rsts(&before).is_empty(),
+        "no RST before the deadline: {}",
+        p.dump()
+    );
+    assert!(
+        before.iter().any(|s| s.flags.fin),
+        "the FIN went out (and was retransmitted)"
+    );
+    assert!(p.answer(ud).is_none());
+    p.advance(2);
+    let after = p.recv_all();
+    assert_eq!(after.len(), 1, "exactly one RST: {}", p.dump());
+    let r = &after[0];
+    assert!(
+        r.at_ms >= t + 2_000 && r.at_ms <= t + 2_001,
+        "within a tick"
+    );
+    assert_eq!(
+        r.sfa(),
+        ("RA".into(), p.engine_iss + 1 + 100 + 1, p.nxt),
+        "SEQ=SND.NXT (data and FIN), ACK=RCV.NXT"
+    );
+    assert_eq!(
+        rd(&p.answer(ud).unwrap()),
+        closed(CloseOutcome::AbortedLinger)
+    );
+    assert_eq!(p.engine.counters().rst_linger_expired, 1);
+    assert_eq!(p.state(), None);
+    p.advance(10_000);
+    p.expect_none();
+}
+
+#[test]
+fn test_established_linger_expiry_zero_window() {
+    let mut p = peer();
+    p.establish_passive();
+    // The peer stops reading: its window closes.
+    p.wnd = 0;
+    p.ack();
+    p.set_linger(true, 3_000);
+    p.write(&[2u8; 100]);
+    let t = p.ms();
+    let ud = p.close(false);
+    p.advance(2_999);
+    let before = p.recv_all();
+    assert!(rsts(&before).is_empty(), "{}", p.dump());
+    assert!(
+        !before.is_empty() && before.iter().all(|s| s.payload_len <= 1),
+        "window probes, and only they, go out: {}",
+        p.dump()
+    );
+    p.advance(2);
+    let after = p.recv_all();
+    assert_eq!(after.len(), 1, "{}", p.dump());
+    let r = &after[0];
+    assert!(r.at_ms >= t + 3_000 && r.at_ms <= t + 3_001);
+    assert_eq!(r.flags_str(), "RA");
+    assert_eq!(r.ack, p.nxt);
+    assert_eq!(
+        r.seq,
+        p.engine_iss + 1,
+        "the peer accepted nothing and offers no window: only SEQ = its \
+         RCV.NXT (our SND.UNA) can reset it (RFC 9293 §3.10.7.4)"
+    );
+    assert_eq!(
+        rd(&p.answer(ud).unwrap()),
+        closed(CloseOutcome::AbortedLinger)
+    );
+}
+
+#[test]
+fn test_established_zero_window_probe() {
+    let mut p = peer();
+    p.establish_passive();
+    p.wnd = 0;
+    p.ack();
+    p.write(&[3u8; 100]);
+    p.expect_none();
+    // RFC 9293 §3.8.6.1: data waiting behind a zero window is probed.
+    p.advance(1_500);
+    let probes = p.recv_all();
+    assert!(!probes.is_empty(), "a window probe within one RTO");
+    let una = p.engine_iss + 1;
+    assert!(
+        probes.iter().all(|s| s.seq == una && s.payload_len <= 1),
+        "{}",
+        p.dump()
+    );
+    // The peer keeps answering with a zero window: the connection must stay
+    // open indefinitely (RFC 1122 §4.2.2.17), probing with backoff.
+    for _ in 0..40 {
+        p.advance(10_000);
+        if !p.recv_all().is_empty() {
+            p.send(seg(ACK).seq(p.nxt).ack(una).win(0));
+        }
+    }
+    assert_eq!(p.state(), Some(State::Established), "{}", p.dump());
+    assert!(p.completions().iter().all(|c| c.detail != Detail::Reset));
+    // The window opens: the data flows.
+    p.wnd = 65_535;
+    p.send(seg(ACK).seq(p.nxt).ack(una).win(65_535));
+    let out = p.recv_all();
+    let bytes: usize = out.iter().map(|s| s.payload_len).sum();
+    assert!(bytes >= 99, "{}", p.dump());
+}
+
+#[test]
+fn linger_acked_in_time() {
+    let mut p = lingering_with_unacked_data(5_000);
+    let ud = p.close(false);
+    let fin = p.expect_one();
+    assert_eq!(fin.sfa(), ("FA".into(), p.engine_iss + 101, p.nxt));
+    p.advance(100);
+    p.recv_all();
+    p.ack();
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(p.state(), Some(State::FinWait2));
+    p.advance(10_000);
+    p.expect_none();
+    p.fin();
+    assert_eq!(p.expect_one().sfa(), ("A".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), Some(State::TimeWait));
+    let c = p.engine.counters();
+    assert_eq!((c.rst_linger_expired, c.closes_graceful), (0, 1));
+    assert!(rsts(&p.log).is_empty());
+}
+
+#[test]
+fn linger_nonblocking_wouldblock() {
+    let mut p = lingering_with_unacked_data(5_000);
+    let h = p.h();
+    let ud = p.close(true);
+    assert_eq!(
+        rd(&p.answer(ud).unwrap()),
+        (Errno::WouldBlock, Detail::None)
+    );
+    p.expect_none();
+    assert_eq!(p.state(), Some(State::Established), "no disconnect started");
+    let g = p.call(Request::GetLinger { handle: h });
+    assert_eq!(
+        rd(&g),
+        (
+            Errno::Ok,
+            Detail::Linger(Linger {
+                on: true,
+                ms: 5_000
+            })
+        )
+    );
+    // Still failing while data is unacknowledged (rule 3).
+    let again = p.close(true);
+    assert_eq!(p.answer(again).unwrap().result, Errno::WouldBlock);
+    p.expect_none();
+    // Once everything is acknowledged it behaves like the blocking call.
+    p.ack();
+    let ok = p.close(true);
+    assert_eq!(p.expect_one().flags_str(), "FA");
+    p.ack();
+    assert_eq!(rd(&p.answer(ok).unwrap()), closed(CloseOutcome::Graceful));
+}
+
+#[test]
+fn test_established_nonblocking_close_after_shutdown_send_background() {
+    let mut p = lingering_with_unacked_data(2_000);
+    assert_eq!(p.shutdown(1).result, Errno::Ok);
+    assert_eq!(p.expect_one().flags_str(), "FA");
+    let t = p.ms();
+    let ud = p.close(true);
+    // Rule 3c [decision]: returns at once, bounded by the linger deadline.
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    p.advance(1_999);
+    assert!(rsts(&p.recv_all()).is_empty());
+    p.advance(2);
+    let r = p.expect_one();
+    assert_eq!(r.flags_str(), "RA");
+    assert!(r.at_ms <= t + 2_001);
+    assert_eq!(p.engine.counters().rst_linger_expired, 1);
+}
+
+#[test]
+fn linger_ack_on_expiry_tick() {
+    // The ACK arrives at the deadline, before the timer runs.
+    let mut p = lingering_with_unacked_data(1_000);
+    let ud = p.close(false);
+    assert_eq!(p.expect_one().flags_str(), "FA");
+    p.advance(999);
+    p.recv_all();
+    p.jump(1);
+    p.ack();
+    p.run_timers();
+    let all = p.completions();
+    let outcomes: Vec<_> = all.iter().filter(|c| c.user_data == ud).collect();
+    assert_eq!(outcomes.len(), 1, "{all:?}");
+    assert_eq!(rd(outcomes[0]), closed(CloseOutcome::Graceful));
+    assert!(rsts(&p.log).is_empty(), "{}", p.dump());
+
+    // The timer runs at the deadline, before the ACK is processed.
+    let mut p = lingering_with_unacked_data(1_000);
+    let ud = p.close(false);
+    assert_eq!(p.expect_one().flags_str(), "FA");
+    p.advance(999);
+    p.recv_all();
+    p.jump(1);
+    p.run_timers();
+    let ack = p.rcv;
+    p.ack();
+    let all = p.completions();
+    let outcomes: Vec<_> = all.iter().filter(|c| c.user_data == ud).collect();
+    assert_eq!(outcomes.len(), 1, "{all:?}");
+    assert_eq!(rd(outcomes[0]), closed(CloseOutcome::AbortedLinger));
+    let out = p.recv_all();
+    assert_eq!(
+        out.iter().map(Rx::sfa).collect::<Vec<_>>(),
+        [
+            ("RA".into(), ack, p.nxt),
+            // The late ACK finds no record: the responder answers it.
+            ("R".into(), ack, 0)
+        ]
+    );
+}
+
+#[test]
+fn test_established_linger_off_background_close() {
+    let mut p = peer();
+    p.establish_passive();
+    p.set_linger(true, 4_000);
+    let dont = p.call(Request::SetDontLinger {
+        handle: p.h(),
+        dont: true,
+    });
+    assert_eq!(dont.result, Errno::Ok);
+    let g = p.call(Request::GetLinger { handle: p.h() });
+    assert_eq!(
+        g.detail,
+        Detail::Linger(Linger {
+            on: false,
+            ms: 4_000
+        })
+    );
+    p.write(b"bye");
+    p.recv_all();
+    let ud = p.close(false);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    assert_eq!(p.expect_one().flags_str(), "FA");
+    p.ack();
+    p.fin();
+    assert_eq!(p.expect_one().flags_str(), "A");
+    assert_eq!(p.state(), Some(State::TimeWait));
+}
+
+#[test]
+fn test_established_linger_zero_is_hard_close() {
+    let mut p = peer();
+    p.establish_passive();
+    p.set_linger(true, 0);
+    p.write(b"discarded");
+    p.recv_all();
+    let ud = p.close(true);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), None);
+}
+
+#[test]
+fn test_established_set_linger_out_of_range_einval() {
+    let mut p = peer();
+    p.establish_passive();
+    let c = p.call(Request::SetLinger {
+        handle: p.h(),
+        linger: Linger {
+            on: true,
+            ms: 65_535_001,
+        },
+    });
+    assert_eq!(c.result, Errno::Inval);
+    let g = p.call(Request::GetLinger { handle: p.h() });
+    assert_eq!(g.detail, Detail::Linger(Linger::default()));
+}
+
+// ---------------------------------------------------------------------------
+// Orphans and TIME-WAIT
+// ---------------------------------------------------------------------------
+
+#[test]
+fn test_fin_wait_1_orphan_timeout_aborts() {
+    let mut p = RawPeer::new(|c| c.tcp.orphan_timeout_ms = 5_000);
+    p.establish_passive();
+    let t = p.ms();
+    p.close(false);
+    let fin = p.expect_one();
+    p.advance(4_999);
+    let retx = p.recv_all();
+    assert!(!retx.is_empty(), "the FIN is retransmitted");
+    assert!(
+        retx.iter().all(|s| s.sfa() == fin.sfa()),
+        "only FIN retransmissions before the orphan timeout: {}",
+        p.dump()
+    );
+    p.advance(2);
+    let r = p.expect_one();
+    assert_eq!(r.sfa(), ("RA".into(), fin.seq + 1, p.nxt));
+    assert!(r.at_ms <= t + 5_001);
+    assert_eq!(p.engine.counters().orphan_timeouts, 1);
+    assert_eq!(p.engine.connection_count(), 1, "only the listener");
+}
+
+#[test]
+fn test_fin_wait_2_orphan_timeout_aborts() {
+    let mut p = RawPeer::new(|c| c.tcp.orphan_timeout_ms = 5_000);
+    p.establish_passive();
+    p.close(false);
+    let fin = p.expect_one();
+    p.advance(500);
+    p.expect_none();
+    p.ack();
+    assert_eq!(p.state(), Some(State::FinWait2));
+    // Bounded by the orphan timeout counted from the close.
+    p.advance(4_499);
+    p.expect_none();
+    p.advance(2);
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), fin.seq + 1, p.nxt));
+    assert_eq!(p.engine.counters().orphan_timeouts, 1);
+    assert_eq!(p.state(), None);
+}
+
+/// TIME-WAIT reached by an ordinary close (handle released).
+fn time_wait_after_close(p: &mut RawPeer) {
+    p.establish_passive();
+    p.close(false);
+    assert_eq!(p.expect_one().flags_str(), "FA");
+    p.ack();
+    p.fin();
+    assert_eq!(p.expect_one().sfa(), ("A".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), Some(State::TimeWait));
+    assert_eq!(p.engine.counters().time_wait_entered, 1);
+}
+
+#[test]
+fn test_time_wait_retransmitted_fin_reacked() {
+    let mut p = RawPeer::new(|c| c.tcp.time_wait_ms = 1_000);
+    time_wait_after_close(&mut p);
+    p.advance(600);
+    // The peer did not get our ACK and sends its FIN again.
+    let again = seg(FIN | ACK).seq(p.nxt - 1).ack(p.rcv);
+    p.send(again);
+    assert_eq!(p.expect_one().sfa(), ("A".into(), p.rcv, p.nxt));
+    // 2×MSL restarts from the retransmitted FIN.
+    p.advance(999);
+    assert_eq!(p.state(), Some(State::TimeWait));
+    p.advance(2);
+    assert_eq!(p.state(), None);
+    p.expect_none();
+}
+
+#[test]
+fn test_time_wait_expires_after_2msl() {
+    let mut p = RawPeer::new(|c| c.tcp.time_wait_ms = 1_000);
+    time_wait_after_close(&mut p);
+    p.advance(999);
+    assert_eq!(p.state(), Some(State::TimeWait));
+    p.advance(2);
+    assert_eq!(p.state(), None);
+    assert_eq!(p.engine.connection_count(), 1);
+    p.expect_none();
+}
+
+#[test]
+fn test_time_wait_rst_closes() {
+    let mut p = peer();
+    time_wait_after_close(&mut p);
+    p.send(seg(RST).seq(p.nxt));
+    p.expect_none();
+    assert_eq!(
+        p.state(),
+        None,
+        "RFC 9293 §3.10.7.4: RST in TIME-WAIT closes"
+    );
+    assert_demux_forgot(&mut p);
+}
+
+#[test]
+fn test_time_wait_rst_ignored_rfc1337() {
+    let mut p = RawPeer::new(|c| c.tcp.time_wait_rst = TimeWaitRst::Ignore);
+    time_wait_after_close(&mut p);
+    p.send(seg(RST).seq(p.nxt));
+    p.expect_none();
+    assert_eq!(p.state(), Some(State::TimeWait), "RFC 1337: ignored");
+}
+
+#[test]
+fn test_time_wait_new_syn_reopens() {
+    let mut p = peer();
+    time_wait_after_close(&mut p);
+    let old = p.h();
+    // A SYN that does not move past the old incarnation: challenge ACK
+    // (RFC 5961 §4.2; RFC 6191 reuse needs a higher sequence number).
+    p.send(seg(SYN).seq(p.nxt).mss(1460));
+    assert_eq!(p.expect_one().sfa(), ("A".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), Some(State::TimeWait));
+    assert_eq!(p.engine.counters().challenge_acks, 1);
+    p.send(seg(SYN).seq(p.nxt + 100_000).mss(1460));
+    let sa = p.expect_one();
+    assert_eq!(sa.flags_str(), "SA");
+    assert_eq!(sa.ack, p.nxt + 100_001);
+    assert_eq!(p.state(), None, "the old incarnation is gone");
+    assert!(p.engine.tuple(old).is_none());
+    assert_eq!(p.engine.connection_count(), 2, "listener + new handshake");
+}
+
+#[test]
+fn test_last_ack_acked_handle_kept_until_close() {
+    let mut p = peer();
+    p.to_last_ack();
+    let h = p.h();
+    p.ack();
+    p.expect_none();
+    assert_eq!(
+        p.state(),
+        Some(State::Closed),
+        "§2 rule 1: the connection ended, the handle lives until close"
+    );
+    assert_demux_forgot(&mut p);
+    let send = p.call(Request::Send {
+        handle: h,
+        data: b"x".to_vec(),
+    });
+    assert_eq!(send.result, Errno::NotConn);
+    let ud = p.close(false);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(p.state(), None);
+    assert_eq!(p.engine.connection_count(), 1, "only the listener");
+    assert_eq!(p.engine.timers_armed(), 0);
+}
+
+#[test]
+fn test_time_wait_expiry_handle_kept_until_close() {
+    let mut p = RawPeer::new(|c| c.tcp.time_wait_ms = 1_000);
+    p.to_time_wait();
+    p.advance(1_001);
+    assert_eq!(p.state(), Some(State::Closed));
+    assert_eq!(p.engine.timers_armed(), 0);
+    assert_demux_forgot(&mut p);
+    let ud = p.close(false);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(p.state(), None);
+    p.expect_none();
+}
+
+#[test]
+fn test_time_wait_new_syn_reopens_handle_kept() {
+    let mut p = peer();
+    p.to_time_wait();
+    p.send(seg(SYN).seq(p.nxt + 100_000).mss(1460));
+    assert_eq!(p.expect_one().flags_str(), "SA");
+    assert_eq!(
+        p.state(),
+        Some(State::Closed),
+        "the old handle outlives its incarnation"
+    );
+    let ud = p.close(false);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(p.engine.connection_count(), 2, "listener + new handshake");
+}
+
+// ---------------------------------------------------------------------------
+// shutdown (CLOSE-SEMANTICS.md §4)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn shutdown_send_then_receive() {
+    let mut p = peer();
+    p.establish_passive();
+    p.write(b"last words");
+    assert_eq!(p.expect_one().payload_len, 10);
+    assert_eq!(p.shutdown(1).result, Errno::Ok);
+    let fin = p.expect_one();
+    assert_eq!(fin.sfa(), ("FA".into(), p.engine_iss + 11, p.nxt));
+    let send = p.call(Request::Send {
+        handle: p.h(),
+        data: b"more".to_vec(),
+    });
+    assert_eq!(send.result, Errno::Shutdown);
+    p.ack();
+    assert_eq!(p.state(), Some(State::FinWait2));
+    // The connection goes on receiving.
+    p.push(b"reply");
+    assert_eq!(p.read_all(), b"reply");
+    p.advance(200);
+    assert_eq!(
+        p.expect_one().sfa(),
+        ("A".into(), p.rcv, p.nxt),
+        "delayed ACK"
+    );
+    p.fin();
+    assert_eq!(p.expect_one().sfa(), ("A".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), Some(State::TimeWait));
+    assert!(
+        p.completions()
+            .iter()
+            .any(|c| c.is_event && c.detail == Detail::PeerClosed)
+    );
+    // The recommended pattern ends with close: graceful, no RST.
+    let ud = p.close(false);
+    assert_eq!(p.answer(ud).unwrap().result, Errno::Ok);
+    assert!(rsts(&p.log).is_empty());
+}
+
+#[test]
+fn shutdown_receive_resets() {
+    // Unread data is waiting: RST at once.
+    let mut p = peer();
+    p.establish_passive();
+    p.push(b"unread");
+    let c = p.shutdown(0);
+    assert_eq!(c.result, Errno::Ok);
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
+    let ev = p.completions();
+    assert!(
+        ev.iter()
+            .any(|c| c.is_event && c.result == Errno::ConnAborted && c.detail == Detail::Reset),
+        "{ev:?}"
+    );
+    assert_eq!(p.engine.counters().abort_on_close_unread, 1);
+    let send = p.call(Request::Send {
+        handle: p.h(),
+        data: b"x".to_vec(),
+    });
+    assert_eq!(send.result, Errno::ConnAborted, "the handle stays valid");
+    assert_demux_forgot(&mut p);
+    let ud = p.close(false);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(p.state(), None);
+
+    // Data arriving after shutdown(RECEIVE): RST.
+    let mut p = peer();
+    p.establish_passive();
+    assert_eq!(p.shutdown(0).result, Errno::Ok);
+    p.expect_none();
+    let before = p.nxt;
+    p.push(b"late");
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, before));
+    assert_eq!(p.engine.counters().rst_data_after_close, 1);
+    assert!(
+        p.completions()
+            .iter()
+            .all(|c| !matches!(c.detail, Detail::Data(_)))
+    );
+
+    // A FIN after shutdown(RECEIVE) is fine.
+    let mut p = peer();
+    p.establish_passive();
+    assert_eq!(p.shutdown(0).result, Errno::Ok);
+    p.fin();
+    assert_eq!(p.expect_one().sfa(), ("A".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), Some(State::CloseWait));
+    assert!(rsts(&p.log).is_empty());
+}
+
+#[test]
+fn shutdown_bad_how() {
+    let mut p = peer();
+    p.establish_passive();
+    for how in [3u8, 4, 255] {
+        let c = p.shutdown(how);
+        assert_eq!(rd(&c), (Errno::Inval, Detail::None), "how = {how}");
+    }
+    p.expect_none();
+    assert_eq!(p.state(), Some(State::Established));
+    p.write(b"still open");
+    assert_eq!(p.expect_one().payload_len, 10);
+}
+
+#[test]
+fn test_shutdown_not_connected_enotconn() {
+    let mut p = peer();
+    p.to_syn_sent();
+    assert_eq!(p.shutdown(1).result, Errno::NotConn, "SYN-SENT");
+    p.expect_none();
+
+    let mut p = peer();
+    let l = p.listen(8);
+    let c = p.call(Request::Shutdown { handle: l, how: 2 });
+    assert_eq!(c.result, Errno::NotConn, "§4: a listener is not connected");
+}
+
+// ---------------------------------------------------------------------------
+// Handles (CLOSE-SEMANTICS.md §5)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn stale_handle_enotsock() {
+    let mut p = RawPeer::new(|c| c.max_connections = 2);
+    p.establish_passive();
+    let old = p.h();
+    let c = p.call(Request::Abort { handle: old });
+    assert_eq!(c.result, Errno::Ok);
+    p.recv_all();
+    // A second connection reuses the slot with a new generation.
+    p.send(seg(SYN).seq(7_000).mss(1460).sport(40_001));
+    let sa = p.expect_one();
+    p.send(
+        seg(ACK)
+            .seq(7_001)
+            .ack(sa.seq.wrapping_add(1))
+            .sport(40_001),
+    );
+    let new = p
+        .completions()
+        .iter()
+        .find(|c| matches!(c.detail, Detail::Accepted { .. }))
+        .map(|c| c.handle)
+        .expect("accepted");
+    assert_eq!(new.slot(), old.slot(), "the slot was recycled");
+    assert_ne!(new, old);
+    for req in [
+        Request::GetLinger { handle: old },
+        Request::Send {
+            handle: old,
+            data: b"x".to_vec(),
+        },
+        Request::Shutdown {
+            handle: old,
+            how: 1,
+        },
+        Request::Close {
+            handle: old,
+            nonblocking: false,
+        },
+        Request::Abort { handle: old },
+        Request::GetLinger {
+            handle: Handle::new(3, old.slot(), old.generation()),
+        },
+        Request::GetLinger {
+            handle: Handle::from_raw(u64::MAX),
+        },
+    ] {
+        let c = p.call(req.clone());
+        assert_eq!(c.result, Errno::NotSock, "{req:?}");
+    }
+    p.expect_none();
+    assert_eq!(p.engine.state(new), Some(State::Established));
+}
+
+#[test]
+fn handle_wrong_owner_eperm() {
+    let mut p = peer();
+    let l = p.establish_passive();
+    let _ = l;
+    let h = p.h();
+    let other = ClientId(8);
+    for req in [
+        Request::GetLinger { handle: h },
+        Request::Send {
+            handle: h,
+            data: b"x".to_vec(),
+        },
+        Request::Shutdown { handle: h, how: 2 },
+        Request::Close {
+            handle: h,
+            nonblocking: false,
+        },
+        Request::Abort { handle: h },
+    ] {
+        let c = p.call_as(other, req.clone());
+        assert_eq!(c.result, Errno::Perm, "{req:?}");
+    }
+    let lc = p.call_as(
+        other,
+        Request::Close {
+            handle: p.listener.unwrap(),
+            nonblocking: false,
+        },
+    );
+    assert_eq!(lc.result, Errno::Perm);
+    p.expect_none();
+    assert_eq!(p.state(), Some(State::Established));
+    let admin = p.call_as(ADMIN_CLIENT, Request::GetLinger { handle: h });
+    assert_eq!(admin.result, Errno::Ok);
+}
+
+#[test]
+fn test_every_request_gets_exactly_one_completion() {
+    let mut p = peer();
+    p.establish_passive();
+    let h = p.h();
+    let bogus = Handle::from_raw(0x00ff_ffff_ffff);
+    let reqs = vec![
+        Request::Listen {
+            port: 0,
+            backlog: 1,
+        },
+        Request::Listen {
+            port: SERVER_PORT,
+            backlog: 1,
+        },
+        Request::Listen {
+            port: 81,
+            backlog: 0,
+        },
+        Request::Connect {
+            remote: std::net::SocketAddrV4::new(p.ip, 0),
+            local_port: None,
+        },
+        Request::Send {
+            handle: bogus,
+            data: vec![1],
+        },
+        Request::Send {
+            handle: h,
+            data: vec![0; 1 << 20],
+        },
+        Request::Send {
+            handle: h,
+            data: b"ok".to_vec(),
+        },
+        Request::RecvDone { handle: h, len: 0 },
+        Request::SetLinger {
+            handle: h,
+            linger: Linger {
+                on: true,
+                ms: u32::MAX,
+            },
+        },
+        Request::SetDontLinger {
+            handle: h,
+            dont: false,
+        },
+        Request::GetLinger { handle: h },
+        Request::Shutdown { handle: h, how: 9 },
+        Request::CloseMatching {
+            filter: Filter {
+                remote: Some(Prefix {
+                    addr: p.ip,
+                    len: 33,
+                }),
+                ..Filter::default()
+            },
+            mode: MatchMode::Abort,
+            pace_per_s: 0,
+        },
+        Request::CloseMatching {
+            filter: Filter {
+                remote_port: Some(1),
+                ..Filter::default()
+            },
+            mode: MatchMode::Graceful,
+            pace_per_s: 0,
+        },
+        Request::Close {
+            handle: h,
+            nonblocking: false,
+        },
+        Request::Close {
+            handle: h,
+            nonblocking: false,
+        },
+        Request::Abort { handle: bogus },
+    ];
+    let mut uds = Vec::new();
+    for r in reqs {
+        uds.push(p.request(r));
+    }
+    p.advance(1_000);
+    let all = p.completions();
+    for ud in &uds {
+        let n = all
+            .iter()
+            .filter(|c| !c.is_event && c.user_data == *ud)
+            .count();
+        assert_eq!(n, 1, "request {ud}: {all:?}");
+    }
+    let results: Vec<Errno> = uds
+        .iter()
+        .map(|ud| {
+            all.iter()
+                .find(|c| !c.is_event && c.user_data == *ud)
+                .unwrap()
+                .result
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            Errno::Inval,
+            Errno::AddrInUse,
+            Errno::Inval,
+            Errno::Inval,
+            Errno::NotSock,
+            Errno::NoBufs,
+            Errno::Ok,
+            Errno::Ok,
+            Errno::Inval,
+            Errno::Ok,
+            Errno::Ok,
+            Errno::Inval,
+            Errno::Inval,
+            Errno::Ok,
+            Errno::Ok,
+            Errno::NotSock,
+            Errno::NotSock,
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Receiving: RFC 5961
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rst_window_matrix() {
+    for s in SYNCHRONIZED {
+        for (name, off) in [
+            ("RCV.NXT-1", -1i64),
+            ("RCV.NXT", 0),
+            ("RCV.NXT+WND-1", 1),
+            ("RCV.NXT+WND", 2),
+        ] {
+            let mut p = peer();
+            reach(&mut p, s);
+            let wnd = u32::from(p.engine_wnd);
+            assert!(wnd > 1, "{s:?}: the engine offers a window");
+            let seq = match off {
+                -1 => p.nxt.wrapping_sub(1),
+                0 => p.nxt,
+                1 => p.nxt.wrapping_add(wnd - 1),
+                _ => p.nxt.wrapping_add(wnd),
+            };
+            let unacceptable = p.engine.counters().rx_unacceptable;
+            p.send(seg(RST).seq(seq));
+            let out = p.recv_all();
+            match off {
+                0 => {
+                    assert!(out.is_empty(), "{s:?} {name}: never answer an RST");
+                    assert!(
+                        matches!(p.state(), None | Some(State::Closed)),
+                        "{s:?} {name}: reset, got {:?}",
+                        p.state()
+                    );
+                    assert_demux_forgot(&mut p);
+                    let reset = p
+                        .completions()
+                        .into_iter()
+                        .filter(|c| c.is_event && c.detail == Detail::Reset)
+                        .count();
+                    assert_eq!(reset, 1, "{s:?}: the client hears of the reset once");
+                    let c = p.call(Request::Close {
+                        handle: p.h(),
+                        nonblocking: false,
+                    });
+                    assert_eq!(
+                        rd(&c),
+                        closed(CloseOutcome::ResetByPeer),
+                        "{s:?}: closing the reset handle"
+                    );
+                }
+                1 => {
+                    assert_eq!(out.len(), 1, "{s:?} {name}: {}", p.dump());
+                    assert_eq!(
+                        out[0].sfa(),
+                        ("A".into(), p.rcv, p.nxt),
+                        "{s:?} {name}: challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><ACK>"
+                    );
+                    assert_eq!(p.state(), Some(s));
+                    assert_eq!(p.engine.counters().challenge_acks, 1);
+                }
+                _ => {
+                    assert!(out.is_empty(), "{s:?} {name}: dropped: {}", p.dump());
+                    assert_eq!(p.state(), Some(s), "{s:?} {name}");
+                    assert_eq!(
+                        p.engine.counters().rx_unacceptable,
+                        unacceptable + 1,
+                        "{s:?} {name}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn test_synchronized_syn_challenge_ack() {
+    for s in [
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+    ] {
+        let mut p = peer();
+        reach(&mut p, s);
+        // In the window, at RCV.NXT and beyond it.
+        for seq in [p.nxt, p.nxt + 10] {
+            p.send(seg(SYN).seq(seq).mss(1460));
+            let a = p.expect_one();
+            assert_eq!(a.sfa(), ("A".into(), p.rcv, p.nxt), "{s:?} SYN at {seq}");
+            assert_eq!(p.state(), Some(s), "{s:?}");
+        }
+        assert_eq!(p.engine.counters().challenge_acks, 2, "{s:?}");
+    }
+}
+
+#[test]
+fn test_established_challenge_ack_budget_per_connection() {
+    let mut p = peer();
+    p.establish_passive();
+    let budget = p.engine.config().tcp.challenge_acks_per_s;
+    assert_eq!(budget, 10);
+    for _ in 0..budget + 2 {
+        p.send(seg(RST).seq(p.nxt + 5));
+    }
+    let acks = p.recv_all();
+    assert_eq!(acks.len(), 10, "{}", p.dump());
+    assert!(acks.iter().all(|a| a.sfa() == ("A".into(), p.rcv, p.nxt)));
+    assert_eq!(p.engine.counters().challenge_acks_suppressed, 2);
+    // Another connection has its own budget (a global one is a side channel).
+    p.send(seg(SYN).seq(9_000).mss(1460).sport(40_001));
+    let sa = p.expect_one();
+    p.send(seg(ACK).seq(9_001).ack(sa.seq + 1).sport(40_001));
+    p.send(seg(RST).seq(9_001 + 5).sport(40_001));
+    let other = p.expect_one();
+    assert_eq!(other.dst.port(), 40_001);
+    assert_eq!(
+        (other.flags_str(), other.seq, other.ack),
+        ("A".into(), sa.seq + 1, 9_001)
+    );
+    // A second later the first connection's budget is back.
+    p.advance(1_000);
+    p.send(seg(RST).seq(p.nxt + 5));
+    assert_eq!(p.expect_one().sfa(), ("A".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), Some(State::Established));
+}
+
+#[test]
+fn test_established_ack_acceptability() {
+    let mut p = peer();
+    p.establish_passive();
+    p.write(&[5u8; 1000]);
+    assert_eq!(p.expect_one().payload_len, 1000);
+    let una = p.engine_iss + 1;
+    let nxt = una + 1000;
+    let max_wnd = 65_535u32;
+    // SEG.ACK > SND.NXT: challenge ACK, the data on it is dropped.
+    p.send(p.here(ACK | PSH).ack(nxt + 1).data(b"bad"));
+    assert_eq!(p.expect_one().sfa(), ("A".into(), nxt, p.nxt));
+    // SEG.ACK < SND.UNA - MAX.SND.WND: challenge ACK too.
+    p.send(
+        p.here(ACK | PSH)
+            .ack(una.wrapping_sub(max_wnd + 1))
+            .data(b"old"),
+    );
+    assert_eq!(p.expect_one().sfa(), ("A".into(), nxt, p.nxt));
+    assert!(p.read_all().is_empty(), "neither segment's data was taken");
+    assert_eq!(p.engine.counters().challenge_acks, 2);
+    // SEG.ACK = SND.UNA - MAX.SND.WND: acceptable (an old duplicate).
+    p.send(
+        p.here(ACK | PSH)
+            .ack(una.wrapping_sub(max_wnd))
+            .data(b"dup"),
+    );
+    p.nxt += 3;
+    assert_eq!(p.read_all(), b"dup");
+    assert_eq!(p.engine.counters().challenge_acks, 2);
+    // SEG.ACK = SND.NXT acknowledges everything: nothing is retransmitted.
+    p.ack();
+    p.advance(5_000);
+    let out = p.recv_all();
+    assert!(out.iter().all(|s| s.payload_len == 0), "{}", p.dump());
+}
+
+// ---------------------------------------------------------------------------
+// The stateless responder (RFC 9293 §3.10.7.1)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn test_closed_responder_rst() {
+    let mut p = peer();
+    // With ACK: <SEQ=SEG.ACK><CTL=RST>.
+    p.send(seg(ACK).seq(5).ack(777));
+    assert_eq!(p.expect_one().sfa(), ("R".into(), 777, 0));
+    p.send(seg(ACK | PSH).seq(5).ack(0xffff_fff0).data(b"abc"));
+    assert_eq!(p.expect_one().sfa(), ("R".into(), 0xffff_fff0, 0));
+    // Without ACK: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, SYN and FIN count.
+    for (s, len) in [
+        (seg(SYN).seq(100), 1),
+        (seg(SYN | FIN).seq(100).data(&[0; 10]), 12),
+        (seg(PSH).seq(200).data(&[0; 5]), 5),
+        (seg(FIN).seq(u32::MAX), 1),
+        (seg(0).seq(300), 0),
+    ] {
+        let expect = s.seq.wrapping_add(len);
+        assert_eq!(s.len(), len);
+        p.send(s);
+        assert_eq!(p.expect_one().sfa(), ("RA".into(), 0, expect));
+    }
+    // Never answer an RST.
+    p.send(seg(RST).seq(1));
+    p.send(seg(RST | ACK).seq(1).ack(2));
+    p.send(seg(RST | SYN).seq(1));
+    p.expect_none();
+    assert_eq!(p.engine.counters().rst_responder, 7);
+}
+
+#[test]
+fn test_closed_responder_not_rate_limited() {
+    let mut p = peer();
+    for i in 0..2_000u32 {
+        p.send(seg(ACK).seq(i).ack(i * 3));
+    }
+    let out = p.recv_all();
+    assert_eq!(out.len(), 2_000);
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(i, r)| r.seq == i as u32 * 3 && r.flags_str() == "R")
+    );
+}
+
+#[test]
+fn test_listen_stray_ack_gets_rst() {
+    let mut p = peer();
+    p.listen(8);
+    p.send(seg(ACK).seq(PEER_ISS).ack(12_345));
+    assert_eq!(p.expect_one().sfa(), ("R".into(), 12_345, 0));
+    p.send(seg(RST).seq(PEER_ISS));
+    p.expect_none();
+    assert_eq!(p.engine.connection_count(), 1);
+}
+
+#[test]
+fn test_syn_received_bad_ack_rst() {
+    let mut p = peer();
+    p.listen(8);
+    p.send(seg(SYN).seq(PEER_ISS).mss(1460));
+    let sa = p.expect_one();
+    p.nxt = PEER_ISS + 1;
+    // An ACK that does not acknowledge our SYN: <SEQ=SEG.ACK><RST>.
+    p.send(seg(ACK).seq(p.nxt).ack(sa.seq + 7));
+    assert_eq!(p.expect_one().sfa(), ("R".into(), sa.seq + 7, 0));
+    // The handshake survives and still completes.
+    p.send(seg(ACK).seq(p.nxt).ack(sa.seq + 1));
+    p.expect_none();
+    assert!(
+        p.completions()
+            .iter()
+            .any(|c| matches!(c.detail, Detail::Accepted { .. }))
+    );
+}
+
+#[test]
+fn test_syn_received_retransmitted_syn_resends_synack() {
+    let mut p = peer();
+    p.listen(8);
+    p.send(seg(SYN).seq(PEER_ISS).mss(1460));
+    let sa = p.expect_one();
+    p.send(seg(SYN).seq(PEER_ISS).mss(1460));
+    let again = p.expect_one();
+    assert_eq!(again.sfa(), sa.sfa());
+    assert_eq!(p.engine.connection_count(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// SYN cookies
+// ---------------------------------------------------------------------------
+
+#[test]
+fn test_listen_backlog_full_syn_cookie() {
+    let mut p = peer();
+    p.listen(1);
+    p.send(seg(SYN).seq(PEER_ISS).mss(1460));
+    assert_eq!(p.expect_one().flags_str(), "SA");
+    assert_eq!(p.engine.connection_count(), 2);
+    // The backlog is full: the next SYN gets a cookie and no record.
+    p.send(seg(SYN).seq(5_000).mss(1400).sport(40_001));
+    let cookie = p.expect_one();
+    assert_eq!(cookie.flags_str(), "SA");
+    assert_eq!(cookie.dst.port(), 40_001);
+    assert_eq!(cookie.ack, 5_001);
+    assert_eq!(cookie.mss, Some(1400), "the cookie keeps the MSS");
+    assert_eq!(p.engine.connection_count(), 2, "no state for a cookie");
+    assert_eq!(p.engine.counters().syn_cookies_sent, 1);
+    // A forged completion is refused by the responder.
+    p.send(seg(ACK).seq(5_001).ack(cookie.seq + 2).sport(40_001));
+    assert_eq!(p.expect_one().sfa(), ("R".into(), cookie.seq + 2, 0));
+    // The right one creates an accepted, established connection, and data
+    // on it is within the window the cookie SYN-ACK offered.
+    p.send(
+        seg(ACK | PSH)
+            .seq(5_001)
+            .ack(cookie.seq + 1)
+            .data(b"hello")
+            .sport(40_001),
+    );
+    let events = p.completions();
+    let acc = events
+        .iter()
+        .find(|c| matches!(c.detail, Detail::Accepted { .. }))
+        .expect("accepted");
+    match &acc.detail {
+        Detail::Accepted { remote, .. } => assert_eq!(remote.port(), 40_001),
+        _ => unreachable!(),
+    }
+    let h = acc.handle;
+    assert_eq!(p.engine.state(h), Some(State::Established));
+    assert_eq!(p.engine.counters().syn_cookies_accepted, 1);
+    assert!(
+        events
+            .iter()
+            .any(|c| c.handle == h && c.detail == Detail::Data(b"hello".to_vec())),
+        "{events:?}"
+    );
+    p.advance(100);
+    let ack = p.expect_one();
+    assert_eq!((ack.flags_str(), ack.ack), ("A".into(), 5_006));
+}
+
+// ---------------------------------------------------------------------------
+// Bulk teardown
+// ---------------------------------------------------------------------------
+
+#[test]
+fn test_established_close_matching_abort() {
+    let mut p = peer();
+    p.establish_passive();
+    let ud = p.request(Request::CloseMatching {
+        filter: Filter {
+            remote_port: Some(PEER_PORT),
+            ..Filter::default()
+        },
+        mode: MatchMode::Abort,
+        pace_per_s: 0,
+    });
+    p.advance(1);
+    assert_eq!(rd(&p.answer(ud).unwrap()), (Errno::Ok, Detail::Count(1)));
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), None);
+    let c = p.call(Request::GetLinger { handle: p.h() });
+    assert_eq!(c.result, Errno::NotSock);
+}
