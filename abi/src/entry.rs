@@ -489,6 +489,8 @@ pub enum Body {
     Closed(Outcome),
     /// `CloseMatching` finished (or, as an event, progressed) with a count.
     Count(u64),
+    /// Event: a `Connect` was accepted; `handle` names it from now on.
+    Connecting,
     /// `Connect` succeeded.
     Connected {
         /// Our port.
@@ -553,6 +555,7 @@ const K_ACCEPTED: u8 = 5;
 const K_DATA: u8 = 6;
 const K_PEER_CLOSED: u8 = 7;
 const K_RESET: u8 = 8;
+const K_CONNECTING: u8 = 9;
 
 /// Why a completion entry could not be decoded (a daemon bug or a
 /// corrupted region: the client drops the attachment).
@@ -603,6 +606,7 @@ impl Completion {
             }
             Body::PeerClosed => K_PEER_CLOSED,
             Body::Reset => K_RESET,
+            Body::Connecting => K_CONNECTING,
         };
         b
     }
@@ -635,6 +639,7 @@ impl Completion {
             },
             K_PEER_CLOSED => Body::PeerClosed,
             K_RESET => Body::Reset,
+            K_CONNECTING => Body::Connecting,
             _ => return Err(CompletionError),
         };
         Ok(Completion {
@@ -789,6 +794,7 @@ mod tests {
             },
             Body::PeerClosed,
             Body::Reset,
+            Body::Connecting,
         ];
         for (i, body) in bodies.into_iter().enumerate() {
             let c = Completion {

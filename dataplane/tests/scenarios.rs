@@ -1644,3 +1644,19 @@ fn test_established_close_matching_abort() {
     let c = p.call(Request::GetLinger { handle: p.h() });
     assert_eq!(c.result, Errno::NotSock);
 }
+
+#[test]
+fn test_syn_sent_abort_cancels_the_connect_and_sends_nothing() {
+    let mut p = peer();
+    p.to_syn_sent();
+    let ud = p.request(Request::Abort {
+        handle: p.handle.unwrap(),
+    });
+    p.expect_none();
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    let connect = p.answer(p.connect_ud.unwrap()).unwrap();
+    assert_eq!(connect.result, Errno::OperationAborted, "§2 rule 2");
+    assert_eq!(p.engine.connection_count(), 0);
+    p.advance(10_000);
+    p.expect_none();
+}

@@ -32,8 +32,10 @@ pub enum Request {
         /// The most handshakes in progress before SYN cookies take over.
         backlog: u32,
     },
-    /// Active open. Completes (`Connected`) when established, or with
-    /// ECONNREFUSED / ETIMEDOUT.
+    /// Active open. An event `Connecting` carries the new handle at once
+    /// (so the client can close or abort it); the request completes
+    /// (`Connected`) when established, or with ECONNREFUSED / ETIMEDOUT /
+    /// OPERATION_ABORTED.
     Connect {
         /// The peer.
         remote: SocketAddrV4,
@@ -194,6 +196,9 @@ pub enum Detail {
         /// The peer.
         remote: SocketAddrV4,
     },
+    /// Event: a `Connect` was accepted and has this handle (in
+    /// [`Completion::handle`]); its completion follows.
+    Connecting,
     /// `Connect` succeeded, from this local port.
     Connected {
         /// Our port.

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use lingerd_abi::Errno;
 
-use super::api::{ADMIN_CLIENT, ClientId, Detail, Request};
+use super::api::{ADMIN_CLIENT, ClientId, Completion, Detail, Request};
 use super::{Listener, QueueEngine};
 use crate::table::{FourTuple, Handle, InsertError};
 use crate::tcp::close;
@@ -376,7 +376,20 @@ impl QueueEngine {
             tcb.rcv_wscale = self.cfg.tcp.window_shift;
         }
         match self.table.insert(tuple, tcb) {
-            Ok(handle) => self.sync(handle, now_ms),
+            Ok(handle) => {
+                // The handle exists from now on: the client may close or
+                // abort the connect before it completes (§2 rule 2: the
+                // pending connect then completes with OPERATION_ABORTED).
+                self.completions.push_back(Completion {
+                    client,
+                    user_data,
+                    handle,
+                    result: Errno::Ok,
+                    detail: Detail::Connecting,
+                    is_event: true,
+                });
+                self.sync(handle, now_ms);
+            }
             Err(InsertError::Full) => {
                 self.complete(client, user_data, none, Errno::NoBufs, Detail::None)
             }

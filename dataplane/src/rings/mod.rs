@@ -313,6 +313,7 @@ impl ClientRings {
                 CloseOutcome::ResetByPeer => Outcome::ResetByPeer,
             }),
             Detail::Count(n) => Body::Count(*n),
+            Detail::Connecting => Body::Connecting,
             Detail::Connected { local_port } => Body::Connected {
                 local_port: *local_port,
             },

@@ -151,7 +151,12 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         tcb.flags.set(TcbFlags::NEED_ACK);
         super::close::finish_connect(tcb, cx);
     } else {
-        // Simultaneous open: answer with SYN-ACK from SYN-RECEIVED.
+        // Simultaneous open: answer with SYN-ACK from SYN-RECEIVED, and
+        // record the peer's (unscaled) window from its SYN (RFC 9293
+        // §3.10.7.3: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ).
+        tcb.snd_wnd = u32::from(seg.window);
+        tcb.max_snd_wnd = tcb.snd_wnd;
+        tcb.snd_wl1 = seg.seq;
         tcb.state = State::SynReceived;
         tcb.flags.set(TcbFlags::NEED_SYN);
         tcb.snd_nxt = tcb.iss;

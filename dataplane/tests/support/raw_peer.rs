@@ -751,9 +751,15 @@ impl RawPeer {
             },
         );
         self.pump();
-        // A connect reveals its handle only when it completes; the test
-        // finds it by its 4-tuple so that it can act during SYN-SENT.
-        self.handle = Some(self.find_handle(CLIENT_PORT, PEER_PORT));
+        // A connect names its handle at once, in a `Connecting` event.
+        let connecting = self
+            .pending
+            .iter()
+            .find(|c| c.user_data == ud && c.is_event && c.detail == Detail::Connecting)
+            .map(|c| c.handle)
+            .expect("a Connecting event carries the new handle");
+        assert_eq!(connecting, self.find_handle(CLIENT_PORT, PEER_PORT));
+        self.handle = Some(connecting);
         let syn = self.expect_one();
         assert_eq!(syn.flags_str(), "S", "{syn}");
         assert!(
