@@ -511,13 +511,20 @@ fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(1);
     tcb.flags.set(TcbFlags::NEED_ACK | TcbFlags::FIN_RECEIVED);
     let our_fin_acked = tcb.flags.has(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max;
+    // The client learns of the peer's first FIN (EOF) whether or not it
+    // already shut down its own send side: CLOSE-SEMANTICS.md §4's pattern
+    // is shutdown(SEND), then wait for the peer-closed event. Not after
+    // shutdown(RECEIVE), nor once a close was accepted (§2 rule 2).
+    if matches!(
+        tcb.state,
+        State::SynReceived | State::Established | State::FinWait1 | State::FinWait2
+    ) && !tcb.flags.has(TcbFlags::SHUT_RD)
+        && !tcb.closed_by_client()
+    {
+        cx.event(tcb, Errno::Ok, Detail::PeerClosed);
+    }
     match tcb.state {
-        State::SynReceived | State::Established => {
-            tcb.state = State::CloseWait;
-            if !tcb.flags.has(TcbFlags::SHUT_RD) {
-                cx.event(tcb, Errno::Ok, Detail::PeerClosed);
-            }
-        }
+        State::SynReceived | State::Established => tcb.state = State::CloseWait,
         State::FinWait1 => {
             if our_fin_acked {
                 enter_time_wait(tcb, cx);
