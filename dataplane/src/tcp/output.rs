@@ -48,9 +48,16 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
     }
     // The FIN is due when all data is sent and SND.NXT sits on the FIN's
     // sequence number (not yet sent, or rewound by a timeout).
+    fin_unacked(tcb) && sent == queued && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
+}
+
+/// Our FIN is queued and not yet acknowledged. Once it is acknowledged
+/// SND.UNA = SND.MAX lies past it and "SND.UNA + queued" no longer names
+/// the FIN: it occupies one sequence number, sent once (RFC 9293 §3.10.4
+/// CLOSE, §3.10.7.4 FIN-WAIT-1 "our FIN is now acknowledged").
+fn fin_unacked(tcb: &Tcb) -> bool {
     tcb.flags.has(TcbFlags::FIN_QUEUED)
-        && sent == queued
-        && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
+        && !(tcb.flags.has(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max)
 }
 
 /// Data bytes already sent from the front of the buffer.
@@ -172,7 +179,7 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     // The FIN follows the last data byte, at SND.UNA + queued; it goes out
     // when this segment ends right there (first time, after a timeout
     // rewound SND.NXT, or in a one-segment retransmission reaching it).
-    let fin = tcb.flags.has(TcbFlags::FIN_QUEUED)
+    let fin = fin_unacked(tcb)
         && offset + len == queued
         && seq.wrapping_add(len) == tcb.snd_una.wrapping_add(queued);
     let need_ack = tcb.flags.has(TcbFlags::NEED_ACK);
