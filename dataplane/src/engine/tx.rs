@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::{CtlFrame, QueueEngine};
 use crate::tcp::cx::Cx;
 use crate::tcp::output;
-use crate::tcp::tcb::TcbFlags;
+use crate::tcp::tcb::{NEVER, TcbFlags};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, TcpFlags, TcpOptions, TcpPacket,
@@ -48,6 +48,20 @@ impl QueueEngine {
             let Some(mac) = self.next_hop_mac(now_ms, tuple.local_addr, tuple.remote_addr) else {
                 self.counters.tx_no_neighbor += 1;
                 self.neighbors.park(handle);
+                // Something must retry if the ARP exchange is lost (RFC 1122
+                // §2.3.2.1: requests are retransmitted, rate-limited). Data
+                // and FINs have their retransmission timer; an unsent SYN
+                // has none yet, so arm it as if the SYN had gone out: a lost
+                // ARP costs what a lost SYN costs (back-off, then ETIMEDOUT).
+                if let Some(tcb) = self.table.get_mut(handle)
+                    && tcb.flags.has(TcbFlags::NEED_SYN)
+                    && tcb.rtx_at == NEVER
+                {
+                    let rto = u64::from(tcb.rtt.rto_ms(&self.cfg.tcp.rto));
+                    tcb.rtx_at = now_ms.saturating_add(rto);
+                    let deadline = tcb.next_deadline();
+                    self.wheel.arm(&mut self.table, handle.slot(), deadline);
+                }
                 continue;
             };
             let room = buf.len().saturating_sub(ETH + IP + 60);
