@@ -346,6 +346,24 @@ fn assert_no_rst_from_lingerd(lab: &Lab, what: &str) {
     );
 }
 
+/// Every FIN lingerd sent carries the same sequence number: the FIN takes
+/// one sequence number and is only ever retransmitted, never sent anew after
+/// it was acknowledged.
+fn assert_one_fin_seq(lab: &Lab, what: &str) {
+    let mut seqs: Vec<u32> = sent(lab.pair.trace(), Direction::AToB)
+        .iter()
+        .filter(|s| s.flags.fin)
+        .map(|s| s.seq.wrapping_add(s.payload_len as u32))
+        .collect();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        1,
+        "{what}: one FIN sequence number\n{}",
+        lab.trace()
+    );
+}
+
 #[test]
 fn smoltcp_client_lingerd_server_data_both_ways_under_loss() {
     for seed in [3, 5, 8, 13] {
@@ -471,6 +489,7 @@ fn lingerd_active_close_background_ends_in_time_wait() {
             assert_eq!(hist[State::TimeWait as usize], 1);
             assert_eq!(hist.iter().sum::<u64>() as usize, 1 + role.base_records());
             assert_no_rst_from_lingerd(&lab, "graceful close");
+            assert_one_fin_seq(&lab, "graceful close");
             assert!(!lab.pair.b.was_reset(lab.hs), "{role:?} {seed:?}: no reset");
             // The handle is dead to the client even though TIME-WAIT holds it.
             let after = lab.call(21, Request::Shutdown { handle: h, how: 1 });
@@ -540,6 +559,7 @@ fn smoltcp_active_close_lingerd_passive_close_is_freed() {
                 "{hist:?}"
             );
             assert_no_rst_from_lingerd(&lab, "passive close");
+            assert_one_fin_seq(&lab, "passive close");
         }
     }
 }
@@ -675,6 +695,7 @@ fn linger_close_acknowledged_in_time_is_graceful() {
             lab.run(Duration::from_secs(3));
             assert!(lab.smol_eof());
             assert_no_rst_from_lingerd(&lab, "linger acked in time");
+            assert_one_fin_seq(&lab, "linger acked in time");
             assert_eq!(lab.pair.a.counters().rst_linger_expired, 0);
             assert_eq!(lab.pair.a.counters().closes_graceful, 1);
         }
@@ -743,7 +764,70 @@ fn shutdown_send_peer_reads_eof_while_still_sending_to_us() {
             });
             assert!(closed, "{role:?} {seed:?}: smoltcp {:?}", lab.smol_state());
             assert_no_rst_from_lingerd(&lab, "shutdown then close");
+            assert_one_fin_seq(&lab, "shutdown then close");
             assert!(!lab.pair.b.was_reset(hs));
+        }
+    }
+}
+
+/// lingerd connects to a host whose MAC it does not know, and its first ARP
+/// request is lost: it must ask again (RFC 1122 §2.3.2.1) and connect, the
+/// lost ARP costing what a lost SYN costs. If nobody ever answers, the
+/// connect fails with ETIMEDOUT after the SYN retries, instead of hanging.
+#[test]
+fn connect_survives_a_lost_arp_request() {
+    fn is_arp(frame: &[u8]) -> bool {
+        frame.len() >= 14 && frame[12..14] == [0x08, 0x06]
+    }
+    for lose_all in [false, true] {
+        let t0 = Instant::now();
+        let e = engine::engine(1, t0);
+        let mut s = SmolPeer::new(SmolConfig::host(2), t0);
+        let hs = s.listen(PORT);
+        let mut pair = Pair::new(t0, e, s);
+        let mut arps = 0u32;
+        pair.a_to_b.set_filter(move |f| {
+            if is_arp(f) {
+                arps += 1;
+                if lose_all || arps == 1 {
+                    return lingerd_dataplane::port::mem::Verdict::Drop;
+                }
+            }
+            lingerd_dataplane::port::mem::Verdict::Pass
+        });
+        let mut lab = Lab {
+            pair,
+            hs,
+            at_lingerd: Vec::new(),
+            at_smol: Vec::new(),
+            events: Vec::new(),
+            consume: true,
+            smol_reads: true,
+        };
+        lab.request(
+            60,
+            Request::Connect {
+                remote: engine::addr(2, PORT),
+                local_port: None,
+            },
+        );
+        let done = lab.run_until(Duration::from_secs(300), |lab| lab.answer(60).is_some());
+        assert!(
+            done,
+            "lose_all={lose_all}: connect completed\n{}",
+            lab.trace()
+        );
+        let c = lab.answer(60).expect("completed").clone();
+        if lose_all {
+            assert_eq!(c.result, Errno::TimedOut, "nobody answers ARP");
+            assert_eq!(lab.pair.a.connection_count(), 0);
+        } else {
+            assert_eq!(c.result, Errno::Ok, "{}", lab.trace());
+            assert!(
+                lab.pair.elapsed() < Duration::from_secs(3),
+                "one RTO, not forever"
+            );
+            assert_eq!(lab.smol_state(), SmolState::Established);
         }
     }
 }
