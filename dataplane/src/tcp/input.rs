@@ -229,6 +229,12 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         return Disposition::Keep;
     }
 
+    // RFC 7323 §4.3 step 2: TS.Recent follows every acceptable segment
+    // that does not lie beyond what we acknowledged, whether or not its ACK
+    // acknowledges new data (a pure receiver must still echo fresh values,
+    // or the sender's RTT samples grow with the connection's age).
+    update_ts_recent(tcb, seg);
+
     // Fifth: ACK.
     if !f.ack() {
         return Disposition::Keep;
@@ -401,16 +407,25 @@ fn set_window(tcb: &mut Tcb, seg: &TcpRepr<'_>, wnd: u32) {
     tcb.snd_wl2 = seg.ack;
 }
 
+/// RFC 7323 §4.3: `SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent`
+/// (RCV.NXT standing in for Last.ACK.sent) → TS.Recent = SEG.TSval.
+fn update_ts_recent(tcb: &mut Tcb, seg: &TcpRepr<'_>) {
+    if tcb.flags.has(TcbFlags::TIMESTAMPS)
+        && let Some((tsval, _)) = seg.options.timestamps
+        && tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0
+        && seg.seq.diff(tcb.rcv_nxt) <= 0
+    {
+        tcb.ts_recent = tsval;
+    }
+}
+
 /// Takes an RTT sample from the timestamp echo (RFC 7323 §4) or from the
 /// timed segment (Karn's rule: never from a retransmission).
 fn sample_rtt(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
     let now32 = cx.now_ms as u32;
     if tcb.flags.has(TcbFlags::TIMESTAMPS)
-        && let Some((tsval, tsecr)) = seg.options.timestamps
+        && let Some((_, tsecr)) = seg.options.timestamps
     {
-        if tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0 && seg.seq.diff(tcb.rcv_nxt) <= 0 {
-            tcb.ts_recent = tsval;
-        }
         if tsecr != 0 {
             let rtt = now32.wrapping_sub(tsecr);
             if rtt < 60_000 {
