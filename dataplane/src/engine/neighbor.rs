@@ -43,6 +43,12 @@ impl NeighborCache {
             .and_then(|e| e.mac)
     }
 
+    /// The last MAC learned for `ip`, fresh or expired: the best guess while
+    /// the mapping is revalidated.
+    pub fn lookup_stale(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+        self.entries.get(&ip).and_then(|e| e.mac)
+    }
+
     /// Records `ip` at `mac`. Returns true when this resolved an address we
     /// did not know (waiting connections should be retried).
     pub fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now_ms: u64) -> bool {
@@ -113,6 +119,7 @@ mod tests {
         assert!(!c.learn(ip, MAC, 10), "already known");
         assert_eq!(c.lookup(ip, ENTRY_LIFETIME_MS - 1), Some(MAC));
         assert_eq!(c.lookup(ip, ENTRY_LIFETIME_MS + 10), None);
+        assert_eq!(c.lookup_stale(ip), Some(MAC), "expired, still remembered");
         assert!(
             !c.learn(ip, EthernetAddress::BROADCAST, 0),
             "never learn a broadcast MAC"

@@ -107,6 +107,12 @@ impl QueueEngine {
     }
 
     /// The MAC to send to for `remote`, or `None` after asking for it.
+    ///
+    /// An expired mapping is still used while it is revalidated (RFC 1122
+    /// §2.3.2.1 lets a host keep a cache entry in use while it checks it;
+    /// Linux's STALE state does the same): otherwise, after a connection
+    /// sat idle longer than an entry lives, its abort RST would be dropped
+    /// (control frames are not parked) and a mass abort would reach no peer.
     fn next_hop_mac(
         &mut self,
         now_ms: u64,
@@ -118,6 +124,7 @@ impl QueueEngine {
         if let Some(mac) = self.neighbors.lookup(hop, now_ms) {
             return Some(mac);
         }
+        let stale = self.neighbors.lookup_stale(hop);
         if self.neighbors.should_request(hop, now_ms) {
             self.counters.arp_requests_sent += 1;
             self.ctl.push_back(CtlFrame::Arp {
@@ -127,7 +134,7 @@ impl QueueEngine {
                 sender_ip: local,
             });
         }
-        None
+        stale
     }
 
     fn build_ctl(&mut self, now_ms: u64, frame: CtlFrame, buf: &mut [u8]) -> Option<usize> {
