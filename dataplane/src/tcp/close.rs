@@ -102,6 +102,24 @@ pub(crate) fn enter_time_wait(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     check_close_done(tcb, cx);
 }
 
+/// The connection has ended without a reset: LAST-ACK acknowledged,
+/// TIME-WAIT over or ended by an RST (RFC 9293 §3.10.7.4). An orphan's
+/// record is freed. A handle the client still holds is never freed behind
+/// its back (§4: shutdown never frees the handle, only close does): the
+/// record leaves the 4-tuple index and waits in CLOSED for the client's
+/// close (outcome GRACEFUL); operations on it fail with ENOTCONN.
+pub(crate) fn on_finished(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+    if tcb.closed_by_client() {
+        return Disposition::Free;
+    }
+    cx.release_send(tcb);
+    tcb.state = State::Closed;
+    tcb.rtx_at = NEVER;
+    tcb.close_at = NEVER;
+    tcb.ack_at = NEVER;
+    Disposition::Unindex
+}
+
 /// Completes every outstanding request on the handle with
 /// OPERATION_ABORTED (§2 rule 2).
 fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
@@ -180,8 +198,11 @@ pub(crate) fn dead_error(tcb: &Tcb) -> Option<Errno> {
         Some(Errno::ConnReset)
     } else if tcb.flags.has(TcbFlags::TIMED_OUT) {
         Some(Errno::TimedOut)
-    } else {
+    } else if tcb.flags.has(TcbFlags::LOCAL_ABORT) {
         Some(Errno::ConnAborted)
+    } else {
+        // Ended gracefully under a held handle (see `on_finished`).
+        Some(Errno::NotConn)
     }
 }
 
@@ -205,8 +226,11 @@ pub(crate) fn close(
         State::Closed => {
             let outcome = if tcb.flags.has(TcbFlags::PEER_RESET) {
                 CloseOutcome::ResetByPeer
-            } else {
+            } else if tcb.flags.0 & (TcbFlags::TIMED_OUT | TcbFlags::LOCAL_ABORT) != 0 {
                 CloseOutcome::Aborted
+            } else {
+                // Both FINs were exchanged and acknowledged (`on_finished`).
+                CloseOutcome::Graceful
             };
             done(tcb, cx, outcome);
             return Disposition::Free;

@@ -170,7 +170,9 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
     // A SYN in TIME-WAIT with a sequence number beyond the old connection's
     // may start a new incarnation (RFC 6191 §2 without timestamps; RFC 9293
     // §3.10.7.4 allows it).
+    // Only for an orphan: a record the client still holds is not freed.
     if tcb.state == State::TimeWait
+        && tcb.closed_by_client()
         && f.syn()
         && !f.ack()
         && !f.rst()
@@ -391,8 +393,7 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
         State::LastAck if our_fin_acked => {
             check_close_done(tcb, cx);
-            tcb.state = State::Closed;
-            return Some(Disposition::Free);
+            return Some(super::close::on_finished(tcb, cx));
         }
         _ => {}
     }
@@ -480,7 +481,7 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             Disposition::Free
         }
         State::TimeWait => match cx.cfg.time_wait_rst {
-            TimeWaitRst::Close => Disposition::Free,
+            TimeWaitRst::Close => super::close::on_finished(tcb, cx),
             TimeWaitRst::Ignore => Disposition::Keep,
         },
         _ => {

@@ -39,7 +39,8 @@ pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 /// deadline (§2: RST, outcome ABORTED_LINGER), orphan timeout (rule 4).
 fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     match tcb.state {
-        State::TimeWait | State::Closed => Disposition::Free,
+        State::TimeWait => super::close::on_finished(tcb, cx),
+        State::Closed => Disposition::Free,
         State::SynReceived if !tcb.flags.has(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
         _ if tcb.flags.has(TcbFlags::CLOSE_PENDING) => {
             complete_close(tcb, cx, CloseOutcome::AbortedLinger);
