@@ -245,9 +245,19 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         if !(seg.ack.diff(tcb.snd_una) > 0 && seg.ack.diff(tcb.snd_max) <= 0) {
             return Disposition::Reply(Ctl::rst(seg.ack));
         }
-        tcb.state = State::Established;
+        // RFC 9293 §3.10.4: a CLOSE in SYN-RECEIVED (close_matching, or a
+        // close during a simultaneous open) queued a FIN "for processing
+        // after entering ESTABLISHED": go on to FIN-WAIT-1, and keep the
+        // close's deadline (orphan or linger) instead of the handshake's.
+        if tcb.flags.has(TcbFlags::FIN_QUEUED) {
+            tcb.state = State::FinWait1;
+        } else {
+            tcb.state = State::Established;
+        }
+        if !tcb.closed_by_client() {
+            tcb.close_at = NEVER;
+        }
         tcb.flags.clear(TcbFlags::NEED_SYN);
-        tcb.close_at = NEVER;
         tcb.rtx_at = NEVER;
         set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
         if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
