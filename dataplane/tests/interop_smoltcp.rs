@@ -399,8 +399,7 @@ fn abort_is_seen_by_smoltcp_as_a_reset_with_one_rst_at_snd_nxt() {
         assert_eq!(lab.at_smol, b"hello");
         let last_ours = sent(lab.pair.trace(), Direction::AToB)
             .into_iter()
-            .filter(|s| s.payload_len > 0)
-            .last()
+            .rfind(|s| s.payload_len > 0)
             .expect("the data segment");
         let snd_nxt = last_ours.seq.wrapping_add(5);
         lab.pair.clear_trace();
