@@ -238,6 +238,12 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         return Disposition::Keep;
     }
 
+    // RFC 7323 §4.3 step 2: TS.Recent follows every acceptable segment
+    // that does not lie beyond what we acknowledged, whether or not its ACK
+    // acknowledges new data (a pure receiver must still echo fresh values,
+    // or the sender's RTT samples grow with the connection's age).
+    update_ts_recent(tcb, seg);
+
     // Fifth: ACK.
     if !f.ack() {
         return Disposition::Keep;
@@ -254,7 +260,11 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
             State::Established
         };
         tcb.flags.clear(TcbFlags::NEED_SYN);
-        tcb.close_at = NEVER;
+        // Keep the deadline of a close by the client (orphan or linger,
+        // e.g. close_matching caught the handshake); drop the handshake's.
+        if !tcb.closed_by_client() {
+            tcb.close_at = NEVER;
+        }
         tcb.rtx_at = NEVER;
         set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
         if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
@@ -415,16 +425,25 @@ fn set_window(tcb: &mut Tcb, seg: &TcpRepr<'_>, wnd: u32) {
     tcb.snd_wl2 = seg.ack;
 }
 
+/// RFC 7323 §4.3: `SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent`
+/// (RCV.NXT standing in for Last.ACK.sent) → TS.Recent = SEG.TSval.
+fn update_ts_recent(tcb: &mut Tcb, seg: &TcpRepr<'_>) {
+    if tcb.flags.has(TcbFlags::TIMESTAMPS)
+        && let Some((tsval, _)) = seg.options.timestamps
+        && tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0
+        && seg.seq.diff(tcb.rcv_nxt) <= 0
+    {
+        tcb.ts_recent = tsval;
+    }
+}
+
 /// Takes an RTT sample from the timestamp echo (RFC 7323 §4) or from the
 /// timed segment (Karn's rule: never from a retransmission).
 fn sample_rtt(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
     let now32 = cx.now_ms as u32;
     if tcb.flags.has(TcbFlags::TIMESTAMPS)
-        && let Some((tsval, tsecr)) = seg.options.timestamps
+        && let Some((_, tsecr)) = seg.options.timestamps
     {
-        if tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0 && seg.seq.diff(tcb.rcv_nxt) <= 0 {
-            tcb.ts_recent = tsval;
-        }
         if tsecr != 0 {
             let rtt = now32.wrapping_sub(tsecr);
             if rtt < 60_000 {
