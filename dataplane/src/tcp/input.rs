@@ -294,8 +294,10 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
             // Entirely old data (a retransmission): just ACK.
             tcb.flags.set(TcbFlags::NEED_ACK);
         } else if start.diff(tcb.rcv_nxt) > 0 {
-            // Out of order: no reassembly queue; a duplicate ACK asks for
-            // the hole (RFC 5681 §4.2 "immediately").
+            // Out of order: no reassembly queue; a duplicate ACK per
+            // segment asks for the hole (RFC 5681 §4.2: "immediately",
+            // and the sender counts them).
+            tcb.dup_acks_owed = tcb.dup_acks_owed.saturating_add(1).min(8);
             tcb.flags.set(TcbFlags::NEED_ACK);
             fin_in_order = false;
         } else if tcb.state.can_receive() {

@@ -231,7 +231,13 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
         arm_rtx(tcb, cx);
         tcb.last_active = cx.now_ms;
     }
-    tcb.flags.clear(TcbFlags::NEED_ACK);
+    if len == 0 && !fin && tcb.dup_acks_owed > 1 {
+        // A pure duplicate ACK; more are owed, so stay on the transmit list.
+        tcb.dup_acks_owed -= 1;
+    } else {
+        tcb.dup_acks_owed = 0;
+        tcb.flags.clear(TcbFlags::NEED_ACK);
+    }
     tcb.unacked_segments = 0;
     tcb.ack_at = NEVER;
     let window = advertise(tcb, cx, false);

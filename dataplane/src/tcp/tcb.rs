@@ -103,6 +103,9 @@ pub struct Tcb {
     pub rcv_wscale: u8,
     /// Segments received since our last ACK (delayed-ACK policy).
     pub unacked_segments: u8,
+    /// Duplicate ACKs owed for out-of-order segments: one each, not
+    /// coalesced (RFC 5681 §4.2), so the peer can fast-retransmit.
+    pub dup_acks_owed: u8,
     /// The most payload we put in one segment (the peer's MSS, capped by ours).
     pub mss: u16,
     /// Challenge ACKs sent in the current one-second window.
@@ -190,6 +193,7 @@ impl Tcb {
             snd_wscale: 0,
             rcv_wscale: 0,
             unacked_segments: 0,
+            dup_acks_owed: 0,
             mss,
             challenge_count: 0,
             iss,
