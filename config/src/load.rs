@@ -24,12 +24,12 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be opened or read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
+        /// What the OS said (part of the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// The file is larger than [`MAX_FILE_BYTES`].
     #[error("{}: larger than {MAX_FILE_BYTES} bytes; not a lingerd configuration", path.display())]
@@ -111,9 +111,9 @@ impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let read_err = |source| ConfigError::Read {
+        let read_err = |error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         };
         let file = std::fs::File::open(path).map_err(read_err)?;
         let mut bytes = Vec::new();
