@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+#[cfg(test)]
+mod drift_tests;
 mod summary;
 
 fn main() -> ExitCode {
