@@ -1,6 +1,76 @@
-//! lingerd's configuration: YAML in, validated types out.
+//! lingerd's configuration: YAML in, validated plain types out.
 //!
-//! It will own parsing, validation and the split between restart-only and
-//! reloadable fields. It performs no I/O beyond reading the file it is given
-//! and may not depend on the dataplane. Populated by the daemon issue.
+//! It owns the file's shape and defaults (`model`), the value types of
+//! addresses (`net`), the checks across fields (`check`), loading with
+//! errors that name the file, line and column (`load`), and the split
+//! between restart-only and reloadable fields (`reload`). It reads only the
+//! file it is given and may not depend on the dataplane: the daemon turns
+//! these values into `EngineConfig` and friends, and `LayoutParams` comes
+//! from here because the ABI crate is the authority on the shared region.
+//!
+//! ```
+//! let c = lingerd_config::Config::parse(
+//!     "interface: eth0\naddresses: [198.18.0.1/24]\n",
+//!     "example.yaml",
+//! )
+//! .unwrap();
+//! assert_eq!(c.queues, [0]);
+//! assert_eq!(c.tcp.time_wait_ms, 60_000);
+//! ```
 #![deny(unsafe_code)]
+
+mod check;
+mod load;
+mod model;
+mod net;
+mod reload;
+
+pub use load::{ConfigError, Invalid, MAX_FILE_BYTES};
+pub use model::{
+    Clients, Close, Config, Gateway, Idle, Linger, Listen, Log, LogLevel, MAX_CONNECTIONS,
+    MAX_CORES, MAX_CPU, MAX_LINGER_MS, MAX_LINGER_SECS, Metrics, OnClientExit, Tcp, TimeWaitRst,
+    Xdp, XdpMode, ZeroCopy,
+};
+pub use net::{CidrError, GatewayMac, Ipv4Cidr, MacAddr, MacError};
+pub use reload::{Apply, ReloadError};
+
+use lingerd_abi::layout::LayoutParams;
+
+impl Config {
+    /// A configuration with every default and the two required fields.
+    /// Not validated: [`Config::parse`] and [`Config::load`] are the way in
+    /// for anything a user wrote.
+    pub fn with_defaults(interface: &str, addresses: Vec<Ipv4Cidr>) -> Config {
+        Config {
+            interface: interface.to_owned(),
+            queues: vec![0],
+            cores: vec![1],
+            addresses,
+            gateway: None,
+            listen: Vec::new(),
+            tcp: Tcp::default(),
+            close: Close::default(),
+            xdp: Xdp::default(),
+            clients: Clients::default(),
+            metrics: Metrics::default(),
+            log: Log::default(),
+        }
+    }
+
+    /// `(queue, core)` pairs: one dataplane core per NIC queue.
+    pub fn queue_cores(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.queues.iter().copied().zip(self.cores.iter().copied())
+    }
+
+    /// The shared-region parameters of every client (validated by the
+    /// loader against `lingerd_abi::layout::Layout::new`).
+    pub fn layout_params(&self) -> LayoutParams {
+        LayoutParams {
+            cores: self.queues.len() as u32,
+            ring_entries: self.clients.ring_entries,
+            chunk_size: self.clients.chunk_size,
+            tx_chunks: self.clients.tx_chunks,
+            rx_chunks: self.clients.rx_chunks,
+        }
+    }
+}

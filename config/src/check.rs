@@ -1,0 +1,332 @@
+//! The semantic pass: the checks garde's per-field rules cannot express
+//! because they involve several fields or a property of a value (queues and
+//! cores pair up, no duplicates, powers of two, the gateway on a local link,
+//! the shared region fits).
+//!
+//! Each problem is appended to a garde `Report` at the path of the field
+//! that is wrong (`listen[1].port`, `tcp.ephemeral_ports[0]`), so the
+//! loader can map it back to a line and column exactly as it does for
+//! garde's own rules. This module only reads a `Config`; it never fixes one.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use garde::{Error, Path, Report};
+use lingerd_abi::layout::{Layout, LayoutError, LayoutParams};
+
+use crate::model::Config;
+use crate::net::GatewayMac;
+
+/// `sun_path` is 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Appends every semantic problem of `c` to `report`.
+pub(crate) fn check(c: &Config, report: &mut Report) {
+    let mut p = Problems { report };
+    check_interface(c, &mut p);
+    check_queues_cores(c, &mut p);
+    check_addresses(c, &mut p);
+    check_gateway(c, &mut p);
+    check_listen(c, &mut p);
+    check_tcp(c, &mut p);
+    check_xdp(c, &mut p);
+    check_clients(c, &mut p);
+}
+
+struct Problems<'a> {
+    report: &'a mut Report,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, path: Path, msg: impl std::fmt::Display) {
+        self.report.append(path, Error::new(msg.to_string()));
+    }
+}
+
+fn key(k: &'static str) -> Path {
+    Path::new(k)
+}
+
+fn field(section: &'static str, k: &'static str) -> Path {
+    Path::new(section).join(k)
+}
+
+/// Reports the second and later occurrence of each value of `items`, at
+/// `path(i)`, naming the index of the first.
+fn no_duplicates<T: Eq + Hash + Copy + std::fmt::Display>(
+    p: &mut Problems<'_>,
+    items: impl IntoIterator<Item = T>,
+    what: &str,
+    list: &str,
+    path: impl Fn(usize) -> Path,
+) {
+    let mut first: HashMap<T, usize> = HashMap::new();
+    for (i, v) in items.into_iter().enumerate() {
+        if let Some(&j) = first.get(&v) {
+            p.at(
+                path(i),
+                format_args!("{what} {v} is listed twice (first at {list}[{j}])"),
+            );
+        } else {
+            first.insert(v, i);
+        }
+    }
+}
+
+fn check_interface(c: &Config, p: &mut Problems<'_>) {
+    let name = &c.interface;
+    // Linux's dev_valid_name(): not "." or "..", no '/', ':' or whitespace.
+    let bad = name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|ch| ch == '/' || ch == ':' || ch.is_whitespace() || ch.is_control());
+    if bad {
+        p.at(
+            key("interface"),
+            format_args!("`{name}` is not a valid interface name (no '/', ':' or spaces)"),
+        );
+    }
+}
+
+fn check_queues_cores(c: &Config, p: &mut Problems<'_>) {
+    if c.queues.len() != c.cores.len() {
+        // Point at the list the user wrote: a defaulted one has no line.
+        let at = if c.cores == crate::model::default_cores() {
+            "queues"
+        } else {
+            "cores"
+        };
+        p.at(
+            key(at),
+            format_args!(
+                "queues has {} entries and cores {}: each queue needs exactly one core, paired by position",
+                c.queues.len(),
+                c.cores.len()
+            ),
+        );
+    }
+    no_duplicates(p, c.queues.iter().copied(), "queue", "queues", |i| {
+        key("queues").join(i)
+    });
+    no_duplicates(p, c.cores.iter().copied(), "core", "cores", |i| {
+        key("cores").join(i)
+    });
+}
+
+fn check_addresses(c: &Config, p: &mut Problems<'_>) {
+    for (i, a) in c.addresses.iter().enumerate() {
+        let ip = a.addr();
+        let why = if ip.is_unspecified() {
+            Some("the unspecified address")
+        } else if ip.is_loopback() {
+            Some("a loopback address")
+        } else if ip.is_multicast() {
+            Some("a multicast address")
+        } else if ip.is_broadcast() {
+            Some("the limited broadcast address")
+        } else if a.prefix_len() <= 30 && ip == a.network() {
+            Some("the network address of its prefix")
+        } else if a.prefix_len() <= 30 && ip == a.broadcast() {
+            Some("the broadcast address of its prefix")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            p.at(
+                key("addresses").join(i),
+                format_args!("{a} cannot be a local address: it is {why}"),
+            );
+        }
+    }
+    no_duplicates(
+        p,
+        c.addresses.iter().map(|a| a.addr()),
+        "address",
+        "addresses",
+        |i| key("addresses").join(i),
+    );
+}
+
+fn check_gateway(c: &Config, p: &mut Problems<'_>) {
+    let Some(gw) = &c.gateway else { return };
+    if c.addresses.iter().any(|a| a.addr() == gw.ip) {
+        p.at(
+            field("gateway", "ip"),
+            format_args!("gateway {} is one of lingerd's own addresses", gw.ip),
+        );
+    } else if !c.addresses.iter().any(|a| a.contains(gw.ip)) {
+        p.at(
+            field("gateway", "ip"),
+            format_args!(
+                "gateway {} is not inside any of the addresses' prefixes, so it cannot be reached",
+                gw.ip
+            ),
+        );
+    }
+    if let GatewayMac::Fixed(mac) = gw.mac
+        && (mac.is_multicast() || mac.is_zero())
+    {
+        p.at(
+            field("gateway", "mac"),
+            format_args!("gateway MAC {mac} is not a unicast address"),
+        );
+    }
+}
+
+fn check_listen(c: &Config, p: &mut Problems<'_>) {
+    no_duplicates(p, c.listen.iter().map(|l| l.port), "port", "listen", |i| {
+        key("listen").join(i).join("port")
+    });
+    let [lo, hi] = c.tcp.ephemeral_ports;
+    let per_core = c.tcp.max_connections_per_core(c.queues.len());
+    for (i, l) in c.listen.iter().enumerate() {
+        if lo <= hi && (lo..=hi).contains(&l.port) {
+            p.at(
+                key("listen").join(i).join("port"),
+                format_args!(
+                    "port {} is inside tcp.ephemeral_ports [{lo}, {hi}], which outgoing connections draw from",
+                    l.port
+                ),
+            );
+        }
+        if l.backlog > per_core {
+            p.at(
+                key("listen").join(i).join("backlog"),
+                format_args!(
+                    "backlog {} is larger than a core's connection table ({per_core} = tcp.max_connections / cores)",
+                    l.backlog
+                ),
+            );
+        }
+    }
+}
+
+fn check_tcp(c: &Config, p: &mut Problems<'_>) {
+    let t = &c.tcp;
+    if t.rto_max_ms < t.rto_min_ms {
+        p.at(
+            field("tcp", "rto_max_ms"),
+            format_args!(
+                "rto_max_ms {} is below rto_min_ms {}",
+                t.rto_max_ms, t.rto_min_ms
+            ),
+        );
+    } else if !(t.rto_min_ms..=t.rto_max_ms).contains(&t.rto_initial_ms) {
+        p.at(
+            field("tcp", "rto_initial_ms"),
+            format_args!(
+                "rto_initial_ms {} is outside rto_min_ms..=rto_max_ms ({}..={})",
+                t.rto_initial_ms, t.rto_min_ms, t.rto_max_ms
+            ),
+        );
+    }
+    let max_window = 65_535u64 << t.window_shift.min(14);
+    if u64::from(t.recv_buffer) > max_window {
+        p.at(
+            field("tcp", "recv_buffer"),
+            format_args!(
+                "recv_buffer {} is more than a window with window_shift {} can advertise ({max_window})",
+                t.recv_buffer, t.window_shift
+            ),
+        );
+    }
+    if t.send_buffer < u32::from(t.mss) {
+        p.at(
+            field("tcp", "send_buffer"),
+            format_args!(
+                "send_buffer {} is smaller than one segment (mss {})",
+                t.send_buffer, t.mss
+            ),
+        );
+    }
+    let [lo, hi] = t.ephemeral_ports;
+    let ports = field("tcp", "ephemeral_ports");
+    if lo < 1024 {
+        p.at(
+            ports.join(0usize),
+            format_args!("ephemeral range starts at {lo}: it must start at 1024 or above"),
+        );
+    }
+    if lo > hi {
+        p.at(
+            ports.join(1usize),
+            format_args!("ephemeral range [{lo}, {hi}] is empty: write [lo, hi] with lo <= hi"),
+        );
+    }
+}
+
+fn check_xdp(c: &Config, p: &mut Problems<'_>) {
+    if !c.xdp.frames.is_power_of_two() {
+        p.at(
+            field("xdp", "frames"),
+            format_args!("frames {} is not a power of two", c.xdp.frames),
+        );
+    }
+}
+
+fn check_clients(c: &Config, p: &mut Problems<'_>) {
+    let cl = &c.clients;
+    let sock = &cl.socket;
+    let len = sock.as_os_str().len();
+    if !sock.is_absolute() {
+        p.at(
+            field("clients", "socket"),
+            format_args!("socket path `{}` must be absolute", sock.display()),
+        );
+    } else if len > MAX_SOCKET_PATH {
+        p.at(
+            field("clients", "socket"),
+            format_args!(
+                "socket path is {len} bytes; a Unix socket path holds at most {MAX_SOCKET_PATH}"
+            ),
+        );
+    } else if sock.file_name().is_none() {
+        p.at(
+            field("clients", "socket"),
+            format_args!(
+                "socket path `{}` names a directory, not a file",
+                sock.display()
+            ),
+        );
+    }
+    let mut sizes_ok = true;
+    if !cl.ring_entries.is_power_of_two() {
+        sizes_ok = false;
+        p.at(
+            field("clients", "ring_entries"),
+            format_args!("ring_entries {} is not a power of two", cl.ring_entries),
+        );
+    }
+    if !cl.chunk_size.is_power_of_two() {
+        sizes_ok = false;
+        p.at(
+            field("clients", "chunk_size"),
+            format_args!("chunk_size {} is not a power of two", cl.chunk_size),
+        );
+    }
+    // The ABI is the authority on the region; ask it, once the parts garde
+    // and the checks above cover are known good.
+    if sizes_ok && !c.queues.is_empty() && c.queues.len() <= crate::model::MAX_CORES {
+        let params = LayoutParams {
+            cores: c.queues.len() as u32,
+            ring_entries: cl.ring_entries,
+            chunk_size: cl.chunk_size,
+            tx_chunks: cl.tx_chunks,
+            rx_chunks: cl.rx_chunks,
+        };
+        if let Err(e) = Layout::new(params) {
+            let what = match e {
+                LayoutError::TooLarge => "does not fit the address space",
+                LayoutError::Cores => "has an unusable number of cores",
+                LayoutError::RingEntries => "has unusable ring_entries",
+                LayoutError::ChunkSize => "has an unusable chunk_size",
+                LayoutError::Chunks => "has too many chunks",
+            };
+            p.at(
+                key("clients"),
+                format_args!("the per-client shared region {what} ({params:?})"),
+            );
+        }
+    }
+}

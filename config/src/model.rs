@@ -1,0 +1,496 @@
+//! The configuration's shape: one struct per YAML section, its defaults,
+//! its units and the per-field ranges garde checks.
+//!
+//! Every struct denies unknown fields, so a typo is an error that names the
+//! expected fields. Every field but `interface` and `addresses` has a
+//! default. Units are in the field names (`_ms`, `_per_s`) or, for sizes,
+//! bytes unless said otherwise. Checks that involve more than one field
+//! (queues and cores pair up, no duplicate ports, ring sizes are powers of
+//! two, …) live in `check.rs`; whether a field may change on reload is in
+//! `reload.rs` and repeated on each field here as **restart** or **reload**.
+//!
+//! This module knows nothing of the dataplane: the daemon converts these
+//! plain values into `EngineConfig`, `TcpConfig`, `Linger`,
+//! `ClientExitPolicy` and `LayoutParams`.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+
+use garde::Validate;
+use serde::Deserialize;
+
+use crate::net::{GatewayMac, Ipv4Cidr};
+
+/// The largest linger time the Winsock/BSD `l_linger` field can express, in
+/// seconds (it is a `u_short`).
+pub const MAX_LINGER_SECS: u32 = 65_535;
+/// [`MAX_LINGER_SECS`] in milliseconds; equal to the dataplane's
+/// `tcp::linger::MAX_LINGER_MS`.
+pub const MAX_LINGER_MS: u32 = MAX_LINGER_SECS * 1000;
+/// Most dataplane cores (and queues): the ABI's `MAX_CORES`.
+pub const MAX_CORES: usize = lingerd_abi::layout::MAX_CORES as usize;
+/// Highest CPU number accepted in `cores` (glibc's `CPU_SETSIZE` − 1).
+pub const MAX_CPU: u32 = 1023;
+/// Most connections per host the table sizing accepts (2^28).
+pub const MAX_CONNECTIONS: u32 = 1 << 28;
+
+/// A whole lingerd configuration, validated.
+///
+/// Obtain one with [`Config::load`] or [`Config::parse`]: both run the
+/// per-field checks and the semantic pass, so a `Config` they return is
+/// internally consistent. The fields are public plain data for the daemon
+/// to convert; a value built by hand is not checked.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// **restart**. The NIC lingerd attaches to (1 to 15 bytes, Linux's
+    /// `IFNAMSIZ` − 1). Required.
+    #[garde(length(min = 1, max = 15))]
+    pub interface: String,
+    /// **restart**. NIC queue ids, one dataplane core each. Default `[0]`.
+    #[serde(default = "default_queues")]
+    #[garde(length(min = 1, max = MAX_CORES))]
+    pub queues: Vec<u32>,
+    /// **restart**. CPU ids the dataplane cores are pinned to, paired with
+    /// `queues` by position. Default `[1]` (core 0 is left to the OS).
+    #[serde(default = "default_cores")]
+    #[garde(length(min = 1, max = MAX_CORES), inner(range(max = MAX_CPU)))]
+    pub cores: Vec<u32>,
+    /// **restart**. The addresses lingerd answers for, each with its on-link
+    /// prefix. Required, at least one.
+    #[garde(length(min = 1, max = 256))]
+    pub addresses: Vec<Ipv4Cidr>,
+    /// **restart**. Next hop for destinations outside every local prefix;
+    /// absent (the default) means on-link peers only.
+    #[serde(default)]
+    #[garde(skip)]
+    pub gateway: Option<Gateway>,
+    /// **restart**. Listening ports. Default none (lingerd then only makes
+    /// outgoing connections, as a load generator does).
+    #[serde(default)]
+    #[garde(length(max = 1024), dive)]
+    pub listen: Vec<Listen>,
+    /// TCP timers, sizes and policies.
+    #[serde(default)]
+    #[garde(dive)]
+    pub tcp: Tcp,
+    /// What closes do by default (all **reload**).
+    #[serde(default)]
+    #[garde(dive)]
+    pub close: Close,
+    /// AF_XDP socket setup (all **restart**).
+    #[serde(default)]
+    #[garde(dive)]
+    pub xdp: Xdp,
+    /// The client attach socket and the shared-memory ring sizes.
+    #[serde(default)]
+    #[garde(dive)]
+    pub clients: Clients,
+    /// The Prometheus endpoint (**restart**).
+    #[serde(default)]
+    #[garde(skip)]
+    pub metrics: Metrics,
+    /// Logging (**reload**).
+    #[serde(default)]
+    #[garde(skip)]
+    pub log: Log,
+}
+
+fn default_queues() -> Vec<u32> {
+    vec![0]
+}
+
+pub(crate) fn default_cores() -> Vec<u32> {
+    vec![1]
+}
+
+/// The next hop for off-link destinations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// Its address; must lie inside one of `addresses`' prefixes.
+    pub ip: Ipv4Addr,
+    /// `auto` (ARP, the default) or a fixed unicast MAC.
+    #[serde(default)]
+    pub mac: GatewayMac,
+}
+
+/// One listening port on every address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// TCP port, 1..=65535.
+    #[garde(range(min = 1))]
+    pub port: u16,
+    /// Connections that may wait in SYN-RECEIVED and ESTABLISHED before
+    /// the client accepts them. Default 4096.
+    #[serde(default = "default_backlog")]
+    #[garde(range(min = 1, max = 1 << 24))]
+    pub backlog: u32,
+}
+
+fn default_backlog() -> u32 {
+    4096
+}
+
+/// RST received in TIME-WAIT: what it does (maps to the dataplane's
+/// `TimeWaitRst`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeWaitRst {
+    /// RFC 9293 §3.10.7.4: the RST ends TIME-WAIT at once.
+    #[default]
+    Close,
+    /// RFC 1337: ignore it and keep waiting.
+    Ignore,
+}
+
+/// TCP timers (milliseconds), sizes (bytes) and policies. Defaults are the
+/// dataplane's `TcpConfig::default()`.
+///
+/// Timers and per-connection budgets are **reload**: a new value applies to
+/// timers armed after the reload. Sizes and negotiated options are
+/// **restart**: they shape the tables and what connections already agreed.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tcp {
+    /// **reload**. TIME-WAIT length (2×MSL), 0..=240000 ms (0 skips
+    /// TIME-WAIT: lab use only).
+    #[garde(range(max = 240_000))]
+    pub time_wait_ms: u32,
+    /// **reload**. Bound on a background graceful close, 1..=3600000 ms.
+    #[garde(range(min = 1, max = 3_600_000))]
+    pub orphan_timeout_ms: u32,
+    /// **reload**. How long a handshake may sit in SYN-RECEIVED,
+    /// 100..=300000 ms.
+    #[garde(range(min = 100, max = 300_000))]
+    pub syn_received_timeout_ms: u32,
+    /// **reload**. SYN retransmissions before a connect fails, 1..=20.
+    #[garde(range(min = 1, max = 20))]
+    pub syn_retries: u8,
+    /// **reload**. Data retransmissions before the connection is aborted,
+    /// 1..=30.
+    #[garde(range(min = 1, max = 30))]
+    pub max_retransmits: u8,
+    /// **reload**. RTO lower bound (RFC 6298 §2.4), 1..=60000 ms.
+    #[garde(range(min = 1, max = 60_000))]
+    pub rto_min_ms: u32,
+    /// **reload**. RTO upper bound (RFC 6298 §2.5), ≥ `rto_min_ms`,
+    /// ≤ 600000 ms.
+    #[garde(range(min = 1, max = 600_000))]
+    pub rto_max_ms: u32,
+    /// **reload**. RTO before the first RTT sample (RFC 6298 §2.1), within
+    /// `rto_min_ms..=rto_max_ms`.
+    #[garde(range(min = 1, max = 600_000))]
+    pub rto_initial_ms: u32,
+    /// **reload**. Delayed-ACK timeout, 0..=500 ms (RFC 9293 §3.8.6.3).
+    #[garde(range(max = 500))]
+    pub delayed_ack_ms: u32,
+    /// **restart**. The MSS we advertise, 536..=8960 bytes.
+    #[garde(range(min = 536, max = 8960))]
+    pub mss: u16,
+    /// **restart**. Send buffer per connection, 1 KiB..=1 GiB.
+    #[garde(range(min = 1024, max = 1 << 30))]
+    pub send_buffer: u32,
+    /// **restart**. Receive buffer per connection, 1 KiB..=1 GiB and no more
+    /// than a window of `65535 << window_shift` can advertise.
+    #[garde(range(min = 1024, max = 1 << 30))]
+    pub recv_buffer: u32,
+    /// **restart**. Window scale shift we offer (RFC 7323 §2.3), 0..=14.
+    #[garde(range(max = 14))]
+    pub window_shift: u8,
+    /// **restart**. Offer and use timestamps (RFC 7323).
+    #[garde(skip)]
+    pub timestamps: bool,
+    /// **reload**. `close` (RFC 9293) or `ignore` (RFC 1337).
+    #[garde(skip)]
+    pub time_wait_rst: TimeWaitRst,
+    /// **reload**. Challenge ACKs one connection may send per second
+    /// (RFC 5961 §7); 0 sends none.
+    #[garde(skip)]
+    pub challenge_acks_per_s: u16,
+    /// **restart**. Connection table size for the whole host, divided evenly
+    /// among the cores; 1..=2^28. Default 2^20.
+    #[garde(range(min = 1, max = MAX_CONNECTIONS))]
+    pub max_connections: u32,
+    /// **restart**. `[lo, hi]`, inclusive: source ports for active opens;
+    /// 1024 ≤ lo ≤ hi.
+    #[garde(skip)]
+    pub ephemeral_ports: [u16; 2],
+}
+
+impl Default for Tcp {
+    fn default() -> Self {
+        Tcp {
+            time_wait_ms: 60_000,
+            orphan_timeout_ms: 60_000,
+            syn_received_timeout_ms: 30_000,
+            syn_retries: 6,
+            max_retransmits: 15,
+            rto_min_ms: 200,
+            rto_max_ms: 60_000,
+            rto_initial_ms: 1_000,
+            delayed_ack_ms: 40,
+            mss: 1460,
+            send_buffer: 64 * 1024,
+            recv_buffer: 64 * 1024,
+            window_shift: 7,
+            timestamps: true,
+            time_wait_rst: TimeWaitRst::Close,
+            challenge_acks_per_s: 10,
+            max_connections: 1 << 20,
+            ephemeral_ports: [32_768, 60_999],
+        }
+    }
+}
+
+impl Tcp {
+    /// The connection table size of one core when there are `cores` cores
+    /// (the host-wide `max_connections` divided, rounded up).
+    pub fn max_connections_per_core(&self, cores: usize) -> u32 {
+        let cores = cores.max(1) as u32;
+        self.max_connections.div_ceil(cores)
+    }
+}
+
+/// A connection's linger setting, as `SO_LINGER` holds it: in the YAML
+/// `{on, secs}` or `{on, ms}` (not both; neither means 0).
+///
+/// The value is kept in milliseconds, at most [`MAX_LINGER_MS`]; it maps to
+/// the dataplane's `Linger { on, ms }` field for field.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "LingerYaml")]
+pub struct Linger {
+    /// `l_onoff`.
+    pub on: bool,
+    /// `l_linger` in milliseconds.
+    pub ms: u32,
+}
+
+/// The YAML form of [`Linger`], before the unit is settled.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LingerYaml {
+    on: bool,
+    secs: Option<u32>,
+    ms: Option<u32>,
+}
+
+impl TryFrom<LingerYaml> for Linger {
+    type Error = String;
+
+    fn try_from(y: LingerYaml) -> Result<Linger, String> {
+        let ms = match (y.secs, y.ms) {
+            (Some(_), Some(_)) => {
+                return Err("linger: give `secs` or `ms`, not both".to_owned());
+            }
+            (Some(s), None) if s > MAX_LINGER_SECS => {
+                return Err(format!(
+                    "linger secs {s} is above {MAX_LINGER_SECS}, the most `l_linger` can express"
+                ));
+            }
+            (Some(s), None) => s * 1000,
+            (None, Some(ms)) if ms > MAX_LINGER_MS => {
+                return Err(format!(
+                    "linger ms {ms} is above {MAX_LINGER_MS} ({MAX_LINGER_SECS} s, the most `l_linger` can express)"
+                ));
+            }
+            (None, Some(ms)) => ms,
+            (None, None) => 0,
+        };
+        Ok(Linger { on: y.on, ms })
+    }
+}
+
+/// What happens to a dead client's connections (maps to the dataplane's
+/// `ClientExitPolicy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnClientExit {
+    /// Each connection's own linger setting, as an OS does at process exit.
+    #[default]
+    Linger,
+    /// Background graceful close for all.
+    Graceful,
+    /// RST for all.
+    Abort,
+}
+
+/// Close defaults and pacing (all **reload**).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct Close {
+    /// **reload**. Linger setting of a new connection. Default off.
+    #[garde(skip)]
+    pub default_linger: Linger,
+    /// **reload**. Policy when a client's control socket hangs up.
+    #[garde(skip)]
+    pub on_client_exit: OnClientExit,
+    /// **reload**. RSTs per second the whole host may send for expiring
+    /// lingers and aborts; 0 = unpaced.
+    #[garde(skip)]
+    pub max_rst_per_sec: u32,
+}
+
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Native where the driver has it, else generic.
+    #[default]
+    Auto,
+    /// Driver mode; fail if the driver lacks it.
+    Native,
+    /// SKB (generic) mode.
+    Generic,
+}
+
+/// AF_XDP zero-copy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopy {
+    /// Zero-copy where the driver has it, else copy.
+    #[default]
+    Auto,
+    /// Zero-copy; fail to bind otherwise.
+    On,
+    /// Copy mode.
+    Off,
+}
+
+/// What a dataplane core does when it has no work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Idle {
+    /// Busy-poll: lowest latency, a full core each.
+    #[default]
+    Busy,
+    /// `poll(2)` with need_wakeup: for laptops, CI and low-power appliances.
+    Sleep,
+}
+
+/// AF_XDP socket setup (all **restart**).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct Xdp {
+    /// **restart**. Attach mode.
+    #[garde(skip)]
+    pub mode: XdpMode,
+    /// **restart**. Zero-copy.
+    #[garde(skip)]
+    pub zero_copy: ZeroCopy,
+    /// **restart**. UMEM frames per queue, a power of two in 512..=2^20.
+    #[garde(range(min = 512, max = 1 << 20))]
+    pub frames: u32,
+    /// **restart**. Idle behaviour of the cores.
+    #[garde(skip)]
+    pub idle: Idle,
+}
+
+impl Default for Xdp {
+    fn default() -> Self {
+        Xdp {
+            mode: XdpMode::Auto,
+            zero_copy: ZeroCopy::Auto,
+            frames: 8192,
+            idle: Idle::Busy,
+        }
+    }
+}
+
+/// The client attach socket and the per-client shared region's sizes
+/// (they become the ABI's `LayoutParams`, with `cores` = number of queues).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct Clients {
+    /// **restart**. Absolute path of the `SOCK_SEQPACKET` attach socket
+    /// (at most 107 bytes, the size of `sun_path` less its NUL).
+    #[garde(skip)]
+    pub socket: PathBuf,
+    /// **reload** (checked at each attach). Uids allowed to attach, checked
+    /// with `SO_PEERCRED`. Default `[0]`.
+    #[garde(length(max = 1024))]
+    pub allow_uids: Vec<u32>,
+    /// **restart**. Entries per request and per completion ring, a power
+    /// of two in 2..=2^20.
+    #[garde(range(min = 2, max = lingerd_abi::layout::MAX_RING_ENTRIES))]
+    pub ring_entries: u32,
+    /// **restart**. Bytes per data chunk, a power of two in 64..=65536.
+    #[garde(range(min = 64, max = lingerd_abi::layout::MAX_CHUNK_SIZE))]
+    pub chunk_size: u32,
+    /// **restart**. Chunks in the TX (client → daemon) arena, ≤ 2^20.
+    #[garde(range(max = lingerd_abi::layout::MAX_CHUNKS))]
+    pub tx_chunks: u32,
+    /// **restart**. Chunks in the RX (daemon → client) arena, ≤ 2^20.
+    #[garde(range(max = lingerd_abi::layout::MAX_CHUNKS))]
+    pub rx_chunks: u32,
+}
+
+impl Default for Clients {
+    fn default() -> Self {
+        Clients {
+            socket: PathBuf::from("/run/lingerd/lingerd.sock"),
+            allow_uids: vec![0],
+            ring_entries: 4096,
+            chunk_size: 2048,
+            tx_chunks: 4096,
+            rx_chunks: 4096,
+        }
+    }
+}
+
+/// The Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// **restart**. Address of the `/metrics` HTTP listener; `null`
+    /// disables it. Default 127.0.0.1:9187.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9187))),
+        }
+    }
+}
+
+/// Log verbosity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default.
+    #[default]
+    Info,
+    /// Verbose.
+    Debug,
+    /// Everything (never on the per-packet path).
+    Trace,
+}
+
+impl LogLevel {
+    /// The lowercase name, as written in the YAML and understood by
+    /// `tracing`'s filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// **reload**. Verbosity.
+    pub level: LogLevel,
+}

@@ -1,0 +1,142 @@
+//! The built `lingerd` binary, run as an operator or systemd would: exit
+//! statuses (0, 2, 69, 78) and what check-config and run print.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EX_CONFIG: i32 = 78;
+const EX_UNAVAILABLE: i32 = 69;
+
+fn lingerd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lingerd"))
+        .args(args)
+        .output()
+        .expect("run lingerd")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/config")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A scratch file that removes itself.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, contents: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("lingerd-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        Scratch(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn test_check_config_ok_prints_summary() {
+    for name in ["lingerd.yaml", "lab.yaml", "loadbalancer.yaml"] {
+        let path = example(name);
+        let out = lingerd(&["check-config", "--config", &path]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+        assert!(stdout.starts_with(&format!("OK: {path}\n")), "{stdout}");
+        assert!(stdout.contains("  interface "), "{stdout}");
+        assert!(out.stderr.is_empty());
+    }
+}
+
+#[test]
+fn test_check_config_typo_exits_78_with_location() {
+    let f = Scratch::new(
+        "typo.yaml",
+        "interface: eth0\naddresses: [198.18.0.1/24]\nxdp:\n  frmaes: 4096\n",
+    );
+    let out = lingerd(&["check-config", "--config", f.path()]);
+    assert_eq!(out.status.code(), Some(EX_CONFIG));
+    assert!(out.stdout.is_empty());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "lingerd: {}: invalid configuration at line 4 column 3",
+            f.path()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{}:4:3", f.path())), "{stderr}");
+    assert!(
+        stderr.contains("unknown field `frmaes`, expected one of mode, zero_copy, frames, idle"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn test_check_config_invalid_value_exits_78() {
+    let f = Scratch::new(
+        "dup.yaml",
+        "interface: eth0\naddresses: [198.18.0.1/24]\nlisten: [{port: 80}, {port: 80}]\n",
+    );
+    let out = lingerd(&["check-config", "--config", f.path()]);
+    assert_eq!(out.status.code(), Some(EX_CONFIG));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("port 80 is listed twice"), "{stderr}");
+    assert!(stderr.contains(&format!("{}:3:29", f.path())), "{stderr}");
+}
+
+#[test]
+fn test_check_config_missing_file_exits_78() {
+    let out = lingerd(&["check-config", "--config", "/nonexistent/lingerd.yaml"]);
+    assert_eq!(out.status.code(), Some(EX_CONFIG));
+    assert!(text(&out.stderr).contains("/nonexistent/lingerd.yaml: cannot read"));
+}
+
+#[test]
+fn test_run_refuses_honestly() {
+    let path = example("lab.yaml");
+    let out = lingerd(&["run", "--config", &path]);
+    assert_eq!(out.status.code(), Some(EX_UNAVAILABLE));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the dataplane is not wired to AF_XDP yet"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn test_run_with_bad_config_exits_78() {
+    let f = Scratch::new("run-bad.yaml", "interface: eth0\n");
+    let out = lingerd(&["run", "--config", f.path()]);
+    assert_eq!(out.status.code(), Some(EX_CONFIG));
+    assert!(text(&out.stderr).contains("missing field `addresses`"));
+}
+
+#[test]
+fn test_usage_errors_exit_2() {
+    assert_eq!(lingerd(&[]).status.code(), Some(2));
+    assert_eq!(lingerd(&["check-config"]).status.code(), Some(2));
+    assert_eq!(lingerd(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn test_version() {
+    let out = lingerd(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).starts_with("lingerd "));
+}
