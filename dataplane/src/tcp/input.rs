@@ -445,14 +445,13 @@ fn sample_rtt(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
     let now32 = cx.now_ms as u32;
     if tcb.flags.has(TcbFlags::TIMESTAMPS)
         && let Some((_, tsecr)) = seg.options.timestamps
+        && tsecr != 0
     {
-        if tsecr != 0 {
-            let rtt = now32.wrapping_sub(tsecr);
-            if rtt < 60_000 {
-                tcb.rtt.on_sample(rtt, &cx.cfg.rto);
-                tcb.flags.clear(TcbFlags::RTT_TIMING);
-                return;
-            }
+        let rtt = now32.wrapping_sub(tsecr);
+        if rtt < 60_000 {
+            tcb.rtt.on_sample(rtt, &cx.cfg.rto);
+            tcb.flags.clear(TcbFlags::RTT_TIMING);
+            return;
         }
     }
     if tcb.flags.has(TcbFlags::RTT_TIMING) && seg.ack.diff(tcb.rtt_seq) >= 0 {
