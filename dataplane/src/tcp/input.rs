@@ -239,7 +239,11 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         }
         // A close queued during a simultaneous open (§3.10.4: FIN after
         // the handshake) moves straight on to FIN-WAIT-1.
-        tcb.state = if tcb.flags.has(TcbFlags::FIN_QUEUED) { State::FinWait1 } else { State::Established };
+        tcb.state = if tcb.flags.has(TcbFlags::FIN_QUEUED) {
+            State::FinWait1
+        } else {
+            State::Established
+        };
         tcb.flags.clear(TcbFlags::NEED_SYN);
         tcb.close_at = NEVER;
         tcb.rtx_at = NEVER;
