@@ -5,8 +5,10 @@
 // keyed by rx_queue_index) or leave it to the kernel (XDP_PASS). Steered:
 // ARP whose target protocol address is one of `daemon_addrs` (requests for
 // us and replies to our own requests), and IPv4 to one of `daemon_addrs`,
-// narrowed to TCP destination ports in `ports` when `config[0].filter_ports`
-// is set (userspace sets it when it fills `ports`: "empty map = all ports").
+// narrowed to TCP destination ports in `ports` or in the engine's ephemeral
+// range [eph_lo, eph_hi] (answers to its own connects) when
+// `config[0].filter_ports` is set (userspace sets it when it fills `ports`:
+// "empty map = all ports").
 // Everything else passes, so the host's own traffic keeps working. It never
 // modifies a frame and keeps no state; the maps are filled by the loader
 // (dataplane/src/port/afxdp/steering.rs).
@@ -43,6 +45,8 @@ struct {
 
 struct config {
 	__u32 filter_ports;
+	__u16 eph_lo; // host byte order, inclusive; lo > hi: no range
+	__u16 eph_hi;
 };
 
 struct {
@@ -101,6 +105,9 @@ int lingerd_steer(struct xdp_md *ctx)
 	if ((void *)(tcp + 1) > end)
 		return XDP_PASS;
 	__u16 dport = tcp->dest;
+	__u16 port = bpf_ntohs(dport);
+	if (port >= cfg->eph_lo && port <= cfg->eph_hi)
+		return to_xsk(ctx);
 	return bpf_map_lookup_elem(&ports, &dport) ? to_xsk(ctx) : XDP_PASS;
 }
 

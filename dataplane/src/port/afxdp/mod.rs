@@ -74,6 +74,9 @@ pub struct AfXdpConfig {
     pub addrs: Vec<Ipv4Addr>,
     /// Destination TCP ports to steer; empty = all.
     pub ports: Vec<u16>,
+    /// With `ports` set: the engine's ephemeral port range (inclusive), also
+    /// steered, so that answers to its own connects reach it.
+    pub ephemeral: Option<(u16, u16)>,
 }
 
 impl AfXdpConfig {
@@ -86,6 +89,7 @@ impl AfXdpConfig {
             xsk: XskConfig::default(),
             addrs,
             ports: Vec::new(),
+            ephemeral: None,
         }
     }
 }
@@ -148,6 +152,8 @@ pub struct PortCounters {
     pub wakeups: u64,
     /// Times the sleep-mode loop slept in poll(2).
     pub sleeps: u64,
+    /// Iterations of the engine loop.
+    pub loops: u64,
 }
 
 /// Everything countable about a port: ours plus the kernel's.
@@ -184,7 +190,13 @@ pub struct AfXdpPort {
 impl AfXdpPort {
     /// Attaches the program, binds the socket, registers it.
     pub fn open(cfg: &AfXdpConfig) -> Result<AfXdpPort, AfXdpError> {
-        let mut steering = Steering::attach(&cfg.iface, cfg.attach, &cfg.addrs, &cfg.ports)?;
+        let mut steering = Steering::attach(
+            &cfg.iface,
+            cfg.attach,
+            &cfg.addrs,
+            &cfg.ports,
+            cfg.ephemeral,
+        )?;
         let xsk = XskQueue::new(&cfg.iface, cfg.queue, &cfg.xsk)?;
         steering.register(cfg.queue, &xsk)?;
         let info = PortInfo {
@@ -271,6 +283,11 @@ impl AfXdpPort {
     /// Frames sent but not yet back from the completion ring.
     pub fn tx_in_flight(&self) -> usize {
         self.xsk.tx_in_flight()
+    }
+
+    /// Counts one iteration of the engine loop.
+    pub(super) fn count_loop(&mut self) {
+        self.counters.loops += 1;
     }
 
     /// Sleeps in poll(2) until a frame arrives or `timeout` passes.

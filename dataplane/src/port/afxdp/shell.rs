@@ -48,6 +48,7 @@ pub fn run_engine(
     mut requests: impl FnMut(&mut QueueEngine, Instant),
 ) -> io::Result<()> {
     while !stop.load(Ordering::Relaxed) {
+        port.count_loop();
         let now = Instant::now();
         let received = port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame));
         requests(engine, now);

@@ -65,6 +65,17 @@ impl XdpAttach {
     }
 }
 
+/// `struct config` of the program as one native-endian u64: `filter_ports`
+/// (u32), then `eph_lo` and `eph_hi` (u16, host order).
+fn config_value(filter_ports: bool, ephemeral: Option<(u16, u16)>) -> u64 {
+    let (lo, hi) = ephemeral.unwrap_or((1, 0));
+    let mut bytes = [0u8; 8];
+    bytes[..4].copy_from_slice(&u32::from(filter_ports).to_ne_bytes());
+    bytes[4..6].copy_from_slice(&lo.to_ne_bytes());
+    bytes[6..].copy_from_slice(&hi.to_ne_bytes());
+    u64::from_ne_bytes(bytes)
+}
+
 /// lingerd's XDP program, attached to one interface.
 #[derive(Debug)]
 pub struct Steering {
@@ -79,14 +90,16 @@ fn ebpf_err(what: &'static str) -> impl FnOnce(String) -> AfXdpError {
 }
 
 impl Steering {
-    /// Loads the program, fills `daemon_addrs` and `ports` (an empty
-    /// `ports` steers every port) and attaches it to `iface`, first
-    /// detaching any program left there through netlink.
+    /// Loads the program, fills `daemon_addrs`, `ports` and the ephemeral
+    /// range (with an empty `ports` every port is steered and the range does
+    /// not matter) and attaches it to `iface`, first detaching any program
+    /// left there through netlink.
     pub fn attach(
         iface: &str,
         mode: AttachMode,
         addrs: &[Ipv4Addr],
         ports: &[u16],
+        ephemeral: Option<(u16, u16)>,
     ) -> Result<Steering, AfXdpError> {
         let if_index = netlink::if_index(iface).map_err(|e| AfXdpError::Interface {
             iface: iface.to_owned(),
@@ -135,12 +148,12 @@ impl Steering {
             }
         }
         {
-            let mut map: Array<_, u32> = ebpf
+            let mut map: Array<_, u64> = ebpf
                 .map_mut("config")
                 .ok_or_else(|| ebpf_err("find map config")(String::new()))?
                 .try_into()
                 .map_err(|e: aya::maps::MapError| ebpf_err("open config")(e.to_string()))?;
-            map.set(0, u32::from(!ports.is_empty()), 0)
+            map.set(0, config_value(!ports.is_empty(), ephemeral), 0)
                 .map_err(|e| ebpf_err("fill config")(e.to_string()))?;
         }
 
