@@ -157,7 +157,8 @@ pub struct XskQueue {
     /// Descriptors of submitted frames not yet in the TX ring (the ring was
     /// full). Their tokens are gone: they belong to the TX path.
     tx_pending: Vec<FrameDesc>,
-    /// Scratch descriptors for the consume calls.
+    /// Scratch descriptors for the ring calls; always `ring_size` long, so
+    /// no call pays for clearing it.
     scratch: Vec<FrameDesc>,
     /// Frames in the fill ring or on their way back through RX.
     in_fill: u32,
@@ -296,15 +297,16 @@ impl XskQueue {
             return 0;
         }
         let start = self.free.len() - n;
-        self.scratch.clear();
-        self.scratch
-            .extend(self.free[start..].iter().map(|f| f.desc));
+        for (slot, f) in self.scratch.iter_mut().zip(&self.free[start..]) {
+            *slot = f.desc;
+        }
+        let n = n.min(self.scratch.len());
         // SAFETY: each descriptor comes from a `Frame` token of this queue
         // (checked when it entered the free list), so it is a frame of this
         // UMEM that user space owns and that no other token names. The
         // tokens of the frames the ring accepts are dropped right below,
         // before anything else can use them: from here the kernel owns them.
-        let given = unsafe { self.fq.produce(&self.scratch) };
+        let given = unsafe { self.fq.produce(&self.scratch[..n]) };
         self.free.truncate(self.free.len() - given);
         self.in_fill += given as u32;
         if given > 0 && self.need_wakeup && self.fq.needs_wakeup() {
@@ -319,13 +321,11 @@ impl XskQueue {
     /// Takes up to `max` received frames off the RX ring, appending their
     /// tokens to `out`. Returns how many.
     pub fn rx_burst(&mut self, out: &mut Vec<Frame>, max: usize) -> usize {
-        let max = max.min(self.scratch.capacity()).max(1);
-        self.scratch.clear();
-        self.scratch.resize(max, FrameDesc::default());
+        let max = max.min(self.scratch.len()).max(1);
         // SAFETY: the RX ring only returns frames of the UMEM this socket is
         // bound with, each one we gave to the fill ring; consuming moves
         // them back to user space, and each becomes exactly one token below.
-        let n = unsafe { self.rx.consume(&mut self.scratch) };
+        let n = unsafe { self.rx.consume(&mut self.scratch[..max]) };
         self.in_fill -= n as u32;
         out.extend(self.scratch[..n].iter().map(|&desc| Frame {
             desc,
@@ -411,13 +411,11 @@ impl XskQueue {
         if self.in_tx == 0 {
             return 0;
         }
-        let want = (self.in_tx as usize).min(self.scratch.capacity()).max(1);
-        self.scratch.clear();
-        self.scratch.resize(want, FrameDesc::default());
+        let want = (self.in_tx as usize).min(self.scratch.len());
         // SAFETY: the completion ring returns only frames we pushed into
         // this socket's TX ring (of this UMEM), each once; each becomes
         // exactly one token below.
-        let n = unsafe { self.cq.consume(&mut self.scratch) };
+        let n = unsafe { self.cq.consume(&mut self.scratch[..want]) };
         self.in_tx -= n as u32;
         let owner = self.owner;
         self.free
