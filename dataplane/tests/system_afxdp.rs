@@ -8,7 +8,8 @@
 //! the kernel's read fails with ECONNRESET. The same run checks that the
 //! kernel still serves what is not steered (a kernel listener on the dut's
 //! own 198.18.0.1, XDP_PASS), ARP both ways (the peer resolves the engine;
-//! the engine resolves a second peer address for its own connect), and that
+//! the engine resolves a second peer address for its own connect), that a
+//! stale program attached the legacy way is replaced at start, and that
 //! dropping the port leaves no XDP program on the interface.
 //!
 //! Without root or a lab it is skipped with a message, unless
@@ -32,7 +33,7 @@ use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
 use lingerd_dataplane::engine::counters::Counters;
 use lingerd_dataplane::port::afxdp::{
-    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, PortInfo, run_engine,
+    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, PortInfo, XdpAttach, run_engine,
 };
 use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::table::Handle;
@@ -350,6 +351,30 @@ fn afxdp_engine_against_kernel_tcp() {
         &["addr", "add", &format!("{PEER_IP2}/24"), "dev", &peer_if],
     );
 
+    // A program left behind the legacy way (netlink, generic mode), as by a
+    // crashed older instance or `ip link set xdp`: the port must take it off.
+    let dut_if = lab.get("LAB_DUT_IF");
+    let stale = concat!(env!("OUT_DIR"), "/lingerd.bpf.o");
+    lab.ip(
+        "LAB_DUT_NS",
+        &[
+            "link",
+            "set",
+            "dev",
+            &dut_if,
+            "xdpgeneric",
+            "obj",
+            stale,
+            "sec",
+            "xdp",
+        ],
+    );
+    let link = lab.ip("LAB_DUT_NS", &["link", "show", &dut_if]);
+    assert!(
+        link.contains("xdpgeneric"),
+        "stale program not attached: {link}"
+    );
+
     // The engine, on AF_XDP in the dut namespace.
     let stop = Arc::new(AtomicBool::new(false));
     let (cmd_tx, cmd_rx) = mpsc::channel();
@@ -364,10 +389,16 @@ fn afxdp_engine_against_kernel_tcp() {
         Err(e) => panic!("AF_XDP port did not open: {e}"),
     };
     eprintln!("system_afxdp: {info}");
-    let link = lab.ip("LAB_DUT_NS", &["link", "show", &lab.get("LAB_DUT_IF")]);
+    let link = lab.ip("LAB_DUT_NS", &["link", "show", &dut_if]);
     assert!(
         link.contains("prog/xdp"),
         "no XDP program on the dut: {link}"
+    );
+    // veth has native XDP: the stale generic program is gone, ours is native.
+    assert_eq!(info.xdp, XdpAttach::Native, "{info}");
+    assert!(
+        !link.contains("xdpgeneric"),
+        "stale generic program still there: {link}"
     );
 
     // 1. Echo through the engine, then abort -> ECONNRESET in the kernel.
