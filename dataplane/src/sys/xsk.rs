@@ -24,7 +24,7 @@
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use xsk_rs::config::{
@@ -33,14 +33,14 @@ use xsk_rs::config::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
 /// Issues the ids that tie frames to their queue.
-static NEXT_OWNER: AtomicU32 = AtomicU32::new(1);
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
 /// One UMEM frame that user space owns. See the module documentation.
 #[derive(Debug)]
 #[must_use = "a dropped Frame is a UMEM frame lost until the queue is dropped"]
 pub struct Frame {
     desc: FrameDesc,
-    owner: u32,
+    owner: u64,
 }
 
 impl Frame {
@@ -145,7 +145,7 @@ pub struct XskStats {
 /// One AF_XDP socket bound to `(interface, queue)` with its own UMEM.
 #[derive(Debug)]
 pub struct XskQueue {
-    owner: u32,
+    owner: u64,
     // Ring handles keep the socket alive; all of them go before the UMEM.
     tx: TxQueue,
     rx: RxQueue,
