@@ -11,8 +11,11 @@
 //! behind it, so the same shell drives the lingerd engine, a reference stack
 //! (smoltcp, in the tests) or a trivial echo. Ports today: [`mem`], the
 //! in-process pair with a virtual clock and seeded impairments (for protocol
-//! tests and benches). AF_XDP and DPDK shells come later.
+//! tests and benches), and `afxdp` (feature `afxdp`): one NIC queue on an
+//! AF_XDP socket with lingerd's own XDP program. DPDK comes later.
 
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod mem;
 
 use std::time::Instant;

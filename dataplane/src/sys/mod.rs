@@ -1,10 +1,18 @@
 //! The only module of the dataplane allowed to use `unsafe`.
 //!
-//! It wraps the few operations safe Rust cannot express (cache prefetch hints
-//! today; the AF_XDP rings and shared-memory mappings later) behind safe
-//! functions whose contracts are stated here. Nothing outside `sys` may opt
-//! out of `#![deny(unsafe_code)]`.
+//! It wraps the few operations safe Rust cannot express (cache prefetch
+//! hints; with the `afxdp` feature the AF_XDP rings behind owned frame
+//! tokens, a little rtnetlink and `setns`; shared-memory mappings later)
+//! behind safe functions whose contracts are stated here. Nothing outside
+//! `sys` may opt out of `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
+
+#[cfg(feature = "afxdp")]
+pub mod netlink;
+#[cfg(feature = "afxdp")]
+pub mod netns;
+#[cfg(feature = "afxdp")]
+pub mod xsk;
 
 /// Hints the CPU to bring the cache line holding `value` closer.
 ///

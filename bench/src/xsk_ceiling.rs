@@ -1,0 +1,312 @@
+//! `lingerd-bench xsk-ceiling`: how many 54-byte RST frames one core pushes
+//! through the AF_XDP port, against a bare xsk-rs loop, in one run.
+//!
+//! It creates its own lab (`deploy/lab up --id <id>`, torn down by a guard on
+//! every exit path, panics included: a panic hook covers `panic = "abort"`),
+//! runs each sender in a thread that has entered the dut namespace (setns),
+//! and counts what the peer's veth received
+//! (`/sys/class/net/<peer-if>/statistics/rx_packets`, read through
+//! `ip netns exec` before and after) — not just TX completions. First the
+//! port's sender (lingerd's XDP program attached, frames through
+//! `AfXdpPort::tx_frame`), then `sys::xsk::bare_tx_loop`. It owns the lab it
+//! made and nothing else; it may not touch other namespaces or addresses
+//! outside 198.18.0.0/15.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, TxOutcome, XskConfig};
+use lingerd_dataplane::sys::{netns, xsk};
+use lingerd_dataplane::wire::{
+    ControlSegment, EthernetAddress, RST_FRAME_LEN, RstTemplate, SeqNumber,
+};
+
+/// Arguments of `xsk-ceiling`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds each sender runs (1 to 60).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Lab id (1 to 10 letters or digits); default: "xc" + pid.
+    #[arg(long)]
+    id: Option<String>,
+}
+
+/// Labs this process made, for the panic hook.
+static LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn lab_script() -> PathBuf {
+    std::env::var_os("LINGERD_LAB").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/lab")),
+        PathBuf::from,
+    )
+}
+
+fn lab_down(id: &str) {
+    let _ = Command::new(lab_script())
+        .args(["down", "--id", id])
+        .status();
+}
+
+/// A lab made by `deploy/lab up`; `down` on drop.
+struct Lab {
+    id: String,
+    env: BTreeMap<String, String>,
+}
+
+impl Lab {
+    fn up(id: &str) -> Result<Lab> {
+        let out = Command::new(lab_script())
+            .args(["up", "--id", id, "--queues", "1"])
+            .output()
+            .context("running deploy/lab up")?;
+        if !out.status.success() {
+            bail!(
+                "deploy/lab up failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        LABS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id.to_owned());
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Ok(Lab {
+            id: id.to_owned(),
+            env,
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<&str> {
+        self.env
+            .get(key)
+            .map(String::as_str)
+            .with_context(|| format!("deploy/lab did not print {key}"))
+    }
+
+    /// The peer veth's rx_packets, read inside the peer namespace.
+    fn peer_rx_packets(&self) -> Result<u64> {
+        let path = format!(
+            "/sys/class/net/{}/statistics/rx_packets",
+            self.get("LAB_PEER_IF")?
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", self.get("LAB_PEER_NS")?, "cat", &path])
+            .output()
+            .context("reading the peer's rx_packets")?;
+        if !out.status.success() {
+            bail!("reading {path} in the peer namespace failed");
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        lab_down(&self.id);
+        LABS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|i| i != &self.id);
+    }
+}
+
+fn parse_mac(s: &str) -> Result<EthernetAddress> {
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        bail!("bad MAC {s}");
+    }
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16)?;
+    }
+    Ok(EthernetAddress(mac))
+}
+
+/// One sender's result.
+#[derive(Debug, Default)]
+struct Run {
+    sent: u64,
+    received: u64,
+    seconds: f64,
+    xdp: String,
+    bind: String,
+}
+
+impl Run {
+    fn pps(&self) -> f64 {
+        self.received as f64 / self.seconds
+    }
+}
+
+/// The port's sender: the same `tx_frame`/`flush` the engine shell uses.
+fn port_sender(iface: &str, addr: Ipv4Addr, frame: [u8; RST_FRAME_LEN], secs: f64) -> Result<Run> {
+    let mut cfg = AfXdpConfig::new(iface, 0, vec![addr]);
+    cfg.xsk = XskConfig::default();
+    let mut port = AfXdpPort::open(&cfg)?;
+    let info = port.info().clone();
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs_f64(secs);
+    while Instant::now() < deadline {
+        for _ in 0..64 {
+            let out = port.tx_frame(|buf| {
+                buf[..RST_FRAME_LEN].copy_from_slice(&frame);
+                Some(RST_FRAME_LEN)
+            });
+            if out != TxOutcome::Queued {
+                break;
+            }
+        }
+        port.flush()?;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    // Let the last frames complete: at most 1 s of flushes 1 ms apart.
+    let drain_until = Instant::now() + Duration::from_secs(1);
+    while port.tx_in_flight() > 0 && Instant::now() < drain_until {
+        port.flush()?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stats = port.stats()?;
+    Ok(Run {
+        sent: stats.port.tx_frames - port.tx_in_flight() as u64,
+        received: 0,
+        seconds,
+        xdp: info.xdp.as_str().to_owned(),
+        bind: info.bind_str().to_owned(),
+    })
+}
+
+fn bare_sender(iface: &str, frame: [u8; RST_FRAME_LEN], secs: f64) -> Result<Run> {
+    let t0 = Instant::now();
+    let r = xsk::bare_tx_loop(
+        iface,
+        0,
+        &XskConfig::default(),
+        &frame,
+        t0 + Duration::from_secs_f64(secs),
+    )?;
+    Ok(Run {
+        sent: r.sent,
+        received: 0,
+        seconds: secs,
+        xdp: "none".to_owned(),
+        bind: if r.zero_copy { "zero-copy" } else { "copy" }.to_owned(),
+    })
+}
+
+/// Runs `sender` in a thread inside the dut namespace and counts what the
+/// peer received meanwhile.
+fn measure(lab: &Lab, sender: impl FnOnce() -> Result<Run> + Send + 'static) -> Result<Run> {
+    let ns = lab.get("LAB_DUT_NS")?.to_owned();
+    let before = lab.peer_rx_packets()?;
+    let mut run = std::thread::spawn(move || -> Result<Run> {
+        netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
+        sender()
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
+    std::thread::sleep(Duration::from_millis(100));
+    run.received = lab.peer_rx_packets()? - before;
+    Ok(run)
+}
+
+/// `lingerd-bench xsk-ceiling`.
+pub(crate) fn run(args: Args) -> Result<()> {
+    if !(1.0..=60.0).contains(&args.seconds) {
+        bail!("--seconds must be within 1..=60");
+    }
+    let id = args
+        .id
+        .unwrap_or_else(|| format!("xc{}", std::process::id() % 100_000_000));
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        hook(info);
+        for id in LABS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            lab_down(id);
+        }
+    }));
+
+    let lab = Lab::up(&id)?;
+    let iface = lab.get("LAB_DUT_IF")?.to_owned();
+    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR")?.parse()?;
+    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR")?.parse()?;
+    let tmpl = RstTemplate::new(
+        parse_mac(lab.get("LAB_DUT_MAC")?)?,
+        parse_mac(lab.get("LAB_PEER_MAC")?)?,
+        dut_ip,
+    );
+    let mut frame = [0u8; RST_FRAME_LEN];
+    // An RST to a port nobody listens on: the peer's kernel drops it quietly.
+    tmpl.build_array(
+        &mut frame,
+        &ControlSegment::rst(peer_ip, 40_000, 9, SeqNumber(1)),
+    );
+
+    let secs = args.seconds;
+    let port = {
+        let iface = iface.clone();
+        measure(&lab, move || port_sender(&iface, dut_ip, frame, secs))?
+    };
+    let bare = {
+        let iface = iface.clone();
+        measure(&lab, move || bare_sender(&iface, frame, secs))?
+    };
+    let ratio = if bare.pps() > 0.0 {
+        port.pps() / bare.pps()
+    } else {
+        0.0
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "bench": "xsk-ceiling",
+            "iface": iface,
+            "frame_len": RST_FRAME_LEN,
+            "pps": port.pps().round(),
+            "sent": port.sent,
+            "received": port.received,
+            "seconds": port.seconds,
+            "xdp_mode": port.xdp,
+            "bind_mode": port.bind,
+            "bare_pps": bare.pps().round(),
+            "bare_sent": bare.sent,
+            "bare_received": bare.received,
+            "bare_seconds": bare.seconds,
+            "bare_bind_mode": bare.bind,
+            "ratio_to_bare": (ratio * 1000.0).round() / 1000.0,
+        });
+        println!("{v}");
+    } else {
+        println!("xsk-ceiling on {iface} (lab {id}), {RST_FRAME_LEN}-byte RST frames, one core");
+        println!(
+            "  port: {:>10.0} pps received  (sent {}, received {}, {:.2} s, XDP {}, {} mode)",
+            port.pps(),
+            port.sent,
+            port.received,
+            port.seconds,
+            port.xdp,
+            port.bind
+        );
+        println!(
+            "  bare: {:>10.0} pps received  (sent {}, received {}, {:.2} s, {} mode)",
+            bare.pps(),
+            bare.sent,
+            bare.received,
+            bare.seconds,
+            bare.bind
+        );
+        println!("  ratio to bare: {ratio:.3}");
+    }
+    drop(lab);
+    Ok(())
+}

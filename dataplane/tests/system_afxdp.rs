@@ -1,0 +1,482 @@
+//! System test: a lingerd engine on AF_XDP against the Linux kernel's TCP.
+//!
+//! Root and a lab (`deploy/lab up`, removed by a guard even on panic). The
+//! engine runs in the dut namespace on the veth's queue 0 in sleep mode,
+//! answering for 198.18.0.3 (not configured on the kernel's interface) and
+//! steering only port 7; it echoes what it receives. From the peer namespace
+//! a std `TcpStream` connects, sends, reads the echo; the engine aborts and
+//! the kernel's read fails with ECONNRESET. The same run checks that the
+//! kernel still serves what is not steered (a kernel listener on the dut's
+//! own 198.18.0.1, XDP_PASS), ARP both ways (the peer resolves the engine;
+//! the engine resolves a second peer address for its own connect), that a
+//! stale program attached the legacy way is replaced at start, and that
+//! dropping the port leaves no XDP program on the interface.
+//!
+//! Without root or a lab it is skipped with a message, unless
+//! `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it fails. It owns its lab and
+//! threads; it touches no other namespace and no address outside
+//! 198.18.0.0/15.
+
+use std::collections::BTreeMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lingerd_abi::Errno;
+use lingerd_dataplane::engine::QueueEngine;
+use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::counters::Counters;
+use lingerd_dataplane::port::afxdp::{
+    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, PortInfo, XdpAttach, run_engine,
+};
+use lingerd_dataplane::sys::netns;
+use lingerd_dataplane::table::Handle;
+use lingerd_dataplane::wire::EthernetAddress;
+
+const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+const PEER_IP2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 4);
+const ECHO_PORT: u16 = 7;
+const KERNEL_PORT: u16 = 9;
+const PEER_LISTEN_PORT: u16 = 8080;
+const CLIENT: ClientId = ClientId(1);
+const STEP: Duration = Duration::from_secs(10);
+
+/// A lab made by `deploy/lab up`; `down` on drop.
+struct Lab {
+    id: String,
+    env: BTreeMap<String, String>,
+}
+
+impl Lab {
+    fn script() -> String {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/lab").to_owned()
+    }
+
+    /// `Err(reason)` when this host cannot make a lab.
+    fn up(id: &str) -> Result<Lab, String> {
+        let out = Command::new(Self::script())
+            .args(["up", "--id", id, "--queues", "1"])
+            .output()
+            .map_err(|e| format!("cannot run deploy/lab: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "deploy/lab up exited {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Ok(Lab {
+            id: id.to_owned(),
+            env,
+        })
+    }
+
+    fn get(&self, key: &str) -> String {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("deploy/lab did not print {key}"))
+            .clone()
+    }
+
+    /// `ip -n <ns> args...`, which must succeed; returns stdout.
+    fn ip(&self, ns_key: &str, args: &[&str]) -> String {
+        let ns = self.get(ns_key);
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(&ns)
+            .args(args)
+            .output()
+            .expect("running ip");
+        assert!(out.status.success(), "ip -n {ns} {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .args(["down", "--id", &self.id])
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+/// Skips (or, when required, fails) with `why`.
+fn skip(why: &str) {
+    if std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1") {
+        panic!("system test required (LINGERD_REQUIRE_SYSTEM_TESTS=1) but cannot run: {why}");
+    }
+    eprintln!("SKIPPED system_afxdp: {why} (set LINGERD_REQUIRE_SYSTEM_TESTS=1 to fail instead)");
+}
+
+fn parse_mac(s: &str) -> EthernetAddress {
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(s.split(':')) {
+        *b = u8::from_str_radix(p, 16).expect("hex MAC");
+    }
+    EthernetAddress(mac)
+}
+
+/// Runs `f` in a new thread inside namespace `ns`.
+fn in_ns<T: Send + 'static>(
+    ns: String,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    thread::spawn(move || {
+        netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
+        f()
+    })
+}
+
+/// A kernel listener that accepts one connection within `STEP`, echoes one
+/// read back and returns what it read. Bounded: non-blocking accept polled
+/// every 10 ms.
+fn kernel_echo_once(
+    ns: String,
+    addr: SocketAddrV4,
+) -> (mpsc::Receiver<()>, thread::JoinHandle<Vec<u8>>) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let h = in_ns(ns, move || {
+        let l = TcpListener::bind(addr).expect("bind kernel listener");
+        l.set_nonblocking(true).unwrap();
+        ready_tx.send(()).unwrap();
+        let until = Instant::now() + STEP;
+        let (mut s, _) = loop {
+            match l.accept() {
+                Ok(c) => break c,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < until => {
+                    thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("kernel listener on {addr}: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(STEP)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).expect("kernel listener read");
+        s.write_all(&buf[..n]).unwrap();
+        buf[..n].to_vec()
+    });
+    (ready_rx, h)
+}
+
+/// What the test asks of the engine thread.
+enum Cmd {
+    /// Abort every accepted connection.
+    AbortAll,
+    /// Connect to this peer address.
+    Connect(SocketAddrV4),
+}
+
+struct EngineRun {
+    counters: Counters,
+    stats: AfXdpStats,
+}
+
+/// The engine thread: port open, listener on 7, echo, commands.
+fn spawn_engine(
+    lab: &Lab,
+    stop: Arc<AtomicBool>,
+    cmds: mpsc::Receiver<Cmd>,
+    events: mpsc::Sender<Completion>,
+    info_tx: mpsc::Sender<Result<PortInfo, String>>,
+) -> thread::JoinHandle<Option<EngineRun>> {
+    let iface = lab.get("LAB_DUT_IF");
+    let mac = parse_mac(&lab.get("LAB_DUT_MAC"));
+    in_ns(lab.get("LAB_DUT_NS"), move || {
+        let mut cfg = AfXdpConfig::new(&iface, 0, vec![ENGINE_IP]);
+        cfg.ports = vec![ECHO_PORT];
+        let engine_cfg = EngineConfig::new(
+            0,
+            mac,
+            LocalAddr {
+                addr: ENGINE_IP,
+                prefix_len: 24,
+            },
+        );
+        cfg.ephemeral = Some(engine_cfg.tcp.ephemeral_ports);
+        let mut port = match AfXdpPort::open(&cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                info_tx.send(Err(e.to_string())).unwrap();
+                return None;
+            }
+        };
+        info_tx.send(Ok(port.info().clone())).unwrap();
+        let t0 = Instant::now();
+        let mut engine = QueueEngine::new(engine_cfg, t0);
+        engine.handle_request(
+            t0,
+            CLIENT,
+            1,
+            Request::Listen {
+                port: ECHO_PORT,
+                backlog: 16,
+            },
+        );
+        let pending = std::cell::RefCell::new(Vec::<Completion>::new());
+        let mut accepted: Vec<Handle> = Vec::new();
+        let mut user_data = 100;
+        run_engine(
+            &mut port,
+            &mut engine,
+            IdleMode::Sleep {
+                max: Duration::from_millis(5),
+            },
+            &stop,
+            |c| {
+                let _ = events.send(c.clone());
+                pending.borrow_mut().push(c);
+            },
+            |engine, now| {
+                for c in pending.borrow_mut().drain(..) {
+                    match c.detail {
+                        Detail::Accepted { .. } => accepted.push(c.handle),
+                        Detail::Data(data) => {
+                            let len = data.len() as u32;
+                            user_data += 1;
+                            engine.handle_request(
+                                now,
+                                CLIENT,
+                                user_data,
+                                Request::Send {
+                                    handle: c.handle,
+                                    data,
+                                },
+                            );
+                            user_data += 1;
+                            engine.handle_request(
+                                now,
+                                CLIENT,
+                                user_data,
+                                Request::RecvDone {
+                                    handle: c.handle,
+                                    len,
+                                },
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+                while let Ok(cmd) = cmds.try_recv() {
+                    user_data += 1;
+                    match cmd {
+                        Cmd::AbortAll => {
+                            for &handle in &accepted {
+                                engine.handle_request(
+                                    now,
+                                    CLIENT,
+                                    user_data,
+                                    Request::Abort { handle },
+                                );
+                            }
+                        }
+                        Cmd::Connect(remote) => engine.handle_request(
+                            now,
+                            CLIENT,
+                            user_data,
+                            Request::Connect {
+                                remote,
+                                local_port: None,
+                            },
+                        ),
+                    }
+                }
+            },
+        )
+        .expect("engine loop");
+        Some(EngineRun {
+            counters: engine.counters().clone(),
+            stats: port.stats().expect("xdp statistics"),
+        })
+    })
+}
+
+/// Waits for the first event matching `pred`, at most `STEP`.
+fn wait_event(
+    events: &mpsc::Receiver<Completion>,
+    what: &str,
+    pred: impl Fn(&Completion) -> bool,
+) -> Completion {
+    let until = Instant::now() + STEP;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(c) if pred(&c) => return c,
+            Ok(_) => {}
+            Err(_) => panic!("no {what} from the engine within {STEP:?}"),
+        }
+    }
+}
+
+#[test]
+fn afxdp_engine_against_kernel_tcp() {
+    if !is_root() {
+        skip("needs root (network namespaces, XDP, AF_XDP)");
+        return;
+    }
+    let id = format!("sa{}", std::process::id() % 100_000_000);
+    let lab = match Lab::up(&id) {
+        Ok(l) => l,
+        Err(why) => {
+            skip(&why);
+            return;
+        }
+    };
+    let dut_ns = lab.get("LAB_DUT_NS");
+    let peer_ns = lab.get("LAB_PEER_NS");
+    let peer_if = lab.get("LAB_PEER_IF");
+    let dut_addr: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse().unwrap();
+    lab.ip(
+        "LAB_PEER_NS",
+        &["addr", "add", &format!("{PEER_IP2}/24"), "dev", &peer_if],
+    );
+
+    // A program left behind the legacy way (netlink, generic mode), as by a
+    // crashed older instance or `ip link set xdp`: the port must take it off.
+    let dut_if = lab.get("LAB_DUT_IF");
+    let stale = concat!(env!("OUT_DIR"), "/lingerd.bpf.o");
+    lab.ip(
+        "LAB_DUT_NS",
+        &[
+            "link",
+            "set",
+            "dev",
+            &dut_if,
+            "xdpgeneric",
+            "obj",
+            stale,
+            "sec",
+            "xdp",
+        ],
+    );
+    let link = lab.ip("LAB_DUT_NS", &["link", "show", &dut_if]);
+    assert!(
+        link.contains("xdpgeneric"),
+        "stale program not attached: {link}"
+    );
+
+    // The engine, on AF_XDP in the dut namespace.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (ev_tx, ev_rx) = mpsc::channel();
+    let (info_tx, info_rx) = mpsc::channel();
+    let engine = spawn_engine(&lab, stop.clone(), cmd_rx, ev_tx, info_tx);
+    let info = match info_rx
+        .recv_timeout(STEP)
+        .expect("engine thread said nothing")
+    {
+        Ok(info) => info,
+        Err(e) => panic!("AF_XDP port did not open: {e}"),
+    };
+    eprintln!("system_afxdp: {info}");
+    let link = lab.ip("LAB_DUT_NS", &["link", "show", &dut_if]);
+    assert!(
+        link.contains("prog/xdp"),
+        "no XDP program on the dut: {link}"
+    );
+    // veth has native XDP: the stale generic program is gone, ours is native.
+    assert_eq!(info.xdp, XdpAttach::Native, "{info}");
+    assert!(
+        !link.contains("xdpgeneric"),
+        "stale generic program still there: {link}"
+    );
+
+    // 1. Echo through the engine, then abort -> ECONNRESET in the kernel.
+    let (echoed_tx, echoed_rx) = mpsc::channel();
+    let client = in_ns(peer_ns.clone(), move || {
+        let to = SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, ECHO_PORT));
+        let mut s = TcpStream::connect_timeout(&to, STEP).expect("connect to the engine");
+        s.set_read_timeout(Some(STEP)).unwrap();
+        s.write_all(b"hello lingerd").unwrap();
+        let mut buf = [0u8; 13];
+        s.read_exact(&mut buf).expect("read the echo");
+        echoed_tx.send(buf.to_vec()).unwrap();
+        let mut more = [0u8; 16];
+        s.read(&mut more)
+    });
+    let echo = echoed_rx.recv_timeout(STEP).expect("no echo within 10 s");
+    assert_eq!(echo, b"hello lingerd");
+    wait_event(&ev_rx, "Accepted", |c| {
+        matches!(c.detail, Detail::Accepted { .. })
+    });
+    cmd_tx.send(Cmd::AbortAll).unwrap();
+    let after_abort = client.join().expect("client thread");
+    match after_abort {
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("after the engine's abort the kernel read gave {other:?}, not ECONNRESET"),
+    }
+
+    // 2. Not steered: the kernel's own listener on the dut address.
+    let (ready, kernel) =
+        kernel_echo_once(dut_ns.clone(), SocketAddrV4::new(dut_addr, KERNEL_PORT));
+    ready.recv_timeout(STEP).unwrap();
+    let reply = in_ns(peer_ns.clone(), move || {
+        let to = SocketAddr::V4(SocketAddrV4::new(dut_addr, KERNEL_PORT));
+        let mut s = TcpStream::connect_timeout(&to, STEP).expect("connect to the dut's kernel");
+        s.set_read_timeout(Some(STEP)).unwrap();
+        s.write_all(b"pass").unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).expect("read from the dut's kernel");
+        buf
+    })
+    .join()
+    .unwrap();
+    assert_eq!(&reply, b"pass");
+    assert_eq!(kernel.join().unwrap(), b"pass");
+
+    // 3. ARP the other way: the engine connects to an address it has not
+    // seen, so it must ask, and the peer's reply must be steered to it.
+    let (ready, peer_listener) = kernel_echo_once(
+        peer_ns.clone(),
+        SocketAddrV4::new(PEER_IP2, PEER_LISTEN_PORT),
+    );
+    ready.recv_timeout(STEP).unwrap();
+    cmd_tx
+        .send(Cmd::Connect(SocketAddrV4::new(PEER_IP2, PEER_LISTEN_PORT)))
+        .unwrap();
+    let connected = wait_event(&ev_rx, "Connected", |c| {
+        matches!(c.detail, Detail::Connected { .. }) || (!c.is_event && c.result != Errno::Ok)
+    });
+    assert_eq!(connected.result, Errno::Ok, "engine connect: {connected:?}");
+    let neigh = lab.ip("LAB_PEER_NS", &["neigh", "show", &ENGINE_IP.to_string()]);
+    assert!(
+        neigh.contains(&lab.get("LAB_DUT_MAC")),
+        "the peer did not resolve {ENGINE_IP}: {neigh:?}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let run = engine.join().expect("engine thread").expect("engine ran");
+    drop(peer_listener); // it gives up by itself within STEP
+    assert!(run.counters.arp_replies_sent >= 1, "{:?}", run.counters);
+    assert!(run.counters.arp_requests_sent >= 1, "{:?}", run.counters);
+    assert_eq!(run.stats.xdp.rx_invalid_descs, 0, "{:?}", run.stats);
+    assert_eq!(run.stats.xdp.tx_invalid_descs, 0, "{:?}", run.stats);
+    eprintln!("system_afxdp: port {:?}", run.stats);
+
+    // 4. The port is gone: so is the program.
+    let link = lab.ip("LAB_DUT_NS", &["link", "show", &lab.get("LAB_DUT_IF")]);
+    assert!(
+        !link.contains("prog/xdp"),
+        "XDP program left behind: {link}"
+    );
+}
