@@ -212,6 +212,10 @@ pub struct Lab {
     pub now: Instant,
     /// A's handles of the established connections.
     pub handles: Vec<Handle>,
+    /// Whether bursts of requests are announced with
+    /// `QueueEngine::prefetch_request` first, as a shell reading a client
+    /// ring burst does.
+    pub prefetch: bool,
     ab: Wire,
     ba: Wire,
 }
@@ -233,6 +237,7 @@ impl Lab {
             b: QueueEngine::new(config_b(n), now),
             now,
             handles: Vec::with_capacity(n as usize),
+            prefetch: true,
             ab: Wire::default(),
             ba: Wire::default(),
         };
@@ -315,6 +320,11 @@ impl Lab {
         let (mut rsts, mut done) = (0, 0);
         let start = Instant::now();
         for burst in handles.chunks(BURST) {
+            if self.prefetch {
+                for &handle in burst {
+                    a.prefetch_request(&Request::Abort { handle });
+                }
+            }
             for &handle in burst {
                 a.handle_request(now, CLIENT, handle.raw(), Request::Abort { handle });
             }
