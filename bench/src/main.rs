@@ -1,27 +1,121 @@
-//! `lingerd-bench`: the benchmark driver. Each subcommand lives in its own
-//! module and owns its arguments; this file only dispatches.
+//! `lingerd-bench`: the benchmark driver. Each subcommand owns its module:
+//! `micro` measures the dataplane's foundation (parse + lookup, RST build,
+//! timers, memory) and engine close rates (abort, graceful, linger expiry,
+//! vs smoltcp) in one process; `xsk-ceiling` measures the AF_XDP transmit
+//! ceiling on the lab against a bare xsk-rs sender.
+//!
+//! Stdout carries the human table and, with `--json`, one JSON object as
+//! the last line; progress goes to stderr. Build with `--release`: the
+//! figures of a debug build mean nothing.
 #![deny(unsafe_code)]
 
 mod xsk_ceiling;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use lingerd_bench::measure::{cpu_time, progress};
+use lingerd_bench::micro::{self, Options, Phase};
+use serde_json::Value;
 
-/// lingerd's benchmarks.
-#[derive(Parser)]
-#[command(version, about)]
+/// lingerd benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "lingerd-bench", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Command {
-    /// AF_XDP TX ceiling on the lab's veth: the port's sender vs a bare xsk-rs loop.
+    /// AF_XDP TX ceiling on the lab's veth: the port's sender vs a bare
+    /// xsk-rs loop (root).
     XskCeiling(xsk_ceiling::Args),
+    /// Micro benchmarks: wire, table, timers, memory, engine close rates,
+    /// smoltcp comparison. Medians of ≥ 3 runs after a warm-up.
+    Micro {
+        /// Print the figures as one JSON object on the last line.
+        #[arg(long)]
+        json: bool,
+        /// Established connections of the engine figures (default 1M;
+        /// 100k with --quick).
+        #[arg(long, value_name = "N")]
+        connections: Option<u32>,
+        /// Smoke-test sizes: 100k connections and lookup entries, 1M
+        /// timers, 2k smoltcp sockets.
+        #[arg(long)]
+        quick: bool,
+        /// Run only these phases (repeatable; default: all). The JSON then
+        /// holds only their keys.
+        #[arg(long, value_enum, value_name = "PHASE")]
+        only: Vec<PhaseArg>,
+    },
+}
+
+/// `--only` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PhaseArg {
+    Wire,
+    Lookup,
+    Timers,
+    Engine,
+    Smoltcp,
+}
+
+impl From<PhaseArg> for Phase {
+    fn from(p: PhaseArg) -> Phase {
+        match p {
+            PhaseArg::Wire => Phase::Wire,
+            PhaseArg::Lookup => Phase::Lookup,
+            PhaseArg::Timers => Phase::Timers,
+            PhaseArg::Engine => Phase::Engine,
+            PhaseArg::Smoltcp => Phase::Smoltcp,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::XskCeiling(args) => xsk_ceiling::run(args),
+    let cli = Cli::parse();
+    match cli.command {
+        Command::XskCeiling(args) => return xsk_ceiling::run(args),
+        Command::Micro {
+            json,
+            connections,
+            quick,
+            only,
+        } => {
+            let mut opts = if quick {
+                Options::quick()
+            } else {
+                Options::full()
+            };
+            if let Some(n) = connections {
+                anyhow::ensure!(
+                    (1_000..=12_000_000).contains(&n),
+                    "--connections must be between 1000 and 12000000"
+                );
+                opts.connections = n;
+            }
+            opts.only = only.into_iter().map(Phase::from).collect();
+            if cfg!(debug_assertions) {
+                progress("warning: debug build; use --release for meaningful figures");
+            }
+            let (wall, cpu) = (std::time::Instant::now(), cpu_time());
+            let mut report = micro::run(&opts);
+            if let (Some(before), Some(after)) = (cpu, cpu_time()) {
+                let share = (after - before).as_secs_f64() / wall.elapsed().as_secs_f64();
+                report.info(
+                    "cpu_share",
+                    "CPU time ÷ wall time of this run (< 1: shared, noisy)",
+                    share.max(0.001),
+                    "",
+                );
+            }
+            println!("{}", report.table());
+            if json {
+                let mode = if quick { "quick" } else { "full" };
+                let extra = [("mode", Value::String(mode.to_string()))];
+                println!("{}", report.json(&extra));
+            }
+        }
     }
+    Ok(())
 }

@@ -74,6 +74,18 @@ enum CtlFrame {
 /// our own closes are never dropped.
 const MAX_REPLY_FRAMES: usize = 1 << 16;
 
+/// The listener a connection needs in its [`Cx`]: only a passive open in
+/// SYN-RECEIVED uses it (to report the accept, RFC 9293 §3.10.7.4 fifth
+/// step), so every other event skips the hash lookup.
+#[inline]
+fn passive_listener(listeners: &HashMap<u16, Listener>, tcb: &Tcb, port: u16) -> Option<Handle> {
+    if tcb.state == State::SynReceived {
+        listeners.get(&port).map(|l| l.handle)
+    } else {
+        None
+    }
+}
+
 /// One queue's TCP engine.
 ///
 /// # Call order (the shell's loop)
@@ -246,10 +258,10 @@ impl QueueEngine {
         let Some(tuple) = self.table.tuple(handle) else {
             return Disposition::Keep;
         };
-        let listener = self.listeners.get(&tuple.local_port).map(|l| l.handle);
         let Some(tcb) = self.table.get_mut(handle) else {
             return Disposition::Keep;
         };
+        let listener = passive_listener(&self.listeners, tcb, tuple.local_port);
         let mut cx = Cx {
             now_ms,
             handle,

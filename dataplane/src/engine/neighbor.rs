@@ -5,6 +5,7 @@
 //! from ARP and from the Ethernet source of IPv4 frames from on-link hosts.
 //! It never sends anything itself: the engine asks what to send.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -34,21 +35,38 @@ struct Entry {
 pub struct NeighborCache {
     entries: HashMap<Ipv4Addr, Entry>,
     waiting: Vec<Handle>,
+    /// The last successful lookup `(ip, mac, expires_ms)`: a bulk close
+    /// sends every RST to the same next hop, so this spares the keyed hash
+    /// per frame. Cleared by every change to the mappings.
+    last: Cell<Option<(Ipv4Addr, EthernetAddress, u64)>>,
 }
 
 impl NeighborCache {
     /// The MAC of `ip`, if known and fresh.
+    #[inline]
     pub fn lookup(&self, ip: Ipv4Addr, now_ms: u64) -> Option<EthernetAddress> {
-        self.entries
+        if let Some((last_ip, mac, expires_ms)) = self.last.get()
+            && last_ip == ip
+            && expires_ms > now_ms
+        {
+            return Some(mac);
+        }
+        let (mac, expires_ms) = self
+            .entries
             .get(&ip)
             .filter(|e| e.expires_ms > now_ms)
-            .and_then(|e| e.mac)
+            .and_then(|e| Some((e.mac?, e.expires_ms)))?;
+        self.last.set(Some((ip, mac, expires_ms)));
+        Some(mac)
     }
 
     /// The MAC of `ip` if it was ever learned, with whether it is still
     /// fresh. A stale mapping is better than dropping a frame; the caller
     /// sends a refresh request.
     pub fn lookup_any(&self, ip: Ipv4Addr, now_ms: u64) -> Option<(EthernetAddress, bool)> {
+        if let Some(mac) = self.lookup(ip, now_ms) {
+            return Some((mac, true));
+        }
         self.entries
             .get(&ip)
             .and_then(|e| e.mac.map(|m| (m, e.expires_ms > now_ms)))
@@ -75,6 +93,7 @@ impl NeighborCache {
         if !mac.is_unicast() {
             return false;
         }
+        self.last.set(None);
         if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&ip) {
             self.entries.retain(|_, e| e.expires_ms > now_ms);
         }
@@ -158,6 +177,33 @@ mod tests {
             c.lookup(ip, ENTRY_LIFETIME_MS + 1),
             Some(MAC),
             "refreshed by traffic"
+        );
+    }
+
+    #[test]
+    fn remembered_lookup_follows_relearning_and_expiry() {
+        let mut c = NeighborCache::default();
+        let (a, b) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3));
+        let other = EthernetAddress([2, 0, 0, 0, 0, 7]);
+        c.learn(a, MAC, 0);
+        c.learn(b, other, 0);
+        assert_eq!(c.lookup(a, 1), Some(MAC));
+        assert_eq!(c.lookup(a, 2), Some(MAC), "remembered");
+        assert_eq!(
+            c.lookup(b, 2),
+            Some(other),
+            "another address misses the memo"
+        );
+        c.learn(b, MAC, 3);
+        assert_eq!(
+            c.lookup(b, 4),
+            Some(MAC),
+            "a relearned MAC replaces the memo"
+        );
+        assert_eq!(
+            c.lookup(b, 3 + ENTRY_LIFETIME_MS),
+            None,
+            "and expires with it"
         );
     }
 

@@ -52,8 +52,8 @@ impl QueueEngine {
                 continue;
             };
             let room = buf.len().saturating_sub(ETH + IP + 60);
-            let listener = self.listeners.get(&tuple.local_port).map(|l| l.handle);
             let tcb = self.table.get_mut(handle)?;
+            let listener = super::passive_listener(&self.listeners, tcb, tuple.local_port);
             let mut cx = Cx {
                 now_ms,
                 handle,

@@ -170,6 +170,20 @@ fn test_lookup_burst_agrees_with_single_lookups() {
 }
 
 #[test]
+fn test_prefetch_remove_is_only_a_hint() {
+    let mut table: Table<u8> = Table::with_capacity(0, 10, 77);
+    let h = table.insert(t(1), 5).unwrap();
+    table.prefetch_remove(h);
+    table.unindex(h);
+    table.prefetch_remove(h);
+    assert_eq!(table.remove(h), Some(5));
+    // Stale and foreign handles are ignored.
+    table.prefetch_remove(h);
+    table.prefetch_remove(Handle::new(9, 0, 0));
+    assert!(table.is_empty());
+}
+
+#[test]
 fn test_full_table_keeps_probe_runs_short() {
     let mut table: Table<()> = Table::with_capacity(0, 100_000, 0xC0FFEE);
     for i in 0..100_000 {

@@ -1,0 +1,236 @@
+//! Benchmark inputs: 4-tuples, received frames, filled connection tables,
+//! RST templates and control segments, and the parse-and-look-up path the
+//! `foundation` figures time.
+//!
+//! It owns the address plan of the micro benchmarks (we are 198.18.0.1:80,
+//! peers are 10.x.y.z on ports 1024..65023) and builds frames through the
+//! dataplane's own `emit` paths. It keeps no state between calls.
+
+use std::net::Ipv4Addr;
+
+use lingerd_dataplane::table::{FourTuple, Handle, Table};
+use lingerd_dataplane::tcp::Tcb;
+use lingerd_dataplane::wire::{
+    self, ControlSegment, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
+    Ipv4Packet, Ipv4Repr, RstTemplate, SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
+};
+
+use crate::measure::{Rng, progress};
+
+/// Our address in the micro benchmarks.
+pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Our port.
+pub const LOCAL_PORT: u16 = 80;
+/// Our MAC.
+pub const LOCAL_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+/// The next hop's MAC.
+pub const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+/// The secret of the benchmark tables' tuple hash.
+pub const HASH_KEY: u64 = 0x5eed_1234_abcd_9876;
+/// Length of a bare Ethernet + IPv4 + TCP frame.
+pub const FRAME_LEN: usize = 54;
+/// Ports per peer address in [`tuple`].
+const PORTS_PER_PEER: u32 = 64_000;
+
+/// A received frame in a 64-byte buffer (one cache line, as a NIC ring's
+/// frames are at least).
+pub type FrameBuf = [u8; 64];
+
+/// The `i`-th connection of the plan: peer `10.0.0.0 + i / 64000`, port
+/// `1024 + i % 64000`. Distinct for every `i < 2^24 · 64000`.
+#[inline]
+pub fn tuple(i: u32) -> FourTuple {
+    FourTuple {
+        local_addr: LOCAL_IP,
+        remote_addr: Ipv4Addr::from(0x0a00_0000 + i / PORTS_PER_PEER),
+        local_port: LOCAL_PORT,
+        remote_port: 1024 + (i % PORTS_PER_PEER) as u16,
+    }
+}
+
+/// A `Table<Tcb>` of `capacity` slots holding connections `0..n` (slot `i`
+/// holds [`tuple`]`(i)`), and their handles.
+pub fn filled_table(n: u32, capacity: u32) -> (Table<Tcb>, Vec<Handle>) {
+    let mut table = Table::with_capacity(0, capacity, HASH_KEY);
+    let mut handles = Vec::with_capacity(n as usize);
+    let step = (n / 4).max(1);
+    for i in 0..n {
+        let h = table
+            .insert(tuple(i), Tcb::default())
+            .expect("the plan's tuples are distinct and the table has room");
+        handles.push(h);
+        if (i + 1) % step == 0 && n >= 4_000_000 {
+            progress(format!("  table fill {}/{}", i + 1, n));
+        }
+    }
+    (table, handles)
+}
+
+/// The frame a peer sends on connection `tuple`: a bare ACK, checksums
+/// filled, addressed to us.
+pub fn rx_frame(tuple: &FourTuple, seq: u32, ack: u32) -> FrameBuf {
+    let mut buf = [0u8; 64];
+    let frame = &mut buf[..FRAME_LEN];
+    EthernetRepr {
+        src_addr: PEER_MAC,
+        dst_addr: LOCAL_MAC,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
+    Ipv4Repr {
+        src_addr: tuple.remote_addr,
+        dst_addr: tuple.local_addr,
+        protocol: IpProtocol::Tcp,
+        payload_len: 20,
+        ttl: 64,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut frame[14..34]));
+    TcpRepr {
+        src_port: tuple.remote_port,
+        dst_port: tuple.local_port,
+        seq: SeqNumber(seq),
+        ack: SeqNumber(ack),
+        flags: TcpFlags::ACK,
+        window: 502,
+        urgent: 0,
+        options: TcpOptions::default(),
+        payload: &[],
+    }
+    .emit(
+        &mut TcpPacket::new_unchecked(&mut frame[34..]),
+        tuple.remote_addr,
+        tuple.local_addr,
+    );
+    buf
+}
+
+/// `count` frames for connections drawn uniformly at random from `0..n`.
+pub fn random_frames(n: u32, count: usize, seed: u64) -> Vec<FrameBuf> {
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|_| {
+            let i = rng.below(u64::from(n)) as u32;
+            let r = rng.next_u64();
+            rx_frame(&tuple(i), r as u32, (r >> 32) as u32)
+        })
+        .collect()
+}
+
+/// Parses Ethernet, IPv4 (header checksum verified) and TCP (checksum
+/// verified) with the dataplane's `wire` and returns the connection's
+/// 4-tuple seen from our side: exactly what the engine's receive path does
+/// before its table lookup.
+#[inline]
+pub fn parse_tuple(frame: &[u8]) -> wire::Result<FourTuple> {
+    let eth = EthernetFrame::new_checked(frame)?;
+    if eth.ethertype() != EtherType::Ipv4 {
+        return Err(wire::Error::Unsupported);
+    }
+    let packet = Ipv4Packet::new_checked(eth.payload())?;
+    let ip = Ipv4Repr::parse(&packet)?;
+    if ip.protocol != IpProtocol::Tcp {
+        return Err(wire::Error::Unsupported);
+    }
+    let tcp = TcpPacket::new_checked(packet.payload())?;
+    let seg = TcpRepr::parse(&tcp, ip.src_addr, ip.dst_addr, true)?;
+    Ok(FourTuple {
+        local_addr: ip.dst_addr,
+        remote_addr: ip.src_addr,
+        local_port: seg.dst_port,
+        remote_port: seg.src_port,
+    })
+}
+
+/// Parses `frame` and looks its connection up: the `parse_lookup` figure.
+#[inline]
+pub fn parse_lookup(table: &Table<Tcb>, frame: &[u8]) -> Option<Handle> {
+    parse_tuple(frame).ok().and_then(|t| table.lookup(&t))
+}
+
+/// Parses a burst of frames, then looks them all up with
+/// [`Table::lookup_burst`] (prefetching buckets and records): the
+/// `parse_lookup_burst` figure. Returns how many were found.
+pub fn parse_lookup_burst(table: &Table<Tcb>, frames: &[FrameBuf]) -> usize {
+    const BURST: usize = 32;
+    let blank = tuple(0);
+    let mut found = 0;
+    for burst in frames.chunks(BURST) {
+        let mut tuples = [blank; BURST];
+        let mut n = 0;
+        for f in burst {
+            if let Ok(t) = parse_tuple(&f[..FRAME_LEN]) {
+                tuples[n] = t;
+                n += 1;
+            }
+        }
+        let mut out = [None; BURST];
+        table.lookup_burst(&tuples[..n], &mut out[..n]);
+        found += out[..n].iter().filter(|h| h.is_some()).count();
+    }
+    found
+}
+
+/// The RST template of the micro benchmarks.
+pub fn rst_template() -> RstTemplate {
+    RstTemplate::new(LOCAL_MAC, PEER_MAC, LOCAL_IP)
+}
+
+/// `count` RST|ACK segments for random connections of the plan.
+pub fn rst_segments(count: usize, seed: u64) -> Vec<ControlSegment> {
+    let mut rng = Rng::new(seed);
+    (0..count)
+        .map(|_| {
+            let t = tuple(rng.below(10_000_000) as u32);
+            let r = rng.next_u64();
+            ControlSegment::rst_ack(
+                t.remote_addr,
+                t.local_port,
+                t.remote_port,
+                SeqNumber(r as u32),
+                SeqNumber((r >> 32) as u32),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_back_to_their_tuples() {
+        for i in [0, 1, 63_999, 64_000, 9_999_999] {
+            let t = tuple(i);
+            let f = rx_frame(&t, 1, 2);
+            assert_eq!(parse_tuple(&f[..FRAME_LEN]), Ok(t));
+        }
+        let mut bad = rx_frame(&tuple(5), 1, 2);
+        bad[50] ^= 1;
+        assert_eq!(parse_tuple(&bad[..FRAME_LEN]), Err(wire::Error::Checksum));
+    }
+
+    #[test]
+    fn lookups_find_every_random_frame_single_and_burst() {
+        let (table, handles) = filled_table(10_000, 10_000);
+        assert_eq!(handles.len(), 10_000);
+        let frames = random_frames(10_000, 1_000, 3);
+        assert!(
+            frames
+                .iter()
+                .all(|f| parse_lookup(&table, &f[..FRAME_LEN]).is_some())
+        );
+        assert_eq!(parse_lookup_burst(&table, &frames), 1_000);
+    }
+
+    #[test]
+    fn rst_segments_build_valid_frames() {
+        let template = rst_template();
+        let mut frame = [0u8; 54];
+        for seg in rst_segments(10, 1) {
+            template.build_array(&mut frame, &seg);
+            let tcp = TcpPacket::new_checked(&frame[34..]).unwrap();
+            assert!(tcp.verify_checksum(LOCAL_IP, seg.remote_ip));
+            assert!(tcp.flags().rst());
+        }
+    }
+}
