@@ -797,8 +797,39 @@ impl Harness {
             t.peer_nxt = Some(seq + len);
         }
 
-        let options = s.options.bytes();
-        let tcp_len = wire::TCP_HEADER_LEN + options.len() + payload_len;
+        TcpFrame {
+            src_port: remote_port,
+            dst_port: local_port,
+            seq,
+            ack,
+            flags,
+            window: s.window,
+            options: &s.options.bytes(),
+            payload: &pattern(payload_len),
+        }
+        .build()
+    }
+}
+
+/// An Ethernet/IPv4/TCP frame from the peer to the engine, with option
+/// bytes as given (a multiple of 4, at most 40), built with the `wire`
+/// emit path and setters; checksums right.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TcpFrame<'a> {
+    pub(super) src_port: u16,
+    pub(super) dst_port: u16,
+    pub(super) seq: SeqNumber,
+    pub(super) ack: SeqNumber,
+    pub(super) flags: TcpFlags,
+    pub(super) window: u16,
+    pub(super) options: &'a [u8],
+    pub(super) payload: &'a [u8],
+}
+
+impl TcpFrame<'_> {
+    pub(super) fn build(&self) -> Vec<u8> {
+        let header_len = wire::TCP_HEADER_LEN + self.options.len();
+        let tcp_len = header_len + self.payload.len();
         let ip_len = wire::IPV4_HEADER_LEN + tcp_len;
         let mut frame = vec![0u8; wire::ETHERNET_HEADER_LEN + ip_len];
         EthernetRepr {
@@ -817,30 +848,28 @@ impl Harness {
         }
         .emit(&mut Ipv4Packet::new_unchecked(&mut ip[..]));
         let mut tcp = TcpPacket::new_unchecked(&mut ip[wire::IPV4_HEADER_LEN..]);
-        tcp.set_src_port(remote_port);
-        tcp.set_dst_port(local_port);
-        tcp.set_seq_number(seq);
-        tcp.set_ack_number(ack);
-        tcp.set_header_len((wire::TCP_HEADER_LEN + options.len()) as u8);
-        tcp.set_flags(flags);
-        tcp.set_window_len(s.window);
+        tcp.set_src_port(self.src_port);
+        tcp.set_dst_port(self.dst_port);
+        tcp.set_seq_number(self.seq);
+        tcp.set_ack_number(self.ack);
+        tcp.set_header_len(header_len as u8);
+        tcp.set_flags(self.flags);
+        tcp.set_window_len(self.window);
         tcp.set_urgent_at(0);
-        tcp.options_mut().copy_from_slice(&options);
-        for (i, b) in tcp.payload_mut().iter_mut().enumerate() {
-            *b = i as u8;
-        }
+        tcp.options_mut().copy_from_slice(self.options);
+        tcp.payload_mut().copy_from_slice(self.payload);
         tcp.fill_checksum(PEER_IP, LOCAL_IP);
         frame
     }
 }
 
 /// `n` bytes of a fixed pattern.
-fn pattern(n: usize) -> Vec<u8> {
+pub(super) fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
 /// An ARP packet from the peer.
-fn arp_frame(operation: u16, to_us: bool) -> Vec<u8> {
+pub(super) fn arp_frame(operation: u16, to_us: bool) -> Vec<u8> {
     let repr = ArpRepr::EthernetIpv4 {
         operation: ArpOperation::from(operation),
         source_hardware_addr: PEER_MAC,

@@ -14,8 +14,11 @@
 //! - [`engine_rx`]: a [`QueueEngine`](crate::engine::QueueEngine) fed a
 //!   sequence of frames, clock steps and client requests decoded from the
 //!   bytes ([`engine::Op`]).
+//!
+//! [`seeds`] holds the seed corpus as code.
 
 pub mod engine;
+pub mod seeds;
 mod wire;
 
 pub use engine::engine_rx;
