@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::{CtlFrame, QueueEngine};
 use crate::tcp::cx::Cx;
 use crate::tcp::output;
-use crate::tcp::tcb::TcbFlags;
+use crate::tcp::tcb::{NEVER, TcbFlags};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, TcpFlags, TcpOptions, TcpPacket,
@@ -52,6 +52,7 @@ impl QueueEngine {
                 else {
                     self.counters.tx_no_neighbor += 1;
                     self.neighbors.park(handle);
+                    self.arm_parked(handle, now_ms);
                     continue 'poll;
                 };
                 let room = buf.len().saturating_sub(ETH + IP + 60);
@@ -94,6 +95,29 @@ impl QueueEngine {
                 return Some(len);
             }
             return None;
+        }
+    }
+
+    /// Gives a connection parked for ARP a retransmission deadline, as if
+    /// the segment it could not send had been lost on the wire (what Linux
+    /// does when its neighbour queue drops a frame): if the neighbour never
+    /// answers, the timer retries, asking again, and the connection's own
+    /// bounds (SYN retries, linger and orphan deadlines) end the wait.
+    /// Without it nothing wakes a parked connection but an ARP answer, and a
+    /// connect or a lingering close would wait for ever.
+    fn arm_parked(&mut self, handle: crate::table::Handle, now_ms: u64) {
+        use crate::timer::TimerStore;
+        let Some(tcb) = self.table.get_mut(handle) else {
+            return;
+        };
+        if tcb.rtx_at == NEVER {
+            let rto = tcb.rtt.rto_ms(&self.cfg.tcp.rto);
+            tcb.rtx_at = now_ms.saturating_add(u64::from(rto));
+        }
+        let deadline = tcb.next_deadline();
+        let slot = handle.slot();
+        if self.table.timer_link(slot).deadline() != Some(deadline) {
+            self.wheel.arm(&mut self.table, slot, deadline);
         }
     }
 
