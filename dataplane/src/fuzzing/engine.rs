@@ -21,7 +21,11 @@
 //!   verified, from our MAC and address, with no trailing bytes; an RST
 //!   carries no data and window 0;
 //! - a received RST is never answered with an RST (RFC 9293 §3.10.7.1);
-//! - each request gets at most one completion (events aside);
+//! - `poll_transmit` says `None` only with nothing queued (`tx_backlog`);
+//! - each request gets at most one completion (events aside), and once
+//!   the ops are done and the clock runs on with a silent peer, exactly one
+//!   (nothing a request waits for is unbounded);
+//! - once synchronized, every segment but an RST carries ACK;
 //! - `handle_timeout` does not stay due forever at one instant.
 
 use std::collections::{HashMap, HashSet};
@@ -70,6 +74,9 @@ const MAX_FRAMES_PER_STEP: usize = 1024;
 /// `handle_timeout` calls at one instant before the engine counts as
 /// livelocked.
 const MAX_TIMEOUT_ROUNDS: usize = 256;
+/// Deadlines run at most once the ops are done, waiting for outstanding
+/// completions.
+const MAX_SETTLE_DEADLINES: usize = 4096;
 /// Handles remembered at most.
 const MAX_HANDLES: usize = 32;
 /// Size of the transmit buffer: what `poll_transmit` asks for.
@@ -449,6 +456,7 @@ pub fn engine_rx(data: &[u8]) -> Report {
         let op = Op::decode(&mut r);
         h.run(&op);
     }
+    h.settle();
     h.report
 }
 
@@ -577,6 +585,30 @@ impl Harness {
         }
     }
 
+    /// The peer falls silent: the clock runs from deadline to deadline
+    /// until nothing is due. Every request must have had its completion by
+    /// then: each one gets exactly one, and whatever it waits for (a
+    /// handshake, a linger deadline, a paced teardown) is bounded by a
+    /// timer.
+    fn settle(&mut self) {
+        for _ in 0..MAX_SETTLE_DEADLINES {
+            if self.answered.len() == self.asked.len() {
+                return;
+            }
+            let Some(t) = self.engine.poll_timeout() else {
+                break;
+            };
+            self.now = self.now.max(t);
+            self.timeouts();
+        }
+        let mut pending: Vec<_> = self.asked.difference(&self.answered).collect();
+        pending.sort_unstable();
+        assert!(
+            pending.is_empty(),
+            "requests (user_data) never completed, with no timer left: {pending:?}"
+        );
+    }
+
     /// One received frame, then its output.
     fn rx(&mut self, frame: &[u8]) {
         // Only an RST the engine will actually see, with nothing queued
@@ -696,6 +728,8 @@ impl Harness {
     fn drain(&mut self, rst_in: bool) {
         for _ in 0..MAX_FRAMES_PER_STEP {
             let Some(len) = self.engine.poll_transmit(self.now, &mut self.buf) else {
+                let backlog = self.engine.tx_backlog();
+                assert_eq!(backlog, 0, "poll_transmit said None with frames queued");
                 break;
             };
             assert!(len <= self.buf.len(), "frame longer than the buffer");
@@ -979,6 +1013,9 @@ fn check_frame(frame: &[u8]) -> Sent {
             if seg.flags.rst() {
                 assert!(seg.payload.is_empty(), "tx: RST with data");
                 assert_eq!(seg.window, 0, "tx: RST with a window");
+            } else if !seg.flags.syn() {
+                // RFC 9293 §3.10.7.4: once synchronized, ACK is always sent.
+                assert!(seg.flags.ack(), "tx: {:?} without ACK", seg.flags);
             }
             Sent::Tcp {
                 local_port: seg.src_port,
