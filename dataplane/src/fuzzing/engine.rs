@@ -75,7 +75,8 @@ const MAX_FRAMES_PER_STEP: usize = 1024;
 /// livelocked.
 const MAX_TIMEOUT_ROUNDS: usize = 256;
 /// Deadlines run at most once the ops are done, waiting for outstanding
-/// completions.
+/// completions (a 4,000 s linger with a connection retrying every second
+/// takes more: such a run is left inconclusive, not failed).
 const MAX_SETTLE_DEADLINES: usize = 4096;
 /// Handles remembered at most.
 const MAX_HANDLES: usize = 32;
@@ -600,6 +601,11 @@ impl Harness {
             };
             self.now = self.now.max(t);
             self.timeouts();
+        }
+        if self.engine.poll_timeout().is_some() {
+            // Still waking up: a long linger, say, retried every RTO. That
+            // ends, just beyond what one input may cost; inconclusive.
+            return;
         }
         let mut pending: Vec<_> = self.asked.difference(&self.answered).collect();
         pending.sort_unstable();
