@@ -9,6 +9,9 @@
 #![deny(unsafe_code)]
 
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod port;
 pub mod rings;
 pub mod sys;

@@ -30,67 +30,72 @@ impl QueueEngine {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let now_ms = self.now_ms(now);
-        while let Some(frame) = self.ctl.pop_front() {
-            if let Some(len) = self.build_ctl(now_ms, frame, buf) {
+        // Control frames go first, and a connection that has to wait for
+        // ARP queues a request there: so look at them again after each one.
+        'poll: loop {
+            while let Some(frame) = self.ctl.pop_front() {
+                if let Some(len) = self.build_ctl(now_ms, frame, buf) {
+                    self.counters.tx_frames += 1;
+                    return Some(len);
+                }
+            }
+            while let Some(handle) = self.tx_list.pop_front() {
+                let Some(tuple) = self.table.tuple(handle) else {
+                    continue;
+                };
+                if let Some(tcb) = self.table.get_mut(handle) {
+                    tcb.flags.clear(TcbFlags::ON_TX_LIST);
+                } else {
+                    continue;
+                }
+                let Some(mac) = self.next_hop_mac(now_ms, tuple.local_addr, tuple.remote_addr)
+                else {
+                    self.counters.tx_no_neighbor += 1;
+                    self.neighbors.park(handle);
+                    self.arm_while_parked(handle, now_ms);
+                    continue 'poll;
+                };
+                let room = buf.len().saturating_sub(ETH + IP + 60);
+                let tcb = self.table.get_mut(handle)?;
+                let listener = super::passive_listener(&self.listeners, tcb, tuple.local_port);
+                let mut cx = Cx {
+                    now_ms,
+                    handle,
+                    tuple,
+                    listener,
+                    cfg: &self.cfg.tcp,
+                    counters: &mut self.counters,
+                    completions: &mut self.completions,
+                    pool: &mut self.pool,
+                };
+                let limit = room.min(self.scratch.len());
+                let plan = output::next_segment(tcb, &mut cx, &mut self.scratch[..limit]);
+                self.sync(handle, now_ms);
+                let Some(plan) = plan else { continue };
+                let seg = TcpRepr {
+                    src_port: tuple.local_port,
+                    dst_port: tuple.remote_port,
+                    seq: plan.seq,
+                    ack: plan.ack,
+                    flags: plan.flags,
+                    window: plan.window,
+                    urgent: 0,
+                    options: plan.options,
+                    payload: &self.scratch[..plan.payload_len],
+                };
+                let len = emit_tcp(
+                    buf,
+                    self.cfg.mac,
+                    mac,
+                    tuple.local_addr,
+                    tuple.remote_addr,
+                    &seg,
+                )?;
                 self.counters.tx_frames += 1;
                 return Some(len);
             }
+            return None;
         }
-        while let Some(handle) = self.tx_list.pop_front() {
-            let Some(tuple) = self.table.tuple(handle) else {
-                continue;
-            };
-            if let Some(tcb) = self.table.get_mut(handle) {
-                tcb.flags.clear(TcbFlags::ON_TX_LIST);
-            } else {
-                continue;
-            }
-            let Some(mac) = self.next_hop_mac(now_ms, tuple.local_addr, tuple.remote_addr) else {
-                self.counters.tx_no_neighbor += 1;
-                self.neighbors.park(handle);
-                self.arm_while_parked(handle, now_ms);
-                continue;
-            };
-            let room = buf.len().saturating_sub(ETH + IP + 60);
-            let tcb = self.table.get_mut(handle)?;
-            let listener = super::passive_listener(&self.listeners, tcb, tuple.local_port);
-            let mut cx = Cx {
-                now_ms,
-                handle,
-                tuple,
-                listener,
-                cfg: &self.cfg.tcp,
-                counters: &mut self.counters,
-                completions: &mut self.completions,
-                pool: &mut self.pool,
-            };
-            let limit = room.min(self.scratch.len());
-            let plan = output::next_segment(tcb, &mut cx, &mut self.scratch[..limit]);
-            self.sync(handle, now_ms);
-            let Some(plan) = plan else { continue };
-            let seg = TcpRepr {
-                src_port: tuple.local_port,
-                dst_port: tuple.remote_port,
-                seq: plan.seq,
-                ack: plan.ack,
-                flags: plan.flags,
-                window: plan.window,
-                urgent: 0,
-                options: plan.options,
-                payload: &self.scratch[..plan.payload_len],
-            };
-            let len = emit_tcp(
-                buf,
-                self.cfg.mac,
-                mac,
-                tuple.local_addr,
-                tuple.remote_addr,
-                &seg,
-            )?;
-            self.counters.tx_frames += 1;
-            return Some(len);
-        }
-        None
     }
 
     /// A neighbour resolved: connections and control frames that waited

@@ -116,7 +116,16 @@ fn arm_rtx(tcb: &mut Tcb, cx: &Cx<'_>) {
 pub(crate) fn next_segment(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Plan> {
     match tcb.state {
         State::Closed | State::Listen => {
-            tcb.flags.clear(TcbFlags::NEED_ACK | TcbFlags::NEED_SYN);
+            // Nothing goes out: drop every output request, or has_output
+            // stays true and poll_transmit requeues the record for ever (a
+            // reset that lands after a persist timeout or three dup ACKs
+            // left PROBE or RETRANSMIT_ONE behind).
+            tcb.flags.clear(
+                TcbFlags::NEED_ACK
+                    | TcbFlags::NEED_SYN
+                    | TcbFlags::RETRANSMIT_ONE
+                    | TcbFlags::PROBE,
+            );
             None
         }
         State::SynSent | State::SynReceived if tcb.flags.has(TcbFlags::NEED_SYN) => {

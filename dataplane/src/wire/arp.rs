@@ -166,33 +166,40 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Operation::from(self.read_u16(field::OPER))
     }
 
+    /// The address at `range(hlen, plen)`; empty when the buffer is too
+    /// short for it, or even for the two length bytes.
     #[inline]
-    fn slice(&self, range: core::ops::Range<usize>) -> &[u8] {
-        self.buffer.as_ref().get(range).unwrap_or(&[])
+    fn slice(&self, range: fn(u8, u8) -> core::ops::Range<usize>) -> &[u8] {
+        let data = self.buffer.as_ref();
+        if data.len() < field::ADDRESSES {
+            return &[];
+        }
+        data.get(range(self.hardware_len(), self.protocol_len()))
+            .unwrap_or(&[])
     }
 
     /// `ar$sha`, `hardware_len` bytes (empty on a short buffer).
     #[inline]
     pub fn source_hardware_addr(&self) -> &[u8] {
-        self.slice(field::sha(self.hardware_len(), self.protocol_len()))
+        self.slice(field::sha)
     }
 
     /// `ar$spa`, `protocol_len` bytes (empty on a short buffer).
     #[inline]
     pub fn source_protocol_addr(&self) -> &[u8] {
-        self.slice(field::spa(self.hardware_len(), self.protocol_len()))
+        self.slice(field::spa)
     }
 
     /// `ar$tha`, `hardware_len` bytes (empty on a short buffer).
     #[inline]
     pub fn target_hardware_addr(&self) -> &[u8] {
-        self.slice(field::tha(self.hardware_len(), self.protocol_len()))
+        self.slice(field::tha)
     }
 
     /// `ar$tpa`, `protocol_len` bytes (empty on a short buffer).
     #[inline]
     pub fn target_protocol_addr(&self) -> &[u8] {
-        self.slice(field::tpa(self.hardware_len(), self.protocol_len()))
+        self.slice(field::tpa)
     }
 }
 

@@ -240,6 +240,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// RFC 1071 §1 (4)). False on a short buffer.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return false;
+        }
         match self.buffer.as_ref().get(..usize::from(self.header_len())) {
             Some(header) => checksum::data(header) == 0xffff,
             None => false,
@@ -250,14 +253,21 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// short buffer).
     #[inline]
     pub fn options(&self) -> &[u8] {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return &[];
+        }
         let end = usize::from(self.header_len());
         self.buffer.as_ref().get(HEADER_LEN..end).unwrap_or(&[])
     }
 
     /// The payload: from IHL × 4 to the total length, never the Ethernet
-    /// padding after it. Empty if the lengths are inconsistent.
+    /// padding after it. Empty if the lengths are inconsistent or the
+    /// buffer is shorter than a header.
     #[inline]
     pub fn payload(&self) -> &[u8] {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return &[];
+        }
         let range = usize::from(self.header_len())..usize::from(self.total_len());
         self.buffer.as_ref().get(range).unwrap_or(&[])
     }

@@ -589,16 +589,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.read_u16(field::URGENT)
     }
 
-    /// The option bytes (empty if none or the data offset is bad).
+    /// The option bytes (empty if none, if the data offset is bad or on a
+    /// buffer shorter than a header).
     #[inline]
     pub fn options(&self) -> &[u8] {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return &[];
+        }
         let end = usize::from(self.header_len());
         self.buffer.as_ref().get(HEADER_LEN..end).unwrap_or(&[])
     }
 
-    /// The data after the header (empty if the data offset is bad).
+    /// The data after the header (empty if the data offset is bad or on a
+    /// buffer shorter than a header).
     #[inline]
     pub fn payload(&self) -> &[u8] {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return &[];
+        }
         let start = usize::from(self.header_len());
         self.buffer.as_ref().get(start..).unwrap_or(&[])
     }
