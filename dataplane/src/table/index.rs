@@ -57,8 +57,12 @@ impl Index {
     pub(crate) fn with_capacity(capacity: u32) -> Index {
         let len = Index::buckets_for(capacity);
         assert!(len <= 1 << 32, "index too large for 32-bit tags");
+        // Advised before the fill below first touches the pages.
+        let mut buckets = Vec::with_capacity(len);
+        crate::sys::advise_huge_pages(&buckets);
+        buckets.resize(len, EMPTY);
         Index {
-            buckets: vec![EMPTY; len].into_boxed_slice(),
+            buckets: buckets.into_boxed_slice(),
             mask: len - 1,
             shift: 32 - len.trailing_zeros(),
         }

@@ -156,8 +156,10 @@ impl<R> Table<R> {
             "table capacity {capacity} exceeds {MAX_CAPACITY}"
         );
         assert!(first_generation <= MAX_GENERATION);
+        let slots = Vec::with_capacity(capacity as usize);
+        crate::sys::advise_huge_pages(&slots);
         Table {
-            slots: Vec::with_capacity(capacity as usize),
+            slots,
             index: Index::with_capacity(capacity),
             hasher: TupleHasher::new(hash_key),
             capacity,
