@@ -610,6 +610,10 @@ impl Client {
     }
 
     /// Bulk teardown on every ring (§6); returns how many were closed.
+    /// Listeners are not matched (the engine's rule). The answer is a count,
+    /// so this client does not learn which handles died: their later
+    /// requests fail with ENOTSOCK, and a `close` or `abort` of one (also
+    /// ENOTSOCK) drops its local state and returns its RX chunks.
     pub fn close_matching(
         &mut self,
         filter: &MatchFilter,

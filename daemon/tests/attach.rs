@@ -315,3 +315,63 @@ fn runtime_directory_rules() {
         Some(true)
     );
 }
+
+/// A raw SOCK_SEQPACKET connection to `d`, sending `msg` if any, and the
+/// daemon's answer (bytes; empty when it closed without one).
+fn raw_exchange(d: &Daemon, msg: Option<&[u8]>) -> Vec<u8> {
+    use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketType};
+    let fd = rustix::net::socket(AddressFamily::UNIX, SocketType::SEQPACKET, None).unwrap();
+    rustix::net::sockopt::set_socket_timeout(
+        &fd,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(5 * SECOND),
+    )
+    .unwrap();
+    rustix::net::connect(&fd, &SocketAddrUnix::new(&d.socket).unwrap()).unwrap();
+    if let Some(m) = msg {
+        rustix::net::send(&fd, m, SendFlags::NOSIGNAL).unwrap();
+    }
+    let mut buf = [0u8; 256];
+    let (n, _) = rustix::net::recv(&fd, &mut buf, RecvFlags::empty()).expect("an answer or EOF");
+    buf[..n].to_vec()
+}
+
+#[test]
+fn hostile_or_odd_hellos_are_refused_or_dropped() {
+    use lingerd_abi::attach::{Hello, Refused, Reply};
+    let d = Daemon::start(vec![0], None);
+    let refusal = |b: &[u8]| match Reply::decode(b) {
+        Ok(Reply::Refused(Refused { reason, .. })) => reason,
+        other => panic!("expected a refusal, got {other:?} from {b:?}"),
+    };
+    assert_eq!(
+        refusal(&raw_exchange(&d, Some(b"GET / HTTP/1.0\r\n\r\n"))),
+        RefuseReason::Malformed
+    );
+    assert_eq!(
+        refusal(&raw_exchange(&d, Some(&[0u8; 400]))),
+        RefuseReason::Malformed,
+        "longer than any message"
+    );
+    assert_eq!(
+        refusal(&raw_exchange(&d, Some(&Hello { abi_version: 99 }.encode()))),
+        RefuseReason::AbiVersion
+    );
+    // Silent past the hello timeout (2 s here): closed without an answer.
+    let t0 = Instant::now();
+    assert_eq!(raw_exchange(&d, None), Vec::<u8>::new());
+    assert!(t0.elapsed() >= Duration::from_millis(1_900));
+    // Connect and hang up at once: dropped, nothing attached.
+    {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
+        let fd = rustix::net::socket(AddressFamily::UNIX, SocketType::SEQPACKET, None).unwrap();
+        rustix::net::connect(&fd, &SocketAddrUnix::new(&d.socket).unwrap()).unwrap();
+    }
+    assert!(d.eventually(5 * SECOND, || {
+        let s = d.stats();
+        s.malformed == 2 && s.refused_version == 1 && s.dropped == 2
+    }));
+    assert_eq!(d.stats().attached, 0);
+    // And a well-behaved client still attaches afterwards.
+    assert!(Client::attach(&d.socket).is_ok());
+}
