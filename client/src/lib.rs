@@ -1,10 +1,26 @@
-//! The library a lingerd client links.
+//! `lingerd` (package `lingerd-client`): the library a lingerd client links.
 //!
-//! It will own the client side of the shared-memory rings (attach, submit,
-//! reap) and expose CLOSE-SEMANTICS.md as a Rust API and a C ABI. It depends
-//! on `lingerd-abi` only and may not reach into the daemon or dataplane.
-//! Today it re-exports the ABI's error codes; the ring client arrives with the
-//! daemon issue.
+//! It owns the client side of attach (the control socket's one exchange and
+//! the checks on the sealed region, `handshake`), the client side of the
+//! rings ([`Client`]: submit, reap, TX/RX chunk ownership, blocking calls
+//! and a non-blocking ticket API), and the C ABI over it (`ffi`, built into
+//! `liblingerd.so`, declared in `include/lingerd.h`). It depends on
+//! `lingerd-abi` and OS crates only, and may not reach into the daemon or
+//! the dataplane. `unsafe` lives only in `sys` (mapping the region) and
+//! `ffi` (C pointers).
+//!
+//! The Rust crate is named `lingerd` so that the cdylib is `liblingerd.so`.
 #![deny(unsafe_code)]
 
+mod client;
+pub mod ffi;
+mod handshake;
+mod sys;
+
+pub use client::{
+    ATTACH_TIMEOUT, Client, CloseMode, Done, Linger, Request, Shutdown, Ticket, WAIT_SLICE,
+};
+pub use handshake::AttachError;
 pub use lingerd_abi::Errno;
+pub use lingerd_abi::attach::RefuseReason;
+pub use lingerd_abi::entry::{Body, MatchFilter, Outcome, WirePrefix};

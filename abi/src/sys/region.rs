@@ -1,6 +1,7 @@
 //! [`SharedRegion`]: a byte range both processes map, accessed only through
 //! atomics and bounds-checked offsets.
 
+use std::any::Any;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -15,6 +16,9 @@ pub struct SharedRegion {
     len: usize,
     /// Keeps a heap stand-in alive; `None` for a real mapping.
     _heap: Option<Box<[AtomicU64]>>,
+    /// Keeps a real mapping alive (e.g. a `memmap2::MmapRaw`): dropped,
+    /// and so unmapped, only with the region itself.
+    _owner: Option<Box<dyn Any + Send + Sync>>,
 }
 
 // SAFETY: the region is plain memory accessed only through atomics; sharing
@@ -35,6 +39,7 @@ impl SharedRegion {
             ptr,
             len,
             _heap: Some(heap),
+            _owner: None,
         }
     }
 
@@ -50,6 +55,29 @@ impl SharedRegion {
             ptr,
             len,
             _heap: None,
+            _owner: None,
+        }
+    }
+
+    /// Wraps a mapping and takes ownership of whatever keeps it mapped, so
+    /// that the region (shared through an `Arc` with other threads) can
+    /// never outlive its memory: `owner` is dropped after the last use.
+    ///
+    /// # Safety
+    /// `ptr` must be 8-byte aligned and valid for reads and writes of `len`
+    /// bytes for as long as `owner` lives and is not otherwise touched
+    /// (dropping `owner` may unmap it, nothing else may), and the memory
+    /// must be touched by this process only through the returned value.
+    pub unsafe fn from_raw_owned<O: Any + Send + Sync>(
+        ptr: *mut u8,
+        len: usize,
+        owner: O,
+    ) -> SharedRegion {
+        SharedRegion {
+            ptr,
+            len,
+            _heap: None,
+            _owner: Some(Box::new(owner)),
         }
     }
 
