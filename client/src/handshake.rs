@@ -154,7 +154,7 @@ pub(crate) fn attach(path: &Path, timeout: Duration) -> Result<Attachment, Attac
     let layout = welcome.layout;
     let memfd = check_memfd(memfd, &welcome.welcome.header)?;
     let region =
-        crate::sys::map_region(&memfd, layout.total).map_err(|source| AttachError::Io {
+        lingerd_abi::sys::map_region(&memfd, layout.total).map_err(|source| AttachError::Io {
             call: "mmap(region)",
             source,
         })?;

@@ -6,8 +6,8 @@
 //! and a non-blocking ticket API), and the C ABI over it (`ffi`, built into
 //! `liblingerd.so`, declared in `include/lingerd.h`). It depends on
 //! `lingerd-abi` and OS crates only, and may not reach into the daemon or
-//! the dataplane. `unsafe` lives only in `sys` (mapping the region) and
-//! `ffi` (C pointers).
+//! the dataplane. `unsafe` lives only in `ffi` (C pointers); mapping the
+//! region is the ABI's (`lingerd_abi::sys::map_region`).
 //!
 //! The Rust crate is named `lingerd` so that the cdylib is `liblingerd.so`.
 #![deny(unsafe_code)]
@@ -15,7 +15,6 @@
 mod client;
 pub mod ffi;
 mod handshake;
-mod sys;
 
 pub use client::{
     ATTACH_TIMEOUT, Client, CloseMode, Done, Linger, Request, Shutdown, Ticket, WAIT_SLICE,

@@ -538,7 +538,7 @@ impl Acceptor {
         let layout = self.cfg.layout;
         let made = (|| -> io::Result<_> {
             let memfd = create_sealed_memfd(id, layout.total)?;
-            let region = crate::sys::map_region(&memfd, layout.total)?;
+            let region = lingerd_abi::sys::map_region(&memfd, layout.total)?;
             if !region.write(0..HEADER_BYTES, &layout.header().encode()) {
                 return Err(io::Error::other("region too small for its header"));
             }

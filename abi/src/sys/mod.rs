@@ -9,8 +9,12 @@
 //! into the region.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "mmap")]
+mod map;
 mod region;
 mod ring;
 
+#[cfg(feature = "mmap")]
+pub use map::map_region;
 pub use region::SharedRegion;
 pub use ring::{Consumer, Producer};
