@@ -6,73 +6,130 @@
 
 use crate::wire;
 
-/// Per-engine counters. Field names are the metric names.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Frames handed to `handle_rx`.
-    pub rx_frames: u64,
-    /// Frames built by `poll_transmit`.
-    pub tx_frames: u64,
-    /// Frames dropped by parse errors, per [`wire::Error`] cause.
-    pub rx_parse_errors: [u64; wire::Error::COUNT],
-    /// Frames not for us (other MAC, other IP, other protocol).
-    pub rx_not_ours: u64,
-    /// TCP segments dropped as unacceptable (RFC 9293 §3.10.7.4 first check).
-    pub rx_unacceptable: u64,
-    /// RSTs sent by the stateless responder (segments matching nothing).
-    pub rst_responder: u64,
-    /// RSTs sent by abort / hard close.
-    pub rst_abort: u64,
-    /// RSTs sent because a linger deadline expired.
-    pub rst_linger_expired: u64,
-    /// RSTs sent for a close or shutdown(RECEIVE) with unread data.
-    pub abort_on_close_unread: u64,
-    /// RSTs sent because data arrived after close or shutdown(RECEIVE).
-    pub rst_data_after_close: u64,
-    /// Hard closes by the orphan timeout.
-    pub orphan_timeouts: u64,
-    /// Connections aborted after too many retransmissions.
-    pub retransmit_timeouts: u64,
-    /// Challenge ACKs sent (RFC 5961).
-    pub challenge_acks: u64,
-    /// Challenge ACKs withheld by the per-connection budget.
-    pub challenge_acks_suppressed: u64,
-    /// RSTs received that reset a connection.
-    pub rst_received: u64,
-    /// Closes completed, by outcome.
-    pub closes_graceful: u64,
-    /// Closes that returned at once with a background graceful close.
-    pub closes_background: u64,
-    /// Closes whose linger deadline expired.
-    pub closes_aborted_linger: u64,
-    /// Hard closes.
-    pub closes_aborted: u64,
-    /// Closes that found the connection reset by the peer.
-    pub closes_reset_by_peer: u64,
-    /// Connections that entered TIME-WAIT.
-    pub time_wait_entered: u64,
-    /// Connections accepted.
-    pub accepted: u64,
-    /// Connections established by connect.
-    pub connected: u64,
-    /// SYN cookies sent because a backlog was full.
-    pub syn_cookies_sent: u64,
-    /// Handshakes completed from a valid SYN cookie.
-    pub syn_cookies_accepted: u64,
-    /// SYNs dropped (table full, no listener for cookies to help).
-    pub syn_dropped: u64,
-    /// Segments retransmitted.
-    pub retransmits: u64,
-    /// Fast retransmits (three duplicate ACKs).
-    pub fast_retransmits: u64,
-    /// Frames not sent because the next hop's MAC is unknown.
-    pub tx_no_neighbor: u64,
-    /// Control frames dropped because the control queue was full.
-    pub tx_ctl_overflow: u64,
-    /// ARP requests answered.
-    pub arp_replies_sent: u64,
-    /// ARP requests sent.
-    pub arp_requests_sent: u64,
-    /// Requests refused as invalid (bad handle, argument or state).
-    pub requests_failed: u64,
+/// Declares the counters once: the struct field, its doc (which is also the
+/// metric's help text) and its name (which is also the metric's name), so
+/// `/metrics` can never drift from the struct.
+macro_rules! counters {
+    ($( #[doc = $help:literal] $name:ident ),* $(,)?) => {
+        /// Per-engine counters. Field names are the metric names.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Counters {
+            /// Frames dropped by parse errors, per [`wire::Error`] cause.
+            pub rx_parse_errors: [u64; wire::Error::COUNT],
+            $( #[doc = $help] pub $name: u64, )*
+        }
+
+        impl Counters {
+            /// Every scalar counter as `(name, help, value)`, in declaration
+            /// order (the per-cause parse errors are in
+            /// [`rx_parse_errors`](Self::rx_parse_errors)).
+            pub fn fields(&self) -> [(&'static str, &'static str, u64); counters!(@count $($name)*)] {
+                [$( (stringify!($name), $help, self.$name) ),*]
+            }
+
+            /// Adds `other` into `self` (summing cores for `/metrics`).
+            pub fn add(&mut self, other: &Counters) {
+                for (a, b) in self.rx_parse_errors.iter_mut().zip(other.rx_parse_errors) {
+                    *a += b;
+                }
+                $( self.$name += other.$name; )*
+            }
+        }
+    };
+    (@count) => { 0 };
+    (@count $head:ident $($tail:ident)*) => { 1 + counters!(@count $($tail)*) };
+}
+
+counters! {
+    #[doc = "Frames handed to `handle_rx`."]
+    rx_frames,
+    #[doc = "Frames built by `poll_transmit`."]
+    tx_frames,
+    #[doc = "Frames not for us (other MAC, other IP, other protocol)."]
+    rx_not_ours,
+    #[doc = "TCP segments dropped as unacceptable (RFC 9293 §3.10.7.4 first check)."]
+    rx_unacceptable,
+    #[doc = "RSTs sent by the stateless responder (segments matching nothing)."]
+    rst_responder,
+    #[doc = "RSTs sent by abort / hard close."]
+    rst_abort,
+    #[doc = "RSTs sent because a linger deadline expired."]
+    rst_linger_expired,
+    #[doc = "RSTs sent for a close or shutdown(RECEIVE) with unread data."]
+    abort_on_close_unread,
+    #[doc = "RSTs sent because data arrived after close or shutdown(RECEIVE)."]
+    rst_data_after_close,
+    #[doc = "Hard closes by the orphan timeout."]
+    orphan_timeouts,
+    #[doc = "Connections aborted after too many retransmissions."]
+    retransmit_timeouts,
+    #[doc = "Challenge ACKs sent (RFC 5961)."]
+    challenge_acks,
+    #[doc = "Challenge ACKs withheld by the per-connection budget."]
+    challenge_acks_suppressed,
+    #[doc = "RSTs received that reset a connection."]
+    rst_received,
+    #[doc = "Closes completed, by outcome."]
+    closes_graceful,
+    #[doc = "Closes that returned at once with a background graceful close."]
+    closes_background,
+    #[doc = "Closes whose linger deadline expired."]
+    closes_aborted_linger,
+    #[doc = "Hard closes."]
+    closes_aborted,
+    #[doc = "Closes that found the connection reset by the peer."]
+    closes_reset_by_peer,
+    #[doc = "Connections that entered TIME-WAIT."]
+    time_wait_entered,
+    #[doc = "Connections accepted."]
+    accepted,
+    #[doc = "Connections established by connect."]
+    connected,
+    #[doc = "SYN cookies sent because a backlog was full."]
+    syn_cookies_sent,
+    #[doc = "Handshakes completed from a valid SYN cookie."]
+    syn_cookies_accepted,
+    #[doc = "SYNs dropped (table full, no listener for cookies to help)."]
+    syn_dropped,
+    #[doc = "Segments retransmitted."]
+    retransmits,
+    #[doc = "Fast retransmits (three duplicate ACKs)."]
+    fast_retransmits,
+    #[doc = "Frames not sent because the next hop's MAC is unknown."]
+    tx_no_neighbor,
+    #[doc = "Control frames dropped because the control queue was full."]
+    tx_ctl_overflow,
+    #[doc = "ARP requests answered."]
+    arp_replies_sent,
+    #[doc = "ARP requests sent."]
+    arp_requests_sent,
+    #[doc = "Requests refused as invalid (bad handle, argument or state)."]
+    requests_failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_name_every_counter_and_add_sums_them() {
+        let mut a = Counters {
+            rst_abort: 2,
+            accepted: 1,
+            ..Counters::default()
+        };
+        a.rx_parse_errors[1] = 3;
+        let mut b = a.clone();
+        b.add(&a);
+        assert_eq!((b.rst_abort, b.accepted, b.rx_parse_errors[1]), (4, 2, 6));
+        let f = b.fields();
+        assert!(
+            f.iter()
+                .any(|&(n, h, v)| n == "rst_abort" && v == 4 && !h.is_empty())
+        );
+        let mut names: Vec<_> = f.iter().map(|x| x.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), f.len(), "names are unique");
+    }
 }
