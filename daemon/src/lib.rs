@@ -10,3 +10,4 @@
 #![deny(unsafe_code)]
 
 pub mod attach;
+pub mod metrics;

@@ -1,0 +1,316 @@
+//! Prometheus `/metrics`: per-core snapshots summed into the text exposition
+//! format, served from a plain thread on the configured local address.
+//!
+//! It owns the metric names beyond the engine's own counters (states,
+//! timers, rings, AF_XDP), the rendering and the HTTP endpoint. Cores never
+//! block on it: each core publishes a copy of its figures now and then into
+//! its own slot ([`MetricsHub::publish`]), and a scrape sums the latest
+//! copies. It may not touch engines or rings directly.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use lingerd_dataplane::engine::counters::Counters;
+use lingerd_dataplane::rings::RingStats;
+use lingerd_dataplane::tcp::State;
+
+/// One core's figures at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoreSnapshot {
+    /// Engine counters.
+    pub counters: Counters,
+    /// Records per TCP state (index = `State as usize`).
+    pub states: [u64; 11],
+    /// Armed connection timers (linger, orphan, TIME-WAIT, retransmission…).
+    pub timers_armed: u64,
+    /// Client rings of this core, summed over clients.
+    pub rings: RingStats,
+    /// AF_XDP figures as `(name, help, value)`, counters only.
+    pub xdp: Vec<(&'static str, &'static str, u64)>,
+}
+
+/// Where cores publish and scrapes read: one slot per core.
+#[derive(Debug)]
+pub struct MetricsHub {
+    cores: Vec<Mutex<CoreSnapshot>>,
+}
+
+impl MetricsHub {
+    /// A hub for `cores` cores, all zero.
+    pub fn new(cores: usize) -> MetricsHub {
+        MetricsHub {
+            cores: (0..cores)
+                .map(|_| Mutex::new(CoreSnapshot::default()))
+                .collect(),
+        }
+    }
+
+    /// Core `core` publishes its latest figures (ignored for an unknown core).
+    pub fn publish(&self, core: usize, snapshot: CoreSnapshot) {
+        if let Some(slot) = self.cores.get(core) {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        }
+    }
+
+    /// The text exposition of every core's latest figures, summed.
+    pub fn render(&self) -> String {
+        let snaps: Vec<CoreSnapshot> = self
+            .cores
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        render(&snaps)
+    }
+}
+
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP lingerd_{name} {help}");
+    let _ = writeln!(out, "# TYPE lingerd_{name} {kind}");
+}
+
+/// Renders snapshots (summed across cores) in the Prometheus text format.
+pub fn render(snaps: &[CoreSnapshot]) -> String {
+    let mut total = Counters::default();
+    let mut states = [0u64; 11];
+    let mut timers = 0;
+    let mut rings = RingStats::default();
+    let mut xdp: Vec<(&'static str, &'static str, u64)> = Vec::new();
+    for s in snaps {
+        total.add(&s.counters);
+        for (a, b) in states.iter_mut().zip(s.states) {
+            *a += b;
+        }
+        timers += s.timers_armed;
+        rings.requests += s.rings.requests;
+        rings.invalid += s.rings.invalid;
+        rings.completions += s.rings.completions;
+        rings.backpressure += s.rings.backpressure;
+        for &(name, help, v) in &s.xdp {
+            match xdp.iter_mut().find(|x| x.0 == name) {
+                Some(x) => x.2 += v,
+                None => xdp.push((name, help, v)),
+            }
+        }
+    }
+    let mut out = String::with_capacity(8 * 1024);
+    for (name, help, value) in total.fields() {
+        family(&mut out, &format!("{name}_total"), help, "counter");
+        let _ = writeln!(out, "lingerd_{name}_total {value}");
+    }
+    family(
+        &mut out,
+        "rx_parse_errors_total",
+        "Frames dropped by parse errors, by cause.",
+        "counter",
+    );
+    for e in lingerd_dataplane::wire::Error::ALL {
+        let _ = writeln!(
+            out,
+            "lingerd_rx_parse_errors_total{{cause=\"{}\"}} {}",
+            e.as_str(),
+            total.rx_parse_errors[e.index()]
+        );
+    }
+    family(
+        &mut out,
+        "connections",
+        "Connection records by TCP state (listeners included).",
+        "gauge",
+    );
+    for st in State::ALL {
+        let _ = writeln!(
+            out,
+            "lingerd_connections{{state=\"{}\"}} {}",
+            st.name(),
+            states[st as usize]
+        );
+    }
+    family(
+        &mut out,
+        "time_wait_connections",
+        "Connections in TIME-WAIT.",
+        "gauge",
+    );
+    let _ = writeln!(
+        out,
+        "lingerd_time_wait_connections {}",
+        states[State::TimeWait as usize]
+    );
+    family(
+        &mut out,
+        "timers_armed",
+        "Connection timers armed (linger, orphan, TIME-WAIT, retransmission).",
+        "gauge",
+    );
+    let _ = writeln!(out, "lingerd_timers_armed {timers}");
+    for (name, help, v) in [
+        (
+            "ring_requests_total",
+            "Request entries taken from client rings.",
+            rings.requests,
+        ),
+        (
+            "ring_invalid_requests_total",
+            "Request entries answered EINVAL (malformed, bad chunk).",
+            rings.invalid,
+        ),
+        (
+            "ring_completions_total",
+            "Completion entries published to client rings.",
+            rings.completions,
+        ),
+        (
+            "ring_full_total",
+            "Times request intake paused because a completion ring was full.",
+            rings.backpressure,
+        ),
+    ] {
+        family(&mut out, name, help, "counter");
+        let _ = writeln!(out, "lingerd_{name} {v}");
+    }
+    for (name, help, v) in xdp {
+        family(&mut out, &format!("xdp_{name}_total"), help, "counter");
+        let _ = writeln!(out, "lingerd_xdp_{name}_total {v}");
+    }
+    out
+}
+
+/// The `/metrics` endpoint: a thread answering scrapes until [`stop`](Self::stop).
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Listens on `addr` (port 0 picks one) and serves `hub`.
+    pub fn start(addr: SocketAddr, hub: Arc<MetricsHub>) -> std::io::Result<MetricsServer> {
+        let server = tiny_http::Server::http(addr).map_err(std::io::Error::other)?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("lingerd-metrics".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let response = if req.url() == "/metrics" {
+                        let header = tiny_http::Header::from_bytes(
+                            &b"Content-Type"[..],
+                            &b"text/plain; version=0.0.4"[..],
+                        )
+                        .expect("static header is valid");
+                        tiny_http::Response::from_string(hub.render()).with_header(header)
+                    } else {
+                        tiny_http::Response::from_string("not found: try /metrics\n")
+                            .with_status_code(404)
+                    };
+                    let _ = req.respond(response);
+                }
+            })?;
+        Ok(MetricsServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the thread (within about 100 ms).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    #[test]
+    fn cores_are_summed_and_every_family_is_typed() {
+        let hub = MetricsHub::new(2);
+        let mut a = CoreSnapshot::default();
+        a.counters.rst_abort = 3;
+        a.counters.closes_graceful = 1;
+        a.states[State::TimeWait as usize] = 5;
+        a.timers_armed = 7;
+        a.rings.backpressure = 2;
+        a.xdp = vec![("rx_ring_full", "RX ring full.", 4)];
+        hub.publish(0, a.clone());
+        hub.publish(1, a);
+        hub.publish(9, CoreSnapshot::default());
+        let text = hub.render();
+        for line in [
+            "lingerd_rst_abort_total 6",
+            "lingerd_closes_graceful_total 2",
+            "lingerd_connections{state=\"TIME-WAIT\"} 10",
+            "lingerd_time_wait_connections 10",
+            "lingerd_timers_armed 14",
+            "lingerd_ring_full_total 4",
+            "lingerd_xdp_rx_ring_full_total 8",
+            "lingerd_rx_parse_errors_total{cause=\"checksum\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every sample belongs to a family with HELP and TYPE.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE"
+            );
+        }
+    }
+
+    #[test]
+    fn served_over_http() {
+        let hub = Arc::new(MetricsHub::new(1));
+        let mut s = CoreSnapshot::default();
+        s.counters.challenge_acks = 42;
+        hub.publish(0, s);
+        let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), hub).unwrap();
+        let mut conn = std::net::TcpStream::connect(server.addr()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        conn.read_to_string(&mut body).unwrap();
+        assert!(
+            body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"),
+            "{body}"
+        );
+        assert!(body.contains("lingerd_challenge_acks_total 42"));
+        server.stop();
+    }
+}
