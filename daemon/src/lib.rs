@@ -10,4 +10,5 @@
 #![deny(unsafe_code)]
 
 pub mod attach;
+pub mod cores;
 pub mod metrics;

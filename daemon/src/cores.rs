@@ -1,0 +1,197 @@
+//! The clients side of one dataplane core: every attached client's rings on
+//! this core, fed by attach/detach commands from the control thread.
+//!
+//! [`CoreClients`] owns, per client, the [`ClientRings`] of this core and
+//! the wake eventfd to signal after publishing completions. Each loop
+//! iteration it applies pending commands, takes a bounded number of
+//! requests from each client into the engine, and routes the engine's
+//! completions back to their client's ring (dropping those of clients that
+//! are gone). A client that goes away gets the exit policy applied to its
+//! connections on this core. It may not make protocol decisions (the
+//! engine's) nor touch the control socket (`attach`'s).
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use lingerd_abi::layout::Layout;
+use lingerd_abi::sys::SharedRegion;
+use lingerd_dataplane::engine::QueueEngine;
+use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId, Completion};
+use lingerd_dataplane::rings::{ClientRings, RingStats};
+
+use crate::attach::EventFd;
+
+/// Requests taken from one client per loop iteration, so that one busy
+/// client cannot starve the others or the packets.
+pub const REQUESTS_PER_CLIENT: u32 = 256;
+
+/// What the control thread tells a core.
+#[derive(Debug)]
+pub enum CoreCommand {
+    /// A client attached: build its rings on this core.
+    Attach {
+        /// The client.
+        client: ClientId,
+        /// Its shared region.
+        region: Arc<SharedRegion>,
+        /// The region's layout.
+        layout: Layout,
+        /// Signalled after publishing completions the client waits for.
+        wake: Arc<EventFd>,
+    },
+    /// A client went away: drop its rings, apply `policy` to its connections.
+    Detach {
+        /// The client.
+        client: ClientId,
+        /// `close.on_client_exit`.
+        policy: ClientExitPolicy,
+    },
+}
+
+struct Attached {
+    rings: ClientRings,
+    wake: Arc<EventFd>,
+}
+
+/// The attached clients of one core.
+pub struct CoreClients {
+    core: u32,
+    clients: Vec<Attached>,
+    commands: Receiver<CoreCommand>,
+    /// Counters of rings that were dropped, kept so totals never go down.
+    retired: RingStats,
+    /// Completions for clients no longer attached (dropped, counted).
+    orphaned: u64,
+}
+
+impl std::fmt::Debug for CoreClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoreClients")
+            .field("core", &self.core)
+            .field("clients", &self.clients.len())
+            .finish()
+    }
+}
+
+impl CoreClients {
+    /// The clients of core `core` (its index in the region's ring list),
+    /// commanded through `commands`.
+    pub fn new(core: u32, commands: Receiver<CoreCommand>) -> CoreClients {
+        CoreClients {
+            core,
+            clients: Vec::new(),
+            commands,
+            retired: RingStats::default(),
+            orphaned: 0,
+        }
+    }
+
+    /// Clients attached on this core.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Whether no client is attached.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// Ring counters summed over current and past clients.
+    pub fn stats(&self) -> RingStats {
+        let mut s = self.retired;
+        for c in &self.clients {
+            add(&mut s, c.rings.stats());
+        }
+        s
+    }
+
+    /// Completions dropped because their client had gone.
+    pub fn orphaned_completions(&self) -> u64 {
+        self.orphaned
+    }
+
+    /// One iteration's client work before the engine's timers: commands,
+    /// then up to [`REQUESTS_PER_CLIENT`] requests from each client.
+    pub fn poll(&mut self, engine: &mut QueueEngine, now: Instant) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.apply(cmd, engine, now),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        for c in &mut self.clients {
+            c.rings.poll_requests(engine, now, REQUESTS_PER_CLIENT);
+        }
+        // Answers produced synchronously by those requests go out in the
+        // same iteration.
+        self.drain(engine);
+    }
+
+    /// Routes every pending engine completion to its client's ring and
+    /// publishes, waking clients that sleep.
+    pub fn drain(&mut self, engine: &mut QueueEngine) {
+        while let Some(c) = engine.poll_completion() {
+            self.deliver(c);
+        }
+        self.flush();
+    }
+
+    /// Queues one engine completion for its client (dropped if gone).
+    pub fn deliver(&mut self, c: Completion) {
+        match self
+            .clients
+            .iter_mut()
+            .find(|a| a.rings.client() == c.client)
+        {
+            Some(a) => a.rings.deliver(c),
+            None => self.orphaned += 1,
+        }
+    }
+
+    /// Publishes queued completions and signals clients that asked for it.
+    pub fn flush(&mut self) {
+        for c in &mut self.clients {
+            if c.rings.flush() {
+                let _ = c.wake.signal();
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: CoreCommand, engine: &mut QueueEngine, now: Instant) {
+        match cmd {
+            CoreCommand::Attach {
+                client,
+                region,
+                layout,
+                wake,
+            } => {
+                match ClientRings::new(client, self.core, region, layout) {
+                    Ok(rings) => self.clients.push(Attached { rings, wake }),
+                    Err(_) => {
+                        // The attach path built the region for this layout,
+                        // so this is a bug, not a client's fault: say so.
+                        eprintln!(
+                            "lingerd: core {}: cannot place client {client:?}'s rings",
+                            self.core
+                        );
+                    }
+                }
+            }
+            CoreCommand::Detach { client, policy } => {
+                if let Some(i) = self.clients.iter().position(|a| a.rings.client() == client) {
+                    let gone = self.clients.swap_remove(i);
+                    add(&mut self.retired, gone.rings.stats());
+                }
+                engine.handle_client_exit(now, client, policy);
+            }
+        }
+    }
+}
+
+fn add(a: &mut RingStats, b: RingStats) {
+    a.requests += b.requests;
+    a.invalid += b.invalid;
+    a.completions += b.completions;
+    a.backpressure += b.backpressure;
+}
