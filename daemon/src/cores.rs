@@ -11,7 +11,7 @@
 //! engine's) nor touch the control socket (`attach`'s).
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use lingerd_abi::layout::Layout;
@@ -114,11 +114,9 @@ impl CoreClients {
     /// One iteration's client work before the engine's timers: commands,
     /// then up to [`REQUESTS_PER_CLIENT`] requests from each client.
     pub fn poll(&mut self, engine: &mut QueueEngine, now: Instant) {
-        loop {
-            match self.commands.try_recv() {
-                Ok(cmd) => self.apply(cmd, engine, now),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        // Empty and Disconnected both mean "nothing more now".
+        while let Ok(cmd) = self.commands.try_recv() {
+            self.apply(cmd, engine, now);
         }
         for c in &mut self.clients {
             c.rings.poll_requests(engine, now, REQUESTS_PER_CLIENT);
