@@ -347,10 +347,14 @@ fn cancel_arm_runs(
 }
 
 /// Warm-up on a small lab, then [`MIN_RUNS`] labs of `n` connections, each
-/// running `scenario` once; returns the median timing by closes per second.
-fn engine_runs(name: &str, n: u32, scenario: impl Fn(&mut Lab) -> Timing) -> (f64, f64) {
+/// running `scenario` once; returns the medians of closes per second, of
+/// engine A's closes per second, and of the median and the longest loop
+/// round (µs).
+fn engine_runs(name: &str, n: u32, scenario: impl Fn(&mut Lab) -> Timing) -> (f64, f64, f64, f64) {
     let mut rates = Vec::new();
     let mut a_rates = Vec::new();
+    let mut longest = Vec::new();
+    let mut typical = Vec::new();
     for run in 0..=MIN_RUNS {
         let size = if run == 0 { (n / 10).max(1000) } else { n };
         let (mut lab, setup) = {
@@ -370,9 +374,16 @@ fn engine_runs(name: &str, n: u32, scenario: impl Fn(&mut Lab) -> Timing) -> (f6
             ));
             rates.push(t.per_s());
             a_rates.push(t.per_s_engine_a());
+            longest.push(t.longest_round.as_secs_f64() * 1e6);
+            typical.push(t.median_round.as_secs_f64() * 1e6);
         }
     }
-    (median(&rates), median(&a_rates))
+    (
+        median(&rates),
+        median(&a_rates),
+        median(&typical),
+        median(&longest),
+    )
 }
 
 fn engine(report: &mut Report, opts: &Options) {
@@ -380,9 +391,10 @@ fn engine(report: &mut Report, opts: &Options) {
     progress(format!(
         "engine: {n} connections between two engines over mem"
     ));
-    let (abort, _) = engine_runs("abort all", n, Lab::abort_all);
-    let (graceful, graceful_a) = engine_runs("graceful close all", n, Lab::graceful_all);
-    let (linger, _) = engine_runs("linger expiry", n, Lab::linger_expire_all);
+    let (abort, ..) = engine_runs("abort all", n, Lab::abort_all);
+    let (graceful, graceful_a, ..) = engine_runs("graceful close all", n, Lab::graceful_all);
+    let (linger, _, linger_round, linger_longest) =
+        engine_runs("linger expiry", n, Lab::linger_expire_all);
     report.goal(
         "abort_closes_per_s",
         format!("abort all {}: Abort requests → RST frames", si(n)),
@@ -409,6 +421,21 @@ fn engine(report: &mut Report, opts: &Options) {
         linger,
         "/s",
         Goal::AtLeast(5e6),
+    );
+    report.info(
+        "linger_expiry_round_us",
+        format!(
+            "  median loop round (handle_timeout ≤ {} expiries + drains)",
+            lingerd_dataplane::engine::MAX_EXPIRIES_PER_CALL
+        ),
+        linger_round,
+        "µs",
+    );
+    report.info(
+        "linger_expiry_longest_round_us",
+        "  longest loop round (on a shared host: mostly preemption)",
+        linger_longest,
+        "µs",
     );
     report.info("connections", "engine connections", f64::from(n), "");
 }
