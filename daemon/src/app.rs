@@ -20,7 +20,7 @@
 //! | `send N` | queue N bytes on each connection |
 //! | `close` | `Close` (blocking semantics: the connection's linger) |
 //! | `linger MS` | `SetLinger{on, MS}` then `Close` |
-//! | `abort` | `Abort`; then `@abort-done q=Q n=N us=T` when all RSTs left |
+//! | `abort` | `Abort`; then `@abort-done q=Q n=N us=T` once every RST is back from the completion ring |
 //! | `shutdown send\|receive\|both` | `Shutdown` |
 //! | `connect A.B.C.D:P` | active open; `@connected q=Q port=P` or `@connect-failed` |
 //! | `count` | `@count q=Q conns=N established=E bytes_in=B resets=R closed=C` |
@@ -112,6 +112,8 @@ pub(crate) struct App {
     listeners: Vec<Handle>,
     listen_requests: Vec<(u64, u16)>,
     conns: HashMap<Handle, Conn>,
+    /// Connections with bytes of a `send N` still to queue.
+    sending: Vec<Handle>,
     connects: HashMap<u64, SocketAddrV4>,
     bytes_in: u64,
     resets: u64,
@@ -132,6 +134,7 @@ impl App {
             listeners: Vec::new(),
             listen_requests: Vec::new(),
             conns: HashMap::new(),
+            sending: Vec::new(),
             connects: HashMap::new(),
             bytes_in: 0,
             resets: 0,
@@ -183,6 +186,7 @@ impl App {
         &mut self,
         engine: &mut QueueEngine,
         now: Instant,
+        tx_in_flight: usize,
         commands: impl Iterator<Item = Command>,
     ) {
         for c in std::mem::take(&mut self.inbox) {
@@ -191,17 +195,16 @@ impl App {
         for cmd in commands {
             self.command(engine, now, cmd);
         }
-        let pending: Vec<Handle> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.to_send > 0)
-            .map(|(h, _)| *h)
-            .collect();
-        for h in pending {
-            self.push_data(engine, now, h);
+        if !self.sending.is_empty() {
+            for h in std::mem::take(&mut self.sending) {
+                self.push_data(engine, now, h);
+            }
         }
+        // Done when every RST left the engine and came back from the
+        // port's completion ring (copy mode: the kernel sent it).
         if let Some((t0, n)) = self.abort_started
             && engine.tx_backlog() == 0
+            && tx_in_flight == 0
         {
             self.abort_started = None;
             let us = now.saturating_duration_since(t0).as_micros();
@@ -224,6 +227,9 @@ impl App {
             if let Some(c) = self.conns.get_mut(&handle) {
                 c.to_send -= len;
             }
+        }
+        if self.conns.get(&handle).is_some_and(|c| c.to_send > 0) {
+            self.sending.push(handle);
         }
     }
 

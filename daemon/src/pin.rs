@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn warns_on_numa_mismatch_only() {
-        let w = check_cores(&[0, 1], &[0, 1], Some(0), |c| Some(c)).unwrap();
+        let w = check_cores(&[0, 1], &[0, 1], Some(0), Some).unwrap();
         assert_eq!(w.len(), 1);
         assert!(w[0].starts_with("core 1 is on NUMA node 1"), "{w:?}");
         assert!(

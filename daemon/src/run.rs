@@ -217,9 +217,9 @@ fn queue_thread(
         &done,
         handoff.as_mut(),
         |c| app.borrow_mut().on_completion(c),
-        |engine, now| {
+        |engine, now, view| {
             let mut app = app.borrow_mut();
-            app.step(engine, now, commands.try_iter());
+            app.step(engine, now, view.tx_in_flight, commands.try_iter());
             if deadline.is_none() && shared.signal.load(Ordering::Relaxed) {
                 app.shutdown(engine, now, shared.policy);
                 deadline = Some(now + shared.drain_cap);

@@ -25,6 +25,14 @@ pub const RX_BURST: usize = 64;
 /// Frames the engine may write per iteration.
 pub const TX_BURST: usize = 64;
 
+/// What the loop tells the request source each iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopView {
+    /// Frames handed to the TX ring and not yet back from the completion
+    /// ring (as of the previous iteration's flush).
+    pub tx_in_flight: usize,
+}
+
 /// What the loop does when there is nothing to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdleMode {
@@ -51,12 +59,22 @@ pub fn run_engine(
     on_completion: impl FnMut(Completion),
     requests: impl FnMut(&mut QueueEngine, Instant),
 ) -> io::Result<()> {
-    run_engine_with(port, engine, mode, stop, None, on_completion, requests)
+    let mut requests = requests;
+    run_engine_with(
+        port,
+        engine,
+        mode,
+        stop,
+        None,
+        on_completion,
+        |e, now, _| requests(e, now),
+    )
 }
 
 /// [`run_engine`] for one queue of several: received frames go through
 /// `handoff` (to this engine, to their owner's inbox, or both for ARP), and
-/// this queue's inbox is drained into the engine every iteration.
+/// this queue's inbox is drained into the engine every iteration; the
+/// request source also sees the port's TX state ([`LoopView`]).
 pub fn run_engine_with(
     port: &mut AfXdpPort,
     engine: &mut QueueEngine,
@@ -64,11 +82,14 @@ pub fn run_engine_with(
     stop: &AtomicBool,
     mut handoff: Option<&mut Handoff>,
     mut on_completion: impl FnMut(Completion),
-    mut requests: impl FnMut(&mut QueueEngine, Instant),
+    mut requests: impl FnMut(&mut QueueEngine, Instant, LoopView),
 ) -> io::Result<()> {
     while !stop.load(Ordering::Relaxed) {
         port.count_loop();
         let now = Instant::now();
+        let view = LoopView {
+            tx_in_flight: port.tx_in_flight(),
+        };
         let mut received = match handoff.as_deref_mut() {
             None => port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame)),
             Some(h) => port.rx_burst(RX_BURST, |frame| {
@@ -80,7 +101,7 @@ pub fn run_engine_with(
         if let Some(h) = handoff.as_deref_mut() {
             received += h.drain(RX_BURST, |frame| engine.handle_rx(now, frame));
         }
-        requests(engine, now);
+        requests(engine, now, view);
         if engine.poll_timeout().is_some_and(|t| t <= now) {
             engine.handle_timeout(now);
         }
