@@ -227,7 +227,7 @@ mod tests {
     fn every_field_is_carried() {
         let c = parse(
             "interface: lgd1-d\nqueues: [0, 1]\ncores: [0, 1]\naddresses: [198.18.0.3/24, 198.19.0.3/16]\n\
-             gateway: {ip: 198.18.0.254}\nlisten: [{port: 7, backlog: 10}, {port: 80}]\n\
+             gateway: {ip: 198.18.0.254}\nlisten: [{port: 7, backlog: 10}, {port: 80, backlog: 100}]\n\
              tcp: {time_wait_ms: 1000, orphan_timeout_ms: 2000, syn_received_timeout_ms: 3000, syn_retries: 4,\n\
                max_retransmits: 5, rto_min_ms: 10, rto_max_ms: 20000, rto_initial_ms: 300, delayed_ack_ms: 0,\n\
                mss: 1400, send_buffer: 1048576, recv_buffer: 32768, window_shift: 3, timestamps: false,\n\
