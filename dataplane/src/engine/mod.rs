@@ -303,12 +303,19 @@ impl QueueEngine {
         now_ms: u64,
         f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> Disposition,
     ) -> Disposition {
-        let Some(tuple) = self.table.tuple(handle) else {
-            return Disposition::Keep;
-        };
-        let Some(tcb) = self.table.get_mut(handle) else {
-            return Disposition::Keep;
-        };
+        self.in_conn(handle, now_ms, f).unwrap_or(Disposition::Keep)
+    }
+
+    /// Runs `f` on the connection with the effects context it may use (the
+    /// one place a `Cx` is built); `None` for a stale handle.
+    fn in_conn<R>(
+        &mut self,
+        handle: Handle,
+        now_ms: u64,
+        f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> R,
+    ) -> Option<R> {
+        let tuple = self.table.tuple(handle)?;
+        let tcb = self.table.get_mut(handle)?;
         let listener = passive_listener(&self.listeners, tcb, tuple.local_port);
         let mut cx = Cx {
             now_ms,
@@ -320,7 +327,7 @@ impl QueueEngine {
             completions: &mut self.completions,
             pool: &mut self.pool,
         };
-        f(tcb, &mut cx)
+        Some(f(tcb, &mut cx))
     }
 
     /// Carries out a disposition, then re-files the timer and queues output.
