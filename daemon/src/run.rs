@@ -283,7 +283,12 @@ fn queue_thread(
                 deadline = Some(now + shared.drain_cap);
             }
             if let Some(d) = deadline
-                && ((app.pending_closes() == 0 && engine.tx_backlog() == 0) || now >= d)
+                // Done when every close completed and its frames have left:
+                // the engine's queue is empty and the kernel has completed
+                // every TX descriptor (closing the socket earlier would drop
+                // RSTs still in the TX ring).
+                && ((app.pending_closes() == 0 && engine.tx_backlog() == 0 && view.tx_in_flight == 0)
+                    || now >= d)
             {
                 done.store(true, Ordering::Relaxed);
             }
