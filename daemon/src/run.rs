@@ -283,11 +283,15 @@ fn queue_thread(
                 deadline = Some(now + shared.drain_cap);
             }
             if let Some(d) = deadline
-                // Done when every close completed and its frames have left:
-                // the engine's queue is empty and the kernel has completed
+                // Done when every close completed (the exit sweeps too) and
+                // its frames have left: the engine's queue is empty and the
+                // kernel has completed
                 // every TX descriptor (closing the socket earlier would drop
                 // RSTs still in the TX ring).
-                && ((app.pending_closes() == 0 && engine.tx_backlog() == 0 && view.tx_in_flight == 0)
+                && ((app.pending_closes() == 0
+                    && engine.pending_jobs() == 0
+                    && engine.tx_backlog() == 0
+                    && view.tx_in_flight == 0)
                     || now >= d)
             {
                 done.store(true, Ordering::Relaxed);

@@ -198,6 +198,12 @@ impl QueueEngine {
         self.wheel.len()
     }
 
+    /// Bulk jobs (`close_matching`, client-exit sweeps) still walking the
+    /// table: a shell that wants to stop waits for them too.
+    pub fn pending_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
     /// Frames waiting for `poll_transmit` (control frames plus connections
     /// with output): the shell's backpressure signal.
     pub fn tx_backlog(&self) -> usize {
