@@ -50,20 +50,20 @@ fn lab_script() -> PathBuf {
     )
 }
 
-fn lab_down(id: &str) {
+pub(crate) fn lab_down(id: &str) {
     let _ = Command::new(lab_script())
         .args(["down", "--id", id])
         .status();
 }
 
 /// A lab made by `deploy/lab up`; `down` on drop.
-struct Lab {
-    id: String,
+pub(crate) struct Lab {
+    pub(crate) id: String,
     env: BTreeMap<String, String>,
 }
 
 impl Lab {
-    fn up(id: &str) -> Result<Lab> {
+    pub(crate) fn up(id: &str) -> Result<Lab> {
         let out = Command::new(lab_script())
             .args(["up", "--id", id, "--queues", "1"])
             .output()
@@ -89,7 +89,7 @@ impl Lab {
         })
     }
 
-    fn get(&self, key: &str) -> Result<&str> {
+    pub(crate) fn get(&self, key: &str) -> Result<&str> {
         self.env
             .get(key)
             .map(String::as_str)
@@ -113,8 +113,21 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Leaves the lab up (`--keep-lab`): no `down` on drop.
+    pub(crate) fn keep(mut self) {
+        LABS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|i| i != &self.id);
+        self.id.clear();
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.id.is_empty() {
+            return;
+        }
         lab_down(&self.id);
         LABS.lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -122,7 +135,7 @@ impl Drop for Lab {
     }
 }
 
-fn parse_mac(s: &str) -> Result<EthernetAddress> {
+pub(crate) fn parse_mac(s: &str) -> Result<EthernetAddress> {
     let mut mac = [0u8; 6];
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
@@ -136,16 +149,16 @@ fn parse_mac(s: &str) -> Result<EthernetAddress> {
 
 /// One sender's result.
 #[derive(Debug, Default)]
-struct Run {
-    sent: u64,
-    received: u64,
-    seconds: f64,
-    xdp: String,
-    bind: String,
+pub(crate) struct Run {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+    pub(crate) seconds: f64,
+    pub(crate) xdp: String,
+    pub(crate) bind: String,
 }
 
 impl Run {
-    fn pps(&self) -> f64 {
+    pub(crate) fn pps(&self) -> f64 {
         self.received as f64 / self.seconds
     }
 }
@@ -229,39 +242,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let id = args
         .id
         .unwrap_or_else(|| format!("xc{}", std::process::id() % 100_000_000));
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        hook(info);
-        for id in LABS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            lab_down(id);
-        }
-    }));
-
+    down_all_on_panic();
     let lab = Lab::up(&id)?;
     let iface = lab.get("LAB_DUT_IF")?.to_owned();
-    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR")?.parse()?;
-    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR")?.parse()?;
-    let tmpl = RstTemplate::new(
-        parse_mac(lab.get("LAB_DUT_MAC")?)?,
-        parse_mac(lab.get("LAB_PEER_MAC")?)?,
-        dut_ip,
-    );
-    let mut frame = [0u8; RST_FRAME_LEN];
-    // An RST to a port nobody listens on: the peer's kernel drops it quietly.
-    tmpl.build_array(
-        &mut frame,
-        &ControlSegment::rst(peer_ip, 40_000, 9, SeqNumber(1)),
-    );
-
-    let secs = args.seconds;
-    let port = {
-        let iface = iface.clone();
-        measure(&lab, move || port_sender(&iface, dut_ip, frame, secs))?
-    };
-    let bare = {
-        let iface = iface.clone();
-        measure(&lab, move || bare_sender(&iface, frame, secs))?
-    };
+    let (port, bare) = ceiling(&lab, args.seconds)?;
     let ratio = if bare.pps() > 0.0 {
         port.pps() / bare.pps()
     } else {
@@ -309,4 +293,45 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     drop(lab);
     Ok(())
+}
+
+/// Installs a panic hook that takes this process's labs down (for
+/// `panic = "abort"` builds, where no destructor runs).
+pub(crate) fn down_all_on_panic() {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        hook(info);
+        for id in LABS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            lab_down(id);
+        }
+    }));
+}
+
+/// The port's sender then the bare loop, `secs` each, on `lab`'s dut end
+/// (nothing else may hold an XDP program there meanwhile).
+pub(crate) fn ceiling(lab: &Lab, secs: f64) -> Result<(Run, Run)> {
+    let iface = lab.get("LAB_DUT_IF")?.to_owned();
+    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR")?.parse()?;
+    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR")?.parse()?;
+    let tmpl = RstTemplate::new(
+        parse_mac(lab.get("LAB_DUT_MAC")?)?,
+        parse_mac(lab.get("LAB_PEER_MAC")?)?,
+        dut_ip,
+    );
+    let mut frame = [0u8; RST_FRAME_LEN];
+    // An RST to a port nobody listens on: the peer's kernel drops it quietly.
+    tmpl.build_array(
+        &mut frame,
+        &ControlSegment::rst(peer_ip, 40_000, 9, SeqNumber(1)),
+    );
+
+    let port = {
+        let iface = iface.clone();
+        measure(lab, move || port_sender(&iface, dut_ip, frame, secs))?
+    };
+    let bare = {
+        let iface = iface.clone();
+        measure(lab, move || bare_sender(&iface, frame, secs))?
+    };
+    Ok((port, bare))
 }
