@@ -761,3 +761,105 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddrV4;
+    use std::os::fd::AsFd;
+    use std::sync::mpsc;
+
+    use lingerd_bench::lab::kernel::listener;
+    use lingerd_dataplane::sys::netns;
+
+    use super::*;
+
+    fn is_root() -> bool {
+        rustix::process::geteuid().is_root()
+    }
+
+    fn required() -> bool {
+        std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1")
+    }
+
+    /// The load generator on its own, against the Linux kernel as the dut
+    /// (a correctness test of the generator: every RST is seen, once, and
+    /// nothing is lost; no figure is reported).
+    #[test]
+    fn loadgen_sees_every_kernel_rst() {
+        const N: usize = 2000;
+        if !is_root() {
+            assert!(!required(), "system test required but not root");
+            eprintln!("SKIPPED loadgen_sees_every_kernel_rst: needs root");
+            return;
+        }
+        let lab = match Lab::up(&format!("tg{}", std::process::id() % 1_000_000)) {
+            Ok(l) => l,
+            Err(e) => {
+                assert!(!required(), "system test required: {e}");
+                eprintln!("SKIPPED loadgen_sees_every_kernel_rst: {e}");
+                return;
+            }
+        };
+        let dut_ns = lab.get("LAB_DUT_NS").unwrap().to_owned();
+        let dut_addr: Ipv4Addr = lab.get("LAB_DUT_ADDR").unwrap().parse().unwrap();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            netns::enter(&dut_ns).unwrap();
+            let l = listener(SocketAddrV4::new(dut_addr, FIRST_PORT), 4096).unwrap();
+            ready_tx.send(0).unwrap();
+            l.set_nonblocking(true).unwrap();
+            let mut conns = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while conns.len() < N && Instant::now() < deadline {
+                match l.accept() {
+                    Ok((s, _)) => conns.push(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            ready_tx.send(conns.len()).unwrap();
+            let _ = go_rx.recv_timeout(Duration::from_secs(60));
+            for s in conns {
+                rustix::net::sockopt::set_socket_linger(s.as_fd(), Some(Duration::ZERO)).unwrap();
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let generator = LoadGen::start(loadgen::Config {
+            ns: lab.get("LAB_PEER_NS").unwrap().to_owned(),
+            iface: lab.get("LAB_PEER_IF").unwrap().to_owned(),
+            mac: parse_mac(lab.get("LAB_PEER_MAC").unwrap()).unwrap(),
+            dut: dut_addr,
+            dut_ports: vec![FIRST_PORT],
+            connections: N,
+            open_rate: 20_000,
+            in_flight: 512,
+            close_on_fin: false,
+            idle: IdleMode::Sleep {
+                max: Duration::from_millis(1),
+            },
+        })
+        .unwrap();
+        assert_eq!(ready_rx.recv_timeout(Duration::from_secs(70)).unwrap(), N);
+        let p = &generator.progress;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (p.established.load(Ordering::Relaxed) as usize) < N && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        go_tx.send(()).unwrap();
+        server.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (p.closed.load(Ordering::Relaxed) as usize) < N && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = generator.stop().unwrap();
+        let established = out.conns.iter().filter(|c| c.established).count();
+        let rst = out.conns.iter().filter(|c| c.seen == Seen::Rst).count();
+        assert_eq!(established, N, "failures {:?}", out.failures);
+        assert_eq!(rst, N);
+        assert_eq!(out.lost(), 0);
+        let mut keys: Vec<u32> = out.conns.iter().map(loadgen::Conn::key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), N, "every connection has its own key");
+    }
+}

@@ -96,7 +96,8 @@ fn order() -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
-fn listener(addr: SocketAddrV4, backlog: i32) -> Result<TcpListener> {
+/// A kernel TCP listener on `addr` with `backlog` (std's is fixed at 128).
+pub fn listener(addr: SocketAddrV4, backlog: i32) -> Result<TcpListener> {
     let fd: OwnedFd = rustix::net::socket_with(
         AddressFamily::INET,
         SocketType::STREAM,
