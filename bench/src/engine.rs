@@ -187,6 +187,14 @@ pub struct Timing {
     pub total: Duration,
     /// The part of `total` spent in engine A (when the scenario splits it).
     pub engine_a: Duration,
+    /// Loop iterations (`handle_timeout` + drains) the scenario took, when
+    /// it counts them (linger expiry); 0 otherwise.
+    pub rounds: usize,
+    /// The median of those iterations.
+    pub median_round: Duration,
+    /// The longest of those iterations (on a shared machine, usually a
+    /// preemption rather than the engine).
+    pub longest_round: Duration,
 }
 
 impl Timing {
@@ -342,6 +350,7 @@ impl Lab {
             closes: handles.len(),
             total,
             engine_a: total,
+            ..Timing::default()
         }
     }
 
@@ -411,13 +420,17 @@ impl Lab {
             closes: handles.len(),
             total,
             engine_a: a_time,
+            ..Timing::default()
         }
     }
 
     /// Sets linger `{on, LINGER_MS}` and closes (blocking) every connection
     /// on A; the peer never sees the FINs so nothing is acknowledged. Then
-    /// moves the virtual clock past the deadline and times `handle_timeout`
-    /// plus draining every RST (and completion). Only the expiry is timed.
+    /// moves the virtual clock past the deadline and times the shell's loop
+    /// at that instant: `handle_timeout` (bounded per call), draining the
+    /// RSTs into a TX ring and the completions, again while `poll_timeout`
+    /// is due. Only the expiry is timed; `rounds` and `longest_round` say
+    /// how the work was sliced.
     ///
     /// # Panics
     /// If not every connection was reset by its linger deadline.
@@ -456,11 +469,20 @@ impl Lab {
         let before = self.a.counters().rst_linger_expired;
         let later = now + Duration::from_millis(u64::from(LINGER_MS) + 1);
         let a = &mut self.a;
+        let (mut rsts, mut done) = (0, 0);
+        let mut rounds = Vec::with_capacity(handles.len() / 64 + 16);
         let start = Instant::now();
-        a.handle_timeout(later);
-        let (_, rsts) = ring.drain(a, later);
-        let done = drain_completions(a, |_| ());
+        // The shell's loop at one instant: `handle_timeout` works off at
+        // most `MAX_EXPIRIES_PER_CALL` expiries per call and stays due.
+        while a.poll_timeout().is_some_and(|t| t <= later) {
+            let round = Instant::now();
+            a.handle_timeout(later);
+            rsts += ring.drain(a, later).1;
+            done += drain_completions(a, |_| ());
+            rounds.push(round.elapsed());
+        }
         let total = start.elapsed();
+        rounds.sort_unstable();
         self.now = later;
         let expired = a.counters().rst_linger_expired - before;
         assert_eq!(
@@ -472,6 +494,9 @@ impl Lab {
             closes: handles.len(),
             total,
             engine_a: total,
+            rounds: rounds.len(),
+            median_round: rounds.get(rounds.len() / 2).copied().unwrap_or_default(),
+            longest_round: rounds.last().copied().unwrap_or_default(),
         }
     }
 }

@@ -124,6 +124,47 @@ pub struct Filter {
     pub min_idle_ms: u32,
 }
 
+impl Filter {
+    /// Whether a connection with this tuple, state and idle time matches
+    /// every field that is set. (Who may act on it is the caller's rule.)
+    pub fn matches(
+        &self,
+        tuple: &crate::table::FourTuple,
+        state: crate::tcp::State,
+        idle_ms: u64,
+    ) -> bool {
+        self.local.is_none_or(|p| p.contains(tuple.local_addr))
+            && self.remote.is_none_or(|p| p.contains(tuple.remote_addr))
+            && self.local_port.is_none_or(|p| p == tuple.local_port)
+            && self.remote_port.is_none_or(|p| p == tuple.remote_port)
+            && (self.states == 0 || self.states & state.bit() != 0)
+            && idle_ms >= u64::from(self.min_idle_ms)
+    }
+}
+
+/// One connection as `lingerd ctl conns` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Its handle.
+    pub handle: Handle,
+    /// Its 4-tuple.
+    pub tuple: crate::table::FourTuple,
+    /// Its state.
+    pub state: crate::tcp::State,
+    /// The client that owns it.
+    pub owner: ClientId,
+    /// Closed by its client, finishing in the background.
+    pub orphan: bool,
+    /// Milliseconds since the last segment in or out.
+    pub idle_ms: u64,
+    /// Bytes queued to send (unacknowledged).
+    pub send_queue: u32,
+    /// Bytes delivered to the client and not yet consumed.
+    pub recv_queue: u32,
+    /// Linger setting.
+    pub linger: Linger,
+}
+
 /// An IPv4 prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefix {

@@ -67,12 +67,7 @@ impl MatchJob {
         if self.client != ADMIN_CLIENT && tcb.owner != self.client {
             return false;
         }
-        f.local.is_none_or(|p| p.contains(tuple.local_addr))
-            && f.remote.is_none_or(|p| p.contains(tuple.remote_addr))
-            && f.local_port.is_none_or(|p| p == tuple.local_port)
-            && f.remote_port.is_none_or(|p| p == tuple.remote_port)
-            && (f.states == 0 || f.states & tcb.state.bit() != 0)
-            && now_ms.saturating_sub(tcb.last_active) >= u64::from(f.min_idle_ms)
+        f.matches(tuple, tcb.state, now_ms.saturating_sub(tcb.last_active))
     }
 }
 
@@ -275,5 +270,53 @@ impl QueueEngine {
             now_ms + missing.div_ceil(u64::from(job.pace_per_s)).max(1)
         };
         done
+    }
+}
+
+impl QueueEngine {
+    /// Lists up to `max` connections matching `filter` (listeners and
+    /// orphans included, as `ss` shows them), examining at most
+    /// `max_slots` slots from slot `cursor`. Returns the next cursor, or
+    /// `None` when the table has been walked: a caller pages through
+    /// millions of connections in bounded slices between loop iterations,
+    /// so listing never stalls the core.
+    pub fn list_connections(
+        &self,
+        now: std::time::Instant,
+        filter: &Filter,
+        cursor: u32,
+        max: usize,
+        max_slots: u32,
+        out: &mut Vec<super::api::ConnInfo>,
+    ) -> Option<u32> {
+        let now_ms = self.now_ms(now);
+        let end = self.table.slots_in_use();
+        let stop = cursor.saturating_add(max_slots).min(end);
+        let mut slot = cursor;
+        while slot < stop && out.len() < max {
+            let handle = self.table.handle_at(slot);
+            slot += 1;
+            let Some(handle) = handle else { continue };
+            let (Some(tuple), Some(tcb)) = (self.table.tuple(handle), self.table.get(handle))
+            else {
+                continue;
+            };
+            let idle_ms = now_ms.saturating_sub(tcb.last_active);
+            if !filter.matches(&tuple, tcb.state, idle_ms) {
+                continue;
+            }
+            out.push(super::api::ConnInfo {
+                handle,
+                tuple,
+                state: tcb.state,
+                owner: tcb.owner,
+                orphan: tcb.flags.has(crate::tcp::tcb::TcbFlags::ORPHAN),
+                idle_ms,
+                send_queue: tcb.queued() as u32,
+                recv_queue: tcb.unconsumed,
+                linger: tcb.linger,
+            });
+        }
+        (slot < end).then_some(slot)
     }
 }

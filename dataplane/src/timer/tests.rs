@@ -1,5 +1,6 @@
 //! Wheel tests: scenarios, and the wheel against a `BTreeMap` model under
-//! random arm / cancel / re-arm / advance. Touches only the public wheel API
+//! random arm / cancel / re-arm / advance (polled unbounded or with a small
+//! cascade budget per call). Touches only the public wheel API
 //! and a `Vec<TimerLink>` store.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,6 +24,64 @@ fn drain(wheel: &mut Wheel, links: &mut Vec<TimerLink>, now: u64) -> BTreeSet<u3
         );
     }
     out
+}
+
+/// Like [`drain`], but through `poll_expired_within` with `budget` cascade
+/// moves per call, calling again while `next_deadline` says something is
+/// due (as the engine's loop does); returns what came out and the calls.
+fn drain_within(
+    wheel: &mut Wheel,
+    links: &mut Vec<TimerLink>,
+    now: u64,
+    budget: usize,
+) -> (BTreeSet<u32>, usize) {
+    let mut out = BTreeSet::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        let mut moves = budget;
+        while let Some(idx) = wheel.poll_expired_within(links, now, &mut moves) {
+            assert!(out.insert(idx), "entry {idx} returned twice at {now}");
+        }
+        if wheel.next_deadline().is_none_or(|d| d > now) {
+            return (out, calls);
+        }
+        assert!(calls < 1_000_000, "bounded polling does not converge");
+    }
+}
+
+#[test]
+fn test_bounded_cascade_loses_nothing_and_is_never_early() {
+    const N: u32 = 10_000;
+    let mut links = store(N as usize + 1);
+    let mut w = Wheel::new(0);
+    // One level-2 slot (4096..8191) holding N deadlines 5000..5999, and one
+    // later entry: the cascade at 4096 moves N entries to level 1.
+    for i in 0..N {
+        w.arm(&mut links, i, 5000 + u64::from(i % 1000));
+    }
+    w.arm(&mut links, N, 9000);
+    let mut moves = 100;
+    assert_eq!(w.poll_expired_within(&mut links, 4500, &mut moves), None);
+    assert_eq!(moves, 0);
+    // Cut short: the rest of the slot is due for cascading now.
+    assert!(w.next_deadline().unwrap() <= 4500);
+    // An entry cancelled and one re-armed in the middle of the cascade.
+    assert!(w.cancel(&mut links, N - 1));
+    w.arm(&mut links, N - 2, 4200);
+    let (out, calls) = drain_within(&mut w, &mut links, 4500, 100);
+    assert_eq!(out, BTreeSet::from([N - 2]));
+    assert!(calls >= 100, "{calls} calls for ~{N} moves at 100 a call");
+    assert!(w.next_deadline().unwrap() > 4500);
+    assert!(drain_within(&mut w, &mut links, 4999, 7).0.is_empty());
+    let (out, _) = drain_within(&mut w, &mut links, 5499, 7);
+    assert_eq!(out.len(), N as usize / 2);
+    assert!(out.iter().all(|&i| 5000 + u64::from(i % 1000) <= 5499));
+    let (out, _) = drain_within(&mut w, &mut links, 8999, 3);
+    // The other half, but for N - 1 (cancelled) and N - 2 (fired at 4200).
+    assert_eq!(out.len(), N as usize / 2 - 2);
+    assert_eq!(drain(&mut w, &mut links, 9000), BTreeSet::from([N]));
+    assert!(w.is_empty());
 }
 
 #[test]
@@ -195,6 +254,7 @@ proptest! {
     fn wheel_matches_btreemap_model(
         start in prop_oneof![Just(0u64), 0u64..(1 << 40)],
         ops in prop::collection::vec(op(48), 1..300),
+        budget in prop_oneof![Just(usize::MAX), 1usize..4],
     ) {
         let mut links = store(48);
         let mut w = Wheel::new(start);
@@ -213,7 +273,11 @@ proptest! {
                 }
                 Op::Advance(d) => {
                     now += d;
-                    let out = drain(&mut w, &mut links, now);
+                    let out = if budget == usize::MAX {
+                        drain(&mut w, &mut links, now)
+                    } else {
+                        drain_within(&mut w, &mut links, now, budget).0
+                    };
                     let expected: BTreeSet<u32> =
                         model.iter().filter(|&(_, &dl)| dl <= now).map(|(&i, _)| i).collect();
                     prop_assert_eq!(&out, &expected, "now {}", now);

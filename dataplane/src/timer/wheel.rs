@@ -7,6 +7,9 @@
 //! and never reads a clock: time arrives as `now_ms` arguments.
 
 use super::level::{LEVELS, SLOT_BITS, SLOTS, level_for, next_slot, slot_for};
+
+/// No cascade in progress (see [`Wheel::cascading`]).
+const NO_CASCADE: usize = usize::MAX;
 use super::link::{MAX_DEADLINE, NIL, TimerStore};
 
 /// A per-core hierarchical timing wheel with a 1 ms tick; see the
@@ -30,6 +33,12 @@ pub struct Wheel {
     /// A lower bound on the deadlines in the due list (they may be earlier
     /// than `elapsed` when armed in the past).
     due_floor: u64,
+    /// The bucket whose entries are being cascaded, or [`NO_CASCADE`]. A
+    /// cascade below the top level may be cut short by a bounded poll
+    /// ([`Wheel::poll_expired_within`]); `elapsed` is then the bucket's start
+    /// and stays there until the bucket is empty, so the rest of its entries
+    /// (deadlines ≥ that start) are neither early nor skipped.
+    cascading: usize,
 }
 
 impl Wheel {
@@ -43,6 +52,7 @@ impl Wheel {
             occupied: [0; LEVELS],
             len: 0,
             due_floor: u64::MAX,
+            cascading: NO_CASCADE,
         }
     }
 
@@ -109,11 +119,35 @@ impl Wheel {
     /// calls are honoured. A `now_ms` earlier than the wheel's time is
     /// treated as the wheel's time. Amortised O(1) per entry (an entry
     /// cascades at most five times per 2^36 ms of distance), plus O(levels)
-    /// per call; no allocation however many entries share a tick.
+    /// per call; no allocation however many entries share a tick. One call
+    /// may cascade a whole slot (every entry in it): use
+    /// [`poll_expired_within`](Self::poll_expired_within) to bound that.
     pub fn poll_expired<S: TimerStore + ?Sized>(
         &mut self,
         store: &mut S,
         now_ms: u64,
+    ) -> Option<u32> {
+        let mut moves = usize::MAX;
+        self.poll_expired_within(store, now_ms, &mut moves)
+    }
+
+    /// [`poll_expired`](Self::poll_expired) with a budget of cascade moves:
+    /// each entry re-filed from a higher level to a lower one takes one from
+    /// `moves`, and when `moves` reaches 0 the cascade stops where it is and
+    /// the call returns `None` once the due list is empty, even though more
+    /// entries may be due. [`next_deadline`](Self::next_deadline) then
+    /// reports a time ≤ the wheel's time ("due now") until the rest has been
+    /// polled, so nothing is lost: the remaining entries come out of later
+    /// calls, in the same tick of the wheel.
+    ///
+    /// Exception: a top-level slot (deadlines at least 12.4 days from the
+    /// time they were armed) cascades in one go, because its far entries go
+    /// back into the very slot being emptied.
+    pub fn poll_expired_within<S: TimerStore + ?Sized>(
+        &mut self,
+        store: &mut S,
+        now_ms: u64,
+        moves: &mut usize,
     ) -> Option<u32> {
         let now = now_ms.min(MAX_DEADLINE);
         loop {
@@ -124,6 +158,13 @@ impl Wheel {
                 store.timer_link_mut(head).clear();
                 self.len -= 1;
                 return Some(head);
+            }
+            if self.cascading != NO_CASCADE {
+                if *moves == 0 {
+                    return None;
+                }
+                self.cascade_some(store, moves);
+                continue;
             }
             self.due_floor = u64::MAX;
             match self.next_expiration() {
@@ -136,6 +177,15 @@ impl Wheel {
                     // Cascade: every entry of the slot moves to a lower level
                     // (or to the due list if its deadline is `start`).
                     let bucket = level * SLOTS + slot;
+                    if level < LEVELS - 1 {
+                        // Entries go strictly lower (their deadlines share
+                        // this slot's bits at `level`), so the bucket can be
+                        // emptied from its head, a budget at a time.
+                        self.cascading = bucket;
+                        continue;
+                    }
+                    // Top level: far entries are re-filed into this same
+                    // slot, so detach the list first and walk it once.
                     let mut idx = self.heads[bucket];
                     self.heads[bucket] = NIL;
                     self.occupied[level] &= !(1 << slot);
@@ -157,6 +207,25 @@ impl Wheel {
         }
     }
 
+    /// Moves entries of the bucket being cascaded down, from its head, until
+    /// it is empty (the cascade ends) or `moves` is spent.
+    fn cascade_some<S: TimerStore + ?Sized>(&mut self, store: &mut S, moves: &mut usize) {
+        let bucket = self.cascading;
+        while *moves > 0 {
+            let idx = self.heads[bucket];
+            if idx == NIL {
+                break;
+            }
+            *moves -= 1;
+            let deadline = store.timer_link(idx).deadline().unwrap_or(self.elapsed);
+            self.unlink(store, idx);
+            self.file(store, idx, deadline);
+        }
+        if self.heads[bucket] == NIL {
+            self.cascading = NO_CASCADE;
+        }
+    }
+
     /// A time no later than the earliest armed deadline, or `None` if
     /// nothing is armed. It is the start of the earliest occupied slot, so it
     /// may be earlier than that deadline (by less than the slot's
@@ -164,6 +233,10 @@ impl Wheel {
     /// A value ≤ the wheel's time means something is already due.
     pub fn next_deadline(&self) -> Option<u64> {
         let due = (self.elapsed & (SLOTS as u64 - 1)) as usize;
+        if self.cascading != NO_CASCADE {
+            // A cut-short cascade: its slot started at `elapsed`.
+            return Some(self.due_floor.min(self.elapsed));
+        }
         if self.heads[due] != NIL {
             return Some(self.due_floor.min(self.elapsed));
         }

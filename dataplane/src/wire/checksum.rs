@@ -52,7 +52,11 @@ pub const fn fold(acc: u64) -> u16 {
 /// Eight bytes are added at a time as one big-endian `u64` word: the sum of
 /// 64-bit words modulo `2^64 - 1` folds to the same 16-bit sum as the sum of
 /// 16-bit words (RFC 1071 §2(B), byte order independence generalised to wider
-/// words). Two words per loop iteration keep two carries in flight.
+/// words). Two words per loop iteration keep two carries in flight. The tail
+/// (under 16 bytes) is taken as at most one 8-, one 4-, one 2- and one 1-byte
+/// piece, each starting at an even offset, so a 4-byte piece read as a `u32`
+/// is two 16-bit words (`2^16 ≡ 1` modulo `2^16 - 1`): a 20-byte header is
+/// one loop iteration and one `u32`, with no per-word loop.
 ///
 /// Concatenation: `add(sum(a), sum(b)) == sum(a ++ b)` only when `a` has even
 /// length.
@@ -70,15 +74,33 @@ pub fn sum(data: &[u8]) -> u64 {
         acc1 = add(acc1, hi);
     }
     let mut acc = add(acc0, acc1);
-    let rest = chunks.remainder();
-    let mut words = rest.chunks_exact(2);
-    for word in &mut words {
-        acc = add(acc, u64::from(u16::from_be_bytes([word[0], word[1]])));
+    let mut rest = chunks.remainder();
+    if let Some((eight, tail)) = rest.split_first_chunk::<8>() {
+        acc = add(acc, u64::from_be_bytes(*eight));
+        rest = tail;
     }
-    if let [last] = words.remainder() {
+    if let Some((four, tail)) = rest.split_first_chunk::<4>() {
+        acc = add(acc, u64::from(u32::from_be_bytes(*four)));
+        rest = tail;
+    }
+    if let Some((two, tail)) = rest.split_first_chunk::<2>() {
+        acc = add(acc, u64::from(u16::from_be_bytes(*two)));
+        rest = tail;
+    }
+    if let [last] = rest {
         acc = add(acc, u64::from(*last) << 8);
     }
     acc
+}
+
+/// Whether data whose accumulator is `acc` (stored checksum included)
+/// verifies, i.e. `fold(acc) == 0xFFFF` (RFC 1071 §1 (4)), without folding:
+/// `fold` keeps the value modulo `2^16 - 1` and maps only 0 to 0, so its
+/// result is `0xFFFF` exactly when `acc` is a non-zero multiple of
+/// `2^16 - 1` (a multiply and a shift instead of four folding steps).
+#[inline(always)]
+pub const fn verifies(acc: u64) -> bool {
+    acc != 0 && acc.is_multiple_of(0xffff)
 }
 
 /// The folded 16-bit one's-complement sum of `data` (not complemented).
@@ -98,12 +120,10 @@ pub const fn finish(acc: u64) -> u16 {
 /// transport length (header plus data, excluding the pseudo header).
 #[inline]
 pub fn pseudo_header_ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u64 {
-    let words = |a: Ipv4Addr| {
-        let v = u32::from(a);
-        u64::from(v >> 16) + u64::from(v & 0xffff)
-    };
-    // At most six 16-bit values: no carry out of 64 bits is possible.
-    words(src) + words(dst) + u64::from(protocol) + u64::from(length)
+    // An address is two 16-bit words; as one `u32` it is `hi · 2^16 + lo`,
+    // and `2^16 ≡ 1` modulo `2^16 - 1`, so adding the `u32`s is adding the
+    // words. Four values below 2^32: no carry out of 64 bits is possible.
+    u64::from(u32::from(src)) + u64::from(u32::from(dst)) + u64::from(protocol) + u64::from(length)
 }
 
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word of the covered
@@ -193,6 +213,27 @@ mod tests {
         bytes.extend_from_slice(&dst.octets());
         bytes.extend_from_slice(&[0, 6, 0x05, 0xdc]);
         assert_eq!(fold(pseudo_header_ipv4(src, dst, 6, 0x05dc)), data(&bytes));
+    }
+
+    #[test]
+    fn verifies_is_fold_to_all_ones() {
+        let samples = [
+            0,
+            1,
+            0xfffe,
+            0xffff,
+            0x1_fffe,
+            0x1_ffff,
+            0xffff_0000,
+            u64::MAX,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for acc in samples.into_iter().chain((0..10_000).map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            x >> (x % 48)
+        })) {
+            assert_eq!(verifies(acc), fold(acc) == 0xffff, "{acc:#x}");
+        }
     }
 
     #[test]

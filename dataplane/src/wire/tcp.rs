@@ -615,7 +615,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// (RFC 9293 §3.1 "Checksum"). False for a buffer over 65535 bytes.
     #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        segment_sum(self.buffer.as_ref(), src, dst) == Some(0xffff)
+        segment_verifies(self.buffer.as_ref(), src, dst)
     }
 }
 
@@ -628,6 +628,19 @@ fn segment_sum(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<u16> {
         checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len),
         checksum::sum(data),
     )))
+}
+
+/// Whether the checksum over pseudo header and segment verifies; false for
+/// a segment too long for the pseudo header's 16-bit length.
+#[inline(always)]
+fn segment_verifies(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    let Ok(len) = u16::try_from(data.len()) else {
+        return false;
+    };
+    checksum::verifies(checksum::add(
+        checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len),
+        checksum::sum(data),
+    ))
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
@@ -759,6 +772,10 @@ impl<'a> Repr<'a> {
     /// - source or destination port 0: [`Error::Malformed`] (port 0 is
     ///   reserved, RFC 6335 §6; no connection can use it);
     /// - options as in [`Options::parse`].
+    ///
+    /// Inlined: returning the `Repr` through memory from an outlined call
+    /// cost about as much as the parse itself.
+    #[inline(always)]
     pub fn parse<T>(
         packet: &Packet<&'a T>,
         src: Ipv4Addr,
@@ -768,25 +785,41 @@ impl<'a> Repr<'a> {
     where
         T: AsRef<[u8]> + ?Sized,
     {
-        packet.check_len()?;
-        if verify_checksum && !packet.verify_checksum(src, dst) {
-            return Err(Error::Checksum);
-        }
-        if packet.src_port() == 0 || packet.dst_port() == 0 {
-            return Err(Error::Malformed);
-        }
-        let options = Options::parse(packet.options())?;
+        // The same checks as `check_len`, on one read of the fixed header;
+        // every field below is a constant offset into it.
         let buffer: &'a T = packet.buffer;
         let bytes: &'a [u8] = buffer.as_ref();
-        let payload = bytes.get(usize::from(packet.header_len())..).unwrap_or(&[]);
+        let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
+            return Err(Error::Truncated);
+        };
+        let header_len = usize::from(h[field::DATA_OFF] >> 4) * 4;
+        if header_len < HEADER_LEN || header_len > bytes.len() {
+            return Err(Error::Malformed);
+        }
+        if verify_checksum && !segment_verifies(bytes, src, dst) {
+            return Err(Error::Checksum);
+        }
+        let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+        let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+        let (src_port, dst_port) = (be16(field::SRC_PORT.start), be16(field::DST_PORT.start));
+        if src_port == 0 || dst_port == 0 {
+            return Err(Error::Malformed);
+        }
+        // Data offset 5 (a bare ACK, most of what arrives): no option walk.
+        let options = if header_len == HEADER_LEN {
+            Options::default()
+        } else {
+            Options::parse(bytes.get(HEADER_LEN..header_len).unwrap_or(&[]))?
+        };
+        let payload = bytes.get(header_len..).unwrap_or(&[]);
         Ok(Repr {
-            src_port: packet.src_port(),
-            dst_port: packet.dst_port(),
-            seq: packet.seq_number(),
-            ack: packet.ack_number(),
-            flags: packet.flags(),
-            window: packet.window_len(),
-            urgent: packet.urgent_at(),
+            src_port,
+            dst_port,
+            seq: SeqNumber(be32(field::SEQ_NUM.start)),
+            ack: SeqNumber(be32(field::ACK_NUM.start)),
+            flags: Flags(h[field::FLAGS]),
+            window: be16(field::WIN_SIZE.start),
+            urgent: be16(field::URGENT.start),
             options,
             payload,
         })
