@@ -476,11 +476,15 @@ fn run_lingerd(
             ))
             .into());
         }
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "lingerd run did not open {} within 30 s",
-            socket.display()
-        );
+        if started.elapsed() > Duration::from_secs(30) {
+            sp.finish_and_clear();
+            return Err(Unavailable(format!(
+                "lingerd run is up but did not open its client socket {} within 30 s \
+                 (client attach not wired?); the lingerd figures are pending",
+                socket.display()
+            ))
+            .into());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 
