@@ -421,8 +421,16 @@ fn measure_all(
 
 fn print_partial(m: &Measured) {
     progress(format!(
-        "measured so far: xsk ceiling {:.0} pps, kernel {:.0} closes/s; lingerd figures pending",
-        m.ceiling_pps, m.kernel.closes_per_s
+        "measured so far: xsk ceiling {:.0} pps (port {:.0}); kernel {:.0} closes/s, \
+         {} of {} confirmed by the peer ({} resets, {} EOFs, {} other); lingerd figures pending",
+        m.ceiling_pps,
+        m.port_pps,
+        m.kernel.closes_per_s,
+        m.kernel_confirmed,
+        m.kernel.connections,
+        m.kernel.resets,
+        m.kernel.eofs,
+        m.kernel.other
     ));
 }
 
