@@ -43,7 +43,9 @@ use lingerd_bench::report::Report;
 use lingerd_dataplane::port::afxdp::IdleMode;
 use serde_json::Value;
 
-use crate::xsk_ceiling::{self, Lab, parse_mac};
+use lingerd_lab::Lab;
+
+use crate::xsk_ceiling::{self, parse_mac};
 
 /// The daemon's address in the lab (held by no kernel).
 pub(crate) const DUT_ENGINE_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
@@ -343,8 +345,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
         .id
         .clone()
         .unwrap_or_else(|| format!("lb{}", std::process::id() % 100_000_000));
-    xsk_ceiling::down_all_on_panic();
-    let lab = Lab::up(&id)?;
+    lingerd_lab::down_all_on_panic();
+    let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
     let scratch = Scratch {
         path: std::env::temp_dir().join(format!("lingerd-lab-{id}-{}", std::process::id())),
         keep: args.keep_lab,
@@ -357,7 +359,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "--keep-lab: lab {id} left up (deploy/lab down --id {id}), scratch {}",
             scratch.path.display()
         ));
-        lab.keep();
+        // Not dropped: no `deploy/lab down`.
+        std::mem::forget(lab);
     } else {
         drop(lab);
     }
@@ -385,9 +388,9 @@ fn measure_all(
     let sp = spinner("kernel");
     let plan = kernel::Plan {
         exe: exe.to_owned(),
-        dut_ns: lab.get("LAB_DUT_NS")?.to_owned(),
-        peer_ns: lab.get("LAB_PEER_NS")?.to_owned(),
-        dut_addr: lab.get("LAB_DUT_ADDR")?.parse()?,
+        dut_ns: lab.get("LAB_DUT_NS"),
+        peer_ns: lab.get("LAB_PEER_NS"),
+        dut_addr: lab.get("LAB_DUT_ADDR").parse()?,
         connections: kernel_n,
         mode: args.mode,
         scratch: scratch.to_owned(),
@@ -442,13 +445,13 @@ fn run_lingerd(
     lingerd: &Path,
 ) -> Result<LingerdRun> {
     let n = args.connections;
-    let dut_ns = lab.get("LAB_DUT_NS")?.to_owned();
+    let dut_ns = lab.get("LAB_DUT_NS");
     let ports: Vec<u16> = (0..loadgen::ports_needed(n))
         .map(|i| FIRST_PORT + i as u16)
         .collect();
     let socket = scratch.join("lingerd.sock");
     let yaml = scratch.join("lingerd.yaml");
-    std::fs::write(&yaml, daemon_yaml(lab.get("LAB_DUT_IF")?, args, &socket))?;
+    std::fs::write(&yaml, daemon_yaml(&lab.get("LAB_DUT_IF"), args, &socket))?;
     let check = Command::new(lingerd)
         .args(["check-config", "--config"])
         .arg(&yaml)
@@ -523,9 +526,9 @@ fn run_lingerd(
 
     // The load generator, in the peer namespace.
     let gen_cfg = loadgen::Config {
-        ns: lab.get("LAB_PEER_NS")?.to_owned(),
-        iface: lab.get("LAB_PEER_IF")?.to_owned(),
-        mac: parse_mac(lab.get("LAB_PEER_MAC")?)?,
+        ns: lab.get("LAB_PEER_NS"),
+        iface: lab.get("LAB_PEER_IF"),
+        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
         dut: DUT_ENGINE_ADDR,
         dut_ports: ports.clone(),
         connections: n,
@@ -785,35 +788,18 @@ mod tests {
 
     use super::*;
 
-    fn is_root() -> bool {
-        rustix::process::geteuid().is_root()
-    }
-
-    fn required() -> bool {
-        std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1")
-    }
-
     /// The load generator on its own, against the Linux kernel as the dut
     /// (a correctness test of the generator: every RST is seen, once, and
     /// nothing is lost; no figure is reported).
     #[test]
     fn loadgen_sees_every_kernel_rst() {
         const N: usize = 2000;
-        if !is_root() {
-            assert!(!required(), "system test required but not root");
-            eprintln!("SKIPPED loadgen_sees_every_kernel_rst: needs root");
+        let test = "loadgen_sees_every_kernel_rst";
+        let Some(lab) = lingerd_lab::need(test, &lingerd_lab::unique_id("tg"), 1) else {
             return;
-        }
-        let lab = match Lab::up(&format!("tg{}", std::process::id() % 1_000_000)) {
-            Ok(l) => l,
-            Err(e) => {
-                assert!(!required(), "system test required: {e}");
-                eprintln!("SKIPPED loadgen_sees_every_kernel_rst: {e}");
-                return;
-            }
         };
-        let dut_ns = lab.get("LAB_DUT_NS").unwrap().to_owned();
-        let dut_addr: Ipv4Addr = lab.get("LAB_DUT_ADDR").unwrap().parse().unwrap();
+        let dut_ns = lab.get("LAB_DUT_NS");
+        let dut_addr: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse().unwrap();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let server = std::thread::spawn(move || {
@@ -837,9 +823,9 @@ mod tests {
         });
         ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         let generator = LoadGen::start(loadgen::Config {
-            ns: lab.get("LAB_PEER_NS").unwrap().to_owned(),
-            iface: lab.get("LAB_PEER_IF").unwrap().to_owned(),
-            mac: parse_mac(lab.get("LAB_PEER_MAC").unwrap()).unwrap(),
+            ns: lab.get("LAB_PEER_NS"),
+            iface: lab.get("LAB_PEER_IF"),
+            mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
             dut: dut_addr,
             dut_ports: vec![FIRST_PORT],
             connections: N,

@@ -2,7 +2,7 @@
 //! through the AF_XDP port, against a bare xsk-rs loop, in one run.
 //!
 //! It creates its own lab (`deploy/lab up --id <id>`, torn down by a guard on
-//! every exit path, panics included: a panic hook covers `panic = "abort"`),
+//! every exit path, panics included: `lingerd_lab` covers `panic = "abort"`),
 //! runs each sender in a thread that has entered the dut namespace (setns),
 //! and counts what the peer's veth received
 //! (`/sys/class/net/<peer-if>/statistics/rx_packets`, read through
@@ -12,11 +12,7 @@
 //! made and nothing else; it may not touch other namespaces or addresses
 //! outside 198.18.0.0/15.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -40,100 +36,7 @@ pub(crate) struct Args {
     id: Option<String>,
 }
 
-/// Labs this process made, for the panic hook.
-static LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-fn lab_script() -> PathBuf {
-    std::env::var_os("LINGERD_LAB").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/lab")),
-        PathBuf::from,
-    )
-}
-
-pub(crate) fn lab_down(id: &str) {
-    let _ = Command::new(lab_script())
-        .args(["down", "--id", id])
-        .status();
-}
-
-/// A lab made by `deploy/lab up`; `down` on drop.
-pub(crate) struct Lab {
-    pub(crate) id: String,
-    env: BTreeMap<String, String>,
-}
-
-impl Lab {
-    pub(crate) fn up(id: &str) -> Result<Lab> {
-        let out = Command::new(lab_script())
-            .args(["up", "--id", id, "--queues", "1"])
-            .output()
-            .context("running deploy/lab up")?;
-        if !out.status.success() {
-            bail!(
-                "deploy/lab up failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        LABS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(id.to_owned());
-        let env = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Ok(Lab {
-            id: id.to_owned(),
-            env,
-        })
-    }
-
-    pub(crate) fn get(&self, key: &str) -> Result<&str> {
-        self.env
-            .get(key)
-            .map(String::as_str)
-            .with_context(|| format!("deploy/lab did not print {key}"))
-    }
-
-    /// The peer veth's rx_packets, read inside the peer namespace.
-    fn peer_rx_packets(&self) -> Result<u64> {
-        let path = format!(
-            "/sys/class/net/{}/statistics/rx_packets",
-            self.get("LAB_PEER_IF")?
-        );
-        let out = Command::new("ip")
-            .args(["netns", "exec", self.get("LAB_PEER_NS")?, "cat", &path])
-            .output()
-            .context("reading the peer's rx_packets")?;
-        if !out.status.success() {
-            bail!("reading {path} in the peer namespace failed");
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-    }
-}
-
-impl Lab {
-    /// Leaves the lab up (`--keep-lab`): no `down` on drop.
-    pub(crate) fn keep(mut self) {
-        LABS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|i| i != &self.id);
-        self.id.clear();
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if self.id.is_empty() {
-            return;
-        }
-        lab_down(&self.id);
-        LABS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|i| i != &self.id);
-    }
-}
+use lingerd_lab::Lab;
 
 pub(crate) fn parse_mac(s: &str) -> Result<EthernetAddress> {
     let mut mac = [0u8; 6];
@@ -221,8 +124,8 @@ fn bare_sender(iface: &str, frame: [u8; RST_FRAME_LEN], secs: f64) -> Result<Run
 /// Runs `sender` in a thread inside the dut namespace and counts what the
 /// peer received meanwhile.
 fn measure(lab: &Lab, sender: impl FnOnce() -> Result<Run> + Send + 'static) -> Result<Run> {
-    let ns = lab.get("LAB_DUT_NS")?.to_owned();
-    let before = lab.peer_rx_packets()?;
+    let ns = lab.get("LAB_DUT_NS");
+    let before = lab.peer_stat("rx_packets").map_err(anyhow::Error::msg)?;
     let mut run = std::thread::spawn(move || -> Result<Run> {
         netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
         sender()
@@ -230,7 +133,7 @@ fn measure(lab: &Lab, sender: impl FnOnce() -> Result<Run> + Send + 'static) -> 
     .join()
     .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
     std::thread::sleep(Duration::from_millis(100));
-    run.received = lab.peer_rx_packets()? - before;
+    run.received = lab.peer_stat("rx_packets").map_err(anyhow::Error::msg)? - before;
     Ok(run)
 }
 
@@ -242,9 +145,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let id = args
         .id
         .unwrap_or_else(|| format!("xc{}", std::process::id() % 100_000_000));
-    down_all_on_panic();
-    let lab = Lab::up(&id)?;
-    let iface = lab.get("LAB_DUT_IF")?.to_owned();
+    lingerd_lab::down_all_on_panic();
+
+    let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
+    let iface = lab.get("LAB_DUT_IF");
     let (port, bare) = ceiling(&lab, args.seconds)?;
     let ratio = if bare.pps() > 0.0 {
         port.pps() / bare.pps()
@@ -295,27 +199,15 @@ pub(crate) fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Installs a panic hook that takes this process's labs down (for
-/// `panic = "abort"` builds, where no destructor runs).
-pub(crate) fn down_all_on_panic() {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        hook(info);
-        for id in LABS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            lab_down(id);
-        }
-    }));
-}
-
 /// The port's sender then the bare loop, `secs` each, on `lab`'s dut end
 /// (nothing else may hold an XDP program there meanwhile).
 pub(crate) fn ceiling(lab: &Lab, secs: f64) -> Result<(Run, Run)> {
-    let iface = lab.get("LAB_DUT_IF")?.to_owned();
-    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR")?.parse()?;
-    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR")?.parse()?;
+    let iface = lab.get("LAB_DUT_IF");
+    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse()?;
+    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR").parse()?;
     let tmpl = RstTemplate::new(
-        parse_mac(lab.get("LAB_DUT_MAC")?)?,
-        parse_mac(lab.get("LAB_PEER_MAC")?)?,
+        parse_mac(&lab.get("LAB_DUT_MAC"))?,
+        parse_mac(&lab.get("LAB_PEER_MAC"))?,
         dut_ip,
     );
     let mut frame = [0u8; RST_FRAME_LEN];

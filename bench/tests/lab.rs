@@ -7,7 +7,8 @@
 //! and the `lingerd` binary (built here with cargo when missing). Without
 //! root, or while `lingerd run` cannot start its dataplane (exit 69), it is
 //! skipped with a message, unless `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it
-//! fails. The benchmark owns its lab and removes it on every exit path.
+//! fails (`lingerd_lab`'s rule). The benchmark owns its lab and removes it
+//! on every exit path.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,28 +28,7 @@ const KEYS: &[&str] = &[
     "lost",
 ];
 
-fn required() -> bool {
-    std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1")
-}
-
-fn skip(why: &str) {
-    assert!(
-        !required(),
-        "system test lab_abort_2000_json required (LINGERD_REQUIRE_SYSTEM_TESTS=1) but cannot run: {why}"
-    );
-    eprintln!(
-        "SKIPPED lab_abort_2000_json: {why} (set LINGERD_REQUIRE_SYSTEM_TESTS=1 to fail instead)"
-    );
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
-}
+const TEST: &str = "lab_abort_2000_json";
 
 /// `lingerd` beside `lingerd-bench`, built with this test's profile when
 /// missing.
@@ -70,8 +50,8 @@ fn lingerd_bin() -> PathBuf {
 
 #[test]
 fn lab_abort_2000_json() {
-    if !is_root() {
-        return skip("needs root (network namespaces, XDP, AF_XDP)");
+    if !lingerd_lab::is_root() {
+        return lingerd_lab::skip(TEST, "needs root (network namespaces, XDP, AF_XDP)");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_lingerd-bench"))
         .args([
@@ -97,9 +77,10 @@ fn lab_abort_2000_json() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(69) {
-        return skip(&format!(
-            "lingerd run cannot start its dataplane yet: {stderr}"
-        ));
+        return lingerd_lab::skip(
+            TEST,
+            &format!("lingerd run cannot serve clients yet: {stderr}"),
+        );
     }
     assert!(
         out.status.success(),

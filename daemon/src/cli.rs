@@ -9,8 +9,9 @@
 //! |---|---|
 //! | 0 | success |
 //! | 2 | usage error (clap) |
-//! | 69 `EX_UNAVAILABLE` | `run`: the dataplane cannot start (for now: not wired to AF_XDP) |
-//! | 78 `EX_CONFIG` | the configuration is missing, unreadable or invalid |
+//! | 69 `EX_UNAVAILABLE` | `run`: the dataplane cannot start (interface missing, AF_XDP or XDP failed) |
+//! | 77 `EX_NOPERM` | `run`: not root |
+//! | 78 `EX_CONFIG` | the configuration is missing, unreadable or invalid, or does not fit this host (queue out of range, core outside the allowed mask) |
 //! | 1 | anything else |
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use lingerd_config::{Config, ConfigError};
 /// `EX_CONFIG`: the configuration is missing, unreadable or invalid.
 pub(crate) const EX_CONFIG: u8 = 78;
 /// `EX_UNAVAILABLE`: a required service (the dataplane port) is unavailable.
+#[cfg(test)]
 pub(crate) const EX_UNAVAILABLE: u8 = 69;
 
 /// lingerd: a kernel-bypass TCP daemon whose speciality is the end of a
@@ -47,40 +49,26 @@ enum Command {
     },
     /// Run the daemon.
     ///
-    /// Validates the configuration (exit 78 if it is invalid). The AF_XDP
-    /// dataplane is not wired in yet, so for now it then exits 69
-    /// (EX_UNAVAILABLE) without starting anything.
+    /// Validates the configuration (exit 78 if it is invalid), then runs one
+    /// pinned AF_XDP engine per configured queue until SIGTERM or SIGINT,
+    /// and exits 0 after applying `close.on_client_exit`.
     Run {
         /// The YAML configuration file.
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// TEST ONLY: echo, and obey commands on stdin (see daemon/src/app.rs).
+        #[arg(long, hide = true)]
+        test_app: bool,
     },
 }
-
-/// `run` refused to start because the dataplane has no port to run on yet.
-#[derive(Debug)]
-struct NotWired {
-    config: PathBuf,
-}
-
-impl std::fmt::Display for NotWired {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "cannot run: the dataplane is not wired to AF_XDP yet, so nothing was started \
-             ({} is valid; `lingerd check-config` validates without running)",
-            self.config.display()
-        )
-    }
-}
-
-impl std::error::Error for NotWired {}
 
 /// Carries out the command.
 pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
-        Command::Run { config } => run_daemon(&config),
+        Command::Run { config, test_app } => {
+            crate::run::run(&config, crate::run::RunOptions { test_app })
+        }
     }
 }
 
@@ -88,8 +76,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
 pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<ConfigError>().is_some() {
         EX_CONFIG
-    } else if e.downcast_ref::<NotWired>().is_some() {
-        EX_UNAVAILABLE
+    } else if let Some(r) = e.downcast_ref::<crate::run::RunError>() {
+        r.exit_code()
     } else {
         1
     }
@@ -100,14 +88,6 @@ fn check_config(path: &Path) -> Result<()> {
     println!("OK: {}", path.display());
     print!("{}", crate::summary::summary(&config));
     Ok(())
-}
-
-fn run_daemon(path: &Path) -> Result<()> {
-    let _config = Config::load(path)?;
-    Err(NotWired {
-        config: path.to_owned(),
-    }
-    .into())
 }
 
 #[cfg(test)]
@@ -124,7 +104,7 @@ mod tests {
     fn exit_codes() {
         let bad = Config::parse("x: 1\n", "t.yaml").unwrap_err();
         assert_eq!(exit_code(&bad.into()), EX_CONFIG);
-        let nw = NotWired { config: "x".into() };
+        let nw = crate::run::RunError::NoInterface("x".into());
         assert_eq!(exit_code(&nw.into()), EX_UNAVAILABLE);
         assert_eq!(exit_code(&anyhow::anyhow!("other")), 1);
     }

@@ -1,20 +1,24 @@
 //! The lingerd binary.
 //!
-//! It will own the control thread, core pinning, client attach, metrics and
-//! signals, and drive one dataplane engine per queue. It may not implement
-//! protocol logic itself: that lives in `lingerd-dataplane`. For now it has
-//! `check-config` and a `run` that validates and then refuses to start,
-//! because the AF_XDP port is not wired yet. The command line lives in
-//! `cli.rs`; this file only maps the outcome to an exit status.
+//! It owns the control thread, core pinning (`pin`), signals and one pinned
+//! dataplane engine per queue (`run`, configured by `convert`, with the
+//! daemon's own app in `app`); client attach and metrics come next. It may
+//! not implement protocol logic itself: that lives in `lingerd-dataplane`.
+//! The command line lives in `cli.rs`; this file only maps the outcome to
+//! an exit status.
 #![deny(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+mod app;
 mod cli;
+mod convert;
 #[cfg(test)]
 mod drift_tests;
+mod pin;
+mod run;
 mod summary;
 
 fn main() -> ExitCode {

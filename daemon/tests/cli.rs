@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 const EX_CONFIG: i32 = 78;
 const EX_UNAVAILABLE: i32 = 69;
+const EX_NOPERM: i32 = 77;
 
 fn lingerd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lingerd"))
@@ -107,15 +108,21 @@ fn test_check_config_missing_file_exits_78() {
 }
 
 #[test]
-fn test_run_refuses_honestly() {
+fn test_run_refuses_a_missing_interface() {
+    // lab.yaml names `lgdID-d`, a placeholder no namespace of ours has.
     let path = example("lab.yaml");
     let out = lingerd(&["run", "--config", &path]);
-    assert_eq!(out.status.code(), Some(EX_UNAVAILABLE));
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("the dataplane is not wired to AF_XDP yet"),
-        "{stderr}"
-    );
+    if lingerd_lab::is_root() {
+        assert_eq!(out.status.code(), Some(EX_UNAVAILABLE), "{stderr}");
+        assert!(
+            stderr.contains("interface lgdID-d does not exist in this network namespace"),
+            "{stderr}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(EX_NOPERM), "{stderr}");
+        assert!(stderr.contains("must run as root"), "{stderr}");
+    }
     assert!(out.stdout.is_empty());
 }
 

@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod engine;
+pub mod flow;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -17,10 +17,8 @@
 //! threads; it touches no other namespace and no address outside
 //! 198.18.0.0/15.
 
-use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -38,6 +36,7 @@ use lingerd_dataplane::port::afxdp::{
 use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::wire::EthernetAddress;
+use lingerd_lab::Lab;
 
 const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PEER_IP2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 4);
@@ -46,87 +45,6 @@ const KERNEL_PORT: u16 = 9;
 const PEER_LISTEN_PORT: u16 = 8080;
 const CLIENT: ClientId = ClientId(1);
 const STEP: Duration = Duration::from_secs(10);
-
-/// A lab made by `deploy/lab up`; `down` on drop.
-struct Lab {
-    id: String,
-    env: BTreeMap<String, String>,
-}
-
-impl Lab {
-    fn script() -> String {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/lab").to_owned()
-    }
-
-    /// `Err(reason)` when this host cannot make a lab.
-    fn up(id: &str) -> Result<Lab, String> {
-        let out = Command::new(Self::script())
-            .args(["up", "--id", id, "--queues", "1"])
-            .output()
-            .map_err(|e| format!("cannot run deploy/lab: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "deploy/lab up exited {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        let env = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Ok(Lab {
-            id: id.to_owned(),
-            env,
-        })
-    }
-
-    fn get(&self, key: &str) -> String {
-        self.env
-            .get(key)
-            .unwrap_or_else(|| panic!("deploy/lab did not print {key}"))
-            .clone()
-    }
-
-    /// `ip -n <ns> args...`, which must succeed; returns stdout.
-    fn ip(&self, ns_key: &str, args: &[&str]) -> String {
-        let ns = self.get(ns_key);
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&ns)
-            .args(args)
-            .output()
-            .expect("running ip");
-        assert!(out.status.success(), "ip -n {ns} {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = Command::new(Self::script())
-            .args(["down", "--id", &self.id])
-            .status();
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
-}
-
-/// Skips (or, when required, fails) with `why`.
-fn skip(why: &str) {
-    if std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1") {
-        panic!("system test required (LINGERD_REQUIRE_SYSTEM_TESTS=1) but cannot run: {why}");
-    }
-    eprintln!("SKIPPED system_afxdp: {why} (set LINGERD_REQUIRE_SYSTEM_TESTS=1 to fail instead)");
-}
 
 fn parse_mac(s: &str) -> EthernetAddress {
     let mut mac = [0u8; 6];
@@ -330,17 +248,8 @@ fn wait_event(
 
 #[test]
 fn afxdp_engine_against_kernel_tcp() {
-    if !is_root() {
-        skip("needs root (network namespaces, XDP, AF_XDP)");
+    let Some(lab) = lingerd_lab::need("system_afxdp", &lingerd_lab::unique_id("sa"), 1) else {
         return;
-    }
-    let id = format!("sa{}", std::process::id() % 100_000_000);
-    let lab = match Lab::up(&id) {
-        Ok(l) => l,
-        Err(why) => {
-            skip(&why);
-            return;
-        }
     };
     let dut_ns = lab.get("LAB_DUT_NS");
     let peer_ns = lab.get("LAB_PEER_NS");

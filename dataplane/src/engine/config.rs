@@ -118,6 +118,9 @@ pub struct EngineConfig {
     pub isn_secret: [u64; 2],
     /// Secret key of the 4-tuple hash.
     pub hash_key: u64,
+    /// With several queues: which flows this engine owns. Its ephemeral
+    /// ports are only those whose answers hash to it. `None`: one queue.
+    pub flow: Option<crate::flow::FlowSteer>,
 }
 
 impl EngineConfig {
@@ -134,6 +137,7 @@ impl EngineConfig {
             default_linger: Linger::default(),
             isn_secret: [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344],
             hash_key: 0xa409_3822_299f_31d0,
+            flow: None,
         }
     }
 }

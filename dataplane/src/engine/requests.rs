@@ -414,7 +414,9 @@ impl QueueEngine {
     }
 
     /// An ephemeral port free for this (local, remote) pair, searched from a
-    /// rotating cursor over the configured range (RFC 6056 §3.3.2 style).
+    /// rotating cursor over the configured range (RFC 6056 §3.3.2 style);
+    /// with several queues, one whose answers hash to this queue
+    /// (`crate::flow`).
     fn pick_ephemeral(&mut self, tuple: &mut FourTuple) -> Option<u16> {
         let (lo, hi) = self.cfg.tcp.ephemeral_ports;
         if lo == 0 || hi < lo {
@@ -425,7 +427,11 @@ impl QueueEngine {
             let p = self.next_ephemeral;
             self.next_ephemeral = if p >= hi { lo } else { p + 1 };
             tuple.local_port = p;
-            if self.table.lookup(tuple).is_none() && !self.listeners.contains_key(&p) {
+            // Several queues: only a port whose answers reach this queue.
+            let ours = self.cfg.flow.as_ref().is_none_or(|f| {
+                f.owns_local(tuple.local_addr, p, tuple.remote_addr, tuple.remote_port)
+            });
+            if ours && self.table.lookup(tuple).is_none() && !self.listeners.contains_key(&p) {
                 return Some(p);
             }
         }

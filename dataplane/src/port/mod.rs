@@ -16,6 +16,7 @@
 
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+pub mod handoff;
 pub mod mem;
 
 use std::time::Instant;

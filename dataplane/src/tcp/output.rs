@@ -166,7 +166,21 @@ fn syn(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Plan {
 
 fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Plan> {
     let queued = tcb.queued() as u32;
-    let mss = u32::from(tcb.mss).min(payload.len() as u32);
+    //= rfc9293#3.7.1
+    //# Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize
+    // TCPhdrsize counts our options: with timestamps (RFC 7323 §3.2, 10
+    // bytes padded to 12) a full segment carries 12 bytes less data, or its
+    // frame exceeds the link MTU (the kernel's veth drops it, found by the
+    // daemon's graceful-close system test).
+    let options = if tcb.flags.has(TcbFlags::TIMESTAMPS) {
+        12
+    } else {
+        0
+    };
+    let mss = u32::from(tcb.mss)
+        .saturating_sub(options)
+        .max(1)
+        .min(payload.len() as u32);
     let mut seq = tcb.snd_nxt;
     let mut offset = data_sent(tcb);
     let mut len;

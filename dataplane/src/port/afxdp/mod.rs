@@ -9,8 +9,10 @@
 //!
 //! It owns the socket, its frames and the program on its interface; it may
 //! not parse frames or keep protocol state (the engine's), nor use `unsafe`
-//! (all of it is in `sys::xsk` behind owned frame tokens). Multi-queue (one
-//! port per queue sharing one `Steering`) comes with the daemon's `run`.
+//! (all of it is in `sys::xsk` behind owned frame tokens). Multi-queue: one
+//! [`Steering`] per interface, attached once, and one port per queue opened
+//! with [`AfXdpPort::open_queue`], which registers its socket in it; frames
+//! that reach the wrong queue move over [`crate::port::handoff`].
 
 mod shell;
 pub mod steering;
@@ -20,7 +22,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-pub use shell::{IdleMode, RX_BURST, TX_BURST, run_engine};
+pub use shell::{IdleMode, LoopView, RX_BURST, TX_BURST, run_engine, run_engine_with};
 pub use steering::{AttachMode, Steering, XdpAttach};
 
 pub use crate::sys::xsk::{BindMode, Frame, XskConfig, XskStats, ZeroCopy};
@@ -181,7 +183,9 @@ pub enum TxOutcome {
 pub struct AfXdpPort {
     // The socket goes first, then the program is detached.
     xsk: XskQueue,
-    steering: Steering,
+    /// Owned when the port attached the program itself ([`AfXdpPort::open`]);
+    /// `None` for a queue of a shared [`Steering`].
+    steering: Option<Steering>,
     info: PortInfo,
     counters: PortCounters,
     rx: Vec<Frame>,
@@ -197,6 +201,17 @@ impl AfXdpPort {
             &cfg.ports,
             cfg.ephemeral,
         )?;
+        let mut port = AfXdpPort::open_queue(cfg, &mut steering)?;
+        port.steering = Some(steering);
+        Ok(port)
+    }
+
+    /// Binds a socket to `cfg.queue` and registers it in `steering`, the
+    /// program another caller attached to `cfg.iface` (one per interface,
+    /// shared by every queue's port; it must outlive them to keep steering).
+    /// `cfg`'s attach mode, addresses and ports are the steering's business
+    /// and are not looked at here.
+    pub fn open_queue(cfg: &AfXdpConfig, steering: &mut Steering) -> Result<AfXdpPort, AfXdpError> {
         let xsk = XskQueue::new(&cfg.iface, cfg.queue, &cfg.xsk)?;
         steering.register(cfg.queue, &xsk)?;
         let info = PortInfo {
@@ -211,7 +226,7 @@ impl AfXdpPort {
         Ok(AfXdpPort {
             rx: Vec::with_capacity(cfg.xsk.ring_size as usize),
             xsk,
-            steering,
+            steering: None,
             info,
             counters: PortCounters::default(),
         })
@@ -296,8 +311,9 @@ impl AfXdpPort {
         self.xsk.wait_rx(Some(timeout))
     }
 
-    /// The steering program (to add queues later, or detach early).
-    pub fn steering(&mut self) -> &mut Steering {
-        &mut self.steering
+    /// The steering program when this port owns it (to add queues later,
+    /// or detach early).
+    pub fn steering(&mut self) -> Option<&mut Steering> {
+        self.steering.as_mut()
     }
 }

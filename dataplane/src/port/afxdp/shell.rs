@@ -6,7 +6,10 @@
 //! (`poll_timeout`) or the idle cap, whichever is first. The cap bounds how
 //! long requests wait while client rings have no doorbell of their own. It
 //! owns only the loop; protocol decisions are the engine's, frames the
-//! port's.
+//! port's. With several queues ([`run_engine_with`] and a
+//! [`Handoff`]) each received frame is first routed to its owner, and the
+//! frames other queues passed to this one are fed to the engine after the
+//! RX burst.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,11 +18,20 @@ use std::time::{Duration, Instant};
 use super::{AfXdpPort, TxOutcome};
 use crate::engine::QueueEngine;
 use crate::engine::api::Completion;
+use crate::port::handoff::Handoff;
 
 /// Frames taken off the RX ring per iteration.
 pub const RX_BURST: usize = 64;
 /// Frames the engine may write per iteration.
 pub const TX_BURST: usize = 64;
+
+/// What the loop tells the request source each iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopView {
+    /// Frames handed to the TX ring and not yet back from the completion
+    /// ring (as of the previous iteration's flush).
+    pub tx_in_flight: usize,
+}
 
 /// What the loop does when there is nothing to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,14 +56,52 @@ pub fn run_engine(
     engine: &mut QueueEngine,
     mode: IdleMode,
     stop: &AtomicBool,
+    on_completion: impl FnMut(Completion),
+    requests: impl FnMut(&mut QueueEngine, Instant),
+) -> io::Result<()> {
+    let mut requests = requests;
+    run_engine_with(
+        port,
+        engine,
+        mode,
+        stop,
+        None,
+        on_completion,
+        |e, now, _| requests(e, now),
+    )
+}
+
+/// [`run_engine`] for one queue of several: received frames go through
+/// `handoff` (to this engine, to their owner's inbox, or both for ARP), and
+/// this queue's inbox is drained into the engine every iteration; the
+/// request source also sees the port's TX state ([`LoopView`]).
+pub fn run_engine_with(
+    port: &mut AfXdpPort,
+    engine: &mut QueueEngine,
+    mode: IdleMode,
+    stop: &AtomicBool,
+    mut handoff: Option<&mut Handoff>,
     mut on_completion: impl FnMut(Completion),
-    mut requests: impl FnMut(&mut QueueEngine, Instant),
+    mut requests: impl FnMut(&mut QueueEngine, Instant, LoopView),
 ) -> io::Result<()> {
     while !stop.load(Ordering::Relaxed) {
         port.count_loop();
         let now = Instant::now();
-        let received = port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame));
-        requests(engine, now);
+        let view = LoopView {
+            tx_in_flight: port.tx_in_flight(),
+        };
+        let mut received = match handoff.as_deref_mut() {
+            None => port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame)),
+            Some(h) => port.rx_burst(RX_BURST, |frame| {
+                if h.route(frame) {
+                    engine.handle_rx(now, frame);
+                }
+            }),
+        };
+        if let Some(h) = handoff.as_deref_mut() {
+            received += h.drain(RX_BURST, |frame| engine.handle_rx(now, frame));
+        }
+        requests(engine, now, view);
         if engine.poll_timeout().is_some_and(|t| t <= now) {
             engine.handle_timeout(now);
         }
@@ -73,6 +123,7 @@ pub fn run_engine(
             && sent == 0
             && completed == 0
             && engine.tx_backlog() == 0
+            && !handoff.as_deref().is_some_and(Handoff::pending)
         {
             let after = Instant::now();
             let timeout = engine

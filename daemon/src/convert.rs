@@ -1,0 +1,311 @@
+//! The one place where the YAML configuration becomes dataplane values.
+//!
+//! `lingerd-config` may not depend on the dataplane, so the daemon, which
+//! sees both, turns a validated [`Config`] into one [`QueuePlan`] per
+//! configured queue (its `EngineConfig`, its AF_XDP socket configuration
+//! and the core to pin it to), the steering program's inputs and the
+//! shutdown policy. Pure: no I/O; the interface's MAC and the secrets are
+//! arguments, so every mapping is tested here.
+
+use std::net::Ipv4Addr;
+
+use lingerd_config::{Config, Idle, OnClientExit, XdpMode};
+use lingerd_dataplane::engine::api::ClientExitPolicy;
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TcpConfig, TimeWaitRst};
+use lingerd_dataplane::flow::FlowSteer;
+use lingerd_dataplane::port::afxdp::{AfXdpConfig, AttachMode, IdleMode, XskConfig, ZeroCopy};
+use lingerd_dataplane::tcp::linger::Linger;
+use lingerd_dataplane::tcp::rtt::RtoBounds;
+use lingerd_dataplane::wire::EthernetAddress;
+
+/// The longest a sleeping core waits in poll(2) before looking at its
+/// request sources again (sleep mode only).
+pub(crate) const SLEEP_CAP_MS: u64 = 2;
+
+/// Secrets drawn once per start: ISN and SYN-cookie key, 4-tuple hash key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Secrets {
+    /// RFC 6528 secret.
+    pub(crate) isn: [u64; 2],
+    /// Table hash key.
+    pub(crate) hash: u64,
+}
+
+/// Everything one dataplane thread needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct QueuePlan {
+    /// Index among the configured queues (the engine's `core` byte, the
+    /// top byte of its handles).
+    pub(crate) index: u8,
+    /// The NIC queue.
+    pub(crate) queue: u32,
+    /// The CPU to pin the thread to.
+    pub(crate) cpu: u32,
+    /// The engine's configuration.
+    pub(crate) engine: EngineConfig,
+    /// The socket's configuration.
+    pub(crate) port: AfXdpConfig,
+}
+
+/// The dataplane's TCP parameters from the `tcp:` section.
+pub(crate) fn tcp_config(c: &lingerd_config::Tcp) -> TcpConfig {
+    TcpConfig {
+        mss: c.mss,
+        time_wait_ms: c.time_wait_ms,
+        orphan_timeout_ms: c.orphan_timeout_ms,
+        syn_received_timeout_ms: c.syn_received_timeout_ms,
+        syn_retries: c.syn_retries,
+        max_retransmits: c.max_retransmits,
+        rto: RtoBounds {
+            min_ms: c.rto_min_ms,
+            max_ms: c.rto_max_ms,
+            initial_ms: c.rto_initial_ms,
+        },
+        delayed_ack_ms: c.delayed_ack_ms,
+        send_buffer: c.send_buffer,
+        recv_buffer: c.recv_buffer,
+        window_shift: c.window_shift,
+        timestamps: c.timestamps,
+        time_wait_rst: match c.time_wait_rst {
+            lingerd_config::TimeWaitRst::Close => TimeWaitRst::Close,
+            lingerd_config::TimeWaitRst::Ignore => TimeWaitRst::Ignore,
+        },
+        challenge_acks_per_s: c.challenge_acks_per_s,
+        ephemeral_ports: (c.ephemeral_ports[0], c.ephemeral_ports[1]),
+    }
+}
+
+/// A default linger setting.
+pub(crate) fn linger(l: lingerd_config::Linger) -> Linger {
+    Linger { on: l.on, ms: l.ms }
+}
+
+/// The shutdown and client-exit policy.
+pub(crate) fn exit_policy(p: OnClientExit) -> ClientExitPolicy {
+    match p {
+        OnClientExit::Linger => ClientExitPolicy::Linger,
+        OnClientExit::Graceful => ClientExitPolicy::Graceful,
+        OnClientExit::Abort => ClientExitPolicy::Abort,
+    }
+}
+
+/// The cores' idle behaviour.
+pub(crate) fn idle_mode(i: Idle) -> IdleMode {
+    match i {
+        Idle::Busy => IdleMode::BusyPoll,
+        Idle::Sleep => IdleMode::Sleep {
+            max: std::time::Duration::from_millis(SLEEP_CAP_MS),
+        },
+    }
+}
+
+/// XDP attach mode.
+pub(crate) fn attach_mode(m: XdpMode) -> AttachMode {
+    match m {
+        XdpMode::Auto => AttachMode::Auto,
+        XdpMode::Native => AttachMode::Native,
+        XdpMode::Generic => AttachMode::Generic,
+    }
+}
+
+/// The daemon's addresses, as the steering program wants them.
+pub(crate) fn addresses(c: &Config) -> Vec<Ipv4Addr> {
+    c.addresses.iter().map(|a| a.addr()).collect()
+}
+
+/// The listening ports (the steering program also steers the ephemeral
+/// range, for answers to our own connects).
+pub(crate) fn ports(c: &Config) -> Vec<u16> {
+    c.listen.iter().map(|l| l.port).collect()
+}
+
+/// One plan per configured queue. `mac` is the interface's address.
+pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<QueuePlan> {
+    let n = c.queues.len();
+    let tcp = tcp_config(&c.tcp);
+    let addrs: Vec<LocalAddr> = c
+        .addresses
+        .iter()
+        .map(|a| LocalAddr {
+            addr: a.addr(),
+            prefix_len: a.prefix_len(),
+        })
+        .collect();
+    let xsk = XskConfig {
+        frames: c.xdp.frames,
+        zero_copy: match c.xdp.zero_copy {
+            lingerd_config::ZeroCopy::Auto => ZeroCopy::Auto,
+            lingerd_config::ZeroCopy::On => ZeroCopy::Require,
+            lingerd_config::ZeroCopy::Off => ZeroCopy::Off,
+        },
+        ..XskConfig::default()
+    };
+    c.queue_cores()
+        .enumerate()
+        .map(|(i, (queue, cpu))| {
+            let index = i as u8;
+            let engine = EngineConfig {
+                core: index,
+                mac,
+                addrs: addrs.clone(),
+                gateway: c.gateway.map(|g| g.ip),
+                max_connections: c.tcp.max_connections_per_core(n),
+                tcp: tcp.clone(),
+                default_linger: linger(c.close.default_linger),
+                isn_secret: secrets.isn,
+                hash_key: secrets.hash,
+                flow: (n > 1).then(|| FlowSteer::software(index, n as u8)),
+            };
+            let port = AfXdpConfig {
+                iface: c.interface.clone(),
+                queue,
+                attach: attach_mode(c.xdp.mode),
+                xsk,
+                addrs: addresses(c),
+                ports: ports(c),
+                ephemeral: Some(tcp.ephemeral_ports),
+            };
+            QueuePlan {
+                index,
+                queue,
+                cpu,
+                engine,
+                port,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRETS: Secrets = Secrets {
+        isn: [1, 2],
+        hash: 3,
+    };
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+
+    fn parse(yaml: &str) -> Config {
+        Config::parse(yaml, "t.yaml").expect("valid")
+    }
+
+    #[test]
+    fn defaults_map_to_dataplane_defaults() {
+        let c = parse("interface: eth0\naddresses: [198.18.0.3/24]\n");
+        let plans = plan(&c, MAC, SECRETS);
+        assert_eq!(plans.len(), 1);
+        let p = &plans[0];
+        assert_eq!((p.index, p.queue, p.cpu), (0, 0, 1));
+        assert_eq!(p.engine.tcp, TcpConfig::default());
+        assert_eq!(p.engine.default_linger, Linger::default());
+        assert_eq!(p.engine.flow, None, "one queue: no flow steering");
+        assert_eq!(
+            p.engine.addrs,
+            [LocalAddr {
+                addr: Ipv4Addr::new(198, 18, 0, 3),
+                prefix_len: 24
+            }]
+        );
+        assert_eq!(p.engine.mac, MAC);
+        assert_eq!(p.engine.isn_secret, [1, 2]);
+        assert_eq!(p.engine.hash_key, 3);
+        assert_eq!(p.port.iface, "eth0");
+        assert_eq!(p.port.attach, AttachMode::Auto);
+        assert_eq!(p.port.xsk.zero_copy, ZeroCopy::Auto);
+        assert_eq!(p.port.xsk.frames, 8192);
+        assert!(p.port.ports.is_empty());
+        assert_eq!(p.port.ephemeral, Some((32_768, 60_999)));
+        assert_eq!(idle_mode(c.xdp.idle), IdleMode::BusyPoll);
+        assert_eq!(
+            exit_policy(c.close.on_client_exit),
+            ClientExitPolicy::Linger
+        );
+    }
+
+    #[test]
+    fn every_field_is_carried() {
+        let c = parse(
+            "interface: lgd1-d\nqueues: [0, 1]\ncores: [0, 1]\naddresses: [198.18.0.3/24, 198.19.0.3/16]\n\
+             gateway: {ip: 198.18.0.254}\nlisten: [{port: 7, backlog: 10}, {port: 80, backlog: 100}]\n\
+             tcp: {time_wait_ms: 1000, orphan_timeout_ms: 2000, syn_received_timeout_ms: 3000, syn_retries: 4,\n\
+               max_retransmits: 5, rto_min_ms: 10, rto_max_ms: 20000, rto_initial_ms: 300, delayed_ack_ms: 0,\n\
+               mss: 1400, send_buffer: 1048576, recv_buffer: 32768, window_shift: 3, timestamps: false,\n\
+               time_wait_rst: ignore, challenge_acks_per_s: 2, max_connections: 1001, ephemeral_ports: [40000, 40999]}\n\
+             close: {default_linger: {on: true, secs: 2}, on_client_exit: abort}\n\
+             xdp: {mode: generic, zero_copy: off, frames: 4096, idle: sleep}\n",
+        );
+        let plans = plan(&c, MAC, SECRETS);
+        assert_eq!(plans.len(), 2);
+        let t = &plans[1].engine.tcp;
+        assert_eq!(
+            (
+                t.time_wait_ms,
+                t.orphan_timeout_ms,
+                t.syn_received_timeout_ms
+            ),
+            (1000, 2000, 3000)
+        );
+        assert_eq!((t.syn_retries, t.max_retransmits), (4, 5));
+        assert_eq!(
+            t.rto,
+            RtoBounds {
+                min_ms: 10,
+                max_ms: 20_000,
+                initial_ms: 300
+            }
+        );
+        assert_eq!((t.delayed_ack_ms, t.mss), (0, 1400));
+        assert_eq!(
+            (t.send_buffer, t.recv_buffer, t.window_shift),
+            (1 << 20, 32_768, 3)
+        );
+        assert!(!t.timestamps);
+        assert_eq!(t.time_wait_rst, TimeWaitRst::Ignore);
+        assert_eq!(t.challenge_acks_per_s, 2);
+        assert_eq!(t.ephemeral_ports, (40_000, 40_999));
+        for (i, p) in plans.iter().enumerate() {
+            assert_eq!((p.index as usize, p.queue, p.cpu), (i, i as u32, i as u32));
+            assert_eq!(p.engine.core as usize, i);
+            assert_eq!(
+                p.engine.max_connections, 501,
+                "1001 split over 2, rounded up"
+            );
+            assert_eq!(p.engine.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+            assert_eq!(p.engine.addrs.len(), 2);
+            assert_eq!(p.engine.addrs[1].prefix_len, 16);
+            assert_eq!(p.engine.default_linger, Linger { on: true, ms: 2000 });
+            let flow = p.engine.flow.as_ref().expect("two queues: flow steering");
+            assert_eq!((flow.me as usize, flow.queues), (i, 2));
+            assert_eq!(p.port.attach, AttachMode::Generic);
+            assert_eq!(p.port.xsk.zero_copy, ZeroCopy::Off);
+            assert_eq!(p.port.xsk.frames, 4096);
+            assert_eq!(p.port.ports, [7, 80]);
+            assert_eq!(p.port.ephemeral, Some((40_000, 40_999)));
+            assert_eq!(p.port.addrs.len(), 2);
+        }
+        assert_eq!(
+            idle_mode(c.xdp.idle),
+            IdleMode::Sleep {
+                max: std::time::Duration::from_millis(SLEEP_CAP_MS)
+            }
+        );
+        assert_eq!(exit_policy(c.close.on_client_exit), ClientExitPolicy::Abort);
+    }
+
+    #[test]
+    fn zero_copy_and_modes() {
+        assert_eq!(attach_mode(XdpMode::Native), AttachMode::Native);
+        assert_eq!(attach_mode(XdpMode::Auto), AttachMode::Auto);
+        let c = parse("interface: eth0\naddresses: [198.18.0.3/24]\nxdp: {zero_copy: on}\n");
+        assert_eq!(
+            plan(&c, MAC, SECRETS)[0].port.xsk.zero_copy,
+            ZeroCopy::Require
+        );
+        assert_eq!(
+            exit_policy(OnClientExit::Graceful),
+            ClientExitPolicy::Graceful
+        );
+        assert_eq!(exit_policy(OnClientExit::Linger), ClientExitPolicy::Linger);
+    }
+}

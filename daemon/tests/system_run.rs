@@ -1,0 +1,679 @@
+//! System tests: the real `lingerd run` on AF_XDP against the Linux kernel.
+//!
+//! Each test makes its own lab (`lingerd_lab`, removed even on panic), runs
+//! `lingerd run --config … --test-app` in the dut namespace (the hidden,
+//! test-only control path of `daemon/src/app.rs`: echo plus commands on
+//! stdin, `@` lines on stdout), and judges with kernel sockets in the peer
+//! namespace (threads that `setns` into it, or child processes of this very
+//! test binary under `ip netns exec` for the 10,000-connection test, since
+//! one process may hold at most 20,000 descriptors). lingerd answers for
+//! 198.18.0.3, an address the dut's kernel does not have.
+//!
+//! Without root or a lab each test prints SKIPPED, unless
+//! `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it fails. Every wait is bounded.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lingerd_dataplane::sys::{netns, xsk};
+use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
+use lingerd_lab::Lab;
+
+const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const PORT: u16 = 7;
+const STEP: Duration = Duration::from_secs(10);
+/// Environment variable that turns `peer_helper` into a kernel client.
+const HELPER_ENV: &str = "LINGERD_PEER_HELPER";
+
+/// A running `lingerd run --test-app`; SIGKILLed on drop if still alive.
+struct Daemon {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    stderr: thread::JoinHandle<String>,
+    queues: usize,
+    config: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Starts lingerd on the lab's dut end with `queues` queues and `extra`
+    /// YAML appended; waits for its "running" line.
+    fn start(lab: &Lab, queues: usize, extra: &str) -> Daemon {
+        let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
+        let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
+        let yaml = format!(
+            "interface: {}\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
+             listen: [{{port: {PORT}, backlog: 65536}}]\n\
+             xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n{extra}",
+            lab.get("LAB_DUT_IF"),
+            qs.join(", "),
+            cores.join(", ")
+        );
+        let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
+        std::fs::write(&config, yaml).unwrap();
+        // LINGERD_BIN: another build (release, for figures).
+        let bin = std::env::var("LINGERD_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lingerd").to_owned());
+        let mut child = lab
+            .command(
+                "LAB_DUT_NS",
+                &bin,
+                &["run", "--config", config.to_str().unwrap(), "--test-app"],
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lingerd");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr_pipe.read_to_string(&mut s);
+            s
+        });
+        let mut d = Daemon {
+            child,
+            stdin,
+            lines,
+            stderr,
+            queues,
+            config,
+        };
+        let mut started = 0;
+        let until = Instant::now() + STEP;
+        loop {
+            let line = d.next_line(until).unwrap_or_else(|| {
+                let _ = d.child.kill();
+                panic!("lingerd did not start: {:?}", d.child.wait())
+            });
+            eprintln!("{line}");
+            if line.starts_with("lingerd: queue ") {
+                started += 1;
+            }
+            if line.starts_with("lingerd: running") {
+                break;
+            }
+        }
+        assert_eq!(started, queues, "one start-up line per queue");
+        d
+    }
+
+    fn next_line(&self, until: Instant) -> Option<String> {
+        self.lines
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .ok()
+    }
+
+    fn cmd(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("lingerd's stdin");
+    }
+
+    /// The next line starting with `prefix`, within `STEP`.
+    fn expect(&self, prefix: &str) -> String {
+        let until = Instant::now() + STEP;
+        loop {
+            match self.next_line(until) {
+                Some(l) if l.starts_with(prefix) => return l,
+                Some(_) => {}
+                None => panic!("no {prefix:?} line from lingerd within {STEP:?}"),
+            }
+        }
+    }
+
+    /// `count`, summed over queues: the value of `key=`.
+    fn count(&mut self, key: &str) -> u64 {
+        self.cmd("count");
+        (0..self.queues)
+            .map(|_| field(&self.expect("@count "), key))
+            .sum()
+    }
+
+    /// Polls `count` until `key` reaches `want` (within `STEP`).
+    fn wait_count(&mut self, key: &str, want: u64) {
+        let until = Instant::now() + STEP;
+        loop {
+            let got = self.count(key);
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < until, "{key}: {got}, wanted {want}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then the exit status and stderr (bounded).
+    fn stop(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let until = Instant::now() + STEP;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < until, "lingerd did not stop on SIGTERM");
+            thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = std::mem::replace(&mut self.stderr, thread::spawn(String::new));
+        (status, stderr.join().unwrap_or_default())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// `key=value` in a `@` line.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// Runs `f` in a thread inside the lab's peer namespace.
+fn in_peer<T: Send + 'static>(
+    lab: &Lab,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let ns = lab.get("LAB_PEER_NS");
+    thread::spawn(move || {
+        netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
+        f()
+    })
+}
+
+fn connect() -> TcpStream {
+    let to = SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, PORT));
+    let s = TcpStream::connect_timeout(&to, STEP).expect("connect to lingerd");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// Lab or skip: `None` means the test returns.
+fn lab(test: &str, prefix: &str, queues: u32) -> Option<Lab> {
+    if std::env::var_os(HELPER_ENV).is_some() {
+        return None; // a helper child runs only `peer_helper`
+    }
+    lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), queues)
+}
+
+#[test]
+fn graceful_close_kernel_reads_all_then_eof() {
+    let Some(lab) = lab("graceful_close", "gc", 1) else {
+        return;
+    };
+    let mut d = Daemon::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let client = in_peer(&lab, move || {
+        let mut s = connect();
+        go_rx.recv().unwrap();
+        let mut all = Vec::new();
+        let r = s.read_to_end(&mut all);
+        (r.map_err(|e| e.kind()), all)
+    });
+    d.wait_count("established", 1);
+    go_tx.send(()).unwrap();
+    d.cmd("send 300000");
+    d.cmd("close");
+    let (r, data) = client.join().unwrap();
+    assert_eq!(
+        r,
+        Ok(300_000),
+        "the kernel reads everything, then EOF (got {})",
+        data.len()
+    );
+    assert!(
+        data.iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 16384 % 251) as u8)
+    );
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn linger_zero_window_rst_after_deadline() {
+    let Some(lab) = lab("linger_zero_window", "lz", 1) else {
+        return;
+    };
+    // The peer's receive buffer is tiny and nobody reads: the window closes.
+    let out = lab.exec(
+        "LAB_PEER_NS",
+        "sysctl",
+        &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mut d = Daemon::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
+    let client = in_peer(&lab, move || {
+        let s = connect();
+        let t0 = t0_rx.recv().unwrap();
+        let until = t0 + Duration::from_secs(6);
+        // SO_ERROR, polled without reading (a read would open the window).
+        loop {
+            if let Some(e) = s.take_error().unwrap() {
+                return (e.kind(), t0.elapsed());
+            }
+            assert!(Instant::now() < until, "no RST within 6 s of the close");
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    d.wait_count("established", 1);
+    d.cmd("send 1000000");
+    thread::sleep(Duration::from_millis(500)); // window closes; lingerd probes
+    let t0 = Instant::now();
+    d.cmd("linger 2000");
+    t0_tx.send(t0).unwrap();
+    let (kind, after) = client.join().unwrap();
+    eprintln!("linger 2000 ms: the kernel saw the RST after {after:?}");
+    assert_eq!(kind, ErrorKind::ConnectionReset);
+    assert!(
+        after >= Duration::from_millis(1990),
+        "RST before the deadline: {after:?}"
+    );
+    assert!(after < Duration::from_millis(2300), "RST late: {after:?}");
+    d.expect("@closed outcome=AbortedLinger");
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
+    let Some(lab) = lab("shutdown_send", "ss", 1) else {
+        return;
+    };
+    let mut d = Daemon::start(&lab, 1, "");
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let client = in_peer(&lab, move || {
+        let mut s = connect();
+        go_rx.recv().unwrap();
+        let mut buf = [0u8; 16];
+        let eof = s.read(&mut buf).map_err(|e| e.kind());
+        s.write_all(&[7u8; 5000]).unwrap();
+        go_rx.recv().unwrap(); // keep the socket until lingerd counted
+        eof
+    });
+    d.wait_count("established", 1);
+    d.cmd("shutdown send");
+    go_tx.send(()).unwrap();
+    d.wait_count("bytes_in", 5000);
+    go_tx.send(()).unwrap();
+    assert_eq!(client.join().unwrap(), Ok(0), "EOF after shutdown(SEND)");
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn close_with_unread_data_resets() {
+    let Some(lab) = lab("close_unread", "cu", 1) else {
+        return;
+    };
+    let mut d = Daemon::start(&lab, 1, "");
+    d.cmd("echo off");
+    let client = in_peer(&lab, move || {
+        let mut s = connect();
+        s.write_all(b"never read by anyone").unwrap();
+        let mut buf = [0u8; 16];
+        s.read(&mut buf).map_err(|e| e.kind())
+    });
+    d.wait_count("bytes_in", 20);
+    d.cmd("close");
+    assert_eq!(client.join().unwrap(), Err(ErrorKind::ConnectionReset));
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn active_open_to_kernel_server() {
+    let Some(lab) = lab("active_open", "ao", 1) else {
+        return;
+    };
+    let mut d = Daemon::start(&lab, 1, "");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = in_peer(&lab, move || {
+        let l = TcpListener::bind((PEER_IP, 8080)).unwrap();
+        ready_tx.send(()).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let until = Instant::now() + STEP;
+        let (mut s, from) = loop {
+            match l.accept() {
+                Ok(c) => break c,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < until => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(STEP)).unwrap();
+        s.write_all(b"hi lingerd").unwrap();
+        let mut got = Vec::new();
+        let r = s.read_to_end(&mut got).map_err(|e| e.kind());
+        (from, r, got)
+    });
+    ready_rx.recv().unwrap();
+    d.cmd(&format!("connect {PEER_IP}:8080"));
+    let line = d.expect("@connected ");
+    let port = field(&line, "port") as u16;
+    d.wait_count("bytes_in", 10); // the server's greeting, echoed back
+    d.cmd("close");
+    let (from, r, got) = server.join().unwrap();
+    assert_eq!(from, SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, port)));
+    assert_eq!(r, Ok(10), "echo, then our FIN");
+    assert_eq!(got, b"hi lingerd");
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+/// Not a test on its own: with `LINGERD_PEER_HELPER=ip:port:count` set it
+/// is a kernel client holding `count` connections (run as a child process
+/// under `ip netns exec` by `abort_10k_connections`). It prints
+/// `PEER connected N`, waits for a line on stdin, then polls SO_ERROR of
+/// every socket for at most 10 s and prints `PEER reset=R other=O`.
+#[test]
+fn peer_helper() {
+    let Ok(spec) = std::env::var(HELPER_ENV) else {
+        return;
+    };
+    let mut parts = spec.rsplitn(2, ':');
+    let count: usize = parts.next().unwrap().parse().unwrap();
+    let to: SocketAddr = parts.next().unwrap().parse().unwrap();
+    let mut socks: Vec<TcpStream> = (0..count)
+        .map(|i| {
+            TcpStream::connect_timeout(&to, STEP)
+                .unwrap_or_else(|e| panic!("helper connect {i}: {e}"))
+        })
+        .collect();
+    println!("PEER connected {}", socks.len());
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let (mut reset, mut other) = (0, 0);
+    let until = Instant::now() + STEP;
+    while !socks.is_empty() && Instant::now() < until {
+        socks.retain(|s| match s.take_error() {
+            Ok(Some(e)) if e.kind() == ErrorKind::ConnectionReset => {
+                reset += 1;
+                false
+            }
+            Ok(Some(_)) | Err(_) => {
+                other += 1;
+                false
+            }
+            Ok(None) => true,
+        });
+        thread::sleep(Duration::from_millis(10));
+    }
+    println!("PEER reset={reset} other={other} pending={}", socks.len());
+}
+
+/// A helper child in the peer namespace.
+struct Helper {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Helper {
+    fn spawn(lab: &Lab, count: usize) -> Helper {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = lab
+            .command(
+                "LAB_PEER_NS",
+                exe.to_str().unwrap(),
+                &["--exact", "peer_helper", "--nocapture", "--test-threads=1"],
+            )
+            .env(HELPER_ENV, format!("{ENGINE_IP}:{PORT}:{count}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn helper");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            // libtest may print "test peer_helper ... " before the first line.
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(i) = l.find("PEER ")
+                    && tx.send(l[i..].to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Helper { child, lines }
+    }
+
+    fn expect(&self, prefix: &str, within: Duration) -> String {
+        let l = self
+            .lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("helper said nothing ({prefix})"));
+        assert!(l.starts_with(prefix), "{l}");
+        l
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn parse_mac(s: &str) -> EthernetAddress {
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(s.split(':')) {
+        *b = u8::from_str_radix(p, 16).unwrap();
+    }
+    EthernetAddress(mac)
+}
+
+/// The bare xsk-rs sender on the dut's queue 0 for `secs`: frames per
+/// second the peer's veth received (the ceiling of this run).
+fn xsk_ceiling(lab: &Lab, secs: f64) -> f64 {
+    let tmpl = RstTemplate::new(
+        parse_mac(&lab.get("LAB_DUT_MAC")),
+        parse_mac(&lab.get("LAB_PEER_MAC")),
+        ENGINE_IP,
+    );
+    let mut frame = [0u8; lingerd_dataplane::wire::RST_FRAME_LEN];
+    // To a port nobody listens on: the peer's kernel drops it quietly.
+    tmpl.build_array(
+        &mut frame,
+        &ControlSegment::rst(PEER_IP, 40_000, 9, SeqNumber(1)),
+    );
+    let iface = lab.get("LAB_DUT_IF");
+    let ns = lab.get("LAB_DUT_NS");
+    let before = lab.peer_stat("rx_packets").unwrap();
+    let t0 = Instant::now();
+    thread::spawn(move || {
+        netns::enter(&ns).unwrap();
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        xsk::bare_tx_loop(&iface, 0, &xsk::XskConfig::default(), &frame, deadline)
+            .expect("bare xsk loop")
+    })
+    .join()
+    .unwrap();
+    let elapsed = t0.elapsed().as_secs_f64();
+    (lab.peer_stat("rx_packets").unwrap() - before) as f64 / elapsed
+}
+
+#[test]
+fn abort_10k_connections() {
+    const PER: usize = 5_000;
+    const HELPERS: usize = 2;
+    let Some(lab) = lab("abort_10k", "ab", 1) else {
+        return;
+    };
+    let mut d = Daemon::start(
+        &lab,
+        1,
+        "tcp: {max_connections: 65536, time_wait_ms: 1000}\n",
+    );
+    let t_connect = Instant::now();
+    let helpers: Vec<Helper> = (0..HELPERS).map(|_| Helper::spawn(&lab, PER)).collect();
+    for h in &helpers {
+        h.expect("PEER connected 5000", Duration::from_secs(60));
+    }
+    d.wait_count("established", (PER * HELPERS) as u64);
+    eprintln!(
+        "abort_10k: {} connections established in {:?}",
+        PER * HELPERS,
+        t_connect.elapsed()
+    );
+    let before = lab.peer_stat("rx_packets").unwrap();
+    d.cmd("abort");
+    let done = d.expect("@abort-done ");
+    let us = field(&done, "us");
+    let n = field(&done, "n");
+    assert_eq!(n, (PER * HELPERS) as u64);
+    let on_wire = lab.peer_stat("rx_packets").unwrap() - before;
+    let mut resets = 0;
+    for mut h in helpers {
+        writeln!(h.child.stdin.as_mut().unwrap(), "check").unwrap();
+        let l = h.expect("PEER reset=", STEP + Duration::from_secs(5));
+        assert_eq!(field(&l, "other"), 0, "{l}");
+        resets += field(&l, "reset");
+        let _ = h.child.wait();
+    }
+    assert_eq!(
+        resets,
+        (PER * HELPERS) as u64,
+        "every kernel socket saw ECONNRESET"
+    );
+    let ss = lab.exec("LAB_PEER_NS", "ss", &["-Htn", "state", "established"]);
+    let left = String::from_utf8_lossy(&ss.stdout).lines().count();
+    assert_eq!(left, 0, "established connections left in the peer");
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+
+    // The same lab, the engine gone: the bare AF_XDP sender's ceiling.
+    let ceiling = xsk_ceiling(&lab, 1.0);
+    let rate = on_wire as f64 / (us.max(1) as f64 / 1e6);
+    eprintln!(
+        "abort_10k: {on_wire} frames on the wire in {us} us with the engine in the loop = {:.3} M RST/s; \
+         xsk ceiling (bare loop, same lab, same run) {:.3} M frames/s; ratio {:.2}",
+        rate / 1e6,
+        ceiling / 1e6,
+        rate / ceiling
+    );
+    assert!(
+        on_wire >= (PER * HELPERS) as u64,
+        "RSTs counted at the peer: {on_wire}"
+    );
+}
+
+#[test]
+fn two_queues_echo_abort_and_connect() {
+    const CONNS: usize = 64;
+    let Some(lab) = lab("two_queues", "tq", 2) else {
+        return;
+    };
+    let mut d = Daemon::start(&lab, 2, "");
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
+    let clients = in_peer(&lab, move || {
+        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| connect()).collect();
+        for (i, s) in socks.iter_mut().enumerate() {
+            let msg = format!("conn {i:03}");
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut buf = [0u8; 8];
+            s.read_exact(&mut buf).expect("echo");
+            assert_eq!(&buf, msg.as_bytes());
+        }
+        echoed_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        socks
+            .iter_mut()
+            .map(|s| s.read(&mut [0u8; 8]).map_err(|e| e.kind()))
+            .filter(|r| *r == Err(ErrorKind::ConnectionReset))
+            .count()
+    });
+    echoed_rx.recv_timeout(STEP).expect("64 echoes");
+    d.wait_count("established", CONNS as u64);
+    // Active opens from both queues: each picks a port whose answers hash
+    // to itself.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = in_peer(&lab, move || {
+        let l = TcpListener::bind((PEER_IP, 8081)).unwrap();
+        l.set_nonblocking(true).unwrap();
+        ready_tx.send(()).unwrap();
+        let until = Instant::now() + STEP;
+        let mut socks = Vec::new();
+        while socks.len() < 2 && Instant::now() < until {
+            match l.accept() {
+                Ok((s, _)) => socks.push(s),
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        socks
+    });
+    ready_rx.recv().unwrap();
+    d.cmd(&format!("connect {PEER_IP}:8081"));
+    d.expect("@connected ");
+    d.expect("@connected ");
+    assert_eq!(server.join().unwrap().len(), 2, "one active open per queue");
+    d.cmd("abort");
+    d.expect("@abort-done ");
+    d.expect("@abort-done ");
+    go_tx.send(()).unwrap();
+    assert_eq!(clients.join().unwrap(), CONNS, "every connection reset");
+    let (status, stderr) = d.stop();
+    assert!(status.success(), "{status}: {stderr}");
+    eprintln!("{stderr}");
+    let forwarded: u64 = stderr
+        .lines()
+        .filter_map(|l| l.split("forwarded: ").nth(1))
+        .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        forwarded > 0,
+        "no frame was handed between queues: {stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_queue_out_of_range() {
+    let Some(lab) = lab("queue_range", "qr", 1) else {
+        return;
+    };
+    let yaml = format!(
+        "interface: {}\nqueues: [3]\ncores: [0]\naddresses: [{ENGINE_IP}/24]\n",
+        lab.get("LAB_DUT_IF")
+    );
+    let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
+    std::fs::write(&config, yaml).unwrap();
+    let out = lab.exec(
+        "LAB_DUT_NS",
+        env!("CARGO_BIN_EXE_lingerd"),
+        &["run", "--config", config.to_str().unwrap()],
+    );
+    let _ = std::fs::remove_file(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("queue 3 is out of range") && stderr.contains("has 1 rx queue(s)"),
+        "{stderr}"
+    );
+}
