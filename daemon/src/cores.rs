@@ -112,7 +112,10 @@ impl CoreClients {
     }
 
     /// One iteration's client work before the engine's timers: commands,
-    /// then up to [`REQUESTS_PER_CLIENT`] requests from each client.
+    /// then up to [`REQUESTS_PER_CLIENT`] requests from each client. It
+    /// does not touch the engine's completions: the shell routes those
+    /// ([`deliver`](Self::deliver) for clients' ones, the daemon's own to
+    /// its app); [`drain`](Self::drain) is for a loop with no other user.
     pub fn poll(&mut self, engine: &mut QueueEngine, now: Instant) {
         // Empty and Disconnected both mean "nothing more now".
         while let Ok(cmd) = self.commands.try_recv() {
@@ -121,13 +124,11 @@ impl CoreClients {
         for c in &mut self.clients {
             c.rings.poll_requests(engine, now, REQUESTS_PER_CLIENT);
         }
-        // Answers produced synchronously by those requests go out in the
-        // same iteration.
-        self.drain(engine);
     }
 
     /// Routes every pending engine completion to its client's ring and
-    /// publishes, waking clients that sleep.
+    /// publishes, waking clients that sleep (for a loop in which attached
+    /// clients are the engine's only users).
     pub fn drain(&mut self, engine: &mut QueueEngine) {
         while let Some(c) = engine.poll_completion() {
             self.deliver(c);
@@ -153,6 +154,16 @@ impl CoreClients {
             if c.rings.flush() {
                 let _ = c.wake.signal();
             }
+        }
+    }
+
+    /// Every attached client goes away at once (the daemon stops): each
+    /// one's connections get `policy`, their rings are dropped.
+    pub fn detach_all(&mut self, engine: &mut QueueEngine, now: Instant, policy: ClientExitPolicy) {
+        for gone in std::mem::take(&mut self.clients) {
+            let client = gone.rings.client();
+            add(&mut self.retired, gone.rings.stats());
+            engine.handle_client_exit(now, client, policy);
         }
     }
 

@@ -13,9 +13,19 @@
 //! XDP, copy or zero-copy). With several queues, frames that reach the
 //! wrong queue move to their owner over `port::handoff`.
 //!
+//! Clients: the control socket ([`lingerd_daemon::attach`]) and the
+//! `/metrics` listener are bound before any queue starts. The main thread
+//! then serves attach and hang-up events, handing each core an attach or
+//! detach command ([`lingerd_daemon::cores`]); each core takes its clients'
+//! requests every loop iteration and routes completions to their rings (the
+//! daemon's own app is the admin client). Cores publish their figures to
+//! the metrics hub every 100 ms; connection states are counted by a census
+//! that walks the table in bounded slices. systemd hears READY=1 once every
+//! queue runs, and WATCHDOG=1 from the main loop when a watchdog is set.
+//!
 //! Shutdown: SIGTERM or SIGINT sets a flag; each thread closes its
 //! listeners (stop accepting), applies `close.on_client_exit` to the
-//! connections it holds, keeps running until those closes completed and
+//! connections it and every attached client hold, keeps running until those closes completed and
 //! their frames left (bounded by the longest default linger plus a second),
 //! and returns; the program is detached when the last socket is gone.
 //!
@@ -32,9 +42,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use lingerd_abi::layout::Layout;
 use lingerd_config::{Config, GatewayMac};
+use lingerd_daemon::attach::{Acceptor, AcceptorConfig, AttachEvent};
+use lingerd_daemon::cores::{CoreClients, CoreCommand};
+use lingerd_daemon::metrics::{CoreSnapshot, MetricsHub, MetricsServer};
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::ClientExitPolicy;
+use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ClientExitPolicy};
 use lingerd_dataplane::port::afxdp::{AfXdpPort, IdleMode, Steering, run_engine_with};
 use lingerd_dataplane::port::handoff::Handoff;
 use lingerd_dataplane::wire::EthernetAddress;
@@ -169,13 +183,20 @@ struct Shared {
     drain_cap: Duration,
     listen: Vec<(u16, u32)>,
     test_app: bool,
+    metrics: Arc<MetricsHub>,
 }
+
+/// How often a core publishes its figures for `/metrics`.
+const METRICS_EVERY: Duration = Duration::from_millis(100);
+/// Records a core examines per loop iteration for the state census.
+const CENSUS_SLOTS: u32 = 16 * 1024;
 
 fn queue_thread(
     plan: QueuePlan,
     shared: Arc<Shared>,
     mut handoff: Option<Handoff>,
     commands: mpsc::Receiver<Command>,
+    client_commands: mpsc::Receiver<CoreCommand>,
     ready: mpsc::Sender<(u8, Result<String, String>)>,
 ) -> Result<String, String> {
     let index = plan.index;
@@ -208,6 +229,9 @@ fn queue_thread(
     let mut engine = QueueEngine::new(plan.engine, t0);
     let app = RefCell::new(App::new(index, shared.test_app));
     app.borrow_mut().listen(&mut engine, t0, &shared.listen);
+    let clients = RefCell::new(CoreClients::new(u32::from(index), client_commands));
+    let mut census = (0u32, [0u64; 11], [0u64; 11]);
+    let mut published = t0;
     let done = AtomicBool::new(false);
     let mut deadline: Option<Instant> = None;
     let result = run_engine_with(
@@ -216,16 +240,59 @@ fn queue_thread(
         shared.idle,
         &done,
         handoff.as_mut(),
-        |c| app.borrow_mut().on_completion(c),
+        |c| {
+            // The daemon's own app is the admin client; everything else
+            // belongs to an attached client's rings.
+            if c.client == ADMIN_CLIENT {
+                app.borrow_mut().on_completion(c);
+            } else {
+                let mut clients = clients.borrow_mut();
+                clients.deliver(c);
+                clients.flush();
+            }
+        },
         |engine, now, view| {
+            clients.borrow_mut().poll(engine, now);
+            // The state census walks the table in bounded slices; a full
+            // pass replaces the published histogram.
+            match engine.count_states(census.0, CENSUS_SLOTS, &mut census.1) {
+                Some(next) => census.0 = next,
+                None => {
+                    census.2 = std::mem::take(&mut census.1);
+                    census.0 = 0;
+                }
+            }
+            if now.saturating_duration_since(published) >= METRICS_EVERY {
+                published = now;
+                shared.metrics.publish(
+                    usize::from(index),
+                    CoreSnapshot {
+                        counters: engine.counters().clone(),
+                        states: census.2,
+                        timers_armed: engine.timers_armed() as u64,
+                        rings: clients.borrow().stats(),
+                        xdp: Vec::new(),
+                    },
+                );
+            }
             let mut app = app.borrow_mut();
             app.step(engine, now, view.tx_in_flight, commands.try_iter());
             if deadline.is_none() && shared.signal.load(Ordering::Relaxed) {
                 app.shutdown(engine, now, shared.policy);
+                clients.borrow_mut().detach_all(engine, now, shared.policy);
                 deadline = Some(now + shared.drain_cap);
             }
             if let Some(d) = deadline
-                && ((app.pending_closes() == 0 && engine.tx_backlog() == 0) || now >= d)
+                // Done when every close completed (the exit sweeps too) and
+                // its frames have left: the engine's queue is empty and the
+                // kernel has completed
+                // every TX descriptor (closing the socket earlier would drop
+                // RSTs still in the TX ring).
+                && ((app.pending_closes() == 0
+                    && engine.pending_jobs() == 0
+                    && engine.tx_backlog() == 0
+                    && view.tx_in_flight == 0)
+                    || now >= d)
             {
                 done.store(true, Ordering::Relaxed);
             }
@@ -312,6 +379,7 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
         drain_cap: Duration::from_millis(1000 + u64::from(if linger.on { linger.ms } else { 0 })),
         listen: config.listen.iter().map(|l| (l.port, l.backlog)).collect(),
         test_app: opts.test_app,
+        metrics: Arc::new(MetricsHub::new(plans.len())),
     });
     let mut handoffs: Vec<Option<Handoff>> = if plans.len() > 1 {
         Handoff::group(plans.iter().filter_map(|p| p.engine.flow.clone()).collect())
@@ -325,16 +393,40 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let mut senders = Vec::new();
     let mut threads = Vec::new();
+    // Bound before any queue thread starts, so a start-up error leaves
+    // nothing running.
+    // Clients attach over the control socket; each gets rings on every core.
+    let layout = Layout::new(config.layout_params())
+        .map_err(|e| anyhow::anyhow!("the client region layout: {e:?}"))?;
+    let mut acceptor_cfg = AcceptorConfig::new(
+        config.clients.socket.clone(),
+        config.clients.allow_uids.clone(),
+        layout,
+    );
+    acceptor_cfg.cores = plans.iter().map(|p| p.index).collect();
+    let mut acceptor = Acceptor::bind(acceptor_cfg)
+        .with_context(|| format!("client socket {}", config.clients.socket.display()))?;
+    let metrics_server = match config.metrics.listen {
+        Some(addr) => {
+            let server = MetricsServer::start(addr, shared.metrics.clone())
+                .with_context(|| format!("metrics on {addr}"))?;
+            Some(server)
+        }
+        None => None,
+    };
+    let mut client_senders = Vec::new();
     for (plan, handoff) in plans.into_iter().zip(handoffs.drain(..)) {
         let (cmd_tx, cmd_rx) = mpsc::channel();
         senders.push(cmd_tx);
+        let (client_tx, client_rx) = mpsc::channel();
+        client_senders.push(client_tx);
         let shared = shared.clone();
         let ready = ready_tx.clone();
         let name = format!("lingerd-q{}", plan.queue);
         threads.push(
             thread::Builder::new()
                 .name(name)
-                .spawn(move || queue_thread(plan, shared, handoff, cmd_rx, ready))
+                .spawn(move || queue_thread(plan, shared, handoff, cmd_rx, client_rx, ready))
                 .context("spawning a dataplane thread")?,
         );
     }
@@ -378,6 +470,56 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     if opts.test_app {
         spawn_stdin_reader(senders);
     }
+    println!(
+        "lingerd: clients attach at {}",
+        config.clients.socket.display()
+    );
+    if let Some(server) = &metrics_server {
+        println!("lingerd: metrics at http://{}/metrics", server.addr());
+    }
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|usec| usec / 2);
+    let mut petted = Instant::now();
+    while !signal.load(Ordering::Relaxed) && !threads.iter().any(|t| t.is_finished()) {
+        match acceptor.poll(Duration::from_millis(100)) {
+            Some(AttachEvent::New {
+                client,
+                region,
+                layout,
+                wake,
+                ..
+            }) => {
+                let wake = Arc::new(wake);
+                for tx in &client_senders {
+                    let _ = tx.send(CoreCommand::Attach {
+                        client,
+                        region: region.clone(),
+                        layout,
+                        wake: wake.clone(),
+                    });
+                }
+            }
+            Some(AttachEvent::Gone(client)) => {
+                for tx in &client_senders {
+                    let _ = tx.send(CoreCommand::Detach {
+                        client,
+                        policy: shared.policy,
+                    });
+                }
+            }
+            None => {}
+        }
+        if let Some(every) = watchdog
+            && petted.elapsed() >= every
+        {
+            notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+            petted = Instant::now();
+        }
+    }
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    // A dataplane thread that ended on its own failed: stop the others.
+    signal.store(true, Ordering::Relaxed);
+    drop(acceptor);
     let mut first_error = None;
     for t in threads {
         match t.join() {
@@ -389,8 +531,19 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     if let Some(e) = first_error {
         return Err(RunError::Port(e).into());
     }
+    if let Some(server) = metrics_server {
+        server.stop();
+    }
     eprintln!("lingerd: stopped");
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) about our state; nothing without
+/// `NOTIFY_SOCKET`.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        eprintln!("lingerd: warning: sd_notify: {e}");
+    }
 }
 
 /// Test only: reads commands from stdin and hands each to every queue. EOF

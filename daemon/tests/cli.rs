@@ -32,7 +32,9 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(name: &str, contents: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("lingerd-cli-{}", std::process::id()));
+        // One directory per scratch file: tests run in parallel in one
+        // process, and each removes only its own directory.
+        let dir = std::env::temp_dir().join(format!("lingerd-cli-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, contents).unwrap();
@@ -46,7 +48,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -82,6 +82,7 @@ fn requests_are_answered_per_client_and_detach_applies_the_policy() {
     let mut a = client(&cmds, 1);
     let mut b = client(&cmds, 2);
     core.poll(&mut e, t0);
+    core.drain(&mut e);
     assert_eq!(core.len(), 2);
 
     // Each listens on its own port; a wants to be woken.
@@ -104,6 +105,7 @@ fn requests_are_answered_per_client_and_detach_applies_the_policy() {
     ));
     b.tx.publish();
     core.poll(&mut e, t0);
+    core.drain(&mut e);
     let got_a = answers(&mut a);
     let got_b = answers(&mut b);
     assert_eq!(got_a.len(), 1);
@@ -129,6 +131,7 @@ fn requests_are_answered_per_client_and_detach_applies_the_policy() {
     ));
     a.tx.publish();
     core.poll(&mut e, t0);
+    core.drain(&mut e);
     let got = answers(&mut a);
     assert_eq!((got[0].user_data, got[0].result), (11, Errno::Perm));
 
@@ -140,6 +143,7 @@ fn requests_are_answered_per_client_and_detach_applies_the_policy() {
     })
     .unwrap();
     core.poll(&mut e, t0);
+    core.drain(&mut e);
     e.handle_timeout(t0);
     assert_eq!(core.len(), 1);
     assert_eq!(e.connection_count(), 1, "only b's listener is left");

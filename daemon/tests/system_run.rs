@@ -38,6 +38,8 @@ struct Daemon {
     stderr: thread::JoinHandle<String>,
     queues: usize,
     config: std::path::PathBuf,
+    /// The daemon's client runtime directory, removed on drop.
+    runtime: Option<std::path::PathBuf>,
 }
 
 impl Daemon {
@@ -46,13 +48,18 @@ impl Daemon {
     fn start(lab: &Lab, queues: usize, extra: &str) -> Daemon {
         let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
         let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
+        // Each daemon gets its own client socket (a filesystem path, shared
+        // by every namespace) and no metrics listener.
+        let runtime = std::env::temp_dir().join(format!("lingerd-run-{}", lab.id()));
         let yaml = format!(
             "interface: {}\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
              listen: [{{port: {PORT}, backlog: 65536}}]\n\
-             xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n{extra}",
+             xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
+             clients: {{socket: {}}}\nmetrics: {{listen: null}}\n{extra}",
             lab.get("LAB_DUT_IF"),
             qs.join(", "),
-            cores.join(", ")
+            cores.join(", "),
+            runtime.join("lingerd.sock").display()
         );
         let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
         std::fs::write(&config, yaml).unwrap();
@@ -93,6 +100,7 @@ impl Daemon {
             stderr,
             queues,
             config,
+            runtime: Some(runtime),
         };
         let mut started = 0;
         let until = Instant::now() + STEP;
@@ -180,6 +188,9 @@ impl Drop for Daemon {
             let _ = self.child.wait();
         }
         let _ = std::fs::remove_file(&self.config);
+        if let Some(dir) = self.runtime.as_deref() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -676,4 +687,114 @@ fn run_refuses_queue_out_of_range() {
         stderr.contains("queue 3 is out of range") && stderr.contains("has 1 rx queue(s)"),
         "{stderr}"
     );
+}
+
+/// The real pair of processes: `lingerd run` (no test app, no listeners of
+/// its own) in the dut namespace, and a client attached to it over the
+/// control socket with `lingerd-client`, as a load balancer would. The
+/// client listens, accepts a Linux kernel connection, reads its bytes and
+/// aborts: the kernel's read fails with ECONNRESET. A second connection is
+/// left open when the client hangs up: the exit policy (default: each
+/// connection's own linger setting, off = graceful) closes it with a FIN,
+/// so the kernel reads EOF. Then SIGTERM stops the daemon with exit 0.
+#[test]
+fn attached_client_aborts_and_its_exit_closes_the_rest() {
+    let Some(lab) = lab("attached_client", "ac", 1) else {
+        return;
+    };
+    let runtime = std::env::temp_dir().join(format!("lingerd-run-{}", lab.id()));
+    let socket = runtime.join("lingerd.sock");
+    let yaml = format!(
+        "interface: {}\nqueues: [0]\ncores: [1]\naddresses: [{ENGINE_IP}/24]\n\
+         xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
+         clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: null}}\n",
+        lab.get("LAB_DUT_IF"),
+        socket.display()
+    );
+    let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
+    std::fs::write(&config, yaml).unwrap();
+    let mut child = lab
+        .command(
+            "LAB_DUT_NS",
+            env!("CARGO_BIN_EXE_lingerd"),
+            &["run", "--config", config.to_str().unwrap()],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lingerd");
+    struct Cleanup(Option<Child>, std::path::PathBuf, std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.as_mut()
+                && c.try_wait().ok().flatten().is_none()
+            {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_file(&self.1);
+            let _ = std::fs::remove_dir_all(&self.2);
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let mut guard = Cleanup(Some(child), config, runtime);
+    let mut lines = BufReader::new(stdout).lines();
+    let until = Instant::now() + STEP;
+    loop {
+        assert!(
+            Instant::now() < until,
+            "lingerd did not say where clients attach"
+        );
+        match lines.next() {
+            Some(Ok(l)) if l.contains("clients attach at") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("lingerd exited before it was ready"),
+        }
+    }
+
+    let mut client = lingerd::Client::attach(&socket).expect("attach to the daemon");
+    let listener = client.listen(PORT, 16).expect("listen through the daemon");
+    let first = in_peer(&lab, || {
+        let mut s = connect();
+        s.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 16];
+        s.read(&mut buf).map_err(|e| e.kind())
+    });
+    let (h, _) = client.accept(listener, STEP).expect("accept");
+    let mut buf = [0u8; 16];
+    let n = client.recv(h, &mut buf, STEP).expect("recv");
+    assert_eq!(&buf[..n], b"hello");
+    let outcome = client.abort(h).expect("abort");
+    assert_eq!(outcome, lingerd::Outcome::Aborted);
+    assert_eq!(
+        first.join().unwrap(),
+        Err(ErrorKind::ConnectionReset),
+        "the kernel saw the RST"
+    );
+
+    let second = in_peer(&lab, || {
+        let mut s = connect();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).map_err(|e| e.kind())
+    });
+    let _ = client.accept(listener, STEP).expect("accept the second");
+    drop(client); // the control socket hangs up
+    assert_eq!(
+        second.join().unwrap(),
+        Ok(0),
+        "graceful close by the exit policy: EOF"
+    );
+
+    let mut child = guard.0.take().unwrap();
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let until = Instant::now() + STEP;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "lingerd did not stop on SIGTERM");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
 }

@@ -198,6 +198,12 @@ impl QueueEngine {
         self.wheel.len()
     }
 
+    /// Bulk jobs (`close_matching`, client-exit sweeps) still walking the
+    /// table: a shell that wants to stop waits for them too.
+    pub fn pending_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
     /// Frames waiting for `poll_transmit` (control frames plus connections
     /// with output): the shell's backpressure signal.
     pub fn tx_backlog(&self) -> usize {
@@ -223,12 +229,23 @@ impl QueueEngine {
     /// tests, not for the hot path).
     pub fn states_histogram(&self) -> [u64; 11] {
         let mut h = [0u64; 11];
-        for slot in 0..self.table.slots_in_use() {
-            if let Some(t) = self.table.handle_at(slot).and_then(|hd| self.table.get(hd)) {
-                h[t.state as usize] += 1;
+        let _ = self.count_states(0, u32::MAX, &mut h);
+        h
+    }
+
+    /// Adds the states of at most `max_slots` records from slot `cursor`
+    /// into `counts` and returns the next cursor, or `None` once the table
+    /// has been walked: a bounded census for the `connections{state}`
+    /// gauges, spread over loop iterations instead of one scan of millions.
+    pub fn count_states(&self, cursor: u32, max_slots: u32, counts: &mut [u64; 11]) -> Option<u32> {
+        let end = self.table.slots_in_use();
+        let stop = cursor.saturating_add(max_slots).min(end);
+        for slot in cursor..stop {
+            if let Some(t) = self.table.handle_at(slot).and_then(|h| self.table.get(h)) {
+                counts[t.state as usize] += 1;
             }
         }
-        h
+        (stop < end).then_some(stop)
     }
 
     fn now_ms(&self, now: Instant) -> u64 {
@@ -292,12 +309,19 @@ impl QueueEngine {
         now_ms: u64,
         f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> Disposition,
     ) -> Disposition {
-        let Some(tuple) = self.table.tuple(handle) else {
-            return Disposition::Keep;
-        };
-        let Some(tcb) = self.table.get_mut(handle) else {
-            return Disposition::Keep;
-        };
+        self.in_conn(handle, now_ms, f).unwrap_or(Disposition::Keep)
+    }
+
+    /// Runs `f` on the connection with the effects context it may use (the
+    /// one place a `Cx` is built); `None` for a stale handle.
+    fn in_conn<R>(
+        &mut self,
+        handle: Handle,
+        now_ms: u64,
+        f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> R,
+    ) -> Option<R> {
+        let tuple = self.table.tuple(handle)?;
+        let tcb = self.table.get_mut(handle)?;
         let listener = passive_listener(&self.listeners, tcb, tuple.local_port);
         let mut cx = Cx {
             now_ms,
@@ -309,7 +333,7 @@ impl QueueEngine {
             completions: &mut self.completions,
             pool: &mut self.pool,
         };
-        f(tcb, &mut cx)
+        Some(f(tcb, &mut cx))
     }
 
     /// Carries out a disposition, then re-files the timer and queues output.

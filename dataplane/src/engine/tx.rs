@@ -10,7 +10,6 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use super::{CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
-use crate::tcp::cx::Cx;
 use crate::tcp::output;
 use crate::tcp::tcb::TcbFlags;
 use crate::wire::{
@@ -56,20 +55,15 @@ impl QueueEngine {
                     continue 'poll;
                 };
                 let room = buf.len().saturating_sub(ETH + IP + 60);
-                let tcb = self.table.get_mut(handle)?;
-                let listener = super::passive_listener(&self.listeners, tcb, tuple.local_port);
-                let mut cx = Cx {
-                    now_ms,
-                    handle,
-                    tuple,
-                    listener,
-                    cfg: &self.cfg.tcp,
-                    counters: &mut self.counters,
-                    completions: &mut self.completions,
-                    pool: &mut self.pool,
-                };
                 let limit = room.min(self.scratch.len());
-                let plan = output::next_segment(tcb, &mut cx, &mut self.scratch[..limit]);
+                // The payload scratch is lent out so the closure may fill it.
+                let mut scratch = std::mem::take(&mut self.scratch);
+                let plan = self
+                    .in_conn(handle, now_ms, |tcb, cx| {
+                        output::next_segment(tcb, cx, &mut scratch[..limit])
+                    })
+                    .flatten();
+                self.scratch = scratch;
                 self.sync(handle, now_ms);
                 let Some(plan) = plan else { continue };
                 let seg = TcpRepr {
