@@ -767,7 +767,14 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
             ),
         ]);
         // Counts are integers.
-        for k in ["connections", "lost", "closed", "unexpected"] {
+        for k in [
+            "connections",
+            "lost",
+            "closed",
+            "unexpected",
+            "kernel_confirmed",
+            "request_errors",
+        ] {
             if let Some(v) = j.get(k).and_then(Value::as_f64) {
                 j[k] = Value::from(v as u64);
             }
