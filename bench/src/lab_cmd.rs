@@ -781,6 +781,16 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         }
         println!("{j}");
     }
+    // A run that lost connections measured only the closes that arrived:
+    // its rate and latency are not figures of the whole teardown.
+    ensure!(
+        l.lost == 0,
+        "{} of {} connections were never seen closed by the peer: closes_per_s and the \
+         latency cover only the {} closes that arrived (try --pace)",
+        l.lost,
+        args.connections,
+        l.closed
+    );
     Ok(())
 }
 
