@@ -9,8 +9,10 @@
 //! never timings.
 #![deny(unsafe_code)]
 
+pub mod clock;
 pub mod engine;
 pub mod fixtures;
+pub mod lab;
 pub mod measure;
 pub mod micro;
 pub mod report;

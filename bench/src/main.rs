@@ -2,16 +2,24 @@
 //! `micro` measures the dataplane's foundation (parse + lookup, RST build,
 //! timers, memory) and engine close rates (abort, graceful, linger expiry,
 //! vs smoltcp) in one process; `xsk-ceiling` measures the AF_XDP transmit
-//! ceiling on the lab against a bare xsk-rs sender.
+//! ceiling on the lab against a bare xsk-rs sender; `lab` is the end-to-end
+//! close benchmark (the daemon, its client, lingerd as load generator, the
+//! ceiling and the kernel baseline in one run). `lab-dut-client` and
+//! `kernel-worker` are `lab`'s own helper processes (hidden).
 //!
 //! Stdout carries the human table and, with `--json`, one JSON object as
 //! the last line; progress goes to stderr. Build with `--release`: the
 //! figures of a debug build mean nothing.
 #![deny(unsafe_code)]
 
+mod lab_cmd;
 mod xsk_ceiling;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use clap::{Parser, Subcommand, ValueEnum};
+use lingerd_bench::lab::{Mode, dut, kernel};
 use lingerd_bench::measure::{cpu_time, progress};
 use lingerd_bench::micro::{self, Options, Phase};
 use serde_json::Value;
@@ -29,6 +37,48 @@ enum Command {
     /// AF_XDP TX ceiling on the lab's veth: the port's sender vs a bare
     /// xsk-rs loop (root).
     XskCeiling(xsk_ceiling::Args),
+    /// The end-to-end close benchmark on the lab (root): lingerd (daemon +
+    /// client, lingerd as load generator) vs the xsk ceiling and the Linux
+    /// kernel, in one run.
+    Lab(lab_cmd::Args),
+    /// `lab`'s client of the daemon, in the dut namespace (internal).
+    #[command(hide = true)]
+    LabDutClient {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<u16>,
+        #[arg(long)]
+        connections: usize,
+        #[arg(long)]
+        mode: Mode,
+        #[arg(long)]
+        bulk: bool,
+        #[arg(long, default_value_t = 0)]
+        pace: u32,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// `lab`'s kernel-baseline worker (internal).
+    #[command(hide = true)]
+    KernelWorker {
+        #[arg(long, value_parser = ["server", "client"])]
+        role: String,
+        #[arg(long)]
+        addr: std::net::Ipv4Addr,
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        mode: Mode,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// Micro benchmarks: wire, table, timers, memory, engine close rates,
     /// smoltcp comparison. Medians of ≥ 3 runs after a warm-up.
     Micro {
@@ -76,6 +126,60 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::XskCeiling(args) => return xsk_ceiling::run(args),
+        Command::Lab(args) => {
+            if let Err(e) = lab_cmd::run(args) {
+                if e.is::<lab_cmd::Unavailable>() {
+                    eprintln!("Error: {e}");
+                    std::process::exit(lab_cmd::EX_UNAVAILABLE);
+                }
+                return Err(e);
+            }
+        }
+        Command::LabDutClient {
+            socket,
+            ports,
+            connections,
+            mode,
+            bulk,
+            pace,
+            out,
+            timeout,
+        } => {
+            return dut::run(&dut::Args {
+                socket,
+                ports,
+                connections,
+                mode,
+                bulk,
+                pace,
+                out,
+                timeout: Duration::from_secs(timeout),
+            });
+        }
+        Command::KernelWorker {
+            role,
+            addr,
+            port,
+            count,
+            mode,
+            out,
+            timeout,
+        } => {
+            let role = if role == "server" {
+                kernel::Role::Server
+            } else {
+                kernel::Role::Client
+            };
+            return kernel::worker(&kernel::WorkerArgs {
+                role,
+                addr,
+                port,
+                count,
+                mode,
+                out,
+                timeout: Duration::from_secs(timeout),
+            });
+        }
         Command::Micro {
             json,
             connections,

@@ -38,7 +38,7 @@ pub(crate) struct Args {
 
 use lingerd_lab::Lab;
 
-fn parse_mac(s: &str) -> Result<EthernetAddress> {
+pub(crate) fn parse_mac(s: &str) -> Result<EthernetAddress> {
     let mut mac = [0u8; 6];
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
@@ -52,16 +52,16 @@ fn parse_mac(s: &str) -> Result<EthernetAddress> {
 
 /// One sender's result.
 #[derive(Debug, Default)]
-struct Run {
-    sent: u64,
-    received: u64,
-    seconds: f64,
-    xdp: String,
-    bind: String,
+pub(crate) struct Run {
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+    pub(crate) seconds: f64,
+    pub(crate) xdp: String,
+    pub(crate) bind: String,
 }
 
 impl Run {
-    fn pps(&self) -> f64 {
+    pub(crate) fn pps(&self) -> f64 {
         self.received as f64 / self.seconds
     }
 }
@@ -149,29 +149,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
     let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
     let iface = lab.get("LAB_DUT_IF");
-    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse()?;
-    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR").parse()?;
-    let tmpl = RstTemplate::new(
-        parse_mac(&lab.get("LAB_DUT_MAC"))?,
-        parse_mac(&lab.get("LAB_PEER_MAC"))?,
-        dut_ip,
-    );
-    let mut frame = [0u8; RST_FRAME_LEN];
-    // An RST to a port nobody listens on: the peer's kernel drops it quietly.
-    tmpl.build_array(
-        &mut frame,
-        &ControlSegment::rst(peer_ip, 40_000, 9, SeqNumber(1)),
-    );
-
-    let secs = args.seconds;
-    let port = {
-        let iface = iface.clone();
-        measure(&lab, move || port_sender(&iface, dut_ip, frame, secs))?
-    };
-    let bare = {
-        let iface = iface.clone();
-        measure(&lab, move || bare_sender(&iface, frame, secs))?
-    };
+    let (port, bare) = ceiling(&lab, args.seconds)?;
     let ratio = if bare.pps() > 0.0 {
         port.pps() / bare.pps()
     } else {
@@ -219,4 +197,33 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     drop(lab);
     Ok(())
+}
+
+/// The port's sender then the bare loop, `secs` each, on `lab`'s dut end
+/// (nothing else may hold an XDP program there meanwhile).
+pub(crate) fn ceiling(lab: &Lab, secs: f64) -> Result<(Run, Run)> {
+    let iface = lab.get("LAB_DUT_IF");
+    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse()?;
+    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR").parse()?;
+    let tmpl = RstTemplate::new(
+        parse_mac(&lab.get("LAB_DUT_MAC"))?,
+        parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        dut_ip,
+    );
+    let mut frame = [0u8; RST_FRAME_LEN];
+    // An RST to a port nobody listens on: the peer's kernel drops it quietly.
+    tmpl.build_array(
+        &mut frame,
+        &ControlSegment::rst(peer_ip, 40_000, 9, SeqNumber(1)),
+    );
+
+    let port = {
+        let iface = iface.clone();
+        measure(lab, move || port_sender(&iface, dut_ip, frame, secs))?
+    };
+    let bare = {
+        let iface = iface.clone();
+        measure(lab, move || bare_sender(&iface, frame, secs))?
+    };
+    Ok((port, bare))
 }

@@ -1,0 +1,265 @@
+//! The dut's client: a `lingerd` client process attached to the daemon in
+//! the dut namespace. It listens, takes the load generator's connections and,
+//! on `go`, tears them down the way the benchmark asks, timestamping each
+//! request with `CLOCK_MONOTONIC` just before it enters the ring.
+//!
+//! It is this binary re-run as `lingerd-bench lab-dut-client` under `ip
+//! netns exec <dut>`; it talks to the orchestrator in lines (stdout:
+//! `listening`, `accepted N`, `done …`; stdin: `go`, `exit`). Per-handle
+//! modes submit one `Abort` or `Close` per connection through the
+//! non-blocking API (`submit` until the ring is full, then reap); `--bulk`
+//! submits one `CloseMatching` per ring. `--pace N` spaces requests (or
+//! passes the pace to `CloseMatching`). Linger mode sets `SO_LINGER {1, ms}`
+//! on every connection before `go` (untimed), then closes blocking-style
+//! (the completion comes when the close ends). The request times go to a
+//! file as `(key u32, ns u64)` little-endian records ([`super::loadgen::key`];
+//! a bulk request is one record with key `u32::MAX`).
+//!
+//! Every wait is bounded by `--timeout`; when stdin closes it detaches and
+//! exits. It owns its attachment and its file, nothing else.
+
+use std::fs::File;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use lingerd::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Request, WirePrefix};
+
+use super::Mode;
+use super::loadgen::{GEN_ADDR, key};
+use crate::clock::now_ns;
+
+/// Key of the one record a bulk request writes.
+pub const BULK_KEY: u32 = u32::MAX;
+
+/// The `lab-dut-client` subcommand's arguments.
+#[derive(Clone, Debug)]
+pub struct Args {
+    /// The daemon's client socket.
+    pub socket: PathBuf,
+    /// Ports to listen on.
+    pub ports: Vec<u16>,
+    /// Connections to expect.
+    pub connections: usize,
+    /// How to close.
+    pub mode: Mode,
+    /// One `CloseMatching` instead of per-handle requests.
+    pub bulk: bool,
+    /// Closes per second (0: as fast as the rings take them).
+    pub pace: u32,
+    /// Where the request times go.
+    pub out: PathBuf,
+    /// The longest any step may take.
+    pub timeout: Duration,
+}
+
+/// An errno as an error.
+fn errno(e: Errno) -> anyhow::Error {
+    anyhow::anyhow!("lingerd: {e:?}")
+}
+
+fn say(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn order() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    ensure!(!line.is_empty(), "orchestrator went away");
+    Ok(line.trim().to_owned())
+}
+
+/// Submits `req`, reaping completions into `done` while the ring is full
+/// (bounded by `deadline`).
+fn submit(c: &mut Client, req: Request<'_>, done: &mut Vec<Done>, deadline: Instant) -> Result<()> {
+    loop {
+        match c.submit(req) {
+            Ok(_) => return Ok(()),
+            Err(Errno::NoBufs) => {
+                if c.poll_completions(done).map_err(errno)? == 0 {
+                    ensure!(Instant::now() < deadline, "ring full past the timeout");
+                    c.wait(Duration::from_micros(200)).map_err(errno)?;
+                }
+            }
+            Err(e) => bail!("submit {req:?}: {e:?}"),
+        }
+    }
+}
+
+/// Reaps until `n` completions are in `done` (bounded by `deadline`).
+fn reap_until(c: &mut Client, n: usize, done: &mut Vec<Done>, deadline: Instant) -> Result<()> {
+    while done.len() < n {
+        if c.poll_completions(done).map_err(errno)? == 0 {
+            ensure!(
+                Instant::now() < deadline,
+                "{} of {n} completions before the timeout",
+                done.len()
+            );
+            c.wait(Duration::from_millis(1)).map_err(errno)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `lab-dut-client` subcommand.
+pub fn run(args: &Args) -> Result<()> {
+    let deadline = Instant::now() + args.timeout;
+    let mut c = loop {
+        match Client::attach(&args.socket) {
+            Ok(c) => break c,
+            Err(e) => {
+                ensure!(
+                    Instant::now() < deadline,
+                    "attaching to {}: {e}",
+                    args.socket.display()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    c.set_call_timeout(Duration::from_secs(10));
+    let mut listeners = Vec::new();
+    for &p in &args.ports {
+        let backlog = 65_535;
+        listeners.push((
+            c.listen(p, backlog)
+                .map_err(|e| anyhow::anyhow!("listen {p}: {e:?}"))?,
+            p,
+        ));
+    }
+    say("listening")?;
+
+    // Accept everything the load generator opens.
+    let mut conns: Vec<(u64, u32)> = Vec::with_capacity(args.connections);
+    while conns.len() < args.connections {
+        let mut any = false;
+        for &(l, port) in &listeners {
+            loop {
+                match c.accept(l, Duration::ZERO) {
+                    Ok((h, peer)) => {
+                        conns.push((h, key(peer.port(), port)));
+                        any = true;
+                    }
+                    Err(Errno::WouldBlock | Errno::TimedOut) => break,
+                    Err(e) => bail!("accept: {e:?}"),
+                }
+            }
+        }
+        if !any {
+            ensure!(
+                Instant::now() < deadline,
+                "accepted {} of {} before the timeout",
+                conns.len(),
+                args.connections
+            );
+            c.wait(Duration::from_millis(5)).map_err(errno)?;
+        }
+    }
+    let mut done = Vec::new();
+    if let Mode::Linger { ms } = args.mode {
+        for &(h, _) in &conns {
+            let linger = Linger { on: true, ms };
+            submit(
+                &mut c,
+                Request::SetLinger { handle: h, linger },
+                &mut done,
+                deadline,
+            )?;
+        }
+        reap_until(&mut c, conns.len(), &mut done, deadline)?;
+        let bad = done.iter().filter(|d| d.result != Errno::Ok).count();
+        ensure!(bad == 0, "{bad} SetLinger requests failed");
+        done.clear();
+    }
+    say(&format!("accepted {}", conns.len()))?;
+    ensure!(order()? == "go", "expected go");
+
+    let mut times: Vec<(u32, u64)> = Vec::with_capacity(conns.len());
+    let expected = if args.bulk {
+        let mode = match args.mode {
+            Mode::Abort => CloseMode::Abort,
+            Mode::Graceful => CloseMode::Graceful,
+            Mode::Linger { ms } => CloseMode::Linger { ms },
+        };
+        let filter = MatchFilter {
+            remote: Some(WirePrefix {
+                addr: GEN_ADDR.octets(),
+                len: 32,
+            }),
+            ..MatchFilter::default()
+        };
+        let rings = c.cores().len();
+        times.push((BULK_KEY, now_ns()));
+        for ring in 0..rings {
+            let req = Request::CloseMatching {
+                ring,
+                filter,
+                mode,
+                pace_per_s: args.pace,
+            };
+            submit(&mut c, req, &mut done, deadline)?;
+        }
+        rings
+    } else {
+        let start = now_ns();
+        for (i, &(h, k)) in conns.iter().enumerate() {
+            if args.pace > 0 {
+                let due = start + (i as u64).saturating_mul(1_000_000_000) / u64::from(args.pace);
+                let ahead = due.saturating_sub(now_ns());
+                if ahead > 200_000 {
+                    std::thread::sleep(Duration::from_nanos(ahead));
+                }
+            }
+            let req = match args.mode {
+                Mode::Abort => Request::Abort { handle: h },
+                Mode::Graceful => Request::Close {
+                    handle: h,
+                    nonblocking: true,
+                },
+                Mode::Linger { .. } => Request::Close {
+                    handle: h,
+                    nonblocking: false,
+                },
+            };
+            times.push((k, now_ns()));
+            submit(&mut c, req, &mut done, deadline)?;
+        }
+        conns.len()
+    };
+    let last_request = now_ns();
+    reap_until(&mut c, expected, &mut done, deadline)?;
+    let errors = done.iter().filter(|d| d.result != Errno::Ok).count();
+    let mut w = BufWriter::new(File::create(&args.out).context("request times file")?);
+    for (k, t) in &times {
+        w.write_all(&k.to_le_bytes())?;
+        w.write_all(&t.to_le_bytes())?;
+    }
+    w.flush()?;
+    let first = times.first().map_or(0, |t| t.1);
+    say(&format!(
+        "done {} {} {errors} {first} {last_request}",
+        times.len(),
+        done.len()
+    ))?;
+    let _ = order();
+    Ok(())
+}
+
+/// Reads a request-times file.
+pub fn read_times(path: &std::path::Path) -> Result<Vec<(u32, u64)>> {
+    let bytes = std::fs::read(path)?;
+    ensure!(bytes.len() % 12 == 0, "truncated request-times file");
+    Ok(bytes
+        .chunks_exact(12)
+        .map(|r| {
+            (
+                u32::from_le_bytes(r[..4].try_into().expect("4 bytes")),
+                u64::from_le_bytes(r[4..].try_into().expect("8 bytes")),
+            )
+        })
+        .collect())
+}

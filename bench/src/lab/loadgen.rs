@@ -1,0 +1,385 @@
+//! The load generator: lingerd itself in the client role. A `QueueEngine` on
+//! an `AfXdpPort` bound to the peer's veth end opens N connections to the
+//! dut's listeners and timestamps, per connection, the dut's RST or FIN.
+//!
+//! Addressing: the engine answers for [`GEN_ADDR`] (198.18.0.12/24), an
+//! address no kernel in the lab holds, so its XDP program (steering only
+//! that address, and ARP for it) never takes a frame the peer's kernel
+//! wants, and the kernel baseline on 198.18.0.2 can share the interface.
+//! The engine's `Connect` takes its first on-link address, so one address
+//! gives at most [`PER_PORT`] connections per dut port: connection *i* goes
+//! to `dut_ports[i / PER_PORT]` from an ephemeral port of 1024..=65535; the
+//! cursor wraps exactly at a block boundary, so no 4-tuple repeats.
+//!
+//! Opening is paced (`open_rate` SYNs/s, at most `in_flight` handshakes
+//! unanswered) so that the dut's backlog and SYN cookies behave. Closes are
+//! the engine's events: `Reset` (ECONNRESET) or `PeerClosed` (FIN), stamped
+//! with [`now_ns`] when the loop hands them over, i.e. in the iteration that
+//! received the frame. After a FIN the generator closes its end (so the
+//! dut's close completes: LastAck on our side, no TIME-WAIT).
+//!
+//! It runs in its own thread, which enters the peer namespace (setns) and
+//! never leaves it; the main thread watches [`Progress`] and sets `stop`.
+//! The loop sleeps when idle unless told to busy-poll. It owns the engine,
+//! the port (its XDP program is detached when the thread ends, panics
+//! included) and nothing else.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use lingerd_abi::Errno;
+use lingerd_dataplane::engine::QueueEngine;
+use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::port::afxdp::{
+    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, XskConfig, run_engine,
+};
+use lingerd_dataplane::sys::netns;
+use lingerd_dataplane::table::Handle;
+use lingerd_dataplane::wire::EthernetAddress;
+
+use crate::clock::now_ns;
+
+/// The generator's address (on the lab's /24, held by no kernel).
+pub const GEN_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
+/// Ephemeral ports the generator uses: 1024..=65535.
+pub const EPHEMERAL: (u16, u16) = (1024, 65_535);
+/// Connections per dut port (the ephemeral range's size).
+pub const PER_PORT: usize = (EPHEMERAL.1 - EPHEMERAL.0) as usize + 1;
+const ME: ClientId = ClientId(1);
+
+/// How a connection ended, as the peer saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Seen {
+    /// Still open (or never established).
+    #[default]
+    Open,
+    /// An RST from the dut.
+    Rst,
+    /// A FIN from the dut.
+    Fin,
+}
+
+/// One connection's record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Conn {
+    /// Our port (0 until established).
+    pub local_port: u16,
+    /// The dut's port.
+    pub remote_port: u16,
+    /// Established.
+    pub established: bool,
+    /// When the RST or FIN arrived (`CLOCK_MONOTONIC` ns; 0 = not yet).
+    pub closed_ns: u64,
+    /// What arrived.
+    pub seen: Seen,
+    handle: Option<Handle>,
+}
+
+impl Conn {
+    /// The key the dut's client uses for the same connection.
+    pub fn key(&self) -> u32 {
+        key(self.local_port, self.remote_port)
+    }
+}
+
+/// `(peer port, dut port)` as one number: the same on both sides.
+pub fn key(peer_port: u16, dut_port: u16) -> u32 {
+    u32::from(peer_port) << 16 | u32::from(dut_port)
+}
+
+/// How to run the generator.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The peer namespace.
+    pub ns: String,
+    /// The peer's veth end.
+    pub iface: String,
+    /// Its MAC.
+    pub mac: EthernetAddress,
+    /// The dut's address.
+    pub dut: Ipv4Addr,
+    /// The dut's listening ports, [`PER_PORT`] connections each at most.
+    pub dut_ports: Vec<u16>,
+    /// Connections to open.
+    pub connections: usize,
+    /// SYNs per second.
+    pub open_rate: u32,
+    /// Handshakes unanswered at most.
+    pub in_flight: usize,
+    /// Close our end when the dut's FIN arrives.
+    pub close_on_fin: bool,
+    /// Busy-poll (measurement) or sleep.
+    pub idle: IdleMode,
+}
+
+/// Ports needed for `n` connections.
+pub fn ports_needed(n: usize) -> usize {
+    n.div_ceil(PER_PORT).max(1)
+}
+
+/// Live counters, read by the main thread.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Connects issued.
+    pub issued: AtomicU64,
+    /// Established.
+    pub established: AtomicU64,
+    /// Connects that failed.
+    pub failed: AtomicU64,
+    /// RSTs or FINs seen (first per connection).
+    pub closed: AtomicU64,
+    /// Set by the main thread: leave the loop.
+    pub stop: AtomicBool,
+}
+
+/// What the generator reports when stopped.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Every connection, in the order opened.
+    pub conns: Vec<Conn>,
+    /// The port's counters at the end.
+    pub port: AfXdpStats,
+    /// The port's start-up line.
+    pub info: String,
+    /// Connections still in the engine at the end.
+    pub engine_connections: usize,
+    /// Connect failures by errno.
+    pub failures: Vec<(Errno, u64)>,
+}
+
+impl Outcome {
+    /// Established connections the peer still sees open.
+    pub fn lost(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| c.established && c.seen == Seen::Open)
+            .count()
+    }
+}
+
+/// A running generator.
+#[derive(Debug)]
+pub struct LoadGen {
+    /// Live counters.
+    pub progress: Arc<Progress>,
+    thread: Option<JoinHandle<Result<Outcome>>>,
+}
+
+impl LoadGen {
+    /// Starts the thread: it enters `cfg.ns`, opens the port and begins
+    /// opening connections.
+    pub fn start(cfg: Config) -> Result<LoadGen> {
+        anyhow::ensure!(
+            cfg.dut_ports.len() >= ports_needed(cfg.connections),
+            "{} connections need {} dut ports",
+            cfg.connections,
+            ports_needed(cfg.connections)
+        );
+        let progress = Arc::new(Progress::default());
+        let p = Arc::clone(&progress);
+        let thread = std::thread::Builder::new()
+            .name("loadgen".into())
+            .spawn(move || run(&cfg, &p))
+            .context("spawning the load generator")?;
+        Ok(LoadGen {
+            progress,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether the thread has ended (an error, or stopped).
+    pub fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops the loop and returns what it saw.
+    pub fn stop(mut self) -> Result<Outcome> {
+        self.progress.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| anyhow!("load generator panicked"))?
+    }
+}
+
+impl Drop for LoadGen {
+    fn drop(&mut self) {
+        self.progress.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The loop's state, shared by the two closures of `run_engine`.
+struct State {
+    conns: Vec<Conn>,
+    next: usize,
+    answered: usize,
+    to_close: VecDeque<Handle>,
+    failures: Vec<(Errno, u64)>,
+    t0: Instant,
+}
+
+fn engine_config(cfg: &Config) -> EngineConfig {
+    let mut e = EngineConfig::new(
+        0,
+        cfg.mac,
+        LocalAddr {
+            addr: GEN_ADDR,
+            prefix_len: 24,
+        },
+    );
+    e.max_connections = (cfg.connections as u32 + 4096).next_power_of_two();
+    e.tcp.ephemeral_ports = EPHEMERAL;
+    // Our end closes second (after the dut's FIN): LastAck, no TIME-WAIT;
+    // short timers anyway so that nothing outlives a run.
+    e.tcp.time_wait_ms = 1_000;
+    e.tcp.orphan_timeout_ms = 10_000;
+    e.isn_secret = [now_ns(), 0x6c67_6764];
+    e.hash_key = now_ns().rotate_left(17);
+    e
+}
+
+fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
+    netns::enter(&cfg.ns).with_context(|| format!("entering {}", cfg.ns))?;
+    let mut pcfg = AfXdpConfig::new(&cfg.iface, 0, vec![GEN_ADDR]);
+    pcfg.xsk = XskConfig {
+        frames: 16_384,
+        ring_size: 4096,
+        ..XskConfig::default()
+    };
+    let mut port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {}", cfg.iface))?;
+    let info = port.info().to_string();
+    let t0 = Instant::now();
+    let mut engine = QueueEngine::new(engine_config(cfg), t0);
+    let state = RefCell::new(State {
+        conns: vec![Conn::default(); cfg.connections],
+        next: 0,
+        answered: 0,
+        to_close: VecDeque::new(),
+        failures: Vec::new(),
+        t0,
+    });
+    run_engine(
+        &mut port,
+        &mut engine,
+        cfg.idle,
+        &progress.stop,
+        |c| on_completion(&mut state.borrow_mut(), progress, cfg.close_on_fin, c),
+        |engine, now| requests(&mut state.borrow_mut(), cfg, engine, now, progress),
+    )
+    .context("load generator loop")?;
+    let port_stats = port.stats()?;
+    let st = state.into_inner();
+    Ok(Outcome {
+        conns: st.conns,
+        port: port_stats,
+        info,
+        engine_connections: engine.connection_count(),
+        failures: st.failures,
+    })
+}
+
+fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant, p: &Progress) {
+    // Paced opens: the rate allows `due` so far, the in-flight cap the rest.
+    if st.next < cfg.connections {
+        let elapsed = now.saturating_duration_since(st.t0).as_secs_f64();
+        let due = ((elapsed * f64::from(cfg.open_rate)) as usize + 1).min(cfg.connections);
+        let room = cfg.in_flight.saturating_sub(st.next - st.answered);
+        let until = due.min(st.next + room).min(st.next + 256);
+        while st.next < until {
+            let i = st.next;
+            let port = cfg.dut_ports[i / PER_PORT];
+            st.conns[i].remote_port = port;
+            engine.handle_request(
+                now,
+                ME,
+                i as u64,
+                Request::Connect {
+                    remote: SocketAddrV4::new(cfg.dut, port),
+                    local_port: None,
+                },
+            );
+            st.next += 1;
+        }
+        p.issued.store(st.next as u64, Ordering::Relaxed);
+    }
+    while let Some(h) = st.to_close.pop_front() {
+        engine.handle_request(
+            now,
+            ME,
+            u64::MAX,
+            Request::Close {
+                handle: h,
+                nonblocking: true,
+            },
+        );
+    }
+}
+
+fn on_completion(st: &mut State, p: &Progress, close_on_fin: bool, c: Completion) {
+    let Some(conn) = st.conns.get_mut(c.user_data as usize) else {
+        return; // our own closes (user_data u64::MAX)
+    };
+    match (c.is_event, &c.detail) {
+        (true, Detail::Connecting) => conn.handle = Some(c.handle),
+        (false, Detail::Connected { local_port }) if c.result == Errno::Ok => {
+            conn.local_port = *local_port;
+            conn.established = true;
+            st.answered += 1;
+            p.established.fetch_add(1, Ordering::Relaxed);
+        }
+        (false, _) if !conn.established && c.result != Errno::Ok => {
+            st.answered += 1;
+            p.failed.fetch_add(1, Ordering::Relaxed);
+            match st.failures.iter_mut().find(|(e, _)| *e == c.result) {
+                Some((_, n)) => *n += 1,
+                None => st.failures.push((c.result, 1)),
+            }
+        }
+        (true, Detail::Reset | Detail::PeerClosed)
+            if conn.established && conn.seen == Seen::Open =>
+        {
+            conn.closed_ns = now_ns();
+            conn.seen = if c.detail == Detail::Reset {
+                Seen::Rst
+            } else {
+                Seen::Fin
+            };
+            p.closed.fetch_add(1, Ordering::Relaxed);
+            if conn.seen == Seen::Fin
+                && close_on_fin
+                && let Some(h) = conn.handle
+            {
+                st.to_close.push_back(h);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// How long to wait between looks at the progress counters.
+pub const WATCH: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_ports() {
+        assert_eq!(key(1024, 8080), (1024 << 16) | 8080);
+        assert_eq!(PER_PORT, 64_512);
+        assert_eq!(ports_needed(2000), 1);
+        assert_eq!(ports_needed(100_000), 2);
+        assert_eq!(ports_needed(1_000_000), 16);
+    }
+}

@@ -1,0 +1,156 @@
+//! The lab benchmark's SVG: closes over time (lingerd vs the kernel) on the
+//! left, the request → wire latency CDF on the right.
+//!
+//! plotters with the SVG backend only (no default features: no fontconfig,
+//! no bitmap). It owns the one file it writes and nothing else.
+
+use std::path::Path;
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+/// One curve.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// Legend.
+    pub label: String,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// What the SVG shows.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// Title line.
+    pub title: String,
+    /// Closes over time, seconds → cumulative closes.
+    pub over_time: Vec<Series>,
+    /// Latency CDF, µs → fraction.
+    pub cdf: Vec<Series>,
+}
+
+const COLORS: [RGBColor; 4] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+];
+
+fn extent(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> f64 {
+    series
+        .iter()
+        .flat_map(|s| s.points.iter().map(&f))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+}
+
+/// Writes `fig` to `path`.
+pub fn write_svg(path: &Path, fig: &Figure) -> Result<()> {
+    let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let root = root
+        .titled(&fig.title, ("sans-serif", 20))
+        .map_err(|e| anyhow!("{e}"))?;
+    let (left, right) = root.split_horizontally(600);
+
+    let x_max = extent(&fig.over_time, |p| p.0) * 1.05;
+    let y_max = extent(&fig.over_time, |p| p.1) * 1.05;
+    let mut chart = ChartBuilder::on(&left)
+        .caption("closes seen by the peer over time", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds since the first close request")
+        .y_desc("connections closed")
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (i, s) in fig.over_time.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+
+    let x_max = extent(&fig.cdf, |p| p.0) * 1.05;
+    let mut chart = ChartBuilder::on(&right)
+        .caption(
+            "close request → RST/FIN on the wire (CDF)",
+            ("sans-serif", 16),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..x_max, 0.0..1.0)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("latency, µs")
+        .y_desc("fraction of closes")
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (i, s) in fig.cdf.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_an_svg_with_both_charts() {
+        let dir = std::env::temp_dir().join(format!("lingerd-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.svg");
+        let fig = Figure {
+            title: "test".into(),
+            over_time: vec![
+                Series {
+                    label: "lingerd".into(),
+                    points: vec![(0.0, 0.0), (0.1, 1000.0)],
+                },
+                Series {
+                    label: "kernel".into(),
+                    points: vec![(0.0, 0.0), (1.0, 1000.0)],
+                },
+            ],
+            cdf: vec![Series {
+                label: "lingerd".into(),
+                points: vec![(1.0, 0.0), (5.0, 0.5), (9.0, 1.0)],
+            }],
+        };
+        write_svg(&path, &fig).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+        assert!(svg.contains("lingerd") && svg.contains("kernel"));
+        assert!(svg.contains("<polyline"));
+    }
+}
