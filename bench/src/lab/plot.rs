@@ -44,6 +44,55 @@ fn extent(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> f64 {
         .max(1e-9)
 }
 
+/// One panel: a titled chart of line series with a legend.
+struct Panel<'a> {
+    caption: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_max: f64,
+    y_max: f64,
+    y_label_width: u32,
+    series: &'a [Series],
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    p: Panel<'_>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(p.caption, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(p.y_label_width)
+        .build_cartesian_2d(0.0..p.x_max, 0.0..p.y_max)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(p.x_desc)
+        .y_desc(p.y_desc)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (i, s) in p.series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
 /// Writes `fig` to `path`.
 pub fn write_svg(path: &Path, fig: &Figure) -> Result<()> {
     let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
@@ -52,70 +101,30 @@ pub fn write_svg(path: &Path, fig: &Figure) -> Result<()> {
         .titled(&fig.title, ("sans-serif", 20))
         .map_err(|e| anyhow!("{e}"))?;
     let (left, right) = root.split_horizontally(600);
-
-    let x_max = extent(&fig.over_time, |p| p.0) * 1.05;
-    let y_max = extent(&fig.over_time, |p| p.1) * 1.05;
-    let mut chart = ChartBuilder::on(&left)
-        .caption("closes seen by the peer over time", ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
-        .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc("seconds since the first close request")
-        .y_desc("connections closed")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    for (i, s) in fig.over_time.iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| anyhow!("{e}"))?
-            .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-
-    let x_max = extent(&fig.cdf, |p| p.0) * 1.05;
-    let mut chart = ChartBuilder::on(&right)
-        .caption(
-            "close request → RST/FIN on the wire (CDF)",
-            ("sans-serif", 16),
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..x_max, 0.0..1.0)
-        .map_err(|e| anyhow!("{e}"))?;
-    chart
-        .configure_mesh()
-        .x_desc("latency, µs")
-        .y_desc("fraction of closes")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    for (i, s) in fig.cdf.iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| anyhow!("{e}"))?
-            .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c));
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    draw_panel(
+        &left,
+        Panel {
+            caption: "closes seen by the peer over time",
+            x_desc: "seconds since the first close request",
+            y_desc: "connections closed",
+            x_max: extent(&fig.over_time, |p| p.0) * 1.05,
+            y_max: extent(&fig.over_time, |p| p.1) * 1.05,
+            y_label_width: 70,
+            series: &fig.over_time,
+        },
+    )?;
+    draw_panel(
+        &right,
+        Panel {
+            caption: "close request → RST/FIN on the wire (CDF)",
+            x_desc: "latency, µs",
+            y_desc: "fraction of closes",
+            x_max: extent(&fig.cdf, |p| p.0) * 1.05,
+            y_max: 1.0,
+            y_label_width: 50,
+            series: &fig.cdf,
+        },
+    )?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
