@@ -101,7 +101,7 @@ impl CoreClients {
     pub fn stats(&self) -> RingStats {
         let mut s = self.retired;
         for c in &self.clients {
-            add(&mut s, c.rings.stats());
+            s.add(c.rings.stats());
         }
         s
     }
@@ -162,7 +162,7 @@ impl CoreClients {
     pub fn detach_all(&mut self, engine: &mut QueueEngine, now: Instant, policy: ClientExitPolicy) {
         for gone in std::mem::take(&mut self.clients) {
             let client = gone.rings.client();
-            add(&mut self.retired, gone.rings.stats());
+            self.retired.add(gone.rings.stats());
             engine.handle_client_exit(now, client, policy);
         }
     }
@@ -190,17 +190,10 @@ impl CoreClients {
             CoreCommand::Detach { client, policy } => {
                 if let Some(i) = self.clients.iter().position(|a| a.rings.client() == client) {
                     let gone = self.clients.swap_remove(i);
-                    add(&mut self.retired, gone.rings.stats());
+                    self.retired.add(gone.rings.stats());
                 }
                 engine.handle_client_exit(now, client, policy);
             }
         }
     }
-}
-
-fn add(a: &mut RingStats, b: RingStats) {
-    a.requests += b.requests;
-    a.invalid += b.invalid;
-    a.completions += b.completions;
-    a.backpressure += b.backpressure;
 }

@@ -85,10 +85,7 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
             *a += b;
         }
         timers += s.timers_armed;
-        rings.requests += s.rings.requests;
-        rings.invalid += s.rings.invalid;
-        rings.completions += s.rings.completions;
-        rings.backpressure += s.rings.backpressure;
+        rings.add(s.rings);
         for &(name, help, v) in &s.xdp {
             match xdp.iter_mut().find(|x| x.0 == name) {
                 Some(x) => x.2 += v,

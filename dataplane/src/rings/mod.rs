@@ -41,6 +41,16 @@ pub struct RingStats {
     pub backpressure: u64,
 }
 
+impl RingStats {
+    /// Adds `other` into `self` (summing clients or cores).
+    pub fn add(&mut self, other: RingStats) {
+        self.requests += other.requests;
+        self.invalid += other.invalid;
+        self.completions += other.completions;
+        self.backpressure += other.backpressure;
+    }
+}
+
 /// Why the rings could not be set up over a region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingSetupError;
