@@ -389,3 +389,61 @@ fn afxdp_engine_against_kernel_tcp() {
         "XDP program left behind: {link}"
     );
 }
+
+/// A burst of several TX rings' worth of frames, queued before one flush,
+/// all reaches the wire. The TX ring takes a batch whole or not at all, so
+/// a port that offered everything pending at once stalled for good as soon
+/// as more frames waited than the ring had slots (the lab lost every RST
+/// after the first few thousand of a 10k abort burst).
+#[test]
+fn afxdp_burst_larger_than_the_tx_ring_is_sent_whole() {
+    const RING: u32 = 64;
+    const BURST: u64 = 4 * RING as u64;
+    let Some(lab) = lingerd_lab::need("system_afxdp", &lingerd_lab::unique_id("sb"), 1) else {
+        return;
+    };
+    let iface = lab.get("LAB_DUT_IF");
+    let dut_mac = parse_mac(&lab.get("LAB_DUT_MAC"));
+    let peer_mac = parse_mac(&lab.get("LAB_PEER_MAC"));
+    let before = lab.peer_stat("rx_packets").unwrap();
+    let sender = in_ns(lab.get("LAB_DUT_NS"), move || {
+        let mut cfg = AfXdpConfig::new(&iface, 0, vec![ENGINE_IP]);
+        cfg.xsk.ring_size = RING;
+        cfg.xsk.frames = 1024;
+        let mut port = AfXdpPort::open(&cfg).map_err(|e| e.to_string())?;
+        // Local experimental EtherType: the peer's kernel counts and drops it.
+        let mut frame = [0u8; 60];
+        frame[..6].copy_from_slice(&peer_mac.0);
+        frame[6..12].copy_from_slice(&dut_mac.0);
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        for _ in 0..BURST {
+            let queued = port.tx_frame(|buf| {
+                buf[..frame.len()].copy_from_slice(&frame);
+                Some(frame.len())
+            });
+            assert_eq!(queued, lingerd_dataplane::port::afxdp::TxOutcome::Queued);
+        }
+        assert_eq!(port.tx_in_flight() as u64, BURST);
+        let until = Instant::now() + STEP;
+        while port.tx_in_flight() > 0 && Instant::now() < until {
+            port.flush().map_err(|e| e.to_string())?;
+            thread::sleep(Duration::from_millis(1));
+        }
+        Ok::<usize, String>(port.tx_in_flight())
+    });
+    let left = sender.join().expect("sender thread").expect("AF_XDP port");
+    assert_eq!(
+        left, 0,
+        "frames still waiting for the TX ring after {STEP:?}"
+    );
+    let until = Instant::now() + STEP;
+    let mut got = 0;
+    while Instant::now() < until {
+        got = lab.peer_stat("rx_packets").unwrap() - before;
+        if got >= BURST {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(got, BURST, "the peer received {got} of {BURST} frames");
+}

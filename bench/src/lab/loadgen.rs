@@ -117,6 +117,10 @@ pub struct Config {
     pub close_on_fin: bool,
     /// Busy-poll (measurement) or sleep.
     pub idle: IdleMode,
+    /// The CPU to pin the thread to: one the dut's core does not use, so
+    /// that the receiver keeps draining its ring while the dut busy-polls.
+    /// `None`: wherever the scheduler puts it.
+    pub cpu: Option<usize>,
 }
 
 /// Ports needed for `n` connections.
@@ -152,6 +156,8 @@ pub struct Outcome {
     pub engine_connections: usize,
     /// Connect failures by errno.
     pub failures: Vec<(Errno, u64)>,
+    /// The engine's non-zero counters at the end (name, value).
+    pub counters: Vec<(&'static str, u64)>,
 }
 
 impl Outcome {
@@ -250,11 +256,21 @@ fn engine_config(cfg: &Config) -> EngineConfig {
 }
 
 fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
+    if let Some(cpu) = cfg.cpu {
+        anyhow::ensure!(
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
+            "could not pin the load generator to CPU {cpu}"
+        );
+    }
     netns::enter(&cfg.ns).with_context(|| format!("entering {}", cfg.ns))?;
     let mut pcfg = AfXdpConfig::new(&cfg.iface, 0, vec![GEN_ADDR]);
+    // The generator mostly receives (one RST or FIN per connection, in
+    // bursts as fast as the dut sends): the fill ring must hold a burst
+    // for as long as the thread is off the CPU, so it gets the largest
+    // ring and half of a large UMEM.
     pcfg.xsk = XskConfig {
-        frames: 16_384,
-        ring_size: 4096,
+        frames: 65_536,
+        ring_size: 16_384,
         ..XskConfig::default()
     };
     let mut port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {}", cfg.iface))?;
@@ -285,6 +301,13 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
         port: port_stats,
         info,
         engine_connections: engine.connection_count(),
+        counters: engine
+            .counters()
+            .fields()
+            .into_iter()
+            .filter(|f| f.2 != 0)
+            .map(|(name, _, v)| (name, v))
+            .collect(),
         failures: st.failures,
     })
 }

@@ -386,15 +386,26 @@ impl XskQueue {
 
     /// Pushes queued frames into the TX ring and kicks the kernel when it
     /// needs it. Returns the frames pushed (the rest wait for room).
+    ///
+    /// The ring takes a batch whole or not at all (libxdp's reserve), so
+    /// the batch shrinks until it fits: offering everything pending would
+    /// stall for good once more frames wait than the ring has slots.
     pub fn tx_flush(&mut self) -> io::Result<usize> {
         let mut pushed = 0;
-        if !self.tx_pending.is_empty() {
+        let mut batch = self.tx_pending.len().min(self.scratch.len());
+        while batch > 0 {
             // SAFETY: every pending descriptor came from a consumed `Frame`
             // token of this queue (checked in `tx_submit`): a frame of this
             // UMEM named nowhere else in user space. Those the ring accepts
             // are removed from `tx_pending` below; the kernel owns them until
             // the completion ring returns them.
-            pushed = unsafe { self.tx.produce(&self.tx_pending) };
+            pushed = unsafe { self.tx.produce(&self.tx_pending[..batch]) };
+            if pushed > 0 {
+                break;
+            }
+            batch /= 2;
+        }
+        if pushed > 0 {
             self.tx_pending.drain(..pushed);
             self.in_tx += pushed as u32;
         }
