@@ -22,6 +22,8 @@
 //! the metrics hub every 100 ms; connection states are counted by a census
 //! that walks the table in bounded slices. systemd hears READY=1 once every
 //! queue runs, and WATCHDOG=1 from the main loop when a watchdog is set.
+//! Each queue's loop also shows it the port's statistics every 100 ms
+//! (`LoopView::stats`), published as the `lingerd_xdp_*` series.
 //!
 //! Shutdown: SIGTERM or SIGINT sets a flag; each thread closes its
 //! listeners (stop accepting), applies `close.on_client_exit` to the
@@ -46,7 +48,7 @@ use lingerd_abi::layout::Layout;
 use lingerd_config::{Config, GatewayMac};
 use lingerd_daemon::attach::{Acceptor, AcceptorConfig, AttachEvent};
 use lingerd_daemon::cores::{CoreClients, CoreCommand};
-use lingerd_daemon::metrics::{CoreSnapshot, MetricsHub, MetricsServer};
+use lingerd_daemon::metrics::{CoreSnapshot, MetricsHub, MetricsServer, xdp_series};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ClientExitPolicy};
 use lingerd_dataplane::port::afxdp::{AfXdpPort, IdleMode, Steering, run_engine_with};
@@ -231,6 +233,7 @@ fn queue_thread(
     app.borrow_mut().listen(&mut engine, t0, &shared.listen);
     let clients = RefCell::new(CoreClients::new(u32::from(index), client_commands));
     let mut census = (0u32, [0u64; 11], [0u64; 11]);
+    let mut xdp = None;
     let mut published = t0;
     let done = AtomicBool::new(false);
     let mut deadline: Option<Instant> = None;
@@ -262,6 +265,9 @@ fn queue_thread(
                     census.0 = 0;
                 }
             }
+            if view.stats.is_some() {
+                xdp = view.stats;
+            }
             if now.saturating_duration_since(published) >= METRICS_EVERY {
                 published = now;
                 shared.metrics.publish(
@@ -271,7 +277,7 @@ fn queue_thread(
                         states: census.2,
                         timers_armed: engine.timers_armed() as u64,
                         rings: clients.borrow().stats(),
-                        xdp: Vec::new(),
+                        xdp: xdp.as_ref().map(xdp_series).unwrap_or_default(),
                     },
                 );
             }
