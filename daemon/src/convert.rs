@@ -4,14 +4,17 @@
 //! sees both, turns a validated [`Config`] into one [`QueuePlan`] per
 //! configured queue (its `EngineConfig`, its AF_XDP socket configuration
 //! and the core to pin it to), the steering program's inputs and the
-//! shutdown policy. Pure: no I/O; the interface's MAC and the secrets are
+//! shutdown policy, and, on a reload, the engine's [`Tunables`] and the
+//! new [`ExitRule`]. Pure: no I/O; the interface's MAC and the secrets are
 //! arguments, so every mapping is tested here.
 
 use std::net::Ipv4Addr;
 
 use lingerd_config::{Config, Idle, OnClientExit, XdpMode};
 use lingerd_dataplane::engine::api::ClientExitPolicy;
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TcpConfig, TimeWaitRst};
+use lingerd_dataplane::engine::config::{
+    EngineConfig, LocalAddr, TcpConfig, TimeWaitRst, Tunables,
+};
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AttachMode, IdleMode, XskConfig, ZeroCopy};
 use lingerd_dataplane::tcp::linger::Linger;
@@ -87,6 +90,44 @@ pub(crate) fn exit_policy(p: OnClientExit) -> ClientExitPolicy {
         OnClientExit::Graceful => ClientExitPolicy::Graceful,
         OnClientExit::Abort => ClientExitPolicy::Abort,
     }
+}
+
+/// What happens to connections when a client goes away or the daemon
+/// stops: `close.on_client_exit`, and how long a stopping queue waits for
+/// those closes (the longest default linger plus a second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExitRule {
+    /// `close.on_client_exit`.
+    pub(crate) policy: ClientExitPolicy,
+    /// The bound on a stopping queue's drain.
+    pub(crate) drain_cap: std::time::Duration,
+}
+
+/// The exit rule of `c`.
+pub(crate) fn exit_rule(c: &Config) -> ExitRule {
+    let l = c.close.default_linger;
+    ExitRule {
+        policy: exit_policy(c.close.on_client_exit),
+        drain_cap: std::time::Duration::from_millis(1000 + u64::from(if l.on { l.ms } else { 0 })),
+    }
+}
+
+impl ExitRule {
+    /// The rule after a reload to `new`: its policy, and a drain bound that
+    /// never shrinks (connections made before the reload keep the longer
+    /// default linger they were given).
+    pub(crate) fn reloaded(self, new: ExitRule) -> ExitRule {
+        ExitRule {
+            policy: new.policy,
+            drain_cap: self.drain_cap.max(new.drain_cap),
+        }
+    }
+}
+
+/// The engine's reloadable values (`tcp` timeouts, retries and policies,
+/// `close.default_linger`) from `c`.
+pub(crate) fn tunables(c: &Config) -> Tunables {
+    Tunables::of(&tcp_config(&c.tcp), linger(c.close.default_linger))
 }
 
 /// The cores' idle behaviour.
@@ -291,6 +332,32 @@ mod tests {
             }
         );
         assert_eq!(exit_policy(c.close.on_client_exit), ClientExitPolicy::Abort);
+    }
+
+    #[test]
+    fn reload_values_match_start_up() {
+        let c = parse(
+            "interface: eth0\naddresses: [198.18.0.3/24]\n\
+             tcp: {time_wait_ms: 1000, rto_min_ms: 10, time_wait_rst: ignore}\n\
+             close: {default_linger: {on: true, secs: 2}, on_client_exit: abort}\n",
+        );
+        let p = &plan(&c, MAC, SECRETS)[0];
+        assert_eq!(tunables(&c), p.engine.tunables());
+        assert_eq!(tunables(&c).time_wait_ms, 1000);
+        let rule = exit_rule(&c);
+        assert_eq!(rule.policy, ClientExitPolicy::Abort);
+        assert_eq!(rule.drain_cap, std::time::Duration::from_millis(3000));
+        // A shorter default linger does not shorten the drain bound.
+        let shorter = exit_rule(&parse(
+            "interface: eth0\naddresses: [198.18.0.3/24]\nclose: {on_client_exit: graceful}\n",
+        ));
+        assert_eq!(
+            rule.reloaded(shorter),
+            ExitRule {
+                policy: ClientExitPolicy::Graceful,
+                drain_cap: std::time::Duration::from_millis(3000)
+            }
+        );
     }
 
     #[test]

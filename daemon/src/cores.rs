@@ -7,17 +7,21 @@
 //! requests from each client into the engine, and routes the engine's
 //! completions back to their client's ring (dropping those of clients that
 //! are gone). A client that goes away gets the exit policy applied to its
-//! connections on this core. It may not make protocol decisions (the
-//! engine's) nor touch the control socket (`attach`'s).
+//! connections on this core. A reload reaches the core's engine through
+//! the same channel ([`CoreCommand::Retune`]), so it applies between two
+//! loop iterations, in order with attaches and detaches. It may not make
+//! protocol decisions (the engine's) nor touch the control socket
+//! (`attach`'s).
 
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::SharedRegion;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId, Completion};
+use lingerd_dataplane::engine::config::Tunables;
 use lingerd_dataplane::rings::{ClientRings, RingStats};
 
 use crate::attach::EventFd;
@@ -46,6 +50,16 @@ pub enum CoreCommand {
         client: ClientId,
         /// `close.on_client_exit`.
         policy: ClientExitPolicy,
+    },
+    /// A reload: the engine takes these values
+    /// ([`QueueEngine::retune`]), then the core sends its index on
+    /// `applied` (the control thread waits for every core before it tells
+    /// systemd the reload is done).
+    Retune {
+        /// The new values.
+        tunables: Tunables,
+        /// Told once they are in force.
+        applied: Sender<u32>,
     },
 }
 
@@ -193,6 +207,11 @@ impl CoreClients {
                     self.retired.add(gone.rings.stats());
                 }
                 engine.handle_client_exit(now, client, policy);
+            }
+            CoreCommand::Retune { tunables, applied } => {
+                engine.retune(tunables);
+                // The control thread may have stopped waiting: nothing to do.
+                let _ = applied.send(self.core);
             }
         }
     }

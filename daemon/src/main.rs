@@ -2,7 +2,8 @@
 //!
 //! It owns the control thread, core pinning (`pin`), signals and one pinned
 //! dataplane engine per queue (`run`, configured by `convert`, with the
-//! daemon's own app in `app`); client attach and metrics come next. It may
+//! daemon's own app in `app`), SIGHUP reloads (`reload`) and the log level
+//! of its runtime lines (`log`); client attach and metrics are the library's. It may
 //! not implement protocol logic itself: that lives in `lingerd-dataplane`.
 //! The command line lives in `cli.rs`; this file only maps the outcome to
 //! an exit status.
@@ -17,7 +18,9 @@ mod cli;
 mod convert;
 #[cfg(test)]
 mod drift_tests;
+mod log;
 mod pin;
+mod reload;
 mod run;
 mod summary;
 

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use lingerd_dataplane::engine::counters::Counters;
+use lingerd_dataplane::port::afxdp::{AfXdpStats, PortCounters, XskStats};
 use lingerd_dataplane::rings::RingStats;
 use lingerd_dataplane::tcp::State;
 
@@ -29,8 +30,93 @@ pub struct CoreSnapshot {
     pub timers_armed: u64,
     /// Client rings of this core, summed over clients.
     pub rings: RingStats,
-    /// AF_XDP figures as `(name, help, value)`, counters only.
+    /// AF_XDP figures as `(name, help, value)`, counters only
+    /// ([`xdp_series`]); rendered as `lingerd_xdp_<name>_total`.
     pub xdp: Vec<(&'static str, &'static str, u64)>,
+}
+
+/// A port's statistics as [`CoreSnapshot::xdp`] series: the port's own
+/// counters, then the kernel's `XDP_STATISTICS` of its socket.
+pub fn xdp_series(s: &AfXdpStats) -> Vec<(&'static str, &'static str, u64)> {
+    // Destructured so that a new counter does not compile until it is named.
+    let AfXdpStats {
+        port:
+            PortCounters {
+                rx_frames,
+                tx_frames,
+                tx_no_frame,
+                wakeups,
+                sleeps,
+                loops,
+            },
+        xdp:
+            XskStats {
+                rx_dropped,
+                rx_invalid_descs,
+                tx_invalid_descs,
+                rx_ring_full,
+                rx_fill_ring_empty_descs,
+                tx_ring_empty_descs,
+            },
+    } = *s;
+    vec![
+        (
+            "rx_frames",
+            "Frames taken off the AF_XDP RX rings.",
+            rx_frames,
+        ),
+        (
+            "tx_frames",
+            "Frames handed to the AF_XDP TX rings.",
+            tx_frames,
+        ),
+        (
+            "tx_no_frame",
+            "Times a frame was wanted for TX and every UMEM frame was in flight.",
+            tx_no_frame,
+        ),
+        (
+            "wakeups",
+            "Syscalls made to wake the kernel (TX sendto, fill-ring poll).",
+            wakeups,
+        ),
+        (
+            "sleeps",
+            "Times an idle dataplane loop slept in poll(2) (idle: sleep).",
+            sleeps,
+        ),
+        ("loops", "Iterations of the dataplane loops.", loops),
+        (
+            "rx_dropped",
+            "Kernel XDP_STATISTICS: received frames dropped for other reasons.",
+            rx_dropped,
+        ),
+        (
+            "rx_invalid_descs",
+            "Kernel XDP_STATISTICS: received frames dropped for an invalid descriptor.",
+            rx_invalid_descs,
+        ),
+        (
+            "tx_invalid_descs",
+            "Kernel XDP_STATISTICS: frames not sent for an invalid descriptor.",
+            tx_invalid_descs,
+        ),
+        (
+            "rx_ring_full",
+            "Kernel XDP_STATISTICS: received frames dropped because the RX ring was full.",
+            rx_ring_full,
+        ),
+        (
+            "rx_fill_ring_empty_descs",
+            "Kernel XDP_STATISTICS: times the kernel found the fill ring empty.",
+            rx_fill_ring_empty_descs,
+        ),
+        (
+            "tx_ring_empty_descs",
+            "Kernel XDP_STATISTICS: times the kernel found the TX ring empty.",
+            tx_ring_empty_descs,
+        ),
+    ]
 }
 
 /// Where cores publish and scrapes read: one slot per core.
@@ -287,6 +373,48 @@ mod tests {
             assert!(
                 text.contains(&format!("# TYPE {name} ")),
                 "{name} has no TYPE"
+            );
+        }
+    }
+
+    #[test]
+    fn xdp_series_are_summed_typed_and_complete() {
+        let mut a = AfXdpStats::default();
+        a.port.rx_frames = 10;
+        a.port.tx_frames = 4;
+        a.port.loops = 100;
+        a.xdp.rx_fill_ring_empty_descs = 2;
+        let series = xdp_series(&a);
+        assert_eq!(series.len(), 12, "every port counter and kernel statistic");
+        let hub = MetricsHub::new(2);
+        for core in 0..2 {
+            hub.publish(
+                core,
+                CoreSnapshot {
+                    xdp: series.clone(),
+                    ..CoreSnapshot::default()
+                },
+            );
+        }
+        let text = hub.render();
+        for (name, _, _) in &series {
+            let family = format!("lingerd_xdp_{name}_total");
+            assert!(text.contains(&format!("# HELP {family} ")), "{family}");
+            assert!(
+                text.contains(&format!("# TYPE {family} counter")),
+                "{family}"
+            );
+        }
+        for line in [
+            "lingerd_xdp_rx_frames_total 20",
+            "lingerd_xdp_tx_frames_total 8",
+            "lingerd_xdp_loops_total 200",
+            "lingerd_xdp_rx_fill_ring_empty_descs_total 4",
+            "lingerd_xdp_rx_ring_full_total 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
             );
         }
     }

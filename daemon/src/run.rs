@@ -22,6 +22,17 @@
 //! the metrics hub every 100 ms; connection states are counted by a census
 //! that walks the table in bounded slices. systemd hears READY=1 once every
 //! queue runs, and WATCHDOG=1 from the main loop when a watchdog is set.
+//! Each queue's loop also shows it the port's statistics every 100 ms
+//! (`LoopView::stats`), published as the `lingerd_xdp_*` series.
+//!
+//! Reload: SIGHUP sets a flag the main loop looks at every 100 ms. It tells
+//! systemd RELOADING=1, re-reads the file and decides with
+//! [`crate::reload`]: a file that does not load or that changes a
+//! restart-only field is reported and the running configuration stays,
+//! whole; otherwise the engines' tunables go to every core as a
+//! `CoreCommand::Retune` (and the main loop waits, bounded, until each has
+//! applied them), the exit rule, `allow_uids` and the log level change
+//! here. Then READY=1, whatever the outcome: the daemon runs on.
 //!
 //! Shutdown: SIGTERM or SIGINT sets a flag; each thread closes its
 //! listeners (stop accepting), applies `close.on_client_exit` to the
@@ -46,16 +57,19 @@ use lingerd_abi::layout::Layout;
 use lingerd_config::{Config, GatewayMac};
 use lingerd_daemon::attach::{Acceptor, AcceptorConfig, AttachEvent};
 use lingerd_daemon::cores::{CoreClients, CoreCommand};
-use lingerd_daemon::metrics::{CoreSnapshot, MetricsHub, MetricsServer};
+use lingerd_daemon::metrics::{CoreSnapshot, MetricsHub, MetricsServer, xdp_series};
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ClientExitPolicy};
+use lingerd_dataplane::engine::api::ADMIN_CLIENT;
+use lingerd_dataplane::engine::config::Tunables;
 use lingerd_dataplane::port::afxdp::{AfXdpPort, IdleMode, Steering, run_engine_with};
 use lingerd_dataplane::port::handoff::Handoff;
 use lingerd_dataplane::wire::EthernetAddress;
 
 use crate::app::{App, Command};
-use crate::convert::{self, QueuePlan, Secrets};
+use crate::convert::{self, ExitRule, QueuePlan, Secrets};
+use crate::log::log;
 use crate::pin::{self, PinError};
+use crate::reload::{self, Decision};
 
 /// `EX_NOPERM`.
 const EX_NOPERM: u8 = 77;
@@ -179,8 +193,8 @@ struct Shared {
     steering: Arc<Mutex<Steering>>,
     signal: Arc<AtomicBool>,
     idle: IdleMode,
-    policy: ClientExitPolicy,
-    drain_cap: Duration,
+    /// Reloadable: read when a queue stops.
+    exit: Mutex<ExitRule>,
     listen: Vec<(u16, u32)>,
     test_app: bool,
     metrics: Arc<MetricsHub>,
@@ -231,6 +245,7 @@ fn queue_thread(
     app.borrow_mut().listen(&mut engine, t0, &shared.listen);
     let clients = RefCell::new(CoreClients::new(u32::from(index), client_commands));
     let mut census = (0u32, [0u64; 11], [0u64; 11]);
+    let mut xdp = None;
     let mut published = t0;
     let done = AtomicBool::new(false);
     let mut deadline: Option<Instant> = None;
@@ -262,6 +277,9 @@ fn queue_thread(
                     census.0 = 0;
                 }
             }
+            if view.stats.is_some() {
+                xdp = view.stats;
+            }
             if now.saturating_duration_since(published) >= METRICS_EVERY {
                 published = now;
                 shared.metrics.publish(
@@ -271,16 +289,17 @@ fn queue_thread(
                         states: census.2,
                         timers_armed: engine.timers_armed() as u64,
                         rings: clients.borrow().stats(),
-                        xdp: Vec::new(),
+                        xdp: xdp.as_ref().map(xdp_series).unwrap_or_default(),
                     },
                 );
             }
             let mut app = app.borrow_mut();
             app.step(engine, now, view.tx_in_flight, commands.try_iter());
             if deadline.is_none() && shared.signal.load(Ordering::Relaxed) {
-                app.shutdown(engine, now, shared.policy);
-                clients.borrow_mut().detach_all(engine, now, shared.policy);
-                deadline = Some(now + shared.drain_cap);
+                let rule = *shared.exit.lock().unwrap_or_else(|e| e.into_inner());
+                app.shutdown(engine, now, rule.policy);
+                clients.borrow_mut().detach_all(engine, now, rule.policy);
+                deadline = Some(now + rule.drain_cap);
             }
             if let Some(d) = deadline
                 // Done when every close completed (the exit sweeps too) and
@@ -322,6 +341,7 @@ fn queue_thread(
 /// `lingerd run --config path`.
 pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     let config = Config::load(path)?;
+    crate::log::set_level(config.log.level);
     if !is_root() {
         return Err(RunError::NotRoot.into());
     }
@@ -346,13 +366,14 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     )
     .map_err(RunError::from)?;
     for w in warnings {
-        eprintln!("lingerd: warning: {w}");
+        log!(Warn, "{w}");
     }
     if let Some(gw) = &config.gateway
         && let GatewayMac::Fixed(mac) = gw.mac
     {
-        eprintln!(
-            "lingerd: warning: gateway.mac {mac} is not used yet: the gateway is resolved with ARP"
+        log!(
+            Warn,
+            "gateway.mac {mac} is not used yet: the gateway is resolved with ARP"
         );
     }
     let plans = convert::plan(&config, nic.mac, secrets()?);
@@ -370,13 +391,15 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, signal.clone()).context("installing signal handlers")?;
     }
-    let linger = config.close.default_linger;
+    // Registered before READY=1: from then on SIGHUP never kills the daemon.
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
+        .context("installing the SIGHUP handler")?;
     let shared = Arc::new(Shared {
         steering: Arc::new(Mutex::new(steering)),
         signal: signal.clone(),
         idle: convert::idle_mode(config.xdp.idle),
-        policy: convert::exit_policy(config.close.on_client_exit),
-        drain_cap: Duration::from_millis(1000 + u64::from(if linger.on { linger.ms } else { 0 })),
+        exit: Mutex::new(convert::exit_rule(&config)),
         listen: config.listen.iter().map(|l| (l.port, l.backlog)).collect(),
         test_app: opts.test_app,
         metrics: Arc::new(MetricsHub::new(plans.len())),
@@ -478,17 +501,21 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
         println!("lingerd: metrics at http://{}/metrics", server.addr());
     }
     notify_systemd(&[sd_notify::NotifyState::Ready]);
+    let mut running = config;
     let watchdog = sd_notify::watchdog_enabled().map(|usec| usec / 2);
     let mut petted = Instant::now();
     while !signal.load(Ordering::Relaxed) && !threads.iter().any(|t| t.is_finished()) {
         match acceptor.poll(Duration::from_millis(100)) {
             Some(AttachEvent::New {
                 client,
+                uid,
+                pid,
                 region,
                 layout,
                 wake,
                 ..
             }) => {
+                log!(Debug, "client {} attached (uid {uid}, pid {pid})", client.0);
                 let wake = Arc::new(wake);
                 for tx in &client_senders {
                     let _ = tx.send(CoreCommand::Attach {
@@ -500,14 +527,27 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
                 }
             }
             Some(AttachEvent::Gone(client)) => {
+                let policy = shared.exit.lock().unwrap_or_else(|e| e.into_inner()).policy;
+                log!(
+                    Debug,
+                    "client {} detached: on_client_exit {} applies",
+                    client.0,
+                    format!("{policy:?}").to_lowercase()
+                );
                 for tx in &client_senders {
-                    let _ = tx.send(CoreCommand::Detach {
-                        client,
-                        policy: shared.policy,
-                    });
+                    let _ = tx.send(CoreCommand::Detach { client, policy });
                 }
             }
             None => {}
+        }
+        if hangup.swap(false, Ordering::Relaxed) {
+            on_reload(
+                path,
+                &mut running,
+                &mut acceptor,
+                &client_senders,
+                &shared.exit,
+            );
         }
         if let Some(every) = watchdog
             && petted.elapsed() >= every
@@ -538,11 +578,88 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     Ok(())
 }
 
+/// How long a reload waits for every core to apply new tunables.
+const RETUNE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// SIGHUP: re-reads `path`, applies what the reload rule allows (see the
+/// module docs), logs what happened, and tells systemd RELOADING=1 then
+/// READY=1.
+fn on_reload(
+    path: &Path,
+    running: &mut Config,
+    acceptor: &mut Acceptor,
+    cores: &[mpsc::Sender<CoreCommand>],
+    exit: &Mutex<ExitRule>,
+) {
+    let mut reloading = vec![sd_notify::NotifyState::Reloading];
+    // systemd (Type=notify-reload, v253+) wants the time with RELOADING=1.
+    reloading.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    notify_systemd(&reloading);
+    let decision = reload::check(running, path);
+    if let Decision::Apply { config, .. } = &decision {
+        let tunables = convert::tunables(config);
+        if tunables != convert::tunables(running) {
+            retune(cores, tunables);
+        }
+        {
+            let mut rule = exit.lock().unwrap_or_else(|e| e.into_inner());
+            *rule = rule.reloaded(convert::exit_rule(config));
+        }
+        acceptor.set_allow_uids(config.clients.allow_uids.clone());
+    }
+    let report = decision.report(path);
+    if decision.keeps_running() {
+        log!(Error, "{report}");
+    } else {
+        log!(Info, "{report}");
+    }
+    let status = decision.status();
+    if let Decision::Apply { config, .. } = decision {
+        // Last, so that the report prints at the level it was sent under.
+        crate::log::set_level(config.log.level);
+        *running = *config;
+    }
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(status),
+    ]);
+}
+
+/// Sends `tunables` to every core and waits (bounded) until each has
+/// applied them.
+fn retune(cores: &[mpsc::Sender<CoreCommand>], tunables: Tunables) {
+    let (applied, acks) = mpsc::channel();
+    let mut waiting: Vec<u32> = Vec::new();
+    for (core, tx) in cores.iter().enumerate() {
+        let sent = tx.send(CoreCommand::Retune {
+            tunables,
+            applied: applied.clone(),
+        });
+        if sent.is_ok() {
+            waiting.push(core as u32);
+        }
+    }
+    drop(applied);
+    let until = Instant::now() + RETUNE_TIMEOUT;
+    while !waiting.is_empty() {
+        match acks.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(core) => waiting.retain(|&c| c != core),
+            Err(_) => break,
+        }
+    }
+    if !waiting.is_empty() {
+        log!(
+            Warn,
+            "reload: core(s) {waiting:?} did not confirm the new values within {RETUNE_TIMEOUT:?}; they apply them at their next loop iteration"
+        );
+    }
+}
+
 /// Tells systemd (`Type=notify`) about our state; nothing without
 /// `NOTIFY_SOCKET`.
 fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(state) {
-        eprintln!("lingerd: warning: sd_notify: {e}");
+        log!(Warn, "sd_notify: {e}");
     }
 }
 

@@ -18,6 +18,7 @@ use lingerd_daemon::cores::{CoreClients, CoreCommand};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::wire::EthernetAddress;
 
 struct Side {
@@ -148,4 +149,26 @@ fn requests_are_answered_per_client_and_detach_applies_the_policy() {
     assert_eq!(core.len(), 1);
     assert_eq!(e.connection_count(), 1, "only b's listener is left");
     assert_eq!(core.stats().requests, 3, "totals survive the detach");
+}
+
+#[test]
+fn retune_reaches_the_engine_and_is_acknowledged() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let (cmds, rx) = mpsc::channel();
+    let mut core = CoreClients::new(3, rx);
+    let mut t = e.config().tunables();
+    t.time_wait_ms = 1_234;
+    t.default_linger = Linger { on: true, ms: 0 };
+    let (applied, acks) = mpsc::channel();
+    cmds.send(CoreCommand::Retune {
+        tunables: t,
+        applied,
+    })
+    .unwrap();
+    assert!(acks.try_recv().is_err(), "nothing applied before the poll");
+    core.poll(&mut e, t0);
+    assert_eq!(acks.try_recv(), Ok(3), "the core's index, once applied");
+    assert_eq!(e.config().tunables(), t);
+    assert_eq!(e.config().tcp.time_wait_ms, 1_234);
 }

@@ -11,9 +11,16 @@
 //!
 //! Without root or a lab each test prints SKIPPED, unless
 //! `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it fails. Every wait is bounded.
+//!
+//! Reload tests rewrite the daemon's file and send SIGHUP; they judge by
+//! the log (standard error, line by line), by systemd's notifications (a
+//! datagram socket of the test's as `NOTIFY_SOCKET`) and by what the kernel
+//! sees. The metrics test scrapes `/metrics` on the dut's loopback.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -35,43 +42,83 @@ struct Daemon {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
+    /// Standard error, line by line, as it comes.
+    log: mpsc::Receiver<String>,
+    /// A log line read past the end of the previous entry.
+    held: Option<String>,
+    /// All of standard error, once the daemon has exited.
     stderr: thread::JoinHandle<String>,
     queues: usize,
-    config: std::path::PathBuf,
+    config: PathBuf,
+    /// The file as started (what `rewrite` edits).
+    yaml: String,
+    /// The client socket.
+    socket: PathBuf,
+    /// Where `/metrics` listens (in the dut namespace), when asked for.
+    metrics: Option<SocketAddr>,
     /// The daemon's client runtime directory, removed on drop.
-    runtime: Option<std::path::PathBuf>,
+    runtime: Option<PathBuf>,
+}
+
+/// What a test changes in the daemon's start.
+#[derive(Default)]
+struct Setup<'a> {
+    /// YAML appended to the generated file.
+    extra: &'a str,
+    /// Serve `/metrics` on the dut's loopback, on a port the kernel picks.
+    metrics: bool,
+    /// `NOTIFY_SOCKET` for the daemon.
+    notify: Option<&'a Path>,
 }
 
 impl Daemon {
     /// Starts lingerd on the lab's dut end with `queues` queues and `extra`
     /// YAML appended; waits for its "running" line.
     fn start(lab: &Lab, queues: usize, extra: &str) -> Daemon {
+        Daemon::start_with(
+            lab,
+            queues,
+            Setup {
+                extra,
+                ..Setup::default()
+            },
+        )
+    }
+
+    /// [`Daemon::start`] with more to set.
+    fn start_with(lab: &Lab, queues: usize, setup: Setup<'_>) -> Daemon {
+        let extra = setup.extra;
         let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
         let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
         // Each daemon gets its own client socket (a filesystem path, shared
-        // by every namespace) and no metrics listener.
+        // by every namespace) and, unless asked for, no metrics listener.
         let runtime = std::env::temp_dir().join(format!("lingerd-run-{}", lab.id()));
+        let socket = runtime.join("lingerd.sock");
         let yaml = format!(
             "interface: {}\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
              listen: [{{port: {PORT}, backlog: 65536}}]\n\
              xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
-             clients: {{socket: {}}}\nmetrics: {{listen: null}}\n{extra}",
+             clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: {}}}\n{extra}",
             lab.get("LAB_DUT_IF"),
             qs.join(", "),
             cores.join(", "),
-            runtime.join("lingerd.sock").display()
+            socket.display(),
+            if setup.metrics { "127.0.0.1:0" } else { "null" }
         );
         let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
-        std::fs::write(&config, yaml).unwrap();
+        std::fs::write(&config, &yaml).unwrap();
         // LINGERD_BIN: another build (release, for figures).
         let bin = std::env::var("LINGERD_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lingerd").to_owned());
-        let mut child = lab
-            .command(
-                "LAB_DUT_NS",
-                &bin,
-                &["run", "--config", config.to_str().unwrap(), "--test-app"],
-            )
+        let mut command = lab.command(
+            "LAB_DUT_NS",
+            &bin,
+            &["run", "--config", config.to_str().unwrap(), "--test-app"],
+        );
+        if let Some(notify) = setup.notify {
+            command.env("NOTIFY_SOCKET", notify);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -88,18 +135,30 @@ impl Daemon {
                 }
             }
         });
+        let (log_tx, log) = mpsc::channel();
         let stderr = thread::spawn(move || {
             let mut s = String::new();
-            let _ = stderr_pipe.read_to_string(&mut s);
+            let mut pipe = BufReader::new(&mut stderr_pipe);
+            let mut line = String::new();
+            while pipe.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let _ = log_tx.send(line.trim_end().to_owned());
+                s.push_str(&line);
+                line.clear();
+            }
             s
         });
         let mut d = Daemon {
             child,
             stdin,
             lines,
+            log,
+            held: None,
             stderr,
             queues,
             config,
+            yaml,
+            socket,
+            metrics: None,
             runtime: Some(runtime),
         };
         let mut started = 0;
@@ -118,7 +177,64 @@ impl Daemon {
             }
         }
         assert_eq!(started, queues, "one start-up line per queue");
+        if setup.metrics {
+            let line = d.expect("lingerd: metrics at http://");
+            let addr = line
+                .trim_start_matches("lingerd: metrics at http://")
+                .trim_end_matches("/metrics");
+            d.metrics = Some(addr.parse().expect("the metrics address"));
+        }
         d
+    }
+
+    /// Writes the started file with each `(from, to)` edit (`from` must
+    /// occur) and `extra` appended, then sends SIGHUP.
+    fn reload(&self, edits: &[(&str, &str)], extra: &str) {
+        let mut yaml = self.yaml.clone();
+        for (from, to) in edits {
+            assert!(yaml.contains(from), "{from:?} not in {yaml}");
+            yaml = yaml.replacen(from, to, 1);
+        }
+        yaml.push_str(extra);
+        std::fs::write(&self.config, yaml).unwrap();
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// The next log entry whose first line contains `needle` (within
+    /// `STEP`), with the indented lines that follow it.
+    fn expect_log(&mut self, needle: &str) -> String {
+        let until = Instant::now() + STEP;
+        let mut entry = loop {
+            let next = match self.held.take() {
+                Some(l) => Ok(l),
+                None => self
+                    .log
+                    .recv_timeout(until.saturating_duration_since(Instant::now())),
+            };
+            match next {
+                Ok(l) if l.contains(needle) => break l,
+                Ok(l) => eprintln!("{l}"),
+                Err(_) => panic!("no log line with {needle:?} within {STEP:?}"),
+            }
+        };
+        // The rest of the entry was written with the same call.
+        while let Ok(l) = self.log.recv_timeout(Duration::from_millis(200)) {
+            if !l.starts_with(' ') {
+                self.held = Some(l);
+                break;
+            }
+            entry.push('\n');
+            entry.push_str(&l);
+        }
+        eprintln!("{entry}");
+        entry
+    }
+
+    /// Whether the process still runs.
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
     }
 
     fn next_line(&self, until: Instant) -> Option<String> {
@@ -797,4 +913,297 @@ fn attached_client_aborts_and_its_exit_closes_the_rest() {
         thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
+}
+
+/// A datagram socket standing in for systemd's notify socket; removed on
+/// drop.
+struct Notify {
+    socket: UnixDatagram,
+    path: PathBuf,
+}
+
+impl Notify {
+    fn new(lab: &Lab) -> Notify {
+        let path = std::env::temp_dir().join(format!("lingerd-notify-{}.sock", lab.id()));
+        let _ = std::fs::remove_file(&path);
+        let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+        socket.set_read_timeout(Some(STEP)).unwrap();
+        Notify { socket, path }
+    }
+
+    /// The next notification (within `STEP`).
+    fn next(&self) -> String {
+        let mut buf = [0u8; 4096];
+        let n = self
+            .socket
+            .recv(&mut buf)
+            .expect("a notification from lingerd");
+        // One `KEY=value` line each, newline-terminated.
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_owned()
+    }
+}
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A kernel client that connects, waits for `go`, then reads to the end:
+/// `Ok(0)` is a FIN (graceful close), `Err(ConnectionReset)` an RST.
+fn reader(
+    lab: &Lab,
+) -> (
+    mpsc::Sender<()>,
+    thread::JoinHandle<Result<usize, ErrorKind>>,
+) {
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let h = in_peer(lab, move || {
+        let mut s = connect();
+        go_rx.recv().unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).map_err(|e| e.kind())
+    });
+    (go_tx, h)
+}
+
+/// One connection, closed by the daemon's `close` command (the connection's
+/// own linger setting, i.e. the default linger it was accepted with): what
+/// the kernel saw.
+fn close_one(d: &mut Daemon, lab: &Lab) -> Result<usize, ErrorKind> {
+    let (go, h) = reader(lab);
+    d.wait_count("established", 1);
+    go.send(()).unwrap();
+    d.cmd("close");
+    let r = h.join().unwrap();
+    d.wait_count("established", 0);
+    r
+}
+
+/// SIGHUP with only reloadable changes: every one is applied live and
+/// logged, systemd hears RELOADING=1 then READY=1, and the behaviour
+/// changes: the default linger (cores: the next accepted connection's
+/// close is an RST, which the kernel sees), the log level (debug lines for
+/// attaches appear) and `allow_uids` (root may no longer attach).
+#[test]
+fn reload_applies_reloadable_fields_live() {
+    let Some(lab) = lab("reload_applies", "rl", 1) else {
+        return;
+    };
+    let notify = Notify::new(&lab);
+    let mut d = Daemon::start_with(
+        &lab,
+        1,
+        Setup {
+            notify: Some(&notify.path),
+            ..Setup::default()
+        },
+    );
+    assert_eq!(notify.next(), "READY=1");
+    assert_eq!(
+        close_one(&mut d, &lab),
+        Ok(0),
+        "default linger off: FIN, the kernel reads EOF"
+    );
+    drop(lingerd::Client::attach(&d.socket).expect("root may attach"));
+
+    d.reload(
+        &[],
+        "close: {default_linger: {on: true, secs: 0}}\nlog: {level: debug}\n",
+    );
+    let reloading = notify.next();
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading:?}"
+    );
+    let report = d.expect_log("lingerd: info: reload of ");
+    assert!(report.contains(": applied\n"), "{report}");
+    assert!(
+        report.contains("\n  close.default_linger: applied to every core"),
+        "{report}"
+    );
+    assert!(report.contains("\n  log.level: applied"), "{report}");
+    assert_eq!(notify.next(), "READY=1\nSTATUS=reloaded");
+    assert_eq!(
+        close_one(&mut d, &lab),
+        Err(ErrorKind::ConnectionReset),
+        "default linger {{on, 0}} after the reload: the close is an RST"
+    );
+    let client = lingerd::Client::attach(&d.socket).expect("root may attach");
+    d.expect_log("lingerd: debug: client ");
+    drop(client);
+    d.expect_log("lingerd: debug: client ");
+
+    d.reload(
+        &[("allow_uids: [0]", "allow_uids: [4242]")],
+        "close: {default_linger: {on: true, secs: 0}}\nlog: {level: debug}\n",
+    );
+    let report = d.expect_log("lingerd: info: reload of ");
+    assert!(
+        report.contains("\n  clients.allow_uids: applied"),
+        "{report}"
+    );
+    assert!(
+        lingerd::Client::attach(&d.socket).is_err(),
+        "uid 0 is no longer allowed"
+    );
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+/// SIGHUP with a file that does not parse, then with one that changes a
+/// restart-only field: each time the daemon logs why (file:line:column;
+/// "needs restart"), keeps running on the old configuration, whole (the
+/// reloadable change in the second file is not applied either: the close
+/// stays graceful), and tells systemd READY=1 again.
+#[test]
+fn reload_keeps_the_running_config_on_a_bad_file() {
+    let Some(lab) = lab("reload_keeps", "rk", 1) else {
+        return;
+    };
+    let notify = Notify::new(&lab);
+    let mut d = Daemon::start_with(
+        &lab,
+        1,
+        Setup {
+            notify: Some(&notify.path),
+            ..Setup::default()
+        },
+    );
+    assert_eq!(notify.next(), "READY=1");
+    let config = d.config.display().to_string();
+
+    // Line 9 of the file: the first appended one.
+    d.reload(&[], "tcp: {time_wait_ms: soon}\n");
+    assert!(notify.next().starts_with("RELOADING=1"));
+    let report = d.expect_log("lingerd: error: reload of ");
+    assert!(
+        report.contains(&format!(
+            "failed, the running configuration is kept: {config}: invalid configuration at line 9 column 21"
+        )),
+        "{report}"
+    );
+    assert!(report.contains(&format!("--> {config}:9:21")), "{report}");
+    assert!(
+        notify.next().starts_with("READY=1\nSTATUS=reload failed"),
+        "READY=1 after a failed reload too"
+    );
+    assert!(d.alive(), "a bad file does not stop the daemon");
+
+    d.reload(
+        &[("frames: 4096", "frames: 8192")],
+        "close: {default_linger: {on: true, secs: 0}}\n",
+    );
+    let report = d.expect_log("lingerd: error: reload of ");
+    assert!(
+        report.contains("restart-only field changed: xdp.frames; restart lingerd to apply"),
+        "{report}"
+    );
+    assert!(report.contains("\n  xdp.frames: needs restart"), "{report}");
+    assert!(
+        report.contains("\n  close.default_linger: reloadable, not applied"),
+        "{report}"
+    );
+    assert!(d.alive());
+    assert_eq!(
+        close_one(&mut d, &lab),
+        Ok(0),
+        "the running configuration (linger off) is still in force: FIN"
+    );
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+/// `GET /metrics` inside the dut namespace, where the daemon listens on
+/// loopback.
+fn scrape(lab: &Lab, addr: SocketAddr) -> String {
+    let ns = lab.get("LAB_DUT_NS");
+    thread::spawn(move || {
+        netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
+        let mut s = TcpStream::connect_timeout(&addr, STEP).expect("connect to /metrics");
+        s.set_read_timeout(Some(STEP)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    })
+    .join()
+    .unwrap()
+}
+
+/// The value of an unlabelled sample.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `/metrics` of the real daemon carries the AF_XDP series (port counters
+/// and the kernel's XDP_STATISTICS), each with HELP and TYPE, and frames
+/// counted in both directions after an echo exchange.
+#[test]
+fn metrics_export_xdp_statistics() {
+    const XDP: [&str; 12] = [
+        "rx_frames",
+        "tx_frames",
+        "tx_no_frame",
+        "wakeups",
+        "sleeps",
+        "loops",
+        "rx_dropped",
+        "rx_invalid_descs",
+        "tx_invalid_descs",
+        "rx_ring_full",
+        "rx_fill_ring_empty_descs",
+        "tx_ring_empty_descs",
+    ];
+    let Some(lab) = lab("metrics_xdp", "mx", 1) else {
+        return;
+    };
+    let d = Daemon::start_with(
+        &lab,
+        1,
+        Setup {
+            metrics: true,
+            ..Setup::default()
+        },
+    );
+    let addr = d.metrics.expect("the metrics address");
+    let echo = in_peer(&lab, || {
+        let mut s = connect();
+        s.write_all(&[5u8; 1000]).unwrap();
+        let mut back = [0u8; 1000];
+        s.read_exact(&mut back).map(|()| back == [5u8; 1000])
+    });
+    assert!(echo.join().unwrap().expect("the echo"), "echoed intact");
+    // Cores publish every 100 ms: poll until the exchange shows (bounded).
+    let until = Instant::now() + STEP;
+    let text = loop {
+        let text = scrape(&lab, addr);
+        let rx = sample(&text, "lingerd_xdp_rx_frames_total").unwrap_or(0);
+        let tx = sample(&text, "lingerd_xdp_tx_frames_total").unwrap_or(0);
+        if rx > 0 && tx > 0 {
+            break text;
+        }
+        assert!(
+            Instant::now() < until,
+            "no XDP frames counted within {STEP:?}:\n{text}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    };
+    for name in XDP {
+        let family = format!("lingerd_xdp_{name}_total");
+        assert!(text.contains(&format!("# HELP {family} ")), "{family}");
+        assert!(
+            text.contains(&format!("# TYPE {family} counter")),
+            "{family}"
+        );
+        assert!(sample(&text, &family).is_some(), "{family} has a sample");
+    }
+    assert!(sample(&text, "lingerd_xdp_loops_total").unwrap() > 0);
+    assert!(
+        sample(&text, "lingerd_xdp_sleeps_total").unwrap() > 0,
+        "idle: sleep"
+    );
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
 }

@@ -871,6 +871,48 @@ fn test_time_wait_expires_after_2msl() {
     p.expect_none();
 }
 
+/// A reload (`QueueEngine::retune`) shortens TIME-WAIT: the next
+/// connection to enter it waits the new time.
+#[test]
+fn test_time_wait_retuned_applies_to_the_next_entry() {
+    let mut p = peer();
+    let mut t = p.engine.config().tunables();
+    t.time_wait_ms = 1_000;
+    p.engine.retune(t);
+    time_wait_after_close(&mut p);
+    p.advance(999);
+    assert_eq!(p.state(), Some(State::TimeWait));
+    p.advance(2);
+    assert_eq!(p.state(), None, "the retuned 2xMSL");
+}
+
+/// A reload does not move a deadline already in the wheel.
+#[test]
+fn test_time_wait_retuned_keeps_an_armed_deadline() {
+    let mut p = RawPeer::new(|c| c.tcp.time_wait_ms = 1_000);
+    time_wait_after_close(&mut p);
+    let mut t = p.engine.config().tunables();
+    t.time_wait_ms = 60_000;
+    p.engine.retune(t);
+    p.advance(1_001);
+    assert_eq!(p.state(), None, "armed with 1 s before the reload");
+}
+
+/// A reload of the default linger applies to connections accepted
+/// afterwards: linger {on, 0} makes their close abortive.
+#[test]
+fn test_established_retuned_default_linger_zero_is_hard_close() {
+    let mut p = peer();
+    let mut t = p.engine.config().tunables();
+    t.default_linger = Linger { on: true, ms: 0 };
+    p.engine.retune(t);
+    p.establish_passive();
+    let ud = p.close(true);
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
+    assert_eq!(p.state(), None);
+}
+
 #[test]
 fn test_time_wait_rst_closes() {
     let mut p = peer();

@@ -2,6 +2,9 @@
 //!
 //! It owns the values and their defaults; the daemon's YAML layer fills them
 //! in and validates ranges. The engine reads them; nothing here performs I/O.
+//! [`Tunables`] is the part a running engine may change
+//! ([`crate::engine::QueueEngine::retune`], a SIGHUP reload); the rest is
+//! fixed for the engine's life.
 
 use std::net::Ipv4Addr;
 
@@ -139,5 +142,132 @@ impl EngineConfig {
             hash_key: 0xa409_3822_299f_31d0,
             flow: None,
         }
+    }
+}
+
+/// The values a running engine may change ([`crate::engine::QueueEngine::retune`]):
+/// timeouts, retry limits, the TIME-WAIT RST and challenge-ACK policies and
+/// the default linger.
+///
+/// The engine reads each of them where it uses it, so a change applies to
+/// timers armed and connections opened afterwards: a deadline already in
+/// the wheel keeps its time, an open connection keeps the linger it has.
+/// Retry limits and the challenge-ACK budget are compared at each use, so
+/// they apply to open connections at their next retransmission or
+/// challenge. Everything else in [`EngineConfig`] shapes the table, the
+/// buffers, the ephemeral ports or what peers were told (MSS, window scale,
+/// timestamps) and is fixed for the engine's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunables {
+    /// [`TcpConfig::time_wait_ms`].
+    pub time_wait_ms: u32,
+    /// [`TcpConfig::orphan_timeout_ms`].
+    pub orphan_timeout_ms: u32,
+    /// [`TcpConfig::syn_received_timeout_ms`].
+    pub syn_received_timeout_ms: u32,
+    /// [`TcpConfig::syn_retries`].
+    pub syn_retries: u8,
+    /// [`TcpConfig::max_retransmits`].
+    pub max_retransmits: u8,
+    /// [`TcpConfig::rto`].
+    pub rto: RtoBounds,
+    /// [`TcpConfig::delayed_ack_ms`].
+    pub delayed_ack_ms: u32,
+    /// [`TcpConfig::time_wait_rst`].
+    pub time_wait_rst: TimeWaitRst,
+    /// [`TcpConfig::challenge_acks_per_s`].
+    pub challenge_acks_per_s: u16,
+    /// [`EngineConfig::default_linger`].
+    pub default_linger: Linger,
+}
+
+impl Tunables {
+    /// The tunable values of a TCP configuration and a default linger.
+    pub fn of(t: &TcpConfig, default_linger: Linger) -> Tunables {
+        Tunables {
+            time_wait_ms: t.time_wait_ms,
+            orphan_timeout_ms: t.orphan_timeout_ms,
+            syn_received_timeout_ms: t.syn_received_timeout_ms,
+            syn_retries: t.syn_retries,
+            max_retransmits: t.max_retransmits,
+            rto: t.rto,
+            delayed_ack_ms: t.delayed_ack_ms,
+            time_wait_rst: t.time_wait_rst,
+            challenge_acks_per_s: t.challenge_acks_per_s,
+            default_linger,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The values [`QueueEngine::retune`](crate::engine::QueueEngine::retune)
+    /// may change, as they are now.
+    pub fn tunables(&self) -> Tunables {
+        Tunables::of(&self.tcp, self.default_linger)
+    }
+
+    /// Replaces the tunable values (and nothing else).
+    pub fn set_tunables(&mut self, new: Tunables) {
+        // Destructured so that a new tunable does not compile until it is
+        // applied here.
+        let Tunables {
+            time_wait_ms,
+            orphan_timeout_ms,
+            syn_received_timeout_ms,
+            syn_retries,
+            max_retransmits,
+            rto,
+            delayed_ack_ms,
+            time_wait_rst,
+            challenge_acks_per_s,
+            default_linger,
+        } = new;
+        let t = &mut self.tcp;
+        t.time_wait_ms = time_wait_ms;
+        t.orphan_timeout_ms = orphan_timeout_ms;
+        t.syn_received_timeout_ms = syn_received_timeout_ms;
+        t.syn_retries = syn_retries;
+        t.max_retransmits = max_retransmits;
+        t.rto = rto;
+        t.delayed_ack_ms = delayed_ack_ms;
+        t.time_wait_rst = time_wait_rst;
+        t.challenge_acks_per_s = challenge_acks_per_s;
+        self.default_linger = default_linger;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_tunables_changes_only_tunables() {
+        let addr = LocalAddr {
+            addr: Ipv4Addr::new(198, 18, 0, 1),
+            prefix_len: 24,
+        };
+        let old = EngineConfig::new(0, EthernetAddress([2, 0, 0, 0, 0, 1]), addr);
+        let new = Tunables {
+            time_wait_ms: 1,
+            orphan_timeout_ms: 2,
+            syn_received_timeout_ms: 3,
+            syn_retries: 4,
+            max_retransmits: 5,
+            rto: RtoBounds {
+                min_ms: 6,
+                max_ms: 7,
+                initial_ms: 6,
+            },
+            delayed_ack_ms: 8,
+            time_wait_rst: TimeWaitRst::Ignore,
+            challenge_acks_per_s: 9,
+            default_linger: Linger { on: true, ms: 10 },
+        };
+        let mut cfg = old.clone();
+        cfg.set_tunables(new);
+        assert_eq!(cfg.tunables(), new);
+        // Put the tunables back: nothing else may have moved.
+        cfg.set_tunables(old.tunables());
+        assert_eq!(cfg, old);
     }
 }

@@ -182,6 +182,14 @@ impl QueueEngine {
         &self.cfg
     }
 
+    /// Changes the values a running engine may change (a reload): they
+    /// apply to timers armed and connections opened from now on; armed
+    /// deadlines and open connections' linger settings stay as they are
+    /// ([`config::Tunables`] says which value applies when).
+    pub fn retune(&mut self, tunables: config::Tunables) {
+        self.cfg.set_tunables(tunables);
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> &Counters {
         &self.counters

@@ -9,13 +9,16 @@
 //! port's. With several queues ([`run_engine_with`] and a
 //! [`Handoff`]) each received frame is first routed to its owner, and the
 //! frames other queues passed to this one are fed to the engine after the
-//! RX burst.
+//! RX burst. Every [`STATS_EVERY`] the loop reads the port's statistics
+//! (one `getsockopt(XDP_STATISTICS)`) and shows them to the request source
+//! in [`LoopView::stats`]: the only way to see them while the loop borrows
+//! the port.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{AfXdpPort, TxOutcome};
+use super::{AfXdpPort, AfXdpStats, TxOutcome};
 use crate::engine::QueueEngine;
 use crate::engine::api::Completion;
 use crate::port::handoff::Handoff;
@@ -24,6 +27,9 @@ use crate::port::handoff::Handoff;
 pub const RX_BURST: usize = 64;
 /// Frames the engine may write per iteration.
 pub const TX_BURST: usize = 64;
+/// How often the loop reads the port's statistics for [`LoopView::stats`]
+/// (a syscall: never more often than this, whatever the loop rate).
+pub const STATS_EVERY: Duration = Duration::from_millis(100);
 
 /// What the loop tells the request source each iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +37,11 @@ pub struct LoopView {
     /// Frames handed to the TX ring and not yet back from the completion
     /// ring (as of the previous iteration's flush).
     pub tx_in_flight: usize,
+    /// The port's counters and the kernel's `XDP_STATISTICS`, read in the
+    /// first iteration and then at most every [`STATS_EVERY`]; `None` in
+    /// the iterations between reads (and if the kernel refused the read,
+    /// which it does not for a bound socket).
+    pub stats: Option<AfXdpStats>,
 }
 
 /// What the loop does when there is nothing to do.
@@ -84,11 +95,17 @@ pub fn run_engine_with(
     mut on_completion: impl FnMut(Completion),
     mut requests: impl FnMut(&mut QueueEngine, Instant, LoopView),
 ) -> io::Result<()> {
+    let mut stats_due = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         port.count_loop();
         let now = Instant::now();
+        let stats = (now >= stats_due).then(|| {
+            stats_due = now + STATS_EVERY;
+            port.stats().ok()
+        });
         let view = LoopView {
             tx_in_flight: port.tx_in_flight(),
+            stats: stats.flatten(),
         };
         let mut received = match handoff.as_deref_mut() {
             None => port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame)),
