@@ -86,3 +86,34 @@ fn engine_seeds_reach_their_states() {
         }
     }
 }
+
+#[test]
+fn ring_entries_corpus() {
+    let files = files(&corpus_dir("ring_entries"));
+    assert!(!files.is_empty());
+    for (name, bytes) in files {
+        eprintln!("ring_entries/{name}");
+        let _ = fuzzing::ring_entries(&bytes);
+    }
+}
+
+/// Each ring seed still takes the paths it was written for, and settles.
+#[test]
+fn ring_seeds_take_their_paths() {
+    for s in seeds::ring_entries() {
+        let report = fuzzing::ring_entries(&s.seed.bytes);
+        let name = s.seed.name;
+        assert!(report.settled, "{name}: did not settle: {report:?}");
+        assert!(report.taken > 0, "{name}: took nothing: {report:?}");
+        if s.backpressure {
+            assert!(
+                report.backpressure > 0,
+                "{name}: no backpressure: {report:?}"
+            );
+        }
+        if s.invalid {
+            assert!(report.invalid > 0, "{name}: nothing invalid: {report:?}");
+        }
+        assert_eq!(report.cursors_touched, s.cursors, "{name}: {report:?}");
+    }
+}

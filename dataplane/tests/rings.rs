@@ -291,3 +291,70 @@ proptest! {
         prop_assert!(seen.values().all(|&n| n == 1));
     }
 }
+
+/// The `ring_entries` fuzz property (`lingerd_dataplane::fuzzing::rings`)
+/// over structured op sequences: whatever the client writes, the daemon
+/// side never panics, writes only what it owns, never publishes over
+/// unreleased completions, takes requests only with room for the answers,
+/// and, once the client is honest again, every entry it took has exactly
+/// one answer.
+mod ring_entries_property {
+    use lingerd_dataplane::fuzzing::ring_entries;
+    use lingerd_dataplane::fuzzing::rings::{Op, Req, Value, Word, encode, setup};
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn op(cursors: bool) -> impl Strategy<Value = Op> {
+        let word = prop_oneof![
+            Just(Word::RequestHead),
+            Just(Word::RequestTail),
+            Just(Word::CompletionHead),
+            Just(Word::CompletionTail),
+        ];
+        let value = prop_oneof![
+            any::<u32>().prop_map(Value::Raw),
+            any::<i8>().prop_map(Value::Delta)
+        ];
+        prop_oneof![
+            6 => (0..11u8, 0..4u8, any::<u32>(), proptest::bool::weighted(0.2))
+                .prop_map(|(kind, target, arg, hold)| Op::Submit {
+                    req: Req { kind, target, arg },
+                    hold,
+                }),
+            1 => vec(any::<u8>(), 64).prop_map(Op::Raw),
+            1 => (any::<u32>(), vec(any::<u8>(), 0..64))
+                .prop_map(|(offset, bytes)| Op::Scribble { offset, bytes }),
+            u32::from(cursors) => (word, value).prop_map(|(word, value)| Op::Cursor { word, value }),
+            4 => (any::<u8>(), 0..200u16)
+                .prop_map(|(budget, advance_ms)| Op::Step { budget, advance_ms }),
+            2 => (0..4u8).prop_map(Op::Reap),
+            1 => any::<bool>().prop_map(Op::Sleep),
+            1 => Just(Op::NextDeadline),
+            1 => (0..10u8, 0..200u16).prop_map(|(chunk, len)| Op::TxData { chunk, len }),
+            1 => Just(Op::Publish),
+        ]
+    }
+
+    fn run(setup_byte: u8, start: [u32; 4], ops: &[Op]) -> Result<(), TestCaseError> {
+        let report = ring_entries(&encode(setup_byte, start, ops));
+        prop_assert!(report.settled, "inconclusive: {report:?}");
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Hostile entries, scribbles and arenas, honest cursors: every
+        /// request the client published is taken and answered once.
+        #[test]
+        fn honest_cursors(setup_byte in any::<u8>(), ops in vec(op(false), 1..80)) {
+            run(setup_byte & !setup::HOSTILE_START, [0; 4], &ops)?;
+        }
+
+        /// Hostile cursors too, from the start or later.
+        #[test]
+        fn hostile_cursors(setup_byte in any::<u8>(), start in any::<[u32; 4]>(), ops in vec(op(true), 1..80)) {
+            run(setup_byte, start, &ops)?;
+        }
+    }
+}

@@ -14,14 +14,19 @@
 //! - [`engine_rx`]: a [`QueueEngine`](crate::engine::QueueEngine) fed a
 //!   sequence of frames, clock steps and client requests decoded from the
 //!   bytes ([`engine::Op`]).
+//! - [`ring_entries`]: the daemon side of a client's rings
+//!   ([`ClientRings`](crate::rings::ClientRings)) over a shared region the
+//!   input writes, honestly or not ([`rings::Op`]).
 //!
 //! [`seeds`] holds the seed corpus as code.
 
 pub mod engine;
+pub mod rings;
 pub mod seeds;
 mod wire;
 
 pub use engine::engine_rx;
+pub use rings::ring_entries;
 pub use wire::wire_parse;
 
 /// Reads fuzzer bytes front to back. Past the end every read yields zeroes,

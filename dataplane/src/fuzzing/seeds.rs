@@ -520,7 +520,256 @@ pub fn engine_rx() -> Vec<Seed> {
     ]
 }
 
+/// A `ring_entries` seed and the paths it must take.
+#[derive(Clone, Debug)]
+pub struct RingSeed {
+    /// The input.
+    pub seed: Seed,
+    /// Intake must stop on a full completion ring at least once.
+    pub backpressure: bool,
+    /// Some entry must be answered EINVAL by decoding or chunk checks.
+    pub invalid: bool,
+    /// The run must touch a cursor (and resynchronise at the end).
+    pub cursors: bool,
+}
+
+/// Seeds for `ring_entries`: a flood without reaping, every opcode on
+/// learnt handles, chunks, garbage entries, scribbles over the header and
+/// live slots, and hostile cursors (at start, ahead, behind, far off).
+pub fn ring_entries() -> Vec<RingSeed> {
+    use super::rings::{Op, Req, Value, Word, encode, setup};
+    let submit = |kind: u8, target: u8, arg: u32| Op::Submit {
+        req: Req { kind, target, arg },
+        hold: false,
+    };
+    let step = |budget: u8| Op::Step {
+        budget,
+        advance_ms: 1,
+    };
+    // GetLinger on a bogus handle: answered at once with ENOTSOCK.
+    let get_linger = submit(7, 200, 12345);
+    let ring = |name, setup, start, ops: Vec<Op>, backpressure, invalid, cursors| RingSeed {
+        seed: seed(name, encode(setup, start, &ops)),
+        backpressure,
+        invalid,
+        cursors,
+    };
+    // Ring of 8 entries, one core: its request ring is at 4096, the
+    // completion ring at 4096 + 384 + 8 * 64.
+    let (req8, cpl8) = (4096u32, 4096u32 + 384 + 512);
+    let mut flood = Vec::new();
+    for _ in 0..4 {
+        flood.extend(std::iter::repeat_n(get_linger.clone(), 10));
+        flood.push(step(31));
+        flood.push(step(31));
+    }
+    flood.push(Op::Reap(3));
+    flood.push(step(31));
+    let mut every_op: Vec<Op> = vec![submit(0, 0, 0x1000), step(31), submit(1, 0, 1), step(31)];
+    for kind in 2..11 {
+        every_op.push(submit(kind, 0, 0x0001_0203));
+        every_op.push(submit(kind, 1, 0x8000_0001));
+        every_op.push(step(31));
+        every_op.push(Op::Reap(0));
+    }
+    every_op.extend([Op::NextDeadline, Op::NextDeadline, Op::Reap(0)]);
+    vec![
+        ring(
+            "flood_without_reaping",
+            2,
+            [0; 4],
+            flood,
+            true,
+            false,
+            false,
+        ),
+        ring("every_opcode", 2, [0; 4], every_op, false, true, false),
+        ring(
+            "send_from_chunks",
+            3,
+            [0; 4],
+            vec![
+                Op::TxData { chunk: 0, len: 100 },
+                Op::TxData { chunk: 7, len: 128 },
+                Op::TxData { chunk: 8, len: 10 },
+                submit(0, 0, 0x1000),
+                step(31),
+                submit(2, 0, 100 << 8),
+                submit(2, 0, 7 | 128 << 8),
+                submit(2, 0, 8 | 10 << 8),
+                submit(2, 0, 129 << 8),
+                submit(3, 0, 2 | 5 << 8),
+                step(31),
+                Op::Reap(0),
+            ],
+            false,
+            true,
+            false,
+        ),
+        ring(
+            "raw_garbage_entries",
+            2,
+            [0; 4],
+            vec![
+                Op::Raw(vec![0xff; 64]),
+                Op::Raw(vec![0; 64]),
+                Op::Raw((0..64).collect()),
+                // Opcode Send (byte 16) on handle 0x0101.., a chunk far
+                // out of the arena (bytes 24..28), length 0xffff_ffff.
+                Op::Raw([vec![1; 16], vec![3, 0, 0, 0], vec![0xff; 8], vec![0; 36]].concat()),
+                step(31),
+                Op::Reap(0),
+            ],
+            false,
+            true,
+            false,
+        ),
+        ring(
+            "scribble_header_and_live_slots",
+            2,
+            [0; 4],
+            vec![
+                Op::Submit {
+                    req: Req {
+                        kind: 7,
+                        target: 9,
+                        arg: 1,
+                    },
+                    hold: true,
+                },
+                Op::Scribble {
+                    offset: 0,
+                    bytes: vec![0xee; 48],
+                },
+                Op::Scribble {
+                    offset: req8 + 384,
+                    bytes: vec![0x0b; 64],
+                },
+                Op::Publish,
+                step(31),
+                get_linger.clone(),
+                step(31),
+                Op::Scribble {
+                    offset: cpl8 + 384,
+                    bytes: vec![0xa5; 64],
+                },
+                Op::Scribble {
+                    offset: req8 + 200,
+                    bytes: vec![0xff; 64],
+                },
+                Op::Reap(0),
+                step(31),
+            ],
+            false,
+            true,
+            false,
+        ),
+        ring(
+            "hostile_request_tail",
+            2,
+            [0; 4],
+            vec![
+                get_linger.clone(),
+                get_linger.clone(),
+                Op::Cursor {
+                    word: Word::RequestTail,
+                    value: Value::Raw(1_000_000),
+                },
+                step(31),
+                Op::Cursor {
+                    word: Word::RequestTail,
+                    value: Value::Delta(-3),
+                },
+                step(31),
+                Op::Reap(0),
+                step(31),
+            ],
+            true,
+            true,
+            true,
+        ),
+        ring(
+            "hostile_completion_head",
+            2,
+            [0; 4],
+            vec![
+                get_linger.clone(),
+                get_linger.clone(),
+                get_linger.clone(),
+                get_linger.clone(),
+                step(31),
+                Op::Cursor {
+                    word: Word::CompletionHead,
+                    value: Value::Delta(3),
+                },
+                get_linger.clone(),
+                get_linger.clone(),
+                step(31),
+                Op::Cursor {
+                    word: Word::CompletionHead,
+                    value: Value::Raw(u32::MAX - 2),
+                },
+                // The cached head still has room for one; then the ring
+                // looks full and the insane head reads as no room at all.
+                get_linger.clone(),
+                get_linger.clone(),
+                get_linger.clone(),
+                step(31),
+                step(31),
+                Op::Cursor {
+                    word: Word::CompletionTail,
+                    value: Value::Delta(-1),
+                },
+                Op::Reap(0),
+                step(31),
+            ],
+            true,
+            false,
+            true,
+        ),
+        ring(
+            "hostile_start_words",
+            setup::HOSTILE_START | 1,
+            [5, 7, 2, 3],
+            vec![get_linger.clone(), step(31), Op::Reap(0), step(31)],
+            false,
+            false,
+            true,
+        ),
+        ring(
+            "second_core_sleeping_client",
+            setup::TWO_CORES | setup::SECOND_CORE | 1,
+            [0; 4],
+            vec![
+                Op::Sleep(true),
+                submit(0, 0, 0x1000),
+                get_linger.clone(),
+                step(31),
+                // Core 0's rings and the RX arena: not the daemon's here.
+                Op::Scribble {
+                    offset: 4096,
+                    bytes: vec![0x77; 64],
+                },
+                get_linger,
+                step(31),
+                Op::Sleep(false),
+                Op::Reap(0),
+            ],
+            false,
+            false,
+            false,
+        ),
+    ]
+}
+
 /// Every corpus directory's seeds, by target name.
 pub fn all() -> Vec<(&'static str, Vec<Seed>)> {
-    vec![("wire_parse", wire_parse()), ("engine_rx", engine_rx())]
+    vec![
+        ("wire_parse", wire_parse()),
+        ("engine_rx", engine_rx()),
+        (
+            "ring_entries",
+            ring_entries().into_iter().map(|r| r.seed).collect(),
+        ),
+    ]
 }

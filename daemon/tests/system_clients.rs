@@ -1,0 +1,629 @@
+//! System tests with two processes: the real `lingerd run` on AF_XDP in the
+//! lab's dut namespace, and a separate client process attached to it with
+//! `lingerd-client` (this very test binary re-run as `client_helper`, in the
+//! host namespace: the attach socket is a filesystem path).
+//!
+//! - `completion_ring_flood_two_processes`: the client submits requests
+//!   without reaping until both of its rings are full; the daemon must stop
+//!   taking requests (its `ring_full` counter grows while nothing else
+//!   does), and once the client reaps, every one of 20,000 requests through
+//!   64-entry rings gets exactly one completion.
+//! - `sigkill_client_holding_10k_connections`: the client accepts 10,000
+//!   kernel connections (two `peer_helper` processes of 5,000 in the peer
+//!   namespace, under the 20,000-descriptor limit) and is SIGKILLed; with
+//!   `on_client_exit: abort` every kernel socket sees ECONNRESET within
+//!   1 s, and the daemon keeps nothing of the client: no connection or
+//!   listener, no mapping of its memfd, no descriptor.
+//!
+//! The daemon's figures come from its `/metrics` (served on 127.0.0.1
+//! inside the dut namespace, read by a thread that enters it) and from
+//! `/proc/<pid>`. Without root or a lab each test prints SKIPPED, unless
+//! `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it fails. Every wait is bounded.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lingerd::{Client, Done, Errno, Request};
+use lingerd_dataplane::sys::netns;
+use lingerd_lab::Lab;
+
+const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+const PORT: u16 = 7;
+const METRICS_PORT: u16 = 9187;
+const STEP: Duration = Duration::from_secs(10);
+/// Turns `client_helper` into an attached client: `mode:socket:count`.
+const CLIENT_ENV: &str = "LINGERD_CLIENT_HELPER";
+/// Turns `peer_helper` into a kernel client: `ip:port:count`.
+const PEER_ENV: &str = "LINGERD_CLIENTS_PEER_HELPER";
+/// Ring entries of the flood test's region.
+const FLOOD_RING: u64 = 64;
+/// Requests the flood test pushes through those rings in all.
+const FLOOD_TOTAL: u64 = 20_000;
+
+/// Lab or skip: `None` means the test returns (also in helper children).
+fn lab(test: &str, prefix: &str) -> Option<Lab> {
+    if std::env::var_os(CLIENT_ENV).is_some() || std::env::var_os(PEER_ENV).is_some() {
+        return None;
+    }
+    lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), 1)
+}
+
+/// `lingerd run` (no test app) in the dut namespace, with metrics on
+/// 127.0.0.1 there; SIGKILLed on drop if still running.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    lab_dut_ns: String,
+    config: PathBuf,
+    runtime: PathBuf,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Daemon {
+    fn start(lab: &Lab, extra: &str) -> Daemon {
+        let runtime = std::env::temp_dir().join(format!("lingerd-run-{}", lab.id()));
+        let socket = runtime.join("lingerd.sock");
+        let yaml = format!(
+            "interface: {}\nqueues: [0]\ncores: [1]\naddresses: [{ENGINE_IP}/24]\n\
+             xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
+             metrics: {{listen: 127.0.0.1:{METRICS_PORT}}}\n{extra}",
+            lab.get("LAB_DUT_IF"),
+        )
+        .replace("@SOCKET@", socket.to_str().unwrap());
+        let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
+        std::fs::write(&config, yaml).unwrap();
+        let mut child = lab
+            .command(
+                "LAB_DUT_NS",
+                env!("CARGO_BIN_EXE_lingerd"),
+                &["run", "--config", config.to_str().unwrap()],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lingerd");
+        let mut err = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("{l}");
+                let _ = tx.send(l);
+            }
+        });
+        let d = Daemon {
+            child,
+            socket,
+            lab_dut_ns: lab.get("LAB_DUT_NS"),
+            config,
+            runtime,
+            stderr: Some(stderr),
+        };
+        let until = Instant::now() + STEP;
+        loop {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(l) if l.contains("metrics at") => break,
+                Ok(_) => {}
+                Err(_) => panic!("lingerd did not get ready: {}", d.stop_now()),
+            }
+        }
+        // `ip netns exec` execs lingerd itself: this pid is the daemon's.
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.pid())).unwrap();
+        assert_eq!(comm.trim(), "lingerd");
+        d
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it and returns its stderr (for a failure message).
+    fn stop_now(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+
+    /// `/metrics`, fetched from inside the dut namespace.
+    fn metrics(&self) -> String {
+        let ns = self.lab_dut_ns.clone();
+        thread::spawn(move || {
+            netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
+            let to = SocketAddr::from(([127, 0, 0, 1], METRICS_PORT));
+            let mut s = TcpStream::connect_timeout(&to, STEP).expect("connect to /metrics");
+            s.set_read_timeout(Some(STEP)).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: lingerd\r\n\r\n")
+                .unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).expect("read /metrics");
+            body
+        })
+        .join()
+        .expect("the metrics scrape")
+    }
+
+    /// One metric's value, summed over its label sets.
+    fn metric(&self, name: &str) -> u64 {
+        let body = self.metrics();
+        let mut found = false;
+        let sum = body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (key, v) = l.rsplit_once(' ')?;
+                let base = key.split('{').next()?;
+                (base == name).then(|| v.parse::<u64>().ok())?
+            })
+            .inspect(|_| found = true)
+            .sum();
+        assert!(found, "no {name} in /metrics:\n{body}");
+        sum
+    }
+
+    /// Polls `metric` until `ok` holds or `limit` passes; returns the last
+    /// value and whether it held.
+    fn wait_metric(&self, name: &str, limit: Duration, ok: impl Fn(u64) -> bool) -> (u64, bool) {
+        let until = Instant::now() + limit;
+        loop {
+            let v = self.metric(name);
+            if ok(v) || Instant::now() >= until {
+                return (v, ok(v));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Mappings of client memfds in the daemon.
+    fn memfd_mappings(&self) -> usize {
+        std::fs::read_to_string(format!("/proc/{}/maps", self.pid()))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("memfd:lingerd-client"))
+            .count()
+    }
+
+    /// Open descriptors of the daemon.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// SIGTERM; asserts exit 0 within `STEP`.
+    fn stop(mut self) {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let until = Instant::now() + STEP;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                let err = self.stderr.take().and_then(|h| h.join().ok());
+                assert!(s.success(), "lingerd exit {s}: {}", err.unwrap_or_default());
+                return;
+            }
+            assert!(Instant::now() < until, "lingerd did not stop on SIGTERM");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.config);
+        let _ = std::fs::remove_dir_all(&self.runtime);
+    }
+}
+
+/// A helper child (this binary, one test, env set); killed on drop.
+struct Helper {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Helper {
+    fn spawn(mut cmd: Command, test: &str, env: (&str, String)) -> Helper {
+        let mut child = cmd
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(env.0, env.1)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn helper");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            // libtest may print "test … " before a line on the same line.
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let at = l.find("CLIENT ").or_else(|| l.find("PEER "));
+                if let Some(i) = at
+                    && tx.send(l[i..].to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Helper { child, lines }
+    }
+
+    /// The helper's next line, which must start with `prefix`.
+    fn expect(&self, prefix: &str, within: Duration) -> String {
+        let l = self
+            .lines
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("helper said nothing within {within:?} ({prefix})"));
+        assert!(l.starts_with(prefix), "wanted {prefix:?}, got {l:?}");
+        eprintln!("{l}");
+        l
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.child.stdin.as_mut().unwrap(), "{line}").expect("helper's stdin");
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// An attached client in a process of its own (host namespace).
+fn spawn_client(mode: &str, socket: &Path, count: u64) -> Helper {
+    let exe = std::env::current_exe().unwrap();
+    Helper::spawn(
+        Command::new(exe),
+        "client_helper",
+        (CLIENT_ENV, format!("{mode}:{}:{count}", socket.display())),
+    )
+}
+
+/// A kernel client holding `count` connections, in the peer namespace.
+fn spawn_peer(lab: &Lab, count: usize) -> Helper {
+    let exe = std::env::current_exe().unwrap();
+    Helper::spawn(
+        lab.command("LAB_PEER_NS", exe.to_str().unwrap(), &[]),
+        "peer_helper",
+        (PEER_ENV, format!("{ENGINE_IP}:{PORT}:{count}")),
+    )
+}
+
+/// `key=value` in a helper's line.
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// Reads one line of the parent's commands.
+fn read_command() -> String {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    line.trim().to_owned()
+}
+
+/// Not a test on its own: with `LINGERD_CLIENT_HELPER=mode:socket:count`
+/// it is the attached client of the tests above.
+///
+/// - `flood`: listens on `PORT`, then submits `GetLinger` on that listener
+///   (answered ENOTSOCK at once, nothing else happens)
+///   without reaping until both rings stay full for 300 ms, prints
+///   `CLIENT flooded submitted=N`, waits for `reap`, then alternates
+///   reaping and submitting until `count` requests went through and prints
+///   `CLIENT done submitted= completed= duplicate= unknown= bad= missing=`.
+/// - `hold`: listens on `PORT` (`CLIENT listening`), accepts `count`
+///   connections (`CLIENT holding N`), then sleeps until killed (60 s at
+///   most).
+#[test]
+fn client_helper() {
+    let Ok(spec) = std::env::var(CLIENT_ENV) else {
+        return;
+    };
+    let mut parts = spec.splitn(2, ':');
+    let mode = parts.next().unwrap().to_owned();
+    let (socket, count) = parts.next().unwrap().rsplit_once(':').unwrap();
+    let count: u64 = count.parse().unwrap();
+    let mut client = Client::attach(socket).expect("attach to lingerd");
+    let listener = client.listen(PORT, 65_535).expect("listen through lingerd");
+    match mode.as_str() {
+        "flood" => flood(&mut client, listener, count),
+        "hold" => {
+            println!("CLIENT listening");
+            let until = Instant::now() + Duration::from_secs(60);
+            let mut held = Vec::with_capacity(count as usize);
+            while (held.len() as u64) < count {
+                assert!(Instant::now() < until, "accepted only {}", held.len());
+                if let Ok((h, _)) = client.accept(listener, Duration::from_secs(1)) {
+                    held.push(h);
+                }
+            }
+            println!("CLIENT holding {}", held.len());
+            thread::sleep(Duration::from_secs(60));
+        }
+        _ => panic!("unknown mode {mode}"),
+    }
+}
+
+fn flood(client: &mut Client, listener: u64, total: u64) {
+    let req = Request::GetLinger { handle: listener };
+    let mut outstanding = HashSet::new();
+    let mut submitted = 0u64;
+    // Phase 1: submit, never reap, until the rings stay full for 300 ms.
+    let mut full_since = None;
+    let until = Instant::now() + STEP;
+    loop {
+        match client.submit(req) {
+            Ok(t) => {
+                submitted += 1;
+                outstanding.insert(t.0);
+                full_since = None;
+            }
+            Err(Errno::NoBufs) => {
+                let since = *full_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_millis(300) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("submit: {e:?}"),
+        }
+        assert!(Instant::now() < until, "the rings never filled");
+    }
+    println!("CLIENT flooded submitted={submitted}");
+    assert_eq!(read_command(), "reap");
+    // Phase 2: reap, submit until full again, until `total` went through.
+    let (mut completed, mut duplicate, mut unknown, mut bad) = (0u64, 0u64, 0u64, 0u64);
+    let mut done: Vec<Done> = Vec::new();
+    let mut answered = HashSet::new();
+    let until = Instant::now() + STEP;
+    while completed < total && Instant::now() < until {
+        done.clear();
+        client.poll_completions(&mut done).expect("reap");
+        for d in &done {
+            if outstanding.remove(&d.ticket.0) {
+                completed += 1;
+                answered.insert(d.ticket.0);
+            } else if answered.contains(&d.ticket.0) {
+                duplicate += 1;
+            } else {
+                unknown += 1;
+            }
+            // The engine answers linger queries on a listener ENOTSOCK (it
+            // keeps linger per connection): the same answer every time.
+            if d.result != Errno::NotSock || d.body != lingerd::Body::Reply {
+                if bad == 0 {
+                    eprintln!("CLIENT first bad answer {d:?}");
+                }
+                bad += 1;
+            }
+        }
+        while submitted < total {
+            match client.submit(req) {
+                Ok(t) => {
+                    submitted += 1;
+                    outstanding.insert(t.0);
+                }
+                Err(Errno::NoBufs) => break,
+                Err(e) => panic!("submit: {e:?}"),
+            }
+        }
+        if done.is_empty() {
+            client.wait(Duration::from_millis(5)).expect("wait");
+        }
+    }
+    println!(
+        "CLIENT done submitted={submitted} completed={completed} duplicate={duplicate} \
+         unknown={unknown} bad={bad} missing={}",
+        outstanding.len()
+    );
+}
+
+/// Not a test on its own: with `LINGERD_CLIENTS_PEER_HELPER=ip:port:count`
+/// it is a kernel client in the peer namespace holding `count`
+/// connections: prints `PEER connected N`, waits for a line, then polls
+/// SO_ERROR of every socket for at most 5 s and prints
+/// `PEER reset=R other=O pending=P ms=T` (T: until the last one failed).
+#[test]
+fn peer_helper() {
+    let Ok(spec) = std::env::var(PEER_ENV) else {
+        return;
+    };
+    let (to, count) = spec.rsplit_once(':').unwrap();
+    let to: SocketAddr = to.parse().unwrap();
+    let count: usize = count.parse().unwrap();
+    let mut socks: Vec<TcpStream> = (0..count)
+        .map(|i| {
+            TcpStream::connect_timeout(&to, STEP)
+                .unwrap_or_else(|e| panic!("peer connect {i}: {e}"))
+        })
+        .collect();
+    println!("PEER connected {}", socks.len());
+    let _ = read_command();
+    let t0 = Instant::now();
+    let (mut reset, mut other, mut last) = (0, 0, Duration::ZERO);
+    while !socks.is_empty() && t0.elapsed() < Duration::from_secs(5) {
+        socks.retain(|s| match s.take_error() {
+            Ok(Some(e)) if e.kind() == ErrorKind::ConnectionReset => {
+                reset += 1;
+                false
+            }
+            Ok(Some(_)) | Err(_) => {
+                other += 1;
+                false
+            }
+            Ok(None) => true,
+        });
+        last = t0.elapsed();
+        thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "PEER reset={reset} other={other} pending={} ms={}",
+        socks.len(),
+        last.as_millis()
+    );
+}
+
+#[test]
+fn completion_ring_flood_two_processes() {
+    let Some(lab) = lab("completion_ring_flood", "rf") else {
+        return;
+    };
+    let d = Daemon::start(
+        &lab,
+        &format!("clients: {{socket: @SOCKET@, allow_uids: [0], ring_entries: {FLOOD_RING}}}\n"),
+    );
+    let mut client = spawn_client("flood", &d.socket, FLOOD_TOTAL);
+    let flooded = client.expect("CLIENT flooded", STEP);
+    // The daemon took what the completion ring could answer (64) and the
+    // request ring holds 64 more: twice the completion ring, then it stops.
+    assert_eq!(
+        field(&flooded, "submitted"),
+        2 * FLOOD_RING,
+        "requests accepted before both rings stayed full"
+    );
+    // Metrics are published every 100 ms: wait for the stalled figures.
+    let (requests, ok) =
+        d.wait_metric("lingerd_ring_requests_total", STEP, |v| v == 1 + FLOOD_RING);
+    assert!(
+        ok,
+        "requests taken while the client reaps nothing: {requests}"
+    );
+    let full_before = d.metric("lingerd_ring_full_total");
+    thread::sleep(Duration::from_millis(300));
+    let full_after = d.metric("lingerd_ring_full_total");
+    assert!(
+        full_after > full_before && full_before > 0,
+        "ring_full counts the stalled intake: {full_before} then {full_after}"
+    );
+    assert_eq!(
+        d.metric("lingerd_ring_requests_total"),
+        1 + FLOOD_RING,
+        "no request taken while the completion ring is full"
+    );
+    assert_eq!(d.metric("lingerd_ring_completions_total"), 1 + FLOOD_RING);
+
+    client.say("reap");
+    let done = client.expect("CLIENT done", STEP + Duration::from_secs(5));
+    assert_eq!(field(&done, "submitted"), FLOOD_TOTAL, "{done}");
+    assert_eq!(
+        field(&done, "completed"),
+        FLOOD_TOTAL,
+        "one answer each: {done}"
+    );
+    for key in ["duplicate", "unknown", "bad", "missing"] {
+        assert_eq!(field(&done, key), 0, "{key}: {done}");
+    }
+    let _ = client.child.wait();
+    let (requests, ok) = d.wait_metric("lingerd_ring_requests_total", STEP, |v| {
+        v == 1 + FLOOD_TOTAL
+    });
+    assert!(
+        ok,
+        "daemon took {requests} requests, the client made {}",
+        1 + FLOOD_TOTAL
+    );
+    assert_eq!(d.metric("lingerd_ring_completions_total"), 1 + FLOOD_TOTAL);
+    assert_eq!(d.metric("lingerd_ring_invalid_requests_total"), 0);
+    d.stop();
+}
+
+#[test]
+fn sigkill_client_holding_10k_connections() {
+    const PER: usize = 5_000;
+    const HELPERS: usize = 2;
+    const TOTAL: u64 = (PER * HELPERS) as u64;
+    let Some(lab) = lab("sigkill_client_10k", "sk") else {
+        return;
+    };
+    let d = Daemon::start(
+        &lab,
+        "clients: {socket: @SOCKET@, allow_uids: [0]}\n\
+         tcp: {max_connections: 65536}\n\
+         close: {on_client_exit: abort}\n",
+    );
+    let fds_alone = d.fds();
+    assert_eq!(d.memfd_mappings(), 0);
+    let mut client = spawn_client("hold", &d.socket, TOTAL);
+    client.expect("CLIENT listening", STEP);
+    let t_connect = Instant::now();
+    let mut peers: Vec<Helper> = (0..HELPERS).map(|_| spawn_peer(&lab, PER)).collect();
+    for p in &peers {
+        p.expect(&format!("PEER connected {PER}"), Duration::from_secs(60));
+    }
+    client.expect(&format!("CLIENT holding {TOTAL}"), STEP);
+    eprintln!(
+        "sigkill_client_10k: {TOTAL} connections accepted in {:?}",
+        t_connect.elapsed()
+    );
+    let (established, ok) = d.wait_metric("lingerd_connections", STEP, |v| v == TOTAL + 1);
+    assert!(
+        ok,
+        "records (10,000 connections + the listener): {established}"
+    );
+    assert!(d.memfd_mappings() > 0, "the client's region is mapped");
+    assert!(d.fds() > fds_alone, "the client's descriptors are held");
+
+    for p in &mut peers {
+        p.say("check");
+    }
+    let t_kill = Instant::now();
+    client.child.kill().expect("SIGKILL the client");
+    let _ = client.child.wait();
+    let mut resets = 0;
+    for p in &peers {
+        let l = p.expect("PEER reset=", STEP);
+        assert_eq!(field(&l, "other"), 0, "{l}");
+        assert_eq!(field(&l, "pending"), 0, "{l}");
+        assert!(
+            field(&l, "ms") <= 1_000,
+            "the last RST arrived {} ms after the kill: {l}",
+            field(&l, "ms")
+        );
+        resets += field(&l, "reset");
+    }
+    assert_eq!(resets, TOTAL, "every kernel socket saw ECONNRESET");
+    eprintln!(
+        "sigkill_client_10k: {TOTAL} resets seen within {:?}",
+        t_kill.elapsed()
+    );
+
+    // Nothing of the client left in the daemon.
+    let (records, ok) = d.wait_metric("lingerd_connections", Duration::from_secs(1), |v| v == 0);
+    assert!(ok, "records left after the exit policy: {records}");
+    let until = Instant::now() + Duration::from_secs(1);
+    while (d.memfd_mappings() > 0 || d.fds() != fds_alone) && Instant::now() < until {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(d.memfd_mappings(), 0, "the client's memfd is still mapped");
+    assert_eq!(d.fds(), fds_alone, "descriptors before the attach vs now");
+    assert_eq!(
+        d.metric("lingerd_rst_abort_total"),
+        TOTAL,
+        "one RST per connection"
+    );
+    // The slot is free: a new client attaches and can listen on the port.
+    let mut again = Client::attach(&d.socket).expect("attach after the kill");
+    again.listen(PORT, 16).expect("the port is free again");
+    drop(again);
+    d.stop();
+}

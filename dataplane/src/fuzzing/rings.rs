@@ -1,0 +1,886 @@
+//! The `ring_entries` harness: the daemon side of one client's rings
+//! ([`ClientRings`] over a [`QueueEngine`]) on a shared region that a
+//! fuzzer-driven client writes, honestly or not.
+//!
+//! # Input
+//! One setup byte ([`setup`]: ring size, one or two cores and which one the
+//! daemon serves, and whether the four ring cursors start hostile), then
+//! ops ([`Op`]) until the bytes run out (at most [`MAX_OPS`]). The client
+//! pushes well-formed requests (on handles it learnt from completions, or
+//! bogus ones) or 64 raw bytes through an honest producer, writes TX
+//! chunks, reaps completions, sets NEED_WAKEUP; the hostile part scribbles
+//! arbitrary bytes anywhere in the region (header, ring control blocks,
+//! live request and completion slots, both arenas) and sets the four ring
+//! cursors to arbitrary or nearly right values. Daemon steps run the way a
+//! core's loop does: requests (with a fuzzer-chosen budget), timers,
+//! transmit, completions into the rings, publish.
+//!
+//! # Checks
+//! The harness knows which slots the daemon took (its head advances by the
+//! `requests` counter) and captures every completion the moment it is
+//! published (the tail advances by `completions`), so it can judge the
+//! daemon whatever the client does to the words afterwards. After every
+//! daemon step:
+//! - nothing panicked, and every published completion decodes;
+//! - the daemon wrote only what it owns: its request head, its completion
+//!   tail and slots, its share of the RX arena (a byte-wise diff of the
+//!   region around the step);
+//! - it never published over completions the client had not released: the
+//!   tail stays within one ring of some head value it may have read (a
+//!   head the client sets ahead of the tail counts once the tail passes
+//!   it, as in io_uring and AF_XDP: a client that claims to have read
+//!   what it has not loses those entries, nobody else does);
+//! - backpressure: it took no more requests than the completion ring had
+//!   room for, minus the completions already waiting;
+//! - no request is answered twice, and nothing is answered that was not
+//!   taken (answers per `user_data` never exceed entries taken with it).
+//!
+//! Once the ops are done the client is honest again: if it touched a
+//! cursor it resynchronises (request tail at the daemon's head, completion
+//! head and tail at the daemon's tail, as a recovering client that trusts
+//! only the daemon's words would), then it reaps everything while the clock
+//! runs from deadline to deadline. By then every entry the daemon took has
+//! exactly one answer (short of those it published over in the step that
+//! published them, which only a head set ahead of the tail allows, and
+//! never more than that many), no completion waits in the backlog, and, with
+//! untouched cursors, every request the client published was taken.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lingerd_abi::entry::{self, MatchFilter, Op as WireOp, WirePrefix};
+use lingerd_abi::layout::{
+    ENTRY_SIZE, HEADER_BYTES, Layout, LayoutParams, RING_CONTROL_SIZE, RING_HEAD, RING_TAIL,
+};
+use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
+
+use super::Reader;
+use super::engine::{LOCAL_IP, LOCAL_MAC, OFF_LINK_IP, PEER_IP};
+use crate::engine::QueueEngine;
+use crate::engine::api::ClientId;
+use crate::engine::config::{EngineConfig, LocalAddr};
+use crate::rings::ClientRings;
+
+/// Ops run per input at most.
+pub const MAX_OPS: usize = 256;
+/// The client whose rings these are.
+const CLIENT: ClientId = ClientId(5);
+/// Chunk size of every layout (small: data spans chunks quickly).
+const CHUNK_SIZE: u32 = 128;
+/// TX chunks in the arena.
+const TX_CHUNKS: u32 = 8;
+/// RX chunks per core.
+const RX_CHUNKS_PER_CORE: u32 = 4;
+/// Requests a settle step takes at most (what a core takes per client).
+const SETTLE_BUDGET: u32 = 256;
+/// Settle rounds at most once the ops are done.
+const MAX_SETTLE_ROUNDS: usize = 4096;
+/// `handle_timeout` calls at one instant before the engine counts as stuck.
+const MAX_TIMEOUT_ROUNDS: usize = 256;
+/// Frames drained per step at most (there is no peer: they are dropped).
+const MAX_FRAMES_PER_STEP: usize = 4096;
+/// Handles remembered at most.
+const MAX_HANDLES: usize = 16;
+/// `user_data` of well-formed requests: a tag and a sequence number.
+const HONEST_TAG: u64 = 0x5a5a << 48;
+
+/// Bits of the setup byte.
+pub mod setup {
+    /// Ring entries: `2 << (setup & RING_SIZE)` (2, 4, 8 or 16).
+    pub const RING_SIZE: u8 = 0b11;
+    /// Two cores in the layout, not one.
+    pub const TWO_CORES: u8 = 1 << 2;
+    /// With two cores, the daemon serves core 1 (the rings after core 0's).
+    pub const SECOND_CORE: u8 = 1 << 3;
+    /// Four hostile `u32`s follow the setup byte: the request head and
+    /// tail and the completion head and tail, written before the daemon
+    /// builds its rings (a client may write before its core attaches).
+    pub const HOSTILE_START: u8 = 1 << 4;
+}
+
+/// Which ring cursor a [`Op::Cursor`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Word {
+    /// The request ring's head (the daemon's word).
+    RequestHead,
+    /// The request ring's tail (the client's word).
+    RequestTail,
+    /// The completion ring's head (the client's word).
+    CompletionHead,
+    /// The completion ring's tail (the daemon's word).
+    CompletionTail,
+}
+
+const WORDS: [Word; 4] = [
+    Word::RequestHead,
+    Word::RequestTail,
+    Word::CompletionHead,
+    Word::CompletionTail,
+];
+
+/// What a cursor write puts there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// This value.
+    Raw(u32),
+    /// The word's current value plus a small delta (nearly right values
+    /// find the off-by-one cases that random ones miss).
+    Delta(i8),
+}
+
+/// A well-formed request: `kind` picks the opcode, `target` a learnt handle
+/// (or, past the known ones, the bogus handle `arg`), `arg` the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Req {
+    /// Opcode choice (`% 11`).
+    pub kind: u8,
+    /// Index into the handles learnt.
+    pub target: u8,
+    /// Argument bits.
+    pub arg: u32,
+}
+
+/// One step of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Push a well-formed request (published unless `hold`).
+    Submit {
+        /// The request.
+        req: Req,
+        /// Push without publishing.
+        hold: bool,
+    },
+    /// Push 64 bytes as they are, then publish.
+    Raw(Vec<u8>),
+    /// Write bytes at `offset % region size`, skipping the four cursors.
+    Scribble {
+        /// Where.
+        offset: u32,
+        /// What (at most 64 bytes).
+        bytes: Vec<u8>,
+    },
+    /// Overwrite a ring cursor.
+    Cursor {
+        /// Which.
+        word: Word,
+        /// With what.
+        value: Value,
+    },
+    /// One iteration of the daemon's loop after `advance_ms`, taking at
+    /// most `1 + budget % 32` requests.
+    Step {
+        /// Requests taken at most, minus one.
+        budget: u8,
+        /// Clock advance first.
+        advance_ms: u16,
+    },
+    /// The client reaps up to `n` completions (0: all there are).
+    Reap(u8),
+    /// The client says it sleeps (NEED_WAKEUP on the completion ring), or
+    /// that it is awake.
+    Sleep(bool),
+    /// The clock jumps to the engine's next deadline, then a daemon step.
+    NextDeadline,
+    /// The client writes `len` bytes into TX chunk `chunk`.
+    TxData {
+        /// Chunk index (may be out of range: then nothing is written).
+        chunk: u8,
+        /// Bytes.
+        len: u16,
+    },
+    /// Publish pushed requests.
+    Publish,
+}
+
+impl Op {
+    /// Decodes one op (any bytes decode to something).
+    pub fn decode(r: &mut Reader<'_>) -> Op {
+        match r.u8() % 10 {
+            0 => {
+                let flags = r.u8();
+                Op::Submit {
+                    req: Req {
+                        kind: flags & 0x7f,
+                        target: r.u8(),
+                        arg: r.u32(),
+                    },
+                    hold: flags & 0x80 != 0,
+                }
+            }
+            1 => {
+                let mut e = r.bytes(ENTRY_SIZE).to_vec();
+                e.resize(ENTRY_SIZE, 0);
+                Op::Raw(e)
+            }
+            2 => {
+                let offset = r.u32();
+                let n = usize::from(r.u8()) % (ENTRY_SIZE + 1);
+                Op::Scribble {
+                    offset,
+                    bytes: r.bytes(n).to_vec(),
+                }
+            }
+            3 => {
+                let b = r.u8();
+                let word = WORDS[usize::from(b & 3)];
+                let value = if b & 4 != 0 {
+                    Value::Delta(r.u8() as i8)
+                } else {
+                    Value::Raw(r.u32())
+                };
+                Op::Cursor { word, value }
+            }
+            4 => Op::Step {
+                budget: r.u8(),
+                advance_ms: r.u16(),
+            },
+            5 => Op::Reap(r.u8()),
+            6 => Op::Sleep(r.u8() & 1 != 0),
+            7 => Op::NextDeadline,
+            8 => Op::TxData {
+                chunk: r.u8(),
+                len: r.u16(),
+            },
+            _ => Op::Publish,
+        }
+    }
+
+    /// Encodes so that [`decode`](Self::decode) gives this op back.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Op::Submit { req, hold } => {
+                out.extend([
+                    0,
+                    req.kind & 0x7f | if *hold { 0x80 } else { 0 },
+                    req.target,
+                ]);
+                out.extend(req.arg.to_be_bytes());
+            }
+            Op::Raw(bytes) => {
+                out.push(1);
+                let mut e = bytes.clone();
+                e.resize(ENTRY_SIZE, 0);
+                out.extend(e);
+            }
+            Op::Scribble { offset, bytes } => {
+                out.push(2);
+                out.extend(offset.to_be_bytes());
+                let n = bytes.len().min(ENTRY_SIZE);
+                out.push(n as u8);
+                out.extend(&bytes[..n]);
+            }
+            Op::Cursor { word, value } => {
+                out.push(3);
+                let w = WORDS.iter().position(|x| x == word).unwrap_or(0) as u8;
+                match value {
+                    Value::Delta(d) => out.extend([w | 4, *d as u8]),
+                    Value::Raw(v) => {
+                        out.push(w);
+                        out.extend(v.to_be_bytes());
+                    }
+                }
+            }
+            Op::Step { budget, advance_ms } => {
+                out.extend([4, *budget]);
+                out.extend(advance_ms.to_be_bytes());
+            }
+            Op::Reap(n) => out.extend([5, *n]),
+            Op::Sleep(on) => out.extend([6, u8::from(*on)]),
+            Op::NextDeadline => out.push(7),
+            Op::TxData { chunk, len } => {
+                out.extend([8, *chunk]);
+                out.extend(len.to_be_bytes());
+            }
+            Op::Publish => out.push(9),
+        }
+    }
+}
+
+/// A whole input: the setup byte, the hostile start words if the setup
+/// asks for them, then the ops.
+pub fn encode(setup: u8, hostile_start: [u32; 4], ops: &[Op]) -> Vec<u8> {
+    let mut out = vec![setup];
+    if setup & setup::HOSTILE_START != 0 {
+        for w in hostile_start {
+            out.extend(w.to_be_bytes());
+        }
+    }
+    for op in ops {
+        op.encode(&mut out);
+    }
+    out
+}
+
+/// What a run did, for seeds to assert they still reach their paths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Ops run.
+    pub ops: usize,
+    /// Request entries the daemon took.
+    pub taken: u64,
+    /// Of those, answered EINVAL by decoding or chunk validation.
+    pub invalid: u64,
+    /// Completion entries published (answers and events).
+    pub completions: u64,
+    /// Of those, overwritten in the step that published them (the client
+    /// had set the completion head ahead of the tail).
+    pub overwritten: u64,
+    /// Answers (not events) captured.
+    pub answers: u64,
+    /// Times intake stopped on a full completion ring.
+    pub backpressure: u64,
+    /// A cursor was overwritten (the client resynchronised at the end).
+    pub cursors_touched: bool,
+    /// The settle ended with every answer in (false: inconclusive, the
+    /// engine still had deadlines after [`MAX_SETTLE_ROUNDS`]).
+    pub settled: bool,
+}
+
+/// Runs `data` through a client's rings; panics when an invariant breaks.
+pub fn ring_entries(data: &[u8]) -> Report {
+    let mut r = Reader::new(data);
+    let setup = r.u8();
+    let start = if setup & setup::HOSTILE_START != 0 {
+        Some([r.u32(), r.u32(), r.u32(), r.u32()])
+    } else {
+        None
+    };
+    let mut h = Harness::new(setup, start);
+    while !r.is_empty() && h.report.ops < MAX_OPS {
+        let op = Op::decode(&mut r);
+        h.run(&op);
+    }
+    h.settle();
+    h.report
+}
+
+struct Harness {
+    region: Arc<SharedRegion>,
+    layout: Layout,
+    entries: u32,
+    /// Offsets of the daemon's request and completion rings.
+    req_base: usize,
+    cpl_base: usize,
+    /// This core's RX chunks, as a byte range of the arena.
+    rx_range: std::ops::Range<usize>,
+    rings: ClientRings,
+    engine: QueueEngine,
+    now: Instant,
+    /// The client's side.
+    tx: Producer,
+    rx: Consumer,
+    /// The daemon's private request head and completion tail, as the
+    /// counters say it moved them.
+    d_head: u32,
+    p_tail: u32,
+    /// Completion heads the daemon's producer may hold as its cached head:
+    /// values of the head word it may have read that still allow a write.
+    heads: Vec<u32>,
+    /// Completions overwritten within the step that published them.
+    overwritten: u64,
+    taken: HashMap<u64, u32>,
+    answered: HashMap<u64, u32>,
+    handles: Vec<u64>,
+    next_user_data: u64,
+    frame: Vec<u8>,
+    report: Report,
+}
+
+impl Harness {
+    fn new(setup: u8, hostile_start: Option<[u32; 4]>) -> Harness {
+        let entries = 2u32 << (setup & setup::RING_SIZE);
+        let cores = if setup & setup::TWO_CORES != 0 { 2 } else { 1 };
+        let core = u32::from(setup & setup::SECOND_CORE != 0) % cores;
+        let layout = Layout::new(LayoutParams {
+            cores,
+            ring_entries: entries,
+            chunk_size: CHUNK_SIZE,
+            tx_chunks: TX_CHUNKS,
+            rx_chunks: RX_CHUNKS_PER_CORE * cores,
+        })
+        .expect("a valid layout");
+        let region = Arc::new(SharedRegion::anonymous(layout.total));
+        assert!(region.write(0..HEADER_BYTES, &layout.header().encode()));
+        let req_base = layout.request_ring(core).expect("core in range");
+        let cpl_base = layout.completion_ring(core).expect("core in range");
+        if let Some(words) = hostile_start {
+            let at = [
+                req_base + RING_HEAD,
+                req_base + RING_TAIL,
+                cpl_base + RING_HEAD,
+                cpl_base + RING_TAIL,
+            ];
+            for (o, v) in at.into_iter().zip(words) {
+                write_word(&region, o, v);
+            }
+        }
+        let rings = ClientRings::new(CLIENT, core, region.clone(), layout)
+            .expect("rings over a region built for their layout");
+        let tx = Producer::new(region.clone(), req_base, entries).expect("request ring in bounds");
+        let rx =
+            Consumer::new(region.clone(), cpl_base, entries).expect("completion ring in bounds");
+        let d_head = read_word(&region, req_base + RING_HEAD);
+        let p_tail = read_word(&region, cpl_base + RING_TAIL);
+        let heads = vec![read_word(&region, cpl_base + RING_HEAD)];
+        let per = RX_CHUNKS_PER_CORE as usize * CHUNK_SIZE as usize;
+        let rx_start = layout.rx_arena + core as usize * per;
+        let mut cfg = EngineConfig::new(
+            0,
+            LOCAL_MAC,
+            LocalAddr {
+                addr: LOCAL_IP,
+                prefix_len: 24,
+            },
+        );
+        cfg.max_connections = 16;
+        let now = Instant::now();
+        Harness {
+            region,
+            layout,
+            entries,
+            req_base,
+            cpl_base,
+            rx_range: rx_start..rx_start + per,
+            rings,
+            engine: QueueEngine::new(cfg, now),
+            now,
+            tx,
+            rx,
+            d_head,
+            p_tail,
+            heads,
+            overwritten: 0,
+            taken: HashMap::new(),
+            answered: HashMap::new(),
+            handles: Vec::new(),
+            next_user_data: 0,
+            frame: vec![0; 2048],
+            report: Report {
+                cursors_touched: hostile_start.is_some(),
+                ..Report::default()
+            },
+        }
+    }
+
+    fn run(&mut self, op: &Op) {
+        self.report.ops += 1;
+        match op {
+            Op::Submit { req, hold } => {
+                let user_data = HONEST_TAG | self.next_user_data;
+                self.next_user_data += 1;
+                let wire = self.request(*req);
+                let _ = self.tx.push(&entry::encode_request(user_data, &wire));
+                if !hold {
+                    self.tx.publish();
+                }
+            }
+            Op::Raw(bytes) => {
+                let mut e = [0u8; ENTRY_SIZE];
+                e.copy_from_slice(&bytes[..ENTRY_SIZE]);
+                let _ = self.tx.push(&e);
+                self.tx.publish();
+            }
+            Op::Scribble { offset, bytes } => self.scribble(*offset, bytes),
+            Op::Cursor { word, value } => {
+                self.report.cursors_touched = true;
+                let at = self.word_offset(*word);
+                let v = match value {
+                    Value::Raw(v) => *v,
+                    Value::Delta(d) => {
+                        read_word(&self.region, at).wrapping_add_signed(i32::from(*d))
+                    }
+                };
+                write_word(&self.region, at, v);
+            }
+            Op::Step { budget, advance_ms } => {
+                self.now += Duration::from_millis(u64::from(*advance_ms));
+                self.step(1 + u32::from(*budget) % 32);
+            }
+            Op::Reap(n) => {
+                let n = if *n == 0 { u32::MAX } else { u32::from(*n) };
+                self.reap(n);
+            }
+            Op::Sleep(on) => self.rx.set_need_wakeup(*on),
+            Op::NextDeadline => {
+                if let Some(t) = self.engine.poll_timeout() {
+                    self.now = self.now.max(t);
+                }
+                self.step(SETTLE_BUDGET);
+            }
+            Op::TxData { chunk, len } => {
+                let len = u32::from(*len) % (CHUNK_SIZE + 1);
+                if let Some(range) = self.layout.tx_chunk(u32::from(*chunk), len) {
+                    let bytes: Vec<u8> = (0..len).map(|i| i as u8 ^ chunk).collect();
+                    assert!(self.region.write(range, &bytes));
+                }
+            }
+            Op::Publish => self.tx.publish(),
+        }
+    }
+
+    fn word_offset(&self, w: Word) -> usize {
+        match w {
+            Word::RequestHead => self.req_base + RING_HEAD,
+            Word::RequestTail => self.req_base + RING_TAIL,
+            Word::CompletionHead => self.cpl_base + RING_HEAD,
+            Word::CompletionTail => self.cpl_base + RING_TAIL,
+        }
+    }
+
+    /// Hostile bytes anywhere but the four cursors (those are
+    /// [`Op::Cursor`]'s, which the accounting must know about).
+    fn scribble(&mut self, offset: u32, bytes: &[u8]) {
+        let total = self.layout.total;
+        let start = offset as usize % total;
+        let cursors = WORDS.map(|w| self.word_offset(w));
+        for (i, &b) in bytes.iter().enumerate() {
+            let at = start + i;
+            if at >= total || cursors.iter().any(|&c| (c..c + 4).contains(&at)) {
+                continue;
+            }
+            assert!(self.region.write(at..at + 1, &[b]));
+        }
+    }
+
+    /// A well-formed request on a learnt or bogus handle.
+    fn request(&mut self, req: Req) -> WireOp {
+        let handle = self
+            .handles
+            .get(usize::from(req.target))
+            .copied()
+            .unwrap_or(u64::from(req.arg));
+        let a = req.arg;
+        let prefix = |addr: Ipv4Addr, len: u8| WirePrefix {
+            addr: addr.octets(),
+            len,
+        };
+        match req.kind % 11 {
+            0 => WireOp::Listen {
+                port: 80 + (a % 4) as u16,
+                backlog: a >> 8 & 0xff,
+            },
+            1 => WireOp::Connect {
+                addr: if a & 1 != 0 { PEER_IP } else { OFF_LINK_IP }.octets(),
+                port: (a >> 1) as u16,
+                local_port: if a & 0x10000 != 0 {
+                    (a >> 17) as u16
+                } else {
+                    0
+                },
+            },
+            2 => WireOp::Send {
+                handle,
+                // One past the arena now and then.
+                chunk: a % (TX_CHUNKS + 1),
+                len: (a >> 8) % (CHUNK_SIZE + 2),
+            },
+            3 => WireOp::RecvDone {
+                handle,
+                chunk: a % (RX_CHUNKS_PER_CORE * 2 + 1),
+                len: (a >> 8) % (CHUNK_SIZE + 2),
+            },
+            4 => WireOp::Shutdown {
+                handle,
+                how: (a % 4) as u8,
+            },
+            5 => WireOp::SetLinger {
+                handle,
+                on: a & 1 != 0,
+                ms: (a >> 1) % 5_000,
+            },
+            6 => WireOp::SetDontLinger {
+                handle,
+                dont: a & 1 != 0,
+            },
+            7 => WireOp::GetLinger { handle },
+            8 => WireOp::Close {
+                handle,
+                nonblocking: a & 1 != 0,
+            },
+            9 => WireOp::Abort { handle },
+            _ => WireOp::CloseMatching {
+                filter: MatchFilter {
+                    local: (a & 1 != 0).then(|| prefix(LOCAL_IP, 24)),
+                    remote: (a & 2 != 0).then(|| prefix(PEER_IP, 32)),
+                    local_port: None,
+                    remote_port: (a & 4 != 0).then_some(80),
+                    states: 0,
+                    min_idle_ms: 0,
+                },
+                mode: (a >> 3 & 3) as u8,
+                linger_ms: (a >> 5) % 2_000,
+                pace_per_s: if a & 0x8000 != 0 {
+                    1 + (a >> 16) % 100
+                } else {
+                    0
+                },
+            },
+        }
+    }
+
+    /// The client takes up to `n` completions and releases them.
+    fn reap(&mut self, n: u32) {
+        let ready = self.rx.available().min(n);
+        for _ in 0..ready {
+            let _ = self.rx.pop();
+        }
+        self.rx.release();
+    }
+
+    /// One iteration of a core's loop for this client, then the checks.
+    fn step(&mut self, budget: u32) -> (u64, u64) {
+        let before = self.snapshot();
+        let stats0 = self.rings.stats();
+        let backlog0 = self.rings.backlog() as u32;
+        let h = read_word(&self.region, self.cpl_base + RING_HEAD);
+        if !self.heads.contains(&h) {
+            self.heads.push(h);
+        }
+        let room = self
+            .heads
+            .iter()
+            .map(|&c| self.p_tail.wrapping_sub(c))
+            .filter(|&used| used <= self.entries)
+            .map(|used| self.entries - used)
+            .max()
+            .unwrap_or(0);
+
+        self.rings.poll_requests(&mut self.engine, self.now, budget);
+        for _ in 0..MAX_TIMEOUT_ROUNDS {
+            match self.engine.poll_timeout() {
+                Some(t) if t <= self.now => self.engine.handle_timeout(self.now),
+                _ => break,
+            }
+        }
+        for _ in 0..MAX_FRAMES_PER_STEP {
+            if self
+                .engine
+                .poll_transmit(self.now, &mut self.frame)
+                .is_none()
+            {
+                break;
+            }
+        }
+        while let Some(c) = self.engine.poll_completion() {
+            assert_eq!(c.client, CLIENT, "a completion for another client");
+            self.rings.deliver(c);
+        }
+        let _wake = self.rings.flush();
+
+        let stats = self.rings.stats();
+        let taken = stats.requests - stats0.requests;
+        let published = stats.completions - stats0.completions;
+        self.report.taken = stats.requests;
+        self.report.invalid = stats.invalid;
+        self.report.completions = stats.completions;
+        self.report.backpressure = stats.backpressure;
+        assert!(
+            taken <= u64::from(budget),
+            "took {taken} requests on a budget of {budget}"
+        );
+        assert!(
+            taken <= u64::from(room.saturating_sub(backlog0)),
+            "backpressure: took {taken} requests with {backlog0} completions queued \
+             and room for {room} in the completion ring"
+        );
+        self.check_writes(&before, published);
+        self.account_taken(taken as u32);
+        self.capture_published(published as u32);
+        (taken, published)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut b = vec![0u8; self.layout.total];
+        assert!(self.region.read(0..self.layout.total, &mut b));
+        b
+    }
+
+    /// The daemon wrote only its own words, slots and RX chunks.
+    fn check_writes(&self, before: &[u8], published: u64) {
+        let after = self.snapshot();
+        let req_head = self.req_base + RING_HEAD..self.req_base + RING_HEAD + 4;
+        let cpl_tail = self.cpl_base + RING_TAIL..self.cpl_base + RING_TAIL + 4;
+        let cpl_slots = self.cpl_base + RING_CONTROL_SIZE..self.cpl_base + self.layout.ring_size;
+        for (i, (a, b)) in before.iter().zip(&after).enumerate() {
+            if a == b {
+                continue;
+            }
+            let own = req_head.contains(&i)
+                || cpl_tail.contains(&i)
+                || cpl_slots.contains(&i)
+                || self.rx_range.contains(&i);
+            assert!(own, "the daemon wrote byte {i} of the region, not its own");
+        }
+        let new_tail = self.p_tail.wrapping_add(published as u32);
+        if published > 0 {
+            assert!(
+                self.heads
+                    .iter()
+                    .any(|&c| new_tail.wrapping_sub(c) <= self.entries),
+                "completions published over ones the client had not released: \
+                 tail {new_tail}, heads the daemon may have read {:?}, {} entries",
+                self.heads,
+                self.entries
+            );
+            assert_eq!(
+                read_word(&self.region, self.cpl_base + RING_TAIL),
+                new_tail,
+                "the published tail is the daemon's own"
+            );
+        }
+    }
+
+    /// Records the `user_data` of each slot the daemon took.
+    fn account_taken(&mut self, taken: u32) {
+        let mask = self.entries - 1;
+        for i in 0..taken {
+            let slot = (self.d_head.wrapping_add(i) & mask) as usize;
+            let at = self.req_base + RING_CONTROL_SIZE + slot * ENTRY_SIZE;
+            let mut e = [0u8; ENTRY_SIZE];
+            assert!(self.region.read(at..at + ENTRY_SIZE, &mut e));
+            let (user_data, _) = entry::decode_request(&e);
+            *self.taken.entry(user_data).or_default() += 1;
+        }
+        self.d_head = self.d_head.wrapping_add(taken);
+        if taken > 0 {
+            assert_eq!(
+                read_word(&self.region, self.req_base + RING_HEAD),
+                self.d_head,
+                "the released head is where the daemon got to"
+            );
+        }
+    }
+
+    /// Reads each completion the moment it is published: it decodes, and
+    /// no request is answered more often than it was taken.
+    fn capture_published(&mut self, published: u32) {
+        let mask = self.entries - 1;
+        // More than a ring in one step (a head set ahead of the tail): the
+        // first ones were overwritten before anyone could read them.
+        let lost = published.saturating_sub(self.entries);
+        self.overwritten += u64::from(lost);
+        self.report.overwritten = self.overwritten;
+        for i in lost..published {
+            let slot = (self.p_tail.wrapping_add(i) & mask) as usize;
+            let at = self.cpl_base + RING_CONTROL_SIZE + slot * ENTRY_SIZE;
+            let mut e = [0u8; ENTRY_SIZE];
+            assert!(self.region.read(at..at + ENTRY_SIZE, &mut e));
+            let c = entry::Completion::decode(&e)
+                .unwrap_or_else(|_| panic!("the daemon published an undecodable entry {e:?}"));
+            if c.handle != 0
+                && self.handles.len() < MAX_HANDLES
+                && !self.handles.contains(&c.handle)
+            {
+                self.handles.push(c.handle);
+            }
+            if c.event {
+                continue;
+            }
+            self.report.answers += 1;
+            let n = self.answered.entry(c.user_data).or_default();
+            *n += 1;
+            let took = self.taken.get(&c.user_data).copied().unwrap_or(0);
+            assert!(
+                *n <= took,
+                "user_data {:#x} answered {n} times, taken {took} times",
+                c.user_data
+            );
+        }
+        self.p_tail = self.p_tail.wrapping_add(published);
+        // A head the tail is more than a ring past cannot be the daemon's
+        // cached one any more (it would allow no write; the next look
+        // reads the word afresh).
+        let (tail, entries) = (self.p_tail, self.entries);
+        self.heads.retain(|&c| tail.wrapping_sub(c) <= entries);
+    }
+
+    /// The client turns honest and the clock runs out the deadlines: every
+    /// entry taken gets its one answer.
+    fn settle(&mut self) {
+        if self.report.cursors_touched {
+            self.resync();
+        }
+        let mut quiet = 0;
+        for _ in 0..MAX_SETTLE_ROUNDS {
+            self.tx.publish();
+            let (taken, published) = self.step(SETTLE_BUDGET);
+            self.reap(u32::MAX);
+            if self.done() {
+                self.report.settled = true;
+                return;
+            }
+            if taken > 0 || published > 0 {
+                quiet = 0;
+                continue;
+            }
+            quiet += 1;
+            match self.engine.poll_timeout() {
+                Some(t) => self.now = self.now.max(t),
+                None if quiet > 2 => break,
+                None => {}
+            }
+        }
+        if self.engine.poll_timeout().is_some() {
+            return; // still waking up: inconclusive, not failed
+        }
+        let mut missing: Vec<_> = self
+            .taken
+            .iter()
+            .filter(|(u, n)| self.answered.get(u) != Some(n))
+            .map(|(u, n)| (*u, *n, self.answered.get(u).copied().unwrap_or(0)))
+            .collect();
+        missing.sort_unstable();
+        panic!(
+            "not settled with no timer left: (user_data, taken, answered) {missing:?}, \
+             backlog {}, daemon head {} vs request tail {}",
+            self.rings.backlog(),
+            self.d_head,
+            read_word(&self.region, self.req_base + RING_TAIL)
+        );
+    }
+
+    fn done(&self) -> bool {
+        let answers_in = if self.overwritten == 0 {
+            self.taken == self.answered
+        } else {
+            // Answers overwritten unread are missing from `answered`,
+            // never more of them than were overwritten.
+            let taken: u64 = self.taken.values().map(|&n| u64::from(n)).sum();
+            let answered: u64 = self.answered.values().map(|&n| u64::from(n)).sum();
+            taken - answered <= self.overwritten
+        };
+        self.rings.backlog() == 0
+            && answers_in
+            && self.d_head == read_word(&self.region, self.req_base + RING_TAIL)
+    }
+
+    /// A client that wrote the cursors starts over from the daemon's
+    /// words: its requests from the daemon's head, its completions from
+    /// the daemon's tail (the harness already has every published one).
+    fn resync(&mut self) {
+        for (w, v) in [
+            (Word::RequestHead, self.d_head),
+            (Word::RequestTail, self.d_head),
+            (Word::CompletionHead, self.p_tail),
+            (Word::CompletionTail, self.p_tail),
+        ] {
+            write_word(&self.region, self.word_offset(w), v);
+        }
+        self.tx = Producer::new(self.region.clone(), self.req_base, self.entries)
+            .expect("request ring in bounds");
+        self.rx = Consumer::new(self.region.clone(), self.cpl_base, self.entries)
+            .expect("completion ring in bounds");
+    }
+}
+
+fn read_word(region: &SharedRegion, at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    assert!(region.read(at..at + 4, &mut b));
+    u32::from_le_bytes(b)
+}
+
+fn write_word(region: &SharedRegion, at: usize, v: u32) {
+    assert!(region.write(at..at + 4, &v.to_le_bytes()));
+}
