@@ -3,12 +3,12 @@
 //! `lingerd-client` (this very test binary re-run as `client_helper`, in the
 //! host namespace: the attach socket is a filesystem path).
 //!
-//! - `completion_ring_flood_two_processes`: the client submits requests
+//! - `ring_overflow_no_loss`: the client submits requests
 //!   without reaping until both of its rings are full; the daemon must stop
 //!   taking requests (its `ring_full` counter grows while nothing else
 //!   does), and once the client reaps, every one of 20,000 requests through
 //!   64-entry rings gets exactly one completion.
-//! - `sigkill_client_holding_10k_connections`: the client accepts 10,000
+//! - `client_sigkill_cleanup`: the client accepts 10,000
 //!   kernel connections (two `peer_helper` processes of 5,000 in the peer
 //!   namespace, under the 20,000-descriptor limit) and is SIGKILLed; with
 //!   `on_client_exit: abort` every kernel socket sees ECONNRESET within
@@ -484,7 +484,7 @@ fn peer_helper() {
 }
 
 #[test]
-fn completion_ring_flood_two_processes() {
+fn ring_overflow_no_loss() {
     let Some(lab) = lab("completion_ring_flood", "rf") else {
         return;
     };
@@ -548,7 +548,7 @@ fn completion_ring_flood_two_processes() {
 }
 
 #[test]
-fn sigkill_client_holding_10k_connections() {
+fn client_sigkill_cleanup() {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
     const TOTAL: u64 = (PER * HELPERS) as u64;
