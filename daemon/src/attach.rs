@@ -53,8 +53,9 @@
 //!
 //! ## Client ids
 //!
-//! Ids are handed out in increasing order, skipping ids in use and
-//! [`ADMIN_CLIENT`], and wrap only after 65,534 attaches, so the id of a
+//! Ids are handed out in increasing order, skipping ids in use and the
+//! admin ids ([`ADMIN_CLIENT`], [`CTL_CLIENT`]), and wrap only after 65,533
+//! attaches, so the id of a
 //! client that just left (whose connections may still be closing under its
 //! id) is not given to the next one.
 
@@ -73,7 +74,9 @@ use lingerd_abi::attach::{
 };
 use lingerd_abi::layout::{HEADER_BYTES, Layout, VERSION};
 use lingerd_abi::sys::SharedRegion;
-use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ClientId};
+use lingerd_dataplane::engine::api::ClientId;
+#[cfg(doc)]
+use lingerd_dataplane::engine::api::{ADMIN_CLIENT, CTL_CLIENT};
 use memfd::{FileSeal, MemfdOptions};
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd, poll};
 use rustix::io::Errno;
@@ -264,7 +267,7 @@ impl std::error::Error for AttachError {
     }
 }
 
-fn io_err(call: &'static str) -> impl FnOnce(Errno) -> AttachError {
+pub(crate) fn io_err(call: &'static str) -> impl FnOnce(Errno) -> AttachError {
     move |e| AttachError::Io {
         call,
         source: e.into(),
@@ -583,10 +586,10 @@ impl Acceptor {
         for _ in 0..u16::MAX {
             let id = self.next_id;
             self.next_id = match self.next_id.wrapping_add(1) {
-                n if n == ADMIN_CLIENT.0 => 1,
+                n if ClientId(n).is_admin() => 1,
                 n => n,
             };
-            if id != 0 && id != ADMIN_CLIENT.0 && !self.clients.iter().any(|c| c.id.0 == id) {
+            if id != 0 && !ClientId(id).is_admin() && !self.clients.iter().any(|c| c.id.0 == id) {
                 return Some(ClientId(id));
             }
         }
@@ -605,7 +608,7 @@ impl Drop for Acceptor {
     }
 }
 
-fn timespec(d: Duration) -> Timespec {
+pub(crate) fn timespec(d: Duration) -> Timespec {
     Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: i64::from(d.subsec_nanos()),
@@ -613,7 +616,7 @@ fn timespec(d: Duration) -> Timespec {
 }
 
 /// Creates or checks the runtime directory (module documentation).
-fn prepare_runtime_dir(dir: &Path) -> Result<(), AttachError> {
+pub(crate) fn prepare_runtime_dir(dir: &Path) -> Result<(), AttachError> {
     let problem = |problem: String| AttachError::Path {
         path: dir.to_owned(),
         problem,
@@ -661,7 +664,7 @@ fn prepare_runtime_dir(dir: &Path) -> Result<(), AttachError> {
 }
 
 /// Removes a socket file nobody listens on; refuses anything else.
-fn remove_stale_socket(path: &Path, addr: &SocketAddrUnix) -> Result<(), AttachError> {
+pub(crate) fn remove_stale_socket(path: &Path, addr: &SocketAddrUnix) -> Result<(), AttachError> {
     let m = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {

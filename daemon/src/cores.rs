@@ -7,8 +7,10 @@
 //! requests from each client into the engine, and routes the engine's
 //! completions back to their client's ring (dropping those of clients that
 //! are gone). A client that goes away gets the exit policy applied to its
-//! connections on this core. It may not make protocol decisions (the
-//! engine's) nor touch the control socket (`attach`'s).
+//! connections on this core. The operator's `lingerd ctl` jobs (listings,
+//! kills) run here too, in [`CtlJobs`], and the engine's completions for
+//! [`CTL_CLIENT`] go to them. It may not make protocol decisions (the
+//! engine's) nor touch the control or ctl sockets (`attach`'s, `ctl`'s).
 
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
@@ -17,10 +19,11 @@ use std::time::Instant;
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::SharedRegion;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId, Completion};
+use lingerd_dataplane::engine::api::{CTL_CLIENT, ClientExitPolicy, ClientId, Completion};
 use lingerd_dataplane::rings::{ClientRings, RingStats};
 
 use crate::attach::EventFd;
+use crate::ctl::core::{CtlCommand, CtlJobs};
 
 /// Requests taken from one client per loop iteration, so that one busy
 /// client cannot starve the others or the packets.
@@ -47,6 +50,8 @@ pub enum CoreCommand {
         /// `close.on_client_exit`.
         policy: ClientExitPolicy,
     },
+    /// A `lingerd ctl` session's listing or kill.
+    Ctl(CtlCommand),
 }
 
 struct Attached {
@@ -63,6 +68,8 @@ pub struct CoreClients {
     retired: RingStats,
     /// Completions for clients no longer attached (dropped, counted).
     orphaned: u64,
+    /// `lingerd ctl` jobs.
+    ctl: CtlJobs,
 }
 
 impl std::fmt::Debug for CoreClients {
@@ -84,6 +91,7 @@ impl CoreClients {
             commands,
             retired: RingStats::default(),
             orphaned: 0,
+            ctl: CtlJobs::new(core),
         }
     }
 
@@ -112,7 +120,8 @@ impl CoreClients {
     }
 
     /// One iteration's client work before the engine's timers: commands,
-    /// then up to [`REQUESTS_PER_CLIENT`] requests from each client. It
+    /// then up to [`REQUESTS_PER_CLIENT`] requests from each client, then
+    /// one bounded slice of each `lingerd ctl` listing. It
     /// does not touch the engine's completions: the shell routes those
     /// ([`deliver`](Self::deliver) for clients' ones, the daemon's own to
     /// its app); [`drain`](Self::drain) is for a loop with no other user.
@@ -124,6 +133,12 @@ impl CoreClients {
         for c in &mut self.clients {
             c.rings.poll_requests(engine, now, REQUESTS_PER_CLIENT);
         }
+        self.ctl.poll(engine, now);
+    }
+
+    /// `lingerd ctl` jobs running on this core.
+    pub fn ctl_jobs(&self) -> usize {
+        self.ctl.len()
     }
 
     /// Routes every pending engine completion to its client's ring and
@@ -136,8 +151,12 @@ impl CoreClients {
         self.flush();
     }
 
-    /// Queues one engine completion for its client (dropped if gone).
+    /// Queues one engine completion for its client (dropped if gone), or
+    /// hands it to the ctl job it belongs to.
     pub fn deliver(&mut self, c: Completion) {
+        if c.client == CTL_CLIENT {
+            return self.ctl.deliver(c);
+        }
         match self
             .clients
             .iter_mut()
@@ -194,6 +213,7 @@ impl CoreClients {
                 }
                 engine.handle_client_exit(now, client, policy);
             }
+            CoreCommand::Ctl(cmd) => self.ctl.handle_command(cmd, engine, now),
         }
     }
 }

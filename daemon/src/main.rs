@@ -2,8 +2,10 @@
 //!
 //! It owns the control thread, core pinning (`pin`), signals and one pinned
 //! dataplane engine per queue (`run`, configured by `convert`, with the
-//! daemon's own app in `app`); client attach and metrics come next. It may
-//! not implement protocol logic itself: that lives in `lingerd-dataplane`.
+//! daemon's own app in `app`), and `lingerd ctl`'s command line
+//! (`ctl_cmd`); client attach, metrics and the ctl socket live in the
+//! library half. It may not implement protocol logic itself: that lives in
+//! `lingerd-dataplane`.
 //! The command line lives in `cli.rs`; this file only maps the outcome to
 //! an exit status.
 #![deny(unsafe_code)]
@@ -15,6 +17,7 @@ use clap::Parser;
 mod app;
 mod cli;
 mod convert;
+mod ctl_cmd;
 #[cfg(test)]
 mod drift_tests;
 mod pin;
