@@ -214,7 +214,7 @@ fn conns(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()>
         )?;
     }
     loop {
-        match client.next()? {
+        match client.next_reply()? {
             Body::Rows { rows } => {
                 for r in rows {
                     if json {
@@ -280,7 +280,7 @@ fn table_line(r: &Row) -> String {
 
 fn kill(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
     loop {
-        match client.next()? {
+        match client.next_reply()? {
             Body::Progress { closed } => {
                 eprintln!("lingerd ctl: kill: {closed} closed so far");
             }
@@ -315,7 +315,7 @@ fn kill(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> 
 }
 
 fn stats(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
-    let (queues, metrics) = match client.next()? {
+    let (queues, metrics) = match client.next_reply()? {
         Body::Stats { queues, metrics } => (queues, metrics),
         other => return Err(unexpected(other)),
     };

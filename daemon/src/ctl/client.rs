@@ -96,7 +96,7 @@ impl CtlClient {
     }
 
     /// The next reply's body.
-    pub fn next(&mut self) -> Result<Body, CtlError> {
+    pub fn next_reply(&mut self) -> Result<Body, CtlError> {
         let (got, real) = loop {
             match rustix::net::recv(&self.fd, &mut self.buf, RecvFlags::TRUNC) {
                 Err(rustix::io::Errno::INTR) => continue,

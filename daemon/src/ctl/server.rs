@@ -550,7 +550,10 @@ fn stats(ctx: &Ctx) -> Body {
     }
     for st in State::ALL {
         put(
-            format!("connections_{}", st.name().to_ascii_lowercase()),
+            format!(
+                "connections_{}",
+                st.name().to_ascii_lowercase().replace('-', "_")
+            ),
             snaps.iter().map(|s| s.states[st as usize]).collect(),
         );
     }
