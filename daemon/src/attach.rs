@@ -267,7 +267,7 @@ impl std::error::Error for AttachError {
     }
 }
 
-pub(crate) fn io_err(call: &'static str) -> impl FnOnce(Errno) -> AttachError {
+fn io_err(call: &'static str) -> impl FnOnce(Errno) -> AttachError {
     move |e| AttachError::Io {
         call,
         source: e.into(),
@@ -315,43 +315,12 @@ impl Acceptor {
         if (1..cores.len()).any(|i| cores[..i].contains(&cores[i])) {
             return Err(AttachError::Config("core tags must be distinct"));
         }
-        let path = cfg.socket.clone();
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .ok_or_else(|| AttachError::Path {
-                path: path.clone(),
-                problem: "the socket path has no parent directory".into(),
-            })?;
-        prepare_runtime_dir(dir)?;
-        let addr = SocketAddrUnix::new(&path).map_err(|e| AttachError::Path {
-            path: path.clone(),
-            problem: format!("not usable as a Unix socket path: {e}"),
-        })?;
-        remove_stale_socket(&path, &addr)?;
-        let listener = socket_with(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )
-        .map_err(io_err("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
-        bind(&listener, &addr).map_err(io_err("bind"))?;
-        let meta = fs::symlink_metadata(&path).map_err(|source| AttachError::Io {
-            call: "stat(socket)",
-            source,
-        })?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).map_err(|source| {
-            AttachError::Io {
-                call: "chmod(socket)",
-                source,
-            }
-        })?;
+        let (listener, bound) = bind_socket(&cfg.socket, 0o666)?;
         listen(&listener, LISTEN_BACKLOG).map_err(io_err("listen"))?;
         Ok(Acceptor {
             cfg,
             listener,
-            bound: (meta.dev(), meta.ino()),
+            bound,
             pending: Vec::new(),
             clients: Vec::new(),
             next_id: 1,
@@ -615,8 +584,48 @@ pub(crate) fn timespec(d: Duration) -> Timespec {
     }
 }
 
+/// Binds a non-blocking `SOCK_SEQPACKET` socket at `path` (not yet
+/// listening, so nobody can connect before the mode is set): the runtime
+/// directory checked (see "Runtime directory and socket file"), a stale
+/// socket file removed, the new file made `mode`. Returns the socket and
+/// the file's (device, inode), so that only this file is removed later.
+pub(crate) fn bind_socket(path: &Path, mode: u32) -> Result<(OwnedFd, (u64, u64)), AttachError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| AttachError::Path {
+            path: path.to_owned(),
+            problem: "the socket path has no parent directory".into(),
+        })?;
+    prepare_runtime_dir(dir)?;
+    let addr = SocketAddrUnix::new(path).map_err(|e| AttachError::Path {
+        path: path.to_owned(),
+        problem: format!("not usable as a Unix socket path: {e}"),
+    })?;
+    remove_stale_socket(path, &addr)?;
+    let socket = socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(io_err("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
+    bind(&socket, &addr).map_err(io_err("bind"))?;
+    let meta = fs::symlink_metadata(path).map_err(|source| AttachError::Io {
+        call: "stat(socket)",
+        source,
+    })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| {
+        AttachError::Io {
+            call: "chmod(socket)",
+            source,
+        }
+    })?;
+    Ok((socket, (meta.dev(), meta.ino())))
+}
+
 /// Creates or checks the runtime directory (module documentation).
-pub(crate) fn prepare_runtime_dir(dir: &Path) -> Result<(), AttachError> {
+fn prepare_runtime_dir(dir: &Path) -> Result<(), AttachError> {
     let problem = |problem: String| AttachError::Path {
         path: dir.to_owned(),
         problem,
@@ -664,7 +673,7 @@ pub(crate) fn prepare_runtime_dir(dir: &Path) -> Result<(), AttachError> {
 }
 
 /// Removes a socket file nobody listens on; refuses anything else.
-pub(crate) fn remove_stale_socket(path: &Path, addr: &SocketAddrUnix) -> Result<(), AttachError> {
+fn remove_stale_socket(path: &Path, addr: &SocketAddrUnix) -> Result<(), AttachError> {
     let m = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {

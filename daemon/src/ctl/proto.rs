@@ -304,28 +304,32 @@ struct VersionOnly {
 
 /// Decodes a request: its version first, then the rest.
 pub fn decode_request(bytes: &[u8]) -> Result<Request, String> {
-    let v: VersionOnly =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a ctl request: {e}"))?;
-    if v.v != VERSION {
-        return Err(format!(
-            "ctl protocol version {} is not supported: this daemon speaks version {VERSION}",
-            v.v
-        ));
-    }
-    serde_json::from_slice(bytes).map_err(|e| format!("malformed ctl request: {e}"))
+    decode(bytes, "request", |v| {
+        format!("ctl protocol version {v} is not supported: this daemon speaks version {VERSION}")
+    })
 }
 
 /// Decodes a reply (in `lingerd ctl`): its version first, then the rest.
 pub fn decode_reply(bytes: &[u8]) -> Result<Reply, String> {
+    decode(bytes, "reply", |v| {
+        format!(
+            "the daemon speaks ctl protocol version {v}, this lingerd version {VERSION}: \
+             use the lingerd binary of the running daemon"
+        )
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    other_version: impl FnOnce(u32) -> String,
+) -> Result<T, String> {
     let v: VersionOnly =
-        serde_json::from_slice(bytes).map_err(|e| format!("not a ctl reply: {e}"))?;
+        serde_json::from_slice(bytes).map_err(|e| format!("not a ctl {what}: {e}"))?;
     if v.v != VERSION {
-        return Err(format!(
-            "the daemon speaks ctl protocol version {}, this lingerd version {VERSION}: use the lingerd binary of the running daemon",
-            v.v
-        ));
+        return Err(other_version(v.v));
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("malformed ctl reply: {e}"))
+    serde_json::from_slice(bytes).map_err(|e| format!("malformed ctl {what}: {e}"))
 }
 
 /// Encodes any message (our own types: never fails in practice; an error

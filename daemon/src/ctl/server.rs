@@ -24,7 +24,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -36,14 +36,11 @@ use lingerd_abi::Errno;
 use lingerd_dataplane::tcp::State;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno as SysErrno;
-use rustix::net::{
-    AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType, accept_with,
-    bind, listen, socket_with, sockopt,
-};
+use rustix::net::{RecvFlags, SendFlags, SocketFlags, accept_with, listen, sockopt};
 
 use super::core::{CoreReply, CtlCommand};
 use super::proto::{self, Body, FilterSpec, Metric, ModeSpec, Op, Reply, Row};
-use crate::attach::{AttachError, io_err, prepare_runtime_dir, remove_stale_socket, timespec};
+use crate::attach::{AttachError, bind_socket, timespec};
 use crate::cores::CoreCommand;
 use crate::metrics::{CoreSnapshot, MetricsHub};
 
@@ -104,45 +101,16 @@ impl CtlListener {
     /// Checks the runtime directory (the rules of [`crate::attach`]),
     /// clears a stale socket file, binds, makes the socket 0600, listens.
     pub fn bind(cfg: CtlConfig) -> Result<CtlListener, AttachError> {
-        let path = cfg.socket.clone();
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .ok_or_else(|| AttachError::Path {
-                path: path.clone(),
-                problem: "the socket path has no parent directory".into(),
-            })?;
-        prepare_runtime_dir(dir)?;
-        let addr = SocketAddrUnix::new(&path).map_err(|e| AttachError::Path {
-            path: path.clone(),
-            problem: format!("not usable as a Unix socket path: {e}"),
+        // 0600 before listen(): nobody can connect with another mode.
+        let (listener, bound) = bind_socket(&cfg.socket, 0o600)?;
+        listen(&listener, 16).map_err(|e| AttachError::Io {
+            call: "listen",
+            source: e.into(),
         })?;
-        remove_stale_socket(&path, &addr)?;
-        let listener = socket_with(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )
-        .map_err(io_err("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
-        bind(&listener, &addr).map_err(io_err("bind"))?;
-        // Nobody can connect before listen(), so the mode is right before
-        // the first connection.
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
-            |source| AttachError::Io {
-                call: "chmod(ctl socket)",
-                source,
-            },
-        )?;
-        let meta = std::fs::symlink_metadata(&path).map_err(|source| AttachError::Io {
-            call: "stat(ctl socket)",
-            source,
-        })?;
-        listen(&listener, 16).map_err(io_err("listen"))?;
         Ok(CtlListener {
             file: SocketFile {
                 path: cfg.socket.clone(),
-                bound: (meta.dev(), meta.ino()),
+                bound,
             },
             cfg,
             listener,
@@ -378,19 +346,21 @@ fn peer_gone(fd: &OwnedFd) -> bool {
 }
 
 /// Hands every core `make(job, reply)`; returns the receiver and how many
-/// cores took it.
+/// cores took it (none: the daemon is stopping).
 fn to_cores(
     ctx: &Ctx,
     make: impl Fn(mpsc::SyncSender<CoreReply>) -> CtlCommand,
-) -> (mpsc::Receiver<CoreReply>, usize) {
+) -> Option<(mpsc::Receiver<CoreReply>, usize)> {
     let (tx, rx) = mpsc::sync_channel(REPLY_SLOTS_PER_CORE.saturating_mul(ctx.cores.len().max(1)));
     let taken = ctx
         .cores
         .iter()
         .filter(|c| c.send(CoreCommand::Ctl(make(tx.clone()))).is_ok())
         .count();
-    (rx, taken)
+    (taken > 0).then_some((rx, taken))
 }
+
+const STOPPING: &str = "the daemon is stopping";
 
 fn queue_of(ctx: &Ctx, core: u32) -> u32 {
     ctx.queues.get(core as usize).copied().unwrap_or(core)
@@ -403,11 +373,13 @@ fn list(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec) {
         Err(e) => return error(fd, ctx, e),
     };
     let job = ctx.next_job.fetch_add(1, Ordering::Relaxed);
-    let (rx, cores) = to_cores(ctx, |reply| CtlCommand::List {
+    let Some((rx, cores)) = to_cores(ctx, |reply| CtlCommand::List {
         job,
         filter: filter.clone(),
         reply,
-    });
+    }) else {
+        return error(fd, ctx, STOPPING.into());
+    };
     let (mut ended, mut count) = (0usize, 0u64);
     while ended < cores {
         match rx.recv_timeout(TICK) {
@@ -429,7 +401,7 @@ fn list(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec) {
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
-                return error(fd, ctx, "the daemon is stopping: listing cut short".into());
+                return error(fd, ctx, format!("{STOPPING}: listing cut short"));
             }
         }
     }
@@ -452,13 +424,15 @@ fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: ModeSpec, pace: u32) {
     let n = ctx.cores.len();
     let per_core = pace.div_ceil(u32::try_from(n.max(1)).unwrap_or(u32::MAX));
     let job = ctx.next_job.fetch_add(1, Ordering::Relaxed);
-    let (rx, cores) = to_cores(ctx, |reply| CtlCommand::Kill {
+    let Some((rx, cores)) = to_cores(ctx, |reply| CtlCommand::Kill {
         job,
         filter: filter.clone(),
         mode,
         pace_per_s: per_core,
         reply,
-    });
+    }) else {
+        return error(fd, ctx, STOPPING.into());
+    };
     let mut progress = vec![0u64; n];
     let mut done: Vec<(u32, Errno, u64)> = Vec::new();
     let mut reported = (0u64, Instant::now());
@@ -485,7 +459,7 @@ fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: ModeSpec, pace: u32) {
                 return error(
                     fd,
                     ctx,
-                    "the daemon is stopping: the kill's count is incomplete".into(),
+                    format!("{STOPPING}: the kill's count is incomplete"),
                 );
             }
         }
