@@ -289,6 +289,22 @@ fn check_clients(c: &Config, p: &mut Problems<'_>) {
                 sock.display()
             ),
         );
+    } else if cl.ctl_socket() == *sock {
+        p.at(
+            field("clients", "socket"),
+            format_args!(
+                "socket path `{}` ends in `.ctl`, the name of the `lingerd ctl` socket beside it; use another extension (e.g. `.sock`)",
+                sock.display()
+            ),
+        );
+    } else if cl.ctl_socket().as_os_str().len() > MAX_SOCKET_PATH {
+        p.at(
+            field("clients", "socket"),
+            format_args!(
+                "the `lingerd ctl` socket beside it, `{}`, would be longer than {MAX_SOCKET_PATH} bytes; shorten the path",
+                cl.ctl_socket().display()
+            ),
+        );
     }
     let mut sizes_ok = true;
     if !cl.ring_entries.is_power_of_two() {

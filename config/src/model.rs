@@ -426,6 +426,16 @@ pub struct Clients {
     pub rx_chunks: u32,
 }
 
+impl Clients {
+    /// The `lingerd ctl` socket: beside the attach socket, its extension
+    /// replaced by `ctl` (`/run/lingerd/lingerd.sock` →
+    /// `/run/lingerd/lingerd.ctl`), so daemons that share a runtime
+    /// directory keep apart.
+    pub fn ctl_socket(&self) -> PathBuf {
+        self.socket.with_extension("ctl")
+    }
+}
+
 impl Default for Clients {
     fn default() -> Self {
         Clients {

@@ -410,6 +410,20 @@ fn test_socket_path_absolute_and_short() {
     let long = format!("/run/{}.sock", "x".repeat(110));
     let e = err(&format!("clients: {{socket: {long}}}\n"));
     assert_at(&e, 3, 19, "a Unix socket path holds at most 107");
+    // The ctl socket beside it (`.ctl` for the extension) must fit too.
+    let e = err(&format!("clients: {{socket: /run/{}}}\n", "x".repeat(100)));
+    assert_at(&e, 3, 19, "the `lingerd ctl` socket beside it");
+    let e = err("clients: {socket: /run/lingerd/x.ctl}\n");
+    assert_at(&e, 3, 19, "ends in `.ctl`");
+}
+
+#[test]
+fn test_ctl_socket_beside_the_attach_socket() {
+    let c = lingerd_config::Clients::default();
+    assert_eq!(
+        c.ctl_socket(),
+        std::path::PathBuf::from("/run/lingerd/lingerd.ctl")
+    );
 }
 
 #[test]

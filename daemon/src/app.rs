@@ -119,6 +119,8 @@ pub(crate) struct App {
     resets: u64,
     closed: u64,
     pending_closes: usize,
+    /// `user_data` of each close or abort not yet completed.
+    closing: HashMap<u64, Handle>,
     abort_started: Option<(Instant, usize)>,
     inbox: Vec<Completion>,
 }
@@ -140,6 +142,7 @@ impl App {
             resets: 0,
             closed: 0,
             pending_closes: 0,
+            closing: HashMap::new(),
             abort_started: None,
             inbox: Vec::new(),
         }
@@ -262,6 +265,16 @@ impl App {
             }
             return;
         }
+        if !c.is_event
+            && let Some(handle) = self.closing.remove(&c.user_data)
+            && c.result != Errno::Ok
+        {
+            // The handle died before our close reached it (`lingerd ctl
+            // kill` closed it and told us with a reset): nothing to wait for.
+            self.pending_closes = self.pending_closes.saturating_sub(1);
+            self.conns.remove(&handle);
+            return;
+        }
         match c.detail {
             Detail::Accepted { .. } => {
                 self.conns.insert(
@@ -344,7 +357,7 @@ impl App {
     fn close(&mut self, engine: &mut QueueEngine, now: Instant, handle: Handle) {
         if self.conns.contains_key(&handle) {
             self.pending_closes += 1;
-            self.req(
+            let ud = self.req(
                 engine,
                 now,
                 Request::Close {
@@ -352,6 +365,7 @@ impl App {
                     nonblocking: false,
                 },
             );
+            self.closing.insert(ud, handle);
         }
     }
 
@@ -394,7 +408,8 @@ impl App {
                         engine.prefetch_request(&Request::Abort { handle: next });
                     }
                     self.pending_closes += 1;
-                    self.req(engine, now, Request::Abort { handle });
+                    let ud = self.req(engine, now, Request::Abort { handle });
+                    self.closing.insert(ud, handle);
                 }
             }
             Command::Shutdown(how) => {

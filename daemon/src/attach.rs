@@ -53,8 +53,9 @@
 //!
 //! ## Client ids
 //!
-//! Ids are handed out in increasing order, skipping ids in use and
-//! [`ADMIN_CLIENT`], and wrap only after 65,534 attaches, so the id of a
+//! Ids are handed out in increasing order, skipping ids in use and the
+//! admin ids ([`ADMIN_CLIENT`], [`CTL_CLIENT`]), and wrap only after 65,533
+//! attaches, so the id of a
 //! client that just left (whose connections may still be closing under its
 //! id) is not given to the next one.
 
@@ -73,7 +74,9 @@ use lingerd_abi::attach::{
 };
 use lingerd_abi::layout::{HEADER_BYTES, Layout, VERSION};
 use lingerd_abi::sys::SharedRegion;
-use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ClientId};
+use lingerd_dataplane::engine::api::ClientId;
+#[cfg(doc)]
+use lingerd_dataplane::engine::api::{ADMIN_CLIENT, CTL_CLIENT};
 use memfd::{FileSeal, MemfdOptions};
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd, poll};
 use rustix::io::Errno;
@@ -312,43 +315,12 @@ impl Acceptor {
         if (1..cores.len()).any(|i| cores[..i].contains(&cores[i])) {
             return Err(AttachError::Config("core tags must be distinct"));
         }
-        let path = cfg.socket.clone();
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .ok_or_else(|| AttachError::Path {
-                path: path.clone(),
-                problem: "the socket path has no parent directory".into(),
-            })?;
-        prepare_runtime_dir(dir)?;
-        let addr = SocketAddrUnix::new(&path).map_err(|e| AttachError::Path {
-            path: path.clone(),
-            problem: format!("not usable as a Unix socket path: {e}"),
-        })?;
-        remove_stale_socket(&path, &addr)?;
-        let listener = socket_with(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
-            None,
-        )
-        .map_err(io_err("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
-        bind(&listener, &addr).map_err(io_err("bind"))?;
-        let meta = fs::symlink_metadata(&path).map_err(|source| AttachError::Io {
-            call: "stat(socket)",
-            source,
-        })?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).map_err(|source| {
-            AttachError::Io {
-                call: "chmod(socket)",
-                source,
-            }
-        })?;
+        let (listener, bound) = bind_socket(&cfg.socket, 0o666)?;
         listen(&listener, LISTEN_BACKLOG).map_err(io_err("listen"))?;
         Ok(Acceptor {
             cfg,
             listener,
-            bound: (meta.dev(), meta.ino()),
+            bound,
             pending: Vec::new(),
             clients: Vec::new(),
             next_id: 1,
@@ -583,10 +555,10 @@ impl Acceptor {
         for _ in 0..u16::MAX {
             let id = self.next_id;
             self.next_id = match self.next_id.wrapping_add(1) {
-                n if n == ADMIN_CLIENT.0 => 1,
+                n if ClientId(n).is_admin() => 1,
                 n => n,
             };
-            if id != 0 && id != ADMIN_CLIENT.0 && !self.clients.iter().any(|c| c.id.0 == id) {
+            if id != 0 && !ClientId(id).is_admin() && !self.clients.iter().any(|c| c.id.0 == id) {
                 return Some(ClientId(id));
             }
         }
@@ -605,11 +577,51 @@ impl Drop for Acceptor {
     }
 }
 
-fn timespec(d: Duration) -> Timespec {
+pub(crate) fn timespec(d: Duration) -> Timespec {
     Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: i64::from(d.subsec_nanos()),
     }
+}
+
+/// Binds a non-blocking `SOCK_SEQPACKET` socket at `path` (not yet
+/// listening, so nobody can connect before the mode is set): the runtime
+/// directory checked (see "Runtime directory and socket file"), a stale
+/// socket file removed, the new file made `mode`. Returns the socket and
+/// the file's (device, inode), so that only this file is removed later.
+pub(crate) fn bind_socket(path: &Path, mode: u32) -> Result<(OwnedFd, (u64, u64)), AttachError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| AttachError::Path {
+            path: path.to_owned(),
+            problem: "the socket path has no parent directory".into(),
+        })?;
+    prepare_runtime_dir(dir)?;
+    let addr = SocketAddrUnix::new(path).map_err(|e| AttachError::Path {
+        path: path.to_owned(),
+        problem: format!("not usable as a Unix socket path: {e}"),
+    })?;
+    remove_stale_socket(path, &addr)?;
+    let socket = socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(io_err("socket(AF_UNIX, SOCK_SEQPACKET)"))?;
+    bind(&socket, &addr).map_err(io_err("bind"))?;
+    let meta = fs::symlink_metadata(path).map_err(|source| AttachError::Io {
+        call: "stat(socket)",
+        source,
+    })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| {
+        AttachError::Io {
+            call: "chmod(socket)",
+            source,
+        }
+    })?;
+    Ok((socket, (meta.dev(), meta.ino())))
 }
 
 /// Creates or checks the runtime directory (module documentation).

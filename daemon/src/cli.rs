@@ -1,5 +1,5 @@
-//! The command line: `check-config` and `run` (`ctl` comes with the control
-//! socket), and the exit statuses they end with.
+//! The command line: `check-config`, `run` and `ctl` (its flags and
+//! output live in `ctl_cmd.rs`), and the exit statuses they end with.
 //!
 //! Exit statuses follow sysexits(3) so systemd can tell a bad configuration
 //! (never worth a restart: `RestartPreventExitStatus=78`) from a transient
@@ -9,7 +9,7 @@
 //! |---|---|
 //! | 0 | success |
 //! | 2 | usage error (clap) |
-//! | 69 `EX_UNAVAILABLE` | `run`: the dataplane cannot start (interface missing, AF_XDP or XDP failed) |
+//! | 69 `EX_UNAVAILABLE` | `run`: the dataplane cannot start (interface missing, AF_XDP or XDP failed); `ctl`: the daemon's ctl socket cannot be reached |
 //! | 77 `EX_NOPERM` | `run`: not root |
 //! | 78 `EX_CONFIG` | the configuration is missing, unreadable or invalid, or does not fit this host (queue out of range, core outside the allowed mask) |
 //! | 1 | anything else |
@@ -22,8 +22,8 @@ use lingerd_config::{Config, ConfigError};
 
 /// `EX_CONFIG`: the configuration is missing, unreadable or invalid.
 pub(crate) const EX_CONFIG: u8 = 78;
-/// `EX_UNAVAILABLE`: a required service (the dataplane port) is unavailable.
-#[cfg(test)]
+/// `EX_UNAVAILABLE`: a required service (the dataplane port, or the
+/// daemon for `ctl`) is unavailable.
 pub(crate) const EX_UNAVAILABLE: u8 = 69;
 
 /// lingerd: a kernel-bypass TCP daemon whose speciality is the end of a
@@ -60,6 +60,13 @@ enum Command {
         #[arg(long, hide = true)]
         test_app: bool,
     },
+    /// Talk to the running daemon: list connections, close them, figures.
+    ///
+    /// Connects to the daemon's ctl socket (beside `clients.socket`, with
+    /// the extension `.ctl`; mode 0600: root or the daemon's user, whose
+    /// uid must also be in `clients.allow_uids`). Exits 69 when the daemon
+    /// cannot be reached, 1 when it refuses the request.
+    Ctl(crate::ctl_cmd::CtlArgs),
 }
 
 /// Carries out the command.
@@ -69,6 +76,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Run { config, test_app } => {
             crate::run::run(&config, crate::run::RunOptions { test_app })
         }
+        Command::Ctl(args) => crate::ctl_cmd::run(args),
     }
 }
 
@@ -78,6 +86,8 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
         EX_CONFIG
     } else if let Some(r) = e.downcast_ref::<crate::run::RunError>() {
         r.exit_code()
+    } else if crate::ctl_cmd::unreachable(e) {
+        EX_UNAVAILABLE
     } else {
         1
     }

@@ -9,9 +9,11 @@
 //! are gone). A client that goes away gets the exit policy applied to its
 //! connections on this core. A reload reaches the core's engine through
 //! the same channel ([`CoreCommand::Retune`]), so it applies between two
-//! loop iterations, in order with attaches and detaches. It may not make
-//! protocol decisions (the engine's) nor touch the control socket
-//! (`attach`'s).
+//! loop iterations, in order with attaches and detaches. The operator's
+//! `lingerd ctl` jobs (listings, kills) run here too, in [`CtlJobs`], and
+//! the engine's completions for [`CTL_CLIENT`] go to them. It may not make
+//! protocol decisions (the engine's) nor touch the control or ctl sockets
+//! (`attach`'s, `ctl`'s).
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
@@ -20,11 +22,12 @@ use std::time::Instant;
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::SharedRegion;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId, Completion};
+use lingerd_dataplane::engine::api::{CTL_CLIENT, ClientExitPolicy, ClientId, Completion};
 use lingerd_dataplane::engine::config::Tunables;
 use lingerd_dataplane::rings::{ClientRings, RingStats};
 
 use crate::attach::EventFd;
+use crate::ctl::core::{CtlCommand, CtlJobs};
 
 /// Requests taken from one client per loop iteration, so that one busy
 /// client cannot starve the others or the packets.
@@ -61,6 +64,8 @@ pub enum CoreCommand {
         /// Told once they are in force.
         applied: Sender<u32>,
     },
+    /// A `lingerd ctl` session's listing or kill.
+    Ctl(CtlCommand),
 }
 
 struct Attached {
@@ -77,6 +82,8 @@ pub struct CoreClients {
     retired: RingStats,
     /// Completions for clients no longer attached (dropped, counted).
     orphaned: u64,
+    /// `lingerd ctl` jobs.
+    ctl: CtlJobs,
 }
 
 impl std::fmt::Debug for CoreClients {
@@ -98,6 +105,7 @@ impl CoreClients {
             commands,
             retired: RingStats::default(),
             orphaned: 0,
+            ctl: CtlJobs::new(core),
         }
     }
 
@@ -126,7 +134,8 @@ impl CoreClients {
     }
 
     /// One iteration's client work before the engine's timers: commands,
-    /// then up to [`REQUESTS_PER_CLIENT`] requests from each client. It
+    /// then up to [`REQUESTS_PER_CLIENT`] requests from each client, then
+    /// one bounded slice of each `lingerd ctl` listing. It
     /// does not touch the engine's completions: the shell routes those
     /// ([`deliver`](Self::deliver) for clients' ones, the daemon's own to
     /// its app); [`drain`](Self::drain) is for a loop with no other user.
@@ -138,6 +147,12 @@ impl CoreClients {
         for c in &mut self.clients {
             c.rings.poll_requests(engine, now, REQUESTS_PER_CLIENT);
         }
+        self.ctl.poll(engine, now);
+    }
+
+    /// `lingerd ctl` jobs running on this core.
+    pub fn ctl_jobs(&self) -> usize {
+        self.ctl.len()
     }
 
     /// Routes every pending engine completion to its client's ring and
@@ -150,8 +165,12 @@ impl CoreClients {
         self.flush();
     }
 
-    /// Queues one engine completion for its client (dropped if gone).
+    /// Queues one engine completion for its client (dropped if gone), or
+    /// hands it to the ctl job it belongs to.
     pub fn deliver(&mut self, c: Completion) {
+        if c.client == CTL_CLIENT {
+            return self.ctl.deliver(c);
+        }
         match self
             .clients
             .iter_mut()
@@ -213,6 +232,7 @@ impl CoreClients {
                 // The control thread may have stopped waiting: nothing to do.
                 let _ = applied.send(self.core);
             }
+            CoreCommand::Ctl(cmd) => self.ctl.handle_command(cmd, engine, now),
         }
     }
 }

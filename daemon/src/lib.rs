@@ -3,7 +3,9 @@
 //!
 //! It owns client attach ([`attach`]: the control socket, credentials,
 //! per-client sealed regions and eventfds), mapped by the ABI's
-//! `lingerd_abi::sys::map_region`; the daemon has no `unsafe` of its own.
+//! `lingerd_abi::sys::map_region`, and `lingerd ctl` ([`ctl`]: the ctl
+//! socket, its protocol and the per-core jobs); the daemon has no `unsafe`
+//! of its own.
 //! It may not make
 //! protocol decisions (the dataplane's) nor run dataplane cores; the binary
 //! (`main.rs`, `cli.rs`) wires everything together.
@@ -11,4 +13,5 @@
 
 pub mod attach;
 pub mod cores;
+pub mod ctl;
 pub mod metrics;

@@ -2,9 +2,11 @@
 //!
 //! It owns the control thread, core pinning (`pin`), signals and one pinned
 //! dataplane engine per queue (`run`, configured by `convert`, with the
-//! daemon's own app in `app`), SIGHUP reloads (`reload`) and the log level
-//! of its runtime lines (`log`); client attach and metrics are the library's. It may
-//! not implement protocol logic itself: that lives in `lingerd-dataplane`.
+//! daemon's own app in `app`), SIGHUP reloads (`reload`), the log level of
+//! its runtime lines (`log`) and `lingerd ctl`'s command line (`ctl_cmd`);
+//! client attach, metrics and the ctl socket live in the library half. It
+//! may not implement protocol logic itself: that lives in
+//! `lingerd-dataplane`.
 //! The command line lives in `cli.rs`; this file only maps the outcome to
 //! an exit status.
 #![deny(unsafe_code)]
@@ -16,6 +18,7 @@ use clap::Parser;
 mod app;
 mod cli;
 mod convert;
+mod ctl_cmd;
 #[cfg(test)]
 mod drift_tests;
 mod log;

@@ -142,6 +142,14 @@ impl MetricsHub {
         }
     }
 
+    /// Every core's latest figures, by core (for `lingerd ctl stats`).
+    pub fn snapshots(&self) -> Vec<CoreSnapshot> {
+        self.cores
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect()
+    }
+
     /// The text exposition of every core's latest figures, summed.
     pub fn render(&self) -> String {
         let snaps: Vec<CoreSnapshot> = self

@@ -13,8 +13,10 @@
 //! XDP, copy or zero-copy). With several queues, frames that reach the
 //! wrong queue move to their owner over `port::handoff`.
 //!
-//! Clients: the control socket ([`lingerd_daemon::attach`]) and the
-//! `/metrics` listener are bound before any queue starts. The main thread
+//! Clients: the control socket ([`lingerd_daemon::attach`]), the ctl
+//! socket ([`lingerd_daemon::ctl`]) and the `/metrics` listener are bound
+//! before any queue starts; `lingerd ctl` sessions reach the cores through
+//! the same command channels as attach and detach. The main thread
 //! then serves attach and hang-up events, handing each core an attach or
 //! detach command ([`lingerd_daemon::cores`]); each core takes its clients'
 //! requests every loop iteration and routes completions to their rings (the
@@ -57,6 +59,7 @@ use lingerd_abi::layout::Layout;
 use lingerd_config::{Config, GatewayMac};
 use lingerd_daemon::attach::{Acceptor, AcceptorConfig, AttachEvent};
 use lingerd_daemon::cores::{CoreClients, CoreCommand};
+use lingerd_daemon::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use lingerd_daemon::metrics::{CoreSnapshot, MetricsHub, MetricsServer, xdp_series};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::ADMIN_CLIENT;
@@ -442,6 +445,14 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     acceptor_cfg.cores = plans.iter().map(|p| p.index).collect();
     let mut acceptor = Acceptor::bind(acceptor_cfg)
         .with_context(|| format!("client socket {}", config.clients.socket.display()))?;
+    // `lingerd ctl` (ctl::server): bound now, served once the cores' command
+    // channels exist.
+    let ctl = CtlListener::bind(CtlConfig {
+        socket: config.clients.ctl_socket(),
+        allow_uids: config.clients.allow_uids.clone(),
+        queues: plans.iter().map(|p| p.queue).collect(),
+    })
+    .with_context(|| format!("ctl socket {}", config.clients.ctl_socket().display()))?;
     let metrics_server = match config.metrics.listen {
         Some(addr) => {
             let server = MetricsServer::start(addr, shared.metrics.clone())
@@ -467,6 +478,9 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
         );
     }
     drop(ready_tx);
+    let ctl = ctl
+        .serve(client_senders.clone(), shared.metrics.clone())
+        .context("starting the ctl thread")?;
 
     let mut reports: Vec<(u8, Result<String, String>)> = Vec::new();
     let until = Instant::now() + START_TIMEOUT;
@@ -507,8 +521,9 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
         spawn_stdin_reader(senders);
     }
     println!(
-        "lingerd: clients attach at {}",
-        config.clients.socket.display()
+        "lingerd: clients attach at {}; lingerd ctl at {}",
+        config.clients.socket.display(),
+        config.clients.ctl_socket().display()
     );
     if let Some(server) = &metrics_server {
         println!("lingerd: metrics at http://{}/metrics", server.addr());
@@ -558,6 +573,7 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
                 path,
                 &mut running,
                 &mut acceptor,
+                &ctl,
                 &client_senders,
                 &shared.exit,
             );
@@ -573,6 +589,7 @@ pub(crate) fn run(path: &Path, opts: RunOptions) -> Result<()> {
     // A dataplane thread that ended on its own failed: stop the others.
     signal.store(true, Ordering::Relaxed);
     drop(acceptor);
+    ctl.stop();
     let mut first_error = None;
     for t in threads {
         match t.join() {
@@ -601,6 +618,7 @@ fn on_reload(
     path: &Path,
     running: &mut Config,
     acceptor: &mut Acceptor,
+    ctl: &CtlServer,
     cores: &[mpsc::Sender<CoreCommand>],
     exit: &Mutex<ExitRule>,
 ) {
@@ -619,6 +637,7 @@ fn on_reload(
             *rule = rule.reloaded(convert::exit_rule(config));
         }
         acceptor.set_allow_uids(config.clients.allow_uids.clone());
+        ctl.set_allow_uids(config.clients.allow_uids.clone());
     }
     let report = decision.report(path);
     if decision.keeps_running() {

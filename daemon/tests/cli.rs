@@ -151,3 +151,64 @@ fn test_version() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("lingerd "));
 }
+
+#[test]
+fn test_ctl_without_a_daemon_is_unavailable() {
+    let dir = Scratch::new("ctl-nodaemon.txt", "");
+    let sock = dir.0.with_file_name("lingerd.ctl");
+    let out = lingerd(&["ctl", "--socket", sock.to_str().unwrap(), "stats"]);
+    assert_eq!(out.status.code(), Some(EX_UNAVAILABLE), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot reach the daemon at"), "{err}");
+    assert!(err.contains("is `lingerd run` running"), "{err}");
+}
+
+#[test]
+fn test_ctl_reads_the_socket_from_the_config() {
+    // A bad configuration is EX_CONFIG, as for run.
+    let bad = Scratch::new("ctl-bad.yaml", "interface: eth0\nbogus: 1\n");
+    let out = lingerd(&["ctl", "--config", bad.path(), "conns"]);
+    assert_eq!(out.status.code(), Some(EX_CONFIG), "{out:?}");
+    // A good one names the ctl socket beside clients.socket.
+    let out = lingerd(&["ctl", "--config", &example("lab.yaml"), "conns"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("/run/lingerd/lab.ctl"), "{err}");
+}
+
+#[test]
+fn test_ctl_bad_flags_fail_before_connecting() {
+    for (args, says) in [
+        (
+            &["ctl", "conns", "--src", "198.18.0/24"][..],
+            "not an IPv4 address",
+        ),
+        (&["ctl", "conns", "--dst", "198.18.0.0/40"], "0..=32"),
+        (&["ctl", "conns", "--state", "establishd"], "unknown state"),
+        (&["ctl", "conns", "--dport", "70000"], "70000"),
+        (
+            &["ctl", "kill", "--state", "all", "--mode", "rst"],
+            "unknown mode",
+        ),
+        (
+            &["ctl", "kill", "--state", "all", "--mode", "linger=5"],
+            "give a unit",
+        ),
+        (&["ctl", "kill", "--state", "all"], "--mode"),
+    ] {
+        let out = lingerd(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    // No filter at all: refused by ctl itself, nothing sent.
+    let out = lingerd(&[
+        "ctl",
+        "--socket",
+        "/nonexistent/x.ctl",
+        "kill",
+        "--mode",
+        "abort",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("kill needs a filter"), "{out:?}");
+}

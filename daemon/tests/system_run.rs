@@ -458,6 +458,9 @@ fn close_with_unread_data_resets() {
     };
     let mut d = Daemon::start(&lab, 1, "");
     d.cmd("echo off");
+    // Commands apply in order: once `count` answers, echo is off (else data
+    // arriving in the same loop iteration could still be echoed).
+    d.count("bytes_in");
     let client = in_peer(&lab, move || {
         let mut s = connect();
         s.write_all(b"never read by anyone").unwrap();
@@ -1206,4 +1209,186 @@ fn metrics_export_xdp_statistics() {
     );
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
+}
+
+/// `lingerd ctl ARGS` against `d`, as its own process in the dut namespace
+/// (the ctl socket is a path, like the attach socket).
+fn ctl(lab: &Lab, d: &Daemon, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["ctl", "--config", d.config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut child = lab
+        .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lingerd ctl");
+    let until = Instant::now() + STEP;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= until {
+            let _ = child.kill();
+            panic!("lingerd ctl {args:?} did not finish within {STEP:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "lingerd ctl {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ctl conns --json ARGS`: one JSON object per line.
+fn ctl_rows(lab: &Lab, d: &Daemon, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["conns", "--json"];
+    all.extend_from_slice(args);
+    let out = ctl(lab, d, &all);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+/// Kernel connections in the peer namespace that each report how their
+/// first read ended (data is echoed, so they read until EOF or error).
+fn peers(lab: &Lab, n: usize) -> Vec<thread::JoinHandle<Result<usize, ErrorKind>>> {
+    (0..n)
+        .map(|_| {
+            in_peer(lab, || {
+                let mut s = connect();
+                let mut all = Vec::new();
+                s.read_to_end(&mut all).map_err(|e| e.kind())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn ctl_lists_kills_and_reports_stats() {
+    let Some(lab) = lab("ctl", "ct", 1) else {
+        return;
+    };
+    let mut d = Daemon::start(&lab, 1, "close: {on_client_exit: abort}\n");
+    // The ctl socket is 0600 beside the attach socket.
+    let sock = d.runtime.as_ref().unwrap().join("lingerd.ctl");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{}", sock.display());
+
+    // conns: three kernel connections and the daemon's listener.
+    let first = peers(&lab, 3);
+    d.wait_count("established", 3);
+    let rows = ctl_rows(&lab, &d, &[]);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let estab: Vec<_> = rows.iter().filter(|r| r["state"] == "ESTAB").collect();
+    assert_eq!(estab.len(), 3, "{rows:?}");
+    for r in &estab {
+        assert_eq!(r["local"], format!("{ENGINE_IP}:{PORT}"));
+        assert!(r["remote"].as_str().unwrap().starts_with("198.18.0.2:"));
+        assert_eq!(r["owner"], 65535, "the daemon's own listener accepted it");
+        assert_eq!(r["queue"], 0);
+    }
+    let listen = ctl_rows(&lab, &d, &["--state", "listening"]);
+    assert_eq!(listen.len(), 1);
+    assert_eq!(
+        listen[0]["local"],
+        format!("0.0.0.0:{PORT}"),
+        "a wildcard listener"
+    );
+    assert_eq!(ctl_rows(&lab, &d, &["--dst", "198.18.1.0/24"]).len(), 0);
+    assert_eq!(
+        ctl_rows(&lab, &d, &["--dst", "198.18.0.2", "--sport", "7"]).len(),
+        3
+    );
+    // The table has a header and one line each.
+    let out = ctl(&lab, &d, &["conns", "--state", "established"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("State "), "{table}");
+    assert_eq!(table.lines().filter(|l| l.starts_with("ESTAB")).count(), 3);
+
+    // kill --mode abort: every kernel socket sees ECONNRESET.
+    let out = ctl(
+        &lab,
+        &d,
+        &[
+            "kill",
+            "--dst",
+            "198.18.0.0/24",
+            "--mode",
+            "abort",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["closed"], 3, "{v}");
+    for p in first {
+        assert_eq!(p.join().unwrap(), Err(ErrorKind::ConnectionReset));
+    }
+    // The owner (the daemon's app) was told, and let go of its handles.
+    d.wait_count("conns", 0);
+    assert_eq!(ctl_rows(&lab, &d, &["--state", "connected"]).len(), 0);
+
+    // kill --mode graceful, paced at 2/s: EOF at the kernel, spread in time.
+    let second = peers(&lab, 3);
+    d.wait_count("established", 3);
+    let t0 = Instant::now();
+    let out = ctl(
+        &lab,
+        &d,
+        &[
+            "kill",
+            "--sport",
+            "7",
+            "--state",
+            "established",
+            "--mode",
+            "graceful",
+            "--pace",
+            "2",
+        ],
+    );
+    let took = t0.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        said.starts_with("closed 3 connection(s) (queue 0: 3)"),
+        "{said}"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "3 closes at 2/s take over a second, not {took:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("closed so far"),
+        "a paced kill reports progress"
+    );
+    for p in second {
+        assert_eq!(p.join().unwrap(), Ok(0), "graceful: EOF");
+    }
+
+    // stats: the per-queue figures, the aborts and graceful closes among them.
+    thread::sleep(Duration::from_millis(200)); // one publish period
+    let out = ctl(&lab, &d, &["stats", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["queues"], serde_json::json!([0]));
+    assert!(v["metrics"]["rst_abort"][0].as_u64().unwrap() >= 3, "{v}");
+    assert!(
+        v["metrics"]["connections_listen"][0].as_u64().unwrap() == 1,
+        "{v}"
+    );
+    let out = ctl(&lab, &d, &["stats"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rst_abort"));
+
+    // Refusals come back as errors (exit 1), not as silence.
+    let out = ctl(&lab, &d, &["kill", "--mode", "abort"]);
+    assert_eq!(out.status.code(), Some(1));
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(!sock.exists(), "the ctl socket is removed at exit");
 }

@@ -18,9 +18,25 @@ use crate::tcp::linger::Linger;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(pub u16);
 
-/// The daemon itself: owns nothing, may act on every connection
-/// (`close_matching` from `lingerd ctl`).
+/// The daemon itself (its own app: the `listen:` ports): may act on every
+/// connection.
 pub const ADMIN_CLIENT: ClientId = ClientId(u16::MAX);
+
+/// The operator (`lingerd ctl kill`): admin rights like [`ADMIN_CLIENT`],
+/// under an id of its own so the shell can route its completions apart
+/// from the daemon's app, and so that a kill of the app's connections
+/// tells the app (an admin kill tells every owner that is not the killer).
+/// It owns no connections.
+pub const CTL_CLIENT: ClientId = ClientId(u16::MAX - 1);
+
+impl ClientId {
+    /// Whether this client may act on every connection, whoever owns it
+    /// ([`ADMIN_CLIENT`] and [`CTL_CLIENT`]). Attached clients never get
+    /// these ids.
+    pub const fn is_admin(self) -> bool {
+        self.0 == ADMIN_CLIENT.0 || self.0 == CTL_CLIENT.0
+    }
+}
 
 /// What a client asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +179,15 @@ pub struct ConnInfo {
     pub recv_queue: u32,
     /// Linger setting.
     pub linger: Linger,
+    /// Milliseconds until the lifetime deadline (linger, orphan, TIME-WAIT,
+    /// SYN-RECEIVED), if one is armed.
+    pub close_in_ms: Option<u64>,
+    /// The lifetime deadline is a linger deadline (a blocking linger close
+    /// waiting, or a background close bounded by a linger time).
+    pub lingering: bool,
+    /// Milliseconds until the retransmission / persist / SYN retry
+    /// deadline, if one is armed.
+    pub rtx_in_ms: Option<u64>,
 }
 
 /// An IPv4 prefix.

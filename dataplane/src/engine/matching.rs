@@ -11,7 +11,7 @@
 use lingerd_abi::Errno;
 
 use super::QueueEngine;
-use super::api::{ADMIN_CLIENT, ClientExitPolicy, ClientId, Completion, Detail, Filter, MatchMode};
+use super::api::{ClientExitPolicy, ClientId, Completion, Detail, Filter, MatchMode};
 use crate::table::{FourTuple, Handle};
 use crate::tcp::close;
 use crate::tcp::state::State;
@@ -64,7 +64,7 @@ impl MatchJob {
         if tcb.state == State::Listen || tcb.closed_by_client() || tcb.state == State::Closed {
             return false;
         }
-        if self.client != ADMIN_CLIENT && tcb.owner != self.client {
+        if !self.client.is_admin() && tcb.owner != self.client {
             return false;
         }
         f.matches(tuple, tcb.state, now_ms.saturating_sub(tcb.last_active))
@@ -315,8 +315,23 @@ impl QueueEngine {
                 send_queue: tcb.queued() as u32,
                 recv_queue: tcb.unconsumed,
                 linger: tcb.linger,
+                close_in_ms: remaining(tcb.close_at, now_ms),
+                // A blocking linger close waits on `close_at`; a
+                // background one (§2 rule 3c, `close_matching` linger)
+                // is marked LINGER_DEADLINE.
+                lingering: tcb.flags.0
+                    & (crate::tcp::tcb::TcbFlags::CLOSE_PENDING
+                        | crate::tcp::tcb::TcbFlags::LINGER_DEADLINE)
+                    != 0
+                    && tcb.close_at != crate::tcp::tcb::NEVER,
+                rtx_in_ms: remaining(tcb.rtx_at, now_ms),
             });
         }
         (slot < end).then_some(slot)
     }
+}
+
+/// Milliseconds from `now_ms` to `deadline`, `None` when it is not armed.
+fn remaining(deadline: u64, now_ms: u64) -> Option<u64> {
+    (deadline != crate::tcp::tcb::NEVER).then(|| deadline.saturating_sub(now_ms))
 }

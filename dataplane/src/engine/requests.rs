@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use lingerd_abi::Errno;
 
-use super::api::{ADMIN_CLIENT, ClientId, Completion, Detail, Request};
+use super::api::{ClientId, Completion, Detail, Request};
 use super::{Listener, QueueEngine};
 use crate::table::{FourTuple, Handle, InsertError};
 use crate::tcp::close;
@@ -118,7 +118,7 @@ impl QueueEngine {
                 // §4: shutdown of a listener fails with ENOTCONN (it is not
                 // connected), after the ownership check every request gets.
                 let owner = self.table.get(handle).map(|t| t.owner);
-                let e = if owner != Some(client) && client != ADMIN_CLIENT {
+                let e = if owner != Some(client) && !client.is_admin() {
                     Errno::Perm
                 } else {
                     Errno::NotConn
@@ -217,7 +217,7 @@ impl QueueEngine {
         if tcb.flags.has(TcbFlags::ORPHAN) || tcb.state == State::Listen {
             return Err(Errno::NotSock);
         }
-        if tcb.owner != client && client != ADMIN_CLIENT {
+        if tcb.owner != client && !client.is_admin() {
             return Err(Errno::Perm);
         }
         if tcb.flags.has(TcbFlags::CLOSE_PENDING) && access == Access::Normal {
@@ -304,7 +304,7 @@ impl QueueEngine {
     /// when they complete (they find no listener and are reset).
     fn close_listener(&mut self, client: ClientId, user_data: u64, handle: Handle) {
         let owner = self.table.get(handle).map(|t| t.owner);
-        if owner != Some(client) && client != ADMIN_CLIENT {
+        if owner != Some(client) && !client.is_admin() {
             return self.complete(client, user_data, handle, Errno::Perm, Detail::None);
         }
         self.drop_listener(handle);

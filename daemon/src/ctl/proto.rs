@@ -1,0 +1,540 @@
+//! The `lingerd ctl` protocol, version 1: one JSON document per
+//! `SOCK_SEQPACKET` message, a request from `lingerd ctl`, then replies
+//! from the daemon until the last one.
+//!
+//! | request `op` | replies |
+//! |---|---|
+//! | `{"conns": {"filter": F}}` | `rows` (≤ [`ROWS_PER_MESSAGE`] each) …, then `end` |
+//! | `{"kill": {"filter": F, "mode": M, "pace": N}}` | `progress` …, then `killed` |
+//! | `"stats"` | `stats` |
+//!
+//! Any request may be answered by one `error` instead. A request is
+//! `{"v": 1, "op": …}`; every reply is `{"v": 1, "body": {"type": …}}`.
+//! A daemon answers a request of another version with an `error` naming
+//! the version it speaks.
+//!
+//! This module owns the message types, their limits and validation, and the
+//! parsers of the pieces a person types (prefixes, state names, close
+//! modes), so that the command line and the daemon accept exactly the same
+//! things. It does no I/O. Everything decoded here came from a socket:
+//! sizes are bounded by the caller's buffer, every value is checked before
+//! it becomes an engine [`Filter`] or [`MatchMode`], and nothing panics.
+
+use std::net::Ipv4Addr;
+
+use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ConnInfo, Filter, MatchMode, Prefix};
+use lingerd_dataplane::tcp::State;
+use lingerd_dataplane::tcp::linger::MAX_LINGER_MS;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// The largest request the daemon reads; a longer one is refused.
+pub const MAX_REQUEST: usize = 4096;
+/// The largest reply message (the client's receive buffer).
+pub const MAX_REPLY: usize = 128 * 1024;
+/// Connections per `rows` message (each well under 512 bytes encoded, so a
+/// message stays far below [`MAX_REPLY`]).
+pub const ROWS_PER_MESSAGE: usize = 128;
+/// The most state names one filter may list.
+const MAX_STATES: usize = 32;
+
+/// A request from `lingerd ctl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Protocol version ([`VERSION`]).
+    pub v: u32,
+    /// What to do.
+    pub op: Op,
+}
+
+/// What a request asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// List the connections matching `filter`.
+    Conns {
+        /// Which connections.
+        filter: FilterSpec,
+    },
+    /// Close the connections matching `filter` (`close_matching` as the
+    /// operator: every owner's).
+    Kill {
+        /// Which connections; an empty filter is refused (say
+        /// `--state all` to mean everything).
+        filter: FilterSpec,
+        /// How.
+        mode: ModeSpec,
+        /// Closes per second in total, split evenly across queues (each
+        /// queue gets `pace / queues`, rounded up); 0 = unpaced.
+        pace: u32,
+    },
+    /// The per-queue figures `/metrics` sums.
+    Stats,
+}
+
+/// A filter as it travels: the engine's [`Filter`] with addresses and
+/// states spelled out. Every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterSpec {
+    /// State names ([`parse_states`]); empty = any state.
+    pub states: Vec<String>,
+    /// Our address within this prefix (`198.18.0.0/24`, or one address).
+    pub local: Option<String>,
+    /// The peer's address within this prefix.
+    pub remote: Option<String>,
+    /// Our port.
+    pub local_port: Option<u16>,
+    /// The peer's port.
+    pub remote_port: Option<u16>,
+    /// Idle (no segment in or out) for at least this many milliseconds.
+    pub min_idle_ms: u32,
+}
+
+impl FilterSpec {
+    /// Whether no field is set (it matches everything).
+    pub fn is_empty(&self) -> bool {
+        *self == FilterSpec::default()
+    }
+
+    /// The engine filter, or why this one is not acceptable.
+    pub fn to_filter(&self) -> Result<Filter, String> {
+        if self.states.len() > MAX_STATES {
+            return Err(format!("at most {MAX_STATES} state names"));
+        }
+        let mut states = 0u16;
+        for s in &self.states {
+            states |= parse_states(s)?;
+        }
+        let prefix = |p: &Option<String>| p.as_deref().map(parse_prefix).transpose();
+        Ok(Filter {
+            local: prefix(&self.local)?,
+            remote: prefix(&self.remote)?,
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+            states,
+            min_idle_ms: self.min_idle_ms,
+        })
+    }
+}
+
+/// How a kill closes (the engine's [`MatchMode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModeSpec {
+    /// Hard close: one RST each, no TIME-WAIT.
+    Abort,
+    /// Background graceful close (FIN), bounded by `tcp.orphan_timeout_ms`.
+    Graceful,
+    /// Graceful, hard-closed when `ms` expire.
+    Linger {
+        /// The deadline, from each connection's close.
+        ms: u32,
+    },
+}
+
+impl ModeSpec {
+    /// The engine mode, or why not.
+    pub fn to_mode(self) -> Result<MatchMode, String> {
+        match self {
+            ModeSpec::Abort => Ok(MatchMode::Abort),
+            ModeSpec::Graceful => Ok(MatchMode::Graceful),
+            ModeSpec::Linger { ms } if ms <= MAX_LINGER_MS => Ok(MatchMode::Linger { ms }),
+            ModeSpec::Linger { ms } => Err(format!(
+                "linger {ms} ms is beyond the longest linger, {MAX_LINGER_MS} ms (65,535 s)"
+            )),
+        }
+    }
+}
+
+/// A reply message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Protocol version ([`VERSION`]).
+    pub v: u32,
+    /// What it says.
+    pub body: Body,
+}
+
+impl Reply {
+    /// A reply of this version.
+    pub fn new(body: Body) -> Reply {
+        Reply { v: VERSION, body }
+    }
+}
+
+/// What a reply says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Body {
+    /// Some of the connections a `conns` request matched.
+    Rows {
+        /// The connections.
+        rows: Vec<Row>,
+    },
+    /// `conns` is done: every queue walked its table once.
+    End {
+        /// Connections listed in all.
+        count: u64,
+    },
+    /// A kill is running: closes so far, all queues.
+    Progress {
+        /// Closes so far.
+        closed: u64,
+    },
+    /// A kill completed on every queue.
+    Killed {
+        /// Closes in all.
+        closed: u64,
+        /// Per queue: `[queue, closes]`.
+        per_queue: Vec<(u32, u64)>,
+        /// Queues whose engine refused the request, and why.
+        errors: Vec<String>,
+    },
+    /// The latest figures each queue published (every 100 ms).
+    Stats {
+        /// The queue of each column.
+        queues: Vec<u32>,
+        /// One row per figure, one value per queue.
+        metrics: Vec<Metric>,
+    },
+    /// The request failed; nothing (more) was done.
+    Error {
+        /// What is wrong, for a person.
+        message: String,
+    },
+}
+
+/// One figure of `stats`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metric {
+    /// Its name (the `/metrics` name without `lingerd_` and `_total`).
+    pub name: String,
+    /// One value per queue, in [`Body::Stats::queues`] order.
+    pub values: Vec<u64>,
+}
+
+/// One connection as `lingerd ctl conns` shows it (and `--json` prints it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Row {
+    /// The NIC queue whose core owns it.
+    pub queue: u32,
+    /// Its handle, `0x` and 16 hex digits (core:8 | slot:32 | generation:24).
+    pub handle: String,
+    /// The state, as `ss` names it (`ESTAB`, `TIME-WAIT`, …).
+    pub state: String,
+    /// Our address and port.
+    pub local: String,
+    /// The peer's address and port (`0.0.0.0:0` for a listener).
+    pub remote: String,
+    /// The owning client's id; 65535 is the daemon itself (its `listen:`
+    /// ports).
+    pub owner: u16,
+    /// Closed by its owner, finishing in the background.
+    pub orphan: bool,
+    /// Milliseconds since the last segment in or out.
+    pub idle_ms: u64,
+    /// Bytes queued to send, not yet acknowledged.
+    pub send_q: u32,
+    /// Bytes received, not yet consumed by the owner.
+    pub recv_q: u32,
+    /// `SO_LINGER`: on.
+    pub linger_on: bool,
+    /// `SO_LINGER`: time, ms.
+    pub linger_ms: u32,
+    /// The lifetime timer (linger, orphan, TIME-WAIT, SYN-RECEIVED):
+    /// `[kind, ms left]`, kind one of `linger`, `timewait`, `synrecv`,
+    /// `orphan`, `close`.
+    pub close_timer: Option<(String, u64)>,
+    /// Milliseconds until the retransmission / persist timer fires.
+    pub rtx_in_ms: Option<u64>,
+}
+
+impl Row {
+    /// The row of `c`, a connection of queue `queue`.
+    pub fn from_info(queue: u32, c: &ConnInfo) -> Row {
+        let kind = if c.lingering {
+            "linger"
+        } else if c.state == State::TimeWait {
+            "timewait"
+        } else if c.state == State::SynReceived {
+            "synrecv"
+        } else if c.orphan {
+            "orphan"
+        } else {
+            "close"
+        };
+        let t = &c.tuple;
+        Row {
+            queue,
+            handle: format!("{:#018x}", c.handle.raw()),
+            state: c.state.name().to_owned(),
+            local: format!("{}:{}", t.local_addr, t.local_port),
+            remote: format!("{}:{}", t.remote_addr, t.remote_port),
+            owner: c.owner.0,
+            orphan: c.orphan,
+            idle_ms: c.idle_ms,
+            send_q: c.send_queue,
+            recv_q: c.recv_queue,
+            linger_on: c.linger.on,
+            linger_ms: c.linger.ms,
+            close_timer: c.close_in_ms.map(|ms| (kind.to_owned(), ms)),
+            rtx_in_ms: c.rtx_in_ms,
+        }
+    }
+
+    /// The owner for a person: `daemon` or `client N`.
+    pub fn owner_name(&self) -> String {
+        if self.owner == ADMIN_CLIENT.0 {
+            "daemon".to_owned()
+        } else {
+            format!("client {}", self.owner)
+        }
+    }
+}
+
+/// Just the version of a message, read before the rest so that another
+/// version gets a clear answer rather than a parse error.
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+/// Decodes a request: its version first, then the rest.
+pub fn decode_request(bytes: &[u8]) -> Result<Request, String> {
+    decode(bytes, "request", |v| {
+        format!("ctl protocol version {v} is not supported: this daemon speaks version {VERSION}")
+    })
+}
+
+/// Decodes a reply (in `lingerd ctl`): its version first, then the rest.
+pub fn decode_reply(bytes: &[u8]) -> Result<Reply, String> {
+    decode(bytes, "reply", |v| {
+        format!(
+            "the daemon speaks ctl protocol version {v}, this lingerd version {VERSION}: \
+             use the lingerd binary of the running daemon"
+        )
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+    other_version: impl FnOnce(u32) -> String,
+) -> Result<T, String> {
+    let v: VersionOnly =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a ctl {what}: {e}"))?;
+    if v.v != VERSION {
+        return Err(other_version(v.v));
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("malformed ctl {what}: {e}"))
+}
+
+/// Encodes any message (our own types: never fails in practice; an error
+/// becomes an empty document the peer rejects).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    serde_json::to_vec(msg).unwrap_or_default()
+}
+
+/// `198.18.0.0/24`, or one address (`/32`). The host bits may be set
+/// (`198.18.0.7/24` means `198.18.0.0/24`), as `ss` allows.
+pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => {
+            let len: u8 = l
+                .parse()
+                .ok()
+                .filter(|&n| n <= 32)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0..=32"))?;
+            (a, len)
+        }
+        None => (s, 32),
+    };
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 address or prefix (e.g. 198.18.0.0/24)"))?;
+    Ok(Prefix { addr, len })
+}
+
+/// The engine's state bits for one name as `ss` spells it, any case
+/// (`established`, `syn-sent`, `syn-recv`, `fin-wait-1`, `fin-wait-2`,
+/// `time-wait`, `closed`, `close-wait`, `last-ack`, `listening`,
+/// `closing`), or one of `ss`'s groups: `all`, `connected` (all but
+/// listening and closed), `synchronized` (connected but syn-sent),
+/// `bucket` (syn-recv, time-wait), `big` (all but bucket).
+pub fn parse_states(name: &str) -> Result<u16, String> {
+    let all = State::ALL.iter().fold(0u16, |m, s| m | s.bit());
+    let connected = all & !(State::Listen.bit() | State::Closed.bit());
+    let bucket = State::SynReceived.bit() | State::TimeWait.bit();
+    let one = |s: State| Ok(s.bit());
+    match name.to_ascii_lowercase().replace('_', "-").as_str() {
+        "established" | "estab" => one(State::Established),
+        "syn-sent" => one(State::SynSent),
+        "syn-recv" | "syn-received" => one(State::SynReceived),
+        "fin-wait-1" => one(State::FinWait1),
+        "fin-wait-2" => one(State::FinWait2),
+        "time-wait" => one(State::TimeWait),
+        "closed" => one(State::Closed),
+        "close-wait" => one(State::CloseWait),
+        "last-ack" => one(State::LastAck),
+        "listening" | "listen" => one(State::Listen),
+        "closing" => one(State::Closing),
+        "all" => Ok(all),
+        "connected" => Ok(connected),
+        "synchronized" => Ok(connected & !State::SynSent.bit()),
+        "bucket" => Ok(bucket),
+        "big" => Ok(all & !bucket),
+        _ => Err(format!(
+            "unknown state {name:?}: one of established, syn-sent, syn-recv, fin-wait-1, \
+             fin-wait-2, time-wait, closed, close-wait, last-ack, listening, closing, \
+             or a group: all, connected, synchronized, bucket, big"
+        )),
+    }
+}
+
+/// `abort`, `graceful`, or `linger=DURATION` (`linger=5s`, `linger=250ms`).
+pub fn parse_mode(s: &str) -> Result<ModeSpec, String> {
+    let mode = match s {
+        "abort" => ModeSpec::Abort,
+        "graceful" => ModeSpec::Graceful,
+        _ => match s.strip_prefix("linger=") {
+            Some(d) => ModeSpec::Linger {
+                ms: parse_duration_ms(d)?,
+            },
+            None => {
+                return Err(format!(
+                    "unknown mode {s:?}: abort, graceful or linger=DURATION (e.g. linger=5s)"
+                ));
+            }
+        },
+    };
+    mode.to_mode()?;
+    Ok(mode)
+}
+
+/// `250ms`, `5s` or `2m`, as milliseconds (a number needs its unit).
+pub fn parse_duration_ms(s: &str) -> Result<u32, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: a duration is a number and a unit: 250ms, 5s, 2m"))?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "" => return Err(format!("{s:?}: give a unit: {s}s or {s}ms")),
+        _ => return Err(format!("{s:?}: the unit is ms, s or m")),
+    };
+    n.checked_mul(scale)
+        .and_then(|ms| u32::try_from(ms).ok())
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes() {
+        let p = parse_prefix("198.18.0.0/24").unwrap();
+        assert_eq!((p.addr, p.len), (Ipv4Addr::new(198, 18, 0, 0), 24));
+        assert_eq!(parse_prefix("198.18.0.3").unwrap().len, 32);
+        assert!(
+            parse_prefix("198.18.0.0/33")
+                .unwrap_err()
+                .contains("0..=32")
+        );
+        assert!(parse_prefix("198.18.0/24").is_err());
+        assert!(parse_prefix("::1").is_err());
+        assert!(parse_prefix("198.18.0.0/").is_err());
+    }
+
+    #[test]
+    fn states_and_groups() {
+        assert_eq!(parse_states("ESTAB").unwrap(), State::Established.bit());
+        assert_eq!(parse_states("time_wait").unwrap(), State::TimeWait.bit());
+        let connected = parse_states("connected").unwrap();
+        assert_eq!(connected & State::Listen.bit(), 0);
+        assert_ne!(connected & State::SynSent.bit(), 0);
+        assert_eq!(
+            parse_states("synchronized").unwrap() & State::SynSent.bit(),
+            0
+        );
+        assert!(
+            parse_states("estabished")
+                .unwrap_err()
+                .contains("unknown state")
+        );
+    }
+
+    #[test]
+    fn modes_and_durations() {
+        assert_eq!(parse_mode("abort"), Ok(ModeSpec::Abort));
+        assert_eq!(parse_mode("linger=5s"), Ok(ModeSpec::Linger { ms: 5000 }));
+        assert_eq!(parse_mode("linger=250ms"), Ok(ModeSpec::Linger { ms: 250 }));
+        assert!(parse_mode("linger=5").unwrap_err().contains("give a unit"));
+        assert!(parse_mode("linger=99999999s").is_err());
+        assert!(parse_mode("linger=70000s").unwrap_err().contains("longest"));
+        assert!(parse_mode("rst").unwrap_err().contains("unknown mode"));
+        assert!(parse_duration_ms("5h").is_err());
+        assert!(parse_duration_ms("").is_err());
+    }
+
+    #[test]
+    fn requests_round_trip_and_hostile_ones_are_refused() {
+        let r = Request {
+            v: VERSION,
+            op: Op::Kill {
+                filter: FilterSpec {
+                    local: Some("198.18.0.0/24".into()),
+                    remote_port: Some(80),
+                    ..FilterSpec::default()
+                },
+                mode: ModeSpec::Linger { ms: 5000 },
+                pace: 1000,
+            },
+        };
+        assert_eq!(decode_request(&encode(&r)), Ok(r));
+        let stats = br#"{"v":1,"op":"stats"}"#;
+        assert_eq!(decode_request(stats).unwrap().op, Op::Stats);
+        assert!(
+            decode_request(br#"{"v":2,"op":"stats"}"#)
+                .unwrap_err()
+                .contains("speaks version 1")
+        );
+        for bad in [
+            &b""[..],
+            b"{",
+            b"[]",
+            br#"{"v":1}"#,
+            br#"{"v":1,"op":"drop_tables"}"#,
+            br#"{"v":1,"op":"stats","extra":1}"#,
+            br#"{"v":1,"op":{"conns":{"filter":{"local_port":70000}}}}"#,
+            br#"{"v":-1,"op":"stats"}"#,
+        ] {
+            assert!(
+                decode_request(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // Deep nesting stops at serde_json's recursion limit, no overflow.
+        let deep = format!(r#"{{"v":1,"op":{}}}"#, "[".repeat(10_000));
+        assert!(decode_request(deep.as_bytes()).is_err());
+        // Validation beyond the shape.
+        let f = FilterSpec {
+            states: vec!["nope".into()],
+            ..FilterSpec::default()
+        };
+        assert!(f.to_filter().is_err());
+        let f = FilterSpec {
+            states: vec!["listen".into(); 33],
+            ..FilterSpec::default()
+        };
+        assert!(f.to_filter().is_err());
+        assert!(ModeSpec::Linger { ms: u32::MAX }.to_mode().is_err());
+    }
+}

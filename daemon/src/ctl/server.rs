@@ -1,0 +1,575 @@
+//! The daemon side of `lingerd ctl`: the ctl socket and one short-lived
+//! session thread per request.
+//!
+//! [`CtlListener::bind`] makes the `SOCK_SEQPACKET` socket
+//! (`clients.socket` with the extension `ctl`, beside the attach socket, in
+//! the same runtime directory and under the same directory rules as
+//! [`crate::attach`]) and makes it **0600**: whatever mode the operator gave
+//! the runtime directory so that non-root clients may attach, only the
+//! daemon's own uid and root can connect here, because `kill` closes
+//! everyone's connections. A connecting process must also pass the attach
+//! rule: its `SO_PEERCRED` uid must be in `clients.allow_uids`.
+//! [`CtlListener::serve`] starts the accept thread.
+//!
+//! A session reads one request (bounded by [`REQUEST_TIMEOUT`] and
+//! [`proto::MAX_REQUEST`]), checks it, hands every core a
+//! [`CtlCommand`] over the cores' command channels with one bounded reply
+//! channel, relays what the cores report, and ends with the last reply.
+//! At most [`MAX_SESSIONS`] run at once (more get a `busy` error), and at
+//! most [`MAX_THREADS`] connections are being served or refused at once
+//! (beyond that they are closed at once). A session ends early when its
+//! peer hangs up, when a send stays blocked for [`SEND_TIMEOUT`], or when
+//! the daemon stops. It may not touch engines (the cores run the jobs) nor
+//! the attach socket.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lingerd_abi::Errno;
+use lingerd_dataplane::tcp::State;
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::io::Errno as SysErrno;
+use rustix::net::{RecvFlags, SendFlags, SocketFlags, accept_with, listen, sockopt};
+
+use super::core::{CoreReply, CtlCommand};
+use super::proto::{self, Body, FilterSpec, Metric, ModeSpec, Op, Reply, Row};
+use crate::attach::{AttachError, bind_socket, timespec};
+use crate::cores::CoreCommand;
+use crate::metrics::{CoreSnapshot, MetricsHub};
+
+/// How long a new connection may take to send its request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one reply may wait for room in the peer's receive queue.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Sessions running at once.
+pub const MAX_SESSIONS: usize = 8;
+/// Connections being served or refused at once.
+pub const MAX_THREADS: usize = 16;
+/// Reports a session's reply channel holds (per core, see [`session`]).
+const REPLY_SLOTS_PER_CORE: usize = 4;
+/// How often a kill reports its progress, at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// The accept thread's poll period (how soon it sees a stop).
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the ctl socket needs to know.
+#[derive(Clone, Debug)]
+pub struct CtlConfig {
+    /// The socket path (`Clients::ctl_socket`).
+    pub socket: PathBuf,
+    /// Uids allowed (`clients.allow_uids`).
+    pub allow_uids: Vec<u32>,
+    /// The NIC queue of each core, by ring index.
+    pub queues: Vec<u32>,
+}
+
+/// The socket file we bound; removed on drop if it is still ours.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    /// (device, inode) at bind time.
+    bound: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(m) = std::fs::symlink_metadata(&self.path)
+            && (m.dev(), m.ino()) == self.bound
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The ctl socket, bound and listening, not yet served (its file is
+/// removed if it is dropped unserved).
+#[derive(Debug)]
+pub struct CtlListener {
+    cfg: CtlConfig,
+    listener: OwnedFd,
+    file: SocketFile,
+}
+
+impl CtlListener {
+    /// Checks the runtime directory (the rules of [`crate::attach`]),
+    /// clears a stale socket file, binds, makes the socket 0600, listens.
+    pub fn bind(cfg: CtlConfig) -> Result<CtlListener, AttachError> {
+        // 0600 before listen(): nobody can connect with another mode.
+        let (listener, bound) = bind_socket(&cfg.socket, 0o600)?;
+        listen(&listener, 16).map_err(|e| AttachError::Io {
+            call: "listen",
+            source: e.into(),
+        })?;
+        Ok(CtlListener {
+            file: SocketFile {
+                path: cfg.socket.clone(),
+                bound,
+            },
+            cfg,
+            listener,
+        })
+    }
+
+    /// The socket path.
+    pub fn socket_path(&self) -> &Path {
+        &self.cfg.socket
+    }
+
+    /// Starts serving: sessions reach core `i` through `cores[i]` and read
+    /// figures from `hub`.
+    pub fn serve(
+        self,
+        cores: Vec<Sender<CoreCommand>>,
+        hub: Arc<MetricsHub>,
+    ) -> io::Result<CtlServer> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let allow = Arc::new(Mutex::new(self.cfg.allow_uids.clone()));
+        let ctx = Arc::new(Ctx {
+            cores,
+            queues: self.cfg.queues.clone(),
+            hub,
+            allow: allow.clone(),
+            stop: stop.clone(),
+            sessions: AtomicUsize::new(0),
+            next_job: AtomicU64::new(1),
+        });
+        let listener = self.listener;
+        let thread = std::thread::Builder::new()
+            .name("lingerd-ctl".into())
+            .spawn(move || accept_loop(&listener, &ctx))?;
+        Ok(CtlServer {
+            _file: self.file,
+            stop,
+            allow,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// The running ctl socket; stops and removes its socket file on drop.
+#[derive(Debug)]
+pub struct CtlServer {
+    stop: Arc<AtomicBool>,
+    allow: Arc<Mutex<Vec<u32>>>,
+    thread: Option<JoinHandle<()>>,
+    /// Dropped after the thread is joined (fields drop after `drop`).
+    _file: SocketFile,
+}
+
+impl CtlServer {
+    /// Replaces the allowed uids (a reload); checked at each later request.
+    pub fn set_allow_uids(&self, uids: Vec<u32>) {
+        *self.allow.lock().unwrap_or_else(|e| e.into_inner()) = uids;
+    }
+
+    /// Stops accepting and ends every session (within about
+    /// [`SEND_TIMEOUT`] at worst, 100 ms usually).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for CtlServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// What every session shares.
+struct Ctx {
+    /// The cores' command channels, by ring index.
+    cores: Vec<Sender<CoreCommand>>,
+    queues: Vec<u32>,
+    hub: Arc<MetricsHub>,
+    allow: Arc<Mutex<Vec<u32>>>,
+    stop: Arc<AtomicBool>,
+    sessions: AtomicUsize,
+    next_job: AtomicU64,
+}
+
+fn accept_loop(listener: &OwnedFd, ctx: &Arc<Ctx>) {
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let mut fds = [PollFd::new(listener, PollFlags::IN)];
+        if poll(&mut fds, Some(&timespec(TICK))).is_err() {
+            continue; // EINTR
+        }
+        threads.retain(|t| !t.is_finished());
+        for _ in 0..MAX_THREADS {
+            let Ok(fd) = accept_with(listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) else {
+                break; // EAGAIN, or retry at the next tick
+            };
+            if threads.len() >= MAX_THREADS {
+                continue; // dropped: closes at once
+            }
+            let Ok(cred) = sockopt::socket_peercred(&fd) else {
+                continue;
+            };
+            let uid = cred.uid.as_raw();
+            let ctx = ctx.clone();
+            if let Ok(t) = std::thread::Builder::new()
+                .name("lingerd-ctl-session".into())
+                .spawn(move || session(&fd, uid, &ctx))
+            {
+                threads.push(t);
+            }
+        }
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// Counts a running session while alive.
+struct SessionSlot<'a>(&'a AtomicUsize);
+
+impl Drop for SessionSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One connection: a request, its replies, done.
+fn session(fd: &OwnedFd, uid: u32, ctx: &Ctx) {
+    let request = match read_request(fd, ctx) {
+        Some(Ok(r)) => r,
+        Some(Err(message)) => return error(fd, ctx, message),
+        None => return, // hung up, or timed out, before asking
+    };
+    let allowed = ctx
+        .allow
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&uid);
+    if !allowed {
+        return error(
+            fd,
+            ctx,
+            format!("uid {uid} may not use lingerd ctl: it is not in clients.allow_uids"),
+        );
+    }
+    let _slot = SessionSlot(&ctx.sessions);
+    if ctx.sessions.fetch_add(1, Ordering::Relaxed) >= MAX_SESSIONS {
+        return error(
+            fd,
+            ctx,
+            format!("busy: {MAX_SESSIONS} ctl requests are running; try again"),
+        );
+    }
+    match request.op {
+        Op::Stats => {
+            let _ = send(fd, ctx, &Reply::new(stats(ctx)));
+        }
+        Op::Conns { filter } => list(fd, ctx, &filter),
+        Op::Kill { filter, mode, pace } => kill(fd, ctx, &filter, mode, pace),
+    }
+}
+
+/// The request, `Some(Err)` when it is not one we accept, `None` when the
+/// peer left or said nothing in time.
+fn read_request(fd: &OwnedFd, ctx: &Ctx) -> Option<Result<proto::Request, String>> {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let mut buf = vec![0u8; proto::MAX_REQUEST];
+    loop {
+        match rustix::net::recv(fd, &mut buf, RecvFlags::DONTWAIT | RecvFlags::TRUNC) {
+            Ok((_, 0)) => return None,
+            // `real` is the message's length (MSG_TRUNC), `got` what fit.
+            Ok((got, real)) if real > got => {
+                return Some(Err(format!(
+                    "request of {real} bytes is longer than {} bytes",
+                    proto::MAX_REQUEST
+                )));
+            }
+            Ok((got, _)) => return Some(proto::decode_request(&buf[..got])),
+            Err(SysErrno::AGAIN | SysErrno::INTR) => {}
+            Err(_) => return None,
+        }
+        let now = Instant::now();
+        if now >= deadline || ctx.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let _ = poll(&mut fds, Some(&timespec(TICK.min(deadline - now))));
+    }
+}
+
+fn error(fd: &OwnedFd, ctx: &Ctx, message: String) {
+    let _ = send(fd, ctx, &Reply::new(Body::Error { message }));
+}
+
+/// Sends one message, waiting for room at most [`SEND_TIMEOUT`].
+fn send(fd: &OwnedFd, ctx: &Ctx, reply: &Reply) -> io::Result<()> {
+    let bytes = proto::encode(reply);
+    let deadline = Instant::now() + SEND_TIMEOUT;
+    loop {
+        match rustix::net::send(fd, &bytes, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(SysErrno::AGAIN | SysErrno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "lingerd ctl does not read",
+            ));
+        }
+        if ctx.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the daemon is stopping"));
+        }
+        let mut fds = [PollFd::new(fd, PollFlags::OUT)];
+        let _ = poll(&mut fds, Some(&timespec(TICK.min(deadline - now))));
+    }
+}
+
+/// Whether the peer hung up (or broke the protocol by saying more).
+fn peer_gone(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    match poll(&mut fds, Some(&timespec(Duration::ZERO))) {
+        Ok(n) => n > 0 && !fds[0].revents().is_empty(),
+        Err(_) => false,
+    }
+}
+
+/// Hands every core `make(job, reply)`; returns the receiver and how many
+/// cores took it (none: the daemon is stopping).
+fn to_cores(
+    ctx: &Ctx,
+    make: impl Fn(mpsc::SyncSender<CoreReply>) -> CtlCommand,
+) -> Option<(mpsc::Receiver<CoreReply>, usize)> {
+    let (tx, rx) = mpsc::sync_channel(REPLY_SLOTS_PER_CORE.saturating_mul(ctx.cores.len().max(1)));
+    let taken = ctx
+        .cores
+        .iter()
+        .filter(|c| c.send(CoreCommand::Ctl(make(tx.clone()))).is_ok())
+        .count();
+    (taken > 0).then_some((rx, taken))
+}
+
+const STOPPING: &str = "the daemon is stopping";
+
+fn queue_of(ctx: &Ctx, core: u32) -> u32 {
+    ctx.queues.get(core as usize).copied().unwrap_or(core)
+}
+
+/// `conns`: relays every core's rows, then the count.
+fn list(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec) {
+    let filter = match spec.to_filter() {
+        Ok(f) => f,
+        Err(e) => return error(fd, ctx, e),
+    };
+    let job = ctx.next_job.fetch_add(1, Ordering::Relaxed);
+    let Some((rx, cores)) = to_cores(ctx, |reply| CtlCommand::List {
+        job,
+        filter: filter.clone(),
+        reply,
+    }) else {
+        return error(fd, ctx, STOPPING.into());
+    };
+    let (mut ended, mut count) = (0usize, 0u64);
+    while ended < cores {
+        match rx.recv_timeout(TICK) {
+            Ok(CoreReply::Rows { core, rows }) => {
+                let queue = queue_of(ctx, core);
+                for chunk in rows.chunks(proto::ROWS_PER_MESSAGE) {
+                    let rows = chunk.iter().map(|c| Row::from_info(queue, c)).collect();
+                    if send(fd, ctx, &Reply::new(Body::Rows { rows })).is_err() {
+                        return; // dropping `rx` ends the listings
+                    }
+                }
+                count = count.saturating_add(rows.len() as u64);
+            }
+            Ok(CoreReply::ListEnd { .. }) => ended += 1,
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                if ctx.stop.load(Ordering::Relaxed) || peer_gone(fd) {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return error(fd, ctx, format!("{STOPPING}: listing cut short"));
+            }
+        }
+    }
+    let _ = send(fd, ctx, &Reply::new(Body::End { count }));
+}
+
+/// `kill`: one `close_matching` per core, progress, then the counts.
+fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: ModeSpec, pace: u32) {
+    if spec.is_empty() {
+        return error(
+            fd,
+            ctx,
+            "kill needs a filter; to close every connection say so with `--state all`".into(),
+        );
+    }
+    let (filter, mode) = match (spec.to_filter(), mode.to_mode()) {
+        (Ok(f), Ok(m)) => (f, m),
+        (Err(e), _) | (_, Err(e)) => return error(fd, ctx, e),
+    };
+    let n = ctx.cores.len();
+    let per_core = pace.div_ceil(u32::try_from(n.max(1)).unwrap_or(u32::MAX));
+    let job = ctx.next_job.fetch_add(1, Ordering::Relaxed);
+    let Some((rx, cores)) = to_cores(ctx, |reply| CtlCommand::Kill {
+        job,
+        filter: filter.clone(),
+        mode,
+        pace_per_s: per_core,
+        reply,
+    }) else {
+        return error(fd, ctx, STOPPING.into());
+    };
+    let mut progress = vec![0u64; n];
+    let mut done: Vec<(u32, Errno, u64)> = Vec::new();
+    let mut reported = (0u64, Instant::now());
+    while done.len() < cores {
+        match rx.recv_timeout(TICK) {
+            Ok(CoreReply::Progress { core, closed }) => {
+                if let Some(p) = progress.get_mut(core as usize) {
+                    *p = closed;
+                }
+            }
+            Ok(CoreReply::Killed {
+                core,
+                result,
+                closed,
+            }) => {
+                if let Some(p) = progress.get_mut(core as usize) {
+                    *p = closed;
+                }
+                done.push((core, result, closed));
+            }
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return error(
+                    fd,
+                    ctx,
+                    format!("{STOPPING}: the kill's count is incomplete"),
+                );
+            }
+        }
+        if ctx.stop.load(Ordering::Relaxed) || peer_gone(fd) {
+            // The engines finish the kill; nobody is left to tell.
+            return;
+        }
+        let sum = progress.iter().fold(0u64, |a, &b| a.saturating_add(b));
+        if sum != reported.0 && reported.1.elapsed() >= PROGRESS_EVERY && done.len() < cores {
+            reported = (sum, Instant::now());
+            if send(fd, ctx, &Reply::new(Body::Progress { closed: sum })).is_err() {
+                return;
+            }
+        }
+    }
+    done.sort_by_key(|d| d.0);
+    let closed = done.iter().fold(0u64, |a, d| a.saturating_add(d.2));
+    let errors = done
+        .iter()
+        .filter(|d| d.1 != Errno::Ok)
+        .map(|d| {
+            format!(
+                "queue {}: the engine refused the request: {:?}",
+                queue_of(ctx, d.0),
+                d.1
+            )
+        })
+        .collect();
+    let per_queue = done.iter().map(|d| (queue_of(ctx, d.0), d.2)).collect();
+    let _ = send(
+        fd,
+        ctx,
+        &Reply::new(Body::Killed {
+            closed,
+            per_queue,
+            errors,
+        }),
+    );
+}
+
+/// `stats`: every figure of every core's latest snapshot.
+fn stats(ctx: &Ctx) -> Body {
+    let snaps = ctx.hub.snapshots();
+    let mut metrics: Vec<Metric> = Vec::new();
+    let mut put = |name: String, values: Vec<u64>| metrics.push(Metric { name, values });
+    let first = CoreSnapshot::default();
+    let fields = snaps.first().unwrap_or(&first).counters.fields();
+    for (i, (name, _, _)) in fields.iter().enumerate() {
+        put(
+            (*name).to_owned(),
+            snaps.iter().map(|s| s.counters.fields()[i].2).collect(),
+        );
+    }
+    for e in lingerd_dataplane::wire::Error::ALL {
+        put(
+            format!("rx_parse_errors_{}", e.as_str()),
+            snaps
+                .iter()
+                .map(|s| s.counters.rx_parse_errors[e.index()])
+                .collect(),
+        );
+    }
+    for st in State::ALL {
+        put(
+            format!(
+                "connections_{}",
+                st.name().to_ascii_lowercase().replace('-', "_")
+            ),
+            snaps.iter().map(|s| s.states[st as usize]).collect(),
+        );
+    }
+    put(
+        "timers_armed".into(),
+        snaps.iter().map(|s| s.timers_armed).collect(),
+    );
+    put(
+        "ring_requests".into(),
+        snaps.iter().map(|s| s.rings.requests).collect(),
+    );
+    put(
+        "ring_invalid_requests".into(),
+        snaps.iter().map(|s| s.rings.invalid).collect(),
+    );
+    put(
+        "ring_completions".into(),
+        snaps.iter().map(|s| s.rings.completions).collect(),
+    );
+    put(
+        "ring_full".into(),
+        snaps.iter().map(|s| s.rings.backpressure).collect(),
+    );
+    let mut xdp: Vec<&'static str> = Vec::new();
+    for s in &snaps {
+        for &(name, _, _) in &s.xdp {
+            if !xdp.contains(&name) {
+                xdp.push(name);
+            }
+        }
+    }
+    for name in xdp {
+        put(
+            format!("xdp_{name}"),
+            snaps
+                .iter()
+                .map(|s| s.xdp.iter().find(|x| x.0 == name).map_or(0, |x| x.2))
+                .collect(),
+        );
+    }
+    Body::Stats {
+        queues: (0..snaps.len() as u32).map(|c| queue_of(ctx, c)).collect(),
+        metrics,
+    }
+}

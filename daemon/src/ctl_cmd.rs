@@ -1,0 +1,383 @@
+//! `lingerd ctl conns|kill|stats`: the command line of the operator's
+//! interface, and how its answers are printed.
+//!
+//! It owns the flags (filters that mirror the engine's `Filter`, checked
+//! with the same parsers the daemon uses, so a bad value fails here with
+//! exit 2 before anything is sent) and the output: an `ss`-like table, or
+//! with `--json` one JSON object per line (JSON Lines; see
+//! [`lingerd_daemon::ctl::proto::Row`] for the fields). It finds the ctl
+//! socket from the configuration, as `run` does. It may not talk to the
+//! socket itself ([`lingerd_daemon::ctl::client`] does).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use lingerd_config::Config;
+use lingerd_daemon::ctl::client::CtlClient;
+use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, ModeSpec, Op, Request, Row};
+
+/// The configuration `lingerd ctl` reads when `--config` is not given
+/// (where the systemd unit and the container put it).
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/lingerd/lingerd.yaml";
+
+/// How long `conns` and `stats` wait for each reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `lingerd ctl`'s own options and its command.
+#[derive(Debug, Args)]
+pub(crate) struct CtlArgs {
+    /// The daemon's YAML configuration: the ctl socket sits beside its
+    /// `clients.socket`, with the extension `.ctl`.
+    #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG, global = true)]
+    config: PathBuf,
+    /// The ctl socket itself, instead of reading the configuration.
+    #[arg(long, value_name = "PATH", global = true)]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlCommand {
+    /// List connections (listeners and closing ones included) like `ss`.
+    ///
+    /// Streams the daemon's tables as each core walks them in bounded
+    /// slices, so the list is a moving picture, as with `ss`, and not
+    /// sorted. Columns: state, receive and send queue (bytes), our and the
+    /// peer's address, NIC queue, owner (`daemon` for its `listen:` ports,
+    /// or the attached client's id), idle time, linger setting, timers.
+    Conns {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// One JSON object per connection, one per line (JSON Lines).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close the matching connections of every owner, like `ss -K`.
+    ///
+    /// Runs `close_matching` on every queue as the operator: each owner
+    /// is told its connection was aborted (ECONNABORTED). Progress goes
+    /// to stderr; the count to stdout. Interrupting `lingerd ctl` does not
+    /// stop a kill that started. A filter is required: `--state all`
+    /// closes everything.
+    Kill {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// abort (RST), graceful (FIN, bounded by tcp.orphan_timeout_ms),
+        /// or linger=DURATION (graceful, RST when it expires: linger=5s).
+        #[arg(long, value_name = "MODE", value_parser = proto::parse_mode)]
+        mode: ModeSpec,
+        /// At most N closes per second in total, split evenly across the
+        /// queues (N / queues each, rounded up); 0 = as fast as possible.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        pace: u32,
+        /// The result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every figure `/metrics` has, per queue and in total.
+    Stats {
+        /// One JSON object: `queues` and `metrics` (name → one value per queue).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Filters; every one given must match. `src`/`sport` are our side and
+/// `dst`/`dport` the peer's, as in `ss`.
+#[derive(Debug, Args)]
+struct FilterArgs {
+    /// State (repeatable): established, syn-sent, syn-recv, fin-wait-1,
+    /// fin-wait-2, time-wait, closed, close-wait, last-ack, listening,
+    /// closing, or a group: all, connected, synchronized, bucket, big.
+    #[arg(long = "state", value_name = "STATE", value_parser = state_name)]
+    states: Vec<String>,
+    /// Our address within this prefix (198.18.0.0/24, or one address).
+    #[arg(long, visible_alias = "local", value_name = "PREFIX", value_parser = prefix)]
+    src: Option<String>,
+    /// The peer's address within this prefix.
+    #[arg(long, visible_alias = "remote", value_name = "PREFIX", value_parser = prefix)]
+    dst: Option<String>,
+    /// Our port.
+    #[arg(long, visible_alias = "local-port", value_name = "PORT")]
+    sport: Option<u16>,
+    /// The peer's port.
+    #[arg(long, visible_alias = "remote-port", value_name = "PORT")]
+    dport: Option<u16>,
+    /// Idle (no segment in or out) for at least this long: 30s, 500ms, 2m.
+    #[arg(long, value_name = "DURATION", value_parser = proto::parse_duration_ms)]
+    idle: Option<u32>,
+}
+
+fn state_name(s: &str) -> Result<String, String> {
+    proto::parse_states(s).map(|_| s.to_owned())
+}
+
+fn prefix(s: &str) -> Result<String, String> {
+    proto::parse_prefix(s).map(|_| s.to_owned())
+}
+
+impl FilterArgs {
+    fn spec(&self) -> FilterSpec {
+        FilterSpec {
+            states: self.states.clone(),
+            local: self.src.clone(),
+            remote: self.dst.clone(),
+            local_port: self.sport,
+            remote_port: self.dport,
+            min_idle_ms: self.idle.unwrap_or(0),
+        }
+    }
+}
+
+/// Where the ctl socket is: `--socket`, or beside the configuration's
+/// attach socket.
+fn socket_path(args: &CtlArgs) -> Result<PathBuf> {
+    if let Some(s) = &args.socket {
+        return Ok(s.clone());
+    }
+    let config = Config::load(&args.config)?;
+    Ok(config.clients.ctl_socket())
+}
+
+/// Carries out `lingerd ctl …`.
+pub(crate) fn run(args: CtlArgs) -> Result<()> {
+    let path = socket_path(&args)?;
+    let (op, timeout) = match &args.command {
+        CtlCommand::Conns { filter, .. } => (
+            Op::Conns {
+                filter: filter.spec(),
+            },
+            Some(REPLY_TIMEOUT),
+        ),
+        CtlCommand::Kill {
+            filter, mode, pace, ..
+        } => {
+            let filter = filter.spec();
+            if filter.is_empty() {
+                bail!(
+                    "kill needs a filter (--state, --src, --dst, --sport, --dport, --idle); \
+                     to close every connection say --state all"
+                );
+            }
+            (
+                Op::Kill {
+                    filter,
+                    mode: *mode,
+                    pace: *pace,
+                },
+                // A paced kill may run for hours with nothing to report.
+                None,
+            )
+        }
+        CtlCommand::Stats { .. } => (Op::Stats, Some(REPLY_TIMEOUT)),
+    };
+    let mut client = CtlClient::connect(&path, timeout)?;
+    client.send(&Request {
+        v: proto::VERSION,
+        op,
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.command {
+        CtlCommand::Conns { json, .. } => conns(&mut client, &mut out, json),
+        CtlCommand::Kill { json, .. } => kill(&mut client, &mut out, json),
+        CtlCommand::Stats { json } => stats(&mut client, &mut out, json),
+    }
+}
+
+/// A reply we did not expect here.
+fn unexpected(body: Body) -> anyhow::Error {
+    match body {
+        Body::Error { message } => anyhow::anyhow!("the daemon refused: {message}"),
+        other => anyhow::anyhow!("unexpected reply from the daemon: {other:?}"),
+    }
+}
+
+fn conns(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
+    if !json {
+        writeln!(
+            out,
+            "{:<11} {:>6} {:>6} {:<21} {:<21} {:>5} {:<12} {:>8} {:<9} Timers",
+            "State",
+            "Recv-Q",
+            "Send-Q",
+            "Local Address:Port",
+            "Peer Address:Port",
+            "Queue",
+            "Owner",
+            "Idle",
+            "Linger"
+        )?;
+    }
+    loop {
+        match client.next_reply()? {
+            Body::Rows { rows } => {
+                for r in rows {
+                    if json {
+                        serde_json::to_writer(&mut *out, &r)?;
+                        writeln!(out)?;
+                    } else {
+                        writeln!(out, "{}", table_line(&r))?;
+                    }
+                }
+            }
+            Body::End { .. } => break,
+            other => return Err(unexpected(other)),
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+/// `1.5s`, `250ms`, `3m2s`.
+fn human_ms(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => format!("{}m{}s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
+fn table_line(r: &Row) -> String {
+    let linger = if r.linger_on {
+        format!("on,{}", human_ms(u64::from(r.linger_ms)))
+    } else {
+        "off".into()
+    };
+    let mut timers = Vec::new();
+    if let Some((kind, ms)) = &r.close_timer {
+        timers.push(format!("{kind},{}", human_ms(*ms)));
+    }
+    if let Some(ms) = r.rtx_in_ms {
+        timers.push(format!("rtx,{}", human_ms(ms)));
+    }
+    let mut owner = r.owner_name();
+    if r.orphan {
+        owner.push('*'); // closed by its owner, finishing in the background
+    }
+    format!(
+        "{:<11} {:>6} {:>6} {:<21} {:<21} {:>5} {:<12} {:>8} {:<9} {}",
+        r.state,
+        r.recv_q,
+        r.send_q,
+        r.local,
+        r.remote,
+        r.queue,
+        owner,
+        human_ms(r.idle_ms),
+        linger,
+        if timers.is_empty() {
+            "-".into()
+        } else {
+            timers.join(" ")
+        }
+    )
+}
+
+fn kill(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
+    loop {
+        match client.next_reply()? {
+            Body::Progress { closed } => {
+                eprintln!("lingerd ctl: kill: {closed} closed so far");
+            }
+            Body::Killed {
+                closed,
+                per_queue,
+                errors,
+            } => {
+                if json {
+                    let v = serde_json::json!({
+                        "closed": closed,
+                        "per_queue": per_queue,
+                        "errors": errors,
+                    });
+                    writeln!(out, "{v}")?;
+                } else {
+                    let each: Vec<String> = per_queue
+                        .iter()
+                        .map(|(q, n)| format!("queue {q}: {n}"))
+                        .collect();
+                    writeln!(out, "closed {closed} connection(s) ({})", each.join(", "))?;
+                }
+                out.flush().context("writing to stdout")?;
+                if !errors.is_empty() {
+                    bail!("{}", errors.join("; "));
+                }
+                return Ok(());
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
+fn stats(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
+    let (queues, metrics) = match client.next_reply()? {
+        Body::Stats { queues, metrics } => (queues, metrics),
+        other => return Err(unexpected(other)),
+    };
+    if json {
+        let metrics: serde_json::Map<String, serde_json::Value> = metrics
+            .into_iter()
+            .map(|m| (m.name, serde_json::json!(m.values)))
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"queues": queues, "metrics": metrics})
+        )?;
+    } else {
+        let width = metrics.iter().map(|m| m.name.len()).max().unwrap_or(6);
+        write!(out, "{:<width$} {:>14}", "figure", "total")?;
+        for q in &queues {
+            write!(out, " {:>14}", format!("queue {q}"))?;
+        }
+        writeln!(out)?;
+        for m in &metrics {
+            let total = m.values.iter().fold(0u64, |a, &b| a.saturating_add(b));
+            write!(out, "{:<width$} {total:>14}", m.name)?;
+            for v in &m.values {
+                write!(out, " {v:>14}")?;
+            }
+            writeln!(out)?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+/// Whether an error means the daemon could not be reached (exit 69).
+pub(crate) fn unreachable(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<lingerd_daemon::ctl::client::CtlError>(),
+        Some(lingerd_daemon::ctl::client::CtlError::Connect { .. })
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human_ms(250), "250ms");
+        assert_eq!(human_ms(1500), "1.5s");
+        assert_eq!(human_ms(125_000), "2m5s");
+    }
+
+    #[test]
+    fn socket_flag_wins_over_the_config() {
+        let args = CtlArgs {
+            config: PathBuf::from("/nonexistent/lingerd.yaml"),
+            socket: Some(PathBuf::from("/run/x.ctl")),
+            command: CtlCommand::Stats { json: false },
+        };
+        assert_eq!(
+            socket_path(&args).unwrap(),
+            std::path::Path::new("/run/x.ctl")
+        );
+    }
+}
