@@ -605,7 +605,26 @@ fn run_lingerd(
         .map(str::parse)
         .collect::<Result<_, _>>()?;
     ensure!(v.len() == 5, "bad client report {done:?}");
-    // Graceful: let our own FINs be answered before the engine stops.
+    // Every close request has its completion, but an abort completes when
+    // its RST is queued, not when it is on the wire: wait until the peer
+    // has seen every connection close, or until nothing new arrived for
+    // half a second (at most 10 s), before counting what is lost. Graceful:
+    // also let our own FINs be answered before the engine stops.
+    let settle_until = Instant::now() + Duration::from_secs(10);
+    let (mut seen, mut moved) = (0, Instant::now());
+    loop {
+        let now_seen = generator.progress.closed.load(Ordering::Relaxed);
+        if now_seen != seen {
+            (seen, moved) = (now_seen, Instant::now());
+        }
+        if now_seen as usize >= n || moved.elapsed() >= Duration::from_millis(500) {
+            break;
+        }
+        if Instant::now() >= settle_until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     if !args.mode.expects_rst() {
         std::thread::sleep(Duration::from_millis(200));
     }

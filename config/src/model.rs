@@ -380,6 +380,9 @@ pub struct Xdp {
     #[garde(skip)]
     pub zero_copy: ZeroCopy,
     /// **restart**. UMEM frames per queue, a power of two in 512..=2^20.
+    /// Half of them wait in the fill ring for received frames (the slack a
+    /// core has while it is off its CPU), half are for TX; each AF_XDP ring
+    /// has `frames / 2` entries, at most 16,384.
     #[garde(range(min = 512, max = 1 << 20))]
     pub frames: u32,
     /// **restart**. Idle behaviour of the cores.

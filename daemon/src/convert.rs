@@ -173,13 +173,12 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
         })
         .collect();
     let xsk = XskConfig {
-        frames: c.xdp.frames,
         zero_copy: match c.xdp.zero_copy {
             lingerd_config::ZeroCopy::Auto => ZeroCopy::Auto,
             lingerd_config::ZeroCopy::On => ZeroCopy::Require,
             lingerd_config::ZeroCopy::Off => ZeroCopy::Off,
         },
-        ..XskConfig::default()
+        ..XskConfig::with_frames(c.xdp.frames)
     };
     c.queue_cores()
         .enumerate()

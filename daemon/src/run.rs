@@ -334,10 +334,7 @@ fn queue_thread(
         },
     );
     let c = engine.counters();
-    let stats = port
-        .stats()
-        .map(|s| format!("{:?}", s.port))
-        .unwrap_or_default();
+    let stats = port.stats().map(|s| format!("{s:?}")).unwrap_or_default();
     let held = app.borrow().connections();
     let summary = format!(
         "queue {}: {held} connection(s) left, {} RST sent for aborts, handoff {:?}, port {stats}",

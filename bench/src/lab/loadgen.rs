@@ -262,17 +262,20 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
             "could not pin the load generator to CPU {cpu}"
         );
     }
+    // The highest nice priority (this thread only: Linux applies
+    // PRIO_PROCESS to the calling thread): the generator sleeps when idle,
+    // and when the dut's frames arrive it must drain its ring before
+    // anything else on its CPU runs, or its fill ring empties and the
+    // frames are dropped (a loss the dut did not cause).
+    rustix::process::setpriority_process(None, -20)
+        .context("raising the load generator's priority (needs root)")?;
     netns::enter(&cfg.ns).with_context(|| format!("entering {}", cfg.ns))?;
     let mut pcfg = AfXdpConfig::new(&cfg.iface, 0, vec![GEN_ADDR]);
     // The generator mostly receives (one RST or FIN per connection, in
     // bursts as fast as the dut sends): the fill ring must hold a burst
-    // for as long as the thread is off the CPU, so it gets the largest
-    // ring and half of a large UMEM.
-    pcfg.xsk = XskConfig {
-        frames: 65_536,
-        ring_size: 16_384,
-        ..XskConfig::default()
-    };
+    // for as long as the thread is off the CPU, so it gets a large UMEM
+    // and the largest ring.
+    pcfg.xsk = XskConfig::with_frames(65_536);
     let mut port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {}", cfg.iface))?;
     let info = port.info().to_string();
     let t0 = Instant::now();

@@ -104,6 +104,24 @@ impl Default for XskConfig {
     }
 }
 
+impl XskConfig {
+    /// The largest ring [`XskConfig::with_frames`] asks for.
+    pub const MAX_RING: u32 = 16_384;
+
+    /// A UMEM of `frames` frames with rings sized to it: half the frames
+    /// can wait in the fill ring, so a core that is off its CPU for a
+    /// moment has that many frames of slack before the kernel drops, and
+    /// the other half are for TX. Rings have at most [`Self::MAX_RING`]
+    /// entries (and at least 64).
+    pub fn with_frames(frames: u32) -> XskConfig {
+        XskConfig {
+            frames,
+            ring_size: (frames / 2).clamp(64, Self::MAX_RING).next_power_of_two(),
+            ..XskConfig::default()
+        }
+    }
+}
+
 /// Why a queue could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum XskError {
