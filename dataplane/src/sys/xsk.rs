@@ -104,6 +104,12 @@ impl Default for XskConfig {
     }
 }
 
+/// Frames the kernel sends per `sendto` in copy mode (`TX_BATCH_SIZE` in
+/// net/xdp/xsk.c).
+const COPY_TX_BATCH: usize = 32;
+/// The most kicks one flush makes.
+const MAX_KICKS: usize = 8;
+
 impl XskConfig {
     /// The largest ring [`XskConfig::with_frames`] asks for.
     pub const MAX_RING: u32 = 16_384;
@@ -428,8 +434,17 @@ impl XskQueue {
             self.in_tx += pushed as u32;
         }
         if self.in_tx > 0 && (!self.need_wakeup || self.tx.needs_wakeup()) {
-            self.wakeups += 1;
-            self.tx.wakeup()?;
+            // Copy mode sends at most 32 frames per syscall (the kernel's
+            // TX batch): kick once per 32 frames just pushed, so that a
+            // burst leaves in this flush rather than 32 per loop iteration.
+            let kicks = match self.bind {
+                BindMode::Copy => pushed.div_ceil(COPY_TX_BATCH).clamp(1, MAX_KICKS),
+                BindMode::ZeroCopy => 1,
+            };
+            for _ in 0..kicks {
+                self.wakeups += 1;
+                self.tx.wakeup()?;
+            }
         }
         Ok(pushed)
     }
