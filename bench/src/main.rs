@@ -4,7 +4,9 @@
 //! vs smoltcp) in one process; `xsk-ceiling` measures the AF_XDP transmit
 //! ceiling on the lab against a bare xsk-rs sender; `lab` is the end-to-end
 //! close benchmark (the daemon, its client, lingerd as load generator, the
-//! ceiling and the kernel baseline in one run). `lab-dut-client` and
+//! ceiling and the kernel baseline in one run); `ring-latency` times abort
+//! request → RST at the peer with 1M linger timers armed on the dut's core
+//! (beside the kernel's close() → RST). `lab-dut-client` and
 //! `kernel-worker` are `lab`'s own helper processes (hidden).
 //!
 //! Stdout carries the human table and, with `--json`, one JSON object as
@@ -13,6 +15,7 @@
 #![deny(unsafe_code)]
 
 mod lab_cmd;
+mod ring_latency;
 mod xsk_ceiling;
 
 use std::path::PathBuf;
@@ -41,6 +44,10 @@ enum Command {
     /// client, lingerd as load generator) vs the xsk ceiling and the Linux
     /// kernel, in one run.
     Lab(lab_cmd::Args),
+    /// Abort request → RST at the peer (p50/p99/p99.9) with linger timers
+    /// armed on the dut's core (default 1M), beside the Linux kernel's
+    /// close() → RST, on the lab (root).
+    RingLatency(ring_latency::Args),
     /// `lab`'s client of the daemon, in the dut namespace (internal).
     #[command(hide = true)]
     LabDutClient {
@@ -60,6 +67,10 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        #[arg(long, default_value_t = 0)]
+        timer_ports: usize,
+        #[arg(long, default_value_t = 0)]
+        timer_linger_ms: u32,
     },
     /// `lab`'s kernel-baseline worker (internal).
     #[command(hide = true)]
@@ -122,19 +133,24 @@ impl From<PhaseArg> for Phase {
     }
 }
 
+/// A lab command's result; a daemon that cannot run yet exits
+/// `EX_UNAVAILABLE` after saying why.
+fn or_unavailable(r: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = &r
+        && e.is::<lab_cmd::Unavailable>()
+    {
+        eprintln!("Error: {e}");
+        std::process::exit(lab_cmd::EX_UNAVAILABLE);
+    }
+    r
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::XskCeiling(args) => return xsk_ceiling::run(args),
-        Command::Lab(args) => {
-            if let Err(e) = lab_cmd::run(args) {
-                if e.is::<lab_cmd::Unavailable>() {
-                    eprintln!("Error: {e}");
-                    std::process::exit(lab_cmd::EX_UNAVAILABLE);
-                }
-                return Err(e);
-            }
-        }
+        Command::RingLatency(args) => return or_unavailable(ring_latency::run(args)),
+        Command::Lab(args) => return or_unavailable(lab_cmd::run(args)),
         Command::LabDutClient {
             socket,
             ports,
@@ -144,6 +160,8 @@ fn main() -> anyhow::Result<()> {
             pace,
             out,
             timeout,
+            timer_ports,
+            timer_linger_ms,
         } => {
             return dut::run(&dut::Args {
                 socket,
@@ -154,6 +172,8 @@ fn main() -> anyhow::Result<()> {
                 pace,
                 out,
                 timeout: Duration::from_secs(timeout),
+                timer_ports,
+                timer_linger_ms,
             });
         }
         Command::KernelWorker {

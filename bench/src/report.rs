@@ -150,6 +150,16 @@ impl Report {
     }
 }
 
+/// Makes the `keys` of a [`Report::json`] object integers (counts are
+/// reported as `f64` figures, but read as whole numbers).
+pub fn counts_as_integers(j: &mut Value, keys: &[&str]) {
+    for k in keys {
+        if let Some(v) = j.get(*k).and_then(Value::as_f64) {
+            j[*k] = Value::from(v as u64);
+        }
+    }
+}
+
 /// Rounds to 4 significant digits (JSON readers need no more from a
 /// median on a noisy machine).
 fn round_sig(v: f64) -> f64 {
@@ -197,6 +207,9 @@ mod tests {
         assert_eq!(j["a_ns"].as_f64(), Some(12.35));
         assert_eq!(j["n"].as_f64(), Some(1_000_000.0));
         assert_eq!(j["quick"], Value::Bool(true));
+        let mut j = j;
+        counts_as_integers(&mut j, &["n", "absent"]);
+        assert_eq!(j["n"].as_u64(), Some(1_000_000));
         assert!(r.table().contains("meets"));
     }
 

@@ -10,8 +10,7 @@
 //! fails (`lingerd_lab`'s rule). The benchmark owns its lab and removes it
 //! on every exit path.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
 
 /// The keys of issue 6, item 1.
 const KEYS: &[&str] = &[
@@ -30,31 +29,11 @@ const KEYS: &[&str] = &[
 
 const TEST: &str = "lab_abort_2000_json";
 
-/// `lingerd` beside `lingerd-bench`, built with this test's profile when
-/// missing.
-fn lingerd_bin() -> PathBuf {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_lingerd-bench"));
-    let bin = bench.with_file_name("lingerd");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "lingerd"]);
-        if bench.parent().and_then(|p| p.file_name()) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build -p lingerd");
-        assert!(status.success(), "cargo build -p lingerd failed");
-    }
-    bin
-}
-
 #[test]
 fn lab_abort_2000_json() {
-    if !lingerd_lab::is_root() {
-        return lingerd_lab::skip(TEST, "needs root (network namespaces, XDP, AF_XDP)");
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_lingerd-bench"))
-        .args([
+    let Some((stdout, stderr)) = support::run_bench(
+        TEST,
+        &[
             "lab",
             "--connections",
             "2000",
@@ -69,24 +48,10 @@ fn lab_abort_2000_json() {
             "1",
             "--id",
             &format!("tl{}", std::process::id() % 1_000_000),
-            "--lingerd",
-        ])
-        .arg(lingerd_bin())
-        .output()
-        .expect("run lingerd-bench lab");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(69) {
-        return lingerd_lab::skip(
-            TEST,
-            &format!("lingerd run cannot serve clients yet: {stderr}"),
-        );
-    }
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stdout}\n{stderr}",
-        out.status
-    );
+        ],
+    ) else {
+        return;
+    };
     let last = stdout.lines().last().expect("some output");
     let json: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
     for key in KEYS {

@@ -28,6 +28,10 @@ pub struct CoreSnapshot {
     pub states: [u64; 11],
     /// Armed connection timers (linger, orphan, TIME-WAIT, retransmission…).
     pub timers_armed: u64,
+    /// Connections with a linger deadline armed (blocking `SO_LINGER`
+    /// closes not yet acknowledged, and rule-3c background closes), from
+    /// the last full census of the table.
+    pub linger_timers_armed: u64,
     /// Client rings of this core, summed over clients.
     pub rings: RingStats,
     /// AF_XDP figures as `(name, help, value)`, counters only
@@ -171,6 +175,7 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
     let mut total = Counters::default();
     let mut states = [0u64; 11];
     let mut timers = 0;
+    let mut linger_timers = 0;
     let mut rings = RingStats::default();
     let mut xdp: Vec<(&'static str, &'static str, u64)> = Vec::new();
     for s in snaps {
@@ -179,6 +184,7 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
             *a += b;
         }
         timers += s.timers_armed;
+        linger_timers += s.linger_timers_armed;
         rings.add(s.rings);
         for &(name, help, v) in &s.xdp {
             match xdp.iter_mut().find(|x| x.0 == name) {
@@ -238,6 +244,14 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         "gauge",
     );
     let _ = writeln!(out, "lingerd_timers_armed {timers}");
+    family(
+        &mut out,
+        "linger_timers_armed",
+        "Connections with a linger deadline armed (SO_LINGER closes waiting for their FIN \
+         to be acknowledged), from the last full census of the table.",
+        "gauge",
+    );
+    let _ = writeln!(out, "lingerd_linger_timers_armed {linger_timers}");
     for (name, help, v) in [
         (
             "ring_requests_total",
@@ -354,6 +368,7 @@ mod tests {
         a.counters.closes_graceful = 1;
         a.states[State::TimeWait as usize] = 5;
         a.timers_armed = 7;
+        a.linger_timers_armed = 3;
         a.rings.backpressure = 2;
         a.xdp = vec![("rx_ring_full", "RX ring full.", 4)];
         hub.publish(0, a.clone());
@@ -366,6 +381,7 @@ mod tests {
             "lingerd_connections{state=\"TIME-WAIT\"} 10",
             "lingerd_time_wait_connections 10",
             "lingerd_timers_armed 14",
+            "lingerd_linger_timers_armed 6",
             "lingerd_ring_full_total 4",
             "lingerd_xdp_rx_ring_full_total 8",
             "lingerd_rx_parse_errors_total{cause=\"checksum\"} 0",

@@ -61,9 +61,9 @@ use lingerd_daemon::attach::{Acceptor, AcceptorConfig, AttachEvent};
 use lingerd_daemon::cores::{CoreClients, CoreCommand};
 use lingerd_daemon::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use lingerd_daemon::metrics::{CoreSnapshot, MetricsHub, MetricsServer, xdp_series};
-use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::ADMIN_CLIENT;
 use lingerd_dataplane::engine::config::Tunables;
+use lingerd_dataplane::engine::{Census, QueueEngine};
 use lingerd_dataplane::port::afxdp::{AfXdpPort, IdleMode, Steering, run_engine_with};
 use lingerd_dataplane::port::handoff::Handoff;
 use lingerd_dataplane::wire::EthernetAddress;
@@ -252,7 +252,7 @@ fn queue_thread(
     let app = RefCell::new(App::new(index, shared.test_app));
     app.borrow_mut().listen(&mut engine, t0, &shared.listen);
     let clients = RefCell::new(CoreClients::new(u32::from(index), client_commands));
-    let mut census = (0u32, [0u64; 11], [0u64; 11]);
+    let mut census = (0u32, Census::default(), Census::default());
     let mut census_at = t0;
     let mut xdp = None;
     let mut published = t0;
@@ -302,7 +302,8 @@ fn queue_thread(
                     usize::from(index),
                     CoreSnapshot {
                         counters: engine.counters().clone(),
-                        states: census.2,
+                        states: census.2.states,
+                        linger_timers_armed: census.2.linger_armed,
                         timers_armed: engine.timers_armed() as u64,
                         rings: clients.borrow().stats(),
                         xdp: xdp.as_ref().map(xdp_series).unwrap_or_default(),

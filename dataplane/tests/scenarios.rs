@@ -11,6 +11,7 @@
 mod support;
 
 use lingerd_abi::Errno;
+use lingerd_dataplane::engine::Census;
 use lingerd_dataplane::engine::api::{
     ADMIN_CLIENT, ClientId, CloseOutcome, Completion, Detail, Filter, MatchMode, Prefix, Request,
 };
@@ -496,6 +497,13 @@ fn lingering_with_unacked_data(ms: u32) -> RawPeer {
     p
 }
 
+/// Connections with a linger deadline armed, by the engine's census.
+fn lingering(p: &RawPeer) -> u64 {
+    let mut c = Census::default();
+    assert_eq!(p.engine.count_states(0, u32::MAX, &mut c), None);
+    c.linger_armed
+}
+
 #[test]
 fn linger_expiry_aborts() {
     // The peer withholds its ACKs.
@@ -514,6 +522,7 @@ fn linger_expiry_aborts() {
         "the FIN went out (and was retransmitted)"
     );
     assert!(p.answer(ud).is_none());
+    assert_eq!(lingering(&p), 1, "the census sees the armed deadline");
     p.advance(2);
     let after = p.recv_all();
     assert_eq!(after.len(), 1, "exactly one RST: {}", p.dump());
@@ -533,6 +542,7 @@ fn linger_expiry_aborts() {
     );
     assert_eq!(p.engine.counters().rst_linger_expired, 1);
     assert_eq!(p.state(), None);
+    assert_eq!(lingering(&p), 0);
     p.advance(10_000);
     p.expect_none();
 }
@@ -622,6 +632,7 @@ fn linger_acked_in_time() {
     p.ack();
     assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
     assert_eq!(p.state(), Some(State::FinWait2));
+    assert_eq!(lingering(&p), 0, "acknowledged: no linger deadline left");
     p.advance(10_000);
     p.expect_none();
     p.fin();

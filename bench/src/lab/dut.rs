@@ -15,6 +15,13 @@
 //! file as `(key u32, ns u64)` little-endian records ([`super::loadgen::key`];
 //! a bulk request is one record with key `u32::MAX`).
 //!
+//! Lingering connections (`--timer-ports K --timer-linger-ms MS`, for
+//! `ring-latency`): the connections accepted on the first K ports are
+//! closed before `go`, untimed, with `SO_LINGER {1, MS}` and a blocking
+//! close (their completions come when the linger ends, after this process
+//! has gone); `accepted` then says `accepted S T`, S connections left for
+//! the timed teardown and T closes lingering.
+//!
 //! Every wait is bounded by `--timeout`; when stdin closes it detaches and
 //! exits. It owns its attachment and its file, nothing else.
 
@@ -28,7 +35,7 @@ use lingerd::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Request, Wire
 
 use super::Mode;
 use super::loadgen::{GEN_ADDR, key};
-use crate::clock::now_ns;
+use crate::clock::{Pacer, now_ns};
 
 /// Key of the one record a bulk request writes.
 pub const BULK_KEY: u32 = u32::MAX;
@@ -52,6 +59,11 @@ pub struct Args {
     pub out: PathBuf,
     /// The longest any step may take.
     pub timeout: Duration,
+    /// Connections on the first `timer_ports` ports are closed lingering
+    /// before `go` (0: none).
+    pub timer_ports: usize,
+    /// Their linger time, ms.
+    pub timer_linger_ms: u32,
 }
 
 /// An errno as an error.
@@ -102,6 +114,25 @@ fn reap_until(c: &mut Client, n: usize, done: &mut Vec<Done>, deadline: Instant)
             c.wait(Duration::from_millis(1)).map_err(errno)?;
         }
     }
+    Ok(())
+}
+
+/// `SO_LINGER {1, ms}` on every connection of `conns`, all confirmed.
+fn set_linger(
+    c: &mut Client,
+    conns: &[(u64, u32)],
+    ms: u32,
+    done: &mut Vec<Done>,
+    deadline: Instant,
+) -> Result<()> {
+    for &(h, _) in conns {
+        let linger = Linger { on: true, ms };
+        submit(c, Request::SetLinger { handle: h, linger }, done, deadline)?;
+    }
+    reap_until(c, conns.len(), done, deadline)?;
+    let bad = done.iter().filter(|d| d.result != Errno::Ok).count();
+    ensure!(bad == 0, "{bad} SetLinger requests failed");
+    done.clear();
     Ok(())
 }
 
@@ -160,22 +191,39 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
     let mut done = Vec::new();
-    if let Mode::Linger { ms } = args.mode {
-        for &(h, _) in &conns {
-            let linger = Linger { on: true, ms };
-            submit(
-                &mut c,
-                Request::SetLinger { handle: h, linger },
-                &mut done,
-                deadline,
-            )?;
+    let timer_ports = &args.ports[..args.timer_ports.min(args.ports.len())];
+    let (lingering, conns): (Vec<_>, Vec<_>) = conns
+        .into_iter()
+        .partition(|&(_, k)| timer_ports.contains(&((k & 0xffff) as u16)));
+    if !lingering.is_empty() {
+        set_linger(
+            &mut c,
+            &lingering,
+            args.timer_linger_ms,
+            &mut done,
+            deadline,
+        )?;
+        for &(h, _) in &lingering {
+            let req = Request::Close {
+                handle: h,
+                nonblocking: false,
+            };
+            submit(&mut c, req, &mut done, deadline)?;
         }
-        reap_until(&mut c, conns.len(), &mut done, deadline)?;
-        let bad = done.iter().filter(|d| d.result != Errno::Ok).count();
-        ensure!(bad == 0, "{bad} SetLinger requests failed");
-        done.clear();
+        // A close that ended at once (an error, or a FIN acknowledged
+        // already) would not linger.
+        let _ = c.poll_completions(&mut done).map_err(errno)?;
+        ensure!(
+            done.is_empty(),
+            "{} lingering closes completed at once: {:?}",
+            done.len(),
+            done.first()
+        );
     }
-    say(&format!("accepted {}", conns.len()))?;
+    if let Mode::Linger { ms } = args.mode {
+        set_linger(&mut c, &conns, ms, &mut done, deadline)?;
+    }
+    say(&format!("accepted {} {}", conns.len(), lingering.len()))?;
     ensure!(order()? == "go", "expected go");
 
     let mut times: Vec<(u32, u64)> = Vec::with_capacity(conns.len());
@@ -205,15 +253,9 @@ pub fn run(args: &Args) -> Result<()> {
         }
         rings
     } else {
-        let start = now_ns();
+        let pacer = Pacer::new(args.pace);
         for (i, &(h, k)) in conns.iter().enumerate() {
-            if args.pace > 0 {
-                let due = start + (i as u64).saturating_mul(1_000_000_000) / u64::from(args.pace);
-                let ahead = due.saturating_sub(now_ns());
-                if ahead > 200_000 {
-                    std::thread::sleep(Duration::from_nanos(ahead));
-                }
-            }
+            pacer.wait(i);
             let req = match args.mode {
                 Mode::Abort => Request::Abort { handle: h },
                 Mode::Graceful => Request::Close {

@@ -11,6 +11,15 @@
 //! to `dut_ports[i / PER_PORT]` from an ephemeral port of 1024..=65535; the
 //! cursor wraps exactly at a block boundary, so no 4-tuple repeats.
 //!
+//! Muted connections (`Config::muted`, for `ring-latency`): the first
+//! `muted` connections take dut ports of their own, and once they are open
+//! the generator stays silent on them: every frame from those ports that
+//! carries no SYN is dropped before the engine sees it
+//! (`run_engine_filtered`), so the dut's FIN is never acknowledged and a
+//! lingering close there keeps its deadline armed. A SYN-ACK still passes
+//! (the handshake completes, retransmitted SYN-ACKs are answered); the
+//! frames dropped are counted in [`Progress::muted`].
+//!
 //! Opening is paced (`open_rate` SYNs/s, at most `in_flight` handshakes
 //! unanswered) so that the dut's backlog and SYN cookies behave. Closes are
 //! the engine's events: `Reset` (ECONNRESET) or `PeerClosed` (FIN), stamped
@@ -38,11 +47,13 @@ use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
 use lingerd_dataplane::port::afxdp::{
-    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, XskConfig, run_engine,
+    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, XskConfig, run_engine_filtered,
 };
 use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::table::Handle;
-use lingerd_dataplane::wire::EthernetAddress;
+use lingerd_dataplane::wire::{
+    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket,
+};
 
 use crate::clock::now_ns;
 
@@ -105,10 +116,15 @@ pub struct Config {
     pub mac: EthernetAddress,
     /// The dut's address.
     pub dut: Ipv4Addr,
-    /// The dut's listening ports, [`PER_PORT`] connections each at most.
+    /// The dut's listening ports, [`PER_PORT`] connections each at most
+    /// ([`Config::ports_wanted`] of them).
     pub dut_ports: Vec<u16>,
     /// Connections to open.
     pub connections: usize,
+    /// The first `muted` connections are not acknowledged once open (see
+    /// the module's doc); they use the first `ports_needed(muted)` ports,
+    /// the others the ports after them. 0: none.
+    pub muted: usize,
     /// SYNs per second.
     pub open_rate: u32,
     /// Handshakes unanswered at most.
@@ -128,6 +144,57 @@ pub fn ports_needed(n: usize) -> usize {
     n.div_ceil(PER_PORT).max(1)
 }
 
+impl Config {
+    /// Dut ports this configuration needs: the muted connections' own,
+    /// then the others'.
+    pub fn ports_wanted(&self) -> usize {
+        match self.muted.min(self.connections) {
+            0 => ports_needed(self.connections),
+            m if m == self.connections => ports_needed(m),
+            m => ports_needed(m) + ports_needed(self.connections - m),
+        }
+    }
+
+    /// The dut port of connection `i`.
+    fn port_of(&self, i: usize) -> u16 {
+        let m = self.muted.min(self.connections);
+        if m == 0 || i < m {
+            self.dut_ports[i / PER_PORT]
+        } else {
+            self.dut_ports[ports_needed(m) + (i - m) / PER_PORT]
+        }
+    }
+
+    /// The muted connections' dut ports.
+    fn muted_ports(&self) -> &[u16] {
+        match self.muted {
+            0 => &[],
+            m => &self.dut_ports[..ports_needed(m.min(self.connections))],
+        }
+    }
+}
+
+/// Whether `frame` may reach the engine: anything but a TCP segment from
+/// one of `muted_ports` without SYN.
+fn audible(frame: &[u8], muted_ports: &[u16]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return true;
+    };
+    if eth.ethertype() != EtherType::Ipv4 {
+        return true;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return true;
+    };
+    if ip.protocol() != IpProtocol::Tcp {
+        return true;
+    }
+    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+        return true;
+    };
+    !muted_ports.contains(&tcp.src_port()) || tcp.flags().contains(TcpFlags::SYN)
+}
+
 /// Live counters, read by the main thread.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -139,6 +206,8 @@ pub struct Progress {
     pub failed: AtomicU64,
     /// RSTs or FINs seen (first per connection).
     pub closed: AtomicU64,
+    /// Frames of muted connections dropped unread.
+    pub muted: AtomicU64,
     /// Set by the main thread: leave the loop.
     pub stop: AtomicBool,
 }
@@ -183,10 +252,11 @@ impl LoadGen {
     /// opening connections.
     pub fn start(cfg: Config) -> Result<LoadGen> {
         anyhow::ensure!(
-            cfg.dut_ports.len() >= ports_needed(cfg.connections),
-            "{} connections need {} dut ports",
+            cfg.dut_ports.len() >= cfg.ports_wanted(),
+            "{} connections ({} muted) need {} dut ports",
             cfg.connections,
-            ports_needed(cfg.connections)
+            cfg.muted,
+            cfg.ports_wanted()
         );
         let progress = Arc::new(Progress::default());
         let p = Arc::clone(&progress);
@@ -288,11 +358,20 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
         failures: Vec::new(),
         t0,
     });
-    run_engine(
+    let muted_ports = cfg.muted_ports();
+    let keep = |frame: &[u8]| {
+        let keep = audible(frame, muted_ports);
+        if !keep {
+            progress.muted.fetch_add(1, Ordering::Relaxed);
+        }
+        keep
+    };
+    run_engine_filtered(
         &mut port,
         &mut engine,
         cfg.idle,
         &progress.stop,
+        keep,
         |c| on_completion(&mut state.borrow_mut(), progress, cfg.close_on_fin, c),
         |engine, now| requests(&mut state.borrow_mut(), cfg, engine, now, progress),
     )
@@ -324,7 +403,7 @@ fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant
         let until = due.min(st.next + room).min(st.next + 256);
         while st.next < until {
             let i = st.next;
-            let port = cfg.dut_ports[i / PER_PORT];
+            let port = cfg.port_of(i);
             st.conns[i].remote_port = port;
             engine.handle_request(
                 now,
@@ -407,5 +486,34 @@ mod tests {
         assert_eq!(ports_needed(2000), 1);
         assert_eq!(ports_needed(100_000), 2);
         assert_eq!(ports_needed(1_000_000), 16);
+    }
+
+    #[test]
+    fn muted_connections_have_ports_of_their_own() {
+        let mut cfg = Config {
+            ns: String::new(),
+            iface: String::new(),
+            mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dut: Ipv4Addr::new(198, 18, 0, 11),
+            dut_ports: (8080..8100).collect(),
+            connections: 1_010_000,
+            muted: 1_000_000,
+            open_rate: 1,
+            in_flight: 1,
+            close_on_fin: false,
+            idle: IdleMode::Sleep {
+                max: Duration::from_millis(1),
+            },
+            cpu: None,
+        };
+        assert_eq!(cfg.ports_wanted(), 17);
+        assert_eq!(cfg.muted_ports(), &(8080..8096).collect::<Vec<_>>()[..]);
+        assert_eq!(cfg.port_of(999_999), 8095);
+        assert_eq!(cfg.port_of(1_000_000), 8096);
+        assert_eq!(cfg.port_of(1_009_999), 8096);
+        cfg.muted = 0;
+        assert_eq!(cfg.ports_wanted(), 16);
+        assert!(cfg.muted_ports().is_empty());
+        assert_eq!(cfg.port_of(PER_PORT), 8081);
     }
 }

@@ -74,6 +74,15 @@ enum CtlFrame {
 /// our own closes are never dropped.
 const MAX_REPLY_FRAMES: usize = 1 << 16;
 
+/// What a walk of the connection table counts ([`QueueEngine::count_states`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Records per TCP state (index = `State as usize`).
+    pub states: [u64; 11],
+    /// Records with a linger deadline armed ([`Tcb::linger_armed`]).
+    pub linger_armed: u64,
+}
+
 /// Expired timers one [`QueueEngine::handle_timeout`] call processes at most;
 /// the rest stay due (`poll_timeout` reports a time ≤ `now`) for the next
 /// call.
@@ -236,21 +245,23 @@ impl QueueEngine {
     /// Counts records per state (bounded by the table size; for metrics and
     /// tests, not for the hot path).
     pub fn states_histogram(&self) -> [u64; 11] {
-        let mut h = [0u64; 11];
-        let _ = self.count_states(0, u32::MAX, &mut h);
-        h
+        let mut c = Census::default();
+        let _ = self.count_states(0, u32::MAX, &mut c);
+        c.states
     }
 
-    /// Adds the states of at most `max_slots` records from slot `cursor`
-    /// into `counts` and returns the next cursor, or `None` once the table
-    /// has been walked: a bounded census for the `connections{state}`
+    /// Adds at most `max_slots` records from slot `cursor` into `census`
+    /// (their states, and whether a linger deadline is armed) and returns
+    /// the next cursor, or `None` once the table has been walked: a bounded
+    /// census for the `connections{state}` and `linger_timers_armed`
     /// gauges, spread over loop iterations instead of one scan of millions.
-    pub fn count_states(&self, cursor: u32, max_slots: u32, counts: &mut [u64; 11]) -> Option<u32> {
+    pub fn count_states(&self, cursor: u32, max_slots: u32, census: &mut Census) -> Option<u32> {
         let end = self.table.slots_in_use();
         let stop = cursor.saturating_add(max_slots).min(end);
         for slot in cursor..stop {
             if let Some(t) = self.table.handle_at(slot).and_then(|h| self.table.get(h)) {
-                counts[t.state as usize] += 1;
+                census.states[t.state as usize] += 1;
+                census.linger_armed += u64::from(t.linger_armed());
             }
         }
         (stop < end).then_some(stop)

@@ -249,6 +249,16 @@ impl Tcb {
         self.flags.0 & (TcbFlags::ORPHAN | TcbFlags::CLOSE_PENDING) != 0
     }
 
+    /// Whether a linger deadline is armed: a blocking close waiting for
+    /// its data and FIN to be acknowledged (`SO_LINGER {on, ms > 0}`), or
+    /// the background close of §2 rule 3c, bounded by the linger time.
+    #[inline]
+    pub fn linger_armed(&self) -> bool {
+        self.close_at != NEVER
+            && (self.flags.has(TcbFlags::CLOSE_PENDING)
+                || (self.flags.has(TcbFlags::ORPHAN) && self.flags.has(TcbFlags::LINGER_DEADLINE)))
+    }
+
     /// Whether everything we queued and our FIN (if any) is acknowledged.
     pub fn all_acked(&self) -> bool {
         self.queued() == 0 && self.snd_una == self.snd_max

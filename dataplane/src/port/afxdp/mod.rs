@@ -22,7 +22,10 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-pub use shell::{IdleMode, LoopView, RX_BURST, STATS_EVERY, TX_BURST, run_engine, run_engine_with};
+pub use shell::{
+    IdleMode, LoopView, RX_BURST, STATS_EVERY, TX_BURST, run_engine, run_engine_filtered,
+    run_engine_with,
+};
 pub use steering::{AttachMode, Steering, XdpAttach};
 
 pub use crate::sys::xsk::{BindMode, Frame, XskConfig, XskStats, ZeroCopy};

@@ -12,7 +12,8 @@
 //! RX burst. Every [`STATS_EVERY`] the loop reads the port's statistics
 //! (one `getsockopt(XDP_STATISTICS)`) and shows them to the request source
 //! in [`LoopView::stats`]: the only way to see them while the loop borrows
-//! the port.
+//! the port. [`run_engine_filtered`] lets a test peer drop chosen frames
+//! before the engine sees them (benchmarks only).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,16 +71,7 @@ pub fn run_engine(
     on_completion: impl FnMut(Completion),
     requests: impl FnMut(&mut QueueEngine, Instant),
 ) -> io::Result<()> {
-    let mut requests = requests;
-    run_engine_with(
-        port,
-        engine,
-        mode,
-        stop,
-        None,
-        on_completion,
-        |e, now, _| requests(e, now),
-    )
+    run_engine_filtered(port, engine, mode, stop, |_| true, on_completion, requests)
 }
 
 /// [`run_engine`] for one queue of several: received frames go through
@@ -91,7 +83,57 @@ pub fn run_engine_with(
     engine: &mut QueueEngine,
     mode: IdleMode,
     stop: &AtomicBool,
+    handoff: Option<&mut Handoff>,
+    on_completion: impl FnMut(Completion),
+    requests: impl FnMut(&mut QueueEngine, Instant, LoopView),
+) -> io::Result<()> {
+    run_loop(
+        port,
+        engine,
+        mode,
+        stop,
+        handoff,
+        |_| true,
+        on_completion,
+        requests,
+    )
+}
+
+/// [`run_engine`] that feeds the engine only the received frames `keep`
+/// accepts (the others are released unread): a test peer that must stay
+/// silent on some connections, e.g. the benchmarks' load generator not
+/// acknowledging a FIN so that the other side's linger deadline stays
+/// armed. Not for the daemon, whose engine sees every frame.
+pub fn run_engine_filtered(
+    port: &mut AfXdpPort,
+    engine: &mut QueueEngine,
+    mode: IdleMode,
+    stop: &AtomicBool,
+    keep: impl FnMut(&[u8]) -> bool,
+    on_completion: impl FnMut(Completion),
+    requests: impl FnMut(&mut QueueEngine, Instant),
+) -> io::Result<()> {
+    let mut requests = requests;
+    run_loop(
+        port,
+        engine,
+        mode,
+        stop,
+        None,
+        keep,
+        on_completion,
+        |e, now, _| requests(e, now),
+    )
+}
+
+#[allow(clippy::too_many_arguments)] // the public entry points name them
+fn run_loop(
+    port: &mut AfXdpPort,
+    engine: &mut QueueEngine,
+    mode: IdleMode,
+    stop: &AtomicBool,
     mut handoff: Option<&mut Handoff>,
+    mut keep: impl FnMut(&[u8]) -> bool,
     mut on_completion: impl FnMut(Completion),
     mut requests: impl FnMut(&mut QueueEngine, Instant, LoopView),
 ) -> io::Result<()> {
@@ -108,9 +150,13 @@ pub fn run_engine_with(
             stats: stats.flatten(),
         };
         let mut received = match handoff.as_deref_mut() {
-            None => port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame)),
+            None => port.rx_burst(RX_BURST, |frame| {
+                if keep(frame) {
+                    engine.handle_rx(now, frame);
+                }
+            }),
             Some(h) => port.rx_burst(RX_BURST, |frame| {
-                if h.route(frame) {
+                if keep(frame) && h.route(frame) {
                     engine.handle_rx(now, frame);
                 }
             }),
