@@ -332,13 +332,16 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
             "could not pin the load generator to CPU {cpu}"
         );
     }
-    // The highest nice priority (this thread only: Linux applies
-    // PRIO_PROCESS to the calling thread): the generator sleeps when idle,
-    // and when the dut's frames arrive it must drain its ring before
+    // Sleeping between bursts, the generator gets the highest nice
+    // priority (this thread only: Linux applies PRIO_PROCESS to the calling
+    // thread): when the dut's frames arrive it must drain its ring before
     // anything else on its CPU runs, or its fill ring empties and the
-    // frames are dropped (a loss the dut did not cause).
-    rustix::process::setpriority_process(None, -20)
-        .context("raising the load generator's priority (needs root)")?;
+    // frames are dropped (a loss the dut did not cause). Busy-polling, it
+    // keeps the default, or it would starve the dut's client on that CPU.
+    if matches!(cfg.idle, IdleMode::Sleep { .. }) {
+        rustix::process::setpriority_process(None, -20)
+            .context("raising the load generator's priority (needs root)")?;
+    }
     netns::enter(&cfg.ns).with_context(|| format!("entering {}", cfg.ns))?;
     let mut pcfg = AfXdpConfig::new(&cfg.iface, 0, vec![GEN_ADDR]);
     // The generator mostly receives (one RST or FIN per connection, in
