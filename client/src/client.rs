@@ -44,7 +44,7 @@
 //! [`Client::submit`] tickets into the queue [`Client::poll_completions`]
 //! drains. If the daemon hangs up, every call fails with `ENETDOWN`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::net::SocketAddrV4;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -62,6 +62,7 @@ use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::RecvFlags;
 
 use crate::handshake::{self, AttachError, timespec};
+use crate::idmap::IdMap;
 
 /// The longest single sleep of a blocking call between two looks at the
 /// rings.
@@ -276,10 +277,10 @@ pub struct Client {
     rings: Vec<RingPair>,
     tx_free: Vec<u32>,
     next_ticket: u64,
-    in_flight: HashMap<u64, InFlight>,
-    answers: HashMap<u64, entry::Completion>,
+    in_flight: IdMap<InFlight>,
+    answers: IdMap<entry::Completion>,
     user_done: VecDeque<Done>,
-    handles: HashMap<u64, HandleState>,
+    handles: IdMap<HandleState>,
     /// RX chunks to give back (RECV_DONE) as soon as the ring has room.
     returns: VecDeque<(usize, u64, u32, u32)>,
     call_timeout: Duration,
@@ -329,10 +330,10 @@ impl Client {
             rings,
             tx_free: (0..p.tx_chunks).rev().collect(),
             next_ticket: 1,
-            in_flight: HashMap::new(),
-            answers: HashMap::new(),
+            in_flight: IdMap::default(),
+            answers: IdMap::default(),
             user_done: VecDeque::new(),
-            handles: HashMap::new(),
+            handles: IdMap::default(),
             returns: VecDeque::new(),
             call_timeout: Duration::from_secs(10),
             daemon_gone: false,
