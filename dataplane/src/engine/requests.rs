@@ -31,13 +31,26 @@ enum Access {
 }
 
 impl QueueEngine {
+    /// Optional hint before [`prefetch_request`](Self::prefetch_request):
+    /// starts fetching the slot of the connection a request names. A shell
+    /// taking a burst calls this for the whole burst, then
+    /// `prefetch_request` for the whole burst, then handles it, so that the
+    /// slot misses overlap, then the index misses. No effect on behaviour.
+    #[inline]
+    pub fn prefetch_request_slot(&self, request: &Request) {
+        if let Request::Abort { handle } | Request::Close { handle, .. } = request {
+            self.table.prefetch_slot(*handle);
+        }
+    }
+
     /// Optional hint before [`handle_request`](Self::handle_request): for a
     /// request that may free its connection at once (`Abort`, `Close`),
-    /// starts fetching the table memory the removal touches. A shell that
-    /// takes a burst of requests from a client ring calls this for the
-    /// whole burst first, so that the random index accesses of a bulk close
-    /// overlap instead of stalling one after the other. No effect on
-    /// behaviour; skipping it is always correct.
+    /// starts fetching the table memory the removal touches (it reads the
+    /// slot, so [`prefetch_request_slot`](Self::prefetch_request_slot) it
+    /// first). A shell that takes a burst of requests from a client ring
+    /// calls this for the whole burst first, so that the random index
+    /// accesses of a bulk close overlap instead of stalling one after the
+    /// other. No effect on behaviour; skipping it is always correct.
     #[inline]
     pub fn prefetch_request(&self, request: &Request) {
         if let Request::Abort { handle } | Request::Close { handle, .. } = request {

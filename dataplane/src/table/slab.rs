@@ -304,6 +304,17 @@ impl<R> Table<R> {
         }
     }
 
+    /// Hints the CPU to fetch the slot `handle` names (its generation and
+    /// tuple, which [`prefetch_remove`](Self::prefetch_remove) reads).
+    /// Bounds-checked and otherwise unchecked: a stale or foreign handle
+    /// only wastes the hint.
+    #[inline]
+    pub fn prefetch_slot(&self, handle: Handle) {
+        if let Some(entry) = self.slots.get(handle.slot() as usize) {
+            crate::sys::prefetch_read(entry);
+        }
+    }
+
     /// Hints the CPU to fetch what [`remove`](Self::remove) of `handle`
     /// will touch: the slot and the index bucket its tuple hashes to. Issue
     /// it for a burst of handles before removing them (bulk abort, expiry),
