@@ -636,12 +636,27 @@ fn xsk_ceiling(lab: &Lab, secs: f64) -> f64 {
     let iface = lab.get("LAB_DUT_IF");
     let ns = lab.get("LAB_DUT_NS");
     let before = lab.peer_stat("rx_packets").unwrap();
-    let t0 = Instant::now();
-    thread::spawn(move || {
+    let t0 = thread::spawn(move || {
         netns::enter(&ns).unwrap();
-        let deadline = Instant::now() + Duration::from_secs_f64(secs);
-        xsk::bare_tx_loop(&iface, 0, &xsk::XskConfig::default(), &frame, deadline)
-            .expect("bare xsk loop")
+        // The daemon's socket on this queue may still be on its way out
+        // (the kernel releases it after the process is gone): retry the
+        // bind for at most a second. Failed binds send nothing, so the
+        // rate is timed from the attempt that ran.
+        let mut attempts = 0;
+        loop {
+            let t0 = Instant::now();
+            let deadline = t0 + Duration::from_secs_f64(secs);
+            match xsk::bare_tx_loop(&iface, 0, &xsk::XskConfig::default(), &frame, deadline) {
+                Err(xsk::XskError::Socket { .. }) if attempts < 20 => {
+                    attempts += 1;
+                    thread::sleep(Duration::from_millis(50));
+                }
+                other => {
+                    other.expect("bare xsk loop");
+                    break t0;
+                }
+            }
+        }
     })
     .join()
     .unwrap();
