@@ -21,8 +21,8 @@
 //! `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it fails. Every wait is bounded.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -33,14 +33,15 @@ use lingerd::{Client, Done, Errno, Request};
 use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 
+mod child;
+use child::{Helper, PEER_ENV, field};
+
 const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PORT: u16 = 7;
 const METRICS_PORT: u16 = 9187;
 const STEP: Duration = Duration::from_secs(10);
 /// Turns `client_helper` into an attached client: `mode:socket:count`.
 const CLIENT_ENV: &str = "LINGERD_CLIENT_HELPER";
-/// Turns `peer_helper` into a kernel client: `ip:port:count`.
-const PEER_ENV: &str = "LINGERD_CLIENTS_PEER_HELPER";
 /// Ring entries of the flood test's region.
 const FLOOD_RING: u64 = 64;
 /// Requests the flood test pushes through those rings in all.
@@ -231,62 +232,6 @@ impl Drop for Daemon {
     }
 }
 
-/// A helper child (this binary, one test, env set); killed on drop.
-struct Helper {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Helper {
-    fn spawn(mut cmd: Command, test: &str, env: (&str, String)) -> Helper {
-        let mut child = cmd
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(env.0, env.1)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn helper");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            // libtest may print "test … " before a line on the same line.
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let at = l.find("CLIENT ").or_else(|| l.find("PEER "));
-                if let Some(i) = at
-                    && tx.send(l[i..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Helper { child, lines }
-    }
-
-    /// The helper's next line, which must start with `prefix`.
-    fn expect(&self, prefix: &str, within: Duration) -> String {
-        let l = self
-            .lines
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("helper said nothing within {within:?} ({prefix})"));
-        assert!(l.starts_with(prefix), "wanted {prefix:?}, got {l:?}");
-        eprintln!("{l}");
-        l
-    }
-
-    fn say(&mut self, line: &str) {
-        writeln!(self.child.stdin.as_mut().unwrap(), "{line}").expect("helper's stdin");
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// An attached client in a process of its own (host namespace).
 fn spawn_client(mode: &str, socket: &Path, count: u64) -> Helper {
     let exe = std::env::current_exe().unwrap();
@@ -295,24 +240,6 @@ fn spawn_client(mode: &str, socket: &Path, count: u64) -> Helper {
         "client_helper",
         (CLIENT_ENV, format!("{mode}:{}:{count}", socket.display())),
     )
-}
-
-/// A kernel client holding `count` connections, in the peer namespace.
-fn spawn_peer(lab: &Lab, count: usize) -> Helper {
-    let exe = std::env::current_exe().unwrap();
-    Helper::spawn(
-        lab.command("LAB_PEER_NS", exe.to_str().unwrap(), &[]),
-        "peer_helper",
-        (PEER_ENV, format!("{ENGINE_IP}:{PORT}:{count}")),
-    )
-}
-
-/// `key=value` in a helper's line.
-fn field(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
 /// Reads one line of the parent's commands.
@@ -438,49 +365,12 @@ fn flood(client: &mut Client, listener: u64, total: u64) {
     );
 }
 
-/// Not a test on its own: with `LINGERD_CLIENTS_PEER_HELPER=ip:port:count`
-/// it is a kernel client in the peer namespace holding `count`
-/// connections: prints `PEER connected N`, waits for a line, then polls
-/// SO_ERROR of every socket for at most 5 s and prints
-/// `PEER reset=R other=O pending=P ms=T` (T: until the last one failed).
+/// Not a test on its own: with `LINGERD_PEER_HELPER=ip:port:count` it is
+/// a kernel client in the peer namespace holding `count` connections (see
+/// [`child::hold_kernel_connections`]).
 #[test]
 fn peer_helper() {
-    let Ok(spec) = std::env::var(PEER_ENV) else {
-        return;
-    };
-    let (to, count) = spec.rsplit_once(':').unwrap();
-    let to: SocketAddr = to.parse().unwrap();
-    let count: usize = count.parse().unwrap();
-    let mut socks: Vec<TcpStream> = (0..count)
-        .map(|i| {
-            TcpStream::connect_timeout(&to, STEP)
-                .unwrap_or_else(|e| panic!("peer connect {i}: {e}"))
-        })
-        .collect();
-    println!("PEER connected {}", socks.len());
-    let _ = read_command();
-    let t0 = Instant::now();
-    let (mut reset, mut other, mut last) = (0, 0, Duration::ZERO);
-    while !socks.is_empty() && t0.elapsed() < Duration::from_secs(5) {
-        socks.retain(|s| match s.take_error() {
-            Ok(Some(e)) if e.kind() == ErrorKind::ConnectionReset => {
-                reset += 1;
-                false
-            }
-            Ok(Some(_)) | Err(_) => {
-                other += 1;
-                false
-            }
-            Ok(None) => true,
-        });
-        last = t0.elapsed();
-        thread::sleep(Duration::from_millis(5));
-    }
-    println!(
-        "PEER reset={reset} other={other} pending={} ms={}",
-        socks.len(),
-        last.as_millis()
-    );
+    child::hold_kernel_connections(Duration::from_secs(5));
 }
 
 #[test]
@@ -566,7 +456,9 @@ fn client_sigkill_cleanup() {
     let mut client = spawn_client("hold", &d.socket, TOTAL);
     client.expect("CLIENT listening", STEP);
     let t_connect = Instant::now();
-    let mut peers: Vec<Helper> = (0..HELPERS).map(|_| spawn_peer(&lab, PER)).collect();
+    let mut peers: Vec<Helper> = (0..HELPERS)
+        .map(|_| child::spawn_kernel_peer(&lab, SocketAddrV4::new(ENGINE_IP, PORT), PER))
+        .collect();
     for p in &peers {
         p.expect(&format!("PEER connected {PER}"), Duration::from_secs(60));
     }

@@ -30,12 +30,13 @@ use lingerd_dataplane::sys::{netns, xsk};
 use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
 use lingerd_lab::Lab;
 
+mod child;
+use child::{Helper, PEER_ENV, field};
+
 const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const PORT: u16 = 7;
 const STEP: Duration = Duration::from_secs(10);
-/// Environment variable that turns `peer_helper` into a kernel client.
-const HELPER_ENV: &str = "LINGERD_PEER_HELPER";
 
 /// A running `lingerd run --test-app`; SIGKILLed on drop if still alive.
 struct Daemon {
@@ -310,14 +311,6 @@ impl Drop for Daemon {
     }
 }
 
-/// `key=value` in a `@` line.
-fn field(line: &str, key: &str) -> u64 {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-}
-
 /// Runs `f` in a thread inside the lab's peer namespace.
 fn in_peer<T: Send + 'static>(
     lab: &Lab,
@@ -339,7 +332,7 @@ fn connect() -> TcpStream {
 
 /// Lab or skip: `None` means the test returns.
 fn lab(test: &str, prefix: &str, queues: u32) -> Option<Lab> {
-    if std::env::var_os(HELPER_ENV).is_some() {
+    if std::env::var_os(PEER_ENV).is_some() {
         return None; // a helper child runs only `peer_helper`
     }
     lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), queues)
@@ -518,97 +511,11 @@ fn active_open_to_kernel_server() {
 
 /// Not a test on its own: with `LINGERD_PEER_HELPER=ip:port:count` set it
 /// is a kernel client holding `count` connections (run as a child process
-/// under `ip netns exec` by `abort_10k_connections`). It prints
-/// `PEER connected N`, waits for a line on stdin, then polls SO_ERROR of
-/// every socket for at most 10 s and prints `PEER reset=R other=O`.
+/// under `ip netns exec` by `abort_10k_connections`; see
+/// [`child::hold_kernel_connections`]).
 #[test]
 fn peer_helper() {
-    let Ok(spec) = std::env::var(HELPER_ENV) else {
-        return;
-    };
-    let mut parts = spec.rsplitn(2, ':');
-    let count: usize = parts.next().unwrap().parse().unwrap();
-    let to: SocketAddr = parts.next().unwrap().parse().unwrap();
-    let mut socks: Vec<TcpStream> = (0..count)
-        .map(|i| {
-            TcpStream::connect_timeout(&to, STEP)
-                .unwrap_or_else(|e| panic!("helper connect {i}: {e}"))
-        })
-        .collect();
-    println!("PEER connected {}", socks.len());
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).unwrap();
-    let (mut reset, mut other) = (0, 0);
-    let until = Instant::now() + STEP;
-    while !socks.is_empty() && Instant::now() < until {
-        socks.retain(|s| match s.take_error() {
-            Ok(Some(e)) if e.kind() == ErrorKind::ConnectionReset => {
-                reset += 1;
-                false
-            }
-            Ok(Some(_)) | Err(_) => {
-                other += 1;
-                false
-            }
-            Ok(None) => true,
-        });
-        thread::sleep(Duration::from_millis(10));
-    }
-    println!("PEER reset={reset} other={other} pending={}", socks.len());
-}
-
-/// A helper child in the peer namespace.
-struct Helper {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Helper {
-    fn spawn(lab: &Lab, count: usize) -> Helper {
-        let exe = std::env::current_exe().unwrap();
-        let mut child = lab
-            .command(
-                "LAB_PEER_NS",
-                exe.to_str().unwrap(),
-                &["--exact", "peer_helper", "--nocapture", "--test-threads=1"],
-            )
-            .env(HELPER_ENV, format!("{ENGINE_IP}:{PORT}:{count}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn helper");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            // libtest may print "test peer_helper ... " before the first line.
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(i) = l.find("PEER ")
-                    && tx.send(l[i..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Helper { child, lines }
-    }
-
-    fn expect(&self, prefix: &str, within: Duration) -> String {
-        let l = self
-            .lines
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("helper said nothing ({prefix})"));
-        assert!(l.starts_with(prefix), "{l}");
-        l
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    child::hold_kernel_connections(STEP);
 }
 
 fn parse_mac(s: &str) -> EthernetAddress {
@@ -677,7 +584,10 @@ fn abort_10k_connections() {
         "tcp: {max_connections: 65536, time_wait_ms: 1000}\n",
     );
     let t_connect = Instant::now();
-    let helpers: Vec<Helper> = (0..HELPERS).map(|_| Helper::spawn(&lab, PER)).collect();
+    let to = SocketAddrV4::new(ENGINE_IP, PORT);
+    let helpers: Vec<Helper> = (0..HELPERS)
+        .map(|_| child::spawn_kernel_peer(&lab, to, PER))
+        .collect();
     for h in &helpers {
         h.expect("PEER connected 5000", Duration::from_secs(60));
     }
@@ -696,7 +606,7 @@ fn abort_10k_connections() {
     let on_wire = lab.peer_stat("rx_packets").unwrap() - before;
     let mut resets = 0;
     for mut h in helpers {
-        writeln!(h.child.stdin.as_mut().unwrap(), "check").unwrap();
+        h.say("check");
         let l = h.expect("PEER reset=", STEP + Duration::from_secs(5));
         assert_eq!(field(&l, "other"), 0, "{l}");
         resets += field(&l, "reset");
