@@ -15,3 +15,4 @@ pub mod attach;
 pub mod cores;
 pub mod ctl;
 pub mod metrics;
+pub mod stoppable;

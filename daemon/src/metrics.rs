@@ -11,13 +11,14 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use lingerd_dataplane::engine::counters::Counters;
 use lingerd_dataplane::port::afxdp::{AfXdpStats, PortCounters, XskStats};
 use lingerd_dataplane::rings::RingStats;
 use lingerd_dataplane::tcp::State;
+
+use crate::stoppable::StoppableThread;
 
 /// One core's figures at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -288,8 +289,7 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
 #[derive(Debug)]
 pub struct MetricsServer {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: StoppableThread,
 }
 
 impl MetricsServer {
@@ -302,32 +302,26 @@ impl MetricsServer {
             .ok_or_else(|| std::io::Error::other("not an IP listener"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("lingerd-metrics".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else {
-                        continue;
-                    };
-                    let response = if req.url() == "/metrics" {
-                        let header = tiny_http::Header::from_bytes(
-                            &b"Content-Type"[..],
-                            &b"text/plain; version=0.0.4"[..],
-                        )
-                        .expect("static header is valid");
-                        tiny_http::Response::from_string(hub.render()).with_header(header)
-                    } else {
-                        tiny_http::Response::from_string("not found: try /metrics\n")
-                            .with_status_code(404)
-                    };
-                    let _ = req.respond(response);
-                }
-            })?;
-        Ok(MetricsServer {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
+        let thread = StoppableThread::spawn("lingerd-metrics", stop, move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let response = if req.url() == "/metrics" {
+                    let header = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        &b"text/plain; version=0.0.4"[..],
+                    )
+                    .expect("static header is valid");
+                    tiny_http::Response::from_string(hub.render()).with_header(header)
+                } else {
+                    tiny_http::Response::from_string("not found: try /metrics\n")
+                        .with_status_code(404)
+                };
+                let _ = req.respond(response);
+            }
+        })?;
+        Ok(MetricsServer { addr, thread })
     }
 
     /// Where it listens.
@@ -335,22 +329,9 @@ impl MetricsServer {
         self.addr
     }
 
-    /// Stops the thread (within about 100 ms).
+    /// Stops the thread (within about 100 ms); dropping does the same.
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.thread.stop();
     }
 }
 

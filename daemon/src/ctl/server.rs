@@ -43,6 +43,7 @@ use super::proto::{self, Body, FilterSpec, Metric, ModeSpec, Op, Reply, Row};
 use crate::attach::{AttachError, bind_socket, timespec};
 use crate::cores::CoreCommand;
 use crate::metrics::{CoreSnapshot, MetricsHub};
+use crate::stoppable::StoppableThread;
 
 /// How long a new connection may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -141,14 +142,12 @@ impl CtlListener {
             next_job: AtomicU64::new(1),
         });
         let listener = self.listener;
-        let thread = std::thread::Builder::new()
-            .name("lingerd-ctl".into())
-            .spawn(move || accept_loop(&listener, &ctx))?;
+        let thread =
+            StoppableThread::spawn("lingerd-ctl", stop, move || accept_loop(&listener, &ctx))?;
         Ok(CtlServer {
-            _file: self.file,
-            stop,
+            thread,
             allow,
-            thread: Some(thread),
+            _file: self.file,
         })
     }
 }
@@ -156,10 +155,10 @@ impl CtlListener {
 /// The running ctl socket; stops and removes its socket file on drop.
 #[derive(Debug)]
 pub struct CtlServer {
-    stop: Arc<AtomicBool>,
+    /// Joined first on drop (fields drop in order), so that the socket
+    /// file below goes only once nothing serves it.
+    thread: StoppableThread,
     allow: Arc<Mutex<Vec<u32>>>,
-    thread: Option<JoinHandle<()>>,
-    /// Dropped after the thread is joined (fields drop after `drop`).
     _file: SocketFile,
 }
 
@@ -170,22 +169,9 @@ impl CtlServer {
     }
 
     /// Stops accepting and ends every session (within about
-    /// [`SEND_TIMEOUT`] at worst, 100 ms usually).
+    /// [`SEND_TIMEOUT`] at worst, 100 ms usually); dropping does the same.
     pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for CtlServer {
-    fn drop(&mut self) {
-        self.shutdown();
+        self.thread.stop();
     }
 }
 
