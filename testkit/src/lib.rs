@@ -1,0 +1,8 @@
+//! Test scaffolding shared by lingerd's tests, fuzz targets and benchmarks;
+//! never linked into the daemon or the client library.
+//!
+//! It owns what only tests need: the in-process frame pair with a virtual
+//! clock, the fuzz harnesses and their seeds, and the one PRNG the tests
+//! draw from. It may use the production crates' public API only; nothing in
+//! a production crate may depend on it.
+#![deny(unsafe_code)]
