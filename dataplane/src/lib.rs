@@ -15,6 +15,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod port;
 pub mod rings;
+pub mod shared;
 pub mod sys;
 pub mod table;
 pub mod tcp;

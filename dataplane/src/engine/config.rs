@@ -8,6 +8,7 @@
 
 use std::net::Ipv4Addr;
 
+pub use crate::shared::config::{TcpConfig, TimeWaitRst};
 use crate::tcp::linger::Linger;
 use crate::tcp::rtt::RtoBounds;
 use crate::wire::EthernetAddress;
@@ -29,74 +30,6 @@ impl LocalAddr {
             len: self.prefix_len,
         }
         .contains(other)
-    }
-}
-
-/// What an RST received in TIME-WAIT does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TimeWaitRst {
-    /// RFC 9293 §3.10.7.4: the RST closes the connection at once.
-    #[default]
-    Close,
-    /// RFC 1337 (TIME-WAIT assassination hazards): ignore it, keep waiting.
-    Ignore,
-}
-
-/// TCP timers, sizes and policies.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TcpConfig {
-    /// Our MSS (what we advertise; the peer's caps what we send).
-    pub mss: u16,
-    /// TIME-WAIT length (2×MSL).
-    pub time_wait_ms: u32,
-    /// Bound on a background graceful close (CLOSE-SEMANTICS.md §2 rule 4).
-    pub orphan_timeout_ms: u32,
-    /// How long a handshake may sit in SYN-RECEIVED.
-    pub syn_received_timeout_ms: u32,
-    /// SYN retransmissions before a connect fails with ETIMEDOUT.
-    pub syn_retries: u8,
-    /// Data retransmissions before the connection is aborted (ETIMEDOUT).
-    pub max_retransmits: u8,
-    /// RTO bounds (RFC 6298).
-    pub rto: RtoBounds,
-    /// Delayed-ACK timeout (RFC 9293 §3.8.6.3 allows up to 500 ms).
-    pub delayed_ack_ms: u32,
-    /// Send buffer per connection, bytes.
-    pub send_buffer: u32,
-    /// Receive buffer per connection, bytes (bounds the window we advertise).
-    pub recv_buffer: u32,
-    /// Window scale shift we offer (RFC 7323 §2.3), 0..=14.
-    pub window_shift: u8,
-    /// Offer and use timestamps (RFC 7323).
-    pub timestamps: bool,
-    /// RST in TIME-WAIT policy.
-    pub time_wait_rst: TimeWaitRst,
-    /// Challenge ACKs a connection may send per second (RFC 5961 §7); the
-    /// budget is per connection, never global (a global one is a side channel).
-    pub challenge_acks_per_s: u16,
-    /// Ephemeral port range for active opens, inclusive.
-    pub ephemeral_ports: (u16, u16),
-}
-
-impl Default for TcpConfig {
-    fn default() -> Self {
-        TcpConfig {
-            mss: 1460,
-            time_wait_ms: 60_000,
-            orphan_timeout_ms: 60_000,
-            syn_received_timeout_ms: 30_000,
-            syn_retries: 6,
-            max_retransmits: 15,
-            rto: RtoBounds::default(),
-            delayed_ack_ms: 40,
-            send_buffer: 64 * 1024,
-            recv_buffer: 64 * 1024,
-            window_shift: 7,
-            timestamps: true,
-            time_wait_rst: TimeWaitRst::Close,
-            challenge_acks_per_s: 10,
-            ephemeral_ports: (32_768, 60_999),
-        }
     }
 }
 

@@ -212,11 +212,7 @@ impl QueueEngine {
                 continue;
             }
             let owner = tcb.owner;
-            if tcb.state == State::Listen {
-                self.drop_listener(handle);
-                closed += 1;
-                continue;
-            }
+            let is_listener = tcb.state == State::Listen;
             let kind = job.kind;
             let d = self.with_conn(handle, now_ms, |tcb, cx| match kind {
                 JobKind::Match(mode) => {
@@ -227,24 +223,13 @@ impl QueueEngine {
                     }
                     close::close_for_match(tcb, cx, mode)
                 }
-                JobKind::ClientExit(policy) => {
-                    // Nobody listens any more: no events for these.
-                    tcb.flags.set(crate::tcp::tcb::TcbFlags::ORPHAN);
-                    let mode = match policy {
-                        ClientExitPolicy::Abort => MatchMode::Abort,
-                        ClientExitPolicy::Graceful => MatchMode::Graceful,
-                        ClientExitPolicy::Linger => match tcb.linger.close_kind() {
-                            crate::tcp::linger::CloseKind::Hard => MatchMode::Abort,
-                            crate::tcp::linger::CloseKind::Background => MatchMode::Graceful,
-                            crate::tcp::linger::CloseKind::Linger { ms } => {
-                                MatchMode::Linger { ms }
-                            }
-                        },
-                    };
-                    close::close_for_match(tcb, cx, mode)
-                }
+                JobKind::ClientExit(policy) => close::client_exit(tcb, cx, policy),
             });
-            self.apply(handle, d, now_ms);
+            if is_listener {
+                self.drop_listener(handle);
+            } else {
+                self.apply(handle, d, now_ms);
+            }
             closed += 1;
         }
         job.count += closed;

@@ -10,12 +10,13 @@
 
 pub mod api;
 pub mod config;
-pub mod counters;
 mod matching;
 pub mod neighbor;
 mod requests;
 mod rx;
 mod tx;
+
+pub use crate::shared::counters;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -25,9 +26,9 @@ use config::EngineConfig;
 use counters::Counters;
 use neighbor::NeighborCache;
 
+use crate::shared::Disposition;
 use crate::table::{FourTuple, Handle, Table};
 use crate::tcp::cx::Cx;
-use crate::tcp::input::{Ctl, Disposition};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::sendbuf::SendBufPool;
 use crate::tcp::state::State;
@@ -362,18 +363,10 @@ impl QueueEngine {
     /// Carries out a disposition, then re-files the timer and queues output.
     fn apply(&mut self, handle: Handle, d: Disposition, now_ms: u64) {
         let tuple = self.table.tuple(handle);
-        let reply = |ctl: Ctl| {
+        let reply = |seg: ControlSegment| {
             tuple.map(|t| CtlFrame::Tcp {
                 local: t.local_addr,
-                seg: ControlSegment {
-                    remote_ip: t.remote_addr,
-                    local_port: t.local_port,
-                    remote_port: t.remote_port,
-                    seq: ctl.seq,
-                    ack: ctl.ack,
-                    flags: ctl.flags,
-                    window: 0,
-                },
+                seg,
             })
         };
         match d {

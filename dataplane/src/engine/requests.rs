@@ -13,9 +13,9 @@ use lingerd_abi::Errno;
 
 use super::api::{ClientId, Completion, Detail, Request};
 use super::{Listener, QueueEngine};
+use crate::shared::Disposition;
 use crate::table::{FourTuple, Handle, InsertError};
 use crate::tcp::close;
-use crate::tcp::input::Disposition;
 use crate::tcp::linger::MAX_LINGER_MS;
 use crate::tcp::state::State;
 use crate::tcp::tcb::{Tcb, TcbFlags};
@@ -82,7 +82,7 @@ impl QueueEngine {
                 handle,
                 Access::Normal,
                 |tcb, cx| {
-                    let e = if let Some(e) = close::dead_error(tcb) {
+                    let e = if let Some(e) = crate::tcp::teardown::dead_error(tcb) {
                         e
                     } else if tcb.flags.has(TcbFlags::SHUT_WR) {
                         Errno::Shutdown
@@ -189,7 +189,7 @@ impl QueueEngine {
                 nonblocking,
             } => {
                 if self.is_listener(handle) {
-                    return self.close_listener(client, user_data, handle);
+                    return self.close_listener(now_ms, client, user_data, handle);
                 }
                 self.on_conn(
                     now_ms,
@@ -202,7 +202,7 @@ impl QueueEngine {
             }
             Request::Abort { handle } => {
                 if self.is_listener(handle) {
-                    return self.close_listener(client, user_data, handle);
+                    return self.close_listener(now_ms, client, user_data, handle);
                 }
                 self.on_conn(
                     now_ms,
@@ -313,22 +313,19 @@ impl QueueEngine {
         }
     }
 
-    /// Closes a listener (§2 rule 7). Handshakes in progress are refused
-    /// when they complete (they find no listener and are reset).
-    fn close_listener(&mut self, client: ClientId, user_data: u64, handle: Handle) {
+    /// Closes a listener (docs/close-semantics.md#listeners): the matrix
+    /// answers for it like for a connection, the engine then forgets the
+    /// port. Handshakes in progress are refused when they complete (they
+    /// find no listener and are reset).
+    fn close_listener(&mut self, now_ms: u64, client: ClientId, user_data: u64, handle: Handle) {
         let owner = self.table.get(handle).map(|t| t.owner);
         if owner != Some(client) && !client.is_admin() {
             return self.complete(client, user_data, handle, Errno::Perm, Detail::None);
         }
+        let _freed = self.with_conn(handle, now_ms, |tcb, cx| {
+            close::close(tcb, cx, user_data, false)
+        });
         self.drop_listener(handle);
-        self.counters.closes_graceful += 1;
-        self.complete(
-            client,
-            user_data,
-            handle,
-            Errno::Ok,
-            Detail::Closed(super::api::CloseOutcome::Graceful),
-        );
     }
 
     /// Removes a listener and frees its record.

@@ -10,8 +10,9 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use super::{CtlFrame, QueueEngine};
+use crate::shared::Disposition;
 use crate::table::{FourTuple, Handle, InsertError};
-use crate::tcp::input::{self, Disposition, negotiate};
+use crate::tcp::input::{self, negotiate};
 use crate::tcp::state::State;
 use crate::tcp::tcb::{Tcb, TcbFlags};
 use crate::wire::{

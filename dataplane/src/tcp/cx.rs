@@ -11,10 +11,11 @@ use lingerd_abi::Errno;
 
 use super::sendbuf::SendBufPool;
 use super::tcb::Tcb;
-use crate::engine::api::{ClientId, Completion, Detail};
-use crate::engine::config::TcpConfig;
-use crate::engine::counters::Counters;
+use crate::shared::config::TcpConfig;
+use crate::shared::counters::Counters;
+use crate::shared::{ClientId, Completion, Detail};
 use crate::table::{FourTuple, Handle};
+use crate::wire::{ControlSegment, SeqNumber};
 
 /// What one event may touch.
 pub(crate) struct Cx<'a> {
@@ -69,6 +70,18 @@ impl Cx<'_> {
             detail,
             is_event: true,
         });
+    }
+
+    /// `<SEQ=seq><CTL=RST>` to the connection's peer.
+    pub(crate) fn rst(&self, seq: SeqNumber) -> ControlSegment {
+        let t = &self.tuple;
+        ControlSegment::rst(t.remote_addr, t.local_port, t.remote_port, seq)
+    }
+
+    /// `<SEQ=seq><ACK=ack><CTL=RST,ACK>` to the connection's peer.
+    pub(crate) fn rst_ack(&self, seq: SeqNumber, ack: SeqNumber) -> ControlSegment {
+        let t = &self.tuple;
+        ControlSegment::rst_ack(t.remote_addr, t.local_port, t.remote_port, seq, ack)
     }
 
     /// Releases the connection's send buffer to the pool.

@@ -5,73 +5,19 @@
 //!
 //! It owns the transitions a segment causes. It may not send anything itself:
 //! it sets flags (`NEED_ACK`, ...) that the output path turns into segments,
-//! and returns a [`Disposition`] for what needs the engine (freeing the
+//! and returns a [`Disposition`](crate::shared::Disposition) for what needs the engine (freeing the
 //! record, a control segment built from the incoming one). Listeners and
 //! segments matching nothing are the engine's (`engine::rx`).
 
 use lingerd_abi::Errno;
 
-use super::close::{check_close_done, enter_time_wait, hard_close, local_abort};
 use super::cx::Cx;
 use super::state::State;
 use super::tcb::{NEVER, Tcb, TcbFlags};
-use crate::engine::api::{CloseOutcome, Detail};
-use crate::engine::config::TimeWaitRst;
-use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
-
-/// A control segment to send, built from the connection's or the incoming
-/// segment's numbers; the engine adds the 4-tuple.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Ctl {
-    /// SEG.SEQ.
-    pub(crate) seq: SeqNumber,
-    /// SEG.ACK (zero when ACK is not set).
-    pub(crate) ack: SeqNumber,
-    /// RST or RST|ACK.
-    pub(crate) flags: TcpFlags,
-}
-
-impl Ctl {
-    /// `<SEQ=seq><CTL=RST>`.
-    pub(crate) fn rst(seq: SeqNumber) -> Ctl {
-        Ctl {
-            seq,
-            ack: SeqNumber(0),
-            flags: TcpFlags::RST,
-        }
-    }
-
-    /// `<SEQ=seq><ACK=ack><CTL=RST,ACK>`.
-    pub(crate) fn rst_ack(seq: SeqNumber, ack: SeqNumber) -> Ctl {
-        Ctl {
-            seq,
-            ack,
-            flags: TcpFlags::RST | TcpFlags::ACK,
-        }
-    }
-}
-
-/// What the engine must do with the record after an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Disposition {
-    /// Keep it (re-file its timer, transmit if it has output).
-    Keep,
-    /// Keep it and send this control segment.
-    Reply(Ctl),
-    /// Free it now (no TIME-WAIT).
-    Free,
-    /// Send this control segment, then free it.
-    ResetAndFree(Ctl),
-    /// The connection is dead but the client still holds the handle: take it
-    /// out of the 4-tuple index and keep the record until the client closes.
-    Unindex,
-    /// As `Unindex`, and send this control segment first.
-    ResetAndUnindex(Ctl),
-    /// A new SYN ended a TIME-WAIT (RFC 6191 spirit): free the record (or
-    /// only unindex it while the client still holds the handle), then hand
-    /// the segment to the listener as a fresh connection request.
-    Reopen,
-}
+use super::teardown::{check_close_done, enter_time_wait, hard_close, local_abort};
+use crate::shared::config::TimeWaitRst;
+use crate::shared::{CloseOutcome, Detail, Disposition};
+use crate::wire::{TcpOptions, TcpRepr};
 
 /// Negotiates options from the peer's SYN or SYN-ACK (RFC 9293 §3.7.1,
 /// RFC 7323 §1.3: scaling and timestamps only when both SYNs carry them).
@@ -118,7 +64,7 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         if f.rst() {
             return Disposition::Keep;
         }
-        return Disposition::Reply(Ctl::rst(seg.ack));
+        return Disposition::Reply(cx.rst(seg.ack));
     }
     // Second: an RST counts only if it acknowledges our SYN (RFC 5961 §3.2
     // leaves SYN-SENT to this check).
@@ -126,7 +72,7 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         if !f.ack() {
             return Disposition::Keep;
         }
-        super::close::fail_connect(tcb, cx, Errno::ConnRefused);
+        super::teardown::fail_connect(tcb, cx, Errno::ConnRefused);
         return Disposition::Free;
     }
     // Fourth: the SYN.
@@ -149,7 +95,7 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         tcb.flags.clear(TcbFlags::NEED_SYN);
         tcb.state = State::Established;
         tcb.flags.set(TcbFlags::NEED_ACK);
-        super::close::finish_connect(tcb, cx);
+        super::teardown::finish_connect(tcb, cx);
     } else {
         // Simultaneous open: answer with SYN-ACK from SYN-RECEIVED, and
         // record the peer's (unscaled) window from its SYN (RFC 9293
@@ -183,8 +129,8 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         && seg.seq.diff(tcb.rcv_nxt) > 0
     {
         // The old incarnation is over; a handle the client still holds
-        // outlives it (see `close::finished`).
-        super::close::finished(tcb, cx);
+        // outlives it (see `teardown::finished`).
+        super::teardown::finished(tcb, cx);
         return Disposition::Reopen;
     }
 
@@ -250,7 +196,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
     }
     if tcb.state == State::SynReceived {
         if !(seg.ack.diff(tcb.snd_una) > 0 && seg.ack.diff(tcb.snd_max) <= 0) {
-            return Disposition::Reply(Ctl::rst(seg.ack));
+            return Disposition::Reply(cx.rst(seg.ack));
         }
         // A close queued during a simultaneous open (§3.10.4: FIN after
         // the handshake) moves straight on to FIN-WAIT-1.
@@ -268,12 +214,12 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         tcb.rtx_at = NEVER;
         set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
         if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
-            super::close::finish_connect(tcb, cx);
+            super::teardown::finish_connect(tcb, cx);
         } else {
             let Some(listener) = cx.listener else {
                 // The listener was closed during the handshake: connections
                 // not yet accepted are hard-closed (§2 rule 7).
-                return Disposition::ResetAndFree(Ctl::rst_ack(tcb.snd_max, tcb.rcv_nxt));
+                return Disposition::ResetAndFree(cx.rst_ack(tcb.snd_max, tcb.rcv_nxt));
             };
             cx.counters.accepted += 1;
             let remote = std::net::SocketAddrV4::new(cx.tuple.remote_addr, cx.tuple.remote_port);
@@ -412,7 +358,7 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
         State::LastAck if our_fin_acked => {
             check_close_done(tcb, cx);
-            return Some(super::close::finished(tcb, cx));
+            return Some(super::teardown::finished(tcb, cx));
         }
         _ => {}
     }
@@ -494,7 +440,7 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     match tcb.state {
         State::SynReceived => {
             if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
-                super::close::fail_connect(tcb, cx, Errno::ConnRefused);
+                super::teardown::fail_connect(tcb, cx, Errno::ConnRefused);
             }
             Disposition::Free
         }
@@ -504,7 +450,7 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         _ => {
             cx.release_send(tcb);
             if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
-                super::close::complete_close(tcb, cx, CloseOutcome::ResetByPeer);
+                super::teardown::complete_close(tcb, cx, CloseOutcome::ResetByPeer);
                 return Disposition::Free;
             }
             if tcb.flags.has(TcbFlags::ORPHAN) {
@@ -530,7 +476,7 @@ fn data_after_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     cx.counters.rst_data_after_close += 1;
     if tcb.closed_by_client() {
         if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
-            super::close::complete_close(tcb, cx, CloseOutcome::Aborted);
+            super::teardown::complete_close(tcb, cx, CloseOutcome::Aborted);
         }
         let ctl = hard_close(tcb, cx);
         return ctl.map_or(Disposition::Free, Disposition::ResetAndFree);

@@ -5,7 +5,7 @@
 //! ports, rings, tables or clocks: the engine hands it parsed segments,
 //! requests and the current time through [`cx::Cx`], and collects what it
 //! wants to send ([`output`]) and what to do with the record
-//! ([`input::Disposition`]).
+//! ([`crate::shared::Disposition`]).
 
 pub mod close;
 pub mod congestion;
@@ -13,12 +13,14 @@ pub(crate) mod cx;
 pub(crate) mod input;
 pub mod isn;
 pub mod linger;
+pub mod matrix;
 pub(crate) mod output;
 pub mod rtt;
 pub mod sendbuf;
 pub mod siphash;
 pub mod state;
 pub mod tcb;
+pub(crate) mod teardown;
 pub(crate) mod timers;
 
 pub use state::State;

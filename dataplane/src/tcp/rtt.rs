@@ -18,26 +18,7 @@ pub struct RttEstimator {
     backoff: u8,
 }
 
-/// Bounds the estimator works within.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RtoBounds {
-    /// Lower bound (RFC 6298 §2.4 says 1 s; Linux and most stacks use 200 ms).
-    pub min_ms: u32,
-    /// Upper bound (RFC 6298 §2.5 allows ≥ 60 s).
-    pub max_ms: u32,
-    /// The RTO before any sample (RFC 6298 §2.1: 1 s).
-    pub initial_ms: u32,
-}
-
-impl Default for RtoBounds {
-    fn default() -> Self {
-        RtoBounds {
-            min_ms: 200,
-            max_ms: 60_000,
-            initial_ms: 1_000,
-        }
-    }
-}
+pub use crate::shared::config::RtoBounds;
 
 impl RttEstimator {
     /// A fresh estimator (RFC 6298 §2.1).

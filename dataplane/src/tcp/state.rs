@@ -51,7 +51,7 @@ impl State {
         State::TimeWait,
     ];
 
-    /// The state's bit in a [`crate::engine::api::Filter`] state set.
+    /// The state's bit in a state set (a bulk close filter's `states`).
     pub const fn bit(self) -> u16 {
         1 << self as u16
     }

@@ -11,7 +11,7 @@ use super::linger::Linger;
 use super::rtt::{RtoBounds, RttEstimator};
 use super::sendbuf::SendBuf;
 use super::state::State;
-use crate::engine::api::ClientId;
+use crate::shared::ClientId;
 use crate::wire::SeqNumber;
 
 /// "No deadline" for the three per-connection timers.

@@ -7,12 +7,11 @@
 
 use lingerd_abi::Errno;
 
-use super::close::{complete_close, fail_connect, hard_close};
 use super::cx::Cx;
-use super::input::Disposition;
 use super::state::State;
 use super::tcb::{NEVER, Tcb, TcbFlags};
-use crate::engine::api::{CloseOutcome, Detail};
+use super::teardown::{complete_close, fail_connect, hard_close};
+use crate::shared::{CloseOutcome, Detail, Disposition};
 
 /// Runs every deadline of `tcb` that has passed.
 pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
@@ -39,7 +38,7 @@ pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 /// deadline (§2: RST, outcome ABORTED_LINGER), orphan timeout (rule 4).
 fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     match tcb.state {
-        State::TimeWait => super::close::finished(tcb, cx),
+        State::TimeWait => super::teardown::finished(tcb, cx),
         State::Closed => Disposition::Free,
         State::SynReceived if !tcb.flags.has(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
         _ if tcb.flags.has(TcbFlags::CLOSE_PENDING) => {

@@ -1,0 +1,159 @@
+//! The vocabulary the engine and the connection logic (`tcp`) share: who a
+//! client is, what a completion says, how a close ended, what the engine must
+//! do with a record after an event, the TCP configuration and the counters.
+//!
+//! It owns these types and nothing that uses them: it is a leaf that both
+//! `engine` and `tcp` import, so neither has to import the other. It may
+//! import only the wire formats, the table's handle and the linger setting;
+//! never `engine` or the connection logic.
+
+pub mod config;
+pub mod counters;
+
+use std::net::SocketAddrV4;
+
+use lingerd_abi::Errno;
+
+use crate::table::Handle;
+use crate::tcp::linger::Linger;
+use crate::wire::ControlSegment;
+
+/// A client of the engine (one attached process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u16);
+
+/// The daemon itself (its own app: the `listen:` ports): may act on every
+/// connection.
+pub const ADMIN_CLIENT: ClientId = ClientId(u16::MAX);
+
+/// The operator (`lingerd ctl kill`): admin rights like [`ADMIN_CLIENT`],
+/// under an id of its own so the shell can route its completions apart
+/// from the daemon's app, and so that a kill of the app's connections
+/// tells the app (an admin kill tells every owner that is not the killer).
+/// It owns no connections.
+pub const CTL_CLIENT: ClientId = ClientId(u16::MAX - 1);
+
+impl ClientId {
+    /// Whether this client may act on every connection, whoever owns it
+    /// ([`ADMIN_CLIENT`] and [`CTL_CLIENT`]). Attached clients never get
+    /// these ids.
+    pub const fn is_admin(self) -> bool {
+        self.0 == ADMIN_CLIENT.0 || self.0 == CTL_CLIENT.0
+    }
+}
+
+/// How a close ended (CLOSE-SEMANTICS.md §2 rule 5, extended).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// The peer acknowledged all data and our FIN.
+    Graceful,
+    /// The close returned at once; the graceful close goes on in the
+    /// background (linger off, or a non-blocking close after shutdown).
+    Background,
+    /// The linger deadline expired; RST sent.
+    AbortedLinger,
+    /// A hard close was asked for (or forced by unread data).
+    Aborted,
+    /// The peer reset the connection first.
+    ResetByPeer,
+}
+
+/// What a completion says beyond its result code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Nothing more.
+    None,
+    /// `GetLinger`'s answer.
+    Linger(Linger),
+    /// A close finished.
+    Closed(CloseOutcome),
+    /// `CloseMatching` finished, or progressed (event), with this many closes.
+    Count(u64),
+    /// Event: a connection was accepted on listener `listener`.
+    Accepted {
+        /// The listener it arrived on.
+        listener: Handle,
+        /// The peer.
+        remote: SocketAddrV4,
+    },
+    /// Event: a `Connect` was accepted and has this handle (in
+    /// [`Completion::handle`]); its completion follows.
+    Connecting,
+    /// `Connect` succeeded, from this local port.
+    Connected {
+        /// Our port.
+        local_port: u16,
+    },
+    /// Event: in-order data from the peer.
+    Data(Vec<u8>),
+    /// Event: the peer sent FIN (end of stream).
+    PeerClosed,
+    /// Event: the connection was reset (by the peer: ECONNRESET; or aborted
+    /// by a timeout: ECONNABORTED / ETIMEDOUT, in `result`).
+    Reset,
+}
+
+/// One entry of a client's completion queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// Who it is for.
+    pub client: ClientId,
+    /// The request's `user_data` (for events: the listen or connect request's).
+    pub user_data: u64,
+    /// The handle concerned (a fresh one for `Listen`, `Connect`, accepts).
+    pub handle: Handle,
+    /// Result code.
+    pub result: Errno,
+    /// Extra information.
+    pub detail: Detail,
+    /// An unsolicited event rather than the answer to a request.
+    pub is_event: bool,
+}
+
+/// How `close_matching` closes what it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchMode {
+    /// Background graceful close (FIN), bounded by the orphan timeout.
+    Graceful,
+    /// Hard close (RST).
+    Abort,
+    /// Graceful, hard-closed when `ms` expire.
+    Linger {
+        /// The deadline from the moment each connection is closed.
+        ms: u32,
+    },
+}
+
+/// What the engine does with a client's connections when it goes away.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientExitPolicy {
+    /// Each connection's own linger setting, as an OS does at process exit.
+    #[default]
+    Linger,
+    /// Background graceful close for all.
+    Graceful,
+    /// Hard close for all.
+    Abort,
+}
+
+/// What the engine must do with a connection's record after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Keep it (re-file its timer, transmit if it has output).
+    Keep,
+    /// Keep it and send this control segment.
+    Reply(ControlSegment),
+    /// Free it now (no TIME-WAIT).
+    Free,
+    /// Send this control segment, then free it.
+    ResetAndFree(ControlSegment),
+    /// The connection is dead but the client still holds the handle: take it
+    /// out of the 4-tuple index and keep the record until the client closes.
+    Unindex,
+    /// As `Unindex`, and send this control segment first.
+    ResetAndUnindex(ControlSegment),
+    /// A new SYN ended a TIME-WAIT (RFC 6191 spirit): free the record (or
+    /// only unindex it while the client still holds the handle), then hand
+    /// the segment to the listener as a fresh connection request.
+    Reopen,
+}
