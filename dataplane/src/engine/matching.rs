@@ -59,7 +59,8 @@ impl MatchJob {
         if let JobKind::ClientExit(_) = self.kind {
             // Everything the client still holds, dead handles and listeners
             // included; connections it already closed run their course.
-            return tcb.owner == self.client && !tcb.flags.has(crate::tcp::tcb::TcbFlags::ORPHAN);
+            return tcb.owner == self.client
+                && !tcb.flags.contains(crate::tcp::tcb::TcbFlags::ORPHAN);
         }
         if tcb.state == State::Listen || tcb.closed_by_client() || tcb.state == State::Closed {
             return false;
@@ -295,7 +296,7 @@ impl QueueEngine {
                 tuple,
                 state: tcb.state,
                 owner: tcb.owner,
-                orphan: tcb.flags.has(crate::tcp::tcb::TcbFlags::ORPHAN),
+                orphan: tcb.flags.contains(crate::tcp::tcb::TcbFlags::ORPHAN),
                 idle_ms,
                 send_queue: tcb.queued() as u32,
                 recv_queue: tcb.unconsumed,
@@ -304,11 +305,11 @@ impl QueueEngine {
                 // A blocking linger close waits on `close_at`; a
                 // background one (§2 rule 3c, `close_matching` linger)
                 // is marked LINGER_DEADLINE.
-                lingering: tcb.flags.0
-                    & (crate::tcp::tcb::TcbFlags::CLOSE_PENDING
-                        | crate::tcp::tcb::TcbFlags::LINGER_DEADLINE)
-                    != 0
-                    && tcb.close_at != crate::tcp::tcb::NEVER,
+                lingering: (tcb.pending == crate::tcp::tcb::Pending::Close
+                    || tcb
+                        .flags
+                        .contains(crate::tcp::tcb::TcbFlags::LINGER_DEADLINE))
+                    && tcb.close_at.is_set(),
                 rtx_in_ms: remaining(tcb.rtx_at, now_ms),
             });
         }
@@ -317,6 +318,6 @@ impl QueueEngine {
 }
 
 /// Milliseconds from `now_ms` to `deadline`, `None` when it is not armed.
-fn remaining(deadline: u64, now_ms: u64) -> Option<u64> {
-    (deadline != crate::tcp::tcb::NEVER).then(|| deadline.saturating_sub(now_ms))
+fn remaining(deadline: crate::tcp::tcb::Deadline, now_ms: u64) -> Option<u64> {
+    deadline.ms().map(|d| d.saturating_sub(now_ms))
 }

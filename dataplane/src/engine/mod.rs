@@ -32,8 +32,8 @@ use crate::tcp::cx::Cx;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::sendbuf::SendBufPool;
 use crate::tcp::state::State;
-use crate::tcp::tcb::{NEVER, Tcb, TcbFlags};
-use crate::tcp::{output, timers};
+use crate::tcp::tcb::{Tcb, TcbFlags};
+use crate::tcp::{open, output, timers};
 use crate::timer::Wheel;
 use crate::wire::{ArpOperation, ControlSegment, EthernetAddress, SeqNumber};
 
@@ -416,21 +416,23 @@ impl QueueEngine {
         };
         output::arm_persist(tcb, now_ms, &self.cfg.tcp.rto);
         let deadline = tcb.next_deadline();
-        let wants_tx = output::has_output(tcb) && !tcb.flags.has(TcbFlags::ON_TX_LIST);
+        let wants_tx = output::has_output(tcb) && !tcb.flags.contains(TcbFlags::ON_TX_LIST);
         if wants_tx {
-            tcb.flags.set(TcbFlags::ON_TX_LIST);
+            tcb.flags.insert(TcbFlags::ON_TX_LIST);
         }
         if wants_tx {
             self.tx_list.push_back(handle);
         }
         use crate::timer::TimerStore;
         let armed = self.table.timer_link(slot).deadline();
-        if deadline == NEVER {
-            if armed.is_some() {
-                self.wheel.cancel(&mut self.table, slot);
+        match deadline.ms() {
+            None => {
+                if armed.is_some() {
+                    self.wheel.cancel(&mut self.table, slot);
+                }
             }
-        } else if armed != Some(deadline) {
-            self.wheel.arm(&mut self.table, slot, deadline);
+            Some(at) if armed != Some(at) => self.wheel.arm(&mut self.table, slot, at),
+            Some(_) => {}
         }
     }
 
@@ -443,7 +445,7 @@ impl QueueEngine {
                 self.pool.put(buf);
             }
             if tcb.state == State::SynReceived
-                && !tcb.flags.has(TcbFlags::ACTIVE_OPEN)
+                && !tcb.flags.contains(TcbFlags::ACTIVE_OPEN)
                 && let Some(l) = port.and_then(|p| self.listeners.get_mut(&p))
             {
                 l.pending = l.pending.saturating_sub(1);
@@ -457,6 +459,17 @@ impl QueueEngine {
             self.counters.tx_ctl_overflow += 1;
         } else {
             self.ctl.push_back(f);
+        }
+    }
+
+    /// What a record created now for `owner` starts from.
+    fn birth(&self, owner: ClientId, user_data: u64, now_ms: u64) -> open::Birth<'_> {
+        open::Birth {
+            owner,
+            user_data,
+            linger: self.cfg.default_linger,
+            cfg: &self.cfg.tcp,
+            now_ms,
         }
     }
 

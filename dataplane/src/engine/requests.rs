@@ -15,10 +15,10 @@ use super::api::{ClientId, Completion, Detail, Request};
 use super::{Listener, QueueEngine};
 use crate::shared::Disposition;
 use crate::table::{FourTuple, Handle, InsertError};
-use crate::tcp::close;
 use crate::tcp::linger::MAX_LINGER_MS;
 use crate::tcp::state::State;
 use crate::tcp::tcb::{Tcb, TcbFlags};
+use crate::tcp::{close, open};
 use crate::wire::SeqNumber;
 
 /// Which requests a handle with a blocking close pending still takes.
@@ -84,7 +84,7 @@ impl QueueEngine {
                 |tcb, cx| {
                     let e = if let Some(e) = crate::tcp::teardown::dead_error(tcb) {
                         e
-                    } else if tcb.flags.has(TcbFlags::SHUT_WR) {
+                    } else if tcb.flags.contains(TcbFlags::SHUT_WR) {
                         Errno::Shutdown
                     } else if !tcb.state.can_send() {
                         Errno::NotConn
@@ -120,7 +120,7 @@ impl QueueEngine {
                             && (before == 0 || after - before >= u32::from(tcb.mss))
                             && after > before
                         {
-                            tcb.flags.set(TcbFlags::NEED_ACK);
+                            tcb.flags.insert(TcbFlags::NEED_ACK);
                         }
                         cx.complete(client, user_data, Errno::Ok, Detail::None);
                         Disposition::Keep
@@ -227,13 +227,13 @@ impl QueueEngine {
             return Err(Errno::NotSock);
         }
         let tcb = self.table.get(handle).ok_or(Errno::NotSock)?;
-        if tcb.flags.has(TcbFlags::ORPHAN) || tcb.state == State::Listen {
+        if tcb.flags.contains(TcbFlags::ORPHAN) || tcb.state == State::Listen {
             return Err(Errno::NotSock);
         }
         if tcb.owner != client && !client.is_admin() {
             return Err(Errno::Perm);
         }
-        if tcb.flags.has(TcbFlags::CLOSE_PENDING) && access == Access::Normal {
+        if tcb.pending == crate::tcp::tcb::Pending::Close && access == Access::Normal {
             return Err(Errno::InProgress);
         }
         Ok(())
@@ -274,16 +274,7 @@ impl QueueEngine {
         if self.listeners.contains_key(&port) {
             return self.complete(client, user_data, none, Errno::AddrInUse, Detail::None);
         }
-        let mut tcb = Tcb::new(
-            client,
-            self.cfg.default_linger,
-            &self.cfg.tcp.rto,
-            self.cfg.tcp.mss,
-            SeqNumber(0),
-            now_ms,
-        );
-        tcb.state = State::Listen;
-        tcb.user_data = user_data;
+        let tcb = open::listener(self.birth(client, user_data, now_ms));
         // Listeners are named by (0.0.0.0:port, 0.0.0.0:0), a tuple no
         // segment can carry, so they never match a packet lookup.
         let key = FourTuple {
@@ -381,24 +372,7 @@ impl QueueEngine {
         tuple.local_port = port;
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let iss = SeqNumber(self.isn.isn(&tuple, now_us));
-        let mut tcb = Tcb::new(
-            client,
-            self.cfg.default_linger,
-            &self.cfg.tcp.rto,
-            self.cfg.tcp.mss,
-            iss,
-            now_ms,
-        );
-        tcb.state = State::SynSent;
-        tcb.user_data = user_data;
-        tcb.flags
-            .set(TcbFlags::ACTIVE_OPEN | TcbFlags::CONNECT_PENDING | TcbFlags::NEED_SYN);
-        // The SYN retry timer runs from now, even if the first SYN waits
-        // for ARP: an unresolvable peer ends in ETIMEDOUT, never in silence.
-        tcb.rtx_at = now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(&self.cfg.tcp.rto)));
-        if self.cfg.tcp.window_shift > 0 {
-            tcb.rcv_wscale = self.cfg.tcp.window_shift;
-        }
+        let tcb = open::active(self.birth(client, user_data, now_ms), iss);
         match self.table.insert(tuple, tcb) {
             Ok(handle) => {
                 // The handle exists from now on: the client may close or

@@ -12,9 +12,8 @@ use std::time::Instant;
 use super::{CtlFrame, QueueEngine};
 use crate::shared::Disposition;
 use crate::table::{FourTuple, Handle, InsertError};
-use crate::tcp::input::{self, negotiate};
 use crate::tcp::state::State;
-use crate::tcp::tcb::{Tcb, TcbFlags};
+use crate::tcp::{input, open};
 use crate::wire::{
     self, ArpOperation, ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress,
     EthernetFrame, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
@@ -218,24 +217,7 @@ impl QueueEngine {
         }
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let iss = SeqNumber(self.isn.isn(&tuple, now_us));
-        let mut tcb = Tcb::new(
-            owner.0,
-            self.cfg.default_linger,
-            &self.cfg.tcp.rto,
-            self.cfg.tcp.mss,
-            iss,
-            now_ms,
-        );
-        tcb.state = State::SynReceived;
-        tcb.user_data = owner.1;
-        tcb.irs = seg.seq;
-        tcb.rcv_nxt = seg.seq.wrapping_add(1);
-        tcb.rcv_adv = tcb.rcv_nxt;
-        tcb.snd_wnd = u32::from(seg.window);
-        tcb.snd_wl1 = seg.seq;
-        tcb.flags.set(TcbFlags::NEED_SYN);
-        tcb.close_at = now_ms.saturating_add(u64::from(self.cfg.tcp.syn_received_timeout_ms));
-        self.init_options(&mut tcb, tuple, seg, now_ms);
+        let tcb = open::passive(self.birth(owner.0, owner.1, now_ms), iss, seg);
         match self.table.insert(tuple, tcb) {
             Ok(handle) => {
                 if let Some(l) = self.listeners.get_mut(&tuple.local_port) {
@@ -245,20 +227,6 @@ impl QueueEngine {
             }
             Err(InsertError::Full | InsertError::Exists(_)) => self.counters.syn_dropped += 1,
         }
-    }
-
-    fn init_options(&mut self, tcb: &mut Tcb, tuple: FourTuple, seg: &TcpRepr<'_>, now_ms: u64) {
-        let cx = crate::tcp::cx::Cx {
-            now_ms,
-            handle: Handle::from_raw(0),
-            tuple,
-            listener: None,
-            cfg: &self.cfg.tcp,
-            counters: &mut self.counters,
-            completions: &mut self.completions,
-            pool: &mut self.pool,
-        };
-        negotiate(tcb, &cx, &seg.options, false);
     }
 
     /// The ACK completing a cookie handshake: an ESTABLISHED record straight
@@ -283,29 +251,7 @@ impl QueueEngine {
         else {
             return false;
         };
-        let mut tcb = Tcb::new(
-            owner,
-            self.cfg.default_linger,
-            &self.cfg.tcp.rto,
-            mss.min(self.cfg.tcp.mss),
-            ours,
-            now_ms,
-        );
-        tcb.state = State::Established;
-        tcb.user_data = user_data;
-        tcb.irs = peer_isn;
-        tcb.rcv_nxt = seg.seq;
-        // The cookie SYN-ACK offered this window (unscaled; a cookie
-        // connection has no scaling): its right edge stands, data within it
-        // must be accepted (RFC 9293 §3.8.6.2.2, never shrink the window).
-        tcb.rcv_adv = seg.seq.wrapping_add(self.cfg.tcp.recv_buffer.min(0xffff));
-        tcb.snd_una = seg.ack;
-        tcb.snd_nxt = seg.ack;
-        tcb.snd_max = seg.ack;
-        tcb.snd_wnd = u32::from(seg.window);
-        tcb.max_snd_wnd = tcb.snd_wnd;
-        tcb.snd_wl1 = seg.seq;
-        tcb.snd_wl2 = seg.ack;
+        let tcb = open::from_cookie(self.birth(owner, user_data, now_ms), mss, seg);
         match self.table.insert(tuple, tcb) {
             Ok(handle) => {
                 self.counters.syn_cookies_accepted += 1;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
 use crate::tcp::output;
-use crate::tcp::tcb::TcbFlags;
+use crate::tcp::tcb::{Deadline, TcbFlags};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, TcpFlags, TcpOptions, TcpPacket,
@@ -43,7 +43,7 @@ impl QueueEngine {
                     continue;
                 };
                 if let Some(tcb) = self.table.get_mut(handle) {
-                    tcb.flags.clear(TcbFlags::ON_TX_LIST);
+                    tcb.flags.remove(TcbFlags::ON_TX_LIST);
                 } else {
                     continue;
                 }
@@ -113,12 +113,13 @@ impl QueueEngine {
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
-        if tcb.rtx_at != crate::tcp::tcb::NEVER {
+        if tcb.rtx_at.is_set() {
             return;
         }
-        tcb.rtx_at = now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(rto)));
-        let deadline = tcb.next_deadline();
-        self.wheel.arm(&mut self.table, handle.slot(), deadline);
+        tcb.rtx_at = Deadline::after(now_ms, tcb.rtt.rto_ms(rto));
+        if let Some(deadline) = tcb.next_deadline().ms() {
+            self.wheel.arm(&mut self.table, handle.slot(), deadline);
+        }
     }
 
     /// The MAC to send to for `remote` (a stale one while a refresh is

@@ -12,7 +12,7 @@ use lingerd_abi::Errno;
 use super::cx::Cx;
 use super::matrix::{self, CloseAction, CloseRequest, FinBound, Life, Reply, SendSide, Shut, Wire};
 use super::state::State;
-use super::tcb::{Tcb, TcbFlags};
+use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{
     cancel_outstanding, check_close_done, count_outcome, end_of, hard_close, local_abort, queue_fin,
 };
@@ -24,7 +24,7 @@ fn facts(tcb: &Tcb) -> (Life, bool, SendSide) {
         Some(end) => Life::Ended(end),
         None => Life::Live(tcb.state),
     };
-    let send = if tcb.flags.has(TcbFlags::SHUT_WR) && !tcb.all_acked() {
+    let send = if tcb.flags.contains(TcbFlags::SHUT_WR) && !tcb.all_acked() {
         SendSide::ShutPending
     } else if tcb.queued() > 0 || tcb.flight() > 0 {
         SendSide::Pending
@@ -64,7 +64,7 @@ pub(crate) fn execute(
         count_outcome(cx, outcome);
     }
     if action.orphan {
-        tcb.flags.set(TcbFlags::ORPHAN);
+        tcb.flags.insert(TcbFlags::ORPHAN);
     }
     match action.reply {
         Reply::Nothing | Reply::WhenAcked => {}
@@ -98,15 +98,15 @@ pub(crate) fn execute(
             };
             match bound {
                 FinBound::OrphanTimeout => {}
-                FinBound::LingerTime => tcb.flags.set(TcbFlags::LINGER_DEADLINE),
+                FinBound::LingerTime => tcb.flags.insert(TcbFlags::LINGER_DEADLINE),
                 FinBound::Blocking => {
-                    tcb.flags.set(TcbFlags::CLOSE_PENDING);
+                    tcb.pending = Pending::Close;
                     tcb.user_data = user_data;
                 }
             }
             // TIME-WAIT keeps its 2×MSL: both FINs are acknowledged.
             if tcb.state != State::TimeWait {
-                tcb.close_at = cx.now_ms.saturating_add(u64::from(ms));
+                tcb.close_at = Deadline::after(cx.now_ms, ms);
             }
             if bound == FinBound::Blocking {
                 check_close_done(tcb, cx);
@@ -118,7 +118,7 @@ pub(crate) fn execute(
                 queue_fin(tcb);
             }
             if how != Shut::Send {
-                tcb.flags.set(TcbFlags::SHUT_RD);
+                tcb.flags.insert(TcbFlags::SHUT_RD);
             }
             if !abort {
                 return Disposition::Keep;
@@ -181,7 +181,7 @@ pub(crate) fn close_for_match(tcb: &mut Tcb, cx: &mut Cx<'_>, mode: MatchMode) -
 /// for the connection, nobody told.
 pub(crate) fn client_exit(tcb: &mut Tcb, cx: &mut Cx<'_>, policy: ClientExitPolicy) -> Disposition {
     // Nobody listens any more: no events for this connection from here.
-    tcb.flags.set(TcbFlags::ORPHAN);
+    tcb.flags.insert(TcbFlags::ORPHAN);
     let ms = tcb.linger.ms;
     run(tcb, cx, CloseRequest::ClientExit(policy), 0, ms)
 }

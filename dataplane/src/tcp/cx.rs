@@ -59,7 +59,7 @@ impl Cx<'_> {
     /// Posts an event for the connection's owner, unless the client already
     /// closed the handle (no event follows an accepted close).
     pub(crate) fn event(&mut self, tcb: &Tcb, result: Errno, detail: Detail) {
-        if tcb.flags.has(super::tcb::TcbFlags::ORPHAN) {
+        if tcb.flags.contains(super::tcb::TcbFlags::ORPHAN) {
             return;
         }
         self.completions.push_back(Completion {

@@ -12,23 +12,24 @@
 use lingerd_abi::Errno;
 
 use super::cx::Cx;
+use super::matrix::End;
 use super::state::State;
-use super::tcb::{NEVER, Tcb, TcbFlags};
+use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{check_close_done, enter_time_wait, hard_close, local_abort};
-use crate::shared::config::TimeWaitRst;
+use crate::shared::config::{TcpConfig, TimeWaitRst};
 use crate::shared::{CloseOutcome, Detail, Disposition};
 use crate::wire::{TcpOptions, TcpRepr};
 
 /// Negotiates options from the peer's SYN or SYN-ACK (RFC 9293 §3.7.1,
 /// RFC 7323 §1.3: scaling and timestamps only when both SYNs carry them).
-pub(crate) fn negotiate(tcb: &mut Tcb, cx: &Cx<'_>, opts: &TcpOptions, we_offered: bool) {
+pub(crate) fn negotiate(tcb: &mut Tcb, cfg: &TcpConfig, opts: &TcpOptions, we_offered: bool) {
     let peer_mss = opts.mss.unwrap_or(536).max(64);
-    tcb.mss = peer_mss.min(cx.cfg.mss);
+    tcb.mss = peer_mss.min(cfg.mss);
     tcb.cc = super::congestion::NewReno::new(u32::from(tcb.mss), tcb.iss);
     match opts.window_shift() {
-        Some(shift) if we_offered || cx.cfg.window_shift > 0 => {
+        Some(shift) if we_offered || cfg.window_shift > 0 => {
             tcb.snd_wscale = shift;
-            tcb.rcv_wscale = cx.cfg.window_shift;
+            tcb.rcv_wscale = cfg.window_shift;
         }
         _ => {
             tcb.snd_wscale = 0;
@@ -36,11 +37,11 @@ pub(crate) fn negotiate(tcb: &mut Tcb, cx: &Cx<'_>, opts: &TcpOptions, we_offere
         }
     }
     match opts.timestamps {
-        Some((tsval, _)) if cx.cfg.timestamps => {
-            tcb.flags.set(TcbFlags::TIMESTAMPS);
+        Some((tsval, _)) if cfg.timestamps => {
+            tcb.flags.insert(TcbFlags::TIMESTAMPS);
             tcb.ts_recent = tsval;
         }
-        _ => tcb.flags.clear(TcbFlags::TIMESTAMPS),
+        _ => tcb.flags.remove(TcbFlags::TIMESTAMPS),
     }
 }
 
@@ -82,7 +83,7 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
     tcb.irs = seg.seq;
     tcb.rcv_nxt = seg.seq.wrapping_add(1);
     tcb.rcv_adv = tcb.rcv_nxt;
-    negotiate(tcb, cx, &seg.options, true);
+    negotiate(tcb, cx.cfg, &seg.options, true);
     if f.ack() {
         tcb.snd_una = seg.ack;
         if tcb.snd_nxt.diff(tcb.snd_una) < 0 {
@@ -91,10 +92,10 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         // RFC 7323 §2.2: the window in a SYN is never scaled.
         set_window(tcb, seg, u32::from(seg.window));
         sample_rtt(tcb, cx, seg);
-        tcb.rtx_at = NEVER;
-        tcb.flags.clear(TcbFlags::NEED_SYN);
+        tcb.rtx_at = Deadline::NONE;
+        tcb.flags.remove(TcbFlags::NEED_SYN);
         tcb.state = State::Established;
-        tcb.flags.set(TcbFlags::NEED_ACK);
+        tcb.flags.insert(TcbFlags::NEED_ACK);
         super::teardown::finish_connect(tcb, cx);
     } else {
         // Simultaneous open: answer with SYN-ACK from SYN-RECEIVED, and
@@ -104,7 +105,7 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         tcb.max_snd_wnd = tcb.snd_wnd;
         tcb.snd_wl1 = seg.seq;
         tcb.state = State::SynReceived;
-        tcb.flags.set(TcbFlags::NEED_SYN);
+        tcb.flags.insert(TcbFlags::NEED_SYN);
         tcb.snd_nxt = tcb.iss;
     }
     Disposition::Keep
@@ -116,7 +117,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
 
     // Retransmitted SYN while in SYN-RECEIVED: our SYN-ACK was lost.
     if tcb.state == State::SynReceived && f.syn() && !f.ack() && !f.rst() && seg.seq == tcb.irs {
-        tcb.flags.set(TcbFlags::NEED_SYN);
+        tcb.flags.insert(TcbFlags::NEED_SYN);
         return Disposition::Keep;
     }
     // A SYN in TIME-WAIT with a sequence number beyond the old connection's
@@ -162,9 +163,9 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         }
         if tcb.state == State::TimeWait && f.fin() {
             // A retransmitted FIN: ACK it again and restart 2×MSL.
-            tcb.close_at = cx.now_ms.saturating_add(u64::from(cx.cfg.time_wait_ms));
+            tcb.close_at = Deadline::after(cx.now_ms, cx.cfg.time_wait_ms);
         }
-        tcb.flags.set(TcbFlags::NEED_ACK);
+        tcb.flags.insert(TcbFlags::NEED_ACK);
         return Disposition::Keep;
     }
 
@@ -200,20 +201,20 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         }
         // A close queued during a simultaneous open (§3.10.4: FIN after
         // the handshake) moves straight on to FIN-WAIT-1.
-        tcb.state = if tcb.flags.has(TcbFlags::FIN_QUEUED) {
+        tcb.state = if tcb.flags.contains(TcbFlags::FIN_QUEUED) {
             State::FinWait1
         } else {
             State::Established
         };
-        tcb.flags.clear(TcbFlags::NEED_SYN);
+        tcb.flags.remove(TcbFlags::NEED_SYN);
         // Keep the deadline of a close by the client (orphan or linger,
         // e.g. close_matching caught the handshake); drop the handshake's.
         if !tcb.closed_by_client() {
-            tcb.close_at = NEVER;
+            tcb.close_at = Deadline::NONE;
         }
-        tcb.rtx_at = NEVER;
+        tcb.rtx_at = Deadline::NONE;
         set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
-        if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
+        if tcb.flags.contains(TcbFlags::ACTIVE_OPEN) {
             super::teardown::finish_connect(tcb, cx);
         } else {
             let Some(listener) = cx.listener else {
@@ -238,16 +239,16 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         let room = rcv_wnd;
         if skip > 0 && skip >= payload_len {
             // Entirely old data (a retransmission): just ACK.
-            tcb.flags.set(TcbFlags::NEED_ACK);
+            tcb.flags.insert(TcbFlags::NEED_ACK);
         } else if start.diff(tcb.rcv_nxt) > 0 {
             // Out of order: no reassembly queue; a duplicate ACK per
             // segment asks for the hole (RFC 5681 §4.2: "immediately",
             // and the sender counts them).
             tcb.dup_acks_owed = tcb.dup_acks_owed.saturating_add(1).min(8);
-            tcb.flags.set(TcbFlags::NEED_ACK);
+            tcb.flags.insert(TcbFlags::NEED_ACK);
             fin_in_order = false;
         } else if tcb.state.can_receive() {
-            if tcb.closed_by_client() || tcb.flags.has(TcbFlags::SHUT_RD) {
+            if tcb.closed_by_client() || tcb.flags.contains(TcbFlags::SHUT_RD) {
                 return data_after_close(tcb, cx);
             }
             let take = (payload_len - skip).min(room);
@@ -261,7 +262,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
             if skip + take < payload_len {
                 // Trimmed to the window: the FIN (if any) lies beyond it.
                 fin_in_order = false;
-                tcb.flags.set(TcbFlags::NEED_ACK);
+                tcb.flags.insert(TcbFlags::NEED_ACK);
             }
         } else {
             // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent
@@ -294,7 +295,7 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
     let mss = u32::from(tcb.mss);
     if behind > 0 {
         let acked = behind as u32;
-        let fin_acked = tcb.flags.has(TcbFlags::FIN_SENT) && seg.ack == tcb.snd_max;
+        let fin_acked = tcb.flags.contains(TcbFlags::FIN_SENT) && seg.ack == tcb.snd_max;
         let data_acked = acked - u32::from(fin_acked);
         if let Some(buf) = tcb.send.as_mut() {
             buf.consume(data_acked as usize);
@@ -305,13 +306,12 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         }
         sample_rtt(tcb, cx, seg);
         if tcb.cc.on_new_ack(acked, seg.ack, mss) == super::congestion::AckAction::RetransmitFirst {
-            tcb.flags.set(TcbFlags::RETRANSMIT_ONE);
+            tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
         }
         tcb.rtx_at = if tcb.flight() > 0 {
-            cx.now_ms
-                .saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)))
+            Deadline::after(cx.now_ms, tcb.rtt.rto_ms(&cx.cfg.rto))
         } else {
-            NEVER
+            Deadline::NONE
         };
         if tcb.queued() == 0 {
             cx.release_send(tcb);
@@ -327,7 +327,7 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         if tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss)
             == super::congestion::AckAction::RetransmitFirst
         {
-            tcb.flags.set(TcbFlags::RETRANSMIT_ONE);
+            tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
             cx.counters.fast_retransmits += 1;
         }
     }
@@ -338,21 +338,22 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
         if was_zero && tcb.snd_wnd > 0 && tcb.flight() == 0 {
             // The persist timer is no longer needed.
-            tcb.rtx_at = NEVER;
-            tcb.flags.clear(TcbFlags::PROBE);
+            tcb.rtx_at = Deadline::NONE;
+            tcb.flags.remove(TcbFlags::PROBE);
         }
     }
-    let our_fin_acked = tcb.flags.has(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max;
+    let our_fin_acked = tcb.flags.contains(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max;
     match tcb.state {
         State::FinWait1 if our_fin_acked => {
             tcb.state = State::FinWait2;
-            if tcb.flags.has(TcbFlags::ORPHAN) && !tcb.flags.has(TcbFlags::LINGER_DEADLINE) {
+            if tcb.flags.contains(TcbFlags::ORPHAN)
+                && !tcb.flags.contains(TcbFlags::LINGER_DEADLINE)
+            {
                 // An orphan's FIN-WAIT-2 is bounded (TESTING.md "every
                 // closing state bounded"); the orphan deadline already runs.
-                tcb.close_at = tcb.close_at.min(
-                    cx.now_ms
-                        .saturating_add(u64::from(cx.cfg.orphan_timeout_ms)),
-                );
+                tcb.close_at = tcb
+                    .close_at
+                    .earliest(Deadline::after(cx.now_ms, cx.cfg.orphan_timeout_ms));
             }
         }
         State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
@@ -376,7 +377,7 @@ fn set_window(tcb: &mut Tcb, seg: &TcpRepr<'_>, wnd: u32) {
 /// RFC 7323 §4.3: `SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent`
 /// (RCV.NXT standing in for Last.ACK.sent) → TS.Recent = SEG.TSval.
 fn update_ts_recent(tcb: &mut Tcb, seg: &TcpRepr<'_>) {
-    if tcb.flags.has(TcbFlags::TIMESTAMPS)
+    if tcb.flags.contains(TcbFlags::TIMESTAMPS)
         && let Some((tsval, _)) = seg.options.timestamps
         && tsval.wrapping_sub(tcb.ts_recent) as i32 >= 0
         && seg.seq.diff(tcb.rcv_nxt) <= 0
@@ -389,21 +390,21 @@ fn update_ts_recent(tcb: &mut Tcb, seg: &TcpRepr<'_>) {
 /// timed segment (Karn's rule: never from a retransmission).
 fn sample_rtt(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
     let now32 = cx.now_ms as u32;
-    if tcb.flags.has(TcbFlags::TIMESTAMPS)
+    if tcb.flags.contains(TcbFlags::TIMESTAMPS)
         && let Some((_, tsecr)) = seg.options.timestamps
         && tsecr != 0
     {
         let rtt = now32.wrapping_sub(tsecr);
         if rtt < 60_000 {
             tcb.rtt.on_sample(rtt, &cx.cfg.rto);
-            tcb.flags.clear(TcbFlags::RTT_TIMING);
+            tcb.flags.remove(TcbFlags::RTT_TIMING);
             return;
         }
     }
-    if tcb.flags.has(TcbFlags::RTT_TIMING) && seg.ack.diff(tcb.rtt_seq) >= 0 {
+    if tcb.flags.contains(TcbFlags::RTT_TIMING) && seg.ack.diff(tcb.rtt_seq) >= 0 {
         tcb.rtt
             .on_sample(now32.wrapping_sub(tcb.rtt_start), &cx.cfg.rto);
-        tcb.flags.clear(TcbFlags::RTT_TIMING);
+        tcb.flags.remove(TcbFlags::RTT_TIMING);
     }
 }
 
@@ -412,9 +413,9 @@ fn sample_rtt(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
 fn schedule_ack(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     tcb.unacked_segments = tcb.unacked_segments.saturating_add(1);
     if tcb.unacked_segments >= 2 {
-        tcb.flags.set(TcbFlags::NEED_ACK);
-    } else if tcb.ack_at == NEVER {
-        tcb.ack_at = cx.now_ms.saturating_add(u64::from(cx.cfg.delayed_ack_ms));
+        tcb.flags.insert(TcbFlags::NEED_ACK);
+    } else if !tcb.ack_at.is_set() {
+        tcb.ack_at = Deadline::after(cx.now_ms, cx.cfg.delayed_ack_ms);
     }
 }
 
@@ -427,7 +428,7 @@ fn challenge_ack(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     }
     if tcb.challenge_count < cx.cfg.challenge_acks_per_s {
         tcb.challenge_count += 1;
-        tcb.flags.set(TcbFlags::NEED_ACK);
+        tcb.flags.insert(TcbFlags::NEED_ACK);
         cx.counters.challenge_acks += 1;
     } else {
         cx.counters.challenge_acks_suppressed += 1;
@@ -439,7 +440,7 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     cx.counters.rst_received += 1;
     match tcb.state {
         State::SynReceived => {
-            if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
+            if tcb.flags.contains(TcbFlags::ACTIVE_OPEN) {
                 super::teardown::fail_connect(tcb, cx, Errno::ConnRefused);
             }
             Disposition::Free
@@ -449,21 +450,21 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         // TIME-WAIT after shutdown(SEND), handle still held: as below.
         _ => {
             cx.release_send(tcb);
-            if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
+            if tcb.pending == Pending::Close {
                 super::teardown::complete_close(tcb, cx, CloseOutcome::ResetByPeer);
                 return Disposition::Free;
             }
-            if tcb.flags.has(TcbFlags::ORPHAN) {
+            if tcb.flags.contains(TcbFlags::ORPHAN) {
                 return Disposition::Free;
             }
             // The client still holds the handle: tell it, keep the record
             // (operations now fail with ECONNRESET) until it closes.
             cx.event(tcb, Errno::ConnReset, Detail::Reset);
             tcb.state = State::Closed;
-            tcb.flags.set(TcbFlags::PEER_RESET);
-            tcb.rtx_at = NEVER;
-            tcb.close_at = NEVER;
-            tcb.ack_at = NEVER;
+            tcb.end = Some(End::PeerReset);
+            tcb.rtx_at = Deadline::NONE;
+            tcb.close_at = Deadline::NONE;
+            tcb.ack_at = Deadline::NONE;
             Disposition::Unindex
         }
     }
@@ -475,7 +476,7 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 fn data_after_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     cx.counters.rst_data_after_close += 1;
     if tcb.closed_by_client() {
-        if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
+        if tcb.pending == Pending::Close {
             super::teardown::complete_close(tcb, cx, CloseOutcome::Aborted);
         }
         let ctl = hard_close(tcb, cx);
@@ -488,12 +489,13 @@ fn data_after_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 /// The peer's FIN, in order (RFC 9293 §3.10.7.4 eighth).
 fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(1);
-    tcb.flags.set(TcbFlags::NEED_ACK | TcbFlags::FIN_RECEIVED);
-    let our_fin_acked = tcb.flags.has(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max;
+    tcb.flags
+        .insert(TcbFlags::NEED_ACK | TcbFlags::FIN_RECEIVED);
+    let our_fin_acked = tcb.flags.contains(TcbFlags::FIN_SENT) && tcb.snd_una == tcb.snd_max;
     match tcb.state {
         State::SynReceived | State::Established => {
             tcb.state = State::CloseWait;
-            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+            if !tcb.flags.contains(TcbFlags::SHUT_RD) {
                 cx.event(tcb, Errno::Ok, Detail::PeerClosed);
             }
         }
@@ -501,7 +503,7 @@ fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
             // After shutdown(SEND) the client still reads: it is owed its
             // EOF (CLOSE-SEMANTICS.md §4, the recommended pattern waits for
             // it). An orphan gets no event (`Cx::event` drops it).
-            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+            if !tcb.flags.contains(TcbFlags::SHUT_RD) {
                 cx.event(tcb, Errno::Ok, Detail::PeerClosed);
             }
             if our_fin_acked {
@@ -511,13 +513,13 @@ fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
             }
         }
         State::FinWait2 => {
-            if !tcb.flags.has(TcbFlags::SHUT_RD) {
+            if !tcb.flags.contains(TcbFlags::SHUT_RD) {
                 cx.event(tcb, Errno::Ok, Detail::PeerClosed);
             }
             enter_time_wait(tcb, cx);
         }
         State::TimeWait => {
-            tcb.close_at = cx.now_ms.saturating_add(u64::from(cx.cfg.time_wait_ms));
+            tcb.close_at = Deadline::after(cx.now_ms, cx.cfg.time_wait_ms);
         }
         _ => {}
     }

@@ -360,7 +360,9 @@ pub fn decide(
                 CloseAction::fail(Errno::WouldBlock)
             }
             (CloseKind::Linger { .. }, _, _) => CloseAction {
-                cancel: false,
+                // A connect still pending (simultaneous open) is cancelled
+                // before the close takes its place (#rule-cancel).
+                cancel: true,
                 count: None,
                 orphan: false,
                 reply: Reply::WhenAcked,

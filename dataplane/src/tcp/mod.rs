@@ -14,6 +14,7 @@ pub(crate) mod input;
 pub mod isn;
 pub mod linger;
 pub mod matrix;
+pub(crate) mod open;
 pub(crate) mod output;
 pub mod rtt;
 pub mod sendbuf;

@@ -9,7 +9,7 @@
 
 use super::cx::Cx;
 use super::state::State;
-use super::tcb::{NEVER, Tcb, TcbFlags};
+use super::tcb::{Deadline, Tcb, TcbFlags};
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions};
 
 /// One segment to send: header fields, plus `payload_len` bytes already
@@ -32,10 +32,9 @@ pub(crate) struct Plan {
 
 /// Whether the connection has something to send right now.
 pub(crate) fn has_output(tcb: &Tcb) -> bool {
-    if tcb.flags.0
-        & (TcbFlags::NEED_ACK | TcbFlags::NEED_SYN | TcbFlags::RETRANSMIT_ONE | TcbFlags::PROBE)
-        != 0
-    {
+    if tcb.flags.intersects(
+        TcbFlags::NEED_ACK | TcbFlags::NEED_SYN | TcbFlags::RETRANSMIT_ONE | TcbFlags::PROBE,
+    ) {
         return true;
     }
     if !tcb.state.is_synchronized() {
@@ -49,7 +48,7 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
     // The FIN is due when all data is sent and SND.NXT sits on the FIN's
     // sequence number (not yet sent, or rewound by a timeout).
     tcb.state.fin_outstanding()
-        && tcb.flags.has(TcbFlags::FIN_QUEUED)
+        && tcb.flags.contains(TcbFlags::FIN_QUEUED)
         && sent == queued
         && tcb.snd_nxt == tcb.snd_una.wrapping_add(queued)
 }
@@ -64,9 +63,9 @@ pub(crate) fn arm_persist(tcb: &mut Tcb, now_ms: u64, rto: &super::rtt::RtoBound
         && tcb.snd_wnd == 0
         && tcb.flight() == 0
         && data_sent(tcb) < tcb.queued() as u32
-        && tcb.rtx_at == NEVER
+        && !tcb.rtx_at.is_set()
     {
-        tcb.rtx_at = now_ms.saturating_add(u64::from(tcb.rtt.rto_ms(rto)));
+        tcb.rtx_at = Deadline::after(now_ms, tcb.rtt.rto_ms(rto));
     }
 }
 
@@ -94,7 +93,7 @@ fn advertise(tcb: &mut Tcb, cx: &Cx<'_>, syn: bool) -> u16 {
 }
 
 fn syn_options(tcb: &Tcb, cx: &Cx<'_>, answering: bool) -> TcpOptions {
-    let ts = cx.cfg.timestamps && (!answering || tcb.flags.has(TcbFlags::TIMESTAMPS));
+    let ts = cx.cfg.timestamps && (!answering || tcb.flags.contains(TcbFlags::TIMESTAMPS));
     let ws = cx.cfg.window_shift > 0 && (!answering || tcb.rcv_wscale > 0 || tcb.snd_wscale > 0);
     TcpOptions {
         mss: Some(cx.cfg.mss),
@@ -105,10 +104,8 @@ fn syn_options(tcb: &Tcb, cx: &Cx<'_>, answering: bool) -> TcpOptions {
 }
 
 fn arm_rtx(tcb: &mut Tcb, cx: &Cx<'_>) {
-    if tcb.rtx_at == NEVER {
-        tcb.rtx_at = cx
-            .now_ms
-            .saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)));
+    if !tcb.rtx_at.is_set() {
+        tcb.rtx_at = Deadline::after(cx.now_ms, tcb.rtt.rto_ms(&cx.cfg.rto));
     }
 }
 
@@ -120,7 +117,7 @@ pub(crate) fn next_segment(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -
             // stays true and poll_transmit requeues the record for ever (a
             // reset that lands after a persist timeout or three dup ACKs
             // left PROBE or RETRANSMIT_ONE behind).
-            tcb.flags.clear(
+            tcb.flags.remove(
                 TcbFlags::NEED_ACK
                     | TcbFlags::NEED_SYN
                     | TcbFlags::RETRANSMIT_ONE
@@ -128,7 +125,7 @@ pub(crate) fn next_segment(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -
             );
             None
         }
-        State::SynSent | State::SynReceived if tcb.flags.has(TcbFlags::NEED_SYN) => {
+        State::SynSent | State::SynReceived if tcb.flags.contains(TcbFlags::NEED_SYN) => {
             Some(syn(tcb, cx))
         }
         State::SynSent => None,
@@ -137,7 +134,7 @@ pub(crate) fn next_segment(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -
 }
 
 fn syn(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Plan {
-    tcb.flags.clear(TcbFlags::NEED_SYN | TcbFlags::NEED_ACK);
+    tcb.flags.remove(TcbFlags::NEED_SYN | TcbFlags::NEED_ACK);
     let answering = tcb.state == State::SynReceived;
     let options = syn_options(tcb, cx, answering);
     tcb.snd_nxt = tcb.iss.wrapping_add(1);
@@ -172,7 +169,7 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     // bytes padded to 12) a full segment carries 12 bytes less data, or its
     // frame exceeds the link MTU (the kernel's veth drops it, found by the
     // daemon's graceful-close system test).
-    let options = if tcb.flags.has(TcbFlags::TIMESTAMPS) {
+    let options = if tcb.flags.contains(TcbFlags::TIMESTAMPS) {
         12
     } else {
         0
@@ -185,10 +182,10 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     let mut offset = data_sent(tcb);
     let mut len;
     let retransmission;
-    if tcb.flags.has(TcbFlags::RETRANSMIT_ONE) {
+    if tcb.flags.contains(TcbFlags::RETRANSMIT_ONE) {
         // Fast retransmit / partial ACK: the first unacknowledged segment,
         // SND.NXT untouched (RFC 5681 §3.2 step 3, RFC 6582 §3.2 step 3).
-        tcb.flags.clear(TcbFlags::RETRANSMIT_ONE);
+        tcb.flags.remove(TcbFlags::RETRANSMIT_ONE);
         seq = tcb.snd_una;
         offset = 0;
         len = queued.min(mss);
@@ -199,9 +196,9 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
         let wnd = tcb.snd_wnd.min(tcb.cc.cwnd);
         let usable = wnd.saturating_sub(tcb.flight());
         len = avail.min(usable).min(mss);
-        if tcb.flags.has(TcbFlags::PROBE) {
+        if tcb.flags.contains(TcbFlags::PROBE) {
             // Zero-window probe (RFC 9293 §3.8.6.1): one byte beyond the window.
-            tcb.flags.clear(TcbFlags::PROBE);
+            tcb.flags.remove(TcbFlags::PROBE);
             len = avail.min(1);
         } else if avail > 0 && len == 0 && tcb.snd_wnd == 0 && tcb.flight() == 0 {
             // Persist timer: the peer closed its window with data waiting.
@@ -213,10 +210,10 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     // when this segment ends right there (first time, after a timeout
     // rewound SND.NXT, or in a one-segment retransmission reaching it).
     let fin = tcb.state.fin_outstanding()
-        && tcb.flags.has(TcbFlags::FIN_QUEUED)
+        && tcb.flags.contains(TcbFlags::FIN_QUEUED)
         && offset + len == queued
         && seq.wrapping_add(len) == tcb.snd_una.wrapping_add(queued);
-    let need_ack = tcb.flags.has(TcbFlags::NEED_ACK);
+    let need_ack = tcb.flags.contains(TcbFlags::NEED_ACK);
     if len == 0 && !fin && !need_ack {
         return None;
     }
@@ -229,7 +226,7 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     let mut flags = TcpFlags::ACK;
     if fin {
         flags |= TcpFlags::FIN;
-        tcb.flags.set(TcbFlags::FIN_SENT);
+        tcb.flags.insert(TcbFlags::FIN_SENT);
     }
     if len > 0 && offset + len == queued {
         flags |= TcpFlags::PSH;
@@ -245,9 +242,9 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
         }
         if retransmission {
             // Karn's rule: a retransmitted segment is never timed.
-            tcb.flags.clear(TcbFlags::RTT_TIMING);
-        } else if !tcb.flags.has(TcbFlags::RTT_TIMING) {
-            tcb.flags.set(TcbFlags::RTT_TIMING);
+            tcb.flags.remove(TcbFlags::RTT_TIMING);
+        } else if !tcb.flags.contains(TcbFlags::RTT_TIMING) {
+            tcb.flags.insert(TcbFlags::RTT_TIMING);
             tcb.rtt_seq = end;
             tcb.rtt_start = cx.now_ms as u32;
         }
@@ -259,15 +256,15 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
         tcb.dup_acks_owed -= 1;
     } else {
         tcb.dup_acks_owed = 0;
-        tcb.flags.clear(TcbFlags::NEED_ACK);
+        tcb.flags.remove(TcbFlags::NEED_ACK);
     }
     tcb.unacked_segments = 0;
-    tcb.ack_at = NEVER;
+    tcb.ack_at = Deadline::NONE;
     let window = advertise(tcb, cx, false);
     let options = TcpOptions {
         timestamps: tcb
             .flags
-            .has(TcbFlags::TIMESTAMPS)
+            .contains(TcbFlags::TIMESTAMPS)
             .then_some((cx.now_ms as u32, tcb.ts_recent)),
         ..TcpOptions::default()
     };

@@ -6,86 +6,115 @@
 //! files its earliest deadline in the timing wheel. Keep it small: every idle
 //! connection costs exactly one of these (see `table` for the accounting).
 
+use std::num::NonZeroU64;
+
 use super::congestion::NewReno;
 use super::linger::Linger;
+use super::matrix::End;
 use super::rtt::{RtoBounds, RttEstimator};
 use super::sendbuf::SendBuf;
 use super::state::State;
 use crate::shared::ClientId;
 use crate::wire::SeqNumber;
 
-/// "No deadline" for the three per-connection timers.
-pub const NEVER: u64 = u64::MAX;
-
-/// Per-connection flags.
+/// A per-connection deadline, ms since the engine's epoch, or none: eight
+/// bytes, like the plain `u64` it replaces, without a sentinel value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TcbFlags(pub u32);
+pub struct Deadline(Option<NonZeroU64>);
 
-impl TcbFlags {
-    /// The client closed the handle (it is dead to the client); the record
-    /// lives on only for the protocol.
-    pub const ORPHAN: u32 = 1 << 0;
-    /// `shutdown(RECEIVE)`: more data from the peer resets the connection.
-    pub const SHUT_RD: u32 = 1 << 1;
-    /// `shutdown(SEND)` or close: a FIN goes after the queued data.
-    pub const FIN_QUEUED: u32 = 1 << 2;
-    /// Our FIN has been sent (it occupies SND.NXT - 1 until acknowledged).
-    pub const FIN_SENT: u32 = 1 << 3;
-    /// An ACK must go out at the next transmit opportunity.
-    pub const NEED_ACK: u32 = 1 << 4;
-    /// The connection is on the engine's transmit list.
-    pub const ON_TX_LIST: u32 = 1 << 5;
-    /// Timestamps were negotiated (RFC 7323).
-    pub const TIMESTAMPS: u32 = 1 << 6;
+impl Deadline {
+    /// No deadline.
+    pub const NONE: Deadline = Deadline(None);
+
+    /// At `ms` (stored as `ms + 1`, so that 0 is a time like any other).
+    #[inline]
+    pub fn at(ms: u64) -> Deadline {
+        Deadline(NonZeroU64::new(ms.saturating_add(1)))
+    }
+
+    /// `ms` after `now_ms`.
+    #[inline]
+    pub fn after(now_ms: u64, ms: u32) -> Deadline {
+        Deadline::at(now_ms.saturating_add(u64::from(ms)))
+    }
+
+    /// The time, if armed.
+    #[inline]
+    pub fn ms(self) -> Option<u64> {
+        self.0.map(|v| v.get() - 1)
+    }
+
+    /// Whether a time is set.
+    #[inline]
+    pub fn is_set(self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether it is set and at or before `now_ms`.
+    #[inline]
+    pub fn is_due(self, now_ms: u64) -> bool {
+        self.ms().is_some_and(|d| d <= now_ms)
+    }
+
+    /// The earlier of the two (none counts as later than any time).
+    #[inline]
+    pub fn earliest(self, other: Deadline) -> Deadline {
+        let key = |d: Deadline| d.0.map_or(u64::MAX, NonZeroU64::get);
+        if key(other) < key(self) { other } else { self }
+    }
+}
+
+bitflags::bitflags! {
+    /// Per-connection flags: facts that are independently true or false.
+    /// (One-of-N facts are enums: [`Pending`], [`End`].)
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct TcbFlags: u16 {
+        /// The client closed the handle (it is dead to the client); the record
+        /// lives on only for the protocol.
+        const ORPHAN = 1 << 0;
+        /// `shutdown(RECEIVE)`: more data from the peer resets the connection.
+        const SHUT_RD = 1 << 1;
+        /// `shutdown(SEND)` or close: a FIN goes after the queued data.
+        const FIN_QUEUED = 1 << 2;
+        /// Our FIN has been sent (it occupies SND.NXT - 1 until acknowledged).
+        const FIN_SENT = 1 << 3;
+        /// An ACK must go out at the next transmit opportunity.
+        const NEED_ACK = 1 << 4;
+        /// The connection is on the engine's transmit list.
+        const ON_TX_LIST = 1 << 5;
+        /// Timestamps were negotiated (RFC 7323).
+        const TIMESTAMPS = 1 << 6;
+        /// The SYN (or SYN-ACK) must be (re)sent.
+        const NEED_SYN = 1 << 7;
+        /// We opened actively (SYN-SENT came first).
+        const ACTIVE_OPEN = 1 << 8;
+        /// The peer's FIN arrived.
+        const FIN_RECEIVED = 1 << 9;
+        /// A segment is being timed for an RTT sample (Karn: never a retransmission).
+        const RTT_TIMING = 1 << 10;
+        /// The send side was shut down by the client (sends fail with ESHUTDOWN).
+        const SHUT_WR = 1 << 11;
+        /// The lifetime deadline is a linger deadline of a close that already
+        /// returned (CLOSE-SEMANTICS.md §2 rule 3c): expiry counts as a linger abort.
+        const LINGER_DEADLINE = 1 << 12;
+        /// Retransmit the first unacknowledged segment once (fast retransmit,
+        /// NewReno partial ACK) without rewinding SND.NXT.
+        const RETRANSMIT_ONE = 1 << 13;
+        /// Send a zero-window probe (one byte beyond the window) now.
+        const PROBE = 1 << 14;
+    }
+}
+
+/// The request a connection still owes a completion for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pending {
+    /// None.
+    #[default]
+    Nothing,
+    /// A connect waits for the handshake.
+    Connect,
     /// A blocking linger close waits for the graceful close to finish.
-    pub const CLOSE_PENDING: u32 = 1 << 7;
-    /// A connect request waits for the handshake.
-    pub const CONNECT_PENDING: u32 = 1 << 8;
-    /// The SYN (or SYN-ACK) must be (re)sent.
-    pub const NEED_SYN: u32 = 1 << 9;
-    /// We opened actively (SYN-SENT came first).
-    pub const ACTIVE_OPEN: u32 = 1 << 10;
-    /// The peer reset the connection (state is Closed; the client's handle
-    /// stays valid until it closes it).
-    pub const PEER_RESET: u32 = 1 << 11;
-    /// The connection was aborted by a timeout (retransmissions, handshake).
-    pub const TIMED_OUT: u32 = 1 << 12;
-    /// The peer's FIN arrived.
-    pub const FIN_RECEIVED: u32 = 1 << 13;
-    /// A segment is being timed for an RTT sample (Karn: never a retransmission).
-    pub const RTT_TIMING: u32 = 1 << 14;
-    /// The send side was shut down by the client (sends fail with ESHUTDOWN).
-    pub const SHUT_WR: u32 = 1 << 15;
-    /// The lifetime deadline is a linger deadline of a close that already
-    /// returned (CLOSE-SEMANTICS.md §2 rule 3c): expiry counts as a linger abort.
-    pub const LINGER_DEADLINE: u32 = 1 << 16;
-    /// Retransmit the first unacknowledged segment once (fast retransmit,
-    /// NewReno partial ACK) without rewinding SND.NXT.
-    pub const RETRANSMIT_ONE: u32 = 1 << 17;
-    /// Send a zero-window probe (one byte beyond the window) now.
-    pub const PROBE: u32 = 1 << 18;
-    /// The connection was reset by us (shutdown(RECEIVE) with data waiting,
-    /// data after shutdown): the handle stays valid, operations fail with
-    /// ECONNABORTED.
-    pub const LOCAL_ABORT: u32 = 1 << 19;
-
-    /// Whether all bits of `f` are set.
-    #[inline]
-    pub fn has(self, f: u32) -> bool {
-        self.0 & f == f
-    }
-
-    /// Sets the bits of `f`.
-    #[inline]
-    pub fn set(&mut self, f: u32) {
-        self.0 |= f;
-    }
-
-    /// Clears the bits of `f`.
-    #[inline]
-    pub fn clear(&mut self, f: u32) {
-        self.0 &= !f;
-    }
+    Close,
 }
 
 /// One connection (or listener) record.
@@ -95,6 +124,11 @@ pub struct Tcb {
     pub state: State,
     /// Flags, see [`TcbFlags`].
     pub flags: TcbFlags,
+    /// The request waiting for the connection.
+    pub pending: Pending,
+    /// Why the connection ended (its state is then CLOSED and the client
+    /// still holds the handle); `None` while it lives.
+    pub end: Option<End>,
     /// The client that owns the handle.
     pub owner: ClientId,
     /// The peer's window scale shift (applied to windows it sends).
@@ -148,12 +182,12 @@ pub struct Tcb {
     pub cc: NewReno,
     /// Linger setting.
     pub linger: Linger,
-    /// Retransmission / persist / SYN retry deadline, ms, or [`NEVER`].
-    pub rtx_at: u64,
+    /// Retransmission / persist / SYN retry deadline.
+    pub rtx_at: Deadline,
     /// Lifetime deadline: linger, orphan, TIME-WAIT, SYN-RECEIVED, ms.
-    pub close_at: u64,
+    pub close_at: Deadline,
     /// Delayed-ACK deadline, ms.
-    pub ack_at: u64,
+    pub ack_at: Deadline,
     /// Last segment received or sent, ms (the `idle` filter).
     pub last_active: u64,
     /// `user_data` of the pending connect or blocking close, or (listener)
@@ -188,7 +222,9 @@ impl Tcb {
     ) -> Tcb {
         Tcb {
             state: State::Closed,
-            flags: TcbFlags::default(),
+            flags: TcbFlags::empty(),
+            pending: Pending::Nothing,
+            end: None,
             owner,
             snd_wscale: 0,
             rcv_wscale: 0,
@@ -215,19 +251,19 @@ impl Tcb {
             rtt: RttEstimator::new(rto),
             cc: NewReno::new(u32::from(mss), iss),
             linger,
-            rtx_at: NEVER,
-            close_at: NEVER,
-            ack_at: NEVER,
+            rtx_at: Deadline::NONE,
+            close_at: Deadline::NONE,
+            ack_at: Deadline::NONE,
             last_active: now_ms,
             user_data: 0,
             send: None,
         }
     }
 
-    /// The earliest of the three deadlines, or [`NEVER`].
+    /// The earliest of the three deadlines.
     #[inline]
-    pub fn next_deadline(&self) -> u64 {
-        self.rtx_at.min(self.close_at).min(self.ack_at)
+    pub fn next_deadline(&self) -> Deadline {
+        self.rtx_at.earliest(self.close_at).earliest(self.ack_at)
     }
 
     /// Bytes queued (sent or not, unacknowledged).
@@ -246,7 +282,7 @@ impl Tcb {
     /// from the peer can no longer be delivered.
     #[inline]
     pub fn closed_by_client(&self) -> bool {
-        self.flags.0 & (TcbFlags::ORPHAN | TcbFlags::CLOSE_PENDING) != 0
+        self.flags.contains(TcbFlags::ORPHAN) || self.pending == Pending::Close
     }
 
     /// Whether a linger deadline is armed: a blocking close waiting for
@@ -254,9 +290,11 @@ impl Tcb {
     /// the background close of §2 rule 3c, bounded by the linger time.
     #[inline]
     pub fn linger_armed(&self) -> bool {
-        self.close_at != NEVER
-            && (self.flags.has(TcbFlags::CLOSE_PENDING)
-                || (self.flags.has(TcbFlags::ORPHAN) && self.flags.has(TcbFlags::LINGER_DEADLINE)))
+        self.close_at.is_set()
+            && (self.pending == Pending::Close
+                || self
+                    .flags
+                    .contains(TcbFlags::ORPHAN | TcbFlags::LINGER_DEADLINE))
     }
 
     /// Whether everything we queued and our FIN (if any) is acknowledged.
@@ -276,5 +314,22 @@ impl Tcb {
     pub fn rcv_wnd(&self) -> u32 {
         let w = self.rcv_adv.diff(self.rcv_nxt);
         if w > 0 { w as u32 } else { 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_is_eight_bytes_and_orders_none_last() {
+        assert_eq!(std::mem::size_of::<Deadline>(), 8);
+        let (a, b) = (Deadline::at(0), Deadline::at(5));
+        assert_eq!(a.ms(), Some(0));
+        assert_eq!(a.earliest(b), a);
+        assert_eq!(Deadline::NONE.earliest(b), b);
+        assert_eq!(b.earliest(Deadline::NONE), b);
+        assert!(a.is_due(0) && !b.is_due(4) && b.is_due(5));
+        assert!(!Deadline::NONE.is_due(u64::MAX));
     }
 }

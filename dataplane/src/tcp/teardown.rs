@@ -12,14 +12,14 @@ use lingerd_abi::Errno;
 use super::cx::Cx;
 use super::matrix::End;
 use super::state::State;
-use super::tcb::{NEVER, Tcb, TcbFlags};
+use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use crate::shared::{CloseOutcome, Detail, Disposition};
 use crate::wire::ControlSegment;
 
 /// Completes a pending connect successfully.
 pub(crate) fn finish_connect(tcb: &mut Tcb, cx: &mut Cx<'_>) {
-    if tcb.flags.has(TcbFlags::CONNECT_PENDING) {
-        tcb.flags.clear(TcbFlags::CONNECT_PENDING);
+    if tcb.pending == Pending::Connect {
+        tcb.pending = Pending::Nothing;
         cx.counters.connected += 1;
         let local_port = cx.tuple.local_port;
         cx.complete(
@@ -33,8 +33,8 @@ pub(crate) fn finish_connect(tcb: &mut Tcb, cx: &mut Cx<'_>) {
 
 /// Fails a pending connect.
 pub(crate) fn fail_connect(tcb: &mut Tcb, cx: &mut Cx<'_>, err: Errno) {
-    if tcb.flags.has(TcbFlags::CONNECT_PENDING) {
-        tcb.flags.clear(TcbFlags::CONNECT_PENDING);
+    if tcb.pending == Pending::Connect {
+        tcb.pending = Pending::Nothing;
         cx.complete(tcb.owner, tcb.user_data, err, Detail::None);
     }
     tcb.state = State::Closed;
@@ -44,11 +44,11 @@ pub(crate) fn fail_connect(tcb: &mut Tcb, cx: &mut Cx<'_>, err: Errno) {
 /// requires; the outcome is the extension of §2 rule 5). The handle is dead
 /// from here on.
 pub(crate) fn complete_close(tcb: &mut Tcb, cx: &mut Cx<'_>, outcome: CloseOutcome) {
-    if !tcb.flags.has(TcbFlags::CLOSE_PENDING) {
+    if tcb.pending != Pending::Close {
         return;
     }
-    tcb.flags.clear(TcbFlags::CLOSE_PENDING);
-    tcb.flags.set(TcbFlags::ORPHAN);
+    tcb.pending = Pending::Nothing;
+    tcb.flags.insert(TcbFlags::ORPHAN);
     count_outcome(cx, outcome);
     cx.complete(tcb.owner, tcb.user_data, Errno::Ok, Detail::Closed(outcome));
 }
@@ -68,18 +68,13 @@ pub(crate) fn count_outcome(cx: &mut Cx<'_>, outcome: CloseOutcome) {
 /// A blocking linger close finishes gracefully once all data and our FIN are
 /// acknowledged (§2: "all data acknowledged and our FIN acknowledged").
 pub(crate) fn check_close_done(tcb: &mut Tcb, cx: &mut Cx<'_>) {
-    if tcb.flags.has(TcbFlags::CLOSE_PENDING)
-        && tcb.flags.has(TcbFlags::FIN_SENT)
-        && tcb.all_acked()
-    {
+    if tcb.pending == Pending::Close && tcb.flags.contains(TcbFlags::FIN_SENT) && tcb.all_acked() {
         complete_close(tcb, cx, CloseOutcome::Graceful);
         // The linger deadline no longer applies; what is left (FIN-WAIT-2,
         // TIME-WAIT) is bounded by the orphan timeout or 2×MSL.
         tcb.close_at = match tcb.state {
             State::TimeWait => tcb.close_at,
-            _ => cx
-                .now_ms
-                .saturating_add(u64::from(cx.cfg.orphan_timeout_ms)),
+            _ => Deadline::after(cx.now_ms, cx.cfg.orphan_timeout_ms),
         };
     }
 }
@@ -89,9 +84,9 @@ pub(crate) fn check_close_done(tcb: &mut Tcb, cx: &mut Cx<'_>) {
 pub(crate) fn enter_time_wait(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     tcb.state = State::TimeWait;
     cx.counters.time_wait_entered += 1;
-    tcb.rtx_at = NEVER;
-    tcb.close_at = cx.now_ms.saturating_add(u64::from(cx.cfg.time_wait_ms));
-    tcb.flags.clear(TcbFlags::LINGER_DEADLINE);
+    tcb.rtx_at = Deadline::NONE;
+    tcb.close_at = Deadline::after(cx.now_ms, cx.cfg.time_wait_ms);
+    tcb.flags.remove(TcbFlags::LINGER_DEADLINE);
     cx.release_send(tcb);
     check_close_done(tcb, cx);
 }
@@ -99,17 +94,8 @@ pub(crate) fn enter_time_wait(tcb: &mut Tcb, cx: &mut Cx<'_>) {
 /// Completes every outstanding request on the handle with
 /// OPERATION_ABORTED (§2 rule 2).
 pub(crate) fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
-    if tcb.flags.has(TcbFlags::CONNECT_PENDING) {
-        tcb.flags.clear(TcbFlags::CONNECT_PENDING);
-        cx.complete(
-            tcb.owner,
-            tcb.user_data,
-            Errno::OperationAborted,
-            Detail::None,
-        );
-    }
-    if tcb.flags.has(TcbFlags::CLOSE_PENDING) {
-        tcb.flags.clear(TcbFlags::CLOSE_PENDING);
+    if tcb.pending != Pending::Nothing {
+        tcb.pending = Pending::Nothing;
         cx.complete(
             tcb.owner,
             tcb.user_data,
@@ -166,19 +152,19 @@ pub(crate) fn local_abort(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<ControlSegme
     cx.counters.rst_abort += u64::from(ctl.is_some());
     cx.event(tcb, Errno::ConnAborted, Detail::Reset);
     tcb.state = State::Closed;
-    tcb.flags.set(TcbFlags::LOCAL_ABORT);
-    tcb.rtx_at = NEVER;
-    tcb.close_at = NEVER;
-    tcb.ack_at = NEVER;
+    tcb.end = Some(End::LocalAbort);
+    tcb.rtx_at = Deadline::NONE;
+    tcb.close_at = Deadline::NONE;
+    tcb.ack_at = Deadline::NONE;
     ctl
 }
 
 /// Queues our FIN after the data (RFC 9293 §3.10.4 CLOSE / shutdown SEND).
 pub(crate) fn queue_fin(tcb: &mut Tcb) {
-    if tcb.flags.has(TcbFlags::FIN_QUEUED) {
+    if tcb.flags.contains(TcbFlags::FIN_QUEUED) {
         return;
     }
-    tcb.flags.set(TcbFlags::FIN_QUEUED | TcbFlags::SHUT_WR);
+    tcb.flags.insert(TcbFlags::FIN_QUEUED | TcbFlags::SHUT_WR);
     tcb.state = match tcb.state {
         State::Established => State::FinWait1,
         State::CloseWait => State::LastAck,
@@ -191,15 +177,9 @@ pub(crate) fn queue_fin(tcb: &mut Tcb) {
 pub(crate) fn end_of(tcb: &Tcb) -> Option<End> {
     if tcb.state != State::Closed {
         None
-    } else if tcb.flags.has(TcbFlags::PEER_RESET) {
-        Some(End::PeerReset)
-    } else if tcb.flags.has(TcbFlags::TIMED_OUT) {
-        Some(End::TimedOut)
-    } else if tcb.flags.has(TcbFlags::LOCAL_ABORT) {
-        Some(End::LocalAbort)
     } else {
-        // Ended gracefully (see `finished`): no longer connected.
-        Some(End::Finished)
+        // A record without a reason ended by itself (see `finished`).
+        Some(tcb.end.unwrap_or(End::Finished))
     }
 }
 
@@ -217,9 +197,10 @@ pub(crate) fn dead_error(tcb: &Tcb) -> Option<Errno> {
 pub(crate) fn finished(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     cx.release_send(tcb);
     tcb.state = State::Closed;
-    tcb.rtx_at = NEVER;
-    tcb.close_at = NEVER;
-    tcb.ack_at = NEVER;
+    tcb.end = Some(End::Finished);
+    tcb.rtx_at = Deadline::NONE;
+    tcb.close_at = Deadline::NONE;
+    tcb.ack_at = Deadline::NONE;
     if tcb.closed_by_client() {
         Disposition::Free
     } else {

@@ -8,27 +8,28 @@
 use lingerd_abi::Errno;
 
 use super::cx::Cx;
+use super::matrix::End;
 use super::state::State;
-use super::tcb::{NEVER, Tcb, TcbFlags};
+use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{complete_close, fail_connect, hard_close};
 use crate::shared::{CloseOutcome, Detail, Disposition};
 
 /// Runs every deadline of `tcb` that has passed.
 pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     let now = cx.now_ms;
-    if tcb.ack_at <= now {
-        tcb.ack_at = NEVER;
-        tcb.flags.set(TcbFlags::NEED_ACK);
+    if tcb.ack_at.is_due(now) {
+        tcb.ack_at = Deadline::NONE;
+        tcb.flags.insert(TcbFlags::NEED_ACK);
     }
-    if tcb.close_at <= now {
-        tcb.close_at = NEVER;
+    if tcb.close_at.is_due(now) {
+        tcb.close_at = Deadline::NONE;
         let d = on_lifetime_expired(tcb, cx);
         if d != Disposition::Keep {
             return d;
         }
     }
-    if tcb.rtx_at <= now {
-        tcb.rtx_at = NEVER;
+    if tcb.rtx_at.is_due(now) {
+        tcb.rtx_at = Deadline::NONE;
         return on_retransmit_timeout(tcb, cx);
     }
     Disposition::Keep
@@ -40,15 +41,15 @@ fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     match tcb.state {
         State::TimeWait => super::teardown::finished(tcb, cx),
         State::Closed => Disposition::Free,
-        State::SynReceived if !tcb.flags.has(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
-        _ if tcb.flags.has(TcbFlags::CLOSE_PENDING) => {
+        State::SynReceived if !tcb.flags.contains(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
+        _ if tcb.pending == Pending::Close => {
             complete_close(tcb, cx, CloseOutcome::AbortedLinger);
             cx.counters.rst_linger_expired += 1;
             let ctl = hard_close(tcb, cx);
             ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
         }
-        _ if tcb.flags.has(TcbFlags::ORPHAN) => {
-            if tcb.flags.has(TcbFlags::LINGER_DEADLINE) {
+        _ if tcb.flags.contains(TcbFlags::ORPHAN) => {
+            if tcb.flags.contains(TcbFlags::LINGER_DEADLINE) {
                 cx.counters.rst_linger_expired += 1;
             } else {
                 cx.counters.orphan_timeouts += 1;
@@ -65,13 +66,13 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     match tcb.state {
         State::SynSent | State::SynReceived => {
             if tcb.rtt.backoffs() >= cx.cfg.syn_retries {
-                if tcb.flags.has(TcbFlags::ACTIVE_OPEN) {
+                if tcb.flags.contains(TcbFlags::ACTIVE_OPEN) {
                     fail_connect(tcb, cx, Errno::TimedOut);
                 }
                 return Disposition::Free;
             }
             tcb.rtt.on_timeout();
-            tcb.flags.set(TcbFlags::NEED_SYN);
+            tcb.flags.insert(TcbFlags::NEED_SYN);
             cx.counters.retransmits += 1;
             rearm(tcb, cx);
             Disposition::Keep
@@ -87,7 +88,7 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
                 // probing), an orphan is bounded by its lifetime deadline.
                 tcb.snd_nxt = tcb.snd_una;
                 tcb.rtt.on_timeout();
-                tcb.flags.set(TcbFlags::PROBE);
+                tcb.flags.insert(TcbFlags::PROBE);
                 rearm(tcb, cx);
                 return Disposition::Keep;
             }
@@ -104,9 +105,9 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
                 cx.event(tcb, Errno::TimedOut, Detail::Reset);
                 cx.release_send(tcb);
                 tcb.state = State::Closed;
-                tcb.flags.set(TcbFlags::TIMED_OUT);
-                tcb.close_at = NEVER;
-                tcb.ack_at = NEVER;
+                tcb.end = Some(End::TimedOut);
+                tcb.close_at = Deadline::NONE;
+                tcb.ack_at = Deadline::NONE;
                 return Disposition::Unindex;
             }
             // RFC 6298 §5.4–5.6 and RFC 5681 §3.1: back off, collapse cwnd,
@@ -114,7 +115,7 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             tcb.cc.on_timeout(flight, tcb.snd_max, u32::from(tcb.mss));
             tcb.rtt.on_timeout();
             tcb.snd_nxt = tcb.snd_una;
-            tcb.flags.clear(TcbFlags::RTT_TIMING);
+            tcb.flags.remove(TcbFlags::RTT_TIMING);
             cx.counters.retransmits += 1;
             rearm(tcb, cx);
             Disposition::Keep
@@ -127,7 +128,5 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 /// there, and must still time out (RFC 6298 §5.5 restarts the timer on
 /// expiry).
 fn rearm(tcb: &mut Tcb, cx: &Cx<'_>) {
-    tcb.rtx_at = cx
-        .now_ms
-        .saturating_add(u64::from(tcb.rtt.rto_ms(&cx.cfg.rto)));
+    tcb.rtx_at = Deadline::after(cx.now_ms, tcb.rtt.rto_ms(&cx.cfg.rto));
 }
