@@ -448,7 +448,7 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
     })
 }
 
-/// How a close ended (CLOSE-SEMANTICS.md §2 rule 5), stable numbers.
+/// How a close ended (docs/close-semantics.md#outcomes), stable numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Outcome {

@@ -1,7 +1,7 @@
 //! Result codes carried in completions, with stable numbers.
 //!
 //! The numbers are part of the ABI: never renumber, only append. They follow
-//! CLOSE-SEMANTICS.md §5 and keep the Winsock meaning of each name.
+//! docs/close-semantics.md#errors and keep the Winsock meaning of each name.
 
 /// A completion's result code. `Ok` is 0; the rest are stable, non-zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -3,7 +3,7 @@
  *
  * This header declares the C face of the Rust client library and nothing
  * else: every function is one call of lingerd::Client (client/src/ffi.rs).
- * The behaviour is CLOSE-SEMANTICS.md, with Winsock names and conventions:
+ * The behaviour is docs/close-semantics.md, with Winsock names and conventions:
  * functions return 0 (or a byte/connection count) on success and -1
  * (SOCKET_ERROR) on failure; ld_last_error() then tells why, per thread,
  * with the stable LD_E* codes below (the ABI's numbers). Successes leave

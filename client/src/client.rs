@@ -1,4 +1,4 @@
-//! [`Client`]: one attachment to the daemon and the CLOSE-SEMANTICS.md API
+//! [`Client`]: one attachment to the daemon and the API of docs/close-semantics.md
 //! over it.
 //!
 //! It owns, for one attached process: the control socket (its hang-up is
@@ -28,7 +28,7 @@
 //! copied all of it out, then returned with `RECV_DONE` (which also opens
 //! the receive window). Chunks still held when a close or abort completes
 //! are returned then, not before: data the application never read must
-//! stay unread for the daemon (closing with unread data resets, §2 rule 6).
+//! stay unread for the daemon (closing with unread data resets, docs/close-semantics.md#unread-data).
 //!
 //! ## Waiting
 //!
@@ -558,7 +558,7 @@ impl Client {
         self.set_linger_ms(handle, on, u32::from(secs) * 1000)
     }
 
-    /// `SO_LINGER` in milliseconds (the extension of §1).
+    /// `SO_LINGER` in milliseconds (the extension of docs/close-semantics.md#linger-options).
     pub fn set_linger_ms(&mut self, handle: u64, on: bool, ms: u32) -> Result<(), Errno> {
         self.call(Request::SetLinger {
             handle,
@@ -584,7 +584,7 @@ impl Client {
         }
     }
 
-    /// `closesocket`: `blocking` waits out a linger (§2); a non-blocking
+    /// `closesocket`: `blocking` waits out a linger (docs/close-semantics.md#linger-matrix); a non-blocking
     /// close that would have to linger fails with EWOULDBLOCK and the
     /// handle stays valid. The outcome says how the close ended.
     pub fn close(&mut self, handle: u64, blocking: bool) -> Result<Outcome, Errno> {
@@ -605,12 +605,12 @@ impl Client {
         self.close(handle, false)
     }
 
-    /// Hard close whatever the linger setting (§3).
+    /// Hard close whatever the linger setting (docs/close-semantics.md#abort).
     pub fn abort(&mut self, handle: u64) -> Result<Outcome, Errno> {
         outcome(self.call(Request::Abort { handle })?)
     }
 
-    /// Bulk teardown on every ring (§6); returns how many were closed.
+    /// Bulk teardown on every ring (docs/close-semantics.md#bulk-close); returns how many were closed.
     /// Listeners are not matched (the engine's rule). The answer is a count,
     /// so this client does not learn which handles died: their later
     /// requests fail with ENOTSOCK, and a `close` or `abort` of one (also

@@ -434,7 +434,7 @@ fn closed(r: Result<Outcome, Errno>) -> c_int {
     status(r.map(|o| LAST_OUTCOME.with(|l| l.set(o as c_int))))
 }
 
-/// `ld_closesocket`: blocking close (§2).
+/// `ld_closesocket`: blocking close (docs/close-semantics.md#linger-matrix).
 ///
 /// # Safety
 /// The ffi contract.
@@ -455,7 +455,7 @@ pub unsafe extern "C" fn ld_closesocket_nonblocking(c: *const LdClient, h: u64) 
     closed(unsafe { with(c, |c| c.close(h, false)) })
 }
 
-/// `ld_abort`: hard close whatever the linger setting (§3).
+/// `ld_abort`: hard close whatever the linger setting (docs/close-semantics.md#abort).
 ///
 /// # Safety
 /// The ffi contract.

@@ -25,11 +25,13 @@ use lingerd_dataplane::wire::EthernetAddress;
 /// request sources again (sleep mode only).
 pub(crate) const SLEEP_CAP_MS: u64 = 2;
 
-/// Secrets drawn once per start: ISN and SYN-cookie key, 4-tuple hash key.
+/// Secrets drawn once per start: ISN key, SYN-cookie key, 4-tuple hash key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Secrets {
     /// RFC 6528 secret.
     pub(crate) isn: [u64; 2],
+    /// SYN-cookie secret, drawn apart from the ISN one.
+    pub(crate) cookie: [u64; 2],
     /// Table hash key.
     pub(crate) hash: u64,
 }
@@ -193,6 +195,7 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 tcp: tcp.clone(),
                 default_linger: linger(c.close.default_linger),
                 isn_secret: secrets.isn,
+                cookie_secret: secrets.cookie,
                 hash_key: secrets.hash,
                 flow: (n > 1).then(|| FlowSteer::software(index, n as u8)),
             };
@@ -222,6 +225,7 @@ mod tests {
 
     const SECRETS: Secrets = Secrets {
         isn: [1, 2],
+        cookie: [4, 5],
         hash: 3,
     };
     const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
@@ -249,6 +253,7 @@ mod tests {
         );
         assert_eq!(p.engine.mac, MAC);
         assert_eq!(p.engine.isn_secret, [1, 2]);
+        assert_eq!(p.engine.cookie_secret, [4, 5]);
         assert_eq!(p.engine.hash_key, 3);
         assert_eq!(p.port.iface, "eth0");
         assert_eq!(p.port.attach, AttachMode::Auto);

@@ -180,14 +180,15 @@ fn inspect(sys_net: &Path, iface: &str) -> Result<Nic, RunError> {
 }
 
 fn secrets() -> Result<Secrets> {
-    let mut b = [0u8; 24];
+    let mut b = [0u8; 40];
     fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
-        .context("reading /dev/urandom for the ISN secret")?;
+        .context("reading /dev/urandom for the ISN and SYN-cookie secrets")?;
     let word = |i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
     Ok(Secrets {
         isn: [word(0), word(1)],
         hash: word(2),
+        cookie: [word(3), word(4)],
     })
 }
 

@@ -1,5 +1,5 @@
 //! A client that goes away: every connection and listener it held gets the
-//! configured policy (DESIGN.md "Client death"), in bounded slices, with no
+//! configured policy (docs/close-semantics.md#client-exit), in bounded slices, with no
 //! state left behind. Two lingerd engines in a Pair: B (host 2) opens the
 //! connections, A (host 1) accepts them for the client that then exits.
 

@@ -1,5 +1,5 @@
 //! Scenario tests, one state × event per test, against a scripted raw peer
-//! (`support::raw_peer`): the close contract of CLOSE-SEMANTICS.md and the
+//! (`support::raw_peer`): the close contract of docs/close-semantics.md and the
 //! RFC 9293 / RFC 5961 checklist of TESTING.md, judged segment by segment
 //! (exact flags, SEQ, ACK and counts), completion by completion (result,
 //! outcome, exactly one per request) and by what is left in the table.
@@ -199,7 +199,7 @@ fn test_syn_sent_rst_without_ack_ignored_with_ack_refused() {
 }
 
 // ---------------------------------------------------------------------------
-// abort (CLOSE-SEMANTICS.md §3)
+// abort (docs/close-semantics.md#abort)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -296,7 +296,7 @@ fn test_established_abort_cancels_pending_blocking_close() {
     assert_eq!(
         order,
         [(close, Errno::OperationAborted), (abort, Errno::Ok)],
-        "§2 rule 2: the pending close is cancelled before the abort completes"
+        "#rule-cancel: the pending close is cancelled before the abort completes"
     );
     assert_eq!(all[1].detail, Detail::Closed(CloseOutcome::Aborted));
     assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
@@ -306,7 +306,7 @@ fn test_established_abort_cancels_pending_blocking_close() {
 }
 
 // ---------------------------------------------------------------------------
-// close (CLOSE-SEMANTICS.md §2)
+// close (docs/close-semantics.md#linger-matrix)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -467,7 +467,7 @@ fn test_listen_close_with_handshake_in_progress() {
         nonblocking: false,
     });
     assert_eq!(c.result, Errno::Ok);
-    // §2 rule 7: a connection not yet accepted is hard-closed.
+    // #listeners: a connection not yet accepted is hard-closed.
     p.nxt = PEER_ISS + 1;
     p.ack();
     assert_eq!(
@@ -483,7 +483,7 @@ fn test_listen_close_with_handshake_in_progress() {
 }
 
 // ---------------------------------------------------------------------------
-// linger (CLOSE-SEMANTICS.md §1–§2)
+// linger (docs/close-semantics.md#linger-options, #linger-matrix)
 // ---------------------------------------------------------------------------
 
 /// Established, linger {on, `ms`}, 100 bytes sent and not acknowledged.
@@ -977,7 +977,7 @@ fn test_last_ack_acked_handle_kept_until_close() {
     assert_eq!(
         p.state(),
         Some(State::Closed),
-        "§2 rule 1: the connection ended, the handle lives until close"
+        "#handle-death: the connection ended, the handle lives until close"
     );
     assert_demux_forgot(&mut p);
     let send = p.call(Request::Send {
@@ -1023,7 +1023,7 @@ fn test_time_wait_new_syn_reopens_handle_kept() {
 }
 
 // ---------------------------------------------------------------------------
-// shutdown (CLOSE-SEMANTICS.md §4)
+// shutdown (docs/close-semantics.md#shutdown)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -1140,11 +1140,15 @@ fn test_shutdown_not_connected_enotconn() {
     let mut p = peer();
     let l = p.listen(8);
     let c = p.call(Request::Shutdown { handle: l, how: 2 });
-    assert_eq!(c.result, Errno::NotConn, "§4: a listener is not connected");
+    assert_eq!(
+        c.result,
+        Errno::NotConn,
+        "#shutdown: a listener is not connected"
+    );
 }
 
 // ---------------------------------------------------------------------------
-// Handles (CLOSE-SEMANTICS.md §5)
+// Handles (docs/close-semantics.md#errors)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -1708,7 +1712,7 @@ fn test_syn_sent_abort_cancels_the_connect_and_sends_nothing() {
     p.expect_none();
     assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
     let connect = p.answer(p.connect_ud.unwrap()).unwrap();
-    assert_eq!(connect.result, Errno::OperationAborted, "§2 rule 2");
+    assert_eq!(connect.result, Errno::OperationAborted, "#rule-cancel");
     assert_eq!(p.engine.connection_count(), 0);
     p.advance(10_000);
     p.expect_none();

@@ -78,19 +78,19 @@ pub enum Request {
         /// The connection.
         handle: Handle,
     },
-    /// `closesocket` (CLOSE-SEMANTICS.md §2).
+    /// `closesocket` (docs/close-semantics.md#linger-matrix).
     Close {
         /// The connection or listener.
         handle: Handle,
         /// A non-blocking close fails with EWOULDBLOCK instead of lingering.
         nonblocking: bool,
     },
-    /// Hard close whatever the linger setting (§3).
+    /// Hard close whatever the linger setting (docs/close-semantics.md#abort).
     Abort {
         /// The connection.
         handle: Handle,
     },
-    /// Bulk teardown (§6). Completes once with [`Detail::Count`].
+    /// Bulk teardown (docs/close-semantics.md#bulk-close). Completes once with [`Detail::Count`].
     CloseMatching {
         /// Which connections.
         filter: Filter,

@@ -50,8 +50,10 @@ pub struct EngineConfig {
     pub tcp: TcpConfig,
     /// Linger setting of a new connection.
     pub default_linger: Linger,
-    /// Secret for ISNs and SYN cookies (RFC 6528), from the OS's randomness.
+    /// Secret of the ISN function (RFC 6528), from the OS's randomness.
     pub isn_secret: [u64; 2],
+    /// Secret of the SYN-cookie function, drawn apart from `isn_secret`.
+    pub cookie_secret: [u64; 2],
     /// Secret key of the 4-tuple hash.
     pub hash_key: u64,
     /// With several queues: which flows this engine owns. Its ephemeral
@@ -72,6 +74,7 @@ impl EngineConfig {
             tcp: TcpConfig::default(),
             default_linger: Linger::default(),
             isn_secret: [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344],
+            cookie_secret: [0x4528_21e6_38d0_1377, 0xbe54_66cf_34e9_0c6c],
             hash_key: 0xa409_3822_299f_31d0,
             flow: None,
         }

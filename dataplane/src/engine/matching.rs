@@ -1,4 +1,4 @@
-//! Bulk teardown: `close_matching(filter, mode, pace)` (CLOSE-SEMANTICS.md §6).
+//! Bulk teardown: `close_matching(filter, mode, pace)` (docs/close-semantics.md#bulk-close).
 //!
 //! It owns the jobs: a resumable cursor over the table's slots, a token
 //! bucket for pacing, and the running count. Each `handle_timeout` runs a
@@ -108,7 +108,7 @@ impl QueueEngine {
     }
 
     /// A client went away (its control socket hung up): every connection and
-    /// listener it holds gets `policy` (DESIGN.md "Client death"), in bounded
+    /// listener it holds gets `policy` (docs/close-semantics.md#client-exit), in bounded
     /// slices like `close_matching`. No completion is posted: there is no one
     /// to receive it, and the rings layer drops anything still addressed to
     /// the client.
@@ -303,7 +303,7 @@ impl QueueEngine {
                 linger: tcb.linger,
                 close_in_ms: remaining(tcb.close_at, now_ms),
                 // A blocking linger close waits on `close_at`; a
-                // background one (§2 rule 3c, `close_matching` linger)
+                // background one (docs/close-semantics.md#non-blocking, `close_matching` linger)
                 // is marked LINGER_DEADLINE.
                 lingering: (tcb.pending == crate::tcp::tcb::Pending::Close
                     || tcb

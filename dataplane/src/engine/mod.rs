@@ -26,7 +26,7 @@ use config::EngineConfig;
 use counters::Counters;
 use neighbor::NeighborCache;
 
-use crate::shared::Disposition;
+use crate::shared::{Disposition, NoSink, RxSink};
 use crate::table::{FourTuple, Handle, Table};
 use crate::tcp::cx::Cx;
 use crate::tcp::isn::IsnGenerator;
@@ -88,23 +88,20 @@ pub struct Census {
 /// the rest stay due (`poll_timeout` reports a time ≤ `now`) for the next
 /// call.
 ///
-/// The trade-off: the linger contract (one RST within one 1 ms tick after
-/// the deadline) holds for every expiry as long as the shell's loop runs at
-/// least once per tick and no more than this many deadlines fall due in one
-/// tick. An expiry costs ~0.1–0.2 µs here (timer, record freed, completion,
-/// RST built in `poll_transmit`), so a full call is ~30–60 µs: a request
-/// that arrives meanwhile waits at most that long for its turn. (At 2,048
-/// per call, ring-latency's abort p99 with 1M lingering connections
-/// retransmitting was 780–822 µs; at 256 it was 205–323 µs, and the
-/// micro benchmark's expiry rate rose from 4.7M/s to 5.2M/s.) When more
-/// fall due at once (1M lingering connections closed in the same
-/// millisecond), they are
-/// worked off at this many per loop iteration: the last is late by
-/// `due / MAX_EXPIRIES_PER_CALL` iterations, but none is lost, none is sent
-/// twice, and receive, requests and transmit keep being served in between
-/// (and the control and completion queues stay bounded by this cap instead
-/// of growing to the number of expiries). A larger cap would finish a burst
-/// in fewer iterations at the price of longer stalls of everything else.
+/// The trade-off: the linger contract (one RST within one timer tick after
+/// the deadline, docs/close-semantics.md#peer-view) holds for every expiry
+/// as long as the shell's loop runs at least once per tick and no more than
+/// this many deadlines fall due in one tick; meanwhile a request that
+/// arrives waits for at most one call's worth of expiries. When more fall
+/// due at once (a million lingering connections closed in the same
+/// millisecond), they are worked off at this many per loop iteration: the
+/// last is late by `due / MAX_EXPIRIES_PER_CALL` iterations, but none is
+/// lost, none is sent twice, and receive, requests and transmit keep being
+/// served in between (and the control and completion queues stay bounded
+/// by this cap instead of growing to the number of expiries). A larger cap
+/// finishes a burst in fewer iterations at the price of longer stalls of
+/// everything else; the measurements behind the value are in the commit
+/// history and the README.
 pub const MAX_EXPIRIES_PER_CALL: usize = 256;
 
 /// Timer entries one `handle_timeout` call may move down the wheel's levels
@@ -171,7 +168,7 @@ impl QueueEngine {
         let pool = SendBufPool::new(cfg.tcp.send_buffer as usize, 4096);
         let next_ephemeral = cfg.tcp.ephemeral_ports.0;
         QueueEngine {
-            isn: IsnGenerator::new(cfg.isn_secret),
+            isn: IsnGenerator::new(cfg.isn_secret, cfg.cookie_secret),
             table,
             wheel: Wheel::new(0),
             neighbors: NeighborCache::default(),
@@ -333,7 +330,8 @@ impl QueueEngine {
         now_ms: u64,
         f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> Disposition,
     ) -> Disposition {
-        self.in_conn(handle, now_ms, f).unwrap_or(Disposition::Keep)
+        self.in_conn(handle, now_ms, &mut NoSink, f)
+            .unwrap_or(Disposition::Keep)
     }
 
     /// Runs `f` on the connection with the effects context it may use (the
@@ -342,6 +340,7 @@ impl QueueEngine {
         &mut self,
         handle: Handle,
         now_ms: u64,
+        sink: &mut dyn RxSink,
         f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> R,
     ) -> Option<R> {
         let tuple = self.table.tuple(handle)?;
@@ -356,6 +355,7 @@ impl QueueEngine {
             counters: &mut self.counters,
             completions: &mut self.completions,
             pool: &mut self.pool,
+            sink,
         };
         Some(f(tcb, &mut cx))
     }

@@ -1,5 +1,5 @@
 //! Client requests: validation of handles and arguments, then the matching
-//! operation (CLOSE-SEMANTICS.md §1–§5).
+//! operation (docs/close-semantics.md).
 //!
 //! It owns the rules that apply before a connection's logic runs: the handle
 //! must be this core's, alive, not closed, and the caller's (ENOTSOCK,
@@ -16,6 +16,7 @@ use super::{Listener, QueueEngine};
 use crate::shared::Disposition;
 use crate::table::{FourTuple, Handle, InsertError};
 use crate::tcp::linger::MAX_LINGER_MS;
+use crate::tcp::sendbuf::Fill;
 use crate::tcp::state::State;
 use crate::tcp::tcb::{Tcb, TcbFlags};
 use crate::tcp::{close, open};
@@ -75,32 +76,15 @@ impl QueueEngine {
             Request::Connect { remote, local_port } => {
                 self.connect(now, now_ms, client, user_data, remote, local_port)
             }
-            Request::Send { handle, data } => self.on_conn(
+            Request::Send { handle, data } => self.send(
                 now_ms,
                 client,
                 user_data,
                 handle,
-                Access::Normal,
-                |tcb, cx| {
-                    let e = if let Some(e) = crate::tcp::teardown::dead_error(tcb) {
-                        e
-                    } else if tcb.flags.contains(TcbFlags::SHUT_WR) {
-                        Errno::Shutdown
-                    } else if !tcb.state.can_send() {
-                        Errno::NotConn
-                    } else {
-                        let buf = tcb.send.get_or_insert_with(|| cx.pool.get());
-                        if buf.push(&data) {
-                            Errno::Ok
-                        } else {
-                            Errno::NoBufs
-                        }
-                    };
-                    if tcb.queued() == 0 {
-                        cx.release_send(tcb);
-                    }
-                    cx.complete(client, user_data, e, Detail::None);
-                    Disposition::Keep
+                data.len(),
+                &mut |off, dst| {
+                    dst.copy_from_slice(&data[off..off + dst.len()]);
+                    true
                 },
             ),
             Request::RecvDone { handle, len } => {
@@ -128,7 +112,7 @@ impl QueueEngine {
                 )
             }
             Request::Shutdown { handle, .. } if self.is_listener(handle) => {
-                // §4: shutdown of a listener fails with ENOTCONN (it is not
+                // docs/close-semantics.md#shutdown: shutdown of a listener fails with ENOTCONN (it is not
                 // connected), after the ownership check every request gets.
                 let owner = self.table.get(handle).map(|t| t.owner);
                 let e = if owner != Some(client) && !client.is_admin() {
@@ -221,7 +205,66 @@ impl QueueEngine {
         }
     }
 
-    /// Checks `handle` for `client` (§5: ENOTSOCK, EPERM, EINPROGRESS).
+    /// A send whose `len` bytes are copied straight from where the client
+    /// put them (its TX chunk in shared memory, for the rings) into the
+    /// connection's send buffer: `fill(offset, dst)` writes bytes
+    /// `offset..offset + dst.len()` of the data into `dst`, and is called
+    /// once or twice. A `fill` that fails queues nothing and answers EINVAL.
+    /// Otherwise as [`Request::Send`].
+    pub fn handle_send_from(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        user_data: u64,
+        handle: Handle,
+        len: usize,
+        fill: &mut dyn FnMut(usize, &mut [u8]) -> bool,
+    ) {
+        let now_ms = self.now_ms(now);
+        self.send(now_ms, client, user_data, handle, len, fill);
+    }
+
+    fn send(
+        &mut self,
+        now_ms: u64,
+        client: ClientId,
+        user_data: u64,
+        handle: Handle,
+        len: usize,
+        fill: &mut dyn FnMut(usize, &mut [u8]) -> bool,
+    ) {
+        self.on_conn(
+            now_ms,
+            client,
+            user_data,
+            handle,
+            Access::Normal,
+            |tcb, cx| {
+                let e = if let Some(e) = crate::tcp::teardown::dead_error(tcb) {
+                    e
+                } else if tcb.flags.contains(TcbFlags::SHUT_WR) {
+                    Errno::Shutdown
+                } else if !tcb.state.can_send() {
+                    Errno::NotConn
+                } else {
+                    let buf = tcb.send.get_or_insert_with(|| cx.pool.get());
+                    match buf.push_from(len, fill) {
+                        Fill::Queued => Errno::Ok,
+                        Fill::NoRoom => Errno::NoBufs,
+                        Fill::Failed => Errno::Inval,
+                    }
+                };
+                if tcb.queued() == 0 {
+                    cx.release_send(tcb);
+                }
+                cx.complete(client, user_data, e, Detail::None);
+                Disposition::Keep
+            },
+        )
+    }
+
+    /// Checks `handle` for `client` (docs/close-semantics.md#errors: ENOTSOCK, EPERM,
+    /// EINPROGRESS).
     fn check_handle(&self, client: ClientId, handle: Handle, access: Access) -> Result<(), Errno> {
         if handle.core() != self.cfg.core {
             return Err(Errno::NotSock);
@@ -376,7 +419,7 @@ impl QueueEngine {
         match self.table.insert(tuple, tcb) {
             Ok(handle) => {
                 // The handle exists from now on: the client may close or
-                // abort the connect before it completes (§2 rule 2: the
+                // abort the connect before it completes (docs/close-semantics.md#rule-cancel: the
                 // pending connect then completes with OPERATION_ABORTED).
                 self.completions.push_back(Completion {
                     client,

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use super::{CtlFrame, QueueEngine};
-use crate::shared::Disposition;
+use crate::shared::{Disposition, NoSink, RxSink};
 use crate::table::{FourTuple, Handle, InsertError};
 use crate::tcp::state::State;
 use crate::tcp::{input, open};
@@ -20,16 +20,31 @@ use crate::wire::{
 };
 
 impl QueueEngine {
-    /// Takes one received Ethernet frame.
+    /// Takes one received Ethernet frame. Payload for clients is delivered
+    /// as owned copies ([`Detail::Data`](crate::shared::Detail::Data)); see
+    /// [`handle_rx_into`](Self::handle_rx_into) for the copy-once path.
     pub fn handle_rx(&mut self, now: Instant, frame: &[u8]) {
+        self.handle_rx_into(now, frame, &mut NoSink);
+    }
+
+    /// Takes one received Ethernet frame, handing in-order payload to
+    /// `sink`, which writes it straight into the client's receive memory
+    /// (what it declines is delivered as an owned copy, in order).
+    pub fn handle_rx_into(&mut self, now: Instant, frame: &[u8], sink: &mut dyn RxSink) {
         self.counters.rx_frames += 1;
         let now_ms = self.now_ms(now);
-        if let Err(e) = self.rx_frame(now, now_ms, frame) {
+        if let Err(e) = self.rx_frame(now, now_ms, frame, sink) {
             self.counters.rx_parse_errors[e.index()] += 1;
         }
     }
 
-    fn rx_frame(&mut self, now: Instant, now_ms: u64, frame: &[u8]) -> wire::Result<()> {
+    fn rx_frame(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        frame: &[u8],
+        sink: &mut dyn RxSink,
+    ) -> wire::Result<()> {
         let eth = EthernetFrame::new_checked(frame)?;
         let dst = eth.dst_addr();
         if dst != self.cfg.mac && !dst.is_broadcast() {
@@ -38,7 +53,7 @@ impl QueueEngine {
         }
         match eth.ethertype() {
             EtherType::Arp => self.rx_arp(now_ms, eth.payload()),
-            EtherType::Ipv4 => self.rx_ipv4(now, now_ms, eth.src_addr(), eth.payload()),
+            EtherType::Ipv4 => self.rx_ipv4(now, now_ms, eth.src_addr(), eth.payload(), sink),
             EtherType::Unknown(_) => {
                 self.counters.rx_not_ours += 1;
                 Ok(())
@@ -93,6 +108,7 @@ impl QueueEngine {
         now_ms: u64,
         src_mac: EthernetAddress,
         payload: &[u8],
+        sink: &mut dyn RxSink,
     ) -> wire::Result<()> {
         let packet = Ipv4Packet::new_checked(payload)?;
         let ip = Ipv4Repr::parse(&packet)?;
@@ -114,8 +130,8 @@ impl QueueEngine {
             remote_port: seg.src_port,
         };
         match self.table.lookup(&tuple) {
-            Some(handle) => self.rx_conn(now, now_ms, handle, tuple, &seg),
-            None => self.rx_no_conn(now, now_ms, tuple, &seg),
+            Some(handle) => self.rx_conn(now, now_ms, handle, tuple, &seg, sink),
+            None => self.rx_no_conn(now, now_ms, tuple, &seg, sink),
         }
         Ok(())
     }
@@ -127,9 +143,14 @@ impl QueueEngine {
         handle: Handle,
         tuple: FourTuple,
         seg: &TcpRepr<'_>,
+        sink: &mut dyn RxSink,
     ) {
         let before = self.table.get(handle).map(|t| t.state);
-        let d = self.with_conn(handle, now_ms, |tcb, cx| input::on_segment(tcb, cx, seg));
+        let d = self
+            .in_conn(handle, now_ms, sink, |tcb, cx| {
+                input::on_segment(tcb, cx, seg)
+            })
+            .unwrap_or(Disposition::Keep);
         let after = self.table.get(handle).map(|t| t.state);
         if before == Some(State::SynReceived)
             && after != Some(State::SynReceived)
@@ -139,14 +160,21 @@ impl QueueEngine {
         }
         self.apply(handle, d, now_ms);
         if d == Disposition::Reopen {
-            self.rx_no_conn(now, now_ms, tuple, seg);
+            self.rx_no_conn(now, now_ms, tuple, seg, sink);
         }
     }
 
     /// A segment that matches no connection: a listener's, or the
     /// responder's (RFC 9293 §3.10.7.1, always on, never rate-limited
     /// globally, never answering an RST).
-    fn rx_no_conn(&mut self, now: Instant, now_ms: u64, tuple: FourTuple, seg: &TcpRepr<'_>) {
+    fn rx_no_conn(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        tuple: FourTuple,
+        seg: &TcpRepr<'_>,
+        sink: &mut dyn RxSink,
+    ) {
         let f = seg.flags;
         if f.rst() {
             return;
@@ -156,7 +184,7 @@ impl QueueEngine {
                 self.passive_open(now, now_ms, listener, tuple, seg);
                 return;
             }
-            if f.ack() && !f.syn() && self.cookie_open(now_ms, listener, tuple, seg) {
+            if f.ack() && !f.syn() && self.cookie_open(now_ms, listener, tuple, seg, sink) {
                 return;
             }
         }
@@ -237,6 +265,7 @@ impl QueueEngine {
         listener: super::Listener,
         tuple: FourTuple,
         seg: &TcpRepr<'_>,
+        sink: &mut dyn RxSink,
     ) -> bool {
         let now_s = now_ms / 1000;
         let peer_isn = seg.seq.wrapping_sub(1);
@@ -269,8 +298,11 @@ impl QueueEngine {
                 });
                 // Any data on the ACK is processed as on an established connection.
                 if !seg.payload.is_empty() || seg.flags.fin() {
-                    let d =
-                        self.with_conn(handle, now_ms, |tcb, cx| input::on_segment(tcb, cx, seg));
+                    let d = self
+                        .in_conn(handle, now_ms, sink, |tcb, cx| {
+                            input::on_segment(tcb, cx, seg)
+                        })
+                        .unwrap_or(Disposition::Keep);
                     self.apply(handle, d, now_ms);
                 } else {
                     self.sync(handle, now_ms);

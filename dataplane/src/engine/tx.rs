@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use super::{CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
+use crate::shared::NoSink;
 use crate::tcp::output;
 use crate::tcp::tcb::{Deadline, TcbFlags};
 use crate::wire::{
@@ -59,7 +60,7 @@ impl QueueEngine {
                 // The payload scratch is lent out so the closure may fill it.
                 let mut scratch = std::mem::take(&mut self.scratch);
                 let plan = self
-                    .in_conn(handle, now_ms, |tcb, cx| {
+                    .in_conn(handle, now_ms, &mut NoSink, |tcb, cx| {
                         output::next_segment(tcb, cx, &mut scratch[..limit])
                     })
                     .flatten();

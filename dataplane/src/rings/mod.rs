@@ -25,6 +25,7 @@ use crate::engine::QueueEngine;
 use crate::engine::api::{
     ClientId, CloseOutcome, Completion, Detail, Filter, MatchMode, Prefix, Request,
 };
+use crate::shared::RxSink;
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
 
@@ -107,10 +108,27 @@ pub struct ClientRings {
     /// Completions waiting for ring space (or RX chunks, for data).
     backlog: VecDeque<Completion>,
     stats: RingStats,
-    scratch: Vec<u8>,
     /// Requests taken but not yet handled ([`ClientRings::poll_requests`]
     /// works in batches of [`REQUEST_BATCH`]); empty between calls.
-    batch: Vec<(u64, Result<Request, Errno>)>,
+    batch: Vec<(u64, Result<Taken, Errno>)>,
+    /// Payloads handed to the engine as owned copies because this sink
+    /// could not place them, not yet encoded. While any is owed, nothing
+    /// is placed directly: a later payload must not take the RX chunk an
+    /// earlier one waits for (the client frees chunks only in order).
+    owed_copies: u32,
+}
+
+/// A request entry, decoded and validated.
+#[derive(Debug)]
+enum Taken {
+    /// An engine request.
+    Request(Request),
+    /// A send: its bytes stay in the client's TX chunk until the engine
+    /// copies them into the send buffer.
+    Send {
+        handle: Handle,
+        range: std::ops::Range<usize>,
+    },
 }
 
 /// Requests copied, validated and prefetched together before the engine
@@ -140,8 +158,8 @@ impl ClientRings {
             layout,
             backlog: VecDeque::new(),
             stats: RingStats::default(),
-            scratch: vec![0; layout.params.chunk_size as usize],
             batch: Vec::with_capacity(REQUEST_BATCH),
+            owed_copies: 0,
         })
     }
 
@@ -195,18 +213,37 @@ impl ClientRings {
                 break;
             }
             for (_, req) in &batch {
-                if let Ok(req) = req {
+                if let Ok(Taken::Request(req)) = req {
                     engine.prefetch_request_slot(req);
                 }
             }
             for (_, req) in &batch {
-                if let Ok(req) = req {
+                if let Ok(Taken::Request(req)) = req {
                     engine.prefetch_request(req);
                 }
             }
             for (user_data, req) in batch.drain(..) {
                 match req {
-                    Ok(req) => engine.handle_request(now, self.client, user_data, req),
+                    Ok(Taken::Request(req)) => {
+                        engine.handle_request(now, self.client, user_data, req)
+                    }
+                    Ok(Taken::Send { handle, range }) => {
+                        // Straight from the TX chunk into the send buffer:
+                        // no copy of the bytes in between.
+                        let region = &self.region;
+                        let start = range.start;
+                        engine.handle_send_from(
+                            now,
+                            self.client,
+                            user_data,
+                            handle,
+                            range.len(),
+                            &mut |off, dst| {
+                                let from = start + off;
+                                region.read(from..from + dst.len(), dst)
+                            },
+                        );
+                    }
                     Err(e) => {
                         self.stats.invalid += 1;
                         self.backlog.push_back(answer(self.client, user_data, e));
@@ -219,10 +256,10 @@ impl ClientRings {
         taken
     }
 
-    /// Turns a decoded entry into an engine request, reading TX data and
-    /// settling RX chunk returns. Errors are the completion's result.
-    fn take_request(&mut self, op: Op) -> Result<Request, Errno> {
-        Ok(match op {
+    /// Turns a decoded entry into an engine request, validating TX chunks
+    /// and settling RX chunk returns. Errors are the completion's result.
+    fn take_request(&mut self, op: Op) -> Result<Taken, Errno> {
+        Ok(Taken::Request(match op {
             Op::Listen { port, backlog } => Request::Listen { port, backlog },
             Op::Connect {
                 addr,
@@ -234,14 +271,10 @@ impl ClientRings {
             },
             Op::Send { handle, chunk, len } => {
                 let range = self.layout.tx_chunk(chunk, len).ok_or(Errno::Inval)?;
-                let mut data = vec![0; len as usize];
-                if !self.region.read(range, &mut data) {
-                    return Err(Errno::Inval);
-                }
-                Request::Send {
+                return Ok(Taken::Send {
                     handle: Handle::from_raw(handle),
-                    data,
-                }
+                    range,
+                });
             }
             Op::RecvDone { handle, chunk, len } => {
                 if len > self.layout.params.chunk_size || !self.rx.give_back(chunk) {
@@ -304,7 +337,26 @@ impl ClientRings {
                     pace_per_s,
                 }
             }
-        })
+        }))
+    }
+
+    /// Writes `data` into a free RX chunk, if one is free and no earlier
+    /// payload still waits for one.
+    fn place_data(&mut self, data: &[u8]) -> Option<Detail> {
+        if self.owed_copies > 0 || data.len() > self.layout.params.chunk_size as usize {
+            return None;
+        }
+        let chunk = self.rx.take()?;
+        let len = data.len() as u32;
+        let written = self
+            .layout
+            .rx_chunk(chunk, len)
+            .is_some_and(|range| self.region.write(range, data));
+        if !written {
+            self.rx.give_back(chunk);
+            return None;
+        }
+        Some(Detail::DataInChunk { chunk, len })
     }
 
     /// Queues one engine completion addressed to this client.
@@ -367,6 +419,10 @@ impl ClientRings {
                 port: remote.port(),
             },
             Detail::PeerClosed => Body::PeerClosed,
+            Detail::DataInChunk { chunk, len } => Body::Data {
+                chunk: *chunk,
+                len: *len,
+            },
             Detail::Reset => Body::Reset,
             Detail::Data(bytes) => {
                 let Some(chunk) = self.rx.take() else {
@@ -378,8 +434,7 @@ impl ClientRings {
                     .layout
                     .rx_chunk(chunk, n as u32)
                     .expect("own chunk in bounds");
-                self.scratch[..n].copy_from_slice(&bytes[..n]);
-                let written = self.region.write(range, &self.scratch[..n]);
+                let written = self.region.write(range, &bytes[..n]);
                 debug_assert!(written);
                 let entry = entry::Completion {
                     user_data: c.user_data,
@@ -392,7 +447,9 @@ impl ClientRings {
                     },
                 }
                 .encode();
-                if n < bytes.len() {
+                if n == bytes.len() {
+                    self.owed_copies = self.owed_copies.saturating_sub(1);
+                } else {
                     // The rest goes first next time, in order.
                     let rest = Completion {
                         detail: Detail::Data(bytes[n..].to_vec()),
@@ -411,6 +468,30 @@ impl ClientRings {
             body,
         }
         .encode())
+    }
+}
+
+/// The rings as the engine's [`RxSink`]: payload for this client goes
+/// straight into one of its RX chunks (the copy-once receive path).
+impl RxSink for ClientRings {
+    fn place(&mut self, client: ClientId, data: &[u8]) -> Option<Detail> {
+        if client != self.client {
+            return None;
+        }
+        let placed = self.place_data(data);
+        if placed.is_none() {
+            self.owed_copies += 1;
+        }
+        placed
+    }
+}
+
+/// The rings of every client on a core: each payload goes to its owner's.
+impl RxSink for [ClientRings] {
+    fn place(&mut self, client: ClientId, data: &[u8]) -> Option<Detail> {
+        self.iter_mut()
+            .find(|r| r.client == client)?
+            .place(client, data)
     }
 }
 

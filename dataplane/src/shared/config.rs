@@ -42,7 +42,7 @@ pub struct TcpConfig {
     pub mss: u16,
     /// TIME-WAIT length (2×MSL).
     pub time_wait_ms: u32,
-    /// Bound on a background graceful close (CLOSE-SEMANTICS.md §2 rule 4).
+    /// Bound on a background graceful close (docs/close-semantics.md#orphan-timeout).
     pub orphan_timeout_ms: u32,
     /// How long a handshake may sit in SYN-RECEIVED.
     pub syn_received_timeout_ms: u32,

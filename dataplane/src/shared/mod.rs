@@ -42,7 +42,7 @@ impl ClientId {
     }
 }
 
-/// How a close ended (CLOSE-SEMANTICS.md §2 rule 5, extended).
+/// How a close ended (docs/close-semantics.md#outcomes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseOutcome {
     /// The peer acknowledged all data and our FIN.
@@ -84,8 +84,17 @@ pub enum Detail {
         /// Our port.
         local_port: u16,
     },
-    /// Event: in-order data from the peer.
+    /// Event: in-order data from the peer, in an owned copy (when no
+    /// [`RxSink`] took it).
     Data(Vec<u8>),
+    /// Event: in-order data from the peer, already written by an
+    /// [`RxSink`] into the client's receive chunk `chunk`.
+    DataInChunk {
+        /// The receive chunk (an index into the client's RX arena).
+        chunk: u32,
+        /// Bytes written at its start.
+        len: u32,
+    },
     /// Event: the peer sent FIN (end of stream).
     PeerClosed,
     /// Event: the connection was reset (by the peer: ECONNRESET; or aborted
@@ -134,6 +143,28 @@ pub enum ClientExitPolicy {
     Graceful,
     /// Hard close for all.
     Abort,
+}
+
+/// Where received payload goes: straight into the receive memory of the
+/// client it is for (its RX chunk), so that the data path copies each byte
+/// once and allocates nothing.
+pub trait RxSink {
+    /// Writes `data`, in-order payload for one of `client`'s connections,
+    /// into memory the client will read, and returns the detail naming
+    /// where it went. `None` when it cannot (no free chunk, another
+    /// client, too long): the engine then keeps an owned copy
+    /// ([`Detail::Data`]) that the client's queue delivers later, in order.
+    fn place(&mut self, client: ClientId, data: &[u8]) -> Option<Detail>;
+}
+
+/// The sink that takes nothing: every payload becomes [`Detail::Data`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSink;
+
+impl RxSink for NoSink {
+    fn place(&mut self, _client: ClientId, _data: &[u8]) -> Option<Detail> {
+        None
+    }
 }
 
 /// What the engine must do with a connection's record after an event.

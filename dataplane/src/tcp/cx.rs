@@ -1,19 +1,23 @@
 //! The effects context a connection's logic runs in.
 //!
-//! It owns nothing: it borrows the engine's completion queue, counters,
-//! buffer pool and configuration for the duration of one event, so the
-//! connection logic in `tcp` can post completions and count without knowing
-//! the engine. It is the only door from `tcp` back into the engine.
+//! It owns nothing: for the duration of one event it borrows the completion
+//! queue, counters, send-buffer pool and TCP configuration (types of the
+//! leaf module `shared`, which the engine owns instances of), so the
+//! connection logic can post completions and count without knowing the
+//! engine. It is one of two ways back: what the engine must do with the
+//! record (free it, send a reply) is returned as a
+//! [`Disposition`](crate::shared::Disposition), and output is left as flags
+//! on the record.
 
 use std::collections::VecDeque;
 
 use lingerd_abi::Errno;
 
 use super::sendbuf::SendBufPool;
-use super::tcb::Tcb;
+use super::tcb::{Tcb, TcbFlags};
 use crate::shared::config::TcpConfig;
 use crate::shared::counters::Counters;
-use crate::shared::{ClientId, Completion, Detail};
+use crate::shared::{ClientId, Completion, Detail, RxSink};
 use crate::table::{FourTuple, Handle};
 use crate::wire::{ControlSegment, SeqNumber};
 
@@ -35,6 +39,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) completions: &'a mut VecDeque<Completion>,
     /// Send buffer pool.
     pub(crate) pool: &'a mut SendBufPool,
+    /// Where received payload goes.
+    pub(crate) sink: &'a mut dyn RxSink,
 }
 
 impl Cx<'_> {
@@ -59,7 +65,7 @@ impl Cx<'_> {
     /// Posts an event for the connection's owner, unless the client already
     /// closed the handle (no event follows an accepted close).
     pub(crate) fn event(&mut self, tcb: &Tcb, result: Errno, detail: Detail) {
-        if tcb.flags.contains(super::tcb::TcbFlags::ORPHAN) {
+        if tcb.flags.contains(TcbFlags::ORPHAN) {
             return;
         }
         self.completions.push_back(Completion {
@@ -82,6 +88,19 @@ impl Cx<'_> {
     pub(crate) fn rst_ack(&self, seq: SeqNumber, ack: SeqNumber) -> ControlSegment {
         let t = &self.tuple;
         ControlSegment::rst_ack(t.remote_addr, t.local_port, t.remote_port, seq, ack)
+    }
+
+    /// Delivers in-order payload to the connection's owner, through the
+    /// sink when it takes it, unless the client already closed the handle.
+    pub(crate) fn data(&mut self, tcb: &Tcb, data: &[u8]) {
+        if tcb.flags.contains(TcbFlags::ORPHAN) {
+            return;
+        }
+        let detail = self
+            .sink
+            .place(tcb.owner, data)
+            .unwrap_or_else(|| Detail::Data(data.to_vec()));
+        self.event(tcb, Errno::Ok, detail);
     }
 
     /// Releases the connection's send buffer to the pool.

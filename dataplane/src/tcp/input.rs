@@ -219,7 +219,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         } else {
             let Some(listener) = cx.listener else {
                 // The listener was closed during the handshake: connections
-                // not yet accepted are hard-closed (§2 rule 7).
+                // not yet accepted are hard-closed (docs/close-semantics.md#listeners).
                 return Disposition::ResetAndFree(cx.rst_ack(tcb.snd_max, tcb.rcv_nxt));
             };
             cx.counters.accepted += 1;
@@ -256,7 +256,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
                 let data = &seg.payload[skip as usize..(skip + take) as usize];
                 tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(take);
                 tcb.unconsumed = tcb.unconsumed.saturating_add(take);
-                cx.event(tcb, Errno::Ok, Detail::Data(data.to_vec()));
+                cx.data(tcb, data);
                 schedule_ack(tcb, cx);
             }
             if skip + take < payload_len {
@@ -349,8 +349,8 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
             if tcb.flags.contains(TcbFlags::ORPHAN)
                 && !tcb.flags.contains(TcbFlags::LINGER_DEADLINE)
             {
-                // An orphan's FIN-WAIT-2 is bounded (TESTING.md "every
-                // closing state bounded"); the orphan deadline already runs.
+                // An orphan's FIN-WAIT-2 is bounded (docs/close-semantics.md#orphan-timeout:
+                // every background close is bounded); the orphan deadline already runs.
                 tcb.close_at = tcb
                     .close_at
                     .earliest(Deadline::after(cx.now_ms, cx.cfg.orphan_timeout_ms));
@@ -472,7 +472,7 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 
 /// Data arrived that can never be delivered: after close (RFC 9293 §3.10.7.4
 /// seventh; RFC 2525 §2.17) or after shutdown(RECEIVE) ([decision]: Winsock
-/// semantics, CLOSE-SEMANTICS.md §4). The connection is reset.
+/// semantics, docs/close-semantics.md#shutdown). The connection is reset.
 fn data_after_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     cx.counters.rst_data_after_close += 1;
     if tcb.closed_by_client() {
@@ -501,7 +501,7 @@ fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
         }
         State::FinWait1 => {
             // After shutdown(SEND) the client still reads: it is owed its
-            // EOF (CLOSE-SEMANTICS.md §4, the recommended pattern waits for
+            // EOF (docs/close-semantics.md#shutdown: the graceful pattern waits for
             // it). An orphan gets no event (`Cx::event` drops it).
             if !tcb.flags.contains(TcbFlags::SHUT_RD) {
                 cx.event(tcb, Errno::Ok, Detail::PeerClosed);

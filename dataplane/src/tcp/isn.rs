@@ -3,10 +3,31 @@
 //! It owns the two keyed functions a listener needs to pick sequence numbers
 //! an off-path attacker cannot predict: `ISN = M + F(4-tuple, key)` with M a
 //! 4 µs clock (RFC 6528 §3), and stateless SYN cookies for when a listener's
-//! backlog is full. Time is an argument; keys come from the caller.
+//! backlog is full, both SipHash-2-4 (the `siphasher` crate) under keys
+//! of their own. Time is an argument; keys come from the caller.
 
-use super::siphash::SipKey;
+use std::hash::Hasher;
+
+use siphasher::sip::SipHasher24;
+
 use crate::table::FourTuple;
+
+/// A SipHash-2-4 key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SipKey([u64; 2]);
+
+impl SipKey {
+    /// Hashes the first `len` bytes (at most 24) of `words`, little-endian.
+    fn hash_words(self, words: [u64; 3], len: u8) -> u64 {
+        let mut bytes = [0u8; 24];
+        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        let mut h = SipHasher24::new_with_keys(self.0[0], self.0[1]);
+        h.write(&bytes[..usize::from(len.min(24))]);
+        h.finish()
+    }
+}
 
 /// The keys of one engine's sequence-number functions.
 #[derive(Clone, Copy, Debug)]
@@ -30,14 +51,12 @@ fn tuple_words(t: &FourTuple, extra: u32) -> [u64; 3] {
 }
 
 impl IsnGenerator {
-    /// Derives the two keys from one 128-bit secret.
-    pub fn new(secret: [u64; 2]) -> IsnGenerator {
+    /// The two functions under two independently drawn 128-bit secrets:
+    /// knowing one key tells nothing about the other.
+    pub fn new(isn_secret: [u64; 2], cookie_secret: [u64; 2]) -> IsnGenerator {
         IsnGenerator {
-            isn_key: SipKey::new(secret[0], secret[1]),
-            cookie_key: SipKey::new(
-                secret[1].rotate_left(17) ^ 0x5bd1_e995,
-                secret[0].rotate_left(31) ^ 0x1b87_3593,
-            ),
+            isn_key: SipKey(isn_secret),
+            cookie_key: SipKey(cookie_secret),
         }
     }
 
@@ -108,12 +127,12 @@ mod tests {
 
     #[test]
     fn isn_advances_with_the_clock_and_differs_per_tuple() {
-        let g = IsnGenerator::new([1, 2]);
+        let g = IsnGenerator::new([1, 2], [5, 6]);
         let a = g.isn(&tuple(1000), 0);
         assert_eq!(g.isn(&tuple(1000), 4_000), a.wrapping_add(1_000));
         assert_ne!(g.isn(&tuple(1001), 0), a);
         assert_ne!(
-            IsnGenerator::new([3, 4]).isn(&tuple(1000), 0),
+            IsnGenerator::new([3, 4], [5, 6]).isn(&tuple(1000), 0),
             a,
             "secret changes F"
         );
@@ -121,7 +140,7 @@ mod tests {
 
     #[test]
     fn cookie_round_trips_and_rejects_forgeries() {
-        let g = IsnGenerator::new([7, 9]);
+        let g = IsnGenerator::new([7, 9], [8, 10]);
         let t = tuple(40_000);
         let (c, mss) = g.cookie(&t, 12345, 1460, 1_000);
         assert_eq!(mss, 1460);
@@ -145,5 +164,34 @@ mod tests {
         assert_eq!(g.check_cookie(&t, 12345, c ^ 1, 1_000), None, "flipped bit");
         let (_, small) = g.cookie(&t, 1, 600, 0);
         assert_eq!(small, 536, "MSS rounds down to a value the peer accepts");
+    }
+
+    #[test]
+    fn siphash_matches_the_published_vectors() {
+        // SipHash-2-4 reference vectors (Aumasson and Bernstein, appendix A):
+        // key 00..0f, message 00..(len-1).
+        let key = SipKey([0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908]);
+        let msg = [
+            0x0706_0504_0302_0100,
+            0x0f0e_0d0c_0b0a_0908,
+            0x1716_1514_1312_1110,
+        ];
+        for (len, want) in [
+            (0, 0x726f_db47_dd0e_0e31),
+            (1, 0x74f8_39c5_93dc_67fd),
+            (8, 0x93f5_f579_9a93_2462),
+            (15, 0xa129_ca61_49be_45e5),
+        ] {
+            assert_eq!(key.hash_words(msg, len), want, "len {len}");
+        }
+    }
+
+    #[test]
+    fn the_cookie_key_is_its_own() {
+        let t = tuple(40_000);
+        let a = IsnGenerator::new([7, 9], [8, 10]);
+        let b = IsnGenerator::new([7, 9], [8, 11]);
+        assert_eq!(a.isn(&t, 0), b.isn(&t, 0), "the ISN key alone shapes ISNs");
+        assert_ne!(a.cookie(&t, 1, 1460, 0), b.cookie(&t, 1, 1460, 0));
     }
 }

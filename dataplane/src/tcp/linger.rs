@@ -1,4 +1,4 @@
-//! Per-connection linger options (CLOSE-SEMANTICS.md §1).
+//! Per-connection linger options (docs/close-semantics.md#linger-options).
 //!
 //! It owns the `{on, time}` pair with Winsock's `SO_LINGER` / `SO_DONTLINGER`
 //! rules and nothing else: what a close does with the pair is decided by the
@@ -50,7 +50,7 @@ impl Linger {
     }
 }
 
-/// The three rows of the linger matrix (CLOSE-SEMANTICS.md §2).
+/// The three rows of the linger matrix (docs/close-semantics.md#linger-matrix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseKind {
     /// Linger off: returns at once, graceful close in the background bounded

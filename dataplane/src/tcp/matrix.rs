@@ -326,7 +326,7 @@ pub fn decide(
                 rst: how.stops_receiving() && unread && state.abort_sends_rst(),
             },
         },
-        // #rule-abort: a hard close whatever the linger setting.
+        // #abort: a hard close whatever the linger setting.
         (_, CloseRequest::Abort) => CloseAction::closed(true, Aborted, true, reset(false)),
         // #syn-sent: nothing is sent, the connect is cancelled.
         (State::SynSent, r) => CloseAction::closed(true, Aborted, told(r), Wire::Release),

@@ -18,7 +18,6 @@ pub(crate) mod open;
 pub(crate) mod output;
 pub mod rtt;
 pub mod sendbuf;
-pub mod siphash;
 pub mod state;
 pub mod tcb;
 pub(crate) mod teardown;

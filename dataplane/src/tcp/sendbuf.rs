@@ -47,6 +47,33 @@ impl SendBuf {
         true
     }
 
+    /// Appends `n` bytes written in place by `fill(offset, dst)`, which is
+    /// called once or twice (the buffer may wrap) with consecutive parts of
+    /// the `n` bytes, `offset` counting from the first. All or nothing:
+    /// [`Fill::NoRoom`] when `n` does not fit, [`Fill::Failed`] (nothing
+    /// appended) when `fill` returns false.
+    pub fn push_from(&mut self, n: usize, fill: &mut dyn FnMut(usize, &mut [u8]) -> bool) -> Fill {
+        if n > self.free() {
+            return Fill::NoRoom;
+        }
+        let old = self.bytes.len();
+        // Within the capacity reserved at creation: no allocation.
+        self.bytes.resize(old + n, 0);
+        let (front, back) = self.bytes.as_mut_slices();
+        let ok = if old >= front.len() {
+            fill(0, &mut back[old - front.len()..])
+        } else {
+            let first = front.len() - old;
+            fill(0, &mut front[old..]) && fill(first, back)
+        };
+        if ok {
+            Fill::Queued
+        } else {
+            self.bytes.truncate(old);
+            Fill::Failed
+        }
+    }
+
     /// Drops the `n` oldest bytes (they were acknowledged). Clamped to the
     /// length, so a bogus count can never panic.
     pub fn consume(&mut self, n: usize) {
@@ -75,6 +102,17 @@ impl SendBuf {
         }
         done
     }
+}
+
+/// What [`SendBuf::push_from`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// All bytes appended.
+    Queued,
+    /// Not enough room; nothing appended.
+    NoRoom,
+    /// The source could not be read; nothing appended.
+    Failed,
 }
 
 /// A per-core pool of send buffers of one capacity.
@@ -150,5 +188,28 @@ mod tests {
         assert!(b.is_empty());
         pool.put(b);
         assert_eq!(pool.get().len(), 0, "a reused buffer comes back empty");
+    }
+
+    #[test]
+    fn push_from_fills_across_the_wrap_or_not_at_all() {
+        let mut pool = SendBufPool::new(8, 4);
+        let mut b = pool.get();
+        assert!(b.push(b"abcdef"));
+        b.consume(5);
+        let src = b"ghijkl";
+        let mut calls = 0;
+        let mut fill = |off: usize, dst: &mut [u8]| {
+            calls += 1;
+            dst.copy_from_slice(&src[off..off + dst.len()]);
+            true
+        };
+        assert_eq!(b.push_from(6, &mut fill), Fill::Queued);
+        let mut out = [0u8; 7];
+        assert_eq!(b.copy_out(0, &mut out), 7);
+        assert_eq!(&out, b"fghijkl");
+        assert_eq!(b.push_from(2, &mut |_, _| true), Fill::NoRoom);
+        assert_eq!(b.push_from(1, &mut |_, _| false), Fill::Failed);
+        assert_eq!(b.len(), 7, "a failed fill leaves nothing behind");
+        let _ = calls;
     }
 }

@@ -70,7 +70,7 @@ impl State {
         )
     }
 
-    /// States in which an abort sends RST (RFC 9293 §3.10.5, TESTING.md):
+    /// States in which an abort sends RST (RFC 9293 §3.10.5, the ABORT call):
     /// SYN-RECEIVED, ESTABLISHED, FIN-WAIT-1/2, CLOSE-WAIT.
     pub const fn abort_sends_rst(self) -> bool {
         matches!(

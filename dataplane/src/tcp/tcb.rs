@@ -95,7 +95,7 @@ bitflags::bitflags! {
         /// The send side was shut down by the client (sends fail with ESHUTDOWN).
         const SHUT_WR = 1 << 11;
         /// The lifetime deadline is a linger deadline of a close that already
-        /// returned (CLOSE-SEMANTICS.md §2 rule 3c): expiry counts as a linger abort.
+        /// returned (docs/close-semantics.md#non-blocking): expiry counts as a linger abort.
         const LINGER_DEADLINE = 1 << 12;
         /// Retransmit the first unacknowledged segment once (fast retransmit,
         /// NewReno partial ACK) without rewinding SND.NXT.
@@ -287,7 +287,7 @@ impl Tcb {
 
     /// Whether a linger deadline is armed: a blocking close waiting for
     /// its data and FIN to be acknowledged (`SO_LINGER {on, ms > 0}`), or
-    /// the background close of §2 rule 3c, bounded by the linger time.
+    /// the background close of docs/close-semantics.md#non-blocking, bounded by the linger time.
     #[inline]
     pub fn linger_armed(&self) -> bool {
         self.close_at.is_set()

@@ -41,7 +41,7 @@ pub(crate) fn fail_connect(tcb: &mut Tcb, cx: &mut Cx<'_>, err: Errno) {
 }
 
 /// Completes a pending blocking close with `outcome` (result 0, as Winsock
-/// requires; the outcome is the extension of §2 rule 5). The handle is dead
+/// requires; the outcome is the extension of docs/close-semantics.md#outcomes). The handle is dead
 /// from here on.
 pub(crate) fn complete_close(tcb: &mut Tcb, cx: &mut Cx<'_>, outcome: CloseOutcome) {
     if tcb.pending != Pending::Close {
@@ -66,7 +66,7 @@ pub(crate) fn count_outcome(cx: &mut Cx<'_>, outcome: CloseOutcome) {
 }
 
 /// A blocking linger close finishes gracefully once all data and our FIN are
-/// acknowledged (§2: "all data acknowledged and our FIN acknowledged").
+/// acknowledged (docs/close-semantics.md#linger-matrix).
 pub(crate) fn check_close_done(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     if tcb.pending == Pending::Close && tcb.flags.contains(TcbFlags::FIN_SENT) && tcb.all_acked() {
         complete_close(tcb, cx, CloseOutcome::Graceful);
@@ -92,7 +92,7 @@ pub(crate) fn enter_time_wait(tcb: &mut Tcb, cx: &mut Cx<'_>) {
 }
 
 /// Completes every outstanding request on the handle with
-/// OPERATION_ABORTED (§2 rule 2).
+/// OPERATION_ABORTED (docs/close-semantics.md#rule-cancel).
 pub(crate) fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     if tcb.pending != Pending::Nothing {
         tcb.pending = Pending::Nothing;
@@ -111,9 +111,8 @@ pub(crate) fn cancel_outstanding(tcb: &mut Tcb, cx: &mut Cx<'_>) {
 /// its RCV.NXT and nothing at all in a zero window (RFC 9293 §3.10.7.4,
 /// RFC 5961 §3.2): an RST at SND.NXT after an unacknowledged probe byte is
 /// dropped unseen, and the peer that stopped reading never learns of the
-/// hard close (CLOSE-SEMANTICS.md §7). Then the right edge, SND.UNA +
-/// SND.WND, is used, as Linux does (`tcp_acceptable_seq`). [decision] §7
-/// says SEQ = SND.NXT; this is the one case where the two cannot agree.
+/// hard close. Then the right edge, SND.UNA + SND.WND, is used, as Linux
+/// does (`tcp_acceptable_seq`): the [decision] of docs/close-semantics.md#rst-seq.
 pub(crate) fn rst_seq(tcb: &Tcb) -> crate::wire::SeqNumber {
     // Before ESTABLISHED the window plays no part (the SYN is what is
     // outstanding, and a simultaneous open has not recorded SND.WND yet).
@@ -125,9 +124,9 @@ pub(crate) fn rst_seq(tcb: &Tcb) -> crate::wire::SeqNumber {
     }
 }
 
-/// The hard close primitive (§3): cancels outstanding requests, discards the
+/// The hard close primitive (docs/close-semantics.md#abort): cancels outstanding requests, discards the
 /// queues, and returns the RST to send, `<SEQ=SND.NXT><ACK=RCV.NXT><RST,ACK>`,
-/// in the states that send one (RFC 9293 §3.10.4 ABORT; none in SYN-SENT,
+/// in the states that send one (RFC 9293 §3.10.5 ABORT call; none in SYN-SENT,
 /// CLOSING, LAST-ACK, TIME-WAIT). The caller frees the record.
 pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<ControlSegment> {
     cancel_outstanding(tcb, cx);
@@ -191,7 +190,7 @@ pub(crate) fn dead_error(tcb: &Tcb) -> Option<Errno> {
 /// The connection ended by itself (our FIN acknowledged in LAST-ACK,
 /// TIME-WAIT over or replaced by a new incarnation). The record is freed if
 /// the client gave the handle up; otherwise it is kept in CLOSED, out of the
-/// 4-tuple index and with no timer, until the client closes it (§2 rule 1:
+/// 4-tuple index and with no timer, until the client closes it (docs/close-semantics.md#handle-death:
 /// only a close kills a handle, so the client's close still completes, with
 /// GRACEFUL, instead of failing with ENOTSOCK).
 pub(crate) fn finished(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {

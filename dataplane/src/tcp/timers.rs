@@ -36,7 +36,8 @@ pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 }
 
 /// The lifetime deadline: TIME-WAIT over, handshake too slow, linger
-/// deadline (§2: RST, outcome ABORTED_LINGER), orphan timeout (rule 4).
+/// deadline (RST, outcome ABORTED_LINGER: docs/close-semantics.md#linger-matrix), orphan
+/// timeout (docs/close-semantics.md#orphan-timeout).
 fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     match tcb.state {
         State::TimeWait => super::teardown::finished(tcb, cx),
