@@ -1,0 +1,202 @@
+//! The steady-state echo path allocates nothing: two engines, each with a
+//! client's rings over an in-process region, echo a message back and forth;
+//! after warm-up, a counting global allocator must see no allocation while
+//! the data flows (segments in and out, payload placed straight into RX
+//! chunks, SENDs copied straight from TX chunks, completions, RecvDone).
+
+use std::alloc::System;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lingerd_abi::entry::{self, Body, Op};
+use lingerd_abi::layout::{Layout, LayoutParams};
+use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
+use lingerd_dataplane::engine::QueueEngine;
+use lingerd_dataplane::engine::api::ClientId;
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::rings::ClientRings;
+use lingerd_dataplane::wire::EthernetAddress;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CLIENT: ClientId = ClientId(3);
+const MSG: usize = 100;
+
+/// One side: an engine, its rings, and the client's end of them.
+struct Side {
+    engine: QueueEngine,
+    rings: ClientRings,
+    region: Arc<SharedRegion>,
+    layout: Layout,
+    tx: Producer,
+    rx: Consumer,
+    handle: u64,
+    /// A connection was opened (its handle may be 0 on a fresh engine).
+    open: bool,
+    next_ud: u64,
+    received: usize,
+}
+
+impl Side {
+    fn new(host: u8, t0: Instant) -> Side {
+        let mut cfg = EngineConfig::new(
+            0,
+            EthernetAddress([2, 0, 0, 0, 0, host]),
+            LocalAddr {
+                addr: Ipv4Addr::new(198, 18, 0, host),
+                prefix_len: 24,
+            },
+        );
+        cfg.isn_secret = [u64::from(host), 1];
+        cfg.cookie_secret = [u64::from(host), 2];
+        let layout = Layout::new(LayoutParams {
+            cores: 1,
+            ring_entries: 64,
+            chunk_size: 2048,
+            tx_chunks: 8,
+            rx_chunks: 16,
+        })
+        .expect("layout");
+        let region = Arc::new(SharedRegion::anonymous(layout.total));
+        let rings = ClientRings::new(CLIENT, 0, region.clone(), layout).expect("rings");
+        let tx = Producer::new(region.clone(), layout.request_ring(0).expect("ring"), 64)
+            .expect("producer");
+        let rx = Consumer::new(region.clone(), layout.completion_ring(0).expect("ring"), 64)
+            .expect("consumer");
+        Side {
+            engine: QueueEngine::new(cfg, t0),
+            rings,
+            region,
+            layout,
+            tx,
+            rx,
+            handle: 0,
+            open: false,
+            next_ud: 1,
+            received: 0,
+        }
+    }
+
+    fn request(&mut self, op: &Op) {
+        self.next_ud += 1;
+        assert!(self.tx.push(&entry::encode_request(self.next_ud, op)));
+        self.tx.publish();
+    }
+
+    /// Sends `MSG` bytes from TX chunk 0.
+    fn send(&mut self) {
+        let range = self.layout.tx_chunk(0, MSG as u32).expect("chunk");
+        assert!(self.region.write(range, &[0x5a; MSG]));
+        let handle = self.handle;
+        self.request(&Op::Send {
+            handle,
+            chunk: 0,
+            len: MSG as u32,
+        });
+    }
+
+    /// The daemon's side of one loop iteration, frames going to `peer`.
+    fn step(&mut self, now: Instant, peer: &mut Side) {
+        self.rings.poll_requests(&mut self.engine, now, 64);
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+        }
+        let mut frame = [0u8; 2048];
+        while let Some(n) = self.engine.poll_transmit(now, &mut frame) {
+            peer.engine
+                .handle_rx_into(now, &frame[..n], &mut peer.rings);
+        }
+        while let Some(c) = self.engine.poll_completion() {
+            self.rings.deliver(c);
+        }
+        self.rings.flush();
+    }
+
+    /// The client reads its completions: records the connection's handle,
+    /// returns each RX chunk and, when `echo`, sends what it read back.
+    fn client(&mut self, echo: bool) {
+        let n = self.rx.available();
+        let mut out: [Option<(u32, u32)>; 64] = [None; 64];
+        for slot in out.iter_mut().take(n as usize) {
+            let Some(b) = self.rx.pop() else { break };
+            let c = entry::Completion::decode(&b).expect("valid completion");
+            match c.body {
+                Body::Accepted { .. } | Body::Connecting => {
+                    self.handle = c.handle;
+                    self.open = true;
+                }
+                Body::Data { chunk, len } => *slot = Some((chunk, len)),
+                _ => {}
+            }
+        }
+        self.rx.release();
+        for (chunk, len) in out.into_iter().flatten() {
+            let mut bytes = [0u8; MSG];
+            let range = self.layout.rx_chunk(chunk, len).expect("own chunk");
+            assert!(self.region.read(range, &mut bytes[..len as usize]));
+            assert!(bytes[..len as usize].iter().all(|&b| b == 0x5a));
+            self.received += len as usize;
+            let handle = self.handle;
+            self.request(&Op::RecvDone { handle, chunk, len });
+            if echo {
+                self.send();
+            }
+        }
+    }
+}
+
+fn round(a: &mut Side, b: &mut Side, now: Instant) {
+    a.step(now, b);
+    b.step(now, a);
+    a.client(false);
+    b.client(true);
+}
+
+#[test]
+fn the_steady_state_echo_path_does_not_allocate() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = (Side::new(1, t0), Side::new(2, t0));
+    b.request(&Op::Listen {
+        port: 80,
+        backlog: 16,
+    });
+    let mut now = t0;
+    round(&mut a, &mut b, now);
+    a.request(&Op::Connect {
+        addr: [198, 18, 0, 2],
+        port: 80,
+        local_port: 0,
+    });
+    for _ in 0..20 {
+        round(&mut a, &mut b, now);
+    }
+    assert!(a.open && b.open, "connected and accepted");
+    // Warm-up: queues, pools and the timer wheel reach their working size.
+    let exchange = |a: &mut Side, b: &mut Side, now: &mut Instant, n: usize| {
+        for _ in 0..n {
+            let before = a.received;
+            a.send();
+            for _ in 0..8 {
+                *now += Duration::from_millis(1);
+                round(a, b, *now);
+                if a.received > before {
+                    break;
+                }
+            }
+            assert_eq!(a.received, before + MSG, "the echo came back");
+        }
+    };
+    exchange(&mut a, &mut b, &mut now, 200);
+    let region = Region::new(GLOBAL);
+    exchange(&mut a, &mut b, &mut now, 500);
+    let stats = region.change();
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "the echo path allocated: {stats:?}"
+    );
+    assert!(b.received >= 700 * MSG);
+}
