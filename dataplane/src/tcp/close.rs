@@ -2,10 +2,10 @@
 //! and client exit (docs/close-semantics.md#the-matrix).
 //!
 //! It owns turning a request into the matrix's inputs, asking
-//! [`matrix::decide`] and carrying the answer out with [`execute`], always
+//! [`matrix::decide`] and carrying the answer out with `execute`, always
 //! in the same order: cancel, count, orphan, reply, then the wire (RST or
 //! FIN) and the record. It may not free records or send frames: it returns
-//! a [`Disposition`], like `input` and `timers`.
+//! a `Disposition`, like `input` and `timers`.
 
 use lingerd_abi::Errno;
 

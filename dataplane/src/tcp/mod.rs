@@ -1,11 +1,12 @@
 //! TCP: the connection control block, the RFC 9293 state machine, close
 //! semantics, RFC 5961 validation, RTO and congestion control, ISNs.
 //!
-//! It owns protocol decisions for one connection at a time. It may not touch
-//! ports, rings, tables or clocks: the engine hands it parsed segments,
-//! requests and the current time through [`cx::Cx`], and collects what it
-//! wants to send ([`output`]) and what to do with the record
-//! ([`crate::shared::Disposition`]).
+//! It owns protocol decisions for one connection at a time, among them the
+//! close matrix ([`matrix`]). It may not touch ports, rings, tables or
+//! clocks, and it does not import the engine: the engine hands it parsed
+//! segments, requests and the current time through `cx::Cx` (built from
+//! the leaf module [`crate::shared`]), and collects what it wants to send
+//! (`output`) and what to do with the record (`shared::Disposition`).
 
 pub mod close;
 pub mod congestion;
