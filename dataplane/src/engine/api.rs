@@ -7,12 +7,22 @@
 //! data, peer closed, reset, progress) are extra completions with
 //! [`Completion::is_event`] set.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
 use lingerd_abi::Errno;
+pub use lingerd_abi::vocab::{ClientExitPolicy, Prefix, Shutdown};
 
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
+
+/// How `close_matching` closes what it finds: the shared
+/// [`lingerd_abi::CloseMode`], under the name the engine's close code
+/// still uses (one type; the old name stays while the close matrix is
+/// being rewritten, so that the two changes merge cleanly).
+pub use lingerd_abi::vocab::CloseMode as MatchMode;
+/// How a close ended: the shared [`lingerd_abi::Outcome`], under the
+/// engine's older name (one type, see [`MatchMode`]).
+pub use lingerd_abi::vocab::Outcome as CloseOutcome;
 
 /// A client of the engine (one attached process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,12 +84,13 @@ pub enum Request {
         /// Bytes consumed.
         len: u32,
     },
-    /// `shutdown(how)`, `how` raw so that a bad value reaches EINVAL.
+    /// `shutdown(how)`. A raw `how` other than 0, 1, 2 never gets here:
+    /// the ring decoder answers it with EINVAL.
     Shutdown {
         /// The connection.
         handle: Handle,
-        /// 0 = RECEIVE, 1 = SEND, 2 = BOTH.
-        how: u8,
+        /// Which side.
+        how: Shutdown,
     },
     /// `SO_LINGER`, time in milliseconds (≤ 65,535 s).
     SetLinger {
@@ -149,8 +160,8 @@ impl Filter {
         state: crate::tcp::State,
         idle_ms: u64,
     ) -> bool {
-        self.local.is_none_or(|p| p.contains(tuple.local_addr))
-            && self.remote.is_none_or(|p| p.contains(tuple.remote_addr))
+        self.local.is_none_or(|p| p.contains_v4(tuple.local_addr))
+            && self.remote.is_none_or(|p| p.contains_v4(tuple.remote_addr))
             && self.local_port.is_none_or(|p| p == tuple.local_port)
             && self.remote_port.is_none_or(|p| p == tuple.remote_port)
             && (self.states == 0 || self.states & state.bit() != 0)
@@ -188,60 +199,6 @@ pub struct ConnInfo {
     /// Milliseconds until the retransmission / persist / SYN retry
     /// deadline, if one is armed.
     pub rtx_in_ms: Option<u64>,
-}
-
-/// An IPv4 prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    /// The network address.
-    pub addr: Ipv4Addr,
-    /// Prefix length, 0..=32.
-    pub len: u8,
-}
-
-impl Prefix {
-    /// Whether `addr` lies within the prefix. A length over 32 matches
-    /// nothing (validated at request time, so it never gets here).
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        match self.len {
-            0 => true,
-            1..=32 => {
-                let mask = u32::MAX << (32 - u32::from(self.len));
-                u32::from(addr) & mask == u32::from(self.addr) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-/// How `close_matching` closes what it finds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatchMode {
-    /// Background graceful close (FIN), bounded by the orphan timeout.
-    Graceful,
-    /// Hard close (RST).
-    Abort,
-    /// Graceful, hard-closed when `ms` expire.
-    Linger {
-        /// The deadline from the moment each connection is closed.
-        ms: u32,
-    },
-}
-
-/// How a close ended (CLOSE-SEMANTICS.md §2 rule 5, extended).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseOutcome {
-    /// The peer acknowledged all data and our FIN.
-    Graceful,
-    /// The close returned at once; the graceful close goes on in the
-    /// background (linger off, or a non-blocking close after shutdown).
-    Background,
-    /// The linger deadline expired; RST sent.
-    AbortedLinger,
-    /// A hard close was asked for (or forced by unread data).
-    Aborted,
-    /// The peer reset the connection first.
-    ResetByPeer,
 }
 
 /// What a completion says beyond its result code.
@@ -294,16 +251,4 @@ pub struct Completion {
     pub detail: Detail,
     /// An unsolicited event rather than the answer to a request.
     pub is_event: bool,
-}
-
-/// What the engine does with a client's connections when it goes away.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientExitPolicy {
-    /// Each connection's own linger setting, as an OS does at process exit.
-    #[default]
-    Linger,
-    /// Background graceful close for all.
-    Graceful,
-    /// Hard close for all.
-    Abort,
 }

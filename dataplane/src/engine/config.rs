@@ -24,23 +24,14 @@ pub struct LocalAddr {
 impl LocalAddr {
     /// Whether `other` is on this address's link.
     pub fn on_link(&self, other: Ipv4Addr) -> bool {
-        crate::engine::api::Prefix {
-            addr: self.addr,
-            len: self.prefix_len,
-        }
-        .contains(other)
+        crate::engine::api::Prefix::new(self.addr.into(), self.prefix_len)
+            .is_some_and(|p| p.contains_v4(other))
     }
 }
 
-/// What an RST received in TIME-WAIT does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TimeWaitRst {
-    /// RFC 9293 §3.10.7.4: the RST closes the connection at once.
-    #[default]
-    Close,
-    /// RFC 1337 (TIME-WAIT assassination hazards): ignore it, keep waiting.
-    Ignore,
-}
+/// What an RST received in TIME-WAIT does (shared vocabulary: the
+/// configuration's `tcp.time_wait_rst` is this type).
+pub use lingerd_abi::vocab::TimeWaitRst;
 
 /// TCP timers, sizes and policies.
 #[derive(Clone, Debug, PartialEq, Eq)]

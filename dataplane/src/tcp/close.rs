@@ -14,13 +14,7 @@ use super::linger::CloseKind;
 use super::state::State;
 use super::tcb::{NEVER, Tcb, TcbFlags};
 use crate::engine::api::{CloseOutcome, Detail};
-
-/// The `how` of `shutdown`.
-pub const SHUT_RECEIVE: u8 = 0;
-/// The `how` of `shutdown`.
-pub const SHUT_SEND: u8 = 1;
-/// The `how` of `shutdown`.
-pub const SHUT_BOTH: u8 = 2;
+use lingerd_abi::Shutdown;
 
 /// Completes a pending connect successfully.
 pub(crate) fn finish_connect(tcb: &mut Tcb, cx: &mut Cx<'_>) {
@@ -350,16 +344,18 @@ fn graceful_in_background(tcb: &mut Tcb, cx: &mut Cx<'_>, bound_ms: u64, linger_
 
 /// `shutdown(handle, how)` (§4). Returns the disposition and posts the
 /// completion.
-pub(crate) fn shutdown(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64, how: u8) -> Disposition {
+pub(crate) fn shutdown(
+    tcb: &mut Tcb,
+    cx: &mut Cx<'_>,
+    user_data: u64,
+    how: Shutdown,
+) -> Disposition {
     let owner = tcb.owner;
     let fail = |cx: &mut Cx<'_>, e: Errno| {
         cx.counters.requests_failed += 1;
         cx.complete(owner, user_data, e, Detail::None);
         Disposition::Keep
     };
-    if how > SHUT_BOTH {
-        return fail(cx, Errno::Inval);
-    }
     if let Some(e) = dead_error(tcb) {
         return fail(cx, e);
     }
@@ -370,10 +366,10 @@ pub(crate) fn shutdown(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64, how: u8) 
         return fail(cx, Errno::NotConn);
     }
     let mut disposition = Disposition::Keep;
-    if how == SHUT_SEND || how == SHUT_BOTH {
+    if how.send() {
         queue_fin(tcb);
     }
-    if how == SHUT_RECEIVE || how == SHUT_BOTH {
+    if how.receive() {
         tcb.flags.set(TcbFlags::SHUT_RD);
         if tcb.unconsumed > 0 {
             // [decision] Winsock semantics: data that can never be read
