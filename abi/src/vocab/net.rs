@@ -133,24 +133,69 @@ impl FromStr for Prefix {
     }
 }
 
-/// A 48-bit Ethernet address. Text form: six colon-separated hex octets,
-/// `02:6c:67:00:00:01` (printed in lowercase).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A 48-bit Ethernet address: the configuration's gateway MAC and the
+/// dataplane's frame addresses (`wire::EthernetAddress`) alike. Text form:
+/// six colon-separated hex octets, `02:6c:67:00:00:01` (printed in
+/// lowercase; `Debug` prints the same).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
     /// ff:ff:ff:ff:ff:ff.
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    /// The all-zero address (ARP requests carry it as the unknown target).
+    pub const UNSPECIFIED: MacAddr = MacAddr([0; 6]);
 
-    /// Whether the group bit is set (multicast or broadcast): such an
-    /// address can never be a next hop.
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
+    /// Reads an address from the first six bytes of `bytes`, or `None` if
+    /// there are fewer.
+    #[inline]
+    pub fn from_bytes(bytes: &[u8]) -> Option<MacAddr> {
+        let octets: [u8; 6] = bytes.get(..6)?.try_into().ok()?;
+        Some(MacAddr(octets))
+    }
+
+    /// The six octets.
+    #[inline]
+    pub const fn as_bytes(&self) -> &[u8; 6] {
+        &self.0
+    }
+
+    /// Whether this is the broadcast address.
+    #[inline]
+    pub fn is_broadcast(&self) -> bool {
+        *self == Self::BROADCAST
+    }
+
+    /// Whether the group bit (I/G, least significant bit of the first octet)
+    /// is set (multicast or broadcast): such an address can never be a
+    /// next hop.
+    #[inline]
+    pub const fn is_multicast(&self) -> bool {
+        self.0[0] & 0x01 != 0
+    }
+
+    /// Whether this names one station: group bit clear.
+    #[inline]
+    pub const fn is_unicast(&self) -> bool {
+        !self.is_multicast()
+    }
+
+    /// Whether the locally administered bit (U/L) is set.
+    #[inline]
+    pub const fn is_local(&self) -> bool {
+        self.0[0] & 0x02 != 0
     }
 
     /// Whether it is 00:00:00:00:00:00.
+    #[inline]
     pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
+        *self == Self::UNSPECIFIED
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
