@@ -64,7 +64,7 @@ impl Linger {
     /// `SO_DONTLINGER`. `true` turns lingering off and keeps the time;
     /// `false` turns it on again with the time last given to [`Linger::set`]
     /// (or the configured default, which is what a new connection starts
-    /// with). [decision] TRUE means "do not linger", as closesocket words it.
+    /// with). \[decision\] TRUE means "do not linger", as closesocket words it.
     pub fn set_dont_linger(&mut self, dont: bool) {
         self.on = !dont;
     }

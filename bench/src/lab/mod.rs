@@ -88,8 +88,18 @@ mod tests {
         assert_eq!("linger=200ms".parse(), Ok(Mode::Linger { ms: 200 }));
         assert!("linger=0s".parse::<Mode>().is_err());
         assert!("linger=0".parse::<Mode>().is_err());
-        assert!("linger=200".parse::<Mode>().unwrap_err().contains("give a unit"));
-        assert!("linger=70000s".parse::<Mode>().unwrap_err().contains("longest"));
+        assert!(
+            "linger=200"
+                .parse::<Mode>()
+                .unwrap_err()
+                .contains("give a unit")
+        );
+        assert!(
+            "linger=70000s"
+                .parse::<Mode>()
+                .unwrap_err()
+                .contains("longest")
+        );
         assert!("linger=x".parse::<Mode>().is_err());
         assert!("rst".parse::<Mode>().is_err());
         assert!(Mode::Abort.expects_rst() && !Mode::Graceful.expects_rst());
