@@ -6,7 +6,11 @@
 //! values are errors, never panics, and the `user_data` of a bad request is
 //! still recovered so it gets its one completion. It performs no I/O.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use crate::errno::Errno;
+pub use crate::vocab::{CloseMode, Outcome, Shutdown};
+use crate::vocab::{MAX_LINGER_MS, Prefix};
 
 /// Size of an entry.
 pub const ENTRY_BYTES: usize = 64;
@@ -76,20 +80,50 @@ pub const MATCH_LOCAL_PORT: u8 = 4;
 /// See [`MATCH_LOCAL`].
 pub const MATCH_REMOTE_PORT: u8 = 8;
 
-/// `CloseMatching` modes.
+/// `CloseMatching` mode byte of [`CloseMode::Graceful`].
 pub const MODE_GRACEFUL: u8 = 0;
-/// See [`MODE_GRACEFUL`].
+/// `CloseMatching` mode byte of [`CloseMode::Abort`].
 pub const MODE_ABORT: u8 = 1;
-/// See [`MODE_GRACEFUL`].
+/// `CloseMatching` mode byte of [`CloseMode::Linger`] (its time in the
+/// entry's linger field).
 pub const MODE_LINGER: u8 = 2;
 
-/// An IPv4 prefix as carried in entries (address big-endian as on the wire).
+/// A prefix as an entry carries it: IPv4 only (address octets as on the
+/// wire), because an entry has room for two 4-byte addresses and not for
+/// two 16-byte ones. The value type is [`Prefix`]; this is its encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WirePrefix {
     /// Address octets.
     pub addr: [u8; 4],
     /// Length 0..=32.
     pub len: u8,
+}
+
+impl From<WirePrefix> for Prefix {
+    /// A decoded entry's length is at most 32; a longer hand-built one is
+    /// clamped to a host prefix rather than trusted.
+    fn from(w: WirePrefix) -> Prefix {
+        let addr = IpAddr::V4(Ipv4Addr::from(w.addr));
+        Prefix::new(addr, w.len).unwrap_or_else(|| Prefix::host(addr))
+    }
+}
+
+/// An IPv6 prefix cannot travel in an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotIpv4;
+
+impl TryFrom<Prefix> for WirePrefix {
+    type Error = NotIpv4;
+
+    fn try_from(p: Prefix) -> Result<WirePrefix, NotIpv4> {
+        match p.addr() {
+            IpAddr::V4(a) => Ok(WirePrefix {
+                addr: a.octets(),
+                len: p.prefix_len(),
+            }),
+            IpAddr::V6(_) => Err(NotIpv4),
+        }
+    }
 }
 
 /// The filter of a `CloseMatching` request.
@@ -146,12 +180,13 @@ pub enum Op {
         /// Bytes consumed.
         len: u32,
     },
-    /// `shutdown(how)` (raw; the engine answers EINVAL to a bad value).
+    /// `shutdown(how)`; a `how` other than 0, 1, 2 is a decode error
+    /// (EINVAL).
     Shutdown {
         /// Connection.
         handle: u64,
-        /// 0, 1 or 2.
-        how: u8,
+        /// Which side.
+        how: Shutdown,
     },
     /// `SO_LINGER`.
     SetLinger {
@@ -190,10 +225,8 @@ pub enum Op {
     CloseMatching {
         /// Filter.
         filter: MatchFilter,
-        /// [`MODE_GRACEFUL`], [`MODE_ABORT`] or [`MODE_LINGER`].
-        mode: u8,
-        /// Linger deadline for [`MODE_LINGER`].
-        linger_ms: u32,
+        /// How (a linger time beyond [`MAX_LINGER_MS`] is a decode error).
+        mode: CloseMode,
         /// Closes per second, 0 = unpaced.
         pace_per_s: u32,
     },
@@ -206,7 +239,8 @@ pub enum DecodeError {
     Opcode(u8),
     /// Flag bits the opcode does not define.
     Flags,
-    /// A value out of its range (prefix length, mode).
+    /// A value out of its range (prefix length, mode, linger time,
+    /// shutdown `how`).
     Value,
 }
 
@@ -283,7 +317,7 @@ pub fn encode_request(user_data: u64, op: &Op) -> [u8; ENTRY_BYTES] {
             (Opcode::RecvDone, handle, 0)
         }
         Op::Shutdown { handle, how } => {
-            put16(&mut b, R_A16, u16::from(how));
+            put16(&mut b, R_A16, how as u16);
             (Opcode::Shutdown, handle, 0)
         }
         Op::SetLinger { handle, on, ms } => {
@@ -308,9 +342,13 @@ pub fn encode_request(user_data: u64, op: &Op) -> [u8; ENTRY_BYTES] {
         Op::CloseMatching {
             filter,
             mode,
-            linger_ms,
             pace_per_s,
         } => {
+            let (mode, linger_ms) = match mode {
+                CloseMode::Graceful => (MODE_GRACEFUL, 0),
+                CloseMode::Abort => (MODE_ABORT, 0),
+                CloseMode::Linger { ms } => (MODE_LINGER, ms),
+            };
             let mut present = 0;
             if let Some(p) = filter.local {
                 b[M_LOCAL..M_LOCAL + 4].copy_from_slice(&p.addr);
@@ -390,7 +428,7 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
         },
         Opcode::Shutdown => Op::Shutdown {
             handle,
-            how: u8::try_from(a16).map_err(|_| DecodeError::Value)?,
+            how: Shutdown::from_code(a16).ok_or(DecodeError::Value)?,
         },
         Opcode::SetLinger => Op::SetLinger {
             handle,
@@ -426,10 +464,15 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
                         len,
                     }))
                 };
-            let mode = b[M_MODE];
-            if mode > MODE_LINGER {
-                return Err(DecodeError::Value);
-            }
+            let mode = match b[M_MODE] {
+                MODE_GRACEFUL => CloseMode::Graceful,
+                MODE_ABORT => CloseMode::Abort,
+                MODE_LINGER => match u32_at(b, R_C32) {
+                    ms if ms <= MAX_LINGER_MS => CloseMode::Linger { ms },
+                    _ => return Err(DecodeError::Value),
+                },
+                _ => return Err(DecodeError::Value),
+            };
             Op::CloseMatching {
                 filter: MatchFilter {
                     local: prefix(M_LOCAL, M_LOCAL_LEN, MATCH_LOCAL)?,
@@ -441,36 +484,10 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
                     min_idle_ms: u32_at(b, M_IDLE),
                 },
                 mode,
-                linger_ms: u32_at(b, R_C32),
                 pace_per_s: a32,
             }
         }
     })
-}
-
-/// How a close ended (docs/close-semantics.md#outcomes), stable numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Outcome {
-    /// All data and our FIN acknowledged.
-    Graceful = 1,
-    /// Returned at once; graceful close continues in the background.
-    Background = 2,
-    /// Linger deadline expired; RST sent.
-    AbortedLinger = 3,
-    /// Hard close.
-    Aborted = 4,
-    /// The peer reset first.
-    ResetByPeer = 5,
-}
-
-impl Outcome {
-    fn from_u8(b: u8) -> Option<Outcome> {
-        use Outcome::*;
-        [Graceful, Background, AbortedLinger, Aborted, ResetByPeer]
-            .into_iter()
-            .find(|o| *o as u8 == b)
-    }
 }
 
 /// What a completion carries.
@@ -623,7 +640,7 @@ impl Completion {
                 on: b[C_A8] != 0,
                 ms: u32_at(b, C_A32),
             },
-            K_CLOSED => Body::Closed(Outcome::from_u8(b[C_A8]).ok_or(CompletionError)?),
+            K_CLOSED => Body::Closed(Outcome::from_code(b[C_A8]).ok_or(CompletionError)?),
             K_COUNT => Body::Count(u64_at(b, C_U64)),
             K_CONNECTED => Body::Connected {
                 local_port: u16_at(b, C_PORT),
@@ -683,10 +700,13 @@ mod tests {
                 chunk: 9,
                 len: 100,
             },
-            Op::Shutdown { handle: h, how: 2 },
             Op::Shutdown {
                 handle: h,
-                how: 200,
+                how: Shutdown::Receive,
+            },
+            Op::Shutdown {
+                handle: h,
+                how: Shutdown::Both,
             },
             Op::SetLinger {
                 handle: h,
@@ -719,8 +739,7 @@ mod tests {
                     states: 1 << 4,
                     min_idle_ms: 30_000,
                 },
-                mode: MODE_LINGER,
-                linger_ms: 2_000,
+                mode: CloseMode::Linger { ms: 2_000 },
                 pace_per_s: 100_000,
             },
         ]
@@ -748,6 +767,21 @@ mod tests {
         let mut b = encode_request(45, &every_op().pop().unwrap());
         b[M_MODE] = 3;
         assert_eq!(decode_request(&b), (45, Err(DecodeError::Value)));
+        let mut b = encode_request(46, &every_op().pop().unwrap());
+        b[R_C32..R_C32 + 4].copy_from_slice(&(MAX_LINGER_MS + 1).to_le_bytes());
+        assert_eq!(decode_request(&b), (46, Err(DecodeError::Value)));
+        // A bad `how` is refused here, before any engine sees it.
+        for how in [3u16, 200, 0x0100, u16::MAX] {
+            let mut b = encode_request(
+                47,
+                &Op::Shutdown {
+                    handle: 1,
+                    how: Shutdown::Send,
+                },
+            );
+            b[R_A16..R_A16 + 2].copy_from_slice(&how.to_le_bytes());
+            assert_eq!(decode_request(&b), (47, Err(DecodeError::Value)), "{how}");
+        }
     }
 
     #[test]
@@ -816,5 +850,26 @@ mod tests {
         .encode();
         bad[C_KIND] = 99;
         assert_eq!(Completion::decode(&bad), Err(CompletionError));
+    }
+
+    #[test]
+    fn wire_prefixes_carry_ipv4_prefixes_only() {
+        let p: Prefix = "198.18.0.0/24".parse().unwrap();
+        let w = WirePrefix::try_from(p).unwrap();
+        assert_eq!(
+            w,
+            WirePrefix {
+                addr: [198, 18, 0, 0],
+                len: 24
+            }
+        );
+        assert_eq!(Prefix::from(w), p);
+        let v6: Prefix = "2001:db8::/32".parse().unwrap();
+        assert_eq!(WirePrefix::try_from(v6), Err(NotIpv4));
+        let hand_built = WirePrefix {
+            addr: [198, 18, 0, 1],
+            len: 40,
+        };
+        assert_eq!(Prefix::from(hand_built).prefix_len(), 32);
     }
 }

@@ -80,7 +80,7 @@ pub(crate) struct Args {
     /// Connections to open and tear down (1 to 1,000,000).
     #[arg(long, default_value_t = 100_000)]
     connections: usize,
-    /// abort, graceful or linger=MS.
+    /// abort, graceful or linger=DURATION (linger=200ms).
     #[arg(long, default_value = "abort")]
     mode: Mode,
     /// One close_matching request instead of one request per connection.

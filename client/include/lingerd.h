@@ -76,7 +76,11 @@ extern "C" {
 #define LD_MATCH_REMOTE_PORT 8
 
 typedef struct ld_client ld_client;
+/* A connection or listener. 0 is never a valid handle: no connection or
+ * listener is ever given it, so callers may use LD_INVALID_HANDLE (0) as
+ * "no handle", and an operation on it fails with LD_ENOTSOCK. */
 typedef uint64_t ld_handle;
+#define LD_INVALID_HANDLE ((ld_handle)0)
 
 /* Winsock's LINGER. */
 struct ld_linger {

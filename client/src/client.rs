@@ -53,11 +53,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
-use lingerd_abi::entry::{
-    self, Body, MODE_ABORT, MODE_GRACEFUL, MODE_LINGER, MatchFilter, Op, Outcome,
-};
+use lingerd_abi::entry::{self, Body, MatchFilter, Op};
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
+use lingerd_abi::vocab::{CloseMode, Linger, Outcome, Shutdown};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::RecvFlags;
 
@@ -73,41 +72,6 @@ pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Identifies one submitted request (its `user_data`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ticket(pub u64);
-
-/// `shutdown`'s `how`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Shutdown {
-    /// `SD_RECEIVE`.
-    Receive = 0,
-    /// `SD_SEND`.
-    Send = 1,
-    /// `SD_BOTH`.
-    Both = 2,
-}
-
-/// A linger setting, in milliseconds as the wire carries it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Linger {
-    /// `l_onoff`.
-    pub on: bool,
-    /// `l_linger`, ms.
-    pub ms: u32,
-}
-
-/// How `close_matching` closes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseMode {
-    /// Background graceful close.
-    Graceful,
-    /// Hard close (RST).
-    Abort,
-    /// Graceful, hard-closed after `ms`.
-    Linger {
-        /// Deadline per connection.
-        ms: u32,
-    },
-}
 
 /// A request for the non-blocking API ([`Client::submit`]).
 #[derive(Clone, Copy, Debug)]
@@ -139,12 +103,12 @@ pub enum Request<'a> {
         /// Bytes.
         data: &'a [u8],
     },
-    /// `shutdown` with a raw `how` (a bad one reaches the daemon's EINVAL).
+    /// `shutdown`.
     Shutdown {
         /// Connection.
         handle: u64,
-        /// 0, 1, 2.
-        how: u8,
+        /// Which side.
+        how: Shutdown,
     },
     /// `SO_LINGER`.
     SetLinger {
@@ -545,12 +509,15 @@ impl Client {
 
     /// `shutdown(how)`.
     pub fn shutdown(&mut self, handle: u64, how: Shutdown) -> Result<(), Errno> {
-        self.shutdown_raw(handle, how as u8)
+        self.call(Request::Shutdown { handle, how }).map(|_| ())
     }
 
-    /// `shutdown` with a raw `how` (anything but 0, 1, 2 is EINVAL).
+    /// `shutdown` with a raw `how`, as C passes it: anything but 0, 1, 2 is
+    /// EINVAL at once (the ring cannot carry it; the daemon would answer
+    /// the same).
     pub fn shutdown_raw(&mut self, handle: u64, how: u8) -> Result<(), Errno> {
-        self.call(Request::Shutdown { handle, how }).map(|_| ())
+        let how = Shutdown::from_code(how.into()).ok_or(Errno::Inval)?;
+        self.shutdown(handle, how)
     }
 
     /// `SO_LINGER` in seconds, as Winsock's `LINGER`.
@@ -806,17 +773,16 @@ impl Client {
                 mode,
                 pace_per_s,
             } => {
-                let (mode, linger_ms) = match mode {
-                    CloseMode::Graceful => (MODE_GRACEFUL, 0),
-                    CloseMode::Abort => (MODE_ABORT, 0),
-                    CloseMode::Linger { ms } => (MODE_LINGER, ms),
-                };
+                if matches!(mode, CloseMode::Linger { ms } if ms > lingerd_abi::vocab::MAX_LINGER_MS)
+                {
+                    // The daemon's decoder would refuse the entry alike.
+                    return Err(Errno::Inval);
+                }
                 (
                     ring_ok(ring, n)?,
                     Op::CloseMatching {
                         filter,
                         mode,
-                        linger_ms,
                         pace_per_s,
                     },
                 )

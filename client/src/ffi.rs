@@ -28,7 +28,8 @@ use std::time::Duration;
 use lingerd_abi::Errno;
 use lingerd_abi::entry::{MatchFilter, Outcome, WirePrefix};
 
-use crate::client::{Client, CloseMode};
+use crate::client::Client;
+use lingerd_abi::vocab::CloseMode;
 
 /// `SOCKET_ERROR`.
 const ERR: c_int = -1;

@@ -17,10 +17,9 @@ pub mod ffi;
 mod handshake;
 mod idmap;
 
-pub use client::{
-    ATTACH_TIMEOUT, Client, CloseMode, Done, Linger, Request, Shutdown, Ticket, WAIT_SLICE,
-};
+pub use client::{ATTACH_TIMEOUT, Client, Done, Request, Ticket, WAIT_SLICE};
 pub use handshake::AttachError;
 pub use lingerd_abi::Errno;
 pub use lingerd_abi::attach::RefuseReason;
-pub use lingerd_abi::entry::{Body, MatchFilter, Outcome, WirePrefix};
+pub use lingerd_abi::entry::{Body, MatchFilter, WirePrefix};
+pub use lingerd_abi::vocab::{CloseMode, Linger, Outcome, Prefix, Shutdown};

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::IpAddr;
 
 use garde::{Error, Path, Report};
 use lingerd_abi::layout::{Layout, LayoutError, LayoutParams};
@@ -116,7 +117,15 @@ fn check_queues_cores(c: &Config, p: &mut Problems<'_>) {
 
 fn check_addresses(c: &Config, p: &mut Problems<'_>) {
     for (i, a) in c.addresses.iter().enumerate() {
-        let ip = a.addr();
+        let IpAddr::V4(ip) = a.addr() else {
+            p.at(
+                key("addresses").join(i),
+                format_args!(
+                    "{a}: IPv6 addresses are not supported yet (the dataplane is IPv4-only)"
+                ),
+            );
+            continue;
+        };
         let why = if ip.is_unspecified() {
             Some("the unspecified address")
         } else if ip.is_loopback() {
@@ -127,7 +136,7 @@ fn check_addresses(c: &Config, p: &mut Problems<'_>) {
             Some("the limited broadcast address")
         } else if a.prefix_len() <= 30 && ip == a.network() {
             Some("the network address of its prefix")
-        } else if a.prefix_len() <= 30 && ip == a.broadcast() {
+        } else if a.prefix_len() <= 30 && ip == a.last() {
             Some("the broadcast address of its prefix")
         } else {
             None
@@ -155,7 +164,7 @@ fn check_gateway(c: &Config, p: &mut Problems<'_>) {
             field("gateway", "ip"),
             format_args!("gateway {} is one of lingerd's own addresses", gw.ip),
         );
-    } else if !c.addresses.iter().any(|a| a.contains(gw.ip)) {
+    } else if !c.addresses.iter().any(|a| a.contains_v4(gw.ip)) {
         p.at(
             field("gateway", "ip"),
             format_args!(

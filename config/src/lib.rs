@@ -1,12 +1,16 @@
 //! lingerd's configuration: YAML in, validated plain types out.
 //!
-//! It owns the file's shape and defaults (`model`), the value types of
-//! addresses (`net`), the checks across fields (`check`), loading with
+//! It owns the file's shape and defaults (`model`), the few value shapes
+//! of its own (`net`: the gateway's `auto|MAC`, the linger map), the
+//! checks across fields (`check`), loading with
 //! errors that name the file, line and column (`load`), and the split
 //! between restart-only and reloadable fields (`reload`). It reads only the
 //! file it is given and may not depend on the dataplane: the daemon turns
 //! these values into `EngineConfig` and friends, and `LayoutParams` comes
 //! from here because the ABI crate is the authority on the shared region.
+//! The values lingerd shares across crates (prefixes, MAC addresses,
+//! linger settings, policies) are `lingerd_abi::vocab` types, re-exported
+//! here for convenience.
 //!
 //! ```
 //! let c = lingerd_config::Config::parse(
@@ -25,13 +29,15 @@ mod model;
 mod net;
 mod reload;
 
+pub use lingerd_abi::vocab::{
+    ClientExitPolicy, Linger, MAX_LINGER_MS, MacAddr, ParseError, Prefix, TimeWaitRst,
+};
 pub use load::{ConfigError, Invalid, MAX_FILE_BYTES};
 pub use model::{
-    Clients, Close, Config, Gateway, Idle, Linger, Listen, Log, LogLevel, MAX_CONNECTIONS,
-    MAX_CORES, MAX_CPU, MAX_LINGER_MS, MAX_LINGER_SECS, Metrics, OnClientExit, Tcp, TimeWaitRst,
-    Xdp, XdpMode, ZeroCopy,
+    Clients, Close, Config, Gateway, Idle, Listen, Log, LogLevel, MAX_CONNECTIONS, MAX_CORES,
+    MAX_CPU, MAX_LINGER_SECS, Metrics, Tcp, Xdp, XdpMode, ZeroCopy,
 };
-pub use net::{CidrError, GatewayMac, Ipv4Cidr, MacAddr, MacError};
+pub use net::GatewayMac;
 pub use reload::{Apply, ReloadError};
 
 use lingerd_abi::layout::LayoutParams;
@@ -40,7 +46,7 @@ impl Config {
     /// A configuration with every default and the two required fields.
     /// Not validated: [`Config::parse`] and [`Config::load`] are the way in
     /// for anything a user wrote.
-    pub fn with_defaults(interface: &str, addresses: Vec<Ipv4Cidr>) -> Config {
+    pub fn with_defaults(interface: &str, addresses: Vec<Prefix>) -> Config {
         Config {
             interface: interface.to_owned(),
             queues: vec![0],
@@ -55,6 +61,15 @@ impl Config {
             metrics: Metrics::default(),
             log: Log::default(),
         }
+    }
+
+    /// The configuration as YAML that [`Config::parse`] reads back to an
+    /// equal `Config` (every field written out, defaults included). Tests
+    /// use it to start a daemon from a value instead of hand-written YAML.
+    pub fn to_yaml(&self) -> String {
+        // Every field is a plain value, a string-serialized vocabulary
+        // type, a sequence or a map: serializing cannot fail.
+        serde_saphyr::to_string(self).unwrap_or_default()
     }
 
     /// `(queue, core)` pairs: one dataplane core per NIC queue.

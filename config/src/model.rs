@@ -9,24 +9,29 @@
 //! two, …) live in `check.rs`; whether a field may change on reload is in
 //! `reload.rs` and repeated on each field here as **restart** or **reload**.
 //!
-//! This module knows nothing of the dataplane: the daemon converts these
-//! plain values into `EngineConfig`, `TcpConfig`, `Linger`,
-//! `ClientExitPolicy` and `LayoutParams`.
+//! Values the rest of lingerd shares (linger settings, policies,
+//! prefixes, MAC addresses) are `lingerd_abi::vocab` types, deserialized
+//! directly; their defaults are theirs. This module knows nothing of the
+//! dataplane: the daemon turns the sections into `EngineConfig`,
+//! `TcpConfig` and `LayoutParams`.
+//!
+//! Every type here also serializes, and a serialized `Config` parses back
+//! to an equal one (`Config::to_yaml`), so a test can build a daemon's
+//! configuration as a value.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use garde::Validate;
-use serde::Deserialize;
+use lingerd_abi::vocab::{ClientExitPolicy, Linger, MAX_LINGER_MS, Prefix, TimeWaitRst};
+use serde::{Deserialize, Serialize};
 
-use crate::net::{GatewayMac, Ipv4Cidr};
+use crate::net::GatewayMac;
 
 /// The largest linger time the Winsock/BSD `l_linger` field can express, in
-/// seconds (it is a `u_short`).
-pub const MAX_LINGER_SECS: u32 = 65_535;
-/// [`MAX_LINGER_SECS`] in milliseconds; equal to the dataplane's
-/// `tcp::linger::MAX_LINGER_MS`.
-pub const MAX_LINGER_MS: u32 = MAX_LINGER_SECS * 1000;
+/// seconds (it is a `u_short`): `lingerd_abi::vocab::MAX_LINGER_MS` in
+/// seconds.
+pub const MAX_LINGER_SECS: u32 = MAX_LINGER_MS / 1000;
 /// Most dataplane cores (and queues): the ABI's `MAX_CORES`.
 pub const MAX_CORES: usize = lingerd_abi::layout::MAX_CORES as usize;
 /// Highest CPU number accepted in `cores` (glibc's `CPU_SETSIZE` − 1).
@@ -40,7 +45,7 @@ pub const MAX_CONNECTIONS: u32 = 1 << 28;
 /// per-field checks and the semantic pass, so a `Config` they return is
 /// internally consistent. The fields are public plain data for the daemon
 /// to convert; a value built by hand is not checked.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// **restart**. The NIC lingerd attaches to (1 to 15 bytes, Linux's
@@ -57,9 +62,10 @@ pub struct Config {
     #[garde(length(min = 1, max = MAX_CORES), inner(range(max = MAX_CPU)))]
     pub cores: Vec<u32>,
     /// **restart**. The addresses lingerd answers for, each with its on-link
-    /// prefix. Required, at least one.
+    /// prefix (`198.18.0.1/24`). Required, at least one; IPv4 only for now
+    /// (an IPv6 prefix parses and is refused by the semantic pass).
     #[garde(length(min = 1, max = 256))]
-    pub addresses: Vec<Ipv4Cidr>,
+    pub addresses: Vec<Prefix>,
     /// **restart**. Next hop for destinations outside every local prefix;
     /// absent (the default) means on-link peers only.
     #[serde(default)]
@@ -105,7 +111,7 @@ pub(crate) fn default_cores() -> Vec<u32> {
 }
 
 /// The next hop for off-link destinations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gateway {
     /// Its address; must lie inside one of `addresses`' prefixes.
@@ -116,7 +122,7 @@ pub struct Gateway {
 }
 
 /// One listening port on every address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// TCP port, 1..=65535.
@@ -133,25 +139,14 @@ fn default_backlog() -> u32 {
     4096
 }
 
-/// RST received in TIME-WAIT: what it does (maps to the dataplane's
-/// `TimeWaitRst`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TimeWaitRst {
-    /// RFC 9293 §3.10.7.4: the RST ends TIME-WAIT at once.
-    #[default]
-    Close,
-    /// RFC 1337: ignore it and keep waiting.
-    Ignore,
-}
-
-/// TCP timers (milliseconds), sizes (bytes) and policies. Defaults are the
-/// dataplane's `TcpConfig::default()`.
+/// TCP timers (milliseconds), sizes (bytes) and policies. The defaults are
+/// defined here, once: the daemon builds the dataplane's `TcpConfig` from
+/// `Tcp::default()` when there is no file.
 ///
 /// Timers and per-connection budgets are **reload**: a new value applies to
 /// timers armed after the reload. Sizes and negotiated options are
 /// **restart**: they shape the tables and what connections already agreed.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tcp {
     /// **reload**. TIME-WAIT length (2×MSL), 0..=240000 ms (0 skips
@@ -202,7 +197,7 @@ pub struct Tcp {
     /// **restart**. Offer and use timestamps (RFC 7323).
     #[garde(skip)]
     pub timestamps: bool,
-    /// **reload**. `close` (RFC 9293) or `ignore` (RFC 1337).
+    /// **reload**. `close` (RFC 9293 §3.10.7.4) or `ignore` (RFC 1337).
     #[garde(skip)]
     pub time_wait_rst: TimeWaitRst,
     /// **reload**. Challenge ACKs one connection may send per second
@@ -253,79 +248,21 @@ impl Tcp {
     }
 }
 
-/// A connection's linger setting, as `SO_LINGER` holds it: in the YAML
-/// `{on, secs}` or `{on, ms}` (not both; neither means 0).
-///
-/// The value is kept in milliseconds, at most [`MAX_LINGER_MS`]; it maps to
-/// the dataplane's `Linger { on, ms }` field for field.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "LingerYaml")]
-pub struct Linger {
-    /// `l_onoff`.
-    pub on: bool,
-    /// `l_linger` in milliseconds.
-    pub ms: u32,
-}
-
-/// The YAML form of [`Linger`], before the unit is settled.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LingerYaml {
-    on: bool,
-    secs: Option<u32>,
-    ms: Option<u32>,
-}
-
-impl TryFrom<LingerYaml> for Linger {
-    type Error = String;
-
-    fn try_from(y: LingerYaml) -> Result<Linger, String> {
-        let ms = match (y.secs, y.ms) {
-            (Some(_), Some(_)) => {
-                return Err("linger: give `secs` or `ms`, not both".to_owned());
-            }
-            (Some(s), None) if s > MAX_LINGER_SECS => {
-                return Err(format!(
-                    "linger secs {s} is above {MAX_LINGER_SECS}, the most `l_linger` can express"
-                ));
-            }
-            (Some(s), None) => s * 1000,
-            (None, Some(ms)) if ms > MAX_LINGER_MS => {
-                return Err(format!(
-                    "linger ms {ms} is above {MAX_LINGER_MS} ({MAX_LINGER_SECS} s, the most `l_linger` can express)"
-                ));
-            }
-            (None, Some(ms)) => ms,
-            (None, None) => 0,
-        };
-        Ok(Linger { on: y.on, ms })
-    }
-}
-
-/// What happens to a dead client's connections (maps to the dataplane's
-/// `ClientExitPolicy`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnClientExit {
-    /// Each connection's own linger setting, as an OS does at process exit.
-    #[default]
-    Linger,
-    /// Background graceful close for all.
-    Graceful,
-    /// RST for all.
-    Abort,
-}
-
 /// Close defaults and pacing (all **reload**).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct Close {
-    /// **reload**. Linger setting of a new connection. Default off.
+    /// **reload**. Linger setting of a new connection. Default off. In the
+    /// YAML either the setting's text (`off`, `on,5s`: the grammar of
+    /// `lingerd ctl`) or a map `{on, secs}` / `{on, ms}` (not both; neither
+    /// means 0), at most 65,535 s.
+    #[serde(deserialize_with = "crate::net::linger_yaml")]
     #[garde(skip)]
     pub default_linger: Linger,
-    /// **reload**. Policy when a client's control socket hangs up.
+    /// **reload**. Policy when a client's control socket hangs up:
+    /// `linger`, `graceful` or `abort`.
     #[garde(skip)]
-    pub on_client_exit: OnClientExit,
+    pub on_client_exit: ClientExitPolicy,
     /// **reload**. RSTs per second the whole host may send for expiring
     /// lingers and aborts; 0 = unpaced.
     #[garde(skip)]
@@ -333,7 +270,7 @@ pub struct Close {
 }
 
 /// XDP attach mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpMode {
     /// Native where the driver has it, else generic.
@@ -346,7 +283,7 @@ pub enum XdpMode {
 }
 
 /// AF_XDP zero-copy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ZeroCopy {
     /// Zero-copy where the driver has it, else copy.
@@ -359,7 +296,7 @@ pub enum ZeroCopy {
 }
 
 /// What a dataplane core does when it has no work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Idle {
     /// Busy-poll: lowest latency, a full core each.
@@ -370,7 +307,7 @@ pub enum Idle {
 }
 
 /// AF_XDP socket setup (all **restart**).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct Xdp {
     /// **restart**. Attach mode.
@@ -403,7 +340,7 @@ impl Default for Xdp {
 
 /// The client attach socket and the per-client shared region's sizes
 /// (they become the ABI's `LayoutParams`, with `cores` = number of queues).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Validate)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct Clients {
     /// **restart**. Absolute path of the `SOCK_SEQPACKET` attach socket
@@ -453,7 +390,7 @@ impl Default for Clients {
 }
 
 /// The Prometheus endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Metrics {
     /// **restart**. Address of the `/metrics` HTTP listener; `null`
@@ -470,7 +407,7 @@ impl Default for Metrics {
 }
 
 /// Log verbosity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Errors only.
@@ -501,7 +438,7 @@ impl LogLevel {
 }
 
 /// Logging.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// **reload**. Verbosity.

@@ -1,171 +1,20 @@
-//! Network value types of the configuration: an IPv4 address with its
-//! prefix (`198.18.0.1/24`), a MAC address and the gateway's `auto|MAC`.
+//! The configuration's own value shapes around the shared vocabulary: the
+//! gateway's `auto|MAC`, and the two YAML spellings of a linger setting.
 //!
-//! Each parses from one YAML scalar and refuses what it cannot represent
-//! (a prefix above 32, a MAC without six octets), so the parse error points
-//! at that scalar. Whether a value makes sense next to the others (the
-//! gateway on a local link, no duplicate address) is the semantic pass's
-//! business, not this module's.
+//! Prefixes, MAC addresses and linger settings themselves are
+//! `lingerd_abi::vocab` types, parsed by their `FromStr`; each refuses what
+//! it cannot represent (a prefix above 32, a MAC without six octets), so
+//! the parse error points at that scalar. Whether a value makes sense next
+//! to the others (the gateway on a local link, no duplicate address) is the
+//! semantic pass's business, not this module's.
 
 use std::fmt;
-use std::net::Ipv4Addr;
-use std::str::FromStr;
 
-use serde::de::{self, Deserialize, Deserializer};
+use lingerd_abi::vocab::{Linger, MAX_LINGER_MS, MacAddr};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::{Serialize, Serializer};
 
-/// An IPv4 address and the length of its on-link prefix, `ADDR/LEN`.
-///
-/// The prefix is mandatory in the YAML (no silent `/32`) and at most 32.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Ipv4Cidr {
-    addr: Ipv4Addr,
-    prefix_len: u8,
-}
-
-/// Why a string is not an [`Ipv4Cidr`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CidrError {
-    /// No `/`.
-    #[error("`{0}` has no prefix length: write ADDRESS/PREFIX, e.g. 198.18.0.1/24")]
-    NoPrefix(String),
-    /// The part before `/` is not a dotted quad.
-    #[error("`{0}` is not an IPv4 address")]
-    Addr(String),
-    /// The prefix is not a number in 0..=32.
-    #[error("prefix length `{0}` is not a number in 0..=32")]
-    Prefix(String),
-}
-
-impl Ipv4Cidr {
-    /// An address with a prefix length; `None` when `prefix_len > 32`.
-    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Option<Ipv4Cidr> {
-        (prefix_len <= 32).then_some(Ipv4Cidr { addr, prefix_len })
-    }
-
-    /// The address.
-    pub fn addr(&self) -> Ipv4Addr {
-        self.addr
-    }
-
-    /// The prefix length, 0..=32.
-    pub fn prefix_len(&self) -> u8 {
-        self.prefix_len
-    }
-
-    /// The netmask (`/24` → 255.255.255.0).
-    pub fn netmask(&self) -> Ipv4Addr {
-        let bits = u32::MAX.checked_shl(32 - u32::from(self.prefix_len));
-        Ipv4Addr::from(bits.unwrap_or(0))
-    }
-
-    /// The network address (host bits cleared).
-    pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) & u32::from(self.netmask()))
-    }
-
-    /// The broadcast address (host bits set).
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !u32::from(self.netmask()))
-    }
-
-    /// Whether `other` lies inside this prefix (is reached without a gateway).
-    pub fn contains(&self, other: Ipv4Addr) -> bool {
-        u32::from(other) & u32::from(self.netmask()) == u32::from(self.network())
-    }
-}
-
-impl fmt::Display for Ipv4Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
-    }
-}
-
-impl FromStr for Ipv4Cidr {
-    type Err = CidrError;
-
-    fn from_str(s: &str) -> Result<Ipv4Cidr, CidrError> {
-        let (addr, len) = s
-            .split_once('/')
-            .ok_or_else(|| CidrError::NoPrefix(s.to_owned()))?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| CidrError::Addr(addr.to_owned()))?;
-        // `u8::from_str` takes a leading `+`; a prefix is digits only.
-        let prefix_len =
-            (!len.is_empty() && len.len() <= 2 && len.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| len.parse::<u8>().ok())
-                .flatten()
-                .filter(|&l| l <= 32)
-                .ok_or_else(|| CidrError::Prefix(len.to_owned()))?;
-        Ok(Ipv4Cidr { addr, prefix_len })
-    }
-}
-
-impl<'de> Deserialize<'de> for Ipv4Cidr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Ipv4Cidr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(de::Error::custom)
-    }
-}
-
-/// A 48-bit Ethernet address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl MacAddr {
-    /// Whether the group bit is set (multicast or broadcast): such an
-    /// address can never be a next hop.
-    pub fn is_multicast(&self) -> bool {
-        self.0[0] & 1 == 1
-    }
-
-    /// Whether it is 00:00:00:00:00:00.
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 6]
-    }
-}
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-/// A string that is not six colon-separated hex octets.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a MAC address: write six hex octets, e.g. 02:00:00:00:00:01")]
-pub struct MacError(pub String);
-
-impl FromStr for MacAddr {
-    type Err = MacError;
-
-    fn from_str(s: &str) -> Result<MacAddr, MacError> {
-        let err = || MacError(s.to_owned());
-        let mut out = [0u8; 6];
-        let mut parts = s.split(':');
-        for byte in &mut out {
-            let p = parts.next().ok_or_else(err)?;
-            if p.len() != 2 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err());
-            }
-            *byte = u8::from_str_radix(p, 16).map_err(|_| err())?;
-        }
-        if parts.next().is_some() {
-            return Err(err());
-        }
-        Ok(MacAddr(out))
-    }
-}
-
-impl<'de> Deserialize<'de> for MacAddr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(de::Error::custom)
-    }
-}
+use crate::model::MAX_LINGER_SECS;
 
 /// The gateway's MAC: learnt with ARP (`auto`) or fixed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -177,13 +26,28 @@ pub enum GatewayMac {
     Fixed(MacAddr),
 }
 
+impl fmt::Display for GatewayMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayMac::Auto => f.write_str("auto"),
+            GatewayMac::Fixed(m) => m.fmt(f),
+        }
+    }
+}
+
+impl Serialize for GatewayMac {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl<'de> Deserialize<'de> for GatewayMac {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<GatewayMac, D::Error> {
         let s = String::deserialize(d)?;
         if s == "auto" {
             return Ok(GatewayMac::Auto);
         }
-        s.parse().map(GatewayMac::Fixed).map_err(|MacError(s)| {
+        s.parse().map(GatewayMac::Fixed).map_err(|_| {
             de::Error::custom(format_args!(
                 "`{s}` is neither `auto` nor a MAC address (six hex octets, e.g. 02:00:00:00:00:01)"
             ))
@@ -191,69 +55,86 @@ impl<'de> Deserialize<'de> for GatewayMac {
     }
 }
 
+/// The map spelling of a linger setting, before the unit is settled.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LingerMap {
+    on: bool,
+    secs: Option<u32>,
+    ms: Option<u32>,
+}
+
+impl LingerMap {
+    fn settle(self) -> Result<Linger, String> {
+        let ms = match (self.secs, self.ms) {
+            (Some(_), Some(_)) => return Err("linger: give `secs` or `ms`, not both".to_owned()),
+            (Some(s), None) if s > MAX_LINGER_SECS => {
+                return Err(format!(
+                    "linger secs {s} is above {MAX_LINGER_SECS}, the most `l_linger` can express"
+                ));
+            }
+            (Some(s), None) => s * 1000,
+            (None, Some(ms)) if ms > MAX_LINGER_MS => {
+                return Err(format!(
+                    "linger ms {ms} is above {MAX_LINGER_MS} ({MAX_LINGER_SECS} s, the most `l_linger` can express)"
+                ));
+            }
+            (None, Some(ms)) => ms,
+            (None, None) => 0,
+        };
+        Ok(Linger { on: self.on, ms })
+    }
+}
+
+struct LingerVisitor;
+
+impl<'de> Visitor<'de> for LingerVisitor {
+    type Value = Linger;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a linger setting: `off`, `on,5s`, or {on, secs} / {on, ms}")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Linger, E> {
+        s.parse().map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Linger, A::Error> {
+        let m = LingerMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        m.settle().map_err(de::Error::custom)
+    }
+}
+
+/// `close.default_linger`: the setting's text (`on,5s`, the grammar
+/// [`Linger`]'s `FromStr` and `lingerd ctl` share) or the map
+/// `{on, secs}` / `{on, ms}`.
+pub(crate) fn linger_yaml<'de, D: Deserializer<'de>>(d: D) -> Result<Linger, D::Error> {
+    d.deserialize_any(LingerVisitor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cidr_parses_and_derives_network() {
-        let c: Ipv4Cidr = "198.18.0.1/24".parse().unwrap();
-        assert_eq!(c.addr(), Ipv4Addr::new(198, 18, 0, 1));
-        assert_eq!(c.prefix_len(), 24);
-        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 255, 0));
-        assert_eq!(c.network(), Ipv4Addr::new(198, 18, 0, 0));
-        assert_eq!(c.broadcast(), Ipv4Addr::new(198, 18, 0, 255));
-        assert!(c.contains(Ipv4Addr::new(198, 18, 0, 254)));
-        assert!(!c.contains(Ipv4Addr::new(198, 18, 1, 1)));
-        assert_eq!(c.to_string(), "198.18.0.1/24");
-    }
-
-    #[test]
-    fn cidr_edges() {
-        let all: Ipv4Cidr = "0.0.0.0/0".parse().unwrap();
-        assert_eq!(all.netmask(), Ipv4Addr::UNSPECIFIED);
-        assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
-        let host: Ipv4Cidr = "198.18.0.1/32".parse().unwrap();
-        assert!(host.contains(Ipv4Addr::new(198, 18, 0, 1)));
-        assert!(!host.contains(Ipv4Addr::new(198, 18, 0, 2)));
-    }
-
-    #[test]
-    fn cidr_rejects() {
-        for bad in [
-            "198.18.0.1",
-            "198.18.0.1/33",
-            "198.18.0.1/",
-            "198.18.0.1/+8",
-            "198.18.0.1/024",
-            "198.18.0/24",
-            "x/24",
-        ] {
-            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
-        }
-        assert_eq!(Ipv4Cidr::new(Ipv4Addr::LOCALHOST, 33), None);
-    }
-
-    #[test]
-    fn mac_parses_and_rejects() {
-        let m: MacAddr = "02:6c:67:00:00:0A".parse().unwrap();
-        assert_eq!(m.0, [0x02, 0x6c, 0x67, 0, 0, 0x0a]);
-        assert_eq!(m.to_string(), "02:6c:67:00:00:0a");
-        assert!(!m.is_multicast());
+    fn linger_maps_settle_their_unit() {
+        let m = |on, secs, ms| LingerMap { on, secs, ms }.settle();
+        assert_eq!(m(true, Some(2), None), Ok(Linger { on: true, ms: 2000 }));
+        assert_eq!(m(true, None, Some(250)), Ok(Linger { on: true, ms: 250 }));
+        assert_eq!(m(false, None, None), Ok(Linger::OFF));
+        assert!(m(true, Some(1), Some(1)).unwrap_err().contains("not both"));
         assert!(
-            "ff:ff:ff:ff:ff:ff"
-                .parse::<MacAddr>()
-                .unwrap()
-                .is_multicast()
+            m(true, Some(65_536), None)
+                .unwrap_err()
+                .contains("above 65535")
         );
-        for bad in [
-            "02:6c:67:00:00",
-            "02:6c:67:00:00:01:02",
-            "2:6c:67:00:00:01",
-            "zz:00:00:00:00:00",
-            "",
-        ] {
-            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
-        }
+        assert!(m(true, None, Some(MAX_LINGER_MS + 1)).is_err());
+    }
+
+    #[test]
+    fn gateway_mac_text() {
+        assert_eq!(GatewayMac::Auto.to_string(), "auto");
+        let m = GatewayMac::Fixed(MacAddr([2, 0, 0x5e, 0, 0, 1]));
+        assert_eq!(m.to_string(), "02:00:5e:00:00:01");
     }
 }

@@ -5,7 +5,8 @@
 use std::net::Ipv4Addr;
 
 use lingerd_config::{
-    Config, ConfigError, GatewayMac, Idle, LogLevel, MacAddr, OnClientExit, TimeWaitRst, ZeroCopy,
+    ClientExitPolicy, Config, ConfigError, GatewayMac, Idle, LogLevel, MacAddr, TimeWaitRst,
+    ZeroCopy,
 };
 
 const NAME: &str = "test.yaml";
@@ -64,7 +65,7 @@ fn test_minimal_gets_defaults() {
     assert_eq!(c.tcp.ephemeral_ports, [32_768, 60_999]);
     assert_eq!(c.close.default_linger.ms, 0);
     assert!(!c.close.default_linger.on);
-    assert_eq!(c.close.on_client_exit, OnClientExit::Linger);
+    assert_eq!(c.close.on_client_exit, ClientExitPolicy::Linger);
     assert_eq!(c.xdp.frames, 8192);
     assert_eq!(c.xdp.idle, Idle::Busy);
     assert_eq!(c.clients.ring_entries, 4096);
@@ -113,7 +114,7 @@ log: {level: trace}
     assert_eq!(c.tcp.time_wait_rst, TimeWaitRst::Ignore);
     assert!(!c.tcp.timestamps);
     assert_eq!(c.close.default_linger.ms, 1500);
-    assert_eq!(c.close.on_client_exit, OnClientExit::Graceful);
+    assert_eq!(c.close.on_client_exit, ClientExitPolicy::Graceful);
     assert_eq!(c.xdp.zero_copy, ZeroCopy::On);
     assert_eq!(c.metrics.listen, None);
     assert_eq!(c.log.level, LogLevel::Trace);
@@ -507,4 +508,104 @@ fn test_load_names_the_file() {
 fn test_error_is_send_sync_for_anyhow() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<ConfigError>();
+}
+
+// --- the shared vocabulary in the YAML ---------------------------------------
+
+#[test]
+fn test_linger_in_the_ctl_grammar() {
+    let c = ok("close: {default_linger: \"on,2s\"}\n");
+    assert_eq!(
+        c.close.default_linger,
+        lingerd_config::Linger { on: true, ms: 2000 }
+    );
+    let c = ok("close: {default_linger: \"off,250ms\"}\n");
+    assert_eq!(
+        c.close.default_linger,
+        lingerd_config::Linger { on: false, ms: 250 }
+    );
+    let e = err("close:\n  default_linger: on,5\n");
+    assert_at(&e, 4, 19, "give a unit");
+    let e = err("close:\n  default_linger: \"on,70000s\"\n");
+    assert_at(&e, 4, 19, "longest linger");
+}
+
+#[test]
+fn test_ipv6_address_parses_and_is_refused_in_place() {
+    let e = Config::parse(
+        "interface: eth0\naddresses:\n  - 198.18.0.1/24\n  - 2001:db8::1/64\n",
+        NAME,
+    )
+    .unwrap_err();
+    assert_at(&e, 4, 5, "IPv6 addresses are not supported yet");
+    let e = Config::parse("interface: eth0\naddresses: [2001:db8::1/129]\n", NAME).unwrap_err();
+    assert_at(&e, 2, 13, "0..=128");
+}
+
+/// Every field away from its default, so the round trip has to carry each.
+const EVERYTHING: &str = r#"queues: [0, 1]
+cores: [2, 3]
+gateway: {ip: 198.18.0.254, mac: "02:00:5e:00:00:01"}
+listen: [{port: 80, backlog: 100}, {port: 443, backlog: 200}]
+tcp:
+  time_wait_ms: 1000
+  orphan_timeout_ms: 2000
+  syn_received_timeout_ms: 3000
+  syn_retries: 4
+  max_retransmits: 5
+  rto_min_ms: 10
+  rto_max_ms: 20000
+  rto_initial_ms: 300
+  delayed_ack_ms: 0
+  mss: 1400
+  send_buffer: 1048576
+  recv_buffer: 32768
+  window_shift: 3
+  timestamps: false
+  time_wait_rst: ignore
+  challenge_acks_per_s: 0
+  max_connections: 1001
+  ephemeral_ports: [40000, 40999]
+close: {default_linger: {on: true, ms: 1500}, on_client_exit: abort, max_rst_per_sec: 100000}
+xdp: {mode: generic, zero_copy: off, frames: 4096, idle: sleep}
+clients: {socket: /run/x.sock, allow_uids: [0, 1000], ring_entries: 2, chunk_size: 64, tx_chunks: 0, rx_chunks: 1}
+metrics: {listen: null}
+log: {level: debug}
+"#;
+
+#[test]
+fn test_a_config_serializes_and_parses_back_equal() {
+    for c in [
+        ok(""),
+        ok(EVERYTHING),
+        ok("gateway: {ip: 198.18.0.254}\nmetrics: {listen: \"127.0.0.1:9999\"}\n"),
+    ] {
+        let yaml = c.to_yaml();
+        let back = Config::parse(&yaml, "to_yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(back, c, "{yaml}");
+        // JSON (serde_json) carries the same text forms.
+        let json = serde_json::to_string(&c).unwrap();
+        let back: Config = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}\n{json}"));
+        assert_eq!(back, c, "{json}");
+    }
+    let yaml = ok(EVERYTHING).to_yaml();
+    for needle in [
+        "on,1500ms",
+        "02:00:5e:00:00:01",
+        "198.18.0.1/24",
+        "abort",
+        "ignore",
+    ] {
+        assert!(yaml.contains(needle), "no {needle} in:\n{yaml}");
+    }
+}
+
+#[test]
+fn test_a_config_built_as_a_value_loads() {
+    let mut c = Config::with_defaults("lgd0", vec!["198.18.0.1/24".parse().unwrap()]);
+    c.close.on_client_exit = ClientExitPolicy::Graceful;
+    c.close.default_linger = "on,5s".parse().unwrap();
+    c.metrics.listen = None;
+    let back = Config::parse(&c.to_yaml(), "value").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, c);
 }

@@ -1,7 +1,7 @@
 //! The reload rule: reloadable changes are accepted, any restart-only change
 //! refuses the whole new file and names every such field.
 
-use lingerd_config::{Apply, Config, LogLevel, OnClientExit};
+use lingerd_config::{Apply, ClientExitPolicy, Config, LogLevel};
 
 const RUNNING: &str = "\
 interface: eth0
@@ -56,7 +56,7 @@ fn test_reload_accepts_reloadable_changes() {
     assert_eq!(applied, new);
     assert_eq!(applied.tcp.time_wait_ms, 1000);
     assert_eq!(applied.close.default_linger.ms, 2000);
-    assert_eq!(applied.close.on_client_exit, OnClientExit::Abort);
+    assert_eq!(applied.close.on_client_exit, ClientExitPolicy::Abort);
     assert_eq!(applied.log.level, LogLevel::Debug);
     let names: Vec<_> = old
         .changed_fields(&new)

@@ -54,7 +54,7 @@ pub(crate) enum Command {
     /// Abort every connection.
     Abort,
     /// Shutdown with this `how`.
-    Shutdown(u8),
+    Shutdown(lingerd_abi::Shutdown),
     /// Active open.
     Connect(SocketAddrV4),
     /// Report counts.
@@ -78,9 +78,9 @@ impl Command {
             ("close", None) => Command::Close,
             ("linger", a) => Command::Linger(num(a)?.min(u64::from(u32::MAX)) as u32),
             ("abort", None) => Command::Abort,
-            ("shutdown", Some("receive")) => Command::Shutdown(0),
-            ("shutdown", Some("send")) => Command::Shutdown(1),
-            ("shutdown", Some("both")) => Command::Shutdown(2),
+            ("shutdown", Some("receive")) => Command::Shutdown(lingerd_abi::Shutdown::Receive),
+            ("shutdown", Some("send")) => Command::Shutdown(lingerd_abi::Shutdown::Send),
+            ("shutdown", Some("both")) => Command::Shutdown(lingerd_abi::Shutdown::Both),
             ("connect", Some(a)) => {
                 Command::Connect(a.parse().map_err(|e| format!("connect {a}: {e}"))?)
             }
@@ -488,8 +488,14 @@ mod tests {
         assert_eq!(Command::parse("close"), Ok(Command::Close));
         assert_eq!(Command::parse("linger 2000"), Ok(Command::Linger(2000)));
         assert_eq!(Command::parse("abort"), Ok(Command::Abort));
-        assert_eq!(Command::parse("shutdown send"), Ok(Command::Shutdown(1)));
-        assert_eq!(Command::parse("shutdown both"), Ok(Command::Shutdown(2)));
+        assert_eq!(
+            Command::parse("shutdown send"),
+            Ok(Command::Shutdown(lingerd_abi::Shutdown::Send))
+        );
+        assert_eq!(
+            Command::parse("shutdown both"),
+            Ok(Command::Shutdown(lingerd_abi::Shutdown::Both))
+        );
         assert_eq!(
             Command::parse("connect 198.18.0.2:8080"),
             Ok(Command::Connect("198.18.0.2:8080".parse().unwrap()))

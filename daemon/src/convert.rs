@@ -1,23 +1,24 @@
-//! The one place where the YAML configuration becomes dataplane values.
+//! The one place where the YAML configuration becomes dataplane values,
+//! for the shapes that really differ.
 //!
-//! `lingerd-config` may not depend on the dataplane, so the daemon, which
-//! sees both, turns a validated [`Config`] into one [`QueuePlan`] per
-//! configured queue (its `EngineConfig`, its AF_XDP socket configuration
-//! and the core to pin it to), the steering program's inputs and the
-//! shutdown policy, and, on a reload, the engine's [`Tunables`] and the
+//! The values both sides share (linger settings, the client-exit policy,
+//! the TIME-WAIT RST policy, prefixes) are one `lingerd_abi::vocab` type
+//! each and pass through untouched. What is left differs in shape: the
+//! `tcp:` section's flat fields become a `TcpConfig` with its `RtoBounds`;
+//! the configured queues become one [`QueuePlan`] each (its `EngineConfig`,
+//! its AF_XDP socket configuration and the core to pin it to); the `xdp:`
+//! words become the AF_XDP port's (`zero_copy: on` is `Require`; `idle`
+//! gains the sleep cap); on a reload, the engine's [`Tunables`] and the
 //! new [`ExitRule`]. Pure: no I/O; the interface's MAC and the secrets are
 //! arguments, so every mapping is tested here.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use lingerd_config::{Config, Idle, OnClientExit, XdpMode};
-use lingerd_dataplane::engine::api::ClientExitPolicy;
-use lingerd_dataplane::engine::config::{
-    EngineConfig, LocalAddr, TcpConfig, TimeWaitRst, Tunables,
-};
+use lingerd_abi::vocab::ClientExitPolicy;
+use lingerd_config::{Config, Idle, XdpMode};
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TcpConfig, Tunables};
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AttachMode, IdleMode, XskConfig, ZeroCopy};
-use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::tcp::rtt::RtoBounds;
 use lingerd_dataplane::wire::EthernetAddress;
 
@@ -71,26 +72,9 @@ pub(crate) fn tcp_config(c: &lingerd_config::Tcp) -> TcpConfig {
         recv_buffer: c.recv_buffer,
         window_shift: c.window_shift,
         timestamps: c.timestamps,
-        time_wait_rst: match c.time_wait_rst {
-            lingerd_config::TimeWaitRst::Close => TimeWaitRst::Close,
-            lingerd_config::TimeWaitRst::Ignore => TimeWaitRst::Ignore,
-        },
+        time_wait_rst: c.time_wait_rst,
         challenge_acks_per_s: c.challenge_acks_per_s,
         ephemeral_ports: (c.ephemeral_ports[0], c.ephemeral_ports[1]),
-    }
-}
-
-/// A default linger setting.
-pub(crate) fn linger(l: lingerd_config::Linger) -> Linger {
-    Linger { on: l.on, ms: l.ms }
-}
-
-/// The shutdown and client-exit policy.
-pub(crate) fn exit_policy(p: OnClientExit) -> ClientExitPolicy {
-    match p {
-        OnClientExit::Linger => ClientExitPolicy::Linger,
-        OnClientExit::Graceful => ClientExitPolicy::Graceful,
-        OnClientExit::Abort => ClientExitPolicy::Abort,
     }
 }
 
@@ -109,7 +93,7 @@ pub(crate) struct ExitRule {
 pub(crate) fn exit_rule(c: &Config) -> ExitRule {
     let l = c.close.default_linger;
     ExitRule {
-        policy: exit_policy(c.close.on_client_exit),
+        policy: c.close.on_client_exit,
         drain_cap: std::time::Duration::from_millis(1000 + u64::from(if l.on { l.ms } else { 0 })),
     }
 }
@@ -129,7 +113,7 @@ impl ExitRule {
 /// The engine's reloadable values (`tcp` timeouts, retries and policies,
 /// `close.default_linger`) from `c`.
 pub(crate) fn tunables(c: &Config) -> Tunables {
-    Tunables::of(&tcp_config(&c.tcp), linger(c.close.default_linger))
+    Tunables::of(&tcp_config(&c.tcp), c.close.default_linger)
 }
 
 /// The cores' idle behaviour.
@@ -151,9 +135,19 @@ pub(crate) fn attach_mode(m: XdpMode) -> AttachMode {
     }
 }
 
+/// The daemon's addresses with their prefix lengths. The dataplane is
+/// IPv4-only and the semantic pass refuses an IPv6 address, so there is
+/// none to leave out.
+fn v4_addresses(c: &Config) -> impl Iterator<Item = (Ipv4Addr, u8)> + '_ {
+    c.addresses.iter().filter_map(|a| match a.addr() {
+        IpAddr::V4(v4) => Some((v4, a.prefix_len())),
+        IpAddr::V6(_) => None,
+    })
+}
+
 /// The daemon's addresses, as the steering program wants them.
 pub(crate) fn addresses(c: &Config) -> Vec<Ipv4Addr> {
-    c.addresses.iter().map(|a| a.addr()).collect()
+    v4_addresses(c).map(|(a, _)| a).collect()
 }
 
 /// The listening ports (the steering program also steers the ephemeral
@@ -166,13 +160,8 @@ pub(crate) fn ports(c: &Config) -> Vec<u16> {
 pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<QueuePlan> {
     let n = c.queues.len();
     let tcp = tcp_config(&c.tcp);
-    let addrs: Vec<LocalAddr> = c
-        .addresses
-        .iter()
-        .map(|a| LocalAddr {
-            addr: a.addr(),
-            prefix_len: a.prefix_len(),
-        })
+    let addrs: Vec<LocalAddr> = v4_addresses(c)
+        .map(|(addr, prefix_len)| LocalAddr { addr, prefix_len })
         .collect();
     let xsk = XskConfig {
         zero_copy: match c.xdp.zero_copy {
@@ -193,7 +182,7 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 gateway: c.gateway.map(|g| g.ip),
                 max_connections: c.tcp.max_connections_per_core(n),
                 tcp: tcp.clone(),
-                default_linger: linger(c.close.default_linger),
+                default_linger: c.close.default_linger,
                 isn_secret: secrets.isn,
                 cookie_secret: secrets.cookie,
                 hash_key: secrets.hash,
@@ -221,6 +210,8 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
 
 #[cfg(test)]
 mod tests {
+    use lingerd_abi::vocab::{Linger, TimeWaitRst};
+
     use super::*;
 
     const SECRETS: Secrets = Secrets {
@@ -234,6 +225,10 @@ mod tests {
         Config::parse(yaml, "t.yaml").expect("valid")
     }
 
+    /// The one guard against drift left: the configuration's defaults
+    /// (`lingerd_config::Tcp::default()`, where they are defined) map to
+    /// the dataplane's own `TcpConfig::default()` that its tests and
+    /// benchmarks use.
     #[test]
     fn defaults_map_to_dataplane_defaults() {
         let c = parse("interface: eth0\naddresses: [198.18.0.3/24]\n");
@@ -262,10 +257,8 @@ mod tests {
         assert!(p.port.ports.is_empty());
         assert_eq!(p.port.ephemeral, Some((32_768, 60_999)));
         assert_eq!(idle_mode(c.xdp.idle), IdleMode::BusyPoll);
-        assert_eq!(
-            exit_policy(c.close.on_client_exit),
-            ClientExitPolicy::Linger
-        );
+        assert_eq!(c.close.on_client_exit, ClientExitPolicy::Linger);
+        assert_eq!(exit_rule(&c).policy, ClientExitPolicy::Linger);
     }
 
     #[test]
@@ -335,7 +328,7 @@ mod tests {
                 max: std::time::Duration::from_millis(SLEEP_CAP_MS)
             }
         );
-        assert_eq!(exit_policy(c.close.on_client_exit), ClientExitPolicy::Abort);
+        assert_eq!(exit_rule(&c).policy, ClientExitPolicy::Abort);
     }
 
     #[test]
@@ -374,9 +367,9 @@ mod tests {
             ZeroCopy::Require
         );
         assert_eq!(
-            exit_policy(OnClientExit::Graceful),
-            ClientExitPolicy::Graceful
+            attach_mode(XdpMode::Generic),
+            AttachMode::Generic,
+            "the xdp words keep their meaning"
         );
-        assert_eq!(exit_policy(OnClientExit::Linger), ClientExitPolicy::Linger);
     }
 }

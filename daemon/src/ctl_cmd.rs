@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use lingerd_abi::vocab::{CloseMode, Duration as Span, Linger};
 use lingerd_config::Config;
 use lingerd_daemon::ctl::client::CtlClient;
-use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, ModeSpec, Op, Request, Row};
+use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, Op, Request, Row};
 
 /// The configuration `lingerd ctl` reads when `--config` is not given
 /// (where the systemd unit and the container put it).
@@ -68,8 +69,8 @@ enum CtlCommand {
         filter: FilterArgs,
         /// abort (RST), graceful (FIN, bounded by tcp.orphan_timeout_ms),
         /// or linger=DURATION (graceful, RST when it expires: linger=5s).
-        #[arg(long, value_name = "MODE", value_parser = proto::parse_mode)]
-        mode: ModeSpec,
+        #[arg(long, value_name = "MODE")]
+        mode: CloseMode,
         /// At most N closes per second in total, split evenly across the
         /// queues (N / queues each, rounded up); 0 = as fast as possible.
         #[arg(long, value_name = "N", default_value_t = 0)]
@@ -108,12 +109,20 @@ struct FilterArgs {
     #[arg(long, visible_alias = "remote-port", value_name = "PORT")]
     dport: Option<u16>,
     /// Idle (no segment in or out) for at least this long: 30s, 500ms, 2m.
-    #[arg(long, value_name = "DURATION", value_parser = proto::parse_duration_ms)]
+    #[arg(long, value_name = "DURATION", value_parser = idle)]
     idle: Option<u32>,
 }
 
 fn state_name(s: &str) -> Result<String, String> {
     proto::parse_states(s).map(|_| s.to_owned())
+}
+
+/// A duration in the shared grammar (`30s`), as the protocol's `u32`
+/// milliseconds.
+fn idle(s: &str) -> Result<u32, String> {
+    let d: Span = s.parse().map_err(|e| format!("{e}"))?;
+    d.as_millis_u32()
+        .ok_or_else(|| format!("{s:?} is too long (at most {}ms)", u32::MAX))
 }
 
 fn prefix(s: &str) -> Result<String, String> {
@@ -243,11 +252,11 @@ fn human_ms(ms: u64) -> String {
 }
 
 fn table_line(r: &Row) -> String {
-    let linger = if r.linger_on {
-        format!("on,{}", human_ms(u64::from(r.linger_ms)))
-    } else {
-        "off".into()
-    };
+    let linger = Linger {
+        on: r.linger_on,
+        ms: r.linger_ms,
+    }
+    .to_string();
     let mut timers = Vec::new();
     if let Some((kind, ms)) = &r.close_timer {
         timers.push(format!("{kind},{}", human_ms(*ms)));
@@ -366,6 +375,44 @@ mod tests {
         assert_eq!(human_ms(250), "250ms");
         assert_eq!(human_ms(1500), "1.5s");
         assert_eq!(human_ms(125_000), "2m5s");
+    }
+
+    #[test]
+    fn flags_use_the_shared_grammar() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            ctl: CtlCommand,
+        }
+        let kill = Cli::try_parse_from([
+            "ctl",
+            "kill",
+            "--idle",
+            "30s",
+            "--mode",
+            "linger=5s",
+            "--dst",
+            "198.18.0.2",
+        ])
+        .unwrap();
+        match kill.ctl {
+            CtlCommand::Kill { filter, mode, .. } => {
+                assert_eq!(mode, CloseMode::Linger { ms: 5000 });
+                assert_eq!(filter.idle, Some(30_000));
+            }
+            _ => panic!("not a kill"),
+        }
+        for bad in [
+            ["--idle", "30"],
+            ["--mode", "linger=70000s"],
+            ["--idle", "5h"],
+        ] {
+            let args = ["ctl", "kill", "--state", "all", bad[0], bad[1]];
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["ctl", "kill", "--mode", "rst"]).is_err());
+        assert!(idle("9999999999s").unwrap_err().contains("too long"));
     }
 
     #[test]

@@ -19,8 +19,6 @@ mod app;
 mod cli;
 mod convert;
 mod ctl_cmd;
-#[cfg(test)]
-mod drift_tests;
 mod log;
 mod pin;
 mod reload;

@@ -20,10 +20,11 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use lingerd_abi::vocab::CloseMode;
 use lingerd_daemon::cores::{CoreClients, CoreCommand};
 use lingerd_daemon::ctl::client::CtlClient;
 use lingerd_daemon::ctl::core::{CoreReply, CtlCommand, CtlJobs};
-use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, ModeSpec, Op, Request};
+use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, Op, Request};
 use lingerd_daemon::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use lingerd_daemon::metrics::MetricsHub;
 use lingerd_dataplane::engine::QueueEngine;
@@ -224,7 +225,7 @@ fn kill_completes_through_the_core_and_stats_answer() {
             states: vec!["all".into()],
             ..FilterSpec::default()
         },
-        mode: ModeSpec::Abort,
+        mode: CloseMode::Abort,
         pace: 0,
     });
     assert_eq!(
@@ -258,7 +259,7 @@ fn hostile_and_refused_requests_get_errors_and_the_socket_lives_on() {
     let no_filter = br#"{"v":1,"op":{"kill":{"filter":{},"mode":"abort","pace":0}}}"#;
     assert!(error_of(&raw_exchange(p, no_filter)).contains("kill needs a filter"));
     let long_linger =
-        br#"{"v":1,"op":{"kill":{"filter":{"local_port":1},"mode":{"linger":{"ms":4294967295}},"pace":0}}}"#;
+        br#"{"v":1,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=4294967295ms","pace":0}}}"#;
     assert!(error_of(&raw_exchange(p, long_linger)).contains("longest linger"));
     // Connections that say nothing and hang up, or say nothing at all.
     drop(raw(p));

@@ -508,7 +508,10 @@ impl Harness {
                     *side,
                     *other,
                     Kind::Other,
-                    Request::Shutdown { handle, how: *how },
+                    Request::Shutdown {
+                        handle,
+                        how: lingerd_abi::Shutdown::ALL[usize::from(*how)],
+                    },
                 )
             }
             Op::SetLinger {
@@ -700,7 +703,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(side, h, len, other)| Op::Send { side, h, len, other }),
         2 => (side(), href(), 0u32..5_000, other())
             .prop_map(|(side, h, len, other)| Op::RecvDone { side, h, len, other }),
-        2 => (side(), href(), 0u8..5, other())
+        2 => (side(), href(), 0u8..3, other())
             .prop_map(|(side, h, how, other)| Op::Shutdown { side, h, how, other }),
         2 => (side(), href(), any::<bool>(), linger_ms(), other())
             .prop_map(|(side, h, on, ms, other)| Op::SetLinger { side, h, on, ms, other }),

@@ -493,7 +493,13 @@ fn lingerd_active_close_background_ends_in_time_wait() {
             assert_one_fin_seq(&lab, "graceful close");
             assert!(!lab.pair.b.was_reset(lab.hs), "{role:?} {seed:?}: no reset");
             // The handle is dead to the client even though TIME-WAIT holds it.
-            let after = lab.call(21, Request::Shutdown { handle: h, how: 1 });
+            let after = lab.call(
+                21,
+                Request::Shutdown {
+                    handle: h,
+                    how: lingerd_abi::Shutdown::Send,
+                },
+            );
             assert_eq!(after.result, Errno::NotSock);
         }
     }
@@ -715,7 +721,13 @@ fn shutdown_send_peer_reads_eof_while_still_sending_to_us() {
             let (mut lab, h) = open(role, link, 64 * 1024);
             let down = pattern(20_000, 10);
             send_all(&mut lab, h, &down);
-            let c = lab.call(50, Request::Shutdown { handle: h, how: 1 });
+            let c = lab.call(
+                50,
+                Request::Shutdown {
+                    handle: h,
+                    how: lingerd_abi::Shutdown::Send,
+                },
+            );
             assert_eq!(c.result, Errno::Ok);
             let c = lab.call(
                 51,

@@ -67,10 +67,7 @@ fn pages_through_every_connection_once_with_the_filter() {
 
     // The filter: established connections from B's ephemeral ports only.
     let filter = Filter {
-        remote: Some(Prefix {
-            addr: Ipv4Addr::new(198, 18, 0, 2),
-            len: 32,
-        }),
+        remote: Some(Prefix::host(Ipv4Addr::new(198, 18, 0, 2).into())),
         local_port: Some(80),
         states: State::Established.bit(),
         ..Filter::default()

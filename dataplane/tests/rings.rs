@@ -130,6 +130,57 @@ fn every_request_gets_one_completion_even_under_backpressure() {
     assert_eq!(rings.stats().completions, total);
 }
 
+/// A `shutdown` whose `how` is not 0, 1 or 2 is answered EINVAL by the
+/// ring decoder: the engine, which takes a `Shutdown` enum, never sees it
+/// (were it to, the unknown handle would be ENOTSOCK).
+#[test]
+fn shutdown_with_a_bad_how_is_einval_before_the_engine() {
+    let (mut client, mut rings) = setup(8);
+    let t0 = Instant::now();
+    let mut e = engine::engine(1, t0);
+    let bad = [3u16, 4, 255, u16::MAX];
+    for (ud, how) in bad.into_iter().enumerate() {
+        let mut b = entry::encode_request(
+            ud as u64,
+            &Op::Shutdown {
+                handle: 1,
+                how: lingerd_abi::Shutdown::Send,
+            },
+        );
+        // The `how` field: the request's first 16-bit argument.
+        b[18..20].copy_from_slice(&how.to_le_bytes());
+        assert!(client.tx.push(&b));
+    }
+    assert!(client.tx.push(&entry::encode_request(
+        99,
+        &Op::Shutdown {
+            handle: 1,
+            how: lingerd_abi::Shutdown::Both,
+        },
+    )));
+    client.tx.publish();
+    daemon_step(&mut rings, &mut e, t0);
+    let answers: HashMap<u64, Errno> = client
+        .read_completions()
+        .iter()
+        .map(|c| (c.user_data, c.result))
+        .collect();
+    for ud in 0..bad.len() as u64 {
+        assert_eq!(
+            answers.get(&ud),
+            Some(&Errno::Inval),
+            "how = {}",
+            bad[ud as usize]
+        );
+    }
+    assert_eq!(
+        answers.get(&99),
+        Some(&Errno::NotSock),
+        "a good how reaches the engine"
+    );
+    assert_eq!(rings.stats().invalid, bad.len() as u64);
+}
+
 #[test]
 fn data_arrives_in_rx_chunks_that_must_be_returned_once() {
     let (mut client, mut rings) = setup(64);

@@ -18,7 +18,12 @@ pub mod stats;
 use std::fmt;
 use std::str::FromStr;
 
-/// How the dut closes its connections.
+use lingerd_abi::vocab::CloseMode;
+
+/// How the dut closes its connections: the [`CloseMode`]s a benchmark can
+/// check, with their text form (`abort`, `graceful`, `linger=200ms`).
+/// Narrower than `CloseMode` in one way: a linger time of 0 is refused,
+/// because it is an abort (RST) while the benchmark would wait for FINs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Hard close: one RST each (`SO_LINGER {1,0}`).
@@ -28,7 +33,7 @@ pub enum Mode {
     /// `SO_LINGER {1, ms}` then close: FIN, hard-closed if not acknowledged
     /// within `ms`.
     Linger {
-        /// The linger time, milliseconds.
+        /// The linger time, milliseconds (at least 1).
         ms: u32,
     },
 }
@@ -40,13 +45,19 @@ impl Mode {
     }
 }
 
+impl From<Mode> for CloseMode {
+    fn from(m: Mode) -> CloseMode {
+        match m {
+            Mode::Abort => CloseMode::Abort,
+            Mode::Graceful => CloseMode::Graceful,
+            Mode::Linger { ms } => CloseMode::Linger { ms },
+        }
+    }
+}
+
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Mode::Abort => f.write_str("abort"),
-            Mode::Graceful => f.write_str("graceful"),
-            Mode::Linger { ms } => write!(f, "linger={ms}"),
-        }
+        CloseMode::from(*self).fmt(f)
     }
 }
 
@@ -54,21 +65,13 @@ impl FromStr for Mode {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Mode, String> {
-        match s {
-            "abort" => Ok(Mode::Abort),
-            "graceful" => Ok(Mode::Graceful),
-            _ => {
-                let ms = s
-                    .strip_prefix("linger=")
-                    .ok_or_else(|| format!("bad mode {s:?}: abort, graceful or linger=MS"))?;
-                let ms: u32 = ms
-                    .parse()
-                    .map_err(|_| format!("bad linger time {ms:?}: milliseconds"))?;
-                if ms == 0 || ms > 65_535_000 {
-                    return Err("linger=MS needs 1 ≤ MS ≤ 65535000 (linger=0 is abort)".into());
-                }
-                Ok(Mode::Linger { ms })
+        match s.parse::<CloseMode>().map_err(|e| e.to_string())? {
+            CloseMode::Abort => Ok(Mode::Abort),
+            CloseMode::Graceful => Ok(Mode::Graceful),
+            CloseMode::Linger { ms: 0 } => {
+                Err("linger=0s is an abort: say abort (the benchmark expects FINs)".into())
             }
+            CloseMode::Linger { ms } => Ok(Mode::Linger { ms }),
         }
     }
 }
@@ -79,10 +82,24 @@ mod tests {
 
     #[test]
     fn modes_round_trip() {
-        for s in ["abort", "graceful", "linger=250"] {
+        for s in ["abort", "graceful", "linger=250ms", "linger=2s"] {
             assert_eq!(s.parse::<Mode>().unwrap().to_string(), s);
         }
+        assert_eq!("linger=200ms".parse(), Ok(Mode::Linger { ms: 200 }));
+        assert!("linger=0s".parse::<Mode>().is_err());
         assert!("linger=0".parse::<Mode>().is_err());
+        assert!(
+            "linger=200"
+                .parse::<Mode>()
+                .unwrap_err()
+                .contains("give a unit")
+        );
+        assert!(
+            "linger=70000s"
+                .parse::<Mode>()
+                .unwrap_err()
+                .contains("longest")
+        );
         assert!("linger=x".parse::<Mode>().is_err());
         assert!("rst".parse::<Mode>().is_err());
         assert!(Mode::Abort.expects_rst() && !Mode::Graceful.expects_rst());

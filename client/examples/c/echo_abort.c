@@ -62,12 +62,17 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    ld_handle listener, client, server;
+    ld_handle listener = LD_INVALID_HANDLE, client = LD_INVALID_HANDLE, server = LD_INVALID_HANDLE;
     struct ld_peer peer;
+    /* The first handles of a fresh daemon: never 0, the invalid handle. */
     CHECK(ld_listen_on(c, 0, port, 16, &listener));
+    EXPECT(listener != LD_INVALID_HANDLE);
     CHECK(ld_connect_on(c, 1, &server_addr, port, &client));
+    EXPECT(client != LD_INVALID_HANDLE);
     CHECK(ld_accept(c, listener, 5000, &server, &peer));
+    EXPECT(server != LD_INVALID_HANDLE);
     EXPECT(peer.addr[3] == 2);
+    EXPECT(ld_abort(c, LD_INVALID_HANDLE) == -1 && ld_last_error() == LD_ENOTSOCK);
 
     /* Echo: client -> server -> client. */
     const char msg[] = "hello through shared memory";

@@ -14,17 +14,20 @@
 //! the version it speaks.
 //!
 //! This module owns the message types, their limits and validation, and the
-//! parsers of the pieces a person types (prefixes, state names, close
-//! modes), so that the command line and the daemon accept exactly the same
-//! things. It does no I/O. Everything decoded here came from a socket:
-//! sizes are bounded by the caller's buffer, every value is checked before
-//! it becomes an engine [`Filter`] or [`MatchMode`], and nothing panics.
+//! parsers of the pieces a person types that are lingerd's own (state
+//! names, a prefix that may be a bare address), so that the command line
+//! and the daemon accept exactly the same things. Close modes, prefixes and
+//! durations are `lingerd_abi::vocab` types with the one text form the YAML
+//! and the other command lines also use (`linger=5s`). It does no I/O.
+//! Everything decoded here came from a socket: sizes are bounded by the
+//! caller's buffer, every value is checked before it becomes an engine
+//! [`Filter`] or [`CloseMode`], and nothing panics.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ConnInfo, Filter, MatchMode, Prefix};
+use lingerd_abi::vocab::{CloseMode, Prefix};
+use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ConnInfo, Filter};
 use lingerd_dataplane::tcp::State;
-use lingerd_dataplane::tcp::linger::MAX_LINGER_MS;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
@@ -64,8 +67,9 @@ pub enum Op {
         /// Which connections; an empty filter is refused (say
         /// `--state all` to mean everything).
         filter: FilterSpec,
-        /// How.
-        mode: ModeSpec,
+        /// How: `abort`, `graceful` or `linger=DURATION` (its text form,
+        /// refused beyond the longest linger).
+        mode: CloseMode,
         /// Closes per second in total, split evenly across queues (each
         /// queue gets `pace / queues`, rounded up); 0 = unpaced.
         pace: u32,
@@ -117,35 +121,6 @@ impl FilterSpec {
             states,
             min_idle_ms: self.min_idle_ms,
         })
-    }
-}
-
-/// How a kill closes (the engine's [`MatchMode`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ModeSpec {
-    /// Hard close: one RST each, no TIME-WAIT.
-    Abort,
-    /// Background graceful close (FIN), bounded by `tcp.orphan_timeout_ms`.
-    Graceful,
-    /// Graceful, hard-closed when `ms` expire.
-    Linger {
-        /// The deadline, from each connection's close.
-        ms: u32,
-    },
-}
-
-impl ModeSpec {
-    /// The engine mode, or why not.
-    pub fn to_mode(self) -> Result<MatchMode, String> {
-        match self {
-            ModeSpec::Abort => Ok(MatchMode::Abort),
-            ModeSpec::Graceful => Ok(MatchMode::Graceful),
-            ModeSpec::Linger { ms } if ms <= MAX_LINGER_MS => Ok(MatchMode::Linger { ms }),
-            ModeSpec::Linger { ms } => Err(format!(
-                "linger {ms} ms is beyond the longest linger, {MAX_LINGER_MS} ms (65,535 s)"
-            )),
-        }
     }
 }
 
@@ -338,24 +313,23 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     serde_json::to_vec(msg).unwrap_or_default()
 }
 
-/// `198.18.0.0/24`, or one address (`/32`). The host bits may be set
-/// (`198.18.0.7/24` means `198.18.0.0/24`), as `ss` allows.
+/// `198.18.0.0/24` ([`Prefix`]'s text form), or one address (`/32`). The
+/// host bits may be set (`198.18.0.7/24` means `198.18.0.0/24`), as `ss`
+/// allows. IPv4 only, as the dataplane is.
 pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
-    let (addr, len) = match s.split_once('/') {
-        Some((a, l)) => {
-            let len: u8 = l
-                .parse()
-                .ok()
-                .filter(|&n| n <= 32)
-                .ok_or_else(|| format!("{s:?}: the prefix length must be 0..=32"))?;
-            (a, len)
+    let p = match s.parse::<IpAddr>() {
+        Ok(addr) => Prefix::host(addr),
+        Err(_) if s.contains('/') => s.parse::<Prefix>().map_err(|e| e.to_string())?,
+        Err(_) => {
+            return Err(format!(
+                "{s:?} is not an IPv4 address or prefix (e.g. 198.18.0.0/24)"
+            ));
         }
-        None => (s, 32),
     };
-    let addr: Ipv4Addr = addr
-        .parse()
-        .map_err(|_| format!("{s:?} is not an IPv4 address or prefix (e.g. 198.18.0.0/24)"))?;
-    Ok(Prefix { addr, len })
+    if !p.addr().is_ipv4() {
+        return Err(format!("{s:?}: IPv6 is not supported yet"));
+    }
+    Ok(p)
 }
 
 /// The engine's state bits for one name as `ss` spells it, any case
@@ -394,54 +368,22 @@ pub fn parse_states(name: &str) -> Result<u16, String> {
     }
 }
 
-/// `abort`, `graceful`, or `linger=DURATION` (`linger=5s`, `linger=250ms`).
-pub fn parse_mode(s: &str) -> Result<ModeSpec, String> {
-    let mode = match s {
-        "abort" => ModeSpec::Abort,
-        "graceful" => ModeSpec::Graceful,
-        _ => match s.strip_prefix("linger=") {
-            Some(d) => ModeSpec::Linger {
-                ms: parse_duration_ms(d)?,
-            },
-            None => {
-                return Err(format!(
-                    "unknown mode {s:?}: abort, graceful or linger=DURATION (e.g. linger=5s)"
-                ));
-            }
-        },
-    };
-    mode.to_mode()?;
-    Ok(mode)
-}
-
-/// `250ms`, `5s` or `2m`, as milliseconds (a number needs its unit).
-pub fn parse_duration_ms(s: &str) -> Result<u32, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?}: a duration is a number and a unit: 250ms, 5s, 2m"))?;
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "" => return Err(format!("{s:?}: give a unit: {s}s or {s}ms")),
-        _ => return Err(format!("{s:?}: the unit is ms, s or m")),
-    };
-    n.checked_mul(scale)
-        .and_then(|ms| u32::try_from(ms).ok())
-        .ok_or_else(|| format!("{s:?} is too long"))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
+    use lingerd_abi::vocab::Duration;
+
     use super::*;
 
     #[test]
     fn prefixes() {
         let p = parse_prefix("198.18.0.0/24").unwrap();
-        assert_eq!((p.addr, p.len), (Ipv4Addr::new(198, 18, 0, 0), 24));
-        assert_eq!(parse_prefix("198.18.0.3").unwrap().len, 32);
+        assert_eq!(
+            (p.addr(), p.prefix_len()),
+            (IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 24)
+        );
+        assert_eq!(parse_prefix("198.18.0.3").unwrap().prefix_len(), 32);
         assert!(
             parse_prefix("198.18.0.0/33")
                 .unwrap_err()
@@ -470,17 +412,25 @@ mod tests {
         );
     }
 
+    /// The grammar is `lingerd_abi::vocab`'s; these are the cases `ctl`
+    /// relies on.
     #[test]
     fn modes_and_durations() {
-        assert_eq!(parse_mode("abort"), Ok(ModeSpec::Abort));
-        assert_eq!(parse_mode("linger=5s"), Ok(ModeSpec::Linger { ms: 5000 }));
-        assert_eq!(parse_mode("linger=250ms"), Ok(ModeSpec::Linger { ms: 250 }));
+        let parse_mode = |s: &str| s.parse::<CloseMode>().map_err(|e| e.to_string());
+        let parse_duration_ms = |s: &str| s.parse::<Duration>().map(Duration::as_millis);
+        assert_eq!(parse_mode("abort"), Ok(CloseMode::Abort));
+        assert_eq!(parse_mode("linger=5s"), Ok(CloseMode::Linger { ms: 5000 }));
+        assert_eq!(
+            parse_mode("linger=250ms"),
+            Ok(CloseMode::Linger { ms: 250 })
+        );
         assert!(parse_mode("linger=5").unwrap_err().contains("give a unit"));
         assert!(parse_mode("linger=99999999s").is_err());
         assert!(parse_mode("linger=70000s").unwrap_err().contains("longest"));
         assert!(parse_mode("rst").unwrap_err().contains("unknown mode"));
         assert!(parse_duration_ms("5h").is_err());
         assert!(parse_duration_ms("").is_err());
+        assert_eq!(parse_duration_ms("30s"), Ok(30_000));
     }
 
     #[test]
@@ -493,7 +443,7 @@ mod tests {
                     remote_port: Some(80),
                     ..FilterSpec::default()
                 },
-                mode: ModeSpec::Linger { ms: 5000 },
+                mode: CloseMode::Linger { ms: 5000 },
                 pace: 1000,
             },
         };
@@ -535,6 +485,18 @@ mod tests {
             ..FilterSpec::default()
         };
         assert!(f.to_filter().is_err());
-        assert!(ModeSpec::Linger { ms: u32::MAX }.to_mode().is_err());
+        let long = br#"{"v":1,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=4294967295ms","pace":0}}}"#;
+        assert!(decode_request(long).unwrap_err().contains("longest"));
+        assert!(
+            decode_request(
+                br#"{"v":1,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=5s","pace":0}}}"#
+            )
+            .is_ok()
+        );
+        let f = FilterSpec {
+            local: Some("2001:db8::/32".into()),
+            ..FilterSpec::default()
+        };
+        assert!(f.to_filter().unwrap_err().contains("IPv6"));
     }
 }

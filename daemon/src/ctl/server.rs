@@ -39,11 +39,12 @@ use rustix::io::Errno as SysErrno;
 use rustix::net::{RecvFlags, SendFlags, SocketFlags, accept_with, listen, sockopt};
 
 use super::core::{CoreReply, CtlCommand};
-use super::proto::{self, Body, FilterSpec, Metric, ModeSpec, Op, Reply, Row};
+use super::proto::{self, Body, FilterSpec, Metric, Op, Reply, Row};
 use crate::attach::{AttachError, bind_socket, timespec};
 use crate::cores::CoreCommand;
 use crate::metrics::{CoreSnapshot, MetricsHub};
 use crate::stoppable::StoppableThread;
+use lingerd_abi::vocab::CloseMode;
 
 /// How long a new connection may take to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -395,7 +396,7 @@ fn list(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec) {
 }
 
 /// `kill`: one `close_matching` per core, progress, then the counts.
-fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: ModeSpec, pace: u32) {
+fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: CloseMode, pace: u32) {
     if spec.is_empty() {
         return error(
             fd,
@@ -403,9 +404,11 @@ fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: ModeSpec, pace: u32) {
             "kill needs a filter; to close every connection say so with `--state all`".into(),
         );
     }
-    let (filter, mode) = match (spec.to_filter(), mode.to_mode()) {
-        (Ok(f), Ok(m)) => (f, m),
-        (Err(e), _) | (_, Err(e)) => return error(fd, ctx, e),
+    // `mode` came through its text form, which refuses a linger beyond
+    // the longest (and the engine answers EINVAL to one built otherwise).
+    let filter = match spec.to_filter() {
+        Ok(f) => f,
+        Err(e) => return error(fd, ctx, e),
     };
     let n = ctx.cores.len();
     let per_core = pace.div_ceil(u32::try_from(n.max(1)).unwrap_or(u32::MAX));

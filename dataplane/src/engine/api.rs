@@ -7,7 +7,7 @@
 //! data, peer closed, reset, progress) are extra completions with
 //! [`Completion::is_event`] set.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
 pub use crate::shared::{
     ADMIN_CLIENT, CTL_CLIENT, ClientExitPolicy, ClientId, CloseOutcome, Completion, Detail,
@@ -56,8 +56,8 @@ pub enum Request {
     Shutdown {
         /// The connection.
         handle: Handle,
-        /// 0 = RECEIVE, 1 = SEND, 2 = BOTH.
-        how: u8,
+        /// Which side(s), decoded (a bad value never reaches the engine).
+        how: lingerd_abi::vocab::Shutdown,
     },
     /// `SO_LINGER`, time in milliseconds (≤ 65,535 s).
     SetLinger {
@@ -127,8 +127,8 @@ impl Filter {
         state: crate::tcp::State,
         idle_ms: u64,
     ) -> bool {
-        self.local.is_none_or(|p| p.contains(tuple.local_addr))
-            && self.remote.is_none_or(|p| p.contains(tuple.remote_addr))
+        self.local.is_none_or(|p| p.contains_v4(tuple.local_addr))
+            && self.remote.is_none_or(|p| p.contains_v4(tuple.remote_addr))
             && self.local_port.is_none_or(|p| p == tuple.local_port)
             && self.remote_port.is_none_or(|p| p == tuple.remote_port)
             && (self.states == 0 || self.states & state.bit() != 0)
@@ -168,26 +168,4 @@ pub struct ConnInfo {
     pub rtx_in_ms: Option<u64>,
 }
 
-/// An IPv4 prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
-    /// The network address.
-    pub addr: Ipv4Addr,
-    /// Prefix length, 0..=32.
-    pub len: u8,
-}
-
-impl Prefix {
-    /// Whether `addr` lies within the prefix. A length over 32 matches
-    /// nothing (validated at request time, so it never gets here).
-    pub fn contains(&self, addr: Ipv4Addr) -> bool {
-        match self.len {
-            0 => true,
-            1..=32 => {
-                let mask = u32::MAX << (32 - u32::from(self.len));
-                u32::from(addr) & mask == u32::from(self.addr) & mask
-            }
-            _ => false,
-        }
-    }
-}
+pub use lingerd_abi::vocab::Prefix;

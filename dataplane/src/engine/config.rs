@@ -25,11 +25,8 @@ pub struct LocalAddr {
 impl LocalAddr {
     /// Whether `other` is on this address's link.
     pub fn on_link(&self, other: Ipv4Addr) -> bool {
-        crate::engine::api::Prefix {
-            addr: self.addr,
-            len: self.prefix_len,
-        }
-        .contains(other)
+        crate::engine::api::Prefix::new(self.addr.into(), self.prefix_len)
+            .is_some_and(|p| p.contains_v4(other))
     }
 }
 

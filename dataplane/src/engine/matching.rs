@@ -85,7 +85,7 @@ impl QueueEngine {
         let bad_prefix = [filter.local, filter.remote]
             .iter()
             .flatten()
-            .any(|p| p.len > 32);
+            .any(|p| !p.addr().is_ipv4());
         let bad_mode =
             matches!(mode, MatchMode::Linger { ms } if ms > crate::tcp::linger::MAX_LINGER_MS);
         if bad_prefix || bad_mode {

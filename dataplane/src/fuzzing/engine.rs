@@ -662,7 +662,7 @@ impl Harness {
             2 => Request::Abort { handle },
             3 => Request::Shutdown {
                 handle,
-                how: (arg % 4) as u8,
+                how: lingerd_abi::Shutdown::ALL[(arg % 3) as usize],
             },
             4 => Request::RecvDone { handle, len: arg },
             5 => Request::SetLinger {
@@ -698,10 +698,7 @@ impl Harness {
             },
             10 => Request::CloseMatching {
                 filter: Filter {
-                    remote: (arg & 2 != 0).then_some(Prefix {
-                        addr: PEER_IP,
-                        len: 32,
-                    }),
+                    remote: (arg & 2 != 0).then_some(Prefix::host(PEER_IP.into())),
                     local_port: (arg & 4 != 0).then_some(LISTEN_PORT),
                     states: (arg >> 8) as u16,
                     ..Filter::default()

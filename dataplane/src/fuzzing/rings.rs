@@ -583,7 +583,7 @@ impl Harness {
             },
             4 => WireOp::Shutdown {
                 handle,
-                how: (a % 4) as u8,
+                how: lingerd_abi::Shutdown::ALL[(a % 3) as usize],
             },
             5 => WireOp::SetLinger {
                 handle,
@@ -609,8 +609,13 @@ impl Harness {
                     states: 0,
                     min_idle_ms: 0,
                 },
-                mode: (a >> 3 & 3) as u8,
-                linger_ms: (a >> 5) % 2_000,
+                mode: match a >> 3 & 3 {
+                    0 => lingerd_abi::CloseMode::Graceful,
+                    1 => lingerd_abi::CloseMode::Abort,
+                    _ => lingerd_abi::CloseMode::Linger {
+                        ms: (a >> 5) % 2_000,
+                    },
+                },
                 pace_per_s: if a & 0x8000 != 0 {
                     1 + (a >> 16) % 100
                 } else {

@@ -17,14 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lingerd_abi::Errno;
-use lingerd_abi::entry::{self, Body, MODE_ABORT, MODE_GRACEFUL, Op, Outcome};
+use lingerd_abi::entry::{self, Body, Op};
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 
 use crate::engine::QueueEngine;
-use crate::engine::api::{
-    ClientId, CloseOutcome, Completion, Detail, Filter, MatchMode, Prefix, Request,
-};
+use crate::engine::api::{ClientId, Completion, Detail, Filter, Prefix, Request};
 use crate::shared::RxSink;
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
@@ -313,30 +311,19 @@ impl ClientRings {
             Op::CloseMatching {
                 filter,
                 mode,
-                linger_ms,
                 pace_per_s,
-            } => {
-                let prefix = |p: entry::WirePrefix| Prefix {
-                    addr: Ipv4Addr::from(p.addr),
-                    len: p.len,
-                };
-                Request::CloseMatching {
-                    filter: Filter {
-                        local: filter.local.map(prefix),
-                        remote: filter.remote.map(prefix),
-                        local_port: filter.local_port,
-                        remote_port: filter.remote_port,
-                        states: filter.states,
-                        min_idle_ms: filter.min_idle_ms,
-                    },
-                    mode: match mode {
-                        MODE_GRACEFUL => MatchMode::Graceful,
-                        MODE_ABORT => MatchMode::Abort,
-                        _ => MatchMode::Linger { ms: linger_ms },
-                    },
-                    pace_per_s,
-                }
-            }
+            } => Request::CloseMatching {
+                filter: Filter {
+                    local: filter.local.map(Prefix::from),
+                    remote: filter.remote.map(Prefix::from),
+                    local_port: filter.local_port,
+                    remote_port: filter.remote_port,
+                    states: filter.states,
+                    min_idle_ms: filter.min_idle_ms,
+                },
+                mode,
+                pace_per_s,
+            },
         }))
     }
 
@@ -401,13 +388,7 @@ impl ClientRings {
         let body = match &c.detail {
             Detail::None => Body::Reply,
             Detail::Linger(l) => Body::Linger { on: l.on, ms: l.ms },
-            Detail::Closed(o) => Body::Closed(match o {
-                CloseOutcome::Graceful => Outcome::Graceful,
-                CloseOutcome::Background => Outcome::Background,
-                CloseOutcome::AbortedLinger => Outcome::AbortedLinger,
-                CloseOutcome::Aborted => Outcome::Aborted,
-                CloseOutcome::ResetByPeer => Outcome::ResetByPeer,
-            }),
+            Detail::Closed(o) => Body::Closed(*o),
             Detail::Count(n) => Body::Count(*n),
             Detail::Connecting => Body::Connecting,
             Detail::Connected { local_port } => Body::Connected {

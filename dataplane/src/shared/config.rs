@@ -25,15 +25,9 @@ impl Default for RtoBounds {
     }
 }
 
-/// What an RST received in TIME-WAIT does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TimeWaitRst {
-    /// RFC 9293 §3.10.7.4: the RST closes the connection at once.
-    #[default]
-    Close,
-    /// RFC 1337 (TIME-WAIT assassination hazards): ignore it, keep waiting.
-    Ignore,
-}
+/// What an RST received in TIME-WAIT does (the configuration's
+/// `tcp.time_wait_rst` is this type).
+pub use lingerd_abi::vocab::TimeWaitRst;
 
 /// TCP timers, sizes and policies.
 #[derive(Clone, Debug, PartialEq, Eq)]

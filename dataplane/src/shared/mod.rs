@@ -13,6 +13,13 @@ pub mod counters;
 use std::net::SocketAddrV4;
 
 use lingerd_abi::Errno;
+pub use lingerd_abi::vocab::ClientExitPolicy;
+/// How `close_matching` closes what it finds: the shared
+/// [`lingerd_abi::vocab::CloseMode`] under the engine's name.
+pub use lingerd_abi::vocab::CloseMode as MatchMode;
+/// How a close ended (docs/close-semantics.md#outcomes): the shared
+/// [`lingerd_abi::vocab::Outcome`] under the engine's name.
+pub use lingerd_abi::vocab::Outcome as CloseOutcome;
 
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
@@ -40,22 +47,6 @@ impl ClientId {
     pub const fn is_admin(self) -> bool {
         self.0 == ADMIN_CLIENT.0 || self.0 == CTL_CLIENT.0
     }
-}
-
-/// How a close ended (docs/close-semantics.md#outcomes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseOutcome {
-    /// The peer acknowledged all data and our FIN.
-    Graceful,
-    /// The close returned at once; the graceful close goes on in the
-    /// background (linger off, or a non-blocking close after shutdown).
-    Background,
-    /// The linger deadline expired; RST sent.
-    AbortedLinger,
-    /// A hard close was asked for (or forced by unread data).
-    Aborted,
-    /// The peer reset the connection first.
-    ResetByPeer,
 }
 
 /// What a completion says beyond its result code.
@@ -117,32 +108,6 @@ pub struct Completion {
     pub detail: Detail,
     /// An unsolicited event rather than the answer to a request.
     pub is_event: bool,
-}
-
-/// How `close_matching` closes what it finds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatchMode {
-    /// Background graceful close (FIN), bounded by the orphan timeout.
-    Graceful,
-    /// Hard close (RST).
-    Abort,
-    /// Graceful, hard-closed when `ms` expire.
-    Linger {
-        /// The deadline from the moment each connection is closed.
-        ms: u32,
-    },
-}
-
-/// What the engine does with a client's connections when it goes away.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ClientExitPolicy {
-    /// Each connection's own linger setting, as an OS does at process exit.
-    #[default]
-    Linger,
-    /// Background graceful close for all.
-    Graceful,
-    /// Hard close for all.
-    Abort,
 }
 
 /// Where received payload goes: straight into the receive memory of the

@@ -3,9 +3,12 @@
 //! A [`Handle`] is what clients hold: `core:8 | slot:32 | generation:24`
 //! packed in a `u64`. The generation makes a handle unique for the lifetime of
 //! the table: a slot whose generation would wrap is retired, never reused, so
-//! a stale handle can never name a newer connection. A [`FourTuple`] is what
-//! packets carry. This module only packs and unpacks; the table decides
-//! validity.
+//! a stale handle can never name a newer connection. Generations start at
+//! [`FIRST_GENERATION`] (1), so no issued handle has generation 0 and the
+//! raw value 0 never names anything: it is [`Handle::INVALID`], the "no
+//! handle" of the ring ABI and of C callers (`LD_INVALID_HANDLE`). A
+//! [`FourTuple`] is what packets carry. This module only packs and unpacks;
+//! the table decides validity.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -14,12 +17,20 @@ use std::net::Ipv4Addr;
 pub const GENERATION_BITS: u32 = 24;
 /// The largest generation a slot may carry; past it the slot is retired.
 pub const MAX_GENERATION: u32 = (1 << GENERATION_BITS) - 1;
+/// The generation of a never-used slot. Not 0: a handle with generation 0
+/// is never issued, which keeps [`Handle::INVALID`] (raw 0) free.
+pub const FIRST_GENERATION: u32 = 1;
 
 /// A client's name for one connection: `core:8 | slot:32 | generation:24`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Handle(u64);
 
 impl Handle {
+    /// The raw value 0, which names no connection ever (generation 0 is
+    /// never issued): what a completion carries when no handle applies, and
+    /// what C callers may use as "no handle".
+    pub const INVALID: Handle = Handle(0);
+
     /// Packs a handle. `generation` is masked to 24 bits.
     #[inline]
     pub const fn new(core: u8, slot: u32, generation: u32) -> Handle {
@@ -103,6 +114,16 @@ mod tests {
             );
             assert_eq!(Handle::from_raw(h.raw()), h);
         }
+    }
+
+    #[test]
+    fn the_first_handle_of_every_core_is_not_the_invalid_one() {
+        for core in [0, 1, 255] {
+            let first = Handle::new(core, 0, FIRST_GENERATION);
+            assert_ne!(first, Handle::INVALID);
+            assert_ne!(first.raw(), 0);
+        }
+        assert_eq!(Handle::INVALID.raw(), 0);
     }
 
     #[test]

@@ -35,5 +35,5 @@ mod slab;
 #[cfg(test)]
 mod tests;
 
-pub use handle::{FourTuple, GENERATION_BITS, Handle, MAX_GENERATION};
+pub use handle::{FIRST_GENERATION, FourTuple, GENERATION_BITS, Handle, MAX_GENERATION};
 pub use slab::{InsertError, MAX_CAPACITY, MemoryUsage, Table, TupleHash};

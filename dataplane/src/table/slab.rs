@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::handle::{FourTuple, Handle, MAX_GENERATION};
+use super::handle::{FIRST_GENERATION, FourTuple, Handle, MAX_GENERATION};
 use super::hash::TupleHasher;
 use super::index::Index;
 use crate::timer::{NIL, TimerLink, TimerStore, Wheel};
@@ -115,7 +115,8 @@ pub struct Table<R> {
     retired: u32,
     free_head: u32,
     free_tail: u32,
-    /// Generation given to never-used slots (0 except in tests).
+    /// Generation given to never-used slots ([`FIRST_GENERATION`] except
+    /// in tests, which may start higher).
     first_generation: u32,
     core: u8,
 }
@@ -140,7 +141,7 @@ impl<R> Table<R> {
     /// # Panics
     /// If `capacity` exceeds [`MAX_CAPACITY`] or the allocation fails.
     pub fn with_capacity(core: u8, capacity: u32, hash_key: u64) -> Table<R> {
-        Table::with_first_generation(core, capacity, hash_key, 0)
+        Table::with_first_generation(core, capacity, hash_key, FIRST_GENERATION)
     }
 
     /// Like [`with_capacity`](Self::with_capacity), with fresh slots starting
@@ -155,7 +156,7 @@ impl<R> Table<R> {
             capacity <= MAX_CAPACITY,
             "table capacity {capacity} exceeds {MAX_CAPACITY}"
         );
-        assert!(first_generation <= MAX_GENERATION);
+        assert!((FIRST_GENERATION..=MAX_GENERATION).contains(&first_generation));
         let slots = Vec::with_capacity(capacity as usize);
         crate::sys::advise_huge_pages(&slots);
         Table {

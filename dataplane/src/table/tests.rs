@@ -25,7 +25,10 @@ fn test_insert_lookup_get_remove_round_trip() {
     let mut table: Table<u64> = Table::with_capacity(3, 100, 0x1234);
     assert!(table.is_empty());
     let h = table.insert(t(1), 11).unwrap();
-    assert_eq!((h.core(), h.slot(), h.generation()), (3, 0, 0));
+    assert_eq!(
+        (h.core(), h.slot(), h.generation()),
+        (3, 0, FIRST_GENERATION)
+    );
     assert_eq!(table.lookup(&t(1)), Some(h));
     assert_eq!(table.lookup(&t(2)), None);
     assert_eq!(table.get(h), Some(&11));
@@ -59,7 +62,7 @@ fn test_full_table_refuses_then_accepts_after_a_remove() {
     assert_eq!(table.insert(t(1), 0), Err(InsertError::Exists(hs[1])));
     table.remove(hs[1]).unwrap();
     let h = table.insert(t(3), 0).unwrap();
-    assert_eq!((h.slot(), h.generation()), (1, 1));
+    assert_eq!((h.slot(), h.generation()), (1, FIRST_GENERATION + 1));
     assert_eq!(InsertError::Full.to_string(), "connection table is full");
 }
 
@@ -275,7 +278,7 @@ proptest! {
     #[test]
     fn table_matches_hashmap_model(
         capacity in 1u32..24,
-        first_generation in prop_oneof![Just(0u32), Just(MAX_GENERATION - 2)],
+        first_generation in prop_oneof![Just(FIRST_GENERATION), Just(MAX_GENERATION - 2)],
         key in any::<u64>(),
         ops in prop::collection::vec(op(), 1..400),
     ) {
@@ -298,6 +301,7 @@ proptest! {
                         None => {
                             let h = result.expect("room left");
                             prop_assert!(issued.insert(h), "handle {:?} issued twice", h);
+                            prop_assert_ne!(h, Handle::INVALID);
                             prop_assert_eq!(h.core(), 5);
                             model.insert(t(n), (h, n));
                         }

@@ -10,13 +10,14 @@
 use lingerd_abi::Errno;
 
 use super::cx::Cx;
-use super::matrix::{self, CloseAction, CloseRequest, FinBound, Life, Reply, SendSide, Shut, Wire};
+use super::matrix::{self, CloseAction, CloseRequest, FinBound, Life, Reply, SendSide, Wire};
 use super::state::State;
 use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{
     cancel_outstanding, check_close_done, count_outcome, end_of, hard_close, local_abort, queue_fin,
 };
 use crate::shared::{ClientExitPolicy, Detail, Disposition, MatchMode};
+use lingerd_abi::vocab::Shutdown;
 
 /// The matrix's view of a connection.
 fn facts(tcb: &Tcb) -> (Life, bool, SendSide) {
@@ -114,10 +115,10 @@ pub(crate) fn execute(
             Disposition::Keep
         }
         Wire::Shutdown { how, abort, .. } => {
-            if how != Shut::Receive {
+            if how != Shutdown::Receive {
                 queue_fin(tcb);
             }
-            if how != Shut::Send {
+            if how != Shutdown::Send {
                 tcb.flags.insert(TcbFlags::SHUT_RD);
             }
             if !abort {
@@ -156,12 +157,12 @@ pub(crate) fn abort(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64) -> Dispositi
 
 /// `shutdown(handle, how)` (docs/close-semantics.md#shutdown), `how` as
 /// the client sent it: anything but 0, 1, 2 fails with EINVAL.
-pub(crate) fn shutdown(tcb: &mut Tcb, cx: &mut Cx<'_>, user_data: u64, how: u8) -> Disposition {
-    let Some(how) = Shut::from_raw(how) else {
-        cx.counters.requests_failed += 1;
-        cx.complete(tcb.owner, user_data, Errno::Inval, Detail::None);
-        return Disposition::Keep;
-    };
+pub(crate) fn shutdown(
+    tcb: &mut Tcb,
+    cx: &mut Cx<'_>,
+    user_data: u64,
+    how: Shutdown,
+) -> Disposition {
     run(tcb, cx, CloseRequest::Shutdown(how), user_data, 0)
 }
 

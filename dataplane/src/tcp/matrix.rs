@@ -8,6 +8,7 @@
 //! snapshot test). Carrying a [`CloseAction`] out is `close::execute`'s job.
 
 use lingerd_abi::Errno;
+use lingerd_abi::vocab::Shutdown;
 
 use super::linger::CloseKind;
 use super::state::State;
@@ -88,37 +89,6 @@ pub enum SendSide {
     ShutPending,
 }
 
-/// The `how` of shutdown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shut {
-    /// No more receiving.
-    Receive,
-    /// No more sending: FIN after the queued data.
-    Send,
-    /// Both.
-    Both,
-}
-
-impl Shut {
-    /// Decodes the wire value (0, 1, 2); `None` for anything else.
-    pub const fn from_raw(how: u8) -> Option<Shut> {
-        match how {
-            0 => Some(Shut::Receive),
-            1 => Some(Shut::Send),
-            2 => Some(Shut::Both),
-            _ => None,
-        }
-    }
-
-    const fn sends_fin(self) -> bool {
-        matches!(self, Shut::Send | Shut::Both)
-    }
-
-    const fn stops_receiving(self) -> bool {
-        matches!(self, Shut::Receive | Shut::Both)
-    }
-}
-
 /// How a bulk close treats what it matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sweep {
@@ -140,7 +110,7 @@ pub enum CloseRequest {
     /// `abort`.
     Abort,
     /// `shutdown(how)`.
-    Shutdown(Shut),
+    Shutdown(Shutdown),
     /// `close_matching` caught it (no completion of its own).
     Sweep(Sweep),
     /// Its client went away (nobody to tell).
@@ -182,7 +152,7 @@ pub enum Wire {
     /// that send one (`rst`).
     Shutdown {
         /// Which sides.
-        how: Shut,
+        how: Shutdown,
         /// Unread data can never be delivered: the connection is aborted.
         abort: bool,
         /// The abort sends an RST.
@@ -322,8 +292,8 @@ pub fn decide(
             reply: Reply::Ok,
             wire: Wire::Shutdown {
                 how,
-                abort: how.stops_receiving() && unread,
-                rst: how.stops_receiving() && unread && state.abort_sends_rst(),
+                abort: how.receive() && unread,
+                rst: how.receive() && unread && state.abort_sends_rst(),
             },
         },
         // #abort: a hard close whatever the linger setting.
@@ -389,9 +359,12 @@ fn domain() -> Domain {
         (CloseRequest::Close, "close"),
         (CloseRequest::CloseNonblocking, "close (non-blocking)"),
         (CloseRequest::Abort, "abort"),
-        (CloseRequest::Shutdown(Shut::Receive), "shutdown(RECEIVE)"),
-        (CloseRequest::Shutdown(Shut::Send), "shutdown(SEND)"),
-        (CloseRequest::Shutdown(Shut::Both), "shutdown(BOTH)"),
+        (
+            CloseRequest::Shutdown(Shutdown::Receive),
+            "shutdown(RECEIVE)",
+        ),
+        (CloseRequest::Shutdown(Shutdown::Send), "shutdown(SEND)"),
+        (CloseRequest::Shutdown(Shutdown::Both), "shutdown(BOTH)"),
         (
             CloseRequest::Sweep(Sweep::Graceful),
             "close_matching graceful",
@@ -470,10 +443,10 @@ fn action_cells(a: &CloseAction) -> [String; 5] {
         Wire::Fin(FinBound::Blocking) => "FIN, wait for ACK or linger time".to_string(),
         Wire::Shutdown { how, abort, rst } => {
             let mut parts = Vec::new();
-            if how.sends_fin() {
+            if how.send() {
                 parts.push("FIN");
             }
-            if how.stops_receiving() {
+            if how.receive() {
                 parts.push("stop receiving");
             }
             if abort {

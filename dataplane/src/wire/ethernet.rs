@@ -1,11 +1,10 @@
 //! Ethernet II frames (IEEE 802.3 clause 3.2.6 "Length/Type" ≥ 0x0600).
 //!
-//! Owns the 14-byte header layout, MAC addresses and EtherTypes. It never
+//! Owns the 14-byte header layout and EtherTypes (the MAC address type is
+//! the shared `lingerd_abi::MacAddr`, named `EthernetAddress` here). It never
 //! looks into the payload and knows nothing of IP; 802.1Q/802.1ad VLAN tags
 //! are recognised and refused ([`Error::Unsupported`]), as are 802.3 length
 //! frames. The FCS is the NIC's business and never in the buffer.
-
-use std::fmt;
 
 use super::{Error, Result};
 
@@ -21,72 +20,9 @@ mod field {
     pub(super) const PAYLOAD: RangeFrom<usize> = 14..;
 }
 
-/// A 48-bit MAC address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct EthernetAddress(pub [u8; 6]);
-
-impl EthernetAddress {
-    /// The broadcast address `ff:ff:ff:ff:ff:ff`.
-    pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
-    /// The all-zero address (ARP requests carry it as the unknown target).
-    pub const UNSPECIFIED: EthernetAddress = EthernetAddress([0; 6]);
-
-    /// Reads an address from the first six bytes of `bytes`, or `None` if
-    /// there are fewer.
-    #[inline]
-    pub fn from_bytes(bytes: &[u8]) -> Option<EthernetAddress> {
-        let octets: [u8; 6] = bytes.get(..6)?.try_into().ok()?;
-        Some(EthernetAddress(octets))
-    }
-
-    /// The six octets.
-    #[inline]
-    pub const fn as_bytes(&self) -> &[u8; 6] {
-        &self.0
-    }
-
-    /// Whether this is the broadcast address.
-    #[inline]
-    pub fn is_broadcast(&self) -> bool {
-        *self == Self::BROADCAST
-    }
-
-    /// Whether the group bit (I/G, least significant bit of the first octet)
-    /// is set; broadcast is a multicast address.
-    #[inline]
-    pub const fn is_multicast(&self) -> bool {
-        self.0[0] & 0x01 != 0
-    }
-
-    /// Whether this names one station: group bit clear.
-    #[inline]
-    pub const fn is_unicast(&self) -> bool {
-        !self.is_multicast()
-    }
-
-    /// Whether the locally administered bit (U/L) is set.
-    #[inline]
-    pub const fn is_local(&self) -> bool {
-        self.0[0] & 0x02 != 0
-    }
-}
-
-impl fmt::Display for EthernetAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
-
-impl fmt::Debug for EthernetAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+/// A 48-bit MAC address: the shared [`lingerd_abi::MacAddr`] (its text
+/// form is the configuration's), under the name the wire code uses.
+pub use lingerd_abi::vocab::MacAddr as EthernetAddress;
 
 /// The EtherType field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -641,6 +641,7 @@ impl RawPeer {
     /// `Shutdown` on the scripted connection; returns its completion.
     #[track_caller]
     pub(crate) fn shutdown(&mut self, how: u8) -> Completion {
+        let how = lingerd_abi::Shutdown::from_code(how.into()).expect("how is 0, 1 or 2");
         self.call(Request::Shutdown {
             handle: self.h(),
             how,
