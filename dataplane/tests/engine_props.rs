@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, CloseOutcome, Detail, Filter, MatchMode, Request};
-use lingerd_dataplane::port::mem::{Direction, Fate, LinkConfig, Pair, TraceEntry};
+use lingerd_testkit::mem::{Direction, Fate, LinkConfig, Pair, TraceEntry};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::{Linger, MAX_LINGER_MS};
 use proptest::prelude::*;

@@ -1,8 +1,8 @@
-//! Writes the seed corpus (`lingerd_dataplane::fuzzing::seeds`) into
+//! Writes the seed corpus (`lingerd_testkit::fuzz::seeds`) into
 //! `corpus/<target>/`, next to this file. Run it from anywhere on stable:
 //!
 //! ```text
-//! cargo run --manifest-path dataplane/fuzz/Cargo.toml --bin make_corpus
+//! cargo run --manifest-path testkit/fuzz/Cargo.toml --bin make_corpus
 //! ```
 //!
 //! It only writes the seeds' files; anything else in the directories (what
@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::Path;
 
-use lingerd_dataplane::fuzzing::seeds;
+use lingerd_testkit::fuzz::seeds;
 
 fn main() -> std::io::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");

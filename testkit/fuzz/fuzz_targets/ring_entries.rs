@@ -2,12 +2,12 @@
 //! that the input writes (requests, raw entries, TX chunks, scribbles over
 //! the header, slots and arenas, hostile cursors), with the daemon's loop
 //! run in between. The harness and its invariants live in
-//! `lingerd_dataplane::fuzzing::ring_entries`, shared with the corpus
+//! `lingerd_testkit::fuzz::ring_entries`, shared with the corpus
 //! replay and the property test in `cargo test`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = lingerd_dataplane::fuzzing::ring_entries(data);
+    let _ = lingerd_testkit::fuzz::ring_entries(data);
 });

@@ -1,5 +1,5 @@
 //! The `wire_parse` harness: hostile bytes through every view and `Repr` of
-//! [`crate::wire`], checking the module's own contract (`wire/mod.rs`):
+//! [`lingerd_dataplane::wire`], checking the module's own contract (`wire/mod.rs`):
 //!
 //! - `new_checked` succeeds exactly when `check_len` does, and after it no
 //!   accessor panics;
@@ -20,7 +20,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::wire::{
+use lingerd_dataplane::wire::{
     ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RST_TTL, RstTemplate, SeqNumber, TcpFlags,
     TcpOptions, TcpPacket, TcpRepr,
@@ -73,7 +73,7 @@ fn ethernet(data: &[u8]) {
         frame.ethertype(),
         frame.payload(),
     );
-    assert_eq!(payload.len() + crate::wire::ETHERNET_HEADER_LEN, data.len());
+    assert_eq!(payload.len() + lingerd_dataplane::wire::ETHERNET_HEADER_LEN, data.len());
     for mac in [dst, src] {
         let _ = (mac.is_broadcast(), mac.is_local(), mac.to_string());
         assert_ne!(mac.is_multicast(), mac.is_unicast());
@@ -168,7 +168,7 @@ fn ipv4(data: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, &[u8])> {
     );
     assert_eq!(
         packet.options().len(),
-        header_len - crate::wire::IPV4_HEADER_LEN
+        header_len - lingerd_dataplane::wire::IPV4_HEADER_LEN
     );
     assert_eq!(packet.payload().len(), total_len - header_len);
     let repr = parsed.ok()?;
@@ -208,13 +208,13 @@ fn tcp(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
     );
     assert_eq!(
         packet.options().len(),
-        header_len - crate::wire::TCP_HEADER_LEN
+        header_len - lingerd_dataplane::wire::TCP_HEADER_LEN
     );
     assert_eq!(packet.payload().len(), data.len() - header_len);
     let checksum_ok = packet.verify_checksum(src, dst);
     match (&parsed, &verified) {
         (Ok(p), Ok(v)) => assert!(p == v && checksum_ok),
-        (Ok(_), Err(e)) => assert_eq!(*e, crate::wire::Error::Checksum),
+        (Ok(_), Err(e)) => assert_eq!(*e, lingerd_dataplane::wire::Error::Checksum),
         (Err(_), Ok(_)) => panic!("TCP parse failed only without checksum verification"),
         (Err(_), Err(_)) => {}
     }
@@ -289,7 +289,7 @@ fn rst_template(data: &[u8]) {
         options: TcpOptions::default(),
         payload: &[],
     };
-    let ip = &mut emitted[crate::wire::ETHERNET_HEADER_LEN..];
+    let ip = &mut emitted[lingerd_dataplane::wire::ETHERNET_HEADER_LEN..];
     Ipv4Repr {
         src_addr: local_ip,
         dst_addr: seg.remote_ip,
@@ -299,7 +299,7 @@ fn rst_template(data: &[u8]) {
     }
     .emit(&mut Ipv4Packet::new_unchecked(&mut ip[..]));
     tcp_repr.emit(
-        &mut TcpPacket::new_unchecked(&mut ip[crate::wire::IPV4_HEADER_LEN..]),
+        &mut TcpPacket::new_unchecked(&mut ip[lingerd_dataplane::wire::IPV4_HEADER_LEN..]),
         local_ip,
         seg.remote_ip,
     );

@@ -1,9 +1,9 @@
 //! Replays the committed fuzz seed corpus (`fuzz/corpus/<target>/*`)
 //! through the same harnesses the cargo-fuzz targets run
-//! (`lingerd_dataplane::fuzzing`), so that a plain `cargo test` on stable
+//! (`lingerd_testkit::fuzz`), so that a plain `cargo test` on stable
 //! exercises them and their invariants on every input, no nightly needed.
 //!
-//! It also keeps the corpus honest: every seed that `fuzzing::seeds` defines
+//! It also keeps the corpus honest: every seed that `fuzz::seeds` defines
 //! must be on disk with the same bytes (rerun `make_corpus` after changing
 //! the op encoding), and each engine seed must still reach the states it was
 //! written for. Files the fuzzer adds beside the seeds are replayed too.
@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lingerd_dataplane::fuzzing::{self, seeds};
+use lingerd_testkit::fuzz::{self, seeds};
 
 fn corpus_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,7 +42,7 @@ fn seeds_are_committed() {
             assert!(
                 on_disk == seed.bytes,
                 "{target}/{} is missing or stale: run \
-                 `cargo run --manifest-path dataplane/fuzz/Cargo.toml --bin make_corpus`",
+                 `cargo run --manifest-path testkit/fuzz/Cargo.toml --bin make_corpus`",
                 seed.name
             );
         }
@@ -55,7 +55,7 @@ fn wire_parse_corpus() {
     assert!(!files.is_empty());
     for (name, bytes) in files {
         eprintln!("wire_parse/{name}");
-        fuzzing::wire_parse(&bytes);
+        fuzz::wire_parse(&bytes);
     }
 }
 
@@ -65,7 +65,7 @@ fn engine_rx_corpus() {
     assert!(!files.is_empty());
     for (name, bytes) in files {
         eprintln!("engine_rx/{name}");
-        let _ = fuzzing::engine_rx(&bytes);
+        let _ = fuzz::engine_rx(&bytes);
     }
 }
 
@@ -73,7 +73,7 @@ fn engine_rx_corpus() {
 #[test]
 fn engine_seeds_reach_their_states() {
     for seed in seeds::engine_rx() {
-        let report = fuzzing::engine_rx(&seed.bytes);
+        let report = fuzz::engine_rx(&seed.bytes);
         for state in &seed.reaches {
             assert!(
                 report.states_seen & state.bit() != 0,
@@ -93,7 +93,7 @@ fn ring_entries_corpus() {
     assert!(!files.is_empty());
     for (name, bytes) in files {
         eprintln!("ring_entries/{name}");
-        let _ = fuzzing::ring_entries(&bytes);
+        let _ = fuzz::ring_entries(&bytes);
     }
 }
 
@@ -101,7 +101,7 @@ fn ring_entries_corpus() {
 #[test]
 fn ring_seeds_take_their_paths() {
     for s in seeds::ring_entries() {
-        let report = fuzzing::ring_entries(&s.seed.bytes);
+        let report = fuzz::ring_entries(&s.seed.bytes);
         let name = s.seed.name;
         assert!(report.settled, "{name}: did not settle: {report:?}");
         assert!(report.taken > 0, "{name}: took nothing: {report:?}");

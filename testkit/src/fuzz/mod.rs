@@ -1,21 +1,21 @@
-//! Fuzz harnesses, shared by the cargo-fuzz targets in `dataplane/fuzz/` and
+//! Fuzz harnesses, shared by the cargo-fuzz targets in `testkit/fuzz/` and
 //! by the ordinary tests that replay the committed corpus and crash inputs
-//! (`tests/fuzz_corpus.rs`, `tests/fuzz_regressions.rs`), so that one piece
-//! of code judges an input whether libFuzzer or `cargo test` runs it.
+//! (`testkit/tests/fuzz_corpus.rs`, `testkit/tests/fuzz_regressions.rs`), so
+//! that one piece of code judges an input whether libFuzzer or `cargo test`
+//! runs it.
 //!
-//! Compiled only with the `fuzzing` feature (the crate's own tests turn it
-//! on through a dev-dependency on itself; the daemon never does). Each
-//! harness takes arbitrary bytes, drives public API only, and panics when an
+//! Each harness takes arbitrary bytes, drives the dataplane's public API
+//! only, and panics when an
 //! invariant breaks; it keeps no state between calls, reads no clock other
 //! than one `Instant` taken as the engine's epoch, and touches no file or
 //! socket.
 //!
 //! - [`wire_parse`]: every `wire` view and `Repr` over hostile bytes.
-//! - [`engine_rx`]: a [`QueueEngine`](crate::engine::QueueEngine) fed a
+//! - [`engine_rx`]: a [`QueueEngine`](lingerd_dataplane::engine::QueueEngine) fed a
 //!   sequence of frames, clock steps and client requests decoded from the
 //!   bytes ([`engine::Op`]).
 //! - [`ring_entries`]: the daemon side of a client's rings
-//!   ([`ClientRings`](crate::rings::ClientRings)) over a shared region the
+//!   ([`ClientRings`](lingerd_dataplane::rings::ClientRings)) over a shared region the
 //!   input writes, honestly or not ([`rings::Op`]).
 //!
 //! [`seeds`] holds the seed corpus as code.

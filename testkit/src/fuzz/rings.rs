@@ -58,10 +58,10 @@ use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 
 use super::Reader;
 use super::engine::{LOCAL_IP, LOCAL_MAC, OFF_LINK_IP, PEER_IP};
-use crate::engine::QueueEngine;
-use crate::engine::api::ClientId;
-use crate::engine::config::{EngineConfig, LocalAddr};
-use crate::rings::ClientRings;
+use lingerd_dataplane::engine::QueueEngine;
+use lingerd_dataplane::engine::api::ClientId;
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::rings::ClientRings;
 
 /// Ops run per input at most.
 pub const MAX_OPS: usize = 256;

@@ -1,72 +1,30 @@
 //! The in-process port: a seeded, impaired frame pipe between two
 //! [`Endpoint`]s, driven by a virtual clock.
 //!
-//! It owns three things. [`SplitMix64`], the deterministic PRNG behind every
-//! random decision (no `rand` here: a seed must give the same run on every
-//! machine and every version). [`Link`], one direction of the pipe: latency,
+//! It owns two things. [`Link`], one direction of the pipe: latency,
 //! loss, duplication, reordering, an optional bandwidth and drop-tail queue,
 //! and a filter hook so a test can drop precisely the frame it means to.
 //! [`Pair`], the quinn-style harness: two endpoints, a link each way, a
 //! virtual clock that jumps from one event to the next, and a raw trace of
-//! every frame that crossed (or failed to). It may not parse frames, read the
-//! OS clock or depend on anything but `std`: decoding belongs to test support
-//! code, and the start instant is given by the caller (only differences
-//! between instants matter).
+//! every frame that crossed (or failed to). Every random decision comes from
+//! the crate's one PRNG, [`SplitMix64`], seeded per link. It may not parse
+//! frames or read the OS clock: decoding belongs to test support code, and
+//! the start instant is given by the caller (only differences between
+//! instants matter).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::Endpoint;
+use lingerd_dataplane::port::Endpoint;
+
+use crate::rng::SplitMix64;
 
 /// The size of the transmit buffer a [`Pair`] hands to
 /// [`Endpoint::transmit`]: a standard Ethernet frame fits with room to spare,
 /// jumbo frames do not.
 pub const MAX_FRAME_LEN: usize = 4096;
-
-/// The splitmix64 generator (Steele, Lea, Flood 2014): 64 bits of state, one
-/// add and three xor-shift-multiply rounds per output. Fast, statistically
-/// good enough for simulating a network, and trivially reproducible.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator whose whole future is fixed by `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform float in `[0, 1)` (53 random bits).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// `true` with probability `p`; `p <= 0` is never, `p >= 1` is always.
-    /// Consumes exactly one draw either way, so changing one probability does
-    /// not shift the stream seen by the others.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.next_f64() < p
-    }
-
-    /// A uniform integer in `[0, n)`; `n == 0` gives 0. Lemire's
-    /// multiply-shift without rejection: the bias is below 2^-64 * n, far
-    /// under anything a test can observe.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-}
 
 /// What a link filter decides for one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -811,16 +769,6 @@ mod tests {
             seed,
             ..LinkConfig::default()
         }
-    }
-
-    #[test]
-    fn test_splitmix_known_values() {
-        // Reference outputs of splitmix64 seeded with 0 (from the paper's C code).
-        let mut r = SplitMix64::new(0);
-        assert_eq!(r.next_u64(), 0xe220_a839_7b1d_cdaf);
-        assert_eq!(r.next_u64(), 0x6e78_9e6a_a1b9_65f4);
-        assert!((0..1000).all(|_| r.below(7) < 7));
-        assert!((0..1000).all(|_| (0.0..1.0).contains(&r.next_f64())));
     }
 
     #[test]

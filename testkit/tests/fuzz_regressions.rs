@@ -14,8 +14,8 @@ use std::time::Instant;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
-use lingerd_dataplane::fuzzing;
-use lingerd_dataplane::fuzzing::engine::{LOCAL_IP, LOCAL_MAC, PEER_IP, PEER_MAC};
+use lingerd_testkit::fuzz;
+use lingerd_testkit::fuzz::engine::{LOCAL_IP, LOCAL_MAC, PEER_IP, PEER_MAC};
 use lingerd_dataplane::wire::{
     EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags,
     TcpOptions, TcpPacket, TcpRepr,
@@ -43,7 +43,7 @@ fn replay(target: &str, harness: impl Fn(&[u8])) -> usize {
 /// payload and ARP addresses never panic on a short buffer").
 #[test]
 fn wire_parse_regressions() {
-    assert!(replay("wire_parse", fuzzing::wire_parse) > 0);
+    assert!(replay("wire_parse", fuzz::wire_parse) > 0);
 }
 
 /// `engine_rx` crashes: a connect that never completed (commits "engine:
@@ -54,7 +54,7 @@ fn wire_parse_regressions() {
 #[test]
 fn engine_rx_regressions() {
     let n = replay("engine_rx", |data| {
-        let _ = fuzzing::engine_rx(data);
+        let _ = fuzz::engine_rx(data);
     });
     assert!(n >= 2);
 }

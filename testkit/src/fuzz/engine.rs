@@ -35,12 +35,12 @@ use std::time::{Duration, Instant};
 use lingerd_abi::Errno;
 
 use super::Reader;
-use crate::engine::QueueEngine;
-use crate::engine::api::{ADMIN_CLIENT, ClientId, Detail, Filter, MatchMode, Prefix, Request};
-use crate::engine::config::{EngineConfig, LocalAddr, TimeWaitRst};
-use crate::table::Handle;
-use crate::tcp::linger::Linger;
-use crate::wire::{
+use lingerd_dataplane::engine::QueueEngine;
+use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ClientId, Detail, Filter, MatchMode, Prefix, Request};
+use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TimeWaitRst};
+use lingerd_dataplane::table::Handle;
+use lingerd_dataplane::tcp::linger::Linger;
+use lingerd_dataplane::wire::{
     self, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
     EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpPacket,
     TcpRepr,
@@ -430,7 +430,7 @@ pub struct Report {
     /// Completions and events delivered.
     pub completions: usize,
     /// States any record was in after some step, a bit per
-    /// [`State`](crate::tcp::state::State).
+    /// [`State`](lingerd_dataplane::tcp::state::State).
     pub states_seen: u16,
 }
 
@@ -782,7 +782,7 @@ impl Harness {
     }
 
     fn is_listener(&self, handle: Handle) -> bool {
-        self.engine.state(handle) == Some(crate::tcp::state::State::Listen)
+        self.engine.state(handle) == Some(lingerd_dataplane::tcp::state::State::Listen)
     }
 
     /// Learns from a segment the engine sent.
@@ -1089,7 +1089,7 @@ mod tests {
     #[test]
     fn handshake_setup_establishes() {
         let report = engine_rx(&[setup::HANDSHAKE]);
-        let established = 1 << crate::tcp::state::State::Established as u16;
+        let established = 1 << lingerd_dataplane::tcp::state::State::Established as u16;
         assert_ne!(report.states_seen & established, 0, "{report:?}");
         assert_eq!(report.frames, 1, "one SYN-ACK: {report:?}");
     }

@@ -1,6 +1,6 @@
 //! The seed corpus, as code: the inputs committed under
-//! `dataplane/fuzz/corpus/<target>/`, written there by
-//! `cargo run --manifest-path dataplane/fuzz/Cargo.toml --bin make_corpus`
+//! `testkit/fuzz/corpus/<target>/`, written there by
+//! `cargo run --manifest-path testkit/fuzz/Cargo.toml --bin make_corpus`
 //! and checked against the files by `tests/fuzz_corpus.rs`.
 //!
 //! Each seed is a meaningful starting point the fuzzer would take long to
@@ -14,8 +14,8 @@ use super::engine::{
     LISTEN_PORT, Num, Op, Opts, PEER_PORTS, Req, Segment, TcpFrame, arp_frame, encode, pattern,
     setup,
 };
-use crate::tcp::state::State;
-use crate::wire::{Ipv4Packet, SeqNumber, TcpFlags, TcpOptions};
+use lingerd_dataplane::tcp::state::State;
+use lingerd_dataplane::wire::{Ipv4Packet, SeqNumber, TcpFlags, TcpOptions};
 
 /// One seed input.
 #[derive(Clone, Debug)]
