@@ -15,7 +15,7 @@
 mod client;
 pub mod ffi;
 mod handshake;
-mod idmap;
+mod slots;
 
 pub use client::{
     ATTACH_TIMEOUT, Client, CloseMode, Done, Linger, Request, Shutdown, Ticket, WAIT_SLICE,
