@@ -62,7 +62,11 @@ impl<V> HandleTable<V> {
 
     fn slot_mut(&mut self, handle: u64) -> Option<&mut Option<(u64, V)>> {
         let (core, page, index) = place(handle);
-        self.cores.get_mut(core)?.get_mut(page)?.as_mut()?.get_mut(index)
+        self.cores
+            .get_mut(core)?
+            .get_mut(page)?
+            .as_mut()?
+            .get_mut(index)
     }
 
     /// The entry of `handle`, if any.

@@ -718,7 +718,10 @@ fn create_sealed_memfd(id: ClientId, len: usize) -> io::Result<File> {
         MemfdFlags::ALLOW_SEALING | MemfdFlags::CLOEXEC,
     )?);
     memfd.set_len(len as u64)?;
-    fcntl_add_seals(&memfd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    fcntl_add_seals(
+        &memfd,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )?;
     Ok(memfd)
 }
 

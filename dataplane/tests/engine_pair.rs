@@ -14,9 +14,9 @@ use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{
     CloseOutcome, Completion, Detail, Filter, MatchMode, Request,
 };
-use lingerd_testkit::mem::{Direction, LinkConfig, Pair};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
+use lingerd_testkit::mem::{Direction, LinkConfig, Pair};
 use support::engine::{self, CLIENT, drain};
 use support::{dump, sent};
 
