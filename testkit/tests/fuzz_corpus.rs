@@ -5,7 +5,7 @@
 //!
 //! It also keeps the corpus honest: every seed that `fuzz::seeds` defines
 //! must be on disk with the same bytes (rerun `make_corpus` after changing
-//! the op encoding), and each engine seed must still reach the states it was
+//! an input type), and each engine seed must still reach the states it was
 //! written for. Files the fuzzer adds beside the seeds are replayed too.
 
 use std::fs;

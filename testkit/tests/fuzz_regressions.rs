@@ -14,12 +14,12 @@ use std::time::Instant;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
-use lingerd_testkit::fuzz;
-use lingerd_testkit::fuzz::engine::{LOCAL_IP, LOCAL_MAC, PEER_IP, PEER_MAC};
 use lingerd_dataplane::wire::{
     EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags,
     TcpOptions, TcpPacket, TcpRepr,
 };
+use lingerd_testkit::fuzz;
+use lingerd_testkit::fuzz::engine::{LOCAL_IP, LOCAL_MAC, PEER_IP, PEER_MAC};
 
 /// Runs `harness` on every file in `fuzz/regressions/<target>/`; returns
 /// how many there were.

@@ -2,8 +2,9 @@
 //! on port 80, driven by a sequence of [`Op`]s decoded from fuzzer bytes.
 //!
 //! # Input
-//! One setup byte ([`setup`] bits: scripted handshake, small backlog, config
-//! variants), then ops until the bytes run out (at most [`MAX_OPS`]). An op
+//! An [`Input`], decoded from the fuzzer's bytes by `arbitrary`: one setup
+//! byte ([`setup`] bits: scripted handshake, small backlog, config
+//! variants), then ops (the first [`MAX_OPS`] run). An op
 //! is a raw frame, a well-formed frame from the peer 198.18.0.2 built with
 //! our own `wire` emit path (fuzzer-chosen flags, options, window and
 //! payload, and SEQ/ACK either raw or relative to what the harness has seen
@@ -32,11 +33,15 @@ use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use arbitrary::Arbitrary;
+
 use lingerd_abi::Errno;
 
-use super::Reader;
+use super::{Encoder, long_bytes, short_bytes};
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ClientId, Detail, Filter, MatchMode, Prefix, Request};
+use lingerd_dataplane::engine::api::{
+    ADMIN_CLIENT, ClientId, Detail, Filter, MatchMode, Prefix, Request,
+};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TimeWaitRst};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
@@ -105,7 +110,7 @@ pub mod setup {
 }
 
 /// A sequence or acknowledgment number as the fuzzer picks it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
 pub enum Num {
     /// The number the peer would use, plus a delta: for SEQ the peer's next
     /// sequence number (the engine's last ACK, or where the peer's own
@@ -117,7 +122,7 @@ pub enum Num {
 
 /// TCP options for a built segment: the known ones, emitted by
 /// [`TcpOptions::emit`], then raw bytes, cut to 40 and padded with EOL.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Arbitrary)]
 pub struct Opts {
     /// MSS.
     pub mss: Option<u16>,
@@ -128,11 +133,12 @@ pub struct Opts {
     /// Timestamps.
     pub timestamps: Option<(u32, u32)>,
     /// Raw option bytes appended (at most 40).
+    #[arbitrary(with = |u: &mut arbitrary::Unstructured<'_>| short_bytes(u, 40))]
     pub raw: Vec<u8>,
 }
 
 /// A well-formed segment from the peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Arbitrary)]
 pub struct Segment {
     /// The peer's port: `PEER_PORTS[peer % 4]`.
     pub peer: u8,
@@ -149,7 +155,7 @@ pub struct Segment {
     pub window: u16,
     /// Options.
     pub options: Opts,
-    /// Bytes of data (a fixed pattern), below 2048.
+    /// Bytes of data (a fixed pattern): `payload_len % 2048`.
     pub payload_len: u16,
 }
 
@@ -171,7 +177,7 @@ impl Segment {
 }
 
 /// A client request; what the fields mean depends on `kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
 pub struct Req {
     /// `kind % 12` picks the request (see [`Req::KINDS`]); `kind / 12 % 4`
     /// the client: 0 and 1 the owner, 2 another client, 3 the admin.
@@ -202,10 +208,10 @@ impl Req {
 }
 
 /// One step of the harness.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Arbitrary)]
 pub enum Op {
-    /// These bytes, handed to `handle_rx` as a frame.
-    Raw(Vec<u8>),
+    /// These bytes (at most 2047), handed to `handle_rx` as a frame.
+    Raw(#[arbitrary(with = |u: &mut arbitrary::Unstructured<'_>| long_bytes(u, 2047))] Vec<u8>),
     /// A well-formed Ethernet/IPv4/TCP frame from the peer.
     Segment(Segment),
     /// A well-formed frame with byte `at % len` XORed with `xor`: bad
@@ -235,70 +241,60 @@ pub enum Op {
     Request(Req),
 }
 
-impl Num {
-    fn decode(r: &mut Reader<'_>) -> Num {
-        let tag = r.u8();
-        let v = r.u32();
-        if tag & 1 == 0 {
-            Num::Track(v as u16 as i16)
-        } else {
-            Num::Raw(v)
-        }
-    }
+/// A whole `engine_rx` input.
+#[derive(Clone, Debug, PartialEq, Eq, Arbitrary)]
+pub struct Input {
+    /// The [`setup`] bits.
+    pub setup: u8,
+    /// The ops; the first [`MAX_OPS`] run.
+    pub ops: Vec<Op>,
+}
 
-    fn encode(self, out: &mut Vec<u8>) {
+impl Input {
+    /// The bytes that decode to this input.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::default();
+        e.u8(self.setup);
+        for op in &self.ops {
+            e.bool(true);
+            op.encode(&mut e);
+        }
+        e.finish()
+    }
+}
+
+impl Num {
+    fn encode(self, e: &mut Encoder) {
         match self {
             Num::Track(d) => {
-                out.push(0);
-                out.extend_from_slice(&u32::from(d as u16).to_be_bytes());
+                e.variant(0, 2);
+                e.i16(d);
             }
             Num::Raw(v) => {
-                out.push(1);
-                out.extend_from_slice(&v.to_be_bytes());
+                e.variant(1, 2);
+                e.u32(v);
             }
         }
     }
 }
 
 impl Opts {
-    fn decode(r: &mut Reader<'_>) -> Opts {
-        let mask = r.u8();
-        Opts {
-            mss: (mask & 1 != 0).then(|| r.u16()),
-            window_scale: (mask & 2 != 0).then(|| r.u8()),
-            sack_permitted: mask & 4 != 0,
-            timestamps: (mask & 8 != 0).then(|| (r.u32(), r.u32())),
-            raw: if mask & 16 != 0 {
-                let len = usize::from(r.u8() % 41);
-                r.bytes(len).to_vec()
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        let mask = u8::from(self.mss.is_some())
-            | u8::from(self.window_scale.is_some()) << 1
-            | u8::from(self.sack_permitted) << 2
-            | u8::from(self.timestamps.is_some()) << 3
-            | u8::from(!self.raw.is_empty()) << 4;
-        out.push(mask);
+    fn encode(&self, e: &mut Encoder) {
+        e.bool(self.mss.is_some());
         if let Some(mss) = self.mss {
-            out.extend_from_slice(&mss.to_be_bytes());
+            e.u16(mss);
         }
+        e.bool(self.window_scale.is_some());
         if let Some(shift) = self.window_scale {
-            out.push(shift);
+            e.u8(shift);
         }
+        e.bool(self.sack_permitted);
+        e.bool(self.timestamps.is_some());
         if let Some((a, b)) = self.timestamps {
-            out.extend_from_slice(&a.to_be_bytes());
-            out.extend_from_slice(&b.to_be_bytes());
+            e.u32(a);
+            e.u32(b);
         }
-        if !self.raw.is_empty() {
-            let raw = &self.raw[..self.raw.len().min(40)];
-            out.push(raw.len() as u8);
-            out.extend_from_slice(raw);
-        }
+        e.short_bytes(&self.raw, 40);
     }
 
     /// The option bytes: known options, raw bytes, EOL padding to 4.
@@ -320,90 +316,54 @@ impl Opts {
 }
 
 impl Segment {
-    fn decode(r: &mut Reader<'_>) -> Segment {
-        Segment {
-            peer: r.u8(),
-            local: r.u8(),
-            flags: r.u8(),
-            seq: Num::decode(r),
-            ack: Num::decode(r),
-            window: r.u16(),
-            options: Opts::decode(r),
-            payload_len: r.u16() % 2048,
-        }
-    }
-
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&[self.peer, self.local, self.flags]);
-        self.seq.encode(out);
-        self.ack.encode(out);
-        out.extend_from_slice(&self.window.to_be_bytes());
-        self.options.encode(out);
-        out.extend_from_slice(&(self.payload_len % 2048).to_be_bytes());
+    fn encode(&self, e: &mut Encoder) {
+        e.u8(self.peer);
+        e.u8(self.local);
+        e.u8(self.flags);
+        self.seq.encode(e);
+        self.ack.encode(e);
+        e.u16(self.window);
+        self.options.encode(e);
+        e.u16(self.payload_len);
     }
 }
 
 impl Op {
-    /// Decodes one op; any bytes decode to some op.
-    pub fn decode(r: &mut Reader<'_>) -> Op {
-        match r.u8() % 8 {
-            0 => {
-                let len = usize::from(r.u16() % 2048);
-                Op::Raw(r.bytes(len).to_vec())
-            }
-            1 | 2 => Op::Segment(Segment::decode(r)),
-            3 => Op::Corrupt {
-                segment: Segment::decode(r),
-                at: r.u16(),
-                xor: r.u8(),
-            },
-            4 => Op::Arp {
-                operation: r.u16(),
-                to_us: r.u8() & 1 == 0,
-            },
-            5 => Op::Advance(r.u16()),
-            6 => Op::NextDeadline,
-            _ => Op::Request(Req {
-                kind: r.u8(),
-                target: r.u8(),
-                arg: r.u32(),
-            }),
-        }
-    }
+    /// The number of variants, for [`Encoder::variant`].
+    const VARIANTS: u32 = 7;
 
-    /// Appends the bytes that [`Op::decode`] reads back as this op.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    /// Appends the bytes that `arbitrary` reads back as this op.
+    pub fn encode(&self, e: &mut Encoder) {
         match self {
             Op::Raw(bytes) => {
-                let bytes = &bytes[..bytes.len().min(2047)];
-                out.push(0);
-                out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
-                out.extend_from_slice(bytes);
+                e.variant(0, Self::VARIANTS);
+                e.long_bytes(bytes, 2047);
             }
             Op::Segment(s) => {
-                out.push(1);
-                s.encode(out);
+                e.variant(1, Self::VARIANTS);
+                s.encode(e);
             }
             Op::Corrupt { segment, at, xor } => {
-                out.push(3);
-                segment.encode(out);
-                out.extend_from_slice(&at.to_be_bytes());
-                out.push(*xor);
+                e.variant(2, Self::VARIANTS);
+                segment.encode(e);
+                e.u16(*at);
+                e.u8(*xor);
             }
             Op::Arp { operation, to_us } => {
-                out.push(4);
-                out.extend_from_slice(&operation.to_be_bytes());
-                out.push(u8::from(!to_us));
+                e.variant(3, Self::VARIANTS);
+                e.u16(*operation);
+                e.bool(*to_us);
             }
             Op::Advance(v) => {
-                out.push(5);
-                out.extend_from_slice(&v.to_be_bytes());
+                e.variant(4, Self::VARIANTS);
+                e.u16(*v);
             }
-            Op::NextDeadline => out.push(6),
+            Op::NextDeadline => e.variant(5, Self::VARIANTS),
             Op::Request(req) => {
-                out.push(7);
-                out.extend_from_slice(&[req.kind, req.target]);
-                out.extend_from_slice(&req.arg.to_be_bytes());
+                e.variant(6, Self::VARIANTS);
+                e.u8(req.kind);
+                e.u8(req.target);
+                e.u32(req.arg);
             }
         }
     }
@@ -411,11 +371,11 @@ impl Op {
 
 /// The input bytes for a setup byte and a list of ops.
 pub fn encode(setup: u8, ops: &[Op]) -> Vec<u8> {
-    let mut out = vec![setup];
-    for op in ops {
-        op.encode(&mut out);
+    Input {
+        setup,
+        ops: ops.to_vec(),
     }
-    out
+    .encode()
 }
 
 /// What a run did, for tests that check a seed reaches what it is for.
@@ -434,10 +394,15 @@ pub struct Report {
     pub states_seen: u16,
 }
 
-/// Runs `data` through an engine; panics when an invariant breaks.
+/// Decodes `data` as an [`Input`] and runs it: what the cargo-fuzz target
+/// and the corpus replay call.
 pub fn engine_rx(data: &[u8]) -> Report {
-    let mut r = Reader::new(data);
-    let setup = r.u8();
+    super::decode::<Input>(data).map_or_else(Report::default, |input| run(&input))
+}
+
+/// Runs `input` through an engine; panics when an invariant breaks.
+pub fn run(input: &Input) -> Report {
+    let setup = input.setup;
     let mut h = Harness::new(setup);
     if setup & setup::HANDSHAKE != 0 {
         let syn = Segment {
@@ -453,9 +418,11 @@ pub fn engine_rx(data: &[u8]) -> Report {
         h.run(&Op::Segment(syn));
         h.run(&Op::Segment(Segment::new(TcpFlags::ACK)));
     }
-    while !r.is_empty() && h.report.ops < MAX_OPS {
-        let op = Op::decode(&mut r);
-        h.run(&op);
+    for op in &input.ops {
+        if h.report.ops >= MAX_OPS {
+            break;
+        }
+        h.run(op);
     }
     h.settle();
     h.report
@@ -1079,11 +1046,33 @@ mod tests {
             }),
         ];
         let bytes = encode(0x81, &ops);
-        let mut r = Reader::new(&bytes[1..]);
-        for op in &ops {
-            assert_eq!(&Op::decode(&mut r), op);
+        let input: Input = crate::fuzz::decode(&bytes).expect("decodes");
+        assert_eq!(
+            input,
+            Input {
+                setup: 0x81,
+                ops: ops.to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn any_bytes_decode_to_an_input() {
+        assert_eq!(
+            crate::fuzz::decode::<Input>(&[]),
+            Some(Input {
+                setup: 0,
+                ops: Vec::new()
+            })
+        );
+        let mut rng = crate::rng::SplitMix64::new(1);
+        for len in 0..512 {
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let input: Input = crate::fuzz::decode(&bytes).expect("decodes");
+            // The encoder writes what `arbitrary` reads, for every variant
+            // and field a fuzzer can produce.
+            assert_eq!(crate::fuzz::decode(&input.encode()), Some(input));
         }
-        assert!(r.is_empty());
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! runs it.
 //!
 //! Each harness takes arbitrary bytes, drives the dataplane's public API
-//! only, and panics when an
-//! invariant breaks; it keeps no state between calls, reads no clock other
-//! than one `Instant` taken as the engine's epoch, and touches no file or
-//! socket.
+//! only, and panics when an invariant breaks; it keeps no state between
+//! calls, reads no clock other than one `Instant` taken as the engine's
+//! epoch, and touches no file or socket. The structured harnesses decode
+//! their bytes into inputs that derive [`Arbitrary`] ([`decode`]); the seeds
+//! are kept as such values and written as bytes by an [`Encoder`] that
+//! mirrors `arbitrary`'s format.
 //!
 //! - [`wire_parse`]: every `wire` view and `Repr` over hostile bytes.
 //! - [`engine_rx`]: a [`QueueEngine`](lingerd_dataplane::engine::QueueEngine) fed a
@@ -20,6 +22,8 @@
 //!
 //! [`seeds`] holds the seed corpus as code.
 
+use arbitrary::{Arbitrary, Unstructured};
+
 pub mod engine;
 pub mod rings;
 pub mod seeds;
@@ -29,64 +33,99 @@ pub use engine::engine_rx;
 pub use rings::ring_entries;
 pub use wire::wire_parse;
 
-/// Reads fuzzer bytes front to back. Past the end every read yields zeroes,
-/// so any input decodes to something and a decoder never fails.
-#[derive(Debug, Clone)]
-pub struct Reader<'a> {
-    data: &'a [u8],
+/// Decodes a whole fuzz input the way libFuzzer's `fuzz_target!(|input: T|)`
+/// does (`arbitrary_take_rest`), so the corpus replay and the fuzzer read
+/// the same bytes as the same value. `None` only if `arbitrary` gives up,
+/// which our input types never make it do (short inputs read as zeroes).
+pub fn decode<T: for<'a> Arbitrary<'a>>(data: &[u8]) -> Option<T> {
+    T::arbitrary_take_rest(Unstructured::new(data)).ok()
 }
 
-impl<'a> Reader<'a> {
-    /// A reader over `data`.
-    pub fn new(data: &'a [u8]) -> Reader<'a> {
-        Reader { data }
-    }
-
-    /// Whether every byte has been read.
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// The next byte (0 past the end).
-    pub fn u8(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    /// The next two bytes, big-endian.
-    pub fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.u8(), self.u8()])
-    }
-
-    /// The next four bytes, big-endian.
-    pub fn u32(&mut self) -> u32 {
-        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    /// Up to `n` next bytes (fewer at the end).
-    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let (head, rest) = self.data.split_at(n.min(self.data.len()));
-        self.data = rest;
-        head
-    }
+/// Up to `max` bytes behind a one-byte length (`len % (max + 1)`), fewer
+/// when the input ends first: the `arbitrary` reader of a short byte
+/// string, so that a fuzzer's byte strings cost one length byte, not one
+/// continuation byte per byte as a derived `Vec<u8>` would.
+fn short_bytes(u: &mut Unstructured<'_>, max: u8) -> arbitrary::Result<Vec<u8>> {
+    let len = usize::from(u8::arbitrary(u)? % max.wrapping_add(1));
+    Ok(u.bytes(len.min(u.len()))?.to_vec())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Reader;
+/// Up to `max` bytes behind a two-byte length (`len % (max + 1)`).
+fn long_bytes(u: &mut Unstructured<'_>, max: u16) -> arbitrary::Result<Vec<u8>> {
+    let len = usize::from(u16::arbitrary(u)? % max.wrapping_add(1));
+    Ok(u.bytes(len.min(u.len()))?.to_vec())
+}
 
-    #[test]
-    fn reader_reads_zeroes_past_the_end() {
-        let mut r = Reader::new(&[1, 2, 3]);
-        assert_eq!(r.u16(), 0x0102);
-        assert_eq!(r.u32(), 0x0300_0000);
-        assert!(r.is_empty());
-        assert_eq!(r.bytes(4), &[] as &[u8]);
-        assert_eq!(r.u8(), 0);
+/// Writes values the way `arbitrary` 1.x reads them, so the seeds can be
+/// kept as values and still be committed as the bytes a fuzzer starts from.
+/// The round-trip tests (`decode` of an encoding gives the value back) hold
+/// it to the `arbitrary` version in use.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    out: Vec<u8>,
+}
+
+impl Encoder {
+    /// The bytes written so far.
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
+
+    /// A byte.
+    pub fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+
+    /// An `i8`.
+    pub fn i8(&mut self, v: i8) {
+        self.out.extend(v.to_le_bytes());
+    }
+
+    /// A `u16` (little-endian, as `arbitrary` reads integers).
+    pub fn u16(&mut self, v: u16) {
+        self.out.extend(v.to_le_bytes());
+    }
+
+    /// An `i16`.
+    pub fn i16(&mut self, v: i16) {
+        self.out.extend(v.to_le_bytes());
+    }
+
+    /// A `u32`.
+    pub fn u32(&mut self, v: u32) {
+        self.out.extend(v.to_le_bytes());
+    }
+
+    /// A `bool` (the low bit of a byte); also the tag of an `Option` and the
+    /// "one more" byte before each element of a `Vec`.
+    pub fn bool(&mut self, v: bool) {
+        self.out.push(u8::from(v));
+    }
+
+    /// The variant `index` of a derived enum with `count` variants: the
+    /// smallest `u32` that `(u32 * count) >> 32` maps to `index`.
+    pub fn variant(&mut self, index: u32, count: u32) {
+        debug_assert!(index < count);
+        let v = (u64::from(index) << 32).div_ceil(u64::from(count));
+        self.u32(v as u32);
+    }
+
+    /// A byte string for [`short_bytes`] (cut to `max`).
+    fn short_bytes(&mut self, bytes: &[u8], max: u8) {
+        let bytes = &bytes[..bytes.len().min(usize::from(max))];
+        self.u8(bytes.len() as u8);
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// A byte string for [`long_bytes`] (cut to `max`).
+    fn long_bytes(&mut self, bytes: &[u8], max: u16) {
+        let bytes = &bytes[..bytes.len().min(usize::from(max))];
+        self.u16(bytes.len() as u16);
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Raw bytes, as a fixed-size field reads them.
+    fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
     }
 }

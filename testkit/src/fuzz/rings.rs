@@ -3,9 +3,10 @@
 //! fuzzer-driven client writes, honestly or not.
 //!
 //! # Input
-//! One setup byte ([`setup`]: ring size, one or two cores and which one the
-//! daemon serves, and whether the four ring cursors start hostile), then
-//! ops ([`Op`]) until the bytes run out (at most [`MAX_OPS`]). The client
+//! An [`Input`], decoded from the fuzzer's bytes by `arbitrary`: one setup
+//! byte ([`setup`]: ring size, one or two cores and which one the daemon
+//! serves, and whether the four ring cursors start hostile), the four
+//! hostile cursor values, then ops ([`Op`]; the first [`MAX_OPS`] run). The client
 //! pushes well-formed requests (on handles it learnt from completions, or
 //! bogus ones) or 64 raw bytes through an honest producer, writes TX
 //! chunks, reaps completions, sets NEED_WAKEUP; the hostile part scribbles
@@ -50,14 +51,16 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arbitrary::{Arbitrary, Unstructured};
+
 use lingerd_abi::entry::{self, MatchFilter, Op as WireOp, WirePrefix};
 use lingerd_abi::layout::{
     ENTRY_SIZE, HEADER_BYTES, Layout, LayoutParams, RING_CONTROL_SIZE, RING_HEAD, RING_TAIL,
 };
 use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 
-use super::Reader;
 use super::engine::{LOCAL_IP, LOCAL_MAC, OFF_LINK_IP, PEER_IP};
+use super::{Encoder, short_bytes};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::ClientId;
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
@@ -94,14 +97,14 @@ pub mod setup {
     pub const TWO_CORES: u8 = 1 << 2;
     /// With two cores, the daemon serves core 1 (the rings after core 0's).
     pub const SECOND_CORE: u8 = 1 << 3;
-    /// Four hostile `u32`s follow the setup byte: the request head and
-    /// tail and the completion head and tail, written before the daemon
-    /// builds its rings (a client may write before its core attaches).
+    /// The input's four hostile `u32`s are written to the request head and
+    /// tail and the completion head and tail before the daemon builds its
+    /// rings (a client may write before its core attaches).
     pub const HOSTILE_START: u8 = 1 << 4;
 }
 
 /// Which ring cursor a [`Op::Cursor`] writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
 pub enum Word {
     /// The request ring's head (the daemon's word).
     RequestHead,
@@ -121,7 +124,7 @@ const WORDS: [Word; 4] = [
 ];
 
 /// What a cursor write puts there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
 pub enum Value {
     /// This value.
     Raw(u32),
@@ -132,7 +135,7 @@ pub enum Value {
 
 /// A well-formed request: `kind` picks the opcode, `target` a learnt handle
 /// (or, past the known ones, the bogus handle `arg`), `arg` the rest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Arbitrary)]
 pub struct Req {
     /// Opcode choice (`% 11`).
     pub kind: u8,
@@ -143,7 +146,7 @@ pub struct Req {
 }
 
 /// One step of a run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Arbitrary)]
 pub enum Op {
     /// Push a well-formed request (published unless `hold`).
     Submit {
@@ -152,13 +155,14 @@ pub enum Op {
         /// Push without publishing.
         hold: bool,
     },
-    /// Push 64 bytes as they are, then publish.
-    Raw(Vec<u8>),
+    /// Push 64 bytes as they are (zero-padded), then publish.
+    Raw(#[arbitrary(with = entry_bytes)] Vec<u8>),
     /// Write bytes at `offset % region size`, skipping the four cursors.
     Scribble {
         /// Where.
         offset: u32,
         /// What (at most 64 bytes).
+        #[arbitrary(with = |u: &mut Unstructured<'_>| short_bytes(u, ENTRY_SIZE as u8))]
         bytes: Vec<u8>,
     },
     /// Overwrite a ring cursor.
@@ -194,123 +198,116 @@ pub enum Op {
     Publish,
 }
 
-impl Op {
-    /// Decodes one op (any bytes decode to something).
-    pub fn decode(r: &mut Reader<'_>) -> Op {
-        match r.u8() % 10 {
-            0 => {
-                let flags = r.u8();
-                Op::Submit {
-                    req: Req {
-                        kind: flags & 0x7f,
-                        target: r.u8(),
-                        arg: r.u32(),
-                    },
-                    hold: flags & 0x80 != 0,
-                }
-            }
-            1 => {
-                let mut e = r.bytes(ENTRY_SIZE).to_vec();
-                e.resize(ENTRY_SIZE, 0);
-                Op::Raw(e)
-            }
-            2 => {
-                let offset = r.u32();
-                let n = usize::from(r.u8()) % (ENTRY_SIZE + 1);
-                Op::Scribble {
-                    offset,
-                    bytes: r.bytes(n).to_vec(),
-                }
-            }
-            3 => {
-                let b = r.u8();
-                let word = WORDS[usize::from(b & 3)];
-                let value = if b & 4 != 0 {
-                    Value::Delta(r.u8() as i8)
-                } else {
-                    Value::Raw(r.u32())
-                };
-                Op::Cursor { word, value }
-            }
-            4 => Op::Step {
-                budget: r.u8(),
-                advance_ms: r.u16(),
-            },
-            5 => Op::Reap(r.u8()),
-            6 => Op::Sleep(r.u8() & 1 != 0),
-            7 => Op::NextDeadline,
-            8 => Op::TxData {
-                chunk: r.u8(),
-                len: r.u16(),
-            },
-            _ => Op::Publish,
-        }
-    }
+/// One ring entry's worth of bytes, zero-padded past the input's end.
+fn entry_bytes(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    let mut e = vec![0; ENTRY_SIZE];
+    u.fill_buffer(&mut e)?;
+    Ok(e)
+}
 
-    /// Encodes so that [`decode`](Self::decode) gives this op back.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+impl Op {
+    /// The number of variants, for [`Encoder::variant`].
+    const VARIANTS: u32 = 10;
+
+    /// Appends the bytes that `arbitrary` reads back as this op (a `Raw`
+    /// entry is cut or zero-padded to 64 bytes, `Scribble` bytes cut to 64).
+    pub fn encode(&self, e: &mut Encoder) {
+        let n = Self::VARIANTS;
         match self {
             Op::Submit { req, hold } => {
-                out.extend([
-                    0,
-                    req.kind & 0x7f | if *hold { 0x80 } else { 0 },
-                    req.target,
-                ]);
-                out.extend(req.arg.to_be_bytes());
+                e.variant(0, n);
+                e.u8(req.kind);
+                e.u8(req.target);
+                e.u32(req.arg);
+                e.bool(*hold);
             }
             Op::Raw(bytes) => {
-                out.push(1);
-                let mut e = bytes.clone();
-                e.resize(ENTRY_SIZE, 0);
-                out.extend(e);
+                e.variant(1, n);
+                let mut entry = bytes.clone();
+                entry.resize(ENTRY_SIZE, 0);
+                e.raw(&entry);
             }
             Op::Scribble { offset, bytes } => {
-                out.push(2);
-                out.extend(offset.to_be_bytes());
-                let n = bytes.len().min(ENTRY_SIZE);
-                out.push(n as u8);
-                out.extend(&bytes[..n]);
+                e.variant(2, n);
+                e.u32(*offset);
+                e.short_bytes(bytes, ENTRY_SIZE as u8);
             }
             Op::Cursor { word, value } => {
-                out.push(3);
-                let w = WORDS.iter().position(|x| x == word).unwrap_or(0) as u8;
+                e.variant(3, n);
+                let w = WORDS.iter().position(|x| x == word).unwrap_or(0) as u32;
+                e.variant(w, WORDS.len() as u32);
                 match value {
-                    Value::Delta(d) => out.extend([w | 4, *d as u8]),
                     Value::Raw(v) => {
-                        out.push(w);
-                        out.extend(v.to_be_bytes());
+                        e.variant(0, 2);
+                        e.u32(*v);
+                    }
+                    Value::Delta(d) => {
+                        e.variant(1, 2);
+                        e.i8(*d);
                     }
                 }
             }
             Op::Step { budget, advance_ms } => {
-                out.extend([4, *budget]);
-                out.extend(advance_ms.to_be_bytes());
+                e.variant(4, n);
+                e.u8(*budget);
+                e.u16(*advance_ms);
             }
-            Op::Reap(n) => out.extend([5, *n]),
-            Op::Sleep(on) => out.extend([6, u8::from(*on)]),
-            Op::NextDeadline => out.push(7),
+            Op::Reap(count) => {
+                e.variant(5, n);
+                e.u8(*count);
+            }
+            Op::Sleep(on) => {
+                e.variant(6, n);
+                e.bool(*on);
+            }
+            Op::NextDeadline => e.variant(7, n),
             Op::TxData { chunk, len } => {
-                out.extend([8, *chunk]);
-                out.extend(len.to_be_bytes());
+                e.variant(8, n);
+                e.u8(*chunk);
+                e.u16(*len);
             }
-            Op::Publish => out.push(9),
+            Op::Publish => e.variant(9, n),
         }
     }
 }
 
-/// A whole input: the setup byte, the hostile start words if the setup
-/// asks for them, then the ops.
-pub fn encode(setup: u8, hostile_start: [u32; 4], ops: &[Op]) -> Vec<u8> {
-    let mut out = vec![setup];
-    if setup & setup::HOSTILE_START != 0 {
-        for w in hostile_start {
-            out.extend(w.to_be_bytes());
+/// A whole `ring_entries` input.
+#[derive(Clone, Debug, PartialEq, Eq, Arbitrary)]
+pub struct Input {
+    /// The [`setup`] bits.
+    pub setup: u8,
+    /// The cursor values written first if the setup has
+    /// [`setup::HOSTILE_START`] (ignored otherwise).
+    pub hostile_start: [u32; 4],
+    /// The ops; the first [`MAX_OPS`] run.
+    pub ops: Vec<Op>,
+}
+
+impl Input {
+    /// The bytes that decode to this input.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::default();
+        e.u8(self.setup);
+        for w in self.hostile_start {
+            e.u32(w);
         }
+        for op in &self.ops {
+            e.bool(true);
+            op.encode(&mut e);
+        }
+        e.finish()
     }
-    for op in ops {
-        op.encode(&mut out);
+}
+
+/// A whole input: the setup byte, the hostile start words (used only if
+/// the setup asks for them), then the ops.
+pub fn encode(setup: u8, hostile_start: [u32; 4], ops: &[Op]) -> Vec<u8> {
+    Input {
+        setup,
+        hostile_start,
+        ops: ops.to_vec(),
     }
-    out
+    .encode()
 }
 
 /// What a run did, for seeds to assert they still reach their paths.
@@ -338,19 +335,22 @@ pub struct Report {
     pub settled: bool,
 }
 
-/// Runs `data` through a client's rings; panics when an invariant breaks.
+/// Decodes `data` as an [`Input`] and runs it: what the cargo-fuzz target
+/// and the corpus replay call.
 pub fn ring_entries(data: &[u8]) -> Report {
-    let mut r = Reader::new(data);
-    let setup = r.u8();
-    let start = if setup & setup::HOSTILE_START != 0 {
-        Some([r.u32(), r.u32(), r.u32(), r.u32()])
-    } else {
-        None
-    };
+    super::decode::<Input>(data).map_or_else(Report::default, |input| run(&input))
+}
+
+/// Runs `input` through a client's rings; panics when an invariant breaks.
+pub fn run(input: &Input) -> Report {
+    let setup = input.setup;
+    let start = (setup & setup::HOSTILE_START != 0).then_some(input.hostile_start);
     let mut h = Harness::new(setup, start);
-    while !r.is_empty() && h.report.ops < MAX_OPS {
-        let op = Op::decode(&mut r);
-        h.run(&op);
+    for op in &input.ops {
+        if h.report.ops >= MAX_OPS {
+            break;
+        }
+        h.run(op);
     }
     h.settle();
     h.report
@@ -883,4 +883,63 @@ fn read_word(region: &SharedRegion, at: usize) -> u32 {
 
 fn write_word(region: &SharedRegion, at: usize, v: u32) {
     assert!(region.write(at..at + 4, &v.to_le_bytes()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip_through_bytes() {
+        let ops = vec![
+            Op::Submit {
+                req: Req {
+                    kind: 200,
+                    target: 3,
+                    arg: 0xdead_beef,
+                },
+                hold: true,
+            },
+            Op::Raw((0..64).collect()),
+            Op::Scribble {
+                offset: 77,
+                bytes: vec![1, 2, 3],
+            },
+            Op::Cursor {
+                word: Word::CompletionTail,
+                value: Value::Delta(-3),
+            },
+            Op::Cursor {
+                word: Word::RequestHead,
+                value: Value::Raw(u32::MAX),
+            },
+            Op::Step {
+                budget: 31,
+                advance_ms: 1000,
+            },
+            Op::Reap(0),
+            Op::Sleep(true),
+            Op::NextDeadline,
+            Op::TxData { chunk: 9, len: 129 },
+            Op::Publish,
+        ];
+        let input = Input {
+            setup: setup::HOSTILE_START | 3,
+            hostile_start: [1, 2, 3, u32::MAX],
+            ops,
+        };
+        assert_eq!(crate::fuzz::decode(&input.encode()), Some(input));
+    }
+
+    #[test]
+    fn any_bytes_decode_to_an_input() {
+        let mut rng = crate::rng::SplitMix64::new(2);
+        for len in 0..512 {
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let input: Input = crate::fuzz::decode(&bytes).expect("decodes");
+            // The encoder writes what `arbitrary` reads, for every variant
+            // and field a fuzzer can produce.
+            assert_eq!(crate::fuzz::decode(&input.encode()), Some(input));
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! find alone: valid handshake segments, ARP, truncations at each header,
 //! option-length edge cases (RFC 9293 §3.2: 0, 1, overrun), and engine
 //! scripts that walk a connection into each state. An engine seed names the
-//! states it must reach, so a change to the op encoding that makes seeds
+//! states it must reach, so a change to the input types that makes seeds
 //! meaningless fails a test instead of silently weakening the corpus.
 
 use super::engine::{

@@ -20,6 +20,8 @@
 
 use std::net::Ipv4Addr;
 
+use arbitrary::{Arbitrary, Unstructured};
+
 use lingerd_dataplane::wire::{
     ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     IpProtocol, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RST_TTL, RstTemplate, SeqNumber, TcpFlags,
@@ -73,7 +75,10 @@ fn ethernet(data: &[u8]) {
         frame.ethertype(),
         frame.payload(),
     );
-    assert_eq!(payload.len() + lingerd_dataplane::wire::ETHERNET_HEADER_LEN, data.len());
+    assert_eq!(
+        payload.len() + lingerd_dataplane::wire::ETHERNET_HEADER_LEN,
+        data.len()
+    );
     for mac in [dst, src] {
         let _ = (mac.is_broadcast(), mac.is_local(), mac.to_string());
         assert_ne!(mac.is_multicast(), mac.is_unicast());
@@ -250,21 +255,38 @@ fn options(data: &[u8]) {
     assert_eq!(TcpOptions::parse(&buf[..len]), Ok(options));
 }
 
+/// The fields of an RST, as `arbitrary` reads them from the first bytes.
+#[derive(Debug, Arbitrary)]
+struct RstCase {
+    local_mac: [u8; 6],
+    next_hop: [u8; 6],
+    local_ip: u32,
+    remote_ip: u32,
+    local_port: u16,
+    remote_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+}
+
 /// The RST template against the `emit` path, for fields taken from the
 /// first bytes (ports 0 are kept: the template does not judge them).
 fn rst_template(data: &[u8]) {
-    let mut r = super::Reader::new(data);
-    let local_mac = EthernetAddress([r.u8(), 0, 0, 0, 0, r.u8()]);
-    let next_hop = EthernetAddress([r.u8(), 0, 0, 0, 0, r.u8()]);
-    let local_ip = Ipv4Addr::from(r.u32());
+    let Ok(case) = RstCase::arbitrary(&mut Unstructured::new(data)) else {
+        return; // never: integers past the end read as zeroes
+    };
+    let local_mac = EthernetAddress(case.local_mac);
+    let next_hop = EthernetAddress(case.next_hop);
+    let local_ip = Ipv4Addr::from(case.local_ip);
     let seg = ControlSegment {
-        remote_ip: Ipv4Addr::from(r.u32()),
-        local_port: r.u16(),
-        remote_port: r.u16(),
-        seq: SeqNumber(r.u32()),
-        ack: SeqNumber(r.u32()),
-        flags: TcpFlags(r.u8()),
-        window: r.u16(),
+        remote_ip: Ipv4Addr::from(case.remote_ip),
+        local_port: case.local_port,
+        remote_port: case.remote_port,
+        seq: SeqNumber(case.seq),
+        ack: SeqNumber(case.ack),
+        flags: TcpFlags(case.flags),
+        window: case.window,
     };
     let template = RstTemplate::new(local_mac, next_hop, local_ip);
     let mut built = [0u8; RST_FRAME_LEN];
