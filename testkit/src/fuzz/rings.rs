@@ -331,7 +331,7 @@ pub struct Report {
     /// A cursor was overwritten (the client resynchronised at the end).
     pub cursors_touched: bool,
     /// The settle ended with every answer in (false: inconclusive, the
-    /// engine still had deadlines after [`MAX_SETTLE_ROUNDS`]).
+    /// engine still had deadlines after its bound of settle rounds).
     pub settled: bool,
 }
 
