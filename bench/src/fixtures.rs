@@ -14,8 +14,9 @@ use lingerd_dataplane::wire::{
     self, ControlSegment, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
     Ipv4Packet, Ipv4Repr, RstTemplate, SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
 };
+use lingerd_testkit::rng::SplitMix64;
 
-use crate::measure::{Rng, progress};
+use crate::measure::progress;
 
 /// Our address in the micro benchmarks.
 pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -49,7 +50,7 @@ pub fn tuple(i: u32) -> FourTuple {
 }
 
 /// A `Table<Tcb>` of `capacity` slots holding connections `0..n` (slot `i`
-/// holds [`tuple`]`(i)`), and their handles.
+/// holds [`tuple()`]`(i)`), and their handles.
 pub fn filled_table(n: u32, capacity: u32) -> (Table<Tcb>, Vec<Handle>) {
     let mut table = Table::with_capacity(0, capacity, HASH_KEY);
     let mut handles = Vec::with_capacity(n as usize);
@@ -106,7 +107,7 @@ pub fn rx_frame(tuple: &FourTuple, seq: u32, ack: u32) -> FrameBuf {
 
 /// `count` frames for connections drawn uniformly at random from `0..n`.
 pub fn random_frames(n: u32, count: usize, seed: u64) -> Vec<FrameBuf> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..count)
         .map(|_| {
             let i = rng.below(u64::from(n)) as u32;
@@ -207,7 +208,7 @@ pub fn rst_template() -> RstTemplate {
 
 /// `count` RST|ACK segments for random connections of the plan.
 pub fn rst_segments(count: usize, seed: u64) -> Vec<ControlSegment> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     (0..count)
         .map(|_| {
             let t = tuple(rng.below(10_000_000) as u32);

@@ -1,5 +1,5 @@
 //! `lingerd-bench` as a library: the scenarios, fixtures and measuring
-//! helpers shared by the `lingerd-bench` binary and the criterion benches.
+//! helpers behind the `lingerd-bench` binary and its tests.
 //!
 //! It owns benchmark set-up (tables, timers, frames, pairs of engines, a
 //! smoltcp reference peer), the timing discipline (warm-up, repeated runs,

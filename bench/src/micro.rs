@@ -25,10 +25,11 @@ use lingerd_dataplane::table::Table;
 use lingerd_dataplane::tcp::Tcb;
 use lingerd_dataplane::timer::Wheel;
 use lingerd_dataplane::wire::RST_FRAME_LEN;
+use lingerd_testkit::rng::SplitMix64;
 
 use crate::engine::{BURST, Lab, Timing};
 use crate::fixtures::{self, FRAME_LEN};
-use crate::measure::{MIN_RUNS, Rng, median, median_of, ns_per, per_second, progress, time};
+use crate::measure::{MIN_RUNS, median, median_of, ns_per, per_second, progress, time};
 use crate::report::{Goal, Report};
 use crate::smol::SmolLab;
 
@@ -304,7 +305,7 @@ fn timers(report: &mut Report, opts: &Options) {
         "B",
     );
 
-    let mut rng = Rng::new(3);
+    let mut rng = SplitMix64::new(3);
     let mut wheel = Wheel::new(0);
     for slot in 0..n {
         wheel.arm(&mut table, slot, 1 + rng.below(MAX_DEADLINE_MS));

@@ -61,7 +61,7 @@ use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::RecvFlags;
 
 use crate::handshake::{self, AttachError, timespec};
-use crate::idmap::IdMap;
+use crate::slots::{HandleTable, TicketTable};
 
 /// The longest single sleep of a blocking call between two looks at the
 /// rings.
@@ -240,11 +240,12 @@ pub struct Client {
     cores: Vec<u8>,
     rings: Vec<RingPair>,
     tx_free: Vec<u32>,
-    next_ticket: u64,
-    in_flight: IdMap<InFlight>,
-    answers: IdMap<entry::Completion>,
+    in_flight: TicketTable<InFlight>,
+    /// Answers to blocking calls, not yet picked up: at most one per call
+    /// waiting, so a short list.
+    answers: Vec<entry::Completion>,
     user_done: VecDeque<Done>,
-    handles: IdMap<HandleState>,
+    handles: HandleTable<HandleState>,
     /// RX chunks to give back (RECV_DONE) as soon as the ring has room.
     returns: VecDeque<(usize, u64, u32, u32)>,
     call_timeout: Duration,
@@ -293,11 +294,10 @@ impl Client {
             cores: a.welcome.cores,
             rings,
             tx_free: (0..p.tx_chunks).rev().collect(),
-            next_ticket: 1,
-            in_flight: IdMap::default(),
-            answers: IdMap::default(),
+            in_flight: TicketTable::default(),
+            answers: Vec::new(),
             user_done: VecDeque::new(),
-            handles: IdMap::default(),
+            handles: HandleTable::default(),
             returns: VecDeque::new(),
             call_timeout: Duration::from_secs(10),
             daemon_gone: false,
@@ -368,7 +368,7 @@ impl Client {
         let deadline = Instant::now() + timeout;
         loop {
             self.reap()?;
-            let st = self.handles.get_mut(&listener).ok_or(Errno::NotSock)?;
+            let st = self.handles.get_mut(listener).ok_or(Errno::NotSock)?;
             if let Some(a) = st.accepted.pop_front() {
                 return Ok(a);
             }
@@ -404,7 +404,7 @@ impl Client {
         match self.wait_answer(t, self.call_timeout) {
             Ok(c) => Ok(c.handle),
             Err(Errno::TimedOut) => {
-                if let Some(h) = self.in_flight.get(&t.0).and_then(|f| f.connecting) {
+                if let Some(h) = self.in_flight.get(t.0).and_then(|f| f.connecting) {
                     let _ = self.submit_as(Owner::Nobody, Request::Abort { handle: h });
                 }
                 Err(Errno::TimedOut)
@@ -473,7 +473,7 @@ impl Client {
         loop {
             self.reap()?;
             let ring = self.ring_of(handle)?;
-            let st = self.handles.get_mut(&handle).ok_or(Errno::NotSock)?;
+            let st = self.handles.get_mut(handle).ok_or(Errno::NotSock)?;
             if !st.rx.is_empty() {
                 let mut n = 0;
                 while n < buf.len() {
@@ -531,7 +531,7 @@ impl Client {
             handle,
             linger: Linger { on, ms },
         })?;
-        if let Some(st) = self.handles.get_mut(&handle) {
+        if let Some(st) = self.handles.get_mut(handle) {
             st.linger_ms = if on { ms } else { 0 };
         }
         Ok(())
@@ -555,7 +555,7 @@ impl Client {
     /// close that would have to linger fails with EWOULDBLOCK and the
     /// handle stays valid. The outcome says how the close ended.
     pub fn close(&mut self, handle: u64, blocking: bool) -> Result<Outcome, Errno> {
-        let linger = self.handles.get(&handle).map_or(0, |s| s.linger_ms);
+        let linger = self.handles.get(handle).map_or(0, |s| s.linger_ms);
         let t = self.submit_as(
             Owner::Call,
             Request::Close {
@@ -652,7 +652,7 @@ impl Client {
     /// The handle a submitted connect got (from its `Connecting` event),
     /// once known; so a pending connect can be closed or aborted.
     pub fn connecting_handle(&self, t: Ticket) -> Option<u64> {
-        self.in_flight.get(&t.0).and_then(|f| f.connecting)
+        self.in_flight.get(t.0).and_then(|f| f.connecting)
     }
 
     // ----- internals ----------------------------------------------------
@@ -788,44 +788,44 @@ impl Client {
                 )
             }
         };
-        let t = self.push(ring, &op)?;
+        let t = self.push(ring, &op, flight)?;
         if let Some(c) = flight.tx_chunk {
             let popped = self.tx_free.pop();
             debug_assert_eq!(popped, Some(c));
         }
-        self.in_flight.insert(t.0, flight);
         Ok(t)
     }
 
-    /// Pushes and publishes one request; rings the doorbell if the core
-    /// sleeps.
-    fn push(&mut self, ring: usize, op: &Op) -> Result<Ticket, Errno> {
-        let t = Ticket(self.next_ticket);
+    /// Pushes and publishes one request, filing `flight` under its ticket;
+    /// rings the doorbell if the core sleeps.
+    fn push(&mut self, ring: usize, op: &Op, flight: InFlight) -> Result<Ticket, Errno> {
+        let t = self.in_flight.next_ticket().ok_or(Errno::NoBufs)?;
         let r = &mut self.rings[ring].requests;
-        if !r.push(&entry::encode_request(t.0, op)) {
+        if !r.push(&entry::encode_request(t, op)) {
             return Err(Errno::NoBufs);
         }
-        self.next_ticket += 1;
+        self.in_flight.insert(flight);
         r.publish();
         if r.needs_wakeup() {
             let _ = rustix::io::write(&self.doorbell, &1u64.to_ne_bytes());
         }
-        Ok(t)
+        Ok(Ticket(t))
     }
 
     /// Gives back as many pending RX chunks as the rings take.
     fn flush_returns(&mut self) {
         while let Some(&(ring, handle, chunk, len)) = self.returns.front() {
-            let t = Ticket(self.next_ticket);
+            let Some(t) = self.in_flight.next_ticket() else {
+                break;
+            };
             let r = &mut self.rings[ring].requests;
             if !r.push(&entry::encode_request(
-                t.0,
+                t,
                 &Op::RecvDone { handle, chunk, len },
             )) {
                 break;
             }
-            self.next_ticket += 1;
-            self.in_flight.insert(t.0, InFlight::new(Owner::Nobody));
+            self.in_flight.insert(InFlight::new(Owner::Nobody));
             self.returns.pop_front();
         }
         for r in &mut self.rings {
@@ -866,7 +866,7 @@ impl Client {
             self.file_event(ring, c);
             return;
         }
-        let Some(f) = self.in_flight.remove(&c.user_data) else {
+        let Some(f) = self.in_flight.remove(c.user_data) else {
             return; // not ours: ignore (a daemon bug; nothing to free)
         };
         if let Some(chunk) = f.tx_chunk {
@@ -878,7 +878,7 @@ impl Client {
             self.forget(ring, h);
         }
         if f.makes_handle && c.result == Errno::Ok {
-            self.handles.entry(c.handle).or_default();
+            self.handles.get_or_insert_default(c.handle);
         } else if let Some(h) = f.connecting
             && c.result != Errno::Ok
         {
@@ -887,7 +887,7 @@ impl Client {
         }
         match f.owner {
             Owner::Call => {
-                self.answers.insert(c.user_data, c);
+                self.answers.push(c);
             }
             Owner::User => self.user_done.push_back(Done {
                 ticket: Ticket(c.user_data),
@@ -902,8 +902,8 @@ impl Client {
     fn file_event(&mut self, ring: usize, c: entry::Completion) {
         match c.body {
             Body::Connecting => {
-                self.handles.entry(c.handle).or_default();
-                if let Some(f) = self.in_flight.get_mut(&c.user_data) {
+                self.handles.get_or_insert_default(c.handle);
+                if let Some(f) = self.in_flight.get_mut(c.user_data) {
                     f.connecting = Some(c.handle);
                 }
             }
@@ -913,15 +913,15 @@ impl Client {
                 port,
             } => {
                 let peer = SocketAddrV4::new(addr.into(), port);
-                if let Some(l) = self.handles.get_mut(&listener) {
+                if let Some(l) = self.handles.get_mut(listener) {
                     l.accepted.push_back((c.handle, peer));
-                    self.handles.entry(c.handle).or_default();
+                    self.handles.get_or_insert_default(c.handle);
                 } else {
                     // Its listener is being closed: nobody will take it.
                     let _ = self.submit_as(Owner::Nobody, Request::Abort { handle: c.handle });
                 }
             }
-            Body::Data { chunk, len } => match self.handles.get_mut(&c.handle) {
+            Body::Data { chunk, len } => match self.handles.get_mut(c.handle) {
                 Some(st) if len > 0 => st.rx.push_back(RxPiece {
                     chunk,
                     len,
@@ -930,12 +930,12 @@ impl Client {
                 _ => self.returns.push_back((ring, c.handle, chunk, len)),
             },
             Body::PeerClosed => {
-                if let Some(st) = self.handles.get_mut(&c.handle) {
+                if let Some(st) = self.handles.get_mut(c.handle) {
                     st.eof = true;
                 }
             }
             Body::Reset => {
-                if let Some(st) = self.handles.get_mut(&c.handle) {
+                if let Some(st) = self.handles.get_mut(c.handle) {
                     st.error = Some(if c.result == Errno::Ok {
                         Errno::ConnReset
                     } else {
@@ -950,7 +950,7 @@ impl Client {
 
     /// A handle is dead: give back its RX chunks, forget its state.
     fn forget(&mut self, ring: usize, handle: u64) {
-        if let Some(st) = self.handles.remove(&handle) {
+        if let Some(st) = self.handles.remove(handle) {
             for p in st.rx {
                 self.returns.push_back((ring, handle, p.chunk, p.len));
             }
@@ -962,11 +962,11 @@ impl Client {
         let deadline = Instant::now() + timeout;
         loop {
             self.reap()?;
-            if let Some(c) = self.answers.remove(&t.0) {
-                return Ok(c);
+            if let Some(at) = self.answers.iter().position(|c| c.user_data == t.0) {
+                return Ok(self.answers.swap_remove(at));
             }
             if let Err(e) = self.sleep_until(deadline, timeout) {
-                if let Some(f) = self.in_flight.get_mut(&t.0) {
+                if let Some(f) = self.in_flight.get_mut(t.0) {
                     f.owner = Owner::Nobody;
                 }
                 return Err(if e == Errno::WouldBlock {

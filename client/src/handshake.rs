@@ -24,8 +24,8 @@ use lingerd_abi::attach::{
 };
 use lingerd_abi::layout::{HEADER_BYTES, Header, Layout};
 use lingerd_abi::sys::SharedRegion;
-use memfd::{FileSeal, Memfd};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::fs::{SealFlags, fcntl_get_seals};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendFlags,
     SocketAddrUnix, SocketFlags, SocketType, connect, recvmsg, send, socket_with,
@@ -235,20 +235,15 @@ fn receive_reply(ctl: &OwnedFd, deadline: Instant) -> Result<(Vec<u8>, Vec<Owned
 /// Checks that `file` is a memfd of exactly the header's size whose seals
 /// forbid shrinking, growing and changing the seals.
 fn check_memfd(file: File, header: &Header) -> Result<File, AttachError> {
-    let memfd =
-        Memfd::try_from_file(file).map_err(|_| AttachError::Region("the region is not a memfd"))?;
-    let seals = memfd
-        .seals()
-        .map_err(|_| AttachError::Region("cannot read the region's seals"))?;
-    for s in [FileSeal::SealShrink, FileSeal::SealGrow, FileSeal::SealSeal] {
-        if !seals.contains(&s) {
-            return Err(AttachError::Region(
-                "the region is not sealed against shrink, grow and reseal",
-            ));
-        }
+    // F_GET_SEALS fails (EINVAL) on anything but a memfd.
+    let seals =
+        fcntl_get_seals(&file).map_err(|_| AttachError::Region("the region is not a memfd"))?;
+    if !seals.contains(SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL) {
+        return Err(AttachError::Region(
+            "the region is not sealed against shrink, grow and reseal",
+        ));
     }
-    let len = memfd
-        .as_file()
+    let len = file
         .metadata()
         .map_err(|source| AttachError::Io {
             call: "fstat(region)",
@@ -260,7 +255,7 @@ fn check_memfd(file: File, header: &Header) -> Result<File, AttachError> {
             "the memfd's size differs from the header's",
         ));
     }
-    Ok(memfd.into_file())
+    Ok(file)
 }
 
 pub(crate) fn timespec(d: Duration) -> Timespec {

@@ -15,7 +15,7 @@
 mod client;
 pub mod ffi;
 mod handshake;
-mod idmap;
+mod slots;
 
 pub use client::{ATTACH_TIMEOUT, Client, Done, Request, Ticket, WAIT_SLICE};
 pub use handshake::AttachError;

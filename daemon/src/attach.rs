@@ -77,8 +77,8 @@ use lingerd_abi::sys::SharedRegion;
 use lingerd_dataplane::engine::api::ClientId;
 #[cfg(doc)]
 use lingerd_dataplane::engine::api::{ADMIN_CLIENT, CTL_CLIENT};
-use memfd::{FileSeal, MemfdOptions};
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd, poll};
+use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
 use rustix::io::Errno;
 use rustix::net::{
     AddressFamily, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
@@ -713,16 +713,16 @@ fn remove_stale_socket(path: &Path, addr: &SocketAddrUnix) -> Result<(), AttachE
 
 /// A memfd of `len` bytes sealed against shrinking, growing and sealing.
 fn create_sealed_memfd(id: ClientId, len: usize) -> io::Result<File> {
-    let memfd = MemfdOptions::default()
-        .allow_sealing(true)
-        .close_on_exec(true)
-        .create(format!("lingerd-client-{}", id.0))
-        .map_err(io::Error::other)?;
-    memfd.as_file().set_len(len as u64)?;
-    memfd
-        .add_seals(&[FileSeal::SealShrink, FileSeal::SealGrow, FileSeal::SealSeal])
-        .map_err(io::Error::other)?;
-    Ok(memfd.into_file())
+    let memfd = File::from(memfd_create(
+        format!("lingerd-client-{}", id.0),
+        MemfdFlags::ALLOW_SEALING | MemfdFlags::CLOEXEC,
+    )?);
+    memfd.set_len(len as u64)?;
+    fcntl_add_seals(
+        &memfd,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )?;
+    Ok(memfd)
 }
 
 fn send_plain(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {

@@ -10,9 +10,6 @@
 
 pub mod engine;
 pub mod flow;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod port;
 pub mod rings;
 pub mod shared;

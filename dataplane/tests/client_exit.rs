@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientExitPolicy, Detail, Request};
-use lingerd_dataplane::port::mem::{Direction, LinkConfig, Pair};
 use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::Linger;
+use lingerd_testkit::mem::{Direction, LinkConfig, Pair};
 use support::engine::{self, CLIENT, drain};
 use support::{count_rst, summarize};
 

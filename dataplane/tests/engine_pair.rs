@@ -14,9 +14,9 @@ use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{
     CloseOutcome, Completion, Detail, Filter, MatchMode, Request,
 };
-use lingerd_dataplane::port::mem::{Direction, LinkConfig, Pair};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
+use lingerd_testkit::mem::{Direction, LinkConfig, Pair};
 use support::engine::{self, CLIENT, drain};
 use support::{dump, sent};
 
@@ -265,7 +265,7 @@ impl Duo {
 }
 
 /// RSTs A sent, per A-side port.
-fn rsts_per_port(trace: &[lingerd_dataplane::port::mem::TraceEntry]) -> HashMap<u16, usize> {
+fn rsts_per_port(trace: &[lingerd_testkit::mem::TraceEntry]) -> HashMap<u16, usize> {
     let mut m = HashMap::new();
     for s in sent(trace, Direction::AToB) {
         if s.flags.rst {

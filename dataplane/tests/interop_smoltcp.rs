@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{CloseOutcome, Completion, Detail, Request};
-use lingerd_dataplane::port::mem::{Direction, LinkConfig, Pair};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::Linger;
+use lingerd_testkit::mem::{Direction, LinkConfig, Pair};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State as SmolState;
 use support::engine::{self, accepted, drain, submit};
@@ -803,10 +803,10 @@ fn connect_survives_a_lost_arp_request() {
             if is_arp(f) {
                 arps += 1;
                 if lose_all || arps == 1 {
-                    return lingerd_dataplane::port::mem::Verdict::Drop;
+                    return lingerd_testkit::mem::Verdict::Drop;
                 }
             }
-            lingerd_dataplane::port::mem::Verdict::Pass
+            lingerd_testkit::mem::Verdict::Pass
         });
         let mut lab = Lab {
             pair,

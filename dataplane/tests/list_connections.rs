@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use lingerd_dataplane::engine::api::{Detail, Filter, Prefix, Request};
-use lingerd_dataplane::port::mem::{LinkConfig, Pair};
 use lingerd_dataplane::tcp::State;
+use lingerd_testkit::mem::{LinkConfig, Pair};
 use support::engine::{self, CLIENT, drain};
 
 #[test]

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use lingerd_dataplane::port::mem::{Direction, Drive, DropReason, Fate, LinkConfig, Pair, Verdict};
+use lingerd_testkit::mem::{Direction, Drive, DropReason, Fate, LinkConfig, Pair, Verdict};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::State;
 use support::smoltcp_peer::{SmolConfig, SmolPeer};

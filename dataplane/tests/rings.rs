@@ -343,15 +343,15 @@ proptest! {
     }
 }
 
-/// The `ring_entries` fuzz property (`lingerd_dataplane::fuzzing::rings`)
+/// The `ring_entries` fuzz property (`lingerd_testkit::fuzz::rings`)
 /// over structured op sequences: whatever the client writes, the daemon
 /// side never panics, writes only what it owns, never publishes over
 /// unreleased completions, takes requests only with room for the answers,
 /// and, once the client is honest again, every entry it took has exactly
 /// one answer.
 mod ring_entries_property {
-    use lingerd_dataplane::fuzzing::ring_entries;
-    use lingerd_dataplane::fuzzing::rings::{Op, Req, Value, Word, encode, setup};
+    use lingerd_testkit::fuzz::ring_entries;
+    use lingerd_testkit::fuzz::rings::{Op, Req, Value, Word, encode, setup};
     use proptest::collection::vec;
     use proptest::prelude::*;
 

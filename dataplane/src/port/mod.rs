@@ -9,7 +9,7 @@
 //!
 //! [`Endpoint`] is the narrow, frame-level view a port needs of whatever sits
 //! behind it, so the same shell drives the lingerd engine, a reference stack
-//! (smoltcp, in the tests) or a trivial echo. Ports today: [`mem`], the
+//! (smoltcp, in the tests) or a trivial echo. Ports today: `lingerd_testkit::mem`, the
 //! in-process pair with a virtual clock and seeded impairments (for protocol
 //! tests and benches), and `afxdp` (feature `afxdp`): one NIC queue on an
 //! AF_XDP socket with lingerd's own XDP program. DPDK comes later.
@@ -17,7 +17,6 @@
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
 pub mod handoff;
-pub mod mem;
 
 use std::time::Instant;
 
@@ -38,7 +37,7 @@ pub trait Endpoint {
     /// Writes the next frame to send into `buf` and returns its length, or
     /// `None` when there is nothing to send. One frame per call.
     ///
-    /// `buf` is at least [`mem::MAX_FRAME_LEN`] bytes when a [`mem::Pair`]
+    /// `buf` is at least `lingerd_testkit::mem::MAX_FRAME_LEN` bytes when its `Pair`
     /// calls; an endpoint whose frame does not fit may panic (a test bug).
     fn transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize>;
 

@@ -2,9 +2,10 @@
 //!
 //! It wraps the few operations safe Rust cannot express (cache prefetch
 //! hints; with the `afxdp` feature the AF_XDP rings behind owned frame
-//! tokens, a little rtnetlink and `setns`; shared-memory mappings later)
-//! behind safe functions whose contracts are stated here. Nothing outside
-//! `sys` may opt out of `#![deny(unsafe_code)]`.
+//! tokens) behind safe functions whose contracts are stated here. With
+//! `afxdp` it also holds the port's other OS calls, a little rtnetlink and
+//! `setns`, made through rustix's safe wrappers. Nothing outside `sys` may
+//! opt out of `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
 #[cfg(feature = "afxdp")]

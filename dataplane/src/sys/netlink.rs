@@ -8,11 +8,14 @@
 //! sends `RTM_SETLINK` with `IFLA_XDP { IFLA_XDP_FD = -1, IFLA_XDP_FLAGS =
 //! mode }` and reads the kernel's acknowledgement. It owns one netlink socket
 //! per call and touches no other interface state. Messages are built and
-//! parsed in safe code; only the socket calls are `unsafe`.
+//! parsed here; the socket calls are rustix's safe wrappers.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use rustix::net::{
+    AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType, netdevice, recv, send,
+    socket_with,
+};
 
 const RTM_SETLINK: u16 = 19;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -29,15 +32,16 @@ pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
 /// The index of interface `name` in the calling thread's network namespace.
+/// (`SIOCGIFINDEX` on a throwaway datagram socket, as `if_nametoindex(3)`
+/// does).
 pub fn if_index(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a NUL-terminated string that outlives the call, which
-    // only reads it.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(index)
+    let sock = socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    Ok(netdevice::name_to_index(&sock, name)?)
 }
 
 fn push_attr(buf: &mut Vec<u8>, kind: u16, payload: &[u8]) {
@@ -101,33 +105,18 @@ fn parse_ack(reply: &[u8]) -> io::Result<i32> {
 /// Succeeds when there was none. EBUSY means a bpf_link (a live process)
 /// holds the interface.
 pub fn detach_xdp(if_index: u32, flags: u32) -> io::Result<()> {
-    // SAFETY: plain socket(2); the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a descriptor socket(2) just returned, owned by no one
-    // else; the OwnedFd closes it once.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // NETLINK_ROUTE is protocol 0, which rustix spells `None`.
+    let sock = socket_with(
+        AddressFamily::NETLINK,
+        SocketType::RAW,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     let msg = detach_request(if_index, flags);
-    // SAFETY: `msg` is a live buffer of `msg.len()` bytes, only read.
-    let sent = unsafe { libc::send(sock.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    send(&sock, &msg, SendFlags::empty())?;
     let mut reply = [0u8; 1024];
-    // SAFETY: `reply` is a live, writable buffer of `reply.len()` bytes.
-    let got = unsafe { libc::recv(sock.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    match parse_ack(&reply[..got as usize])? {
+    let (got, _) = recv(&sock, &mut reply[..], RecvFlags::empty())?;
+    match parse_ack(&reply[..got])? {
         0 => Ok(()),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }

@@ -7,10 +7,13 @@
 //! then see the namespace. sysfs does not follow (it shows the namespace it
 //! was mounted in): read `/sys/class/net` through `ip netns exec` instead.
 //! Owns nothing beyond the call; it never creates or deletes a namespace.
+//! The call itself is rustix's safe `setns` wrapper.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
+
+use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
 /// Moves the calling thread into the namespace `ip netns` knows as `name`
 /// (`/run/netns/<name>`).
@@ -22,11 +25,6 @@ pub fn enter(name: &str) -> io::Result<()> {
         ));
     }
     let file = File::open(format!("/run/netns/{name}"))?;
-    // SAFETY: `file` is an open namespace file kept alive for the call;
-    // setns(2) only reads the descriptor and affects the calling thread.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Test support shared by the dataplane's integration tests: a reference TCP
 //! peer ([`smoltcp_peer`]) and an oracle that decodes raw frames from a
-//! [`Pair`](lingerd_dataplane::port::mem::Pair) trace with etherparse.
+//! [`Pair`](lingerd_testkit::mem::Pair) trace with etherparse.
 //!
 //! It owns only test-side decoding and peers; it may not be used by the
 //! library (etherparse and smoltcp are dev-dependencies) and it never
@@ -19,7 +19,7 @@ use std::fmt;
 use std::net::SocketAddrV4;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-use lingerd_dataplane::port::mem::{Direction, Fate, TraceEntry};
+use lingerd_testkit::mem::{Direction, Fate, TraceEntry};
 
 /// The TCP flags of a segment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //!
 //! Time: a `std::time::Instant` maps to `smoltcp::time::Instant` as the
 //! microseconds since the `base` given to [`SmolPeer::new`] (use the
-//! [`Pair`](lingerd_dataplane::port::mem::Pair)'s start), so smoltcp's clock
+//! [`Pair`](lingerd_testkit::mem::Pair)'s start), so smoltcp's clock
 //! and the pair's are the same clock.
 //!
 //! ARP: smoltcp resolves its peer's MAC by ARP (and learns it from incoming
