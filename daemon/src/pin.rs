@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// Why pinning cannot be done as configured.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PinError {
+pub enum PinError {
     /// A configured CPU is outside the allowed mask.
     #[error(
         "core {cpu} is not in this process's allowed CPU set {allowed:?} (cpuset, taskset or CPUAffinity=)"
