@@ -10,7 +10,7 @@
 //! Then lingerd's XDP program is attached once ([`Steering`]), the control
 //! socket ([`crate::attach`]), the ctl socket ([`crate::ctl`]) and the
 //! `/metrics` listener are bound, and one thread per queue
-//! ([`crate::queue`]) pins itself, binds its AF_XDP socket and runs the
+//! (`queue`) pins itself, binds its AF_XDP socket and runs the
 //! per-core loop. Each queue prints one start-up line (native or generic
 //! XDP, copy or zero-copy); then the daemon prints where clients and
 //! `lingerd ctl` reach it, and systemd hears READY=1. With several queues,
@@ -26,7 +26,7 @@
 //!
 //! Reload: SIGHUP sets a flag the serving loop looks at every 100 ms. It
 //! tells systemd RELOADING=1, re-reads the file and decides with
-//! [`crate::reload`]: a file that does not load or that changes a
+//! `reload`: a file that does not load or that changes a
 //! restart-only field is reported and the running configuration stays,
 //! whole; otherwise the engines' tunables go to every core as a
 //! `CoreCommand::Retune` (and the loop waits, bounded, until each has
@@ -42,7 +42,7 @@
 //!
 //! It owns the threads, the signal flags and the steering program;
 //! protocol work is the engine's, per-connection behaviour the core's
-//! ([`crate::queue`]).
+//! (`queue`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
