@@ -7,6 +7,9 @@
 //! a production crate may depend on it.
 #![deny(unsafe_code)]
 
+pub mod filter;
 pub mod fuzz;
 pub mod mem;
 pub mod rng;
+#[cfg(feature = "afxdp")]
+pub mod sys;
