@@ -24,12 +24,10 @@
 //! address outside 198.18.0.0/15.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -44,6 +42,7 @@ use lingerd_dataplane::port::afxdp::IdleMode;
 use serde_json::Value;
 
 use lingerd_lab::Lab;
+use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use crate::xsk_ceiling::{self, parse_mac};
 
@@ -129,119 +128,6 @@ impl std::fmt::Display for Unavailable {
 }
 
 impl std::error::Error for Unavailable {}
-
-/// A scratch directory, removed on drop unless kept.
-struct Scratch {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// A child process with line-oriented stdout, killed on drop.
-pub(crate) struct Proc {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Option<Receiver<String>>,
-    /// SIGTERM first (the daemon shuts down cleanly), then SIGKILL.
-    term_first: bool,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: Option<&Path>, term_first: bool) -> Result<Proc> {
-        cmd.stdin(Stdio::piped());
-        match log {
-            Some(path) => {
-                let f = std::fs::File::create(path)?;
-                cmd.stdout(f.try_clone()?).stderr(f);
-            }
-            None => {
-                cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-            }
-        }
-        let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
-        let lines = child.stdout.take().map(|out| {
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            rx
-        });
-        Ok(Proc {
-            name: name.to_owned(),
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            term_first,
-        })
-    }
-
-    pub(crate) fn expect(&mut self, word: &str, timeout: Duration) -> Result<String> {
-        let lines = self.lines.as_ref().context("no stdout")?;
-        match lines.recv_timeout(timeout) {
-            Ok(line) => match line.strip_prefix(word) {
-                Some(rest) => Ok(rest.trim().to_owned()),
-                None => bail!("{}: expected {word:?}, got {line:?}", self.name),
-            },
-            Err(RecvTimeoutError::Timeout) => {
-                bail!("{}: no {word:?} within {timeout:?}", self.name)
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait().ok();
-                bail!("{}: exited ({status:?}) before {word:?}", self.name)
-            }
-        }
-    }
-
-    pub(crate) fn tell(&mut self, line: &str) -> Result<()> {
-        let stdin = self.stdin.as_mut().context("stdin closed")?;
-        writeln!(stdin, "{line}")?;
-        stdin.flush()?;
-        Ok(())
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    fn stop(&mut self) {
-        drop(self.stdin.take());
-        if self.exited().is_some() {
-            return;
-        }
-        if self.term_first {
-            let pid = rustix::process::Pid::from_child(&self.child);
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        // Up to 5 s to leave on its own, then SIGKILL.
-        for _ in 0..500 {
-            if self.exited().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -385,7 +271,7 @@ pub(crate) fn start_dut(plan: &DutPlan<'_>) -> Result<Dut> {
         .arg(plan.lingerd)
         .args(["run", "--config"])
         .arg(&yaml);
-    let mut daemon = Proc::spawn("lingerd run", cmd, Some(&log), true)?;
+    let mut daemon = Proc::spawn("lingerd run", cmd, Stderr::File(&log), Ending::TermThenKill)?;
     let started = Instant::now();
     while !socket.exists() {
         if let Some(status) = daemon.exited() {
@@ -435,8 +321,8 @@ pub(crate) fn start_dut(plan: &DutPlan<'_>) -> Result<Dut> {
     if plan.bulk {
         cmd.arg("--bulk");
     }
-    let mut client = Proc::spawn("dut client", cmd, None, false)?;
-    client.expect("listening", Duration::from_secs(30))?;
+    let mut client = Proc::spawn("dut client", cmd, Stderr::Inherit, Ending::EofThenKill)?;
+    client.expect_rest("listening", Duration::from_secs(30))?;
     sp.finish_with_message("daemon up, client attached and listening");
     Ok(Dut {
         daemon,
@@ -449,7 +335,7 @@ impl Dut {
     /// The client's `done` report: requests, completions, failed requests,
     /// first and last request time (ns).
     pub(crate) fn done(&mut self) -> Result<[u64; 5]> {
-        let done = self.client.expect("done", Duration::from_secs(60))?;
+        let done = self.client.expect_rest("done", Duration::from_secs(60))?;
         let v: Vec<u64> = done
             .split_whitespace()
             .map(str::parse)
@@ -460,7 +346,7 @@ impl Dut {
 
     /// Tells the client to leave, then stops the daemon (SIGTERM).
     pub(crate) fn stop(&mut self) {
-        let _ = self.client.tell("exit");
+        let _ = self.client.say("exit");
         self.client.stop();
         self.daemon.stop();
     }
@@ -562,16 +448,14 @@ pub(crate) fn on_lab<T>(
     );
     lingerd_lab::down_all_on_panic();
     let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
-    let scratch = Scratch {
-        path: std::env::temp_dir().join(format!("lingerd-lab-{id}-{}", std::process::id())),
-        keep,
-    };
-    std::fs::create_dir_all(&scratch.path)?;
-    let result = f(&lab, &scratch.path);
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("lingerd-lab-{id}-"))
+        .tempdir()?;
+    let result = f(&lab, scratch.path());
     if keep {
         progress(format!(
             "--keep-lab: lab {id} left up (deploy/lab down --id {id}), scratch {}",
-            scratch.path.display()
+            scratch.keep().display()
         ));
         // Not dropped: no `deploy/lab down`.
         std::mem::forget(lab);
@@ -701,7 +585,8 @@ fn run_lingerd(
         Ok(s) => s,
         Err(e) => return Err(e.context(format!("{:?}", generator.stop().map(|o| o.failures)))),
     };
-    dut.client.expect("accepted", Duration::from_secs(60))?;
+    dut.client
+        .expect_rest("accepted", Duration::from_secs(60))?;
 
     // Teardown.
     let pb = bar(n as u64, "closing");
@@ -712,7 +597,7 @@ fn run_lingerd(
     if args.pace > 0 {
         close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.pace));
     }
-    dut.client.tell("go")?;
+    dut.client.say("go")?;
     let close_t0 = Instant::now();
     loop {
         let closed = p.closed.load(Ordering::Relaxed);
@@ -1051,8 +936,11 @@ mod tests {
         let n: usize = std::env::var("LAB_N").map_or(5000, |v| v.parse().unwrap());
         let bin = lingerd_bin(None).unwrap();
         let lab = lingerd_lab::need(test, &lingerd_lab::unique_id("td"), 1);
-        let dir = std::env::temp_dir().join(format!("lingerd-td-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("lingerd-td-")
+            .tempdir()
+            .unwrap();
+        let dir = scratch.path();
         let ports: Vec<u16> = (0..loadgen::ports_needed(n))
             .map(|i| FIRST_PORT + i as u16)
             .collect();
@@ -1076,7 +964,13 @@ mod tests {
             .arg(&bin)
             .args(["run", "--config"])
             .arg(dir.join("d.yaml"));
-        let mut daemon = Proc::spawn("lingerd run", cmd, Some(&dir.join("log")), true).unwrap();
+        let mut daemon = Proc::spawn(
+            "lingerd run",
+            cmd,
+            Stderr::File(&dir.join("log")),
+            Ending::TermThenKill,
+        )
+        .unwrap();
         std::thread::sleep(Duration::from_secs(2));
         assert!(
             daemon.exited().is_none(),
@@ -1142,7 +1036,6 @@ mod tests {
                 eprintln!("{ns} {}", String::from_utf8_lossy(&o.stdout));
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
             out.conns.iter().filter(|c| c.established).count(),
             n,

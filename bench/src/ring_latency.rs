@@ -436,7 +436,9 @@ fn lingerd_part(
         "{t} closes with SO_LINGER {{1, {} s}}",
         args.linger_s
     ));
-    let accepted = dut.client.expect("accepted", Duration::from_secs(300))?;
+    let accepted = dut
+        .client
+        .expect_rest("accepted", Duration::from_secs(300))?;
     let counts: Vec<usize> = accepted
         .split_whitespace()
         .map(str::parse)
@@ -474,7 +476,7 @@ fn lingerd_part(
     let quiet_wait_s = t_quiet.elapsed().as_secs_f64();
 
     // The samples.
-    dut.client.tell("go")?;
+    dut.client.say("go")?;
     await_closes(
         &generator,
         args.samples,

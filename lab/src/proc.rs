@@ -160,6 +160,12 @@ impl Proc {
         }
     }
 
+    /// [`Proc::expect`], returning what follows `prefix`, trimmed.
+    pub fn expect_rest(&mut self, prefix: &str, within: Duration) -> io::Result<String> {
+        let line = self.expect(prefix, within)?;
+        Ok(line[prefix.len()..].trim().to_owned())
+    }
+
     /// The first stdout line that contains `needle` (others are passed to
     /// `skipped`), within `within`.
     pub fn expect_containing(
