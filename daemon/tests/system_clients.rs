@@ -177,7 +177,7 @@ impl Dut {
     }
 
     /// SIGTERM; asserts exit 0.
-    fn stop(self) {
+    fn stop(mut self) {
         let (status, stderr) = self.d.stop();
         assert!(
             status.is_some_and(|s| s.success()),

@@ -247,7 +247,7 @@ impl Lingerd {
     }
 
     /// SIGTERM, then the exit status and stderr (bounded).
-    fn stop(self) -> (ExitStatus, String) {
+    fn stop(mut self) -> (ExitStatus, String) {
         let (status, stderr) = self.d.stop();
         (
             status.unwrap_or_else(|| panic!("lingerd did not stop on SIGTERM: {stderr}")),

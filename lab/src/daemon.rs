@@ -92,7 +92,10 @@ impl Daemon {
         let until = Instant::now() + START;
         loop {
             let Some(line) = d.proc.next_line(until) else {
-                let (status, stderr) = d.proc.stop();
+                let (status, mut stderr) = d.proc.stop();
+                if let Stderr::File(log) = launch.stderr {
+                    stderr = std::fs::read_to_string(log).unwrap_or_default();
+                }
                 return Err(io::Error::other(format!(
                     "lingerd did not start (exit {status:?}); it said:\n{}\n{stderr}",
                     d.startup.join("\n")
@@ -171,7 +174,7 @@ impl Daemon {
 
     /// SIGTERM; how it exited (`None`: it had to be killed after
     /// [`crate::proc::GRACE`]) and its standard error when captured.
-    pub fn stop(mut self) -> (Option<ExitStatus>, String) {
+    pub fn stop(&mut self) -> (Option<ExitStatus>, String) {
         self.proc.stop()
     }
 }

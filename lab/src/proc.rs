@@ -24,8 +24,7 @@ pub enum Stderr<'a> {
     /// Read line by line ([`Proc::log_line`]) and kept whole
     /// ([`Proc::stop`] returns it).
     Capture,
-    /// Standard output and standard error both into this file (then there
-    /// are no stdout lines to read).
+    /// Into this file (a log to read after the fact).
     File(&'a Path),
 }
 
@@ -84,8 +83,7 @@ impl Proc {
                 cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
             }
             Stderr::File(path) => {
-                let f = File::create(path)?;
-                cmd.stdout(f.try_clone()?).stderr(f);
+                cmd.stdout(Stdio::piped()).stderr(File::create(path)?);
             }
         }
         let mut child = cmd
