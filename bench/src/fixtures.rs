@@ -49,7 +49,7 @@ pub fn tuple(i: u32) -> FourTuple {
 }
 
 /// A `Table<Tcb>` of `capacity` slots holding connections `0..n` (slot `i`
-/// holds [`tuple`]`(i)`), and their handles.
+/// holds [`tuple`](fn@tuple)`(i)`), and their handles.
 pub fn filled_table(n: u32, capacity: u32) -> (Table<Tcb>, Vec<Handle>) {
     let mut table = Table::with_capacity(0, capacity, HASH_KEY);
     let mut handles = Vec::with_capacity(n as usize);
