@@ -133,24 +133,12 @@ impl From<PhaseArg> for Phase {
     }
 }
 
-/// A lab command's result; a daemon that cannot run yet exits
-/// `EX_UNAVAILABLE` after saying why.
-fn or_unavailable(r: anyhow::Result<()>) -> anyhow::Result<()> {
-    if let Err(e) = &r
-        && e.is::<lab_cmd::Unavailable>()
-    {
-        eprintln!("Error: {e}");
-        std::process::exit(lab_cmd::EX_UNAVAILABLE);
-    }
-    r
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::XskCeiling(args) => return xsk_ceiling::run(args),
-        Command::RingLatency(args) => return or_unavailable(ring_latency::run(args)),
-        Command::Lab(args) => return or_unavailable(lab_cmd::run(args)),
+        Command::RingLatency(args) => return ring_latency::run(args),
+        Command::Lab(args) => return lab_cmd::run(args),
         Command::LabDutClient {
             socket,
             ports,

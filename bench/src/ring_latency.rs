@@ -8,7 +8,7 @@
 //!    on a kernel socket; each gets `SO_LINGER {1,0}` and is `close()`d at
 //!    the sample pace, stamped just before the call. No timer is armed
 //!    there: it is the kernel's abort path on the same lab, peer and clock.
-//! 2. **lingerd**: the real daemon and its client ([`crate::lab_cmd::start_dut`]).
+//! 2. **lingerd**: the real daemon and its client ([`lingerd_bench::lab::setup::start_dut`]).
 //!    The load generator opens `--timers` + `--samples` connections; the
 //!    timer connections are *muted* at the peer (`loadgen::Config::muted`:
 //!    their FINs are dropped unacknowledged). The client closes them with
@@ -57,11 +57,11 @@ use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use serde_json::Value;
 
-use crate::lab_cmd::{
+use crate::xsk_ceiling::parse_mac;
+use lingerd_bench::lab::setup::{
     DUT_CORE, DUT_ENGINE_ADDR, DutPlan, FIRST_PORT, Idle, bar, generator_cpu, lingerd_bin, on_lab,
     open_all, spinner, start_dut,
 };
-use crate::xsk_ceiling::parse_mac;
 
 /// The goal of issue 5, item 6: p99 request → wire, busy-poll, 1M timers.
 const GOAL_P99_US: f64 = 50.0;
@@ -436,7 +436,9 @@ fn lingerd_part(
         "{t} closes with SO_LINGER {{1, {} s}}",
         args.linger_s
     ));
-    let accepted = dut.client.expect("accepted", Duration::from_secs(300))?;
+    let accepted = dut
+        .client
+        .expect_rest("accepted", Duration::from_secs(300))?;
     let counts: Vec<usize> = accepted
         .split_whitespace()
         .map(str::parse)
@@ -474,7 +476,7 @@ fn lingerd_part(
     let quiet_wait_s = t_quiet.elapsed().as_secs_f64();
 
     // The samples.
-    dut.client.tell("go")?;
+    dut.client.say("go")?;
     await_closes(
         &generator,
         args.samples,

@@ -4,11 +4,10 @@
 //! = 0 and positive rates.
 //!
 //! A correctness test of the tool, not a timing assertion. It needs root
-//! and the `lingerd` binary (built here with cargo when missing). Without
-//! root, or while `lingerd run` cannot start its dataplane (exit 69), it is
-//! skipped with a message, unless `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it
-//! fails (`lingerd_lab`'s rule). The benchmark owns its lab and removes it
-//! on every exit path.
+//! and the `lingerd` binary (built here with cargo when missing), so it is
+//! ignored unless asked for (`--ignored`; `deploy/test` runs it); without
+//! root, or when the benchmark fails, it fails. The benchmark owns its lab
+//! and removes it on every exit path.
 
 mod support;
 
@@ -30,8 +29,9 @@ const KEYS: &[&str] = &[
 const TEST: &str = "lab_abort_2000_json";
 
 #[test]
+#[ignore = "needs root and netns"]
 fn lab_abort_2000_json() {
-    let Some((stdout, stderr)) = support::run_bench(
+    let (stdout, stderr) = support::run_bench(
         TEST,
         &[
             "lab",
@@ -49,9 +49,7 @@ fn lab_abort_2000_json() {
             "--id",
             &format!("tl{}", std::process::id() % 1_000_000),
         ],
-    ) else {
-        return;
-    };
+    );
     let last = stdout.lines().last().expect("some output");
     let json: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
     for key in KEYS {

@@ -8,18 +8,19 @@
 //!
 //! A correctness test of the tool, not a timing assertion (sleep mode, as
 //! TESTING.md asks). It needs root and the `lingerd` binary (built here
-//! with cargo when missing); without root, or while `lingerd run` cannot
-//! serve clients (exit 69), it is skipped with a message unless
-//! `LINGERD_REQUIRE_SYSTEM_TESTS=1` (`lingerd_lab`'s rule). The benchmark
-//! owns its lab and removes it on every exit path.
+//! with cargo when missing), so it is ignored unless asked for
+//! (`--ignored`; `deploy/test` runs it); without root, or when the
+//! benchmark fails, it fails. The benchmark owns its lab and removes it on
+//! every exit path.
 
 mod support;
 
 const TEST: &str = "ring_latency_2000_timers_json";
 
 #[test]
+#[ignore = "needs root and netns"]
 fn ring_latency_2000_timers_json() {
-    let Some((stdout, stderr)) = support::run_bench(
+    let (stdout, stderr) = support::run_bench(
         TEST,
         &[
             "ring-latency",
@@ -33,9 +34,7 @@ fn ring_latency_2000_timers_json() {
             "--id",
             &format!("tr{}", std::process::id() % 1_000_000),
         ],
-    ) else {
-        return;
-    };
+    );
     let last = stdout.lines().last().expect("some output");
     let j: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
     let int = |k: &str| {

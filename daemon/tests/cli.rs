@@ -27,30 +27,26 @@ fn example(name: &str) -> String {
         .to_string()
 }
 
-/// A scratch file that removes itself.
-struct Scratch(PathBuf);
+/// A scratch file named `name` in a directory of its own (tempfile),
+/// removed on drop.
+struct Scratch {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl Scratch {
     fn new(name: &str, contents: &str) -> Scratch {
-        // One directory per scratch file: tests run in parallel in one
-        // process, and each removes only its own directory.
-        let dir = std::env::temp_dir().join(format!("lingerd-cli-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+        let dir = tempfile::Builder::new()
+            .prefix("lingerd-cli-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join(name);
         std::fs::write(&path, contents).unwrap();
-        Scratch(path)
+        Scratch { path, _dir: dir }
     }
 
     fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        self.path.to_str().unwrap()
     }
 }
 
@@ -155,7 +151,7 @@ fn test_version() {
 #[test]
 fn test_ctl_without_a_daemon_is_unavailable() {
     let dir = Scratch::new("ctl-nodaemon.txt", "");
-    let sock = dir.0.with_file_name("lingerd.ctl");
+    let sock = dir.path.with_file_name("lingerd.ctl");
     let out = lingerd(&["ctl", "--socket", sock.to_str().unwrap(), "stats"]);
     assert_eq!(out.status.code(), Some(EX_UNAVAILABLE), "{out:?}");
     let err = text(&out.stderr);

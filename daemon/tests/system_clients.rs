@@ -1,7 +1,7 @@
 //! System tests with two processes: the real `lingerd run` on AF_XDP in the
 //! lab's dut namespace, and a separate client process attached to it with
-//! `lingerd-client` (this very test binary re-run as `client_helper`, in the
-//! host namespace: the attach socket is a filesystem path).
+//! `lingerd-client` (this very test binary re-run as the `client` child
+//! role, in the host namespace: the attach socket is a filesystem path).
 //!
 //! - `ring_overflow_no_loss`: the client submits requests
 //!   without reaping until both of its rings are full; the daemon must stop
@@ -9,7 +9,7 @@
 //!   does), and once the client reaps, every one of 20,000 requests through
 //!   64-entry rings gets exactly one completion.
 //! - `client_sigkill_cleanup`: the client accepts 10,000
-//!   kernel connections (two `peer_helper` processes of 5,000 in the peer
+//!   kernel connections (two kernel-peer child processes of 5,000 in the peer
 //!   namespace, under the 20,000-descriptor limit) and is SIGKILLed; with
 //!   `on_client_exit: abort` every kernel socket sees ECONNRESET within
 //!   1 s, and the daemon keeps nothing of the client: no connection or
@@ -17,134 +17,107 @@
 //!
 //! The daemon's figures come from its `/metrics` (served on 127.0.0.1
 //! inside the dut namespace, read by a thread that enters it) and from
-//! `/proc/<pid>`. Without root or a lab each test prints SKIPPED, unless
-//! `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it fails. Every wait is bounded.
+//! `/proc/<pid>`. Every test is ignored unless asked for (`--ignored`): it
+//! needs root and network namespaces, and one that cannot make its lab
+//! fails. Every wait is bounded.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd::{Client, Done, Errno, Request};
 use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
+use lingerd_lab::daemon::{self, Daemon, Launch};
+use lingerd_lab::proc::{Proc, Stderr};
 
 mod child;
-use child::{Helper, PEER_ENV, field};
+use child::field;
 
 const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PORT: u16 = 7;
-const METRICS_PORT: u16 = 9187;
 const STEP: Duration = Duration::from_secs(10);
-/// Turns `client_helper` into an attached client: `mode:socket:count`.
-const CLIENT_ENV: &str = "LINGERD_CLIENT_HELPER";
+/// The attached-client child role: `mode:socket:count`.
+const CLIENT: &str = "client";
 /// Ring entries of the flood test's region.
 const FLOOD_RING: u64 = 64;
 /// Requests the flood test pushes through those rings in all.
 const FLOOD_TOTAL: u64 = 20_000;
 
-/// Lab or skip: `None` means the test returns (also in helper children).
-fn lab(test: &str, prefix: &str) -> Option<Lab> {
-    if std::env::var_os(CLIENT_ENV).is_some() || std::env::var_os(PEER_ENV).is_some() {
-        return None;
-    }
+fn main() -> ExitCode {
+    child::main(
+        &[
+            ("ring_overflow_no_loss", ring_overflow_no_loss),
+            ("client_sigkill_cleanup", client_sigkill_cleanup),
+        ],
+        &[
+            (CLIENT, client_role),
+            (child::KERNEL_PEER, child::kernel_peer),
+        ],
+    )
+}
+
+/// The lab of `test` (`prefix`: its id's letters).
+fn lab(test: &str, prefix: &str) -> Lab {
     lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), 1)
 }
 
-/// `lingerd run` (no test app) in the dut namespace, with metrics on
-/// 127.0.0.1 there; SIGKILLed on drop if still running.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
+/// `lingerd run` (no listeners of its own) in the dut namespace, with
+/// metrics on 127.0.0.1 there.
+struct Dut {
+    d: Daemon,
     lab_dut_ns: String,
-    config: PathBuf,
-    runtime: PathBuf,
-    stderr: Option<thread::JoinHandle<String>>,
 }
 
-impl Daemon {
-    fn start(lab: &Lab, extra: &str) -> Daemon {
-        let runtime = std::env::temp_dir().join(format!("lingerd-run-{}", lab.id()));
-        let socket = runtime.join("lingerd.sock");
+impl Dut {
+    fn start(lab: &Lab, extra: &str) -> Dut {
         let yaml = format!(
             "interface: {}\nqueues: [0]\ncores: [1]\naddresses: [{ENGINE_IP}/24]\n\
              xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
-             metrics: {{listen: 127.0.0.1:{METRICS_PORT}}}\n{extra}",
+             metrics: {{listen: 127.0.0.1:0}}\n{extra}",
             lab.get("LAB_DUT_IF"),
+        );
+        let d = Daemon::start(
+            lab,
+            &Launch {
+                bin: Path::new(env!("CARGO_BIN_EXE_lingerd")),
+                yaml: &yaml,
+                env: &[],
+                stderr: Stderr::Capture,
+                metrics: true,
+            },
         )
-        .replace("@SOCKET@", socket.to_str().unwrap());
-        let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
-        std::fs::write(&config, yaml).unwrap();
-        let mut child = lab
-            .command(
-                "LAB_DUT_NS",
-                env!("CARGO_BIN_EXE_lingerd"),
-                &["run", "--config", config.to_str().unwrap()],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn lingerd");
-        let mut err = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                eprintln!("{l}");
-                let _ = tx.send(l);
-            }
-        });
-        let d = Daemon {
-            child,
-            socket,
-            lab_dut_ns: lab.get("LAB_DUT_NS"),
-            config,
-            runtime,
-            stderr: Some(stderr),
-        };
-        let until = Instant::now() + STEP;
-        loop {
-            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(l) if l.contains("metrics at") => break,
-                Ok(_) => {}
-                Err(_) => panic!("lingerd did not get ready: {}", d.stop_now()),
-            }
+        .unwrap_or_else(|e| panic!("{e}"));
+        for l in d.startup() {
+            eprintln!("{l}");
         }
         // `ip netns exec` execs lingerd itself: this pid is the daemon's.
         let comm = std::fs::read_to_string(format!("/proc/{}/comm", d.pid())).unwrap();
         assert_eq!(comm.trim(), "lingerd");
-        d
+        Dut {
+            d,
+            lab_dut_ns: lab.get("LAB_DUT_NS"),
+        }
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.d.pid()
     }
 
-    /// Kills it and returns its stderr (for a failure message).
-    fn stop_now(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default()
+    fn socket(&self) -> &Path {
+        self.d.socket()
     }
 
     /// `/metrics`, fetched from inside the dut namespace.
     fn metrics(&self) -> String {
         let ns = self.lab_dut_ns.clone();
+        let to: SocketAddr = self.d.metrics().expect("metrics are served");
         thread::spawn(move || {
             netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
-            let to = SocketAddr::from(([127, 0, 0, 1], METRICS_PORT));
             let mut s = TcpStream::connect_timeout(&to, STEP).expect("connect to /metrics");
             s.set_read_timeout(Some(STEP)).unwrap();
             s.write_all(b"GET /metrics HTTP/1.0\r\nHost: lingerd\r\n\r\n")
@@ -156,7 +129,6 @@ impl Daemon {
         .join()
         .expect("the metrics scrape")
     }
-
     /// One metric's value, summed over its label sets.
     fn metric(&self, name: &str) -> u64 {
         let body = self.metrics();
@@ -204,41 +176,22 @@ impl Daemon {
             .count()
     }
 
-    /// SIGTERM; asserts exit 0 within `STEP`.
+    /// SIGTERM; asserts exit 0.
     fn stop(mut self) {
-        let pid = self.pid().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let until = Instant::now() + STEP;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                let err = self.stderr.take().and_then(|h| h.join().ok());
-                assert!(s.success(), "lingerd exit {s}: {}", err.unwrap_or_default());
-                return;
-            }
-            assert!(Instant::now() < until, "lingerd did not stop on SIGTERM");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_file(&self.config);
-        let _ = std::fs::remove_dir_all(&self.runtime);
+        let (status, stderr) = self.d.stop();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "lingerd exit {status:?}: {stderr}"
+        );
     }
 }
 
 /// An attached client in a process of its own (host namespace).
-fn spawn_client(mode: &str, socket: &Path, count: u64) -> Helper {
-    let exe = std::env::current_exe().unwrap();
-    Helper::spawn(
-        Command::new(exe),
-        "client_helper",
-        (CLIENT_ENV, format!("{mode}:{}:{count}", socket.display())),
+fn spawn_client(mode: &str, socket: &Path, count: u64) -> Proc {
+    child::spawn_role(
+        Command::new(child::this_exe()),
+        CLIENT,
+        &format!("{mode}:{}:{count}", socket.display()),
     )
 }
 
@@ -249,8 +202,8 @@ fn read_command() -> String {
     line.trim().to_owned()
 }
 
-/// Not a test on its own: with `LINGERD_CLIENT_HELPER=mode:socket:count`
-/// it is the attached client of the tests above.
+/// The `client` child role (`mode:socket:count`): the attached client of
+/// the tests below.
 ///
 /// - `flood`: listens on `PORT`, then submits `GetLinger` on that listener
 ///   (answered ENOTSOCK at once, nothing else happens)
@@ -261,11 +214,7 @@ fn read_command() -> String {
 /// - `hold`: listens on `PORT` (`CLIENT listening`), accepts `count`
 ///   connections (`CLIENT holding N`), then sleeps until killed (60 s at
 ///   most).
-#[test]
-fn client_helper() {
-    let Ok(spec) = std::env::var(CLIENT_ENV) else {
-        return;
-    };
+fn client_role(spec: &str) {
     let mut parts = spec.splitn(2, ':');
     let mode = parts.next().unwrap().to_owned();
     let (socket, count) = parts.next().unwrap().rsplit_once(':').unwrap();
@@ -365,25 +314,17 @@ fn flood(client: &mut Client, listener: u64, total: u64) {
     );
 }
 
-/// Not a test on its own: with `LINGERD_PEER_HELPER=ip:port:count` it is
-/// a kernel client in the peer namespace holding `count` connections (see
-/// [`child::hold_kernel_connections`]).
-#[test]
-fn peer_helper() {
-    child::hold_kernel_connections(Duration::from_secs(5));
-}
-
-#[test]
 fn ring_overflow_no_loss() {
-    let Some(lab) = lab("completion_ring_flood", "rf") else {
-        return;
-    };
-    let d = Daemon::start(
+    let lab = lab("completion_ring_flood", "rf");
+    let d = Dut::start(
         &lab,
-        &format!("clients: {{socket: @SOCKET@, allow_uids: [0], ring_entries: {FLOOD_RING}}}\n"),
+        &format!(
+            "clients: {{socket: {}, allow_uids: [0], ring_entries: {FLOOD_RING}}}\n",
+            daemon::SOCKET
+        ),
     );
-    let mut client = spawn_client("flood", &d.socket, FLOOD_TOTAL);
-    let flooded = client.expect("CLIENT flooded", STEP);
+    let mut client = spawn_client("flood", d.socket(), FLOOD_TOTAL);
+    let flooded = child::expect(&mut client, "CLIENT flooded", STEP);
     // The daemon took what the completion ring could answer (64) and the
     // request ring holds 64 more: twice the completion ring, then it stops.
     assert_eq!(
@@ -412,8 +353,8 @@ fn ring_overflow_no_loss() {
     );
     assert_eq!(d.metric("lingerd_ring_completions_total"), 1 + FLOOD_RING);
 
-    client.say("reap");
-    let done = client.expect("CLIENT done", STEP + Duration::from_secs(5));
+    child::say(&mut client, "reap");
+    let done = child::expect(&mut client, "CLIENT done", STEP + Duration::from_secs(5));
     assert_eq!(field(&done, "submitted"), FLOOD_TOTAL, "{done}");
     assert_eq!(
         field(&done, "completed"),
@@ -423,7 +364,7 @@ fn ring_overflow_no_loss() {
     for key in ["duplicate", "unknown", "bad", "missing"] {
         assert_eq!(field(&done, key), 0, "{key}: {done}");
     }
-    let _ = client.child.wait();
+    let _ = client.wait_exit(STEP);
     let (requests, ok) = d.wait_metric("lingerd_ring_requests_total", STEP, |v| {
         v == 1 + FLOOD_TOTAL
     });
@@ -437,15 +378,12 @@ fn ring_overflow_no_loss() {
     d.stop();
 }
 
-#[test]
 fn client_sigkill_cleanup() {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
     const TOTAL: u64 = (PER * HELPERS) as u64;
-    let Some(lab) = lab("sigkill_client_10k", "sk") else {
-        return;
-    };
-    let d = Daemon::start(
+    let lab = lab("sigkill_client_10k", "sk");
+    let d = Dut::start(
         &lab,
         "clients: {socket: @SOCKET@, allow_uids: [0]}\n\
          tcp: {max_connections: 65536}\n\
@@ -453,16 +391,23 @@ fn client_sigkill_cleanup() {
     );
     let fds_alone = d.fds();
     assert_eq!(d.memfd_mappings(), 0);
-    let mut client = spawn_client("hold", &d.socket, TOTAL);
-    client.expect("CLIENT listening", STEP);
+    let mut client = spawn_client("hold", d.socket(), TOTAL);
+    child::expect(&mut client, "CLIENT listening", STEP);
     let t_connect = Instant::now();
-    let mut peers: Vec<Helper> = (0..HELPERS)
-        .map(|_| child::spawn_kernel_peer(&lab, SocketAddrV4::new(ENGINE_IP, PORT), PER))
+    let mut peers: Vec<Proc> = (0..HELPERS)
+        .map(|_| {
+            child::spawn_kernel_peer(
+                &lab,
+                SocketAddrV4::new(ENGINE_IP, PORT),
+                PER,
+                Duration::from_secs(5),
+            )
+        })
         .collect();
-    for p in &peers {
-        p.expect(&format!("PEER connected {PER}"), Duration::from_secs(60));
+    for p in &mut peers {
+        child::expect(p, &format!("PEER connected {PER}"), Duration::from_secs(60));
     }
-    client.expect(&format!("CLIENT holding {TOTAL}"), STEP);
+    child::expect(&mut client, &format!("CLIENT holding {TOTAL}"), STEP);
     eprintln!(
         "sigkill_client_10k: {TOTAL} connections accepted in {:?}",
         t_connect.elapsed()
@@ -476,14 +421,13 @@ fn client_sigkill_cleanup() {
     assert!(d.fds() > fds_alone, "the client's descriptors are held");
 
     for p in &mut peers {
-        p.say("check");
+        child::say(p, "check");
     }
     let t_kill = Instant::now();
-    client.child.kill().expect("SIGKILL the client");
-    let _ = client.child.wait();
+    client.kill(); // SIGKILL, reaped
     let mut resets = 0;
-    for p in &peers {
-        let l = p.expect("PEER reset=", STEP);
+    for p in &mut peers {
+        let l = child::expect(p, "PEER reset=", STEP);
         assert_eq!(field(&l, "other"), 0, "{l}");
         assert_eq!(field(&l, "pending"), 0, "{l}");
         assert!(
@@ -514,7 +458,7 @@ fn client_sigkill_cleanup() {
         "one RST per connection"
     );
     // The slot is free: a new client attaches and can listen on the port.
-    let mut again = Client::attach(&d.socket).expect("attach after the kill");
+    let mut again = Client::attach(d.socket()).expect("attach after the kill");
     again.listen(PORT, 16).expect("the port is free again");
     drop(again);
     d.stop();

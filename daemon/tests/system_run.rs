@@ -1,65 +1,113 @@
 //! System tests: the real `lingerd run` on AF_XDP against the Linux kernel.
 //!
 //! Each test makes its own lab (`lingerd_lab`, removed even on panic), runs
-//! `lingerd run --config … --test-app` in the dut namespace (the hidden,
-//! test-only control path of `daemon/src/app.rs`: echo plus commands on
-//! stdin, `@` lines on stdout), and judges with kernel sockets in the peer
-//! namespace (threads that `setns` into it, or child processes of this very
-//! test binary under `ip netns exec` for the 10,000-connection test, since
-//! one process may hold at most 20,000 descriptors). lingerd answers for
-//! 198.18.0.3, an address the dut's kernel does not have.
+//! `lingerd run --config …` in the dut namespace (`lingerd_lab::daemon`),
+//! and plays the application itself: a client attached with the client
+//! library (`lingerd`, in this process: the attach socket is a filesystem
+//! path) listens, accepts, reads, sends, shuts down and closes in each
+//! mode, or `lingerd ctl` lists and kills. It judges with kernel sockets in
+//! the peer namespace (threads that `setns` into it, or the kernel-peer
+//! child role of this very binary under `ip netns exec` for the
+//! 10,000-connection test, since one process may hold at most 20,000
+//! descriptors). lingerd answers for 198.18.0.3, an address the dut's
+//! kernel does not have.
 //!
-//! Without root or a lab each test prints SKIPPED, unless
-//! `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it fails. Every wait is bounded.
+//! Every test is ignored unless asked for (`--ignored`; `deploy/test` runs
+//! them when it can make a lab, and must with
+//! `LINGERD_REQUIRE_SYSTEM_TESTS=1`): it needs root and network namespaces,
+//! and one that cannot make its lab fails. Every wait is bounded.
 //!
 //! Reload tests rewrite the daemon's file and send SIGHUP; they judge by
 //! the log (standard error, line by line), by systemd's notifications (a
 //! datagram socket of the test's as `NOTIFY_SOCKET`) and by what the kernel
 //! sees. The metrics test scrapes `/metrics` on the dut's loopback.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lingerd::{Client, Done, Errno, Outcome, Request, Shutdown};
 use lingerd_dataplane::sys::{netns, xsk};
 use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
 use lingerd_lab::Lab;
+use lingerd_lab::daemon::{Daemon, Launch};
+use lingerd_lab::proc::{Proc, Stderr};
 use lingerd_testkit::sys::xsk_bare;
 
 mod child;
-use child::{Helper, PEER_ENV, field};
+use child::field;
 
 const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const PORT: u16 = 7;
 const STEP: Duration = Duration::from_secs(10);
 
-/// A running `lingerd run --test-app`; SIGKILLed on drop if still alive.
-struct Daemon {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-    /// Standard error, line by line, as it comes.
-    log: mpsc::Receiver<String>,
-    /// A log line read past the end of the previous entry.
-    held: Option<String>,
-    /// All of standard error, once the daemon has exited.
-    stderr: thread::JoinHandle<String>,
-    queues: usize,
-    config: PathBuf,
-    /// The file as started (what `rewrite` edits).
-    yaml: String,
-    /// The client socket.
-    socket: PathBuf,
-    /// Where `/metrics` listens (in the dut namespace), when asked for.
-    metrics: Option<SocketAddr>,
-    /// The daemon's client runtime directory, removed on drop.
-    runtime: Option<PathBuf>,
+fn main() -> ExitCode {
+    child::main(
+        &[
+            (
+                "graceful_close_kernel_reads_all_then_eof",
+                graceful_close_kernel_reads_all_then_eof,
+            ),
+            (
+                "linger_zero_window_rst_after_deadline",
+                linger_zero_window_rst_after_deadline,
+            ),
+            (
+                "shutdown_send_kernel_reads_eof_lingerd_still_receives",
+                shutdown_send_kernel_reads_eof_lingerd_still_receives,
+            ),
+            (
+                "close_with_unread_data_resets",
+                close_with_unread_data_resets,
+            ),
+            ("active_open_to_kernel_server", active_open_to_kernel_server),
+            ("abort_10k_connections", abort_10k_connections),
+            (
+                "two_queues_echo_abort_and_connect",
+                two_queues_echo_abort_and_connect,
+            ),
+            (
+                "run_refuses_queue_out_of_range",
+                run_refuses_queue_out_of_range,
+            ),
+            (
+                "attached_client_aborts_and_its_exit_closes_the_rest",
+                attached_client_aborts_and_its_exit_closes_the_rest,
+            ),
+            (
+                "reload_applies_reloadable_fields_live",
+                reload_applies_reloadable_fields_live,
+            ),
+            (
+                "reload_keeps_the_running_config_on_a_bad_file",
+                reload_keeps_the_running_config_on_a_bad_file,
+            ),
+            (
+                "metrics_export_xdp_statistics",
+                metrics_export_xdp_statistics,
+            ),
+            (
+                "ctl_lists_kills_and_reports_stats",
+                ctl_lists_kills_and_reports_stats,
+            ),
+        ],
+        &[(child::KERNEL_PEER, child::kernel_peer)],
+    )
+}
+
+/// The `lingerd` binary: `$LINGERD_BIN` (another build, release for
+/// figures) or this package's.
+fn bin() -> PathBuf {
+    std::env::var_os("LINGERD_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_lingerd")),
+        PathBuf::from,
+    )
 }
 
 /// What a test changes in the daemon's start.
@@ -71,13 +119,23 @@ struct Setup<'a> {
     metrics: bool,
     /// `NOTIFY_SOCKET` for the daemon.
     notify: Option<&'a Path>,
+    /// The daemon's own listener on `PORT` (its discard service), for the
+    /// tests that use no client.
+    own_listener: bool,
 }
 
-impl Daemon {
+/// The daemon of one test, and what its log has shown so far.
+struct Lingerd {
+    d: Daemon,
+    /// A log line read past the end of the previous entry.
+    held: Option<String>,
+}
+
+impl Lingerd {
     /// Starts lingerd on the lab's dut end with `queues` queues and `extra`
-    /// YAML appended; waits for its "running" line.
-    fn start(lab: &Lab, queues: usize, extra: &str) -> Daemon {
-        Daemon::start_with(
+    /// YAML appended.
+    fn start(lab: &Lab, queues: usize, extra: &str) -> Lingerd {
+        Lingerd::start_with(
             lab,
             queues,
             Setup {
@@ -87,121 +145,74 @@ impl Daemon {
         )
     }
 
-    /// [`Daemon::start`] with more to set.
-    fn start_with(lab: &Lab, queues: usize, setup: Setup<'_>) -> Daemon {
-        let extra = setup.extra;
+    /// [`Lingerd::start`] with more to set; checks one start-up line per
+    /// queue.
+    fn start_with(lab: &Lab, queues: usize, setup: Setup<'_>) -> Lingerd {
         let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
         let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
-        // Each daemon gets its own client socket (a filesystem path, shared
-        // by every namespace) and, unless asked for, no metrics listener.
-        let runtime = std::env::temp_dir().join(format!("lingerd-run-{}", lab.id()));
-        let socket = runtime.join("lingerd.sock");
         let yaml = format!(
             "interface: {}\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
-             listen: [{{port: {PORT}, backlog: 65536}}]\n\
+             listen: [{}]\n\
              xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
-             clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: {}}}\n{extra}",
+             clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: {}}}\n{}",
             lab.get("LAB_DUT_IF"),
             qs.join(", "),
             cores.join(", "),
-            socket.display(),
-            if setup.metrics { "127.0.0.1:0" } else { "null" }
+            if setup.own_listener {
+                format!("{{port: {PORT}, backlog: 65536}}")
+            } else {
+                String::new()
+            },
+            lingerd_lab::daemon::SOCKET,
+            if setup.metrics { "127.0.0.1:0" } else { "null" },
+            setup.extra,
         );
-        let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
-        std::fs::write(&config, &yaml).unwrap();
-        // LINGERD_BIN: another build (release, for figures).
-        let bin = std::env::var("LINGERD_BIN")
-            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lingerd").to_owned());
-        let mut command = lab.command(
-            "LAB_DUT_NS",
-            &bin,
-            &["run", "--config", config.to_str().unwrap(), "--test-app"],
-        );
-        if let Some(notify) = setup.notify {
-            command.env("NOTIFY_SOCKET", notify);
+        let env: Vec<(&str, &Path)> = setup
+            .notify
+            .map(|p| ("NOTIFY_SOCKET", p))
+            .into_iter()
+            .collect();
+        let bin = bin();
+        let d = Daemon::start(
+            lab,
+            &Launch {
+                bin: &bin,
+                yaml: &yaml,
+                env: &env,
+                stderr: Stderr::Capture,
+                metrics: setup.metrics,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for l in d.startup() {
+            eprintln!("{l}");
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn lingerd");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr_pipe = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (log_tx, log) = mpsc::channel();
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let mut pipe = BufReader::new(&mut stderr_pipe);
-            let mut line = String::new();
-            while pipe.read_line(&mut line).is_ok_and(|n| n > 0) {
-                let _ = log_tx.send(line.trim_end().to_owned());
-                s.push_str(&line);
-                line.clear();
-            }
-            s
-        });
-        let mut d = Daemon {
-            child,
-            stdin,
-            lines,
-            log,
-            held: None,
-            stderr,
-            queues,
-            config,
-            yaml,
-            socket,
-            metrics: None,
-            runtime: Some(runtime),
-        };
-        let mut started = 0;
-        let until = Instant::now() + STEP;
-        loop {
-            let line = d.next_line(until).unwrap_or_else(|| {
-                let _ = d.child.kill();
-                panic!("lingerd did not start: {:?}", d.child.wait())
-            });
-            eprintln!("{line}");
-            if line.starts_with("lingerd: queue ") {
-                started += 1;
-            }
-            if line.starts_with("lingerd: running") {
-                break;
-            }
-        }
+        let started = d
+            .startup()
+            .iter()
+            .filter(|l| l.starts_with("lingerd: queue "))
+            .count();
         assert_eq!(started, queues, "one start-up line per queue");
-        if setup.metrics {
-            let line = d.expect("lingerd: metrics at http://");
-            let addr = line
-                .trim_start_matches("lingerd: metrics at http://")
-                .trim_end_matches("/metrics");
-            d.metrics = Some(addr.parse().expect("the metrics address"));
-        }
-        d
+        assert!(
+            d.startup()
+                .iter()
+                .any(|l| l.starts_with("lingerd: running")),
+            "{:?}",
+            d.startup()
+        );
+        Lingerd { d, held: None }
     }
 
     /// Writes the started file with each `(from, to)` edit (`from` must
     /// occur) and `extra` appended, then sends SIGHUP.
-    fn reload(&self, edits: &[(&str, &str)], extra: &str) {
-        let mut yaml = self.yaml.clone();
+    fn reload(&mut self, edits: &[(&str, &str)], extra: &str) {
+        let mut yaml = self.d.yaml().to_owned();
         for (from, to) in edits {
             assert!(yaml.contains(from), "{from:?} not in {yaml}");
             yaml = yaml.replacen(from, to, 1);
         }
         yaml.push_str(extra);
-        std::fs::write(&self.config, yaml).unwrap();
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
-        assert!(status.success());
+        self.d.reload(&yaml).expect("rewrite the file, SIGHUP");
     }
 
     /// The next log entry whose first line contains `needle` (within
@@ -210,19 +221,21 @@ impl Daemon {
         let until = Instant::now() + STEP;
         let mut entry = loop {
             let next = match self.held.take() {
-                Some(l) => Ok(l),
-                None => self
-                    .log
-                    .recv_timeout(until.saturating_duration_since(Instant::now())),
+                Some(l) => Some(l),
+                None => self.d.proc().log_line(until),
             };
             match next {
-                Ok(l) if l.contains(needle) => break l,
-                Ok(l) => eprintln!("{l}"),
-                Err(_) => panic!("no log line with {needle:?} within {STEP:?}"),
+                Some(l) if l.contains(needle) => break l,
+                Some(l) => eprintln!("{l}"),
+                None => panic!("no log line with {needle:?} within {STEP:?}"),
             }
         };
         // The rest of the entry was written with the same call.
-        while let Ok(l) = self.log.recv_timeout(Duration::from_millis(200)) {
+        while let Some(l) = self
+            .d
+            .proc()
+            .log_line(Instant::now() + Duration::from_millis(200))
+        {
             if !l.starts_with(' ') {
                 self.held = Some(l);
                 break;
@@ -234,81 +247,13 @@ impl Daemon {
         entry
     }
 
-    /// Whether the process still runs.
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn next_line(&self, until: Instant) -> Option<String> {
-        self.lines
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-            .ok()
-    }
-
-    fn cmd(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("lingerd's stdin");
-    }
-
-    /// The next line starting with `prefix`, within `STEP`.
-    fn expect(&self, prefix: &str) -> String {
-        let until = Instant::now() + STEP;
-        loop {
-            match self.next_line(until) {
-                Some(l) if l.starts_with(prefix) => return l,
-                Some(_) => {}
-                None => panic!("no {prefix:?} line from lingerd within {STEP:?}"),
-            }
-        }
-    }
-
-    /// `count`, summed over queues: the value of `key=`.
-    fn count(&mut self, key: &str) -> u64 {
-        self.cmd("count");
-        (0..self.queues)
-            .map(|_| field(&self.expect("@count "), key))
-            .sum()
-    }
-
-    /// Polls `count` until `key` reaches `want` (within `STEP`).
-    fn wait_count(&mut self, key: &str, want: u64) {
-        let until = Instant::now() + STEP;
-        loop {
-            let got = self.count(key);
-            if got == want {
-                return;
-            }
-            assert!(Instant::now() < until, "{key}: {got}, wanted {want}");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// SIGTERM, then the exit status and stderr (bounded).
     fn stop(mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let until = Instant::now() + STEP;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < until, "lingerd did not stop on SIGTERM");
-            thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = std::mem::replace(&mut self.stderr, thread::spawn(String::new));
-        (status, stderr.join().unwrap_or_default())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_file(&self.config);
-        if let Some(dir) = self.runtime.as_deref() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let (status, stderr) = self.d.stop();
+        (
+            status.unwrap_or_else(|| panic!("lingerd did not stop on SIGTERM: {stderr}")),
+            stderr,
+        )
     }
 }
 
@@ -331,20 +276,222 @@ fn connect() -> TcpStream {
     s
 }
 
-/// Lab or skip: `None` means the test returns.
-fn lab(test: &str, prefix: &str, queues: u32) -> Option<Lab> {
-    if std::env::var_os(PEER_ENV).is_some() {
-        return None; // a helper child runs only `peer_helper`
-    }
+/// The lab of `test` (`prefix`: its id's letters).
+fn lab(test: &str, prefix: &str, queues: u32) -> Lab {
     lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), queues)
 }
 
-#[test]
+/// The application of a test: a client attached to the daemon, listening
+/// on `PORT` through every ring, and the connections it accepted.
+struct App {
+    client: Client,
+    listeners: Vec<u64>,
+    conns: Vec<u64>,
+}
+
+impl App {
+    /// Attaches to `d` and listens on `PORT` through each of its rings.
+    fn attach(d: &Lingerd) -> App {
+        let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
+        let listeners = (0..client.cores().len())
+            .map(|ring| {
+                client
+                    .listen_on(ring, PORT, 65_535)
+                    .expect("listen through lingerd")
+            })
+            .collect();
+        App {
+            client,
+            listeners,
+            conns: Vec::new(),
+        }
+    }
+
+    /// Takes every connection waiting on a listener; returns how many.
+    fn accept_waiting(&mut self) -> usize {
+        let before = self.conns.len();
+        for &l in &self.listeners {
+            while let Ok((h, _)) = self.client.accept(l, Duration::ZERO) {
+                self.conns.push(h);
+            }
+        }
+        self.conns.len() - before
+    }
+
+    /// Accepts until `n` connections are held (within `within`).
+    fn accept_until(&mut self, n: usize, within: Duration) {
+        let until = Instant::now() + within;
+        while self.conns.len() < n {
+            self.accept_waiting();
+            if self.conns.len() >= n {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "accepted {} of {n} within {within:?}",
+                self.conns.len()
+            );
+            self.client.wait(Duration::from_millis(5)).expect("wait");
+        }
+    }
+
+    /// The one connection (accepted within `STEP`).
+    fn one(&mut self) -> u64 {
+        self.accept_until(1, STEP);
+        self.conns[0]
+    }
+
+    /// Reads `h` until `n` bytes came (within `STEP`); returns them.
+    fn read_exact(&mut self, h: u64, n: usize) -> Vec<u8> {
+        let until = Instant::now() + STEP;
+        let mut got = Vec::with_capacity(n);
+        let mut buf = [0u8; 4096];
+        while got.len() < n {
+            let left = until.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "read {} of {n} bytes", got.len());
+            let want = (n - got.len()).min(buf.len());
+            match self.client.recv(h, &mut buf[..want], left) {
+                Ok(0) => panic!("EOF after {} of {n} bytes", got.len()),
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+                Err(Errno::WouldBlock | Errno::TimedOut) => {}
+                Err(e) => panic!("recv: {e:?}"),
+            }
+        }
+        got
+    }
+
+    /// Echoes what arrives on every connection (accepting new ones) until
+    /// `done` holds (within `STEP`).
+    fn echo_until(&mut self, mut done: impl FnMut() -> bool) {
+        let until = Instant::now() + STEP;
+        let mut buf = [0u8; 4096];
+        while !done() {
+            assert!(Instant::now() < until, "echo: not done within {STEP:?}");
+            self.accept_waiting();
+            let mut moved = false;
+            for i in 0..self.conns.len() {
+                let h = self.conns[i];
+                if let Ok(n @ 1..) = self.client.recv(h, &mut buf, Duration::ZERO) {
+                    assert_eq!(self.client.send(h, &buf[..n]), Ok(n), "echo");
+                    moved = true;
+                }
+            }
+            if !moved {
+                self.client.wait(Duration::from_millis(2)).expect("wait");
+            }
+        }
+    }
+
+    /// Aborts every connection at once (one request each, without waiting
+    /// between them); returns how many answered and the microseconds from
+    /// the first request to the last answer.
+    fn abort_all(&mut self) -> (u64, u64) {
+        let t0 = Instant::now();
+        let until = t0 + STEP;
+        let mut pending = std::collections::HashSet::new();
+        let mut done: Vec<Done> = Vec::new();
+        let mut next = 0;
+        let mut answered = 0u64;
+        while next < self.conns.len() || !pending.is_empty() {
+            assert!(
+                Instant::now() < until,
+                "aborts: {answered} answered, {} pending",
+                pending.len()
+            );
+            while next < self.conns.len() {
+                match self.client.submit(Request::Abort {
+                    handle: self.conns[next],
+                }) {
+                    Ok(t) => {
+                        pending.insert(t.0);
+                        next += 1;
+                    }
+                    Err(Errno::NoBufs) => break,
+                    Err(e) => panic!("submit abort: {e:?}"),
+                }
+            }
+            done.clear();
+            self.client.poll_completions(&mut done).expect("reap");
+            for d in &done {
+                if pending.remove(&d.ticket.0) {
+                    assert_eq!(d.result, Errno::Ok, "{d:?}");
+                    answered += 1;
+                }
+            }
+            if done.is_empty() {
+                self.client.wait(Duration::from_millis(1)).expect("wait");
+            }
+        }
+        self.conns.clear();
+        (answered, t0.elapsed().as_micros() as u64)
+    }
+}
+
+/// `lingerd ctl ARGS` against `d`, as its own process in the dut namespace
+/// (the ctl socket is a path, like the attach socket).
+fn ctl(lab: &Lab, d: &Lingerd, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["ctl", "--config", d.d.config().to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut child = lab
+        .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lingerd ctl");
+    let until = Instant::now() + STEP;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= until {
+            let _ = child.kill();
+            panic!("lingerd ctl {args:?} did not finish within {STEP:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "lingerd ctl {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ctl conns --json ARGS`: one JSON object per line.
+fn ctl_rows(lab: &Lab, d: &Lingerd, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["conns", "--json"];
+    all.extend_from_slice(args);
+    let out = ctl(lab, d, &all);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+/// Polls `ctl conns --json ARGS` until `ok` holds for the rows (within
+/// `STEP`); returns them.
+fn ctl_until(
+    lab: &Lab,
+    d: &Lingerd,
+    args: &[&str],
+    ok: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let until = Instant::now() + STEP;
+    loop {
+        let rows = ctl_rows(lab, d, args);
+        if ok(&rows) {
+            return rows;
+        }
+        assert!(Instant::now() < until, "ctl conns {args:?}: {rows:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn graceful_close_kernel_reads_all_then_eof() {
-    let Some(lab) = lab("graceful_close", "gc", 1) else {
-        return;
-    };
-    let mut d = Daemon::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let lab = lab("graceful_close", "gc", 1);
+    let d = Lingerd::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let mut app = App::attach(&d);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -353,10 +500,15 @@ fn graceful_close_kernel_reads_all_then_eof() {
         let r = s.read_to_end(&mut all);
         (r.map_err(|e| e.kind()), all)
     });
-    d.wait_count("established", 1);
+    let h = app.one();
     go_tx.send(()).unwrap();
-    d.cmd("send 300000");
-    d.cmd("close");
+    let data: Vec<u8> = (0..300_000).map(|i| (i % 16384 % 251) as u8).collect();
+    assert_eq!(app.client.send(h, &data), Ok(300_000));
+    assert_eq!(
+        app.client.close(h, true),
+        Ok(Outcome::Background),
+        "linger off: the graceful close goes on in the background"
+    );
     let (r, data) = client.join().unwrap();
     assert_eq!(
         r,
@@ -369,15 +521,13 @@ fn graceful_close_kernel_reads_all_then_eof() {
             .enumerate()
             .all(|(i, &b)| b == (i % 16384 % 251) as u8)
     );
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
-#[test]
 fn linger_zero_window_rst_after_deadline() {
-    let Some(lab) = lab("linger_zero_window", "lz", 1) else {
-        return;
-    };
+    let lab = lab("linger_zero_window", "lz", 1);
     // The peer's receive buffer is tiny and nobody reads: the window closes.
     let out = lab.exec(
         "LAB_PEER_NS",
@@ -385,7 +535,8 @@ fn linger_zero_window_rst_after_deadline() {
         &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
     );
     assert!(out.status.success(), "{out:?}");
-    let mut d = Daemon::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let d = Lingerd::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let mut app = App::attach(&d);
     let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
     let client = in_peer(&lab, move || {
         let s = connect();
@@ -400,12 +551,14 @@ fn linger_zero_window_rst_after_deadline() {
             thread::sleep(Duration::from_millis(5));
         }
     });
-    d.wait_count("established", 1);
-    d.cmd("send 1000000");
+    let h = app.one();
+    // The send buffer takes it all; the peer's window closes on it.
+    assert_eq!(app.client.send(h, &vec![0x5a; 1_000_000]), Ok(1_000_000));
     thread::sleep(Duration::from_millis(500)); // window closes; lingerd probes
+    app.client.set_linger_ms(h, true, 2000).expect("SO_LINGER");
     let t0 = Instant::now();
-    d.cmd("linger 2000");
     t0_tx.send(t0).unwrap();
+    let outcome = app.client.close(h, true);
     let (kind, after) = client.join().unwrap();
     eprintln!("linger 2000 ms: the kernel saw the RST after {after:?}");
     assert_eq!(kind, ErrorKind::ConnectionReset);
@@ -414,17 +567,16 @@ fn linger_zero_window_rst_after_deadline() {
         "RST before the deadline: {after:?}"
     );
     assert!(after < Duration::from_millis(2300), "RST late: {after:?}");
-    d.expect("@closed outcome=AbortedLinger");
+    assert_eq!(outcome, Ok(Outcome::AbortedLinger));
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
-#[test]
 fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
-    let Some(lab) = lab("shutdown_send", "ss", 1) else {
-        return;
-    };
-    let mut d = Daemon::start(&lab, 1, "");
+    let lab = lab("shutdown_send", "ss", 1);
+    let d = Lingerd::start(&lab, 1, "");
+    let mut app = App::attach(&d);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -435,45 +587,46 @@ fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
         go_rx.recv().unwrap(); // keep the socket until lingerd counted
         eof
     });
-    d.wait_count("established", 1);
-    d.cmd("shutdown send");
+    let h = app.one();
+    app.client
+        .shutdown(h, Shutdown::Send)
+        .expect("shutdown(SEND)");
     go_tx.send(()).unwrap();
-    d.wait_count("bytes_in", 5000);
+    assert_eq!(app.read_exact(h, 5000), vec![7u8; 5000]);
     go_tx.send(()).unwrap();
     assert_eq!(client.join().unwrap(), Ok(0), "EOF after shutdown(SEND)");
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
-#[test]
 fn close_with_unread_data_resets() {
-    let Some(lab) = lab("close_unread", "cu", 1) else {
-        return;
-    };
-    let mut d = Daemon::start(&lab, 1, "");
-    d.cmd("echo off");
-    // Commands apply in order: once `count` answers, echo is off (else data
-    // arriving in the same loop iteration could still be echoed).
-    d.count("bytes_in");
+    let lab = lab("close_unread", "cu", 1);
+    let d = Lingerd::start(&lab, 1, "");
+    let mut app = App::attach(&d);
     let client = in_peer(&lab, move || {
         let mut s = connect();
         s.write_all(b"never read by anyone").unwrap();
         let mut buf = [0u8; 16];
         s.read(&mut buf).map_err(|e| e.kind())
     });
-    d.wait_count("bytes_in", 20);
-    d.cmd("close");
+    let h = app.one();
+    // The 20 bytes are in the client's RX chunks, unread: lingerd counts
+    // them in the connection's receive queue.
+    ctl_until(&lab, &d, &["--state", "established"], |rows| {
+        rows.len() == 1 && rows[0]["recv_q"] == 20
+    });
+    assert_eq!(app.client.close(h, true), Ok(Outcome::Aborted));
     assert_eq!(client.join().unwrap(), Err(ErrorKind::ConnectionReset));
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
-#[test]
 fn active_open_to_kernel_server() {
-    let Some(lab) = lab("active_open", "ao", 1) else {
-        return;
-    };
-    let mut d = Daemon::start(&lab, 1, "");
+    let lab = lab("active_open", "ao", 1);
+    let d = Lingerd::start(&lab, 1, "");
+    let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
     let (ready_tx, ready_rx) = mpsc::channel();
     let server = in_peer(&lab, move || {
         let l = TcpListener::bind((PEER_IP, 8080)).unwrap();
@@ -497,26 +650,33 @@ fn active_open_to_kernel_server() {
         (from, r, got)
     });
     ready_rx.recv().unwrap();
-    d.cmd(&format!("connect {PEER_IP}:8080"));
-    let line = d.expect("@connected ");
-    let port = field(&line, "port") as u16;
-    d.wait_count("bytes_in", 10); // the server's greeting, echoed back
-    d.cmd("close");
+    let h = client
+        .connect(SocketAddrV4::new(PEER_IP, 8080))
+        .expect("active open");
+    // Which port lingerd picked: its own table says.
+    let rows = ctl_rows(&lab, &d, &["--dst", &PEER_IP.to_string()]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let local: SocketAddrV4 = rows[0]["local"].as_str().unwrap().parse().unwrap();
+    assert_eq!(*local.ip(), ENGINE_IP);
+    // The server's greeting, echoed back.
+    let mut greeting = [0u8; 10];
+    let mut got = 0;
+    while got < greeting.len() {
+        match client.recv(h, &mut greeting[got..], STEP) {
+            Ok(0) => panic!("EOF before the greeting"),
+            Ok(n) => got += n,
+            Err(e) => panic!("recv: {e:?}"),
+        }
+    }
+    assert_eq!(client.send(h, &greeting), Ok(10));
+    assert_eq!(client.close(h, true), Ok(Outcome::Background));
     let (from, r, got) = server.join().unwrap();
-    assert_eq!(from, SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, port)));
+    assert_eq!(from, SocketAddr::V4(local));
     assert_eq!(r, Ok(10), "echo, then our FIN");
     assert_eq!(got, b"hi lingerd");
+    drop(client);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
-}
-
-/// Not a test on its own: with `LINGERD_PEER_HELPER=ip:port:count` set it
-/// is a kernel client holding `count` connections (run as a child process
-/// under `ip netns exec` by `abort_10k_connections`; see
-/// [`child::hold_kernel_connections`]).
-#[test]
-fn peer_helper() {
-    child::hold_kernel_connections(STEP);
 }
 
 fn parse_mac(s: &str) -> EthernetAddress {
@@ -572,55 +732,53 @@ fn xsk_ceiling(lab: &Lab, secs: f64) -> f64 {
     (lab.peer_stat("rx_packets").unwrap() - before) as f64 / elapsed
 }
 
-#[test]
 fn abort_10k_connections() {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
-    let Some(lab) = lab("abort_10k", "ab", 1) else {
-        return;
-    };
-    let mut d = Daemon::start(
+    let lab = lab("abort_10k", "ab", 1);
+    let d = Lingerd::start(
         &lab,
         1,
         "tcp: {max_connections: 65536, time_wait_ms: 1000}\n",
     );
+    let mut app = App::attach(&d);
     let t_connect = Instant::now();
     let to = SocketAddrV4::new(ENGINE_IP, PORT);
-    let helpers: Vec<Helper> = (0..HELPERS)
-        .map(|_| child::spawn_kernel_peer(&lab, to, PER))
+    let mut helpers: Vec<Proc> = (0..HELPERS)
+        .map(|_| child::spawn_kernel_peer(&lab, to, PER, STEP))
         .collect();
-    for h in &helpers {
-        h.expect("PEER connected 5000", Duration::from_secs(60));
+    for h in &mut helpers {
+        child::expect(h, "PEER connected 5000", Duration::from_secs(60));
     }
-    d.wait_count("established", (PER * HELPERS) as u64);
+    app.accept_until(PER * HELPERS, STEP);
     eprintln!(
         "abort_10k: {} connections established in {:?}",
         PER * HELPERS,
         t_connect.elapsed()
     );
     let before = lab.peer_stat("rx_packets").unwrap();
-    d.cmd("abort");
-    let done = d.expect("@abort-done ");
-    let us = field(&done, "us");
-    let n = field(&done, "n");
+    let (n, us) = app.abort_all();
     assert_eq!(n, (PER * HELPERS) as u64);
-    let on_wire = lab.peer_stat("rx_packets").unwrap() - before;
     let mut resets = 0;
     for mut h in helpers {
-        h.say("check");
-        let l = h.expect("PEER reset=", STEP + Duration::from_secs(5));
+        child::say(&mut h, "check");
+        let l = child::expect(&mut h, "PEER reset=", STEP + Duration::from_secs(5));
         assert_eq!(field(&l, "other"), 0, "{l}");
         resets += field(&l, "reset");
-        let _ = h.child.wait();
+        let _ = h.wait_exit(STEP);
     }
     assert_eq!(
         resets,
         (PER * HELPERS) as u64,
         "every kernel socket saw ECONNRESET"
     );
+    // Counted once every kernel socket saw its RST: an answer on the
+    // completion ring may come before its frame has left the TX ring.
+    let on_wire = lab.peer_stat("rx_packets").unwrap() - before;
     let ss = lab.exec("LAB_PEER_NS", "ss", &["-Htn", "state", "established"]);
     let left = String::from_utf8_lossy(&ss.stdout).lines().count();
     assert_eq!(left, 0, "established connections left in the peer");
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 
@@ -628,8 +786,9 @@ fn abort_10k_connections() {
     let ceiling = xsk_ceiling(&lab, 1.0);
     let rate = on_wire as f64 / (us.max(1) as f64 / 1e6);
     eprintln!(
-        "abort_10k: {on_wire} frames on the wire in {us} us with the engine in the loop = {:.3} M RST/s; \
-         xsk ceiling (bare loop, same lab, same run) {:.3} M frames/s; ratio {:.2}",
+        "abort_10k: {on_wire} frames on the wire in {us} us (first abort request to last \
+         answer) = {:.3} M RST/s; xsk ceiling (bare loop, same lab, same run) {:.3} M \
+         frames/s; ratio {:.2}",
         rate / 1e6,
         ceiling / 1e6,
         rate / ceiling
@@ -640,13 +799,12 @@ fn abort_10k_connections() {
     );
 }
 
-#[test]
 fn two_queues_echo_abort_and_connect() {
     const CONNS: usize = 64;
-    let Some(lab) = lab("two_queues", "tq", 2) else {
-        return;
-    };
-    let mut d = Daemon::start(&lab, 2, "");
+    let lab = lab("two_queues", "tq", 2);
+    let d = Lingerd::start(&lab, 2, "");
+    let mut app = App::attach(&d);
+    assert_eq!(app.listeners.len(), 2, "one ring per queue");
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
     let clients = in_peer(&lab, move || {
@@ -666,8 +824,9 @@ fn two_queues_echo_abort_and_connect() {
             .filter(|r| *r == Err(ErrorKind::ConnectionReset))
             .count()
     });
-    echoed_rx.recv_timeout(STEP).expect("64 echoes");
-    d.wait_count("established", CONNS as u64);
+    app.echo_until(|| echoed_rx.try_recv().is_ok());
+    app.accept_until(CONNS, STEP);
+    assert_eq!(app.conns.len(), CONNS);
     // Active opens from both queues: each picks a port whose answers hash
     // to itself.
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -686,15 +845,19 @@ fn two_queues_echo_abort_and_connect() {
         socks
     });
     ready_rx.recv().unwrap();
-    d.cmd(&format!("connect {PEER_IP}:8081"));
-    d.expect("@connected ");
-    d.expect("@connected ");
+    for ring in 0..2 {
+        let h = app
+            .client
+            .connect_on(ring, SocketAddrV4::new(PEER_IP, 8081), 0)
+            .unwrap_or_else(|e| panic!("active open through ring {ring}: {e:?}"));
+        app.conns.push(h);
+    }
     assert_eq!(server.join().unwrap().len(), 2, "one active open per queue");
-    d.cmd("abort");
-    d.expect("@abort-done ");
-    d.expect("@abort-done ");
+    let (n, _) = app.abort_all();
+    assert_eq!(n, CONNS as u64 + 2, "every abort answered");
     go_tx.send(()).unwrap();
     assert_eq!(clients.join().unwrap(), CONNS, "every connection reset");
+    drop(app);
     let (status, stderr) = d.stop();
     assert!(status.success(), "{status}: {stderr}");
     eprintln!("{stderr}");
@@ -709,23 +872,23 @@ fn two_queues_echo_abort_and_connect() {
     );
 }
 
-#[test]
 fn run_refuses_queue_out_of_range() {
-    let Some(lab) = lab("queue_range", "qr", 1) else {
-        return;
-    };
+    let lab = lab("queue_range", "qr", 1);
     let yaml = format!(
         "interface: {}\nqueues: [3]\ncores: [0]\naddresses: [{ENGINE_IP}/24]\n",
         lab.get("LAB_DUT_IF")
     );
-    let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
-    std::fs::write(&config, yaml).unwrap();
+    let config = tempfile::Builder::new()
+        .prefix("lingerd-")
+        .suffix(".yaml")
+        .tempfile()
+        .unwrap();
+    std::fs::write(config.path(), yaml).unwrap();
     let out = lab.exec(
         "LAB_DUT_NS",
         env!("CARGO_BIN_EXE_lingerd"),
-        &["run", "--config", config.to_str().unwrap()],
+        &["run", "--config", config.path().to_str().unwrap()],
     );
-    let _ = std::fs::remove_file(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(
@@ -734,70 +897,18 @@ fn run_refuses_queue_out_of_range() {
     );
 }
 
-/// The real pair of processes: `lingerd run` (no test app, no listeners of
-/// its own) in the dut namespace, and a client attached to it over the
-/// control socket with `lingerd-client`, as a load balancer would. The
-/// client listens, accepts a Linux kernel connection, reads its bytes and
-/// aborts: the kernel's read fails with ECONNRESET. A second connection is
-/// left open when the client hangs up: the exit policy (default: each
-/// connection's own linger setting, off = graceful) closes it with a FIN,
-/// so the kernel reads EOF. Then SIGTERM stops the daemon with exit 0.
-#[test]
+/// The real pair of processes: `lingerd run` (no listeners of its own) in
+/// the dut namespace, and a client attached to it over the control socket
+/// with `lingerd-client`, as a load balancer would. The client listens,
+/// accepts a Linux kernel connection, reads its bytes and aborts: the
+/// kernel's read fails with ECONNRESET. A second connection is left open
+/// when the client hangs up: the exit policy (default: each connection's
+/// own linger setting, off = graceful) closes it with a FIN, so the kernel
+/// reads EOF. Then SIGTERM stops the daemon with exit 0.
 fn attached_client_aborts_and_its_exit_closes_the_rest() {
-    let Some(lab) = lab("attached_client", "ac", 1) else {
-        return;
-    };
-    let runtime = std::env::temp_dir().join(format!("lingerd-run-{}", lab.id()));
-    let socket = runtime.join("lingerd.sock");
-    let yaml = format!(
-        "interface: {}\nqueues: [0]\ncores: [1]\naddresses: [{ENGINE_IP}/24]\n\
-         xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
-         clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: null}}\n",
-        lab.get("LAB_DUT_IF"),
-        socket.display()
-    );
-    let config = std::env::temp_dir().join(format!("lingerd-{}.yaml", lab.id()));
-    std::fs::write(&config, yaml).unwrap();
-    let mut child = lab
-        .command(
-            "LAB_DUT_NS",
-            env!("CARGO_BIN_EXE_lingerd"),
-            &["run", "--config", config.to_str().unwrap()],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lingerd");
-    struct Cleanup(Option<Child>, std::path::PathBuf, std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            if let Some(c) = self.0.as_mut()
-                && c.try_wait().ok().flatten().is_none()
-            {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-            let _ = std::fs::remove_file(&self.1);
-            let _ = std::fs::remove_dir_all(&self.2);
-        }
-    }
-    let stdout = child.stdout.take().unwrap();
-    let mut guard = Cleanup(Some(child), config, runtime);
-    let mut lines = BufReader::new(stdout).lines();
-    let until = Instant::now() + STEP;
-    loop {
-        assert!(
-            Instant::now() < until,
-            "lingerd did not say where clients attach"
-        );
-        match lines.next() {
-            Some(Ok(l)) if l.contains("clients attach at") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("lingerd exited before it was ready"),
-        }
-    }
-
-    let mut client = lingerd::Client::attach(&socket).expect("attach to the daemon");
+    let lab = lab("attached_client", "ac", 1);
+    let d = Lingerd::start(&lab, 1, "");
+    let mut client = Client::attach(d.d.socket()).expect("attach to the daemon");
     let listener = client.listen(PORT, 16).expect("listen through the daemon");
     let first = in_peer(&lab, || {
         let mut s = connect();
@@ -810,7 +921,7 @@ fn attached_client_aborts_and_its_exit_closes_the_rest() {
     let n = client.recv(h, &mut buf, STEP).expect("recv");
     assert_eq!(&buf[..n], b"hello");
     let outcome = client.abort(h).expect("abort");
-    assert_eq!(outcome, lingerd::Outcome::Aborted);
+    assert_eq!(outcome, Outcome::Aborted);
     assert_eq!(
         first.join().unwrap(),
         Err(ErrorKind::ConnectionReset),
@@ -829,35 +940,32 @@ fn attached_client_aborts_and_its_exit_closes_the_rest() {
         Ok(0),
         "graceful close by the exit policy: EOF"
     );
-
-    let mut child = guard.0.take().unwrap();
-    let pid = child.id().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let until = Instant::now() + STEP;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < until, "lingerd did not stop on SIGTERM");
-        thread::sleep(Duration::from_millis(20));
-    };
+    let (status, _) = d.stop();
     assert!(status.success(), "exit 0 on SIGTERM: {status:?}");
 }
 
-/// A datagram socket standing in for systemd's notify socket; removed on
-/// drop.
+/// A datagram socket standing in for systemd's notify socket, in a scratch
+/// directory of its own.
 struct Notify {
     socket: UnixDatagram,
     path: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Notify {
-    fn new(lab: &Lab) -> Notify {
-        let path = std::env::temp_dir().join(format!("lingerd-notify-{}.sock", lab.id()));
-        let _ = std::fs::remove_file(&path);
+    fn new() -> Notify {
+        let dir = tempfile::Builder::new()
+            .prefix("lingerd-notify-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("notify.sock");
         let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
         socket.set_read_timeout(Some(STEP)).unwrap();
-        Notify { socket, path }
+        Notify {
+            socket,
+            path,
+            _dir: dir,
+        }
     }
 
     /// The next notification (within `STEP`).
@@ -869,12 +977,6 @@ impl Notify {
             .expect("a notification from lingerd");
         // One `KEY=value` line each, newline-terminated.
         String::from_utf8_lossy(&buf[..n]).trim_end().to_owned()
-    }
-}
-
-impl Drop for Notify {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -896,16 +998,17 @@ fn reader(
     (go_tx, h)
 }
 
-/// One connection, closed by the daemon's `close` command (the connection's
-/// own linger setting, i.e. the default linger it was accepted with): what
-/// the kernel saw.
-fn close_one(d: &mut Daemon, lab: &Lab) -> Result<usize, ErrorKind> {
+/// One connection, accepted by `app` and closed (`closesocket`, blocking:
+/// the connection's own linger setting, i.e. the default linger it was
+/// accepted with): what the kernel saw.
+fn close_one(app: &mut App, d: &Lingerd, lab: &Lab) -> Result<usize, ErrorKind> {
     let (go, h) = reader(lab);
-    d.wait_count("established", 1);
+    app.accept_until(1, STEP);
+    let conn = app.conns.pop().expect("accepted");
     go.send(()).unwrap();
-    d.cmd("close");
+    app.client.close(conn, true).expect("close");
     let r = h.join().unwrap();
-    d.wait_count("established", 0);
+    ctl_until(lab, d, &["--state", "established"], <[_]>::is_empty);
     r
 }
 
@@ -914,13 +1017,10 @@ fn close_one(d: &mut Daemon, lab: &Lab) -> Result<usize, ErrorKind> {
 /// changes: the default linger (cores: the next accepted connection's
 /// close is an RST, which the kernel sees), the log level (debug lines for
 /// attaches appear) and `allow_uids` (root may no longer attach).
-#[test]
 fn reload_applies_reloadable_fields_live() {
-    let Some(lab) = lab("reload_applies", "rl", 1) else {
-        return;
-    };
-    let notify = Notify::new(&lab);
-    let mut d = Daemon::start_with(
+    let lab = lab("reload_applies", "rl", 1);
+    let notify = Notify::new();
+    let mut d = Lingerd::start_with(
         &lab,
         1,
         Setup {
@@ -929,12 +1029,13 @@ fn reload_applies_reloadable_fields_live() {
         },
     );
     assert_eq!(notify.next(), "READY=1");
+    let mut app = App::attach(&d);
     assert_eq!(
-        close_one(&mut d, &lab),
+        close_one(&mut app, &d, &lab),
         Ok(0),
         "default linger off: FIN, the kernel reads EOF"
     );
-    drop(lingerd::Client::attach(&d.socket).expect("root may attach"));
+    drop(lingerd::Client::attach(d.d.socket()).expect("root may attach"));
 
     d.reload(
         &[],
@@ -954,11 +1055,11 @@ fn reload_applies_reloadable_fields_live() {
     assert!(report.contains("\n  log.level: applied"), "{report}");
     assert_eq!(notify.next(), "READY=1\nSTATUS=reloaded");
     assert_eq!(
-        close_one(&mut d, &lab),
+        close_one(&mut app, &d, &lab),
         Err(ErrorKind::ConnectionReset),
         "default linger {{on, 0}} after the reload: the close is an RST"
     );
-    let client = lingerd::Client::attach(&d.socket).expect("root may attach");
+    let client = lingerd::Client::attach(d.d.socket()).expect("root may attach");
     d.expect_log("lingerd: debug: client ");
     drop(client);
     d.expect_log("lingerd: debug: client ");
@@ -973,9 +1074,10 @@ fn reload_applies_reloadable_fields_live() {
         "{report}"
     );
     assert!(
-        lingerd::Client::attach(&d.socket).is_err(),
+        lingerd::Client::attach(d.d.socket()).is_err(),
         "uid 0 is no longer allowed"
     );
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
@@ -985,13 +1087,10 @@ fn reload_applies_reloadable_fields_live() {
 /// "needs restart"), keeps running on the old configuration, whole (the
 /// reloadable change in the second file is not applied either: the close
 /// stays graceful), and tells systemd READY=1 again.
-#[test]
 fn reload_keeps_the_running_config_on_a_bad_file() {
-    let Some(lab) = lab("reload_keeps", "rk", 1) else {
-        return;
-    };
-    let notify = Notify::new(&lab);
-    let mut d = Daemon::start_with(
+    let lab = lab("reload_keeps", "rk", 1);
+    let notify = Notify::new();
+    let mut d = Lingerd::start_with(
         &lab,
         1,
         Setup {
@@ -1000,7 +1099,8 @@ fn reload_keeps_the_running_config_on_a_bad_file() {
         },
     );
     assert_eq!(notify.next(), "READY=1");
-    let config = d.config.display().to_string();
+    let mut app = App::attach(&d);
+    let config = d.d.config().display().to_string();
 
     // Line 9 of the file: the first appended one.
     d.reload(&[], "tcp: {time_wait_ms: soon}\n");
@@ -1017,7 +1117,7 @@ fn reload_keeps_the_running_config_on_a_bad_file() {
         notify.next().starts_with("READY=1\nSTATUS=reload failed"),
         "READY=1 after a failed reload too"
     );
-    assert!(d.alive(), "a bad file does not stop the daemon");
+    assert!(d.d.alive(), "a bad file does not stop the daemon");
 
     d.reload(
         &[("frames: 4096", "frames: 8192")],
@@ -1033,12 +1133,13 @@ fn reload_keeps_the_running_config_on_a_bad_file() {
         report.contains("\n  close.default_linger: reloadable, not applied"),
         "{report}"
     );
-    assert!(d.alive());
+    assert!(d.d.alive());
     assert_eq!(
-        close_one(&mut d, &lab),
+        close_one(&mut app, &d, &lab),
         Ok(0),
         "the running configuration (linger off) is still in force: FIN"
     );
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
@@ -1069,7 +1170,6 @@ fn sample(text: &str, name: &str) -> Option<u64> {
 /// `/metrics` of the real daemon carries the AF_XDP series (port counters
 /// and the kernel's XDP_STATISTICS), each with HELP and TYPE, and frames
 /// counted in both directions after an echo exchange.
-#[test]
 fn metrics_export_xdp_statistics() {
     const XDP: [&str; 12] = [
         "rx_frames",
@@ -1085,10 +1185,8 @@ fn metrics_export_xdp_statistics() {
         "rx_fill_ring_empty_descs",
         "tx_ring_empty_descs",
     ];
-    let Some(lab) = lab("metrics_xdp", "mx", 1) else {
-        return;
-    };
-    let d = Daemon::start_with(
+    let lab = lab("metrics_xdp", "mx", 1);
+    let d = Lingerd::start_with(
         &lab,
         1,
         Setup {
@@ -1096,13 +1194,15 @@ fn metrics_export_xdp_statistics() {
             ..Setup::default()
         },
     );
-    let addr = d.metrics.expect("the metrics address");
+    let addr = d.d.metrics().expect("the metrics address");
+    let mut app = App::attach(&d);
     let echo = in_peer(&lab, || {
         let mut s = connect();
         s.write_all(&[5u8; 1000]).unwrap();
         let mut back = [0u8; 1000];
         s.read_exact(&mut back).map(|()| back == [5u8; 1000])
     });
+    app.echo_until(|| echo.is_finished());
     assert!(echo.join().unwrap().expect("the echo"), "echoed intact");
     // Cores publish every 100 ms: poll until the exchange shows (bounded).
     let until = Instant::now() + STEP;
@@ -1133,54 +1233,13 @@ fn metrics_export_xdp_statistics() {
         sample(&text, "lingerd_xdp_sleeps_total").unwrap() > 0,
         "idle: sleep"
     );
+    drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
-/// `lingerd ctl ARGS` against `d`, as its own process in the dut namespace
-/// (the ctl socket is a path, like the attach socket).
-fn ctl(lab: &Lab, d: &Daemon, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["ctl", "--config", d.config.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let mut child = lab
-        .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lingerd ctl");
-    let until = Instant::now() + STEP;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= until {
-            let _ = child.kill();
-            panic!("lingerd ctl {args:?} did not finish within {STEP:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "lingerd ctl {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `ctl conns --json ARGS`: one JSON object per line.
-fn ctl_rows(lab: &Lab, d: &Daemon, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["conns", "--json"];
-    all.extend_from_slice(args);
-    let out = ctl(lab, d, &all);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
-}
-
 /// Kernel connections in the peer namespace that each report how their
-/// first read ended (data is echoed, so they read until EOF or error).
+/// first read ended (they send nothing, so they read until EOF or error).
 fn peers(lab: &Lab, n: usize) -> Vec<thread::JoinHandle<Result<usize, ErrorKind>>> {
     (0..n)
         .map(|_| {
@@ -1193,21 +1252,26 @@ fn peers(lab: &Lab, n: usize) -> Vec<thread::JoinHandle<Result<usize, ErrorKind>
         .collect()
 }
 
-#[test]
 fn ctl_lists_kills_and_reports_stats() {
-    let Some(lab) = lab("ctl", "ct", 1) else {
-        return;
-    };
-    let mut d = Daemon::start(&lab, 1, "close: {on_client_exit: abort}\n");
+    let lab = lab("ctl", "ct", 1);
+    let d = Lingerd::start_with(
+        &lab,
+        1,
+        Setup {
+            extra: "close: {on_client_exit: abort}\n",
+            own_listener: true,
+            ..Setup::default()
+        },
+    );
     // The ctl socket is 0600 beside the attach socket.
-    let sock = d.runtime.as_ref().unwrap().join("lingerd.ctl");
+    let sock = d.d.runtime().join("lingerd.ctl");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600, "{}", sock.display());
 
     // conns: three kernel connections and the daemon's listener.
     let first = peers(&lab, 3);
-    d.wait_count("established", 3);
+    ctl_until(&lab, &d, &["--state", "established"], |r| r.len() == 3);
     let rows = ctl_rows(&lab, &d, &[]);
     assert_eq!(rows.len(), 4, "{rows:?}");
     let estab: Vec<_> = rows.iter().filter(|r| r["state"] == "ESTAB").collect();
@@ -1255,13 +1319,14 @@ fn ctl_lists_kills_and_reports_stats() {
     for p in first {
         assert_eq!(p.join().unwrap(), Err(ErrorKind::ConnectionReset));
     }
-    // The owner (the daemon's app) was told, and let go of its handles.
-    d.wait_count("conns", 0);
+    // The owner (the daemon's own listener's app) was told: nothing of
+    // them is left connected.
+    ctl_until(&lab, &d, &["--state", "connected"], <[_]>::is_empty);
     assert_eq!(ctl_rows(&lab, &d, &["--state", "connected"]).len(), 0);
 
     // kill --mode graceful, paced at 2/s: EOF at the kernel, spread in time.
     let second = peers(&lab, 3);
-    d.wait_count("established", 3);
+    ctl_until(&lab, &d, &["--state", "established"], |r| r.len() == 3);
     let t0 = Instant::now();
     let out = ctl(
         &lab,

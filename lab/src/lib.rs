@@ -1,21 +1,27 @@
-//! The netns lab of `deploy/lab`, from Rust: the one helper every system
-//! test and lab benchmark uses.
+//! The netns lab of `deploy/lab`, from Rust, and what every system test
+//! and lab benchmark shares around it.
 //!
 //! [`Lab::up`] runs `deploy/lab up --id ID --queues N`, keeps the
 //! `LAB_*=value` lines it prints, and runs `deploy/lab down` when dropped,
 //! panics included; [`down_all_on_panic`] also covers `panic = "abort"`
 //! binaries (the bench's release build), where no destructor runs. [`need`]
-//! is the skip-or-fail rule: without root or a lab a system test prints
-//! SKIPPED, unless `LINGERD_REQUIRE_SYSTEM_TESTS=1`, where it panics.
+//! is the rule for a system test: such a test is `#[ignore]`d (it needs
+//! root and network namespaces), so when it runs it was asked for, and a
+//! lab it cannot make is a failure, never a pass. [`proc`] is the one
+//! child-process helper, [`daemon`] the one daemon under test.
 //!
-//! It owns the labs it made and nothing else: it never touches a namespace
-//! it did not create, and the lab itself only uses 198.18.0.0/15.
+//! It owns the labs it made, the children it spawned and their scratch
+//! directories, nothing else: it never touches a namespace it did not
+//! create, and the lab itself only uses 198.18.0.0/15.
 #![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Mutex;
+
+pub mod daemon;
+pub mod proc;
 
 /// Labs this process made and has not taken down yet.
 static LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -58,36 +64,22 @@ pub fn is_root() -> bool {
     })
 }
 
-/// Whether system tests must run (`LINGERD_REQUIRE_SYSTEM_TESTS=1`).
+/// Whether system tests must run (`LINGERD_REQUIRE_SYSTEM_TESTS=1`): the
+/// scripts that decide whether to run the `#[ignore]`d system tests read
+/// it (`deploy/test`); a system test that runs fails without a lab either
+/// way.
 pub fn required() -> bool {
     std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").as_deref() == Ok("1")
 }
 
-/// The skip-or-fail rule: prints SKIPPED for `test` and returns, or panics
-/// when system tests are required.
-pub fn skip(test: &str, why: &str) {
-    if required() {
-        panic!(
-            "system test {test} required (LINGERD_REQUIRE_SYSTEM_TESTS=1) but cannot run: {why}"
-        );
-    }
-    eprintln!("SKIPPED {test}: {why} (set LINGERD_REQUIRE_SYSTEM_TESTS=1 to fail instead)");
-}
-
-/// A lab with `queues` queues for `test`, or `None` after [`skip`] (not
-/// root, or the host cannot make one).
-pub fn need(test: &str, id: &str, queues: u32) -> Option<Lab> {
-    if !is_root() {
-        skip(test, "needs root (network namespaces, XDP, AF_XDP)");
-        return None;
-    }
-    match Lab::up(id, queues) {
-        Ok(l) => Some(l),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
+/// A lab with `queues` queues for `test`; panics when this process is not
+/// root or the host cannot make one (the test was asked for: it fails).
+pub fn need(test: &str, id: &str, queues: u32) -> Lab {
+    assert!(
+        is_root(),
+        "system test {test} cannot run: it needs root (network namespaces, XDP, AF_XDP)"
+    );
+    Lab::up(id, queues).unwrap_or_else(|why| panic!("system test {test} cannot run: {why}"))
 }
 
 /// A lab id: `prefix` (letters or digits, ≤ 4) and this process's pid, so

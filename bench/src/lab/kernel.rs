@@ -23,15 +23,15 @@
 //! sockets; it touches nothing outside the lab's two namespaces.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{BufRead, BufWriter, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use lingerd_lab::proc::{Ending, Proc, Stderr};
 use rustix::event::epoll;
 use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
 
@@ -250,81 +250,27 @@ fn client(args: &WorkerArgs) -> Result<()> {
     Ok(())
 }
 
-/// A worker process and its stdout lines.
-struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    name: String,
+/// A worker process (`lingerd-bench kernel-worker ARGS` in namespace
+/// `ns`): stdin closed, then killed after a moment, on drop.
+fn spawn_worker(exe: &Path, ns: &str, name: String, args: &[String]) -> Result<Proc> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns])
+        .arg(exe)
+        .arg("kernel-worker")
+        .args(args);
+    Ok(Proc::spawn(
+        &name,
+        cmd,
+        Stderr::Inherit,
+        Ending::EofThenKill,
+    )?)
 }
 
-impl Worker {
-    fn spawn(exe: &Path, ns: &str, name: String, args: &[String]) -> Result<Worker> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(exe)
-            .arg("kernel-worker")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("spawning {name}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Worker {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            name,
-        })
-    }
-
-    /// The next line, which must start with `word`; returns the rest.
-    fn expect(&mut self, word: &str, deadline: Instant) -> Result<String> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.lines.recv_timeout(left) {
-            Ok(line) => match line.strip_prefix(word) {
-                Some(rest) => Ok(rest.trim().to_owned()),
-                None => bail!("{}: expected {word:?}, got {line:?}", self.name),
-            },
-            Err(RecvTimeoutError::Timeout) => bail!("{}: no {word:?} in time", self.name),
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.child.wait().ok();
-                bail!("{}: exited ({status:?}) before {word:?}", self.name)
-            }
-        }
-    }
-
-    fn tell(&mut self, line: &str) -> Result<()> {
-        let stdin = self.stdin.as_mut().context("stdin closed")?;
-        writeln!(stdin, "{line}")?;
-        stdin.flush()?;
-        Ok(())
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        // Give it a moment to leave on its own (stdin EOF), then kill.
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The worker's next line, which must start with `word` (by `deadline`);
+/// returns the rest.
+fn expect(w: &mut Proc, word: &str, deadline: Instant) -> Result<String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    Ok(w.expect_rest(word, left)?)
 }
 
 /// What the kernel baseline measured.
@@ -410,13 +356,13 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<KernelResult> 
                 .chain(["--timeout".into(), secs.clone()])
                 .collect()
         };
-        let mut s = Worker::spawn(
+        let mut s = spawn_worker(
             &plan.exe,
             &plan.dut_ns,
             format!("kernel server {i}"),
             &common("server"),
         )?;
-        s.expect("listening", deadline)?;
+        expect(&mut s, "listening", deadline)?;
         servers.push(s);
         let mut args = common("client");
         args.push("--out".into());
@@ -426,7 +372,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<KernelResult> 
                 .display()
                 .to_string(),
         );
-        clients.push(Worker::spawn(
+        clients.push(spawn_worker(
             &plan.exe,
             &plan.peer_ns,
             format!("kernel client {i}"),
@@ -435,15 +381,15 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<KernelResult> 
     }
     progress("connecting");
     for w in servers.iter_mut().chain(clients.iter_mut()) {
-        w.expect("ready", deadline)?;
+        expect(w, "ready", deadline)?;
     }
     progress("closing");
     for s in &mut servers {
-        s.tell("go")?;
+        s.say("go")?;
     }
     let (mut t0, mut t1, mut closed) = (u64::MAX, 0u64, 0usize);
     for s in &mut servers {
-        let rest = s.expect("done", deadline)?;
+        let rest = expect(s, "done", deadline)?;
         let v: Vec<u64> = rest
             .split_whitespace()
             .map(str::parse)
@@ -460,7 +406,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<KernelResult> 
         ..KernelResult::default()
     };
     for (i, c) in clients.iter_mut().enumerate() {
-        let rest = c.expect("done", deadline)?;
+        let rest = expect(c, "done", deadline)?;
         let v: Vec<u64> = rest
             .split_whitespace()
             .map(str::parse)
@@ -481,7 +427,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<KernelResult> 
     r.close_seconds = t1.saturating_sub(t0) as f64 / 1e9;
     r.closes_per_s = closed as f64 / r.close_seconds.max(1e-9);
     for w in servers.iter_mut().chain(clients.iter_mut()) {
-        let _ = w.tell("exit");
+        let _ = w.say("exit");
     }
     Ok(r)
 }

@@ -1,10 +1,12 @@
 //! The pieces of `lingerd-bench lab`, the end-to-end close benchmark: the
 //! close mode, the Linux kernel baseline ([`kernel`]), the load generator
 //! (lingerd itself in the client role, [`loadgen`]), the dut's client
-//! ([`dut`]), the statistics ([`stats`]) and the SVG ([`plot`]).
+//! ([`dut`]), the statistics ([`stats`]), the SVG ([`plot`]) and what the
+//! lab commands share around them ([`setup`]: the lab, the device under
+//! test, progress).
 //!
-//! The command that strings them together (lab, ceiling, baseline, daemon,
-//! client, load generator, report) lives in the binary (`src/lab_cmd.rs`).
+//! The commands that string them together (arguments, run, report) live in
+//! the binary (`src/lab_cmd.rs`, `src/ring_latency.rs`).
 //! Everything here owns only what it creates: its processes, sockets and
 //! threads, each bounded in time; nothing here touches a namespace or an
 //! address outside the lab's 198.18.0.0/15.
@@ -13,6 +15,7 @@ pub mod dut;
 pub mod kernel;
 pub mod loadgen;
 pub mod plot;
+pub mod setup;
 pub mod stats;
 
 use std::fmt;

@@ -135,9 +135,11 @@ mod tests {
 
     #[test]
     fn writes_an_svg_with_both_charts() {
-        let dir = std::env::temp_dir().join(format!("lingerd-plot-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.svg");
+        let dir = tempfile::Builder::new()
+            .prefix("lingerd-plot-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("t.svg");
         let fig = Figure {
             title: "test".into(),
             over_time: vec![
@@ -157,7 +159,6 @@ mod tests {
         };
         write_svg(&path, &fig).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
         assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
         assert!(svg.contains("lingerd") && svg.contains("kernel"));
         assert!(svg.contains("<polyline"));

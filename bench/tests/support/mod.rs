@@ -1,6 +1,7 @@
 //! What the lab system tests share: the `lingerd` binary (built with the
-//! test's profile when missing) and one run of `lingerd-bench` with the
-//! skip rules of `lingerd_lab`. It owns nothing but the child process.
+//! test's profile when missing) and one run of `lingerd-bench`. The tests
+//! are `#[ignore]`d (they need root and network namespaces); one that runs
+//! without root fails. It owns nothing but the child process.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -24,13 +25,12 @@ pub(crate) fn lingerd_bin() -> PathBuf {
 }
 
 /// Runs `lingerd-bench ARGS --lingerd <bin>` and returns its stdout and
-/// stderr once it succeeded; `None` when skipped (no root, or the daemon
-/// cannot serve clients yet: exit 69), with `lingerd_lab`'s message.
-pub(crate) fn run_bench(test: &str, args: &[&str]) -> Option<(String, String)> {
-    if !lingerd_lab::is_root() {
-        lingerd_lab::skip(test, "needs root (network namespaces, XDP, AF_XDP)");
-        return None;
-    }
+/// stderr once it succeeded; panics without root or when it fails.
+pub(crate) fn run_bench(test: &str, args: &[&str]) -> (String, String) {
+    assert!(
+        lingerd_lab::is_root(),
+        "{test} cannot run: it needs root (network namespaces, XDP, AF_XDP)"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_lingerd-bench"))
         .args(args)
         .arg("--lingerd")
@@ -39,17 +39,10 @@ pub(crate) fn run_bench(test: &str, args: &[&str]) -> Option<(String, String)> {
         .expect("run lingerd-bench");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if out.status.code() == Some(69) {
-        lingerd_lab::skip(
-            test,
-            &format!("lingerd run cannot serve clients yet: {stderr}"),
-        );
-        return None;
-    }
     assert!(
         out.status.success(),
         "exit {:?}\n{stdout}\n{stderr}",
         out.status
     );
-    Some((stdout, stderr))
+    (stdout, stderr)
 }

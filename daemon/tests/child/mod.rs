@@ -1,114 +1,130 @@
-//! Child processes of the system tests: this very test binary re-run with
-//! one test selected (`--exact NAME`) and an environment variable that
-//! gives it its role. A child talks in lines on stdout (`PEER …`,
-//! `CLIENT …`) and takes lines on stdin ([`Helper`]). The kernel-peer role,
-//! a process holding many kernel connections (one process may hold at most
-//! 20,000 descriptors here), is shared by `system_run` and
-//! `system_clients` ([`hold_kernel_connections`], [`spawn_kernel_peer`]).
+//! The harness of the system tests, and their child roles.
 //!
-//! It owns the child processes (killed on drop) and their reader threads;
-//! where a child runs (which namespace) is the caller's `Command`'s
-//! business. Every wait is bounded.
+//! A system-test binary (`harness = false`) runs [`main`]: with
+//! [`ROLE_ENV`] set it is a child role, not a test run, and does only that
+//! role; otherwise it lists its tests to libtest-mimic, every one ignored
+//! unless asked for (`--ignored`, `--include-ignored`): they need root and
+//! network namespaces, and one that cannot make its lab fails. A role is
+//! this very binary re-run by a test ([`spawn_role`]) with the role's name
+//! and argument in the environment; it talks in lines on stdout (`PEER …`,
+//! `CLIENT …`) and takes lines on stdin, through `lingerd_lab`'s child
+//! helper. The kernel-peer role, a process holding many kernel connections
+//! (one process may hold at most 20,000 descriptors here), is shared by
+//! `system_run` and `system_clients`.
+//!
+//! It owns the dispatch and the kernel-peer role; where a child runs
+//! (which namespace) is the caller's `Command`'s business. Every wait is
+//! bounded.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, SocketAddrV4, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd_lab::Lab;
+use lingerd_lab::proc::{Ending, Proc, Stderr};
 
-/// Turns the `peer_helper` test into a kernel client: `ip:port:count`.
-pub(crate) const PEER_ENV: &str = "LINGERD_PEER_HELPER";
+/// Names the role a child plays.
+pub(crate) const ROLE_ENV: &str = "LINGERD_TEST_ROLE";
+/// The role's argument.
+pub(crate) const ROLE_ARG_ENV: &str = "LINGERD_TEST_ROLE_ARG";
+
+/// A test: its name and body.
+pub(crate) type Test = (&'static str, fn());
+/// A child role: its name and body (given its argument).
+pub(crate) type Role = (&'static str, fn(&str));
+
+/// The test binary's entry: a child role when [`ROLE_ENV`] names one,
+/// else the tests, each ignored unless asked for (it needs root and netns).
+pub(crate) fn main(tests: &[Test], roles: &[Role]) -> ExitCode {
+    if let Ok(name) = std::env::var(ROLE_ENV) {
+        let arg = std::env::var(ROLE_ARG_ENV).unwrap_or_default();
+        let Some((_, run)) = roles.iter().find(|(n, _)| *n == name) else {
+            eprintln!("unknown child role {name:?}");
+            return ExitCode::FAILURE;
+        };
+        run(&arg);
+        return ExitCode::SUCCESS;
+    }
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = tests
+        .iter()
+        .map(|&(name, body)| {
+            libtest_mimic::Trial::test(name, move || {
+                body();
+                Ok(())
+            })
+            .with_ignored_flag(true)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// Runs this binary as `role` with `arg` (`cmd`: this binary, perhaps
+/// under `ip netns exec`; see [`this_exe`]).
+pub(crate) fn spawn_role(mut cmd: Command, role: &str, arg: &str) -> Proc {
+    cmd.env(ROLE_ENV, role).env(ROLE_ARG_ENV, arg);
+    Proc::spawn(role, cmd, Stderr::Inherit, Ending::EofThenKill).expect("spawn a child role")
+}
+
+/// This test binary's path.
+pub(crate) fn this_exe() -> String {
+    std::env::current_exe()
+        .unwrap()
+        .to_str()
+        .expect("a UTF-8 path")
+        .to_owned()
+}
+
+/// The child's next line, which must start with `prefix` (echoed to
+/// stderr).
+pub(crate) fn expect(child: &mut Proc, prefix: &str, within: Duration) -> String {
+    let l = child
+        .expect(prefix, within)
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("{l}");
+    l
+}
+
+/// Sends the child one line.
+pub(crate) fn say(child: &mut Proc, line: &str) {
+    child.say(line).expect("the child's stdin");
+}
 
 /// The longest a kernel peer waits to connect one socket.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A child: this binary running one test with one variable set; killed on
-/// drop if still running.
-pub(crate) struct Helper {
-    pub(crate) child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Helper {
-    /// Runs `cmd` (this binary, perhaps under `ip netns exec`) as the
-    /// single test `test` with `env` set.
-    pub(crate) fn spawn(mut cmd: Command, test: &str, env: (&str, String)) -> Helper {
-        let mut child = cmd
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(env.0, env.1)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn helper");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            // libtest may print "test … " before a line on the same line.
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let at = l.find("CLIENT ").or_else(|| l.find("PEER "));
-                if let Some(i) = at
-                    && tx.send(l[i..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Helper { child, lines }
-    }
-
-    /// The helper's next line, which must start with `prefix`.
-    pub(crate) fn expect(&self, prefix: &str, within: Duration) -> String {
-        let l = self
-            .lines
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("helper said nothing within {within:?} ({prefix})"));
-        assert!(l.starts_with(prefix), "wanted {prefix:?}, got {l:?}");
-        eprintln!("{l}");
-        l
-    }
-
-    /// Sends the helper one line.
-    pub(crate) fn say(&mut self, line: &str) {
-        writeln!(self.child.stdin.as_mut().unwrap(), "{line}").expect("helper's stdin");
-    }
-}
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+/// The kernel-peer role's name.
+pub(crate) const KERNEL_PEER: &str = "kernel-peer";
 
 /// A kernel client in the lab's peer namespace holding `count` connections
-/// to `to` (the calling binary must have a `peer_helper` test that calls
-/// [`hold_kernel_connections`]).
-pub(crate) fn spawn_kernel_peer(lab: &Lab, to: SocketAddrV4, count: usize) -> Helper {
-    let exe = std::env::current_exe().unwrap();
-    Helper::spawn(
-        lab.command("LAB_PEER_NS", exe.to_str().unwrap(), &[]),
-        "peer_helper",
-        (PEER_ENV, format!("{to}:{count}")),
+/// to `to`, which after `check` watches them for at most `window` (the
+/// calling binary must list the [`KERNEL_PEER`] role, [`kernel_peer`]).
+pub(crate) fn spawn_kernel_peer(
+    lab: &Lab,
+    to: SocketAddrV4,
+    count: usize,
+    window: Duration,
+) -> Proc {
+    spawn_role(
+        lab.command("LAB_PEER_NS", &this_exe(), &[]),
+        KERNEL_PEER,
+        &format!("{to} {count} {}", window.as_millis()),
     )
 }
 
-/// The kernel-peer role, when [`PEER_ENV`] is set (else nothing): connects
-/// `count` sockets, prints `PEER connected N`, waits for a line on stdin,
-/// then polls SO_ERROR of every socket for at most `window` and prints
+/// The kernel-peer role (`ADDR COUNT WINDOW_MS`): connects `COUNT`
+/// sockets, prints `PEER connected N`, waits for a line on stdin, then
+/// polls SO_ERROR of every socket for at most the window and prints
 /// `PEER reset=R other=O pending=P ms=T` (T: until the last one failed).
-pub(crate) fn hold_kernel_connections(window: Duration) {
-    let Ok(spec) = std::env::var(PEER_ENV) else {
-        return;
-    };
-    let (to, count) = spec.rsplit_once(':').unwrap();
-    let to: SocketAddr = to.parse().unwrap();
-    let count: usize = count.parse().unwrap();
+pub(crate) fn kernel_peer(arg: &str) {
+    let mut words = arg.split_whitespace();
+    let mut next = || words.next().expect("ADDR COUNT WINDOW_MS");
+    let to: SocketAddr = next().parse().unwrap();
+    let count: usize = next().parse().unwrap();
+    let window = Duration::from_millis(next().parse().unwrap());
     let mut socks: Vec<TcpStream> = (0..count)
         .map(|i| {
             TcpStream::connect_timeout(&to, CONNECT_TIMEOUT)
@@ -142,7 +158,7 @@ pub(crate) fn hold_kernel_connections(window: Duration) {
     );
 }
 
-/// `key=value` in a helper's (or the daemon's) line.
+/// `key=value` in a child's line.
 pub(crate) fn field(line: &str, key: &str) -> u64 {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -40,33 +40,30 @@ pub(crate) fn require_system_tests() -> bool {
     std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").is_ok_and(|v| v == "1")
 }
 
-/// A scratch directory under the system temp dir, removed on drop.
-pub(crate) struct Scratch(pub(crate) PathBuf);
+/// A scratch directory (tempfile), removed on drop.
+pub(crate) struct Scratch(tempfile::TempDir);
 
 impl Scratch {
-    /// `/tmp/lingerd-<name>-<pid>-<n>` with `mode`.
+    /// `/tmp/lingerd-<name>-XXXXXX` with `mode`.
     pub(crate) fn new(name: &str, mode: u32) -> Scratch {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "lingerd-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir(&p).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-        Scratch(p)
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("lingerd-{name}-"))
+            .permissions(fs::Permissions::from_mode(mode))
+            .tempdir()
+            .unwrap();
+        // The umask may have taken bits off: set them as asked.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+        Scratch(dir)
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        self.0.path()
     }
 
     /// A path inside.
     pub(crate) fn join(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        self.0.path().join(rel)
     }
 }
 
