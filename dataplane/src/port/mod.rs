@@ -12,10 +12,13 @@
 //! (smoltcp, in the tests) or a trivial echo. Ports today: [`mem`], the
 //! in-process pair with a virtual clock and seeded impairments (for protocol
 //! tests and benches), and `afxdp` (feature `afxdp`): one NIC queue on an
-//! AF_XDP socket with lingerd's own XDP program. DPDK comes later.
+//! AF_XDP socket with lingerd's own XDP program; and `dpdk` (feature
+//! `dpdk`): one queue pair of a DPDK device (memif, ring, tap, af_packet).
 
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod handoff;
 pub mod mem;
 

@@ -2,11 +2,14 @@
 //!
 //! It wraps the few operations safe Rust cannot express (cache prefetch
 //! hints; with the `afxdp` feature the AF_XDP rings behind owned frame
-//! tokens, a little rtnetlink and `setns`; shared-memory mappings later)
+//! tokens, a little rtnetlink and `setns`; with the `dpdk` feature DPDK's
+//! EAL, devices and mbufs behind owned tokens; shared-memory mappings later)
 //! behind safe functions whose contracts are stated here. Nothing outside
 //! `sys` may opt out of `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 #[cfg(feature = "afxdp")]
 pub mod netlink;
 #[cfg(feature = "afxdp")]
