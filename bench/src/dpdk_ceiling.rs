@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig, TxOutcome};
 use lingerd_dataplane::wire::{
     ControlSegment, EthernetAddress, RST_FRAME_LEN, RstTemplate, SeqNumber,

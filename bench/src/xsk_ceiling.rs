@@ -8,7 +8,7 @@
 //! (`/sys/class/net/<peer-if>/statistics/rx_packets`, read through
 //! `ip netns exec` before and after) — not just TX completions. First the
 //! port's sender (lingerd's XDP program attached, frames through
-//! `AfXdpPort::tx_frame`), then `sys::xsk::bare_tx_loop`. It owns the lab it
+//! `Port::tx_frame`), then `lingerd_testkit::sys::xsk_bare::bare_tx_loop`. It owns the lab it
 //! made and nothing else; it may not touch other namespaces or addresses
 //! outside 198.18.0.0/15.
 
@@ -16,11 +16,13 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, TxOutcome, XskConfig};
-use lingerd_dataplane::sys::{netns, xsk};
+use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::wire::{
     ControlSegment, EthernetAddress, RST_FRAME_LEN, RstTemplate, SeqNumber,
 };
+use lingerd_testkit::sys::xsk_bare;
 
 /// Arguments of `xsk-ceiling`.
 #[derive(clap::Args, Debug)]
@@ -105,7 +107,7 @@ fn port_sender(iface: &str, addr: Ipv4Addr, frame: [u8; RST_FRAME_LEN], secs: f6
 
 fn bare_sender(iface: &str, frame: [u8; RST_FRAME_LEN], secs: f64) -> Result<Run> {
     let t0 = Instant::now();
-    let r = xsk::bare_tx_loop(
+    let r = xsk_bare::bare_tx_loop(
         iface,
         0,
         &XskConfig::default(),

@@ -16,15 +16,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use lingerd_config::{Config, ConfigError};
-
-/// `EX_CONFIG`: the configuration is missing, unreadable or invalid.
-pub(crate) const EX_CONFIG: u8 = 78;
-/// `EX_UNAVAILABLE`: a required service (the dataplane port, or the
-/// daemon for `ctl`) is unavailable.
-pub(crate) const EX_UNAVAILABLE: u8 = 69;
+use lingerd_daemon::run::{Daemon, EX_CONFIG, EX_UNAVAILABLE, RunError};
 
 /// lingerd: a kernel-bypass TCP daemon whose speciality is the end of a
 /// connection.
@@ -43,9 +38,12 @@ enum Command {
     /// and column of every problem when it is not. Touches nothing else:
     /// safe for ExecStartPre= and ExecReload=.
     CheckConfig {
+        /// The YAML configuration file (or give it with `--config`).
+        #[arg(value_name = "FILE", required_unless_present = "config")]
+        file: Option<PathBuf>,
         /// The YAML configuration file.
-        #[arg(long, short, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(long, short, value_name = "FILE", conflicts_with = "file")]
+        config: Option<PathBuf>,
     },
     /// Run the daemon.
     ///
@@ -56,9 +54,6 @@ enum Command {
         /// The YAML configuration file.
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
-        /// TEST ONLY: echo, and obey commands on stdin (see daemon/src/app.rs).
-        #[arg(long, hide = true)]
-        test_app: bool,
     },
     /// Talk to the running daemon: list connections, close them, figures.
     ///
@@ -72,19 +67,28 @@ enum Command {
 /// Carries out the command.
 pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::CheckConfig { config } => check_config(&config),
-        Command::Run { config, test_app } => {
-            crate::run::run(&config, crate::run::RunOptions { test_app })
+        Command::CheckConfig { file, config } => {
+            // clap requires one of the two.
+            let path = file.or(config).context("check-config needs a FILE")?;
+            check_config(&path)
         }
+        Command::Run { config } => run_daemon(&config),
         Command::Ctl(args) => crate::ctl_cmd::run(args),
     }
+}
+
+/// `lingerd run`: start, serve until SIGTERM or SIGINT, shut down.
+fn run_daemon(config: &Path) -> Result<()> {
+    let mut daemon = Daemon::start(config)?;
+    daemon.serve();
+    daemon.shutdown()
 }
 
 /// The exit status for an error `run` returned (see the module table).
 pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<ConfigError>().is_some() {
         EX_CONFIG
-    } else if let Some(r) = e.downcast_ref::<crate::run::RunError>() {
+    } else if let Some(r) = e.downcast_ref::<RunError>() {
         r.exit_code()
     } else if crate::ctl_cmd::unreachable(e) {
         EX_UNAVAILABLE
@@ -111,10 +115,33 @@ mod tests {
     }
 
     #[test]
+    fn check_config_takes_the_file_positionally_or_with_config() {
+        for args in [
+            &["lingerd", "check-config", "a.yaml"][..],
+            &["lingerd", "check-config", "--config", "a.yaml"],
+            &["lingerd", "check-config", "-c", "a.yaml"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::CheckConfig { file, config } = cli.command else {
+                panic!("{args:?}: not check-config");
+            };
+            assert_eq!(file.or(config), Some(PathBuf::from("a.yaml")), "{args:?}");
+        }
+        for bad in [
+            &["lingerd", "check-config"][..],
+            &["lingerd", "check-config", "a.yaml", "--config", "b.yaml"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let run = Cli::try_parse_from(["lingerd", "run", "--test-app", "--config", "a.yaml"]);
+        assert!(run.is_err(), "--test-app is gone");
+    }
+
+    #[test]
     fn exit_codes() {
         let bad = Config::parse("x: 1\n", "t.yaml").unwrap_err();
         assert_eq!(exit_code(&bad.into()), EX_CONFIG);
-        let nw = crate::run::RunError::NoInterface("x".into());
+        let nw = RunError::NoInterface("x".into());
         assert_eq!(exit_code(&nw.into()), EX_UNAVAILABLE);
         assert_eq!(exit_code(&anyhow::anyhow!("other")), 1);
     }

@@ -1,30 +1,18 @@
-//! The lingerd binary.
+//! The lingerd binary: parses the command line (`cli`, with `lingerd
+//! ctl`'s flags and output in `ctl_cmd` and `check-config`'s summary in
+//! `summary`) and maps the outcome to an exit status.
 //!
-//! It owns the control thread, core pinning (`pin`), signals and one pinned
-//! dataplane engine per queue (`run`, configured by `convert`, with the
-//! daemon's own app in `app`), SIGHUP reloads (`reload`), the log level of
-//! its runtime lines (`log`) and `lingerd ctl`'s command line (`ctl_cmd`);
-//! client attach, metrics and the ctl socket live in the library half. It
-//! may not implement protocol logic itself: that lives in
-//! `lingerd-dataplane`.
-//! The command line lives in `cli.rs`; this file only maps the outcome to
-//! an exit status.
+//! Everything `run` does lives in the library half
+//! (`lingerd_daemon::run::Daemon`). It may not implement protocol logic
+//! (that lives in `lingerd-dataplane`) nor daemon behaviour of its own.
 #![deny(unsafe_code)]
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-mod app;
 mod cli;
-mod convert;
 mod ctl_cmd;
-#[cfg(test)]
-mod drift_tests;
-mod log;
-mod pin;
-mod reload;
-mod run;
 mod summary;
 
 fn main() -> ExitCode {

@@ -1,11 +1,11 @@
 //! Core pinning and the host facts it depends on.
 //!
-//! Before any thread starts, [`check_cores`] refuses a configured CPU that
+//! Before any thread starts, `check_cores` refuses a configured CPU that
 //! is outside the process's allowed mask (`sched_getaffinity`, through
 //! `core_affinity`: a cpuset, `taskset` or systemd's `CPUAffinity=` may have
 //! narrowed it) and warns when a CPU sits on another NUMA node than the NIC
 //! (`/sys/class/net/IF/device/numa_node`, absent for virtual interfaces).
-//! Each dataplane thread then pins itself with [`pin_current`]. The safe
+//! Each dataplane thread then pins itself with `pin_current`. The safe
 //! `core_affinity` crate makes the syscalls, so no `unsafe` is needed here.
 //! It reads sysfs and sets the calling thread's affinity; nothing else.
 
@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// Why pinning cannot be done as configured.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PinError {
+pub enum PinError {
     /// A configured CPU is outside the allowed mask.
     #[error(
         "core {cpu} is not in this process's allowed CPU set {allowed:?} (cpuset, taskset or CPUAffinity=)"

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use lingerd_dataplane::sys::{netns, xsk};
 use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
 use lingerd_lab::Lab;
+use lingerd_testkit::sys::xsk_bare;
 
 mod child;
 use child::{Helper, PEER_ENV, field};
@@ -553,7 +554,7 @@ fn xsk_ceiling(lab: &Lab, secs: f64) -> f64 {
         loop {
             let t0 = Instant::now();
             let deadline = t0 + Duration::from_secs_f64(secs);
-            match xsk::bare_tx_loop(&iface, 0, &xsk::XskConfig::default(), &frame, deadline) {
+            match xsk_bare::bare_tx_loop(&iface, 0, &xsk::XskConfig::default(), &frame, deadline) {
                 Err(xsk::XskError::Socket { .. }) if attempts < 20 => {
                     attempts += 1;
                     thread::sleep(Duration::from_millis(50));

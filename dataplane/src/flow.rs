@@ -10,7 +10,7 @@
 //! moves between cores; when the key is unknown (veth has no RSS at all) the
 //! same function with a default key and a round-robin table still names one
 //! owner per tuple, and the port shell hands frames that arrive elsewhere to
-//! it over an in-process ring ([`crate::port::afxdp::Handoff`]).
+//! it over an in-process ring ([`crate::port::handoff::Handoff`]).
 //!
 //! Active opens pick their source port so that the answer's tuple hashes to
 //! their own queue ([`FlowSteer::owns_local`], used by the engine's

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{CloseOutcome, Completion, Detail, Request};
+use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig, EalMemory, TxOutcome};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;

@@ -31,8 +31,9 @@ use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
 use lingerd_dataplane::engine::counters::Counters;
 use lingerd_dataplane::port::afxdp::{
-    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, PortInfo, XdpAttach, run_engine,
+    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, PortInfo, XdpAttach,
 };
+use lingerd_dataplane::port::{Hooks, LoopView, Port, core_loop};
 use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::wire::EthernetAddress;
@@ -110,6 +111,80 @@ struct EngineRun {
     stats: AfXdpStats,
 }
 
+/// The engine thread's hooks: echo what arrives, obey `Cmd`s, report
+/// every completion on `events`.
+struct Echo<'a> {
+    stop: &'a AtomicBool,
+    cmds: &'a mpsc::Receiver<Cmd>,
+    events: &'a mpsc::Sender<Completion>,
+    pending: Vec<Completion>,
+    accepted: Vec<Handle>,
+    user_data: u64,
+}
+
+impl Hooks<AfXdpStats> for Echo<'_> {
+    fn done(&mut self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        let _ = self.events.send(c.clone());
+        self.pending.push(c);
+    }
+
+    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, _view: LoopView<AfXdpStats>) {
+        let user_data = &mut self.user_data;
+        for c in self.pending.drain(..) {
+            match c.detail {
+                Detail::Accepted { .. } => self.accepted.push(c.handle),
+                Detail::Data(data) => {
+                    let len = data.len() as u32;
+                    *user_data += 1;
+                    engine.handle_request(
+                        now,
+                        CLIENT,
+                        *user_data,
+                        Request::Send {
+                            handle: c.handle,
+                            data,
+                        },
+                    );
+                    *user_data += 1;
+                    engine.handle_request(
+                        now,
+                        CLIENT,
+                        *user_data,
+                        Request::RecvDone {
+                            handle: c.handle,
+                            len,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        while let Ok(cmd) = self.cmds.try_recv() {
+            *user_data += 1;
+            match cmd {
+                Cmd::AbortAll => {
+                    for &handle in &self.accepted {
+                        engine.handle_request(now, CLIENT, *user_data, Request::Abort { handle });
+                    }
+                }
+                Cmd::Connect(remote) => engine.handle_request(
+                    now,
+                    CLIENT,
+                    *user_data,
+                    Request::Connect {
+                        remote,
+                        local_port: None,
+                    },
+                ),
+            }
+        }
+    }
+}
+
 /// The engine thread: port open, listener on 7, echo, commands.
 fn spawn_engine(
     lab: &Lab,
@@ -151,75 +226,22 @@ fn spawn_engine(
                 backlog: 16,
             },
         );
-        let pending = std::cell::RefCell::new(Vec::<Completion>::new());
-        let mut accepted: Vec<Handle> = Vec::new();
-        let mut user_data = 100;
-        run_engine(
+        let mut echo = Echo {
+            stop: &stop,
+            cmds: &cmds,
+            events: &events,
+            pending: Vec::new(),
+            accepted: Vec::new(),
+            user_data: 100,
+        };
+        core_loop::run(
             &mut port,
             &mut engine,
             IdleMode::Sleep {
                 max: Duration::from_millis(5),
             },
-            &stop,
-            |c| {
-                let _ = events.send(c.clone());
-                pending.borrow_mut().push(c);
-            },
-            |engine, now| {
-                for c in pending.borrow_mut().drain(..) {
-                    match c.detail {
-                        Detail::Accepted { .. } => accepted.push(c.handle),
-                        Detail::Data(data) => {
-                            let len = data.len() as u32;
-                            user_data += 1;
-                            engine.handle_request(
-                                now,
-                                CLIENT,
-                                user_data,
-                                Request::Send {
-                                    handle: c.handle,
-                                    data,
-                                },
-                            );
-                            user_data += 1;
-                            engine.handle_request(
-                                now,
-                                CLIENT,
-                                user_data,
-                                Request::RecvDone {
-                                    handle: c.handle,
-                                    len,
-                                },
-                            );
-                        }
-                        _ => {}
-                    }
-                }
-                while let Ok(cmd) = cmds.try_recv() {
-                    user_data += 1;
-                    match cmd {
-                        Cmd::AbortAll => {
-                            for &handle in &accepted {
-                                engine.handle_request(
-                                    now,
-                                    CLIENT,
-                                    user_data,
-                                    Request::Abort { handle },
-                                );
-                            }
-                        }
-                        Cmd::Connect(remote) => engine.handle_request(
-                            now,
-                            CLIENT,
-                            user_data,
-                            Request::Connect {
-                                remote,
-                                local_port: None,
-                            },
-                        ),
-                    }
-                }
-            },
+            None,
+            &mut echo,
         )
         .expect("engine loop");
         Some(EngineRun {

@@ -6,3 +6,7 @@
 //! draw from. It may use the production crates' public API only; nothing in
 //! a production crate may depend on it.
 #![deny(unsafe_code)]
+
+pub mod filter;
+#[cfg(feature = "afxdp")]
+pub mod sys;

@@ -15,7 +15,7 @@
 //! `muted` connections take dut ports of their own, and once they are open
 //! the generator stays silent on them: every frame from those ports that
 //! carries no SYN is dropped before the engine sees it
-//! (`run_engine_filtered`), so the dut's FIN is never acknowledged and a
+//! (a `lingerd_testkit::filter::Filtered` port), so the dut's FIN is never acknowledged and a
 //! lingering close there keeps its deadline armed. A SYN-ACK still passes
 //! (the handshake completes, retransmitted SYN-ACKs are answered); the
 //! frames dropped are counted in [`Progress::muted`].
@@ -33,7 +33,6 @@
 //! the port (its XDP program is detached when the thread ends, panics
 //! included) and nothing else.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -46,14 +45,15 @@ use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
-use lingerd_dataplane::port::afxdp::{
-    AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, XskConfig, run_engine_filtered,
-};
+use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, XskConfig};
+use lingerd_dataplane::port::{Hooks, LoopView, Port, core_loop};
 use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::wire::{
     EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket,
 };
+
+use lingerd_testkit::filter::Filtered;
 
 use crate::clock::now_ns;
 
@@ -295,7 +295,7 @@ impl Drop for LoadGen {
     }
 }
 
-/// The loop's state, shared by the two closures of `run_engine`.
+/// The loop's state, seen by the loop's hooks ([`Gen`]).
 struct State {
     conns: Vec<Conn>,
     next: usize,
@@ -349,18 +349,22 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
     // for as long as the thread is off the CPU, so it gets a large UMEM
     // and the largest ring.
     pcfg.xsk = XskConfig::with_frames(65_536);
-    let mut port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {}", cfg.iface))?;
+    let port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {}", cfg.iface))?;
     let info = port.info().to_string();
     let t0 = Instant::now();
     let mut engine = QueueEngine::new(engine_config(cfg), t0);
-    let state = RefCell::new(State {
-        conns: vec![Conn::default(); cfg.connections],
-        next: 0,
-        answered: 0,
-        to_close: VecDeque::new(),
-        failures: Vec::new(),
-        t0,
-    });
+    let mut gen_hooks = Gen {
+        st: State {
+            conns: vec![Conn::default(); cfg.connections],
+            next: 0,
+            answered: 0,
+            to_close: VecDeque::new(),
+            failures: Vec::new(),
+            t0,
+        },
+        cfg,
+        progress,
+    };
     let muted_ports = cfg.muted_ports();
     let keep = |frame: &[u8]| {
         let keep = audible(frame, muted_ports);
@@ -369,18 +373,12 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
         }
         keep
     };
-    run_engine_filtered(
-        &mut port,
-        &mut engine,
-        cfg.idle,
-        &progress.stop,
-        keep,
-        |c| on_completion(&mut state.borrow_mut(), progress, cfg.close_on_fin, c),
-        |engine, now| requests(&mut state.borrow_mut(), cfg, engine, now, progress),
-    )
-    .context("load generator loop")?;
+    let mut filtered = Filtered::new(port, keep);
+    core_loop::run(&mut filtered, &mut engine, cfg.idle, None, &mut gen_hooks)
+        .context("load generator loop")?;
+    let port = filtered.into_inner();
     let port_stats = port.stats()?;
-    let st = state.into_inner();
+    let st = gen_hooks.st;
     Ok(Outcome {
         conns: st.conns,
         port: port_stats,
@@ -395,6 +393,27 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
             .collect(),
         failures: st.failures,
     })
+}
+
+/// The generator's side of the loop: opens, closes, completions.
+struct Gen<'a> {
+    st: State,
+    cfg: &'a Config,
+    progress: &'a Progress,
+}
+
+impl Hooks<AfXdpStats> for Gen<'_> {
+    fn done(&mut self) -> bool {
+        self.progress.stop.load(Ordering::Relaxed)
+    }
+
+    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, _view: LoopView<AfXdpStats>) {
+        requests(&mut self.st, self.cfg, engine, now, self.progress);
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        on_completion(&mut self.st, self.progress, self.cfg.close_on_fin, c);
+    }
 }
 
 fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant, p: &Progress) {

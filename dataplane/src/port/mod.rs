@@ -2,27 +2,89 @@
 //! and an engine; the engine never sees a port.
 //!
 //! A port owns the I/O: the rings or queues frames travel through, the clock
-//! it reads (or, for tests, the virtual clock it keeps) and the loop that
-//! alternates between "frames in", "timers" and "frames out". It may not look
-//! inside frames or keep protocol state: everything TCP lives in the engine,
-//! which is sans-IO and gets time as an argument.
+//! it reads (or, for tests, the virtual clock it keeps) and how it waits for
+//! work. It may not look inside frames or keep protocol state: everything
+//! TCP lives in the engine, which is sans-IO and gets time as an argument.
 //!
-//! [`Endpoint`] is the narrow, frame-level view a port needs of whatever sits
-//! behind it, so the same shell drives the lingerd engine, a reference stack
-//! (smoltcp, in the tests) or a trivial echo. Ports today: [`mem`], the
-//! in-process pair with a virtual clock and seeded impairments (for protocol
-//! tests and benches), and `afxdp` (feature `afxdp`): one NIC queue on an
-//! AF_XDP socket with lingerd's own XDP program; and `dpdk` (feature
-//! `dpdk`): one queue pair of a DPDK device (memif, ring, tap, af_packet).
+//! Two views of a port live here. [`Port`] is what a NIC queue offers the
+//! one per-core loop ([`core_loop`]): bursts of frames in and out, a wait
+//! with a timeout, statistics. `afxdp` (feature `afxdp`: one NIC queue on an
+//! AF_XDP socket with lingerd's own XDP program) and `dpdk` (feature `dpdk`:
+//! one queue pair of a DPDK device: memif, ring, tap, af_packet) implement
+//! it. [`Endpoint`] is the narrow,
+//! frame-level view the in-process pair [`mem`] needs of whatever sits
+//! behind it (the lingerd engine, a reference stack, a trivial echo) for
+//! protocol tests with a virtual clock. Frames that reach the wrong queue
+//! of a multi-queue interface move over [`handoff`].
 
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+pub mod core_loop;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod handoff;
 pub mod mem;
 
-use std::time::Instant;
+use std::fmt::Debug;
+use std::io;
+use std::time::{Duration, Instant};
+
+pub use core_loop::{Hooks, IdleMode, LoopView};
+
+/// What [`Port::tx_frame`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// A frame was queued for transmission.
+    Queued,
+    /// The writer had nothing to send.
+    Empty,
+    /// No free frame (all in flight): flush and reap first.
+    NoFrame,
+}
+
+/// One NIC queue as the per-core loop drives it: frames in by bursts,
+/// frames out one at a time into the port's own buffers (no copy), a flush
+/// that hands them to the device, and a bounded wait for the next frame.
+///
+/// A port never parses what it carries. Frames given to `on_frame` are
+/// borrowed for the call only; a frame written by `tx_frame` belongs to the
+/// port from then on. Every method returns promptly except
+/// [`wait`](Port::wait), which sleeps at most its timeout.
+pub trait Port {
+    /// Everything countable about the port (its own counters and the
+    /// device's), as [`stats`](Port::stats) reads it.
+    type Stats: Copy + Debug;
+
+    /// Receives up to `max` frames and hands each, in order, to
+    /// `on_frame`; gives their buffers back to the device afterwards.
+    /// Returns how many frames were received.
+    fn rx_burst(&mut self, max: usize, on_frame: impl FnMut(&[u8])) -> usize;
+
+    /// Takes a free TX buffer and lets `write` fill it with one frame
+    /// (`None` or `Some(0)`: nothing to send, the buffer goes back). A
+    /// queued frame leaves at the next [`flush`](Port::flush).
+    fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome;
+
+    /// Hands the queued frames to the device (waking it when it asks) and
+    /// takes back the buffers of frames it has sent. Returns the frames
+    /// handed over.
+    fn flush(&mut self) -> io::Result<usize>;
+
+    /// Frames handed over (or queued) and not yet given back as sent.
+    fn tx_in_flight(&self) -> usize;
+
+    /// Sleeps until a frame may have arrived or `timeout` passed
+    /// (`Ok(false)`: timed out). A port without a way to be woken sleeps
+    /// the whole timeout.
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool>;
+
+    /// Reads the statistics (may be a syscall: the loop calls it at most
+    /// every [`core_loop::STATS_EVERY`]).
+    fn stats(&self) -> io::Result<Self::Stats>;
+
+    /// Counts one iteration of the loop (the figure is in the stats).
+    fn count_loop(&mut self);
+}
 
 /// Anything that speaks Ethernet frames and keeps its timers on a clock
 /// someone else drives.

@@ -18,14 +18,12 @@
 //!
 //! It owns the rings, the UMEM mapping and the free list; it knows nothing of
 //! XDP programs (the port's steering does), of frames' contents or of engines.
-//! Also here: [`bare_tx_loop`], the benchmark's reference sender written
-//! directly on xsk-rs.
 
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
@@ -492,96 +490,4 @@ impl AsRawFd for XskQueue {
     fn as_raw_fd(&self) -> RawFd {
         self.tx.fd().as_raw_fd()
     }
-}
-
-/// What [`bare_tx_loop`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BareTx {
-    /// Frames the kernel completed.
-    pub sent: u64,
-    /// Copy or zero-copy.
-    pub zero_copy: bool,
-}
-
-/// The benchmark's reference: sends `frame` on `(iface, queue)` as fast as a
-/// minimal loop written directly on xsk-rs can, until `deadline`.
-///
-/// No port, no tokens, no engine: every UMEM frame is written once with
-/// `frame` before the loop, then the loop only moves descriptors from the
-/// completion ring back to the TX ring in batches of 64 and kicks the
-/// kernel. Stops at `deadline` and waits (at most 1 s) for the last
-/// completions. The socket is bound with the inhibit flag and no XDP program
-/// is needed for TX.
-pub fn bare_tx_loop(
-    iface: &str,
-    queue: u32,
-    cfg: &XskConfig,
-    frame: &[u8],
-    deadline: Instant,
-) -> Result<BareTx, XskError> {
-    const BATCH: usize = 64;
-    let mut q = XskQueue::new(iface, queue, cfg)?;
-    let zero_copy = q.bind_mode() == BindMode::ZeroCopy;
-    // Take every frame out of the fill ring's reach: this loop only sends.
-    let mut descs: Vec<FrameDesc> = Vec::with_capacity(q.free.len());
-    for mut f in std::mem::take(&mut q.free) {
-        q.write(&mut f, |buf| {
-            buf[..frame.len()].copy_from_slice(frame);
-            frame.len()
-        });
-        descs.push(f.desc);
-    }
-    let mut comp = vec![FrameDesc::default(); cfg.ring_size as usize];
-    let mut in_flight = 0u64;
-    let mut sent = 0u64;
-    let mut iterations = 0u64;
-    loop {
-        iterations += 1;
-        let done = iterations.is_multiple_of(1024) && Instant::now() >= deadline;
-        if !done && !descs.is_empty() {
-            let take = descs.len().min(BATCH);
-            let from = descs.len() - take;
-            // SAFETY: `descs` holds frames of this UMEM that user space owns
-            // (written above, or returned by the completion ring); those the
-            // ring accepts are truncated away at once and are not touched
-            // again until the completion ring returns them.
-            let n = unsafe { q.tx.produce(&descs[from..]) };
-            descs.truncate(descs.len() - n);
-            in_flight += n as u64;
-        }
-        if in_flight > 0 && q.tx.needs_wakeup() {
-            let _ = q.tx.wakeup();
-        }
-        // SAFETY: the completion ring returns frames of this UMEM that we
-        // pushed, each once; they go back to `descs`, which owns them.
-        let n = unsafe { q.cq.consume(&mut comp) };
-        in_flight -= n as u64;
-        sent += n as u64;
-        for d in &mut comp[..n] {
-            // The completion ring reports no length: set it back to the
-            // frame's, as xsk-rs's own examples do.
-            // SAFETY: `d` was just returned by the completion ring, so the
-            // frame is ours again and nothing else accesses it.
-            unsafe { q.umem.data_mut(d) }.cursor().set_pos(frame.len());
-        }
-        descs.extend_from_slice(&comp[..n]);
-        if done {
-            break;
-        }
-    }
-    // Drain: bounded by 1 s of wakeups and 1 ms sleeps.
-    let drain_until = Instant::now() + Duration::from_secs(1);
-    while in_flight > 0 && Instant::now() < drain_until {
-        let _ = q.tx.wakeup();
-        // SAFETY: as in the loop above.
-        let n = unsafe { q.cq.consume(&mut comp) };
-        in_flight -= n as u64;
-        sent += n as u64;
-        if n == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-    // The descriptors are plain values; the frames go with the UMEM.
-    drop(descs);
-    Ok(BareTx { sent, zero_copy })
 }

@@ -5,7 +5,8 @@
 //! ([`crate::sys::xsk`], copy or zero-copy, need_wakeup) and registers it in
 //! the program's socket map. What it got — native or generic XDP, copy or
 //! zero-copy — is in [`PortInfo`], which the caller prints at start-up.
-//! [`run_engine`] ([`shell`]) is the per-core loop around a `QueueEngine`.
+//! The port implements [`Port`], so the per-core loop
+//! ([`crate::port::core_loop`]) drives it.
 //!
 //! It owns the socket, its frames and the program on its interface; it may
 //! not parse frames or keep protocol state (the engine's), nor use `unsafe`
@@ -14,7 +15,6 @@
 //! with [`AfXdpPort::open_queue`], which registers its socket in it; frames
 //! that reach the wrong queue move over [`crate::port::handoff`].
 
-mod shell;
 pub mod steering;
 
 use std::fmt;
@@ -22,10 +22,10 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-pub use shell::{
-    IdleMode, LoopView, RX_BURST, STATS_EVERY, TX_BURST, run_engine, run_engine_filtered,
-    run_engine_with,
-};
+use crate::port::Port;
+/// The loop's idle mode and the TX outcome, where AF_XDP callers have
+/// always found them (defined in [`crate::port`]).
+pub use crate::port::{IdleMode, TxOutcome};
 pub use steering::{AttachMode, Steering, XdpAttach};
 
 pub use crate::sys::xsk::{BindMode, Frame, XskConfig, XskStats, ZeroCopy};
@@ -170,17 +170,6 @@ pub struct AfXdpStats {
     pub xdp: XskStats,
 }
 
-/// What [`AfXdpPort::tx_frame`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TxOutcome {
-    /// A frame was queued for the TX ring.
-    Queued,
-    /// The writer had nothing to send.
-    Empty,
-    /// No free frame (all in flight): flush and reap first.
-    NoFrame,
-}
-
 /// One queue of an interface on AF_XDP, with lingerd's XDP program.
 #[derive(Debug)]
 pub struct AfXdpPort {
@@ -240,8 +229,18 @@ impl AfXdpPort {
         &self.info
     }
 
+    /// The steering program when this port owns it (to add queues later,
+    /// or detach early).
+    pub fn steering(&mut self) -> Option<&mut Steering> {
+        self.steering.as_mut()
+    }
+}
+
+impl Port for AfXdpPort {
+    type Stats = AfXdpStats;
+
     /// Counters, ours and the kernel's.
-    pub fn stats(&self) -> io::Result<AfXdpStats> {
+    fn stats(&self) -> io::Result<AfXdpStats> {
         let mut port = self.counters;
         port.wakeups = self.xsk.wakeups();
         Ok(AfXdpStats {
@@ -252,7 +251,7 @@ impl AfXdpPort {
 
     /// Receives up to `max` frames, hands each to `on_frame`, recycles them
     /// and tops up the fill ring. Returns how many.
-    pub fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
+    fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
         let mut frames = std::mem::take(&mut self.rx);
         let n = self.xsk.rx_burst(&mut frames, max);
         for frame in frames.drain(..) {
@@ -267,7 +266,7 @@ impl AfXdpPort {
 
     /// Takes a free frame, lets `write` fill it (`None`: nothing to send)
     /// and queues it for the TX ring.
-    pub fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
+    fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
         let Some(mut frame) = self.xsk.tx_alloc() else {
             self.counters.tx_no_frame += 1;
             return TxOutcome::NoFrame;
@@ -292,31 +291,25 @@ impl AfXdpPort {
 
     /// Pushes queued frames into the TX ring (kicking the kernel when it
     /// asks), then reaps completions. Returns frames pushed.
-    pub fn flush(&mut self) -> io::Result<usize> {
+    fn flush(&mut self) -> io::Result<usize> {
         let pushed = self.xsk.tx_flush()?;
         self.xsk.reap_completions();
         Ok(pushed)
     }
 
     /// Frames sent but not yet back from the completion ring.
-    pub fn tx_in_flight(&self) -> usize {
+    fn tx_in_flight(&self) -> usize {
         self.xsk.tx_in_flight()
     }
 
     /// Counts one iteration of the engine loop.
-    pub(super) fn count_loop(&mut self) {
+    fn count_loop(&mut self) {
         self.counters.loops += 1;
     }
 
     /// Sleeps in poll(2) until a frame arrives or `timeout` passes.
-    pub fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
         self.counters.sleeps += 1;
         self.xsk.wait_rx(Some(timeout))
-    }
-
-    /// The steering program when this port owns it (to add queues later,
-    /// or detach early).
-    pub fn steering(&mut self) -> Option<&mut Steering> {
-        self.steering.as_mut()
     }
 }

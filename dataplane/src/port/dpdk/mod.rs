@@ -5,10 +5,11 @@
 //! [`DpdkConfig::device`] on the process-wide EAL ([`Eal`]), configures one
 //! queue pair per core (RSS over TCP/IPv4 where the driver hashes), starts
 //! it and returns one port per queue; [`DpdkPort::open`] is the one-queue
-//! case. Its methods are those of the AF_XDP port with the same meanings:
-//! `rx_burst`, `tx_frame` → [`TxOutcome`] (the engine writes straight into
-//! the mbuf's data room), `flush`, `tx_in_flight`, `wait`, `stats`,
-//! `count_loop`. There is no steering: DPDK owns the whole device, and the
+//! case. It implements [`Port`] as the AF_XDP port does, so the same
+//! [`core_loop`](crate::port::core_loop) drives it: `tx_frame` →
+//! [`TxOutcome`] lets the engine write straight into the mbuf's data room,
+//! `flush` is `rte_eth_tx_burst`, and `wait` is a bounded sleep (no RX
+//! interrupt). There is no steering: DPDK owns the whole device, and the
 //! engine drops frames that are not for its MAC and answers ARP itself.
 //! Frames of a flow another queue owns move over [`crate::port::handoff`]
 //! as with AF_XDP.
@@ -26,6 +27,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::port::Port;
+/// The loop's idle mode and the TX outcome (defined in [`crate::port`]).
+pub use crate::port::{IdleMode, TxOutcome};
 use crate::sys::dpdk::{DeviceConfig, EthDevice, EthQueue};
 pub use crate::sys::dpdk::{
     DeviceInfo, DpdkError, Eal, EalConfig, EalMemory, EthStats, LcoreGuard, Mbuf,
@@ -165,18 +169,6 @@ pub struct DpdkStats {
     pub dev: EthStats,
 }
 
-/// What [`DpdkPort::tx_frame`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TxOutcome {
-    /// A frame was queued for the PMD.
-    Queued,
-    /// The writer had nothing to send.
-    Empty,
-    /// No free mbuf (mempool empty, or a TX ring's worth waiting): flush
-    /// first.
-    NoFrame,
-}
-
 /// One queue pair of a DPDK device.
 #[derive(Debug)]
 pub struct DpdkPort {
@@ -247,8 +239,17 @@ impl DpdkPort {
         self.queue.device().link_up()
     }
 
+    /// Mbufs left in this queue's mempool.
+    pub fn mbufs_available(&self) -> u32 {
+        self.queue.pool_available()
+    }
+}
+
+impl Port for DpdkPort {
+    type Stats = DpdkStats;
+
     /// Counters, ours and the device's.
-    pub fn stats(&self) -> io::Result<DpdkStats> {
+    fn stats(&self) -> io::Result<DpdkStats> {
         let dev = self.queue.stats().map_err(io::Error::other)?;
         Ok(DpdkStats {
             port: self.counters,
@@ -259,7 +260,7 @@ impl DpdkPort {
     /// Receives up to `max` frames (at most the configured burst), hands
     /// each to `on_frame` and frees them. Returns how many were received
     /// (chained frames included, which are dropped unread and counted).
-    pub fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
+    fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
         let max = u16::try_from(max).unwrap_or(u16::MAX).min(self.burst);
         let mut mbufs = std::mem::take(&mut self.rx);
         let n = self.queue.rx_burst(&mut mbufs, max);
@@ -278,7 +279,7 @@ impl DpdkPort {
 
     /// Takes a free mbuf, lets `write` fill its data room (`None`: nothing
     /// to send) and queues it for the PMD.
-    pub fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
+    fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
         let Some(mut mbuf) = self.queue.tx_alloc() else {
             self.counters.tx_no_frame += 1;
             return TxOutcome::NoFrame;
@@ -295,31 +296,26 @@ impl DpdkPort {
 
     /// Hands queued frames to the PMD (`rte_eth_tx_burst`); those it does
     /// not take stay queued for the next flush. Returns how many it took.
-    pub fn flush(&mut self) -> io::Result<usize> {
+    fn flush(&mut self) -> io::Result<usize> {
         Ok(self.queue.tx_flush(self.burst))
     }
 
     /// Frames queued and not yet taken by the PMD.
-    pub fn tx_in_flight(&self) -> usize {
+    fn tx_in_flight(&self) -> usize {
         self.queue.tx_pending()
     }
 
     /// Counts one iteration of the engine loop.
-    pub fn count_loop(&mut self) {
+    fn count_loop(&mut self) {
         self.counters.loops += 1;
     }
 
     /// Sleeps for `timeout`, at most [`WAIT_SLICE`]: there is no RX
     /// interrupt to wake on, so the loop polls again after the slice.
     /// Returns `Ok(false)`: it cannot know whether a frame arrived.
-    pub fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
         self.counters.sleeps += 1;
         std::thread::sleep(timeout.min(WAIT_SLICE));
         Ok(false)
-    }
-
-    /// Mbufs left in this queue's mempool.
-    pub fn mbufs_available(&self) -> u32 {
-        self.queue.pool_available()
     }
 }

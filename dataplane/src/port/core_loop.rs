@@ -1,0 +1,327 @@
+//! The per-core loop: any [`Port`] around one `QueueEngine`, with the
+//! caller's per-iteration work behind [`Hooks`].
+//!
+//! One iteration: RX burst → engine → the hooks' requests → timers → TX
+//! burst → flush → completions to the hooks, then, in sleep mode and only
+//! when the iteration did nothing, [`Port::wait`] until a frame arrives,
+//! the engine's next timer (`poll_timeout`) or the idle cap, whichever is
+//! first. The cap bounds how long requests wait while client rings have no
+//! doorbell of their own. With several queues (a [`Handoff`]) each received
+//! frame is first routed to its owner, and the frames other queues passed
+//! to this one are fed to the engine after the RX burst. Every
+//! [`STATS_EVERY`] the loop reads the port's statistics and shows them to
+//! the hooks in [`LoopView::stats`]: the only way to see them while the
+//! loop borrows the port.
+//!
+//! It owns only the order of these steps; protocol decisions are the
+//! engine's, frames the port's, what a request or a completion means the
+//! hooks'. It may not parse frames.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use super::{Port, TxOutcome};
+use crate::engine::QueueEngine;
+use crate::engine::api::Completion;
+use crate::port::handoff::Handoff;
+
+/// Frames taken off the RX ring per iteration.
+pub const RX_BURST: usize = 64;
+/// Frames the engine may write per iteration.
+pub const TX_BURST: usize = 64;
+/// How often the loop reads the port's statistics for [`LoopView::stats`]
+/// (a syscall for AF_XDP: never more often than this, whatever the loop
+/// rate).
+pub const STATS_EVERY: Duration = Duration::from_millis(100);
+
+/// What the loop tells the hooks each iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopView<S> {
+    /// Frames handed to the port and not yet back as sent (as of the
+    /// previous iteration's flush).
+    pub tx_in_flight: usize,
+    /// The port's statistics, read in the first iteration and then at most
+    /// every [`STATS_EVERY`]; `None` in the iterations between reads (and
+    /// if the read failed).
+    pub stats: Option<S>,
+}
+
+/// What the loop does when there is nothing to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleMode {
+    /// Spin: lowest latency, one whole core (dataplane cores in production).
+    BusyPoll,
+    /// [`Port::wait`] with the engine's next timer as timeout, at most
+    /// `max` (laptops, CI, tests: TESTING.md forbids busy-polling in tests).
+    Sleep {
+        /// The longest sleep (bounds request latency).
+        max: Duration,
+    },
+}
+
+/// What the owner of a core does in the loop, besides frames and timers.
+///
+/// `S` is the port's [`Port::Stats`].
+pub trait Hooks<S> {
+    /// Checked before every iteration: `true` ends the loop.
+    fn done(&mut self) -> bool;
+
+    /// Called once per iteration, after the received frames reached the
+    /// engine and before its timers run: feed client requests
+    /// (`handle_request`), take the port's figures from `view`, decide
+    /// whether the next [`done`](Hooks::done) says stop.
+    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, view: LoopView<S>);
+
+    /// Receives every completion the engine produced, in order, after the
+    /// iteration's TX burst.
+    fn on_completion(&mut self, c: Completion);
+}
+
+/// Runs `engine` on `port` until `hooks` says it is done.
+///
+/// With `handoff`, received frames go through it (to this engine, to their
+/// owner's inbox, or both for ARP) and this queue's inbox is drained into
+/// the engine every iteration. Returns an I/O error from the port (a flush
+/// or a wait that failed).
+pub fn run<P: Port, H: Hooks<P::Stats>>(
+    port: &mut P,
+    engine: &mut QueueEngine,
+    mode: IdleMode,
+    mut handoff: Option<&mut Handoff>,
+    hooks: &mut H,
+) -> io::Result<()> {
+    let mut stats_due = Instant::now();
+    while !hooks.done() {
+        port.count_loop();
+        let now = Instant::now();
+        let stats = (now >= stats_due).then(|| {
+            stats_due = now + STATS_EVERY;
+            port.stats().ok()
+        });
+        let view = LoopView {
+            tx_in_flight: port.tx_in_flight(),
+            stats: stats.flatten(),
+        };
+        let mut received = match handoff.as_deref_mut() {
+            None => port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame)),
+            Some(h) => port.rx_burst(RX_BURST, |frame| {
+                if h.route(frame) {
+                    engine.handle_rx(now, frame);
+                }
+            }),
+        };
+        if let Some(h) = handoff.as_deref_mut() {
+            received += h.drain(RX_BURST, |frame| engine.handle_rx(now, frame));
+        }
+        hooks.requests(engine, now, view);
+        if engine.poll_timeout().is_some_and(|t| t <= now) {
+            engine.handle_timeout(now);
+        }
+        let mut sent = 0;
+        while sent < TX_BURST {
+            match port.tx_frame(|buf| engine.poll_transmit(now, buf)) {
+                TxOutcome::Queued => sent += 1,
+                TxOutcome::Empty | TxOutcome::NoFrame => break,
+            }
+        }
+        port.flush()?;
+        let mut completed = 0;
+        while let Some(c) = engine.poll_completion() {
+            hooks.on_completion(c);
+            completed += 1;
+        }
+        if let IdleMode::Sleep { max } = mode
+            && received == 0
+            && sent == 0
+            && completed == 0
+            && engine.tx_backlog() == 0
+            && !handoff.as_deref().is_some_and(Handoff::pending)
+        {
+            let after = Instant::now();
+            let timeout = engine
+                .poll_timeout()
+                .map_or(max, |t| t.saturating_duration_since(after).min(max));
+            if !timeout.is_zero() {
+                port.wait(timeout)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::engine::config::{EngineConfig, LocalAddr};
+    use crate::wire::EthernetAddress;
+
+    const ENGINE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const ENGINE_IP: [u8; 4] = [198, 18, 0, 1];
+    const PEER_IP: [u8; 4] = [198, 18, 0, 2];
+
+    /// An ARP request from the peer for the engine's address.
+    fn arp_who_has() -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&PEER_MAC);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&PEER_MAC);
+        f.extend_from_slice(&PEER_IP);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&ENGINE_IP);
+        f
+    }
+
+    /// A port fed from a script, recording what the loop did with it.
+    #[derive(Default)]
+    struct Script {
+        rx: VecDeque<Vec<u8>>,
+        tx: Vec<Vec<u8>>,
+        flushes: usize,
+        waits: Vec<Duration>,
+        loops: u64,
+    }
+
+    impl Port for Script {
+        type Stats = u64;
+
+        fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
+            let mut n = 0;
+            while n < max
+                && let Some(f) = self.rx.pop_front()
+            {
+                on_frame(&f);
+                n += 1;
+            }
+            n
+        }
+
+        fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
+            let mut buf = vec![0u8; 2048];
+            match write(&mut buf) {
+                Some(n) if n > 0 => {
+                    buf.truncate(n);
+                    self.tx.push(buf);
+                    TxOutcome::Queued
+                }
+                _ => TxOutcome::Empty,
+            }
+        }
+
+        fn flush(&mut self) -> io::Result<usize> {
+            self.flushes += 1;
+            Ok(0)
+        }
+
+        fn tx_in_flight(&self) -> usize {
+            0
+        }
+
+        fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+            self.waits.push(timeout);
+            Ok(false)
+        }
+
+        fn stats(&self) -> io::Result<u64> {
+            Ok(self.loops)
+        }
+
+        fn count_loop(&mut self) {
+            self.loops += 1;
+        }
+    }
+
+    /// Stops after `iterations` calls of `requests`, remembering the views.
+    struct Count {
+        iterations: usize,
+        views: Vec<LoopView<u64>>,
+    }
+
+    impl Hooks<u64> for Count {
+        fn done(&mut self) -> bool {
+            self.views.len() >= self.iterations
+        }
+
+        fn requests(&mut self, _engine: &mut QueueEngine, _now: Instant, view: LoopView<u64>) {
+            self.views.push(view);
+        }
+
+        fn on_completion(&mut self, _c: Completion) {}
+    }
+
+    fn engine() -> QueueEngine {
+        let cfg = EngineConfig::new(
+            0,
+            EthernetAddress(ENGINE_MAC),
+            LocalAddr {
+                addr: Ipv4Addr::from(ENGINE_IP),
+                prefix_len: 24,
+            },
+        );
+        QueueEngine::new(cfg, Instant::now())
+    }
+
+    #[test]
+    fn frames_in_reach_the_engine_and_its_answer_goes_out() {
+        let mut port = Script::default();
+        port.rx.push_back(arp_who_has());
+        let mut hooks = Count {
+            iterations: 3,
+            views: Vec::new(),
+        };
+        let mode = IdleMode::Sleep {
+            max: Duration::from_millis(1),
+        };
+        run(&mut port, &mut engine(), mode, None, &mut hooks).unwrap();
+        assert_eq!(port.loops, 3, "one count per iteration, none after done");
+        assert_eq!(port.flushes, 3);
+        assert_eq!(port.tx.len(), 1, "one ARP reply");
+        let reply = &port.tx[0];
+        assert_eq!(&reply[..6], &PEER_MAC, "to the asker");
+        assert_eq!(&reply[12..14], &[0x08, 0x06]);
+        // The stats are read in the first iteration only (100 ms apart).
+        assert_eq!(hooks.views[0].stats, Some(1), "read after the first count");
+        assert!(hooks.views[1..].iter().all(|v| v.stats.is_none()));
+    }
+
+    #[test]
+    fn sleep_mode_waits_only_when_idle_and_busy_mode_never() {
+        let max = Duration::from_millis(1);
+        let mut port = Script::default();
+        port.rx.push_back(arp_who_has());
+        let mut hooks = Count {
+            iterations: 3,
+            views: Vec::new(),
+        };
+        run(
+            &mut port,
+            &mut engine(),
+            IdleMode::Sleep { max },
+            None,
+            &mut hooks,
+        )
+        .unwrap();
+        // The first iteration received and sent: no wait; the two idle ones
+        // waited at most the cap (no engine timer is armed).
+        assert_eq!(port.waits, [max, max]);
+
+        let mut port = Script::default();
+        let mut hooks = Count {
+            iterations: 3,
+            views: Vec::new(),
+        };
+        run(
+            &mut port,
+            &mut engine(),
+            IdleMode::BusyPoll,
+            None,
+            &mut hooks,
+        )
+        .unwrap();
+        assert!(port.waits.is_empty());
+        assert_eq!(port.loops, 3);
+    }
+}
