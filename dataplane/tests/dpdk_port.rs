@@ -22,7 +22,10 @@ use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{CloseOutcome, Completion, Detail, Request};
 use lingerd_dataplane::port::Port;
-use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig, EalMemory, TxOutcome};
+use lingerd_dataplane::port::core_loop::{self, Hooks, LoopView};
+use lingerd_dataplane::port::dpdk::{
+    DpdkConfig, DpdkPort, DpdkStats, Eal, EalConfig, EalMemory, IdleMode, TxOutcome,
+};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::Linger;
@@ -66,6 +69,10 @@ fn main() {
         ),
         ("ring_several_queues", ring_several_queues),
         ("lcore_registration", lcore_registration),
+        (
+            "memif_core_loops_connect_then_abort",
+            memif_core_loops_connect_then_abort,
+        ),
         (
             "memif_ports_on_registered_threads",
             memif_ports_on_registered_threads,
@@ -349,6 +356,124 @@ fn memif_ports_on_registered_threads(ctx: &Ctx) {
     assert_eq!((sent, got), (FRAMES, FRAMES), "every frame once");
     assert!(intact, "in order and intact");
     assert_eq!(server.stats().expect("stats").port.rx_frames, FRAMES as u64);
+    drop(client);
+    let until = Instant::now() + Duration::from_secs(2);
+    while server.link_up() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(server);
+}
+
+/// The hooks of one side of [`memif_core_loops_connect_then_abort`].
+struct AbortHooks {
+    /// A connects then aborts; B only listens.
+    connector: bool,
+    started: bool,
+    handle: Option<Handle>,
+    events: Vec<Completion>,
+    until: Instant,
+}
+
+impl Hooks<DpdkStats> for AbortHooks {
+    fn done(&mut self) -> bool {
+        let finished = if self.connector {
+            self.events
+                .iter()
+                .any(|c| c.detail == Detail::Closed(CloseOutcome::Aborted))
+        } else {
+            self.events.iter().any(|c| c.detail == Detail::Reset)
+        };
+        finished || Instant::now() > self.until
+    }
+
+    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, _view: LoopView<DpdkStats>) {
+        if !self.connector {
+            return;
+        }
+        if !self.started {
+            self.started = true;
+            engine.handle_request(
+                now,
+                CLIENT,
+                7,
+                Request::Connect {
+                    remote: engine::addr(2, PORT),
+                    local_port: None,
+                },
+            );
+        }
+        if self.handle.is_none()
+            && let Some(c) = self
+                .events
+                .iter()
+                .find(|c| c.user_data == 7 && !c.is_event && c.result == Errno::Ok)
+        {
+            self.handle = Some(c.handle);
+            engine.handle_request(now, CLIENT, 8, Request::Abort { handle: c.handle });
+        }
+    }
+
+    fn on_completion(&mut self, c: Completion) {
+        self.events.push(c);
+    }
+}
+
+/// The daemon's loop ([`core_loop::run`]) on DPDK ports: one core thread
+/// per side with an lcore id, A connects to B over memif, then aborts; B's
+/// client sees ECONNRESET.
+fn memif_core_loops_connect_then_abort(ctx: &Ctx) {
+    let sock = ctx.dir.join("loops.sock");
+    let dev = |id: u32, role: &str, host: u8| {
+        let mut cfg = DpdkConfig::new(&format!(
+            "net_memif{id},role={role},socket={},socket-abstract=no,mac=02:00:00:00:00:{host:02x}",
+            sock.display()
+        ));
+        cfg.mbufs = 4_095;
+        cfg
+    };
+    let server = DpdkPort::open(ctx.eal, &dev(910, "server", 2)).expect("server");
+    let client = DpdkPort::open(ctx.eal, &dev(911, "client", 1)).expect("client");
+    let eal = ctx.eal;
+    let core = |mut port: DpdkPort, host: u8| {
+        std::thread::spawn(move || {
+            let _lcore = eal.register_thread().expect("register");
+            let t0 = Instant::now();
+            let mut engine = engine::engine(host, t0);
+            if host == 2 {
+                engine::listen(&mut engine, t0, PORT);
+            }
+            let mut hooks = AbortHooks {
+                connector: host == 1,
+                started: false,
+                handle: None,
+                events: Vec::new(),
+                until: t0 + Duration::from_secs(10),
+            };
+            let mode = IdleMode::Sleep {
+                max: Duration::from_millis(1),
+            };
+            core_loop::run(&mut port, &mut engine, mode, None, &mut hooks).expect("loop");
+            let loops = port.stats().expect("stats").port.loops;
+            (port, hooks.events, loops)
+        })
+    };
+    let b = core(server, 2);
+    let a = core(client, 1);
+    let (client, a_events, a_loops) = a.join().expect("A");
+    let (server, b_events, b_loops) = b.join().expect("B");
+    assert!(
+        a_events
+            .iter()
+            .any(|c| c.user_data == 8 && c.detail == Detail::Closed(CloseOutcome::Aborted)),
+        "A aborted: {a_events:?}"
+    );
+    let resets: Vec<_> = b_events
+        .iter()
+        .filter(|c| c.detail == Detail::Reset)
+        .collect();
+    assert_eq!(resets.len(), 1, "B: {b_events:?}");
+    assert_eq!(resets[0].result, Errno::ConnReset);
+    assert!(a_loops > 0 && b_loops > 0, "the loop counts its iterations");
     drop(client);
     let until = Instant::now() + Duration::from_secs(2);
     while server.link_up() && Instant::now() < until {
