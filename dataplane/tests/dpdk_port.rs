@@ -3,7 +3,9 @@
 //! `NoFrame`, the TX queue bound, several queues) and an in-process memif
 //! pair carrying lingerd engine ↔ lingerd engine (connect, data both ways,
 //! abort, graceful close, linger against a zero window, shutdown), judged on
-//! the wire by the etherparse oracle and by the engines' completions.
+//! the wire by the etherparse oracle and by the engines' completions; and
+//! memif pairs whose ends run on their own registered threads, bare and
+//! under the daemon's `core_loop::run` (connect, abort, ECONNRESET).
 //!
 //! EAL runs once per process, so this binary has its own runner
 //! (`harness = false`): it runs the cases in order (an argument selects
