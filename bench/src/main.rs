@@ -14,6 +14,8 @@
 //! figures of a debug build mean nothing.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "dpdk")]
+mod dpdk_ceiling;
 mod lab_cmd;
 mod ring_latency;
 mod xsk_ceiling;
@@ -40,6 +42,10 @@ enum Command {
     /// AF_XDP TX ceiling on the lab's veth: the port's sender vs a bare
     /// xsk-rs loop (root).
     XskCeiling(xsk_ceiling::Args),
+    /// memif ceiling (feature dpdk): 54-byte RSTs from this process to a
+    /// child over memif, counted by the child, after an idle check.
+    #[cfg(feature = "dpdk")]
+    DpdkCeiling(dpdk_ceiling::Args),
     /// The end-to-end close benchmark on the lab (root): lingerd (daemon +
     /// client, lingerd as load generator) vs the xsk ceiling and the Linux
     /// kernel, in one run.
@@ -137,6 +143,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::XskCeiling(args) => return xsk_ceiling::run(args),
+        #[cfg(feature = "dpdk")]
+        Command::DpdkCeiling(args) => return dpdk_ceiling::run(args),
         Command::RingLatency(args) => return ring_latency::run(args),
         Command::Lab(args) => return lab_cmd::run(args),
         Command::LabDutClient {

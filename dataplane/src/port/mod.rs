@@ -9,8 +9,9 @@
 //! Two views of a port live here. [`Port`] is what a NIC queue offers the
 //! one per-core loop ([`core_loop`]): bursts of frames in and out, a wait
 //! with a timeout, statistics. `afxdp` (feature `afxdp`: one NIC queue on an
-//! AF_XDP socket with lingerd's own XDP program) implements it, and a DPDK
-//! port is meant to implement the same trait. [`Endpoint`] is the narrow,
+//! AF_XDP socket with lingerd's own XDP program) and `dpdk` (feature `dpdk`:
+//! one queue pair of a DPDK device: memif, ring, tap, af_packet) implement
+//! it. [`Endpoint`] is the narrow,
 //! frame-level view the in-process pair (`lingerd_testkit::mem`) needs of whatever sits
 //! behind it (the lingerd engine, a reference stack, a trivial echo) for
 //! protocol tests with a virtual clock. Frames that reach the wrong queue
@@ -19,6 +20,8 @@
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
 pub mod core_loop;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod handoff;
 
 use std::fmt::Debug;

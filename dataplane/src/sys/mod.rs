@@ -4,10 +4,13 @@
 //! hints; with the `afxdp` feature the AF_XDP rings behind owned frame
 //! tokens) behind safe functions whose contracts are stated here. With
 //! `afxdp` it also holds the port's other OS calls, a little rtnetlink and
-//! `setns`, made through rustix's safe wrappers. Nothing outside `sys` may
+//! `setns`, made through rustix's safe wrappers; with `dpdk`, DPDK's EAL,
+//! devices and mbufs behind owned tokens. Nothing outside `sys` may
 //! opt out of `#![deny(unsafe_code)]`.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 #[cfg(feature = "afxdp")]
 pub mod netlink;
 #[cfg(feature = "afxdp")]

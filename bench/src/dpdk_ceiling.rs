@@ -1,0 +1,426 @@
+//! `lingerd-bench dpdk-ceiling`: how many 54-byte RST frames go from one
+//! process to another over a memif pair, counted at the receiver; the
+//! memif lab's ceiling, the twin of `xsk-ceiling`.
+//!
+//! The sender is this process: a memif client sending through
+//! `DpdkPort::tx_frame`/`flush`, the path the engine loop uses, pinned to
+//! `--tx-cpu`. The receiver is a child (this binary, hidden `--receiver`
+//! role): a memif server counting frames with bare `rx_burst` calls, pinned
+//! to `--rx-cpu`, reporting its count, the time from its first frame to
+//! its last and its per-second counts. Both processes busy-poll a whole
+//! core, so the figure depends on every other process on the machine: the
+//! command first measures the CPU that other processes use for a second
+//! (`/proc/stat`), refuses above `--max-busy` (unless `--allow-busy`, which
+//! marks the result), and reports what others used during the run too.
+//!
+//! It owns its child (ended by its pid on every exit path), a temp dir for
+//! the memif socket (removed at the end) and its EAL (shut down at the end,
+//! which removes its runtime directory); it touches no network namespace
+//! and no interface.
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use lingerd_dataplane::port::Port;
+use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig, TxOutcome};
+use lingerd_dataplane::wire::{
+    ControlSegment, EthernetAddress, RST_FRAME_LEN, RstTemplate, SeqNumber,
+};
+
+/// Arguments of `dpdk-ceiling`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds the sender runs (1 to 60).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// The most CPU (in CPUs, summed over the machine) other processes may
+    /// use during the idle check before the run is refused.
+    #[arg(long, default_value_t = 0.15)]
+    max_busy: f64,
+    /// Run even when the machine is busier than --max-busy (the result
+    /// says so: "idle": false).
+    #[arg(long)]
+    allow_busy: bool,
+    /// The sender's CPU.
+    #[arg(long, default_value_t = 0)]
+    tx_cpu: usize,
+    /// The receiver's CPU.
+    #[arg(long, default_value_t = 1)]
+    rx_cpu: usize,
+    /// Internal: be the receiver, a memif server on this socket file.
+    #[arg(long, hide = true, value_name = "SOCKET")]
+    receiver: Option<PathBuf>,
+}
+
+/// Counters of `/proc/stat`'s `cpu` line, in clock ticks.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuTicks {
+    busy: u64,
+    total: u64,
+}
+
+fn cpu_ticks() -> Result<CpuTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is in user).
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    let idle = get(3) + get(4);
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
+    Ok(CpuTicks {
+        busy,
+        total: busy + idle,
+    })
+}
+
+/// utime + stime of a process, in clock ticks (0 once it is gone).
+fn process_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command name, which is in parentheses.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, stime 15.
+    let get = |i: usize| {
+        f.get(i - 3)
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(14) + get(15)
+}
+
+/// CPUs (summed) that processes other than `ours` used between two samples.
+fn others_cpus(a: CpuTicks, b: CpuTicks, ours: u64) -> f64 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let total = b.total.saturating_sub(a.total) as f64;
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let busy = b.busy.saturating_sub(a.busy).saturating_sub(ours) as f64;
+    busy / total * cpus
+}
+
+/// Ends the receiver by its pid unless it already exited.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Removes the temp dir.
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pin(cpu: usize) -> Result<()> {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        bail!("cannot pin to CPU {cpu}");
+    }
+    Ok(())
+}
+
+fn memif(role: &str, socket: &Path, host: u8) -> DpdkConfig {
+    DpdkConfig::new(&format!(
+        "net_memif0,role={role},socket={},socket-abstract=no,mac=02:00:00:00:00:{host:02x}",
+        socket.display()
+    ))
+}
+
+/// What the receiver saw.
+#[derive(Debug, Default)]
+struct Received {
+    frames: u64,
+    first_to_last: f64,
+    per_second: Vec<u64>,
+}
+
+impl Received {
+    fn pps(&self) -> f64 {
+        if self.first_to_last > 0.0 {
+            self.frames as f64 / self.first_to_last
+        } else {
+            0.0
+        }
+    }
+
+    /// The median of the whole seconds, without the first and the last.
+    fn median_pps(&self) -> f64 {
+        let mut inner: Vec<u64> = match self.per_second.len() {
+            0..=2 => self.per_second.clone(),
+            n => self.per_second[1..n - 1].to_vec(),
+        };
+        inner.sort_unstable();
+        inner.get(inner.len() / 2).map_or(0.0, |&x| x as f64)
+    }
+}
+
+/// The receiver role: counts frames until 1 s passes without one (after
+/// the first), or `limit`.
+fn receiver(socket: &Path, cpu: usize, limit: Duration) -> Result<()> {
+    pin(cpu)?;
+    let eal = Eal::init(&EalConfig::default())?;
+    let result = (|| -> Result<Received> {
+        let mut port = DpdkPort::open(eal, &memif("server", socket, 2))?;
+        let start = Instant::now();
+        let mut got = Received::default();
+        let mut first: Option<Instant> = None;
+        let mut last = start;
+        let mut spins = 0u32;
+        loop {
+            let n = port.rx_burst(64, |_| {}) as u64;
+            spins = spins.wrapping_add(1);
+            if n > 0 {
+                got.frames += n;
+                // Reading the clock costs: once per burst that moved.
+                let now = Instant::now();
+                let t0 = *first.get_or_insert(now);
+                last = now;
+                let sec = (now - t0).as_secs() as usize;
+                if got.per_second.len() <= sec {
+                    got.per_second.resize(sec + 1, 0);
+                }
+                got.per_second[sec] += n;
+            } else if spins.is_multiple_of(1_024) {
+                let now = Instant::now();
+                let quiet = first.is_some() && now - last > Duration::from_secs(1);
+                if quiet || now - start > limit {
+                    break;
+                }
+            }
+        }
+        got.first_to_last = first.map_or(0.0, |t0| (last - t0).as_secs_f64());
+        Ok(got)
+    })();
+    eal.shutdown()?;
+    let got = result?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "received": got.frames,
+            "first_to_last": got.first_to_last,
+            "per_second": got.per_second,
+        })
+    );
+    Ok(())
+}
+
+/// What the sender did.
+#[derive(Debug, Default)]
+struct Sent {
+    frames: u64,
+    no_frame: u64,
+    seconds: f64,
+    eal_args: Vec<String>,
+}
+
+fn sender(socket: &Path, cpu: usize, secs: f64, frame: &[u8; RST_FRAME_LEN]) -> Result<Sent> {
+    pin(cpu)?;
+    let eal = Eal::init(&EalConfig::default())?;
+    let result = (|| -> Result<Sent> {
+        let mut port = DpdkPort::open(eal, &memif("client", socket, 1))?;
+        let up_by = Instant::now() + Duration::from_secs(10);
+        while !port.link_up() {
+            if Instant::now() > up_by {
+                bail!("the memif pair did not connect within 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs_f64(secs);
+        let mut iterations = 0u32;
+        loop {
+            iterations = iterations.wrapping_add(1);
+            if iterations.is_multiple_of(64) && Instant::now() >= deadline {
+                break;
+            }
+            for _ in 0..64 {
+                let out = port.tx_frame(|buf| {
+                    buf[..RST_FRAME_LEN].copy_from_slice(frame);
+                    Some(RST_FRAME_LEN)
+                });
+                if out != TxOutcome::Queued {
+                    break;
+                }
+            }
+            port.flush()?;
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        // Let the last frames go: at most 1 s of flushes 1 ms apart.
+        let drain_until = Instant::now() + Duration::from_secs(1);
+        while port.tx_in_flight() > 0 && Instant::now() < drain_until {
+            port.flush()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The receiver drains the ring before the client disconnects (a
+        // disconnect drops what the ring still holds).
+        std::thread::sleep(Duration::from_millis(100));
+        let stats = port.stats()?;
+        Ok(Sent {
+            frames: stats.port.tx_frames - port.tx_in_flight() as u64,
+            no_frame: stats.port.tx_no_frame,
+            seconds,
+            eal_args: eal.args().to_vec(),
+        })
+    })();
+    eal.shutdown()?;
+    result
+}
+
+/// `lingerd-bench dpdk-ceiling`.
+pub(crate) fn run(args: Args) -> Result<()> {
+    if !(1.0..=60.0).contains(&args.seconds) {
+        bail!("--seconds must be within 1..=60");
+    }
+    let limit = Duration::from_secs_f64(args.seconds + 30.0);
+    if let Some(socket) = &args.receiver {
+        return receiver(socket, args.rx_cpu, limit);
+    }
+
+    // Idle check: a second of what everyone else uses.
+    let a = cpu_ticks()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let b = cpu_ticks()?;
+    let busy_before = others_cpus(a, b, 0);
+    let idle = busy_before <= args.max_busy;
+    if !idle {
+        let msg = format!(
+            "other processes use {busy_before:.2} CPUs (more than --max-busy {}): memif's figure would measure them",
+            args.max_busy
+        );
+        if !args.allow_busy {
+            bail!("{msg}; run when the machine is idle, or pass --allow-busy");
+        }
+        eprintln!("warning: {msg}; going on (--allow-busy)");
+    }
+
+    let dir = std::env::temp_dir().join(format!("lingerd-dpdk-ceiling-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _dir = DirGuard(dir.clone());
+    let socket = dir.join("memif.sock");
+
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let mut child = ChildGuard(
+        Command::new(exe)
+            .arg("dpdk-ceiling")
+            .arg("--receiver")
+            .arg(&socket)
+            .args(["--rx-cpu", &args.rx_cpu.to_string()])
+            .args(["--seconds", &args.seconds.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the receiver")?,
+    );
+    let rx_pid = child.0.id();
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        if Instant::now() > ready_by || !matches!(child.0.try_wait(), Ok(None)) {
+            bail!("the receiver did not open its memif socket");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let tmpl = RstTemplate::new(
+        EthernetAddress([2, 0, 0, 0, 0, 1]),
+        EthernetAddress([2, 0, 0, 0, 0, 2]),
+        Ipv4Addr::new(198, 18, 0, 1),
+    );
+    let mut frame = [0u8; RST_FRAME_LEN];
+    tmpl.build_array(
+        &mut frame,
+        &ControlSegment::rst(Ipv4Addr::new(198, 18, 0, 2), 40_000, 9, SeqNumber(1)),
+    );
+
+    let run_a = cpu_ticks()?;
+    let ours_a = process_ticks(std::process::id()) + process_ticks(rx_pid);
+    let sent = sender(&socket, args.tx_cpu, args.seconds, &frame)?;
+    let run_b = cpu_ticks()?;
+    let ours_b = process_ticks(std::process::id()) + process_ticks(rx_pid);
+    let busy_during = others_cpus(run_a, run_b, ours_b.saturating_sub(ours_a));
+
+    let stdout = child.0.stdout.take().context("receiver stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("reading the receiver's count")?;
+    let status = child.0.wait().context("waiting for the receiver")?;
+    if !status.success() {
+        bail!("the receiver failed ({status})");
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(line.trim()).with_context(|| format!("receiver said {line:?}"))?;
+    let got = Received {
+        frames: v["received"].as_u64().unwrap_or(0),
+        first_to_last: v["first_to_last"].as_f64().unwrap_or(0.0),
+        per_second: v["per_second"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+            .unwrap_or_default(),
+    };
+
+    if args.json {
+        let v = serde_json::json!({
+            "bench": "dpdk-ceiling",
+            "device": "net_memif",
+            "frame_len": RST_FRAME_LEN,
+            "pps": got.pps().round(),
+            "pps_median": got.median_pps().round(),
+            "per_second": got.per_second,
+            "sent": sent.frames,
+            "received": got.frames,
+            "seconds": sent.seconds,
+            "tx_no_frame": sent.no_frame,
+            "tx_cpu": args.tx_cpu,
+            "rx_cpu": args.rx_cpu,
+            "eal_args": sent.eal_args,
+            "idle": idle,
+            "others_cpu_before": (busy_before * 100.0).round() / 100.0,
+            "others_cpu_during": (busy_during * 100.0).round() / 100.0,
+            "max_busy": args.max_busy,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "dpdk-ceiling over memif, {RST_FRAME_LEN}-byte RST frames, sender CPU {}, receiver CPU {}",
+            args.tx_cpu, args.rx_cpu
+        );
+        println!(
+            "  received: {:>10.0} pps (median of whole seconds {:.0}; sent {}, received {}, {:.2} s)",
+            got.pps(),
+            got.median_pps(),
+            sent.frames,
+            got.frames,
+            sent.seconds
+        );
+        println!(
+            "  other processes: {busy_before:.2} CPUs before ({}), {busy_during:.2} during",
+            if idle { "idle" } else { "BUSY" }
+        );
+    }
+    Ok(())
+}
