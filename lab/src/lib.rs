@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
+pub mod impair;
+
 /// Labs this process made and has not taken down yet.
 static LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
