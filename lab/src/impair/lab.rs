@@ -6,6 +6,7 @@
 
 use std::path::{Path as FsPath, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::stage::Stats;
 use crate::{LABS, Lab, script};
@@ -62,9 +63,34 @@ impl Lab {
         PathBuf::from(self.get("LAB_IMPAIR_STATS"))
     }
 
-    /// The stage's counters as last written (at most
-    /// [`super::stage::STATS_INTERVAL`] old while they move).
+    /// The stage's counters as last written (they may lag by about twice
+    /// [`super::stage::STATS_INTERVAL`]).
     pub fn impair_stats(&self) -> Result<Stats, String> {
         Stats::read(&self.impair_stats_path())
+    }
+
+    /// The stage's counters now: sends it SIGUSR1 and waits (at most 2 s)
+    /// for the write that answers.
+    pub fn impair_stats_now(&self) -> Result<Stats, String> {
+        let before = self.impair_stats()?.writes;
+        let pid = self.get("LAB_IMPAIR_PID");
+        let kill = Command::new("kill")
+            .args(["-USR1", &pid])
+            .output()
+            .map_err(|e| format!("running kill: {e}"))?;
+        if !kill.status.success() {
+            return Err(format!("kill -USR1 {pid}: {kill:?}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let stats = self.impair_stats()?;
+            if stats.writes > before {
+                return Ok(stats);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("stage {pid} did not answer SIGUSR1 within 2 s"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

@@ -16,7 +16,8 @@ use super::path::{Counters, Path};
 use super::spec::Spec;
 use super::sys::{self, PacketSocket, Recv};
 
-/// How often the stats file is rewritten while the counters move.
+/// How often, at most, the stats file is rewritten while the counters
+/// move (so it may lag by about twice this; SIGUSR1 writes it at once).
 pub const STATS_INTERVAL: Duration = Duration::from_millis(50);
 /// Frames read from one socket before the other gets a turn.
 const RECV_BATCH: usize = 256;
@@ -34,6 +35,9 @@ pub struct Stats {
     pub seed: u64,
     /// False once the stage has stopped (the last write).
     pub running: bool,
+    /// How many times the file was written, this time included (a reader
+    /// that sent SIGUSR1 waits for it to grow).
+    pub writes: u64,
     /// Peer -> dut.
     pub to_dut: Counters,
     /// Dut -> peer.
@@ -63,7 +67,8 @@ pub struct Config {
     pub stats: PathBuf,
 }
 
-fn write_stats(path: &FsPath, stats: &Stats) -> io::Result<()> {
+fn write_stats(path: &FsPath, stats: &mut Stats) -> io::Result<()> {
+    stats.writes += 1;
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(stats).map_err(io::Error::other)?;
     std::fs::write(&tmp, text + "\n")?;
@@ -112,11 +117,12 @@ pub fn run(cfg: &Config, stop: &AtomicBool, dump: &AtomicBool) -> io::Result<Sta
         spec: cfg.spec.to_string(),
         seed: cfg.seed,
         running: true,
+        writes: 0,
         to_dut: Counters::default(),
         to_peer: Counters::default(),
     };
     // The first write tells deploy/lab the sockets are bound.
-    write_stats(&cfg.stats, &stats)?;
+    write_stats(&cfg.stats, &mut stats)?;
     let mut written = Instant::now();
     let mut send_error_logged = false;
     let start = Instant::now();
@@ -148,7 +154,7 @@ pub fn run(cfg: &Config, stop: &AtomicBool, dump: &AtomicBool) -> io::Result<Sta
             || (fresh != stats && written.elapsed() >= STATS_INTERVAL)
         {
             stats = fresh;
-            write_stats(&cfg.stats, &stats)?;
+            write_stats(&cfg.stats, &mut stats)?;
             written = Instant::now();
         }
         if stopping {
