@@ -410,6 +410,33 @@ mod tests {
     }
 
     #[test]
+    fn test_counters_json_names() {
+        let c = Counters {
+            frames_in: 3,
+            frames_out: 2,
+            ..Counters::default()
+        };
+        let v = serde_json::to_value(c).unwrap();
+        for key in [
+            "in",
+            "out",
+            "dropped",
+            "duplicated",
+            "reordered",
+            "delayed",
+            "overflow",
+            "send_errors",
+            "oversize",
+            "kernel_drops",
+            "pending",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing in {v}");
+        }
+        assert_eq!((v["in"].as_u64(), v["out"].as_u64()), (Some(3), Some(2)));
+        assert_eq!(serde_json::from_value::<Counters>(v).unwrap(), c);
+    }
+
+    #[test]
     fn test_overflow_is_counted() {
         let mut p = Path::new(effects("delay 1s"), 1, 0);
         for _ in 0..MAX_PENDING + 10 {

@@ -403,6 +403,10 @@ mod tests {
         assert_eq!(s.to_peer.delay, ms(1));
         assert_eq!(s.to_peer.loss_ppm, 5_000);
         assert_eq!(s.to_dut.loss_ppm, 0);
+        let s = parse(" both: dup 2% ;to-dut:reorder 1% 4").unwrap();
+        assert_eq!((s.to_dut.dup_ppm, s.to_peer.dup_ppm), (20_000, 20_000));
+        assert_eq!((s.to_dut.reorder_ppm, s.to_dut.reorder_gap), (10_000, 4));
+        assert_eq!(s.to_peer.reorder_ppm, 0);
     }
 
     #[test]
