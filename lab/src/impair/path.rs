@@ -146,19 +146,21 @@ impl Path {
         if release > now {
             self.counters.delayed += copies as u64;
         }
-        if dup {
-            self.counters.duplicated += 1;
-            self.queue.push_back(Queued {
-                release,
-                frame: frame.clone(),
-                hold,
-            });
-        }
+        let copy = dup.then(|| frame.clone());
         self.queue.push_back(Queued {
             release,
             frame,
-            hold: hold && !dup,
+            hold,
         });
+        if let Some(frame) = copy {
+            // Right behind the original (which may still be held back).
+            self.counters.duplicated += 1;
+            self.queue.push_back(Queued {
+                release,
+                frame,
+                hold: false,
+            });
+        }
         self.sync_pending();
     }
 
