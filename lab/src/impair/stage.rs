@@ -10,14 +10,15 @@
 use std::io;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::path::{Counters, Path};
 use super::spec::Spec;
 use super::sys::{self, PacketSocket, Recv};
 
-/// How often, at most, the stats file is rewritten while the counters
-/// move (so it may lag by about twice this; SIGUSR1 writes it at once).
+/// How often the stats file is rewritten while the counters move (so it
+/// may lag by about twice this; SIGUSR1 writes it within this).
 pub const STATS_INTERVAL: Duration = Duration::from_millis(50);
 /// Frames read from one socket before the other gets a turn.
 const RECV_BATCH: usize = 256;
@@ -84,35 +85,88 @@ fn max_frame(ifname: &str) -> io::Result<usize> {
     Ok(mtu.saturating_add(ETH_OVERHEAD))
 }
 
-/// One direction: where frames come from and go to.
+/// One direction's thread: reads `from`, impairs, writes `to`, and
+/// publishes its counters in `shared` after every round.
 struct Direction {
     path: Path,
-    from: PacketSocket,
-    to: usize,
+    from: Arc<PacketSocket>,
+    to: Arc<PacketSocket>,
     max_frame: usize,
+    shared: Arc<Mutex<Counters>>,
+}
+
+impl Direction {
+    fn run(mut self, start: Instant, stop: &AtomicBool) -> io::Result<()> {
+        let mut buf = vec![0u8; self.max_frame + 1];
+        let mut send_error_logged = false;
+        loop {
+            let now = start.elapsed();
+            while let Some(frame) = self.path.poll_frame(now) {
+                match self.to.send(&frame) {
+                    Ok(()) => self.path.counters.frames_out += 1,
+                    Err(e) => {
+                        self.path.counters.send_errors += 1;
+                        if !std::mem::replace(&mut send_error_logged, true) {
+                            eprintln!("lingerd-impair: {e} (counted in send_errors; logged once)");
+                        }
+                    }
+                }
+            }
+            *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = self.path.counters;
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let wait = self
+                .path
+                .poll_deadline()
+                .map_or(STATS_INTERVAL, |due| due.saturating_sub(now))
+                .min(STATS_INTERVAL);
+            if !sys::poll_readable(&self.from, wait)? {
+                continue;
+            }
+            let now = start.elapsed();
+            for _ in 0..RECV_BATCH {
+                match self.from.recv(&mut buf)? {
+                    Recv::Frame(n) if n <= self.max_frame => {
+                        self.path.handle_frame(now, buf[..n].to_vec());
+                    }
+                    Recv::Frame(_) | Recv::Truncated(_) => self.path.counters.oversize += 1,
+                    Recv::Outgoing => {}
+                    Recv::Empty => break,
+                }
+            }
+            self.path.counters.kernel_drops += self.from.take_kernel_drops()?;
+        }
+    }
 }
 
 /// Runs the stage until `stop` is set; `dump` set asks for a stats write
-/// now. Returns the final stats, also written to the stats file.
+/// now. Each direction runs on its own thread (they share nothing but the
+/// sockets); this one writes the stats file. Returns the final stats, also
+/// written to the stats file.
 pub fn run(cfg: &Config, stop: &AtomicBool, dump: &AtomicBool) -> io::Result<Stats> {
-    let dut_sock = PacketSocket::open(sys::if_index(&cfg.dut_if)?)?;
-    let peer_sock = PacketSocket::open(sys::if_index(&cfg.peer_if)?)?;
-    let mut dirs = [
+    let dut_sock = Arc::new(PacketSocket::open(sys::if_index(&cfg.dut_if)?)?);
+    let peer_sock = Arc::new(PacketSocket::open(sys::if_index(&cfg.peer_if)?)?);
+    let shared = [
+        Arc::new(Mutex::new(Counters::default())),
+        Arc::new(Mutex::new(Counters::default())),
+    ];
+    let dirs = [
         Direction {
             path: Path::new(cfg.spec.to_dut, cfg.seed, TO_DUT_STREAM),
-            from: peer_sock,
-            to: 1,
+            from: Arc::clone(&peer_sock),
+            to: Arc::clone(&dut_sock),
             max_frame: max_frame(&cfg.dut_if)?,
+            shared: Arc::clone(&shared[0]),
         },
         Direction {
             path: Path::new(cfg.spec.to_peer, cfg.seed, TO_DUT_STREAM + 1),
             from: dut_sock,
-            to: 0,
+            to: peer_sock,
             max_frame: max_frame(&cfg.peer_if)?,
+            shared: Arc::clone(&shared[1]),
         },
     ];
-    let buf_len = dirs.iter().map(|d| d.max_frame).max().unwrap_or(0) + 1;
-    let mut buf = vec![0u8; buf_len];
     let mut stats = Stats {
         spec: cfg.spec.to_string(),
         seed: cfg.seed,
@@ -123,66 +177,47 @@ pub fn run(cfg: &Config, stop: &AtomicBool, dump: &AtomicBool) -> io::Result<Sta
     };
     // The first write tells deploy/lab the sockets are bound.
     write_stats(&cfg.stats, &mut stats)?;
-    let mut written = Instant::now();
-    let mut send_error_logged = false;
     let start = Instant::now();
-    loop {
-        let now = start.elapsed();
-        for i in 0..2 {
-            while let Some(frame) = dirs[i].path.poll_frame(now) {
-                let to = dirs[i].to;
-                match dirs[to].from.send(&frame) {
-                    Ok(()) => dirs[i].path.counters.frames_out += 1,
-                    Err(e) => {
-                        dirs[i].path.counters.send_errors += 1;
-                        if !std::mem::replace(&mut send_error_logged, true) {
-                            eprintln!("lingerd-impair: {e} (counted in send_errors; logged once)");
-                        }
-                    }
+    let ended = std::thread::scope(|scope| {
+        let threads = dirs.map(|d| scope.spawn(move || d.run(start, stop)));
+        let read = |i: usize| *shared[i].lock().unwrap_or_else(|e| e.into_inner());
+        let mut failed = None;
+        // A direction that ended (it failed) or a failed write stops all.
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(STATS_INTERVAL);
+            if threads.iter().any(|t| t.is_finished()) {
+                break;
+            }
+            let fresh = Stats {
+                to_dut: read(0),
+                to_peer: read(1),
+                ..stats.clone()
+            };
+            if dump.swap(false, Ordering::Relaxed) || fresh != stats {
+                stats = fresh;
+                if let Err(e) = write_stats(&cfg.stats, &mut stats) {
+                    failed = Some(e);
+                    break;
                 }
             }
         }
-        let stopping = stop.load(Ordering::Relaxed);
-        let fresh = Stats {
-            to_dut: dirs[0].path.counters,
-            to_peer: dirs[1].path.counters,
-            running: !stopping,
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let e = match t.join() {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(_) => io::Error::other("a direction's thread panicked"),
+            };
+            failed.get_or_insert(e);
+        }
+        stats = Stats {
+            to_dut: read(0),
+            to_peer: read(1),
+            running: false,
             ..stats.clone()
         };
-        if stopping
-            || dump.swap(false, Ordering::Relaxed)
-            || (fresh != stats && written.elapsed() >= STATS_INTERVAL)
-        {
-            stats = fresh;
-            write_stats(&cfg.stats, &mut stats)?;
-            written = Instant::now();
-        }
-        if stopping {
-            return Ok(stats);
-        }
-        let mut wait = STATS_INTERVAL;
-        for d in &dirs {
-            if let Some(due) = d.path.poll_deadline() {
-                wait = wait.min(due.saturating_sub(now));
-            }
-        }
-        let readable = sys::poll_readable([&dirs[0].from, &dirs[1].from], wait)?;
-        let now = start.elapsed();
-        for (d, ready) in dirs.iter_mut().zip(readable) {
-            if !ready {
-                continue;
-            }
-            for _ in 0..RECV_BATCH {
-                match d.from.recv(&mut buf)? {
-                    Recv::Frame(n) if n <= d.max_frame => {
-                        d.path.handle_frame(now, buf[..n].to_vec());
-                    }
-                    Recv::Frame(_) | Recv::Truncated(_) => d.path.counters.oversize += 1,
-                    Recv::Outgoing => {}
-                    Recv::Empty => break,
-                }
-            }
-            d.path.counters.kernel_drops = d.from.kernel_drops()?;
-        }
-    }
+        write_stats(&cfg.stats, &mut stats)?;
+        failed.map_or(Ok(()), Err)
+    });
+    ended.map(|()| stats)
 }

@@ -76,7 +76,6 @@ pub(super) enum Recv {
 #[derive(Debug)]
 pub(super) struct PacketSocket {
     fd: OwnedFd,
-    drops: u64,
 }
 
 const ETH_P_ALL_BE: u16 = (libc::ETH_P_ALL as u16).to_be();
@@ -160,7 +159,7 @@ impl PacketSocket {
             )
         };
         check("bind(AF_PACKET)", ret.into())?;
-        Ok(PacketSocket { fd, drops: 0 })
+        Ok(PacketSocket { fd })
     }
 
     /// Receives one frame into `buf`.
@@ -208,8 +207,8 @@ impl PacketSocket {
     }
 
     /// Frames the kernel dropped because this socket's buffer was full,
-    /// since it was opened.
-    pub(super) fn kernel_drops(&mut self) -> io::Result<u64> {
+    /// since the last call (the kernel resets its count on every read).
+    pub(super) fn take_kernel_drops(&self) -> io::Result<u64> {
         // SAFETY: tpacket_stats is plain data; all-zero is a valid value.
         let mut st: libc::tpacket_stats = unsafe { zeroed() };
         let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
@@ -225,26 +224,24 @@ impl PacketSocket {
             )
         };
         check("getsockopt(PACKET_STATISTICS)", ret.into())?;
-        // The kernel resets its counts on every read.
-        self.drops += u64::from(st.tp_drops);
-        Ok(self.drops)
+        Ok(u64::from(st.tp_drops))
     }
 }
 
-/// Waits until one of `socks` is readable, `timeout` passes (to the
-/// nanosecond, not rounded to milliseconds), or a signal arrives; returns
-/// which are readable.
-pub(super) fn poll_readable(socks: [&PacketSocket; 2], timeout: Duration) -> io::Result<[bool; 2]> {
-    let mut fds = socks.map(|s| libc::pollfd {
-        fd: s.fd.as_raw_fd(),
+/// Waits until `sock` is readable, `timeout` passes (to the nanosecond,
+/// not rounded to milliseconds), or a signal arrives; returns whether it is
+/// readable.
+pub(super) fn poll_readable(sock: &PacketSocket, timeout: Duration) -> io::Result<bool> {
+    let mut fds = [libc::pollfd {
+        fd: sock.fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
-    });
+    }];
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
         tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
     };
-    // SAFETY: `fds` is an array of two initialised pollfd and `ts` a valid
+    // SAFETY: `fds` is an array of one initialised pollfd and `ts` a valid
     // timespec, both outliving the call; the count passed is `fds`'s
     // length and a null signal mask leaves the mask as it is.
     let ret = unsafe {
@@ -256,8 +253,8 @@ pub(super) fn poll_readable(socks: [&PacketSocket; 2], timeout: Duration) -> io:
         )
     };
     match check("ppoll", ret.into()) {
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok([false; 2]),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
         Err(e) => Err(e),
-        Ok(_) => Ok(fds.map(|f| f.revents != 0)),
+        Ok(_) => Ok(fds[0].revents != 0),
     }
 }
