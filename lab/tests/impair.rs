@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use lingerd_lab::impair::need_impaired;
 use lingerd_lab::impair::stage::Stats;
 use lingerd_lab::{Lab, is_root, script, skip, unique_id};
 
@@ -55,23 +56,8 @@ print(len(data), hashlib.sha256(data).hexdigest())
 "#;
 
 fn lab_or_skip(test: &str, spec: &str) -> Option<Lab> {
-    if !is_root() {
-        skip(test, "needs root (network namespaces)");
-        return None;
-    }
-    match Lab::up_impaired(
-        &unique_id("imp"),
-        1,
-        spec,
-        Some(SEED),
-        Some(Path::new(STAGE)),
-    ) {
-        Ok(l) => Some(l),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
+    let id = unique_id("imp");
+    need_impaired(test, &id, 1, spec, Some(SEED), Some(Path::new(STAGE)))
 }
 
 /// Stats once nothing is in flight and two fresh reads 200 ms apart agree

@@ -15,4 +15,4 @@ pub mod spec;
 pub mod stage;
 mod sys;
 
-pub use lab::STAGE_BIN_ENV;
+pub use lab::{STAGE_BIN_ENV, need_impaired};

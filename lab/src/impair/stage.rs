@@ -2,8 +2,10 @@
 //! one [`Path`] per direction between them, and the stats file.
 //!
 //! Frames read on the peer side go through the `to_dut` path and out of
-//! the dut side, and the other way round. It sleeps in `ppoll` until a
-//! frame arrives or the next one is due (no busy polling). It owns the
+//! the dut side, and the other way round, each direction on its own
+//! thread, which sleeps in `ppoll` until a frame arrives or the next one
+//! is due (no busy polling); the calling thread writes the stats file
+//! every [`STATS_INTERVAL`] while the counters move. It owns the
 //! sockets and the stats file; the decisions are [`Path`]'s, the syscalls
 //! [`super::sys`]'s.
 
