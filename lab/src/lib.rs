@@ -22,6 +22,7 @@ use std::sync::Mutex;
 
 pub mod daemon;
 pub mod proc;
+pub mod impair;
 
 /// Labs this process made and has not taken down yet.
 static LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
