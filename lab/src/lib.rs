@@ -21,8 +21,8 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 pub mod daemon;
-pub mod proc;
 pub mod impair;
+pub mod proc;
 
 /// Labs this process made and has not taken down yet.
 static LABS: Mutex<Vec<String>> = Mutex::new(Vec::new());
