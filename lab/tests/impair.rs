@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use lingerd_lab::impair::need_impaired;
 use lingerd_lab::impair::stage::Stats;
-use lingerd_lab::{Lab, is_root, script, skip, unique_id};
+use lingerd_lab::{Lab, is_root, script, unique_id};
 
 const STAGE: &str = env!("CARGO_BIN_EXE_lingerd-impair");
 const SPEC: &str = "loss 1% reorder 5% dup 1% delay 10ms 5ms";
@@ -55,7 +55,7 @@ c.close()
 print(len(data), hashlib.sha256(data).hexdigest())
 "#;
 
-fn lab_or_skip(test: &str, spec: &str) -> Option<Lab> {
+fn lab_or_fail(test: &str, spec: &str) -> Lab {
     let id = unique_id("imp");
     need_impaired(test, &id, 1, spec, Some(SEED), Some(Path::new(STAGE)))
 }
@@ -93,11 +93,10 @@ fn running(pid: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and netns"]
 fn test_kernel_transfer_through_the_stage() {
     let test = "test_kernel_transfer_through_the_stage";
-    let Some(lab) = lab_or_skip(test, SPEC) else {
-        return;
-    };
+    let lab = lab_or_fail(test, SPEC);
     assert_eq!(lab.get("LAB_IMPAIR_SPEC"), SPEC);
     assert_eq!(lab.get("LAB_IMPAIR_SEED"), SEED.to_string());
     let status = Command::new(script())
@@ -215,14 +214,9 @@ fn test_kernel_transfer_through_the_stage() {
 }
 
 #[test]
+#[ignore = "needs root and netns"]
 fn test_bad_spec_names_the_token_and_makes_nothing() {
-    if !is_root() {
-        skip(
-            "test_bad_spec_names_the_token_and_makes_nothing",
-            "needs root",
-        );
-        return;
-    }
+    assert!(is_root(), "needs root");
     let id = unique_id("imb");
     let out = Command::new(script())
         .args(["up", "--id", &id, "--impair", "loss 1% reorder 5% lossy 2%"])

@@ -9,15 +9,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::stage::Stats;
-use crate::{LABS, Lab, is_root, script, skip};
+use crate::{LABS, Lab, is_root, script};
 
 /// How `deploy/lab` finds the `lingerd-impair` binary.
 pub const STAGE_BIN_ENV: &str = "LINGERD_IMPAIR";
 
-/// [`crate::need`] for a lab with the stage: the lab, or `None` after
-/// [`skip`] (not root, or `deploy/lab up --impair` failed, e.g. no
-/// `lingerd-impair` built), and a panic instead when system tests are
-/// required. `stage_bin`: as in [`Lab::up_impaired`].
+/// [`crate::need`] for a lab with the stage: the lab, or a panic naming
+/// why it cannot be made (not root, or `deploy/lab up --impair` failed, e.g.
+/// no `lingerd-impair` built). `stage_bin`: as in [`Lab::up_impaired`].
 pub fn need_impaired(
     test: &str,
     id: &str,
@@ -25,18 +24,13 @@ pub fn need_impaired(
     spec: &str,
     seed: Option<u64>,
     stage_bin: Option<&FsPath>,
-) -> Option<Lab> {
-    if !is_root() {
-        skip(test, "needs root (network namespaces, AF_PACKET)");
-        return None;
-    }
-    match Lab::up_impaired(id, queues, spec, seed, stage_bin) {
-        Ok(l) => Some(l),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
+) -> Lab {
+    assert!(
+        is_root(),
+        "system test {test} cannot run: it needs root (network namespaces, AF_PACKET)"
+    );
+    Lab::up_impaired(id, queues, spec, seed, stage_bin)
+        .unwrap_or_else(|why| panic!("system test {test} cannot run: {why}"))
 }
 
 impl Lab {
