@@ -22,9 +22,10 @@ use std::time::Instant;
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::SharedRegion;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{CTL_CLIENT, ClientExitPolicy, ClientId, Completion};
+use lingerd_dataplane::engine::api::{CTL_CLIENT, ClientExitPolicy, ClientId, Completion, Detail};
 use lingerd_dataplane::engine::config::Tunables;
 use lingerd_dataplane::rings::{ClientRings, RingStats};
+use lingerd_dataplane::shared::RxSink;
 
 use crate::attach::EventFd;
 use crate::ctl::core::{CtlCommand, CtlJobs};
@@ -234,5 +235,18 @@ impl CoreClients {
             }
             CoreCommand::Ctl(cmd) => self.ctl.handle_command(cmd, engine, now),
         }
+    }
+}
+
+/// Received payload goes straight into the RX chunk of the client that
+/// owns the connection (one copy, no allocation); the engine keeps a copy
+/// only when that client has no free chunk.
+impl RxSink for CoreClients {
+    fn place(&mut self, client: ClientId, data: &[u8]) -> Option<Detail> {
+        self.clients
+            .iter_mut()
+            .find(|a| a.rings.client() == client)?
+            .rings
+            .place(client, data)
     }
 }

@@ -27,6 +27,7 @@ use lingerd_dataplane::engine::{Census, QueueEngine};
 use lingerd_dataplane::port::afxdp::{AfXdpPort, AfXdpStats, IdleMode, Steering};
 use lingerd_dataplane::port::handoff::Handoff;
 use lingerd_dataplane::port::{Hooks, LoopView, Port, core_loop};
+use lingerd_dataplane::shared::RxSink;
 
 use crate::app::App;
 use crate::convert::{ExitRule, QueuePlan};
@@ -212,6 +213,10 @@ impl Hooks<AfXdpStats> for CoreShell {
         } else {
             self.clients.deliver(c);
         }
+    }
+
+    fn rx_sink(&mut self) -> Option<&mut dyn RxSink> {
+        Some(&mut self.clients)
     }
 }
 

@@ -24,6 +24,7 @@ use super::{Port, TxOutcome};
 use crate::engine::QueueEngine;
 use crate::engine::api::Completion;
 use crate::port::handoff::Handoff;
+use crate::shared::{NoSink, RxSink};
 
 /// Frames taken off the RX ring per iteration.
 pub const RX_BURST: usize = 64;
@@ -75,6 +76,14 @@ pub trait Hooks<S> {
     /// Receives every completion the engine produced, in order, after the
     /// iteration's TX burst.
     fn on_completion(&mut self, c: Completion);
+
+    /// Where received payload goes: the clients' receive memory, written
+    /// once as each frame is handled (`QueueEngine::handle_rx_into`).
+    /// `None` (the default): payload travels as owned copies in the
+    /// completions.
+    fn rx_sink(&mut self) -> Option<&mut dyn RxSink> {
+        None
+    }
 }
 
 /// Runs `engine` on `port` until `hooks` says it is done.
@@ -102,16 +111,21 @@ pub fn run<P: Port, H: Hooks<P::Stats>>(
             tx_in_flight: port.tx_in_flight(),
             stats: stats.flatten(),
         };
+        let mut no_sink = NoSink;
+        let sink: &mut dyn RxSink = match hooks.rx_sink() {
+            Some(sink) => sink,
+            None => &mut no_sink,
+        };
         let mut received = match handoff.as_deref_mut() {
-            None => port.rx_burst(RX_BURST, |frame| engine.handle_rx(now, frame)),
+            None => port.rx_burst(RX_BURST, |frame| engine.handle_rx_into(now, frame, sink)),
             Some(h) => port.rx_burst(RX_BURST, |frame| {
                 if h.route(frame) {
-                    engine.handle_rx(now, frame);
+                    engine.handle_rx_into(now, frame, sink);
                 }
             }),
         };
         if let Some(h) = handoff.as_deref_mut() {
-            received += h.drain(RX_BURST, |frame| engine.handle_rx(now, frame));
+            received += h.drain(RX_BURST, |frame| engine.handle_rx_into(now, frame, sink));
         }
         hooks.requests(engine, now, view);
         if engine.poll_timeout().is_some_and(|t| t <= now) {
