@@ -7,7 +7,7 @@
 //! is due (no busy polling); the calling thread writes the stats file
 //! every [`STATS_INTERVAL`] while the counters move. It owns the
 //! sockets and the stats file; the decisions are [`Path`]'s, the syscalls
-//! [`super::sys`]'s.
+//! `super::sys`'s.
 
 use std::io;
 use std::path::{Path as FsPath, PathBuf};
