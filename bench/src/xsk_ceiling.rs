@@ -40,16 +40,11 @@ pub(crate) struct Args {
 
 use lingerd_lab::Lab;
 
+/// A MAC the lab printed (`LAB_*_MAC`), parsed by the shared vocabulary.
 pub(crate) fn parse_mac(s: &str) -> Result<EthernetAddress> {
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        bail!("bad MAC {s}");
-    }
-    for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16)?;
-    }
-    Ok(EthernetAddress(mac))
+    s.trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("bad MAC {s}: {e}"))
 }
 
 /// One sender's result.

@@ -679,20 +679,16 @@ fn active_open_to_kernel_server() {
     assert!(status.success(), "{status}");
 }
 
-fn parse_mac(s: &str) -> EthernetAddress {
-    let mut mac = [0u8; 6];
-    for (b, p) in mac.iter_mut().zip(s.split(':')) {
-        *b = u8::from_str_radix(p, 16).unwrap();
-    }
-    EthernetAddress(mac)
-}
-
 /// The bare xsk-rs sender on the dut's queue 0 for `secs`: frames per
 /// second the peer's veth received (the ceiling of this run).
 fn xsk_ceiling(lab: &Lab, secs: f64) -> f64 {
     let tmpl = RstTemplate::new(
-        parse_mac(&lab.get("LAB_DUT_MAC")),
-        parse_mac(&lab.get("LAB_PEER_MAC")),
+        lab.get("LAB_DUT_MAC")
+            .parse::<EthernetAddress>()
+            .expect("the lab's MAC"),
+        lab.get("LAB_PEER_MAC")
+            .parse::<EthernetAddress>()
+            .expect("the lab's MAC"),
         ENGINE_IP,
     );
     let mut frame = [0u8; lingerd_dataplane::wire::RST_FRAME_LEN];

@@ -991,7 +991,13 @@ fn memif_engines_shutdown_send(ctx: &Ctx) {
     let mut d = Duo::new(ctx);
     let (ha, hb) = d.connect();
     d.send_all(Side::A, ha, b"request");
-    let c = d.call(Side::A, Request::Shutdown { handle: ha, how: 1 });
+    let c = d.call(
+        Side::A,
+        Request::Shutdown {
+            handle: ha,
+            how: lingerd_abi::Shutdown::Send,
+        },
+    );
     assert_eq!(c.result, Errno::Ok);
     let eof = d.run_until(Duration::from_secs(5), |d| {
         d.events_for(Side::B, hb)

@@ -48,14 +48,6 @@ const PEER_LISTEN_PORT: u16 = 8080;
 const CLIENT: ClientId = ClientId(1);
 const STEP: Duration = Duration::from_secs(10);
 
-fn parse_mac(s: &str) -> EthernetAddress {
-    let mut mac = [0u8; 6];
-    for (b, p) in mac.iter_mut().zip(s.split(':')) {
-        *b = u8::from_str_radix(p, 16).expect("hex MAC");
-    }
-    EthernetAddress(mac)
-}
-
 /// Runs `f` in a new thread inside namespace `ns`.
 fn in_ns<T: Send + 'static>(
     ns: String,
@@ -195,7 +187,10 @@ fn spawn_engine(
     info_tx: mpsc::Sender<Result<PortInfo, String>>,
 ) -> thread::JoinHandle<Option<EngineRun>> {
     let iface = lab.get("LAB_DUT_IF");
-    let mac = parse_mac(&lab.get("LAB_DUT_MAC"));
+    let mac = lab
+        .get("LAB_DUT_MAC")
+        .parse::<EthernetAddress>()
+        .expect("the lab's MAC");
     in_ns(lab.get("LAB_DUT_NS"), move || {
         let mut cfg = AfXdpConfig::new(&iface, 0, vec![ENGINE_IP]);
         cfg.ports = vec![ECHO_PORT];
@@ -424,8 +419,14 @@ fn afxdp_burst_larger_than_the_tx_ring_is_sent_whole() {
     const BURST: u64 = 4 * RING as u64;
     let lab = lingerd_lab::need("system_afxdp", &lingerd_lab::unique_id("sb"), 1);
     let iface = lab.get("LAB_DUT_IF");
-    let dut_mac = parse_mac(&lab.get("LAB_DUT_MAC"));
-    let peer_mac = parse_mac(&lab.get("LAB_PEER_MAC"));
+    let dut_mac = lab
+        .get("LAB_DUT_MAC")
+        .parse::<EthernetAddress>()
+        .expect("the lab's MAC");
+    let peer_mac = lab
+        .get("LAB_PEER_MAC")
+        .parse::<EthernetAddress>()
+        .expect("the lab's MAC");
     let before = lab.peer_stat("rx_packets").unwrap();
     let sender = in_ns(lab.get("LAB_DUT_NS"), move || {
         let mut cfg = AfXdpConfig::new(&iface, 0, vec![ENGINE_IP]);
