@@ -1,6 +1,5 @@
 //! Client attach: the `SOCK_SEQPACKET` control socket, credentials, and one
-//! sealed shared region per client (DESIGN.md "Client rings",
-//! anchors-reliability §4).
+//! sealed shared region per client, which the daemon treats as hostile.
 //!
 //! [`Acceptor`] owns the listening socket, the control connection of every
 //! attached client, and the runtime directory checks. The control thread

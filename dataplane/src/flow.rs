@@ -1,6 +1,6 @@
 //! Flow ownership across queues: which queue's engine owns a 4-tuple.
 //!
-//! A connection belongs to one queue (DESIGN.md, "Flow ownership"). The
+//! A connection belongs to the queue its frames arrive on. The
 //! owner is a pure function of the 4-tuple, computed the way a NIC's RSS
 //! does it: the Toeplitz hash (Microsoft RSS specification, "Verifying the
 //! RSS hash calculation") of source address, destination address, source

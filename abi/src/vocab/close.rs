@@ -1,4 +1,4 @@
-//! The close vocabulary (CLOSE-SEMANTICS.md): a connection's [`Linger`]
+//! The close vocabulary (docs/close-semantics.md): a connection's [`Linger`]
 //! setting and what it makes `close` do ([`CloseKind`]), a bulk close's
 //! [`CloseMode`], `shutdown`'s [`Shutdown`], how a close ended
 //! ([`Outcome`]), and two daemon-wide policies ([`ClientExitPolicy`],
@@ -116,7 +116,7 @@ impl FromStr for Linger {
     }
 }
 
-/// The three rows of the linger matrix (CLOSE-SEMANTICS.md §2).
+/// The three rows of the linger matrix (docs/close-semantics.md#linger-matrix).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseKind {
     /// Linger off: returns at once, graceful close in the background bounded
@@ -231,7 +231,7 @@ impl FromStr for Shutdown {
     }
 }
 
-/// How a close ended (CLOSE-SEMANTICS.md §2 rule 5, extended), with the
+/// How a close ended (docs/close-semantics.md#outcomes), with the
 /// ring's stable numbers. Text form: snake case (`aborted_linger`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

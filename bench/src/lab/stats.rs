@@ -26,7 +26,7 @@ pub struct Latency {
 /// Latencies from `(request_ns, wire_ns)` pairs. A wire time before its
 /// request (clock granularity) counts as 1 ns.
 pub fn latency(pairs: impl IntoIterator<Item = (u64, u64)>) -> Latency {
-    // 1 ns .. 600 s, 3 significant digits (anchors-ecosystem §6).
+    // 1 ns .. 600 s, 3 significant digits.
     let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds");
     for (req, wire) in pairs {
         h.saturating_record(wire.saturating_sub(req).max(1));

@@ -105,7 +105,7 @@ impl QueueEngine {
     /// A connection waiting for its next hop's MAC keeps a retransmission
     /// deadline, so that an unanswered ARP request is repeated when it
     /// fires and a connect that never resolves fails with ETIMEDOUT after
-    /// its SYN retries (RFC 1122 §2.3.2.2; CLOSE-SEMANTICS.md §5: every
+    /// its SYN retries (RFC 1122 §2.3.2.2; docs/close-semantics.md#errors: every
     /// request gets a completion). Without it an unsent SYN armed nothing
     /// and the connect never completed. Only the timer is filed here: the
     /// connection must not go back on the transmit list being drained.

@@ -53,7 +53,7 @@ pub enum IdleMode {
     /// Spin: lowest latency, one whole core (dataplane cores in production).
     BusyPoll,
     /// [`Port::wait`] with the engine's next timer as timeout, at most
-    /// `max` (laptops, CI, tests: TESTING.md forbids busy-polling in tests).
+    /// `max` (laptops, CI, tests: tests never busy-poll).
     Sleep {
         /// The longest sleep (bounds request latency).
         max: Duration,

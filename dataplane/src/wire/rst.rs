@@ -6,7 +6,7 @@
 //! same segment (DF, ID 0, TTL [`TTL`], data offset 5, no options, urgent 0),
 //! tested against it and against etherparse. It decides nothing about *when*
 //! to send or which SEQ/ACK to use: that is the engine's (RFC 9293 §3.10.7.1
-//! and the checklist in TESTING.md); it only refuses to put a non-zero window
+//! ); it only refuses to put a non-zero window
 //! on an RST.
 //!
 //! Checksums are fixed up incrementally, never re-summed over the frame: the
