@@ -5,9 +5,8 @@
 //! built frame is byte-identical to what the `Repr::emit` path writes for the
 //! same segment (DF, ID 0, TTL [`TTL`], data offset 5, no options, urgent 0),
 //! tested against it and against etherparse. It decides nothing about *when*
-//! to send or which SEQ/ACK to use: that is the engine's (RFC 9293 §3.10.7.1
-//! ); it only refuses to put a non-zero window
-//! on an RST.
+//! to send or which SEQ/ACK to use: that is the engine's (RFC 9293 §3.10.7.1);
+//! it only refuses to put a non-zero window on an RST.
 //!
 //! Checksums are fixed up incrementally, never re-summed over the frame: the
 //! template's variable fields are zero, so RFC 1624 eqn. 3 for a field that
