@@ -28,7 +28,7 @@ use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, Op, Request};
 use lingerd_daemon::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use lingerd_daemon::metrics::MetricsHub;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ADMIN_CLIENT, Filter, MatchMode, Request as EngineRequest};
+use lingerd_dataplane::engine::api::{ADMIN_CLIENT, Filter, Request as EngineRequest};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
 use lingerd_dataplane::wire::EthernetAddress;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketType};
@@ -346,7 +346,7 @@ fn a_slow_reader_pauses_the_listing_without_losing_rows() {
         CtlCommand::Kill {
             job: 3,
             filter: Filter::default(),
-            mode: MatchMode::Abort,
+            mode: CloseMode::Abort,
             pace_per_s: 0,
             reply: tx,
         },

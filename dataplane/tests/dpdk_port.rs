@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{CloseOutcome, Completion, Detail, Request};
+use lingerd_dataplane::engine::api::{Completion, Detail, Outcome, Request};
 use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::core_loop::{self, Hooks, LoopView};
 use lingerd_dataplane::port::dpdk::{
@@ -381,7 +381,7 @@ impl Hooks<DpdkStats> for AbortHooks {
         let finished = if self.connector {
             self.events
                 .iter()
-                .any(|c| c.detail == Detail::Closed(CloseOutcome::Aborted))
+                .any(|c| c.detail == Detail::Closed(Outcome::Aborted))
         } else {
             self.events.iter().any(|c| c.detail == Detail::Reset)
         };
@@ -466,7 +466,7 @@ fn memif_core_loops_connect_then_abort(ctx: &Ctx) {
     assert!(
         a_events
             .iter()
-            .any(|c| c.user_data == 8 && c.detail == Detail::Closed(CloseOutcome::Aborted)),
+            .any(|c| c.user_data == 8 && c.detail == Detail::Closed(Outcome::Aborted)),
         "A aborted: {a_events:?}"
     );
     let resets: Vec<_> = b_events
@@ -828,7 +828,7 @@ fn memif_engines_abort(ctx: &Ctx) {
     d.send_all(Side::A, ha, b"before the abort");
     d.run(Duration::from_millis(20));
     let c = d.call(Side::A, Request::Abort { handle: ha });
-    assert_eq!(c.detail, Detail::Closed(CloseOutcome::Aborted));
+    assert_eq!(c.detail, Detail::Closed(Outcome::Aborted));
     let reset = d.run_until(Duration::from_secs(5), |d| {
         d.events_for(Side::B, hb)
             .iter()
@@ -863,7 +863,7 @@ fn memif_engines_graceful_close(ctx: &Ctx) {
             nonblocking: false,
         },
     );
-    assert_eq!(c.detail, Detail::Closed(CloseOutcome::Background));
+    assert_eq!(c.detail, Detail::Closed(Outcome::Background));
     let eof = d.run_until(Duration::from_secs(10), |d| {
         d.events_for(Side::B, hb)
             .iter()
@@ -878,7 +878,7 @@ fn memif_engines_graceful_close(ctx: &Ctx) {
             nonblocking: false,
         },
     );
-    assert_eq!(c.detail, Detail::Closed(CloseOutcome::Background));
+    assert_eq!(c.detail, Detail::Closed(Outcome::Background));
     let done = d.run_until(Duration::from_secs(10), |d| {
         d.b.engine.state(hb).is_none() && d.a.engine.state(ha) == Some(State::TimeWait)
     });
@@ -961,7 +961,7 @@ fn memif_engines_linger_zero_window(ctx: &Ctx) {
     let c = d.answer(Side::A, ud).expect("answer");
     assert_eq!(
         (c.result, &c.detail),
-        (Errno::Ok, &Detail::Closed(CloseOutcome::AbortedLinger))
+        (Errno::Ok, &Detail::Closed(Outcome::AbortedLinger))
     );
     d.run(Duration::from_millis(50));
     let rsts = d.rsts_at(Side::B);

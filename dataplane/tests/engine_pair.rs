@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{
-    CloseOutcome, Completion, Detail, Filter, MatchMode, Request,
-};
+use lingerd_dataplane::engine::api::{CloseMode, Completion, Detail, Filter, Outcome, Request};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
 use lingerd_testkit::mem::{Direction, LinkConfig, Pair};
@@ -310,7 +308,7 @@ fn abort_peer_sees_one_rst_then_reset_by_peer_on_close() {
     d.run(Duration::from_millis(50));
     d.pair.clear_trace();
     let c = d.call(Side::A, Request::Abort { handle: ha });
-    assert_eq!(c.detail, Detail::Closed(CloseOutcome::Aborted));
+    assert_eq!(c.detail, Detail::Closed(Outcome::Aborted));
     d.run(Duration::from_millis(100));
     let ours = sent(d.pair.trace(), Direction::AToB);
     assert_eq!(ours.len(), 1, "{}", dump(d.pair.trace()));
@@ -340,7 +338,7 @@ fn abort_peer_sees_one_rst_then_reset_by_peer_on_close() {
             nonblocking: false,
         },
     );
-    assert_eq!(c.detail, Detail::Closed(CloseOutcome::ResetByPeer));
+    assert_eq!(c.detail, Detail::Closed(Outcome::ResetByPeer));
     assert_eq!(d.pair.b.connection_count(), 1, "only the listener");
     assert!(
         sent(d.pair.trace(), Direction::BToA).is_empty(),
@@ -363,7 +361,7 @@ fn graceful_close_active_time_wait_passive_freed() {
                 nonblocking: false,
             },
         );
-        assert_eq!(c.detail, Detail::Closed(CloseOutcome::Background));
+        assert_eq!(c.detail, Detail::Closed(Outcome::Background));
         let eof = d.run_until(Duration::from_secs(60), |d| {
             d.events_for(Side::B, hb)
                 .iter()
@@ -378,7 +376,7 @@ fn graceful_close_active_time_wait_passive_freed() {
                 nonblocking: false,
             },
         );
-        assert_eq!(c.detail, Detail::Closed(CloseOutcome::Background));
+        assert_eq!(c.detail, Detail::Closed(Outcome::Background));
         let done = d.run_until(Duration::from_secs(60), |d| {
             d.pair.b.state(hb).is_none() && d.pair.a.state(ha) == Some(State::TimeWait)
         });
@@ -462,7 +460,7 @@ fn close_matching_abort_1000_then_graceful_1000() {
         Side::A,
         Request::CloseMatching {
             filter: Filter::default(),
-            mode: MatchMode::Abort,
+            mode: CloseMode::Abort,
             pace_per_s: 0,
         },
     );
@@ -504,7 +502,7 @@ fn close_matching_abort_1000_then_graceful_1000() {
         Side::A,
         Request::CloseMatching {
             filter: Filter::default(),
-            mode: MatchMode::Graceful,
+            mode: CloseMode::Graceful,
             pace_per_s: 0,
         },
     );
@@ -550,7 +548,7 @@ fn close_matching_paced_abort() {
         Side::A,
         Request::CloseMatching {
             filter: Filter::default(),
-            mode: MatchMode::Abort,
+            mode: CloseMode::Abort,
             pace_per_s: PACE,
         },
     );
@@ -606,7 +604,7 @@ fn close_matching_abort_after_long_idle_reaches_every_peer() {
         Side::A,
         Request::CloseMatching {
             filter: Filter::default(),
-            mode: MatchMode::Abort,
+            mode: CloseMode::Abort,
             pace_per_s: 0,
         },
     );

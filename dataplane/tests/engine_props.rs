@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ClientId, CloseOutcome, Detail, Filter, MatchMode, Request};
+use lingerd_dataplane::engine::api::{ClientId, CloseMode, Detail, Filter, Outcome, Request};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::{Linger, MAX_LINGER_MS};
 use lingerd_testkit::mem::{Direction, Fate, LinkConfig, Pair, TraceEntry};
@@ -330,8 +330,8 @@ impl Harness {
                             m.held.remove(&c.handle);
                             m.listeners.remove(&c.handle);
                             let own = match outcome {
-                                CloseOutcome::Aborted | CloseOutcome::AbortedLinger => Some(1),
-                                CloseOutcome::ResetByPeer => Some(0),
+                                Outcome::Aborted | Outcome::AbortedLinger => Some(1),
+                                Outcome::ResetByPeer => Some(0),
                                 _ => None,
                             };
                             if let (Some(own), Some(&(lp, rp))) = (own, m.tuples.get(&c.handle)) {
@@ -559,9 +559,9 @@ impl Harness {
                 other,
             } => {
                 let mode = match mode % 3 {
-                    0 => MatchMode::Abort,
-                    1 => MatchMode::Graceful,
-                    _ => MatchMode::Linger { ms: *ms },
+                    0 => CloseMode::Abort,
+                    1 => CloseMode::Graceful,
+                    _ => CloseMode::Linger { ms: *ms },
                 };
                 self.submit(
                     *side,

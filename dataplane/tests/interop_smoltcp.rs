@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{CloseOutcome, Completion, Detail, Request};
+use lingerd_dataplane::engine::api::{Completion, Detail, Outcome, Request};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::Linger;
@@ -408,7 +408,7 @@ fn abort_is_seen_by_smoltcp_as_a_reset_with_one_rst_at_snd_nxt() {
         let c = lab.call(6, Request::Abort { handle: h });
         assert_eq!(
             (c.result, c.detail),
-            (Errno::Ok, Detail::Closed(CloseOutcome::Aborted))
+            (Errno::Ok, Detail::Closed(Outcome::Aborted))
         );
         lab.run(Duration::from_millis(50));
         assert!(
@@ -464,7 +464,7 @@ fn lingerd_active_close_background_ends_in_time_wait() {
             );
             assert_eq!(
                 (c.result, c.detail),
-                (Errno::Ok, Detail::Closed(CloseOutcome::Background)),
+                (Errno::Ok, Detail::Closed(Outcome::Background)),
                 "linger off: close returns at once"
             );
             let eof = lab.run_until(Duration::from_secs(60), |lab| {
@@ -541,11 +541,7 @@ fn smoltcp_active_close_lingerd_passive_close_is_freed() {
                     nonblocking: true,
                 },
             );
-            assert_eq!(
-                c.detail,
-                Detail::Closed(CloseOutcome::Background),
-                "linger off"
-            );
+            assert_eq!(c.detail, Detail::Closed(Outcome::Background), "linger off");
             let done = lab.run_until(Duration::from_secs(60), |lab| {
                 lab.pair.a.state(h).is_none() && lab.smol_eof()
             });
@@ -645,7 +641,7 @@ fn linger_deadline_expires_against_a_zero_window() {
         let c = lab.answer(32).expect("the close completed");
         assert_eq!(
             (c.result, &c.detail),
-            (Errno::Ok, &Detail::Closed(CloseOutcome::AbortedLinger))
+            (Errno::Ok, &Detail::Closed(Outcome::AbortedLinger))
         );
         assert!(lab.pair.b.was_reset(lab.hs), "{role:?}: smoltcp was reset");
         assert_eq!(lab.pair.a.state(h), None, "no TIME-WAIT after a hard close");
@@ -692,7 +688,7 @@ fn linger_close_acknowledged_in_time_is_graceful() {
             let c = lab.answer(41).expect("completed");
             assert_eq!(
                 (c.result, &c.detail),
-                (Errno::Ok, &Detail::Closed(CloseOutcome::Graceful)),
+                (Errno::Ok, &Detail::Closed(Outcome::Graceful)),
                 "{role:?}: acknowledged in time after {waited:?}"
             );
             assert!(waited < Duration::from_secs(2));
@@ -771,7 +767,7 @@ fn shutdown_send_peer_reads_eof_while_still_sending_to_us() {
                     nonblocking: true,
                 },
             );
-            assert_eq!(c.detail, Detail::Closed(CloseOutcome::Graceful));
+            assert_eq!(c.detail, Detail::Closed(Outcome::Graceful));
             let closed = lab.run_until(Duration::from_secs(60), |lab| {
                 lab.smol_state() == SmolState::Closed
             });

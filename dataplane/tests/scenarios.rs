@@ -13,7 +13,7 @@ mod support;
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::Census;
 use lingerd_dataplane::engine::api::{
-    ADMIN_CLIENT, ClientId, CloseOutcome, Completion, Detail, Filter, MatchMode, Prefix, Request,
+    ADMIN_CLIENT, ClientId, CloseMode, Completion, Detail, Filter, Outcome, Prefix, Request,
 };
 use lingerd_dataplane::engine::config::TimeWaitRst;
 use lingerd_dataplane::table::Handle;
@@ -27,7 +27,7 @@ fn peer() -> RawPeer {
     RawPeer::new(|_| {})
 }
 
-fn closed(outcome: CloseOutcome) -> (Errno, Detail) {
+fn closed(outcome: Outcome) -> (Errno, Detail) {
     (Errno::Ok, Detail::Closed(outcome))
 }
 
@@ -233,7 +233,7 @@ fn abort_state_matrix() {
             assert!(out.is_empty(), "{s:?}: nothing sent: {}", p.dump());
         }
         let c = p.answer(ud).unwrap();
-        assert_eq!(rd(&c), closed(CloseOutcome::Aborted), "{s:?}");
+        assert_eq!(rd(&c), closed(Outcome::Aborted), "{s:?}");
         if s == State::SynSent || s == State::SynReceived {
             let connect = p.answer(p.connect_ud.unwrap()).unwrap();
             assert_eq!(connect.result, Errno::OperationAborted, "{s:?}");
@@ -274,7 +274,7 @@ fn abort_seq_ack() {
     assert_eq!(r.sfa(), ("RA".into(), p.rcv, PEER_ISS + 1 + 100));
     assert_eq!(p.rcv, p.engine_iss.wrapping_add(1 + 300));
     assert!(!r.flags.fin);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
     p.advance(10_000);
     p.expect_none();
 }
@@ -298,7 +298,7 @@ fn test_established_abort_cancels_pending_blocking_close() {
         [(close, Errno::OperationAborted), (abort, Errno::Ok)],
         "#rule-cancel: the pending close is cancelled before the abort completes"
     );
-    assert_eq!(all[1].detail, Detail::Closed(CloseOutcome::Aborted));
+    assert_eq!(all[1].detail, Detail::Closed(Outcome::Aborted));
     assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
     p.advance(10_000);
     p.expect_none();
@@ -317,7 +317,7 @@ fn close_unread_data_rst() {
     let ud = p.close(false);
     let r = p.expect_one();
     assert_eq!(r.sfa(), ("RA".into(), p.rcv, PEER_ISS + 1 + 10));
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
     assert_eq!(p.engine.counters().abort_on_close_unread, 1);
     assert_eq!(p.state(), None);
     p.advance(70_000);
@@ -331,7 +331,7 @@ fn close_no_rst_when_drained() {
     p.push(b"read me");
     assert_eq!(p.read_all(), b"read me");
     let ud = p.close(false);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Background));
     let fin = p.expect_one();
     assert_eq!(fin.sfa(), ("FA".into(), p.engine_iss + 1, PEER_ISS + 1 + 7));
     p.ack();
@@ -349,7 +349,7 @@ fn data_after_close_rst() {
     let mut p = peer();
     p.establish_passive();
     let ud = p.close(false);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Background));
     let fin = p.expect_one();
     assert_eq!(fin.flags_str(), "FA");
     let before = p.nxt;
@@ -373,10 +373,7 @@ fn double_close_once() {
     let first = p.close(false);
     let second = p.close(false);
     let abort = p.request(Request::Abort { handle: h });
-    assert_eq!(
-        rd(&p.answer(first).unwrap()),
-        closed(CloseOutcome::Background)
-    );
+    assert_eq!(rd(&p.answer(first).unwrap()), closed(Outcome::Background));
     assert_eq!(p.answer(second).unwrap().result, Errno::NotSock);
     assert_eq!(p.answer(abort).unwrap().result, Errno::NotSock);
     let out = p.recv_all();
@@ -404,10 +401,7 @@ fn test_established_second_close_while_pending_einprogress() {
     p.expect_none();
     assert!(p.answer(first).is_none());
     p.ack();
-    assert_eq!(
-        rd(&p.answer(first).unwrap()),
-        closed(CloseOutcome::Graceful)
-    );
+    assert_eq!(rd(&p.answer(first).unwrap()), closed(Outcome::Graceful));
     let third = p.close(false);
     assert_eq!(p.answer(third).unwrap().result, Errno::NotSock);
 }
@@ -418,7 +412,7 @@ fn test_syn_sent_close_sends_nothing() {
     let syn = p.to_syn_sent();
     let ud = p.close(false);
     p.expect_none();
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
     let connect = p.answer(p.connect_ud.unwrap()).unwrap();
     assert_eq!(connect.result, Errno::OperationAborted);
     assert_eq!(p.state(), None);
@@ -439,7 +433,7 @@ fn test_listen_close_listener() {
         handle: l,
         nonblocking: false,
     });
-    assert_eq!(rd(&c), closed(CloseOutcome::Graceful));
+    assert_eq!(rd(&c), closed(Outcome::Graceful));
     assert_eq!(p.engine.connection_count(), 0);
     p.send(seg(SYN).seq(PEER_ISS));
     assert_eq!(p.expect_one().sfa(), ("RA".into(), 0, PEER_ISS + 1));
@@ -536,10 +530,7 @@ fn linger_expiry_aborts() {
         ("RA".into(), p.engine_iss + 1 + 100 + 1, p.nxt),
         "SEQ=SND.NXT (data and FIN), ACK=RCV.NXT"
     );
-    assert_eq!(
-        rd(&p.answer(ud).unwrap()),
-        closed(CloseOutcome::AbortedLinger)
-    );
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::AbortedLinger));
     assert_eq!(p.engine.counters().rst_linger_expired, 1);
     assert_eq!(p.state(), None);
     assert_eq!(lingering(&p), 0);
@@ -579,10 +570,7 @@ fn test_established_linger_expiry_zero_window() {
         "the peer accepted nothing and offers no window: only SEQ = its \
          RCV.NXT (our SND.UNA) can reset it (RFC 9293 §3.10.7.4)"
     );
-    assert_eq!(
-        rd(&p.answer(ud).unwrap()),
-        closed(CloseOutcome::AbortedLinger)
-    );
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::AbortedLinger));
 }
 
 #[test]
@@ -630,7 +618,7 @@ fn linger_acked_in_time() {
     p.advance(100);
     p.recv_all();
     p.ack();
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Graceful));
     assert_eq!(p.state(), Some(State::FinWait2));
     assert_eq!(lingering(&p), 0, "acknowledged: no linger deadline left");
     p.advance(10_000);
@@ -674,7 +662,7 @@ fn linger_nonblocking_wouldblock() {
     let ok = p.close(true);
     assert_eq!(p.expect_one().flags_str(), "FA");
     p.ack();
-    assert_eq!(rd(&p.answer(ok).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(rd(&p.answer(ok).unwrap()), closed(Outcome::Graceful));
 }
 
 #[test]
@@ -685,7 +673,7 @@ fn test_established_nonblocking_close_after_shutdown_send_background() {
     let t = p.ms();
     let ud = p.close(true);
     // Rule 3c [decision]: returns at once, bounded by the linger deadline.
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Background));
     p.advance(1_999);
     assert!(rsts(&p.recv_all()).is_empty());
     p.advance(2);
@@ -709,7 +697,7 @@ fn linger_ack_on_expiry_tick() {
     let all = p.completions();
     let outcomes: Vec<_> = all.iter().filter(|c| c.user_data == ud).collect();
     assert_eq!(outcomes.len(), 1, "{all:?}");
-    assert_eq!(rd(outcomes[0]), closed(CloseOutcome::Graceful));
+    assert_eq!(rd(outcomes[0]), closed(Outcome::Graceful));
     assert!(rsts(&p.log).is_empty(), "{}", p.dump());
 
     // The timer runs at the deadline, before the ACK is processed.
@@ -725,7 +713,7 @@ fn linger_ack_on_expiry_tick() {
     let all = p.completions();
     let outcomes: Vec<_> = all.iter().filter(|c| c.user_data == ud).collect();
     assert_eq!(outcomes.len(), 1, "{all:?}");
-    assert_eq!(rd(outcomes[0]), closed(CloseOutcome::AbortedLinger));
+    assert_eq!(rd(outcomes[0]), closed(Outcome::AbortedLinger));
     let out = p.recv_all();
     assert_eq!(
         out.iter().map(Rx::sfa).collect::<Vec<_>>(),
@@ -758,7 +746,7 @@ fn test_established_linger_off_background_close() {
     p.write(b"bye");
     p.recv_all();
     let ud = p.close(false);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Background));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Background));
     assert_eq!(p.expect_one().flags_str(), "FA");
     p.ack();
     p.fin();
@@ -774,7 +762,7 @@ fn test_established_linger_zero_is_hard_close() {
     p.write(b"discarded");
     p.recv_all();
     let ud = p.close(true);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
     assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
     assert_eq!(p.state(), None);
 }
@@ -919,7 +907,7 @@ fn test_established_retuned_default_linger_zero_is_hard_close() {
     p.engine.retune(t);
     p.establish_passive();
     let ud = p.close(true);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
     assert_eq!(p.expect_one().sfa(), ("RA".into(), p.rcv, p.nxt));
     assert_eq!(p.state(), None);
 }
@@ -986,7 +974,7 @@ fn test_last_ack_acked_handle_kept_until_close() {
     });
     assert_eq!(send.result, Errno::NotConn);
     let ud = p.close(false);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Graceful));
     assert_eq!(p.state(), None);
     assert_eq!(p.engine.connection_count(), 1, "only the listener");
     assert_eq!(p.engine.timers_armed(), 0);
@@ -1001,7 +989,7 @@ fn test_time_wait_expiry_handle_kept_until_close() {
     assert_eq!(p.engine.timers_armed(), 0);
     assert_demux_forgot(&mut p);
     let ud = p.close(false);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Graceful));
     assert_eq!(p.state(), None);
     p.expect_none();
 }
@@ -1018,7 +1006,7 @@ fn test_time_wait_new_syn_reopens_handle_kept() {
         "the old handle outlives its incarnation"
     );
     let ud = p.close(false);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Graceful));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Graceful));
     assert_eq!(p.engine.connection_count(), 2, "listener + new handshake");
 }
 
@@ -1088,7 +1076,7 @@ fn shutdown_receive_resets() {
     assert_eq!(send.result, Errno::ConnAborted, "the handle stays valid");
     assert_demux_forgot(&mut p);
     let ud = p.close(false);
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
     assert_eq!(p.state(), None);
 
     // Data arriving after shutdown(RECEIVE): RST.
@@ -1323,7 +1311,7 @@ fn test_every_request_gets_exactly_one_completion() {
                 remote: Some("2001:db8::/32".parse::<Prefix>().unwrap()),
                 ..Filter::default()
             },
-            mode: MatchMode::Abort,
+            mode: CloseMode::Abort,
             pace_per_s: 0,
         },
         Request::CloseMatching {
@@ -1331,7 +1319,7 @@ fn test_every_request_gets_exactly_one_completion() {
                 remote_port: Some(1),
                 ..Filter::default()
             },
-            mode: MatchMode::Graceful,
+            mode: CloseMode::Graceful,
             pace_per_s: 0,
         },
         Request::Close {
@@ -1436,7 +1424,7 @@ fn rst_window_matrix() {
                     });
                     assert_eq!(
                         rd(&c),
-                        closed(CloseOutcome::ResetByPeer),
+                        closed(Outcome::ResetByPeer),
                         "{s:?}: closing the reset handle"
                     );
                 }
@@ -1714,7 +1702,7 @@ fn test_established_close_matching_abort() {
             remote_port: Some(PEER_PORT),
             ..Filter::default()
         },
-        mode: MatchMode::Abort,
+        mode: CloseMode::Abort,
         pace_per_s: 0,
     });
     p.advance(1);
@@ -1733,7 +1721,7 @@ fn test_syn_sent_abort_cancels_the_connect_and_sends_nothing() {
         handle: p.handle.unwrap(),
     });
     p.expect_none();
-    assert_eq!(rd(&p.answer(ud).unwrap()), closed(CloseOutcome::Aborted));
+    assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
     let connect = p.answer(p.connect_ud.unwrap()).unwrap();
     assert_eq!(connect.result, Errno::OperationAborted, "#rule-cancel");
     assert_eq!(p.engine.connection_count(), 0);

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
-use lingerd_dataplane::engine::api::{CloseOutcome, Detail, Request};
+use lingerd_dataplane::engine::api::{Detail, Outcome, Request};
 use lingerd_dataplane::engine::{MAX_EXPIRIES_PER_CALL, QueueEngine};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
@@ -147,7 +147,7 @@ fn linger_expiries_beyond_the_cap_are_spread_over_calls_none_lost_or_late() {
         );
         let mut completions = 0;
         while let Some(c) = a.poll_completion() {
-            assert_eq!(c.detail, Detail::Closed(CloseOutcome::AbortedLinger));
+            assert_eq!(c.detail, Detail::Closed(Outcome::AbortedLinger));
             assert!(closed.insert(c.user_data), "two completions for one close");
             completions += 1;
         }

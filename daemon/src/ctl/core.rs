@@ -26,7 +26,7 @@ use std::time::Instant;
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{
-    CTL_CLIENT, Completion, ConnInfo, Detail, Filter, MatchMode, Request,
+    CTL_CLIENT, CloseMode, Completion, ConnInfo, Detail, Filter, Request,
 };
 
 /// Table slots a listing examines per loop iteration.
@@ -53,7 +53,7 @@ pub enum CtlCommand {
         /// Which connections.
         filter: Filter,
         /// How.
-        mode: MatchMode,
+        mode: CloseMode,
         /// Closes per second on this core; 0 = unpaced.
         pace_per_s: u32,
         /// Where progress and the count go.

@@ -10,8 +10,7 @@
 use std::net::SocketAddrV4;
 
 pub use crate::shared::{
-    ADMIN_CLIENT, CTL_CLIENT, ClientExitPolicy, ClientId, CloseOutcome, Completion, Detail,
-    MatchMode,
+    ADMIN_CLIENT, CTL_CLIENT, ClientExitPolicy, ClientId, CloseMode, Completion, Detail, Outcome,
 };
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
@@ -95,7 +94,7 @@ pub enum Request {
         /// Which connections.
         filter: Filter,
         /// How to close them.
-        mode: MatchMode,
+        mode: CloseMode,
         /// Closes per second; 0 = as fast as the engine allows.
         pace_per_s: u32,
     },

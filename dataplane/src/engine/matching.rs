@@ -11,7 +11,7 @@
 use lingerd_abi::Errno;
 
 use super::QueueEngine;
-use super::api::{ClientExitPolicy, ClientId, Completion, Detail, Filter, MatchMode};
+use super::api::{ClientExitPolicy, ClientId, CloseMode, Completion, Detail, Filter};
 use crate::table::{FourTuple, Handle};
 use crate::tcp::close;
 use crate::tcp::state::State;
@@ -26,7 +26,7 @@ const CLOSES_PER_SLICE: u64 = 4_096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum JobKind {
     /// `close_matching` with this mode; completes with the count.
-    Match(MatchMode),
+    Match(CloseMode),
     /// A client went away: apply the policy to everything it owned,
     /// listeners included; nobody is told.
     ClientExit(ClientExitPolicy),
@@ -79,7 +79,7 @@ impl QueueEngine {
         client: ClientId,
         user_data: u64,
         filter: Filter,
-        mode: MatchMode,
+        mode: CloseMode,
         pace_per_s: u32,
     ) {
         let bad_prefix = [filter.local, filter.remote]
@@ -87,7 +87,7 @@ impl QueueEngine {
             .flatten()
             .any(|p| !p.addr().is_ipv4());
         let bad_mode =
-            matches!(mode, MatchMode::Linger { ms } if ms > crate::tcp::linger::MAX_LINGER_MS);
+            matches!(mode, CloseMode::Linger { ms } if ms > crate::tcp::linger::MAX_LINGER_MS);
         if bad_prefix || bad_mode {
             return self.complete(
                 client,

@@ -13,13 +13,7 @@ pub mod counters;
 use std::net::SocketAddrV4;
 
 use lingerd_abi::Errno;
-pub use lingerd_abi::vocab::ClientExitPolicy;
-/// How `close_matching` closes what it finds: the shared
-/// [`lingerd_abi::vocab::CloseMode`] under the engine's name.
-pub use lingerd_abi::vocab::CloseMode as MatchMode;
-/// How a close ended (docs/close-semantics.md#outcomes): the shared
-/// [`lingerd_abi::vocab::Outcome`] under the engine's name.
-pub use lingerd_abi::vocab::Outcome as CloseOutcome;
+pub use lingerd_abi::vocab::{ClientExitPolicy, CloseMode, Outcome};
 
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
@@ -57,7 +51,7 @@ pub enum Detail {
     /// `GetLinger`'s answer.
     Linger(Linger),
     /// A close finished.
-    Closed(CloseOutcome),
+    Closed(Outcome),
     /// `CloseMatching` finished, or progressed (event), with this many closes.
     Count(u64),
     /// Event: a connection was accepted on listener `listener`.

@@ -16,7 +16,7 @@ use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{
     cancel_outstanding, check_close_done, count_outcome, end_of, hard_close, local_abort, queue_fin,
 };
-use crate::shared::{ClientExitPolicy, Detail, Disposition, MatchMode};
+use crate::shared::{ClientExitPolicy, CloseMode, Detail, Disposition};
 use lingerd_abi::vocab::Shutdown;
 
 /// The matrix's view of a connection.
@@ -169,11 +169,11 @@ pub(crate) fn shutdown(
 /// A close done by `close_matching` (docs/close-semantics.md#bulk-close):
 /// no per-connection completion (the job reports a count), the handle is
 /// dead afterwards.
-pub(crate) fn close_for_match(tcb: &mut Tcb, cx: &mut Cx<'_>, mode: MatchMode) -> Disposition {
+pub(crate) fn close_for_match(tcb: &mut Tcb, cx: &mut Cx<'_>, mode: CloseMode) -> Disposition {
     let (sweep, ms) = match mode {
-        MatchMode::Graceful => (matrix::Sweep::Graceful, 0),
-        MatchMode::Abort => (matrix::Sweep::Abort, 0),
-        MatchMode::Linger { ms } => (matrix::Sweep::Linger, ms),
+        CloseMode::Graceful => (matrix::Sweep::Graceful, 0),
+        CloseMode::Abort => (matrix::Sweep::Abort, 0),
+        CloseMode::Linger { ms } => (matrix::Sweep::Linger, ms),
     };
     run(tcb, cx, CloseRequest::Sweep(sweep), 0, ms)
 }

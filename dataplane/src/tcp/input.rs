@@ -17,7 +17,7 @@ use super::state::State;
 use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{check_close_done, enter_time_wait, hard_close, local_abort};
 use crate::shared::config::{TcpConfig, TimeWaitRst};
-use crate::shared::{CloseOutcome, Detail, Disposition};
+use crate::shared::{Detail, Disposition, Outcome};
 use crate::wire::{TcpOptions, TcpRepr};
 
 /// Negotiates options from the peer's SYN or SYN-ACK (RFC 9293 §3.7.1,
@@ -451,7 +451,7 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         _ => {
             cx.release_send(tcb);
             if tcb.pending == Pending::Close {
-                super::teardown::complete_close(tcb, cx, CloseOutcome::ResetByPeer);
+                super::teardown::complete_close(tcb, cx, Outcome::ResetByPeer);
                 return Disposition::Free;
             }
             if tcb.flags.contains(TcbFlags::ORPHAN) {
@@ -477,7 +477,7 @@ fn data_after_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     cx.counters.rst_data_after_close += 1;
     if tcb.closed_by_client() {
         if tcb.pending == Pending::Close {
-            super::teardown::complete_close(tcb, cx, CloseOutcome::Aborted);
+            super::teardown::complete_close(tcb, cx, Outcome::Aborted);
         }
         let ctl = hard_close(tcb, cx);
         return ctl.map_or(Disposition::Free, Disposition::ResetAndFree);

@@ -12,7 +12,7 @@ use lingerd_abi::vocab::Shutdown;
 
 use super::linger::CloseKind;
 use super::state::State;
-use crate::shared::{ClientExitPolicy, CloseOutcome};
+use crate::shared::{ClientExitPolicy, Outcome};
 
 /// Why a connection the client still holds has ended
 /// (docs/close-semantics.md#dead-handles).
@@ -49,11 +49,11 @@ impl End {
     }
 
     /// The outcome a close of the dead handle reports.
-    pub const fn outcome(self) -> CloseOutcome {
+    pub const fn outcome(self) -> Outcome {
         match self {
-            End::PeerReset => CloseOutcome::ResetByPeer,
-            End::TimedOut | End::LocalAbort => CloseOutcome::Aborted,
-            End::Finished => CloseOutcome::Graceful,
+            End::PeerReset => Outcome::ResetByPeer,
+            End::TimedOut | End::LocalAbort => Outcome::Aborted,
+            End::Finished => Outcome::Graceful,
         }
     }
 
@@ -166,7 +166,7 @@ pub enum Reply {
     /// None (bulk close, client exit).
     Nothing,
     /// Now: OK with this outcome (also the one counted).
-    Closed(CloseOutcome),
+    Closed(Outcome),
     /// Now: OK (shutdown).
     Ok,
     /// Now: this error; nothing else happens.
@@ -183,7 +183,7 @@ pub struct CloseAction {
     /// Complete a pending connect or close with OPERATION_ABORTED.
     pub cancel: bool,
     /// Count a close with this outcome.
-    pub count: Option<CloseOutcome>,
+    pub count: Option<Outcome>,
     /// The handle is dead to the client from here on.
     pub orphan: bool,
     /// The request's completion.
@@ -204,7 +204,7 @@ impl CloseAction {
     }
 
     /// A handle closed now with `outcome`, counted, and told (`tell`) or not.
-    const fn closed(cancel: bool, outcome: CloseOutcome, tell: bool, wire: Wire) -> CloseAction {
+    const fn closed(cancel: bool, outcome: Outcome, tell: bool, wire: Wire) -> CloseAction {
         CloseAction {
             cancel,
             count: Some(outcome),
@@ -228,7 +228,7 @@ pub fn decide(
     send: SendSide,
     request: CloseRequest,
 ) -> CloseAction {
-    use CloseOutcome::{Aborted, Background, Graceful};
+    use Outcome::{Aborted, Background, Graceful};
     let request = match request {
         // A client's exit is a sweep whose mode follows the policy (for
         // `Linger`, each connection's own setting, as an OS does).
@@ -410,13 +410,13 @@ fn domain() -> Domain {
     }
 }
 
-fn outcome_name(o: CloseOutcome) -> &'static str {
+fn outcome_name(o: Outcome) -> &'static str {
     match o {
-        CloseOutcome::Graceful => "GRACEFUL",
-        CloseOutcome::Background => "BACKGROUND",
-        CloseOutcome::AbortedLinger => "ABORTED_LINGER",
-        CloseOutcome::Aborted => "ABORTED",
-        CloseOutcome::ResetByPeer => "RESET_BY_PEER",
+        Outcome::Graceful => "GRACEFUL",
+        Outcome::Background => "BACKGROUND",
+        Outcome::AbortedLinger => "ABORTED_LINGER",
+        Outcome::Aborted => "ABORTED",
+        Outcome::ResetByPeer => "RESET_BY_PEER",
     }
 }
 

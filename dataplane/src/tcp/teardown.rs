@@ -13,7 +13,7 @@ use super::cx::Cx;
 use super::matrix::End;
 use super::state::State;
 use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
-use crate::shared::{CloseOutcome, Detail, Disposition};
+use crate::shared::{Detail, Disposition, Outcome};
 use crate::wire::ControlSegment;
 
 /// Completes a pending connect successfully.
@@ -43,7 +43,7 @@ pub(crate) fn fail_connect(tcb: &mut Tcb, cx: &mut Cx<'_>, err: Errno) {
 /// Completes a pending blocking close with `outcome` (result 0, as Winsock
 /// requires; the outcome is the extension of docs/close-semantics.md#outcomes). The handle is dead
 /// from here on.
-pub(crate) fn complete_close(tcb: &mut Tcb, cx: &mut Cx<'_>, outcome: CloseOutcome) {
+pub(crate) fn complete_close(tcb: &mut Tcb, cx: &mut Cx<'_>, outcome: Outcome) {
     if tcb.pending != Pending::Close {
         return;
     }
@@ -54,14 +54,14 @@ pub(crate) fn complete_close(tcb: &mut Tcb, cx: &mut Cx<'_>, outcome: CloseOutco
 }
 
 /// Counts a close by its outcome.
-pub(crate) fn count_outcome(cx: &mut Cx<'_>, outcome: CloseOutcome) {
+pub(crate) fn count_outcome(cx: &mut Cx<'_>, outcome: Outcome) {
     let c = &mut cx.counters;
     match outcome {
-        CloseOutcome::Graceful => c.closes_graceful += 1,
-        CloseOutcome::Background => c.closes_background += 1,
-        CloseOutcome::AbortedLinger => c.closes_aborted_linger += 1,
-        CloseOutcome::Aborted => c.closes_aborted += 1,
-        CloseOutcome::ResetByPeer => c.closes_reset_by_peer += 1,
+        Outcome::Graceful => c.closes_graceful += 1,
+        Outcome::Background => c.closes_background += 1,
+        Outcome::AbortedLinger => c.closes_aborted_linger += 1,
+        Outcome::Aborted => c.closes_aborted += 1,
+        Outcome::ResetByPeer => c.closes_reset_by_peer += 1,
     }
 }
 
@@ -69,7 +69,7 @@ pub(crate) fn count_outcome(cx: &mut Cx<'_>, outcome: CloseOutcome) {
 /// acknowledged (docs/close-semantics.md#linger-matrix).
 pub(crate) fn check_close_done(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     if tcb.pending == Pending::Close && tcb.flags.contains(TcbFlags::FIN_SENT) && tcb.all_acked() {
-        complete_close(tcb, cx, CloseOutcome::Graceful);
+        complete_close(tcb, cx, Outcome::Graceful);
         // The linger deadline no longer applies; what is left (FIN-WAIT-2,
         // TIME-WAIT) is bounded by the orphan timeout or 2×MSL.
         tcb.close_at = match tcb.state {

@@ -12,7 +12,7 @@ use super::matrix::End;
 use super::state::State;
 use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{complete_close, fail_connect, hard_close};
-use crate::shared::{CloseOutcome, Detail, Disposition};
+use crate::shared::{Detail, Disposition, Outcome};
 
 /// Runs every deadline of `tcb` that has passed.
 pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
@@ -44,7 +44,7 @@ fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         State::Closed => Disposition::Free,
         State::SynReceived if !tcb.flags.contains(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
         _ if tcb.pending == Pending::Close => {
-            complete_close(tcb, cx, CloseOutcome::AbortedLinger);
+            complete_close(tcb, cx, Outcome::AbortedLinger);
             cx.counters.rst_linger_expired += 1;
             let ctl = hard_close(tcb, cx);
             ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
@@ -99,7 +99,7 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             if tcb.rtt.backoffs() >= cx.cfg.max_retransmits {
                 cx.counters.retransmit_timeouts += 1;
                 if tcb.closed_by_client() {
-                    complete_close(tcb, cx, CloseOutcome::Aborted);
+                    complete_close(tcb, cx, Outcome::Aborted);
                     hard_close(tcb, cx);
                     return Disposition::Free;
                 }

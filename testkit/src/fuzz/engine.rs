@@ -40,7 +40,7 @@ use lingerd_abi::Errno;
 use super::{Encoder, long_bytes, short_bytes};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{
-    ADMIN_CLIENT, ClientId, Detail, Filter, MatchMode, Prefix, Request,
+    ADMIN_CLIENT, ClientId, CloseMode, Detail, Filter, Prefix, Request,
 };
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TimeWaitRst};
 use lingerd_dataplane::table::Handle;
@@ -671,9 +671,9 @@ impl Harness {
                     ..Filter::default()
                 },
                 mode: match arg % 3 {
-                    0 => MatchMode::Graceful,
-                    1 => MatchMode::Abort,
-                    _ => MatchMode::Linger { ms: arg >> 16 },
+                    0 => CloseMode::Graceful,
+                    1 => CloseMode::Abort,
+                    _ => CloseMode::Linger { ms: arg >> 16 },
                 },
                 pace_per_s: if arg & 8 != 0 { 0 } else { arg >> 20 },
             },
