@@ -99,13 +99,22 @@ pub struct Lab {
 impl Lab {
     /// `deploy/lab up --id id --queues queues`; `Err(reason)` when it fails.
     pub fn up(id: &str, queues: u32) -> Result<Lab, String> {
-        let out = Command::new(script())
-            .args(["up", "--id", id, "--queues", &queues.to_string()])
+        let mut c = Command::new(script());
+        c.args(["up", "--id", id, "--queues", &queues.to_string()]);
+        Lab::up_with(id, c)
+    }
+
+    /// Runs `up`, a `deploy/lab up` command for lab `id`, and keeps the
+    /// `KEY=VALUE` lines it prints; the lab is taken down on drop (and by
+    /// [`down_all_on_panic`]).
+    pub(crate) fn up_with(id: &str, mut up: Command) -> Result<Lab, String> {
+        let out = up
             .output()
             .map_err(|e| format!("cannot run deploy/lab: {e}"))?;
         if !out.status.success() {
             return Err(format!(
-                "deploy/lab up exited {}: {}",
+                "{:?} exited {}: {}",
+                up.get_args().collect::<Vec<_>>(),
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
             ));

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::stage::Stats;
-use crate::{LABS, Lab, is_root, script};
+use crate::{Lab, is_root, script};
 
 /// How `deploy/lab` finds the `lingerd-impair` binary.
 pub const STAGE_BIN_ENV: &str = "LINGERD_IMPAIR";
@@ -53,28 +53,7 @@ impl Lab {
         if let Some(bin) = stage_bin {
             c.env(STAGE_BIN_ENV, bin);
         }
-        let out = c
-            .output()
-            .map_err(|e| format!("cannot run deploy/lab: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "deploy/lab up --impair exited {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        LABS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(id.to_owned());
-        let env = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Ok(Lab {
-            id: id.to_owned(),
-            env,
-        })
+        Lab::up_with(id, c)
     }
 
     /// The stage's stats file (`LAB_IMPAIR_STATS`).
