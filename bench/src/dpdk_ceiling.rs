@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use lingerd_dataplane::port::Port;
-use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig, TxOutcome};
+use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig};
 use lingerd_dataplane::wire::{
     ControlSegment, EthernetAddress, RST_FRAME_LEN, RstTemplate, SeqNumber,
 };
@@ -251,32 +251,7 @@ fn sender(socket: &Path, cpu: usize, secs: f64, frame: &[u8; RST_FRAME_LEN]) -> 
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let t0 = Instant::now();
-        let deadline = t0 + Duration::from_secs_f64(secs);
-        let mut iterations = 0u32;
-        loop {
-            iterations = iterations.wrapping_add(1);
-            if iterations.is_multiple_of(64) && Instant::now() >= deadline {
-                break;
-            }
-            for _ in 0..64 {
-                let out = port.tx_frame(|buf| {
-                    buf[..RST_FRAME_LEN].copy_from_slice(frame);
-                    Some(RST_FRAME_LEN)
-                });
-                if out != TxOutcome::Queued {
-                    break;
-                }
-            }
-            port.flush()?;
-        }
-        let seconds = t0.elapsed().as_secs_f64();
-        // Let the last frames go: at most 1 s of flushes 1 ms apart.
-        let drain_until = Instant::now() + Duration::from_secs(1);
-        while port.tx_in_flight() > 0 && Instant::now() < drain_until {
-            port.flush()?;
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let seconds = crate::xsk_ceiling::send_for(&mut port, frame, secs, 64)?;
         // The receiver drains the ring before the client disconnects (a
         // disconnect drops what the ring still holds).
         std::thread::sleep(Duration::from_millis(100));

@@ -47,6 +47,44 @@ pub(crate) fn parse_mac(s: &str) -> Result<EthernetAddress> {
         .map_err(|e| anyhow::anyhow!("bad MAC {s}: {e}"))
 }
 
+/// Sends `frame` through `port` for `secs`, in bursts of 64 and one flush
+/// per burst, reading the clock once every `clock_every` bursts; then lets
+/// the last frames leave (at most 1 s of flushes 1 ms apart). Returns the
+/// seconds spent sending. Both ceilings (AF_XDP and DPDK) send this way.
+pub(crate) fn send_for<P: Port>(
+    port: &mut P,
+    frame: &[u8; RST_FRAME_LEN],
+    secs: f64,
+    clock_every: u32,
+) -> std::io::Result<f64> {
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs_f64(secs);
+    let mut bursts = 0u32;
+    loop {
+        bursts = bursts.wrapping_add(1);
+        if bursts.is_multiple_of(clock_every.max(1)) && Instant::now() >= deadline {
+            break;
+        }
+        for _ in 0..64 {
+            let out = port.tx_frame(|buf| {
+                buf[..RST_FRAME_LEN].copy_from_slice(frame);
+                Some(RST_FRAME_LEN)
+            });
+            if out != TxOutcome::Queued {
+                break;
+            }
+        }
+        port.flush()?;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let drain_until = Instant::now() + Duration::from_secs(1);
+    while port.tx_in_flight() > 0 && Instant::now() < drain_until {
+        port.flush()?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(seconds)
+}
+
 /// One sender's result.
 #[derive(Debug, Default)]
 pub(crate) struct Run {
@@ -69,27 +107,7 @@ fn port_sender(iface: &str, addr: Ipv4Addr, frame: [u8; RST_FRAME_LEN], secs: f6
     cfg.xsk = XskConfig::default();
     let mut port = AfXdpPort::open(&cfg)?;
     let info = port.info().clone();
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs_f64(secs);
-    while Instant::now() < deadline {
-        for _ in 0..64 {
-            let out = port.tx_frame(|buf| {
-                buf[..RST_FRAME_LEN].copy_from_slice(&frame);
-                Some(RST_FRAME_LEN)
-            });
-            if out != TxOutcome::Queued {
-                break;
-            }
-        }
-        port.flush()?;
-    }
-    let seconds = t0.elapsed().as_secs_f64();
-    // Let the last frames complete: at most 1 s of flushes 1 ms apart.
-    let drain_until = Instant::now() + Duration::from_secs(1);
-    while port.tx_in_flight() > 0 && Instant::now() < drain_until {
-        port.flush()?;
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let seconds = send_for(&mut port, &frame, secs, 1)?;
     let stats = port.stats()?;
     Ok(Run {
         sent: stats.port.tx_frames - port.tx_in_flight() as u64,
