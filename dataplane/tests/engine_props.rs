@@ -259,13 +259,21 @@ impl Harness {
         self.collect();
     }
 
-    fn learn(&mut self, side: Side, h: Handle) {
-        let tuple = self.engine(side).tuple(h);
+    /// Records a handle the client now holds. `ports` is (our port, the
+    /// peer's port) when the completion names them: an accepted connection
+    /// may already be gone from the table by the time it is collected (a
+    /// close_matching walking the table catches it), and its incarnation
+    /// must still end the previous one's RST window.
+    fn learn(&mut self, side: Side, h: Handle, ports: Option<(u16, u16)>) {
+        let ports = ports.or_else(|| {
+            self.engine(side)
+                .tuple(h)
+                .map(|t| (t.local_port, t.remote_port))
+        });
         let m = &mut self.models[side.idx()];
         m.known.push(h);
         m.held.insert(h);
-        if let Some(t) = tuple {
-            let ports = (t.local_port, t.remote_port);
+        if let Some(ports) = ports {
             m.tuples.insert(h, ports);
             m.tuple_list.push(ports);
             for hc in &mut self.hard {
@@ -284,13 +292,15 @@ impl Harness {
             while let Some(c) = self.engine(side).poll_completion() {
                 if c.is_event {
                     match c.detail {
-                        Detail::Accepted { .. } => {
+                        Detail::Accepted { listener, remote } => {
                             assert!(
                                 !self.models[side.idx()].known.contains(&c.handle),
                                 "accepted handle {:?} is new",
                                 c.handle
                             );
-                            self.learn(side, c.handle);
+                            let local = self.models[side.idx()].tuples.get(&listener);
+                            let ports = local.map(|&(port, _)| (port, remote.port()));
+                            self.learn(side, c.handle, ports);
                         }
                         Detail::Data(_) | Detail::PeerClosed | Detail::Reset => {
                             assert!(
@@ -318,12 +328,12 @@ impl Harness {
                 let m = &mut self.models[side.idx()];
                 match kind {
                     Kind::Listen if c.result == Errno::Ok => {
-                        self.learn(side, c.handle);
+                        self.learn(side, c.handle, None);
                         self.models[side.idx()].listeners.insert(c.handle);
                     }
                     Kind::Connect if c.result == Errno::Ok => {
                         assert!(matches!(c.detail, Detail::Connected { .. }));
-                        self.learn(side, c.handle);
+                        self.learn(side, c.handle, None);
                     }
                     Kind::Close => {
                         if let (Errno::Ok, Detail::Closed(outcome)) = (c.result, &c.detail) {
@@ -607,9 +617,30 @@ impl Harness {
             let count = self.engine(side).connection_count();
             let held = self.models[side.idx()].held.len();
             let hist = self.engine(side).states_histogram();
+            let m = &self.models[side.idx()];
+            let engine = match side {
+                Side::A => &self.pair.a,
+                Side::B => &self.pair.b,
+            };
+            let records: Vec<_> = m
+                .known
+                .iter()
+                .filter_map(|&h| {
+                    let state = engine.state(h)?;
+                    Some((h, state, m.tuples.get(&h), m.held.contains(&h)))
+                })
+                .collect();
+            let unheld: String = records
+                .iter()
+                .filter(|r| !r.3)
+                .filter_map(|r| r.2)
+                .map(|&ports| tuple_trace(self.pair.trace(), ports))
+                .collect();
             assert_eq!(
                 count, held,
-                "{side:?}: table records vs handles the client holds; states {hist:?}"
+                "{side:?}: table records vs handles the client holds; states {hist:?}; \
+                 known handles still in the table (handle, state, ports, held): {records:?}; \
+                 the trace of those not held:\n{unheld}"
             );
         }
         check_rsts(self.pair.trace(), &self.hard, &self.injected);
@@ -656,7 +687,9 @@ fn check_rsts(trace: &[TraceEntry], hard: &[HardClose], injected: &HashSet<Vec<u
             }
             assert!(
                 at <= hc.hi,
-                "{hc:?}: RST {rst} after the close completed answers no peer segment"
+                "{hc:?}: RST {rst} after the close completed answers no peer segment; \
+                 the 4-tuple's trace:\n{}",
+                tuple_trace(trace, (hc.local_port, hc.remote_port))
             );
             own += 1;
         }
@@ -665,6 +698,23 @@ fn check_rsts(trace: &[TraceEntry], hard: &[HardClose], injected: &HashSet<Vec<u
             "{hc:?}: {own} RSTs of its own from a hard close"
         );
     }
+}
+
+/// Every frame on a 4-tuple (our port, the peer's port), one per line, for a failure message.
+fn tuple_trace(trace: &[TraceEntry], (ours, peers): (u16, u16)) -> String {
+    let t0 = trace.first().map(|e| e.sent_at);
+    trace
+        .iter()
+        .filter_map(|e| summarize(&e.bytes).map(|s| (e, s)))
+        .filter(|(_, s)| {
+            let ports = (s.src.port(), s.dst.port());
+            ports == (ours, peers) || ports == (peers, ours)
+        })
+        .map(|(e, s)| {
+            let ms = t0.map_or(0, |t| e.sent_at.duration_since(t).as_millis());
+            format!("  +{ms}ms {:?} {:?} {s}\n", e.direction, e.fate)
+        })
+        .collect()
 }
 
 fn side() -> impl Strategy<Value = Side> {

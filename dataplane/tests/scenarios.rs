@@ -1752,3 +1752,21 @@ fn test_established_out_of_order_segments_each_get_a_duplicate_ack() {
         assert_eq!(a.ack, hole, "each acknowledges only up to the hole");
     }
 }
+
+#[test]
+fn test_last_ack_a_second_fin_is_dropped_and_rcv_nxt_stays() {
+    let mut p = peer();
+    let fin = p.to_last_ack();
+    // A FIN beyond the one already received (forged, or a broken peer):
+    // the peer's sequence space is closed, so it is dropped unanswered.
+    let second = p.here(FIN | ACK).ack(fin.seq);
+    p.send(second);
+    p.expect_none();
+    assert_eq!(p.state(), Some(State::LastAck));
+    // RCV.NXT did not move, so the peer's real ACK of our FIN still lands
+    // and ends LAST-ACK without an ACK in reply.
+    let ack = p.here(ACK).ack(fin.seq.wrapping_add(1));
+    p.send(ack);
+    p.expect_none();
+    assert_ne!(p.state(), Some(State::LastAck), "{}", p.dump());
+}

@@ -271,8 +271,15 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         }
     }
 
-    // Eighth: FIN, only once everything before it has arrived.
-    if fin_in_order && seg.seq.wrapping_add(payload_len) == tcb.rcv_nxt {
+    // Eighth: FIN, only once everything before it has arrived, and only
+    // once: after the peer's FIN its sequence space is closed, so a FIN at
+    // RCV.NXT is forged or broken and is dropped without moving RCV.NXT
+    // (moving it would make every later ACK from the peer look old, and
+    // the two ends would trade ACKs forever).
+    if fin_in_order
+        && !tcb.flags.contains(TcbFlags::FIN_RECEIVED)
+        && seg.seq.wrapping_add(payload_len) == tcb.rcv_nxt
+    {
         on_fin(tcb, cx);
     }
     if tcb.state == State::Closed {
@@ -517,9 +524,6 @@ fn on_fin(tcb: &mut Tcb, cx: &mut Cx<'_>) {
                 cx.event(tcb, Errno::Ok, Detail::PeerClosed);
             }
             enter_time_wait(tcb, cx);
-        }
-        State::TimeWait => {
-            tcb.close_at = Deadline::after(cx.now_ms, cx.cfg.time_wait_ms);
         }
         _ => {}
     }
