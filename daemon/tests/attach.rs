@@ -1,6 +1,6 @@
 //! Attach end to end in one process: the real `Acceptor` on a real
 //! `SOCK_SEQPACKET` socket, a dataplane thread running `ClientRings` over
-//! two in-memory engines, and `lingerd::Client` (lingerd-client) in the
+//! two in-memory engines, and `lingerd_client::Client` (lingerd-client) in the
 //! test thread, so every call goes through the socket, the sealed memfd
 //! and the eventfds. Also: seals refuse resizing, a refused uid (a child
 //! process under another uid), a hang-up becomes `Gone`, and the runtime
@@ -14,10 +14,10 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lingerd::{
+use lingerd_abi::Errno;
+use lingerd_client::{
     AttachError, Client, CloseMode, MatchFilter, Outcome, RefuseReason, Request, Shutdown,
 };
-use lingerd_abi::Errno;
 use lingerd_daemon::attach::{Acceptor, AcceptorConfig, AttachError as DaemonAttachError};
 use support::{Daemon, Scratch, addr_a, layout};
 
@@ -76,7 +76,7 @@ fn listen_connect_send_recv_close_abort_through_the_real_path() {
     c.set_linger(server, true, 3).unwrap();
     assert_eq!(
         c.get_linger(server),
-        Ok(lingerd::Linger {
+        Ok(lingerd_client::Linger {
             on: true,
             ms: 3_000
         })
@@ -125,7 +125,7 @@ fn nonblocking_api_tickets_and_close_matching() {
     let mut done = Vec::new();
     let end = Instant::now() + 5 * SECOND;
     while done.is_empty() && Instant::now() < end {
-        c.wait(10 * lingerd::WAIT_SLICE).unwrap();
+        c.wait(10 * lingerd_client::WAIT_SLICE).unwrap();
         c.poll_completions(&mut done).unwrap();
     }
     assert_eq!(done.len(), 1);

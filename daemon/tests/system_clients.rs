@@ -29,7 +29,7 @@ use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lingerd::{Client, Done, Errno, Request};
+use lingerd_client::{Client, Done, Errno, Request};
 use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use lingerd_lab::daemon::{self, Daemon, Launch};
@@ -286,7 +286,7 @@ fn flood(client: &mut Client, listener: u64, total: u64) {
             }
             // The engine answers linger queries on a listener ENOTSOCK (it
             // keeps linger per connection): the same answer every time.
-            if d.result != Errno::NotSock || d.body != lingerd::Body::Reply {
+            if d.result != Errno::NotSock || d.body != lingerd_client::Body::Reply {
                 if bad == 0 {
                     eprintln!("CLIENT first bad answer {d:?}");
                 }

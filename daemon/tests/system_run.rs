@@ -31,7 +31,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lingerd::{Client, Done, Errno, Outcome, Request, Shutdown};
+use lingerd_client::{Client, Done, Errno, Outcome, Request, Shutdown};
 use lingerd_dataplane::sys::{netns, xsk};
 use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
 use lingerd_lab::Lab;
@@ -1031,7 +1031,7 @@ fn reload_applies_reloadable_fields_live() {
         Ok(0),
         "default linger off: FIN, the kernel reads EOF"
     );
-    drop(lingerd::Client::attach(d.d.socket()).expect("root may attach"));
+    drop(lingerd_client::Client::attach(d.d.socket()).expect("root may attach"));
 
     d.reload(
         &[],
@@ -1055,7 +1055,7 @@ fn reload_applies_reloadable_fields_live() {
         Err(ErrorKind::ConnectionReset),
         "default linger {{on, 0}} after the reload: the close is an RST"
     );
-    let client = lingerd::Client::attach(d.d.socket()).expect("root may attach");
+    let client = lingerd_client::Client::attach(d.d.socket()).expect("root may attach");
     d.expect_log("lingerd: debug: client ");
     drop(client);
     d.expect_log("lingerd: debug: client ");
@@ -1070,7 +1070,7 @@ fn reload_applies_reloadable_fields_live() {
         "{report}"
     );
     assert!(
-        lingerd::Client::attach(d.d.socket()).is_err(),
+        lingerd_client::Client::attach(d.d.socket()).is_err(),
         "uid 0 is no longer allowed"
     );
     drop(app);

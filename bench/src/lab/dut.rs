@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use lingerd::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Request, WirePrefix};
+use lingerd_client::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Request, WirePrefix};
 
 use super::Mode;
 use super::loadgen::{GEN_ADDR, key};

@@ -35,11 +35,6 @@ use lingerd_dataplane::wire::EthernetAddress;
 /// The most a harness thread runs, whatever happens.
 const LIFETIME: Duration = Duration::from_secs(120);
 
-/// Whether tests that need system tools must run (CI).
-pub(crate) fn require_system_tests() -> bool {
-    std::env::var("LINGERD_REQUIRE_SYSTEM_TESTS").is_ok_and(|v| v == "1")
-}
-
 /// A scratch directory (tempfile), removed on drop.
 pub(crate) struct Scratch(tempfile::TempDir);
 

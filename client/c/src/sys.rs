@@ -1,10 +1,10 @@
-//! The C ABI of `liblingerd.so`, declared in `include/lingerd.h`.
+//! The C ABI of `liblingerd.so`, declared in `client/c/include/lingerd.h`.
 //!
 //! It owns only the translation between C and [`Client`]: opaque
 //! `ld_client` pointers, out-parameters, and the thread-local last error
 //! and last close outcome. It may not implement behaviour of its own; every
-//! call is one [`Client`] method. This module and `sys` are the only
-//! places in the client allowed `unsafe`.
+//! call is one [`Client`] method. It is the only place in the C library
+//! allowed `unsafe` (C pointers).
 //!
 //! Conventions (Winsock's): a function returns 0 (or a count) on success
 //! and -1 (`SOCKET_ERROR`) on failure, the reason then being
@@ -28,8 +28,8 @@ use std::time::Duration;
 use lingerd_abi::Errno;
 use lingerd_abi::entry::{MatchFilter, Outcome, WirePrefix};
 
-use crate::client::Client;
 use lingerd_abi::vocab::CloseMode;
+use lingerd_client::Client;
 
 /// `SOCKET_ERROR`.
 const ERR: c_int = -1;

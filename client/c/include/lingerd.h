@@ -1,8 +1,8 @@
 /*
- * lingerd.h - the C API of liblingerd.so (package lingerd-client).
+ * lingerd.h - the C API of liblingerd.so (package lingerd-c).
  *
  * This header declares the C face of the Rust client library and nothing
- * else: every function is one call of lingerd::Client (client/src/ffi.rs).
+ * else: every function is one call of lingerd_client::Client (client/c/src/sys.rs).
  * The behaviour is docs/close-semantics.md, with Winsock names and conventions:
  * functions return 0 (or a byte/connection count) on success and -1
  * (SOCKET_ERROR) on failure; ld_last_error() then tells why, per thread,
