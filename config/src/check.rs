@@ -213,20 +213,29 @@ fn check_listen(c: &Config, p: &mut Problems<'_>) {
 
 fn check_tcp(c: &Config, p: &mut Problems<'_>) {
     let t = &c.tcp;
-    if t.rto_max_ms < t.rto_min_ms {
+    for (name, value, range) in t.timers() {
+        if !range.contains(&value) {
+            p.at(
+                field("tcp", name),
+                format_args!(
+                    "{name} {value} is outside {}..={}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+        }
+    }
+    if t.rto_max < t.rto_min {
         p.at(
-            field("tcp", "rto_max_ms"),
-            format_args!(
-                "rto_max_ms {} is below rto_min_ms {}",
-                t.rto_max_ms, t.rto_min_ms
-            ),
+            field("tcp", "rto_max"),
+            format_args!("rto_max {} is below rto_min {}", t.rto_max, t.rto_min),
         );
-    } else if !(t.rto_min_ms..=t.rto_max_ms).contains(&t.rto_initial_ms) {
+    } else if !(t.rto_min..=t.rto_max).contains(&t.rto_initial) {
         p.at(
-            field("tcp", "rto_initial_ms"),
+            field("tcp", "rto_initial"),
             format_args!(
-                "rto_initial_ms {} is outside rto_min_ms..=rto_max_ms ({}..={})",
-                t.rto_initial_ms, t.rto_min_ms, t.rto_max_ms
+                "rto_initial {} is outside rto_min..=rto_max ({}..={})",
+                t.rto_initial, t.rto_min, t.rto_max
             ),
         );
     }

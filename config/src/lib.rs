@@ -19,7 +19,7 @@
 //! )
 //! .unwrap();
 //! assert_eq!(c.queues, [0]);
-//! assert_eq!(c.tcp.time_wait_ms, 60_000);
+//! assert_eq!(c.tcp.time_wait, lingerd_config::Duration::from_secs(60));
 //! ```
 #![deny(unsafe_code)]
 
@@ -30,7 +30,7 @@ mod net;
 mod reload;
 
 pub use lingerd_abi::vocab::{
-    ClientExitPolicy, Linger, MAX_LINGER_MS, MacAddr, ParseError, Prefix, TimeWaitRst,
+    ClientExitPolicy, Duration, Linger, MAX_LINGER_MS, MacAddr, ParseError, Prefix, TimeWaitRst,
 };
 pub use load::{ConfigError, Invalid, MAX_FILE_BYTES};
 pub use model::{

@@ -20,10 +20,11 @@
 //! configuration as a value.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use garde::Validate;
-use lingerd_abi::vocab::{ClientExitPolicy, Linger, MAX_LINGER_MS, Prefix, TimeWaitRst};
+use lingerd_abi::vocab::{ClientExitPolicy, Duration, Linger, MAX_LINGER_MS, Prefix, TimeWaitRst};
 use serde::{Deserialize, Serialize};
 
 use crate::net::GatewayMac;
@@ -139,27 +140,28 @@ fn default_backlog() -> u32 {
     4096
 }
 
-/// TCP timers (milliseconds), sizes (bytes) and policies. The defaults are
-/// defined here, once: the daemon builds the dataplane's `TcpConfig` from
-/// `Tcp::default()` when there is no file.
+/// TCP timers (durations: `60s`, `200ms`), sizes (bytes) and policies. The
+/// defaults are `lingerd_abi::vocab::tcp_defaults`, shared with the
+/// dataplane's own `TcpConfig::default()`.
 ///
 /// Timers and per-connection budgets are **reload**: a new value applies to
 /// timers armed after the reload. Sizes and negotiated options are
 /// **restart**: they shape the tables and what connections already agreed.
+/// The timers' ranges are checked by the semantic pass (`check.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tcp {
-    /// **reload**. TIME-WAIT length (2×MSL), 0..=240000 ms (0 skips
-    /// TIME-WAIT: lab use only).
-    #[garde(range(max = 240_000))]
-    pub time_wait_ms: u32,
-    /// **reload**. Bound on a background graceful close, 1..=3600000 ms.
-    #[garde(range(min = 1, max = 3_600_000))]
-    pub orphan_timeout_ms: u32,
+    /// **reload**. TIME-WAIT length (2×MSL), 0s..=4m (0s skips TIME-WAIT:
+    /// lab use only).
+    #[garde(skip)]
+    pub time_wait: Duration,
+    /// **reload**. Bound on a background graceful close, 1ms..=60m.
+    #[garde(skip)]
+    pub orphan_timeout: Duration,
     /// **reload**. How long a handshake may sit in SYN-RECEIVED,
-    /// 100..=300000 ms.
-    #[garde(range(min = 100, max = 300_000))]
-    pub syn_received_timeout_ms: u32,
+    /// 100ms..=5m.
+    #[garde(skip)]
+    pub syn_received_timeout: Duration,
     /// **reload**. SYN retransmissions before a connect fails, 1..=20.
     #[garde(range(min = 1, max = 20))]
     pub syn_retries: u8,
@@ -167,20 +169,19 @@ pub struct Tcp {
     /// 1..=30.
     #[garde(range(min = 1, max = 30))]
     pub max_retransmits: u8,
-    /// **reload**. RTO lower bound (RFC 6298 §2.4), 1..=60000 ms.
-    #[garde(range(min = 1, max = 60_000))]
-    pub rto_min_ms: u32,
-    /// **reload**. RTO upper bound (RFC 6298 §2.5), ≥ `rto_min_ms`,
-    /// ≤ 600000 ms.
-    #[garde(range(min = 1, max = 600_000))]
-    pub rto_max_ms: u32,
+    /// **reload**. RTO lower bound (RFC 6298 §2.4), 1ms..=60s.
+    #[garde(skip)]
+    pub rto_min: Duration,
+    /// **reload**. RTO upper bound (RFC 6298 §2.5), ≥ `rto_min`, ≤ 10m.
+    #[garde(skip)]
+    pub rto_max: Duration,
     /// **reload**. RTO before the first RTT sample (RFC 6298 §2.1), within
-    /// `rto_min_ms..=rto_max_ms`.
-    #[garde(range(min = 1, max = 600_000))]
-    pub rto_initial_ms: u32,
-    /// **reload**. Delayed-ACK timeout, 0..=500 ms (RFC 9293 §3.8.6.3).
-    #[garde(range(max = 500))]
-    pub delayed_ack_ms: u32,
+    /// `rto_min..=rto_max`.
+    #[garde(skip)]
+    pub rto_initial: Duration,
+    /// **reload**. Delayed-ACK timeout, 0s..=500ms (RFC 9293 §3.8.6.3).
+    #[garde(skip)]
+    pub delayed_ack: Duration,
     /// **restart**. The MSS we advertise, 536..=8960 bytes.
     #[garde(range(min = 536, max = 8960))]
     pub mss: u16,
@@ -216,30 +217,51 @@ pub struct Tcp {
 
 impl Default for Tcp {
     fn default() -> Self {
+        use lingerd_abi::vocab::tcp_defaults as d;
         Tcp {
-            time_wait_ms: 60_000,
-            orphan_timeout_ms: 60_000,
-            syn_received_timeout_ms: 30_000,
-            syn_retries: 6,
-            max_retransmits: 15,
-            rto_min_ms: 200,
-            rto_max_ms: 60_000,
-            rto_initial_ms: 1_000,
-            delayed_ack_ms: 40,
-            mss: 1460,
-            send_buffer: 64 * 1024,
-            recv_buffer: 64 * 1024,
-            window_shift: 7,
-            timestamps: true,
-            time_wait_rst: TimeWaitRst::Close,
-            challenge_acks_per_s: 10,
+            time_wait: d::TIME_WAIT,
+            orphan_timeout: d::ORPHAN_TIMEOUT,
+            syn_received_timeout: d::SYN_RECEIVED_TIMEOUT,
+            syn_retries: d::SYN_RETRIES,
+            max_retransmits: d::MAX_RETRANSMITS,
+            rto_min: d::RTO_MIN,
+            rto_max: d::RTO_MAX,
+            rto_initial: d::RTO_INITIAL,
+            delayed_ack: d::DELAYED_ACK,
+            mss: d::MSS,
+            send_buffer: d::SEND_BUFFER,
+            recv_buffer: d::RECV_BUFFER,
+            window_shift: d::WINDOW_SHIFT,
+            timestamps: d::TIMESTAMPS,
+            time_wait_rst: d::TIME_WAIT_RST,
+            challenge_acks_per_s: d::CHALLENGE_ACKS_PER_S,
             max_connections: 1 << 20,
-            ephemeral_ports: [32_768, 60_999],
+            ephemeral_ports: [d::EPHEMERAL_PORTS.0, d::EPHEMERAL_PORTS.1],
         }
     }
 }
 
 impl Tcp {
+    /// Each timer by its YAML name, with its allowed range (inclusive),
+    /// for the semantic pass.
+    pub(crate) fn timers(&self) -> [(&'static str, Duration, RangeInclusive<Duration>); 7] {
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        [
+            ("time_wait", self.time_wait, Duration::ZERO..=s(240)),
+            ("orphan_timeout", self.orphan_timeout, ms(1)..=s(3600)),
+            (
+                "syn_received_timeout",
+                self.syn_received_timeout,
+                ms(100)..=s(300),
+            ),
+            ("rto_min", self.rto_min, ms(1)..=s(60)),
+            ("rto_max", self.rto_max, ms(1)..=s(600)),
+            ("rto_initial", self.rto_initial, ms(1)..=s(600)),
+            ("delayed_ack", self.delayed_ack, Duration::ZERO..=ms(500)),
+        ]
+    }
+
     /// The connection table size of one core when there are `cores` cores
     /// (the host-wide `max_connections` divided, rounded up).
     pub fn max_connections_per_core(&self, cores: usize) -> u32 {

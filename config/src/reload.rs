@@ -72,15 +72,15 @@ fn visit(a: &Config, b: &Config, f: &mut dyn FnMut(&'static str, Apply, bool)) {
     cmp!("listen", Restart, listen, b.listen);
 
     let Tcp {
-        time_wait_ms,
-        orphan_timeout_ms,
-        syn_received_timeout_ms,
+        time_wait,
+        orphan_timeout,
+        syn_received_timeout,
         syn_retries,
         max_retransmits,
-        rto_min_ms,
-        rto_max_ms,
-        rto_initial_ms,
-        delayed_ack_ms,
+        rto_min,
+        rto_max,
+        rto_initial,
+        delayed_ack,
         mss,
         send_buffer,
         recv_buffer,
@@ -92,18 +92,18 @@ fn visit(a: &Config, b: &Config, f: &mut dyn FnMut(&'static str, Apply, bool)) {
         ephemeral_ports,
     } = tcp;
     let t = &b.tcp;
-    cmp!("tcp.time_wait_ms", Reload, time_wait_ms, t.time_wait_ms);
+    cmp!("tcp.time_wait", Reload, time_wait, t.time_wait);
     cmp!(
-        "tcp.orphan_timeout_ms",
+        "tcp.orphan_timeout",
         Reload,
-        orphan_timeout_ms,
-        t.orphan_timeout_ms
+        orphan_timeout,
+        t.orphan_timeout
     );
     cmp!(
-        "tcp.syn_received_timeout_ms",
+        "tcp.syn_received_timeout",
         Reload,
-        syn_received_timeout_ms,
-        t.syn_received_timeout_ms
+        syn_received_timeout,
+        t.syn_received_timeout
     );
     cmp!("tcp.syn_retries", Reload, syn_retries, t.syn_retries);
     cmp!(
@@ -112,20 +112,10 @@ fn visit(a: &Config, b: &Config, f: &mut dyn FnMut(&'static str, Apply, bool)) {
         max_retransmits,
         t.max_retransmits
     );
-    cmp!("tcp.rto_min_ms", Reload, rto_min_ms, t.rto_min_ms);
-    cmp!("tcp.rto_max_ms", Reload, rto_max_ms, t.rto_max_ms);
-    cmp!(
-        "tcp.rto_initial_ms",
-        Reload,
-        rto_initial_ms,
-        t.rto_initial_ms
-    );
-    cmp!(
-        "tcp.delayed_ack_ms",
-        Reload,
-        delayed_ack_ms,
-        t.delayed_ack_ms
-    );
+    cmp!("tcp.rto_min", Reload, rto_min, t.rto_min);
+    cmp!("tcp.rto_max", Reload, rto_max, t.rto_max);
+    cmp!("tcp.rto_initial", Reload, rto_initial, t.rto_initial);
+    cmp!("tcp.delayed_ack", Reload, delayed_ack, t.delayed_ack);
     cmp!("tcp.mss", Restart, mss, t.mss);
     cmp!("tcp.send_buffer", Restart, send_buffer, t.send_buffer);
     cmp!("tcp.recv_buffer", Restart, recv_buffer, t.recv_buffer);

@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 
 use lingerd_config::{
-    ClientExitPolicy, Config, ConfigError, GatewayMac, Idle, LogLevel, MacAddr, TimeWaitRst,
-    ZeroCopy,
+    ClientExitPolicy, Config, ConfigError, Duration, GatewayMac, Idle, LogLevel, MacAddr,
+    TimeWaitRst, ZeroCopy,
 };
 
 const NAME: &str = "test.yaml";
@@ -61,7 +61,7 @@ fn test_minimal_gets_defaults() {
     assert_eq!(c.addresses[0].prefix_len(), 24);
     assert_eq!(c.gateway, None);
     assert!(c.listen.is_empty());
-    assert_eq!(c.tcp.time_wait_ms, 60_000);
+    assert_eq!(c.tcp.time_wait, Duration::from_secs(60));
     assert_eq!(c.tcp.ephemeral_ports, [32_768, 60_999]);
     assert_eq!(c.close.default_linger.ms, 0);
     assert!(!c.close.default_linger.on);
@@ -82,15 +82,15 @@ cores: [2, 3]
 gateway: {ip: 198.18.0.254, mac: "02:00:5e:00:00:01"}
 listen: [{port: 80, backlog: 65536}, {port: 443}]
 tcp:
-  time_wait_ms: 30000
-  orphan_timeout_ms: 20000
-  syn_received_timeout_ms: 5000
+  time_wait: 30s
+  orphan_timeout: 20s
+  syn_received_timeout: 5s
   syn_retries: 3
   max_retransmits: 8
-  rto_min_ms: 100
-  rto_max_ms: 30000
-  rto_initial_ms: 500
-  delayed_ack_ms: 0
+  rto_min: 100ms
+  rto_max: 30s
+  rto_initial: 500ms
+  delayed_ack: 0s
   mss: 8960
   send_buffer: 1048576
   recv_buffer: 1048576
@@ -132,8 +132,8 @@ fn test_linger_in_seconds_becomes_ms() {
 
 #[test]
 fn test_partial_sections_keep_other_defaults() {
-    let c = ok("tcp: {time_wait_ms: 1000}\nxdp: {zero_copy: off}\n");
-    assert_eq!(c.tcp.time_wait_ms, 1000);
+    let c = ok("tcp: {time_wait: 1s}\nxdp: {zero_copy: off}\n");
+    assert_eq!(c.tcp.time_wait, Duration::from_secs(1));
     assert_eq!(c.tcp.mss, 1460);
     assert_eq!(c.xdp.zero_copy, ZeroCopy::Off);
     assert_eq!(c.xdp.frames, 8192);
@@ -155,12 +155,12 @@ fn test_typo_top_level_names_expected_fields() {
 
 #[test]
 fn test_typo_nested_block_style() {
-    let e = err("tcp:\n  time_wait_ms: 1000\n  time_wiat_ms: 5\n");
+    let e = err("tcp:\n  time_wait: 1s\n  time_wiat_ms: 5\n");
     assert_at(
         &e,
         5,
         3,
-        "unknown field `time_wiat_ms`, expected one of time_wait_ms",
+        "unknown field `time_wiat_ms`, expected one of time_wait",
     );
 }
 
@@ -224,8 +224,10 @@ fn test_string_where_number_expected() {
 
 #[test]
 fn test_negative_number() {
-    let e = err("tcp: {time_wait_ms: -1}\n");
-    assert_eq!(e.location(), Some((3, 21)), "{e}");
+    let e = err("tcp: {syn_retries: -1}\n");
+    assert_eq!(e.location(), Some((3, 20)), "{e}");
+    let e = err("tcp: {time_wait: -1s}\n");
+    assert_at(&e, 3, 18, "a duration is a number and a unit");
 }
 
 #[test]
@@ -263,8 +265,12 @@ fn test_window_shift_above_14() {
 
 #[test]
 fn test_delayed_ack_above_500() {
-    let e = err("tcp: {delayed_ack_ms: 501}\n");
-    assert_at(&e, 3, 23, "greater than 500");
+    let e = err("tcp: {delayed_ack: 501ms}\n");
+    assert_at(&e, 3, 20, "delayed_ack 501ms is outside 0s..=500ms");
+    assert!(e.to_string().contains("tcp.delayed_ack"));
+    // A number without its unit is refused: seconds or milliseconds?
+    let e = err("tcp: {time_wait: 1000}\n");
+    assert_at(&e, 3, 18, "give a unit");
 }
 
 #[test]
@@ -385,16 +391,16 @@ fn test_ephemeral_range_sane() {
 
 #[test]
 fn test_rto_bounds_ordered() {
-    let e = err("tcp: {rto_min_ms: 500, rto_max_ms: 400}\n");
-    assert_at(&e, 3, 36, "rto_max_ms 400 is below rto_min_ms 500");
-    // rto_initial_ms is left at its default (1000): the nearest ancestor
+    let e = err("tcp: {rto_min: 500ms, rto_max: 400ms}\n");
+    assert_at(&e, 3, 32, "rto_max 400ms is below rto_min 500ms");
+    // rto_initial is left at its default (1s): the nearest ancestor
     // written in the file, `tcp`, carries the location.
-    let e = err("tcp: {rto_min_ms: 2000}\n");
+    let e = err("tcp: {rto_min: 2s}\n");
     assert_at(
         &e,
         3,
         6,
-        "rto_initial_ms 1000 is outside rto_min_ms..=rto_max_ms (2000..=60000)",
+        "rto_initial 1s is outside rto_min..=rto_max (2s..=1m)",
     );
 }
 
@@ -548,15 +554,15 @@ cores: [2, 3]
 gateway: {ip: 198.18.0.254, mac: "02:00:5e:00:00:01"}
 listen: [{port: 80, backlog: 100}, {port: 443, backlog: 200}]
 tcp:
-  time_wait_ms: 1000
-  orphan_timeout_ms: 2000
-  syn_received_timeout_ms: 3000
+  time_wait: 1s
+  orphan_timeout: 2s
+  syn_received_timeout: 3s
   syn_retries: 4
   max_retransmits: 5
-  rto_min_ms: 10
-  rto_max_ms: 20000
-  rto_initial_ms: 300
-  delayed_ack_ms: 0
+  rto_min: 10ms
+  rto_max: 20s
+  rto_initial: 300ms
+  delayed_ack: 0s
   mss: 1400
   send_buffer: 1048576
   recv_buffer: 32768

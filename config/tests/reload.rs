@@ -1,7 +1,7 @@
 //! The reload rule: reloadable changes are accepted, any restart-only change
 //! refuses the whole new file and names every such field.
 
-use lingerd_config::{Apply, ClientExitPolicy, Config, LogLevel};
+use lingerd_config::{Apply, ClientExitPolicy, Config, Duration, LogLevel};
 
 const RUNNING: &str = "\
 interface: eth0
@@ -9,7 +9,7 @@ queues: [0, 1]
 cores: [2, 3]
 addresses: [198.18.0.1/24]
 listen: [{port: 80}]
-tcp: {time_wait_ms: 60000, max_connections: 100000}
+tcp: {time_wait: 60s, max_connections: 100000}
 close: {default_linger: {on: false, secs: 0}, max_rst_per_sec: 0}
 clients: {allow_uids: [0], ring_entries: 4096}
 log: {level: info}
@@ -40,10 +40,7 @@ fn test_reload_unchanged_is_accepted() {
 fn test_reload_accepts_reloadable_changes() {
     let old = running();
     let new = edited(&[
-        (
-            "time_wait_ms: 60000",
-            "time_wait_ms: 1000, orphan_timeout_ms: 5000",
-        ),
+        ("time_wait: 60s", "time_wait: 1s, orphan_timeout: 5s"),
         (
             "{on: false, secs: 0}",
             "{on: true, secs: 2}, on_client_exit: abort",
@@ -54,7 +51,7 @@ fn test_reload_accepts_reloadable_changes() {
     ]);
     let applied = old.reload_from(new.clone()).unwrap();
     assert_eq!(applied, new);
-    assert_eq!(applied.tcp.time_wait_ms, 1000);
+    assert_eq!(applied.tcp.time_wait, Duration::from_secs(1));
     assert_eq!(applied.close.default_linger.ms, 2000);
     assert_eq!(applied.close.on_client_exit, ClientExitPolicy::Abort);
     assert_eq!(applied.log.level, LogLevel::Debug);
@@ -66,8 +63,8 @@ fn test_reload_accepts_reloadable_changes() {
     assert_eq!(
         names,
         [
-            "tcp.time_wait_ms",
-            "tcp.orphan_timeout_ms",
+            "tcp.time_wait",
+            "tcp.orphan_timeout",
             "close.default_linger",
             "close.on_client_exit",
             "close.max_rst_per_sec",
@@ -158,12 +155,12 @@ fn test_field_table_covers_the_documented_split() {
         assert_eq!(class(restart), Apply::Restart, "{restart}");
     }
     for reload in [
-        "tcp.time_wait_ms",
-        "tcp.orphan_timeout_ms",
-        "tcp.syn_received_timeout_ms",
-        "tcp.rto_min_ms",
-        "tcp.rto_max_ms",
-        "tcp.delayed_ack_ms",
+        "tcp.time_wait",
+        "tcp.orphan_timeout",
+        "tcp.syn_received_timeout",
+        "tcp.rto_min",
+        "tcp.rto_max",
+        "tcp.delayed_ack",
         "close.default_linger",
         "close.on_client_exit",
         "close.max_rst_per_sec",

@@ -53,21 +53,27 @@ pub(crate) struct QueuePlan {
     pub(crate) port: AfXdpConfig,
 }
 
+/// A configured timer in the dataplane's milliseconds (the configuration's
+/// ranges keep every timer far below `u32::MAX` ms).
+fn millis(d: lingerd_config::Duration) -> u32 {
+    d.as_millis_u32().unwrap_or(u32::MAX)
+}
+
 /// The dataplane's TCP parameters from the `tcp:` section.
 pub(crate) fn tcp_config(c: &lingerd_config::Tcp) -> TcpConfig {
     TcpConfig {
         mss: c.mss,
-        time_wait_ms: c.time_wait_ms,
-        orphan_timeout_ms: c.orphan_timeout_ms,
-        syn_received_timeout_ms: c.syn_received_timeout_ms,
+        time_wait_ms: millis(c.time_wait),
+        orphan_timeout_ms: millis(c.orphan_timeout),
+        syn_received_timeout_ms: millis(c.syn_received_timeout),
         syn_retries: c.syn_retries,
         max_retransmits: c.max_retransmits,
         rto: RtoBounds {
-            min_ms: c.rto_min_ms,
-            max_ms: c.rto_max_ms,
-            initial_ms: c.rto_initial_ms,
+            min_ms: millis(c.rto_min),
+            max_ms: millis(c.rto_max),
+            initial_ms: millis(c.rto_initial),
         },
-        delayed_ack_ms: c.delayed_ack_ms,
+        delayed_ack_ms: millis(c.delayed_ack),
         send_buffer: c.send_buffer,
         recv_buffer: c.recv_buffer,
         window_shift: c.window_shift,
@@ -266,8 +272,8 @@ mod tests {
         let c = parse(
             "interface: lgd1-d\nqueues: [0, 1]\ncores: [0, 1]\naddresses: [198.18.0.3/24, 198.19.0.3/16]\n\
              gateway: {ip: 198.18.0.254}\nlisten: [{port: 7, backlog: 10}, {port: 80, backlog: 100}]\n\
-             tcp: {time_wait_ms: 1000, orphan_timeout_ms: 2000, syn_received_timeout_ms: 3000, syn_retries: 4,\n\
-               max_retransmits: 5, rto_min_ms: 10, rto_max_ms: 20000, rto_initial_ms: 300, delayed_ack_ms: 0,\n\
+             tcp: {time_wait: 1s, orphan_timeout: 2s, syn_received_timeout: 3s, syn_retries: 4,\n\
+               max_retransmits: 5, rto_min: 10ms, rto_max: 20s, rto_initial: 300ms, delayed_ack: 0s,\n\
                mss: 1400, send_buffer: 1048576, recv_buffer: 32768, window_shift: 3, timestamps: false,\n\
                time_wait_rst: ignore, challenge_acks_per_s: 2, max_connections: 1001, ephemeral_ports: [40000, 40999]}\n\
              close: {default_linger: {on: true, secs: 2}, on_client_exit: abort}\n\
@@ -335,7 +341,7 @@ mod tests {
     fn reload_values_match_start_up() {
         let c = parse(
             "interface: eth0\naddresses: [198.18.0.3/24]\n\
-             tcp: {time_wait_ms: 1000, rto_min_ms: 10, time_wait_rst: ignore}\n\
+             tcp: {time_wait: 1s, rto_min: 10ms, time_wait_rst: ignore}\n\
              close: {default_linger: {on: true, secs: 2}, on_client_exit: abort}\n",
         );
         let p = &plan(&c, MAC, SECRETS)[0];

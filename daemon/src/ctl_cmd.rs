@@ -67,7 +67,7 @@ enum CtlCommand {
     Kill {
         #[command(flatten)]
         filter: FilterArgs,
-        /// abort (RST), graceful (FIN, bounded by tcp.orphan_timeout_ms),
+        /// abort (RST), graceful (FIN, bounded by tcp.orphan_timeout),
         /// or linger=DURATION (graceful, RST when it expires: linger=5s).
         #[arg(long, value_name = "MODE")]
         mode: CloseMode,

@@ -51,15 +51,15 @@ impl Target {
 /// Where the reloadable field `name` takes effect (`None`: not reloadable).
 pub(crate) fn target(name: &str) -> Option<Target> {
     Some(match name {
-        "tcp.time_wait_ms"
-        | "tcp.orphan_timeout_ms"
-        | "tcp.syn_received_timeout_ms"
+        "tcp.time_wait"
+        | "tcp.orphan_timeout"
+        | "tcp.syn_received_timeout"
         | "tcp.syn_retries"
         | "tcp.max_retransmits"
-        | "tcp.rto_min_ms"
-        | "tcp.rto_max_ms"
-        | "tcp.rto_initial_ms"
-        | "tcp.delayed_ack_ms"
+        | "tcp.rto_min"
+        | "tcp.rto_max"
+        | "tcp.rto_initial"
+        | "tcp.delayed_ack"
         | "tcp.time_wait_rst"
         | "tcp.challenge_acks_per_s"
         | "close.default_linger" => Target::Cores,

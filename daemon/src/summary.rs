@@ -44,11 +44,11 @@ pub(crate) fn summary(c: &Config) -> String {
     let t = &c.tcp;
     let _ = writeln!(
         s,
-        "  tcp: {} connections ({} per core), mss {}, time_wait {} ms, ephemeral ports {}-{}",
+        "  tcp: {} connections ({} per core), mss {}, time_wait {}, ephemeral ports {}-{}",
         t.max_connections,
         t.max_connections_per_core(c.queues.len()),
         t.mss,
-        t.time_wait_ms,
+        t.time_wait,
         t.ephemeral_ports[0],
         t.ephemeral_ports[1]
     );

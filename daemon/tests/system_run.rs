@@ -732,11 +732,7 @@ fn abort_10k_connections() {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
     let lab = lab("abort_10k", "ab", 1);
-    let d = Lingerd::start(
-        &lab,
-        1,
-        "tcp: {max_connections: 65536, time_wait_ms: 1000}\n",
-    );
+    let d = Lingerd::start(&lab, 1, "tcp: {max_connections: 65536, time_wait: 1s}\n");
     let mut app = App::attach(&d);
     let t_connect = Instant::now();
     let to = SocketAddrV4::new(ENGINE_IP, PORT);
@@ -1099,16 +1095,16 @@ fn reload_keeps_the_running_config_on_a_bad_file() {
     let config = d.d.config().display().to_string();
 
     // Line 9 of the file: the first appended one.
-    d.reload(&[], "tcp: {time_wait_ms: soon}\n");
+    d.reload(&[], "tcp: {time_wait: soon}\n");
     assert!(notify.next().starts_with("RELOADING=1"));
     let report = d.expect_log("lingerd: error: reload of ");
     assert!(
         report.contains(&format!(
-            "failed, the running configuration is kept: {config}: invalid configuration at line 9 column 21"
+            "failed, the running configuration is kept: {config}: invalid configuration at line 9 column 18"
         )),
         "{report}"
     );
-    assert!(report.contains(&format!("--> {config}:9:21")), "{report}");
+    assert!(report.contains(&format!("--> {config}:9:18")), "{report}");
     assert!(
         notify.next().starts_with("READY=1\nSTATUS=reload failed"),
         "READY=1 after a failed reload too"

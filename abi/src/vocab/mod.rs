@@ -1,7 +1,7 @@
 //! The words every lingerd crate shares: how a close may go ([`Linger`],
 //! [`CloseMode`], [`Shutdown`], [`Outcome`], [`ClientExitPolicy`],
 //! [`TimeWaitRst`]), how long ([`Duration`]) and where ([`Prefix`],
-//! [`MacAddr`]).
+//! [`MacAddr`]); and the default TCP settings ([`tcp_defaults`]).
 //!
 //! Each type is declared here once, with one text form: `FromStr` and
 //! `Display` round-trip, and the same text is what the YAML, the command
@@ -16,6 +16,7 @@ mod duration;
 mod net;
 #[cfg(feature = "serde")]
 mod serde_impls;
+pub mod tcp_defaults;
 
 use std::fmt;
 

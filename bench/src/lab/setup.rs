@@ -108,7 +108,7 @@ fn daemon_yaml(iface: &str, idle: Idle, connections: usize, metrics: Option<Sock
          cores: [{DUT_CORE}]\n\
          addresses: [{DUT_ENGINE_ADDR}/24]\n\
          listen: []\n\
-         tcp:\n  time_wait_ms: 1000\n  orphan_timeout_ms: 30000\n  max_connections: {max}\n\
+         tcp:\n  time_wait: 1s\n  orphan_timeout: 30s\n  max_connections: {max}\n\
          close:\n  default_linger: {{on: false, ms: 0}}\n  on_client_exit: abort\n\
          xdp:\n  mode: auto\n  zero_copy: off\n  frames: 16384\n  idle: {idle}\n\
          clients:\n  socket: {}\n  allow_uids: [0]\n  ring_entries: 4096\n\

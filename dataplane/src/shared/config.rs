@@ -1,8 +1,11 @@
 //! The TCP configuration the connection logic reads: timers, sizes and
-//! policies, with their defaults.
+//! policies. Its defaults are the shared ones of
+//! `lingerd_abi::vocab::tcp_defaults`.
 //!
 //! It owns the values only; the daemon's YAML layer fills them in and
 //! validates ranges, the engine hands them to `tcp` for each event.
+
+use lingerd_abi::vocab::tcp_defaults;
 
 /// Bounds the estimator works within.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,11 +21,16 @@ pub struct RtoBounds {
 impl Default for RtoBounds {
     fn default() -> Self {
         RtoBounds {
-            min_ms: 200,
-            max_ms: 60_000,
-            initial_ms: 1_000,
+            min_ms: ms(tcp_defaults::RTO_MIN),
+            max_ms: ms(tcp_defaults::RTO_MAX),
+            initial_ms: ms(tcp_defaults::RTO_INITIAL),
         }
     }
+}
+
+/// A default timer in milliseconds (each is far below `u32::MAX` ms).
+fn ms(d: lingerd_abi::vocab::Duration) -> u32 {
+    d.as_millis_u32().unwrap_or(u32::MAX)
 }
 
 /// What an RST received in TIME-WAIT does (the configuration's
@@ -66,23 +74,25 @@ pub struct TcpConfig {
 }
 
 impl Default for TcpConfig {
+    /// The defaults the configuration also uses (`lingerd_abi::vocab::tcp_defaults`).
     fn default() -> Self {
+        use tcp_defaults as d;
         TcpConfig {
-            mss: 1460,
-            time_wait_ms: 60_000,
-            orphan_timeout_ms: 60_000,
-            syn_received_timeout_ms: 30_000,
-            syn_retries: 6,
-            max_retransmits: 15,
+            mss: d::MSS,
+            time_wait_ms: ms(d::TIME_WAIT),
+            orphan_timeout_ms: ms(d::ORPHAN_TIMEOUT),
+            syn_received_timeout_ms: ms(d::SYN_RECEIVED_TIMEOUT),
+            syn_retries: d::SYN_RETRIES,
+            max_retransmits: d::MAX_RETRANSMITS,
             rto: RtoBounds::default(),
-            delayed_ack_ms: 40,
-            send_buffer: 64 * 1024,
-            recv_buffer: 64 * 1024,
-            window_shift: 7,
-            timestamps: true,
-            time_wait_rst: TimeWaitRst::Close,
-            challenge_acks_per_s: 10,
-            ephemeral_ports: (32_768, 60_999),
+            delayed_ack_ms: ms(d::DELAYED_ACK),
+            send_buffer: d::SEND_BUFFER,
+            recv_buffer: d::RECV_BUFFER,
+            window_shift: d::WINDOW_SHIFT,
+            timestamps: d::TIMESTAMPS,
+            time_wait_rst: d::TIME_WAIT_RST,
+            challenge_acks_per_s: d::CHALLENGE_ACKS_PER_S,
+            ephemeral_ports: d::EPHEMERAL_PORTS,
         }
     }
 }
