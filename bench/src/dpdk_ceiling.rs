@@ -37,9 +37,9 @@ pub(crate) struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Seconds the sender runs (1 to 60).
-    #[arg(long, default_value_t = 5.0)]
-    seconds: f64,
+    /// How long the sender runs, 1s to 60s (`5s`, `1500ms`).
+    #[arg(long, default_value = "5s")]
+    duration: lingerd_abi::vocab::Duration,
     /// The most CPU (in CPUs, summed over the machine) other processes may
     /// use during the idle check before the run is refused.
     #[arg(long, default_value_t = 0.15)]
@@ -269,10 +269,11 @@ fn sender(socket: &Path, cpu: usize, secs: f64, frame: &[u8; RST_FRAME_LEN]) -> 
 
 /// `lingerd-bench dpdk-ceiling`.
 pub(crate) fn run(args: Args) -> Result<()> {
-    if !(1.0..=60.0).contains(&args.seconds) {
-        bail!("--seconds must be within 1..=60");
+    let seconds = args.duration.to_std().as_secs_f64();
+    if !(1.0..=60.0).contains(&seconds) {
+        bail!("--duration must be within 1s..=60s");
     }
-    let limit = Duration::from_secs_f64(args.seconds + 30.0);
+    let limit = Duration::from_secs_f64(seconds + 30.0);
     if let Some(socket) = &args.receiver {
         return receiver(socket, args.rx_cpu, limit);
     }
@@ -306,7 +307,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
             .arg("--receiver")
             .arg(&socket)
             .args(["--rx-cpu", &args.rx_cpu.to_string()])
-            .args(["--seconds", &args.seconds.to_string()])
+            .args(["--duration", &args.duration.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .context("starting the receiver")?,
@@ -333,7 +334,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
     let run_a = cpu_ticks()?;
     let ours_a = process_ticks(std::process::id()) + process_ticks(rx_pid);
-    let sent = sender(&socket, args.tx_cpu, args.seconds, &frame)?;
+    let sent = sender(&socket, args.tx_cpu, seconds, &frame)?;
     let run_b = cpu_ticks()?;
     let ours_b = process_ticks(std::process::id()) + process_ticks(rx_pid);
     let busy_during = others_cpus(run_a, run_b, ours_b.saturating_sub(ours_a));

@@ -83,9 +83,9 @@ pub(crate) struct Args {
     /// SYNs per second of the load generator.
     #[arg(long, default_value_t = 100_000)]
     open_rate: u32,
-    /// Seconds each xsk-ceiling sender runs.
-    #[arg(long, default_value_t = 2.0)]
-    ceiling_seconds: f64,
+    /// How long each xsk-ceiling sender runs, 500ms to 30s.
+    #[arg(long, default_value = "2s")]
+    ceiling_duration: lingerd_abi::vocab::Duration,
     /// The lingerd binary (default: `lingerd` beside this one, or $LINGERD_BIN).
     #[arg(long)]
     lingerd: Option<PathBuf>,
@@ -122,8 +122,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "--connections must be between 1 and 1000000"
     );
     ensure!(
-        (0.5..=30.0).contains(&args.ceiling_seconds),
-        "--ceiling-seconds must be within 0.5..=30"
+        (0.5..=30.0).contains(&args.ceiling_duration.to_std().as_secs_f64()),
+        "--ceiling-duration must be within 500ms..=30s"
     );
     let kernel_n = args
         .kernel_connections
@@ -153,7 +153,7 @@ fn measure_all(
 ) -> Result<Measured> {
     let sp = spinner("ceiling");
     sp.set_message("AF_XDP TX ceiling on the dut's veth (port, then bare xsk-rs)");
-    let (port, bare) = xsk_ceiling::ceiling(lab, args.ceiling_seconds)?;
+    let (port, bare) = xsk_ceiling::ceiling(lab, args.ceiling_duration.to_std().as_secs_f64())?;
     sp.finish_with_message(format!(
         "bare {:.0} pps, port {:.0} pps",
         bare.pps(),
@@ -234,7 +234,7 @@ fn run_lingerd(
         bulk: args.bulk,
         pace: args.pace,
         timer_ports: 0,
-        timer_linger_ms: 0,
+        timer_linger: lingerd_abi::vocab::Duration::ZERO,
         metrics: None,
     })?;
     let times_file = dut.times_file.clone();

@@ -20,8 +20,8 @@ mod lab_cmd;
 mod ring_latency;
 mod xsk_ceiling;
 
+use anyhow::Context;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lingerd_bench::lab::{Mode, dut, kernel};
@@ -71,12 +71,12 @@ enum Command {
         pace: u32,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
+        #[arg(long, default_value = "300s")]
+        timeout: lingerd_abi::vocab::Duration,
         #[arg(long, default_value_t = 0)]
         timer_ports: usize,
-        #[arg(long, default_value_t = 0)]
-        timer_linger_ms: u32,
+        #[arg(long, default_value = "0s")]
+        timer_linger: lingerd_abi::vocab::Duration,
     },
     /// `lab`'s kernel-baseline worker (internal).
     #[command(hide = true)]
@@ -93,8 +93,8 @@ enum Command {
         mode: Mode,
         #[arg(long)]
         out: Option<PathBuf>,
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
+        #[arg(long, default_value = "120s")]
+        timeout: lingerd_abi::vocab::Duration,
     },
     /// Micro benchmarks: wire, table, timers, memory, engine close rates,
     /// smoltcp comparison. Medians of ≥ 3 runs after a warm-up.
@@ -157,7 +157,7 @@ fn main() -> anyhow::Result<()> {
             out,
             timeout,
             timer_ports,
-            timer_linger_ms,
+            timer_linger,
         } => {
             return dut::run(&dut::Args {
                 socket,
@@ -167,9 +167,11 @@ fn main() -> anyhow::Result<()> {
                 bulk,
                 pace,
                 out,
-                timeout: Duration::from_secs(timeout),
+                timeout: timeout.to_std(),
                 timer_ports,
-                timer_linger_ms,
+                timer_linger_ms: timer_linger
+                    .as_millis_u32()
+                    .context("--timer-linger is too long")?,
             });
         }
         Command::KernelWorker {
@@ -193,7 +195,7 @@ fn main() -> anyhow::Result<()> {
                 count,
                 mode,
                 out,
-                timeout: Duration::from_secs(timeout),
+                timeout: timeout.to_std(),
             });
         }
         Command::Micro {

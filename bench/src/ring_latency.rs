@@ -12,7 +12,7 @@
 //!    The load generator opens `--timers` + `--samples` connections; the
 //!    timer connections are *muted* at the peer (`loadgen::Config::muted`:
 //!    their FINs are dropped unacknowledged). The client closes them with
-//!    `SO_LINGER {1, --linger-s}` and a blocking close, so each one's linger
+//!    `SO_LINGER {1, --linger}` and a blocking close, so each one's linger
 //!    deadline is armed in the engine; the run waits until the daemon's
 //!    `lingerd_linger_timers_armed` gauge (`/metrics`, dut loopback) shows
 //!    them all. Then the client aborts the samples one at a time at
@@ -26,10 +26,10 @@
 //! engine counters show that no lingering close ended in between. The FIN
 //! retransmissions of the lingering connections (the peer never
 //! acknowledges) come in waves of one frame per lingering connection,
-//! backing off (RTO 0.2 s, doubling): by default (`--quiet-ms 2000`) the
+//! backing off (RTO 0.2 s, doubling): by default (`--quiet 2s`) the
 //! samples start once the dut has retransmitted nothing for 2 s, so that
 //! they measure the abort path with the timers armed rather than the queue
-//! behind a wave; `--quiet-ms 0` samples at once, inside the waves. Either
+//! behind a wave; `--quiet 0s` samples at once, inside the waves. Either
 //! way the retransmissions during the samples are counted and reported.
 //!
 //! It owns the lab, its scratch directory, its processes and threads (each
@@ -80,15 +80,16 @@ pub(crate) struct Args {
     /// Aborts per second (1 to 100,000): one at a time, spaced.
     #[arg(long, default_value_t = 1000)]
     pace: u32,
-    /// The lingering closes' linger time, seconds (longer than the run).
-    #[arg(long, default_value_t = 120)]
-    linger_s: u32,
+    /// The lingering closes' linger time, whole seconds from 10s to 60m
+    /// (longer than the run).
+    #[arg(long, default_value = "120s")]
+    linger: lingerd_abi::vocab::Duration,
     /// Before the samples, wait until the dut has retransmitted nothing for
     /// this long (the lingering FINs' retransmission waves, 1M frames each,
     /// back off exponentially); at most half the linger time. 0: sample at
     /// once, inside the waves.
-    #[arg(long, default_value_t = 2000)]
-    quiet_ms: u64,
+    #[arg(long, default_value = "2s")]
+    quiet: lingerd_abi::vocab::Duration,
     /// Samples of the kernel figure (0: skip it; default: --samples).
     #[arg(long)]
     kernel_samples: Option<usize>,
@@ -134,7 +135,7 @@ struct LingerdPart {
     linger_ended: u64,
     /// Retransmissions by the dut during the samples.
     retransmits: u64,
-    /// Seconds waited for the retransmissions to pause (`--quiet-ms`).
+    /// Seconds waited for the retransmissions to pause (`--quiet`).
     quiet_wait_s: f64,
     /// Frames the peer dropped unread (the lingering connections' FINs).
     muted_frames: u64,
@@ -162,8 +163,9 @@ pub(crate) fn run(args: Args) -> Result<()> {
         "--pace must be between 1 and 100000"
     );
     ensure!(
-        (10..=3600).contains(&args.linger_s),
-        "--linger-s must be between 10 and 3600"
+        args.linger.as_millis().is_multiple_of(1000)
+            && (10_000..=3_600_000).contains(&args.linger.as_millis()),
+        "--linger must be whole seconds between 10s and 60m"
     );
     if cfg!(debug_assertions) {
         progress("warning: debug build; use --release for meaningful figures");
@@ -359,15 +361,15 @@ fn linger_ends(text: &str) -> Result<u64> {
 }
 
 /// Waits (bounded by half the linger time) until `lingerd_retransmits_total`
-/// has not moved for `--quiet-ms`; returns the last scrape, or `None`
-/// without `--quiet-ms`.
+/// has not moved for `--quiet`; returns the last scrape, or `None` with
+/// `--quiet 0s`.
 fn await_quiet(args: &Args, lab: &Lab) -> Result<Option<String>> {
-    if args.quiet_ms == 0 {
+    if args.quiet == lingerd_abi::vocab::Duration::ZERO {
         return Ok(None);
     }
     let sp = spinner("quiet");
-    let quiet = Duration::from_millis(args.quiet_ms);
-    let limit = Instant::now() + Duration::from_secs(u64::from(args.linger_s / 2));
+    let quiet = args.quiet.to_std();
+    let limit = Instant::now() + args.linger.to_std() / 2;
     let mut text = scrape(lab)?;
     let (mut last, mut since) = (sample(&text, "lingerd_retransmits_total")?, Instant::now());
     while since.elapsed() < quiet && Instant::now() < limit {
@@ -424,7 +426,7 @@ fn lingerd_part(
         bulk: false,
         pace: args.pace,
         timer_ports: if t > 0 { loadgen::ports_needed(t) } else { 0 },
-        timer_linger_ms: args.linger_s * 1000,
+        timer_linger: args.linger,
         metrics: Some(METRICS),
     })?;
     let generator = LoadGen::start(gen_cfg)?;
@@ -432,10 +434,7 @@ fn lingerd_part(
 
     // The lingering closes, then their timers in the engine.
     let sp = spinner("arming");
-    sp.set_message(format!(
-        "{t} closes with SO_LINGER {{1, {} s}}",
-        args.linger_s
-    ));
+    sp.set_message(format!("{t} closes with SO_LINGER {{1, {}}}", args.linger));
     let accepted = dut
         .client
         .expect_rest("accepted", Duration::from_secs(300))?;
@@ -655,8 +654,8 @@ fn report(args: &Args, kernel: Option<&Part>, l: &LingerdPart) -> Result<()> {
         let mut j = r.json(&[
             ("timers", Value::from(args.timers)),
             ("pace", Value::from(args.pace)),
-            ("linger_s", Value::from(args.linger_s)),
-            ("quiet_ms", Value::from(args.quiet_ms)),
+            ("linger_s", Value::from(args.linger.as_millis() / 1000)),
+            ("quiet_ms", Value::from(args.quiet.as_millis())),
             ("idle", Value::String(idle.into())),
             ("goal_p99_us", Value::from(GOAL_P99_US)),
             ("goal_met", Value::Bool(lat.p99_us <= GOAL_P99_US)),

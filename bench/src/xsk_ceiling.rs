@@ -30,9 +30,9 @@ pub(crate) struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
-    /// Seconds each sender runs (1 to 60).
-    #[arg(long, default_value_t = 3.0)]
-    seconds: f64,
+    /// How long each sender runs, 1s to 60s (`3s`, `1500ms`).
+    #[arg(long, default_value = "3s")]
+    duration: lingerd_abi::vocab::Duration,
     /// Lab id (1 to 10 letters or digits); default: "xc" + pid.
     #[arg(long)]
     id: Option<String>,
@@ -154,8 +154,9 @@ fn measure(lab: &Lab, sender: impl FnOnce() -> Result<Run> + Send + 'static) -> 
 
 /// `lingerd-bench xsk-ceiling`.
 pub(crate) fn run(args: Args) -> Result<()> {
-    if !(1.0..=60.0).contains(&args.seconds) {
-        bail!("--seconds must be within 1..=60");
+    let seconds = args.duration.to_std().as_secs_f64();
+    if !(1.0..=60.0).contains(&seconds) {
+        bail!("--duration must be within 1s..=60s");
     }
     let id = args
         .id
@@ -164,7 +165,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
     let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
     let iface = lab.get("LAB_DUT_IF");
-    let (port, bare) = ceiling(&lab, args.seconds)?;
+    let (port, bare) = ceiling(&lab, seconds)?;
     let ratio = if bare.pps() > 0.0 {
         port.pps() / bare.pps()
     } else {

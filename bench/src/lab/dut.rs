@@ -15,9 +15,9 @@
 //! file as `(key u32, ns u64)` little-endian records ([`super::loadgen::key`];
 //! a bulk request is one record with key `u32::MAX`).
 //!
-//! Lingering connections (`--timer-ports K --timer-linger-ms MS`, for
+//! Lingering connections (`--timer-ports K --timer-linger 120s`, for
 //! `ring-latency`): the connections accepted on the first K ports are
-//! closed before `go`, untimed, with `SO_LINGER {1, MS}` and a blocking
+//! closed before `go`, untimed, with `SO_LINGER {1, 120 s}` and a blocking
 //! close (their completions come when the linger ends, after this process
 //! has gone); `accepted` then says `accepted S T`, S connections left for
 //! the timed teardown and T closes lingering.

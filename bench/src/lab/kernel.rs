@@ -341,7 +341,7 @@ pub fn shares(n: usize) -> Vec<usize> {
 pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<KernelResult> {
     let shares = shares(plan.connections);
     let deadline = Instant::now() + plan.timeout;
-    let secs = plan.timeout.as_secs().max(1).to_string();
+    let secs = format!("{}s", plan.timeout.as_secs().max(1));
     let mode = plan.mode.to_string();
     let addr = plan.dut_addr.to_string();
     let mut servers = Vec::new();

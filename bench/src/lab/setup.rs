@@ -144,8 +144,8 @@ pub struct DutPlan<'a> {
     /// The first `timer_ports` ports' connections close lingering before
     /// `go` (`lab-dut-client --timer-ports`).
     pub timer_ports: usize,
-    /// Their linger, ms.
-    pub timer_linger_ms: u32,
+    /// Their linger time.
+    pub timer_linger: lingerd_abi::vocab::Duration,
     /// The daemon's `/metrics` address (in the dut namespace), or none.
     pub metrics: Option<SocketAddr>,
 }
@@ -204,10 +204,10 @@ pub fn start_dut(plan: &DutPlan<'_>) -> Result<Dut> {
         .args(["--mode", &plan.mode.to_string()])
         .args(["--pace", &plan.pace.to_string()])
         .args(["--timer-ports", &plan.timer_ports.to_string()])
-        .args(["--timer-linger-ms", &plan.timer_linger_ms.to_string()])
+        .args(["--timer-linger", &plan.timer_linger.to_string()])
         .arg("--out")
         .arg(&times_file)
-        .args(["--timeout", &timeout.as_secs().to_string()]);
+        .args(["--timeout", &format!("{}s", timeout.as_secs())]);
     if plan.bulk {
         cmd.arg("--bulk");
     }
