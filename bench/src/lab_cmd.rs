@@ -519,6 +519,7 @@ mod tests {
 
     use lingerd_bench::lab::kernel::listener;
     use lingerd_bench::lab::setup::DUT_CORE;
+    use lingerd_config::{ClientExitPolicy, Config, Idle, Listen, Prefix, ZeroCopy};
     use lingerd_dataplane::sys::netns;
     use lingerd_lab::proc::{Ending, Proc, Stderr};
 
@@ -624,21 +625,24 @@ mod tests {
         let ports: Vec<u16> = (0..loadgen::ports_needed(n))
             .map(|i| FIRST_PORT + i as u16)
             .collect();
-        let listen: Vec<String> = ports
+        let engine = Prefix::new(DUT_ENGINE_ADDR.into(), 24).unwrap();
+        let mut config = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine]);
+        config.queues = vec![0];
+        config.cores = vec![DUT_CORE as u32];
+        config.listen = ports
             .iter()
-            .map(|p| format!("{{port: {p}, backlog: 65535}}"))
+            .map(|&port| Listen {
+                port,
+                backlog: 65535,
+            })
             .collect();
-        let yaml = format!(
-            "interface: {}\nqueues: [0]\ncores: [{DUT_CORE}]\naddresses: [{DUT_ENGINE_ADDR}/24]\n\
-             listen: [{}]\ntcp: {{max_connections: {}}}\nclose: {{on_client_exit: abort}}\n\
-             xdp: {{zero_copy: off, idle: sleep}}\nclients: {{socket: {}/s.sock}}\n\
-             metrics: {{listen: null}}\n",
-            lab.get("LAB_DUT_IF"),
-            listen.join(", "),
-            (n + 65_536).next_power_of_two(),
-            dir.display()
-        );
-        std::fs::write(dir.join("d.yaml"), yaml).unwrap();
+        config.tcp.max_connections = u32::try_from((n + 65_536).next_power_of_two()).unwrap();
+        config.close.on_client_exit = ClientExitPolicy::Abort;
+        config.xdp.zero_copy = ZeroCopy::Off;
+        config.xdp.idle = Idle::Sleep;
+        config.clients.socket = dir.join("s.sock");
+        config.metrics.listen = None;
+        std::fs::write(dir.join("d.yaml"), config.to_yaml()).unwrap();
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &lab.get("LAB_DUT_NS")])
             .arg(&bin)

@@ -43,14 +43,19 @@ pub use reload::{Apply, ReloadError};
 use lingerd_abi::layout::LayoutParams;
 
 impl Config {
-    /// A configuration with every default and the two required fields.
-    /// Not validated: [`Config::parse`] and [`Config::load`] are the way in
-    /// for anything a user wrote.
-    pub fn with_defaults(interface: &str, addresses: Vec<Prefix>) -> Config {
+    /// A configuration with the two required fields and every other one at
+    /// the default the YAML loader gives it, as if the file held only
+    /// `interface:` and `addresses:`. Not validated: [`Config::parse`] and
+    /// [`Config::load`] are the way in for anything a user wrote. Tests
+    /// start from it and edit fields to build a daemon's configuration as a
+    /// value (then write it with [`Config::to_yaml`]).
+    pub fn with_defaults(interface: impl Into<String>, addresses: Vec<Prefix>) -> Config {
+        // The same defaults as the `#[serde(default ...)]` attributes in
+        // `model`: the same functions and `Default` impls, none restated.
         Config {
-            interface: interface.to_owned(),
-            queues: vec![0],
-            cores: vec![1],
+            interface: interface.into(),
+            queues: model::default_queues(),
+            cores: model::default_cores(),
             addresses,
             gateway: None,
             listen: Vec::new(),
@@ -86,6 +91,43 @@ impl Config {
             chunk_size: self.clients.chunk_size,
             tx_chunks: self.clients.tx_chunks,
             rx_chunks: self.clients.rx_chunks,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_with_defaults_is_the_minimal_file_and_round_trips() {
+        let minimal = Config::parse(
+            "interface: eth0\naddresses: [198.18.0.1/24, 198.19.0.1/16]\n",
+            "minimal.yaml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::with_defaults(
+            "eth0",
+            vec![
+                "198.18.0.1/24".parse().unwrap(),
+                "198.19.0.1/16".parse().unwrap(),
+            ],
+        );
+        assert_eq!(c, minimal);
+        let yaml = c.to_yaml();
+        let back = Config::parse(&yaml, "to_yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(back, c, "{yaml}");
+    }
+
+    #[test]
+    fn test_with_defaults_takes_any_interface_text() {
+        // Not validated (an empty name, no address), and a name YAML would
+        // read as another type stays a string.
+        assert_eq!(Config::with_defaults("", Vec::new()).interface, "");
+        for name in ["true", "0", "null", "a: b", "#x"] {
+            let c = Config::with_defaults(name, Vec::new());
+            assert_eq!(c.interface, name);
+            assert!(c.addresses.is_empty());
         }
     }
 }

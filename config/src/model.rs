@@ -103,7 +103,7 @@ pub struct Config {
     pub log: Log,
 }
 
-fn default_queues() -> Vec<u32> {
+pub(crate) fn default_queues() -> Vec<u32> {
     vec![0]
 }
 

@@ -30,9 +30,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd_client::{Client, Done, Errno, Request};
+use lingerd_config::{ClientExitPolicy, Config, Idle, Prefix, ZeroCopy};
 use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
-use lingerd_lab::daemon::{self, Daemon, Launch};
+use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::{Proc, Stderr};
 
 mod child;
@@ -67,28 +68,33 @@ fn lab(test: &str, prefix: &str) -> Lab {
 }
 
 /// `lingerd run` (no listeners of its own) in the dut namespace, with
-/// metrics on 127.0.0.1 there.
+/// metrics on 127.0.0.1 there: one queue on core 1, AF_XDP in copy mode
+/// with 4096 frames and asleep when idle, the rest lingerd's defaults and
+/// a test's own edits.
 struct Dut {
     d: Daemon,
     lab_dut_ns: String,
 }
 
 impl Dut {
-    fn start(lab: &Lab, extra: &str) -> Dut {
-        let yaml = format!(
-            "interface: {}\nqueues: [0]\ncores: [1]\naddresses: [{ENGINE_IP}/24]\n\
-             xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
-             metrics: {{listen: 127.0.0.1:0}}\n{extra}",
-            lab.get("LAB_DUT_IF"),
-        );
+    fn start(lab: &Lab, edit: impl FnOnce(&mut Config)) -> Dut {
+        let engine = Prefix::new(ENGINE_IP.into(), 24).expect("a /24");
+        let mut config = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine]);
+        config.queues = vec![0];
+        config.cores = vec![1];
+        config.xdp.zero_copy = ZeroCopy::Off;
+        config.xdp.frames = 4096;
+        config.xdp.idle = Idle::Sleep;
+        // A port the kernel picks.
+        config.metrics.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        edit(&mut config);
         let d = Daemon::start(
             lab,
             &Launch {
                 bin: Path::new(env!("CARGO_BIN_EXE_lingerd")),
-                yaml: &yaml,
+                config: &config,
                 env: &[],
                 stderr: Stderr::Capture,
-                metrics: true,
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -316,13 +322,7 @@ fn flood(client: &mut Client, listener: u64, total: u64) {
 
 fn ring_overflow_no_loss() {
     let lab = lab("completion_ring_flood", "rf");
-    let d = Dut::start(
-        &lab,
-        &format!(
-            "clients: {{socket: {}, allow_uids: [0], ring_entries: {FLOOD_RING}}}\n",
-            daemon::SOCKET
-        ),
-    );
+    let d = Dut::start(&lab, |c| c.clients.ring_entries = FLOOD_RING as u32);
     let mut client = spawn_client("flood", d.socket(), FLOOD_TOTAL);
     let flooded = child::expect(&mut client, "CLIENT flooded", STEP);
     // The daemon took what the completion ring could answer (64) and the
@@ -383,12 +383,10 @@ fn client_sigkill_cleanup() {
     const HELPERS: usize = 2;
     const TOTAL: u64 = (PER * HELPERS) as u64;
     let lab = lab("sigkill_client_10k", "sk");
-    let d = Dut::start(
-        &lab,
-        "clients: {socket: @SOCKET@, allow_uids: [0]}\n\
-         tcp: {max_connections: 65536}\n\
-         close: {on_client_exit: abort}\n",
-    );
+    let d = Dut::start(&lab, |c| {
+        c.tcp.max_connections = 65_536;
+        c.close.on_client_exit = ClientExitPolicy::Abort;
+    });
     let fds_alone = d.fds();
     assert_eq!(d.memfd_mappings(), 0);
     let mut client = spawn_client("hold", d.socket(), TOTAL);

@@ -17,10 +17,14 @@
 //! `LINGERD_REQUIRE_SYSTEM_TESTS=1`): it needs root and network namespaces,
 //! and one that cannot make its lab fails. Every wait is bounded.
 //!
-//! Reload tests rewrite the daemon's file and send SIGHUP; they judge by
-//! the log (standard error, line by line), by systemd's notifications (a
-//! datagram socket of the test's as `NOTIFY_SOCKET`) and by what the kernel
-//! sees. The metrics test scrapes `/metrics` on the dut's loopback.
+//! The daemon's configuration is a `lingerd_config::Config` value
+//! ([`config`], each test's edits on top), written as YAML by
+//! `Config::to_yaml`. Reload tests rewrite the daemon's file (an edited
+//! copy of the running value; the bad-file test, text that does not parse)
+//! and send SIGHUP; they judge by the log (standard error, line by line),
+//! by systemd's notifications (a datagram socket of the test's as
+//! `NOTIFY_SOCKET`) and by what the kernel sees. The metrics test scrapes
+//! `/metrics` on the dut's loopback.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
@@ -32,6 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd_client::{Client, Done, Errno, Outcome, Request, Shutdown};
+use lingerd_config::{ClientExitPolicy, Config, Idle, Linger, Listen, LogLevel, Prefix, ZeroCopy};
 use lingerd_dataplane::sys::{netns, xsk};
 use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
 use lingerd_lab::Lab;
@@ -110,18 +115,24 @@ fn bin() -> PathBuf {
     )
 }
 
-/// What a test changes in the daemon's start.
-#[derive(Default)]
-struct Setup<'a> {
-    /// YAML appended to the generated file.
-    extra: &'a str,
-    /// Serve `/metrics` on the dut's loopback, on a port the kernel picks.
-    metrics: bool,
-    /// `NOTIFY_SOCKET` for the daemon.
-    notify: Option<&'a Path>,
-    /// The daemon's own listener on `PORT` (its discard service), for the
-    /// tests that use no client.
-    own_listener: bool,
+/// lingerd's address with its on-link prefix, `ENGINE_IP`/24.
+fn engine() -> Prefix {
+    Prefix::new(ENGINE_IP.into(), 24).expect("a /24")
+}
+
+/// The daemon's configuration before a test's own edits: `queues` queues
+/// on the lab's dut end (pinned to cores 1, 0, 1, …), `ENGINE_IP`/24, no
+/// listener of its own, AF_XDP in copy mode with 4096 frames and asleep when
+/// idle, no `/metrics`; the rest lingerd's defaults (root may attach).
+fn config(lab: &Lab, queues: usize) -> Config {
+    let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine()]);
+    c.queues = (0..queues as u32).collect();
+    c.cores = (0..queues as u32).map(|q| (q + 1) % 2).collect();
+    c.xdp.zero_copy = ZeroCopy::Off;
+    c.xdp.frames = 4096;
+    c.xdp.idle = Idle::Sleep;
+    c.metrics.listen = None;
+    c
 }
 
 /// The daemon of one test, and what its log has shown so far.
@@ -132,55 +143,31 @@ struct Lingerd {
 }
 
 impl Lingerd {
-    /// Starts lingerd on the lab's dut end with `queues` queues and `extra`
-    /// YAML appended.
-    fn start(lab: &Lab, queues: usize, extra: &str) -> Lingerd {
-        Lingerd::start_with(
-            lab,
-            queues,
-            Setup {
-                extra,
-                ..Setup::default()
-            },
-        )
+    /// Starts lingerd on the lab's dut end with `queues` queues and
+    /// [`config`] as `edit` changes it.
+    fn start(lab: &Lab, queues: usize, edit: impl FnOnce(&mut Config)) -> Lingerd {
+        let mut c = config(lab, queues);
+        edit(&mut c);
+        Lingerd::launch(lab, &c, None)
     }
 
-    /// [`Lingerd::start`] with more to set; checks one start-up line per
-    /// queue.
-    fn start_with(lab: &Lab, queues: usize, setup: Setup<'_>) -> Lingerd {
-        let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
-        let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
-        let yaml = format!(
-            "interface: {}\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
-             listen: [{}]\n\
-             xdp: {{zero_copy: off, frames: 4096, idle: sleep}}\n\
-             clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: {}}}\n{}",
-            lab.get("LAB_DUT_IF"),
-            qs.join(", "),
-            cores.join(", "),
-            if setup.own_listener {
-                format!("{{port: {PORT}, backlog: 65536}}")
-            } else {
-                String::new()
-            },
-            lingerd_lab::daemon::SOCKET,
-            if setup.metrics { "127.0.0.1:0" } else { "null" },
-            setup.extra,
-        );
-        let env: Vec<(&str, &Path)> = setup
-            .notify
-            .map(|p| ("NOTIFY_SOCKET", p))
-            .into_iter()
-            .collect();
+    /// Starts lingerd with one queue and [`config`] as it is, with `notify`
+    /// as its `NOTIFY_SOCKET`.
+    fn start_notified(lab: &Lab, notify: &Path) -> Lingerd {
+        Lingerd::launch(lab, &config(lab, 1), Some(notify))
+    }
+
+    /// Starts lingerd with `config`; checks one start-up line per queue.
+    fn launch(lab: &Lab, config: &Config, notify: Option<&Path>) -> Lingerd {
+        let env: Vec<(&str, &Path)> = notify.map(|p| ("NOTIFY_SOCKET", p)).into_iter().collect();
         let bin = bin();
         let d = Daemon::start(
             lab,
             &Launch {
                 bin: &bin,
-                yaml: &yaml,
+                config,
                 env: &env,
                 stderr: Stderr::Capture,
-                metrics: setup.metrics,
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -192,7 +179,7 @@ impl Lingerd {
             .iter()
             .filter(|l| l.starts_with("lingerd: queue "))
             .count();
-        assert_eq!(started, queues, "one start-up line per queue");
+        assert_eq!(started, config.queues.len(), "one start-up line per queue");
         assert!(
             d.startup()
                 .iter()
@@ -203,16 +190,12 @@ impl Lingerd {
         Lingerd { d, held: None }
     }
 
-    /// Writes the started file with each `(from, to)` edit (`from` must
-    /// occur) and `extra` appended, then sends SIGHUP.
-    fn reload(&mut self, edits: &[(&str, &str)], extra: &str) {
-        let mut yaml = self.d.yaml().to_owned();
-        for (from, to) in edits {
-            assert!(yaml.contains(from), "{from:?} not in {yaml}");
-            yaml = yaml.replacen(from, to, 1);
-        }
-        yaml.push_str(extra);
-        self.d.reload(&yaml).expect("rewrite the file, SIGHUP");
+    /// Writes the running configuration as `edit` changes it, then sends
+    /// SIGHUP.
+    fn reload(&mut self, edit: impl FnOnce(&mut Config)) {
+        let mut c = self.d.config().clone();
+        edit(&mut c);
+        self.d.reload(&c).expect("rewrite the file, SIGHUP");
     }
 
     /// The next log entry whose first line contains `needle` (within
@@ -430,7 +413,7 @@ impl App {
 /// `lingerd ctl ARGS` against `d`, as its own process in the dut namespace
 /// (the ctl socket is a path, like the attach socket).
 fn ctl(lab: &Lab, d: &Lingerd, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["ctl", "--config", d.d.config().to_str().unwrap()];
+    let mut all = vec!["ctl", "--config", d.d.config_file().to_str().unwrap()];
     all.extend_from_slice(args);
     let mut child = lab
         .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
@@ -490,7 +473,7 @@ fn ctl_until(
 
 fn graceful_close_kernel_reads_all_then_eof() {
     let lab = lab("graceful_close", "gc", 1);
-    let d = Lingerd::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
     let mut app = App::attach(&d);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
@@ -535,7 +518,7 @@ fn linger_zero_window_rst_after_deadline() {
         &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
     );
     assert!(out.status.success(), "{out:?}");
-    let d = Lingerd::start(&lab, 1, "tcp: {send_buffer: 1048576}\n");
+    let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
     let mut app = App::attach(&d);
     let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
     let client = in_peer(&lab, move || {
@@ -575,7 +558,7 @@ fn linger_zero_window_rst_after_deadline() {
 
 fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
     let lab = lab("shutdown_send", "ss", 1);
-    let d = Lingerd::start(&lab, 1, "");
+    let d = Lingerd::start(&lab, 1, |_| {});
     let mut app = App::attach(&d);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
@@ -602,7 +585,7 @@ fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
 
 fn close_with_unread_data_resets() {
     let lab = lab("close_unread", "cu", 1);
-    let d = Lingerd::start(&lab, 1, "");
+    let d = Lingerd::start(&lab, 1, |_| {});
     let mut app = App::attach(&d);
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -625,7 +608,7 @@ fn close_with_unread_data_resets() {
 
 fn active_open_to_kernel_server() {
     let lab = lab("active_open", "ao", 1);
-    let d = Lingerd::start(&lab, 1, "");
+    let d = Lingerd::start(&lab, 1, |_| {});
     let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
     let (ready_tx, ready_rx) = mpsc::channel();
     let server = in_peer(&lab, move || {
@@ -732,7 +715,10 @@ fn abort_10k_connections() {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
     let lab = lab("abort_10k", "ab", 1);
-    let d = Lingerd::start(&lab, 1, "tcp: {max_connections: 65536, time_wait: 1s}\n");
+    let d = Lingerd::start(&lab, 1, |c| {
+        c.tcp.max_connections = 65_536;
+        c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
+    });
     let mut app = App::attach(&d);
     let t_connect = Instant::now();
     let to = SocketAddrV4::new(ENGINE_IP, PORT);
@@ -794,7 +780,7 @@ fn abort_10k_connections() {
 fn two_queues_echo_abort_and_connect() {
     const CONNS: usize = 64;
     let lab = lab("two_queues", "tq", 2);
-    let d = Lingerd::start(&lab, 2, "");
+    let d = Lingerd::start(&lab, 2, |_| {});
     let mut app = App::attach(&d);
     assert_eq!(app.listeners.len(), 2, "one ring per queue");
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -866,16 +852,15 @@ fn two_queues_echo_abort_and_connect() {
 
 fn run_refuses_queue_out_of_range() {
     let lab = lab("queue_range", "qr", 1);
-    let yaml = format!(
-        "interface: {}\nqueues: [3]\ncores: [0]\naddresses: [{ENGINE_IP}/24]\n",
-        lab.get("LAB_DUT_IF")
-    );
+    let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine()]);
+    c.queues = vec![3];
+    c.cores = vec![0];
     let config = tempfile::Builder::new()
         .prefix("lingerd-")
         .suffix(".yaml")
         .tempfile()
         .unwrap();
-    std::fs::write(config.path(), yaml).unwrap();
+    std::fs::write(config.path(), c.to_yaml()).unwrap();
     let out = lab.exec(
         "LAB_DUT_NS",
         env!("CARGO_BIN_EXE_lingerd"),
@@ -899,7 +884,7 @@ fn run_refuses_queue_out_of_range() {
 /// reads EOF. Then SIGTERM stops the daemon with exit 0.
 fn attached_client_aborts_and_its_exit_closes_the_rest() {
     let lab = lab("attached_client", "ac", 1);
-    let d = Lingerd::start(&lab, 1, "");
+    let d = Lingerd::start(&lab, 1, |_| {});
     let mut client = Client::attach(d.d.socket()).expect("attach to the daemon");
     let listener = client.listen(PORT, 16).expect("listen through the daemon");
     let first = in_peer(&lab, || {
@@ -1012,14 +997,7 @@ fn close_one(app: &mut App, d: &Lingerd, lab: &Lab) -> Result<usize, ErrorKind> 
 fn reload_applies_reloadable_fields_live() {
     let lab = lab("reload_applies", "rl", 1);
     let notify = Notify::new();
-    let mut d = Lingerd::start_with(
-        &lab,
-        1,
-        Setup {
-            notify: Some(&notify.path),
-            ..Setup::default()
-        },
-    );
+    let mut d = Lingerd::start_notified(&lab, &notify.path);
     assert_eq!(notify.next(), "READY=1");
     let mut app = App::attach(&d);
     assert_eq!(
@@ -1029,10 +1007,10 @@ fn reload_applies_reloadable_fields_live() {
     );
     drop(lingerd_client::Client::attach(d.d.socket()).expect("root may attach"));
 
-    d.reload(
-        &[],
-        "close: {default_linger: {on: true, secs: 0}}\nlog: {level: debug}\n",
-    );
+    d.reload(|c| {
+        c.close.default_linger = Linger { on: true, ms: 0 };
+        c.log.level = LogLevel::Debug;
+    });
     let reloading = notify.next();
     assert!(
         reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
@@ -1056,10 +1034,8 @@ fn reload_applies_reloadable_fields_live() {
     drop(client);
     d.expect_log("lingerd: debug: client ");
 
-    d.reload(
-        &[("allow_uids: [0]", "allow_uids: [4242]")],
-        "close: {default_linger: {on: true, secs: 0}}\nlog: {level: debug}\n",
-    );
+    // The running configuration: the first reload's linger and level kept.
+    d.reload(|c| c.clients.allow_uids = vec![4242]);
     let report = d.expect_log("lingerd: info: reload of ");
     assert!(
         report.contains("\n  clients.allow_uids: applied"),
@@ -1082,39 +1058,45 @@ fn reload_applies_reloadable_fields_live() {
 fn reload_keeps_the_running_config_on_a_bad_file() {
     let lab = lab("reload_keeps", "rk", 1);
     let notify = Notify::new();
-    let mut d = Lingerd::start_with(
-        &lab,
-        1,
-        Setup {
-            notify: Some(&notify.path),
-            ..Setup::default()
-        },
-    );
+    let mut d = Lingerd::start_notified(&lab, &notify.path);
     assert_eq!(notify.next(), "READY=1");
     let mut app = App::attach(&d);
-    let config = d.d.config().display().to_string();
+    let config = d.d.config_file().display().to_string();
 
-    // Line 9 of the file: the first appended one.
-    d.reload(&[], "tcp: {time_wait: soon}\n");
+    // The running file with one value that does not parse; the report
+    // names its line, and the column where the value starts.
+    let running = d.d.config().to_yaml();
+    let field = "  time_wait: ";
+    let at = 1 + running
+        .find(&format!("\n{field}"))
+        .expect("tcp.time_wait in the file");
+    let end = at + running[at..].find('\n').expect("a whole line");
+    let line = running[..at].lines().count() + 1;
+    let column = field.len() + 1;
+    let bad = format!("{}{field}soon{}", &running[..at], &running[end..]);
+    d.d.reload_text(&bad).expect("rewrite the file, SIGHUP");
     assert!(notify.next().starts_with("RELOADING=1"));
     let report = d.expect_log("lingerd: error: reload of ");
     assert!(
         report.contains(&format!(
-            "failed, the running configuration is kept: {config}: invalid configuration at line 9 column 18"
+            "failed, the running configuration is kept: {config}: invalid configuration at line {line} column {column}"
         )),
         "{report}"
     );
-    assert!(report.contains(&format!("--> {config}:9:18")), "{report}");
+    assert!(
+        report.contains(&format!("--> {config}:{line}:{column}")),
+        "{report}"
+    );
     assert!(
         notify.next().starts_with("READY=1\nSTATUS=reload failed"),
         "READY=1 after a failed reload too"
     );
     assert!(d.d.alive(), "a bad file does not stop the daemon");
 
-    d.reload(
-        &[("frames: 4096", "frames: 8192")],
-        "close: {default_linger: {on: true, secs: 0}}\n",
-    );
+    d.reload(|c| {
+        c.xdp.frames = 8192;
+        c.close.default_linger = Linger { on: true, ms: 0 };
+    });
     let report = d.expect_log("lingerd: error: reload of ");
     assert!(
         report.contains("restart-only field changed: xdp.frames; restart lingerd to apply"),
@@ -1178,14 +1160,10 @@ fn metrics_export_xdp_statistics() {
         "tx_ring_empty_descs",
     ];
     let lab = lab("metrics_xdp", "mx", 1);
-    let d = Lingerd::start_with(
-        &lab,
-        1,
-        Setup {
-            metrics: true,
-            ..Setup::default()
-        },
-    );
+    // On the dut's loopback, on a port the kernel picks.
+    let d = Lingerd::start(&lab, 1, |c| {
+        c.metrics.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    });
     let addr = d.d.metrics().expect("the metrics address");
     let mut app = App::attach(&d);
     let echo = in_peer(&lab, || {
@@ -1246,15 +1224,14 @@ fn peers(lab: &Lab, n: usize) -> Vec<thread::JoinHandle<Result<usize, ErrorKind>
 
 fn ctl_lists_kills_and_reports_stats() {
     let lab = lab("ctl", "ct", 1);
-    let d = Lingerd::start_with(
-        &lab,
-        1,
-        Setup {
-            extra: "close: {on_client_exit: abort}\n",
-            own_listener: true,
-            ..Setup::default()
-        },
-    );
+    // The daemon's own listener on `PORT` (its discard service).
+    let d = Lingerd::start(&lab, 1, |c| {
+        c.close.on_client_exit = ClientExitPolicy::Abort;
+        c.listen = vec![Listen {
+            port: PORT,
+            backlog: 65536,
+        }];
+    });
     // The ctl socket is 0600 beside the attach socket.
     let sock = d.d.runtime().join("lingerd.ctl");
     let mode =

@@ -4,8 +4,9 @@
 //!
 //! It owns that process (a [`Proc`], SIGTERM then SIGKILL on drop) and the
 //! scratch directory (removed on drop). What the configuration says is the
-//! caller's: the file is written as given, with `@SOCKET@` standing for
-//! the client socket's path.
+//! caller's, a `lingerd_config::Config` value, but for where clients
+//! attach: `clients.socket` is set to a path in the scratch directory, and
+//! the file is that value serialized (`Config::to_yaml`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,38 +14,35 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use lingerd_config::Config;
+
 use crate::Lab;
 use crate::proc::{Ending, Proc, Stderr};
 
 /// How long start-up may take (every queue bound, the sockets open).
 pub const START: Duration = Duration::from_secs(30);
 
-/// The placeholder for the client socket's path in a configuration.
-pub const SOCKET: &str = "@SOCKET@";
-
 /// What to start.
 #[derive(Debug)]
 pub struct Launch<'a> {
     /// The `lingerd` binary.
     pub bin: &'a Path,
-    /// The configuration file's text ([`SOCKET`] is replaced).
-    pub yaml: &'a str,
+    /// The configuration (its `clients.socket` is replaced). When it
+    /// serves `/metrics` (`metrics.listen`), start-up waits for the
+    /// address too.
+    pub config: &'a Config,
     /// Environment variables for the daemon (`NOTIFY_SOCKET`, …).
     pub env: &'a [(&'a str, &'a Path)],
     /// Where its standard error goes.
     pub stderr: Stderr<'a>,
-    /// Whether the configuration serves `/metrics` (then start-up waits
-    /// for its address too).
-    pub metrics: bool,
 }
 
 /// A running `lingerd run` (see the module text).
 #[derive(Debug)]
 pub struct Daemon {
     proc: Proc,
-    config: PathBuf,
-    yaml: String,
-    socket: PathBuf,
+    file: PathBuf,
+    config: Config,
     metrics: Option<SocketAddr>,
     startup: Vec<String>,
     // Last: removed after the process is gone.
@@ -61,20 +59,14 @@ impl Daemon {
             .prefix(&format!("lingerd-{}-", lab.id()))
             .tempdir()?;
         // The daemon makes its runtime directory itself (0700).
-        let socket = dir.path().join("run/lingerd.sock");
-        let yaml = launch
-            .yaml
-            .replace(SOCKET, socket.to_str().expect("a UTF-8 temp dir"));
-        let config = dir.path().join("lingerd.yaml");
-        std::fs::write(&config, &yaml)?;
+        let mut config = launch.config.clone();
+        config.clients.socket = dir.path().join("run/lingerd.sock");
+        let file = dir.path().join("lingerd.yaml");
+        std::fs::write(&file, config.to_yaml())?;
         let mut cmd = lab.command(
             "LAB_DUT_NS",
             launch.bin.to_str().expect("a UTF-8 binary path"),
-            &[
-                "run",
-                "--config",
-                config.to_str().expect("a UTF-8 temp dir"),
-            ],
+            &["run", "--config", file.to_str().expect("a UTF-8 temp dir")],
         );
         for (k, v) in launch.env {
             cmd.env(k, v);
@@ -82,9 +74,8 @@ impl Daemon {
         let proc = Proc::spawn("lingerd run", cmd, launch.stderr, Ending::TermThenKill)?;
         let mut d = Daemon {
             proc,
+            file,
             config,
-            yaml,
-            socket,
             metrics: None,
             startup: Vec::new(),
             _dir: dir,
@@ -107,7 +98,7 @@ impl Daemon {
                 break;
             }
         }
-        if launch.metrics {
+        if d.config.metrics.listen.is_some() {
             let line = d.proc.expect("lingerd: metrics at http://", START)?;
             let addr = line
                 .trim_start_matches("lingerd: metrics at http://")
@@ -132,22 +123,26 @@ impl Daemon {
 
     /// The client (attach) socket.
     pub fn socket(&self) -> &Path {
-        &self.socket
+        &self.config.clients.socket
     }
 
     /// The client runtime directory (the attach and ctl sockets).
     pub fn runtime(&self) -> &Path {
-        self.socket.parent().expect("the socket is in a directory")
+        self.socket()
+            .parent()
+            .expect("the socket is in a directory")
     }
 
     /// The configuration file.
-    pub fn config(&self) -> &Path {
-        &self.config
+    pub fn config_file(&self) -> &Path {
+        &self.file
     }
 
-    /// The configuration as started.
-    pub fn yaml(&self) -> &str {
-        &self.yaml
+    /// The configuration it was started with, or the one the last
+    /// [`Daemon::reload`] wrote (whether the daemon applied it is for its
+    /// log to say), socket included. Edit a clone and pass it to `reload`.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Where `/metrics` listens (in the dut namespace), when it does.
@@ -160,11 +155,32 @@ impl Daemon {
         &self.startup
     }
 
-    /// Rewrites the configuration file with `yaml` and sends SIGHUP.
-    pub fn reload(&mut self, yaml: &str) -> io::Result<()> {
-        std::fs::write(&self.config, yaml)?;
-        self.proc.signal(rustix::process::Signal::HUP);
+    /// Rewrites the configuration file with `config` (its `clients.socket`
+    /// kept: the one the daemon was started with) and sends SIGHUP.
+    pub fn reload(&mut self, config: &Config) -> io::Result<()> {
+        let mut config = config.clone();
+        config
+            .clients
+            .socket
+            .clone_from(&self.config.clients.socket);
+        std::fs::write(&self.file, config.to_yaml())?;
+        self.config = config;
+        self.hup();
         Ok(())
+    }
+
+    /// Rewrites the configuration file with `text` as it is and sends
+    /// SIGHUP: only for a file the daemon must refuse (one that does not
+    /// parse), to check that it keeps running on the old configuration.
+    /// [`Daemon::config`] stays as it was.
+    pub fn reload_text(&mut self, text: &str) -> io::Result<()> {
+        std::fs::write(&self.file, text)?;
+        self.hup();
+        Ok(())
+    }
+
+    fn hup(&mut self) {
+        self.proc.signal(rustix::process::Signal::HUP);
     }
 
     /// Whether it still runs.
