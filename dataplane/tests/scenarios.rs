@@ -1770,3 +1770,23 @@ fn test_last_ack_a_second_fin_is_dropped_and_rcv_nxt_stays() {
     p.expect_none();
     assert_ne!(p.state(), Some(State::LastAck), "{}", p.dump());
 }
+
+#[test]
+fn test_time_wait_zero_still_acks_the_peers_fin() {
+    let mut p = RawPeer::new(|cfg| cfg.tcp.time_wait_ms = 0);
+    p.to_fin_wait_2();
+    // The peer's FIN, then the timers in the same loop iteration before any
+    // transmit, as the core loop runs them: TIME-WAIT of 0 ends at once,
+    // and the ACK of the FIN must still go out.
+    let fin = p.here(FIN | ACK);
+    p.nxt = p.nxt.wrapping_add(1);
+    let frame = p.frame(&fin);
+    p.engine.handle_rx(p.now, &frame);
+    p.engine.handle_timeout(p.now);
+    p.pump();
+    let a = p.expect_one();
+    assert_eq!(a.sfa(), ("A".into(), p.rcv, p.nxt), "{}", p.dump());
+    // Then no TIME-WAIT: the record leaves it on the next tick.
+    p.advance(1);
+    assert_ne!(p.state(), Some(State::TimeWait), "{}", p.dump());
+}

@@ -40,6 +40,13 @@ pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 /// timeout (docs/close-semantics.md#orphan-timeout).
 fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     match tcb.state {
+        State::TimeWait if tcb.flags.contains(TcbFlags::NEED_ACK) => {
+            // The ACK of the peer's FIN has not gone out yet (a TIME-WAIT
+            // of 0 ends in the loop iteration that entered it, before its
+            // transmit): the last ACK goes first, the record a tick later.
+            tcb.close_at = Deadline::after(cx.now_ms, 1);
+            Disposition::Keep
+        }
         State::TimeWait => super::teardown::finished(tcb, cx),
         State::Closed => Disposition::Free,
         State::SynReceived if !tcb.flags.contains(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
