@@ -118,7 +118,7 @@ impl QueueEngine {
         client: ClientId,
         policy: ClientExitPolicy,
     ) {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.enter(now);
         self.push_job(
             client,
             0,

@@ -139,6 +139,9 @@ fn passive_listener(listeners: &HashMap<u16, Listener>, tcb: &Tcb, port: u16) ->
 pub struct QueueEngine {
     cfg: EngineConfig,
     epoch: Instant,
+    /// The time deadlines are armed from: the last entry's `now`, rounded
+    /// up to the millisecond (see [`QueueEngine::enter`]).
+    arm_ms: u64,
     table: Table<Tcb>,
     wheel: Wheel,
     neighbors: NeighborCache,
@@ -184,6 +187,7 @@ impl QueueEngine {
             scratch: vec![0; usize::from(cfg.tcp.mss).max(536)],
             rst_templates: Vec::new(),
             epoch: now,
+            arm_ms: 0,
             cfg,
         }
     }
@@ -273,6 +277,24 @@ impl QueueEngine {
         now.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
+    /// The engine's clock at an entry point: returns `now` in whole
+    /// milliseconds rounded down (what is due is what the wheel's
+    /// millisecond has reached) and records it rounded up as the time
+    /// deadlines count from. A deadline of N ms armed now therefore never
+    /// fires before N ms have passed (docs/close-semantics.md#deadlines);
+    /// it may fire up to a millisecond late.
+    fn enter(&mut self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.epoch);
+        let floor = since.as_millis() as u64;
+        let exact = since.subsec_nanos().is_multiple_of(1_000_000);
+        self.arm_ms = if exact {
+            floor
+        } else {
+            floor.saturating_add(1)
+        };
+        floor
+    }
+
     fn instant_at(&self, ms: u64) -> Instant {
         self.epoch + Duration::from_millis(ms)
     }
@@ -304,7 +326,7 @@ impl QueueEngine {
     /// Runs expired timers (at most [`MAX_EXPIRIES_PER_CALL`], oldest
     /// ticks first) and a slice of bulk teardown work.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.enter(now);
         let mut moves = MAX_CASCADE_MOVES_PER_CALL;
         for _ in 0..MAX_EXPIRIES_PER_CALL {
             let Some(slot) = self
@@ -348,6 +370,7 @@ impl QueueEngine {
         let listener = passive_listener(&self.listeners, tcb, tuple.local_port);
         let mut cx = Cx {
             now_ms,
+            arm_ms: self.arm_ms.max(now_ms),
             handle,
             tuple,
             listener,
@@ -411,10 +434,11 @@ impl QueueEngine {
     /// transmission when it has output.
     fn sync(&mut self, handle: Handle, now_ms: u64) {
         let slot = handle.slot();
+        let arm_ms = self.arm_ms.max(now_ms);
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
-        output::arm_persist(tcb, now_ms, &self.cfg.tcp.rto);
+        output::arm_persist(tcb, arm_ms, &self.cfg.tcp.rto);
         let deadline = tcb.next_deadline();
         let wants_tx = output::has_output(tcb) && !tcb.flags.contains(TcbFlags::ON_TX_LIST);
         if wants_tx {
@@ -470,6 +494,7 @@ impl QueueEngine {
             linger: self.cfg.default_linger,
             cfg: &self.cfg.tcp,
             now_ms,
+            arm_ms: self.arm_ms.max(now_ms),
         }
     }
 

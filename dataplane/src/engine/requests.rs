@@ -68,7 +68,7 @@ impl QueueEngine {
         user_data: u64,
         request: Request,
     ) {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.enter(now);
         match request {
             Request::Listen { port, backlog } => {
                 self.listen(now_ms, client, user_data, port, backlog)
@@ -220,7 +220,7 @@ impl QueueEngine {
         len: usize,
         fill: &mut dyn FnMut(usize, &mut [u8]) -> bool,
     ) {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.enter(now);
         self.send(now_ms, client, user_data, handle, len, fill);
     }
 

@@ -32,7 +32,7 @@ impl QueueEngine {
     /// (what it declines is delivered as an owned copy, in order).
     pub fn handle_rx_into(&mut self, now: Instant, frame: &[u8], sink: &mut dyn RxSink) {
         self.counters.rx_frames += 1;
-        let now_ms = self.now_ms(now);
+        let now_ms = self.enter(now);
         if let Err(e) = self.rx_frame(now, now_ms, frame, sink) {
             self.counters.rx_parse_errors[e.index()] += 1;
         }

@@ -29,7 +29,7 @@ impl QueueEngine {
     /// 14 + 20 + 60 + MSS bytes; a smaller one gets smaller segments.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let now_ms = self.now_ms(now);
+        let now_ms = self.enter(now);
         // Control frames go first, and a connection that has to wait for
         // ARP queues a request there: so look at them again after each one.
         'poll: loop {
@@ -111,13 +111,14 @@ impl QueueEngine {
     /// connection must not go back on the transmit list being drained.
     fn arm_while_parked(&mut self, handle: crate::table::Handle, now_ms: u64) {
         let rto = &self.cfg.tcp.rto;
+        let arm_ms = self.arm_ms.max(now_ms);
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
         if tcb.rtx_at.is_set() {
             return;
         }
-        tcb.rtx_at = Deadline::after(now_ms, tcb.rtt.rto_ms(rto));
+        tcb.rtx_at = Deadline::after(arm_ms, tcb.rtt.rto_ms(rto));
         if let Some(deadline) = tcb.next_deadline().ms() {
             self.wheel.arm(&mut self.table, handle.slot(), deadline);
         }

@@ -107,7 +107,7 @@ pub(crate) fn execute(
             }
             // TIME-WAIT keeps its 2×MSL: both FINs are acknowledged.
             if tcb.state != State::TimeWait {
-                tcb.close_at = Deadline::after(cx.now_ms, ms);
+                tcb.close_at = Deadline::after(cx.arm_ms, ms);
             }
             if bound == FinBound::Blocking {
                 check_close_done(tcb, cx);

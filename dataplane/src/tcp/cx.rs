@@ -23,8 +23,12 @@ use crate::wire::{ControlSegment, SeqNumber};
 
 /// What one event may touch.
 pub(crate) struct Cx<'a> {
-    /// The current time, ms since the engine's epoch.
+    /// The current time, ms since the engine's epoch, rounded down: what
+    /// is due is judged by it.
     pub(crate) now_ms: u64,
+    /// The current time rounded up: deadlines are armed from it, so none
+    /// fires early (docs/close-semantics.md#deadlines).
+    pub(crate) arm_ms: u64,
     /// The connection's handle.
     pub(crate) handle: Handle,
     /// The connection's 4-tuple.

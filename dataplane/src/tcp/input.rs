@@ -163,7 +163,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         }
         if tcb.state == State::TimeWait && f.fin() {
             // A retransmitted FIN: ACK it again and restart 2×MSL.
-            tcb.close_at = Deadline::after(cx.now_ms, cx.cfg.time_wait_ms);
+            tcb.close_at = Deadline::after(cx.arm_ms, cx.cfg.time_wait_ms);
         }
         tcb.flags.insert(TcbFlags::NEED_ACK);
         return Disposition::Keep;
@@ -316,7 +316,7 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
             tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
         }
         tcb.rtx_at = if tcb.flight() > 0 {
-            Deadline::after(cx.now_ms, tcb.rtt.rto_ms(&cx.cfg.rto))
+            Deadline::after(cx.arm_ms, tcb.rtt.rto_ms(&cx.cfg.rto))
         } else {
             Deadline::NONE
         };
@@ -360,7 +360,7 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
                 // every background close is bounded); the orphan deadline already runs.
                 tcb.close_at = tcb
                     .close_at
-                    .earliest(Deadline::after(cx.now_ms, cx.cfg.orphan_timeout_ms));
+                    .earliest(Deadline::after(cx.arm_ms, cx.cfg.orphan_timeout_ms));
             }
         }
         State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
@@ -422,7 +422,7 @@ fn schedule_ack(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     if tcb.unacked_segments >= 2 {
         tcb.flags.insert(TcbFlags::NEED_ACK);
     } else if !tcb.ack_at.is_set() {
-        tcb.ack_at = Deadline::after(cx.now_ms, cx.cfg.delayed_ack_ms);
+        tcb.ack_at = Deadline::after(cx.arm_ms, cx.cfg.delayed_ack_ms);
     }
 }
 

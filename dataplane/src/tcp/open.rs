@@ -25,8 +25,10 @@ pub(crate) struct Birth<'a> {
     pub(crate) linger: Linger,
     /// TCP parameters.
     pub(crate) cfg: &'a TcpConfig,
-    /// The current time, ms.
+    /// The current time, ms, rounded down.
     pub(crate) now_ms: u64,
+    /// The current time, ms, rounded up (deadlines are armed from it).
+    pub(crate) arm_ms: u64,
 }
 
 impl Birth<'_> {
@@ -57,7 +59,7 @@ pub(crate) fn active(b: Birth<'_>, iss: SeqNumber) -> Tcb {
     let mut tcb = b.tcb(b.cfg.mss, iss, State::SynSent);
     tcb.pending = Pending::Connect;
     tcb.flags.insert(TcbFlags::ACTIVE_OPEN | TcbFlags::NEED_SYN);
-    tcb.rtx_at = Deadline::after(b.now_ms, tcb.rtt.rto_ms(&b.cfg.rto));
+    tcb.rtx_at = Deadline::after(b.arm_ms, tcb.rtt.rto_ms(&b.cfg.rto));
     if b.cfg.window_shift > 0 {
         tcb.rcv_wscale = b.cfg.window_shift;
     }
@@ -74,7 +76,7 @@ pub(crate) fn passive(b: Birth<'_>, iss: SeqNumber, syn: &TcpRepr<'_>) -> Tcb {
     tcb.snd_wnd = u32::from(syn.window);
     tcb.snd_wl1 = syn.seq;
     tcb.flags.insert(TcbFlags::NEED_SYN);
-    tcb.close_at = Deadline::after(b.now_ms, b.cfg.syn_received_timeout_ms);
+    tcb.close_at = Deadline::after(b.arm_ms, b.cfg.syn_received_timeout_ms);
     negotiate(&mut tcb, b.cfg, &syn.options, false);
     tcb
 }

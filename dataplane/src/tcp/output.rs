@@ -58,14 +58,14 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
 /// otherwise a lost window update would stall the connection for good, as
 /// nothing else would ever look at it again. Its expiry sends the probe
 /// (`timers`). Called whenever the engine re-files a connection.
-pub(crate) fn arm_persist(tcb: &mut Tcb, now_ms: u64, rto: &super::rtt::RtoBounds) {
+pub(crate) fn arm_persist(tcb: &mut Tcb, arm_ms: u64, rto: &super::rtt::RtoBounds) {
     if tcb.state.is_synchronized()
         && tcb.snd_wnd == 0
         && tcb.flight() == 0
         && data_sent(tcb) < tcb.queued() as u32
         && !tcb.rtx_at.is_set()
     {
-        tcb.rtx_at = Deadline::after(now_ms, tcb.rtt.rto_ms(rto));
+        tcb.rtx_at = Deadline::after(arm_ms, tcb.rtt.rto_ms(rto));
     }
 }
 
@@ -105,7 +105,7 @@ fn syn_options(tcb: &Tcb, cx: &Cx<'_>, answering: bool) -> TcpOptions {
 
 fn arm_rtx(tcb: &mut Tcb, cx: &Cx<'_>) {
     if !tcb.rtx_at.is_set() {
-        tcb.rtx_at = Deadline::after(cx.now_ms, tcb.rtt.rto_ms(&cx.cfg.rto));
+        tcb.rtx_at = Deadline::after(cx.arm_ms, tcb.rtt.rto_ms(&cx.cfg.rto));
     }
 }
 

@@ -74,7 +74,7 @@ pub(crate) fn check_close_done(tcb: &mut Tcb, cx: &mut Cx<'_>) {
         // TIME-WAIT) is bounded by the orphan timeout or 2×MSL.
         tcb.close_at = match tcb.state {
             State::TimeWait => tcb.close_at,
-            _ => Deadline::after(cx.now_ms, cx.cfg.orphan_timeout_ms),
+            _ => Deadline::after(cx.arm_ms, cx.cfg.orphan_timeout_ms),
         };
     }
 }
@@ -85,7 +85,7 @@ pub(crate) fn enter_time_wait(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     tcb.state = State::TimeWait;
     cx.counters.time_wait_entered += 1;
     tcb.rtx_at = Deadline::NONE;
-    tcb.close_at = Deadline::after(cx.now_ms, cx.cfg.time_wait_ms);
+    tcb.close_at = Deadline::after(cx.arm_ms, cx.cfg.time_wait_ms);
     tcb.flags.remove(TcbFlags::LINGER_DEADLINE);
     cx.release_send(tcb);
     check_close_done(tcb, cx);

@@ -44,7 +44,7 @@ fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             // The ACK of the peer's FIN has not gone out yet (a TIME-WAIT
             // of 0 ends in the loop iteration that entered it, before its
             // transmit): the last ACK goes first, the record a tick later.
-            tcb.close_at = Deadline::after(cx.now_ms, 1);
+            tcb.close_at = Deadline::after(cx.arm_ms, 1);
             Disposition::Keep
         }
         State::TimeWait => super::teardown::finished(tcb, cx),
@@ -136,5 +136,5 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 /// there, and must still time out (RFC 6298 §5.5 restarts the timer on
 /// expiry).
 fn rearm(tcb: &mut Tcb, cx: &Cx<'_>) {
-    tcb.rtx_at = Deadline::after(cx.now_ms, tcb.rtt.rto_ms(&cx.cfg.rto));
+    tcb.rtx_at = Deadline::after(cx.arm_ms, tcb.rtt.rto_ms(&cx.cfg.rto));
 }
