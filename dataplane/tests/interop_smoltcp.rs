@@ -624,6 +624,19 @@ fn linger_deadline_expires_against_a_zero_window() {
         );
         assert!(lab.answer(32).is_none());
         assert_eq!(lab.pair.a.state(h), Some(State::FinWait1));
+        // smoltcp answers each window probe with its zero window: those
+        // ACKs are not duplicate ACKs, and nothing but one-byte probes goes
+        // into the closed window.
+        let into_window: Vec<_> = sent(lab.pair.trace(), Direction::AToB)
+            .into_iter()
+            .filter(|s| s.payload_len > 1)
+            .collect();
+        assert!(
+            into_window.is_empty(),
+            "{role:?}: data into a zero window: {into_window:?}\n{}",
+            lab.trace()
+        );
+        assert_eq!(lab.pair.a.counters().fast_retransmits, 0, "{role:?}");
         lab.run_step(Duration::from_millis(1_010), Duration::from_millis(1));
         let rsts: Vec<_> = lab
             .pair

@@ -1790,3 +1790,56 @@ fn test_time_wait_zero_still_acks_the_peers_fin() {
     p.advance(1);
     assert_ne!(p.state(), Some(State::TimeWait), "{}", p.dump());
 }
+
+#[test]
+fn test_zero_window_probe_acks_are_not_duplicate_acks() {
+    let mut p = peer();
+    p.establish_passive();
+    // The peer stops reading; a linger close waits behind its zero window
+    // with more than one segment of data queued.
+    p.wnd = 0;
+    p.ack();
+    p.set_linger(true, 60_000);
+    p.write(&[4u8; 3000]);
+    p.expect_none();
+    let ud = p.close(false);
+    let una = p.engine_iss + 1;
+    // A live peer answers every probe at once, still with a zero window:
+    // those ACKs repeat SND.UNA and the window, but they are not duplicate
+    // ACKs, and nothing but one-byte probes at SND.UNA may go out.
+    let mut probes = 0;
+    for _ in 0..120 {
+        p.advance(1_000);
+        for s in p.recv_all() {
+            assert!(
+                s.seq == una && s.payload_len <= 1 && !s.flags.rst,
+                "only one-byte probes at SND.UNA into a zero window: {}",
+                p.dump()
+            );
+            if s.payload_len == 1 {
+                probes += 1;
+                p.send(seg(ACK).seq(p.nxt).ack(una).win(0));
+            }
+        }
+        if probes >= 5 {
+            break;
+        }
+    }
+    assert!(probes >= 5, "{}", p.dump());
+    assert_eq!(p.engine.counters().fast_retransmits, 0);
+    // The window opens: sending resumes from the first unacknowledged byte
+    // (the probe byte the peer did not take), in order, up to the FIN.
+    p.wnd = 65_535;
+    p.send(seg(ACK).seq(p.nxt).ack(una).win(65_535));
+    let out = p.recv_all();
+    let data: Vec<_> = out.iter().filter(|s| s.payload_len > 0).collect();
+    assert_eq!(data.first().map(|s| s.seq), Some(una), "{}", p.dump());
+    let mut next = una;
+    for s in &data {
+        assert_eq!(s.seq, next, "in order, no gap, no resend: {}", p.dump());
+        next = next.wrapping_add(s.payload_len as u32);
+    }
+    assert_eq!(next, una.wrapping_add(3000), "{}", p.dump());
+    assert!(out.last().is_some_and(|s| s.flags.fin), "{}", p.dump());
+    assert!(p.answer(ud).is_none(), "still lingering for the ACK");
+}

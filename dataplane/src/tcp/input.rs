@@ -327,9 +327,12 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         && seg.payload.is_empty()
         && !seg.flags.fin()
         && tcb.flight() > 0
+        && tcb.snd_wnd != 0
         && u32::from(seg.window) << tcb.snd_wscale == tcb.snd_wnd
     {
-        // RFC 5681 §2: a duplicate ACK.
+        // RFC 5681 §2: a duplicate ACK. Not the answer to a window probe:
+        // a zero window means the peer took nothing, not that a segment
+        // was lost, and only probes may go into it (RFC 9293 §3.8.6.1).
         let flight = tcb.flight();
         if tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss)
             == super::congestion::AckAction::RetransmitFirst
@@ -343,8 +346,12 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
     if tcb.snd_wl1.diff(seg.seq) < 0 || (tcb.snd_wl1 == seg.seq && tcb.snd_wl2.diff(seg.ack) <= 0) {
         let was_zero = tcb.snd_wnd == 0;
         set_window(tcb, seg, u32::from(seg.window) << tcb.snd_wscale);
-        if was_zero && tcb.snd_wnd > 0 && tcb.flight() == 0 {
-            // The persist timer is no longer needed.
+        let probe_out = tcb.flight() == 1 && tcb.queued() > 0;
+        if was_zero && tcb.snd_wnd > 0 && (tcb.flight() == 0 || probe_out) {
+            // The window reopened. The persist timer is no longer needed,
+            // and a probe byte the peer did not take goes again, in order,
+            // with what follows it: sending resumes from SND.UNA.
+            tcb.snd_nxt = tcb.snd_una;
             tcb.rtx_at = Deadline::NONE;
             tcb.flags.remove(TcbFlags::PROBE);
         }

@@ -184,11 +184,13 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     let retransmission;
     if tcb.flags.contains(TcbFlags::RETRANSMIT_ONE) {
         // Fast retransmit / partial ACK: the first unacknowledged segment,
-        // SND.NXT untouched (RFC 5681 §3.2 step 3, RFC 6582 §3.2 step 3).
+        // SND.NXT untouched (RFC 5681 §3.2 step 3, RFC 6582 §3.2 step 3);
+        // never beyond the peer's window, and never data not yet sent.
         tcb.flags.remove(TcbFlags::RETRANSMIT_ONE);
         seq = tcb.snd_una;
         offset = 0;
-        len = queued.min(mss);
+        let sent = tcb.snd_max.distance_from(tcb.snd_una).min(queued);
+        len = queued.min(mss).min(tcb.snd_wnd).min(sent);
         retransmission = true;
         cx.counters.retransmits += 1;
     } else {
