@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use lingerd_abi::layout::Layout;
-use lingerd_config::{Config, GatewayMac};
+use lingerd_config::{Build, Config, GatewayMac};
 use lingerd_dataplane::engine::config::Tunables;
 use lingerd_dataplane::port::afxdp::Steering;
 use lingerd_dataplane::port::handoff::Handoff;
@@ -77,6 +77,12 @@ pub const EX_NOPERM: u8 = 77;
 /// `EX_CONFIG`: the configuration is missing, unreadable, invalid, or does
 /// not fit this host.
 pub const EX_CONFIG: u8 = 78;
+
+/// What this binary can run: `port: dpdk` only with the `dpdk` feature
+/// (`check-config` and `run` load files with it).
+pub const BUILD: Build = Build {
+    dpdk: cfg!(feature = "dpdk"),
+};
 
 /// How long start-up may take per queue (bind, register, first listen).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -205,7 +211,7 @@ impl Daemon {
     /// exit status), anything else for the sockets. Nothing stays running
     /// after an error.
     pub fn start(path: &Path) -> Result<Daemon> {
-        let config = Config::load(path)?;
+        let config = Config::load_for(path, BUILD)?;
         logging::init(config.log.level);
         if !is_root() {
             return Err(RunError::NotRoot.into());
