@@ -224,7 +224,8 @@ impl<S: PortFigures> Hooks<S> for CoreShell<S> {
 
 /// A port a queue's thread opened: the port, its start-up description, and
 /// what must stay alive on that thread until the port is gone (a DPDK
-/// lcore registration; `()` for AF_XDP).
+/// lcore registration; for AF_XDP the steering program, shared by the
+/// queues and detached when the last one lets go).
 pub(crate) struct Opened<P, G> {
     /// The port.
     pub(crate) port: P,

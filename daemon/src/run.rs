@@ -446,13 +446,16 @@ impl Daemon {
                 {
                     let steering = steering.clone();
                     spawn(spawn_queue(plan, &shared, handoff, &ready_tx, move || {
-                        let mut s = steering.lock().unwrap_or_else(|e| e.into_inner());
-                        let port =
-                            AfXdpPort::open_queue(&cfg, &mut s).map_err(|e| e.to_string())?;
+                        let port = {
+                            let mut s = steering.lock().unwrap_or_else(|e| e.into_inner());
+                            AfXdpPort::open_queue(&cfg, &mut s).map_err(|e| e.to_string())?
+                        };
+                        // Each queue keeps the program attached until its
+                        // socket is gone: it is detached with the last one.
                         Ok(Opened {
                             info: port.info().to_string(),
                             port,
-                            guard: (),
+                            guard: steering,
                         })
                     }))?;
                 }
