@@ -12,7 +12,9 @@
 //! binary for the 10,000-connection case). Every daemon runs with
 //! `idle: sleep` (no busy polling) and is stopped with SIGTERM or SIGINT;
 //! each stop must exit 0 and leave neither the EAL's runtime directory nor
-//! (memif) the socket file behind.
+//! (memif) the socket file behind. One case runs two queue pairs
+//! (af_packet `qpairs=2`): frames the kernel's fanout puts on the other
+//! queue reach their owner over the hand-off ring.
 //!
 //! Every test is ignored unless asked for (`--ignored`; `deploy/test` runs
 //! them in its DPDK system stage): it needs root and network namespaces,
@@ -57,6 +59,10 @@ fn main() -> ExitCode {
             ),
             ("dpdk_abort_10k_connections", dpdk_abort_10k_connections),
             (
+                "dpdk_two_queues_echo_and_abort",
+                dpdk_two_queues_echo_and_abort,
+            ),
+            (
                 "dpdk_memif_stop_on_sigint_leaves_nothing_behind",
                 dpdk_memif_stop_on_sigint_leaves_nothing_behind,
             ),
@@ -83,13 +89,23 @@ struct Lingerd {
 }
 
 impl Lingerd {
-    /// Starts lingerd with `device` (the short form) and `extra` YAML
-    /// appended; checks its start-up lines name the DPDK device.
+    /// Starts lingerd with `device` (the short form) on one queue and
+    /// `extra` YAML appended; checks its start-up lines name the device.
     fn start(lab: &Lab, device: &str, extra: &str) -> Lingerd {
+        Lingerd::start_queues(lab, device, 1, extra)
+    }
+
+    /// [`Lingerd::start`] with `queues` queue pairs (queue q on core
+    /// (q + 1) mod 2).
+    fn start_queues(lab: &Lab, device: &str, queues: usize, extra: &str) -> Lingerd {
+        let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
+        let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
         let yaml = format!(
-            "port: dpdk\nqueues: [0]\ncores: [1]\naddresses: [{ENGINE_IP}/24]\n\
+            "port: dpdk\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
              dpdk: {{device: \"{device}\", idle: sleep}}\n\
              clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: null}}\n{extra}",
+            qs.join(", "),
+            cores.join(", "),
             lingerd_lab::daemon::SOCKET,
         );
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_lingerd"));
@@ -107,11 +123,15 @@ impl Lingerd {
         for l in d.startup() {
             eprintln!("{l}");
         }
-        assert!(
-            d.startup()
-                .iter()
-                .any(|l| l.starts_with("lingerd: queue 0 on core 1: DPDK ")),
-            "{:?}",
+        let started = d
+            .startup()
+            .iter()
+            .filter(|l| l.starts_with("lingerd: queue ") && l.contains(": DPDK "))
+            .count();
+        assert_eq!(
+            started,
+            queues,
+            "one start-up line per queue: {:?}",
             d.startup()
         );
         assert!(
@@ -181,22 +201,27 @@ fn connect() -> TcpStream {
     s
 }
 
-/// The application: a client attached to the daemon, listening on `PORT`.
+/// The application: a client attached to the daemon, listening on `PORT`
+/// through each of its rings (one per queue).
 struct App {
     client: Client,
-    listener: u64,
+    listeners: Vec<u64>,
     conns: Vec<u64>,
 }
 
 impl App {
     fn attach(d: &Lingerd) -> App {
         let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
-        let listener = client
-            .listen_on(0, PORT, 65_535)
-            .expect("listen through lingerd");
+        let listeners = (0..client.cores().len())
+            .map(|ring| {
+                client
+                    .listen_on(ring, PORT, 65_535)
+                    .expect("listen through lingerd")
+            })
+            .collect();
         App {
             client,
-            listener,
+            listeners,
             conns: Vec::new(),
         }
     }
@@ -205,8 +230,10 @@ impl App {
     fn accept_until(&mut self, n: usize, within: Duration) {
         let until = Instant::now() + within;
         while self.conns.len() < n {
-            while let Ok((h, _)) = self.client.accept(self.listener, Duration::ZERO) {
-                self.conns.push(h);
+            for &l in &self.listeners {
+                while let Ok((h, _)) = self.client.accept(l, Duration::ZERO) {
+                    self.conns.push(h);
+                }
             }
             if self.conns.len() >= n {
                 break;
@@ -479,6 +506,82 @@ fn dpdk_abort_10k_connections() {
     assert!(
         stderr.contains(&format!("{} RST sent for aborts", PER * HELPERS)),
         "{stderr}"
+    );
+}
+
+/// Two queue pairs on one af_packet device (`qpairs=2`, the kernel's
+/// fanout spreads flows over them): every connection is served whichever
+/// queue its frames reach (the hand-off ring moves them to their owner),
+/// echoes, and is aborted with ECONNRESET at the kernel.
+fn dpdk_two_queues_echo_and_abort() {
+    const CONNS: usize = 32;
+    let lab = lab("dpdk_two_queues", "dq");
+    let device = format!("af_packet:iface={}", lab.get("LAB_DUT_IF"));
+    let d = Lingerd::start_queues(&lab, &device, 2, "");
+    let mut app = App::attach(&d);
+    assert_eq!(app.listeners.len(), 2, "one ring per queue");
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
+    let clients = in_peer(&lab, move || {
+        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| connect()).collect();
+        for (i, s) in socks.iter_mut().enumerate() {
+            let msg = format!("conn {i:03}");
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut buf = [0u8; 8];
+            s.read_exact(&mut buf).expect("echo");
+            assert_eq!(&buf, msg.as_bytes());
+        }
+        echoed_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        socks
+            .iter_mut()
+            .map(|s| s.read(&mut [0u8; 8]).map_err(|e| e.kind()))
+            .filter(|r| *r == Err(ErrorKind::ConnectionReset))
+            .count()
+    });
+    let until = Instant::now() + STEP;
+    let mut buf = [0u8; 64];
+    while echoed_rx.try_recv().is_err() {
+        assert!(Instant::now() < until, "echo: not done within {STEP:?}");
+        for &l in &app.listeners {
+            while let Ok((h, _)) = app.client.accept(l, Duration::ZERO) {
+                app.conns.push(h);
+            }
+        }
+        let mut moved = false;
+        for i in 0..app.conns.len() {
+            let h = app.conns[i];
+            if let Ok(n @ 1..) = app.client.recv(h, &mut buf, Duration::ZERO) {
+                assert_eq!(app.client.send(h, &buf[..n]), Ok(n), "echo");
+                moved = true;
+            }
+        }
+        if !moved {
+            app.client.wait(Duration::from_millis(2)).expect("wait");
+        }
+    }
+    app.accept_until(CONNS, STEP);
+    assert_eq!(app.abort_all(), CONNS as u64, "every abort answered");
+    go_tx.send(()).unwrap();
+    assert_eq!(clients.join().unwrap(), CONNS, "every connection reset");
+    drop(app);
+    let stderr = d.stop();
+    let summaries = stderr
+        .lines()
+        .filter(|l| l.starts_with("lingerd: queue ") && l.contains("handoff Some"))
+        .count();
+    assert_eq!(
+        summaries, 2,
+        "both queues ran with a hand-off ring: {stderr}"
+    );
+    let forwarded: u64 = stderr
+        .lines()
+        .filter_map(|l| l.split("forwarded: ").nth(1))
+        .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        forwarded > 0,
+        "no frame was handed between queues: {stderr}"
     );
 }
 
