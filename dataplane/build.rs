@@ -26,6 +26,8 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // Set for a static DPDK build, which links no PCI bus.
+    println!("cargo::rustc-check-cfg=cfg(lingerd_dpdk_static)");
     xdp_program();
     dpdk();
 }
@@ -165,6 +167,7 @@ fn dpdk() {
         }
         return;
     }
+    println!("cargo:rustc-cfg=lingerd_dpdk_static");
     for dir in &lib.link_paths {
         println!("cargo:rustc-link-search=native={}", dir.display());
     }

@@ -1,7 +1,8 @@
 //! The semantic pass: the checks garde's per-field rules cannot express
 //! because they involve several fields or a property of a value (queues and
 //! cores pair up, no duplicates, powers of two, the gateway on a local link,
-//! the shared region fits).
+//! the shared region fits, the port's own section and what this binary
+//! can run).
 //!
 //! Each problem is appended to a garde `Report` at the path of the field
 //! that is wrong (`listen[1].port`, `tcp.ephemeral_ports[0]`), so the
@@ -15,15 +16,18 @@ use std::net::IpAddr;
 use garde::{Error, Path, Report};
 use lingerd_abi::layout::{Layout, LayoutError, LayoutParams};
 
-use crate::model::Config;
+use crate::dpdk::{DeviceKind, eal_devices};
+use crate::load::Build;
+use crate::model::{Config, Dpdk, PortKind, Xdp};
 use crate::net::GatewayMac;
 
 /// `sun_path` is 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 
 /// Appends every semantic problem of `c` to `report`.
-pub(crate) fn check(c: &Config, report: &mut Report) {
+pub(crate) fn check(c: &Config, build: Build, report: &mut Report) {
     let mut p = Problems { report };
+    check_port(c, build, &mut p);
     check_interface(c, &mut p);
     check_queues_cores(c, &mut p);
     check_addresses(c, &mut p);
@@ -70,6 +74,110 @@ fn no_duplicates<T: Eq + Hash + Copy + std::fmt::Display>(
             );
         } else {
             first.insert(v, i);
+        }
+    }
+}
+
+/// The port's own section is the only one given, this binary can run it,
+/// and a DPDK device is named exactly once.
+fn check_port(c: &Config, build: Build, p: &mut Problems<'_>) {
+    match c.port {
+        PortKind::Afxdp => {
+            if c.interface.is_empty() {
+                p.at(
+                    key("interface"),
+                    "`interface` is required with port: afxdp (the NIC lingerd attaches to)",
+                );
+            }
+            if c.dpdk != Dpdk::default() {
+                p.at(
+                    key("dpdk"),
+                    "the dpdk section applies to port: dpdk only; add `port: dpdk` or remove it",
+                );
+            }
+        }
+        PortKind::Dpdk => {
+            if !build.dpdk {
+                p.at(
+                    key("port"),
+                    "this binary was built without the `dpdk` feature, so it cannot run port: dpdk \
+                     (build lingerd with `--features dpdk`, or use port: afxdp)",
+                );
+            }
+            if !c.interface.is_empty() {
+                p.at(
+                    key("interface"),
+                    "port: dpdk takes its device from dpdk.device (or dpdk.eal_args); \
+                     `interface` is for port: afxdp, remove it",
+                );
+            }
+            if c.xdp != Xdp::default() {
+                p.at(
+                    key("xdp"),
+                    "the xdp section applies to port: afxdp only (with port: dpdk, the idle mode \
+                     is dpdk.idle); remove it",
+                );
+            }
+            for (i, &q) in c.queues.iter().enumerate() {
+                if q as usize != i {
+                    p.at(
+                        key("queues").join(i),
+                        format_args!(
+                            "with port: dpdk, queues are 0, 1, … in order (lingerd configures one \
+                             RX/TX pair per core): write {i} here"
+                        ),
+                    );
+                    break;
+                }
+            }
+            check_dpdk(&c.dpdk, c.queues.len(), p);
+        }
+    }
+}
+
+fn check_dpdk(d: &Dpdk, queues: usize, p: &mut Problems<'_>) {
+    let named = eal_devices(&d.eal_args);
+    match (&d.device, named.as_slice()) {
+        (None, []) => p.at(
+            key("dpdk"),
+            "port: dpdk needs a device: dpdk.device (memif:…, af_packet:…, tap:…, a PCI \
+             address) or one --vdev=… / -a … in dpdk.eal_args",
+        ),
+        (Some(_), [first, ..]) => p.at(
+            field("dpdk", "eal_args").join(first.index),
+            format_args!(
+                "eal_args names device {} and dpdk.device is set: name the device once",
+                first.name
+            ),
+        ),
+        (None, [_, second, ..]) => p.at(
+            field("dpdk", "eal_args").join(second.index),
+            format_args!(
+                "eal_args names a second device ({}): lingerd runs on one device",
+                second.name
+            ),
+        ),
+        _ => {}
+    }
+    if let Some(dev) = &d.device
+        && dev.kind == DeviceKind::AfPacket
+        && let Some(q) = dev.option("qpairs")
+        && q.parse::<usize>().ok() != Some(queues)
+    {
+        p.at(
+            field("dpdk", "device"),
+            format_args!(
+                "af_packet qpairs={q} but {queues} queue(s) are configured: leave qpairs out \
+                 (lingerd sets it) or make them agree"
+            ),
+        );
+    }
+    for (i, a) in d.eal_args.iter().enumerate() {
+        if a.contains('\0') {
+            p.at(
+                field("dpdk", "eal_args").join(i),
+                "an EAL argument cannot hold a NUL byte",
+            );
         }
     }
 }

@@ -1,7 +1,8 @@
 //! lingerd's configuration: YAML in, validated plain types out.
 //!
 //! It owns the file's shape and defaults (`model`), the few value shapes
-//! of its own (`net`: the gateway's `auto|MAC`, the linger map), the
+//! of its own (`net`: the gateway's `auto|MAC`, the linger map; `dpdk`:
+//! the DPDK device's short form and the devices named in EAL arguments), the
 //! checks across fields (`check`), loading with
 //! errors that name the file, line and column (`load`), and the split
 //! between restart-only and reloadable fields (`reload`). It reads only the
@@ -24,18 +25,21 @@
 #![deny(unsafe_code)]
 
 mod check;
+mod dpdk;
 mod load;
 mod model;
 mod net;
 mod reload;
 
+pub use dpdk::{DeviceKind, DpdkDevice, EalDevice, eal_devices};
 pub use lingerd_abi::vocab::{
     ClientExitPolicy, Duration, Linger, MAX_LINGER_MS, MacAddr, ParseError, Prefix, TimeWaitRst,
 };
-pub use load::{ConfigError, Invalid, MAX_FILE_BYTES};
+pub use load::{Build, ConfigError, Invalid, MAX_FILE_BYTES};
 pub use model::{
-    Clients, Close, Config, Gateway, Idle, Listen, Log, LogLevel, MAX_CONNECTIONS, MAX_CORES,
-    MAX_CPU, MAX_LINGER_SECS, Metrics, Tcp, Xdp, XdpMode, ZeroCopy,
+    Clients, Close, Config, Dpdk, Gateway, Idle, Listen, Log, LogLevel, MAX_BURST, MAX_CONNECTIONS,
+    MAX_CORES, MAX_CPU, MAX_LINGER_SECS, MAX_MEMPOOL, Metrics, PortKind, Tcp, Xdp, XdpMode,
+    ZeroCopy,
 };
 pub use net::GatewayMac;
 pub use reload::{Apply, ReloadError};
@@ -65,6 +69,8 @@ impl Config {
             clients: Clients::default(),
             metrics: Metrics::default(),
             log: Log::default(),
+            port: PortKind::Afxdp,
+            dpdk: Dpdk::default(),
         }
     }
 

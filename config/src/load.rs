@@ -87,13 +87,29 @@ impl fmt::Display for Invalid {
     }
 }
 
+/// What the binary that loads a file can run: a file that asks for
+/// something else is refused like any other mistake, at the field that
+/// asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Build {
+    /// Built with the `dpdk` feature: `port: dpdk` can run.
+    pub dpdk: bool,
+}
+
+impl Build {
+    /// Every port: the file's shape alone decides (what [`Config::load`]
+    /// and [`Config::parse`] check).
+    pub const ALL: Build = Build { dpdk: true };
+}
+
 /// [`Config`] with the semantic pass added to garde's derived rules, so both
 /// kinds of problem reach serde-saphyr with paths it maps to locations.
+/// `DPDK`: [`Build::dpdk`] (a constant, as garde's context here is `()`).
 #[derive(Deserialize)]
 #[serde(transparent)]
-struct Checked(Config);
+struct Checked<const DPDK: bool>(Config);
 
-impl Validate for Checked {
+impl<const DPDK: bool> Validate for Checked<DPDK> {
     type Context = ();
 
     fn validate_into(
@@ -103,13 +119,19 @@ impl Validate for Checked {
         report: &mut garde::Report,
     ) {
         self.0.validate_into(ctx, parent, report);
-        check::check(&self.0, report);
+        check::check(&self.0, Build { dpdk: DPDK }, report);
     }
 }
 
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Config::load_for(path, Build::ALL)
+    }
+
+    /// [`Config::load`] for a binary that can run only what `build` says:
+    /// a `port` it lacks is an error at that field.
+    pub fn load_for(path: impl AsRef<Path>, build: Build) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let read_err = |error| ConfigError::Read {
             path: path.to_owned(),
@@ -129,19 +151,27 @@ impl Config {
             path: path.to_owned(),
             offset: e.utf8_error().valid_up_to(),
         })?;
-        Config::parse(&text, &path.display().to_string())
+        Config::parse_for(&text, &path.display().to_string(), build)
     }
 
     /// Parses and validates YAML text; `source_name` is what errors call
     /// it (a file name, `<stdin>`, a test's name).
     pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+        Config::parse_for(text, source_name, Build::ALL)
+    }
+
+    /// [`Config::parse`] for a binary that can run only what `build` says.
+    pub fn parse_for(text: &str, source_name: &str, build: Build) -> Result<Config, ConfigError> {
         let options = serde_saphyr::options! {
             strict_booleans: true,
             duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
         };
-        serde_saphyr::from_str_with_options_valid::<Checked>(text, options)
-            .map(|Checked(c)| c)
-            .map_err(|e| ConfigError::Invalid(Box::new(invalid(&e, source_name))))
+        let parsed = if build.dpdk {
+            serde_saphyr::from_str_with_options_valid::<Checked<true>>(text, options).map(|c| c.0)
+        } else {
+            serde_saphyr::from_str_with_options_valid::<Checked<false>>(text, options).map(|c| c.0)
+        };
+        parsed.map_err(|e| ConfigError::Invalid(Box::new(invalid(&e, source_name))))
     }
 }
 

@@ -2,8 +2,8 @@
 //! its units and the per-field ranges garde checks.
 //!
 //! Every struct denies unknown fields, so a typo is an error that names the
-//! expected fields. Every field but `interface` and `addresses` has a
-//! default. Units are in the field names (`_ms`, `_per_s`) or, for sizes,
+//! expected fields. Every field but `interface` (required with `port:
+//! afxdp`, the default) and `addresses` has a default. Units are in the field names (`_ms`, `_per_s`) or, for sizes,
 //! bytes unless said otherwise. Checks that involve more than one field
 //! (queues and cores pair up, no duplicate ports, ring sizes are powers of
 //! two, …) live in `check.rs`; whether a field may change on reload is in
@@ -27,6 +27,7 @@ use garde::Validate;
 use lingerd_abi::vocab::{ClientExitPolicy, Duration, Linger, MAX_LINGER_MS, Prefix, TimeWaitRst};
 use serde::{Deserialize, Serialize};
 
+use crate::dpdk::DpdkDevice;
 use crate::net::GatewayMac;
 
 /// The largest linger time the Winsock/BSD `l_linger` field can express, in
@@ -50,8 +51,10 @@ pub const MAX_CONNECTIONS: u32 = 1 << 28;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// **restart**. The NIC lingerd attaches to (1 to 15 bytes, Linux's
-    /// `IFNAMSIZ` − 1). Required.
-    #[garde(length(min = 1, max = 15))]
+    /// `IFNAMSIZ` − 1). Required with `port: afxdp`; with `port: dpdk` the
+    /// device is `dpdk.device` and this stays unset.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[garde(length(max = 15))]
     pub interface: String,
     /// **restart**. NIC queue ids, one dataplane core each. Default `[0]`.
     #[serde(default = "default_queues")]
@@ -101,6 +104,15 @@ pub struct Config {
     #[serde(default)]
     #[garde(skip)]
     pub log: Log,
+    /// **restart**. Which port the dataplane runs on: `afxdp` (the default)
+    /// or `dpdk` (a binary built with the `dpdk` feature).
+    #[serde(default)]
+    #[garde(skip)]
+    pub port: PortKind,
+    /// DPDK setup (all **restart**); only with `port: dpdk`.
+    #[serde(default)]
+    #[garde(dive)]
+    pub dpdk: Dpdk,
 }
 
 pub(crate) fn default_queues() -> Vec<u32> {
@@ -355,6 +367,70 @@ impl Default for Xdp {
             mode: XdpMode::Auto,
             zero_copy: ZeroCopy::Auto,
             frames: 8192,
+            idle: Idle::Busy,
+        }
+    }
+}
+
+/// The dataplane's port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    /// AF_XDP sockets on `interface`, with lingerd's XDP program.
+    #[default]
+    Afxdp,
+    /// A DPDK device (`dpdk:` section).
+    Dpdk,
+}
+
+/// Most mbufs in one queue's mempool.
+pub const MAX_MEMPOOL: u32 = 1 << 20;
+/// The largest burst: the per-core loop moves at most 64 frames each way
+/// per iteration.
+pub const MAX_BURST: u16 = 64;
+
+/// DPDK setup (all **restart**); only with `port: dpdk`.
+///
+/// The device is named either by `device` (the short form) or by
+/// `eal_args` alone (exactly one `--vdev=…` or `-a …`); lingerd builds
+/// the rest of the EAL command line itself (no PCI scan unless a PCI
+/// device is named, no telemetry, hugepages when some are free and
+/// mounted, else 256 MiB of ordinary memory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dpdk {
+    /// **restart**. The device in the short form:
+    /// `memif:socket=/run/lingerd/memif0.sock,role=server`,
+    /// `af_packet:iface=eth1`, `tap:iface=dtap0` or a PCI address
+    /// (`0000:03:00.0`). Absent: `eal_args` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[garde(skip)]
+    pub device: Option<DpdkDevice>,
+    /// **restart**. More EAL arguments, appended after lingerd's own
+    /// (`--log-level=info`, `--vdev=net_tap0,iface=x`, `-a 0000:03:00.0`).
+    #[garde(length(max = 64), inner(length(min = 1, max = 4096)))]
+    pub eal_args: Vec<String>,
+    /// **restart**. Mbufs in each queue's mempool, 2048..=2^20 (DPDK is
+    /// most frugal with 2^n − 1). Default 8191.
+    #[garde(range(min = 2048, max = MAX_MEMPOOL))]
+    pub mempool_size: u32,
+    /// **restart**. The most frames one RX or TX burst moves, 1..=64.
+    /// Default 64.
+    #[garde(range(min = 1, max = MAX_BURST))]
+    pub burst_size: u16,
+    /// **restart**. Idle behaviour of the cores (`sleep`: a bounded sleep,
+    /// since DPDK's vdevs have no RX interrupt here).
+    #[garde(skip)]
+    pub idle: Idle,
+}
+
+impl Default for Dpdk {
+    fn default() -> Self {
+        Dpdk {
+            device: None,
+            eal_args: Vec::new(),
+            mempool_size: 8191,
+            burst_size: MAX_BURST,
             idle: Idle::Busy,
         }
     }

@@ -8,16 +8,16 @@
 //!
 //! | reloadable (applies to timers armed and connections made afterwards) | restart-only (shapes tables, sockets or what peers agreed) |
 //! |---|---|
-//! | `tcp.*_ms` timeouts, `tcp.syn_retries`, `tcp.max_retransmits` | `interface`, `queues`, `cores`, `addresses`, `gateway`, `listen` |
+//! | `tcp.*_ms` timeouts, `tcp.syn_retries`, `tcp.max_retransmits` | `port`, `interface`, `queues`, `cores`, `addresses`, `gateway`, `listen` |
 //! | `tcp.time_wait_rst`, `tcp.challenge_acks_per_s` | `tcp.mss`, `tcp.*_buffer`, `tcp.window_shift`, `tcp.timestamps` |
 //! | `close.*` (default linger, client-exit policy, RST pacing) | `tcp.max_connections`, `tcp.ephemeral_ports` |
-//! | `clients.allow_uids` (checked at each attach) | `xdp.*`, `clients.socket`, `clients` ring and chunk sizes |
+//! | `clients.allow_uids` (checked at each attach) | `xdp.*`, `dpdk.*`, `clients.socket`, `clients` ring and chunk sizes |
 //! | `log.level` | `metrics.listen` |
 //!
 //! The split is written once, in `visit`, which destructures every struct
 //! exhaustively: a new field does not compile until it is classified.
 
-use crate::model::{Clients, Close, Config, Log, Metrics, Tcp, Xdp};
+use crate::model::{Clients, Close, Config, Dpdk, Log, Metrics, Tcp, Xdp};
 
 /// When a change to a field takes effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +63,8 @@ fn visit(a: &Config, b: &Config, f: &mut dyn FnMut(&'static str, Apply, bool)) {
         clients,
         metrics,
         log,
+        port,
+        dpdk,
     } = a;
     cmp!("interface", Restart, interface, b.interface);
     cmp!("queues", Restart, queues, b.queues);
@@ -204,6 +206,21 @@ fn visit(a: &Config, b: &Config, f: &mut dyn FnMut(&'static str, Apply, bool)) {
 
     let Log { level } = log;
     cmp!("log.level", Reload, level, b.log.level);
+
+    cmp!("port", Restart, port, b.port);
+    let Dpdk {
+        device,
+        eal_args,
+        mempool_size,
+        burst_size,
+        idle,
+    } = dpdk;
+    let d = &b.dpdk;
+    cmp!("dpdk.device", Restart, device, d.device);
+    cmp!("dpdk.eal_args", Restart, eal_args, d.eal_args);
+    cmp!("dpdk.mempool_size", Restart, mempool_size, d.mempool_size);
+    cmp!("dpdk.burst_size", Restart, burst_size, d.burst_size);
+    cmp!("dpdk.idle", Restart, idle, d.idle);
 }
 
 impl Config {

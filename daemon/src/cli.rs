@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use lingerd_config::{Config, ConfigError};
-use lingerd_daemon::run::{Daemon, EX_CONFIG, EX_UNAVAILABLE, RunError};
+use lingerd_daemon::run::{BUILD, Daemon, EX_CONFIG, EX_UNAVAILABLE, RunError};
 
 /// lingerd: a kernel-bypass TCP daemon whose speciality is the end of a
 /// connection.
@@ -48,7 +48,8 @@ enum Command {
     /// Run the daemon.
     ///
     /// Validates the configuration (exit 78 if it is invalid), then runs one
-    /// pinned AF_XDP engine per configured queue until SIGTERM or SIGINT,
+    /// pinned engine per configured queue (AF_XDP, or DPDK with `port:
+    /// dpdk` in a build with the `dpdk` feature) until SIGTERM or SIGINT,
     /// and exits 0 after applying `close.on_client_exit`.
     Run {
         /// The YAML configuration file.
@@ -98,7 +99,7 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 fn check_config(path: &Path) -> Result<()> {
-    let config = Config::load(path)?;
+    let config = Config::load_for(path, BUILD)?;
     println!("OK: {}", path.display());
     print!("{}", crate::summary::summary(&config));
     Ok(())

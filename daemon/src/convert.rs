@@ -5,17 +5,19 @@
 //! the TIME-WAIT RST policy, prefixes) are one `lingerd_abi::vocab` type
 //! each and pass through untouched. What is left differs in shape: the
 //! `tcp:` section's flat fields become a `TcpConfig` with its `RtoBounds`;
-//! the configured queues become one [`QueuePlan`] each (its `EngineConfig`,
-//! its AF_XDP socket configuration and the core to pin it to); the `xdp:`
-//! words become the AF_XDP port's (`zero_copy: on` is `Require`; `idle`
-//! gains the sleep cap); on a reload, the engine's [`Tunables`] and the
-//! new [`ExitRule`]. Pure: no I/O; the interface's MAC and the secrets are
+//! the configured queues become one [`QueuePlan`] each (its `EngineConfig`
+//! and the core to pin it to), with an AF_XDP socket configuration per
+//! queue ([`afxdp_port`]) or, for `port: dpdk`, one EAL command line and
+//! device for all of them (`dpdk_plan`: the short device form becomes the
+//! vdev's arguments); the `xdp:` words become the AF_XDP port's
+//! (`zero_copy: on` is `Require`; `idle` gains the sleep cap); on a reload,
+//! the engine's [`Tunables`] and the new [`ExitRule`]. Pure: no I/O; the interface's MAC and the secrets are
 //! arguments, so every mapping is tested here.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use lingerd_abi::vocab::ClientExitPolicy;
-use lingerd_config::{Config, Idle, XdpMode};
+use lingerd_config::{Config, Idle, PortKind, XdpMode};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TcpConfig, Tunables};
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AttachMode, IdleMode, XskConfig, ZeroCopy};
@@ -49,8 +51,6 @@ pub(crate) struct QueuePlan {
     pub(crate) cpu: u32,
     /// The engine's configuration.
     pub(crate) engine: EngineConfig,
-    /// The socket's configuration.
-    pub(crate) port: AfXdpConfig,
 }
 
 /// A configured timer in the dataplane's milliseconds (the configuration's
@@ -122,6 +122,14 @@ pub(crate) fn tunables(c: &Config) -> Tunables {
     Tunables::of(&tcp_config(&c.tcp), c.close.default_linger)
 }
 
+/// The cores' idle behaviour: the configured port's `idle`.
+pub(crate) fn port_idle(c: &Config) -> IdleMode {
+    idle_mode(match c.port {
+        PortKind::Afxdp => c.xdp.idle,
+        PortKind::Dpdk => c.dpdk.idle,
+    })
+}
+
 /// The cores' idle behaviour.
 pub(crate) fn idle_mode(i: Idle) -> IdleMode {
     match i {
@@ -162,21 +170,14 @@ pub(crate) fn ports(c: &Config) -> Vec<u16> {
     c.listen.iter().map(|l| l.port).collect()
 }
 
-/// One plan per configured queue. `mac` is the interface's address.
+/// One plan per configured queue. `mac` is the port's address (the
+/// interface's, or the DPDK device's).
 pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<QueuePlan> {
     let n = c.queues.len();
     let tcp = tcp_config(&c.tcp);
     let addrs: Vec<LocalAddr> = v4_addresses(c)
         .map(|(addr, prefix_len)| LocalAddr { addr, prefix_len })
         .collect();
-    let xsk = XskConfig {
-        zero_copy: match c.xdp.zero_copy {
-            lingerd_config::ZeroCopy::Auto => ZeroCopy::Auto,
-            lingerd_config::ZeroCopy::On => ZeroCopy::Require,
-            lingerd_config::ZeroCopy::Off => ZeroCopy::Off,
-        },
-        ..XskConfig::with_frames(c.xdp.frames)
-    };
     c.queue_cores()
         .enumerate()
         .map(|(i, (queue, cpu))| {
@@ -194,24 +195,110 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 hash_key: secrets.hash,
                 flow: (n > 1).then(|| FlowSteer::software(index, n as u8)),
             };
-            let port = AfXdpConfig {
-                iface: c.interface.clone(),
-                queue,
-                attach: attach_mode(c.xdp.mode),
-                xsk,
-                addrs: addresses(c),
-                ports: ports(c),
-                ephemeral: Some(tcp.ephemeral_ports),
-            };
             QueuePlan {
                 index,
                 queue,
                 cpu,
                 engine,
-                port,
             }
         })
         .collect()
+}
+
+/// The AF_XDP socket of `queue` (`port: afxdp`).
+pub(crate) fn afxdp_port(c: &Config, queue: u32) -> AfXdpConfig {
+    let xsk = XskConfig {
+        zero_copy: match c.xdp.zero_copy {
+            lingerd_config::ZeroCopy::Auto => ZeroCopy::Auto,
+            lingerd_config::ZeroCopy::On => ZeroCopy::Require,
+            lingerd_config::ZeroCopy::Off => ZeroCopy::Off,
+        },
+        ..XskConfig::with_frames(c.xdp.frames)
+    };
+    AfXdpConfig {
+        iface: c.interface.clone(),
+        queue,
+        attach: attach_mode(c.xdp.mode),
+        xsk,
+        addrs: addresses(c),
+        ports: ports(c),
+        ephemeral: Some((c.tcp.ephemeral_ports[0], c.tcp.ephemeral_ports[1])),
+    }
+}
+
+/// The DPDK side of `port: dpdk`: the EAL's command line and the device
+/// every queue pair belongs to.
+#[cfg(feature = "dpdk")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DpdkPlan {
+    /// The EAL (`dpdk.eal_args` appended to lingerd's own arguments).
+    pub(crate) eal: lingerd_dataplane::port::dpdk::EalConfig,
+    /// The device, one queue pair per configured queue.
+    pub(crate) port: lingerd_dataplane::port::dpdk::DpdkConfig,
+}
+
+/// The DPDK plan of `c` (`port: dpdk`, already validated); `Err` for what
+/// only this build can refuse (a PCI device without a PCI bus).
+#[cfg(feature = "dpdk")]
+pub(crate) fn dpdk_plan(c: &Config) -> Result<DpdkPlan, String> {
+    use lingerd_config::DeviceKind;
+    use lingerd_dataplane::port::dpdk::{DpdkConfig, EalConfig, PCI_BUS};
+
+    let d = &c.dpdk;
+    let queues = c.queues.len();
+    let mut extra = d.eal_args.clone();
+    let (device, pci) = match &d.device {
+        Some(dev) if dev.kind == DeviceKind::Pci => {
+            extra.extend(["-a".to_owned(), dev.pci.clone()]);
+            (dev.pci.clone(), true)
+        }
+        Some(dev) => {
+            let mut args = format!("{}0", dev.kind.driver().unwrap_or("net_null"));
+            for (k, v) in &dev.options {
+                args.push_str(&format!(",{k}={v}"));
+            }
+            // lingerd's defaults for what the short form leaves out: memif
+            // on a socket file (removed at stop), af_packet with one queue
+            // pair per core.
+            match dev.kind {
+                DeviceKind::Memif if dev.option("socket-abstract").is_none() => {
+                    args.push_str(",socket-abstract=no");
+                }
+                DeviceKind::AfPacket if dev.option("qpairs").is_none() => {
+                    args.push_str(&format!(",qpairs={queues}"));
+                }
+                _ => {}
+            }
+            (args, false)
+        }
+        None => {
+            let named = lingerd_config::eal_devices(&d.eal_args);
+            let first = named
+                .first()
+                .ok_or("dpdk.eal_args names no device (--vdev=... or -a ...)")?;
+            (first.name.clone(), first.pci)
+        }
+    };
+    if pci && !PCI_BUS {
+        return Err(format!(
+            "DPDK device {device} is a PCI device, and this lingerd links DPDK statically with \
+             the vdev drivers only (memif, ring, null, tap, af_packet): build it with \
+             LINGERD_DPDK_SHARED=1 to drive NICs"
+        ));
+    }
+    Ok(DpdkPlan {
+        eal: EalConfig {
+            pci,
+            extra,
+            ..EalConfig::default()
+        },
+        port: DpdkConfig {
+            queues: queues as u16,
+            mbufs: d.mempool_size,
+            burst: d.burst_size,
+            ..DpdkConfig::new(&device)
+        },
+    })
 }
 
 #[cfg(test)]
@@ -256,12 +343,13 @@ mod tests {
         assert_eq!(p.engine.isn_secret, [1, 2]);
         assert_eq!(p.engine.cookie_secret, [4, 5]);
         assert_eq!(p.engine.hash_key, 3);
-        assert_eq!(p.port.iface, "eth0");
-        assert_eq!(p.port.attach, AttachMode::Auto);
-        assert_eq!(p.port.xsk.zero_copy, ZeroCopy::Auto);
-        assert_eq!(p.port.xsk.frames, 8192);
-        assert!(p.port.ports.is_empty());
-        assert_eq!(p.port.ephemeral, Some((32_768, 60_999)));
+        let port = afxdp_port(&c, p.queue);
+        assert_eq!(port.iface, "eth0");
+        assert_eq!(port.attach, AttachMode::Auto);
+        assert_eq!(port.xsk.zero_copy, ZeroCopy::Auto);
+        assert_eq!(port.xsk.frames, 8192);
+        assert!(port.ports.is_empty());
+        assert_eq!(port.ephemeral, Some((32_768, 60_999)));
         assert_eq!(idle_mode(c.xdp.idle), IdleMode::BusyPoll);
         assert_eq!(c.close.on_client_exit, ClientExitPolicy::Linger);
         assert_eq!(exit_rule(&c).policy, ClientExitPolicy::Linger);
@@ -321,12 +409,14 @@ mod tests {
             assert_eq!(p.engine.default_linger, Linger { on: true, ms: 2000 });
             let flow = p.engine.flow.as_ref().expect("two queues: flow steering");
             assert_eq!((flow.me as usize, flow.queues), (i, 2));
-            assert_eq!(p.port.attach, AttachMode::Generic);
-            assert_eq!(p.port.xsk.zero_copy, ZeroCopy::Off);
-            assert_eq!(p.port.xsk.frames, 4096);
-            assert_eq!(p.port.ports, [7, 80]);
-            assert_eq!(p.port.ephemeral, Some((40_000, 40_999)));
-            assert_eq!(p.port.addrs.len(), 2);
+            let port = afxdp_port(&c, p.queue);
+            assert_eq!(port.queue, p.queue);
+            assert_eq!(port.attach, AttachMode::Generic);
+            assert_eq!(port.xsk.zero_copy, ZeroCopy::Off);
+            assert_eq!(port.xsk.frames, 4096);
+            assert_eq!(port.ports, [7, 80]);
+            assert_eq!(port.ephemeral, Some((40_000, 40_999)));
+            assert_eq!(port.addrs.len(), 2);
         }
         assert_eq!(
             idle_mode(c.xdp.idle),
@@ -363,15 +453,61 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_short_forms_become_vdev_arguments() {
+        use lingerd_dataplane::port::dpdk::PCI_BUS;
+        let dpdk = |extra: &str| {
+            parse(&format!(
+                "port: dpdk\naddresses: [198.18.0.3/24]\nqueues: [0, 1]\ncores: [0, 1]\n{extra}"
+            ))
+        };
+        let c = dpdk(
+            "dpdk: {device: \"memif:socket=/run/lingerd/m.sock,role=server\", \
+             mempool_size: 4095, burst_size: 32, idle: sleep, eal_args: [--log-level=info]}\n",
+        );
+        let p = dpdk_plan(&c).unwrap();
+        assert_eq!(
+            p.port.device,
+            "net_memif0,socket=/run/lingerd/m.sock,role=server,socket-abstract=no"
+        );
+        assert_eq!((p.port.queues, p.port.mbufs, p.port.burst), (2, 4095, 32));
+        assert_eq!(p.eal.extra, ["--log-level=info"]);
+        assert!(!p.eal.pci);
+        assert!(p.eal.args().contains(&"--no-pci".to_owned()));
+        assert_eq!(
+            port_idle(&c),
+            IdleMode::Sleep {
+                max: std::time::Duration::from_millis(SLEEP_CAP_MS)
+            }
+        );
+        let c = dpdk("dpdk: {device: \"af_packet:iface=lgd1-d\"}\n");
+        let p = dpdk_plan(&c).unwrap();
+        assert_eq!(p.port.device, "net_af_packet0,iface=lgd1-d,qpairs=2");
+        assert_eq!(port_idle(&c), IdleMode::BusyPoll);
+        let c = dpdk("dpdk: {eal_args: [\"--vdev=net_tap0,iface=dtap9\"]}\n");
+        let p = dpdk_plan(&c).unwrap();
+        assert_eq!(p.port.device, "net_tap0");
+        assert_eq!(p.eal.extra, ["--vdev=net_tap0,iface=dtap9"]);
+        let c = dpdk("dpdk: {device: \"03:00.0\"}\n");
+        match (dpdk_plan(&c), PCI_BUS) {
+            (Ok(p), true) => {
+                assert_eq!(p.port.device, "0000:03:00.0");
+                assert!(p.eal.pci);
+                assert_eq!(p.eal.extra, ["-a", "0000:03:00.0"]);
+                assert!(!p.eal.args().contains(&"--no-pci".to_owned()));
+            }
+            (Err(e), false) => assert!(e.contains("LINGERD_DPDK_SHARED=1"), "{e}"),
+            (r, pci_bus) => panic!("PCI bus {pci_bus}: {r:?}"),
+        }
+    }
+
     #[test]
     fn zero_copy_and_modes() {
         assert_eq!(attach_mode(XdpMode::Native), AttachMode::Native);
         assert_eq!(attach_mode(XdpMode::Auto), AttachMode::Auto);
         let c = parse("interface: eth0\naddresses: [198.18.0.3/24]\nxdp: {zero_copy: on}\n");
-        assert_eq!(
-            plan(&c, MAC, SECRETS)[0].port.xsk.zero_copy,
-            ZeroCopy::Require
-        );
+        assert_eq!(afxdp_port(&c, 0).xsk.zero_copy, ZeroCopy::Require);
         assert_eq!(
             attach_mode(XdpMode::Generic),
             AttachMode::Generic,

@@ -2,7 +2,8 @@
 //! format, served from a plain thread on the configured local address.
 //!
 //! It owns the metric names beyond the engine's own counters (states,
-//! timers, rings, AF_XDP), the rendering and the HTTP endpoint. Cores never
+//! timers, rings, the port's: AF_XDP or DPDK, through [`PortFigures`]),
+//! the rendering and the HTTP endpoint. Cores never
 //! block on it: each core publishes a copy of its figures now and then into
 //! its own slot ([`MetricsHub::publish`]), and a scrape sums the latest
 //! copies. It may not touch engines or rings directly.
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 use lingerd_dataplane::engine::counters::Counters;
 use lingerd_dataplane::port::afxdp::{AfXdpStats, PortCounters, XskStats};
+#[cfg(feature = "dpdk")]
+use lingerd_dataplane::port::dpdk::{DpdkCounters, DpdkStats, EthStats};
 use lingerd_dataplane::rings::RingStats;
 use lingerd_dataplane::tcp::State;
 
@@ -38,6 +41,24 @@ pub struct CoreSnapshot {
     /// AF_XDP figures as `(name, help, value)`, counters only
     /// ([`xdp_series`]); rendered as `lingerd_xdp_<name>_total`.
     pub xdp: Vec<(&'static str, &'static str, u64)>,
+    /// DPDK figures, likewise (`dpdk_series`, feature `dpdk`); rendered as
+    /// `lingerd_dpdk_<name>_total`.
+    pub dpdk: Vec<(&'static str, &'static str, u64)>,
+}
+
+/// A port's statistics as the metrics show them: the one thing the
+/// per-core shell needs to know about the port's `Stats` type.
+pub trait PortFigures: Copy + std::fmt::Debug {
+    /// Writes these figures into core `core`'s snapshot (figures of the
+    /// whole device, which every core reads alike, only from core 0, so
+    /// that the sum over cores counts them once).
+    fn publish_into(&self, core: usize, snapshot: &mut CoreSnapshot);
+}
+
+impl PortFigures for AfXdpStats {
+    fn publish_into(&self, _core: usize, snapshot: &mut CoreSnapshot) {
+        snapshot.xdp = xdp_series(self);
+    }
 }
 
 /// A port's statistics as [`CoreSnapshot::xdp`] series: the port's own
@@ -124,6 +145,122 @@ pub fn xdp_series(s: &AfXdpStats) -> Vec<(&'static str, &'static str, u64)> {
     ]
 }
 
+/// A DPDK port's statistics as [`CoreSnapshot::dpdk`] series: the port's
+/// own counters and its queue's, then (with `device`) the device's
+/// `rte_eth_stats` totals.
+#[cfg(feature = "dpdk")]
+pub fn dpdk_series(s: &DpdkStats, device: bool) -> Vec<(&'static str, &'static str, u64)> {
+    // Destructured so that a new counter does not compile until it is named.
+    let DpdkStats {
+        port:
+            DpdkCounters {
+                rx_frames,
+                rx_chained,
+                tx_frames,
+                tx_no_frame,
+                sleeps,
+                loops,
+            },
+        dev:
+            EthStats {
+                ipackets,
+                opackets,
+                ibytes,
+                obytes,
+                imissed,
+                ierrors,
+                oerrors,
+                rx_nombuf,
+                queue_ipackets,
+                queue_opackets,
+            },
+    } = *s;
+    let mut out = vec![
+        (
+            "rx_frames",
+            "Frames received from the DPDK queues and handed on.",
+            rx_frames,
+        ),
+        (
+            "rx_chained",
+            "Multi-segment frames received and dropped unread.",
+            rx_chained,
+        ),
+        ("tx_frames", "Frames queued for the DPDK PMD.", tx_frames),
+        (
+            "tx_no_frame",
+            "Times a frame was wanted for TX and the mempool had no free mbuf.",
+            tx_no_frame,
+        ),
+        (
+            "sleeps",
+            "Times an idle dataplane loop slept (idle: sleep).",
+            sleeps,
+        ),
+        ("loops", "Iterations of the dataplane loops.", loops),
+        (
+            "queue_rx_packets",
+            "Frames the device counted on lingerd's RX queues.",
+            queue_ipackets,
+        ),
+        (
+            "queue_tx_packets",
+            "Frames the device counted on lingerd's TX queues.",
+            queue_opackets,
+        ),
+    ];
+    if device {
+        out.extend([
+            (
+                "rx_packets",
+                "rte_eth_stats: frames received by the device.",
+                ipackets,
+            ),
+            (
+                "tx_packets",
+                "rte_eth_stats: frames sent by the device.",
+                opackets,
+            ),
+            ("rx_bytes", "rte_eth_stats: bytes received.", ibytes),
+            ("tx_bytes", "rte_eth_stats: bytes sent.", obytes),
+            (
+                "rx_missed",
+                "rte_eth_stats: frames dropped for lack of room in an RX queue.",
+                imissed,
+            ),
+            ("rx_errors", "rte_eth_stats: receive errors.", ierrors),
+            ("tx_errors", "rte_eth_stats: send errors.", oerrors),
+            (
+                "rx_nombuf",
+                "rte_eth_stats: RX mbuf allocation failures.",
+                rx_nombuf,
+            ),
+        ]);
+    }
+    out
+}
+
+#[cfg(feature = "dpdk")]
+impl PortFigures for DpdkStats {
+    fn publish_into(&self, core: usize, snapshot: &mut CoreSnapshot) {
+        snapshot.dpdk = dpdk_series(self, core == 0);
+    }
+}
+
+/// Adds each `(name, help, value)` of `from` to the series of that name in
+/// `into` (appended when new).
+fn sum_series(
+    into: &mut Vec<(&'static str, &'static str, u64)>,
+    from: &[(&'static str, &'static str, u64)],
+) {
+    for &(name, help, v) in from {
+        match into.iter_mut().find(|x| x.0 == name) {
+            Some(x) => x.2 += v,
+            None => into.push((name, help, v)),
+        }
+    }
+}
+
 /// Where cores publish and scrapes read: one slot per core.
 #[derive(Debug)]
 pub struct MetricsHub {
@@ -179,6 +316,7 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
     let mut linger_timers = 0;
     let mut rings = RingStats::default();
     let mut xdp: Vec<(&'static str, &'static str, u64)> = Vec::new();
+    let mut dpdk: Vec<(&'static str, &'static str, u64)> = Vec::new();
     for s in snaps {
         total.add(&s.counters);
         for (a, b) in states.iter_mut().zip(s.states) {
@@ -187,12 +325,8 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         timers += s.timers_armed;
         linger_timers += s.linger_timers_armed;
         rings.add(s.rings);
-        for &(name, help, v) in &s.xdp {
-            match xdp.iter_mut().find(|x| x.0 == name) {
-                Some(x) => x.2 += v,
-                None => xdp.push((name, help, v)),
-            }
-        }
+        sum_series(&mut xdp, &s.xdp);
+        sum_series(&mut dpdk, &s.dpdk);
     }
     let mut out = String::with_capacity(8 * 1024);
     for (name, help, value) in total.fields() {
@@ -278,9 +412,11 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         family(&mut out, name, help, "counter");
         let _ = writeln!(out, "lingerd_{name} {v}");
     }
-    for (name, help, v) in xdp {
-        family(&mut out, &format!("xdp_{name}_total"), help, "counter");
-        let _ = writeln!(out, "lingerd_xdp_{name}_total {v}");
+    for (port, series) in [("xdp", xdp), ("dpdk", dpdk)] {
+        for (name, help, v) in series {
+            family(&mut out, &format!("{port}_{name}_total"), help, "counter");
+            let _ = writeln!(out, "lingerd_{port}_{name}_total {v}");
+        }
     }
     out
 }
@@ -422,6 +558,35 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_series_count_the_device_once() {
+        let mut a = DpdkStats::default();
+        a.port.rx_frames = 10;
+        a.dev.ipackets = 30;
+        a.dev.queue_ipackets = 10;
+        let hub = MetricsHub::new(2);
+        for core in 0..2 {
+            let mut snap = CoreSnapshot::default();
+            a.publish_into(core, &mut snap);
+            assert_eq!(snap.dpdk.len(), if core == 0 { 16 } else { 8 });
+            hub.publish(core, snap);
+        }
+        let text = hub.render();
+        for line in [
+            "lingerd_dpdk_rx_frames_total 20",
+            "lingerd_dpdk_queue_rx_packets_total 20",
+            "lingerd_dpdk_rx_packets_total 30",
+            "# TYPE lingerd_dpdk_rx_nombuf_total counter",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("lingerd_xdp_"), "{text}");
     }
 
     #[test]

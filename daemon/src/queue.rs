@@ -1,10 +1,13 @@
 //! One dataplane core: its thread and the [`CoreShell`] the per-core loop
 //! calls every iteration.
 //!
-//! [`queue_thread`] pins itself, binds its AF_XDP socket and registers it in
-//! the shared steering program, reports its start-up line, builds its
-//! `QueueEngine`, opens the `listen:` ports as the admin client and runs
-//! [`core_loop::run`] with a [`CoreShell`]. The shell owns what the daemon
+//! [`queue_thread`] pins itself, opens its port with the opener it is given
+//! (an AF_XDP socket registered in the shared steering program, or a DPDK
+//! queue pair with the thread registered as an lcore), reports its start-up
+//! line, builds its `QueueEngine`, opens the `listen:` ports as the admin
+//! client and runs [`core_loop::run`] with a [`CoreShell`]. Both are generic
+//! over the [`Port`]: the shell only needs its statistics to be
+//! [`PortFigures`]. The shell owns what the daemon
 //! does on a core besides frames and timers: the daemon's own app
 //! ([`App`]), the attached clients' rings ([`CoreClients`]), the state
 //! census (the table walked in bounded slices, spaced in time), the
@@ -24,15 +27,14 @@ use std::time::{Duration, Instant};
 
 use lingerd_dataplane::engine::api::{ADMIN_CLIENT, Completion};
 use lingerd_dataplane::engine::{Census, QueueEngine};
-use lingerd_dataplane::port::afxdp::{AfXdpPort, AfXdpStats, IdleMode, Steering};
 use lingerd_dataplane::port::handoff::Handoff;
-use lingerd_dataplane::port::{Hooks, LoopView, Port, core_loop};
+use lingerd_dataplane::port::{Hooks, IdleMode, LoopView, Port, core_loop};
 use lingerd_dataplane::shared::RxSink;
 
 use crate::app::App;
 use crate::convert::{ExitRule, QueuePlan};
 use crate::cores::{CoreClients, CoreCommand};
-use crate::metrics::{CoreSnapshot, MetricsHub, xdp_series};
+use crate::metrics::{CoreSnapshot, MetricsHub, PortFigures};
 use crate::pin;
 
 /// How often a core publishes its figures for `/metrics`.
@@ -47,8 +49,6 @@ const CENSUS_EVERY: Duration = Duration::from_micros(128);
 
 /// What every queue's thread shares with the main thread.
 pub(crate) struct Shared {
-    /// The XDP program every queue registers its socket in.
-    pub(crate) steering: Mutex<Steering>,
     /// Set on SIGTERM or SIGINT (or by [`crate::run::Daemon::stop`]), and
     /// when a queue fails: every core starts its shutdown.
     pub(crate) signal: Arc<AtomicBool>,
@@ -91,8 +91,8 @@ impl CensusWalk {
 }
 
 /// Everything the daemon does on one core besides frames and timers (see
-/// the module documentation).
-pub(crate) struct CoreShell {
+/// the module documentation). `S`: the port's statistics.
+pub(crate) struct CoreShell<S> {
     index: u8,
     shared: Arc<Shared>,
     app: App,
@@ -100,14 +100,14 @@ pub(crate) struct CoreShell {
     census: CensusWalk,
     census_at: Instant,
     /// The port's statistics as last shown by the loop.
-    xdp: Option<AfXdpStats>,
+    port: Option<S>,
     published: Instant,
     /// When the shutdown gives up waiting; `None` until it starts.
     deadline: Option<Instant>,
     done: bool,
 }
 
-impl CoreShell {
+impl<S: PortFigures> CoreShell<S> {
     /// The shell of core `index`, its clients fed by `commands`; `t0` is
     /// the engine's start.
     pub(crate) fn new(
@@ -115,7 +115,7 @@ impl CoreShell {
         shared: Arc<Shared>,
         commands: mpsc::Receiver<CoreCommand>,
         t0: Instant,
-    ) -> CoreShell {
+    ) -> CoreShell<S> {
         CoreShell {
             index,
             shared,
@@ -123,7 +123,7 @@ impl CoreShell {
             clients: CoreClients::new(u32::from(index), commands),
             census: CensusWalk::default(),
             census_at: t0,
-            xdp: None,
+            port: None,
             published: t0,
             deadline: None,
             done: false,
@@ -142,17 +142,19 @@ impl CoreShell {
     }
 
     fn publish(&mut self, engine: &QueueEngine) {
-        self.shared.metrics.publish(
-            usize::from(self.index),
-            CoreSnapshot {
-                counters: engine.counters().clone(),
-                states: self.census.last.states,
-                linger_timers_armed: self.census.last.linger_armed,
-                timers_armed: engine.timers_armed() as u64,
-                rings: self.clients.stats(),
-                xdp: self.xdp.as_ref().map(xdp_series).unwrap_or_default(),
-            },
-        );
+        let core = usize::from(self.index);
+        let mut snapshot = CoreSnapshot {
+            counters: engine.counters().clone(),
+            states: self.census.last.states,
+            linger_timers_armed: self.census.last.linger_armed,
+            timers_armed: engine.timers_armed() as u64,
+            rings: self.clients.stats(),
+            ..CoreSnapshot::default()
+        };
+        if let Some(stats) = &self.port {
+            stats.publish_into(core, &mut snapshot);
+        }
+        self.shared.metrics.publish(core, snapshot);
     }
 
     /// Starts the shutdown once the signal is seen, and says done when it
@@ -180,12 +182,12 @@ impl CoreShell {
     }
 }
 
-impl Hooks<AfXdpStats> for CoreShell {
+impl<S: PortFigures> Hooks<S> for CoreShell<S> {
     fn done(&mut self) -> bool {
         self.done
     }
 
-    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, view: LoopView<AfXdpStats>) {
+    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, view: LoopView<S>) {
         // Completions delivered last iteration are published here: one
         // release store and at most one wakeup per client for a burst.
         self.clients.flush();
@@ -195,7 +197,7 @@ impl Hooks<AfXdpStats> for CoreShell {
             self.census.step(engine);
         }
         if view.stats.is_some() {
-            self.xdp = view.stats;
+            self.port = view.stats;
         }
         if now.saturating_duration_since(self.published) >= METRICS_EVERY {
             self.published = now;
@@ -220,15 +222,34 @@ impl Hooks<AfXdpStats> for CoreShell {
     }
 }
 
+/// A port a queue's thread opened: the port, its start-up description, and
+/// what must stay alive on that thread until the port is gone (a DPDK
+/// lcore registration; for AF_XDP the steering program, shared by the
+/// queues and detached when the last one lets go).
+pub(crate) struct Opened<P, G> {
+    /// The port.
+    pub(crate) port: P,
+    /// What it got (driver, mode, MAC…), for the start-up line.
+    pub(crate) info: String,
+    /// Dropped after the port.
+    pub(crate) guard: G,
+}
+
 /// One queue's thread, from pinning to its summary line (`Err`: why it
-/// failed). Reports its start-up on `ready` either way.
-pub(crate) fn queue_thread(
+/// failed). Reports its start-up on `ready` either way. `open` runs on
+/// this thread once it is pinned.
+pub(crate) fn queue_thread<P, G>(
     plan: QueuePlan,
     shared: Arc<Shared>,
     mut handoff: Option<Handoff>,
     commands: mpsc::Receiver<CoreCommand>,
     ready: mpsc::Sender<Ready>,
-) -> Result<String, String> {
+    open: impl FnOnce() -> Result<Opened<P, G>, String>,
+) -> Result<String, String>
+where
+    P: Port,
+    P::Stats: PortFigures,
+{
     let index = plan.index;
     let fail = |e: String| {
         let _ = ready.send((index, Err(e.clone())));
@@ -238,22 +259,17 @@ pub(crate) fn queue_thread(
     if let Err(e) = pin::pin_current(plan.cpu) {
         return fail(format!("queue {}: core {}: {e}", plan.queue, plan.cpu));
     }
-    let opened = {
-        let mut s = shared.steering.lock().unwrap_or_else(|e| e.into_inner());
-        AfXdpPort::open_queue(&plan.port, &mut s)
-    };
-    let mut port = match opened {
-        Ok(p) => p,
+    let Opened {
+        mut port,
+        info,
+        guard,
+    } = match open() {
+        Ok(o) => o,
         Err(e) => return fail(format!("queue {}: {e}", plan.queue)),
     };
     let _ = ready.send((
         index,
-        Ok(format!(
-            "queue {} on core {}: {}",
-            plan.queue,
-            plan.cpu,
-            port.info()
-        )),
+        Ok(format!("queue {} on core {}: {info}", plan.queue, plan.cpu)),
     ));
     let t0 = Instant::now();
     let mut engine = QueueEngine::new(plan.engine, t0);
@@ -275,6 +291,9 @@ pub(crate) fn queue_thread(
         c.rst_abort,
         handoff.as_ref().map(Handoff::counters)
     );
+    // The port goes first, then what had to outlive it.
+    drop(port);
+    drop(guard);
     match result {
         Ok(()) => Ok(summary),
         Err(e) => {

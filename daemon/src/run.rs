@@ -4,14 +4,18 @@
 //!
 //! Start-up ([`Daemon::start`]), in order, each failure a clear error
 //! ([`RunError`], with its sysexits(3) status) before anything is attached:
-//! root; the interface exists (in this network namespace); every
-//! configured queue is below the interface's rx queue count; every core is
-//! in the allowed CPU mask (a NUMA mismatch with the NIC is a warning).
-//! Then lingerd's XDP program is attached once ([`Steering`]), the control
-//! socket ([`crate::attach`]), the ctl socket ([`crate::ctl`]) and the
-//! `/metrics` listener are bound, and one thread per queue
-//! (`queue`) pins itself, binds its AF_XDP socket and runs the
-//! per-core loop. Each queue prints one start-up line (native or generic
+//! root; every core is in the allowed CPU mask (a NUMA mismatch with the
+//! NIC is a warning); for `port: afxdp` the interface exists (in this
+//! network namespace) and every configured queue is below its rx queue
+//! count. Then the port: lingerd's XDP program is attached once
+//! ([`Steering`]), or, for `port: dpdk` (feature `dpdk`), the EAL starts
+//! once from the `dpdk:` section and the device is opened with one RX/TX
+//! queue pair per core (its MAC is the engines'; no XDP program, no
+//! steering: the engine answers ARP and drops what is not its own). Then
+//! the control socket ([`crate::attach`]), the ctl socket ([`crate::ctl`])
+//! and the `/metrics` listener are bound, and one thread per queue
+//! (`queue`) pins itself, binds its AF_XDP socket (or registers as a DPDK
+//! lcore and takes its queue pair) and runs the per-core loop. Each queue prints one start-up line (native or generic
 //! XDP, copy or zero-copy); then the daemon prints where clients and
 //! `lingerd ctl` reach it, and systemd hears READY=1. With several queues,
 //! frames that reach the wrong queue move to their owner over
@@ -38,9 +42,12 @@
 //! to the connections it and every attached client hold, keeps running
 //! until those closes completed and their frames left (bounded by the
 //! longest default linger plus a second), and returns its summary line;
-//! the program is detached when the last socket is gone.
+//! the program is detached when the last socket is gone. With DPDK, each
+//! core closes its queue pair as it ends (the last one stops and closes
+//! the device, which removes a memif server's socket file), then the EAL
+//! is shut down (`rte_eal_cleanup`, its runtime directory removed).
 //!
-//! It owns the threads, the signal flags and the steering program;
+//! It owns the threads, the signal flags, the steering program and the EAL;
 //! protocol work is the engine's, per-connection behaviour the core's
 //! (`queue`).
 
@@ -53,20 +60,23 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use lingerd_abi::layout::Layout;
-use lingerd_config::{Config, GatewayMac};
+use lingerd_config::{Build, Config, GatewayMac, PortKind};
 use lingerd_dataplane::engine::config::Tunables;
-use lingerd_dataplane::port::afxdp::Steering;
+use lingerd_dataplane::port::Port;
+use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, Steering};
+#[cfg(feature = "dpdk")]
+use lingerd_dataplane::port::dpdk::{DpdkPort, Eal};
 use lingerd_dataplane::port::handoff::Handoff;
 use lingerd_dataplane::wire::EthernetAddress;
 
 use crate::attach::{Acceptor, AcceptorConfig, AttachEvent};
-use crate::convert::{self, ExitRule, Secrets};
+use crate::convert::{self, ExitRule, QueuePlan, Secrets};
 use crate::cores::CoreCommand;
 use crate::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use crate::logging;
-use crate::metrics::{MetricsHub, MetricsServer};
+use crate::metrics::{MetricsHub, MetricsServer, PortFigures};
 use crate::pin::{self, PinError};
-use crate::queue::{Ready, Shared, queue_thread};
+use crate::queue::{Opened, Ready, Shared, queue_thread};
 use crate::reload::{self, Decision};
 
 /// `EX_UNAVAILABLE`: a required service (the dataplane port, or the
@@ -77,6 +87,12 @@ pub const EX_NOPERM: u8 = 77;
 /// `EX_CONFIG`: the configuration is missing, unreadable, invalid, or does
 /// not fit this host.
 pub const EX_CONFIG: u8 = 78;
+
+/// What this binary can run: `port: dpdk` only with the `dpdk` feature
+/// (`check-config` and `run` load files with it).
+pub const BUILD: Build = Build {
+    dpdk: cfg!(feature = "dpdk"),
+};
 
 /// How long start-up may take per queue (bind, register, first listen).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -192,7 +208,78 @@ pub struct Daemon {
     ctl: Option<CtlServer>,
     metrics: Option<MetricsServer>,
     cores: Vec<mpsc::Sender<CoreCommand>>,
-    threads: Vec<JoinHandle<Result<String, String>>>,
+    threads: Vec<QueueHandle>,
+    /// The EAL (`port: dpdk`), shut down after the cores are gone; last, so
+    /// that it drops after everything else.
+    #[cfg(feature = "dpdk")]
+    dpdk: Option<DpdkEnv>,
+}
+
+/// A dataplane thread: its summary line, or why it failed.
+type QueueHandle = JoinHandle<Result<String, String>>;
+
+/// The opened port before the queue threads start.
+enum Ports {
+    /// The XDP program and each queue's socket configuration.
+    AfXdp {
+        steering: Arc<Mutex<Steering>>,
+        configs: Vec<AfXdpConfig>,
+    },
+    /// The EAL and each queue pair of the device.
+    #[cfg(feature = "dpdk")]
+    Dpdk {
+        eal: &'static Eal,
+        ports: Vec<DpdkPort>,
+    },
+}
+
+/// Starts the thread of `plan`'s queue, which opens its port with `open`.
+fn spawn_queue<P, G>(
+    plan: QueuePlan,
+    shared: &Arc<Shared>,
+    handoff: Option<Handoff>,
+    ready: &mpsc::Sender<Ready>,
+    open: impl FnOnce() -> Result<Opened<P, G>, String> + Send + 'static,
+) -> Result<(mpsc::Sender<CoreCommand>, QueueHandle)>
+where
+    P: Port,
+    P::Stats: PortFigures,
+{
+    let (core_tx, core_rx) = mpsc::channel();
+    let shared = shared.clone();
+    let ready = ready.clone();
+    let thread = thread::Builder::new()
+        .name(format!("lingerd-q{}", plan.queue))
+        .spawn(move || queue_thread(plan, shared, handoff, core_rx, ready, open))
+        .context("spawning a dataplane thread")?;
+    Ok((core_tx, thread))
+}
+
+/// The process's EAL for `port: dpdk`: shut down (`rte_eal_cleanup`, the
+/// runtime directory removed) once the ports are closed, at the latest when
+/// this drops.
+#[cfg(feature = "dpdk")]
+struct DpdkEnv {
+    eal: &'static Eal,
+}
+
+#[cfg(feature = "dpdk")]
+impl DpdkEnv {
+    /// Shuts the EAL down (every port must be closed: their threads ended).
+    fn shutdown(&self) -> Result<(), String> {
+        self.eal
+            .shutdown()
+            .map_err(|e| format!("DPDK shutdown: {e}"))
+    }
+}
+
+#[cfg(feature = "dpdk")]
+impl Drop for DpdkEnv {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            log::error!("{e}");
+        }
+    }
 }
 
 impl Daemon {
@@ -205,30 +292,20 @@ impl Daemon {
     /// exit status), anything else for the sockets. Nothing stays running
     /// after an error.
     pub fn start(path: &Path) -> Result<Daemon> {
-        let config = Config::load(path)?;
+        let config = Config::load_for(path, BUILD)?;
         logging::init(config.log.level);
         if !is_root() {
             return Err(RunError::NotRoot.into());
         }
         let sys_net = PathBuf::from("/sys/class/net");
-        let nic = inspect(&sys_net, &config.interface)?;
-        for &queue in &config.queues {
-            if queue >= nic.rx_queues {
-                return Err(RunError::QueueOutOfRange {
-                    iface: config.interface.clone(),
-                    queue,
-                    have: nic.rx_queues,
-                }
-                .into());
-            }
-        }
+        let nic_node = match config.port {
+            PortKind::Afxdp => pin::nic_node(&sys_net, &config.interface),
+            PortKind::Dpdk => None,
+        };
         let allowed = pin::allowed_cpus().map_err(RunError::from)?;
-        let warnings = pin::check_cores(
-            &config.cores,
-            &allowed,
-            pin::nic_node(&sys_net, &config.interface),
-            |cpu| pin::cpu_node(Path::new("/sys/devices/system/cpu"), cpu),
-        )
+        let warnings = pin::check_cores(&config.cores, &allowed, nic_node, |cpu| {
+            pin::cpu_node(Path::new("/sys/devices/system/cpu"), cpu)
+        })
         .map_err(RunError::from)?;
         for w in warnings {
             log::warn!("{w}");
@@ -238,16 +315,67 @@ impl Daemon {
         {
             log::warn!("gateway.mac {mac} is not used yet: the gateway is resolved with ARP");
         }
-        let plans = convert::plan(&config, nic.mac, secrets()?);
-        let first = plans.first().context("no queue configured")?;
-        let steering = Steering::attach(
-            &config.interface,
-            first.port.attach,
-            &first.port.addrs,
-            &first.port.ports,
-            first.port.ephemeral,
-        )
-        .map_err(|e| RunError::Port(e.to_string()))?;
+        // The port: the XDP program attached (AF_XDP, each queue binds its
+        // socket in its thread), or the EAL started and every queue pair
+        // of the device opened (DPDK). `dpdk_env` shuts the EAL down when
+        // it drops, after the ports (declared before them).
+        #[cfg(feature = "dpdk")]
+        let mut dpdk_env: Option<DpdkEnv> = None;
+        let (ports, mac, label) = match config.port {
+            PortKind::Afxdp => {
+                let nic = inspect(&sys_net, &config.interface)?;
+                for &queue in &config.queues {
+                    if queue >= nic.rx_queues {
+                        return Err(RunError::QueueOutOfRange {
+                            iface: config.interface.clone(),
+                            queue,
+                            have: nic.rx_queues,
+                        }
+                        .into());
+                    }
+                }
+                let configs: Vec<_> = config
+                    .queues
+                    .iter()
+                    .map(|&q| convert::afxdp_port(&config, q))
+                    .collect();
+                let first = configs.first().context("no queue configured")?;
+                let steering = Steering::attach(
+                    &config.interface,
+                    first.attach,
+                    &first.addrs,
+                    &first.ports,
+                    first.ephemeral,
+                )
+                .map_err(|e| RunError::Port(e.to_string()))?;
+                let ports = Ports::AfXdp {
+                    steering: Arc::new(Mutex::new(steering)),
+                    configs,
+                };
+                (ports, nic.mac, config.interface.clone())
+            }
+            #[cfg(feature = "dpdk")]
+            PortKind::Dpdk => {
+                let plan = convert::dpdk_plan(&config).map_err(RunError::Port)?;
+                let eal = Eal::init(&plan.eal).map_err(|e| RunError::Port(e.to_string()))?;
+                let env = dpdk_env.insert(DpdkEnv { eal });
+                let ports = DpdkPort::open_queues(env.eal, &plan.port).map_err(|e| {
+                    RunError::Port(format!("DPDK device {}: {e}", plan.port.device))
+                })?;
+                let first = ports.first().context("no queue configured")?;
+                let mac = EthernetAddress(first.info().device.mac);
+                let label = format!("DPDK device {}", first.info().device.name);
+                (Ports::Dpdk { eal, ports }, mac, label)
+            }
+            #[cfg(not(feature = "dpdk"))]
+            PortKind::Dpdk => {
+                return Err(RunError::Port(
+                    "this binary was built without the `dpdk` feature".to_owned(),
+                )
+                .into());
+            }
+        };
+        let plans = convert::plan(&config, mac, secrets()?);
 
         let signal = Arc::new(AtomicBool::new(false));
         for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -260,9 +388,8 @@ impl Daemon {
         signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())
             .context("installing the SIGHUP handler")?;
         let shared = Arc::new(Shared {
-            steering: Mutex::new(steering),
             signal: signal.clone(),
-            idle: convert::idle_mode(config.xdp.idle),
+            idle: convert::port_idle(&config),
             exit: Mutex::new(convert::exit_rule(&config)),
             listen: config.listen.iter().map(|l| (l.port, l.backlog)).collect(),
             metrics: Arc::new(MetricsHub::new(plans.len())),
@@ -307,18 +434,47 @@ impl Daemon {
         let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
         let mut cores = Vec::new();
         let mut threads = Vec::new();
-        for (plan, handoff) in plans.into_iter().zip(handoffs.drain(..)) {
-            let (core_tx, core_rx) = mpsc::channel();
-            cores.push(core_tx);
-            let shared = shared.clone();
-            let ready = ready_tx.clone();
-            let name = format!("lingerd-q{}", plan.queue);
-            threads.push(
-                thread::Builder::new()
-                    .name(name)
-                    .spawn(move || queue_thread(plan, shared, handoff, core_rx, ready))
-                    .context("spawning a dataplane thread")?,
-            );
+        let mut spawn = |queue: Result<(mpsc::Sender<CoreCommand>, QueueHandle)>| {
+            queue.map(|(tx, thread)| {
+                cores.push(tx);
+                threads.push(thread);
+            })
+        };
+        match ports {
+            Ports::AfXdp { steering, configs } => {
+                for ((plan, handoff), cfg) in plans.into_iter().zip(handoffs.drain(..)).zip(configs)
+                {
+                    let steering = steering.clone();
+                    spawn(spawn_queue(plan, &shared, handoff, &ready_tx, move || {
+                        let port = {
+                            let mut s = steering.lock().unwrap_or_else(|e| e.into_inner());
+                            AfXdpPort::open_queue(&cfg, &mut s).map_err(|e| e.to_string())?
+                        };
+                        // Each queue keeps the program attached until its
+                        // socket is gone: it is detached with the last one.
+                        Ok(Opened {
+                            info: port.info().to_string(),
+                            port,
+                            guard: steering,
+                        })
+                    }))?;
+                }
+            }
+            #[cfg(feature = "dpdk")]
+            Ports::Dpdk { eal, ports } => {
+                for ((plan, handoff), port) in plans.into_iter().zip(handoffs.drain(..)).zip(ports)
+                {
+                    spawn(spawn_queue(plan, &shared, handoff, &ready_tx, move || {
+                        // Pinned already: the lcore takes this CPU.
+                        let guard = eal.register_thread().map_err(|e| e.to_string())?;
+                        Ok(Opened {
+                            info: port.info().to_string(),
+                            port,
+                            guard,
+                        })
+                    }))?;
+                }
+            }
         }
         drop(ready_tx);
         let ctl = ctl
@@ -351,10 +507,7 @@ impl Daemon {
             }
             return Err(RunError::Port(e).into());
         }
-        println!(
-            "lingerd: running on {} with {n} queue(s); SIGTERM or SIGINT stops",
-            config.interface
-        );
+        println!("lingerd: running on {label} with {n} queue(s); SIGTERM or SIGINT stops");
         println!(
             "lingerd: clients attach at {}; lingerd ctl at {}",
             config.clients.socket.display(),
@@ -374,6 +527,8 @@ impl Daemon {
             metrics,
             cores,
             threads,
+            #[cfg(feature = "dpdk")]
+            dpdk: dpdk_env,
         })
     }
 
@@ -457,6 +612,12 @@ impl Daemon {
                 Ok(Err(e)) => first_error = first_error.or(Some(e)),
                 Err(_) => first_error = first_error.or(Some("a dataplane thread panicked".into())),
             }
+        }
+        #[cfg(feature = "dpdk")]
+        if let Some(env) = self.dpdk.take()
+            && let Err(e) = env.shutdown()
+        {
+            first_error = first_error.or(Some(e));
         }
         if let Some(e) = first_error {
             return Err(RunError::Port(e).into());

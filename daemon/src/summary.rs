@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use lingerd_abi::layout::Layout;
-use lingerd_config::{Config, GatewayMac};
+use lingerd_config::{Config, GatewayMac, PortKind};
 
 /// A short, multi-line, human summary of `c`, each line indented by two
 /// spaces and ending in a newline.
@@ -16,7 +16,18 @@ pub(crate) fn summary(c: &Config) -> String {
         .queue_cores()
         .map(|(q, core)| format!("queue {q} on core {core}"))
         .collect();
-    let _ = writeln!(s, "  interface {}: {}", c.interface, pairs.join(", "));
+    match c.port {
+        PortKind::Afxdp => {
+            let _ = writeln!(s, "  interface {}: {}", c.interface, pairs.join(", "));
+        }
+        PortKind::Dpdk => {
+            let device = match &c.dpdk.device {
+                Some(d) => d.to_string(),
+                None => format!("from eal_args {:?}", c.dpdk.eal_args),
+            };
+            let _ = writeln!(s, "  dpdk device {device}: {}", pairs.join(", "));
+        }
+    }
     let addrs: Vec<String> = c.addresses.iter().map(|a| a.to_string()).collect();
     let _ = write!(s, "  addresses {}", addrs.join(", "));
     match &c.gateway {
@@ -68,14 +79,25 @@ pub(crate) fn summary(c: &Config) -> String {
         lower(c.close.on_client_exit)
     );
     let x = &c.xdp;
-    let _ = writeln!(
-        s,
-        "  xdp: mode {}, zero-copy {}, {} frames per queue, idle {}",
-        lower(x.mode),
-        lower(x.zero_copy),
-        x.frames,
-        lower(x.idle)
-    );
+    let d = &c.dpdk;
+    let _ = match c.port {
+        PortKind::Afxdp => writeln!(
+            s,
+            "  xdp: mode {}, zero-copy {}, {} frames per queue, idle {}",
+            lower(x.mode),
+            lower(x.zero_copy),
+            x.frames,
+            lower(x.idle)
+        ),
+        PortKind::Dpdk => writeln!(
+            s,
+            "  dpdk: {} mbufs per queue, bursts of {}, idle {}, EAL arguments {:?}",
+            d.mempool_size,
+            d.burst_size,
+            lower(d.idle),
+            d.eal_args
+        ),
+    };
     let cl = &c.clients;
     let region = Layout::new(c.layout_params())
         .map(|l| format!("{:.1} MiB", l.total as f64 / (1024.0 * 1024.0)))
@@ -124,5 +146,25 @@ mod tests {
         assert!(s.contains("on client exit linger"), "{s}");
         assert!(s.contains("MiB shared region per client"), "{s}");
         assert!(s.lines().all(|l| l.starts_with("  ")), "{s}");
+    }
+
+    #[test]
+    fn summary_of_a_dpdk_file() {
+        let c = Config::parse(
+            "port: dpdk\naddresses: [198.18.0.1/24]\n\
+             dpdk: {device: \"af_packet:iface=eth1\", burst_size: 32, idle: sleep}\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let s = summary(&c);
+        assert!(
+            s.contains("dpdk device af_packet:iface=eth1: queue 0 on core 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("dpdk: 8191 mbufs per queue, bursts of 32, idle sleep"),
+            "{s}"
+        );
+        assert!(!s.contains("xdp:"), "{s}");
     }
 }

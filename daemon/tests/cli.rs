@@ -208,3 +208,26 @@ fn test_ctl_bad_flags_fail_before_connecting() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("kill needs a filter"), "{out:?}");
 }
+
+/// `port: dpdk` is checked against what this binary was built with: a
+/// default build refuses it at the `port` line, a `dpdk` build accepts it.
+#[test]
+fn test_check_config_port_dpdk_follows_the_build() {
+    let path = example("dpdk.yaml");
+    let out = lingerd(&["check-config", &path]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    if cfg!(feature = "dpdk") {
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(
+            stdout.contains("dpdk device memif:socket=/run/lingerd/memif0.sock,role=server"),
+            "{stdout}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(EX_CONFIG), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("this binary was built without the `dpdk` feature"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("dpdk.yaml:17:7"), "{stderr}");
+    }
+}

@@ -52,6 +52,12 @@ mod ffi {
 
 use ffi::{rte_mbuf, rte_mempool};
 
+/// Whether this build can drive PCI devices: a shared build
+/// (`LINGERD_DPDK_SHARED=1`) loads every driver DPDK ships, PCI bus
+/// included; the static build links only the vdev bus and its drivers
+/// (memif, ring, null, tap, af_packet).
+pub const PCI_BUS: bool = !cfg!(lingerd_dpdk_static);
+
 /// Data room of every mbuf we create: `RTE_MBUF_DEFAULT_BUF_SIZE` (2,048
 /// bytes of data after 128 of headroom), which a 1,514-byte frame fits.
 pub fn mbuf_buf_size() -> u16 {
@@ -142,6 +148,10 @@ pub struct EalConfig {
     pub file_prefix: String,
     /// Hugepages or not.
     pub memory: EalMemory,
+    /// Scan the PCI bus (a NIC is named with `-a` in `extra`); `false`
+    /// (the default) passes `--no-pci`, so nothing probes the host's own
+    /// PCI devices. A static build has no PCI bus ([`PCI_BUS`]).
+    pub pci: bool,
     /// More EAL arguments, appended last (so they override ours), e.g.
     /// `--log-level=info` or `--vdev=...`.
     pub extra: Vec<String>,
@@ -152,6 +162,7 @@ impl Default for EalConfig {
         EalConfig {
             file_prefix: format!("lingerd-{}", std::process::id()),
             memory: EalMemory::Auto,
+            pci: false,
             extra: Vec::new(),
         }
     }
@@ -191,19 +202,21 @@ fn allowed_cpus() -> Option<String> {
 impl EalConfig {
     /// The whole argv given to `rte_eal_init`.
     ///
-    /// `--no-pci` (no PCI bus is linked, and nothing probes the host's own
+    /// `--no-pci` (unless [`EalConfig::pci`]: nothing probes the host's own
     /// devices), `--no-telemetry`, one lcore (the initialising thread) that
     /// may float over every CPU the process may use (EAL would otherwise pin
     /// that thread to CPU 0), warnings only in the log, then the memory mode
     /// and `extra`.
     pub fn args(&self) -> Vec<String> {
-        let mut args = vec![
-            "lingerd".to_owned(),
-            "--no-pci".to_owned(),
+        let mut args = vec!["lingerd".to_owned()];
+        if !self.pci {
+            args.push("--no-pci".to_owned());
+        }
+        args.extend([
             "--no-telemetry".to_owned(),
             format!("--file-prefix={}", self.file_prefix),
             "--log-level=warning".to_owned(),
-        ];
+        ]);
         if let Some(cpus) = allowed_cpus() {
             args.push(format!("--lcores=0@({cpus})"));
         }

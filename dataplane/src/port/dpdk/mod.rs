@@ -32,7 +32,7 @@ use crate::port::Port;
 pub use crate::port::{IdleMode, TxOutcome};
 use crate::sys::dpdk::{DeviceConfig, EthDevice, EthQueue};
 pub use crate::sys::dpdk::{
-    DeviceInfo, DpdkError, Eal, EalConfig, EalMemory, EthStats, LcoreGuard, Mbuf,
+    DeviceInfo, DpdkError, Eal, EalConfig, EalMemory, EthStats, LcoreGuard, Mbuf, PCI_BUS,
 };
 
 /// The longest single sleep of [`DpdkPort::wait`]: DPDK 22.11's memif has

@@ -1,0 +1,617 @@
+//! System tests: the real `lingerd run` on DPDK (`port: dpdk`, feature
+//! `dpdk`) against the Linux kernel.
+//!
+//! Each test makes its own lab (`lingerd_lab`, removed even on panic) and
+//! runs `lingerd run` in the dut namespace on DPDK's `net_af_packet` bound
+//! to the dut end of the veth (`af_packet:iface=…`): DPDK owns the queue,
+//! no XDP program is attached, and lingerd's engine answers ARP for
+//! 198.18.0.3, an address the dut's kernel does not have. A client attached
+//! with the client library (in this process) listens, accepts and closes
+//! in each mode; kernel sockets in the peer namespace judge what arrived
+//! (threads that `setns` into it, or the kernel-peer child role of this
+//! binary for the 10,000-connection case). Every daemon runs with
+//! `idle: sleep` (no busy polling) and is stopped with SIGTERM or SIGINT;
+//! each stop must exit 0 and leave neither the EAL's runtime directory nor
+//! (memif) the socket file behind. One case runs two queue pairs
+//! (af_packet `qpairs=2`): frames the kernel's fanout puts on the other
+//! queue reach their owner over the hand-off ring.
+//!
+//! Every test is ignored unless asked for (`--ignored`; `deploy/test` runs
+//! them in its DPDK system stage): it needs root and network namespaces,
+//! and one that cannot make its lab fails. Every wait is bounded.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lingerd::{Client, Done, Errno, Outcome, Request};
+use lingerd_dataplane::sys::netns;
+use lingerd_lab::Lab;
+use lingerd_lab::daemon::{Daemon, Launch};
+use lingerd_lab::proc::Stderr;
+
+mod child;
+use child::field;
+
+const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+const PORT: u16 = 7;
+const STEP: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    child::main(
+        &[
+            ("dpdk_abort_resets_the_kernel", dpdk_abort_resets_the_kernel),
+            (
+                "dpdk_graceful_close_kernel_reads_all_then_eof",
+                dpdk_graceful_close_kernel_reads_all_then_eof,
+            ),
+            (
+                "dpdk_linger_zero_window_rst_after_deadline",
+                dpdk_linger_zero_window_rst_after_deadline,
+            ),
+            (
+                "dpdk_close_with_unread_data_resets",
+                dpdk_close_with_unread_data_resets,
+            ),
+            ("dpdk_abort_10k_connections", dpdk_abort_10k_connections),
+            (
+                "dpdk_two_queues_echo_and_abort",
+                dpdk_two_queues_echo_and_abort,
+            ),
+            (
+                "dpdk_memif_stop_on_sigint_leaves_nothing_behind",
+                dpdk_memif_stop_on_sigint_leaves_nothing_behind,
+            ),
+        ],
+        &[(child::KERNEL_PEER, child::kernel_peer)],
+    )
+}
+
+/// The lab of `test` (`prefix`: its id's letters), one queue.
+fn lab(test: &str, prefix: &str) -> Lab {
+    lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), 1)
+}
+
+/// `/var/run/dpdk/lingerd-PID`: the runtime directory of the EAL of the
+/// daemon whose pid is `pid` (lingerd's `--file-prefix`).
+fn eal_runtime_dir(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/var/run/dpdk/lingerd-{pid}"))
+}
+
+/// `lingerd run` on DPDK in the lab's dut namespace.
+struct Lingerd {
+    d: Daemon,
+    pid: u32,
+}
+
+impl Lingerd {
+    /// Starts lingerd with `device` (the short form) on one queue and
+    /// `extra` YAML appended; checks its start-up lines name the device.
+    fn start(lab: &Lab, device: &str, extra: &str) -> Lingerd {
+        Lingerd::start_queues(lab, device, 1, extra)
+    }
+
+    /// [`Lingerd::start`] with `queues` queue pairs (queue q on core
+    /// (q + 1) mod 2).
+    fn start_queues(lab: &Lab, device: &str, queues: usize, extra: &str) -> Lingerd {
+        let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
+        let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
+        let yaml = format!(
+            "port: dpdk\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
+             dpdk: {{device: \"{device}\", idle: sleep}}\n\
+             clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: null}}\n{extra}",
+            qs.join(", "),
+            cores.join(", "),
+            lingerd_lab::daemon::SOCKET,
+        );
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_lingerd"));
+        let d = Daemon::start(
+            lab,
+            &Launch {
+                bin: &bin,
+                yaml: &yaml,
+                env: &[],
+                stderr: Stderr::Capture,
+                metrics: false,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for l in d.startup() {
+            eprintln!("{l}");
+        }
+        let started = d
+            .startup()
+            .iter()
+            .filter(|l| l.starts_with("lingerd: queue ") && l.contains(": DPDK "))
+            .count();
+        assert_eq!(
+            started,
+            queues,
+            "one start-up line per queue: {:?}",
+            d.startup()
+        );
+        assert!(
+            d.startup()
+                .iter()
+                .any(|l| l.starts_with("lingerd: running on DPDK device ")),
+            "{:?}",
+            d.startup()
+        );
+        let pid = d.pid();
+        assert!(
+            eal_runtime_dir(pid).is_dir(),
+            "the EAL's runtime directory {} while running",
+            eal_runtime_dir(pid).display()
+        );
+        Lingerd { d, pid }
+    }
+
+    /// lingerd on the lab's dut veth through `net_af_packet`.
+    fn on_veth(lab: &Lab, extra: &str) -> Lingerd {
+        let device = format!("af_packet:iface={}", lab.get("LAB_DUT_IF"));
+        Lingerd::start(lab, &device, extra)
+    }
+
+    /// SIGTERM; it must exit 0, say it stopped, and leave no EAL runtime
+    /// directory. Returns its standard error.
+    fn stop(mut self) -> String {
+        let (status, stderr) = self.d.stop();
+        let status = status.unwrap_or_else(|| panic!("lingerd did not stop on SIGTERM: {stderr}"));
+        self.judge_stop(status, stderr)
+    }
+
+    fn judge_stop(&self, status: std::process::ExitStatus, stderr: String) -> String {
+        eprintln!("{stderr}");
+        assert!(status.success(), "{status}: {stderr}");
+        assert!(stderr.contains("lingerd: stopped"), "{stderr}");
+        assert!(
+            !stderr.contains("DPDK shutdown"),
+            "the EAL did not shut down cleanly: {stderr}"
+        );
+        assert!(
+            !eal_runtime_dir(self.pid).exists(),
+            "{} left behind",
+            eal_runtime_dir(self.pid).display()
+        );
+        stderr
+    }
+}
+
+/// Runs `f` in a thread inside the lab's peer namespace.
+fn in_peer<T: Send + 'static>(
+    lab: &Lab,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let ns = lab.get("LAB_PEER_NS");
+    thread::spawn(move || {
+        netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
+        f()
+    })
+}
+
+/// A kernel connection to lingerd's `PORT` (from the peer namespace).
+fn connect() -> TcpStream {
+    let to = SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, PORT));
+    let s = TcpStream::connect_timeout(&to, STEP).expect("connect to lingerd");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// The application: a client attached to the daemon, listening on `PORT`
+/// through each of its rings (one per queue).
+struct App {
+    client: Client,
+    listeners: Vec<u64>,
+    conns: Vec<u64>,
+}
+
+impl App {
+    fn attach(d: &Lingerd) -> App {
+        let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
+        let listeners = (0..client.cores().len())
+            .map(|ring| {
+                client
+                    .listen_on(ring, PORT, 65_535)
+                    .expect("listen through lingerd")
+            })
+            .collect();
+        App {
+            client,
+            listeners,
+            conns: Vec::new(),
+        }
+    }
+
+    /// Accepts until `n` connections are held (within `within`).
+    fn accept_until(&mut self, n: usize, within: Duration) {
+        let until = Instant::now() + within;
+        while self.conns.len() < n {
+            for &l in &self.listeners {
+                while let Ok((h, _)) = self.client.accept(l, Duration::ZERO) {
+                    self.conns.push(h);
+                }
+            }
+            if self.conns.len() >= n {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "accepted {} of {n} within {within:?}",
+                self.conns.len()
+            );
+            self.client.wait(Duration::from_millis(5)).expect("wait");
+        }
+    }
+
+    /// The one connection (accepted within `STEP`).
+    fn one(&mut self) -> u64 {
+        self.accept_until(1, STEP);
+        self.conns[0]
+    }
+
+    /// Aborts every connection, one request each without waiting between
+    /// them; returns how many were answered `Ok`.
+    fn abort_all(&mut self) -> u64 {
+        let until = Instant::now() + STEP;
+        let mut pending = std::collections::HashSet::new();
+        let mut done: Vec<Done> = Vec::new();
+        let mut next = 0;
+        let mut answered = 0u64;
+        while next < self.conns.len() || !pending.is_empty() {
+            assert!(
+                Instant::now() < until,
+                "aborts: {answered} answered, {} pending",
+                pending.len()
+            );
+            while next < self.conns.len() {
+                match self.client.submit(Request::Abort {
+                    handle: self.conns[next],
+                }) {
+                    Ok(t) => {
+                        pending.insert(t.0);
+                        next += 1;
+                    }
+                    Err(Errno::NoBufs) => break,
+                    Err(e) => panic!("submit abort: {e:?}"),
+                }
+            }
+            done.clear();
+            self.client.poll_completions(&mut done).expect("reap");
+            for d in &done {
+                if pending.remove(&d.ticket.0) {
+                    assert_eq!(d.result, Errno::Ok, "{d:?}");
+                    answered += 1;
+                }
+            }
+            if done.is_empty() {
+                self.client.wait(Duration::from_millis(1)).expect("wait");
+            }
+        }
+        self.conns.clear();
+        answered
+    }
+}
+
+/// Polls `lingerd ctl conns --json ARGS` (run in the dut namespace) until
+/// `ok` holds for its rows (within `STEP`).
+fn ctl_until(lab: &Lab, d: &Lingerd, args: &[&str], ok: impl Fn(&[serde_json::Value]) -> bool) {
+    let until = Instant::now() + STEP;
+    loop {
+        let mut all = vec![
+            "ctl",
+            "--config",
+            d.d.config().to_str().unwrap(),
+            "conns",
+            "--json",
+        ];
+        all.extend_from_slice(args);
+        let out = lab
+            .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run lingerd ctl");
+        assert!(out.status.success(), "{out:?}");
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        if ok(&rows) {
+            return;
+        }
+        assert!(Instant::now() < until, "ctl conns {args:?}: {rows:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn dpdk_abort_resets_the_kernel() {
+    let lab = lab("dpdk_abort", "da");
+    let d = Lingerd::on_veth(&lab, "");
+    let mut app = App::attach(&d);
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let client = in_peer(&lab, move || {
+        let mut s = connect();
+        s.write_all(b"hello over DPDK").unwrap();
+        go_rx.recv().unwrap();
+        s.read(&mut [0u8; 16]).map_err(|e| e.kind())
+    });
+    let h = app.one();
+    let mut buf = [0u8; 15];
+    let mut got = 0;
+    while got < buf.len() {
+        match app.client.recv(h, &mut buf[got..], STEP) {
+            Ok(0) => panic!("EOF after {got} bytes"),
+            Ok(n) => got += n,
+            Err(e) => panic!("recv: {e:?}"),
+        }
+    }
+    assert_eq!(&buf, b"hello over DPDK");
+    go_tx.send(()).unwrap();
+    assert_eq!(app.client.abort(h), Ok(Outcome::Aborted));
+    assert_eq!(
+        client.join().unwrap(),
+        Err(ErrorKind::ConnectionReset),
+        "the kernel saw the RST"
+    );
+    drop(app);
+    d.stop();
+}
+
+fn dpdk_graceful_close_kernel_reads_all_then_eof() {
+    let lab = lab("dpdk_graceful", "dg");
+    let d = Lingerd::on_veth(&lab, "tcp: {send_buffer: 1048576}\n");
+    let mut app = App::attach(&d);
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let client = in_peer(&lab, move || {
+        let mut s = connect();
+        go_rx.recv().unwrap();
+        let mut all = Vec::new();
+        let r = s.read_to_end(&mut all);
+        (r.map_err(|e| e.kind()), all)
+    });
+    let h = app.one();
+    go_tx.send(()).unwrap();
+    let data: Vec<u8> = (0..300_000).map(|i| (i % 16384 % 251) as u8).collect();
+    assert_eq!(app.client.send(h, &data), Ok(300_000));
+    assert_eq!(
+        app.client.close(h, true),
+        Ok(Outcome::Background),
+        "linger off: the graceful close goes on in the background"
+    );
+    let (r, got) = client.join().unwrap();
+    assert_eq!(
+        r,
+        Ok(300_000),
+        "the kernel reads everything, then EOF (got {})",
+        got.len()
+    );
+    assert!(got == data, "the bytes arrived in order");
+    drop(app);
+    d.stop();
+}
+
+fn dpdk_linger_zero_window_rst_after_deadline() {
+    let lab = lab("dpdk_linger_zero_window", "dl");
+    // The peer's receive buffer is tiny and nobody reads: the window closes.
+    let out = lab.exec(
+        "LAB_PEER_NS",
+        "sysctl",
+        &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let d = Lingerd::on_veth(&lab, "tcp: {send_buffer: 1048576}\n");
+    let mut app = App::attach(&d);
+    let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
+    let client = in_peer(&lab, move || {
+        let s = connect();
+        let t0 = t0_rx.recv().unwrap();
+        let until = t0 + Duration::from_secs(6);
+        // SO_ERROR, polled without reading (a read would open the window).
+        loop {
+            if let Some(e) = s.take_error().unwrap() {
+                return (e.kind(), t0.elapsed());
+            }
+            assert!(Instant::now() < until, "no RST within 6 s of the close");
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let h = app.one();
+    assert_eq!(app.client.send(h, &vec![0x5a; 1_000_000]), Ok(1_000_000));
+    thread::sleep(Duration::from_millis(500)); // the window closes; lingerd probes
+    app.client.set_linger_ms(h, true, 2000).expect("SO_LINGER");
+    let t0 = Instant::now();
+    t0_tx.send(t0).unwrap();
+    let outcome = app.client.close(h, true);
+    let (kind, after) = client.join().unwrap();
+    eprintln!("linger 2000 ms on DPDK: the kernel saw the RST after {after:?}");
+    assert_eq!(kind, ErrorKind::ConnectionReset);
+    assert!(
+        after >= Duration::from_millis(1990),
+        "RST before the deadline: {after:?}"
+    );
+    assert!(after < Duration::from_millis(2300), "RST late: {after:?}");
+    assert_eq!(outcome, Ok(Outcome::AbortedLinger));
+    drop(app);
+    d.stop();
+}
+
+fn dpdk_close_with_unread_data_resets() {
+    let lab = lab("dpdk_close_unread", "du");
+    let d = Lingerd::on_veth(&lab, "");
+    let mut app = App::attach(&d);
+    let client = in_peer(&lab, move || {
+        let mut s = connect();
+        s.write_all(b"never read by anyone").unwrap();
+        s.read(&mut [0u8; 16]).map_err(|e| e.kind())
+    });
+    let h = app.one();
+    // The 20 bytes reached lingerd unread: its receive queue counts them.
+    ctl_until(&lab, &d, &["--state", "established"], |rows| {
+        rows.len() == 1 && rows[0]["recv_q"] == 20
+    });
+    assert_eq!(app.client.close(h, true), Ok(Outcome::Aborted));
+    assert_eq!(client.join().unwrap(), Err(ErrorKind::ConnectionReset));
+    drop(app);
+    d.stop();
+}
+
+fn dpdk_abort_10k_connections() {
+    const PER: usize = 5_000;
+    const HELPERS: usize = 2;
+    let lab = lab("dpdk_abort_10k", "dk");
+    let d = Lingerd::on_veth(&lab, "tcp: {max_connections: 65536, time_wait_ms: 1000}\n");
+    let mut app = App::attach(&d);
+    let t_connect = Instant::now();
+    let to = SocketAddrV4::new(ENGINE_IP, PORT);
+    let mut helpers: Vec<_> = (0..HELPERS)
+        .map(|_| child::spawn_kernel_peer(&lab, to, PER, STEP))
+        .collect();
+    for h in &mut helpers {
+        child::expect(h, "PEER connected 5000", Duration::from_secs(60));
+    }
+    app.accept_until(PER * HELPERS, STEP);
+    eprintln!(
+        "dpdk_abort_10k: {} connections established in {:?}",
+        PER * HELPERS,
+        t_connect.elapsed()
+    );
+    let t0 = Instant::now();
+    assert_eq!(app.abort_all(), (PER * HELPERS) as u64);
+    let mut resets = 0;
+    for mut h in helpers {
+        child::say(&mut h, "check");
+        let l = child::expect(&mut h, "PEER reset=", STEP + Duration::from_secs(5));
+        assert_eq!(field(&l, "other"), 0, "{l}");
+        resets += field(&l, "reset");
+        let _ = h.wait_exit(STEP);
+    }
+    eprintln!(
+        "dpdk_abort_10k: {resets} ECONNRESET at the kernel peer {:?} after the first abort",
+        t0.elapsed()
+    );
+    assert_eq!(
+        resets,
+        (PER * HELPERS) as u64,
+        "every kernel socket saw ECONNRESET"
+    );
+    let ss = lab.exec("LAB_PEER_NS", "ss", &["-Htn", "state", "established"]);
+    let left = String::from_utf8_lossy(&ss.stdout).lines().count();
+    assert_eq!(left, 0, "established connections left in the peer");
+    drop(app);
+    let stderr = d.stop();
+    assert!(
+        stderr.contains(&format!("{} RST sent for aborts", PER * HELPERS)),
+        "{stderr}"
+    );
+}
+
+/// Two queue pairs on one af_packet device (`qpairs=2`, the kernel's
+/// fanout spreads flows over them): every connection is served whichever
+/// queue its frames reach (the hand-off ring moves them to their owner),
+/// echoes, and is aborted with ECONNRESET at the kernel.
+fn dpdk_two_queues_echo_and_abort() {
+    const CONNS: usize = 32;
+    let lab = lab("dpdk_two_queues", "dq");
+    let device = format!("af_packet:iface={}", lab.get("LAB_DUT_IF"));
+    let d = Lingerd::start_queues(&lab, &device, 2, "");
+    let mut app = App::attach(&d);
+    assert_eq!(app.listeners.len(), 2, "one ring per queue");
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
+    let clients = in_peer(&lab, move || {
+        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| connect()).collect();
+        for (i, s) in socks.iter_mut().enumerate() {
+            let msg = format!("conn {i:03}");
+            s.write_all(msg.as_bytes()).unwrap();
+            let mut buf = [0u8; 8];
+            s.read_exact(&mut buf).expect("echo");
+            assert_eq!(&buf, msg.as_bytes());
+        }
+        echoed_tx.send(()).unwrap();
+        go_rx.recv().unwrap();
+        socks
+            .iter_mut()
+            .map(|s| s.read(&mut [0u8; 8]).map_err(|e| e.kind()))
+            .filter(|r| *r == Err(ErrorKind::ConnectionReset))
+            .count()
+    });
+    let until = Instant::now() + STEP;
+    let mut buf = [0u8; 64];
+    while echoed_rx.try_recv().is_err() {
+        assert!(Instant::now() < until, "echo: not done within {STEP:?}");
+        for &l in &app.listeners {
+            while let Ok((h, _)) = app.client.accept(l, Duration::ZERO) {
+                app.conns.push(h);
+            }
+        }
+        let mut moved = false;
+        for i in 0..app.conns.len() {
+            let h = app.conns[i];
+            if let Ok(n @ 1..) = app.client.recv(h, &mut buf, Duration::ZERO) {
+                assert_eq!(app.client.send(h, &buf[..n]), Ok(n), "echo");
+                moved = true;
+            }
+        }
+        if !moved {
+            app.client.wait(Duration::from_millis(2)).expect("wait");
+        }
+    }
+    app.accept_until(CONNS, STEP);
+    assert_eq!(app.abort_all(), CONNS as u64, "every abort answered");
+    go_tx.send(()).unwrap();
+    assert_eq!(clients.join().unwrap(), CONNS, "every connection reset");
+    drop(app);
+    let stderr = d.stop();
+    let summaries = stderr
+        .lines()
+        .filter(|l| l.starts_with("lingerd: queue ") && l.contains("handoff Some"))
+        .count();
+    assert_eq!(
+        summaries, 2,
+        "both queues ran with a hand-off ring: {stderr}"
+    );
+    let forwarded: u64 = stderr
+        .lines()
+        .filter_map(|l| l.split("forwarded: ").nth(1))
+        .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        forwarded > 0,
+        "no frame was handed between queues: {stderr}"
+    );
+}
+
+/// A memif server device: its socket file exists while lingerd runs, and
+/// SIGINT stops it cleanly, removing the socket file and the EAL's
+/// runtime directory.
+fn dpdk_memif_stop_on_sigint_leaves_nothing_behind() {
+    let lab = lab("dpdk_memif_stop", "dm");
+    let dir = tempfile::Builder::new()
+        .prefix("lingerd-memif-")
+        .tempdir()
+        .unwrap();
+    let socket = dir.path().join("memif0.sock");
+    let device = format!("memif:socket={},role=server", socket.display());
+    let mut d = Lingerd::start(&lab, &device, "");
+    assert!(socket_exists(&socket), "{} while running", socket.display());
+    d.d.proc().signal(rustix::process::Signal::INT);
+    let status =
+        d.d.proc()
+            .wait_exit(STEP)
+            .unwrap_or_else(|| panic!("lingerd did not stop on SIGINT"));
+    let (_, stderr) = d.d.stop();
+    d.judge_stop(status, stderr);
+    assert!(
+        !socket_exists(&socket),
+        "the memif socket {} left behind",
+        socket.display()
+    );
+}
+
+fn socket_exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
