@@ -69,7 +69,7 @@ impl Config {
             clients: Clients::default(),
             metrics: Metrics::default(),
             log: Log::default(),
-            port: PortKind::Afxdp,
+            port: PortKind::default(),
             dpdk: Dpdk::default(),
         }
     }

@@ -28,7 +28,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lingerd::{Client, Done, Errno, Outcome, Request};
+use lingerd_client::{Client, Done, Errno, Outcome, Request};
+use lingerd_config::{Config, Idle, PortKind, Prefix};
 use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use lingerd_lab::daemon::{Daemon, Launch};
@@ -89,34 +90,37 @@ struct Lingerd {
 }
 
 impl Lingerd {
-    /// Starts lingerd with `device` (the short form) on one queue and
-    /// `extra` YAML appended; checks its start-up lines name the device.
-    fn start(lab: &Lab, device: &str, extra: &str) -> Lingerd {
-        Lingerd::start_queues(lab, device, 1, extra)
+    /// Starts lingerd with `device` (the short form) on one queue; checks
+    /// its start-up lines name the device.
+    fn start(lab: &Lab, device: &str) -> Lingerd {
+        Lingerd::start_queues(lab, device, 1, |_| {})
     }
 
     /// [`Lingerd::start`] with `queues` queue pairs (queue q on core
-    /// (q + 1) mod 2).
-    fn start_queues(lab: &Lab, device: &str, queues: usize, extra: &str) -> Lingerd {
-        let qs: Vec<String> = (0..queues).map(|q| q.to_string()).collect();
-        let cores: Vec<String> = (0..queues).map(|q| ((q + 1) % 2).to_string()).collect();
-        let yaml = format!(
-            "port: dpdk\nqueues: [{}]\ncores: [{}]\naddresses: [{ENGINE_IP}/24]\n\
-             dpdk: {{device: \"{device}\", idle: sleep}}\n\
-             clients: {{socket: {}, allow_uids: [0]}}\nmetrics: {{listen: null}}\n{extra}",
-            qs.join(", "),
-            cores.join(", "),
-            lingerd_lab::daemon::SOCKET,
-        );
+    /// (q + 1) mod 2) and `edit` applied to the configuration last.
+    fn start_queues(
+        lab: &Lab,
+        device: &str,
+        queues: usize,
+        edit: impl FnOnce(&mut Config),
+    ) -> Lingerd {
+        let engine = Prefix::new(ENGINE_IP.into(), 24).expect("a /24");
+        let mut config = Config::with_defaults("", vec![engine]);
+        config.port = PortKind::Dpdk;
+        config.queues = (0..queues as u32).collect();
+        config.cores = (0..queues as u32).map(|q| (q + 1) % 2).collect();
+        config.dpdk.device = Some(device.parse().unwrap_or_else(|e| panic!("{device}: {e}")));
+        config.dpdk.idle = Idle::Sleep;
+        config.metrics.listen = None;
+        edit(&mut config);
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_lingerd"));
         let d = Daemon::start(
             lab,
             &Launch {
                 bin: &bin,
-                yaml: &yaml,
+                config: &config,
                 env: &[],
                 stderr: Stderr::Capture,
-                metrics: false,
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -151,9 +155,9 @@ impl Lingerd {
     }
 
     /// lingerd on the lab's dut veth through `net_af_packet`.
-    fn on_veth(lab: &Lab, extra: &str) -> Lingerd {
+    fn on_veth(lab: &Lab, edit: impl FnOnce(&mut Config)) -> Lingerd {
         let device = format!("af_packet:iface={}", lab.get("LAB_DUT_IF"));
-        Lingerd::start(lab, &device, extra)
+        Lingerd::start_queues(lab, &device, 1, edit)
     }
 
     /// SIGTERM; it must exit 0, say it stopped, and leave no EAL runtime
@@ -304,7 +308,7 @@ fn ctl_until(lab: &Lab, d: &Lingerd, args: &[&str], ok: impl Fn(&[serde_json::Va
         let mut all = vec![
             "ctl",
             "--config",
-            d.d.config().to_str().unwrap(),
+            d.d.config_file().to_str().unwrap(),
             "conns",
             "--json",
         ];
@@ -330,7 +334,7 @@ fn ctl_until(lab: &Lab, d: &Lingerd, args: &[&str], ok: impl Fn(&[serde_json::Va
 
 fn dpdk_abort_resets_the_kernel() {
     let lab = lab("dpdk_abort", "da");
-    let d = Lingerd::on_veth(&lab, "");
+    let d = Lingerd::on_veth(&lab, |_| {});
     let mut app = App::attach(&d);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
@@ -363,7 +367,7 @@ fn dpdk_abort_resets_the_kernel() {
 
 fn dpdk_graceful_close_kernel_reads_all_then_eof() {
     let lab = lab("dpdk_graceful", "dg");
-    let d = Lingerd::on_veth(&lab, "tcp: {send_buffer: 1048576}\n");
+    let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
     let mut app = App::attach(&d);
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
@@ -403,7 +407,7 @@ fn dpdk_linger_zero_window_rst_after_deadline() {
         &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
     );
     assert!(out.status.success(), "{out:?}");
-    let d = Lingerd::on_veth(&lab, "tcp: {send_buffer: 1048576}\n");
+    let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
     let mut app = App::attach(&d);
     let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
     let client = in_peer(&lab, move || {
@@ -441,7 +445,7 @@ fn dpdk_linger_zero_window_rst_after_deadline() {
 
 fn dpdk_close_with_unread_data_resets() {
     let lab = lab("dpdk_close_unread", "du");
-    let d = Lingerd::on_veth(&lab, "");
+    let d = Lingerd::on_veth(&lab, |_| {});
     let mut app = App::attach(&d);
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -463,7 +467,10 @@ fn dpdk_abort_10k_connections() {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
     let lab = lab("dpdk_abort_10k", "dk");
-    let d = Lingerd::on_veth(&lab, "tcp: {max_connections: 65536, time_wait_ms: 1000}\n");
+    let d = Lingerd::on_veth(&lab, |c| {
+        c.tcp.max_connections = 65_536;
+        c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
+    });
     let mut app = App::attach(&d);
     let t_connect = Instant::now();
     let to = SocketAddrV4::new(ENGINE_IP, PORT);
@@ -517,7 +524,7 @@ fn dpdk_two_queues_echo_and_abort() {
     const CONNS: usize = 32;
     let lab = lab("dpdk_two_queues", "dq");
     let device = format!("af_packet:iface={}", lab.get("LAB_DUT_IF"));
-    let d = Lingerd::start_queues(&lab, &device, 2, "");
+    let d = Lingerd::start_queues(&lab, &device, 2, |_| {});
     let mut app = App::attach(&d);
     assert_eq!(app.listeners.len(), 2, "one ring per queue");
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -596,7 +603,7 @@ fn dpdk_memif_stop_on_sigint_leaves_nothing_behind() {
         .unwrap();
     let socket = dir.path().join("memif0.sock");
     let device = format!("memif:socket={},role=server", socket.display());
-    let mut d = Lingerd::start(&lab, &device, "");
+    let mut d = Lingerd::start(&lab, &device);
     assert!(socket_exists(&socket), "{} while running", socket.display());
     d.d.proc().signal(rustix::process::Signal::INT);
     let status =
