@@ -11,5 +11,4 @@ pub mod filter;
 pub mod fuzz;
 pub mod mem;
 pub mod rng;
-#[cfg(feature = "afxdp")]
 pub mod sys;
