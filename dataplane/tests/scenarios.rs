@@ -1843,3 +1843,30 @@ fn test_zero_window_probe_acks_are_not_duplicate_acks() {
     assert!(out.last().is_some_and(|s| s.flags.fin), "{}", p.dump());
     assert!(p.answer(ud).is_none(), "still lingering for the ACK");
 }
+
+#[test]
+fn test_close_matching_linger_ends_gracefully_once_the_fin_is_acked() {
+    let mut p = peer();
+    p.establish_passive();
+    let ud = p.request(Request::CloseMatching {
+        filter: Filter::default(),
+        mode: CloseMode::Linger { ms: 2_000 },
+        pace_per_s: 0,
+    });
+    p.advance(1);
+    assert_eq!(rd(&p.answer(ud).unwrap()), (Errno::Ok, Detail::Count(1)));
+    let fin = p.expect_one();
+    assert_eq!(fin.flags_str(), "FA");
+    // The peer acknowledges the FIN at once but keeps its own side open:
+    // as with SO_LINGER, nothing is unacknowledged at the deadline, so no
+    // RST. FIN-WAIT-2 is then bounded by the orphan timeout.
+    p.ack();
+    assert_eq!(p.state(), Some(State::FinWait2));
+    p.advance(5_000);
+    assert!(rsts(&p.recv_all()).is_empty(), "{}", p.dump());
+    assert_eq!(p.engine.counters().rst_linger_expired, 0);
+    assert_eq!(p.state(), Some(State::FinWait2), "{}", p.dump());
+    p.advance(60_000);
+    assert_eq!(p.state(), None, "the orphan timeout bounds FIN-WAIT-2");
+    assert_eq!(p.engine.counters().orphan_timeouts, 1);
+}

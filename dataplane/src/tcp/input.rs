@@ -360,14 +360,21 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
     match tcb.state {
         State::FinWait1 if our_fin_acked => {
             tcb.state = State::FinWait2;
-            if tcb.flags.contains(TcbFlags::ORPHAN)
-                && !tcb.flags.contains(TcbFlags::LINGER_DEADLINE)
-            {
-                // An orphan's FIN-WAIT-2 is bounded (docs/close-semantics.md#orphan-timeout:
-                // every background close is bounded); the orphan deadline already runs.
-                tcb.close_at = tcb
-                    .close_at
-                    .earliest(Deadline::after(cx.arm_ms, cx.cfg.orphan_timeout_ms));
+            if tcb.flags.contains(TcbFlags::ORPHAN) {
+                if tcb.flags.contains(TcbFlags::LINGER_DEADLINE) {
+                    // Data and FIN acknowledged before the linger time ran
+                    // out: the close went gracefully, as SO_LINGER's does
+                    // (docs/close-semantics.md#bulk-close), and the deadline
+                    // no longer applies.
+                    tcb.flags.remove(TcbFlags::LINGER_DEADLINE);
+                    tcb.close_at = Deadline::after(cx.arm_ms, cx.cfg.orphan_timeout_ms);
+                } else {
+                    // An orphan's FIN-WAIT-2 is bounded (docs/close-semantics.md#orphan-timeout:
+                    // every background close is bounded); the orphan deadline already runs.
+                    tcb.close_at = tcb
+                        .close_at
+                        .earliest(Deadline::after(cx.arm_ms, cx.cfg.orphan_timeout_ms));
+                }
             }
         }
         State::Closing if our_fin_acked => enter_time_wait(tcb, cx),
