@@ -87,6 +87,9 @@ pub const MODE_ABORT: u8 = 1;
 /// `CloseMatching` mode byte of [`CloseMode::Linger`] (its time in the
 /// entry's linger field).
 pub const MODE_LINGER: u8 = 2;
+/// `CloseMatching` mode byte of [`CloseMode::Deadline`] (its time in the
+/// entry's linger field).
+pub const MODE_DEADLINE: u8 = 3;
 
 /// A prefix as an entry carries it: IPv4 only (address octets as on the
 /// wire), because an entry has room for two 4-byte addresses and not for
@@ -348,6 +351,7 @@ pub fn encode_request(user_data: u64, op: &Op) -> [u8; ENTRY_BYTES] {
                 CloseMode::Graceful => (MODE_GRACEFUL, 0),
                 CloseMode::Abort => (MODE_ABORT, 0),
                 CloseMode::Linger { ms } => (MODE_LINGER, ms),
+                CloseMode::Deadline { ms } => (MODE_DEADLINE, ms),
             };
             let mut present = 0;
             if let Some(p) = filter.local {
@@ -469,6 +473,10 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
                 MODE_ABORT => CloseMode::Abort,
                 MODE_LINGER => match u32_at(b, R_C32) {
                     ms if ms <= MAX_LINGER_MS => CloseMode::Linger { ms },
+                    _ => return Err(DecodeError::Value),
+                },
+                MODE_DEADLINE => match u32_at(b, R_C32) {
+                    ms if ms <= MAX_LINGER_MS => CloseMode::Deadline { ms },
                     _ => return Err(DecodeError::Value),
                 },
                 _ => return Err(DecodeError::Value),
@@ -728,6 +736,11 @@ mod tests {
             },
             Op::Abort { handle: h },
             Op::CloseMatching {
+                filter: MatchFilter::default(),
+                mode: CloseMode::Deadline { ms: 5_000 },
+                pace_per_s: 0,
+            },
+            Op::CloseMatching {
                 filter: MatchFilter {
                     local: Some(WirePrefix {
                         addr: [198, 18, 0, 0],
@@ -765,7 +778,7 @@ mod tests {
         b[M_LOCAL_LEN] = 33;
         assert_eq!(decode_request(&b), (44, Err(DecodeError::Value)));
         let mut b = encode_request(45, &every_op().pop().unwrap());
-        b[M_MODE] = 3;
+        b[M_MODE] = 4;
         assert_eq!(decode_request(&b), (45, Err(DecodeError::Value)));
         let mut b = encode_request(46, &every_op().pop().unwrap());
         b[R_C32..R_C32 + 4].copy_from_slice(&(MAX_LINGER_MS + 1).to_le_bytes());

@@ -773,7 +773,8 @@ impl Client {
                 mode,
                 pace_per_s,
             } => {
-                if matches!(mode, CloseMode::Linger { ms } if ms > lingerd_abi::vocab::MAX_LINGER_MS)
+                if matches!(mode, CloseMode::Linger { ms } | CloseMode::Deadline { ms }
+                    if ms > lingerd_abi::vocab::MAX_LINGER_MS)
                 {
                     // The daemon's decoder would refuse the entry alike.
                     return Err(Errno::Inval);

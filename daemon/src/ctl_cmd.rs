@@ -68,7 +68,9 @@ enum CtlCommand {
         #[command(flatten)]
         filter: FilterArgs,
         /// abort (RST), graceful (FIN, bounded by tcp.orphan_timeout),
-        /// or linger=DURATION (graceful, RST when it expires: linger=5s).
+        /// linger=DURATION (graceful, RST if still unacknowledged when it
+        /// expires: linger=5s), or deadline=DURATION (graceful, RST at the
+        /// deadline for whatever is not closed both ways: deadline=5s).
         #[arg(long, value_name = "MODE")]
         mode: CloseMode,
         /// At most N closes per second in total, split evenly across the

@@ -1870,3 +1870,29 @@ fn test_close_matching_linger_ends_gracefully_once_the_fin_is_acked() {
     assert_eq!(p.state(), None, "the orphan timeout bounds FIN-WAIT-2");
     assert_eq!(p.engine.counters().orphan_timeouts, 1);
 }
+
+#[test]
+fn test_close_matching_deadline_resets_what_is_not_closed_both_ways() {
+    let mut p = peer();
+    p.establish_passive();
+    let ud = p.request(Request::CloseMatching {
+        filter: Filter::default(),
+        mode: CloseMode::Deadline { ms: 2_000 },
+        pace_per_s: 0,
+    });
+    p.advance(1);
+    assert_eq!(rd(&p.answer(ud).unwrap()), (Errno::Ok, Detail::Count(1)));
+    assert_eq!(p.expect_one().flags_str(), "FA");
+    // The FIN is acknowledged but the peer keeps its side open: a hard
+    // deadline still ends FIN-WAIT-2 with an RST, on time.
+    p.ack();
+    assert_eq!(p.state(), Some(State::FinWait2));
+    p.advance(1_998);
+    assert!(rsts(&p.recv_all()).is_empty(), "{}", p.dump());
+    p.advance(2);
+    let r = p.expect_one();
+    assert_eq!(r.flags_str(), "RA", "{}", p.dump());
+    assert_eq!(p.state(), None);
+    assert_eq!(p.engine.counters().rst_deadline_expired, 1);
+    assert_eq!(p.engine.counters().rst_linger_expired, 0);
+}

@@ -132,15 +132,24 @@ pub enum CloseKind {
 }
 
 /// How a bulk close (`close_matching`, `lingerd ctl kill`) closes what it
-/// finds. Text form: `abort`, `graceful`, `linger=5s`.
+/// finds. Text form: `abort`, `graceful`, `linger=5s`, `deadline=5s`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CloseMode {
     /// Background graceful close (FIN), bounded by the orphan timeout.
     Graceful,
     /// Hard close (RST).
     Abort,
-    /// Graceful, hard-closed when `ms` expire.
+    /// Graceful, as `SO_LINGER {on, ms}`: an RST only if data or the FIN
+    /// is still unacknowledged when `ms` expire. A connection whose FIN was
+    /// acknowledged in time is left to the orphan timeout.
     Linger {
+        /// The deadline from the moment each connection is closed, at most
+        /// [`MAX_LINGER_MS`].
+        ms: u32,
+    },
+    /// A hard bound: FIN first, and an RST at `ms` for every matched
+    /// connection not yet gone both ways (FIN-WAIT-2 included).
+    Deadline {
         /// The deadline from the moment each connection is closed, at most
         /// [`MAX_LINGER_MS`].
         ms: u32,
@@ -155,6 +164,9 @@ impl fmt::Display for CloseMode {
             CloseMode::Linger { ms } => {
                 write!(f, "linger={}", Duration::from_millis(u64::from(ms)))
             }
+            CloseMode::Deadline { ms } => {
+                write!(f, "deadline={}", Duration::from_millis(u64::from(ms)))
+            }
         }
     }
 }
@@ -167,15 +179,22 @@ impl FromStr for CloseMode {
             "abort" => Ok(CloseMode::Abort),
             "graceful" => Ok(CloseMode::Graceful),
             _ => {
-                let d: Duration = s.strip_prefix("linger=").ok_or_else(|| {
-                    ParseError::new(format!(
-                        "unknown mode {s:?}: abort, graceful or linger=DURATION (e.g. linger=5s)"
-                    ))
-                })?.parse()?;
+                let (word, time, mode): (_, _, fn(u32) -> CloseMode) =
+                    if let Some(t) = s.strip_prefix("linger=") {
+                        ("linger", t, |ms| CloseMode::Linger { ms })
+                    } else if let Some(t) = s.strip_prefix("deadline=") {
+                        ("deadline", t, |ms| CloseMode::Deadline { ms })
+                    } else {
+                        return Err(ParseError::new(format!(
+                            "unknown mode {s:?}: abort, graceful, linger=DURATION or \
+                             deadline=DURATION (e.g. linger=5s)"
+                        )));
+                    };
+                let d: Duration = time.parse()?;
                 d.as_millis_u32()
                     .filter(|&ms| ms <= MAX_LINGER_MS)
-                    .map(|ms| CloseMode::Linger { ms })
-                    .ok_or_else(|| ParseError::new(format!("linger {d} is {LingerRange}")))
+                    .map(mode)
+                    .ok_or_else(|| ParseError::new(format!("{word} {d} is {LingerRange}")))
             }
         }
     }
@@ -429,6 +448,8 @@ mod tests {
             ("linger=5s", CloseMode::Linger { ms: 5000 }),
             ("linger=250ms", CloseMode::Linger { ms: 250 }),
             ("linger=0s", CloseMode::Linger { ms: 0 }),
+            ("deadline=2s", CloseMode::Deadline { ms: 2000 }),
+            ("deadline=1500ms", CloseMode::Deadline { ms: 1500 }),
         ] {
             assert_eq!(s.parse::<CloseMode>(), Ok(m), "{s}");
             assert_eq!(m.to_string(), s);
@@ -437,6 +458,8 @@ mod tests {
         assert!(msg("rst").contains("unknown mode"));
         assert!(msg("linger=5").contains("give a unit"));
         assert!(msg("linger=70000s").contains("longest"));
+        assert!(msg("deadline=70000s").contains("deadline 70000s"));
+        assert!(msg("deadline=5").contains("give a unit"));
         assert!(msg("linger=99999999999999999999m").contains("too long"));
     }
 

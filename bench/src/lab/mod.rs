@@ -75,6 +75,10 @@ impl FromStr for Mode {
                 Err("linger=0s is an abort: say abort (the benchmark expects FINs)".into())
             }
             CloseMode::Linger { ms } => Ok(Mode::Linger { ms }),
+            CloseMode::Deadline { .. } => Err(format!(
+                "{s}: a deadline is a bulk close's bound (close_matching, lingerd ctl kill), \
+                 not a per-connection close; the lab measures abort, graceful and linger"
+            )),
         }
     }
 }

@@ -64,10 +64,14 @@ extern "C" {
 #define LD_OUTCOME_ABORTED        4 /* hard close (RST) */
 #define LD_OUTCOME_RESET_BY_PEER  5 /* the peer reset first */
 
-/* ld_close_matching modes. */
+/* ld_close_matching modes. LINGER: FIN, and an RST only for what is still
+ * unacknowledged when linger_ms expire (SO_LINGER's meaning). DEADLINE:
+ * FIN, and an RST at linger_ms for every connection not yet closed both
+ * ways (FIN-WAIT-2 included): every matched connection gone by then. */
 #define LD_CLOSE_GRACEFUL 0
 #define LD_CLOSE_ABORT    1
 #define LD_CLOSE_LINGER   2
+#define LD_CLOSE_DEADLINE 3
 
 /* ld_filter.flags: which fields are set. */
 #define LD_MATCH_LOCAL       1

@@ -493,6 +493,7 @@ pub unsafe extern "C" fn ld_close_matching(
         0 => CloseMode::Graceful,
         1 => CloseMode::Abort,
         2 => CloseMode::Linger { ms: linger_ms },
+        3 => CloseMode::Deadline { ms: linger_ms },
         _ => return i64::from(fail(Errno::Inval)),
     };
     // SAFETY: `c` per the ffi contract.

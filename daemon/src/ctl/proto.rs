@@ -67,7 +67,7 @@ pub enum Op {
         /// Which connections; an empty filter is refused (say
         /// `--state all` to mean everything).
         filter: FilterSpec,
-        /// How: `abort`, `graceful` or `linger=DURATION` (its text form,
+        /// How: `abort`, `graceful`, `linger=DURATION` or `deadline=DURATION` (its text form,
         /// refused beyond the longest linger).
         mode: CloseMode,
         /// Closes per second in total, split evenly across queues (each

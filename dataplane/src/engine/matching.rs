@@ -86,8 +86,11 @@ impl QueueEngine {
             .iter()
             .flatten()
             .any(|p| !p.addr().is_ipv4());
-        let bad_mode =
-            matches!(mode, CloseMode::Linger { ms } if ms > crate::tcp::linger::MAX_LINGER_MS);
+        let bad_mode = matches!(
+            mode,
+            CloseMode::Linger { ms } | CloseMode::Deadline { ms }
+                if ms > crate::tcp::linger::MAX_LINGER_MS
+        );
         if bad_prefix || bad_mode {
             return self.complete(
                 client,
@@ -303,12 +306,13 @@ impl QueueEngine {
                 linger: tcb.linger,
                 close_in_ms: remaining(tcb.close_at, now_ms),
                 // A blocking linger close waits on `close_at`; a
-                // background one (docs/close-semantics.md#non-blocking, `close_matching` linger)
-                // is marked LINGER_DEADLINE.
+                // background one (docs/close-semantics.md#non-blocking,
+                // `close_matching` linger or deadline) is marked.
                 lingering: (tcb.pending == crate::tcp::tcb::Pending::Close
-                    || tcb
-                        .flags
-                        .contains(crate::tcp::tcb::TcbFlags::LINGER_DEADLINE))
+                    || tcb.flags.intersects(
+                        crate::tcp::tcb::TcbFlags::LINGER_DEADLINE
+                            | crate::tcp::tcb::TcbFlags::HARD_DEADLINE,
+                    ))
                     && tcb.close_at.is_set(),
                 rtx_in_ms: remaining(tcb.rtx_at, now_ms),
             });

@@ -55,6 +55,8 @@ counters! {
     rst_abort,
     #[doc = "RSTs sent because a linger deadline expired."]
     rst_linger_expired,
+    #[doc = "RSTs sent because a bulk close's hard deadline (`deadline=N`) expired."]
+    rst_deadline_expired,
     #[doc = "RSTs sent for a close or shutdown(RECEIVE) with unread data."]
     abort_on_close_unread,
     #[doc = "RSTs sent because data arrived after close or shutdown(RECEIVE)."]

@@ -95,11 +95,12 @@ pub(crate) fn execute(
             queue_fin(tcb);
             let ms = match bound {
                 FinBound::OrphanTimeout => cx.cfg.orphan_timeout_ms,
-                FinBound::LingerTime | FinBound::Blocking => linger_ms,
+                FinBound::LingerTime | FinBound::HardDeadline | FinBound::Blocking => linger_ms,
             };
             match bound {
                 FinBound::OrphanTimeout => {}
                 FinBound::LingerTime => tcb.flags.insert(TcbFlags::LINGER_DEADLINE),
+                FinBound::HardDeadline => tcb.flags.insert(TcbFlags::HARD_DEADLINE),
                 FinBound::Blocking => {
                     tcb.pending = Pending::Close;
                     tcb.user_data = user_data;
@@ -174,6 +175,7 @@ pub(crate) fn close_for_match(tcb: &mut Tcb, cx: &mut Cx<'_>, mode: CloseMode) -
         CloseMode::Graceful => (matrix::Sweep::Graceful, 0),
         CloseMode::Abort => (matrix::Sweep::Abort, 0),
         CloseMode::Linger { ms } => (matrix::Sweep::Linger, ms),
+        CloseMode::Deadline { ms } => (matrix::Sweep::Deadline, ms),
     };
     run(tcb, cx, CloseRequest::Sweep(sweep), 0, ms)
 }

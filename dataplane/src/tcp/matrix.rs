@@ -96,8 +96,12 @@ pub enum Sweep {
     Graceful,
     /// Hard close.
     Abort,
-    /// Background graceful close bounded by the sweep's linger time.
+    /// Background graceful close bounded by the sweep's linger time, as
+    /// SO_LINGER bounds it: dropped once data and FIN are acknowledged.
     Linger,
+    /// Background graceful close, hard-closed at the sweep's deadline
+    /// unless gone both ways by then.
+    Deadline,
 }
 
 /// What is asked of the connection.
@@ -122,8 +126,12 @@ pub enum CloseRequest {
 pub enum FinBound {
     /// Nobody waits; hard-closed when the orphan timeout expires.
     OrphanTimeout,
-    /// Nobody waits; hard-closed when the linger time expires.
+    /// Nobody waits; hard-closed when the linger time expires with data or
+    /// the FIN still unacknowledged.
     LingerTime,
+    /// Nobody waits; hard-closed when the deadline expires unless both
+    /// FINs are through (FIN-WAIT-2 is reset too).
+    HardDeadline,
     /// The close completes when all is acknowledged, or hard-closes
     /// (ABORTED_LINGER) when the linger time expires.
     Blocking,
@@ -315,6 +323,9 @@ pub fn decide(
         (_, CloseRequest::Sweep(Sweep::Linger)) => {
             CloseAction::closed(true, Background, false, Wire::Fin(FinBound::LingerTime))
         }
+        (_, CloseRequest::Sweep(Sweep::Deadline)) => {
+            CloseAction::closed(true, Background, false, Wire::Fin(FinBound::HardDeadline))
+        }
         // #linger-matrix, by the linger setting.
         (_, r) => match (linger, r == CloseRequest::CloseNonblocking, send) {
             (CloseKind::Hard, _, _) => CloseAction::closed(true, Aborted, true, reset(false)),
@@ -371,6 +382,10 @@ fn domain() -> Domain {
         ),
         (CloseRequest::Sweep(Sweep::Abort), "close_matching abort"),
         (CloseRequest::Sweep(Sweep::Linger), "close_matching linger"),
+        (
+            CloseRequest::Sweep(Sweep::Deadline),
+            "close_matching deadline",
+        ),
         (
             CloseRequest::ClientExit(ClientExitPolicy::Linger),
             "client exit, policy linger",
@@ -439,7 +454,8 @@ fn action_cells(a: &CloseAction) -> [String; 5] {
             if unread { " (unread)" } else { "" }
         ),
         Wire::Fin(FinBound::OrphanTimeout) => "FIN, orphan timeout".to_string(),
-        Wire::Fin(FinBound::LingerTime) => "FIN, linger time".to_string(),
+        Wire::Fin(FinBound::LingerTime) => "FIN, linger time while unacked".to_string(),
+        Wire::Fin(FinBound::HardDeadline) => "FIN, RST at the deadline".to_string(),
         Wire::Fin(FinBound::Blocking) => "FIN, wait for ACK or linger time".to_string(),
         Wire::Shutdown { how, abort, rst } => {
             let mut parts = Vec::new();

@@ -102,6 +102,9 @@ bitflags::bitflags! {
         const RETRANSMIT_ONE = 1 << 13;
         /// Send a zero-window probe (one byte beyond the window) now.
         const PROBE = 1 << 14;
+        /// The lifetime deadline is a bulk close's hard bound (`deadline=N`):
+        /// it stays through FIN-WAIT-2, and its expiry counts apart.
+        const HARD_DEADLINE = 1 << 15;
     }
 }
 
@@ -294,7 +297,10 @@ impl Tcb {
             && (self.pending == Pending::Close
                 || self
                     .flags
-                    .contains(TcbFlags::ORPHAN | TcbFlags::LINGER_DEADLINE))
+                    .contains(TcbFlags::ORPHAN | TcbFlags::LINGER_DEADLINE)
+                || self
+                    .flags
+                    .contains(TcbFlags::ORPHAN | TcbFlags::HARD_DEADLINE))
     }
 
     /// Whether everything we queued and our FIN (if any) is acknowledged.

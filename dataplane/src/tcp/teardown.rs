@@ -86,7 +86,8 @@ pub(crate) fn enter_time_wait(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     cx.counters.time_wait_entered += 1;
     tcb.rtx_at = Deadline::NONE;
     tcb.close_at = Deadline::after(cx.arm_ms, cx.cfg.time_wait_ms);
-    tcb.flags.remove(TcbFlags::LINGER_DEADLINE);
+    tcb.flags
+        .remove(TcbFlags::LINGER_DEADLINE | TcbFlags::HARD_DEADLINE);
     cx.release_send(tcb);
     check_close_done(tcb, cx);
 }

@@ -57,7 +57,9 @@ fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
         }
         _ if tcb.flags.contains(TcbFlags::ORPHAN) => {
-            if tcb.flags.contains(TcbFlags::LINGER_DEADLINE) {
+            if tcb.flags.contains(TcbFlags::HARD_DEADLINE) {
+                cx.counters.rst_deadline_expired += 1;
+            } else if tcb.flags.contains(TcbFlags::LINGER_DEADLINE) {
                 cx.counters.rst_linger_expired += 1;
             } else {
                 cx.counters.orphan_timeouts += 1;

@@ -670,10 +670,11 @@ impl Harness {
                     states: (arg >> 8) as u16,
                     ..Filter::default()
                 },
-                mode: match arg % 3 {
+                mode: match arg % 4 {
                     0 => CloseMode::Graceful,
                     1 => CloseMode::Abort,
-                    _ => CloseMode::Linger { ms: arg >> 16 },
+                    2 => CloseMode::Linger { ms: arg >> 16 },
+                    _ => CloseMode::Deadline { ms: arg >> 16 },
                 },
                 pace_per_s: if arg & 8 != 0 { 0 } else { arg >> 20 },
             },

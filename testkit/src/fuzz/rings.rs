@@ -612,7 +612,10 @@ impl Harness {
                 mode: match a >> 3 & 3 {
                     0 => lingerd_abi::CloseMode::Graceful,
                     1 => lingerd_abi::CloseMode::Abort,
-                    _ => lingerd_abi::CloseMode::Linger {
+                    2 => lingerd_abi::CloseMode::Linger {
+                        ms: (a >> 5) % 2_000,
+                    },
+                    _ => lingerd_abi::CloseMode::Deadline {
                         ms: (a >> 5) % 2_000,
                     },
                 },
