@@ -11,6 +11,7 @@ use std::num::NonZeroU64;
 use super::congestion::NewReno;
 use super::linger::Linger;
 use super::matrix::End;
+use super::reasm::QueueId;
 use super::rtt::{RtoBounds, RttEstimator};
 use super::sendbuf::SendBuf;
 use super::state::State;
@@ -195,6 +196,9 @@ pub struct Tcb {
     pub user_data: u64,
     /// Send buffer, present only while data is pending.
     pub send: Option<Box<SendBuf>>,
+    /// Reassembly queue in the core's pool, present only while out-of-order
+    /// data (or an out-of-order FIN) is held.
+    pub reasm: Option<QueueId>,
 }
 
 impl Default for Tcb {
@@ -257,6 +261,7 @@ impl Tcb {
             last_active: now_ms,
             user_data: 0,
             send: None,
+            reasm: None,
         }
     }
 
@@ -297,6 +302,17 @@ impl Tcb {
                     .contains(TcbFlags::ORPHAN | TcbFlags::LINGER_DEADLINE))
     }
 
+    /// Whether out-of-order data may be kept for later delivery: the peer's
+    /// FIN has not been processed and the client can still read what
+    /// arrives. Otherwise a queue is released (the engine checks after every
+    /// event).
+    #[inline]
+    pub fn may_reassemble(&self) -> bool {
+        self.state.can_receive()
+            && !self.closed_by_client()
+            && !self.flags.contains(TcbFlags::SHUT_RD)
+    }
+
     /// Whether everything we queued and our FIN (if any) is acknowledged.
     pub fn all_acked(&self) -> bool {
         self.queued() == 0 && self.snd_una == self.snd_max
@@ -331,5 +347,18 @@ mod tests {
         assert_eq!(b.earliest(Deadline::NONE), b);
         assert!(a.is_due(0) && !b.is_due(4) && b.is_due(5));
         assert!(!Deadline::NONE.is_due(u64::MAX));
+    }
+
+    #[test]
+    fn the_record_stays_within_its_budget() {
+        // 168 B before the reassembly queue; its 4-byte index fits in the
+        // padding. With the slot's 32 B and the index (≤ 17 B at any fill),
+        // an idle connection costs at most 256 B (table::tests).
+        assert_eq!(std::mem::size_of::<Option<QueueId>>(), 4);
+        assert!(
+            std::mem::size_of::<Tcb>() <= 176,
+            "{}",
+            std::mem::size_of::<Tcb>()
+        );
     }
 }
