@@ -31,17 +31,19 @@ pub struct ReasmConfig {
     /// core (rounded down to whole chunks). 0 keeps no out-of-order data.
     pub budget_bytes: u32,
     /// Chunk memory one connection may hold (rounded up to whole chunks);
-    /// the receive window bounds the bytes themselves.
+    /// the receive window bounds the bytes themselves. Runs that end inside
+    /// a chunk waste its tail, so this is twice the window by default (as
+    /// Linux lets a socket's buffer memory be twice its window).
     pub per_conn_bytes: u32,
 }
 
 impl Default for ReasmConfig {
-    /// 4 MiB per core (2,048 chunks), one 64 KiB receive window per
-    /// connection.
+    /// 4 MiB per core (2,048 chunks), twice a default 64 KiB receive window
+    /// per connection.
     fn default() -> Self {
         ReasmConfig {
             budget_bytes: 4 << 20,
-            per_conn_bytes: lingerd_abi::vocab::tcp_defaults::RECV_BUFFER,
+            per_conn_bytes: 2 * lingerd_abi::vocab::tcp_defaults::RECV_BUFFER,
         }
     }
 }
