@@ -149,6 +149,7 @@ impl CoreShell {
                 states: self.census.last.states,
                 linger_timers_armed: self.census.last.linger_armed,
                 timers_armed: engine.timers_armed() as u64,
+                reasm: engine.reasm_usage(),
                 rings: self.clients.stats(),
                 xdp: self.xdp.as_ref().map(xdp_series).unwrap_or_default(),
             },
