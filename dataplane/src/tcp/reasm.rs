@@ -362,14 +362,14 @@ impl ReasmPool {
             } else {
                 self.span(cur, rcv_nxt)
             };
-            if let Some((cs, ce)) = span {
-                if ce <= p || cs <= p {
-                    // Entirely before p, or covering p: what is queued stays.
-                    p = p.max(ce);
-                    prev = cur;
-                    cur = self.next_of(cur);
-                    continue;
-                }
+            if let Some((cs, ce)) = span
+                && (ce <= p || cs <= p)
+            {
+                // Entirely before p, or covering p: what is queued stays.
+                p = p.max(ce);
+                prev = cur;
+                cur = self.next_of(cur);
+                continue;
             }
             // A hole: [p, hole_end).
             let hole_end = span.map_or(hi, |(cs, _)| cs.min(hi));
