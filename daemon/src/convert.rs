@@ -189,6 +189,7 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 gateway: c.gateway.map(|g| g.ip),
                 max_connections: c.tcp.max_connections_per_core(n),
                 tcp: tcp.clone(),
+                reassembly: Default::default(),
                 default_linger: c.close.default_linger,
                 isn_secret: secrets.isn,
                 cookie_secret: secrets.cookie,

@@ -20,6 +20,7 @@ use lingerd_dataplane::port::afxdp::{AfXdpStats, PortCounters, XskStats};
 use lingerd_dataplane::port::dpdk::{DpdkCounters, DpdkStats, EthStats};
 use lingerd_dataplane::rings::RingStats;
 use lingerd_dataplane::tcp::State;
+use lingerd_dataplane::tcp::reasm::ReasmUsage;
 
 use crate::stoppable::StoppableThread;
 
@@ -36,6 +37,8 @@ pub struct CoreSnapshot {
     /// closes not yet acknowledged, and rule-3c background closes), from
     /// the last full census of the table.
     pub linger_timers_armed: u64,
+    /// The reassembly pool: its budget and what out-of-order queues hold.
+    pub reasm: ReasmUsage,
     /// Client rings of this core, summed over clients.
     pub rings: RingStats,
     /// AF_XDP figures as `(name, help, value)`, counters only
@@ -315,6 +318,7 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
     let mut timers = 0;
     let mut linger_timers = 0;
     let mut rings = RingStats::default();
+    let mut reasm = ReasmUsage::default();
     let mut xdp: Vec<(&'static str, &'static str, u64)> = Vec::new();
     let mut dpdk: Vec<(&'static str, &'static str, u64)> = Vec::new();
     for s in snaps {
@@ -325,6 +329,10 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         timers += s.timers_armed;
         linger_timers += s.linger_timers_armed;
         rings.add(s.rings);
+        reasm.budget_bytes += s.reasm.budget_bytes;
+        reasm.used_bytes += s.reasm.used_bytes;
+        reasm.held_bytes += s.reasm.held_bytes;
+        reasm.queues += s.reasm.queues;
         sum_series(&mut xdp, &s.xdp);
         sum_series(&mut dpdk, &s.dpdk);
     }
@@ -387,6 +395,31 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         "gauge",
     );
     let _ = writeln!(out, "lingerd_linger_timers_armed {linger_timers}");
+    for (name, help, v) in [
+        (
+            "reassembly_budget_bytes",
+            "Memory of the per-core reassembly pools (out-of-order segments), bytes.",
+            reasm.budget_bytes,
+        ),
+        (
+            "reassembly_used_bytes",
+            "Reassembly pool memory held by out-of-order queues (whole chunks), bytes.",
+            reasm.used_bytes,
+        ),
+        (
+            "reassembly_held_bytes",
+            "Out-of-order payload bytes waiting for the gap before them to fill.",
+            reasm.held_bytes,
+        ),
+        (
+            "reassembly_queues",
+            "Connections holding out-of-order data or an out-of-order FIN.",
+            reasm.queues,
+        ),
+    ] {
+        family(&mut out, name, help, "gauge");
+        let _ = writeln!(out, "lingerd_{name} {v}");
+    }
     for (name, help, v) in [
         (
             "ring_requests_total",
@@ -486,6 +519,10 @@ mod tests {
         a.states[State::TimeWait as usize] = 5;
         a.timers_armed = 7;
         a.linger_timers_armed = 3;
+        a.reasm.budget_bytes = 4 << 20;
+        a.reasm.used_bytes = 2048;
+        a.reasm.held_bytes = 1460;
+        a.reasm.queues = 1;
         a.rings.backpressure = 2;
         a.xdp = vec![("rx_ring_full", "RX ring full.", 4)];
         hub.publish(0, a.clone());
@@ -499,6 +536,10 @@ mod tests {
             "lingerd_time_wait_connections 10",
             "lingerd_timers_armed 14",
             "lingerd_linger_timers_armed 6",
+            "lingerd_reassembly_budget_bytes 8388608",
+            "lingerd_reassembly_used_bytes 4096",
+            "lingerd_reassembly_held_bytes 2920",
+            "lingerd_reassembly_queues 2",
             "lingerd_ring_full_total 4",
             "lingerd_xdp_rx_ring_full_total 8",
             "lingerd_rx_parse_errors_total{cause=\"checksum\"} 0",

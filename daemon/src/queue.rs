@@ -148,6 +148,7 @@ impl<S: PortFigures> CoreShell<S> {
             states: self.census.last.states,
             linger_timers_armed: self.census.last.linger_armed,
             timers_armed: engine.timers_armed() as u64,
+            reasm: engine.reasm_usage(),
             rings: self.clients.stats(),
             ..CoreSnapshot::default()
         };

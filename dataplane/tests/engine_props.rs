@@ -17,7 +17,9 @@
 //!   connection sends no RST of its own beyond the abort's one; any later
 //!   RST on its 4-tuple answers a peer segment as the stateless responder
 //!   does (`SEQ=SEG.ACK`, or `SEQ=0, ACK=SEG.SEQ+SEG.LEN` without ACK);
-//! - `close_matching` from a client that owns nothing closes nothing.
+//! - `close_matching` from a client that owns nothing closes nothing;
+//! - reassembly queues sit only on records that can still deliver, and
+//!   once every held handle is aborted the per-core pool is empty again.
 //!
 //! Injected segments never carry SYN, so a 4-tuple is never reused by a new
 //! incarnation within a case and the RST rule can be judged per tuple.
@@ -32,6 +34,7 @@ use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, CloseMode, Detail, Filter, Outcome, Request};
 use lingerd_dataplane::table::Handle;
+use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::{Linger, MAX_LINGER_MS};
 use lingerd_testkit::mem::{Direction, Fate, LinkConfig, Pair, TraceEntry};
 use proptest::prelude::*;
@@ -144,6 +147,10 @@ enum Op {
         ms: u64,
     },
     Loss {
+        percent: u8,
+    },
+    /// Both links reorder and duplicate this share of frames.
+    Reorder {
         percent: u8,
     },
     Inject {
@@ -590,6 +597,14 @@ impl Harness {
                 self.pair.a_to_b.config_mut().loss = p;
                 self.pair.b_to_a.config_mut().loss = p;
             }
+            Op::Reorder { percent } => {
+                let p = f64::from(*percent) / 100.0;
+                for link in [&mut self.pair.a_to_b, &mut self.pair.b_to_a] {
+                    let c = link.config_mut();
+                    c.reorder = p;
+                    c.duplicate = p / 4.0;
+                }
+            }
             Op::Inject {
                 to,
                 conn,
@@ -605,8 +620,12 @@ impl Harness {
     /// orphan timeout, SYN retries, linger deadlines), then the end-state
     /// invariants.
     fn quiesce_and_check(&mut self) {
-        self.pair.a_to_b.config_mut().loss = 0.0;
-        self.pair.b_to_a.config_mut().loss = 0.0;
+        for link in [&mut self.pair.a_to_b, &mut self.pair.b_to_a] {
+            let c = link.config_mut();
+            c.loss = 0.0;
+            c.reorder = 0.0;
+            c.duplicate = 0.0;
+        }
         self.run(Duration::from_secs(400), Duration::from_millis(100));
         assert!(
             self.pending.is_empty(),
@@ -644,6 +663,39 @@ impl Harness {
             );
         }
         check_rsts(self.pair.trace(), &self.hard, &self.injected);
+    }
+
+    /// No reassembly memory outlives what may use it: queues only on
+    /// records that can still deliver (ESTABLISHED, FIN-WAIT-1/2), and,
+    /// once the client has aborted every handle it holds, none at all.
+    fn check_reassembly_pools(&mut self) {
+        for side in [Side::A, Side::B] {
+            let hist = self.engine(side).states_histogram();
+            let receiving: u64 = [State::Established, State::FinWait1, State::FinWait2]
+                .iter()
+                .map(|&s| hist[s as usize])
+                .sum();
+            let u = self.engine(side).reasm_usage();
+            assert!(
+                u.queues <= receiving,
+                "{side:?}: {u:?} beyond the {receiving} records that may hold a queue; {hist:?}"
+            );
+            // A queue may hold only a FIN; chunks always belong to a queue.
+            assert!(u.used_bytes == 0 || u.queues > 0, "{side:?}: {u:?}");
+            let held: Vec<Handle> = self.models[side.idx()].held.iter().copied().collect();
+            for handle in held {
+                self.submit(side, false, Kind::Close, Request::Abort { handle });
+            }
+        }
+        self.run(Duration::from_secs(1), Duration::from_millis(100));
+        for side in [Side::A, Side::B] {
+            let u = self.engine(side).reasm_usage();
+            assert_eq!(
+                (u.queues, u.used_bytes, u.held_bytes),
+                (0, 0, 0),
+                "{side:?}: reassembly memory left after every handle was aborted"
+            );
+        }
     }
 }
 
@@ -764,6 +816,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(side, mode, ms, pace, other)| Op::CloseMatching { side, mode, ms, pace, other }),
         5 => prop_oneof![1u64..20, 20u64..500, Just(2_100u64)].prop_map(|ms| Op::Advance { ms }),
         1 => prop_oneof![Just(0u8), Just(10), Just(50), Just(100)].prop_map(|percent| Op::Loss { percent }),
+        1 => prop_oneof![Just(0u8), Just(20), Just(60)].prop_map(|percent| Op::Reorder { percent }),
         3 => (
             side(),
             0usize..64,
@@ -815,6 +868,7 @@ proptest! {
             h.apply(op);
         }
         h.quiesce_and_check();
+        h.check_reassembly_pools();
     }
 }
 

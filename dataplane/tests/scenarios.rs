@@ -1896,3 +1896,261 @@ fn test_close_matching_deadline_resets_what_is_not_closed_both_ways() {
     assert_eq!(p.engine.counters().rst_deadline_expired, 1);
     assert_eq!(p.engine.counters().rst_linger_expired, 0);
 }
+
+// ---------------------------------------------------------------------------
+// Reassembly (RFC 9293 §3.10.7.4 seventh step, RFC 5681 §4.2)
+// ---------------------------------------------------------------------------
+
+/// `n` bytes of a stream whose byte at offset `i` is a function of `i`, so
+/// that any misplaced byte shows.
+fn stream(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(7) ^ (i >> 8) as u8)
+        .collect()
+}
+
+/// Sends `data[from..to]` at the hole's offset `from`, ACKing what the
+/// peer has received.
+fn send_at(p: &mut RawPeer, hole: u32, data: &[u8], from: usize, to: usize) {
+    let s = p
+        .here(ACK | PSH)
+        .seq(hole.wrapping_add(from as u32))
+        .data(&data[from..to]);
+    p.send(s);
+}
+
+fn reasm_queues(p: &RawPeer) -> u64 {
+    p.engine.reasm_usage().queues
+}
+
+#[test]
+fn test_established_segment_2_before_segment_1_is_kept_and_delivered_with_one_cumulative_ack() {
+    let mut p = peer();
+    p.establish_passive();
+    p.read_all();
+    let hole = p.nxt;
+    let data = stream(2_000);
+    // Segment 2 first: kept, not delivered, one immediate duplicate ACK.
+    send_at(&mut p, hole, &data, 1_000, 2_000);
+    let dup = p.expect_one();
+    assert_eq!(dup.sfa(), ("A".into(), p.rcv, hole), "a duplicate ACK");
+    assert!(p.read_all().is_empty(), "nothing is delivered past a hole");
+    assert_eq!(p.engine.reasm_queued(p.h()), 1_000);
+    assert_eq!(p.engine.counters().ooo_segments_kept, 1);
+    // Segment 1 fills the gap: one ACK, at once (no delayed-ACK wait), for
+    // both segments; both are delivered, in order.
+    send_at(&mut p, hole, &data, 0, 1_000);
+    let ack = p.expect_one();
+    assert_eq!(ack.sfa(), ("A".into(), p.rcv, hole + 2_000), "{}", p.dump());
+    assert_eq!(p.read_all(), data);
+    // Segment 2 is never asked for again: whatever follows (a window
+    // update once the client read) acknowledges both.
+    p.advance(1_000);
+    for a in p.recv_all() {
+        assert_eq!(a.ack, hole + 2_000, "{}", p.dump());
+    }
+    assert_eq!(p.engine.counters().ooo_bytes_delivered, 1_000);
+    assert_eq!(p.engine.reasm_queued(p.h()), 0);
+    assert_eq!(reasm_queues(&p), 0);
+    assert_eq!(p.engine.reasm_usage().used_bytes, 0);
+    // The connection goes on from there.
+    p.nxt = hole + 2_000;
+    p.push(b"more");
+    assert_eq!(p.read_all(), b"more");
+}
+
+#[test]
+fn test_established_overlapping_and_duplicate_segments_fill_only_the_holes() {
+    let mut p = peer();
+    p.establish_passive();
+    p.read_all();
+    let hole = p.nxt;
+    let data = stream(1_000);
+    // Out of order, overlapping each other, and one twice: every one of
+    // them gets its own duplicate ACK.
+    let pieces = [
+        (300, 500),
+        (300, 500),
+        (400, 700),
+        (200, 350),
+        (800, 1_000),
+        (650, 850),
+    ];
+    for &(from, to) in &pieces {
+        send_at(&mut p, hole, &data, from, to);
+        let a = p.expect_one();
+        assert_eq!(a.ack, hole, "duplicate ACK for [{from}, {to})");
+    }
+    assert_eq!(p.engine.reasm_queued(p.h()), 800, "[200, 1000) once");
+    // A segment overlapping the in-order edge and the queue: the new part
+    // is delivered, then the queue, up to the end.
+    send_at(&mut p, hole, &data, 0, 250);
+    assert_eq!(p.expect_one().ack, hole + 1_000);
+    assert_eq!(p.read_all(), data);
+    // A retransmission of what was queued is old data now: a plain ACK.
+    send_at(&mut p, hole, &data, 400, 700);
+    assert_eq!(p.expect_one().ack, hole + 1_000);
+    assert!(p.read_all().is_empty());
+    assert_eq!(reasm_queues(&p), 0);
+}
+
+#[test]
+fn test_established_out_of_order_data_is_trimmed_to_the_window() {
+    let mut p = RawPeer::new(|c| c.tcp.recv_buffer = 3_000);
+    p.establish_passive();
+    p.read_all();
+    let hole = p.nxt;
+    assert_eq!(u32::from(p.engine_wnd), 3_000);
+    let data = stream(4_000);
+    // [2000, 3500) with a FIN after it: only [2000, 3000) lies in the
+    // window; the rest and the FIN are not kept.
+    let s = p
+        .here(ACK | FIN)
+        .seq(hole + 2_000)
+        .data(&data[2_000..3_500]);
+    p.send(s);
+    assert_eq!(p.expect_one().ack, hole);
+    assert_eq!(p.engine.reasm_queued(p.h()), 1_000);
+    // Entirely beyond the window: unacceptable, nothing kept.
+    send_at(&mut p, hole, &data, 3_000, 4_000);
+    assert_eq!(p.expect_one().ack, hole);
+    assert_eq!(p.engine.reasm_queued(p.h()), 1_000);
+    send_at(&mut p, hole, &data, 0, 1_000);
+    send_at(&mut p, hole, &data, 1_000, 2_000);
+    assert_eq!(p.recv_all().last().map(|a| a.ack), Some(hole + 3_000));
+    assert_eq!(p.read_all(), &data[..3_000]);
+    assert_eq!(p.state(), Some(State::Established), "the FIN was not kept");
+}
+
+#[test]
+fn test_established_out_of_order_fin_is_processed_once_the_data_before_it_arrives() {
+    let mut p = peer();
+    p.establish_passive();
+    p.read_all();
+    let hole = p.nxt;
+    let data = stream(600);
+    let s = p.here(ACK | FIN).seq(hole + 300).data(&data[300..]);
+    p.send(s);
+    assert_eq!(p.expect_one().ack, hole);
+    assert_eq!(p.state(), Some(State::Established));
+    send_at(&mut p, hole, &data, 0, 300);
+    let a = p.expect_one();
+    assert_eq!(
+        a.sfa(),
+        ("A".into(), p.rcv, hole + 601),
+        "data and FIN acknowledged"
+    );
+    assert_eq!(p.state(), Some(State::CloseWait));
+    let h = p.h();
+    let cs = p.completions();
+    let mut bytes = Vec::new();
+    let mut eof_after = None;
+    for c in cs.iter().filter(|c| c.handle == h && c.is_event) {
+        match &c.detail {
+            Detail::Data(d) => bytes.extend_from_slice(d),
+            Detail::PeerClosed => eof_after = Some(bytes.len()),
+            _ => {}
+        }
+    }
+    assert_eq!(bytes, data);
+    assert_eq!(eof_after, Some(600), "EOF after every byte");
+    assert_eq!(reasm_queues(&p), 0);
+
+    // A bare FIN out of order is remembered too.
+    let mut p = peer();
+    p.establish_passive();
+    let hole = p.nxt;
+    p.send(p.here(ACK | FIN).seq(hole + 10));
+    assert_eq!(p.expect_one().ack, hole, "a duplicate ACK for it");
+    send_at(&mut p, hole, &data, 0, 10);
+    assert_eq!(p.expect_one().ack, hole + 11);
+    assert_eq!(p.state(), Some(State::CloseWait));
+}
+
+#[test]
+fn test_established_reassembly_budget_prunes_the_highest_data_and_counts_it() {
+    use lingerd_dataplane::tcp::reasm::{CHUNK_BYTES, ReasmConfig};
+    let mut p = RawPeer::new(|c| {
+        c.reassembly = ReasmConfig {
+            budget_bytes: 2 * CHUNK_BYTES as u32,
+            per_conn_bytes: 65_536,
+        }
+    });
+    p.establish_passive();
+    p.read_all();
+    let hole = p.nxt;
+    let data = stream(6_000);
+    assert_eq!(p.engine.reasm_usage().budget_bytes, 2 * CHUNK_BYTES as u64);
+    send_at(&mut p, hole, &data, 1_000, 2_000);
+    send_at(&mut p, hole, &data, 5_000, 6_000);
+    assert_eq!(p.engine.reasm_usage().used_bytes, 2 * CHUNK_BYTES as u64);
+    // The pool is full: [3000, 4000) lies below [5000, 6000), which goes.
+    send_at(&mut p, hole, &data, 3_000, 4_000);
+    assert_eq!(p.engine.counters().ooo_bytes_pruned, 1_000);
+    assert_eq!(p.engine.reasm_queued(p.h()), 2_000);
+    // Higher data than anything held finds no room: dropped and counted.
+    send_at(&mut p, hole, &data, 5_500, 6_000);
+    assert_eq!(p.engine.counters().ooo_bytes_pruned, 1_500);
+    assert_eq!(p.recv_all().len(), 4, "a duplicate ACK each, pruned or not");
+    // The connection never fails for it: the gaps fill, the peer resends
+    // what was pruned, and every byte arrives in order.
+    send_at(&mut p, hole, &data, 0, 1_000);
+    assert_eq!(p.expect_one().ack, hole + 2_000);
+    send_at(&mut p, hole, &data, 2_000, 3_000);
+    assert_eq!(p.expect_one().ack, hole + 4_000);
+    send_at(&mut p, hole, &data, 4_000, 6_000);
+    assert_eq!(p.read_all(), data);
+    assert_eq!(p.state(), Some(State::Established));
+    assert_eq!(reasm_queues(&p), 0);
+}
+
+#[test]
+fn test_reassembly_queue_is_freed_on_every_ending() {
+    // Each way a connection holding out-of-order data can end, or stop
+    // being able to deliver it, gives its queue back to the pool.
+    type Ending = fn(&mut RawPeer);
+    let endings: [(&str, Ending); 6] = [
+        ("abort", |p| {
+            let _ = p.call(Request::Abort { handle: p.h() });
+        }),
+        ("peer RST", |p| p.send(p.here(RST))),
+        ("graceful close", |p| {
+            p.read_all();
+            p.close(false);
+        }),
+        ("shutdown(RECEIVE)", |p| {
+            let _ = p.shutdown(0);
+        }),
+        ("in-order FIN", |p| p.fin()),
+        ("retransmission timeout", |p| {
+            p.write(b"never acknowledged");
+            p.advance(3_600_000);
+        }),
+    ];
+    for (what, end) in endings {
+        let mut p = peer();
+        p.establish_passive();
+        p.read_all();
+        let hole = p.nxt;
+        send_at(&mut p, hole, &stream(3_000), 100, 3_000);
+        p.recv_all();
+        assert_eq!(reasm_queues(&p), 1, "{what}: queued");
+        end(&mut p);
+        p.advance(1);
+        assert_eq!(reasm_queues(&p), 0, "{what}: freed\n{}", p.dump());
+        assert_eq!(p.engine.reasm_usage().used_bytes, 0, "{what}");
+    }
+}
+
+#[test]
+fn test_out_of_order_data_after_close_is_not_kept() {
+    let mut p = peer();
+    p.establish_passive();
+    p.read_all();
+    let _ = p.shutdown(0);
+    let hole = p.nxt;
+    send_at(&mut p, hole, &stream(200), 100, 200);
+    assert_eq!(p.expect_one().ack, hole, "still a duplicate ACK");
+    assert_eq!(reasm_queues(&p), 0, "it can never be delivered");
+    assert_eq!(p.engine.counters().ooo_segments_kept, 0);
+}

@@ -525,6 +525,22 @@ fn stats(ctx: &Ctx) -> Body {
         snaps.iter().map(|s| s.timers_armed).collect(),
     );
     put(
+        "reassembly_budget_bytes".into(),
+        snaps.iter().map(|s| s.reasm.budget_bytes).collect(),
+    );
+    put(
+        "reassembly_used_bytes".into(),
+        snaps.iter().map(|s| s.reasm.used_bytes).collect(),
+    );
+    put(
+        "reassembly_held_bytes".into(),
+        snaps.iter().map(|s| s.reasm.held_bytes).collect(),
+    );
+    put(
+        "reassembly_queues".into(),
+        snaps.iter().map(|s| s.reasm.queues).collect(),
+    );
+    put(
         "ring_requests".into(),
         snaps.iter().map(|s| s.rings.requests).collect(),
     );

@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 
 pub use crate::shared::config::{TcpConfig, TimeWaitRst};
 use crate::tcp::linger::Linger;
+pub use crate::tcp::reasm::ReasmConfig;
 use crate::tcp::rtt::RtoBounds;
 use crate::wire::EthernetAddress;
 
@@ -45,6 +46,8 @@ pub struct EngineConfig {
     pub max_connections: u32,
     /// TCP parameters.
     pub tcp: TcpConfig,
+    /// The reassembly pool: per-core budget, per-connection share.
+    pub reassembly: ReasmConfig,
     /// Linger setting of a new connection.
     pub default_linger: Linger,
     /// Secret of the ISN function (RFC 6528), from the OS's randomness.
@@ -69,6 +72,7 @@ impl EngineConfig {
             gateway: None,
             max_connections: 1 << 16,
             tcp: TcpConfig::default(),
+            reassembly: ReasmConfig::default(),
             default_linger: Linger::default(),
             isn_secret: [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344],
             cookie_secret: [0x4528_21e6_38d0_1377, 0xbe54_66cf_34e9_0c6c],

@@ -30,6 +30,7 @@ use crate::shared::{Disposition, NoSink, RxSink};
 use crate::table::{FourTuple, Handle, Table};
 use crate::tcp::cx::Cx;
 use crate::tcp::isn::IsnGenerator;
+use crate::tcp::reasm::{ReasmPool, ReasmUsage};
 use crate::tcp::sendbuf::SendBufPool;
 use crate::tcp::state::State;
 use crate::tcp::tcb::{Tcb, TcbFlags};
@@ -154,6 +155,8 @@ pub struct QueueEngine {
     completions: VecDeque<Completion>,
     counters: Counters,
     pool: SendBufPool,
+    /// Out-of-order data of every connection, in one budget.
+    reasm: ReasmPool,
     jobs: VecDeque<matching::MatchJob>,
     next_ephemeral: u16,
     scratch: Vec<u8>,
@@ -182,6 +185,7 @@ impl QueueEngine {
             completions: VecDeque::new(),
             counters: Counters::default(),
             pool,
+            reasm: ReasmPool::new(cfg.reassembly),
             jobs: VecDeque::new(),
             next_ephemeral,
             scratch: vec![0; usize::from(cfg.tcp.mss).max(536)],
@@ -236,6 +240,18 @@ impl QueueEngine {
     /// Bytes of memory held by the table (records, index, free list).
     pub fn table_memory_bytes(&self) -> usize {
         self.table.memory_bytes()
+    }
+
+    /// The reassembly pool's gauges: its budget and what queues hold.
+    pub fn reasm_usage(&self) -> ReasmUsage {
+        self.reasm.usage()
+    }
+
+    /// Payload bytes a connection holds out of order (tests).
+    pub fn reasm_queued(&self, handle: Handle) -> u32 {
+        self.table
+            .get(handle)
+            .map_or(0, |t| self.reasm.queued_bytes(t.reasm))
     }
 
     /// The state of a connection, for tests and `ctl conns`.
@@ -379,6 +395,7 @@ impl QueueEngine {
             completions: &mut self.completions,
             pool: &mut self.pool,
             sink,
+            reasm: &mut self.reasm,
         };
         Some(f(tcb, &mut cx))
     }
@@ -438,6 +455,11 @@ impl QueueEngine {
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
+        if tcb.reasm.is_some() && !tcb.may_reassemble() {
+            // The peer's FIN came, the connection ended or the client can no
+            // longer read: what was kept out of order can never be delivered.
+            self.reasm.release(&mut tcb.reasm);
+        }
         output::arm_persist(tcb, arm_ms, &self.cfg.tcp.rto);
         let deadline = tcb.next_deadline();
         let wants_tx = output::has_output(tcb) && !tcb.flags.contains(TcbFlags::ON_TX_LIST);
@@ -460,14 +482,15 @@ impl QueueEngine {
         }
     }
 
-    /// Frees a record: cancels its timer, returns its buffer, updates the
-    /// listener's handshake count.
+    /// Frees a record: cancels its timer, returns its buffers (send and
+    /// reassembly), updates the listener's handshake count.
     fn free(&mut self, handle: Handle) {
         let port = self.table.tuple(handle).map(|t| t.local_port);
         if let Some(mut tcb) = self.table.remove_cancelling(handle, &mut self.wheel) {
             if let Some(buf) = tcb.send.take() {
                 self.pool.put(buf);
             }
+            self.reasm.release(&mut tcb.reasm);
             if tcb.state == State::SynReceived
                 && !tcb.flags.contains(TcbFlags::ACTIVE_OPEN)
                 && let Some(l) = port.and_then(|p| self.listeners.get_mut(&p))

@@ -97,6 +97,12 @@ counters! {
     retransmits,
     #[doc = "Fast retransmits (three duplicate ACKs)."]
     fast_retransmits,
+    #[doc = "Out-of-order segments kept in a reassembly queue (new bytes or a FIN)."]
+    ooo_segments_kept,
+    #[doc = "Out-of-order bytes given up for memory: pruned from a reassembly queue, or not kept for lack of room."]
+    ooo_bytes_pruned,
+    #[doc = "Bytes delivered from a reassembly queue once the gap before them filled."]
+    ooo_bytes_delivered,
     #[doc = "Frames not sent because the next hop's MAC is unknown."]
     tx_no_neighbor,
     #[doc = "Control frames dropped because the control queue was full."]

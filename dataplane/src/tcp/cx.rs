@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 
 use lingerd_abi::Errno;
 
+use super::reasm::ReasmPool;
 use super::sendbuf::SendBufPool;
 use super::tcb::{Tcb, TcbFlags};
 use crate::shared::config::TcpConfig;
@@ -45,6 +46,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) pool: &'a mut SendBufPool,
     /// Where received payload goes.
     pub(crate) sink: &'a mut dyn RxSink,
+    /// The core's reassembly pool.
+    pub(crate) reasm: &'a mut ReasmPool,
 }
 
 impl Cx<'_> {
@@ -97,14 +100,22 @@ impl Cx<'_> {
     /// Delivers in-order payload to the connection's owner, through the
     /// sink when it takes it, unless the client already closed the handle.
     pub(crate) fn data(&mut self, tcb: &Tcb, data: &[u8]) {
-        if tcb.flags.contains(TcbFlags::ORPHAN) {
-            return;
+        deliver(self.sink, self.completions, self.handle, tcb, data);
+    }
+
+    /// Delivers what the reassembly queue holds from RCV.NXT on, chunk by
+    /// chunk, advancing RCV.NXT past it; returns the bytes delivered.
+    pub(crate) fn data_from_queue(&mut self, tcb: &mut Tcb) -> u32 {
+        let mut total = 0u32;
+        while let Some(bytes) = self.reasm.ready(tcb.reasm, tcb.rcv_nxt) {
+            let n = bytes.len() as u32;
+            deliver(self.sink, self.completions, self.handle, tcb, bytes);
+            tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(n);
+            tcb.unconsumed = tcb.unconsumed.saturating_add(n);
+            total = total.saturating_add(n);
+            self.reasm.pop_front(&mut tcb.reasm);
         }
-        let detail = self
-            .sink
-            .place(tcb.owner, data)
-            .unwrap_or_else(|| Detail::Data(data.to_vec()));
-        self.event(tcb, Errno::Ok, detail);
+        total
     }
 
     /// Releases the connection's send buffer to the pool.
@@ -113,4 +124,29 @@ impl Cx<'_> {
             self.pool.put(buf);
         }
     }
+}
+
+/// [`Cx::data`], on the parts of the context it needs (so that bytes
+/// borrowed from the reassembly pool can be delivered).
+fn deliver(
+    sink: &mut dyn RxSink,
+    completions: &mut VecDeque<Completion>,
+    handle: Handle,
+    tcb: &Tcb,
+    data: &[u8],
+) {
+    if tcb.flags.contains(TcbFlags::ORPHAN) {
+        return;
+    }
+    let detail = sink
+        .place(tcb.owner, data)
+        .unwrap_or_else(|| Detail::Data(data.to_vec()));
+    completions.push_back(Completion {
+        client: tcb.owner,
+        user_data: tcb.user_data,
+        handle,
+        result: Errno::Ok,
+        detail,
+        is_event: true,
+    });
 }

@@ -233,19 +233,22 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
 
     // Seventh: segment text.
     let mut fin_in_order = f.fin();
+    // Whether in-order data arrived while a reassembly queue was held: it
+    // fills all or part of a gap (RFC 5681 §4.2: ACK at once).
+    let mut filled_gap = false;
     if payload_len > 0 {
         let start = seg.seq;
         let skip = tcb.rcv_nxt.diff(start).max(0) as u32;
-        let room = rcv_wnd;
+        // Nothing may arrive past a FIN already seen out of order.
+        let room = match cx.reasm.fin(tcb.reasm) {
+            Some(fin) => rcv_wnd.min(fin.diff(tcb.rcv_nxt).max(0) as u32),
+            None => rcv_wnd,
+        };
         if skip > 0 && skip >= payload_len {
             // Entirely old data (a retransmission): just ACK.
             tcb.flags.insert(TcbFlags::NEED_ACK);
         } else if start.diff(tcb.rcv_nxt) > 0 {
-            // Out of order: no reassembly queue; a duplicate ACK per
-            // segment asks for the hole (RFC 5681 §4.2: "immediately",
-            // and the sender counts them).
-            tcb.dup_acks_owed = tcb.dup_acks_owed.saturating_add(1).min(8);
-            tcb.flags.insert(TcbFlags::NEED_ACK);
+            out_of_order(tcb, cx, seg, rcv_wnd);
             fin_in_order = false;
         } else if tcb.state.can_receive() {
             if tcb.closed_by_client() || tcb.flags.contains(TcbFlags::SHUT_RD) {
@@ -257,7 +260,15 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
                 tcb.rcv_nxt = tcb.rcv_nxt.wrapping_add(take);
                 tcb.unconsumed = tcb.unconsumed.saturating_add(take);
                 cx.data(tcb, data);
-                schedule_ack(tcb, cx);
+                if tcb.reasm.is_some() {
+                    filled_gap = true;
+                    // The duplicate ACKs still owed name the old RCV.NXT;
+                    // one cumulative ACK replaces them.
+                    tcb.dup_acks_owed = 0;
+                    tcb.flags.insert(TcbFlags::NEED_ACK);
+                } else {
+                    schedule_ack(tcb, cx);
+                }
             }
             if skip + take < payload_len {
                 // Trimmed to the window: the FIN (if any) lies beyond it.
@@ -269,23 +280,63 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
             // FIN, so new data is a protocol error; ignore it (RFC 9293).
             fin_in_order = false;
         }
+    } else if f.fin() && seg.seq.diff(tcb.rcv_nxt) > 0 {
+        // A bare FIN out of order.
+        out_of_order(tcb, cx, seg, rcv_wnd);
+        fin_in_order = false;
     }
 
     // Eighth: FIN, only once everything before it has arrived, and only
     // once: after the peer's FIN its sequence space is closed, so a FIN at
     // RCV.NXT is forged or broken and is dropped without moving RCV.NXT
     // (moving it would make every later ACK from the peer look old, and
-    // the two ends would trade ACKs forever).
+    // the two ends would trade ACKs forever). A FIN in this segment ends
+    // the stream here, whatever the queue holds beyond it (the queue is
+    // released once the FIN moves the state on); otherwise the queue
+    // continues the stream, and may end it with the FIN it remembered.
     if fin_in_order
         && !tcb.flags.contains(TcbFlags::FIN_RECEIVED)
         && seg.seq.wrapping_add(payload_len) == tcb.rcv_nxt
     {
         on_fin(tcb, cx);
+    } else if filled_gap {
+        let n = cx.data_from_queue(tcb);
+        cx.counters.ooo_bytes_delivered += u64::from(n);
+        if cx.reasm.fin(tcb.reasm) == Some(tcb.rcv_nxt) {
+            cx.reasm.take_fin(&mut tcb.reasm);
+            if !tcb.flags.contains(TcbFlags::FIN_RECEIVED) {
+                on_fin(tcb, cx);
+            }
+        }
     }
     if tcb.state == State::Closed {
         return Disposition::Free;
     }
     Disposition::Keep
+}
+
+/// A segment (payload, FIN or both) beyond RCV.NXT: kept in the reassembly
+/// queue, trimmed to the window, when the connection can still deliver it;
+/// either way a duplicate ACK per segment asks for the hole (RFC 5681 §4.2:
+/// "immediately", and the sender counts them).
+fn out_of_order(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>, rcv_wnd: u32) {
+    tcb.dup_acks_owed = tcb.dup_acks_owed.saturating_add(1).min(8);
+    tcb.flags.insert(TcbFlags::NEED_ACK);
+    if !tcb.may_reassemble() {
+        return;
+    }
+    let kept = cx.reasm.insert(
+        &mut tcb.reasm,
+        tcb.rcv_nxt,
+        rcv_wnd,
+        seg.seq,
+        seg.payload,
+        seg.flags.fin(),
+    );
+    if kept.kept > 0 || kept.fin_kept {
+        cx.counters.ooo_segments_kept += 1;
+    }
+    cx.counters.ooo_bytes_pruned += u64::from(kept.pruned);
 }
 
 /// The ACK field of a segment in a synchronized state. Returns a disposition

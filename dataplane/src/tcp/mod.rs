@@ -17,6 +17,7 @@ pub mod linger;
 pub mod matrix;
 pub(crate) mod open;
 pub(crate) mod output;
+pub mod reasm;
 pub mod rtt;
 pub mod sendbuf;
 pub mod state;

@@ -27,7 +27,10 @@
 //!   the ops are done and the clock runs on with a silent peer, exactly one
 //!   (nothing a request waits for is unbounded);
 //! - once synchronized, every segment but an RST carries ACK;
-//! - `handle_timeout` does not stay due forever at one instant.
+//! - `handle_timeout` does not stay due forever at one instant;
+//! - the reassembly pool holds no more queues than there are records, and
+//!   no chunk outside a queue (out-of-order segments reach it through
+//!   `Num::Track` with a positive delta).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -697,6 +700,13 @@ impl Harness {
 
     /// Takes every frame and completion the engine has, checking each.
     fn drain(&mut self, rst_in: bool) {
+        let reasm = self.engine.reasm_usage();
+        assert!(
+            reasm.queues <= self.engine.connection_count() as u64
+                && reasm.used_bytes <= reasm.budget_bytes
+                && (reasm.used_bytes == 0 || reasm.queues > 0),
+            "reassembly pool out of step with the table: {reasm:?}"
+        );
         for _ in 0..MAX_FRAMES_PER_STEP {
             let Some(len) = self.engine.poll_transmit(self.now, &mut self.buf) else {
                 let backlog = self.engine.tx_backlog();

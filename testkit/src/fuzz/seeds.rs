@@ -219,6 +219,21 @@ pub fn engine_rx() -> Vec<Seed> {
             false,
         ),
         engine_seed(
+            "segment_2_before_segment_1",
+            hs,
+            &[
+                S(Segment {
+                    seq: Num::Track(100),
+                    ..data(100)
+                }),
+                S(data(100)),
+                Advance(50),
+                req(kind::RECV_DONE, CONN, 200),
+            ],
+            &[State::Established],
+            false,
+        ),
+        engine_seed(
             "peer_closes_first",
             hs,
             &[S(seg(fin_ack)), req(kind::CLOSE, CONN, 0), S(seg(ack))],
