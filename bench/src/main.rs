@@ -6,7 +6,8 @@
 //! close benchmark (the daemon, its client, lingerd as load generator, the
 //! ceiling and the kernel baseline in one run); `ring-latency` times abort
 //! request → RST at the peer with 1M linger timers armed on the dut's core
-//! (beside the kernel's close() → RST). `lab-dut-client` and
+//! (beside the kernel's close() → RST); `transfer` measures echo goodput
+//! through the lab's impairment stage against the kernel's. `lab-dut-client` and
 //! `kernel-worker` are `lab`'s own helper processes (hidden).
 //!
 //! Stdout carries the human table and, with `--json`, one JSON object as
@@ -18,6 +19,7 @@
 mod dpdk_ceiling;
 mod lab_cmd;
 mod ring_latency;
+mod transfer;
 mod xsk_ceiling;
 
 use anyhow::Context;
@@ -54,6 +56,10 @@ enum Command {
     /// armed on the dut's core (default 1M), beside the Linux kernel's
     /// close() → RST, on the lab (root).
     RingLatency(ring_latency::Args),
+    /// Echo goodput through the lab's impairment stage (root): a kernel
+    /// client against lingerd beside the same client against the kernel,
+    /// in one run.
+    Transfer(transfer::Args),
     /// `lab`'s client of the daemon, in the dut namespace (internal).
     #[command(hide = true)]
     LabDutClient {
@@ -146,6 +152,7 @@ fn main() -> anyhow::Result<()> {
         #[cfg(feature = "dpdk")]
         Command::DpdkCeiling(args) => return dpdk_ceiling::run(args),
         Command::RingLatency(args) => return ring_latency::run(args),
+        Command::Transfer(args) => return transfer::run(args),
         Command::Lab(args) => return lab_cmd::run(args),
         Command::LabDutClient {
             socket,

@@ -37,8 +37,7 @@
 //! namespaces.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -60,7 +59,7 @@ use serde_json::Value;
 use crate::xsk_ceiling::parse_mac;
 use lingerd_bench::lab::setup::{
     DUT_CORE, DUT_ENGINE_ADDR, DutPlan, FIRST_PORT, Idle, bar, generator_cpu, lingerd_bin, on_lab,
-    open_all, spinner, start_dut,
+    open_all, sample, scrape_metrics, spinner, start_dut,
 };
 
 /// The goal of issue 5, item 6: p99 request → wire, busy-poll, 1M timers.
@@ -322,30 +321,6 @@ fn kernel_part(args: &Args, lab: &Lab, n: usize) -> Result<Part> {
     Ok(part)
 }
 
-/// `GET /metrics` from the daemon, inside the dut namespace.
-fn scrape(lab: &Lab) -> Result<String> {
-    let ns = lab.get("LAB_DUT_NS");
-    std::thread::spawn(move || -> Result<String> {
-        netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
-        let step = Duration::from_secs(5);
-        let mut s = TcpStream::connect_timeout(&METRICS, step).context("connect to /metrics")?;
-        s.set_read_timeout(Some(step))?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-        let mut body = String::new();
-        s.read_to_string(&mut body)?;
-        Ok(body)
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("scrape panicked"))?
-}
-
-/// The value of an unlabelled sample of `text`.
-fn sample(text: &str, name: &str) -> Result<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .with_context(|| format!("{name} missing from /metrics"))
-}
-
 /// The counters a lingering close ends by.
 fn linger_ends(text: &str) -> Result<u64> {
     let mut n = 0;
@@ -370,11 +345,11 @@ fn await_quiet(args: &Args, lab: &Lab) -> Result<Option<String>> {
     let sp = spinner("quiet");
     let quiet = args.quiet.to_std();
     let limit = Instant::now() + args.linger.to_std() / 2;
-    let mut text = scrape(lab)?;
+    let mut text = scrape_metrics(lab, METRICS)?;
     let (mut last, mut since) = (sample(&text, "lingerd_retransmits_total")?, Instant::now());
     while since.elapsed() < quiet && Instant::now() < limit {
         std::thread::sleep(Duration::from_millis(100));
-        text = scrape(lab)?;
+        text = scrape_metrics(lab, METRICS)?;
         let now = sample(&text, "lingerd_retransmits_total")?;
         if now != last {
             (last, since) = (now, Instant::now());
@@ -451,7 +426,7 @@ fn lingerd_part(
     let pb = bar(t as u64, "armed");
     let limit = Instant::now() + Duration::from_secs(60);
     let before = loop {
-        let text = scrape(lab)?;
+        let text = scrape_metrics(lab, METRICS)?;
         let armed = sample(&text, "lingerd_linger_timers_armed")?;
         pb.set_position(armed);
         if armed >= t as u64 {
@@ -485,7 +460,7 @@ fn lingerd_part(
     let v = dut.done()?;
     // A census pass that began after the last sample (publishes every 100 ms).
     std::thread::sleep(Duration::from_millis(500));
-    let after = scrape(lab)?;
+    let after = scrape_metrics(lab, METRICS)?;
     let muted_frames = generator.progress.muted.load(Ordering::Relaxed);
     let out = generator.stop()?;
     dut.stop();

@@ -8,7 +8,8 @@
 //! directory (tempfile), the daemon and client processes (stopped on drop);
 //! nothing outside the lab's namespaces and 198.18.0.0/15.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use lingerd_config::{ClientExitPolicy, Config, Prefix, ZeroCopy};
+use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::{Ending, Proc, Stderr};
@@ -304,4 +306,28 @@ pub fn on_lab<T>(
         drop(lab);
     }
     result
+}
+
+/// `GET /metrics` from the daemon at `addr`, inside the lab's dut namespace.
+pub fn scrape_metrics(lab: &Lab, addr: SocketAddr) -> Result<String> {
+    let ns = lab.get("LAB_DUT_NS");
+    std::thread::spawn(move || -> Result<String> {
+        netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
+        let step = Duration::from_secs(5);
+        let mut s = TcpStream::connect_timeout(&addr, step).context("connect to /metrics")?;
+        s.set_read_timeout(Some(step))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        Ok(body)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("scrape panicked"))?
+}
+
+/// The value of an unlabelled sample of a `/metrics` text.
+pub fn sample(text: &str, name: &str) -> Result<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .with_context(|| format!("{name} missing from /metrics"))
 }
