@@ -264,6 +264,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
     progress(format!("kernel <-> lingerd: {} bytes echoed", args.bytes));
     let (lingerd, metrics) = lingerd_run(&lab, &args, limit)?;
     let retransmits = sample(&metrics, "lingerd_retransmits_total")?;
+    let fast_retransmits = sample(&metrics, "lingerd_fast_retransmits_total")?;
     let ooo_kept = sample(&metrics, "lingerd_ooo_segments_kept_total")?;
     let ratio = lingerd.goodput(args.bytes) / kernel.goodput(args.bytes);
     let mismatched = lingerd.mismatched + kernel.mismatched;
@@ -278,6 +279,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "lingerd_seconds": lingerd.seconds,
             "kernel_seconds": kernel.seconds,
             "retransmits": retransmits,
+            "fast_retransmits": fast_retransmits,
             "ooo_segments_kept": ooo_kept,
             "bytes_mismatched": mismatched,
         });
@@ -298,8 +300,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
             lingerd.seconds
         );
         println!(
-            "  lingerd retransmitted {retransmits} segments, kept {ooo_kept} out of order; \
-             {mismatched} bytes mismatched"
+            "  lingerd retransmitted {retransmits} segments ({fast_retransmits} fast), kept \
+             {ooo_kept} out of order; {mismatched} bytes mismatched"
         );
     }
     ensure!(mismatched == 0, "{mismatched} bytes came back wrong");
