@@ -3,7 +3,8 @@
 //! after warm-up, a counting global allocator must see no allocation on
 //! this thread while the data flows (segments in and out, payload placed
 //! straight into RX chunks, SENDs copied straight from TX chunks,
-//! completions, RecvDone). Other threads (libtest's) are not counted.
+//! completions, RecvDone), nor while segments arrive out of order and go
+//! through the reassembly pool. Other threads (libtest's) are not counted.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ static GLOBAL: CountingAlloc = CountingAlloc;
 
 const CLIENT: ClientId = ClientId(3);
 const MSG: usize = 100;
+/// The rings' chunk size.
+const CHUNK: usize = 2048;
 
 /// One side: an engine, its rings, and the client's end of them.
 struct Side {
@@ -55,7 +58,7 @@ impl Side {
         let layout = Layout::new(LayoutParams {
             cores: 1,
             ring_entries: 64,
-            chunk_size: 2048,
+            chunk_size: CHUNK as u32,
             tx_chunks: 8,
             rx_chunks: 16,
         })
@@ -88,13 +91,18 @@ impl Side {
 
     /// Sends `MSG` bytes from TX chunk 0.
     fn send(&mut self) {
-        let range = self.layout.tx_chunk(0, MSG as u32).expect("chunk");
-        assert!(self.region.write(range, &[0x5a; MSG]));
+        self.send_n(MSG);
+    }
+
+    /// Sends `n` (at most a chunk) bytes from TX chunk 0.
+    fn send_n(&mut self, n: usize) {
+        let range = self.layout.tx_chunk(0, n as u32).expect("chunk");
+        assert!(self.region.write(range, &[0x5a; CHUNK][..n]));
         let handle = self.handle;
         self.request(&Op::Send {
             handle,
             chunk: 0,
-            len: MSG as u32,
+            len: n as u32,
         });
     }
 
@@ -134,7 +142,7 @@ impl Side {
         }
         self.rx.release();
         for (chunk, len) in out.into_iter().flatten() {
-            let mut bytes = [0u8; MSG];
+            let mut bytes = [0u8; CHUNK];
             let range = self.layout.rx_chunk(chunk, len).expect("own chunk");
             assert!(self.region.read(range, &mut bytes[..len as usize]));
             assert!(bytes[..len as usize].iter().all(|&b| b == 0x5a));
@@ -142,9 +150,53 @@ impl Side {
             let handle = self.handle;
             self.request(&Op::RecvDone { handle, chunk, len });
             if echo {
-                self.send();
+                self.send_n(len as usize);
             }
         }
+    }
+}
+
+/// A link that holds back one data segment and delivers it right after the
+/// next one: the peer sees the two out of order (a fixed buffer, so holding
+/// allocates nothing).
+struct Swap {
+    frame: [u8; 2048],
+    len: usize,
+    /// Whether the next data segment is to be held.
+    armed: bool,
+}
+
+/// Ethernet + IPv4 + TCP headers with timestamps: longer frames carry data.
+const HEADERS: usize = 14 + 20 + 20 + 12;
+
+impl Side {
+    /// [`Side::step`] through `swap`.
+    fn step_swapped(&mut self, now: Instant, peer: &mut Side, swap: &mut Swap) {
+        self.rings.poll_requests(&mut self.engine, now, 64);
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+        }
+        let mut frame = [0u8; 2048];
+        while let Some(n) = self.engine.poll_transmit(now, &mut frame) {
+            let data = n > HEADERS;
+            if data && swap.armed {
+                swap.frame[..n].copy_from_slice(&frame[..n]);
+                swap.len = n;
+                swap.armed = false;
+                continue;
+            }
+            peer.engine
+                .handle_rx_into(now, &frame[..n], &mut peer.rings);
+            if data && swap.len > 0 {
+                peer.engine
+                    .handle_rx_into(now, &swap.frame[..swap.len], &mut peer.rings);
+                swap.len = 0;
+            }
+        }
+        while let Some(c) = self.engine.poll_completion() {
+            self.rings.deliver(c);
+        }
+        self.rings.flush();
     }
 }
 
@@ -198,4 +250,54 @@ fn the_steady_state_echo_path_does_not_allocate() {
         "the echo path allocated: {stats:?}"
     );
     assert!(b.received >= 700 * MSG);
+
+    // Reordered: two messages leave as two segments, and the second
+    // reaches the peer first, is kept in the reassembly pool, and is
+    // delivered when the first fills the gap.
+    let reordered = |a: &mut Side, b: &mut Side, now: &mut Instant, n: usize| {
+        let mut swap = Swap {
+            frame: [0; 2048],
+            len: 0,
+            armed: false,
+        };
+        for _ in 0..n {
+            let before = a.received;
+            swap.armed = true;
+            a.send();
+            for _ in 0..8 {
+                *now += Duration::from_millis(1);
+                a.step_swapped(*now, b, &mut swap);
+                if swap.len > 0 {
+                    break;
+                }
+            }
+            assert!(swap.len > 0, "the first segment is held");
+            a.send();
+            for _ in 0..16 {
+                *now += Duration::from_millis(1);
+                a.step_swapped(*now, b, &mut swap);
+                b.step(*now, a);
+                a.client(false);
+                b.client(true);
+                if a.received >= before + 2 * MSG {
+                    break;
+                }
+            }
+            assert_eq!(swap.len, 0, "the held segment went after the next");
+            assert_eq!(a.received, before + 2 * MSG, "both echoes came back");
+        }
+    };
+    reordered(&mut a, &mut b, &mut now, 50);
+    let kept = b.engine.counters().ooo_segments_kept;
+    let ((), stats) = alloc_count::measure(|| reordered(&mut a, &mut b, &mut now, 200));
+    assert_eq!(
+        b.engine.counters().ooo_segments_kept - kept,
+        200,
+        "each second segment was kept out of order"
+    );
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "the reordered echo path allocated: {stats:?}"
+    );
 }
