@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::SharedRegion;
@@ -41,6 +41,8 @@ pub enum CoreCommand {
     Attach {
         /// The client.
         client: ClientId,
+        /// Who it is, for the misbehaviour report.
+        peer: Peer,
         /// Its shared region.
         region: Arc<SharedRegion>,
         /// The region's layout.
@@ -69,9 +71,27 @@ pub enum CoreCommand {
     Ctl(CtlCommand),
 }
 
+/// A client process as `SO_PEERCRED` named it at attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its pid.
+    pub pid: i32,
+    /// Its uid.
+    pub uid: u32,
+}
+
+/// At most one report line per client per this interval, so that a
+/// hostile client cannot flood the journal.
+pub const REPORT_EVERY: Duration = Duration::from_secs(10);
+
 struct Attached {
     rings: ClientRings,
     wake: Arc<EventFd>,
+    peer: Peer,
+    /// The counters as of the last report.
+    reported: RingStats,
+    /// When the last report was logged.
+    reported_at: Option<Instant>,
 }
 
 /// The attached clients of one core.
@@ -151,6 +171,44 @@ impl CoreClients {
         self.ctl.poll(engine, now);
     }
 
+    /// One line for the log per client that sent malformed entries, made
+    /// requests on handles it does not own or wrote out-of-range ring
+    /// indexes since its last report: pid, uid, client id, what and how
+    /// many. At most one line per client per [`REPORT_EVERY`]; what happens
+    /// in between is in the next line's counts. The shell calls it on its
+    /// publishing cadence and logs the lines.
+    pub fn misbehaviour_reports(&mut self, now: Instant) -> Vec<String> {
+        let mut lines = Vec::new();
+        for c in &mut self.clients {
+            let s = c.rings.stats();
+            let (invalid, refused, hostile) = (
+                s.invalid - c.reported.invalid,
+                s.refused - c.reported.refused,
+                s.hostile_indexes - c.reported.hostile_indexes,
+            );
+            if invalid + refused + hostile == 0
+                || c.reported_at.is_some_and(|t| now < t + REPORT_EVERY)
+            {
+                continue;
+            }
+            lines.push(format!(
+                "client {} (pid {}, uid {}) on queue {}: {invalid} malformed request entries, \
+                 {refused} requests on handles it does not own, {hostile} out-of-range ring \
+                 indexes since its last report (totals {}, {}, {})",
+                c.rings.client().0,
+                c.peer.pid,
+                c.peer.uid,
+                self.core,
+                s.invalid,
+                s.refused,
+                s.hostile_indexes
+            ));
+            c.reported = s;
+            c.reported_at = Some(now);
+        }
+        lines
+    }
+
     /// `lingerd ctl` jobs running on this core.
     pub fn ctl_jobs(&self) -> usize {
         self.ctl.len()
@@ -205,12 +263,19 @@ impl CoreClients {
         match cmd {
             CoreCommand::Attach {
                 client,
+                peer,
                 region,
                 layout,
                 wake,
             } => {
                 match ClientRings::new(client, self.core, region, layout) {
-                    Ok(rings) => self.clients.push(Attached { rings, wake }),
+                    Ok(rings) => self.clients.push(Attached {
+                        rings,
+                        wake,
+                        peer,
+                        reported: RingStats::default(),
+                        reported_at: None,
+                    }),
                     Err(_) => {
                         // The attach path built the region for this layout,
                         // so this is a bug, not a client's fault: say so.

@@ -441,6 +441,16 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
             "Times request intake paused because a completion ring was full.",
             rings.backpressure,
         ),
+        (
+            "ring_refused_requests_total",
+            "Requests answered EPERM: on handles the client does not own.",
+            rings.refused,
+        ),
+        (
+            "ring_hostile_indexes_total",
+            "Client ring heads or tails found out of range (clamped, never trusted).",
+            rings.hostile_indexes,
+        ),
     ] {
         family(&mut out, name, help, "counter");
         let _ = writeln!(out, "lingerd_{name} {v}");

@@ -203,6 +203,9 @@ impl<S: PortFigures> Hooks<S> for CoreShell<S> {
         if now.saturating_duration_since(self.published) >= METRICS_EVERY {
             self.published = now;
             self.publish(engine);
+            for line in self.clients.misbehaviour_reports(now) {
+                log::warn!("{line}");
+            }
         }
         self.app.step(engine, now);
         self.shutdown_step(engine, now, view.tx_in_flight);

@@ -71,7 +71,7 @@ use lingerd_dataplane::wire::EthernetAddress;
 
 use crate::attach::{Acceptor, AcceptorConfig, AttachEvent};
 use crate::convert::{self, ExitRule, QueuePlan, Secrets};
-use crate::cores::CoreCommand;
+use crate::cores::{CoreCommand, Peer};
 use crate::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use crate::logging;
 use crate::metrics::{MetricsHub, MetricsServer, PortFigures};
@@ -563,6 +563,7 @@ impl Daemon {
                     for tx in &self.cores {
                         let _ = tx.send(CoreCommand::Attach {
                             client,
+                            peer: Peer { pid, uid },
                             region: region.clone(),
                             layout,
                             wake: wake.clone(),

@@ -7,14 +7,14 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
 use lingerd_abi::entry::{self, Body, Op};
-use lingerd_abi::layout::{Layout, LayoutParams};
+use lingerd_abi::layout::{ENTRY_SIZE, Layout, LayoutParams};
 use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 use lingerd_daemon::attach::EventFd;
-use lingerd_daemon::cores::{CoreClients, CoreCommand};
+use lingerd_daemon::cores::{CoreClients, CoreCommand, Peer, REPORT_EVERY};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
@@ -40,6 +40,10 @@ fn client(cmds: &mpsc::Sender<CoreCommand>, id: u16) -> Side {
     let wake = Arc::new(EventFd::new().unwrap());
     cmds.send(CoreCommand::Attach {
         client: ClientId(id),
+        peer: Peer {
+            pid: 4000 + i32::from(id),
+            uid: 1000 + u32::from(id),
+        },
         region: region.clone(),
         layout,
         wake: wake.clone(),
@@ -171,4 +175,81 @@ fn retune_reaches_the_engine_and_is_acknowledged() {
     assert_eq!(acks.try_recv(), Ok(3), "the core's index, once applied");
     assert_eq!(e.config().tunables(), t);
     assert_eq!(e.config().tcp.time_wait_ms, 1_234);
+}
+
+#[test]
+fn a_misbehaving_client_is_named_in_the_log_at_most_every_ten_seconds() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let (cmds, rx) = mpsc::channel();
+    let mut core = CoreClients::new(0, rx);
+    let mut good = client(&cmds, 1);
+    let mut bad = client(&cmds, 2);
+    core.poll(&mut e, t0);
+    core.drain(&mut e);
+    assert!(
+        core.misbehaviour_reports(t0).is_empty(),
+        "nobody misbehaved"
+    );
+
+    // The good client listens; the bad one closes that listener (EPERM),
+    // sends a malformed entry (EINVAL) and claims a ring tail far ahead.
+    good.tx.push(&entry::encode_request(
+        1,
+        &Op::Listen {
+            port: 80,
+            backlog: 8,
+        },
+    ));
+    good.tx.publish();
+    core.poll(&mut e, t0);
+    core.drain(&mut e);
+    let listener = answers(&mut good)[0].handle;
+    bad.tx.push(&entry::encode_request(
+        2,
+        &Op::Close {
+            handle: listener,
+            nonblocking: false,
+        },
+    ));
+    bad.tx.push(&[0xff; ENTRY_SIZE]);
+    bad.tx.publish();
+    core.poll(&mut e, t0);
+    core.drain(&mut e);
+    let mut got: Vec<Errno> = answers(&mut bad).iter().map(|c| c.result).collect();
+    got.sort_by_key(|e| *e as u32);
+    assert_eq!(got, [Errno::Perm, Errno::Inval]);
+    let lines = core.misbehaviour_reports(t0);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("client 2 (pid 4002, uid 1002) on queue 0: 1 malformed request entries, 1 requests on handles it does not own, 0 out-of-range ring indexes"),
+        "{}",
+        lines[0]
+    );
+
+    // More of the same within ten seconds: counted, not logged yet.
+    for _ in 0..50 {
+        bad.tx.push(&[0xff; ENTRY_SIZE]);
+        bad.tx.publish();
+        core.poll(&mut e, t0);
+        core.drain(&mut e);
+        let _ = answers(&mut bad);
+    }
+    let t1 = t0 + Duration::from_secs(5);
+    assert!(core.misbehaviour_reports(t1).is_empty(), "rate-limited");
+    let t2 = t0 + REPORT_EVERY;
+    let lines = core.misbehaviour_reports(t2);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains(": 50 malformed request entries"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("(totals 51, 1, 0)"), "{}", lines[0]);
+    assert!(
+        core.misbehaviour_reports(t2 + REPORT_EVERY).is_empty(),
+        "quiet again"
+    );
+    assert_eq!(core.stats().refused, 1);
+    assert_eq!(core.stats().invalid, 51);
 }

@@ -69,6 +69,8 @@ pub struct Producer {
     ring: Ring,
     tail: u32,
     cached_head: u32,
+    /// Times the consumer's head claimed more than was produced.
+    hostile: u64,
 }
 
 impl Producer {
@@ -86,6 +88,7 @@ impl Producer {
             ring,
             tail,
             cached_head: head,
+            hostile: 0,
         })
     }
 
@@ -99,7 +102,16 @@ impl Producer {
         }
         self.cached_head = self.ring.word(RING_HEAD).load(Ordering::Acquire);
         let used = self.tail.wrapping_sub(self.cached_head);
+        if used > self.ring.entries {
+            self.hostile += 1;
+        }
         self.ring.entries.saturating_sub(used)
+    }
+
+    /// Times the consumer's head was found beyond what was produced (a
+    /// corrupted or hostile peer), for the owner's report.
+    pub fn hostile_indexes(&self) -> u64 {
+        self.hostile
     }
 
     /// Writes one entry; it becomes visible at the next [`publish`](Self::publish).
@@ -138,6 +150,8 @@ pub struct Consumer {
     head: u32,
     /// Entries `available` reported and `pop` has not yet taken.
     ready: u32,
+    /// Times the producer's tail claimed more than a ring's worth.
+    hostile: u64,
 }
 
 impl Consumer {
@@ -154,6 +168,7 @@ impl Consumer {
             ring,
             head,
             ready: 0,
+            hostile: 0,
         })
     }
 
@@ -161,8 +176,18 @@ impl Consumer {
     /// a producer claiming more cannot make us read slots twice per lap.
     pub fn available(&mut self) -> u32 {
         let tail = self.ring.word(RING_TAIL).load(Ordering::Acquire);
-        self.ready = tail.wrapping_sub(self.head).min(self.ring.entries);
+        let claimed = tail.wrapping_sub(self.head);
+        if claimed > self.ring.entries {
+            self.hostile += 1;
+        }
+        self.ready = claimed.min(self.ring.entries);
         self.ready
+    }
+
+    /// Times the producer's tail was found more than a ring ahead (a
+    /// corrupted or hostile peer), for the owner's report.
+    pub fn hostile_indexes(&self) -> u64 {
+        self.hostile
     }
 
     /// Copies the next entry out (never a reference into shared memory).
@@ -270,7 +295,9 @@ mod tests {
             .u32_at(RING_TAIL)
             .unwrap()
             .store(1_000_000, Ordering::Release);
+        assert_eq!(c.hostile_indexes(), 0);
         assert_eq!(c.available(), 4, "never more than one lap");
+        assert_eq!(c.hostile_indexes(), 1, "and the owner is told");
         for _ in 0..4 {
             assert!(c.pop().is_some());
         }
@@ -303,6 +330,7 @@ mod tests {
             0,
             "a head far ahead of the tail is corrupt: no space"
         );
+        assert!(p.hostile_indexes() > 0, "and the owner is told");
     }
 
     #[test]

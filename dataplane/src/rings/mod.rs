@@ -38,6 +38,11 @@ pub struct RingStats {
     pub completions: u64,
     /// Times request intake stopped because the completion ring was full.
     pub backpressure: u64,
+    /// Requests refused EPERM: on handles the client does not own.
+    pub refused: u64,
+    /// Ring heads or tails found out of range (a corrupted or hostile
+    /// client; clamped, never trusted).
+    pub hostile_indexes: u64,
 }
 
 impl RingStats {
@@ -47,6 +52,8 @@ impl RingStats {
         self.invalid += other.invalid;
         self.completions += other.completions;
         self.backpressure += other.backpressure;
+        self.refused += other.refused;
+        self.hostile_indexes += other.hostile_indexes;
     }
 }
 
@@ -168,7 +175,10 @@ impl ClientRings {
 
     /// Counters.
     pub fn stats(&self) -> RingStats {
-        self.stats
+        RingStats {
+            hostile_indexes: self.requests.hostile_indexes() + self.completions.hostile_indexes(),
+            ..self.stats
+        }
     }
 
     /// Completions waiting for ring space.
@@ -348,6 +358,9 @@ impl ClientRings {
 
     /// Queues one engine completion addressed to this client.
     pub fn deliver(&mut self, c: Completion) {
+        if c.result == Errno::Perm && !c.is_event {
+            self.stats.refused += 1;
+        }
         self.backlog.push_back(c);
     }
 
