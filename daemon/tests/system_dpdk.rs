@@ -21,26 +21,23 @@
 //! and one that cannot make its lab fails. Every wait is bounded.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lingerd_client::{Client, Done, Errno, Outcome, Request};
+use lingerd_client::Outcome;
 use lingerd_config::{Config, Idle, PortKind, Prefix};
-use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::Stderr;
 
+mod app;
 mod child;
+use app::{App, ENGINE_IP, PORT, STEP, connect, in_peer};
 use child::field;
-
-const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-const PORT: u16 = 7;
-const STEP: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     child::main(
@@ -185,121 +182,6 @@ impl Lingerd {
     }
 }
 
-/// Runs `f` in a thread inside the lab's peer namespace.
-fn in_peer<T: Send + 'static>(
-    lab: &Lab,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let ns = lab.get("LAB_PEER_NS");
-    thread::spawn(move || {
-        netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
-        f()
-    })
-}
-
-/// A kernel connection to lingerd's `PORT` (from the peer namespace).
-fn connect() -> TcpStream {
-    let to = SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, PORT));
-    let s = TcpStream::connect_timeout(&to, STEP).expect("connect to lingerd");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s
-}
-
-/// The application: a client attached to the daemon, listening on `PORT`
-/// through each of its rings (one per queue).
-struct App {
-    client: Client,
-    listeners: Vec<u64>,
-    conns: Vec<u64>,
-}
-
-impl App {
-    fn attach(d: &Lingerd) -> App {
-        let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
-        let listeners = (0..client.cores().len())
-            .map(|ring| {
-                client
-                    .listen_on(ring, PORT, 65_535)
-                    .expect("listen through lingerd")
-            })
-            .collect();
-        App {
-            client,
-            listeners,
-            conns: Vec::new(),
-        }
-    }
-
-    /// Accepts until `n` connections are held (within `within`).
-    fn accept_until(&mut self, n: usize, within: Duration) {
-        let until = Instant::now() + within;
-        while self.conns.len() < n {
-            for &l in &self.listeners {
-                while let Ok((h, _)) = self.client.accept(l, Duration::ZERO) {
-                    self.conns.push(h);
-                }
-            }
-            if self.conns.len() >= n {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "accepted {} of {n} within {within:?}",
-                self.conns.len()
-            );
-            self.client.wait(Duration::from_millis(5)).expect("wait");
-        }
-    }
-
-    /// The one connection (accepted within `STEP`).
-    fn one(&mut self) -> u64 {
-        self.accept_until(1, STEP);
-        self.conns[0]
-    }
-
-    /// Aborts every connection, one request each without waiting between
-    /// them; returns how many were answered `Ok`.
-    fn abort_all(&mut self) -> u64 {
-        let until = Instant::now() + STEP;
-        let mut pending = std::collections::HashSet::new();
-        let mut done: Vec<Done> = Vec::new();
-        let mut next = 0;
-        let mut answered = 0u64;
-        while next < self.conns.len() || !pending.is_empty() {
-            assert!(
-                Instant::now() < until,
-                "aborts: {answered} answered, {} pending",
-                pending.len()
-            );
-            while next < self.conns.len() {
-                match self.client.submit(Request::Abort {
-                    handle: self.conns[next],
-                }) {
-                    Ok(t) => {
-                        pending.insert(t.0);
-                        next += 1;
-                    }
-                    Err(Errno::NoBufs) => break,
-                    Err(e) => panic!("submit abort: {e:?}"),
-                }
-            }
-            done.clear();
-            self.client.poll_completions(&mut done).expect("reap");
-            for d in &done {
-                if pending.remove(&d.ticket.0) {
-                    assert_eq!(d.result, Errno::Ok, "{d:?}");
-                    answered += 1;
-                }
-            }
-            if done.is_empty() {
-                self.client.wait(Duration::from_millis(1)).expect("wait");
-            }
-        }
-        self.conns.clear();
-        answered
-    }
-}
-
 /// Polls `lingerd ctl conns --json ARGS` (run in the dut namespace) until
 /// `ok` holds for its rows (within `STEP`).
 fn ctl_until(lab: &Lab, d: &Lingerd, args: &[&str], ok: impl Fn(&[serde_json::Value]) -> bool) {
@@ -335,7 +217,7 @@ fn ctl_until(lab: &Lab, d: &Lingerd, args: &[&str], ok: impl Fn(&[serde_json::Va
 fn dpdk_abort_resets_the_kernel() {
     let lab = lab("dpdk_abort", "da");
     let d = Lingerd::on_veth(&lab, |_| {});
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -368,7 +250,7 @@ fn dpdk_abort_resets_the_kernel() {
 fn dpdk_graceful_close_kernel_reads_all_then_eof() {
     let lab = lab("dpdk_graceful", "dg");
     let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -408,7 +290,7 @@ fn dpdk_linger_zero_window_rst_after_deadline() {
     );
     assert!(out.status.success(), "{out:?}");
     let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
     let client = in_peer(&lab, move || {
         let s = connect();
@@ -446,7 +328,7 @@ fn dpdk_linger_zero_window_rst_after_deadline() {
 fn dpdk_close_with_unread_data_resets() {
     let lab = lab("dpdk_close_unread", "du");
     let d = Lingerd::on_veth(&lab, |_| {});
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let client = in_peer(&lab, move || {
         let mut s = connect();
         s.write_all(b"never read by anyone").unwrap();
@@ -471,7 +353,7 @@ fn dpdk_abort_10k_connections() {
         c.tcp.max_connections = 65_536;
         c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
     });
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let t_connect = Instant::now();
     let to = SocketAddrV4::new(ENGINE_IP, PORT);
     let mut helpers: Vec<_> = (0..HELPERS)
@@ -487,7 +369,7 @@ fn dpdk_abort_10k_connections() {
         t_connect.elapsed()
     );
     let t0 = Instant::now();
-    assert_eq!(app.abort_all(), (PER * HELPERS) as u64);
+    assert_eq!(app.abort_all().0, (PER * HELPERS) as u64);
     let mut resets = 0;
     for mut h in helpers {
         child::say(&mut h, "check");
@@ -525,7 +407,7 @@ fn dpdk_two_queues_echo_and_abort() {
     let lab = lab("dpdk_two_queues", "dq");
     let device = format!("af_packet:iface={}", lab.get("LAB_DUT_IF"));
     let d = Lingerd::start_queues(&lab, &device, 2, |_| {});
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     assert_eq!(app.listeners.len(), 2, "one ring per queue");
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
@@ -568,7 +450,7 @@ fn dpdk_two_queues_echo_and_abort() {
         }
     }
     app.accept_until(CONNS, STEP);
-    assert_eq!(app.abort_all(), CONNS as u64, "every abort answered");
+    assert_eq!(app.abort_all().0, CONNS as u64, "every abort answered");
     go_tx.send(()).unwrap();
     assert_eq!(clients.join().unwrap(), CONNS, "every connection reset");
     drop(app);

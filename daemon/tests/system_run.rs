@@ -35,7 +35,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lingerd_client::{Client, Done, Errno, Outcome, Request, Shutdown};
+use lingerd_client::{Client, Errno, Outcome, Shutdown};
 use lingerd_config::{ClientExitPolicy, Config, Idle, Linger, Listen, LogLevel, Prefix, ZeroCopy};
 use lingerd_dataplane::sys::{netns, xsk};
 use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
@@ -44,13 +44,12 @@ use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::{Proc, Stderr};
 use lingerd_testkit::sys::xsk_bare;
 
+mod app;
 mod child;
+use app::{App, ENGINE_IP, PORT, STEP, connect, in_peer};
 use child::field;
 
-const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const PORT: u16 = 7;
-const STEP: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
     child::main(
@@ -244,174 +243,9 @@ impl Lingerd {
     }
 }
 
-/// Runs `f` in a thread inside the lab's peer namespace.
-fn in_peer<T: Send + 'static>(
-    lab: &Lab,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let ns = lab.get("LAB_PEER_NS");
-    thread::spawn(move || {
-        netns::enter(&ns).unwrap_or_else(|e| panic!("entering {ns}: {e}"));
-        f()
-    })
-}
-
-fn connect() -> TcpStream {
-    let to = SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, PORT));
-    let s = TcpStream::connect_timeout(&to, STEP).expect("connect to lingerd");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s
-}
-
 /// The lab of `test` (`prefix`: its id's letters).
 fn lab(test: &str, prefix: &str, queues: u32) -> Lab {
     lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), queues)
-}
-
-/// The application of a test: a client attached to the daemon, listening
-/// on `PORT` through every ring, and the connections it accepted.
-struct App {
-    client: Client,
-    listeners: Vec<u64>,
-    conns: Vec<u64>,
-}
-
-impl App {
-    /// Attaches to `d` and listens on `PORT` through each of its rings.
-    fn attach(d: &Lingerd) -> App {
-        let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
-        let listeners = (0..client.cores().len())
-            .map(|ring| {
-                client
-                    .listen_on(ring, PORT, 65_535)
-                    .expect("listen through lingerd")
-            })
-            .collect();
-        App {
-            client,
-            listeners,
-            conns: Vec::new(),
-        }
-    }
-
-    /// Takes every connection waiting on a listener; returns how many.
-    fn accept_waiting(&mut self) -> usize {
-        let before = self.conns.len();
-        for &l in &self.listeners {
-            while let Ok((h, _)) = self.client.accept(l, Duration::ZERO) {
-                self.conns.push(h);
-            }
-        }
-        self.conns.len() - before
-    }
-
-    /// Accepts until `n` connections are held (within `within`).
-    fn accept_until(&mut self, n: usize, within: Duration) {
-        let until = Instant::now() + within;
-        while self.conns.len() < n {
-            self.accept_waiting();
-            if self.conns.len() >= n {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "accepted {} of {n} within {within:?}",
-                self.conns.len()
-            );
-            self.client.wait(Duration::from_millis(5)).expect("wait");
-        }
-    }
-
-    /// The one connection (accepted within `STEP`).
-    fn one(&mut self) -> u64 {
-        self.accept_until(1, STEP);
-        self.conns[0]
-    }
-
-    /// Reads `h` until `n` bytes came (within `STEP`); returns them.
-    fn read_exact(&mut self, h: u64, n: usize) -> Vec<u8> {
-        let until = Instant::now() + STEP;
-        let mut got = Vec::with_capacity(n);
-        let mut buf = [0u8; 4096];
-        while got.len() < n {
-            let left = until.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "read {} of {n} bytes", got.len());
-            let want = (n - got.len()).min(buf.len());
-            match self.client.recv(h, &mut buf[..want], left) {
-                Ok(0) => panic!("EOF after {} of {n} bytes", got.len()),
-                Ok(k) => got.extend_from_slice(&buf[..k]),
-                Err(Errno::WouldBlock | Errno::TimedOut) => {}
-                Err(e) => panic!("recv: {e:?}"),
-            }
-        }
-        got
-    }
-
-    /// Echoes what arrives on every connection (accepting new ones) until
-    /// `done` holds (within `STEP`).
-    fn echo_until(&mut self, mut done: impl FnMut() -> bool) {
-        let until = Instant::now() + STEP;
-        let mut buf = [0u8; 4096];
-        while !done() {
-            assert!(Instant::now() < until, "echo: not done within {STEP:?}");
-            self.accept_waiting();
-            let mut moved = false;
-            for i in 0..self.conns.len() {
-                let h = self.conns[i];
-                if let Ok(n @ 1..) = self.client.recv(h, &mut buf, Duration::ZERO) {
-                    assert_eq!(self.client.send(h, &buf[..n]), Ok(n), "echo");
-                    moved = true;
-                }
-            }
-            if !moved {
-                self.client.wait(Duration::from_millis(2)).expect("wait");
-            }
-        }
-    }
-
-    /// Aborts every connection at once (one request each, without waiting
-    /// between them); returns how many answered and the microseconds from
-    /// the first request to the last answer.
-    fn abort_all(&mut self) -> (u64, u64) {
-        let t0 = Instant::now();
-        let until = t0 + STEP;
-        let mut pending = std::collections::HashSet::new();
-        let mut done: Vec<Done> = Vec::new();
-        let mut next = 0;
-        let mut answered = 0u64;
-        while next < self.conns.len() || !pending.is_empty() {
-            assert!(
-                Instant::now() < until,
-                "aborts: {answered} answered, {} pending",
-                pending.len()
-            );
-            while next < self.conns.len() {
-                match self.client.submit(Request::Abort {
-                    handle: self.conns[next],
-                }) {
-                    Ok(t) => {
-                        pending.insert(t.0);
-                        next += 1;
-                    }
-                    Err(Errno::NoBufs) => break,
-                    Err(e) => panic!("submit abort: {e:?}"),
-                }
-            }
-            done.clear();
-            self.client.poll_completions(&mut done).expect("reap");
-            for d in &done {
-                if pending.remove(&d.ticket.0) {
-                    assert_eq!(d.result, Errno::Ok, "{d:?}");
-                    answered += 1;
-                }
-            }
-            if done.is_empty() {
-                self.client.wait(Duration::from_millis(1)).expect("wait");
-            }
-        }
-        self.conns.clear();
-        (answered, t0.elapsed().as_micros() as u64)
-    }
 }
 
 /// `lingerd ctl ARGS` against `d`, as its own process in the dut namespace
@@ -478,7 +312,7 @@ fn ctl_until(
 fn graceful_close_kernel_reads_all_then_eof() {
     let lab = lab("graceful_close", "gc", 1);
     let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -524,7 +358,7 @@ fn echo_through_an_impaired_path_keeps_every_byte_in_order() {
     let id = lingerd_lab::unique_id("ei");
     let lab = lingerd_lab::impair::need_impaired("echo_impaired", &id, 1, spec, Some(7), None);
     let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let pattern = |i: usize| (i % 65_521 % 251) as u8;
     let (read_tx, read_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
@@ -593,7 +427,7 @@ fn linger_zero_window_rst_after_deadline() {
     );
     assert!(out.status.success(), "{out:?}");
     let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
     let client = in_peer(&lab, move || {
         let s = connect();
@@ -633,7 +467,7 @@ fn linger_zero_window_rst_after_deadline() {
 fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
     let lab = lab("shutdown_send", "ss", 1);
     let d = Lingerd::start(&lab, 1, |_| {});
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
         let mut s = connect();
@@ -660,7 +494,7 @@ fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
 fn close_with_unread_data_resets() {
     let lab = lab("close_unread", "cu", 1);
     let d = Lingerd::start(&lab, 1, |_| {});
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let client = in_peer(&lab, move || {
         let mut s = connect();
         s.write_all(b"never read by anyone").unwrap();
@@ -793,7 +627,7 @@ fn abort_10k_connections() {
         c.tcp.max_connections = 65_536;
         c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
     });
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let t_connect = Instant::now();
     let to = SocketAddrV4::new(ENGINE_IP, PORT);
     let mut helpers: Vec<Proc> = (0..HELPERS)
@@ -855,7 +689,7 @@ fn two_queues_echo_abort_and_connect() {
     const CONNS: usize = 64;
     let lab = lab("two_queues", "tq", 2);
     let d = Lingerd::start(&lab, 2, |_| {});
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     assert_eq!(app.listeners.len(), 2, "one ring per queue");
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
@@ -1073,7 +907,7 @@ fn reload_applies_reloadable_fields_live() {
     let notify = Notify::new();
     let mut d = Lingerd::start_notified(&lab, &notify.path);
     assert_eq!(notify.next(), "READY=1");
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     assert_eq!(
         close_one(&mut app, &d, &lab),
         Ok(0),
@@ -1134,7 +968,7 @@ fn reload_keeps_the_running_config_on_a_bad_file() {
     let notify = Notify::new();
     let mut d = Lingerd::start_notified(&lab, &notify.path);
     assert_eq!(notify.next(), "READY=1");
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let config = d.d.config_file().display().to_string();
 
     // The running file with one value that does not parse; the report
@@ -1239,7 +1073,7 @@ fn metrics_export_xdp_statistics() {
         c.metrics.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
     });
     let addr = d.d.metrics().expect("the metrics address");
-    let mut app = App::attach(&d);
+    let mut app = App::attach(d.d.socket());
     let echo = in_peer(&lab, || {
         let mut s = connect();
         s.write_all(&[5u8; 1000]).unwrap();
