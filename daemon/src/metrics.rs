@@ -36,6 +36,10 @@ pub struct CoreSnapshot {
     /// closes not yet acknowledged, and rule-3c background closes), from
     /// the last full census of the table.
     pub linger_timers_armed: u64,
+    /// RSTs of our own closes waiting for a pacing token.
+    pub rsts_paced_waiting: u64,
+    /// The longest a paced RST has waited for its token, in milliseconds.
+    pub rst_paced_wait_max_ms: u64,
     /// Client rings of this core, summed over clients.
     pub rings: RingStats,
     /// AF_XDP figures as `(name, help, value)`, counters only
@@ -314,6 +318,8 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
     let mut states = [0u64; 11];
     let mut timers = 0;
     let mut linger_timers = 0;
+    let mut rsts_waiting = 0;
+    let mut rst_wait_max = 0;
     let mut rings = RingStats::default();
     let mut xdp: Vec<(&'static str, &'static str, u64)> = Vec::new();
     let mut dpdk: Vec<(&'static str, &'static str, u64)> = Vec::new();
@@ -324,6 +330,8 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         }
         timers += s.timers_armed;
         linger_timers += s.linger_timers_armed;
+        rsts_waiting += s.rsts_paced_waiting;
+        rst_wait_max = rst_wait_max.max(s.rst_paced_wait_max_ms);
         rings.add(s.rings);
         sum_series(&mut xdp, &s.xdp);
         sum_series(&mut dpdk, &s.dpdk);
@@ -387,6 +395,21 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         "gauge",
     );
     let _ = writeln!(out, "lingerd_linger_timers_armed {linger_timers}");
+    family(
+        &mut out,
+        "rsts_paced_waiting",
+        "RSTs of our own closes waiting in the pacing queues for a token \
+         (close.max_rst_per_sec).",
+        "gauge",
+    );
+    let _ = writeln!(out, "lingerd_rsts_paced_waiting {rsts_waiting}");
+    family(
+        &mut out,
+        "rst_paced_wait_max_ms",
+        "The longest any paced RST waited for its token, in milliseconds (highest core).",
+        "gauge",
+    );
+    let _ = writeln!(out, "lingerd_rst_paced_wait_max_ms {rst_wait_max}");
     for (name, help, v) in [
         (
             "ring_requests_total",
@@ -486,9 +509,13 @@ mod tests {
         a.states[State::TimeWait as usize] = 5;
         a.timers_armed = 7;
         a.linger_timers_armed = 3;
+        a.rsts_paced_waiting = 11;
+        a.rst_paced_wait_max_ms = 40;
+        a.counters.rst_paced_wait_ms = 100;
         a.rings.backpressure = 2;
         a.xdp = vec![("rx_ring_full", "RX ring full.", 4)];
         hub.publish(0, a.clone());
+        a.rst_paced_wait_max_ms = 25;
         hub.publish(1, a);
         hub.publish(9, CoreSnapshot::default());
         let text = hub.render();
@@ -499,6 +526,9 @@ mod tests {
             "lingerd_time_wait_connections 10",
             "lingerd_timers_armed 14",
             "lingerd_linger_timers_armed 6",
+            "lingerd_rsts_paced_waiting 22",
+            "lingerd_rst_paced_wait_max_ms 40",
+            "lingerd_rst_paced_wait_ms_total 200",
             "lingerd_ring_full_total 4",
             "lingerd_xdp_rx_ring_full_total 8",
             "lingerd_rx_parse_errors_total{cause=\"checksum\"} 0",
