@@ -34,7 +34,7 @@ use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
 use lingerd_bench::lab::plot::{self, Series};
 use lingerd_bench::lab::{Mode, kernel, stats};
 use lingerd_bench::measure::progress;
-use lingerd_bench::report::{Report, counts_as_integers};
+use lingerd_bench::report::{Goal, Report, counts_as_integers};
 use lingerd_dataplane::port::afxdp::IdleMode;
 use serde_json::Value;
 
@@ -62,6 +62,10 @@ pub(crate) struct Args {
     /// Closes per second (0: as fast as possible).
     #[arg(long, default_value_t = 0)]
     pace: u32,
+    /// The daemon's `close.max_rst_per_sec` (0: unpaced); with a limit the
+    /// report adds the RST span and rate against it.
+    #[arg(long, default_value_t = 0)]
+    max_rst_per_sec: u32,
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
@@ -236,6 +240,7 @@ fn run_lingerd(
         timer_ports: 0,
         timer_linger: lingerd_abi::vocab::Duration::ZERO,
         metrics: None,
+        max_rst_per_sec: args.max_rst_per_sec,
     })?;
     let times_file = dut.times_file.clone();
 
@@ -273,6 +278,9 @@ fn run_lingerd(
     }
     if args.pace > 0 {
         close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.pace));
+    }
+    if args.max_rst_per_sec > 0 {
+        close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.max_rst_per_sec));
     }
     dut.client.say("go")?;
     let close_t0 = Instant::now();
@@ -393,6 +401,44 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         m.kernel.closes_per_s,
         "/s",
     );
+    if args.max_rst_per_sec > 0 {
+        // The pacing check of issue 15 as a benchmark: the RSTs' span at
+        // the peer (first close request to last arrival) against
+        // closes ÷ limit, at most 10% over (and the rate at most 10% over
+        // the limit).
+        let limit = f64::from(args.max_rst_per_sec);
+        let span = l
+            .arrivals
+            .last()
+            .map_or(0.0, |&t| t.saturating_sub(l.first_request_ns) as f64 / 1e9);
+        let expect = l.closed as f64 / limit;
+        r.info(
+            "rst_limit",
+            "close.max_rst_per_sec of the daemon",
+            limit,
+            "/s",
+        );
+        r.info(
+            "rst_span_s",
+            format!("first request → last close at the peer (closes ÷ limit: {expect:.2} s)"),
+            span,
+            "s",
+        );
+        r.goal(
+            "rst_rate_to_limit",
+            "closes/s at the peer ÷ limit",
+            ratio(l.closes_per_s, limit),
+            "",
+            Goal::AtMost(1.1),
+        );
+        r.goal(
+            "rst_span_to_expected",
+            "RST span ÷ (closes ÷ limit)",
+            ratio(span, expect),
+            "",
+            Goal::AtMost(1.1),
+        );
+    }
     let rc = ratio(l.closes_per_s, m.ceiling_pps);
     let rk = ratio(l.closes_per_s, m.kernel.closes_per_s);
     r.info("ratio_to_ceiling", "lingerd ÷ xsk ceiling", rc, "");

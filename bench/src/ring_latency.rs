@@ -403,6 +403,7 @@ fn lingerd_part(
         timer_ports: if t > 0 { loadgen::ports_needed(t) } else { 0 },
         timer_linger: args.linger,
         metrics: Some(METRICS),
+        max_rst_per_sec: 0,
     })?;
     let generator = LoadGen::start(gen_cfg)?;
     let open_seconds = open_all(&generator, n, args.open_rate)?;

@@ -297,8 +297,10 @@ pub struct Close {
     /// `linger`, `graceful` or `abort`.
     #[garde(skip)]
     pub on_client_exit: ClientExitPolicy,
-    /// **reload**. RSTs per second the whole host may send for expiring
-    /// lingers and aborts; 0 = unpaced.
+    /// **reload**. RSTs per second lingerd may originate (aborts, expired
+    /// linger and deadline times, unread data, data after close, client
+    /// exit, orphan timeouts; never RSTs answering a peer), shared out
+    /// over the queues (each gets this ÷ queues, rounded up); 0 = unpaced.
     #[garde(skip)]
     pub max_rst_per_sec: u32,
 }

@@ -117,9 +117,20 @@ impl ExitRule {
 }
 
 /// The engine's reloadable values (`tcp` timeouts, retries and policies,
-/// `close.default_linger`) from `c`.
+/// `close.default_linger`, each core's share of `close.max_rst_per_sec`)
+/// from `c`.
 pub(crate) fn tunables(c: &Config) -> Tunables {
-    Tunables::of(&tcp_config(&c.tcp), c.close.default_linger)
+    Tunables::of(&tcp_config(&c.tcp), c.close.default_linger, rst_share(c))
+}
+
+/// Each core's share of `close.max_rst_per_sec`: the limit divided by the
+/// number of queues, rounded up (so the host may exceed the limit by fewer
+/// than one RST per second per core; a share of 0 would mean unpaced).
+/// Shares are fixed: an idle core lends nothing to a busy one. 0 stays 0
+/// (unpaced).
+pub(crate) fn rst_share(c: &Config) -> u32 {
+    let cores = c.queues.len().max(1) as u32;
+    c.close.max_rst_per_sec.div_ceil(cores)
 }
 
 /// The cores' idle behaviour: the configured port's `idle`.
@@ -195,6 +206,7 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 cookie_secret: secrets.cookie,
                 hash_key: secrets.hash,
                 flow: (n > 1).then(|| FlowSteer::software(index, n as u8)),
+                max_rst_per_s: rst_share(c),
             };
             QueuePlan {
                 index,
@@ -452,6 +464,29 @@ mod tests {
                 drain_cap: std::time::Duration::from_millis(3000)
             }
         );
+    }
+
+    #[test]
+    fn rst_limit_is_shared_out_rounding_up() {
+        let base = "interface: eth0\naddresses: [198.18.0.3/24]\n";
+        for (queues, limit, share) in [
+            ("[1]", 10_000, 10_000),
+            ("[0, 1]", 10_000, 5_000),
+            ("[0, 1, 2]", 10_000, 3_334),
+            ("[0, 1, 2]", 2, 1),
+            ("[0, 1]", 0, 0),
+        ] {
+            let c = parse(&format!(
+                "{base}queues: {queues}\ncores: {queues}\nclose: {{max_rst_per_sec: {limit}}}\n"
+            ));
+            assert_eq!(rst_share(&c), share, "{queues} {limit}");
+            assert_eq!(tunables(&c).max_rst_per_s, share);
+            assert!(
+                plan(&c, MAC, SECRETS)
+                    .iter()
+                    .all(|p| p.engine.max_rst_per_s == share)
+            );
+        }
     }
 
     #[cfg(feature = "dpdk")]

@@ -39,6 +39,10 @@ pub struct CoreSnapshot {
     pub linger_timers_armed: u64,
     /// The reassembly pool: its budget and what out-of-order queues hold.
     pub reasm: ReasmUsage,
+    /// RSTs of our own closes waiting for a pacing token.
+    pub rsts_paced_waiting: u64,
+    /// The longest a paced RST has waited for its token, in milliseconds.
+    pub rst_paced_wait_max_ms: u64,
     /// Client rings of this core, summed over clients.
     pub rings: RingStats,
     /// AF_XDP figures as `(name, help, value)`, counters only
@@ -317,6 +321,8 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
     let mut states = [0u64; 11];
     let mut timers = 0;
     let mut linger_timers = 0;
+    let mut rsts_waiting = 0;
+    let mut rst_wait_max = 0;
     let mut rings = RingStats::default();
     let mut reasm = ReasmUsage::default();
     let mut xdp: Vec<(&'static str, &'static str, u64)> = Vec::new();
@@ -328,6 +334,8 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         }
         timers += s.timers_armed;
         linger_timers += s.linger_timers_armed;
+        rsts_waiting += s.rsts_paced_waiting;
+        rst_wait_max = rst_wait_max.max(s.rst_paced_wait_max_ms);
         rings.add(s.rings);
         reasm.budget_bytes += s.reasm.budget_bytes;
         reasm.used_bytes += s.reasm.used_bytes;
@@ -395,6 +403,21 @@ pub fn render(snaps: &[CoreSnapshot]) -> String {
         "gauge",
     );
     let _ = writeln!(out, "lingerd_linger_timers_armed {linger_timers}");
+    family(
+        &mut out,
+        "rsts_paced_waiting",
+        "RSTs of our own closes waiting in the pacing queues for a token \
+         (close.max_rst_per_sec).",
+        "gauge",
+    );
+    let _ = writeln!(out, "lingerd_rsts_paced_waiting {rsts_waiting}");
+    family(
+        &mut out,
+        "rst_paced_wait_max_ms",
+        "The longest any paced RST waited for its token, in milliseconds (highest core).",
+        "gauge",
+    );
+    let _ = writeln!(out, "lingerd_rst_paced_wait_max_ms {rst_wait_max}");
     for (name, help, v) in [
         (
             "reassembly_budget_bytes",
@@ -533,9 +556,13 @@ mod tests {
         a.reasm.used_bytes = 2048;
         a.reasm.held_bytes = 1460;
         a.reasm.queues = 1;
+        a.rsts_paced_waiting = 11;
+        a.rst_paced_wait_max_ms = 40;
+        a.counters.rst_paced_wait_ms = 100;
         a.rings.backpressure = 2;
         a.xdp = vec![("rx_ring_full", "RX ring full.", 4)];
         hub.publish(0, a.clone());
+        a.rst_paced_wait_max_ms = 25;
         hub.publish(1, a);
         hub.publish(9, CoreSnapshot::default());
         let text = hub.render();
@@ -550,6 +577,9 @@ mod tests {
             "lingerd_reassembly_used_bytes 4096",
             "lingerd_reassembly_held_bytes 2920",
             "lingerd_reassembly_queues 2",
+            "lingerd_rsts_paced_waiting 22",
+            "lingerd_rst_paced_wait_max_ms 40",
+            "lingerd_rst_paced_wait_ms_total 200",
             "lingerd_ring_full_total 4",
             "lingerd_xdp_rx_ring_full_total 8",
             "lingerd_rx_parse_errors_total{cause=\"checksum\"} 0",

@@ -149,6 +149,8 @@ impl<S: PortFigures> CoreShell<S> {
             linger_timers_armed: self.census.last.linger_armed,
             timers_armed: engine.timers_armed() as u64,
             reasm: engine.reasm_usage(),
+            rsts_paced_waiting: engine.paced_rsts_waiting() as u64,
+            rst_paced_wait_max_ms: engine.paced_rst_wait_max_ms(),
             rings: self.clients.stats(),
             ..CoreSnapshot::default()
         };
@@ -167,16 +169,28 @@ impl<S: PortFigures> CoreShell<S> {
             self.clients.detach_all(engine, now, rule.policy);
             self.deadline = Some(now + rule.drain_cap);
         }
-        if let Some(d) = self.deadline
-            // Done when every close completed (the exit sweeps too) and its
-            // frames have left: the engine's queue is empty and the port has
-            // completed every TX descriptor (closing the socket earlier
-            // would drop RSTs still in the TX ring).
-            && ((self.app.pending_closes() == 0
-                && engine.pending_jobs() == 0
-                && engine.tx_backlog() == 0
-                && tx_in_flight == 0)
-                || now >= d)
+        let Some(d) = self.deadline else {
+            return;
+        };
+        // RSTs still waiting for a pacing token when the drain time is up
+        // leave at once, unpaced: late RSTs beat lost ones.
+        if now >= d && engine.paced_rsts_waiting() > 0 {
+            let n = engine.release_paced_rsts(now);
+            log::warn!(
+                "core {}: drain time up, {n} paced RSTs sent without waiting for their tokens",
+                self.index
+            );
+        }
+        // Done when every close completed (the exit sweeps too) and its
+        // frames have left: the engine's queues (paced RSTs included) are
+        // empty and the port has completed every TX descriptor (closing the
+        // socket earlier would drop RSTs still in the TX ring).
+        if (self.app.pending_closes() == 0
+            && engine.pending_jobs() == 0
+            && engine.tx_backlog() == 0
+            && engine.paced_rsts_waiting() == 0
+            && tx_in_flight == 0)
+            || now >= d
         {
             self.done = true;
         }

@@ -32,8 +32,9 @@ pub(crate) enum Target {
     Attach,
     /// The daemon's log level.
     Log,
-    /// Accepted and kept, but nothing uses it yet.
-    NotUsedYet(&'static str),
+    /// Every core's RST pacing share (`QueueEngine::retune`): the next
+    /// RST to leave, those already waiting included.
+    RstPacing,
 }
 
 impl Target {
@@ -43,7 +44,10 @@ impl Target {
             Target::ExitPolicy => "applied (clients leaving from now on, and shutdown)".to_owned(),
             Target::Attach => "applied (attaches from now on)".to_owned(),
             Target::Log => "applied".to_owned(),
-            Target::NotUsedYet(why) => format!("accepted, not used yet: {why}"),
+            Target::RstPacing => {
+                "applied to every core (its share; the next RST to leave, waiting ones included)"
+                    .to_owned()
+            }
         }
     }
 }
@@ -64,7 +68,7 @@ pub(crate) fn target(name: &str) -> Option<Target> {
         | "tcp.challenge_acks_per_s"
         | "close.default_linger" => Target::Cores,
         "close.on_client_exit" => Target::ExitPolicy,
-        "close.max_rst_per_sec" => Target::NotUsedYet("RST pacing is not implemented"),
+        "close.max_rst_per_sec" => Target::RstPacing,
         "clients.allow_uids" => Target::Attach,
         "log.level" => Target::Log,
         _ => return None,
@@ -234,7 +238,8 @@ mod tests {
             r,
             "reload of /etc/lingerd.yaml: applied\n  \
              close.default_linger: applied to every core (new timers and connections)\n  \
-             close.max_rst_per_sec: accepted, not used yet: RST pacing is not implemented\n  \
+             close.max_rst_per_sec: applied to every core (its share; the next RST to leave, \
+             waiting ones included)\n  \
              log.level: applied"
         );
     }

@@ -72,6 +72,7 @@ fn main() -> ExitCode {
             ),
             ("active_open_to_kernel_server", active_open_to_kernel_server),
             ("abort_10k_connections", abort_10k_connections),
+            ("abort_paced_rst_per_sec", abort_paced_rst_per_sec),
             (
                 "echo_through_an_impaired_path_keeps_every_byte_in_order",
                 echo_through_an_impaired_path_keeps_every_byte_in_order,
@@ -683,6 +684,98 @@ fn abort_10k_connections() {
         on_wire >= (PER * HELPERS) as u64,
         "RSTs counted at the peer: {on_wire}"
     );
+}
+
+/// Connections of the paced abort, and the kernel peers holding them (one
+/// process may hold at most 20,000 descriptors).
+const PACED_CONNS: usize = 50_000;
+const PACED_HELPERS: usize = 5;
+/// The RST limit of the paced abort: the RSTs take `PACED_CONNS / LIMIT`
+/// seconds at the peer.
+const PACED_LIMIT: u32 = 10_000;
+
+/// `close.max_rst_per_sec` holds at the kernel peer: aborting
+/// `PACED_CONNS` connections at once with a limit of `PACED_LIMIT` RSTs/s
+/// resets every one of them, and the last reset comes
+/// `PACED_CONNS / PACED_LIMIT` s ± 10% after the aborts were sent. The
+/// aborts themselves complete when decided (before their RSTs leave).
+fn abort_paced_rst_per_sec() {
+    let per = PACED_CONNS / PACED_HELPERS;
+    let lab = lab("abort_paced", "ap", 1);
+    let d = Lingerd::start(&lab, 1, |c| {
+        c.tcp.max_connections = (PACED_CONNS + PACED_CONNS / 4) as u32;
+        c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
+        c.close.max_rst_per_sec = PACED_LIMIT;
+    });
+    let mut app = App::attach(d.d.socket());
+    // One peer address to one port: the peer namespace's own ephemeral
+    // range (28,232 ports by default) must hold every connection.
+    let widened = lab.exec(
+        "LAB_PEER_NS",
+        "sysctl",
+        &["-qw", "net.ipv4.ip_local_port_range=1024 65535"],
+    );
+    assert!(widened.status.success(), "{widened:?}");
+    let expect = Duration::from_secs_f64(PACED_CONNS as f64 / f64::from(PACED_LIMIT));
+    let window = expect * 3;
+    let t_connect = Instant::now();
+    let to = SocketAddrV4::new(ENGINE_IP, PORT);
+    let mut helpers: Vec<Proc> = (0..PACED_HELPERS)
+        .map(|_| child::spawn_kernel_peer(&lab, to, per, window))
+        .collect();
+    for h in &mut helpers {
+        child::expect(
+            h,
+            &format!("PEER connected {per}"),
+            Duration::from_secs(120),
+        );
+    }
+    app.accept_until(PACED_CONNS, STEP);
+    eprintln!(
+        "abort_paced: {PACED_CONNS} connections established in {:?}",
+        t_connect.elapsed()
+    );
+    let before = lab.peer_stat("rx_packets").unwrap();
+    // The peers start their clocks now: the last reset they see is the
+    // pacing's whole span.
+    for h in &mut helpers {
+        child::say(h, "check");
+    }
+    let (n, us) = app.abort_all();
+    assert_eq!(n, PACED_CONNS as u64);
+    assert!(
+        Duration::from_micros(us) < expect / 2,
+        "aborts complete when decided, not when their RSTs leave: {us} us"
+    );
+    let (mut resets, mut last_ms) = (0, 0);
+    for mut h in helpers {
+        let l = child::expect(&mut h, "PEER reset=", window + STEP);
+        assert_eq!(field(&l, "other"), 0, "{l}");
+        assert_eq!(field(&l, "pending"), 0, "{l}");
+        resets += field(&l, "reset");
+        last_ms = last_ms.max(field(&l, "ms"));
+        let _ = h.wait_exit(STEP);
+    }
+    let on_wire = lab.peer_stat("rx_packets").unwrap() - before;
+    let span = Duration::from_millis(last_ms);
+    eprintln!(
+        "abort_paced: {resets} resets at the peer, last after {span:?} (expected {expect:?} at {PACED_LIMIT} RST/s); {on_wire} frames on the wire"
+    );
+    assert_eq!(
+        resets, PACED_CONNS as u64,
+        "every kernel socket saw ECONNRESET"
+    );
+    assert!(
+        span.as_secs_f64() >= expect.as_secs_f64() * 0.9
+            && span.as_secs_f64() <= expect.as_secs_f64() * 1.1,
+        "{span:?} is not {expect:?} ± 10%"
+    );
+    let ss = lab.exec("LAB_PEER_NS", "ss", &["-Htn", "state", "established"]);
+    let left = String::from_utf8_lossy(&ss.stdout).lines().count();
+    assert_eq!(left, 0, "established connections left in the peer");
+    drop(app);
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
 }
 
 fn two_queues_echo_abort_and_connect() {

@@ -96,13 +96,15 @@ pub fn lingerd_bin(arg: Option<&Path>) -> Result<PathBuf> {
 /// The daemon's configuration for a run: one queue on `iface`, no
 /// listeners of its own, `/metrics` at `metrics` (in the dut namespace) or
 /// none, and a shutdown that aborts what clients left (the drain is bounded
-/// by the default linger, off: about a second). Where clients attach is
-/// the lab daemon's to set.
+/// by the default linger, off: about a second), RSTs paced at
+/// `max_rst_per_sec` (`close.max_rst_per_sec`, 0 = unpaced). Where clients
+/// attach is the lab daemon's to set.
 fn daemon_config(
     iface: &str,
     idle: Idle,
     connections: usize,
     metrics: Option<SocketAddr>,
+    max_rst_per_sec: u32,
 ) -> Config {
     let engine = Prefix::new(DUT_ENGINE_ADDR.into(), 24).expect("a /24");
     let mut c = Config::with_defaults(iface, vec![engine]);
@@ -114,6 +116,7 @@ fn daemon_config(
     let max = (connections as u64 + 65_536).next_power_of_two();
     c.tcp.max_connections = u32::try_from(max).unwrap_or(u32::MAX);
     c.close.on_client_exit = ClientExitPolicy::Abort;
+    c.close.max_rst_per_sec = max_rst_per_sec;
     c.xdp.zero_copy = ZeroCopy::Off;
     c.xdp.frames = 16_384;
     c.xdp.idle = match idle {
@@ -154,6 +157,8 @@ pub struct DutPlan<'a> {
     pub timer_linger: lingerd_abi::vocab::Duration,
     /// The daemon's `/metrics` address (in the dut namespace), or none.
     pub metrics: Option<SocketAddr>,
+    /// The daemon's `close.max_rst_per_sec` (0: unpaced).
+    pub max_rst_per_sec: u32,
 }
 
 /// The daemon and its client, up and listening (stopped on drop: the
@@ -177,6 +182,7 @@ pub fn start_dut(plan: &DutPlan<'_>) -> Result<Dut> {
         plan.idle,
         plan.connections,
         plan.metrics,
+        plan.max_rst_per_sec,
     );
     let sp = spinner("lingerd");
     sp.set_message("starting the daemon");

@@ -541,6 +541,14 @@ fn stats(ctx: &Ctx) -> Body {
         snaps.iter().map(|s| s.reasm.queues).collect(),
     );
     put(
+        "rsts_paced_waiting".into(),
+        snaps.iter().map(|s| s.rsts_paced_waiting).collect(),
+    );
+    put(
+        "rst_paced_wait_max_ms".into(),
+        snaps.iter().map(|s| s.rst_paced_wait_max_ms).collect(),
+    );
+    put(
         "ring_requests".into(),
         snaps.iter().map(|s| s.rings.requests).collect(),
     );

@@ -59,6 +59,10 @@ pub struct EngineConfig {
     /// With several queues: which flows this engine owns. Its ephemeral
     /// ports are only those whose answers hash to it. `None`: one queue.
     pub flow: Option<crate::flow::FlowSteer>,
+    /// RSTs per second this engine may originate (aborts, expired
+    /// deadlines, unread data, data after close; never RSTs answering a
+    /// peer): its share of `close.max_rst_per_sec`. 0 = unpaced.
+    pub max_rst_per_s: u32,
 }
 
 impl EngineConfig {
@@ -78,20 +82,22 @@ impl EngineConfig {
             cookie_secret: [0x4528_21e6_38d0_1377, 0xbe54_66cf_34e9_0c6c],
             hash_key: 0xa409_3822_299f_31d0,
             flow: None,
+            max_rst_per_s: 0,
         }
     }
 }
 
 /// The values a running engine may change ([`crate::engine::QueueEngine::retune`]):
-/// timeouts, retry limits, the TIME-WAIT RST and challenge-ACK policies and
-/// the default linger.
+/// timeouts, retry limits, the TIME-WAIT RST and challenge-ACK policies,
+/// the default linger and the RST pacing rate.
 ///
 /// The engine reads each of them where it uses it, so a change applies to
 /// timers armed and connections opened afterwards: a deadline already in
 /// the wheel keeps its time, an open connection keeps the linger it has.
 /// Retry limits and the challenge-ACK budget are compared at each use, so
 /// they apply to open connections at their next retransmission or
-/// challenge. Everything else in [`EngineConfig`] shapes the table, the
+/// challenge. The RST pacing rate applies to the next RST that leaves,
+/// including those already waiting. Everything else in [`EngineConfig`] shapes the table, the
 /// buffers, the ephemeral ports or what peers were told (MSS, window scale,
 /// timestamps) and is fixed for the engine's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,11 +122,14 @@ pub struct Tunables {
     pub challenge_acks_per_s: u16,
     /// [`EngineConfig::default_linger`].
     pub default_linger: Linger,
+    /// [`EngineConfig::max_rst_per_s`].
+    pub max_rst_per_s: u32,
 }
 
 impl Tunables {
-    /// The tunable values of a TCP configuration and a default linger.
-    pub fn of(t: &TcpConfig, default_linger: Linger) -> Tunables {
+    /// The tunable values of a TCP configuration, a default linger and an
+    /// RST pacing rate.
+    pub fn of(t: &TcpConfig, default_linger: Linger, max_rst_per_s: u32) -> Tunables {
         Tunables {
             time_wait_ms: t.time_wait_ms,
             orphan_timeout_ms: t.orphan_timeout_ms,
@@ -132,6 +141,7 @@ impl Tunables {
             time_wait_rst: t.time_wait_rst,
             challenge_acks_per_s: t.challenge_acks_per_s,
             default_linger,
+            max_rst_per_s,
         }
     }
 }
@@ -140,7 +150,7 @@ impl EngineConfig {
     /// The values [`QueueEngine::retune`](crate::engine::QueueEngine::retune)
     /// may change, as they are now.
     pub fn tunables(&self) -> Tunables {
-        Tunables::of(&self.tcp, self.default_linger)
+        Tunables::of(&self.tcp, self.default_linger, self.max_rst_per_s)
     }
 
     /// Replaces the tunable values (and nothing else).
@@ -158,6 +168,7 @@ impl EngineConfig {
             time_wait_rst,
             challenge_acks_per_s,
             default_linger,
+            max_rst_per_s,
         } = new;
         let t = &mut self.tcp;
         t.time_wait_ms = time_wait_ms;
@@ -170,6 +181,7 @@ impl EngineConfig {
         t.time_wait_rst = time_wait_rst;
         t.challenge_acks_per_s = challenge_acks_per_s;
         self.default_linger = default_linger;
+        self.max_rst_per_s = max_rst_per_s;
     }
 }
 
@@ -199,6 +211,7 @@ mod tests {
             time_wait_rst: TimeWaitRst::Ignore,
             challenge_acks_per_s: 9,
             default_linger: Linger { on: true, ms: 10 },
+            max_rst_per_s: 11,
         };
         let mut cfg = old.clone();
         cfg.set_tunables(new);

@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 mod matching;
 pub mod neighbor;
+mod pacing;
 mod requests;
 mod rx;
 mod tx;
@@ -154,6 +155,10 @@ pub struct QueueEngine {
     tx_list: VecDeque<Handle>,
     completions: VecDeque<Completion>,
     counters: Counters,
+    /// RSTs we originate, waiting for a token of `max_rst_per_s`.
+    pacer: pacing::RstPacer,
+    /// The longest any paced RST waited so far, in milliseconds.
+    rst_wait_max_ms: u64,
     pool: SendBufPool,
     /// Out-of-order data of every connection, in one budget.
     reasm: ReasmPool,
@@ -184,6 +189,8 @@ impl QueueEngine {
             tx_list: VecDeque::new(),
             completions: VecDeque::new(),
             counters: Counters::default(),
+            pacer: pacing::RstPacer::new(cfg.max_rst_per_s, cfg.max_connections as usize),
+            rst_wait_max_ms: 0,
             pool,
             reasm: ReasmPool::new(cfg.reassembly),
             jobs: VecDeque::new(),
@@ -204,9 +211,46 @@ impl QueueEngine {
     /// Changes the values a running engine may change (a reload): they
     /// apply to timers armed and connections opened from now on; armed
     /// deadlines and open connections' linger settings stay as they are
-    /// ([`config::Tunables`] says which value applies when).
+    /// ([`config::Tunables`] says which value applies when). A new RST
+    /// pacing rate applies to the next RST to leave, waiting ones included.
     pub fn retune(&mut self, tunables: config::Tunables) {
         self.cfg.set_tunables(tunables);
+        self.pacer.set_rate(self.cfg.max_rst_per_s);
+    }
+
+    /// RSTs of our own closes waiting for a pacing token
+    /// ([`EngineConfig::max_rst_per_s`]); not part of
+    /// [`tx_backlog`](Self::tx_backlog), since they are not ready to go.
+    pub fn paced_rsts_waiting(&self) -> usize {
+        self.pacer.len()
+    }
+
+    /// The longest a paced RST waited for its token so far, in
+    /// milliseconds (from the close that decided it to its departure).
+    pub fn paced_rst_wait_max_ms(&self) -> u64 {
+        self.rst_wait_max_ms
+    }
+
+    /// Lets every waiting paced RST go at once, ignoring the rate (a
+    /// shutdown whose drain time is up: late RSTs beat lost ones). Returns
+    /// how many were released; they count in [`tx_backlog`](Self::tx_backlog)
+    /// until sent.
+    pub fn release_paced_rsts(&mut self, now: Instant) -> usize {
+        let now_ms = self.enter(now);
+        let mut n = 0;
+        while let Some((frame, waited)) = self.pacer.pop(0, now_ms, 0) {
+            self.count_paced(waited);
+            self.ctl.push_back(frame);
+            n += 1;
+        }
+        n
+    }
+
+    /// Counts one paced RST leaving after `waited` ms.
+    fn count_paced(&mut self, waited: u64) {
+        self.counters.rst_paced += 1;
+        self.counters.rst_paced_wait_ms += waited;
+        self.rst_wait_max_ms = self.rst_wait_max_ms.max(waited);
     }
 
     /// Counters so far.
@@ -289,6 +333,10 @@ impl QueueEngine {
         (stop < end).then_some(stop)
     }
 
+    fn now_ns(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
     fn now_ms(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_millis() as u64
     }
@@ -324,7 +372,9 @@ impl QueueEngine {
     /// When `handle_timeout` must next be called (`None`: only when
     /// something arrives). A time ≤ `now` means "call it now": either a
     /// deadline passed or a previous call left expired timers for later
-    /// ([`MAX_EXPIRIES_PER_CALL`]).
+    /// ([`MAX_EXPIRIES_PER_CALL`]). It is also the time the next paced RST
+    /// may leave (its token accrues), so a sleeping shell wakes for it; at
+    /// that time `poll_transmit` sends it.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let wheel = self.wheel.next_deadline().map(|ms| self.instant_at(ms));
@@ -333,10 +383,11 @@ impl QueueEngine {
             .iter()
             .map(|j| self.instant_at(j.next_run_ms()))
             .min();
-        match (wheel, jobs) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let rst = self
+            .pacer
+            .next_departure_ns(self.cfg.max_rst_per_s)
+            .map(|ns| self.epoch + Duration::from_nanos(ns));
+        [wheel, jobs, rst].into_iter().flatten().min()
     }
 
     /// Runs expired timers (at most [`MAX_EXPIRIES_PER_CALL`], oldest
@@ -422,7 +473,7 @@ impl QueueEngine {
             }
             Disposition::ResetAndFree(ctl) => {
                 if let Some(f) = reply(ctl) {
-                    self.ctl.push_back(f);
+                    self.push_own_rst(f, now_ms);
                 }
                 self.free(handle);
                 return;
@@ -430,7 +481,7 @@ impl QueueEngine {
             Disposition::Unindex => self.table.unindex(handle),
             Disposition::ResetAndUnindex(ctl) => {
                 if let Some(f) = reply(ctl) {
-                    self.ctl.push_back(f);
+                    self.push_own_rst(f, now_ms);
                 }
                 self.table.unindex(handle);
             }
@@ -497,6 +548,23 @@ impl QueueEngine {
             {
                 l.pending = l.pending.saturating_sub(1);
             }
+        }
+    }
+
+    /// Queues the RST of one of our own closes: straight to the control
+    /// queue when unpaced (today's cost: one push), else behind the RSTs
+    /// already waiting for a pacing token. The pacing queue holds one RST
+    /// per connection record; should records be freed and reset faster
+    /// than the rate for longer than a whole table's worth, the RST that
+    /// finds it full leaves unpaced (counted) rather than being lost.
+    fn push_own_rst(&mut self, f: CtlFrame, now_ms: u64) {
+        if !self.pacer.engaged(self.cfg.max_rst_per_s) {
+            self.ctl.push_back(f);
+        } else if self.pacer.has_room() {
+            self.pacer.push(f, now_ms);
+        } else {
+            self.counters.rst_pacing_overflow += 1;
+            self.ctl.push_back(f);
         }
     }
 

@@ -1,5 +1,6 @@
 //! Frame departure: control frames first (RSTs, ARP, cookie SYN-ACKs), then
-//! connections with output, one frame per `poll_transmit` call.
+//! the paced RSTs whose token has accrued, then connections with output,
+//! one frame per `poll_transmit` call.
 //!
 //! It owns frame assembly: next-hop resolution (ARP requests, parking
 //! connections that wait for one), the Ethernet and IPv4 headers, and the
@@ -38,6 +39,19 @@ impl QueueEngine {
                     self.counters.tx_frames += 1;
                     return Some(len);
                 }
+            }
+            // Then the RSTs of our own closes that wait for a pacing token,
+            // oldest first, while tokens last. One still waiting for its
+            // next hop has spent its token and queues for ARP as any other.
+            let now_ns = self.now_ns(now);
+            let rate = self.cfg.max_rst_per_s;
+            if let Some((frame, waited)) = self.pacer.pop(now_ns, now_ms, rate) {
+                self.count_paced(waited);
+                if let Some(len) = self.build_ctl(now_ms, frame, buf) {
+                    self.counters.tx_frames += 1;
+                    return Some(len);
+                }
+                continue 'poll;
             }
             while let Some(handle) = self.tx_list.pop_front() {
                 let Some(tuple) = self.table.tuple(handle) else {

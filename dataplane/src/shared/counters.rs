@@ -107,6 +107,12 @@ counters! {
     tx_no_neighbor,
     #[doc = "Control frames dropped because the control queue was full."]
     tx_ctl_overflow,
+    #[doc = "RSTs of our own closes sent through the pacing queue (`close.max_rst_per_sec`)."]
+    rst_paced,
+    #[doc = "Milliseconds paced RSTs waited for their token, summed (divide by `rst_paced` for the mean)."]
+    rst_paced_wait_ms,
+    #[doc = "RSTs sent unpaced because the pacing queue already held one per connection record."]
+    rst_pacing_overflow,
     #[doc = "ARP requests answered."]
     arp_replies_sent,
     #[doc = "ARP requests sent."]
