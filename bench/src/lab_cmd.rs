@@ -241,9 +241,11 @@ fn run_lingerd(
 
     // The load generator, in the peer namespace.
     let gen_cfg = loadgen::Config {
-        ns: lab.get("LAB_PEER_NS"),
-        iface: lab.get("LAB_PEER_IF"),
-        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        side: loadgen::Side::AfXdp {
+            ns: lab.get("LAB_PEER_NS"),
+            iface: lab.get("LAB_PEER_IF"),
+            mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        },
         dut: DUT_ENGINE_ADDR,
         dut_ports: ports.clone(),
         connections: n,
@@ -355,7 +357,7 @@ fn run_lingerd(
         requests: v[0] as usize,
         request_errors: v[2] as usize,
         gen_info: out.info,
-        rx_dropped: out.port.xdp.rx_dropped + out.port.xdp.rx_ring_full,
+        rx_dropped: out.port.rx_dropped(),
     })
 }
 
@@ -559,9 +561,11 @@ mod tests {
         });
         ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         let generator = LoadGen::start(loadgen::Config {
-            ns: lab.get("LAB_PEER_NS"),
-            iface: lab.get("LAB_PEER_IF"),
-            mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            side: loadgen::Side::AfXdp {
+                ns: lab.get("LAB_PEER_NS"),
+                iface: lab.get("LAB_PEER_IF"),
+                mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            },
             dut: dut_addr,
             dut_ports: vec![FIRST_PORT],
             connections: N,
@@ -662,9 +666,11 @@ mod tests {
             std::fs::read_to_string(dir.join("log"))
         );
         let generator = LoadGen::start(loadgen::Config {
-            ns: lab.get("LAB_PEER_NS"),
-            iface: lab.get("LAB_PEER_IF"),
-            mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            side: loadgen::Side::AfXdp {
+                ns: lab.get("LAB_PEER_NS"),
+                iface: lab.get("LAB_PEER_IF"),
+                mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            },
             dut: DUT_ENGINE_ADDR,
             dut_ports: ports,
             connections: n,

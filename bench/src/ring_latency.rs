@@ -285,9 +285,11 @@ fn kernel_part(args: &Args, lab: &Lab, n: usize) -> Result<Part> {
         .recv_timeout(Duration::from_secs(30))
         .context("kernel listener")??;
     let generator = LoadGen::start(loadgen::Config {
-        ns: lab.get("LAB_PEER_NS"),
-        iface: lab.get("LAB_PEER_IF"),
-        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        side: loadgen::Side::AfXdp {
+            ns: lab.get("LAB_PEER_NS"),
+            iface: lab.get("LAB_PEER_IF"),
+            mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        },
         dut: dut_addr,
         dut_ports: vec![FIRST_PORT],
         connections: n,
@@ -397,9 +399,11 @@ fn lingerd_part(
 ) -> Result<LingerdPart> {
     let (t, n) = (args.timers, args.timers + args.samples);
     let mut gen_cfg = loadgen::Config {
-        ns: lab.get("LAB_PEER_NS"),
-        iface: lab.get("LAB_PEER_IF"),
-        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        side: loadgen::Side::AfXdp {
+            ns: lab.get("LAB_PEER_NS"),
+            iface: lab.get("LAB_PEER_IF"),
+            mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        },
         dut: DUT_ENGINE_ADDR,
         dut_ports: Vec::new(),
         connections: n,
