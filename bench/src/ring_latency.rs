@@ -59,8 +59,8 @@ use serde_json::Value;
 
 use crate::xsk_ceiling::parse_mac;
 use lingerd_bench::lab::setup::{
-    DUT_CORE, DUT_ENGINE_ADDR, DutPlan, FIRST_PORT, Idle, bar, generator_cpu, lingerd_bin, on_lab,
-    open_all, spinner, start_dut,
+    DUT_CORE, DUT_ENGINE_ADDR, DutPlace, DutPlan, FIRST_PORT, Idle, bar, generator_cpu,
+    lingerd_bin, on_lab, open_all, spinner, start_dut,
 };
 
 /// The goal of issue 5, item 6: p99 request → wire, busy-poll, 1M timers.
@@ -419,7 +419,7 @@ fn lingerd_part(
         .collect();
     let ports = gen_cfg.dut_ports.clone();
     let mut dut = start_dut(&DutPlan {
-        lab,
+        place: DutPlace::Lab(lab),
         scratch,
         exe,
         lingerd,
