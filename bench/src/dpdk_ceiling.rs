@@ -163,6 +163,9 @@ fn memif(name: &str, role: &str, socket: &Path, host: u8) -> DpdkConfig {
     ))
 }
 
+/// The receiver's first line, once its memif server listens.
+const READY: &str = "ready";
+
 /// What the receiver saw.
 #[derive(Debug, Default)]
 pub(crate) struct Received {
@@ -199,6 +202,9 @@ fn receiver(socket: &Path, cpu: usize, limit: Duration) -> Result<()> {
     let eal = Eal::init(&EalConfig::default())?;
     let result = (|| -> Result<Received> {
         let mut port = DpdkPort::open(eal, &memif("net_memif0", "server", socket, 2))?;
+        // Listening: the socket file exists from bind(), before listen(),
+        // and a client that connects in between fails for good.
+        println!("{READY}");
         let start = Instant::now();
         let mut got = Received::default();
         let mut first: Option<Instant> = None;
@@ -227,19 +233,26 @@ fn receiver(socket: &Path, cpu: usize, limit: Duration) -> Result<()> {
             }
         }
         got.first_to_last = first.map_or(0.0, |t0| (last - t0).as_secs_f64());
+        println!(
+            "{}",
+            serde_json::json!({
+                "received": got.frames,
+                "first_to_last": got.first_to_last,
+                "per_second": got.per_second,
+            })
+        );
+        // No more polling: the sender disconnects only now (22.11's memif
+        // unmaps the rings in the interrupt thread when the peer goes, with
+        // no lock against a thread in rx_burst), then closes our stdin.
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut rest = String::new();
+        while std::io::stdin().read_line(&mut rest)? > 0 {
+            rest.clear();
+        }
         Ok(got)
     })();
     eal.shutdown()?;
-    let got = result?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "received": got.frames,
-            "first_to_last": got.first_to_last,
-            "per_second": got.per_second,
-        })
-    );
-    Ok(())
+    result.map(drop)
 }
 
 /// What the sender did.
@@ -253,15 +266,17 @@ pub(crate) struct Sent {
 
 /// The sender on the calling thread, pinned to `cpu`, on `eal` (the thread
 /// registered with it for as long as the port is open), through the memif
-/// client device `name`.
-fn sender(
+/// client device `name`; once sent, `before_close` runs with the port
+/// still open (connected, not polled), and its result is returned too.
+fn sender<R>(
     eal: &'static Eal,
     name: &str,
     socket: &Path,
     cpu: usize,
     secs: f64,
     frame: &[u8; RST_FRAME_LEN],
-) -> Result<Sent> {
+    before_close: impl FnOnce() -> Result<R>,
+) -> Result<(Sent, R)> {
     pin(cpu)?;
     let _lcore = eal.register_thread()?;
     let mut port = DpdkPort::open(eal, &memif(name, "client", socket, 1))?;
@@ -277,12 +292,14 @@ fn sender(
     // disconnect drops what the ring still holds).
     std::thread::sleep(Duration::from_millis(100));
     let stats = port.stats()?;
-    Ok(Sent {
+    let sent = Sent {
         frames: stats.port.tx_frames - port.tx_in_flight() as u64,
         no_frame: stats.port.tx_no_frame,
         seconds,
         eal_args: eal.args().to_vec(),
-    })
+    };
+    let r = before_close()?;
+    Ok((sent, r))
 }
 
 /// The idle check: what other processes use over one second.
@@ -362,17 +379,21 @@ pub(crate) fn measure(
             .arg(&socket)
             .args(["--rx-cpu", &rx_cpu.to_string()])
             .args(["--duration", &duration.to_string()])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .context("starting the receiver")?,
     );
     let rx_pid = child.0.id();
-    let ready_by = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        if Instant::now() > ready_by || !matches!(child.0.try_wait(), Ok(None)) {
-            bail!("the receiver did not open its memif socket");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    // Its first line once its memif server listens (a blocking read,
+    // bounded by the receiver's own time limit).
+    let mut stdout = BufReader::new(child.0.stdout.take().context("receiver stdout")?);
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .context("reading the receiver's start")?;
+    if line.trim() != READY {
+        bail!("the receiver did not open its memif server (it said {line:?})");
     }
 
     let frame = rst_frame();
@@ -380,10 +401,22 @@ pub(crate) fn measure(
     let ours_a = process_ticks(std::process::id()) + process_ticks(rx_pid);
     // A thread of its own: pinning is per thread, and the caller's thread
     // keeps its CPUs (children it starts later inherit them).
-    let sent = std::thread::scope(|sc| {
+    // The receiver's count is read while the sender's port is still
+    // connected (see `receiver`); then the sender disconnects and the
+    // receiver's stdin closes.
+    let read_count = || -> Result<String> {
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .context("reading the receiver's count")?;
+        Ok(line)
+    };
+    let (sent, line) = std::thread::scope(|sc| {
         std::thread::Builder::new()
             .name("ceiling-tx".into())
-            .spawn_scoped(sc, || sender(eal, name, &socket, tx_cpu, seconds, &frame))
+            .spawn_scoped(sc, || {
+                sender(eal, name, &socket, tx_cpu, seconds, &frame, read_count)
+            })
             .context("spawning the sender")?
             .join()
             .map_err(|_| anyhow::anyhow!("the sender panicked"))?
@@ -391,12 +424,7 @@ pub(crate) fn measure(
     let run_b = cpu_ticks()?;
     let ours_b = process_ticks(std::process::id()) + process_ticks(rx_pid);
     let others_during = others_cpus(run_a, run_b, ours_b.saturating_sub(ours_a));
-
-    let stdout = child.0.stdout.take().context("receiver stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .context("reading the receiver's count")?;
+    drop(child.0.stdin.take());
     let status = child.0.wait().context("waiting for the receiver")?;
     if !status.success() {
         bail!("the receiver failed ({status})");

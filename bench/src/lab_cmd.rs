@@ -60,7 +60,7 @@ use lingerd_lab::Lab;
 
 use lingerd_bench::lab::setup::{
     DUT_ENGINE_ADDR, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted, generator_cpu,
-    lingerd_bin, on_lab, open_all, spinner, start_dut, stop_on_signals,
+    interrupted, lingerd_bin, on_lab, open_all, spinner, start_dut, stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -464,7 +464,14 @@ fn run_lingerd(
     let p = &generator.progress;
     let open_seconds = match open_all(&generator, n, args.open_rate) {
         Ok(s) => s,
-        Err(e) => return Err(e.context(format!("{:?}", generator.stop().map(|o| o.failures)))),
+        Err(e) => {
+            let failures = generator.stop().map(|o| o.failures);
+            return Err(if interrupted() {
+                e
+            } else {
+                e.context(format!("connect failures by errno: {failures:?}"))
+            });
+        }
     };
     dut.client
         .expect_rest("accepted", Duration::from_secs(60))?;
@@ -518,6 +525,22 @@ fn run_lingerd(
     if !args.mode.expects_rst() {
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The generator stops polling but keeps its port open while the daemon
+    // stops (on memif the side that stays must not poll: see
+    // `LoadGen::pause`), then closes it.
+    generator.pause(Duration::from_secs(10));
+    match dut.stop() {
+        Some(s) if s.success() => {}
+        other => {
+            let log = std::fs::read_to_string(scratch.join("lingerd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            progress(format!(
+                "warning: the daemon did not stop cleanly ({other:?}); the end of its log:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    drop(eal_dirs);
     let out = generator.stop()?;
     if out.lost() > 0 {
         // What the receiving side saw, to tell a drop on the wire from
@@ -527,8 +550,6 @@ fn run_lingerd(
             out.port, out.counters
         );
     }
-    dut.stop();
-    drop(eal_dirs);
 
     let times = dut::read_times(&times_file)?;
     let by_key: HashMap<u32, u64> = times.iter().copied().collect();

@@ -243,6 +243,11 @@ pub struct Progress {
     pub muted: AtomicU64,
     /// Set by the main thread: leave the loop.
     pub stop: AtomicBool,
+    /// Set by the generator: the loop has ended (the port is no longer
+    /// polled, but still open until `release`).
+    pub polling_ended: AtomicBool,
+    /// Set by the main thread: close the port and return.
+    pub release: AtomicBool,
 }
 
 /// The generator's port counters at the end.
@@ -331,9 +336,26 @@ impl LoadGen {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Stops the loop and returns what it saw.
+    /// Ends the loop but keeps the port open, connected and unpolled, and
+    /// returns once the loop has ended (or the thread has, or `within`
+    /// passed). On memif the peer may then close its end: 22.11's memif
+    /// unmaps the rings when the peer goes, with no lock against a thread
+    /// polling them, so the side that stays must not poll.
+    pub fn pause(&self, within: Duration) {
+        self.progress.stop.store(true, Ordering::Relaxed);
+        let until = Instant::now() + within;
+        while !self.progress.polling_ended.load(Ordering::Relaxed)
+            && !self.finished()
+            && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stops the loop, closes the port and returns what it saw.
     pub fn stop(mut self) -> Result<Outcome> {
         self.progress.stop.store(true, Ordering::Relaxed);
+        self.progress.release.store(true, Ordering::Relaxed);
         self.thread
             .take()
             .expect("joined once")
@@ -345,6 +367,7 @@ impl LoadGen {
 impl Drop for LoadGen {
     fn drop(&mut self) {
         self.progress.stop.store(true, Ordering::Relaxed);
+        self.progress.release.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -410,7 +433,9 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
             let port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {iface}"))?;
             let info = port.info().to_string();
             let (port, ran) = drive(cfg, port, *mac, progress)?;
-            Ok(ran.outcome(PortStats::AfXdp(port.stats()?), info))
+            let stats = port.stats()?;
+            await_release(progress);
+            Ok(ran.outcome(PortStats::AfXdp(stats), info))
         }
         #[cfg(feature = "dpdk")]
         Side::Dpdk { eal, device } => {
@@ -431,8 +456,19 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
             let info = port.info().to_string();
             let mac = EthernetAddress(port.info().device.mac);
             let (port, ran) = drive(cfg, port, mac, progress)?;
-            Ok(ran.outcome(PortStats::Dpdk(port.stats()?), info))
+            let stats = port.stats()?;
+            await_release(progress);
+            Ok(ran.outcome(PortStats::Dpdk(stats), info))
         }
+    }
+}
+
+/// Says the loop has ended and waits for [`Progress::release`] (the port
+/// stays open meanwhile, unpolled: see [`LoadGen::pause`]).
+fn await_release(progress: &Progress) {
+    progress.polling_ended.store(true, Ordering::Relaxed);
+    while !progress.release.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

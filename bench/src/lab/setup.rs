@@ -305,11 +305,12 @@ impl Dut {
             .map_err(|_| anyhow::anyhow!("bad client report {done:?}"))
     }
 
-    /// Tells the client to leave, then stops the daemon (SIGTERM).
-    pub fn stop(&mut self) {
+    /// Tells the client to leave, then stops the daemon (SIGTERM); how the
+    /// daemon exited (`None`: it had to be killed).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let _ = self.client.say("exit");
         self.client.stop();
-        self.daemon.stop();
+        self.daemon.stop().0
     }
 }
 
