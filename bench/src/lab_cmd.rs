@@ -700,6 +700,17 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
     }
     progress(format!("load generator: {}", l.gen_info));
     progress(format!("{} close requests", l.requests));
+    // For a profile of the teardown alone: `perf record -k CLOCK_MONOTONIC`
+    // samples carry these times (`perf report --time START,END`).
+    if let (Some(first), Some(last)) = (l.arrivals.first(), l.arrivals.last()) {
+        let s = |ns: u64| format!("{}.{:06}", ns / 1_000_000_000, ns % 1_000_000_000 / 1_000);
+        progress(format!(
+            "teardown on CLOCK_MONOTONIC: first request {}, first close seen {}, last {}",
+            s(l.first_request_ns),
+            s(*first),
+            s(*last)
+        ));
+    }
 
     if let Some(path) = &args.svg {
         let mut over_time = vec![Series {
