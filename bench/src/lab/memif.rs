@@ -1,5 +1,5 @@
 //! What the memif lab (`lingerd-bench lab --port dpdk`) adds to the lab
-//! pieces: the load generator's memif client device ([`loadgen_device`],
+//! pieces: the load generator's memif client device (`loadgen_device`,
 //! feature `dpdk`), the EAL runtime directory a DPDK process of ours leaves
 //! when it dies without shutting down ([`eal_runtime_dir`],
 //! [`remove_eal_runtime_dir`], [`RuntimeDirs`]), and the reason the kernel
