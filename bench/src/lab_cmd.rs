@@ -59,8 +59,8 @@ use serde_json::Value;
 use lingerd_lab::Lab;
 
 use lingerd_bench::lab::setup::{
-    DUT_ENGINE_ADDR, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted, generator_cpu,
-    interrupted, lingerd_bin, on_lab, open_all, spinner, start_dut, stop_on_signals,
+    DUT_ENGINE_ADDR, Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted,
+    generator_cpu, interrupted, lingerd_bin, on_lab, open_all, spinner, start_dut, stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -461,73 +461,11 @@ fn run_lingerd(
         cpu: generator_cpu(),
     };
     let generator = LoadGen::start(gen_cfg)?;
-    let p = &generator.progress;
-    let open_seconds = match open_all(&generator, n, args.open_rate) {
-        Ok(s) => s,
-        Err(e) => {
-            let failures = generator.stop().map(|o| o.failures);
-            return Err(if interrupted() {
-                e
-            } else {
-                e.context(format!("connect failures by errno: {failures:?}"))
-            });
-        }
-    };
-    dut.client
-        .expect_rest("accepted", Duration::from_secs(60))?;
-
-    // Teardown.
-    let pb = bar(n as u64, "closing");
-    let mut close_limit = Duration::from_secs(60);
-    if let Mode::Linger { ms } = args.mode {
-        close_limit += Duration::from_millis(u64::from(ms));
-    }
-    if args.pace > 0 {
-        close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.pace));
-    }
-    dut.client.say("go")?;
-    let close_t0 = Instant::now();
-    loop {
-        let closed = p.closed.load(Ordering::Relaxed);
-        pb.set_position(closed);
-        if closed as usize >= n || close_t0.elapsed() > close_limit || generator.finished() {
-            break;
-        }
-        if let Err(e) = check_interrupted() {
-            pb.abandon();
-            return Err(e);
-        }
-        std::thread::sleep(loadgen::WATCH);
-    }
-    pb.finish();
-    let v = dut.done()?;
-    // Every close request has its completion, but an abort completes when
-    // its RST is queued, not when it is on the wire: wait until the peer
-    // has seen every connection close, or until nothing new arrived for
-    // half a second (at most 10 s), before counting what is lost. Graceful:
-    // also let our own FINs be answered before the engine stops.
-    let settle_until = Instant::now() + Duration::from_secs(10);
-    let (mut seen, mut moved) = (0, Instant::now());
-    loop {
-        let now_seen = generator.progress.closed.load(Ordering::Relaxed);
-        if now_seen != seen {
-            (seen, moved) = (now_seen, Instant::now());
-        }
-        if now_seen as usize >= n || moved.elapsed() >= Duration::from_millis(500) {
-            break;
-        }
-        if Instant::now() >= settle_until {
-            break;
-        }
-        check_interrupted()?;
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if !args.mode.expects_rst() {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    // The generator stops polling but keeps its port open while the daemon
-    // stops (on memif the side that stays must not poll: see
-    // `LoadGen::pause`), then closes it.
+    // Open, tear down, settle; whatever its outcome, the generator stops
+    // polling (its port open) before the daemon stops, and closes its port
+    // after (on memif the side that stays must not poll: see
+    // `LoadGen::pause`).
+    let ran = open_and_close(args, &generator, &mut dut);
     generator.pause(Duration::from_secs(10));
     match dut.stop() {
         Some(s) if s.success() => {}
@@ -540,6 +478,14 @@ fn run_lingerd(
             ));
         }
     }
+    let (open_seconds, v) = match ran {
+        Ok(r) => r,
+        Err(e) if interrupted() => return Err(e),
+        Err(e) => {
+            let failures = generator.stop().map(|o| o.failures);
+            return Err(e.context(format!("connect failures by errno: {failures:?}")));
+        }
+    };
     drop(eal_dirs);
     let out = generator.stop()?;
     if out.lost() > 0 {
@@ -588,6 +534,68 @@ fn run_lingerd(
         gen_info: out.info,
         rx_dropped: out.port.rx_dropped(),
     })
+}
+
+/// The run's middle: waits for every connection to open, has the client
+/// close them all, and waits for the peer to see the closes settle.
+/// Returns the seconds opening took and the client's `done` report.
+fn open_and_close(args: &Args, generator: &LoadGen, dut: &mut Dut) -> Result<(f64, [u64; 5])> {
+    let n = args.connections;
+    let p = &generator.progress;
+    let open_seconds = open_all(generator, n, args.open_rate)?;
+    dut.client
+        .expect_rest("accepted", Duration::from_secs(60))?;
+
+    // Teardown.
+    let pb = bar(n as u64, "closing");
+    let mut close_limit = Duration::from_secs(60);
+    if let Mode::Linger { ms } = args.mode {
+        close_limit += Duration::from_millis(u64::from(ms));
+    }
+    if args.pace > 0 {
+        close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.pace));
+    }
+    dut.client.say("go")?;
+    let close_t0 = Instant::now();
+    loop {
+        let closed = p.closed.load(Ordering::Relaxed);
+        pb.set_position(closed);
+        if closed as usize >= n || close_t0.elapsed() > close_limit || generator.finished() {
+            break;
+        }
+        if let Err(e) = check_interrupted() {
+            pb.abandon();
+            return Err(e);
+        }
+        std::thread::sleep(loadgen::WATCH);
+    }
+    pb.finish();
+    let v = dut.done()?;
+    // Every close request has its completion, but an abort completes when
+    // its RST is queued, not when it is on the wire: wait until the peer
+    // has seen every connection close, or until nothing new arrived for
+    // half a second (at most 10 s), before counting what is lost. Graceful:
+    // also let our own FINs be answered before the engine stops.
+    let settle_until = Instant::now() + Duration::from_secs(10);
+    let (mut seen, mut moved) = (0, Instant::now());
+    loop {
+        let now_seen = p.closed.load(Ordering::Relaxed);
+        if now_seen != seen {
+            (seen, moved) = (now_seen, Instant::now());
+        }
+        if now_seen as usize >= n || moved.elapsed() >= Duration::from_millis(500) {
+            break;
+        }
+        if Instant::now() >= settle_until {
+            break;
+        }
+        check_interrupted()?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !args.mode.expects_rst() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok((open_seconds, v))
 }
 
 pub(crate) fn ratio(a: f64, b: f64) -> f64 {
