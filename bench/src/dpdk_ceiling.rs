@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use lingerd_bench::lab::memif::remove_eal_runtime_dir;
+use lingerd_bench::lab::memif::{MAX_BUSY, remove_eal_runtime_dir};
 use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig};
 use lingerd_dataplane::wire::{
@@ -48,7 +48,7 @@ pub(crate) struct Args {
     duration: lingerd_abi::vocab::Duration,
     /// The most CPU (in CPUs, summed over the machine) other processes may
     /// use during the idle check before the run is refused.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = MAX_BUSY)]
     max_busy: f64,
     /// Run even when the machine is busier than --max-busy (the result
     /// says so: "idle": false).

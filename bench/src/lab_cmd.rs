@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use lingerd_bench::lab::dut::{self, BULK_KEY};
 use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
-use lingerd_bench::lab::memif::{KERNEL_NOT_COMPARABLE, RuntimeDirs};
+use lingerd_bench::lab::memif::{KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
 use lingerd_bench::lab::plot::{self, Series};
 use lingerd_bench::lab::{Mode, kernel, stats};
 use lingerd_bench::measure::progress;
@@ -73,9 +73,6 @@ pub(crate) enum PortArg {
     /// DPDK over memif, no namespace (a build with feature `dpdk`).
     Dpdk,
 }
-
-/// The most CPU other processes may use before a memif run is refused.
-const MAX_BUSY: f64 = 0.15;
 
 /// Arguments of `lab`.
 #[derive(clap::Args, Debug)]

@@ -3,7 +3,8 @@
 //! feature `dpdk`), the EAL runtime directory a DPDK process of ours leaves
 //! when it dies without shutting down ([`eal_runtime_dir`],
 //! [`remove_eal_runtime_dir`], [`RuntimeDirs`]), and the reason the kernel
-//! baseline has no memif figure ([`KERNEL_NOT_COMPARABLE`]).
+//! baseline has no memif figure ([`KERNEL_NOT_COMPARABLE`]) and the
+//! default idle threshold ([`MAX_BUSY`]).
 //!
 //! It owns only the runtime directories named after pids it is given (a
 //! process of this run: the daemon, a ceiling receiver), which it removes
@@ -11,6 +12,11 @@
 //! namespace, interface or other process's files.
 
 use std::path::PathBuf;
+
+/// The most CPU (in CPUs, summed over the machine) other processes may
+/// use during the idle check before a memif measurement is refused
+/// (`--max-busy` of `dpdk-ceiling` and `lab --port dpdk`).
+pub const MAX_BUSY: f64 = 0.15;
 
 /// Why `lab --port dpdk` reports no kernel figures: the Linux kernel cannot
 /// speak memif, so a kernel run would go over the netns lab's veth, a
