@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use lingerd_bench::lab::memif::{MAX_BUSY, remove_eal_runtime_dir};
+use lingerd_bench::lab::memif::{MAX_BUSY, RuntimeDirs, remove_on_panic, undo_on_panic};
 use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig};
 use lingerd_dataplane::wire::{
@@ -125,16 +125,27 @@ pub(crate) fn others_cpus(a: CpuTicks, b: CpuTicks, ours: u64) -> f64 {
 
 /// Ends the receiver by its pid unless it already exited; one that had to
 /// be killed (or died of a signal) leaves its EAL runtime directory, which
-/// goes too.
-struct ChildGuard(Child);
+/// goes too (`dirs`, also a panic's to undo).
+struct ChildGuard {
+    child: Child,
+    // Dropped after `drop` has reaped the child.
+    _dirs: RuntimeDirs,
+}
+
+impl ChildGuard {
+    fn new(child: Child) -> ChildGuard {
+        let mut dirs = RuntimeDirs::default();
+        dirs.add(child.id());
+        ChildGuard { child, _dirs: dirs }
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
         }
-        let _ = self.0.wait();
-        remove_eal_runtime_dir(self.0.id());
+        let _ = self.child.wait();
     }
 }
 
@@ -372,7 +383,7 @@ pub(crate) fn measure(
     let seconds = duration.to_std().as_secs_f64();
     let socket = dir.join("ceiling.sock");
     let exe = std::env::current_exe().context("finding this binary")?;
-    let mut child = ChildGuard(
+    let mut child = ChildGuard::new(
         Command::new(exe)
             .arg("dpdk-ceiling")
             .arg("--receiver")
@@ -384,10 +395,10 @@ pub(crate) fn measure(
             .spawn()
             .context("starting the receiver")?,
     );
-    let rx_pid = child.0.id();
+    let rx_pid = child.child.id();
     // Its first line once its memif server listens (a blocking read,
     // bounded by the receiver's own time limit).
-    let mut stdout = BufReader::new(child.0.stdout.take().context("receiver stdout")?);
+    let mut stdout = BufReader::new(child.child.stdout.take().context("receiver stdout")?);
     let mut line = String::new();
     stdout
         .read_line(&mut line)
@@ -424,8 +435,8 @@ pub(crate) fn measure(
     let run_b = cpu_ticks()?;
     let ours_b = process_ticks(std::process::id()) + process_ticks(rx_pid);
     let others_during = others_cpus(run_a, run_b, ours_b.saturating_sub(ours_a));
-    drop(child.0.stdin.take());
-    let status = child.0.wait().context("waiting for the receiver")?;
+    drop(child.child.stdin.take());
+    let status = child.child.wait().context("waiting for the receiver")?;
     if !status.success() {
         bail!("the receiver failed ({status})");
     }
@@ -464,6 +475,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("lingerd-dpdk-ceiling-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let _dir = DirGuard(dir.clone());
+    undo_on_panic();
+    remove_on_panic(&dir);
     let eal = Eal::init(&EalConfig::default())?;
     let measured = measure(
         eal,

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use lingerd_bench::lab::dut::{self, BULK_KEY};
 use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
-use lingerd_bench::lab::memif::{KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
+use lingerd_bench::lab::memif::{self, KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
 use lingerd_bench::lab::plot::{self, Series};
 use lingerd_bench::lab::{Mode, kernel, stats};
 use lingerd_bench::measure::progress;
@@ -274,6 +274,9 @@ fn measure_dpdk(args: &Args, exe: &Path, lingerd: &Path) -> Result<Measured> {
     let scratch = tempfile::Builder::new()
         .prefix("lingerd-memif-lab-")
         .tempdir()?;
+    // The release profile aborts on panic: no guard would run.
+    memif::undo_on_panic();
+    memif::remove_on_panic(scratch.path());
     let eal = Eal::init(&EalConfig::default())?;
     let _eal = EalStop(eal);
     let (gen_cpu, dut_cpu) = (
@@ -439,6 +442,10 @@ fn run_lingerd(
     })?;
     if let DutPlace::Memif { .. } = place {
         eal_dirs.add(dut.daemon.pid());
+        // Its configuration and client runtime directory.
+        if let Some(dir) = dut.daemon.config_file().parent() {
+            memif::remove_on_panic(dir);
+        }
     }
     let times_file = dut.times_file.clone();
 
