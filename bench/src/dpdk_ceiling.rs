@@ -13,10 +13,15 @@
 //! (`/proc/stat`), refuses above `--max-busy` (unless `--allow-busy`, which
 //! marks the result), and reports what others used during the run too.
 //!
-//! It owns its child (ended by its pid on every exit path), a temp dir for
-//! the memif socket (removed at the end) and its EAL (shut down at the end,
-//! which removes its runtime directory); it touches no network namespace
-//! and no interface.
+//! `lingerd-bench lab --port dpdk` measures the same ceiling in its own run
+//! ([`measure`], on the EAL it already has) and uses the same idle check
+//! ([`idle_check`], [`others_cpus`]).
+//!
+//! It owns its child (ended by its pid on every exit path, its EAL runtime
+//! directory removed when it had to be killed), a temp dir for the memif
+//! socket (removed at the end) and its EAL (shut down at the end, which
+//! removes its runtime directory); it touches no network namespace and no
+//! interface.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -25,6 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use lingerd_bench::lab::memif::{MAX_BUSY, RuntimeDirs, remove_on_panic, undo_on_panic};
 use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal, EalConfig};
 use lingerd_dataplane::wire::{
@@ -42,7 +48,7 @@ pub(crate) struct Args {
     duration: lingerd_abi::vocab::Duration,
     /// The most CPU (in CPUs, summed over the machine) other processes may
     /// use during the idle check before the run is refused.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = MAX_BUSY)]
     max_busy: f64,
     /// Run even when the machine is busier than --max-busy (the result
     /// says so: "idle": false).
@@ -61,12 +67,12 @@ pub(crate) struct Args {
 
 /// Counters of `/proc/stat`'s `cpu` line, in clock ticks.
 #[derive(Clone, Copy, Debug, Default)]
-struct CpuTicks {
+pub(crate) struct CpuTicks {
     busy: u64,
     total: u64,
 }
 
-fn cpu_ticks() -> Result<CpuTicks> {
+pub(crate) fn cpu_ticks() -> Result<CpuTicks> {
     let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
     let line = stat
         .lines()
@@ -88,7 +94,7 @@ fn cpu_ticks() -> Result<CpuTicks> {
 }
 
 /// utime + stime of a process, in clock ticks (0 once it is gone).
-fn process_ticks(pid: u32) -> u64 {
+pub(crate) fn process_ticks(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
     };
@@ -107,7 +113,7 @@ fn process_ticks(pid: u32) -> u64 {
 }
 
 /// CPUs (summed) that processes other than `ours` used between two samples.
-fn others_cpus(a: CpuTicks, b: CpuTicks, ours: u64) -> f64 {
+pub(crate) fn others_cpus(a: CpuTicks, b: CpuTicks, ours: u64) -> f64 {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let total = b.total.saturating_sub(a.total) as f64;
     if total <= 0.0 {
@@ -117,15 +123,29 @@ fn others_cpus(a: CpuTicks, b: CpuTicks, ours: u64) -> f64 {
     busy / total * cpus
 }
 
-/// Ends the receiver by its pid unless it already exited.
-struct ChildGuard(Child);
+/// Ends the receiver by its pid unless it already exited; one that had to
+/// be killed (or died of a signal) leaves its EAL runtime directory, which
+/// goes too (`dirs`, also a panic's to undo).
+struct ChildGuard {
+    child: Child,
+    // Dropped after `drop` has reaped the child.
+    _dirs: RuntimeDirs,
+}
+
+impl ChildGuard {
+    fn new(child: Child) -> ChildGuard {
+        let mut dirs = RuntimeDirs::default();
+        dirs.add(child.id());
+        ChildGuard { child, _dirs: dirs }
+    }
+}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
         }
-        let _ = self.0.wait();
+        let _ = self.child.wait();
     }
 }
 
@@ -145,23 +165,29 @@ fn pin(cpu: usize) -> Result<()> {
     Ok(())
 }
 
-fn memif(role: &str, socket: &Path, host: u8) -> DpdkConfig {
+/// The memif device `name` (`net_memif0`) in `role` on `socket`, MAC
+/// 02:00:00:00:00:`host`.
+fn memif(name: &str, role: &str, socket: &Path, host: u8) -> DpdkConfig {
     DpdkConfig::new(&format!(
-        "net_memif0,role={role},socket={},socket-abstract=no,mac=02:00:00:00:00:{host:02x}",
+        "{name},role={role},socket={},socket-abstract=no,mac=02:00:00:00:00:{host:02x}",
         socket.display()
     ))
 }
 
+/// The receiver's first line, once its memif server listens.
+const READY: &str = "ready";
+
 /// What the receiver saw.
 #[derive(Debug, Default)]
-struct Received {
+pub(crate) struct Received {
     frames: u64,
     first_to_last: f64,
     per_second: Vec<u64>,
 }
 
 impl Received {
-    fn pps(&self) -> f64 {
+    /// Frames ÷ first-to-last time.
+    pub(crate) fn pps(&self) -> f64 {
         if self.first_to_last > 0.0 {
             self.frames as f64 / self.first_to_last
         } else {
@@ -170,7 +196,7 @@ impl Received {
     }
 
     /// The median of the whole seconds, without the first and the last.
-    fn median_pps(&self) -> f64 {
+    pub(crate) fn median_pps(&self) -> f64 {
         let mut inner: Vec<u64> = match self.per_second.len() {
             0..=2 => self.per_second.clone(),
             n => self.per_second[1..n - 1].to_vec(),
@@ -186,7 +212,10 @@ fn receiver(socket: &Path, cpu: usize, limit: Duration) -> Result<()> {
     pin(cpu)?;
     let eal = Eal::init(&EalConfig::default())?;
     let result = (|| -> Result<Received> {
-        let mut port = DpdkPort::open(eal, &memif("server", socket, 2))?;
+        let mut port = DpdkPort::open(eal, &memif("net_memif0", "server", socket, 2))?;
+        // Listening: the socket file exists from bind(), before listen(),
+        // and a client that connects in between fails for good.
+        println!("{READY}");
         let start = Instant::now();
         let mut got = Received::default();
         let mut first: Option<Instant> = None;
@@ -215,112 +244,116 @@ fn receiver(socket: &Path, cpu: usize, limit: Duration) -> Result<()> {
             }
         }
         got.first_to_last = first.map_or(0.0, |t0| (last - t0).as_secs_f64());
+        println!(
+            "{}",
+            serde_json::json!({
+                "received": got.frames,
+                "first_to_last": got.first_to_last,
+                "per_second": got.per_second,
+            })
+        );
+        // No more polling: the sender disconnects only now (22.11's memif
+        // unmaps the rings in the interrupt thread when the peer goes, with
+        // no lock against a thread in rx_burst), then closes our stdin.
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut rest = String::new();
+        while std::io::stdin().read_line(&mut rest)? > 0 {
+            rest.clear();
+        }
         Ok(got)
     })();
     eal.shutdown()?;
-    let got = result?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "received": got.frames,
-            "first_to_last": got.first_to_last,
-            "per_second": got.per_second,
-        })
-    );
-    Ok(())
+    result.map(drop)
 }
 
 /// What the sender did.
 #[derive(Debug, Default)]
-struct Sent {
+pub(crate) struct Sent {
     frames: u64,
     no_frame: u64,
     seconds: f64,
     eal_args: Vec<String>,
 }
 
-fn sender(socket: &Path, cpu: usize, secs: f64, frame: &[u8; RST_FRAME_LEN]) -> Result<Sent> {
+/// The sender on the calling thread, pinned to `cpu`, on `eal` (the thread
+/// registered with it for as long as the port is open), through the memif
+/// client device `name`; once sent, `before_close` runs with the port
+/// still open (connected, not polled), and its result is returned too.
+fn sender<R>(
+    eal: &'static Eal,
+    name: &str,
+    socket: &Path,
+    cpu: usize,
+    secs: f64,
+    frame: &[u8; RST_FRAME_LEN],
+    before_close: impl FnOnce() -> Result<R>,
+) -> Result<(Sent, R)> {
     pin(cpu)?;
-    let eal = Eal::init(&EalConfig::default())?;
-    let result = (|| -> Result<Sent> {
-        let mut port = DpdkPort::open(eal, &memif("client", socket, 1))?;
-        let up_by = Instant::now() + Duration::from_secs(10);
-        while !port.link_up() {
-            if Instant::now() > up_by {
-                bail!("the memif pair did not connect within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(1));
+    let _lcore = eal.register_thread()?;
+    let mut port = DpdkPort::open(eal, &memif(name, "client", socket, 1))?;
+    let up_by = Instant::now() + Duration::from_secs(10);
+    while !port.link_up() {
+        if Instant::now() > up_by {
+            bail!("the memif pair did not connect within 10 s");
         }
-        let seconds = crate::xsk_ceiling::send_for(&mut port, frame, secs, 64)?;
-        // The receiver drains the ring before the client disconnects (a
-        // disconnect drops what the ring still holds).
-        std::thread::sleep(Duration::from_millis(100));
-        let stats = port.stats()?;
-        Ok(Sent {
-            frames: stats.port.tx_frames - port.tx_in_flight() as u64,
-            no_frame: stats.port.tx_no_frame,
-            seconds,
-            eal_args: eal.args().to_vec(),
-        })
-    })();
-    eal.shutdown()?;
-    result
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let seconds = crate::xsk_ceiling::send_for(&mut port, frame, secs, 64)?;
+    // The receiver drains the ring before the client disconnects (a
+    // disconnect drops what the ring still holds).
+    std::thread::sleep(Duration::from_millis(100));
+    let stats = port.stats()?;
+    let sent = Sent {
+        frames: stats.port.tx_frames - port.tx_in_flight() as u64,
+        no_frame: stats.port.tx_no_frame,
+        seconds,
+        eal_args: eal.args().to_vec(),
+    };
+    let r = before_close()?;
+    Ok((sent, r))
 }
 
-/// `lingerd-bench dpdk-ceiling`.
-pub(crate) fn run(args: Args) -> Result<()> {
-    let seconds = args.duration.to_std().as_secs_f64();
-    if !(1.0..=60.0).contains(&seconds) {
-        bail!("--duration must be within 1s..=60s");
-    }
-    let limit = Duration::from_secs_f64(seconds + 30.0);
-    if let Some(socket) = &args.receiver {
-        return receiver(socket, args.rx_cpu, limit);
-    }
+/// The idle check: what other processes use over one second.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IdleCheck {
+    /// CPUs (summed) other processes used.
+    pub(crate) busy: f64,
+    /// At most `max_busy`.
+    pub(crate) idle: bool,
+}
 
-    // Idle check: a second of what everyone else uses.
+/// Samples a second of what every other process uses; refuses above
+/// `max_busy` unless `allow_busy` (then warns on stderr).
+pub(crate) fn idle_check(max_busy: f64, allow_busy: bool) -> Result<IdleCheck> {
     let a = cpu_ticks()?;
     std::thread::sleep(Duration::from_secs(1));
     let b = cpu_ticks()?;
-    let busy_before = others_cpus(a, b, 0);
-    let idle = busy_before <= args.max_busy;
+    let busy = others_cpus(a, b, 0);
+    let idle = busy <= max_busy;
     if !idle {
         let msg = format!(
-            "other processes use {busy_before:.2} CPUs (more than --max-busy {}): memif's figure would measure them",
-            args.max_busy
+            "other processes use {busy:.2} CPUs (more than --max-busy {max_busy}): memif's figure would measure them"
         );
-        if !args.allow_busy {
+        if !allow_busy {
             bail!("{msg}; run when the machine is idle, or pass --allow-busy");
         }
         eprintln!("warning: {msg}; going on (--allow-busy)");
     }
+    Ok(IdleCheck { busy, idle })
+}
 
-    let dir = std::env::temp_dir().join(format!("lingerd-dpdk-ceiling-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let _dir = DirGuard(dir.clone());
-    let socket = dir.join("memif.sock");
+/// One ceiling measurement: what was sent and received, and what other
+/// processes used meanwhile.
+#[derive(Debug)]
+pub(crate) struct Ceiling {
+    pub(crate) sent: Sent,
+    pub(crate) got: Received,
+    /// CPUs (summed) other processes used during the run.
+    pub(crate) others_during: f64,
+}
 
-    let exe = std::env::current_exe().context("finding this binary")?;
-    let mut child = ChildGuard(
-        Command::new(exe)
-            .arg("dpdk-ceiling")
-            .arg("--receiver")
-            .arg(&socket)
-            .args(["--rx-cpu", &args.rx_cpu.to_string()])
-            .args(["--duration", &args.duration.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the receiver")?,
-    );
-    let rx_pid = child.0.id();
-    let ready_by = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        if Instant::now() > ready_by || !matches!(child.0.try_wait(), Ok(None)) {
-            bail!("the receiver did not open its memif socket");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-
+/// The frame the sender repeats: an RST from 198.18.0.1 to 198.18.0.2.
+fn rst_frame() -> [u8; RST_FRAME_LEN] {
     let tmpl = RstTemplate::new(
         EthernetAddress([2, 0, 0, 0, 0, 1]),
         EthernetAddress([2, 0, 0, 0, 0, 2]),
@@ -331,20 +364,79 @@ pub(crate) fn run(args: Args) -> Result<()> {
         &mut frame,
         &ControlSegment::rst(Ipv4Addr::new(198, 18, 0, 2), 40_000, 9, SeqNumber(1)),
     );
+    frame
+}
 
+/// Measures the memif ceiling: the receiver as a child of this binary (a
+/// memif server on `dir`/`ceiling.sock`, pinned to `rx_cpu`), the sender
+/// on a thread of this process pinned to `tx_cpu`, on `eal`, through the
+/// memif client device `name` (unique within the process), for
+/// `duration`. The receiver is ended by its pid on every exit path.
+pub(crate) fn measure(
+    eal: &'static Eal,
+    name: &str,
+    dir: &Path,
+    tx_cpu: usize,
+    rx_cpu: usize,
+    duration: lingerd_abi::vocab::Duration,
+) -> Result<Ceiling> {
+    let seconds = duration.to_std().as_secs_f64();
+    let socket = dir.join("ceiling.sock");
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let mut child = ChildGuard::new(
+        Command::new(exe)
+            .arg("dpdk-ceiling")
+            .arg("--receiver")
+            .arg(&socket)
+            .args(["--rx-cpu", &rx_cpu.to_string()])
+            .args(["--duration", &duration.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the receiver")?,
+    );
+    let rx_pid = child.child.id();
+    // Its first line once its memif server listens (a blocking read,
+    // bounded by the receiver's own time limit).
+    let mut stdout = BufReader::new(child.child.stdout.take().context("receiver stdout")?);
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .context("reading the receiver's start")?;
+    if line.trim() != READY {
+        bail!("the receiver did not open its memif server (it said {line:?})");
+    }
+
+    let frame = rst_frame();
     let run_a = cpu_ticks()?;
     let ours_a = process_ticks(std::process::id()) + process_ticks(rx_pid);
-    let sent = sender(&socket, args.tx_cpu, seconds, &frame)?;
+    // A thread of its own: pinning is per thread, and the caller's thread
+    // keeps its CPUs (children it starts later inherit them).
+    // The receiver's count is read while the sender's port is still
+    // connected (see `receiver`); then the sender disconnects and the
+    // receiver's stdin closes.
+    let read_count = || -> Result<String> {
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .context("reading the receiver's count")?;
+        Ok(line)
+    };
+    let (sent, line) = std::thread::scope(|sc| {
+        std::thread::Builder::new()
+            .name("ceiling-tx".into())
+            .spawn_scoped(sc, || {
+                sender(eal, name, &socket, tx_cpu, seconds, &frame, read_count)
+            })
+            .context("spawning the sender")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sender panicked"))?
+    })?;
     let run_b = cpu_ticks()?;
     let ours_b = process_ticks(std::process::id()) + process_ticks(rx_pid);
-    let busy_during = others_cpus(run_a, run_b, ours_b.saturating_sub(ours_a));
-
-    let stdout = child.0.stdout.take().context("receiver stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .context("reading the receiver's count")?;
-    let status = child.0.wait().context("waiting for the receiver")?;
+    let others_during = others_cpus(run_a, run_b, ours_b.saturating_sub(ours_a));
+    drop(child.child.stdin.take());
+    let status = child.child.wait().context("waiting for the receiver")?;
     if !status.success() {
         bail!("the receiver failed ({status})");
     }
@@ -358,6 +450,48 @@ pub(crate) fn run(args: Args) -> Result<()> {
             .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
             .unwrap_or_default(),
     };
+    Ok(Ceiling {
+        sent,
+        got,
+        others_during,
+    })
+}
+
+/// `lingerd-bench dpdk-ceiling`.
+pub(crate) fn run(args: Args) -> Result<()> {
+    let seconds = args.duration.to_std().as_secs_f64();
+    if !(1.0..=60.0).contains(&seconds) {
+        bail!("--duration must be within 1s..=60s");
+    }
+    let limit = Duration::from_secs_f64(seconds + 30.0);
+    if let Some(socket) = &args.receiver {
+        return receiver(socket, args.rx_cpu, limit);
+    }
+    let IdleCheck {
+        busy: busy_before,
+        idle,
+    } = idle_check(args.max_busy, args.allow_busy)?;
+
+    let dir = std::env::temp_dir().join(format!("lingerd-dpdk-ceiling-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _dir = DirGuard(dir.clone());
+    undo_on_panic();
+    remove_on_panic(&dir);
+    let eal = Eal::init(&EalConfig::default())?;
+    let measured = measure(
+        eal,
+        "net_memif0",
+        &dir,
+        args.tx_cpu,
+        args.rx_cpu,
+        args.duration,
+    );
+    eal.shutdown()?;
+    let Ceiling {
+        sent,
+        got,
+        others_during: busy_during,
+    } = measured?;
 
     if args.json {
         let v = serde_json::json!({

@@ -19,8 +19,25 @@
 //! connections the peer never saw closed. Progress bars go to stderr, the
 //! table then (with `--json`) one JSON object to stdout.
 //!
-//! It owns the lab, its scratch directory, and the processes and threads it
-//! starts (each stopped when dropped); it touches no other namespace and no
+//! `--port dpdk` (a build with feature `dpdk`) runs the same workload on
+//! the memif lab instead, with no namespace: after an idle check (memif
+//! busy-polls both cores; `--max-busy`, `--allow-busy`, as `dpdk-ceiling`),
+//! 1. the **memif ceiling**: `dpdk-ceiling`'s sender and receiver, sender
+//!    on the generator's CPU, receiver on the daemon's
+//!    (`crate::dpdk_ceiling::measure`);
+//! 2. **lingerd**: the daemon (`lingerd run`, `port: dpdk`, the server of a
+//!    memif on a socket file in the scratch directory) on its core, its
+//!    client as above, and the load generator on a `DpdkPort` on the memif
+//!    client end, on the other core; `ratio_to_ceiling` is to the ceiling
+//!    of the same run.
+//!
+//! There is no kernel baseline on memif (the kernel cannot speak it): the
+//! `kernel_*` keys are null and `kernel_note` says why.
+//!
+//! It owns the lab (or, with DPDK, this process's EAL and the runtime
+//! directories of the DPDK processes it starts), its scratch directory,
+//! and the processes and threads it starts (each stopped when dropped,
+//! SIGINT and SIGTERM included); it touches no other namespace and no
 //! address outside 198.18.0.0/15.
 
 use std::collections::HashMap;
@@ -31,6 +48,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use lingerd_bench::lab::dut::{self, BULK_KEY};
 use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
+use lingerd_bench::lab::memif::{self, KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
 use lingerd_bench::lab::plot::{self, Series};
 use lingerd_bench::lab::{Mode, kernel, stats};
 use lingerd_bench::measure::progress;
@@ -41,15 +59,36 @@ use serde_json::Value;
 use lingerd_lab::Lab;
 
 use lingerd_bench::lab::setup::{
-    DUT_ENGINE_ADDR, DutPlan, FIRST_PORT, Idle, bar, generator_cpu, lingerd_bin, on_lab, open_all,
-    spinner, start_dut,
+    DUT_ENGINE_ADDR, Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted,
+    generator_cpu, interrupted, lingerd_bin, on_lab, open_all, spinner, start_dut, stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
 
+/// `--port` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PortArg {
+    /// AF_XDP on the netns lab's veth (with the kernel baseline).
+    Afxdp,
+    /// DPDK over memif, no namespace (a build with feature `dpdk`).
+    Dpdk,
+}
+
 /// Arguments of `lab`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// afxdp (the netns lab) or dpdk (memif; feature dpdk).
+    #[arg(long, value_enum, default_value = "afxdp")]
+    port: PortArg,
+    /// --port dpdk: the most CPU (in CPUs, summed over the machine) other
+    /// processes may use during the idle check before the run is refused
+    /// (default 0.15).
+    #[arg(long)]
+    max_busy: Option<f64>,
+    /// --port dpdk: run even when the machine is busier than --max-busy
+    /// (the result says so: "idle": false).
+    #[arg(long)]
+    allow_busy: bool,
     /// Connections to open and tear down (1 to 1,000,000).
     #[arg(long, default_value_t = 100_000)]
     connections: usize,
@@ -72,22 +111,23 @@ pub(crate) struct Args {
     /// Write closes over time and the latency CDF to this SVG.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// Lab id (1 to 10 letters or digits); default "lb" + pid.
+    /// Lab id (1 to 10 letters or digits); default "lb" + pid (afxdp).
     #[arg(long)]
     id: Option<String>,
-    /// Leave the lab (and the scratch directory) up at the end, for debugging.
+    /// Leave the lab (and the scratch directory) up at the end, for
+    /// debugging (afxdp).
     #[arg(long)]
     keep_lab: bool,
     /// The daemon's idle mode during the run.
     #[arg(long, value_enum, default_value = "busy")]
     idle: Idle,
-    /// Kernel baseline size (default: min(connections, 100000)).
+    /// Kernel baseline size (default: min(connections, 100000); afxdp).
     #[arg(long)]
     kernel_connections: Option<usize>,
     /// SYNs per second of the load generator.
     #[arg(long, default_value_t = 100_000)]
     open_rate: u32,
-    /// How long each xsk-ceiling sender runs, 500ms to 30s.
+    /// How long each ceiling sender runs, 500ms to 30s (dpdk: at least 1s).
     #[arg(long, default_value = "2s")]
     ceiling_duration: lingerd_abi::vocab::Duration,
     /// The lingerd binary (default: `lingerd` beside this one, or $LINGERD_BIN).
@@ -95,12 +135,36 @@ pub(crate) struct Args {
     lingerd: Option<PathBuf>,
 }
 
+/// The ceiling a run measured.
+enum Ceiling {
+    /// AF_XDP on the veth: the bare xsk-rs sender and our port's.
+    Xsk { bare_pps: f64, port_pps: f64 },
+    /// memif: `dpdk-ceiling`'s figures.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
+    Memif {
+        pps: f64,
+        median_pps: f64,
+        idle: bool,
+        others_before: f64,
+        others_during: f64,
+    },
+}
+
+impl Ceiling {
+    fn pps(&self) -> f64 {
+        match self {
+            Ceiling::Xsk { bare_pps, .. } => *bare_pps,
+            Ceiling::Memif { pps, .. } => *pps,
+        }
+    }
+}
+
 /// Everything one run measured, for the report.
 struct Measured {
-    ceiling_pps: f64,
-    port_pps: f64,
-    kernel: kernel::KernelResult,
-    kernel_confirmed: u64,
+    ceiling: Ceiling,
+    /// The kernel baseline and the closes its peer confirmed (none on
+    /// memif).
+    kernel: Option<(kernel::KernelResult, u64)>,
     lingerd: Option<LingerdRun>,
 }
 
@@ -141,10 +205,135 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     let exe = std::env::current_exe()?;
     let lingerd = lingerd_bin(args.lingerd.as_deref())?;
-    let m = on_lab(args.id.as_deref(), "lb", args.keep_lab, |lab, scratch| {
-        measure_all(&args, lab, scratch, &exe, &lingerd, kernel_n)
-    })?;
+    stop_on_signals()?;
+    let m = match args.port {
+        PortArg::Afxdp => {
+            ensure!(
+                args.max_busy.is_none() && !args.allow_busy,
+                "--max-busy and --allow-busy are for --port dpdk (memif busy-polls; AF_XDP's \
+                 veth figure does not depend on idle cores)"
+            );
+            on_lab(args.id.as_deref(), "lb", args.keep_lab, |lab, scratch| {
+                measure_all(&args, lab, scratch, &exe, &lingerd, kernel_n)
+            })?
+        }
+        PortArg::Dpdk => {
+            ensure!(
+                args.id.is_none() && !args.keep_lab && args.kernel_connections.is_none(),
+                "--id, --keep-lab and --kernel-connections are for --port afxdp: the memif lab \
+                 makes no namespace and has no kernel baseline"
+            );
+            ensure!(
+                args.ceiling_duration.to_std() >= Duration::from_secs(1),
+                "--ceiling-duration must be at least 1s with --port dpdk"
+            );
+            measure_dpdk(&args, &exe, &lingerd)?
+        }
+    };
     report(&args, &m)
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn measure_dpdk(_args: &Args, _exe: &Path, _lingerd: &Path) -> Result<Measured> {
+    anyhow::bail!(
+        "this lingerd-bench was built without the `dpdk` feature: build it (and lingerd) with \
+         --features dpdk for --port dpdk"
+    )
+}
+
+/// `--port dpdk`: the idle check, this process's EAL (shut down on every
+/// exit path), the memif ceiling, then lingerd on memif.
+#[cfg(feature = "dpdk")]
+fn measure_dpdk(args: &Args, exe: &Path, lingerd: &Path) -> Result<Measured> {
+    use lingerd_dataplane::port::dpdk::{Eal, EalConfig};
+
+    use crate::dpdk_ceiling;
+
+    /// Shuts the EAL down when dropped (after the ports and threads,
+    /// which the run drops first): the runtime directory goes with it.
+    struct EalStop(&'static Eal);
+    impl Drop for EalStop {
+        fn drop(&mut self) {
+            if let Err(e) = self.0.shutdown() {
+                progress(format!("warning: DPDK shutdown: {e}"));
+            }
+        }
+    }
+
+    let max_busy = args.max_busy.unwrap_or(MAX_BUSY);
+    let sp = spinner("idle");
+    sp.set_message("a second of what other processes use (memif busy-polls both cores)");
+    let check = dpdk_ceiling::idle_check(max_busy, args.allow_busy);
+    sp.finish_and_clear();
+    let check = check?;
+    progress(format!(
+        "other processes use {:.2} CPUs ({})",
+        check.busy,
+        if check.idle {
+            "idle"
+        } else {
+            "BUSY: figures are low, ratios within this run only"
+        }
+    ));
+    let scratch = tempfile::Builder::new()
+        .prefix("lingerd-memif-lab-")
+        .tempdir()?;
+    // The release profile aborts on panic: no guard would run.
+    memif::undo_on_panic();
+    memif::remove_on_panic(scratch.path());
+    let eal = Eal::init(&EalConfig::default())?;
+    let _eal = EalStop(eal);
+    let (gen_cpu, dut_cpu) = (
+        generator_cpu().context("no CPU for the load generator beside the daemon's")?,
+        lingerd_bench::lab::setup::DUT_CORE,
+    );
+
+    let sp = spinner("ceiling");
+    sp.set_message(format!(
+        "memif ceiling: RSTs from CPU {gen_cpu} to CPU {dut_cpu} for {}",
+        args.ceiling_duration
+    ));
+    let c = dpdk_ceiling::measure(
+        eal,
+        "net_memif0",
+        scratch.path(),
+        gen_cpu,
+        dut_cpu,
+        args.ceiling_duration,
+    )
+    .inspect_err(|_| sp.finish_and_clear())?;
+    sp.finish_with_message(format!(
+        "{:.0} pps (median of whole seconds {:.0}; others used {:.2} CPUs)",
+        c.got.pps(),
+        c.got.median_pps(),
+        c.others_during
+    ));
+    check_interrupted()?;
+    let mut m = Measured {
+        ceiling: Ceiling::Memif {
+            pps: c.got.pps(),
+            median_pps: c.got.median_pps(),
+            idle: check.idle,
+            others_before: check.busy,
+            others_during: c.others_during,
+        },
+        kernel: None,
+        lingerd: None,
+    };
+    let socket = scratch.path().join("memif.sock");
+    let side = loadgen::Side::Dpdk {
+        eal,
+        device: lingerd_bench::lab::memif::loadgen_device(&socket),
+    };
+    let place = DutPlace::Memif { socket: &socket };
+    match run_lingerd(args, place, side, scratch.path(), exe, lingerd) {
+        Ok(l) => m.lingerd = Some(l),
+        Err(e) => {
+            print_partial(&m);
+            return Err(e);
+        }
+    }
+    Ok(m)
 }
 
 fn measure_all(
@@ -184,13 +373,19 @@ fn measure_all(
     ));
     let kernel_confirmed = k.confirmed(args.mode);
     let mut m = Measured {
-        ceiling_pps: bare.pps(),
-        port_pps: port.pps(),
-        kernel: k,
-        kernel_confirmed,
+        ceiling: Ceiling::Xsk {
+            bare_pps: bare.pps(),
+            port_pps: port.pps(),
+        },
+        kernel: Some((k, kernel_confirmed)),
         lingerd: None,
     };
-    match run_lingerd(args, lab, scratch, exe, lingerd) {
+    let side = loadgen::Side::AfXdp {
+        ns: lab.get("LAB_PEER_NS"),
+        iface: lab.get("LAB_PEER_IF"),
+        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+    };
+    match run_lingerd(args, DutPlace::Lab(lab), side, scratch, exe, lingerd) {
         Ok(l) => m.lingerd = Some(l),
         Err(e) => {
             print_partial(&m);
@@ -201,23 +396,29 @@ fn measure_all(
 }
 
 fn print_partial(m: &Measured) {
+    let ceiling = match m.ceiling {
+        Ceiling::Xsk { bare_pps, port_pps } => {
+            format!("xsk ceiling {bare_pps:.0} pps (port {port_pps:.0})")
+        }
+        Ceiling::Memif { pps, .. } => format!("memif ceiling {pps:.0} pps"),
+    };
+    let kernel = match &m.kernel {
+        Some((k, confirmed)) => format!(
+            "kernel {:.0} closes/s, {confirmed} of {} confirmed by the peer ({} resets, {} EOFs, \
+             {} other)",
+            k.closes_per_s, k.connections, k.resets, k.eofs, k.other
+        ),
+        None => "no kernel baseline".into(),
+    };
     progress(format!(
-        "measured so far: xsk ceiling {:.0} pps (port {:.0}); kernel {:.0} closes/s, \
-         {} of {} confirmed by the peer ({} resets, {} EOFs, {} other); lingerd figures pending",
-        m.ceiling_pps,
-        m.port_pps,
-        m.kernel.closes_per_s,
-        m.kernel_confirmed,
-        m.kernel.connections,
-        m.kernel.resets,
-        m.kernel.eofs,
-        m.kernel.other
+        "measured so far: {ceiling}; {kernel}; lingerd figures pending"
     ));
 }
 
 fn run_lingerd(
     args: &Args,
-    lab: &Lab,
+    place: DutPlace<'_>,
+    side: loadgen::Side,
     scratch: &Path,
     exe: &Path,
     lingerd: &Path,
@@ -226,8 +427,10 @@ fn run_lingerd(
     let ports: Vec<u16> = (0..loadgen::ports_needed(n))
         .map(|i| FIRST_PORT + i as u16)
         .collect();
+    // Before the daemon: its EAL runtime directory goes after it is gone.
+    let mut eal_dirs = RuntimeDirs::default();
     let mut dut = start_dut(&DutPlan {
-        lab,
+        place,
         scratch,
         exe,
         lingerd,
@@ -242,13 +445,18 @@ fn run_lingerd(
         metrics: None,
         max_rst_per_sec: args.max_rst_per_sec,
     })?;
+    if let DutPlace::Memif { .. } = place {
+        eal_dirs.add(dut.daemon.pid());
+        // Its configuration and client runtime directory.
+        if let Some(dir) = dut.daemon.config_file().parent() {
+            memif::remove_on_panic(dir);
+        }
+    }
     let times_file = dut.times_file.clone();
 
-    // The load generator, in the peer namespace.
+    // The load generator (in the peer namespace on the lab).
     let gen_cfg = loadgen::Config {
-        ns: lab.get("LAB_PEER_NS"),
-        iface: lab.get("LAB_PEER_IF"),
-        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        side,
         dut: DUT_ENGINE_ADDR,
         dut_ports: ports.clone(),
         connections: n,
@@ -262,61 +470,32 @@ fn run_lingerd(
         cpu: generator_cpu(),
     };
     let generator = LoadGen::start(gen_cfg)?;
-    let p = &generator.progress;
-    let open_seconds = match open_all(&generator, n, args.open_rate) {
-        Ok(s) => s,
-        Err(e) => return Err(e.context(format!("{:?}", generator.stop().map(|o| o.failures)))),
+    // Open, tear down, settle; whatever its outcome, the generator stops
+    // polling (its port open) before the daemon stops, and closes its port
+    // after (on memif the side that stays must not poll: see
+    // `LoadGen::pause`).
+    let ran = open_and_close(args, &generator, &mut dut);
+    generator.pause(Duration::from_secs(10));
+    match dut.stop() {
+        Some(s) if s.success() => {}
+        other => {
+            let log = std::fs::read_to_string(scratch.join("lingerd.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            progress(format!(
+                "warning: the daemon did not stop cleanly ({other:?}); the end of its log:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    let (open_seconds, v) = match ran {
+        Ok(r) => r,
+        Err(e) if interrupted() => return Err(e),
+        Err(e) => {
+            let failures = generator.stop().map(|o| o.failures);
+            return Err(e.context(format!("connect failures by errno: {failures:?}")));
+        }
     };
-    dut.client
-        .expect_rest("accepted", Duration::from_secs(60))?;
-
-    // Teardown.
-    let pb = bar(n as u64, "closing");
-    let mut close_limit = Duration::from_secs(60);
-    if let Mode::Linger { ms } = args.mode {
-        close_limit += Duration::from_millis(u64::from(ms));
-    }
-    if args.pace > 0 {
-        close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.pace));
-    }
-    if args.max_rst_per_sec > 0 {
-        close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.max_rst_per_sec));
-    }
-    dut.client.say("go")?;
-    let close_t0 = Instant::now();
-    loop {
-        let closed = p.closed.load(Ordering::Relaxed);
-        pb.set_position(closed);
-        if closed as usize >= n || close_t0.elapsed() > close_limit || generator.finished() {
-            break;
-        }
-        std::thread::sleep(loadgen::WATCH);
-    }
-    pb.finish();
-    let v = dut.done()?;
-    // Every close request has its completion, but an abort completes when
-    // its RST is queued, not when it is on the wire: wait until the peer
-    // has seen every connection close, or until nothing new arrived for
-    // half a second (at most 10 s), before counting what is lost. Graceful:
-    // also let our own FINs be answered before the engine stops.
-    let settle_until = Instant::now() + Duration::from_secs(10);
-    let (mut seen, mut moved) = (0, Instant::now());
-    loop {
-        let now_seen = generator.progress.closed.load(Ordering::Relaxed);
-        if now_seen != seen {
-            (seen, moved) = (now_seen, Instant::now());
-        }
-        if now_seen as usize >= n || moved.elapsed() >= Duration::from_millis(500) {
-            break;
-        }
-        if Instant::now() >= settle_until {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    if !args.mode.expects_rst() {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    drop(eal_dirs);
     let out = generator.stop()?;
     if out.lost() > 0 {
         // What the receiving side saw, to tell a drop on the wire from
@@ -326,7 +505,6 @@ fn run_lingerd(
             out.port, out.counters
         );
     }
-    dut.stop();
 
     let times = dut::read_times(&times_file)?;
     let by_key: HashMap<u32, u64> = times.iter().copied().collect();
@@ -363,8 +541,73 @@ fn run_lingerd(
         requests: v[0] as usize,
         request_errors: v[2] as usize,
         gen_info: out.info,
-        rx_dropped: out.port.xdp.rx_dropped + out.port.xdp.rx_ring_full,
+        rx_dropped: out.port.rx_dropped(),
     })
+}
+
+/// The run's middle: waits for every connection to open, has the client
+/// close them all, and waits for the peer to see the closes settle.
+/// Returns the seconds opening took and the client's `done` report.
+fn open_and_close(args: &Args, generator: &LoadGen, dut: &mut Dut) -> Result<(f64, [u64; 5])> {
+    let n = args.connections;
+    let p = &generator.progress;
+    let open_seconds = open_all(generator, n, args.open_rate)?;
+    dut.client
+        .expect_rest("accepted", Duration::from_secs(60))?;
+
+    // Teardown.
+    let pb = bar(n as u64, "closing");
+    let mut close_limit = Duration::from_secs(60);
+    if let Mode::Linger { ms } = args.mode {
+        close_limit += Duration::from_millis(u64::from(ms));
+    }
+    if args.pace > 0 {
+        close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.pace));
+    }
+    if args.max_rst_per_sec > 0 {
+        close_limit += Duration::from_secs_f64(n as f64 / f64::from(args.max_rst_per_sec));
+    }
+    dut.client.say("go")?;
+    let close_t0 = Instant::now();
+    loop {
+        let closed = p.closed.load(Ordering::Relaxed);
+        pb.set_position(closed);
+        if closed as usize >= n || close_t0.elapsed() > close_limit || generator.finished() {
+            break;
+        }
+        if let Err(e) = check_interrupted() {
+            pb.abandon();
+            return Err(e);
+        }
+        std::thread::sleep(loadgen::WATCH);
+    }
+    pb.finish();
+    let v = dut.done()?;
+    // Every close request has its completion, but an abort completes when
+    // its RST is queued, not when it is on the wire: wait until the peer
+    // has seen every connection close, or until nothing new arrived for
+    // half a second (at most 10 s), before counting what is lost. Graceful:
+    // also let our own FINs be answered before the engine stops.
+    let settle_until = Instant::now() + Duration::from_secs(10);
+    let (mut seen, mut moved) = (0, Instant::now());
+    loop {
+        let now_seen = p.closed.load(Ordering::Relaxed);
+        if now_seen != seen {
+            (seen, moved) = (now_seen, Instant::now());
+        }
+        if now_seen as usize >= n || moved.elapsed() >= Duration::from_millis(500) {
+            break;
+        }
+        if Instant::now() >= settle_until {
+            break;
+        }
+        check_interrupted()?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !args.mode.expects_rst() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok((open_seconds, v))
 }
 
 pub(crate) fn ratio(a: f64, b: f64) -> f64 {
@@ -380,26 +623,48 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         l.closes_per_s,
         "/s",
     );
-    r.info(
-        "xsk_ceiling_pps",
-        "AF_XDP TX ceiling (bare xsk-rs, peer-counted)",
-        m.ceiling_pps,
-        "pps",
-    );
-    r.info(
-        "xsk_port_pps",
-        "lingerd's AF_XDP port sender (peer-counted)",
-        m.port_pps,
-        "pps",
-    );
-    r.info(
-        "kernel_closes_per_s",
-        format!(
-            "Linux close() ({} sockets, {} processes)",
-            m.kernel.connections, m.kernel.processes
+    match m.ceiling {
+        Ceiling::Xsk { bare_pps, port_pps } => {
+            r.info(
+                "xsk_ceiling_pps",
+                "AF_XDP TX ceiling (bare xsk-rs, peer-counted)",
+                bare_pps,
+                "pps",
+            );
+            r.info(
+                "xsk_port_pps",
+                "lingerd's AF_XDP port sender (peer-counted)",
+                port_pps,
+                "pps",
+            );
+        }
+        Ceiling::Memif { pps, .. } => r.info(
+            "dpdk_ceiling_pps",
+            "memif ceiling, this run (DpdkPort sender, counted by a memif receiver)",
+            pps,
+            "pps",
         ),
-        m.kernel.closes_per_s,
-        "/s",
+    }
+    if let Some((k, _)) = &m.kernel {
+        r.info(
+            "kernel_closes_per_s",
+            format!(
+                "Linux close() ({} sockets, {} processes)",
+                k.connections, k.processes
+            ),
+            k.closes_per_s,
+            "/s",
+        );
+    }
+    let ceiling_name = match m.ceiling {
+        Ceiling::Xsk { .. } => "lingerd ÷ xsk ceiling",
+        Ceiling::Memif { .. } => "lingerd ÷ memif ceiling (same run)",
+    };
+    r.info(
+        "ratio_to_ceiling",
+        ceiling_name,
+        ratio(l.closes_per_s, m.ceiling.pps()),
+        "",
     );
     if args.max_rst_per_sec > 0 {
         // The pacing check of issue 15 as a benchmark: the RSTs' span at
@@ -439,10 +704,10 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
             Goal::AtMost(1.1),
         );
     }
-    let rc = ratio(l.closes_per_s, m.ceiling_pps);
-    let rk = ratio(l.closes_per_s, m.kernel.closes_per_s);
-    r.info("ratio_to_ceiling", "lingerd ÷ xsk ceiling", rc, "");
-    r.info("ratio_to_kernel", "lingerd ÷ kernel", rk, "");
+    if let Some((k, _)) = &m.kernel {
+        let rk = ratio(l.closes_per_s, k.closes_per_s);
+        r.info("ratio_to_kernel", "lingerd ÷ kernel", rk, "");
+    }
     r.info("p50_us", "request → wire, p50", l.latency.p50_us, "µs");
     r.info("p99_us", "request → wire, p99", l.latency.p99_us, "µs");
     r.info("p999_us", "request → wire, p99.9", l.latency.p999_us, "µs");
@@ -467,12 +732,14 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         l.open_seconds,
         "s",
     );
-    r.info(
-        "kernel_confirmed",
-        "kernel closes confirmed by its peer",
-        m.kernel_confirmed as f64,
-        "",
-    );
+    if let Some((_, confirmed)) = &m.kernel {
+        r.info(
+            "kernel_confirmed",
+            "kernel closes confirmed by its peer",
+            *confirmed as f64,
+            "",
+        );
+    }
     r.info(
         "request_errors",
         "close requests that failed",
@@ -481,36 +748,54 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
     );
     r.info(
         "peer_rx_dropped",
-        "frames the load generator's socket dropped",
+        "frames the load generator's port dropped",
         l.rx_dropped as f64,
         "",
     );
     println!("{}", r.table());
+    if m.kernel.is_none() {
+        progress(format!("no kernel baseline: {KERNEL_NOT_COMPARABLE}"));
+    }
     progress(format!("load generator: {}", l.gen_info));
     progress(format!("{} close requests", l.requests));
+    // For a profile of the teardown alone: `perf record -k CLOCK_MONOTONIC`
+    // samples carry these times (`perf report --time START,END`).
+    if let (Some(first), Some(last)) = (l.arrivals.first(), l.arrivals.last()) {
+        let s = |ns: u64| format!("{}.{:06}", ns / 1_000_000_000, ns % 1_000_000_000 / 1_000);
+        progress(format!(
+            "teardown on CLOCK_MONOTONIC: first request {}, first close seen {}, last {}",
+            s(l.first_request_ns),
+            s(*first),
+            s(*last)
+        ));
+    }
 
     if let Some(path) = &args.svg {
-        let kernel_series = stats::over_time(m.kernel.t0_ns, &m.kernel.arrivals_ns, 400);
+        let mut over_time = vec![Series {
+            label: format!("lingerd ({:.0}/s)", l.closes_per_s),
+            points: stats::over_time(l.first_request_ns, &l.arrivals, 400),
+        }];
+        if let Some((k, _)) = &m.kernel {
+            over_time.push(Series {
+                label: format!(
+                    "Linux kernel, {} sockets ({:.0}/s)",
+                    k.connections, k.closes_per_s
+                ),
+                points: stats::over_time(k.t0_ns, &k.arrivals_ns, 400),
+            });
+        }
         let fig = plot::Figure {
             title: format!(
-                "lingerd lab: {} connections, {}{}",
+                "lingerd lab{}: {} connections, {}{}",
+                match m.ceiling {
+                    Ceiling::Xsk { .. } => "",
+                    Ceiling::Memif { .. } => " (DPDK, memif)",
+                },
                 args.connections,
                 args.mode,
                 if args.bulk { " (bulk)" } else { "" }
             ),
-            over_time: vec![
-                Series {
-                    label: format!("lingerd ({:.0}/s)", l.closes_per_s),
-                    points: stats::over_time(l.first_request_ns, &l.arrivals, 400),
-                },
-                Series {
-                    label: format!(
-                        "Linux kernel, {} sockets ({:.0}/s)",
-                        m.kernel.connections, m.kernel.closes_per_s
-                    ),
-                    points: kernel_series,
-                },
-            ],
+            over_time,
             cdf: vec![Series {
                 label: "lingerd".into(),
                 points: l.latency.cdf.clone(),
@@ -520,16 +805,60 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         progress(format!("wrote {}", path.display()));
     }
     if args.json {
-        let mut j = r.json(&[
+        let mut extra = vec![
             ("mode", Value::String(args.mode.to_string())),
             ("bulk", Value::Bool(args.bulk)),
             ("pace", Value::from(args.pace)),
-            ("kernel_connections", Value::from(m.kernel.connections)),
-            (
-                "dut",
-                Value::String("lingerd run (daemon process) + lingerd client".into()),
-            ),
-        ]);
+        ];
+        match &m.ceiling {
+            Ceiling::Xsk { .. } => extra.extend([
+                ("port", Value::String("afxdp".into())),
+                (
+                    "dut",
+                    Value::String("lingerd run (daemon process) + lingerd client".into()),
+                ),
+            ]),
+            Ceiling::Memif {
+                median_pps,
+                idle,
+                others_before,
+                others_during,
+                ..
+            } => extra.extend([
+                ("port", Value::String("dpdk".into())),
+                (
+                    "dut",
+                    Value::String(
+                        "lingerd run (daemon process, port: dpdk, memif server) + lingerd client"
+                            .into(),
+                    ),
+                ),
+                ("dpdk_ceiling_median_pps", Value::from(median_pps.round())),
+                ("idle", Value::Bool(*idle)),
+                (
+                    "others_cpu_before",
+                    Value::from((others_before * 100.0).round() / 100.0),
+                ),
+                (
+                    "others_cpu_during_ceiling",
+                    Value::from((others_during * 100.0).round() / 100.0),
+                ),
+                ("max_busy", Value::from(args.max_busy.unwrap_or(MAX_BUSY))),
+                ("xsk_ceiling_pps", Value::Null),
+                ("xsk_port_pps", Value::Null),
+            ]),
+        }
+        match &m.kernel {
+            Some((k, _)) => extra.push(("kernel_connections", Value::from(k.connections))),
+            None => extra.extend([
+                ("kernel_closes_per_s", Value::Null),
+                ("ratio_to_kernel", Value::Null),
+                ("kernel_confirmed", Value::Null),
+                ("kernel_connections", Value::Null),
+                ("kernel_note", Value::String(KERNEL_NOT_COMPARABLE.into())),
+            ]),
+        }
+        let mut j = r.json(&extra);
         counts_as_integers(
             &mut j,
             &[
@@ -605,9 +934,11 @@ mod tests {
         });
         ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         let generator = LoadGen::start(loadgen::Config {
-            ns: lab.get("LAB_PEER_NS"),
-            iface: lab.get("LAB_PEER_IF"),
-            mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            side: loadgen::Side::AfXdp {
+                ns: lab.get("LAB_PEER_NS"),
+                iface: lab.get("LAB_PEER_IF"),
+                mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            },
             dut: dut_addr,
             dut_ports: vec![FIRST_PORT],
             connections: N,
@@ -708,9 +1039,11 @@ mod tests {
             std::fs::read_to_string(dir.join("log"))
         );
         let generator = LoadGen::start(loadgen::Config {
-            ns: lab.get("LAB_PEER_NS"),
-            iface: lab.get("LAB_PEER_IF"),
-            mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            side: loadgen::Side::AfXdp {
+                ns: lab.get("LAB_PEER_NS"),
+                iface: lab.get("LAB_PEER_IF"),
+                mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
+            },
             dut: DUT_ENGINE_ADDR,
             dut_ports: ports,
             connections: n,

@@ -58,8 +58,8 @@ use serde_json::Value;
 
 use crate::xsk_ceiling::parse_mac;
 use lingerd_bench::lab::setup::{
-    DUT_CORE, DUT_ENGINE_ADDR, DutPlan, FIRST_PORT, Idle, bar, generator_cpu, lingerd_bin, on_lab,
-    open_all, sample, scrape_metrics, spinner, start_dut,
+    DUT_CORE, DUT_ENGINE_ADDR, DutPlace, DutPlan, FIRST_PORT, Idle, bar, generator_cpu,
+    lingerd_bin, on_lab, open_all, sample, scrape_metrics, spinner, start_dut,
 };
 
 /// The goal of issue 5, item 6: p99 request → wire, busy-poll, 1M timers.
@@ -284,9 +284,11 @@ fn kernel_part(args: &Args, lab: &Lab, n: usize) -> Result<Part> {
         .recv_timeout(Duration::from_secs(30))
         .context("kernel listener")??;
     let generator = LoadGen::start(loadgen::Config {
-        ns: lab.get("LAB_PEER_NS"),
-        iface: lab.get("LAB_PEER_IF"),
-        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        side: loadgen::Side::AfXdp {
+            ns: lab.get("LAB_PEER_NS"),
+            iface: lab.get("LAB_PEER_IF"),
+            mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        },
         dut: dut_addr,
         dut_ports: vec![FIRST_PORT],
         connections: n,
@@ -372,9 +374,11 @@ fn lingerd_part(
 ) -> Result<LingerdPart> {
     let (t, n) = (args.timers, args.timers + args.samples);
     let mut gen_cfg = loadgen::Config {
-        ns: lab.get("LAB_PEER_NS"),
-        iface: lab.get("LAB_PEER_IF"),
-        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        side: loadgen::Side::AfXdp {
+            ns: lab.get("LAB_PEER_NS"),
+            iface: lab.get("LAB_PEER_IF"),
+            mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        },
         dut: DUT_ENGINE_ADDR,
         dut_ports: Vec::new(),
         connections: n,
@@ -390,7 +394,7 @@ fn lingerd_part(
         .collect();
     let ports = gen_cfg.dut_ports.clone();
     let mut dut = start_dut(&DutPlan {
-        lab,
+        place: DutPlace::Lab(lab),
         scratch,
         exe,
         lingerd,

@@ -1,6 +1,8 @@
 //! The daemon under test: `lingerd run --config FILE` in the lab's dut
 //! namespace, as an appliance runs it, with its configuration file and
-//! client runtime directory in a scratch directory of its own.
+//! client runtime directory in a scratch directory of its own (or, for a
+//! device that needs no namespace such as a memif socket, in this process's
+//! own namespace: [`Daemon::start_here`]).
 //!
 //! It owns that process (a [`Proc`], SIGTERM then SIGKILL on drop) and the
 //! scratch directory (removed on drop). What the configuration says is the
@@ -11,7 +13,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use lingerd_config::Config;
@@ -55,19 +57,40 @@ impl Daemon {
     /// (and, when it serves `/metrics`, where). A daemon that exits or
     /// stays silent is an error carrying what it printed.
     pub fn start(lab: &Lab, launch: &Launch<'_>) -> io::Result<Daemon> {
+        Daemon::start_with(lab.id(), launch, |file| {
+            lab.command(
+                "LAB_DUT_NS",
+                launch.bin.to_str().expect("a UTF-8 binary path"),
+                &["run", "--config", file.to_str().expect("a UTF-8 temp dir")],
+            )
+        })
+    }
+
+    /// [`Daemon::start`] in this process's own network namespace, for a
+    /// device that needs none (a memif socket file); `label` names the
+    /// scratch directory (`lingerd-<label>-…`).
+    pub fn start_here(label: &str, launch: &Launch<'_>) -> io::Result<Daemon> {
+        Daemon::start_with(label, launch, |file| {
+            let mut cmd = Command::new(launch.bin);
+            cmd.arg("run").arg("--config").arg(file);
+            cmd
+        })
+    }
+
+    fn start_with(
+        label: &str,
+        launch: &Launch<'_>,
+        command: impl FnOnce(&Path) -> Command,
+    ) -> io::Result<Daemon> {
         let dir = tempfile::Builder::new()
-            .prefix(&format!("lingerd-{}-", lab.id()))
+            .prefix(&format!("lingerd-{label}-"))
             .tempdir()?;
         // The daemon makes its runtime directory itself (0700).
         let mut config = launch.config.clone();
         config.clients.socket = dir.path().join("run/lingerd.sock");
         let file = dir.path().join("lingerd.yaml");
         std::fs::write(&file, config.to_yaml())?;
-        let mut cmd = lab.command(
-            "LAB_DUT_NS",
-            launch.bin.to_str().expect("a UTF-8 binary path"),
-            &["run", "--config", file.to_str().expect("a UTF-8 temp dir")],
-        );
+        let mut cmd = command(&file);
         for (k, v) in launch.env {
             cmd.env(k, v);
         }

@@ -1,6 +1,9 @@
 //! The load generator: lingerd itself in the client role. A `QueueEngine` on
-//! an `AfXdpPort` bound to the peer's veth end opens N connections to the
-//! dut's listeners and timestamps, per connection, the dut's RST or FIN.
+//! a port opens N connections to the dut's listeners and timestamps, per
+//! connection, the dut's RST or FIN. The port is the [`Side`]'s: an
+//! `AfXdpPort` bound to the peer's veth end (the netns lab), or (feature
+//! `dpdk`) a `DpdkPort` on the client end of the daemon's memif; one loop,
+//! generic over [`Port`], drives either.
 //!
 //! Addressing: the engine answers for [`GEN_ADDR`] (198.18.0.12/24), an
 //! address no kernel in the lab holds, so its XDP program (steering only
@@ -28,10 +31,12 @@
 //! dut's close completes: LastAck on our side, no TIME-WAIT).
 //!
 //! It runs in its own thread, which enters the peer namespace (setns) and
-//! never leaves it; the main thread watches [`Progress`] and sets `stop`.
-//! The loop sleeps when idle unless told to busy-poll. It owns the engine,
-//! the port (its XDP program is detached when the thread ends, panics
-//! included) and nothing else.
+//! never leaves it (AF_XDP), or registers with the process's EAL for as
+//! long as its port is open (DPDK); the main thread watches [`Progress`]
+//! and sets `stop`. The loop sleeps when idle unless told to busy-poll. It
+//! owns the engine, the port (its XDP program is detached, its DPDK device
+//! closed, when the thread ends, panics included) and nothing else; the
+//! EAL's lifecycle is the caller's.
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -46,6 +51,8 @@ use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, XskConfig};
+#[cfg(feature = "dpdk")]
+use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, DpdkStats, Eal};
 use lingerd_dataplane::port::{Hooks, LoopView, Port, core_loop};
 use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::table::Handle;
@@ -105,15 +112,41 @@ pub fn key(peer_port: u16, dut_port: u16) -> u32 {
     u32::from(peer_port) << 16 | u32::from(dut_port)
 }
 
+/// Where the generator's frames go in and out.
+#[derive(Clone, Debug)]
+pub enum Side {
+    /// AF_XDP on one queue of a veth end in a namespace (the netns lab).
+    AfXdp {
+        /// The peer namespace.
+        ns: String,
+        /// The peer's veth end.
+        iface: String,
+        /// Its MAC.
+        mac: EthernetAddress,
+    },
+    /// A one-queue DPDK device on this process's EAL (the memif lab: the
+    /// client end of the daemon's memif). The engine takes the device's
+    /// MAC; the device must come up (its peer connect) within
+    /// [`LINK_WAIT`].
+    #[cfg(feature = "dpdk")]
+    Dpdk {
+        /// The EAL, initialised by the caller (and shut down by it once
+        /// the generator is stopped).
+        eal: &'static Eal,
+        /// The device (`net_memif1,role=client,socket=…`).
+        device: DpdkConfig,
+    },
+}
+
+/// How long a DPDK device may take to come up.
+#[cfg(feature = "dpdk")]
+pub const LINK_WAIT: Duration = Duration::from_secs(10);
+
 /// How to run the generator.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The peer namespace.
-    pub ns: String,
-    /// The peer's veth end.
-    pub iface: String,
-    /// Its MAC.
-    pub mac: EthernetAddress,
+    /// The port.
+    pub side: Side,
     /// The dut's address.
     pub dut: Ipv4Addr,
     /// The dut's listening ports, [`PER_PORT`] connections each at most
@@ -210,6 +243,34 @@ pub struct Progress {
     pub muted: AtomicU64,
     /// Set by the main thread: leave the loop.
     pub stop: AtomicBool,
+    /// Set by the generator: the loop has ended (the port is no longer
+    /// polled, but still open until `release`).
+    pub polling_ended: AtomicBool,
+    /// Set by the main thread: close the port and return.
+    pub release: AtomicBool,
+}
+
+/// The generator's port counters at the end.
+#[derive(Clone, Copy, Debug)]
+pub enum PortStats {
+    /// An AF_XDP socket's.
+    AfXdp(AfXdpStats),
+    /// A DPDK device's.
+    #[cfg(feature = "dpdk")]
+    Dpdk(DpdkStats),
+}
+
+impl PortStats {
+    /// Frames that arrived for the generator and were dropped before it
+    /// read them (AF_XDP: the socket's RX drops and full RX ring; DPDK:
+    /// the device's missed frames and mbuf shortages).
+    pub fn rx_dropped(&self) -> u64 {
+        match self {
+            PortStats::AfXdp(s) => s.xdp.rx_dropped + s.xdp.rx_ring_full,
+            #[cfg(feature = "dpdk")]
+            PortStats::Dpdk(s) => s.dev.imissed + s.dev.rx_nombuf,
+        }
+    }
 }
 
 /// What the generator reports when stopped.
@@ -218,7 +279,7 @@ pub struct Outcome {
     /// Every connection, in the order opened.
     pub conns: Vec<Conn>,
     /// The port's counters at the end.
-    pub port: AfXdpStats,
+    pub port: PortStats,
     /// The port's start-up line.
     pub info: String,
     /// Connections still in the engine at the end.
@@ -275,9 +336,26 @@ impl LoadGen {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Stops the loop and returns what it saw.
+    /// Ends the loop but keeps the port open, connected and unpolled, and
+    /// returns once the loop has ended (or the thread has, or `within`
+    /// passed). On memif the peer may then close its end: 22.11's memif
+    /// unmaps the rings when the peer goes, with no lock against a thread
+    /// polling them, so the side that stays must not poll.
+    pub fn pause(&self, within: Duration) {
+        self.progress.stop.store(true, Ordering::Relaxed);
+        let until = Instant::now() + within;
+        while !self.progress.polling_ended.load(Ordering::Relaxed)
+            && !self.finished()
+            && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stops the loop, closes the port and returns what it saw.
     pub fn stop(mut self) -> Result<Outcome> {
         self.progress.stop.store(true, Ordering::Relaxed);
+        self.progress.release.store(true, Ordering::Relaxed);
         self.thread
             .take()
             .expect("joined once")
@@ -289,6 +367,7 @@ impl LoadGen {
 impl Drop for LoadGen {
     fn drop(&mut self) {
         self.progress.stop.store(true, Ordering::Relaxed);
+        self.progress.release.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -305,10 +384,10 @@ struct State {
     t0: Instant,
 }
 
-fn engine_config(cfg: &Config) -> EngineConfig {
+fn engine_config(cfg: &Config, mac: EthernetAddress) -> EngineConfig {
     let mut e = EngineConfig::new(
         0,
-        cfg.mac,
+        mac,
         LocalAddr {
             addr: GEN_ADDR,
             prefix_len: 24,
@@ -342,17 +421,88 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
         rustix::process::setpriority_process(None, -20)
             .context("raising the load generator's priority (needs root)")?;
     }
-    netns::enter(&cfg.ns).with_context(|| format!("entering {}", cfg.ns))?;
-    let mut pcfg = AfXdpConfig::new(&cfg.iface, 0, vec![GEN_ADDR]);
-    // The generator mostly receives (one RST or FIN per connection, in
-    // bursts as fast as the dut sends): the fill ring must hold a burst
-    // for as long as the thread is off the CPU, so it gets a large UMEM
-    // and the largest ring.
-    pcfg.xsk = XskConfig::with_frames(65_536);
-    let port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {}", cfg.iface))?;
-    let info = port.info().to_string();
+    match &cfg.side {
+        Side::AfXdp { ns, iface, mac } => {
+            netns::enter(ns).with_context(|| format!("entering {ns}"))?;
+            let mut pcfg = AfXdpConfig::new(iface, 0, vec![GEN_ADDR]);
+            // The generator mostly receives (one RST or FIN per connection,
+            // in bursts as fast as the dut sends): the fill ring must hold
+            // a burst for as long as the thread is off the CPU, so it gets
+            // a large UMEM and the largest ring.
+            pcfg.xsk = XskConfig::with_frames(65_536);
+            let port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {iface}"))?;
+            let info = port.info().to_string();
+            let (port, ran) = drive(cfg, port, *mac, progress)?;
+            let stats = port.stats()?;
+            await_release(progress);
+            Ok(ran.outcome(PortStats::AfXdp(stats), info))
+        }
+        #[cfg(feature = "dpdk")]
+        Side::Dpdk { eal, device } => {
+            // Declared first, dropped last: the port closes while the
+            // thread is still registered.
+            let _lcore = eal.register_thread()?;
+            let port = DpdkPort::open(eal, device)
+                .with_context(|| format!("DPDK device {}", device.device))?;
+            let up_by = Instant::now() + LINK_WAIT;
+            while !port.link_up() {
+                anyhow::ensure!(
+                    Instant::now() < up_by && !progress.stop.load(Ordering::Relaxed),
+                    "DPDK device {} did not come up within {LINK_WAIT:?}",
+                    device.device
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let info = port.info().to_string();
+            let mac = EthernetAddress(port.info().device.mac);
+            let (port, ran) = drive(cfg, port, mac, progress)?;
+            let stats = port.stats()?;
+            await_release(progress);
+            Ok(ran.outcome(PortStats::Dpdk(stats), info))
+        }
+    }
+}
+
+/// Says the loop has ended and waits for [`Progress::release`] (the port
+/// stays open meanwhile, unpolled: see [`LoadGen::pause`]).
+fn await_release(progress: &Progress) {
+    progress.polling_ended.store(true, Ordering::Relaxed);
+    while !progress.release.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// What [`drive`] saw: an [`Outcome`] but for the port's figures.
+struct Ran {
+    conns: Vec<Conn>,
+    engine_connections: usize,
+    failures: Vec<(Errno, u64)>,
+    counters: Vec<(&'static str, u64)>,
+}
+
+impl Ran {
+    fn outcome(self, port: PortStats, info: String) -> Outcome {
+        Outcome {
+            conns: self.conns,
+            port,
+            info,
+            engine_connections: self.engine_connections,
+            failures: self.failures,
+            counters: self.counters,
+        }
+    }
+}
+
+/// The engine on `port` until `stop`: returns the port (for its counters)
+/// and what was seen.
+fn drive<P: Port>(
+    cfg: &Config,
+    port: P,
+    mac: EthernetAddress,
+    progress: &Progress,
+) -> Result<(P, Ran)> {
     let t0 = Instant::now();
-    let mut engine = QueueEngine::new(engine_config(cfg), t0);
+    let mut engine = QueueEngine::new(engine_config(cfg, mac), t0);
     let mut gen_hooks = Gen {
         st: State {
             conns: vec![Conn::default(); cfg.connections],
@@ -377,22 +527,22 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
     core_loop::run(&mut filtered, &mut engine, cfg.idle, None, &mut gen_hooks)
         .context("load generator loop")?;
     let port = filtered.into_inner();
-    let port_stats = port.stats()?;
     let st = gen_hooks.st;
-    Ok(Outcome {
-        conns: st.conns,
-        port: port_stats,
-        info,
-        engine_connections: engine.connection_count(),
-        counters: engine
-            .counters()
-            .fields()
-            .into_iter()
-            .filter(|f| f.2 != 0)
-            .map(|(name, _, v)| (name, v))
-            .collect(),
-        failures: st.failures,
-    })
+    Ok((
+        port,
+        Ran {
+            conns: st.conns,
+            engine_connections: engine.connection_count(),
+            counters: engine
+                .counters()
+                .fields()
+                .into_iter()
+                .filter(|f| f.2 != 0)
+                .map(|(name, _, v)| (name, v))
+                .collect(),
+            failures: st.failures,
+        },
+    ))
 }
 
 /// The generator's side of the loop: opens, closes, completions.
@@ -402,12 +552,12 @@ struct Gen<'a> {
     progress: &'a Progress,
 }
 
-impl Hooks<AfXdpStats> for Gen<'_> {
+impl<S> Hooks<S> for Gen<'_> {
     fn done(&mut self) -> bool {
         self.progress.stop.load(Ordering::Relaxed)
     }
 
-    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, _view: LoopView<AfXdpStats>) {
+    fn requests(&mut self, engine: &mut QueueEngine, now: Instant, _view: LoopView<S>) {
         requests(&mut self.st, self.cfg, engine, now, self.progress);
     }
 
@@ -513,9 +663,11 @@ mod tests {
     #[test]
     fn muted_connections_have_ports_of_their_own() {
         let mut cfg = Config {
-            ns: String::new(),
-            iface: String::new(),
-            mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            side: Side::AfXdp {
+                ns: String::new(),
+                iface: String::new(),
+                mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            },
             dut: Ipv4Addr::new(198, 18, 0, 11),
             dut_ports: (8080..8100).collect(),
             connections: 1_010_000,

@@ -14,6 +14,7 @@
 pub mod dut;
 pub mod kernel;
 pub mod loadgen;
+pub mod memif;
 pub mod plot;
 pub mod setup;
 pub mod stats;

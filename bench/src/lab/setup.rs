@@ -1,23 +1,29 @@
 //! What the lab commands (`lingerd-bench lab`, `ring-latency`) share: the
 //! lab and its scratch directory ([`on_lab`]), the device under test (the
-//! daemon with a generated configuration and its client, [`start_dut`]),
-//! the wait for the load generator's connections ([`open_all`]), the
-//! binary to run ([`lingerd_bin`]) and the progress display.
+//! daemon with a generated configuration and its client, [`start_dut`]:
+//! on AF_XDP in the netns lab, or on DPDK on a memif server socket in this
+//! namespace), the wait for the load generator's connections
+//! ([`open_all`]), the binary to run ([`lingerd_bin`]), SIGINT/SIGTERM as a
+//! flag the waits check ([`stop_on_signals`], [`interrupted`]: the command
+//! then unwinds through its guards) and the progress display.
 //!
 //! It owns what it starts: the lab (down on every exit path), the scratch
 //! directory (tempfile), the daemon and client processes (stopped on drop);
-//! nothing outside the lab's namespaces and 198.18.0.0/15.
+//! nothing outside the lab's namespaces, 198.18.0.0/15 and the scratch
+//! directory (the memif socket).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
-use lingerd_config::{ClientExitPolicy, Config, Prefix, ZeroCopy};
+use lingerd_config::{ClientExitPolicy, Config, PortKind, Prefix, ZeroCopy};
 use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use lingerd_lab::daemon::{Daemon, Launch};
@@ -50,6 +56,35 @@ pub enum Idle {
     Busy,
     /// The daemon sleeps when idle (CI, laptops).
     Sleep,
+}
+
+/// Set by SIGINT or SIGTERM once [`stop_on_signals`] ran.
+static SIGNALLED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// From now on SIGINT and SIGTERM set a flag ([`interrupted`]) instead of
+/// killing the process, so that a command stopped by Ctrl-C unwinds
+/// through its guards (children stopped, sockets and directories removed).
+/// Its waits must check the flag (every wait here does).
+pub fn stop_on_signals() -> Result<()> {
+    let flag = SIGNALLED.get_or_init(|| Arc::new(AtomicBool::new(false)));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(flag))
+            .context("installing a signal handler")?;
+    }
+    Ok(())
+}
+
+/// Whether SIGINT or SIGTERM arrived (after [`stop_on_signals`]).
+pub fn interrupted() -> bool {
+    SIGNALLED.get().is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+/// An error when [`interrupted`]: for the waits of a command to return.
+pub fn check_interrupted() -> Result<()> {
+    if interrupted() {
+        bail!("interrupted (SIGINT or SIGTERM): stopping and cleaning up");
+    }
+    Ok(())
 }
 
 /// A progress bar of `len` steps, labelled `what` (on stderr).
@@ -93,21 +128,59 @@ pub fn lingerd_bin(arg: Option<&Path>) -> Result<PathBuf> {
     Ok(p)
 }
 
-/// The daemon's configuration for a run: one queue on `iface`, no
-/// listeners of its own, `/metrics` at `metrics` (in the dut namespace) or
-/// none, and a shutdown that aborts what clients left (the drain is bounded
-/// by the default linger, off: about a second), RSTs paced at
+/// Where the device under test runs.
+#[derive(Clone, Copy, Debug)]
+pub enum DutPlace<'a> {
+    /// On AF_XDP on the lab's dut veth, in its dut namespace.
+    Lab(&'a Lab),
+    /// On DPDK (`port: dpdk`), the server of a memif on this socket file,
+    /// in this process's namespace (the `lingerd` binary must be built
+    /// with the `dpdk` feature).
+    Memif {
+        /// The memif socket file (in the run's scratch directory).
+        socket: &'a Path,
+    },
+}
+
+/// The daemon's configuration for a run: one queue on `place`'s device,
+/// no listeners of its own, `/metrics` at `metrics` (in the dut namespace)
+/// or none, and a shutdown that aborts what clients left (the drain is
+/// bounded by the default linger, off: about a second), RSTs paced at
 /// `max_rst_per_sec` (`close.max_rst_per_sec`, 0 = unpaced). Where clients
 /// attach is the lab daemon's to set.
 fn daemon_config(
-    iface: &str,
+    place: DutPlace<'_>,
     idle: Idle,
     connections: usize,
     metrics: Option<SocketAddr>,
     max_rst_per_sec: u32,
-) -> Config {
+) -> Result<Config> {
     let engine = Prefix::new(DUT_ENGINE_ADDR.into(), 24).expect("a /24");
-    let mut c = Config::with_defaults(iface, vec![engine]);
+    let idle = match idle {
+        Idle::Busy => lingerd_config::Idle::Busy,
+        Idle::Sleep => lingerd_config::Idle::Sleep,
+    };
+    let mut c = match place {
+        DutPlace::Lab(lab) => {
+            let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine]);
+            c.xdp.zero_copy = ZeroCopy::Off;
+            c.xdp.frames = 16_384;
+            c.xdp.idle = idle;
+            c
+        }
+        DutPlace::Memif { socket } => {
+            let mut c = Config::with_defaults("", vec![engine]);
+            c.port = PortKind::Dpdk;
+            let device = format!("memif:socket={},role=server", socket.display());
+            c.dpdk.device = Some(
+                device
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("dpdk.device {device:?}: {e}"))?,
+            );
+            c.dpdk.idle = idle;
+            c
+        }
+    };
     c.queues = vec![0];
     c.cores = vec![DUT_CORE as u32];
     c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
@@ -117,21 +190,15 @@ fn daemon_config(
     c.tcp.max_connections = u32::try_from(max).unwrap_or(u32::MAX);
     c.close.on_client_exit = ClientExitPolicy::Abort;
     c.close.max_rst_per_sec = max_rst_per_sec;
-    c.xdp.zero_copy = ZeroCopy::Off;
-    c.xdp.frames = 16_384;
-    c.xdp.idle = match idle {
-        Idle::Busy => lingerd_config::Idle::Busy,
-        Idle::Sleep => lingerd_config::Idle::Sleep,
-    };
     c.metrics.listen = metrics;
-    c
+    Ok(c)
 }
 
-/// What [`start_dut`] starts: the daemon and its client in the dut
-/// namespace.
+/// What [`start_dut`] starts: the daemon and its client (in the dut
+/// namespace on the lab).
 pub struct DutPlan<'a> {
-    /// The lab.
-    pub lab: &'a Lab,
+    /// Where.
+    pub place: DutPlace<'a>,
     /// The run's scratch directory (the daemon's log, the request times).
     pub scratch: &'a Path,
     /// This binary (re-run as `lab-dut-client`).
@@ -172,42 +239,48 @@ pub struct Dut {
     pub times_file: PathBuf,
 }
 
-/// Starts `lingerd run` with a generated configuration in the dut namespace
-/// (as an appliance runs it) and attaches its client; returns once the
-/// client listens.
+/// Starts `lingerd run` with a generated configuration (in the dut
+/// namespace on the lab, as an appliance runs it) and attaches its client;
+/// returns once the client listens.
 pub fn start_dut(plan: &DutPlan<'_>) -> Result<Dut> {
-    let dut_ns = plan.lab.get("LAB_DUT_NS");
     let config = daemon_config(
-        &plan.lab.get("LAB_DUT_IF"),
+        plan.place,
         plan.idle,
         plan.connections,
         plan.metrics,
         plan.max_rst_per_sec,
-    );
+    )?;
     let sp = spinner("lingerd");
     sp.set_message("starting the daemon");
     let log = plan.scratch.join("lingerd.log");
-    let daemon = Daemon::start(
-        plan.lab,
-        &Launch {
-            bin: plan.lingerd,
-            config: &config,
-            env: &[],
-            stderr: Stderr::File(&log),
-        },
-    )
+    let launch = Launch {
+        bin: plan.lingerd,
+        config: &config,
+        env: &[],
+        stderr: Stderr::File(&log),
+    };
+    let daemon = match plan.place {
+        DutPlace::Lab(lab) => Daemon::start(lab, &launch),
+        DutPlace::Memif { .. } => Daemon::start_here("memif", &launch),
+    }
     .inspect_err(|_| sp.finish_and_clear())?;
     let socket = daemon.socket().to_owned();
 
-    // Its client, in the dut namespace.
+    // Its client (in the dut namespace on the lab).
     sp.set_message("attaching the dut's client");
     let times_file = plan.scratch.join("requests.bin");
     let port_list: Vec<String> = plan.ports.iter().map(u16::to_string).collect();
     let timeout = Duration::from_secs(300);
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &dut_ns])
-        .arg(plan.exe)
-        .arg("lab-dut-client")
+    let mut cmd = match plan.place {
+        DutPlace::Lab(lab) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &lab.get("LAB_DUT_NS")])
+                .arg(plan.exe);
+            cmd
+        }
+        DutPlace::Memif { .. } => Command::new(plan.exe),
+    };
+    cmd.arg("lab-dut-client")
         .arg("--socket")
         .arg(&socket)
         .args(["--ports", &port_list.join(",")])
@@ -245,11 +318,12 @@ impl Dut {
             .map_err(|_| anyhow::anyhow!("bad client report {done:?}"))
     }
 
-    /// Tells the client to leave, then stops the daemon (SIGTERM).
-    pub fn stop(&mut self) {
+    /// Tells the client to leave, then stops the daemon (SIGTERM); how the
+    /// daemon exited (`None`: it had to be killed).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let _ = self.client.say("exit");
         self.client.stop();
-        self.daemon.stop();
+        self.daemon.stop().0
     }
 }
 
@@ -269,6 +343,10 @@ pub fn open_all(generator: &LoadGen, n: usize, open_rate: u32) -> Result<f64> {
             break;
         }
         let failed = p.failed.load(Ordering::Relaxed);
+        if interrupted() {
+            pb.abandon();
+        }
+        check_interrupted()?;
         if failed > 0 || generator.finished() || open_t0.elapsed() > open_limit {
             pb.abandon();
             bail!(

@@ -8,24 +8,45 @@ use std::process::Command;
 
 /// `lingerd` beside `lingerd-bench`, built with this test's profile when
 /// missing.
+#[allow(dead_code)] // not every test binary uses every helper
 pub(crate) fn lingerd_bin() -> PathBuf {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_lingerd-bench"));
-    let bin = bench.with_file_name("lingerd");
+    let bin = bench_dir().join("lingerd");
     if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "lingerd"]);
-        if bench.parent().and_then(|p| p.file_name()) == Some("release".as_ref()) {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build -p lingerd");
-        assert!(status.success(), "cargo build -p lingerd failed");
+        cargo_build_lingerd(&[]);
     }
     bin
 }
 
+/// `lingerd` beside `lingerd-bench`, built (or found up to date) by cargo
+/// with this test's profile and `args` (`--features dpdk`): a binary left
+/// there by a build with other features is rebuilt.
+#[allow(dead_code)]
+pub(crate) fn lingerd_bin_with(args: &[&str]) -> PathBuf {
+    cargo_build_lingerd(args);
+    bench_dir().join("lingerd")
+}
+
+fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lingerd-bench"))
+        .parent()
+        .expect("a directory")
+        .to_owned()
+}
+
+fn cargo_build_lingerd(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "lingerd"]).args(args);
+    if bench_dir().file_name() == Some("release".as_ref()) {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("running cargo build -p lingerd");
+    assert!(status.success(), "cargo build -p lingerd {args:?} failed");
+}
+
 /// Runs `lingerd-bench ARGS --lingerd <bin>` and returns its stdout and
 /// stderr once it succeeded; panics without root or when it fails.
+#[allow(dead_code)]
 pub(crate) fn run_bench(test: &str, args: &[&str]) -> (String, String) {
     assert!(
         lingerd_lab::is_root(),
