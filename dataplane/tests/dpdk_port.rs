@@ -3,7 +3,8 @@
 //! `NoFrame`, the TX queue bound, several queues) and an in-process memif
 //! pair carrying lingerd engine ↔ lingerd engine (connect, data both ways,
 //! abort, graceful close, linger against a zero window, shutdown), judged on
-//! the wire by the etherparse oracle and by the engines' completions; and
+//! the wire by the etherparse oracle and by the engines' completions, and
+//! lingerd engine ↔ smoltcp (abort, graceful, linger, shutdown); and
 //! memif pairs whose ends run on their own registered threads, bare and
 //! under the daemon's `core_loop::run` (connect, abort, ECONNRESET).
 //!
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{Completion, Detail, Outcome, Request};
+use lingerd_dataplane::port::Endpoint;
 use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::core_loop::{self, Hooks, LoopView};
 use lingerd_dataplane::port::dpdk::{
@@ -32,6 +34,7 @@ use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::Linger;
 use support::engine::{self, CLIENT, drain};
+use support::smoltcp_peer::{SmolConfig, SmolPeer};
 use support::{Segment, summarize};
 
 /// What every case gets.
@@ -90,6 +93,7 @@ fn main() {
             memif_engines_linger_zero_window,
         ),
         ("memif_engines_shutdown_send", memif_engines_shutdown_send),
+        ("memif_engine_against_smoltcp", memif_engine_against_smoltcp),
     ];
     let ctx = Ctx {
         eal,
@@ -519,6 +523,9 @@ struct End {
 struct Duo {
     a: End,
     b: End,
+    /// smoltcp in A's place (A's engine then idles), for the cases judged
+    /// by a stack nobody here wrote.
+    smol: Option<SmolPeer>,
     next_user_data: u64,
 }
 
@@ -532,6 +539,83 @@ impl End {
     fn port_ref(&self) -> &DpdkPort {
         self.port.as_ref().expect("open until the pair drops")
     }
+
+    /// One iteration of this end's loop: RX, timers, TX, completions (data
+    /// read and returned when `reads`). Returns whether anything moved.
+    fn step(&mut self) -> bool {
+        let now = Instant::now();
+        self.port().count_loop();
+        let (engine, wire) = (&mut self.engine, &mut self.wire);
+        let n = self.port.as_mut().expect("open").rx_burst(64, |f| {
+            if let Some(s) = summarize(f) {
+                wire.push((now, s));
+            }
+            engine.handle_rx(now, f);
+        });
+        if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+            self.engine.handle_timeout(now);
+        }
+        let mut sent = 0;
+        while sent < 64 {
+            match self
+                .port
+                .as_mut()
+                .expect("open")
+                .tx_frame(|buf| self.engine.poll_transmit(now, buf))
+            {
+                TxOutcome::Queued => sent += 1,
+                TxOutcome::Empty | TxOutcome::NoFrame => break,
+            }
+        }
+        self.port().flush().expect("flush");
+        let mut completions = drain(&mut self.engine);
+        while let Some(i) = completions
+            .iter()
+            .position(|c| self.reads && c.is_event && matches!(c.detail, Detail::Data(_)))
+        {
+            let c = completions.remove(i);
+            let Detail::Data(d) = &c.detail else {
+                unreachable!()
+            };
+            self.data.entry(c.handle).or_default().extend_from_slice(d);
+            self.engine.handle_request(
+                now,
+                CLIENT,
+                0,
+                Request::RecvDone {
+                    handle: c.handle,
+                    len: d.len() as u32,
+                },
+            );
+            completions.extend(
+                drain(&mut self.engine)
+                    .into_iter()
+                    .filter(|x| x.user_data != 0),
+            );
+        }
+        let moved = n > 0 || sent > 0 || !completions.is_empty();
+        self.events.extend(completions);
+        moved
+    }
+}
+
+/// One iteration of smoltcp's loop on `port`: RX, timers, TX. Returns
+/// whether anything moved.
+fn pump_smoltcp(port: &mut DpdkPort, smol: &mut SmolPeer) -> bool {
+    let now = Instant::now();
+    let n = port.rx_burst(64, |f| smol.receive(now, f));
+    if smol.next_timeout().is_some_and(|t| t <= now) {
+        smol.on_timeout(now);
+    }
+    let mut sent = 0;
+    while sent < 64 {
+        match port.tx_frame(|buf| smol.transmit(now, buf)) {
+            TxOutcome::Queued => sent += 1,
+            TxOutcome::Empty | TxOutcome::NoFrame => break,
+        }
+    }
+    port.flush().expect("flush");
+    n > 0 || sent > 0
 }
 
 /// Closes the client first and waits until the server has seen the
@@ -595,8 +679,14 @@ impl Duo {
         Duo {
             a: end(pa, engine::engine(1, t0)),
             b: end(pb, b),
+            smol: None,
             next_user_data: 1_000,
         }
+    }
+
+    /// smoltcp, when it stands on A.
+    fn smol(&mut self) -> &mut SmolPeer {
+        self.smol.as_mut().expect("smoltcp stands on A")
     }
 
     fn end(&mut self, side: Side) -> &mut End {
@@ -606,65 +696,16 @@ impl Duo {
         }
     }
 
-    /// One iteration of each end's loop: RX, timers, TX, completions.
-    /// Returns whether anything moved.
+    /// One iteration of each end's loop: RX, timers, TX, completions (on
+    /// A, smoltcp's instead when it stands there). Returns whether anything
+    /// moved.
     fn step(&mut self) -> bool {
-        let mut moved = false;
-        for end in [&mut self.a, &mut self.b] {
-            let now = Instant::now();
-            end.port().count_loop();
-            let (engine, wire) = (&mut end.engine, &mut end.wire);
-            let n = end.port.as_mut().expect("open").rx_burst(64, |f| {
-                if let Some(s) = summarize(f) {
-                    wire.push((now, s));
-                }
-                engine.handle_rx(now, f);
-            });
-            if end.engine.poll_timeout().is_some_and(|t| t <= now) {
-                end.engine.handle_timeout(now);
-            }
-            let mut sent = 0;
-            while sent < 64 {
-                match end
-                    .port
-                    .as_mut()
-                    .expect("open")
-                    .tx_frame(|buf| end.engine.poll_transmit(now, buf))
-                {
-                    TxOutcome::Queued => sent += 1,
-                    TxOutcome::Empty | TxOutcome::NoFrame => break,
-                }
-            }
-            end.port().flush().expect("flush");
-            let mut completions = drain(&mut end.engine);
-            while let Some(i) = completions
-                .iter()
-                .position(|c| end.reads && c.is_event && matches!(c.detail, Detail::Data(_)))
-            {
-                let c = completions.remove(i);
-                let Detail::Data(d) = &c.detail else {
-                    unreachable!()
-                };
-                end.data.entry(c.handle).or_default().extend_from_slice(d);
-                end.engine.handle_request(
-                    now,
-                    CLIENT,
-                    0,
-                    Request::RecvDone {
-                        handle: c.handle,
-                        len: d.len() as u32,
-                    },
-                );
-                completions.extend(
-                    drain(&mut end.engine)
-                        .into_iter()
-                        .filter(|x| x.user_data != 0),
-                );
-            }
-            moved |= n > 0 || sent > 0 || !completions.is_empty();
-            end.events.extend(completions);
-        }
-        moved
+        let a = match self.smol.as_mut() {
+            Some(smol) => pump_smoltcp(self.a.port.as_mut().expect("open"), smol),
+            None => self.a.step(),
+        };
+        let b = self.b.step();
+        a || b
     }
 
     /// Drives both ends for `d`, sleeping (port `wait`) when idle.
@@ -1024,4 +1065,139 @@ fn memif_engines_shutdown_send(ctx: &Ctx) {
     assert_eq!(d.a.engine.state(ha), Some(State::FinWait2));
     assert!(d.rsts_at(Side::A).is_empty() && d.rsts_at(Side::B).is_empty());
     d.check_ports();
+}
+
+/// smoltcp (in A's place) opens a connection to lingerd's B; returns its
+/// socket and B's handle once B accepted it.
+fn open_from_smoltcp(d: &mut Duo, local_port: u16) -> (smoltcp::iface::SocketHandle, Handle) {
+    let accepted = |d: &Duo| {
+        d.b.events
+            .iter()
+            .filter(|c| matches!(c.detail, Detail::Accepted { .. }))
+            .count()
+    };
+    let before = accepted(d);
+    let hs = d.smol().connect(engine::addr(2, PORT), local_port);
+    let up = d.run_until(Duration::from_secs(10), |d| accepted(d) > before);
+    assert!(
+        up,
+        "lingerd accepted smoltcp's connection: {:?}",
+        d.b.events
+    );
+    let hb =
+        d.b.events
+            .iter()
+            .rev()
+            .find(|c| matches!(c.detail, Detail::Accepted { .. }))
+            .map(|c| c.handle)
+            .expect("accepted");
+    (hs, hb)
+}
+
+/// lingerd's engine judged by smoltcp through the real memif port, in the
+/// four ways a connection ends here: abort (smoltcp is reset), graceful
+/// close (smoltcp reads every byte, then the FIN), a linger close
+/// acknowledged in time (GRACEFUL), and shutdown(SEND) (smoltcp sees the
+/// FIN and may still send to lingerd).
+fn memif_engine_against_smoltcp(ctx: &Ctx) {
+    use smoltcp::socket::tcp::State as Smol;
+    let mut d = Duo::new(ctx);
+    d.smol = Some(SmolPeer::new(SmolConfig::host(1), Instant::now()));
+
+    // Abort.
+    let (hs, hb) = open_from_smoltcp(&mut d, 41_001);
+    d.smol().send(hs, b"hi");
+    assert!(d.run_until(Duration::from_secs(5), |d| {
+        d.b.data.get(&hb).is_some_and(|v| v == b"hi")
+    }));
+    let c = d.call(Side::B, Request::Abort { handle: hb });
+    assert_eq!(c.detail, Detail::Closed(Outcome::Aborted));
+    assert!(
+        d.run_until(Duration::from_secs(5), |d| d
+            .smol
+            .as_ref()
+            .is_some_and(|s| s.was_reset(hs))),
+        "smoltcp saw the abort's RST"
+    );
+
+    // Graceful close: every byte, then the FIN.
+    let (hs, hb) = open_from_smoltcp(&mut d, 41_002);
+    let data = pattern(20_000, 9);
+    d.send_all(Side::B, hb, &data);
+    let c = d.call(
+        Side::B,
+        Request::Close {
+            handle: hb,
+            nonblocking: false,
+        },
+    );
+    assert_eq!(c.detail, Detail::Closed(Outcome::Background));
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !(got.len() == data.len() && d.smol().state(hs) == Smol::CloseWait) {
+        assert!(Instant::now() < until, "smoltcp read {} bytes", got.len());
+        d.step();
+        got.extend(d.smol().recv(hs));
+    }
+    assert_eq!(got, data, "smoltcp reads everything, in order, then EOF");
+    d.smol().close(hs);
+    assert!(
+        d.run_until(Duration::from_secs(5), |d| d.b.engine.state(hb)
+            == Some(State::TimeWait)),
+        "lingerd closed first: TIME-WAIT once smoltcp's FIN is in"
+    );
+
+    // Linger {on, 2 s}, acknowledged in time: GRACEFUL.
+    let (hs, hb) = open_from_smoltcp(&mut d, 41_003);
+    let c = d.call(
+        Side::B,
+        Request::SetLinger {
+            handle: hb,
+            linger: Linger {
+                on: true,
+                ms: 2_000,
+            },
+        },
+    );
+    assert_eq!(c.result, Errno::Ok);
+    d.send_all(Side::B, hb, &pattern(5_000, 3));
+    let ud = d.request(
+        Side::B,
+        Request::Close {
+            handle: hb,
+            nonblocking: false,
+        },
+    );
+    let done = d.run_until(Duration::from_secs(5), |d| d.answer(Side::B, ud).is_some());
+    assert!(done, "the linger close completed before its deadline");
+    assert_eq!(
+        d.answer(Side::B, ud).map(|c| c.detail.clone()),
+        Some(Detail::Closed(Outcome::Graceful))
+    );
+    assert!(!d.smol().was_reset(hs));
+
+    // shutdown(SEND): smoltcp sees the FIN and still sends.
+    let (hs, hb) = open_from_smoltcp(&mut d, 41_004);
+    let c = d.call(
+        Side::B,
+        Request::Shutdown {
+            handle: hb,
+            how: lingerd_abi::Shutdown::Send,
+        },
+    );
+    assert_eq!(c.result, Errno::Ok);
+    assert!(d.run_until(Duration::from_secs(5), |d| {
+        d.smol
+            .as_ref()
+            .is_some_and(|s| s.state(hs) == Smol::CloseWait)
+    }));
+    d.smol().send(hs, b"after");
+    assert!(
+        d.run_until(Duration::from_secs(5), |d| d
+            .b
+            .data
+            .get(&hb)
+            .is_some_and(|v| v == b"after")),
+        "lingerd still receives after shutdown(SEND)"
+    );
 }
