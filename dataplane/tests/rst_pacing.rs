@@ -18,38 +18,10 @@ use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{Detail, Request};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
-use support::engine::{CLIENT, addr, call, config, drain};
+use support::engine::{CLIENT, addr, call, config, drain, pump, rst_port};
 
 const PORT: u16 = 80;
 const FIRST_PORT: u16 = 20_000;
-
-/// Moves frames both ways until both engines are quiet.
-fn pump(a: &mut QueueEngine, b: &mut QueueEngine, now: Instant) {
-    let mut buf = [0u8; 2048];
-    loop {
-        let mut moved = false;
-        while let Some(len) = a.poll_transmit(now, &mut buf) {
-            b.handle_rx(now, &buf[..len]);
-            moved = true;
-        }
-        while let Some(len) = b.poll_transmit(now, &mut buf) {
-            a.handle_rx(now, &buf[..len]);
-            moved = true;
-        }
-        if !moved {
-            return;
-        }
-    }
-}
-
-/// The destination port of an RST frame, `None` for other frames.
-fn rst_port(frame: &[u8]) -> Option<u16> {
-    let sliced = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
-    match sliced.transport? {
-        etherparse::TransportSlice::Tcp(tcp) if tcp.rst() => Some(tcp.destination_port()),
-        _ => None,
-    }
-}
 
 /// A (pacing at `rate`) with `n` connections accepted from B, B's ports
 /// `FIRST_PORT..`: A's handles in accept order, and B's handle and port of

@@ -15,42 +15,14 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
+use lingerd_dataplane::engine::MAX_EXPIRIES_PER_CALL;
 use lingerd_dataplane::engine::api::{Detail, Outcome, Request};
-use lingerd_dataplane::engine::{MAX_EXPIRIES_PER_CALL, QueueEngine};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
-use support::engine::{CLIENT, addr, call, drain, engine};
+use support::engine::{CLIENT, addr, call, drain, engine, pump, rst_port};
 
 const PORT: u16 = 80;
 const LINGER_MS: u32 = 2_000;
-
-/// Moves frames both ways until both engines are quiet.
-fn pump(a: &mut QueueEngine, b: &mut QueueEngine, now: Instant) {
-    let mut buf = [0u8; 2048];
-    loop {
-        let mut moved = false;
-        while let Some(len) = a.poll_transmit(now, &mut buf) {
-            b.handle_rx(now, &buf[..len]);
-            moved = true;
-        }
-        while let Some(len) = b.poll_transmit(now, &mut buf) {
-            a.handle_rx(now, &buf[..len]);
-            moved = true;
-        }
-        if !moved {
-            return;
-        }
-    }
-}
-
-/// The TCP source port of an RST frame from A, or `None` for other frames.
-fn rst_port(frame: &[u8]) -> Option<u16> {
-    let sliced = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
-    match sliced.transport? {
-        etherparse::TransportSlice::Tcp(tcp) if tcp.rst() => Some(tcp.destination_port()),
-        _ => None,
-    }
-}
 
 #[test]
 fn linger_expiries_beyond_the_cap_are_spread_over_calls_none_lost_or_late() {

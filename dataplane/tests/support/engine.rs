@@ -98,3 +98,31 @@ pub(crate) fn data_for(events: &[Completion], h: Handle) -> Vec<u8> {
         .flatten()
         .collect()
 }
+
+/// Moves frames both ways until both engines are quiet.
+pub(crate) fn pump(a: &mut QueueEngine, b: &mut QueueEngine, now: Instant) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let mut moved = false;
+        while let Some(len) = a.poll_transmit(now, &mut buf) {
+            b.handle_rx(now, &buf[..len]);
+            moved = true;
+        }
+        while let Some(len) = b.poll_transmit(now, &mut buf) {
+            a.handle_rx(now, &buf[..len]);
+            moved = true;
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+/// The destination port of an RST frame, `None` for other frames.
+pub(crate) fn rst_port(frame: &[u8]) -> Option<u16> {
+    let sliced = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+    match sliced.transport? {
+        etherparse::TransportSlice::Tcp(tcp) if tcp.rst() => Some(tcp.destination_port()),
+        _ => None,
+    }
+}
