@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{Detail, Request};
+use lingerd_dataplane::engine::api::Request;
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
-use support::engine::{CLIENT, addr, call, config, drain, pump, rst_port};
+use support::engine::{CLIENT, config, connect_many, drain, rst_port};
 
 const PORT: u16 = 80;
 const FIRST_PORT: u16 = 20_000;
@@ -35,45 +35,7 @@ fn established(
     cfg.max_rst_per_s = rate;
     let mut a = QueueEngine::new(cfg, t0);
     let mut b = QueueEngine::new(config(2), t0);
-    let c = call(
-        &mut a,
-        t0,
-        1,
-        Request::Listen {
-            port: PORT,
-            backlog: 1 << 16,
-        },
-    );
-    assert_eq!(c.result, Errno::Ok);
-    for i in 0..n {
-        b.handle_request(
-            t0,
-            CLIENT,
-            i as u64,
-            Request::Connect {
-                remote: addr(1, PORT),
-                local_port: Some(FIRST_PORT + i as u16),
-            },
-        );
-        if i % 512 == 511 {
-            pump(&mut a, &mut b, t0);
-        }
-    }
-    pump(&mut a, &mut b, t0);
-    let accepted: Vec<Handle> = drain(&mut a)
-        .iter()
-        .filter(|c| matches!(c.detail, Detail::Accepted { .. }))
-        .map(|c| c.handle)
-        .collect();
-    assert_eq!(accepted.len(), n, "connections established");
-    let connected: Vec<(Handle, u16)> = drain(&mut b)
-        .iter()
-        .filter_map(|c| match c.detail {
-            Detail::Connected { local_port } => Some((c.handle, local_port)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(connected.len(), n);
+    let (accepted, connected) = connect_many(&mut a, &mut b, PORT, n, FIRST_PORT, t0);
     (a, b, accepted, connected)
 }
 

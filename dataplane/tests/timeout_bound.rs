@@ -14,12 +14,10 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use lingerd_abi::Errno;
 use lingerd_dataplane::engine::MAX_EXPIRIES_PER_CALL;
 use lingerd_dataplane::engine::api::{Detail, Outcome, Request};
-use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
-use support::engine::{CLIENT, addr, call, drain, engine, pump, rst_port};
+use support::engine::{CLIENT, connect_many, drain, engine, rst_port};
 
 const PORT: u16 = 80;
 const LINGER_MS: u32 = 2_000;
@@ -30,38 +28,7 @@ fn linger_expiries_beyond_the_cap_are_spread_over_calls_none_lost_or_late() {
     let t0 = Instant::now();
     let mut a = engine(1, t0);
     let mut b = engine(2, t0);
-    let c = call(
-        &mut a,
-        t0,
-        1,
-        Request::Listen {
-            port: PORT,
-            backlog: 1 << 16,
-        },
-    );
-    assert_eq!(c.result, Errno::Ok);
-    for i in 0..n {
-        b.handle_request(
-            t0,
-            CLIENT,
-            i as u64,
-            Request::Connect {
-                remote: addr(1, PORT),
-                local_port: Some(20_000 + i as u16),
-            },
-        );
-        if i % 512 == 511 {
-            pump(&mut a, &mut b, t0);
-        }
-    }
-    pump(&mut a, &mut b, t0);
-    let accepted: Vec<Handle> = drain(&mut a)
-        .iter()
-        .filter(|c| matches!(c.detail, Detail::Accepted { .. }))
-        .map(|c| c.handle)
-        .collect();
-    assert_eq!(accepted.len(), n, "connections established");
-    drop(drain(&mut b));
+    let (accepted, _) = connect_many(&mut a, &mut b, PORT, n, 20_000, t0);
 
     // Linger on, blocking close: FINs go out and are never acknowledged.
     for &handle in &accepted {

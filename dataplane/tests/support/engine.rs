@@ -126,3 +126,57 @@ pub(crate) fn rst_port(frame: &[u8]) -> Option<u16> {
         _ => None,
     }
 }
+
+/// `a` listens on `port`, and `b` opens `n` connections to it from its
+/// ports `first_port..` (frames moving every 512 connects). Returns A's
+/// accepted handles in accept order, and B's handle and local port of each
+/// of its connections.
+pub(crate) fn connect_many(
+    a: &mut QueueEngine,
+    b: &mut QueueEngine,
+    port: u16,
+    n: usize,
+    first_port: u16,
+    now: Instant,
+) -> (Vec<Handle>, Vec<(Handle, u16)>) {
+    let c = call(
+        a,
+        now,
+        1,
+        Request::Listen {
+            port,
+            backlog: 1 << 16,
+        },
+    );
+    assert_eq!(c.result, Errno::Ok);
+    for i in 0..n {
+        b.handle_request(
+            now,
+            CLIENT,
+            i as u64,
+            Request::Connect {
+                remote: addr(1, port),
+                local_port: Some(first_port + i as u16),
+            },
+        );
+        if i % 512 == 511 {
+            pump(a, b, now);
+        }
+    }
+    pump(a, b, now);
+    let accepted: Vec<Handle> = drain(a)
+        .iter()
+        .filter(|c| matches!(c.detail, Detail::Accepted { .. }))
+        .map(|c| c.handle)
+        .collect();
+    assert_eq!(accepted.len(), n, "connections established");
+    let connected: Vec<(Handle, u16)> = drain(b)
+        .iter()
+        .filter_map(|c| match c.detail {
+            Detail::Connected { local_port } => Some((c.handle, local_port)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connected.len(), n, "connections completed at B");
+    (accepted, connected)
+}
