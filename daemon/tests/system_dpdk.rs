@@ -23,9 +23,8 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::mpsc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd_client::Outcome;
@@ -182,38 +181,6 @@ impl Lingerd {
     }
 }
 
-/// Polls `lingerd ctl conns --json ARGS` (run in the dut namespace) until
-/// `ok` holds for its rows (within `STEP`).
-fn ctl_until(lab: &Lab, d: &Lingerd, args: &[&str], ok: impl Fn(&[serde_json::Value]) -> bool) {
-    let until = Instant::now() + STEP;
-    loop {
-        let mut all = vec![
-            "ctl",
-            "--config",
-            d.d.config_file().to_str().unwrap(),
-            "conns",
-            "--json",
-        ];
-        all.extend_from_slice(args);
-        let out = lab
-            .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("run lingerd ctl");
-        assert!(out.status.success(), "{out:?}");
-        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-            .collect();
-        if ok(&rows) {
-            return;
-        }
-        assert!(Instant::now() < until, "ctl conns {args:?}: {rows:?}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn dpdk_abort_resets_the_kernel() {
     let lab = lab("dpdk_abort", "da");
     let d = Lingerd::on_veth(&lab, |_| {});
@@ -250,98 +217,21 @@ fn dpdk_abort_resets_the_kernel() {
 fn dpdk_graceful_close_kernel_reads_all_then_eof() {
     let lab = lab("dpdk_graceful", "dg");
     let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(d.d.socket());
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let client = in_peer(&lab, move || {
-        let mut s = connect();
-        go_rx.recv().unwrap();
-        let mut all = Vec::new();
-        let r = s.read_to_end(&mut all);
-        (r.map_err(|e| e.kind()), all)
-    });
-    let h = app.one();
-    go_tx.send(()).unwrap();
-    let data: Vec<u8> = (0..300_000).map(|i| (i % 16384 % 251) as u8).collect();
-    assert_eq!(app.client.send(h, &data), Ok(300_000));
-    assert_eq!(
-        app.client.close(h, true),
-        Ok(Outcome::Background),
-        "linger off: the graceful close goes on in the background"
-    );
-    let (r, got) = client.join().unwrap();
-    assert_eq!(
-        r,
-        Ok(300_000),
-        "the kernel reads everything, then EOF (got {})",
-        got.len()
-    );
-    assert!(got == data, "the bytes arrived in order");
-    drop(app);
+    app::graceful_close_kernel_reads_all_then_eof(&lab, &d.d);
     d.stop();
 }
 
 fn dpdk_linger_zero_window_rst_after_deadline() {
     let lab = lab("dpdk_linger_zero_window", "dl");
-    // The peer's receive buffer is tiny and nobody reads: the window closes.
-    let out = lab.exec(
-        "LAB_PEER_NS",
-        "sysctl",
-        &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
-    );
-    assert!(out.status.success(), "{out:?}");
     let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(d.d.socket());
-    let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
-    let client = in_peer(&lab, move || {
-        let s = connect();
-        let t0 = t0_rx.recv().unwrap();
-        let until = t0 + Duration::from_secs(6);
-        // SO_ERROR, polled without reading (a read would open the window).
-        loop {
-            if let Some(e) = s.take_error().unwrap() {
-                return (e.kind(), t0.elapsed());
-            }
-            assert!(Instant::now() < until, "no RST within 6 s of the close");
-            thread::sleep(Duration::from_millis(5));
-        }
-    });
-    let h = app.one();
-    assert_eq!(app.client.send(h, &vec![0x5a; 1_000_000]), Ok(1_000_000));
-    thread::sleep(Duration::from_millis(500)); // the window closes; lingerd probes
-    app.client.set_linger_ms(h, true, 2000).expect("SO_LINGER");
-    let t0 = Instant::now();
-    t0_tx.send(t0).unwrap();
-    let outcome = app.client.close(h, true);
-    let (kind, after) = client.join().unwrap();
-    eprintln!("linger 2000 ms on DPDK: the kernel saw the RST after {after:?}");
-    assert_eq!(kind, ErrorKind::ConnectionReset);
-    assert!(
-        after >= Duration::from_millis(1990),
-        "RST before the deadline: {after:?}"
-    );
-    assert!(after < Duration::from_millis(2300), "RST late: {after:?}");
-    assert_eq!(outcome, Ok(Outcome::AbortedLinger));
-    drop(app);
+    app::linger_zero_window_rst_after_deadline(&lab, &d.d);
     d.stop();
 }
 
 fn dpdk_close_with_unread_data_resets() {
     let lab = lab("dpdk_close_unread", "du");
     let d = Lingerd::on_veth(&lab, |_| {});
-    let mut app = App::attach(d.d.socket());
-    let client = in_peer(&lab, move || {
-        let mut s = connect();
-        s.write_all(b"never read by anyone").unwrap();
-        s.read(&mut [0u8; 16]).map_err(|e| e.kind())
-    });
-    let h = app.one();
-    // The 20 bytes reached lingerd unread: its receive queue counts them.
-    ctl_until(&lab, &d, &["--state", "established"], |rows| {
-        rows.len() == 1 && rows[0]["recv_q"] == 20
-    });
-    assert_eq!(app.client.close(h, true), Ok(Outcome::Aborted));
-    assert_eq!(client.join().unwrap(), Err(ErrorKind::ConnectionReset));
-    drop(app);
+    app::close_with_unread_data_resets(&lab, &d.d);
     d.stop();
 }
 

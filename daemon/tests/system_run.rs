@@ -30,7 +30,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, ExitStatus, Stdio};
+use std::process::{ExitCode, ExitStatus};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ use lingerd_testkit::sys::xsk_bare;
 
 mod app;
 mod child;
-use app::{App, ENGINE_IP, PORT, STEP, connect, in_peer};
+use app::{App, ENGINE_IP, PORT, STEP, connect, ctl, ctl_rows, ctl_until, in_peer};
 use child::field;
 
 const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -249,101 +249,10 @@ fn lab(test: &str, prefix: &str, queues: u32) -> Lab {
     lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), queues)
 }
 
-/// `lingerd ctl ARGS` against `d`, as its own process in the dut namespace
-/// (the ctl socket is a path, like the attach socket).
-fn ctl(lab: &Lab, d: &Lingerd, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["ctl", "--config", d.d.config_file().to_str().unwrap()];
-    all.extend_from_slice(args);
-    let mut child = lab
-        .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lingerd ctl");
-    let until = Instant::now() + STEP;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= until {
-            let _ = child.kill();
-            panic!("lingerd ctl {args:?} did not finish within {STEP:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    eprintln!(
-        "lingerd ctl {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `ctl conns --json ARGS`: one JSON object per line.
-fn ctl_rows(lab: &Lab, d: &Lingerd, args: &[&str]) -> Vec<serde_json::Value> {
-    let mut all = vec!["conns", "--json"];
-    all.extend_from_slice(args);
-    let out = ctl(lab, d, &all);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect()
-}
-
-/// Polls `ctl conns --json ARGS` until `ok` holds for the rows (within
-/// `STEP`); returns them.
-fn ctl_until(
-    lab: &Lab,
-    d: &Lingerd,
-    args: &[&str],
-    ok: impl Fn(&[serde_json::Value]) -> bool,
-) -> Vec<serde_json::Value> {
-    let until = Instant::now() + STEP;
-    loop {
-        let rows = ctl_rows(lab, d, args);
-        if ok(&rows) {
-            return rows;
-        }
-        assert!(Instant::now() < until, "ctl conns {args:?}: {rows:?}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn graceful_close_kernel_reads_all_then_eof() {
     let lab = lab("graceful_close", "gc", 1);
     let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(d.d.socket());
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let client = in_peer(&lab, move || {
-        let mut s = connect();
-        go_rx.recv().unwrap();
-        let mut all = Vec::new();
-        let r = s.read_to_end(&mut all);
-        (r.map_err(|e| e.kind()), all)
-    });
-    let h = app.one();
-    go_tx.send(()).unwrap();
-    let data: Vec<u8> = (0..300_000).map(|i| (i % 16384 % 251) as u8).collect();
-    assert_eq!(app.client.send(h, &data), Ok(300_000));
-    assert_eq!(
-        app.client.close(h, true),
-        Ok(Outcome::Background),
-        "linger off: the graceful close goes on in the background"
-    );
-    let (r, data) = client.join().unwrap();
-    assert_eq!(
-        r,
-        Ok(300_000),
-        "the kernel reads everything, then EOF (got {})",
-        data.len()
-    );
-    assert!(
-        data.iter()
-            .enumerate()
-            .all(|(i, &b)| b == (i % 16384 % 251) as u8)
-    );
-    drop(app);
+    app::graceful_close_kernel_reads_all_then_eof(&lab, &d.d);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
@@ -420,47 +329,8 @@ fn echo_through_an_impaired_path_keeps_every_byte_in_order() {
 
 fn linger_zero_window_rst_after_deadline() {
     let lab = lab("linger_zero_window", "lz", 1);
-    // The peer's receive buffer is tiny and nobody reads: the window closes.
-    let out = lab.exec(
-        "LAB_PEER_NS",
-        "sysctl",
-        &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
-    );
-    assert!(out.status.success(), "{out:?}");
     let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
-    let mut app = App::attach(d.d.socket());
-    let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
-    let client = in_peer(&lab, move || {
-        let s = connect();
-        let t0 = t0_rx.recv().unwrap();
-        let until = t0 + Duration::from_secs(6);
-        // SO_ERROR, polled without reading (a read would open the window).
-        loop {
-            if let Some(e) = s.take_error().unwrap() {
-                return (e.kind(), t0.elapsed());
-            }
-            assert!(Instant::now() < until, "no RST within 6 s of the close");
-            thread::sleep(Duration::from_millis(5));
-        }
-    });
-    let h = app.one();
-    // The send buffer takes it all; the peer's window closes on it.
-    assert_eq!(app.client.send(h, &vec![0x5a; 1_000_000]), Ok(1_000_000));
-    thread::sleep(Duration::from_millis(500)); // window closes; lingerd probes
-    app.client.set_linger_ms(h, true, 2000).expect("SO_LINGER");
-    let t0 = Instant::now();
-    t0_tx.send(t0).unwrap();
-    let outcome = app.client.close(h, true);
-    let (kind, after) = client.join().unwrap();
-    eprintln!("linger 2000 ms: the kernel saw the RST after {after:?}");
-    assert_eq!(kind, ErrorKind::ConnectionReset);
-    assert!(
-        after >= Duration::from_millis(1990),
-        "RST before the deadline: {after:?}"
-    );
-    assert!(after < Duration::from_millis(2300), "RST late: {after:?}");
-    assert_eq!(outcome, Ok(Outcome::AbortedLinger));
-    drop(app);
+    app::linger_zero_window_rst_after_deadline(&lab, &d.d);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
@@ -495,22 +365,7 @@ fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
 fn close_with_unread_data_resets() {
     let lab = lab("close_unread", "cu", 1);
     let d = Lingerd::start(&lab, 1, |_| {});
-    let mut app = App::attach(d.d.socket());
-    let client = in_peer(&lab, move || {
-        let mut s = connect();
-        s.write_all(b"never read by anyone").unwrap();
-        let mut buf = [0u8; 16];
-        s.read(&mut buf).map_err(|e| e.kind())
-    });
-    let h = app.one();
-    // The 20 bytes are in the client's RX chunks, unread: lingerd counts
-    // them in the connection's receive queue.
-    ctl_until(&lab, &d, &["--state", "established"], |rows| {
-        rows.len() == 1 && rows[0]["recv_q"] == 20
-    });
-    assert_eq!(app.client.close(h, true), Ok(Outcome::Aborted));
-    assert_eq!(client.join().unwrap(), Err(ErrorKind::ConnectionReset));
-    drop(app);
+    app::close_with_unread_data_resets(&lab, &d.d);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
@@ -546,7 +401,7 @@ fn active_open_to_kernel_server() {
         .connect(SocketAddrV4::new(PEER_IP, 8080))
         .expect("active open");
     // Which port lingerd picked: its own table says.
-    let rows = ctl_rows(&lab, &d, &["--dst", &PEER_IP.to_string()]);
+    let rows = ctl_rows(&lab, &d.d, &["--dst", &PEER_IP.to_string()]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let local: SocketAddrV4 = rows[0]["local"].as_str().unwrap().parse().unwrap();
     assert_eq!(*local.ip(), ENGINE_IP);
@@ -986,7 +841,7 @@ fn close_one(app: &mut App, d: &Lingerd, lab: &Lab) -> Result<usize, ErrorKind> 
     go.send(()).unwrap();
     app.client.close(conn, true).expect("close");
     let r = h.join().unwrap();
-    ctl_until(lab, d, &["--state", "established"], <[_]>::is_empty);
+    ctl_until(lab, &d.d, &["--state", "established"], <[_]>::is_empty);
     r
 }
 
@@ -1241,8 +1096,8 @@ fn ctl_lists_kills_and_reports_stats() {
 
     // conns: three kernel connections and the daemon's listener.
     let first = peers(&lab, 3);
-    ctl_until(&lab, &d, &["--state", "established"], |r| r.len() == 3);
-    let rows = ctl_rows(&lab, &d, &[]);
+    ctl_until(&lab, &d.d, &["--state", "established"], |r| r.len() == 3);
+    let rows = ctl_rows(&lab, &d.d, &[]);
     assert_eq!(rows.len(), 4, "{rows:?}");
     let estab: Vec<_> = rows.iter().filter(|r| r["state"] == "ESTAB").collect();
     assert_eq!(estab.len(), 3, "{rows:?}");
@@ -1252,20 +1107,20 @@ fn ctl_lists_kills_and_reports_stats() {
         assert_eq!(r["owner"], 65535, "the daemon's own listener accepted it");
         assert_eq!(r["queue"], 0);
     }
-    let listen = ctl_rows(&lab, &d, &["--state", "listening"]);
+    let listen = ctl_rows(&lab, &d.d, &["--state", "listening"]);
     assert_eq!(listen.len(), 1);
     assert_eq!(
         listen[0]["local"],
         format!("0.0.0.0:{PORT}"),
         "a wildcard listener"
     );
-    assert_eq!(ctl_rows(&lab, &d, &["--dst", "198.18.1.0/24"]).len(), 0);
+    assert_eq!(ctl_rows(&lab, &d.d, &["--dst", "198.18.1.0/24"]).len(), 0);
     assert_eq!(
-        ctl_rows(&lab, &d, &["--dst", "198.18.0.2", "--sport", "7"]).len(),
+        ctl_rows(&lab, &d.d, &["--dst", "198.18.0.2", "--sport", "7"]).len(),
         3
     );
     // The table has a header and one line each.
-    let out = ctl(&lab, &d, &["conns", "--state", "established"]);
+    let out = ctl(&lab, &d.d, &["conns", "--state", "established"]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.starts_with("State "), "{table}");
     assert_eq!(table.lines().filter(|l| l.starts_with("ESTAB")).count(), 3);
@@ -1273,7 +1128,7 @@ fn ctl_lists_kills_and_reports_stats() {
     // kill --mode abort: every kernel socket sees ECONNRESET.
     let out = ctl(
         &lab,
-        &d,
+        &d.d,
         &[
             "kill",
             "--dst",
@@ -1291,16 +1146,16 @@ fn ctl_lists_kills_and_reports_stats() {
     }
     // The owner (the daemon's own listener's app) was told: nothing of
     // them is left connected.
-    ctl_until(&lab, &d, &["--state", "connected"], <[_]>::is_empty);
-    assert_eq!(ctl_rows(&lab, &d, &["--state", "connected"]).len(), 0);
+    ctl_until(&lab, &d.d, &["--state", "connected"], <[_]>::is_empty);
+    assert_eq!(ctl_rows(&lab, &d.d, &["--state", "connected"]).len(), 0);
 
     // kill --mode graceful, paced at 2/s: EOF at the kernel, spread in time.
     let second = peers(&lab, 3);
-    ctl_until(&lab, &d, &["--state", "established"], |r| r.len() == 3);
+    ctl_until(&lab, &d.d, &["--state", "established"], |r| r.len() == 3);
     let t0 = Instant::now();
     let out = ctl(
         &lab,
-        &d,
+        &d.d,
         &[
             "kill",
             "--sport",
@@ -1334,7 +1189,7 @@ fn ctl_lists_kills_and_reports_stats() {
 
     // stats: the per-queue figures, the aborts and graceful closes among them.
     thread::sleep(Duration::from_millis(200)); // one publish period
-    let out = ctl(&lab, &d, &["stats", "--json"]);
+    let out = ctl(&lab, &d.d, &["stats", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["queues"], serde_json::json!([0]));
@@ -1343,11 +1198,11 @@ fn ctl_lists_kills_and_reports_stats() {
         v["metrics"]["connections_listen"][0].as_u64().unwrap() == 1,
         "{v}"
     );
-    let out = ctl(&lab, &d, &["stats"]);
+    let out = ctl(&lab, &d.d, &["stats"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("rst_abort"));
 
     // Refusals come back as errors (exit 1), not as silence.
-    let out = ctl(&lab, &d, &["kill", "--mode", "abort"]);
+    let out = ctl(&lab, &d.d, &["kill", "--mode", "abort"]);
     assert_eq!(out.status.code(), Some(1));
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");

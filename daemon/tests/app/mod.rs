@@ -1,18 +1,27 @@
 //! The application side of the kernel-judged system tests: a client
 //! attached to the daemon under test ([`App`]: listen on [`PORT`] through
-//! every ring, accept, read, echo, abort in bulk), and the kernel peer's
-//! helpers ([`in_peer`], [`connect`]). Shared by `system_run` and
-//! `system_dpdk`; it owns no daemon and no lab.
+//! every ring, accept, read, echo, abort in bulk), the kernel peer's
+//! helpers ([`in_peer`], [`connect`]), `lingerd ctl` against the daemon
+//! ([`ctl`], [`ctl_rows`], [`ctl_until`]), and the cases judged the same
+//! way whatever the port ([`graceful_close_kernel_reads_all_then_eof`],
+//! [`linger_zero_window_rst_after_deadline`],
+//! [`close_with_unread_data_resets`]). Shared by `system_run` (AF_XDP) and
+//! `system_dpdk`; it starts no daemon and no lab: the callers do, and stop
+//! them.
 #![allow(dead_code)]
 
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lingerd_client::{Client, Done, Errno, Request};
+use lingerd_client::{Client, Done, Errno, Outcome, Request};
 use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
+use lingerd_lab::daemon::Daemon;
 
 /// lingerd's address in the lab.
 pub(crate) const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
@@ -188,4 +197,164 @@ impl App {
         self.conns.clear();
         (answered, t0.elapsed().as_micros() as u64)
     }
+}
+
+/// `lingerd ctl ARGS` against the daemon `d`, as its own process in the dut
+/// namespace (the ctl socket is a path, like the attach socket).
+pub(crate) fn ctl(lab: &Lab, d: &Daemon, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["ctl", "--config", d.config_file().to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut child = lab
+        .command("LAB_DUT_NS", env!("CARGO_BIN_EXE_lingerd"), &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn lingerd ctl");
+    let until = Instant::now() + STEP;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= until {
+            let _ = child.kill();
+            panic!("lingerd ctl {args:?} did not finish within {STEP:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    eprintln!(
+        "lingerd ctl {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ctl conns --json ARGS`: one JSON object per line.
+pub(crate) fn ctl_rows(lab: &Lab, d: &Daemon, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["conns", "--json"];
+    all.extend_from_slice(args);
+    let out = ctl(lab, d, &all);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+/// Polls `ctl conns --json ARGS` until `ok` holds for the rows (within
+/// `STEP`); returns them.
+pub(crate) fn ctl_until(
+    lab: &Lab,
+    d: &Daemon,
+    args: &[&str],
+    ok: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let until = Instant::now() + STEP;
+    loop {
+        let rows = ctl_rows(lab, d, args);
+        if ok(&rows) {
+            return rows;
+        }
+        assert!(Instant::now() < until, "ctl conns {args:?}: {rows:?}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Graceful close with linger off, on the running daemon `d` (a send buffer
+/// of at least 300 kB): the kernel reads all 300,000 bytes in order, then
+/// EOF, while the close has returned BACKGROUND at once.
+pub(crate) fn graceful_close_kernel_reads_all_then_eof(lab: &Lab, d: &Daemon) {
+    let mut app = App::attach(d.socket());
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let client = in_peer(lab, move || {
+        let mut s = connect();
+        go_rx.recv().unwrap();
+        let mut all = Vec::new();
+        let r = s.read_to_end(&mut all);
+        (r.map_err(|e| e.kind()), all)
+    });
+    let h = app.one();
+    go_tx.send(()).unwrap();
+    let data: Vec<u8> = (0..300_000).map(|i| (i % 16384 % 251) as u8).collect();
+    assert_eq!(app.client.send(h, &data), Ok(300_000));
+    assert_eq!(
+        app.client.close(h, true),
+        Ok(Outcome::Background),
+        "linger off: the graceful close goes on in the background"
+    );
+    let (r, got) = client.join().unwrap();
+    assert_eq!(
+        r,
+        Ok(300_000),
+        "the kernel reads everything, then EOF (got {})",
+        got.len()
+    );
+    assert!(got == data, "the bytes arrived in order");
+}
+
+/// Linger {on, 2 s} against a zero window, on the running daemon `d` (a
+/// send buffer of at least 1 MB): the peer's receive buffer is tiny and
+/// nobody reads, so the window closes; the kernel sees the RST no sooner
+/// than the deadline and within 300 ms after it, and the close completes
+/// ABORTED_LINGER. Sets the peer namespace's `tcp_rmem`.
+pub(crate) fn linger_zero_window_rst_after_deadline(lab: &Lab, d: &Daemon) {
+    let out = lab.exec(
+        "LAB_PEER_NS",
+        "sysctl",
+        &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mut app = App::attach(d.socket());
+    let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
+    let client = in_peer(lab, move || {
+        let s = connect();
+        let t0 = t0_rx.recv().unwrap();
+        let until = t0 + Duration::from_secs(6);
+        // SO_ERROR, polled without reading (a read would open the window).
+        loop {
+            if let Some(e) = s.take_error().unwrap() {
+                return (e.kind(), t0.elapsed());
+            }
+            assert!(Instant::now() < until, "no RST within 6 s of the close");
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let h = app.one();
+    // The send buffer takes it all; the peer's window closes on it.
+    assert_eq!(app.client.send(h, &vec![0x5a; 1_000_000]), Ok(1_000_000));
+    thread::sleep(Duration::from_millis(500)); // window closes; lingerd probes
+    app.client.set_linger_ms(h, true, 2000).expect("SO_LINGER");
+    let t0 = Instant::now();
+    t0_tx.send(t0).unwrap();
+    let outcome = app.client.close(h, true);
+    let (kind, after) = client.join().unwrap();
+    eprintln!("linger 2000 ms: the kernel saw the RST after {after:?}");
+    assert_eq!(kind, ErrorKind::ConnectionReset);
+    assert!(
+        after >= Duration::from_millis(1990),
+        "RST before the deadline: {after:?}"
+    );
+    assert!(after < Duration::from_millis(2300), "RST late: {after:?}");
+    assert_eq!(outcome, Ok(Outcome::AbortedLinger));
+}
+
+/// A close with data never read, on the running daemon `d`: once lingerd
+/// counts the 20 bytes in the connection's receive queue (`ctl conns`),
+/// the close is ABORTED and the kernel's read fails with ECONNRESET.
+pub(crate) fn close_with_unread_data_resets(lab: &Lab, d: &Daemon) {
+    let mut app = App::attach(d.socket());
+    let client = in_peer(lab, move || {
+        let mut s = connect();
+        s.write_all(b"never read by anyone").unwrap();
+        let mut buf = [0u8; 16];
+        s.read(&mut buf).map_err(|e| e.kind())
+    });
+    let h = app.one();
+    // The 20 bytes are in the client's RX chunks, unread: lingerd counts
+    // them in the connection's receive queue.
+    ctl_until(lab, d, &["--state", "established"], |rows| {
+        rows.len() == 1 && rows[0]["recv_q"] == 20
+    });
+    assert_eq!(app.client.close(h, true), Ok(Outcome::Aborted));
+    assert_eq!(client.join().unwrap(), Err(ErrorKind::ConnectionReset));
 }
