@@ -50,27 +50,24 @@ fn lab_abort_2000_json() {
             &format!("tl{}", std::process::id() % 1_000_000),
         ],
     );
-    let last = stdout.lines().last().expect("some output");
-    let json: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
-    for key in KEYS {
-        assert!(json.get(*key).is_some(), "{key} missing from {last}");
-    }
+    let (last, json) = support::last_json(&stdout, KEYS);
     assert_eq!(json["mode"], "abort");
     assert_eq!(json["connections"].as_u64(), Some(2000));
     assert_eq!(json["lost"].as_u64(), Some(0), "{last}\n{stderr}");
-    for key in [
-        "closes_per_s",
-        "xsk_ceiling_pps",
-        "kernel_closes_per_s",
-        "ratio_to_ceiling",
-        "ratio_to_kernel",
-        "p50_us",
-        "p99_us",
-        "p999_us",
-    ] {
-        let v = json[key].as_f64().unwrap_or(f64::NAN);
-        assert!(v.is_finite() && v > 0.0, "{key} = {v} in {last}");
-    }
+    support::assert_positive(
+        &json,
+        &[
+            "closes_per_s",
+            "xsk_ceiling_pps",
+            "kernel_closes_per_s",
+            "ratio_to_ceiling",
+            "ratio_to_kernel",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+        ],
+        &last,
+    );
     assert!(json["p50_us"].as_f64() <= json["p999_us"].as_f64());
     // The table comes first.
     assert!(stdout.contains("closes_per_s") && stdout.contains("kernel_closes_per_s"));

@@ -78,28 +78,25 @@ fn lab_dpdk_abort_2000_json() {
         "exit {:?}\n{stdout}\n{stderr}",
         out.status
     );
-    let last = stdout.lines().last().expect("some output");
-    let json: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
-    for key in KEYS {
-        assert!(json.get(*key).is_some(), "{key} missing from {last}");
-    }
+    let (last, json) = support::last_json(&stdout, KEYS);
     assert_eq!(json["mode"], "abort");
     assert_eq!(json["port"], "dpdk");
     assert_eq!(json["connections"].as_u64(), Some(2000));
     assert_eq!(json["lost"].as_u64(), Some(0), "{last}\n{stderr}");
     assert_eq!(json["closed"].as_u64(), Some(2000), "{last}");
     assert_eq!(json["unexpected"].as_u64(), Some(0), "{last}");
-    for key in [
-        "closes_per_s",
-        "dpdk_ceiling_pps",
-        "ratio_to_ceiling",
-        "p50_us",
-        "p99_us",
-        "p999_us",
-    ] {
-        let v = json[key].as_f64().unwrap_or(f64::NAN);
-        assert!(v.is_finite() && v > 0.0, "{key} = {v} in {last}");
-    }
+    support::assert_positive(
+        &json,
+        &[
+            "closes_per_s",
+            "dpdk_ceiling_pps",
+            "ratio_to_ceiling",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+        ],
+        &last,
+    );
     let ratio = json["closes_per_s"].as_f64().unwrap() / json["dpdk_ceiling_pps"].as_f64().unwrap();
     let reported = json["ratio_to_ceiling"].as_f64().unwrap();
     assert!(

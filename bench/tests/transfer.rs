@@ -40,19 +40,16 @@ fn transfer_1mib_json() {
             &format!("tt{}", std::process::id() % 1_000_000),
         ],
     );
-    let last = stdout.lines().last().expect("some output");
-    let json: serde_json::Value = serde_json::from_str(last).expect("last line is JSON");
-    for key in KEYS {
-        assert!(json.get(*key).is_some(), "{key} missing from {last}");
-    }
+    let (last, json) = support::last_json(&stdout, KEYS);
     assert_eq!(json["bytes"].as_u64(), Some(1 << 20));
     assert_eq!(
         json["bytes_mismatched"].as_u64(),
         Some(0),
         "{last}\n{stderr}"
     );
-    for key in ["goodput_ratio", "lingerd_goodput_bps", "kernel_goodput_bps"] {
-        let v = json[key].as_f64().unwrap_or(f64::NAN);
-        assert!(v.is_finite() && v > 0.0, "{key} = {v} in {last}");
-    }
+    support::assert_positive(
+        &json,
+        &["goodput_ratio", "lingerd_goodput_bps", "kernel_goodput_bps"],
+        &last,
+    );
 }

@@ -67,3 +67,25 @@ pub(crate) fn run_bench(test: &str, args: &[&str]) -> (String, String) {
     );
     (stdout, stderr)
 }
+
+/// The benchmark's report: its last stdout line, parsed as the JSON object
+/// it must be, with every key of `keys` present.
+#[allow(dead_code)]
+pub(crate) fn last_json(stdout: &str, keys: &[&str]) -> (String, serde_json::Value) {
+    let last = stdout.lines().last().expect("some output").to_owned();
+    let json: serde_json::Value = serde_json::from_str(&last).expect("last line is JSON");
+    for key in keys {
+        assert!(json.get(*key).is_some(), "{key} missing from {last}");
+    }
+    (last, json)
+}
+
+/// Each of `keys` in `json` is a finite number above 0.
+#[allow(dead_code)]
+#[track_caller]
+pub(crate) fn assert_positive(json: &serde_json::Value, keys: &[&str], last: &str) {
+    for key in keys {
+        let v = json[*key].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{key} = {v} in {last}");
+    }
+}
