@@ -3,6 +3,8 @@
 //! belong to the other port, and a binary built without the feature; each
 //! mistake checked for its message and the line and column it points at.
 
+mod support;
+
 use lingerd_config::{Build, Config, ConfigError, DeviceKind, Idle, PortKind};
 
 const NAME: &str = "dpdk.yaml";
@@ -11,27 +13,19 @@ const BASE: &str = "port: dpdk\naddresses: [198.18.0.1/24]\n";
 const MEMIF: &str = "dpdk: {device: \"memif:socket=/run/lingerd/memif0.sock,role=server\"}\n";
 
 fn ok(extra: &str) -> Config {
-    Config::parse(&format!("{BASE}{extra}"), NAME).unwrap_or_else(|e| panic!("{e}"))
+    support::parse_ok(BASE, NAME, extra)
 }
 
 fn err(extra: &str) -> ConfigError {
-    match Config::parse(&format!("{BASE}{extra}"), NAME) {
-        Ok(c) => panic!("accepted: {c:?}"),
-        Err(e) => e,
-    }
+    support::parse_err(BASE, NAME, extra)
 }
 
 /// Some problem says `needle` at `line:col`, and the rendering names the
 /// file at that place.
 #[track_caller]
 fn assert_has(e: &ConfigError, line: u64, col: u64, needle: &str) {
+    support::assert_has(e, line, col, needle);
     let text = e.to_string();
-    let here = format!("error: line {line} column {col}: ");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with(&here) && l.contains(needle)),
-        "no `{needle}` at {line}:{col} in:\n{text}"
-    );
     assert!(
         text.contains(&format!("{NAME}:{line}:{col}")),
         "no {NAME}:{line}:{col} in:\n{text}"

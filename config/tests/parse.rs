@@ -2,7 +2,11 @@
 //! types, out-of-range values and cross-field mistakes, each checked for the
 //! message and for the file, line and column it points at.
 
+mod support;
+
 use std::net::Ipv4Addr;
+
+use support::assert_has;
 
 use lingerd_config::{
     ClientExitPolicy, Config, ConfigError, Duration, GatewayMac, Idle, LogLevel, MacAddr,
@@ -14,14 +18,11 @@ const NAME: &str = "test.yaml";
 const BASE: &str = "interface: eth0\naddresses: [198.18.0.1/24]\n";
 
 fn ok(extra: &str) -> Config {
-    Config::parse(&format!("{BASE}{extra}"), NAME).unwrap_or_else(|e| panic!("{e}"))
+    support::parse_ok(BASE, NAME, extra)
 }
 
 fn err(extra: &str) -> ConfigError {
-    match Config::parse(&format!("{BASE}{extra}"), NAME) {
-        Ok(c) => panic!("accepted: {c:?}"),
-        Err(e) => e,
-    }
+    support::parse_err(BASE, NAME, extra)
 }
 
 /// The first problem is at `line:col`, the message says `needle`, and the
@@ -34,18 +35,6 @@ fn assert_at(e: &ConfigError, line: u64, col: u64, needle: &str) {
     assert!(
         text.contains(&format!("{NAME}:{line}:{col}")),
         "no {NAME}:{line}:{col} in:\n{text}"
-    );
-}
-
-/// Some problem (not necessarily the first) says `needle` at `line:col`.
-#[track_caller]
-fn assert_has(e: &ConfigError, line: u64, col: u64, needle: &str) {
-    let text = e.to_string();
-    let here = format!("error: line {line} column {col}: ");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with(&here) && l.contains(needle)),
-        "no `{needle}` at {line}:{col} in:\n{text}"
     );
 }
 
