@@ -359,6 +359,13 @@ impl QueueEngine {
         floor
     }
 
+    /// The time a deadline armed now counts from (see [`Self::enter`]):
+    /// never before `now_ms`, the current call's clock, even for a path
+    /// that reached the engine without passing through `enter`.
+    fn arm_from(&self, now_ms: u64) -> u64 {
+        self.arm_ms.max(now_ms)
+    }
+
     fn instant_at(&self, ms: u64) -> Instant {
         self.epoch + Duration::from_millis(ms)
     }
@@ -432,12 +439,13 @@ impl QueueEngine {
         sink: &mut dyn RxSink,
         f: impl FnOnce(&mut Tcb, &mut Cx<'_>) -> R,
     ) -> Option<R> {
+        let arm_ms = self.arm_from(now_ms);
         let tuple = self.table.tuple(handle)?;
         let tcb = self.table.get_mut(handle)?;
         let listener = passive_listener(&self.listeners, tcb, tuple.local_port);
         let mut cx = Cx {
             now_ms,
-            arm_ms: self.arm_ms.max(now_ms),
+            arm_ms,
             handle,
             tuple,
             listener,
@@ -502,7 +510,7 @@ impl QueueEngine {
     /// transmission when it has output.
     fn sync(&mut self, handle: Handle, now_ms: u64) {
         let slot = handle.slot();
-        let arm_ms = self.arm_ms.max(now_ms);
+        let arm_ms = self.arm_from(now_ms);
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
@@ -585,7 +593,7 @@ impl QueueEngine {
             linger: self.cfg.default_linger,
             cfg: &self.cfg.tcp,
             now_ms,
-            arm_ms: self.arm_ms.max(now_ms),
+            arm_ms: self.arm_from(now_ms),
         }
     }
 

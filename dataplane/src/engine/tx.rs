@@ -125,7 +125,7 @@ impl QueueEngine {
     /// connection must not go back on the transmit list being drained.
     fn arm_while_parked(&mut self, handle: crate::table::Handle, now_ms: u64) {
         let rto = &self.cfg.tcp.rto;
-        let arm_ms = self.arm_ms.max(now_ms);
+        let arm_ms = self.arm_from(now_ms);
         let Some(tcb) = self.table.get_mut(handle) else {
             return;
         };
