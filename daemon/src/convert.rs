@@ -207,6 +207,7 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 hash_key: secrets.hash,
                 flow: (n > 1).then(|| FlowSteer::software(index, n as u8)),
                 max_rst_per_s: rst_share(c),
+                max_replies_per_s: lingerd_dataplane::shared::reply_limit::DEFAULT_REPLIES_PER_S,
             };
             QueuePlan {
                 index,

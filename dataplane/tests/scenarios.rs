@@ -1576,14 +1576,17 @@ fn test_closed_responder_rst() {
     assert_eq!(p.engine.counters().rst_responder, 7);
 }
 
+/// The responder answers every segment while the core's bound on answers
+/// to peers has room: 500 at once is half its burst at the default rate
+/// (the bound itself: `rst_pacing.rs`).
 #[test]
-fn test_closed_responder_not_rate_limited() {
+fn test_closed_responder_answers_each_segment_within_the_core_bound() {
     let mut p = peer();
-    for i in 0..2_000u32 {
+    for i in 0..500u32 {
         p.send(seg(ACK).seq(i).ack(i * 3));
     }
     let out = p.recv_all();
-    assert_eq!(out.len(), 2_000);
+    assert_eq!(out.len(), 500);
     assert!(
         out.iter()
             .enumerate()

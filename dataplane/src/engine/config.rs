@@ -63,6 +63,11 @@ pub struct EngineConfig {
     /// deadlines, unread data, data after close; never RSTs answering a
     /// peer): its share of `close.max_rst_per_sec`. 0 = unpaced.
     pub max_rst_per_s: u32,
+    /// Answers to peers this engine may send per second: the responder's
+    /// RSTs, a handshake's RSTs for an unacceptable ACK and challenge ACKs
+    /// (`crate::shared::reply_limit`; what is over it is not sent, and
+    /// counted). 0 = no bound. Fixed for the engine's life.
+    pub max_replies_per_s: u32,
 }
 
 impl EngineConfig {
@@ -83,6 +88,7 @@ impl EngineConfig {
             hash_key: 0xa409_3822_299f_31d0,
             flow: None,
             max_rst_per_s: 0,
+            max_replies_per_s: crate::shared::reply_limit::DEFAULT_REPLIES_PER_S,
         }
     }
 }

@@ -27,6 +27,7 @@ use config::EngineConfig;
 use counters::Counters;
 use neighbor::NeighborCache;
 
+use crate::shared::reply_limit::ReplyLimit;
 use crate::shared::{Disposition, NoSink, RxSink};
 use crate::table::{FourTuple, Handle, Table};
 use crate::tcp::cx::Cx;
@@ -159,6 +160,8 @@ pub struct QueueEngine {
     pacer: pacing::RstPacer,
     /// The longest any paced RST waited so far, in milliseconds.
     rst_wait_max_ms: u64,
+    /// The bound on answers to peers (responder RSTs, challenge ACKs).
+    replies: ReplyLimit,
     pool: SendBufPool,
     /// Out-of-order data of every connection, in one budget.
     reasm: ReasmPool,
@@ -191,6 +194,12 @@ impl QueueEngine {
             counters: Counters::default(),
             pacer: pacing::RstPacer::new(cfg.max_rst_per_s, cfg.max_connections as usize),
             rst_wait_max_ms: 0,
+            // Seeded from the engine's secrets, never the same sequence as
+            // the ISNs' or cookies' own use of them.
+            replies: ReplyLimit::new(
+                cfg.max_replies_per_s,
+                cfg.cookie_secret[1] ^ cfg.isn_secret[0].rotate_left(29) ^ cfg.hash_key,
+            ),
             pool,
             reasm: ReasmPool::new(cfg.reassembly),
             jobs: VecDeque::new(),
@@ -225,6 +234,12 @@ impl QueueEngine {
         self.pacer.len()
     }
 
+    /// Close completions waiting for their paced RST to leave (each is
+    /// posted by the `poll_transmit` that sends its RST).
+    pub fn closes_waiting_for_rst(&self) -> usize {
+        self.pacer.held()
+    }
+
     /// The longest a paced RST waited for its token so far, in
     /// milliseconds (from the close that decided it to its departure).
     pub fn paced_rst_wait_max_ms(&self) -> u64 {
@@ -238,9 +253,10 @@ impl QueueEngine {
     pub fn release_paced_rsts(&mut self, now: Instant) -> usize {
         let now_ms = self.enter(now);
         let mut n = 0;
-        while let Some((frame, waited)) = self.pacer.pop(0, now_ms, 0) {
-            self.count_paced(waited);
-            self.ctl.push_back(frame);
+        while let Some(d) = self.pacer.pop(0, now_ms, 0) {
+            self.count_paced(d.waited_ms);
+            self.ctl.push_back(d.frame);
+            self.post_held(d.completion);
             n += 1;
         }
         n
@@ -455,6 +471,7 @@ impl QueueEngine {
             pool: &mut self.pool,
             sink,
             reasm: &mut self.reasm,
+            replies: &mut self.replies,
         };
         Some(f(tcb, &mut cx))
     }
@@ -472,7 +489,7 @@ impl QueueEngine {
             Disposition::Keep => {}
             Disposition::Reply(ctl) => {
                 if let Some(f) = reply(ctl) {
-                    self.push_reply(f);
+                    self.push_limited_rst(f, now_ms);
                 }
             }
             Disposition::Free => {
@@ -481,7 +498,7 @@ impl QueueEngine {
             }
             Disposition::ResetAndFree(ctl) => {
                 if let Some(f) = reply(ctl) {
-                    self.push_own_rst(f, now_ms);
+                    self.push_own_rst(f, now_ms, handle);
                 }
                 self.free(handle);
                 return;
@@ -489,7 +506,7 @@ impl QueueEngine {
             Disposition::Unindex => self.table.unindex(handle),
             Disposition::ResetAndUnindex(ctl) => {
                 if let Some(f) = reply(ctl) {
-                    self.push_own_rst(f, now_ms);
+                    self.push_own_rst(f, now_ms, handle);
                 }
                 self.table.unindex(handle);
             }
@@ -565,14 +582,53 @@ impl QueueEngine {
     /// per connection record; should records be freed and reset faster
     /// than the rate for longer than a whole table's worth, the RST that
     /// finds it full leaves unpaced (counted) rather than being lost.
-    fn push_own_rst(&mut self, f: CtlFrame, now_ms: u64) {
+    ///
+    /// A paced RST takes the completion of the close that sent it with it
+    /// (`handle`'s answer to its close, abort or blocking linger close,
+    /// posted by this event): the close reports its outcome when its RST
+    /// leaves, not before.
+    fn push_own_rst(&mut self, f: CtlFrame, now_ms: u64, handle: Handle) {
         if !self.pacer.engaged(self.cfg.max_rst_per_s) {
             self.ctl.push_back(f);
         } else if self.pacer.has_room() {
-            self.pacer.push(f, now_ms);
+            let done = self.take_close_completion(handle);
+            self.pacer.push(f, now_ms, done);
         } else {
             self.counters.rst_pacing_overflow += 1;
             self.ctl.push_back(f);
+        }
+    }
+
+    /// Takes `handle`'s close completion out of the completion queue, if
+    /// the event being applied posted one. Everything an event posts is
+    /// for its own handle and comes last in the queue, so the search stops
+    /// at the first entry for another handle: a few entries at most.
+    fn take_close_completion(&mut self, handle: Handle) -> Option<Completion> {
+        let at = self
+            .completions
+            .iter()
+            .rev()
+            .take_while(|c| c.handle == handle)
+            .position(|c| !c.is_event && matches!(c.detail, api::Detail::Closed(_)))?;
+        let index = self.completions.len().checked_sub(at + 1)?;
+        self.completions.remove(index)
+    }
+
+    /// Posts the completion a paced RST carried, now that it left.
+    fn post_held(&mut self, completion: Option<Completion>) {
+        if let Some(c) = completion {
+            self.completions.push_back(c);
+        }
+    }
+
+    /// Queues an RST answering a peer's segment, within the core's bound
+    /// on answers ([`EngineConfig::max_replies_per_s`]); over it, the RST
+    /// is not sent and is counted.
+    fn push_limited_rst(&mut self, f: CtlFrame, now_ms: u64) {
+        if self.replies.admit(now_ms) {
+            self.push_reply(f);
+        } else {
+            self.counters.rst_reply_limited += 1;
         }
     }
 

@@ -3,15 +3,19 @@
 //!
 //! It owns the arithmetic (integer and exact: a token is [`NS_PER_S`]
 //! units of credit and the bucket gains `rate` units per nanosecond, so no
-//! rounding drifts the rate over a long teardown) and the FIFO of frames
-//! that wait. The engine decides which RSTs come here (the ones it
-//! originates, never answers to a peer's segment), when to look (each
-//! `poll_transmit`) and what to count. Nothing here reads a clock: times
-//! are nanoseconds since the engine's epoch, passed in.
+//! rounding drifts the rate over a long teardown), the FIFO of frames that
+//! wait, and the close completions that wait with them: a close whose RST
+//! is paced reports its outcome when that RST leaves the queue, not when
+//! the close was decided. The engine decides which RSTs come here (the
+//! ones it originates, never answers to a peer's segment), which
+//! completion waits with which RST, when to look (each `poll_transmit`)
+//! and what to count. Nothing here reads a clock: times are nanoseconds
+//! since the engine's epoch, passed in.
 
 use std::collections::VecDeque;
 
 use super::CtlFrame;
+use crate::shared::Completion;
 
 /// Nanoseconds per second: the credit one token is worth.
 const NS_PER_S: u64 = 1_000_000_000;
@@ -30,6 +34,19 @@ struct Waiting {
     frame: CtlFrame,
     /// The engine millisecond it was queued at (for the wait figures).
     since_ms: u64,
+    /// A completion waits for this frame: the next one of `held`.
+    holds: bool,
+}
+
+/// A frame leaving the queue ([`RstPacer::pop`]).
+#[derive(Debug)]
+pub(crate) struct Departure {
+    /// The RST.
+    pub(crate) frame: CtlFrame,
+    /// How long it waited, in milliseconds.
+    pub(crate) waited_ms: u64,
+    /// The close completion that waited for it, to be posted now.
+    pub(crate) completion: Option<Completion>,
 }
 
 /// A token bucket and the RSTs that wait on it, in order.
@@ -41,6 +58,10 @@ pub(crate) struct RstPacer {
     at_ns: u64,
     /// Frames waiting, oldest first.
     queue: VecDeque<Waiting>,
+    /// The completions of the frames with `holds`, in the same order (one
+    /// each). Not reserved: it grows only with paced closes that answer a
+    /// request, and a completion queue grows with them anyway.
+    held: VecDeque<Completion>,
     /// The most frames `queue` takes (one per connection record).
     bound: usize,
 }
@@ -60,6 +81,7 @@ impl RstPacer {
             credit: depth(rate),
             at_ns: 0,
             queue: VecDeque::new(),
+            held: VecDeque::new(),
             bound,
         };
         p.set_rate(rate);
@@ -92,13 +114,22 @@ impl RstPacer {
         self.queue.len() < self.bound
     }
 
-    /// Queues a frame at the engine millisecond `now_ms`. The caller checks
-    /// [`RstPacer::has_room`] first.
-    pub(crate) fn push(&mut self, frame: CtlFrame, now_ms: u64) {
+    /// Queues a frame at the engine millisecond `now_ms`, with the
+    /// completion that must not be posted before it leaves, if any. The
+    /// caller checks [`RstPacer::has_room`] first.
+    pub(crate) fn push(&mut self, frame: CtlFrame, now_ms: u64, completion: Option<Completion>) {
+        let holds = completion.is_some();
+        self.held.extend(completion);
         self.queue.push_back(Waiting {
             frame,
             since_ms: now_ms,
+            holds,
         });
+    }
+
+    /// Completions waiting for their RST.
+    pub(crate) fn held(&self) -> usize {
+        self.held.len()
     }
 
     /// Brings the credit up to `now_ns` at `rate` tokens per second.
@@ -111,9 +142,9 @@ impl RstPacer {
     }
 
     /// The oldest frame, if a token is available at `now_ns` (spending
-    /// it), with the milliseconds it waited. With `rate` 0 (unpaced) every
-    /// frame leaves at once.
-    pub(crate) fn pop(&mut self, now_ns: u64, now_ms: u64, rate: u32) -> Option<(CtlFrame, u64)> {
+    /// it), with the milliseconds it waited and the completion that waited
+    /// for it. With `rate` 0 (unpaced) every frame leaves at once.
+    pub(crate) fn pop(&mut self, now_ns: u64, now_ms: u64, rate: u32) -> Option<Departure> {
         if self.queue.is_empty() {
             return None;
         }
@@ -125,7 +156,12 @@ impl RstPacer {
             self.credit -= NS_PER_S;
         }
         let w = self.queue.pop_front()?;
-        Some((w.frame, now_ms.saturating_sub(w.since_ms)))
+        let completion = if w.holds { self.held.pop_front() } else { None };
+        Some(Departure {
+            frame: w.frame,
+            waited_ms: now_ms.saturating_sub(w.since_ms),
+            completion,
+        })
     }
 
     /// When the next waiting frame may leave (ns since the epoch), `None`
@@ -177,8 +213,8 @@ mod tests {
         let mut out = Vec::new();
         let mut expect = 0;
         while let Some(at) = p.next_departure_ns(rate) {
-            let (f, _) = p.pop(at, at / 1_000_000, rate).expect("due when reported");
-            assert_eq!(seq(f), expect, "in order");
+            let d = p.pop(at, at / 1_000_000, rate).expect("due when reported");
+            assert_eq!(seq(d.frame), expect, "in order");
             expect += 1;
             out.push(at);
         }
@@ -191,7 +227,7 @@ mod tests {
             let n = 2 * depth(rate) / NS_PER_S + 50;
             let mut p = RstPacer::new(rate, n as usize);
             for i in 0..n {
-                p.push(frame(i as u32), 0);
+                p.push(frame(i as u32), 0, None);
             }
             let times = drain(&mut p, rate);
             assert_eq!(times.len() as u64, n);
@@ -211,18 +247,18 @@ mod tests {
     fn nothing_waits_when_unpaced_and_a_late_core_catches_up() {
         let mut p = RstPacer::new(0, 8);
         for i in 0..3 {
-            p.push(frame(i), 5);
+            p.push(frame(i), 5, None);
         }
         assert_eq!(p.next_departure_ns(0), Some(0));
         assert_eq!(
-            p.pop(9_000_000, 9, 0).map(|(f, w)| (seq(f), w)),
+            p.pop(9_000_000, 9, 0).map(|d| (seq(d.frame), d.waited_ms)),
             Some((0, 4))
         );
         // Pacing at 1000/s with the bucket drained: a core that looks again
         // 3 ms late finds the three tokens that accrued meanwhile.
         let mut p = RstPacer::new(1000, 64);
         for i in 0..40 {
-            p.push(frame(i), 0);
+            p.push(frame(i), 0, None);
         }
         let burst = depth(1000) / NS_PER_S;
         for _ in 0..burst {
@@ -236,5 +272,36 @@ mod tests {
         // An idle core's bucket fills only to its depth.
         let sent = std::iter::from_fn(|| p.pop(late + 60 * NS_PER_S, 60_003, 1000)).count();
         assert_eq!(sent as u64, burst);
+    }
+
+    #[test]
+    fn a_held_completion_leaves_with_its_own_frame_only() {
+        use crate::shared::{ClientId, Detail, Outcome};
+        use crate::table::Handle;
+        let done = |ud: u64| Completion {
+            client: ClientId(1),
+            user_data: ud,
+            handle: Handle::from_raw(ud),
+            result: lingerd_abi::Errno::Ok,
+            detail: Detail::Closed(Outcome::Aborted),
+            is_event: false,
+        };
+        let mut p = RstPacer::new(1, 8);
+        p.push(frame(0), 0, Some(done(10)));
+        p.push(frame(1), 0, None);
+        p.push(frame(2), 0, Some(done(12)));
+        assert_eq!(p.held(), 2);
+        let d = p.pop(0, 0, 1).expect("the bucket's one token");
+        assert_eq!(d.completion.map(|c| c.user_data), Some(10));
+        assert!(p.pop(0, 0, 1).is_none(), "no token, nothing released");
+        assert_eq!(p.held(), 1);
+        let d = p.pop(NS_PER_S, 1000, 1).expect("a second later");
+        assert!(d.completion.is_none(), "frame 1 held nothing");
+        let d = p.pop(2 * NS_PER_S, 2000, 1).expect("two seconds later");
+        assert_eq!(
+            (seq(d.frame), d.completion.map(|c| c.user_data)),
+            (2, Some(12))
+        );
+        assert_eq!(p.held(), 0);
     }
 }

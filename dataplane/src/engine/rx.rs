@@ -165,8 +165,8 @@ impl QueueEngine {
     }
 
     /// A segment that matches no connection: a listener's, or the
-    /// responder's (RFC 9293 §3.10.7.1, always on, never rate-limited
-    /// globally, never answering an RST).
+    /// responder's (RFC 9293 §3.10.7.1, always on, never answering an RST,
+    /// within the core's bound on answers to peers).
     fn rx_no_conn(
         &mut self,
         now: Instant,
@@ -187,6 +187,10 @@ impl QueueEngine {
             if f.ack() && !f.syn() && self.cookie_open(now_ms, listener, tuple, seg, sink) {
                 return;
             }
+        }
+        if !self.replies.admit(now_ms) {
+            self.counters.rst_reply_limited += 1;
+            return;
         }
         self.counters.rst_responder += 1;
         let (seq, ack, flags) = if f.ack() {

@@ -45,9 +45,13 @@ impl QueueEngine {
             // next hop has spent its token and queues for ARP as any other.
             let now_ns = self.now_ns(now);
             let rate = self.cfg.max_rst_per_s;
-            if let Some((frame, waited)) = self.pacer.pop(now_ns, now_ms, rate) {
-                self.count_paced(waited);
-                if let Some(len) = self.build_ctl(now_ms, frame, buf) {
+            // A close whose RST this is reports its outcome now: the RST is
+            // in `buf` (or, its next hop unknown, waits for ARP as any
+            // control frame does).
+            if let Some(d) = self.pacer.pop(now_ns, now_ms, rate) {
+                self.count_paced(d.waited_ms);
+                self.post_held(d.completion);
+                if let Some(len) = self.build_ctl(now_ms, d.frame, buf) {
                     self.counters.tx_frames += 1;
                     return Some(len);
                 }

@@ -69,6 +69,10 @@ counters! {
     challenge_acks,
     #[doc = "Challenge ACKs withheld by the per-connection budget."]
     challenge_acks_suppressed,
+    #[doc = "Challenge ACKs withheld by the per-core bound on answers to peers (a connection's own budget allowed them)."]
+    challenge_acks_limited,
+    #[doc = "RSTs answering a peer's segment (the responder's, or a handshake's answer to an unacceptable ACK) withheld by the per-core bound on answers to peers."]
+    rst_reply_limited,
     #[doc = "RSTs received that reset a connection."]
     rst_received,
     #[doc = "Closes completed, by outcome."]

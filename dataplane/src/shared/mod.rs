@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod reply_limit;
 
 use std::net::SocketAddrV4;
 

@@ -18,6 +18,7 @@ use super::sendbuf::SendBufPool;
 use super::tcb::{Tcb, TcbFlags};
 use crate::shared::config::TcpConfig;
 use crate::shared::counters::Counters;
+use crate::shared::reply_limit::ReplyLimit;
 use crate::shared::{ClientId, Completion, Detail, RxSink};
 use crate::table::{FourTuple, Handle};
 use crate::wire::{ControlSegment, SeqNumber};
@@ -48,6 +49,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) sink: &'a mut dyn RxSink,
     /// The core's reassembly pool.
     pub(crate) reasm: &'a mut ReasmPool,
+    /// The core's bound on answers to peers (challenge ACKs ask it).
+    pub(crate) replies: &'a mut ReplyLimit,
 }
 
 impl Cx<'_> {

@@ -491,19 +491,23 @@ fn schedule_ack(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     }
 }
 
-/// RFC 5961 §7: a challenge ACK, within the connection's own budget.
+/// RFC 5961 §7: a challenge ACK, within the connection's own budget and
+/// the core's bound on answers to peers (`shared::reply_limit`, a ceiling
+/// far above one connection's budget, randomised so it is no side channel).
 fn challenge_ack(tcb: &mut Tcb, cx: &mut Cx<'_>) {
     let now32 = cx.now_ms as u32;
     if now32.wrapping_sub(tcb.challenge_window_start) >= 1_000 {
         tcb.challenge_window_start = now32;
         tcb.challenge_count = 0;
     }
-    if tcb.challenge_count < cx.cfg.challenge_acks_per_s {
+    if tcb.challenge_count >= cx.cfg.challenge_acks_per_s {
+        cx.counters.challenge_acks_suppressed += 1;
+    } else if !cx.replies.admit(cx.now_ms) {
+        cx.counters.challenge_acks_limited += 1;
+    } else {
         tcb.challenge_count += 1;
         tcb.flags.insert(TcbFlags::NEED_ACK);
         cx.counters.challenge_acks += 1;
-    } else {
-        cx.counters.challenge_acks_suppressed += 1;
     }
 }
 
