@@ -8,6 +8,7 @@
 //! an argument. `unsafe` is allowed only under `sys`.
 #![deny(unsafe_code)]
 
+pub mod capture;
 pub mod engine;
 pub mod flow;
 pub mod port;

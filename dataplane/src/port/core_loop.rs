@@ -11,7 +11,11 @@
 //! to this one are fed to the engine after the RX burst. Every
 //! [`STATS_EVERY`] the loop reads the port's statistics and shows them to
 //! the hooks in [`LoopView::stats`]: the only way to see them while the
-//! loop borrows the port.
+//! loop borrows the port. While the hooks hold a capture
+//! ([`CoreIo::capture`], `lingerd ctl capture`), every frame of the RX
+//! burst (as the port received it, before any hand-off) and of the TX
+//! burst (as the engine wrote it) is offered to it; without one, each
+//! burst costs one branch more than it did before captures existed.
 //!
 //! It owns only the order of these steps; protocol decisions are the
 //! engine's, frames the port's, what a request or a completion means the
@@ -21,6 +25,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{Port, TxOutcome};
+use crate::capture::{CaptureTap, Direction};
 use crate::engine::QueueEngine;
 use crate::engine::api::Completion;
 use crate::port::handoff::Handoff;
@@ -77,13 +82,24 @@ pub trait Hooks<S> {
     /// iteration's TX burst.
     fn on_completion(&mut self, c: Completion);
 
+    /// What frames meet besides the engine, lent for one burst (see
+    /// [`CoreIo`]). The default: neither a sink nor a capture.
+    fn io(&mut self) -> CoreIo<'_> {
+        CoreIo::default()
+    }
+}
+
+/// What the hooks lend the loop for one burst, besides the engine.
+#[derive(Default)]
+pub struct CoreIo<'a> {
     /// Where received payload goes: the clients' receive memory, written
     /// once as each frame is handled (`QueueEngine::handle_rx_into`).
-    /// `None` (the default): payload travels as owned copies in the
-    /// completions.
-    fn rx_sink(&mut self) -> Option<&mut dyn RxSink> {
-        None
-    }
+    /// `None`: payload travels as owned copies in the completions.
+    pub sink: Option<&'a mut dyn RxSink>,
+    /// The capture running on this core (`lingerd ctl capture`): offered
+    /// every frame received and sent. `None`: no capture, and one branch
+    /// per burst is all it costs.
+    pub capture: Option<&'a mut CaptureTap>,
 }
 
 /// Runs `engine` on `port` until `hooks` says it is done.
@@ -112,17 +128,30 @@ pub fn run<P: Port, H: Hooks<P::Stats>>(
             stats: stats.flatten(),
         };
         let mut no_sink = NoSink;
-        let sink: &mut dyn RxSink = match hooks.rx_sink() {
+        let io = hooks.io();
+        let sink: &mut dyn RxSink = match io.sink {
             Some(sink) => sink,
             None => &mut no_sink,
         };
-        let mut received = match handoff.as_deref_mut() {
-            None => port.rx_burst(RX_BURST, |frame| engine.handle_rx_into(now, frame, sink)),
-            Some(h) => port.rx_burst(RX_BURST, |frame| {
+        let mut received = match (handoff.as_deref_mut(), io.capture) {
+            (None, None) => {
+                port.rx_burst(RX_BURST, |frame| engine.handle_rx_into(now, frame, sink))
+            }
+            (Some(h), None) => port.rx_burst(RX_BURST, |frame| {
                 if h.route(frame) {
                     engine.handle_rx_into(now, frame, sink);
                 }
             }),
+            (h, Some(tap)) => {
+                tap.set_clock(now);
+                let mut h = h;
+                port.rx_burst(RX_BURST, |frame| {
+                    tap.offer(Direction::Received, frame);
+                    if h.as_deref_mut().is_none_or(|h| h.route(frame)) {
+                        engine.handle_rx_into(now, frame, sink);
+                    }
+                })
+            }
         };
         if let Some(h) = handoff.as_deref_mut() {
             received += h.drain(RX_BURST, |frame| engine.handle_rx_into(now, frame, sink));
@@ -132,10 +161,28 @@ pub fn run<P: Port, H: Hooks<P::Stats>>(
             engine.handle_timeout(now);
         }
         let mut sent = 0;
-        while sent < TX_BURST {
-            match port.tx_frame(|buf| engine.poll_transmit(now, buf)) {
-                TxOutcome::Queued => sent += 1,
-                TxOutcome::Empty | TxOutcome::NoFrame => break,
+        match hooks.io().capture {
+            None => {
+                while sent < TX_BURST {
+                    match port.tx_frame(|buf| engine.poll_transmit(now, buf)) {
+                        TxOutcome::Queued => sent += 1,
+                        TxOutcome::Empty | TxOutcome::NoFrame => break,
+                    }
+                }
+            }
+            Some(tap) => {
+                while sent < TX_BURST {
+                    let written = port.tx_frame(|buf| {
+                        let n = engine.poll_transmit(now, buf)?;
+                        tap.offer(Direction::Sent, buf.get(..n).unwrap_or(buf));
+                        Some(n)
+                    });
+                    match written {
+                        TxOutcome::Queued => sent += 1,
+                        TxOutcome::Empty | TxOutcome::NoFrame => break,
+                    }
+                }
+                tap.end_iteration(now);
             }
         }
         port.flush()?;
@@ -337,5 +384,70 @@ mod tests {
         .unwrap();
         assert!(port.waits.is_empty());
         assert_eq!(port.loops, 3);
+    }
+
+    /// Holds a capture tap and lends it to the loop.
+    struct Capturing {
+        iterations: usize,
+        tap: Option<CaptureTap>,
+    }
+
+    impl Hooks<u64> for Capturing {
+        fn done(&mut self) -> bool {
+            self.iterations == 0
+        }
+
+        fn requests(&mut self, _engine: &mut QueueEngine, _now: Instant, _view: LoopView<u64>) {
+            self.iterations -= 1;
+        }
+
+        fn on_completion(&mut self, _c: Completion) {}
+
+        fn io(&mut self) -> CoreIo<'_> {
+            CoreIo {
+                sink: None,
+                capture: self.tap.as_mut(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_capture_sees_each_frame_received_and_sent_once_in_order() {
+        use crate::capture::{Batch, TapConfig, capture};
+        let mut port = Script::default();
+        port.rx.push_back(arp_who_has());
+        port.rx.push_back(vec![0u8; 10]); // runt: dropped by the engine, captured
+        let (tap, reader) = capture(TapConfig {
+            queue: 4,
+            filter: None,
+            snaplen: 2048,
+            batches: 4,
+            clock: (Instant::now(), 0),
+        });
+        let mut hooks = Capturing {
+            iterations: 3,
+            tap: Some(tap),
+        };
+        let mode = IdleMode::Sleep {
+            max: Duration::from_millis(1),
+        };
+        run(&mut port, &mut engine(), mode, None, &mut hooks).unwrap();
+        hooks.tap.take().expect("still installed").finish();
+        let mut seen = Vec::new();
+        while let Some(b) = reader.next_batch() {
+            let batch = Batch::parse(&b).unwrap();
+            assert_eq!(batch.queue, 4);
+            seen.extend(batch.records().map(|r| (r.direction, r.bytes.to_vec())));
+        }
+        assert_eq!(port.tx.len(), 1, "the ARP reply");
+        assert_eq!(
+            seen,
+            [
+                (Direction::Received, arp_who_has()),
+                (Direction::Received, vec![0u8; 10]),
+                (Direction::Sent, port.tx[0].clone()),
+            ]
+        );
+        assert_eq!(reader.stats().seen, 3);
     }
 }

@@ -28,7 +28,7 @@ use std::fmt::Debug;
 use std::io;
 use std::time::{Duration, Instant};
 
-pub use core_loop::{Hooks, IdleMode, LoopView};
+pub use core_loop::{CoreIo, Hooks, IdleMode, LoopView};
 
 /// What [`Port::tx_frame`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
