@@ -11,7 +11,9 @@
 //! the same channel ([`CoreCommand::Retune`]), so it applies between two
 //! loop iterations, in order with attaches and detaches. The operator's
 //! `lingerd ctl` jobs (listings, kills) run here too, in [`CtlJobs`], and
-//! the engine's completions for [`CTL_CLIENT`] go to them. It may not make
+//! the engine's completions for [`CTL_CLIENT`] go to them; so does the
+//! core's end of a `lingerd ctl capture` ([`CoreCommand::Capture`]), which
+//! the shell lends the loop with the rings ([`CoreClients::io`]). It may not make
 //! protocol decisions (the engine's) nor touch the control or ctl sockets
 //! (`attach`'s, `ctl`'s).
 
@@ -21,9 +23,11 @@ use std::time::{Duration, Instant};
 
 use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::SharedRegion;
+use lingerd_dataplane::capture::CaptureTap;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{CTL_CLIENT, ClientExitPolicy, ClientId, Completion, Detail};
 use lingerd_dataplane::engine::config::Tunables;
+use lingerd_dataplane::port::CoreIo;
 use lingerd_dataplane::rings::{ClientRings, RingStats};
 use lingerd_dataplane::shared::RxSink;
 
@@ -69,6 +73,24 @@ pub enum CoreCommand {
     },
     /// A `lingerd ctl` session's listing or kill.
     Ctl(CtlCommand),
+    /// A `lingerd ctl capture` starts on this core: the loop offers `tap`
+    /// every frame until [`CoreCommand::CaptureEnd`] with the same `id`
+    /// (a tap already installed is finished first). The core sends its
+    /// index on `installed` once the tap is in place.
+    Capture {
+        /// The capture's id.
+        id: u64,
+        /// The core's end of it.
+        tap: Box<CaptureTap>,
+        /// Told when the tap is installed.
+        installed: Sender<u32>,
+    },
+    /// The capture `id` ends here: its tap hands over its last batch and
+    /// final counts ([`CaptureTap::finish`]).
+    CaptureEnd {
+        /// The capture's id.
+        id: u64,
+    },
 }
 
 /// A client process as `SO_PEERCRED` named it at attach.
@@ -94,10 +116,43 @@ struct Attached {
     reported_at: Option<Instant>,
 }
 
+/// The attached clients of one core, as the receive sink the loop writes
+/// payload through.
+struct Attachments(Vec<Attached>);
+
+impl std::ops::Deref for Attachments {
+    type Target = Vec<Attached>;
+    fn deref(&self) -> &Vec<Attached> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Attachments {
+    fn deref_mut(&mut self) -> &mut Vec<Attached> {
+        &mut self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Attachments {
+    type Item = &'a Attached;
+    type IntoIter = std::slice::Iter<'a, Attached>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Attachments {
+    type Item = &'a mut Attached;
+    type IntoIter = std::slice::IterMut<'a, Attached>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter_mut()
+    }
+}
+
 /// The attached clients of one core.
 pub struct CoreClients {
     core: u32,
-    clients: Vec<Attached>,
+    clients: Attachments,
     commands: Receiver<CoreCommand>,
     /// Counters of rings that were dropped, kept so totals never go down.
     retired: RingStats,
@@ -105,6 +160,8 @@ pub struct CoreClients {
     orphaned: u64,
     /// `lingerd ctl` jobs.
     ctl: CtlJobs,
+    /// The `lingerd ctl capture` running here, with its id.
+    capture: Option<(u64, CaptureTap)>,
 }
 
 impl std::fmt::Debug for CoreClients {
@@ -122,12 +179,27 @@ impl CoreClients {
     pub fn new(core: u32, commands: Receiver<CoreCommand>) -> CoreClients {
         CoreClients {
             core,
-            clients: Vec::new(),
+            clients: Attachments(Vec::new()),
             commands,
             retired: RingStats::default(),
             orphaned: 0,
             ctl: CtlJobs::new(core),
+            capture: None,
         }
+    }
+
+    /// What the loop lends for a burst: the clients' receive memory, and
+    /// the capture running here, if any.
+    pub fn io(&mut self) -> CoreIo<'_> {
+        CoreIo {
+            sink: Some(&mut self.clients),
+            capture: self.capture.as_mut().map(|(_, tap)| tap),
+        }
+    }
+
+    /// Whether a capture runs on this core.
+    pub fn capturing(&self) -> bool {
+        self.capture.is_some()
     }
 
     /// Clients attached on this core.
@@ -252,7 +324,7 @@ impl CoreClients {
     /// Every attached client goes away at once (the daemon stops): each
     /// one's connections get `policy`, their rings are dropped.
     pub fn detach_all(&mut self, engine: &mut QueueEngine, now: Instant, policy: ClientExitPolicy) {
-        for gone in std::mem::take(&mut self.clients) {
+        for gone in std::mem::take(&mut self.clients.0) {
             let client = gone.rings.client();
             self.retired.add(gone.rings.stats());
             engine.handle_client_exit(now, client, policy);
@@ -299,6 +371,23 @@ impl CoreClients {
                 let _ = applied.send(self.core);
             }
             CoreCommand::Ctl(cmd) => self.ctl.handle_command(cmd, engine, now),
+            CoreCommand::Capture { id, tap, installed } => {
+                if let Some((_, old)) = self.capture.replace((id, *tap)) {
+                    old.finish();
+                }
+                // The session may have given up waiting: nothing to do.
+                let _ = installed.send(self.core);
+            }
+            CoreCommand::CaptureEnd { id } => {
+                if self
+                    .capture
+                    .as_ref()
+                    .is_some_and(|(running, _)| *running == id)
+                    && let Some((_, tap)) = self.capture.take()
+                {
+                    tap.finish();
+                }
+            }
         }
     }
 }
@@ -306,12 +395,18 @@ impl CoreClients {
 /// Received payload goes straight into the RX chunk of the client that
 /// owns the connection (one copy, no allocation); the engine keeps a copy
 /// only when that client has no free chunk.
-impl RxSink for CoreClients {
+impl RxSink for Attachments {
     fn place(&mut self, client: ClientId, data: &[u8]) -> Option<Detail> {
-        self.clients
-            .iter_mut()
+        self.iter_mut()
             .find(|a| a.rings.client() == client)?
             .rings
             .place(client, data)
+    }
+}
+
+/// As [`Attachments`] (for a loop that lends no capture).
+impl RxSink for CoreClients {
+    fn place(&mut self, client: ClientId, data: &[u8]) -> Option<Detail> {
+        self.clients.place(client, data)
     }
 }

@@ -1,5 +1,6 @@
-//! `lingerd ctl conns|kill|stats`: the command line of the operator's
-//! interface, and how its answers are printed.
+//! `lingerd ctl conns|kill|stats|capture`: the command line of the
+//! operator's interface, and how its answers are printed (`capture`'s in
+//! `ctl_capture.rs`).
 //!
 //! It owns the flags (filters that mirror the engine's `Filter`, checked
 //! with the same parsers the daemon uses, so a bad value fails here with
@@ -87,6 +88,14 @@ enum CtlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the frames lingerd receives and sends into a pcapng file, like
+    /// tcpdump.
+    ///
+    /// Each core copies the frames its filter accepts into a bounded
+    /// buffer; when `lingerd ctl` cannot keep up, copies are dropped (and
+    /// counted in the summary), never the frames. Stops at --count, at
+    /// --duration, or on Ctrl-C.
+    Capture(crate::ctl_capture::CaptureArgs),
 }
 
 /// Filters; every one given must match. `src`/`sport` are our side and
@@ -157,6 +166,14 @@ fn socket_path(args: &CtlArgs) -> Result<PathBuf> {
 /// Carries out `lingerd ctl …`.
 pub(crate) fn run(args: CtlArgs) -> Result<()> {
     let path = socket_path(&args)?;
+    if let CtlCommand::Capture(capture) = &args.command {
+        return crate::ctl_capture::run(&path, capture, |message| {
+            use clap::CommandFactory;
+            crate::cli::Cli::command()
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit()
+        });
+    }
     let (op, timeout) = match &args.command {
         CtlCommand::Conns { filter, .. } => (
             Op::Conns {
@@ -185,6 +202,7 @@ pub(crate) fn run(args: CtlArgs) -> Result<()> {
             )
         }
         CtlCommand::Stats { .. } => (Op::Stats, Some(REPLY_TIMEOUT)),
+        CtlCommand::Capture(_) => unreachable!("handled above"),
     };
     let mut client = CtlClient::connect(&path, timeout)?;
     client.send(&Request {
@@ -197,6 +215,7 @@ pub(crate) fn run(args: CtlArgs) -> Result<()> {
         CtlCommand::Conns { json, .. } => conns(&mut client, &mut out, json),
         CtlCommand::Kill { json, .. } => kill(&mut client, &mut out, json),
         CtlCommand::Stats { json } => stats(&mut client, &mut out, json),
+        CtlCommand::Capture(_) => unreachable!("handled above"),
     }
 }
 

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cli;
+mod ctl_capture;
 mod ctl_cmd;
 mod summary;
 

@@ -28,8 +28,7 @@ use std::time::{Duration, Instant};
 use lingerd_dataplane::engine::api::{ADMIN_CLIENT, Completion};
 use lingerd_dataplane::engine::{Census, QueueEngine};
 use lingerd_dataplane::port::handoff::Handoff;
-use lingerd_dataplane::port::{Hooks, IdleMode, LoopView, Port, core_loop};
-use lingerd_dataplane::shared::RxSink;
+use lingerd_dataplane::port::{CoreIo, Hooks, IdleMode, LoopView, Port, core_loop};
 
 use crate::app::App;
 use crate::convert::{ExitRule, QueuePlan};
@@ -235,8 +234,8 @@ impl<S: PortFigures> Hooks<S> for CoreShell<S> {
         }
     }
 
-    fn rx_sink(&mut self) -> Option<&mut dyn RxSink> {
-        Some(&mut self.clients)
+    fn io(&mut self) -> CoreIo<'_> {
+        self.clients.io()
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! [`CtlClient`] owns the connection; it decodes what the daemon sends as
 //! carefully as the daemon decodes requests (bounded buffer, version
-//! first). It may not print: the command line renders.
+//! first; a capture's binary batches are checked whole before they are
+//! handed on). It may not print: the command line renders.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -15,7 +16,18 @@ use rustix::net::{
     socket_with, sockopt,
 };
 
+use lingerd_dataplane::capture::batch::{self, Batch};
+
 use super::proto::{self, Body, Request};
+
+/// One message of a capture session ([`CtlClient::next_message`]).
+#[derive(Debug)]
+pub enum Message<'a> {
+    /// A JSON reply.
+    Reply(Body),
+    /// A batch of captured packets, checked.
+    Batch(Batch<'a>),
+}
 
 /// Why a ctl exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,15 +109,49 @@ impl CtlClient {
 
     /// The next reply's body.
     pub fn next_reply(&mut self) -> Result<Body, CtlError> {
+        let got = self.receive()?.ok_or_else(|| {
+            CtlError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer from the daemon in time",
+            ))
+        })?;
+        let bytes = self.buf.get(..got).unwrap_or_default();
+        proto::decode_reply(bytes)
+            .map(|r| r.body)
+            .map_err(CtlError::Protocol)
+    }
+
+    /// The next message of a capture session, `None` when none came
+    /// within the connection's timeout.
+    pub fn next_message(&mut self) -> Result<Option<Message<'_>>, CtlError> {
+        let Some(got) = self.receive()? else {
+            return Ok(None);
+        };
+        let bytes = self.buf.get(..got).unwrap_or_default();
+        if bytes.starts_with(&batch::MAGIC) {
+            return Batch::parse(bytes)
+                .map(|b| Some(Message::Batch(b)))
+                .map_err(|e| CtlError::Protocol(e.to_string()));
+        }
+        proto::decode_reply(bytes)
+            .map(|r| Some(Message::Reply(r.body)))
+            .map_err(CtlError::Protocol)
+    }
+
+    /// Tells the daemon this end sends nothing more (a capture then ends,
+    /// and its last batches and figures still arrive).
+    pub fn shutdown_send(&self) -> Result<(), CtlError> {
+        rustix::net::shutdown(&self.fd, rustix::net::Shutdown::Write).map_err(io::Error::from)?;
+        Ok(())
+    }
+
+    /// One message into the buffer: its length, `None` on the receive
+    /// timeout.
+    fn receive(&mut self) -> Result<Option<usize>, CtlError> {
         let (got, real) = loop {
             match rustix::net::recv(&self.fd, &mut self.buf, RecvFlags::TRUNC) {
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => {
-                    return Err(CtlError::Io(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no answer from the daemon in time",
-                    )));
-                }
+                Err(rustix::io::Errno::AGAIN) => return Ok(None),
                 Err(e) => return Err(CtlError::Io(e.into())),
                 Ok(r) => break r,
             }
@@ -119,9 +165,6 @@ impl CtlClient {
                 proto::MAX_REPLY
             )));
         }
-        let bytes = self.buf.get(..got).unwrap_or_default();
-        proto::decode_reply(bytes)
-            .map(|r| r.body)
-            .map_err(CtlError::Protocol)
+        Ok(Some(got))
     }
 }

@@ -4,14 +4,19 @@
 //!
 //! Four parts, each with its own rules: [`proto`] (the versioned messages
 //! and what a person may type), [`server`] (the 0600 ctl socket and its
-//! sessions, in the daemon), [`core`] (the jobs each dataplane core runs
-//! for sessions, in bounded slices), [`client`] (the `lingerd ctl` end).
+//! sessions, in the daemon; a capture's session is `capture`'s), [`core`]
+//! (the jobs each dataplane core runs for sessions, in bounded slices),
+//! [`client`] (the `lingerd ctl` end, with [`pcapng`] and [`filter`] for
+//! `lingerd ctl capture`).
 //! The operator acts as [`lingerd_dataplane::engine::api::CTL_CLIENT`], an
 //! admin id of its own: a kill reaches every owner's connections and each
 //! owner is told (a reset event, ECONNABORTED). This module may not make
 //! protocol decisions: listing and closing are the engine's.
 
+mod capture;
 pub mod client;
 pub mod core;
+pub mod filter;
+pub mod pcapng;
 pub mod proto;
 pub mod server;

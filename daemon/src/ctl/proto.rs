@@ -7,11 +7,15 @@
 //! | `{"conns": {"filter": F}}` | `rows` (≤ [`ROWS_PER_MESSAGE`] each) …, then `end` |
 //! | `{"kill": {"filter": F, "mode": M, "pace": N}}` | `progress` …, then `killed` |
 //! | `"stats"` | `stats` |
+//! | `{"capture": C}` | `capture_started`, then binary batches …, then `captured` |
 //!
 //! Any request may be answered by one `error` instead. A request is
 //! `{"v": 1, "op": …}`; every reply is `{"v": 1, "body": {"type": …}}`.
 //! A daemon answers a request of another version with an `error` naming
-//! the version it speaks.
+//! the version it speaks. A capture's packets are the one exception to
+//! JSON: each is a message in the batch format of
+//! `lingerd_dataplane::capture::batch` (it starts with `LDCP`, never with
+//! `{`), sent as the core wrote it.
 //!
 //! This module owns the message types, their limits and validation, and the
 //! parsers of the pieces a person types that are lingerd's own (state
@@ -26,14 +30,18 @@
 use std::net::IpAddr;
 
 use lingerd_abi::vocab::{CloseMode, Prefix};
+use lingerd_dataplane::capture::bpf::{self, Insn, Program};
+use lingerd_dataplane::capture::tap::MAX_SNAPLEN;
 use lingerd_dataplane::engine::api::{ADMIN_CLIENT, ConnInfo, Filter};
 use lingerd_dataplane::tcp::State;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
-/// The largest request the daemon reads; a longer one is refused.
-pub const MAX_REQUEST: usize = 4096;
+/// The largest request the daemon reads; a longer one is refused. A
+/// capture's filter program of the most instructions allowed
+/// (`bpf::MAX_INSNS`, at most 28 bytes each in JSON) fits.
+pub const MAX_REQUEST: usize = 128 * 1024;
 /// The largest reply message (the client's receive buffer).
 pub const MAX_REPLY: usize = 128 * 1024;
 /// Connections per `rows` message (each well under 512 bytes encoded, so a
@@ -76,6 +84,75 @@ pub enum Op {
     },
     /// The per-queue figures `/metrics` sums.
     Stats,
+    /// Copy the frames the dataplane receives and sends (`lingerd ctl
+    /// capture`).
+    Capture(CaptureSpec),
+}
+
+/// What a capture asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureSpec {
+    /// The NIC queues to capture on; empty: every queue.
+    pub queues: Vec<u32>,
+    /// The filter as classic BPF, one `[code, jt, jf, k]` per instruction
+    /// (what `pcap_compile` makes of an expression, on the `lingerd ctl`
+    /// side); empty: every frame.
+    pub program: Vec<(u16, u8, u8, u32)>,
+    /// Bytes kept of each frame; 0: the most (`tap::MAX_SNAPLEN`).
+    pub snaplen: u32,
+    /// Stop after this many packets; 0: no limit.
+    pub count: u64,
+    /// Stop after this many milliseconds; 0: no limit.
+    pub duration_ms: u64,
+}
+
+impl CaptureSpec {
+    /// The checked filter (`None`: every frame), or why it is refused.
+    pub fn filter(&self) -> Result<Option<Program>, String> {
+        if self.program.is_empty() {
+            return Ok(None);
+        }
+        if self.program.len() > bpf::MAX_INSNS {
+            return Err(format!(
+                "the filter program has {} instructions, more than {}",
+                self.program.len(),
+                bpf::MAX_INSNS
+            ));
+        }
+        let insns: Vec<Insn> = self
+            .program
+            .iter()
+            .map(|&(code, jt, jf, k)| Insn { code, jt, jf, k })
+            .collect();
+        Program::new(&insns)
+            .map(Some)
+            .map_err(|e| format!("the filter program is refused: {e}"))
+    }
+
+    /// The snap length the cores use.
+    pub fn snaplen(&self) -> u32 {
+        match self.snaplen {
+            0 => MAX_SNAPLEN,
+            n => n.min(MAX_SNAPLEN),
+        }
+    }
+}
+
+/// One queue's figures at the end of a capture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCapture {
+    /// The NIC queue.
+    pub queue: u32,
+    /// Frames its core offered the filter (received and sent).
+    pub seen: u64,
+    /// Frames the filter accepted.
+    pub matched: u64,
+    /// Accepted frames whose copy was dropped because the capture's
+    /// buffers were full (the frames themselves went on).
+    pub dropped: u64,
+    /// Packets of this queue sent to `lingerd ctl`.
+    pub written: u64,
 }
 
 /// A filter as it travels: the engine's [`Filter`] with addresses and
@@ -174,6 +251,23 @@ pub enum Body {
         queues: Vec<u32>,
         /// One row per figure, one value per queue.
         metrics: Vec<Metric>,
+    },
+    /// A capture runs on these queues; binary batches follow.
+    CaptureStarted {
+        /// The NIC queues, in the order of the file's interfaces.
+        queues: Vec<u32>,
+        /// The snap length in force.
+        snaplen: u32,
+    },
+    /// The capture ended (its count, its duration, `lingerd ctl` asked,
+    /// or the daemon stopping): every batch was sent before this.
+    Captured {
+        /// Packets sent in all.
+        written: u64,
+        /// Per queue, in the order of [`Body::CaptureStarted`].
+        per_queue: Vec<QueueCapture>,
+        /// Why it ended.
+        reason: String,
     },
     /// The request failed; nothing (more) was done.
     Error {
@@ -498,5 +592,63 @@ mod tests {
             ..FilterSpec::default()
         };
         assert!(f.to_filter().unwrap_err().contains("IPv6"));
+    }
+
+    #[test]
+    fn capture_requests_are_checked_before_any_core_sees_them() {
+        let r = Request {
+            v: VERSION,
+            op: Op::Capture(CaptureSpec {
+                queues: vec![0],
+                program: vec![(0x06, 0, 0, 65535)],
+                snaplen: 0,
+                count: 10,
+                duration_ms: 0,
+            }),
+        };
+        let bytes = encode(&r);
+        assert_eq!(decode_request(&bytes), Ok(r.clone()));
+        let Op::Capture(spec) = r.op else {
+            unreachable!()
+        };
+        assert!(spec.filter().unwrap().is_some());
+        assert_eq!(spec.snaplen(), MAX_SNAPLEN);
+        assert_eq!(CaptureSpec::default().filter(), Ok(None));
+        // Out-of-range fields fail to decode; bad programs fail to check.
+        for bad in [
+            &br#"{"v":1,"op":{"capture":{"program":[[65536,0,0,0]]}}}"#[..],
+            br#"{"v":1,"op":{"capture":{"program":[[6,256,0,0]]}}}"#,
+            br#"{"v":1,"op":{"capture":{"program":[[6,0,0]]}}}"#,
+            br#"{"v":1,"op":{"capture":{"snaplen":-1}}}"#,
+            br#"{"v":1,"op":{"capture":{"bpf":[]}}}"#,
+        ] {
+            assert!(
+                decode_request(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for (program, why) in [
+            (vec![(0x00, 0, 0, 1)], "return"),
+            (vec![(0x15, 9, 0, 1), (0x06, 0, 0, 1)], "jump"),
+            (vec![(0xff, 0, 0, 0), (0x06, 0, 0, 1)], "opcode"),
+            (vec![(0x06, 0, 0, 1); bpf::MAX_INSNS + 1], "more than"),
+        ] {
+            let spec = CaptureSpec {
+                program,
+                ..CaptureSpec::default()
+            };
+            assert!(spec.filter().unwrap_err().contains(why), "{why}");
+        }
+        // The largest program fits a request.
+        let spec = CaptureSpec {
+            program: vec![(0xffff, 255, 255, u32::MAX); bpf::MAX_INSNS],
+            ..CaptureSpec::default()
+        };
+        let big = encode(&Request {
+            v: VERSION,
+            op: Op::Capture(spec),
+        });
+        assert!(big.len() <= MAX_REQUEST, "{}", big.len());
     }
 }

@@ -59,7 +59,7 @@ const REPLY_SLOTS_PER_CORE: usize = 4;
 /// How often a kill reports its progress, at most.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// The accept thread's poll period (how soon it sees a stop).
-const TICK: Duration = Duration::from_millis(100);
+pub(super) const TICK: Duration = Duration::from_millis(100);
 
 /// What the ctl socket needs to know.
 #[derive(Clone, Debug)]
@@ -141,6 +141,7 @@ impl CtlListener {
             stop: stop.clone(),
             sessions: AtomicUsize::new(0),
             next_job: AtomicU64::new(1),
+            capturing: AtomicBool::new(false),
         });
         let listener = self.listener;
         let thread =
@@ -177,15 +178,19 @@ impl CtlServer {
 }
 
 /// What every session shares.
-struct Ctx {
+pub(super) struct Ctx {
     /// The cores' command channels, by ring index.
-    cores: Vec<Sender<CoreCommand>>,
-    queues: Vec<u32>,
+    pub(super) cores: Vec<Sender<CoreCommand>>,
+    /// The NIC queue of each core, by ring index.
+    pub(super) queues: Vec<u32>,
     hub: Arc<MetricsHub>,
     allow: Arc<Mutex<Vec<u32>>>,
-    stop: Arc<AtomicBool>,
+    /// Set when the daemon stops.
+    pub(super) stop: Arc<AtomicBool>,
     sessions: AtomicUsize,
-    next_job: AtomicU64,
+    pub(super) next_job: AtomicU64,
+    /// A capture is running (one at a time).
+    pub(super) capturing: AtomicBool,
 }
 
 fn accept_loop(listener: &OwnedFd, ctx: &Arc<Ctx>) {
@@ -263,6 +268,7 @@ fn session(fd: &OwnedFd, uid: u32, ctx: &Ctx) {
         }
         Op::Conns { filter } => list(fd, ctx, &filter),
         Op::Kill { filter, mode, pace } => kill(fd, ctx, &filter, mode, pace),
+        Op::Capture(spec) => super::capture::serve(fd, ctx, &spec),
     }
 }
 
@@ -294,16 +300,21 @@ fn read_request(fd: &OwnedFd, ctx: &Ctx) -> Option<Result<proto::Request, String
     }
 }
 
-fn error(fd: &OwnedFd, ctx: &Ctx, message: String) {
+pub(super) fn error(fd: &OwnedFd, ctx: &Ctx, message: String) {
     let _ = send(fd, ctx, &Reply::new(Body::Error { message }));
 }
 
 /// Sends one message, waiting for room at most [`SEND_TIMEOUT`].
-fn send(fd: &OwnedFd, ctx: &Ctx, reply: &Reply) -> io::Result<()> {
-    let bytes = proto::encode(reply);
+pub(super) fn send(fd: &OwnedFd, ctx: &Ctx, reply: &Reply) -> io::Result<()> {
+    send_bytes(fd, ctx, &proto::encode(reply))
+}
+
+/// Sends one message of raw bytes (a capture batch), waiting for room at
+/// most [`SEND_TIMEOUT`].
+pub(super) fn send_bytes(fd: &OwnedFd, ctx: &Ctx, bytes: &[u8]) -> io::Result<()> {
     let deadline = Instant::now() + SEND_TIMEOUT;
     loop {
-        match rustix::net::send(fd, &bytes, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+        match rustix::net::send(fd, bytes, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
             Ok(_) => return Ok(()),
             Err(SysErrno::AGAIN | SysErrno::INTR) => {}
             Err(e) => return Err(e.into()),
@@ -347,9 +358,9 @@ fn to_cores(
     (taken > 0).then_some((rx, taken))
 }
 
-const STOPPING: &str = "the daemon is stopping";
+pub(super) const STOPPING: &str = "the daemon is stopping";
 
-fn queue_of(ctx: &Ctx, core: u32) -> u32 {
+pub(super) fn queue_of(ctx: &Ctx, core: u32) -> u32 {
     ctx.queues.get(core as usize).copied().unwrap_or(core)
 }
 
