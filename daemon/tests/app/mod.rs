@@ -158,8 +158,14 @@ impl App {
     /// between them); returns how many answered and the microseconds from
     /// the first request to the last answer.
     pub(crate) fn abort_all(&mut self) -> (u64, u64) {
+        self.abort_all_within(STEP)
+    }
+
+    /// [`App::abort_all`], the last answer within `within` (a paced abort
+    /// answers when its RST leaves).
+    pub(crate) fn abort_all_within(&mut self, within: Duration) -> (u64, u64) {
         let t0 = Instant::now();
-        let until = t0 + STEP;
+        let until = t0 + within;
         let mut pending = std::collections::HashSet::new();
         let mut done: Vec<Done> = Vec::new();
         let mut next = 0;
