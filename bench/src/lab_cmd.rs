@@ -34,6 +34,12 @@
 //! There is no kernel baseline on memif (the kernel cannot speak it): the
 //! `kernel_*` keys are null and `kernel_note` says why.
 //!
+//! `--capture FILE` (afxdp) adds a fourth step: the lingerd teardown again,
+//! on a fresh daemon and generator, with `lingerd ctl capture -w FILE`
+//! copying every frame from just before the closes until they settled;
+//! the report puts its rate beside the first one's (`capture_ratio`, goal
+//! ≥ 0.7: issue 15), with the packets it wrote and the copies it dropped.
+//!
 //! It owns the lab (or, with DPDK, this process's EAL and the runtime
 //! directories of the DPDK processes it starts), its scratch directory,
 //! and the processes and threads it starts (each stopped when dropped,
@@ -57,6 +63,7 @@ use lingerd_dataplane::port::afxdp::IdleMode;
 use serde_json::Value;
 
 use lingerd_lab::Lab;
+use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use lingerd_bench::lab::setup::{
     DUT_ENGINE_ADDR, Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted,
@@ -133,6 +140,10 @@ pub(crate) struct Args {
     /// The lingerd binary (default: `lingerd` beside this one, or $LINGERD_BIN).
     #[arg(long)]
     lingerd: Option<PathBuf>,
+    /// Run the lingerd teardown a second time with `lingerd ctl capture -w
+    /// FILE` on (every frame), and report both rates (afxdp).
+    #[arg(long, value_name = "FILE")]
+    capture: Option<PathBuf>,
 }
 
 /// The ceiling a run measured.
@@ -166,6 +177,14 @@ struct Measured {
     /// memif).
     kernel: Option<(kernel::KernelResult, u64)>,
     lingerd: Option<LingerdRun>,
+    /// The same teardown with a capture on (`--capture`).
+    with_capture: Option<LingerdRun>,
+}
+
+/// What `lingerd ctl capture` said at its end.
+struct Captured {
+    packets: u64,
+    dropped: u64,
 }
 
 struct LingerdRun {
@@ -181,6 +200,8 @@ struct LingerdRun {
     request_errors: usize,
     gen_info: String,
     rx_dropped: u64,
+    /// The capture that ran during the teardown, if one did.
+    captured: Option<Captured>,
 }
 
 /// `lingerd-bench lab`.
@@ -219,9 +240,12 @@ pub(crate) fn run(args: Args) -> Result<()> {
         }
         PortArg::Dpdk => {
             ensure!(
-                args.id.is_none() && !args.keep_lab && args.kernel_connections.is_none(),
-                "--id, --keep-lab and --kernel-connections are for --port afxdp: the memif lab \
-                 makes no namespace and has no kernel baseline"
+                args.id.is_none()
+                    && !args.keep_lab
+                    && args.kernel_connections.is_none()
+                    && args.capture.is_none(),
+                "--id, --keep-lab, --kernel-connections and --capture are for --port afxdp: the \
+                 memif lab makes no namespace and has no kernel baseline"
             );
             ensure!(
                 args.ceiling_duration.to_std() >= Duration::from_secs(1),
@@ -319,6 +343,7 @@ fn measure_dpdk(args: &Args, exe: &Path, lingerd: &Path) -> Result<Measured> {
         },
         kernel: None,
         lingerd: None,
+        with_capture: None,
     };
     let socket = scratch.path().join("memif.sock");
     let side = loadgen::Side::Dpdk {
@@ -326,7 +351,7 @@ fn measure_dpdk(args: &Args, exe: &Path, lingerd: &Path) -> Result<Measured> {
         device: lingerd_bench::lab::memif::loadgen_device(&socket),
     };
     let place = DutPlace::Memif { socket: &socket };
-    match run_lingerd(args, place, side, scratch.path(), exe, lingerd) {
+    match run_lingerd(args, place, side, scratch.path(), exe, lingerd, None) {
         Ok(l) => m.lingerd = Some(l),
         Err(e) => {
             print_partial(&m);
@@ -379,18 +404,45 @@ fn measure_all(
         },
         kernel: Some((k, kernel_confirmed)),
         lingerd: None,
+        with_capture: None,
     };
-    let side = loadgen::Side::AfXdp {
-        ns: lab.get("LAB_PEER_NS"),
-        iface: lab.get("LAB_PEER_IF"),
-        mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+    let side = || -> Result<loadgen::Side> {
+        Ok(loadgen::Side::AfXdp {
+            ns: lab.get("LAB_PEER_NS"),
+            iface: lab.get("LAB_PEER_IF"),
+            mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+        })
     };
-    match run_lingerd(args, DutPlace::Lab(lab), side, scratch, exe, lingerd) {
+    match run_lingerd(
+        args,
+        DutPlace::Lab(lab),
+        side()?,
+        scratch,
+        exe,
+        lingerd,
+        None,
+    ) {
         Ok(l) => m.lingerd = Some(l),
         Err(e) => {
             print_partial(&m);
             return Err(e);
         }
+    }
+    if let Some(file) = &args.capture {
+        progress(format!(
+            "the same teardown with lingerd ctl capture -w {}",
+            file.display()
+        ));
+        let place = DutPlace::Lab(lab);
+        m.with_capture = Some(run_lingerd(
+            args,
+            place,
+            side()?,
+            scratch,
+            exe,
+            lingerd,
+            Some(file),
+        )?);
     }
     Ok(m)
 }
@@ -422,6 +474,7 @@ fn run_lingerd(
     scratch: &Path,
     exe: &Path,
     lingerd: &Path,
+    capture: Option<&Path>,
 ) -> Result<LingerdRun> {
     let n = args.connections;
     let ports: Vec<u16> = (0..loadgen::ports_needed(n))
@@ -474,7 +527,7 @@ fn run_lingerd(
     // polling (its port open) before the daemon stops, and closes its port
     // after (on memif the side that stays must not poll: see
     // `LoadGen::pause`).
-    let ran = open_and_close(args, &generator, &mut dut);
+    let ran = open_and_close(args, &generator, &mut dut, capture.map(|f| (lingerd, f)));
     generator.pause(Duration::from_secs(10));
     match dut.stop() {
         Some(s) if s.success() => {}
@@ -487,7 +540,7 @@ fn run_lingerd(
             ));
         }
     }
-    let (open_seconds, v) = match ran {
+    let (open_seconds, v, captured) = match ran {
         Ok(r) => r,
         Err(e) if interrupted() => return Err(e),
         Err(e) => {
@@ -542,18 +595,31 @@ fn run_lingerd(
         request_errors: v[2] as usize,
         gen_info: out.info,
         rx_dropped: out.port.rx_dropped(),
+        captured,
     })
 }
 
 /// The run's middle: waits for every connection to open, has the client
 /// close them all, and waits for the peer to see the closes settle.
-/// Returns the seconds opening took and the client's `done` report.
-fn open_and_close(args: &Args, generator: &LoadGen, dut: &mut Dut) -> Result<(f64, [u64; 5])> {
+/// With `capture` (the lingerd binary and the file), `lingerd ctl capture`
+/// runs from just before the closes until they settled. Returns the
+/// seconds opening took, the client's `done` report and what the capture
+/// said.
+fn open_and_close(
+    args: &Args,
+    generator: &LoadGen,
+    dut: &mut Dut,
+    capture: Option<(&Path, &Path)>,
+) -> Result<(f64, [u64; 5], Option<Captured>)> {
     let n = args.connections;
     let p = &generator.progress;
     let open_seconds = open_all(generator, n, args.open_rate)?;
     dut.client
         .expect_rest("accepted", Duration::from_secs(60))?;
+    let mut capturing = match capture {
+        Some((bin, file)) => Some(start_capture(bin, dut.daemon.config_file(), file)?),
+        None => None,
+    };
 
     // Teardown.
     let pb = bar(n as u64, "closing");
@@ -607,7 +673,59 @@ fn open_and_close(args: &Args, generator: &LoadGen, dut: &mut Dut) -> Result<(f6
     if !args.mode.expects_rst() {
         std::thread::sleep(Duration::from_millis(200));
     }
-    Ok((open_seconds, v))
+    let captured = match capturing.as_mut() {
+        Some(c) => Some(stop_capture(c)?),
+        None => None,
+    };
+    Ok((open_seconds, v, captured))
+}
+
+/// `lingerd ctl capture -w FILE` against the daemon of `config`, every
+/// frame, once it says the capture runs.
+fn start_capture(bin: &Path, config: &Path, file: &Path) -> Result<Proc> {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("ctl")
+        .arg("--config")
+        .arg(config)
+        .args(["capture", "-w"])
+        .arg(file);
+    let p = Proc::spawn(
+        "lingerd ctl capture",
+        cmd,
+        Stderr::Capture,
+        Ending::TermThenKill,
+    )?;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        match p.log_line(until) {
+            Some(l) if l.contains("capturing on queue") => return Ok(p),
+            Some(l) => progress(l),
+            None => anyhow::bail!("lingerd ctl capture did not start within 10 s"),
+        }
+    }
+}
+
+/// Ends the capture as Ctrl-C does and reads its closing lines.
+fn stop_capture(p: &mut Proc) -> Result<Captured> {
+    let (status, stderr) = p.stop();
+    ensure!(
+        status.is_some_and(|s| s.success()),
+        "lingerd ctl capture failed ({status:?}): {stderr}"
+    );
+    let figure = |suffix: &str| {
+        stderr
+            .lines()
+            .find_map(|l| {
+                l.strip_suffix(suffix)
+                    .or_else(|| l.split_once(suffix).map(|x| x.0))
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .with_context(|| format!("no {suffix:?} in lingerd ctl capture's summary: {stderr}"))
+    };
+    Ok(Captured {
+        packets: figure(" packets captured")?,
+        dropped: figure(" copies dropped")?,
+    })
 }
 
 pub(crate) fn ratio(a: f64, b: f64) -> f64 {
@@ -702,6 +820,40 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
             ratio(span, expect),
             "",
             Goal::AtMost(1.1),
+        );
+    }
+    if let Some(c) = &m.with_capture {
+        // Issue 15's capture goal: with capture on, at least 0.7× the
+        // rate with it off, both measured in this run.
+        r.info(
+            "capture_closes_per_s",
+            "the same teardown, lingerd ctl capture on (every frame)",
+            c.closes_per_s,
+            "/s",
+        );
+        r.goal(
+            "capture_ratio",
+            "closes/s with capture on ÷ off (same run)",
+            ratio(c.closes_per_s, l.closes_per_s),
+            "",
+            Goal::AtLeast(0.7),
+        );
+        let (packets, dropped) = c
+            .captured
+            .as_ref()
+            .map_or((0.0, 0.0), |x| (x.packets as f64, x.dropped as f64));
+        r.info("capture_packets", "packets the capture wrote", packets, "");
+        r.info(
+            "capture_copies_dropped",
+            "copies the capture dropped (its buffers full; the frames went on)",
+            dropped,
+            "",
+        );
+        r.info(
+            "capture_lost",
+            "capture run: established, never seen closed",
+            c.lost as f64,
+            "",
         );
     }
     if let Some((k, _)) = &m.kernel {
@@ -868,6 +1020,9 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 "unexpected",
                 "kernel_confirmed",
                 "request_errors",
+                "capture_packets",
+                "capture_copies_dropped",
+                "capture_lost",
             ],
         );
         println!("{j}");
@@ -882,6 +1037,14 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         args.connections,
         l.closed
     );
+    if let Some(c) = &m.with_capture {
+        ensure!(
+            c.lost == 0,
+            "the capture run lost {} of {} connections",
+            c.lost,
+            args.connections
+        );
+    }
     Ok(())
 }
 
