@@ -197,11 +197,6 @@ impl CoreClients {
         }
     }
 
-    /// Whether a capture runs on this core.
-    pub fn capturing(&self) -> bool {
-        self.capture.is_some()
-    }
-
     /// Clients attached on this core.
     pub fn len(&self) -> usize {
         self.clients.len()

@@ -30,6 +30,8 @@ use lingerd_daemon::ctl::proto::{self, Body, CaptureSpec, Op, QueueCapture, Requ
 const POLL: Duration = Duration::from_millis(100);
 /// How long the daemon may take to end a capture once asked.
 const END_WAIT: Duration = Duration::from_secs(15);
+/// The output's buffer: about one batch, written (and flushed) at once.
+const OUT_BUFFER: usize = 128 * 1024;
 
 /// `lingerd ctl capture`'s flags.
 #[derive(Debug, Args)]
@@ -202,7 +204,7 @@ pub(crate) fn run(
 /// if it exists).
 fn open(path: &Path) -> Result<Box<dyn Write>> {
     if path == Path::new("-") {
-        return Ok(Box::new(BufWriter::new(io::stdout())));
+        return Ok(Box::new(BufWriter::with_capacity(OUT_BUFFER, io::stdout())));
     }
     let f = OpenOptions::new()
         .write(true)
@@ -211,7 +213,7 @@ fn open(path: &Path) -> Result<Box<dyn Write>> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    Ok(Box::new(BufWriter::new(f)))
+    Ok(Box::new(BufWriter::with_capacity(OUT_BUFFER, f)))
 }
 
 /// tcpdump's closing lines, with lingerd's words.

@@ -20,7 +20,6 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use lingerd_dataplane::capture::{Batch, Direction};
-use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
@@ -29,6 +28,7 @@ use pcap_file::pcapng::blocks::interface_statistics::{
     InterfaceStatisticsBlock, InterfaceStatisticsOption,
 };
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::pcapng::{Block, PcapNgWriter};
 use pcap_file::{DataLink, Endianness};
 
 use super::proto::QueueCapture;
@@ -122,26 +122,36 @@ impl<W: Write> PcapngOut<W> {
                 io::Error::other(format!("a batch of queue {}, not captured", batch.queue))
             })?;
         let interface_id = u32::try_from(interface_id).unwrap_or(u32::MAX);
+        // One block for the whole batch, its fields replaced per packet:
+        // no allocation per packet (a capture may run at line rate).
+        let mut block = Block::EnhancedPacket(EnhancedPacketBlock {
+            interface_id,
+            timestamp: Duration::ZERO,
+            original_len: 0,
+            data: Cow::Borrowed(&[]),
+            options: Vec::with_capacity(2),
+        });
         let mut n = 0u64;
         for r in batch.records() {
             if n >= limit {
                 break;
             }
-            let mut options = vec![EnhancedPacketOption::Flags(match r.direction {
-                Direction::Received => INBOUND,
-                Direction::Sent => OUTBOUND,
-            })];
-            if r.dropped_before > 0 {
-                options.push(EnhancedPacketOption::DropCount(u64::from(r.dropped_before)));
+            if let Block::EnhancedPacket(epb) = &mut block {
+                epb.timestamp = Duration::from_nanos(r.time_ns);
+                epb.original_len = r.wire_len;
+                epb.data = Cow::Borrowed(r.bytes);
+                epb.options.clear();
+                epb.options
+                    .push(EnhancedPacketOption::Flags(match r.direction {
+                        Direction::Received => INBOUND,
+                        Direction::Sent => OUTBOUND,
+                    }));
+                if r.dropped_before > 0 {
+                    epb.options
+                        .push(EnhancedPacketOption::DropCount(u64::from(r.dropped_before)));
+                }
             }
-            let epb = EnhancedPacketBlock {
-                interface_id,
-                timestamp: Duration::from_nanos(r.time_ns),
-                original_len: r.wire_len,
-                data: Cow::Borrowed(r.bytes),
-                options,
-            };
-            self.w.write_pcapng_block(epb).map_err(file_error)?;
+            self.w.write_block(&block).map_err(file_error)?;
             n += 1;
         }
         self.written += n;
@@ -201,7 +211,7 @@ fn isb_time(ns: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use lingerd_dataplane::capture::tap::{TapConfig, capture};
-    use pcap_file::pcapng::{Block, PcapNgReader};
+    use pcap_file::pcapng::PcapNgReader;
 
     use super::*;
 
