@@ -113,8 +113,14 @@ pub fn capture(cfg: TapConfig) -> (CaptureTap, CaptureReader) {
         finished: AtomicBool::new(false),
     });
     for _ in 0..batches {
+        // Written once here, so that the memory is mapped before a core
+        // copies into it (no page fault on the core's path).
+        let mut buf = vec![0u8; BATCH_BYTES];
+        buf.fill(1);
+        std::hint::black_box(&buf);
+        buf.clear();
         // Room for exactly `batches`: cannot fail.
-        let _ = shared.free.push(Vec::with_capacity(BATCH_BYTES));
+        let _ = shared.free.push(buf);
     }
     let now = cfg.clock.0;
     let tap = CaptureTap {
