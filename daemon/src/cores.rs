@@ -399,7 +399,7 @@ impl RxSink for Attachments {
     }
 }
 
-/// As [`Attachments`] (for a loop that lends no capture).
+/// As the attached clients' sink (for a loop that lends no capture).
 impl RxSink for CoreClients {
     fn place(&mut self, client: ClientId, data: &[u8]) -> Option<Detail> {
         self.clients.place(client, data)
