@@ -603,11 +603,15 @@ fn abort_paced_rst_per_sec() {
     }
     let (n, us) = app.abort_all_within(window + STEP);
     assert_eq!(n, PACED_CONNS as u64);
+    // The last abort answers when the last RST leaves: not before (the
+    // bound that matters), and on a loaded machine the client may reap it
+    // late, so the upper bound is loose.
     let answered = Duration::from_micros(us).as_secs_f64();
     assert!(
-        answered >= expect.as_secs_f64() * 0.9 && answered <= expect.as_secs_f64() * 1.1,
-        "aborts complete when their RSTs leave: the last after {answered} s, not {expect:?} ± 10%"
+        answered >= expect.as_secs_f64() * 0.9,
+        "aborts complete when their RSTs leave: the last after {answered} s, before {expect:?}"
     );
+    eprintln!("abort_paced: the last abort answered after {answered:.3} s");
     let (mut resets, mut last_ms) = (0, 0);
     for mut h in helpers {
         let l = child::expect(&mut h, "PEER reset=", window + STEP);
@@ -819,31 +823,40 @@ impl Notify {
     }
 }
 
-/// A kernel client that connects, waits for `go`, then reads to the end:
-/// `Ok(0)` is a FIN (graceful close), `Err(ConnectionReset)` an RST.
+/// A kernel client that connects, says so on `connected`, waits for `go`,
+/// then reads to the end: `Ok(0)` is a FIN (graceful close),
+/// `Err(ConnectionReset)` an RST.
 fn reader(
     lab: &Lab,
 ) -> (
     mpsc::Sender<()>,
+    mpsc::Receiver<()>,
     thread::JoinHandle<Result<usize, ErrorKind>>,
 ) {
     let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (connected_tx, connected_rx) = mpsc::channel::<()>();
     let h = in_peer(lab, move || {
         let mut s = connect();
+        let _ = connected_tx.send(());
         go_rx.recv().unwrap();
         let mut all = Vec::new();
         s.read_to_end(&mut all).map_err(|e| e.kind())
     });
-    (go_tx, h)
+    (go_tx, connected_rx, h)
 }
 
 /// One connection, accepted by `app` and closed (`closesocket`, blocking:
 /// the connection's own linger setting, i.e. the default linger it was
 /// accepted with): what the kernel saw.
 fn close_one(app: &mut App, d: &Lingerd, lab: &Lab) -> Result<usize, ErrorKind> {
-    let (go, h) = reader(lab);
+    let (go, connected, h) = reader(lab);
     app.accept_until(1, STEP);
     let conn = app.conns.pop().expect("accepted");
+    // An RST before the kernel client's connect() returned would fail the
+    // connect itself (a loaded machine can delay that return).
+    connected
+        .recv_timeout(STEP)
+        .expect("the kernel client connected");
     go.send(()).unwrap();
     app.client.close(conn, true).expect("close");
     let r = h.join().unwrap();
