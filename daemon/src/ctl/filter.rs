@@ -9,7 +9,8 @@
 //! program, checks it (`lingerd_dataplane::capture::bpf`) and interprets
 //! it, so no C parser ever sees a request inside the daemon.
 //!
-//! It owns the call and the conversion of its output; it does no I/O.
+//! It owns the call and the conversion of its output. It may not do I/O
+//! nor run inside the daemon.
 
 /// The program of `expr`, as the ctl protocol carries it (`[code, jt, jf,
 /// k]` per instruction); an empty expression is no program (every

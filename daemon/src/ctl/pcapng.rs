@@ -12,8 +12,9 @@
 //! so that a reader at the other end of a pipe (`-w - | tcpdump -r -`)
 //! sees them promptly.
 //!
-//! It owns the layout of the file; what is captured is the daemon's, and
-//! where the bytes go (a file, standard output) the caller's.
+//! It owns the layout of the file. It may not decide what is captured (the
+//! daemon's) nor where the bytes go (a file, standard output: the
+//! caller's).
 
 use std::borrow::Cow;
 use std::io::{self, Write};

@@ -12,9 +12,9 @@
 //! a zero `X` or an index overflow ends the run with 0 (the frame does not
 //! match), as the kernel's and libpcap's interpreters do.
 //!
-//! It owns the instruction set's semantics only; who compiles programs
-//! (libpcap, on the `lingerd ctl` side) and what a match does (a copy for
-//! the capture) are not its business. No extensions (the kernel's negative
+//! It owns the instruction set's semantics only. It may not decide who
+//! compiles programs (libpcap, on the `lingerd ctl` side) nor what a match
+//! does (a copy, the tap's business). No extensions (the kernel's negative
 //! "ancillary" offsets): such a load is outside any frame and so does not
 //! match.
 

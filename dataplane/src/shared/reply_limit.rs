@@ -20,9 +20,9 @@
 //! count the bucket down to the token, as Linux did for the same reason
 //! (randomised challenge-ACK limit in 4.7; randomised ICMP credit, 2024).
 //!
-//! It owns the bucket's arithmetic and its small random generator; the
-//! engine and `tcp` decide what asks it and count what it refuses. Nothing
-//! here reads a clock: time is the engine's millisecond, passed in.
+//! It owns the bucket's arithmetic and its small random generator. It may
+//! not decide what asks it nor count what it refuses (the engine's and
+//! `tcp`'s), nor read a clock: time is the engine's millisecond, passed in.
 
 /// Answers per second one core may send when the configuration says
 /// nothing else ([`crate::engine::config::EngineConfig::max_replies_per_s`]).
