@@ -584,6 +584,7 @@ fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant
                 Request::Connect {
                     remote: SocketAddrV4::new(cfg.dut, port),
                     local_port: None,
+                    local_addr: None,
                 },
             );
             st.next += 1;
