@@ -11,6 +11,9 @@
 //! addresses, the rates, with their text forms and checks. It starts
 //! nothing.
 
+pub mod report;
+pub mod run;
+
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;

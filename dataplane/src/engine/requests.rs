@@ -78,7 +78,11 @@ impl QueueEngine {
                 local_port,
                 local_addr,
             } => self.connect(
-                now, now_ms, client, user_data, remote, local_port, local_addr,
+                now,
+                now_ms,
+                client,
+                user_data,
+                (remote, local_addr, local_port),
             ),
             Request::Send { handle, data } => self.send(
                 now_ms,
@@ -382,9 +386,7 @@ impl QueueEngine {
         now_ms: u64,
         client: ClientId,
         user_data: u64,
-        remote: SocketAddrV4,
-        local_port: Option<u16>,
-        bind: Option<Ipv4Addr>,
+        (remote, bind, local_port): (SocketAddrV4, Option<Ipv4Addr>, Option<u16>),
     ) {
         let none = Handle::from_raw(0);
         // Bound: one of ours, or EINVAL. Unbound: the first address on the
