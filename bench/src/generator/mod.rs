@@ -11,6 +11,10 @@
 //! addresses, the rates, with their text forms and checks. It starts
 //! nothing.
 
+pub mod dut;
+pub mod kernel;
+pub mod server;
+
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;
