@@ -211,6 +211,25 @@ fn kernel_generator_against_the_kernel_device() {
     let s = d.server_stats().unwrap();
     assert_eq!(s.eofs, 501, "every graceful close seen as EOF: {s:?}");
 
+    // A device that never closes: peer mode times out and resets them all;
+    // a port where nothing listens: every connection fails.
+    let mut cfg = gen_config(&lab, &d, 50, Close::Peer);
+    cfg.timeout = Duration::from_secs(2);
+    let o = run(&cfg);
+    assert_eq!((o.established, o.answered, o.closes), (50, 50, 50), "{o:?}");
+    assert_eq!((o.confirmed, o.timeouts, o.lost), (0, 50, 50), "{o:?}");
+    assert!(o.first_close_ns > 0 && o.last_close_ns >= o.first_close_ns);
+    let mut cfg = gen_config(&lab, &d, 10, Close::Abort);
+    cfg.targets = vec![SocketAddrV4::new(DUT_ADDR, 81)];
+    let o = run(&cfg);
+    assert_eq!(
+        (o.established, o.failed, o.closes, o.lost),
+        (0, 10, 0, 0),
+        "{o:?}"
+    );
+    assert_eq!(dut::leftover(&settle(&dut_ns)), 0);
+    assert_eq!(d.server_stats().unwrap().resets, 2050);
+
     // The device closes first (idle for 1 s): peer mode sees every FIN.
     drop(d);
     let scratch = tempfile::tempdir().unwrap();
@@ -251,4 +270,42 @@ fn kernel_generator_half_against_nginx_and_peer_against_haproxy() {
         let states = settle(&dut_ns);
         assert_eq!(dut::leftover(&states), 0, "{kind}: {states:?}");
     }
+}
+
+#[test]
+#[ignore = "needs root, netns and nginx"]
+fn several_processes_each_side() {
+    let lab = lingerd_lab::need(
+        "several_processes_each_side",
+        &lingerd_lab::unique_id("gs"),
+        1,
+    );
+    let dut_ns = lab.get("LAB_DUT_NS");
+    // 30,000: three kernel server processes, two generator workers.
+    let scratch = tempfile::tempdir().unwrap();
+    let mut d = Dut::start(DutKind::Kernel, &config(&lab, &scratch, 30_000)).unwrap();
+    assert_eq!(d.pids().len(), 3);
+    let o = run(&gen_config(&lab, &d, 30_000, Close::Abort));
+    assert_eq!(o.processes, 2);
+    assert_all_closed(&o, 30_000);
+    assert_eq!(dut::leftover(&settle(&dut_ns)), 0);
+    let s = d.server_stats().unwrap();
+    assert_eq!((s.accepted, s.resets, s.open), (30_001, 30_000, 0), "{s:?}");
+    assert!(d.cpu_time().unwrap() > Duration::ZERO);
+    drop(d);
+
+    // nginx with 20,000 graceful closes: two workers, every request
+    // answered, nothing left at nginx.
+    let scratch = tempfile::tempdir().unwrap();
+    let d = Dut::start(DutKind::Nginx, &config(&lab, &scratch, 20_000)).unwrap();
+    assert!(
+        d.pids().len() >= 3,
+        "a master and two workers: {:?}",
+        d.pids()
+    );
+    let o = run(&gen_config(&lab, &d, 20_000, Close::Graceful));
+    assert_all_closed(&o, 20_000);
+    let states = settle(&dut_ns);
+    assert_eq!(dut::leftover(&states), 0, "{states:?}");
+    assert!(d.cpu_time().unwrap() > Duration::ZERO);
 }

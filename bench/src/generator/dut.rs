@@ -308,6 +308,19 @@ fn spawn_in(
         .with_context(|| format!("starting {name} in namespace {ns}"))
 }
 
+/// The path of `program` (on `PATH`, else in the sbin directories, which
+/// a non-root `PATH` lacks), or a message saying how to install it.
+pub fn find_program(program: &str, package: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!("{program} is not installed: apt-get install {package} (deploy/bootstrap does)")
+        })
+}
+
 /// The last lines of a log (for an error message).
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -538,6 +551,7 @@ impl Dut {
     }
 
     fn start_nginx(&mut self, cfg: &DutConfig, workers: usize, deadline: Instant) -> Result<()> {
+        let nginx = find_program("nginx", "nginx-light")?;
         let prefix = cfg.scratch.join("nginx");
         for d in ["www", "tmp"] {
             std::fs::create_dir_all(prefix.join(d))?;
@@ -568,7 +582,7 @@ impl Dut {
         self.front = Some(spawn_in(
             &cfg.ns,
             "nginx",
-            Path::new("nginx"),
+            &nginx,
             &args,
             &log,
             Ending::TermThenKill,
@@ -595,6 +609,7 @@ impl Dut {
 
     fn start_haproxy(&mut self, cfg: &DutConfig, deadline: Instant) -> Result<()> {
         let http = self.kind == DutKind::Haproxy;
+        let haproxy = find_program("haproxy", "haproxy")?;
         let port = if cfg.listen.port() == BACKEND_PORT {
             BACKEND_PORT + 1
         } else {
@@ -618,7 +633,7 @@ impl Dut {
         self.front = Some(spawn_in(
             &cfg.ns,
             "haproxy",
-            Path::new("haproxy"),
+            &haproxy,
             &args,
             &log,
             Ending::TermThenKill,
@@ -988,6 +1003,13 @@ mod tests {
         );
         assert!(parse_stat("4242 (x) S").is_err());
         assert!(parse_stat("no parens").is_err());
+        assert!(
+            find_program("no-such-program-here", "pkg")
+                .unwrap_err()
+                .to_string()
+                .contains("apt-get install pkg")
+        );
+        assert!(find_program("sh", "dash").is_ok());
         let me = std::process::id();
         assert!(descendants(&[me]).contains(&me));
     }

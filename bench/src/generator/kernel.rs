@@ -518,8 +518,10 @@ impl Gen<'_> {
     /// Resets connection `k` (closing) and counts the close.
     fn abort(&mut self, k: usize) {
         if let Some(fd) = self.slots[k].fd.take() {
+            self.first_ns = self.first_ns.min(now_ns());
             let _ = sockopt::set_socket_linger(&fd, Some(Duration::ZERO));
             drop(fd);
+            self.last_ns = self.last_ns.max(now_ns());
             self.closes += 1;
             self.held -= 1;
         }

@@ -5,7 +5,8 @@
 //! close mode, and reports what the device did ([`run`] drives the engines,
 //! [`report`] shapes the figures). `gen-lab` judges it on the netns lab
 //! against real servers ([`dut`]: the kernel, nginx, HAProxy) beside a
-//! kernel-socket generator doing the same job ([`kernel`]).
+//! kernel-socket generator doing the same job ([`kernel`]); [`server`] is
+//! the kernel device's own process.
 //!
 //! This module owns the vocabulary they share: the close mode, the
 //! addresses, the rates, with their text forms and checks. It starts
