@@ -108,6 +108,12 @@ enum Command {
         #[arg(long, default_value = "120s")]
         timeout: lingerd_abi::vocab::Duration,
     },
+    /// `gen-lab`'s kernel server, in the dut namespace (internal).
+    #[command(hide = true)]
+    GenLabServer(lingerd_bench::generator::server::ServerArgs),
+    /// `gen-lab`'s kernel-socket generator worker (internal).
+    #[command(hide = true)]
+    GenKernelWorker(lingerd_bench::generator::kernel::WorkerArgs),
     /// Micro benchmarks: wire, table, timers, memory, engine close rates,
     /// smoltcp comparison. Medians of ≥ 3 runs after a warm-up.
     Micro {
@@ -212,6 +218,8 @@ fn main() -> anyhow::Result<()> {
                 timeout: timeout.to_std(),
             });
         }
+        Command::GenLabServer(args) => return lingerd_bench::generator::server::serve(&args),
+        Command::GenKernelWorker(args) => return lingerd_bench::generator::kernel::worker(&args),
         Command::Micro {
             json,
             connections,

@@ -5,14 +5,18 @@
 //! close mode, and reports what the device did ([`run`] drives the engines,
 //! [`report`] shapes the figures). `gen-lab` judges it on the netns lab
 //! against real servers ([`dut`]: the kernel, nginx, HAProxy) beside a
-//! kernel-socket generator doing the same job ([`kernel`]).
+//! kernel-socket generator doing the same job ([`kernel`]); [`server`] is
+//! the kernel device's own process.
 //!
 //! This module owns the vocabulary they share: the close mode, the
 //! addresses, the rates, with their text forms and checks. It starts
 //! nothing.
 
+pub mod dut;
+pub mod kernel;
 pub mod report;
 pub mod run;
+pub mod server;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
