@@ -19,6 +19,7 @@
 #[cfg(feature = "dpdk")]
 mod dpdk_ceiling;
 mod gen_cmd;
+mod gen_lab_cmd;
 mod lab_cmd;
 mod ring_latency;
 mod transfer;
@@ -54,6 +55,10 @@ enum Command {
     /// open N connections, optionally request, hold, close in a mode at a
     /// rate, and report what the device did.
     Gen(gen_cmd::Args),
+    /// `gen` judged on the netns lab (root): against the kernel, nginx or
+    /// HAProxy in the dut namespace, beside a kernel-socket generator
+    /// doing the same job, in one run.
+    GenLab(gen_lab_cmd::Args),
     /// The end-to-end close benchmark on the lab (root): lingerd (daemon +
     /// client, lingerd as load generator) vs the xsk ceiling and the Linux
     /// kernel, in one run.
@@ -167,6 +172,7 @@ fn main() -> anyhow::Result<()> {
         Command::Transfer(args) => return transfer::run(args),
         Command::Lab(args) => return lab_cmd::run(args),
         Command::Gen(args) => return gen_cmd::run(args),
+        Command::GenLab(args) => return gen_lab_cmd::run(args),
         Command::LabDutClient {
             socket,
             ports,

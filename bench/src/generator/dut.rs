@@ -704,17 +704,7 @@ impl Dut {
     /// User + system CPU time of all its processes (and of their reaped
     /// children).
     pub fn cpu_time(&self) -> Result<Duration> {
-        let mut ticks = 0u64;
-        for pid in self.pids() {
-            // A process may leave between the listing and the read.
-            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-                ticks += parse_stat(&text)
-                    .with_context(|| format!("/proc/{pid}/stat"))?
-                    .cpu_ticks;
-            }
-        }
-        // USER_HZ is 100 on Linux (as crate::measure::cpu_time assumes).
-        Ok(Duration::from_millis(ticks * 10))
+        cpu_time_of(&self.pids())
     }
 
     /// The kernel server processes' counts summed (the device's for
@@ -761,6 +751,23 @@ impl Drop for Dut {
             }
         }
     }
+}
+
+/// User + system CPU time of the processes `pids` (and of their reaped
+/// children), read from `/proc/PID/stat`; a process that left meanwhile
+/// counts nothing.
+pub fn cpu_time_of(pids: &[u32]) -> Result<Duration> {
+    let mut ticks = 0u64;
+    for pid in pids {
+        // A process may leave between the listing and the read.
+        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            ticks += parse_stat(&text)
+                .with_context(|| format!("/proc/{pid}/stat"))?
+                .cpu_ticks;
+        }
+    }
+    // USER_HZ is 100 on Linux (as crate::measure::cpu_time assumes).
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 /// What this module reads of `/proc/PID/stat`.
