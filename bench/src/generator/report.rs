@@ -36,6 +36,15 @@ fn latencies(r: &Results) -> [(&'static str, &'static str, &Histogram<u64>); 3] 
     ]
 }
 
+/// An engine's non-zero counters, `(name, value)`, in declaration order.
+pub fn nonzero(c: &lingerd_dataplane::engine::counters::Counters) -> Vec<(&'static str, u64)> {
+    c.fields()
+        .into_iter()
+        .filter(|f| f.2 != 0)
+        .map(|(name, _, v)| (name, v))
+        .collect()
+}
+
 /// The figures as one JSON object (`extra` first).
 pub fn json(r: &Results, connections: usize, extra: &[(&str, Value)]) -> Value {
     let c = &r.counts;
@@ -69,10 +78,9 @@ pub fn json(r: &Results, connections: usize, extra: &[(&str, Value)]) -> Value {
     if let Value::Object(f) = fields {
         m.extend(f);
     }
-    let engine: Map<String, Value> = r
-        .engine_counters
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+    let engine: Map<String, Value> = nonzero(&r.engine_counters)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
         .collect();
     m.insert("engine".to_owned(), Value::Object(engine));
     for (name, _, h) in latencies(r) {

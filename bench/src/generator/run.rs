@@ -36,6 +36,7 @@ use lingerd_abi::vocab::Shutdown;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Outcome, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::counters::Counters as EngineCounters;
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, IdleMode, Steering, XskConfig};
 #[cfg(feature = "dpdk")]
@@ -338,7 +339,7 @@ struct Share {
     info: String,
     engine_connections: usize,
     failures: Vec<(Errno, u64)>,
-    engine_counters: Vec<(&'static str, u64)>,
+    engine_counters: EngineCounters,
 }
 
 /// What a run did.
@@ -366,8 +367,8 @@ pub struct Results {
     pub failures: Vec<(Errno, u64)>,
     /// Why the run ended early, if it did.
     pub cut_short: Option<String>,
-    /// The engines' non-zero counters, summed (name, value).
-    pub engine_counters: Vec<(&'static str, u64)>,
+    /// The engines' counters, summed.
+    pub engine_counters: EngineCounters,
 }
 
 impl Results {
@@ -564,7 +565,7 @@ impl Generator {
             engine_connections: 0,
             failures: Vec::new(),
             cut_short,
-            engine_counters: Vec::new(),
+            engine_counters: EngineCounters::default(),
         };
         let mut errors = Vec::new();
         for (q, t) in self.threads.drain(..).enumerate() {
@@ -577,12 +578,7 @@ impl Generator {
                     out.last_confirm_ns = out.last_confirm_ns.max(s.last_confirm_ns);
                     out.ports.push(s.info);
                     out.engine_connections += s.engine_connections;
-                    for (name, v) in s.engine_counters {
-                        match out.engine_counters.iter_mut().find(|(f, _)| *f == name) {
-                            Some((_, m)) => *m += v,
-                            None => out.engine_counters.push((name, v)),
-                        }
-                    }
+                    out.engine_counters.add(&s.engine_counters);
                     for (e, n) in s.failures {
                         match out.failures.iter_mut().find(|(f, _)| *f == e) {
                             Some((_, m)) => *m += n,
@@ -1339,13 +1335,7 @@ fn drive<P: Port>(
         info,
         engine_connections: engine.connection_count(),
         failures: g.failures,
-        engine_counters: engine
-            .counters()
-            .fields()
-            .into_iter()
-            .filter(|f| f.2 != 0)
-            .map(|(name, _, v)| (name, v))
-            .collect(),
+        engine_counters: engine.counters().clone(),
     })
 }
 
