@@ -294,6 +294,9 @@ fn print_report(args: &Args, plan: &Plan, r: &Results) -> Result<()> {
             .collect();
         eprintln!("gen: connect failures: {}", f.join(", "));
     }
+    for note in shortfalls(plan, r) {
+        eprintln!("gen: {note}");
+    }
     println!(
         "lingerd-bench gen: {} connections to {} target(s) from {} source(s), close {}",
         plan.connections,
@@ -318,4 +321,45 @@ fn print_report(args: &Args, plan: &Plan, r: &Results) -> Result<()> {
         println!("{}", report::json(r, plan.connections, &extra));
     }
     Ok(())
+}
+
+/// What the run could not do as asked, said plainly: nothing opened, or
+/// a rate it did not reach (by more than a tenth, over a phase long
+/// enough to judge).
+fn shortfalls(plan: &Plan, r: &Results) -> Vec<String> {
+    let mut notes = Vec::new();
+    let c = &r.counts;
+    if c.issued > 0 && c.established == 0 {
+        notes.push(format!(
+            "no connection was established ({} unanswered SYNs, {} refused): check that the \
+             targets are reachable from the sources (ARP on the link, or --gateway) and listen",
+            c.unanswered_syns, c.refused
+        ));
+    }
+    let judged = |secs: f64| secs >= 1.0;
+    if let Some(open) = r.open_phase
+        && judged(open.as_secs_f64())
+        && r.opens_per_s() < 0.9 * f64::from(plan.open_rate)
+    {
+        notes.push(format!(
+            "asked for {} opens/s, reached {:.0}/s (the device, --in-flight {} or this machine is \
+             the bound)",
+            plan.open_rate,
+            r.opens_per_s(),
+            plan.in_flight
+        ));
+    }
+    if let (Some(a), Some(b)) = (r.first_close_ns, r.last_confirm_ns)
+        && plan.close.we_close()
+        && judged((b.saturating_sub(a)) as f64 / 1e9)
+        && r.closes_per_s() < 0.9 * f64::from(plan.close_rate)
+    {
+        notes.push(format!(
+            "asked for {} closes/s, reached {:.0}/s confirmed (the device or this machine is the \
+             bound)",
+            plan.close_rate,
+            r.closes_per_s()
+        ));
+    }
+    notes
 }
