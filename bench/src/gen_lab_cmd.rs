@@ -424,6 +424,7 @@ fn report(
             "close_p99_us",
             "close_p999_us",
             "close_max_us",
+            "engine",
         ] {
             if let Some(v) = g.get(key) {
                 m.insert(key.into(), v.clone());

@@ -58,6 +58,10 @@ const ME: ClientId = ClientId(1);
 /// loop turns far more often than the rate needs).
 const CLOSE_BURST: usize = 256;
 
+/// The most frames that may wait in the engine's queue to the port when a
+/// close starts (see the close phase in `requests`).
+const TX_QUEUED: usize = 1024;
+
 /// Where the generator's frames go in and out.
 #[derive(Clone, Debug)]
 pub enum PortChoice {
@@ -1091,7 +1095,15 @@ impl<'a> Gen<'a> {
             let rate = f64::from(plan.close_rate) / nq as f64;
             let elapsed = (t - close_at) as f64 / 1e9;
             let due = (elapsed * rate) as usize + 1;
-            let mut budget = due.saturating_sub(self.closes_issued).min(CLOSE_BURST);
+            // Backpressure: a close completes when its RST or FIN is queued,
+            // so closes start only while the queue to the port is short;
+            // then a completion is at most TX_QUEUED frames ahead of the
+            // wire, and a close confirmed is one that leaves.
+            let room = TX_QUEUED.saturating_sub(engine.tx_backlog());
+            let mut budget = due
+                .saturating_sub(self.closes_issued)
+                .min(CLOSE_BURST)
+                .min(room);
             while budget > 0 && self.close_cursor < self.conns.len() {
                 let j = self.close_cursor;
                 self.close_cursor += 1;
@@ -1113,12 +1125,12 @@ impl<'a> Gen<'a> {
             self.tail_until = Some(now + Duration::from_secs(3));
         }
         if let Some(until) = self.tail_until {
-            // Over once nothing is left to send: the last RSTs may still
-            // wait in the engine's or the port's TX queue.
-            self.drained = now >= until
-                || (engine.connection_count() == 0
-                    && engine.tx_backlog() == 0
-                    && tx_in_flight == 0);
+            // Over once nothing is left to send (the last RSTs may still
+            // wait in the engine's or the port's TX queue) and the last
+            // connections have ended, or the tail's time is up.
+            self.drained = engine.tx_backlog() == 0
+                && tx_in_flight == 0
+                && (engine.connection_count() == 0 || now >= until);
         }
     }
 
