@@ -239,7 +239,8 @@ fn kill_completes_through_the_core_and_stats_answer() {
     match h.ask(Op::Stats).as_slice() {
         [Body::Stats { queues, metrics }] => {
             assert_eq!(queues, &[5]);
-            assert!(metrics.iter().any(|m| m.name == "rst_abort"));
+            assert!(metrics.iter().any(|m| m.name == "rst_sent_abort"));
+            assert!(metrics.iter().any(|m| m.name == "close_to_wire_rst_count"));
         }
         other => panic!("{other:?}"),
     }

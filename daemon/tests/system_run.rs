@@ -991,10 +991,15 @@ fn scrape(lab: &Lab, addr: SocketAddr) -> String {
     .unwrap()
 }
 
-/// The value of an unlabelled sample.
+/// The value of `name`, summed over its series (every queue's).
 fn sample(text: &str, name: &str) -> Option<u64> {
     text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, v) = l.rsplit_once(' ')?;
+            (series.split('{').next()? == name).then(|| v.parse::<u64>().ok())?
+        })
+        .reduce(|a, b| a + b)
 }
 
 /// `/metrics` of the real daemon carries the AF_XDP series (port counters
@@ -1046,13 +1051,16 @@ fn metrics_export_xdp_statistics() {
         thread::sleep(Duration::from_millis(100));
     };
     for name in XDP {
-        let family = format!("lingerd_xdp_{name}_total");
+        let family = format!("lingerd_xdp_{name}");
         assert!(text.contains(&format!("# HELP {family} ")), "{family}");
         assert!(
             text.contains(&format!("# TYPE {family} counter")),
             "{family}"
         );
-        assert!(sample(&text, &family).is_some(), "{family} has a sample");
+        assert!(
+            text.contains(&format!("{family}_total{{queue=\"0\"}} ")),
+            "{family} has queue 0's sample"
+        );
     }
     assert!(sample(&text, "lingerd_xdp_loops_total").unwrap() > 0);
     assert!(
@@ -1193,13 +1201,16 @@ fn ctl_lists_kills_and_reports_stats() {
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["queues"], serde_json::json!([0]));
-    assert!(v["metrics"]["rst_abort"][0].as_u64().unwrap() >= 3, "{v}");
+    assert!(
+        v["metrics"]["rst_sent_abort"][0].as_u64().unwrap() >= 3,
+        "{v}"
+    );
     assert!(
         v["metrics"]["connections_listen"][0].as_u64().unwrap() == 1,
         "{v}"
     );
     let out = ctl(&lab, &d.d, &["stats"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rst_abort"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rst_sent_abort"));
 
     // Refusals come back as errors (exit 1), not as silence.
     let out = ctl(&lab, &d.d, &["kill", "--mode", "abort"]);

@@ -537,8 +537,8 @@ fn drive<P: Port>(
                 .counters()
                 .fields()
                 .into_iter()
-                .filter(|f| f.2 != 0)
-                .map(|(name, _, v)| (name, v))
+                .filter(|f| f.value != 0)
+                .map(|f| (f.name, f.value))
                 .collect(),
             failures: st.failures,
         },

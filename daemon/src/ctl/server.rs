@@ -33,7 +33,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lingerd_abi::Errno;
-use lingerd_dataplane::tcp::State;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno as SysErrno;
 use rustix::net::{RecvFlags, SendFlags, SocketFlags, accept_with, listen, sockopt};
@@ -42,7 +41,7 @@ use super::core::{CoreReply, CtlCommand};
 use super::proto::{self, Body, FilterSpec, Metric, Op, Reply, Row};
 use crate::attach::{AttachError, bind_socket, timespec};
 use crate::cores::CoreCommand;
-use crate::metrics::{CoreSnapshot, MetricsHub};
+use crate::metrics::{self, MetricsHub};
 use crate::stoppable::StoppableThread;
 use lingerd_abi::vocab::CloseMode;
 
@@ -489,100 +488,42 @@ fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: CloseMode, pace: u32) 
     );
 }
 
-/// `stats`: every figure of every core's latest snapshot.
+/// `stats`: every figure of every core's latest snapshot, by the names of
+/// [`metrics::series`] (the `/metrics` family and label value), and each
+/// close histogram's count and sum.
 fn stats(ctx: &Ctx) -> Body {
     let snaps = ctx.hub.snapshots();
+    let n = snaps.len();
     let mut metrics: Vec<Metric> = Vec::new();
-    let mut put = |name: String, values: Vec<u64>| metrics.push(Metric { name, values });
-    let first = CoreSnapshot::default();
-    let fields = snaps.first().unwrap_or(&first).counters.fields();
-    for (i, (name, _, _)) in fields.iter().enumerate() {
-        put(
-            (*name).to_owned(),
-            snaps.iter().map(|s| s.counters.fields()[i].2).collect(),
-        );
-    }
-    for e in lingerd_dataplane::wire::Error::ALL {
-        put(
-            format!("rx_parse_errors_{}", e.as_str()),
-            snaps
-                .iter()
-                .map(|s| s.counters.rx_parse_errors[e.index()])
-                .collect(),
-        );
-    }
-    for st in State::ALL {
-        put(
-            format!(
-                "connections_{}",
-                st.name().to_ascii_lowercase().replace('-', "_")
-            ),
-            snaps.iter().map(|s| s.states[st as usize]).collect(),
-        );
-    }
-    put(
-        "timers_armed".into(),
-        snaps.iter().map(|s| s.timers_armed).collect(),
-    );
-    put(
-        "reassembly_budget_bytes".into(),
-        snaps.iter().map(|s| s.reasm.budget_bytes).collect(),
-    );
-    put(
-        "reassembly_used_bytes".into(),
-        snaps.iter().map(|s| s.reasm.used_bytes).collect(),
-    );
-    put(
-        "reassembly_held_bytes".into(),
-        snaps.iter().map(|s| s.reasm.held_bytes).collect(),
-    );
-    put(
-        "reassembly_queues".into(),
-        snaps.iter().map(|s| s.reasm.queues).collect(),
-    );
-    put(
-        "rsts_paced_waiting".into(),
-        snaps.iter().map(|s| s.rsts_paced_waiting).collect(),
-    );
-    put(
-        "rst_paced_wait_max_ms".into(),
-        snaps.iter().map(|s| s.rst_paced_wait_max_ms).collect(),
-    );
-    put(
-        "ring_requests".into(),
-        snaps.iter().map(|s| s.rings.requests).collect(),
-    );
-    put(
-        "ring_invalid_requests".into(),
-        snaps.iter().map(|s| s.rings.invalid).collect(),
-    );
-    put(
-        "ring_completions".into(),
-        snaps.iter().map(|s| s.rings.completions).collect(),
-    );
-    put(
-        "ring_full".into(),
-        snaps.iter().map(|s| s.rings.backpressure).collect(),
-    );
-    let mut xdp: Vec<&'static str> = Vec::new();
-    for s in &snaps {
-        for &(name, _, _) in &s.xdp {
-            if !xdp.contains(&name) {
-                xdp.push(name);
+    let mut put = |name: String, core: usize, value: u64| {
+        let i = match metrics.iter().position(|m| m.name == name) {
+            Some(i) => i,
+            None => {
+                metrics.push(Metric {
+                    name,
+                    values: vec![0; n],
+                });
+                metrics.len() - 1
             }
+        };
+        metrics[i].values[core] = value;
+    };
+    for (core, snap) in snaps.iter().enumerate() {
+        for x in metrics::series(snap) {
+            put(x.stat_name(), core, x.value);
+        }
+        for h in &metrics::HISTOGRAMS {
+            let name = match h.label {
+                Some((_, v)) => format!("{}_{v}", h.family),
+                None => h.family.to_owned(),
+            };
+            let hist = (h.of)(&snap.counters);
+            put(format!("{name}_count"), core, hist.count());
+            put(format!("{name}_sum_us"), core, hist.sum_ns / 1000);
         }
     }
-    for name in xdp {
-        put(
-            format!("xdp_{name}"),
-            snaps
-                .iter()
-                .map(|s| s.xdp.iter().find(|x| x.0 == name).map_or(0, |x| x.2))
-                .collect(),
-        );
-    }
     Body::Stats {
-        queues: (0..snaps.len() as u32).map(|c| queue_of(ctx, c)).collect(),
+        queues: (0..n as u32).map(|c| queue_of(ctx, c)).collect(),
         metrics,
     }
 }
