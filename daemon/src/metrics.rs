@@ -36,7 +36,7 @@ use lingerd_dataplane::rings::RingStats;
 use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::reasm::ReasmUsage;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::registry::{Registry, Unit};
@@ -609,12 +609,15 @@ impl Collector for Scrape {
                 Kind::Gauge => MetricType::Gauge,
             };
             let mut family = encoder.encode_descriptor(&x.family, x.help, None, kind)?;
+            if let [(labels, v)] = samples.as_slice()
+                && labels.is_empty()
+            {
+                // A device figure: one sample, no braces.
+                encode_value(family, x.kind, *v)?;
+                continue;
+            }
             for (labels, v) in samples {
-                let mut m = family.encode_family(labels)?;
-                match x.kind {
-                    Kind::Counter => ConstCounter::new(*v).encode(m)?,
-                    Kind::Gauge => m.encode_gauge(v)?,
-                }
+                encode_value(family.encode_family(labels)?, x.kind, *v)?;
             }
         }
         let mut i = 0;
@@ -660,6 +663,14 @@ impl Collector for Scrape {
             i += n;
         }
         Ok(())
+    }
+}
+
+/// Writes one counter or gauge value.
+fn encode_value(mut m: MetricEncoder<'_>, kind: Kind, v: u64) -> Result<(), std::fmt::Error> {
+    match kind {
+        Kind::Counter => ConstCounter::new(v).encode(m),
+        Kind::Gauge => m.encode_gauge(&v),
     }
 }
 

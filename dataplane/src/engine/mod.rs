@@ -360,7 +360,11 @@ impl QueueEngine {
     /// nanoseconds and leaves RSTs untimed until the caller says otherwise.
     fn enter(&mut self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.epoch);
-        self.now_ns = since.as_nanos() as u64;
+        // u64 arithmetic (as_nanos is u128): exact for 584 years.
+        self.now_ns = since
+            .as_secs()
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(u64::from(since.subsec_nanos()));
         self.rst_clock = RstClock::UNTIMED;
         let floor = since.as_millis() as u64;
         let exact = since.subsec_nanos().is_multiple_of(1_000_000);
