@@ -1264,7 +1264,9 @@ fn ctl_json(lab: &Lab, d: &Lingerd, args: &[&str]) -> Vec<serde_json::Value> {
 /// terminal) and the kill goes on; `jobs` lists it with its progress;
 /// `cancel` stops it: the kernel sockets it closed saw ECONNRESET, the rest
 /// are still connected seconds later, and lingerd still has them
-/// established. A detached kill then closes the rest.
+/// established. On a terminal (a pty from `script`), Ctrl-C asks "cancel
+/// or detach?" and `c` cancels likewise. A detached kill then closes the
+/// rest.
 fn ctl_jobs_lists_and_cancel_stops_a_paced_kill() {
     const N: usize = 12;
     let lab = lab("ctljobs", "cj", 1);
@@ -1365,6 +1367,85 @@ fn ctl_jobs_lists_and_cancel_stops_a_paced_kill() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("no kill job {job}")));
 
+    // On a terminal (`script` gives `lingerd ctl` a pty), Ctrl-C asks
+    // "cancel or detach?" and `c` cancels.
+    let cmd = format!(
+        "exec {} ctl --config {config} kill {} --pace 2",
+        env!("CARGO_BIN_EXE_lingerd"),
+        filter.join(" ")
+    );
+    let mut tty = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs lingerd ctl on a pty");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let screen = screen.clone();
+        let mut out = tty.stdout.take().unwrap();
+        thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str| {
+        let until = Instant::now() + STEP;
+        loop {
+            if screen.lock().unwrap().contains(what) {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "{what:?} not on the terminal: {:?}",
+                screen.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("started (lingerd ctl jobs");
+    let until = Instant::now() + STEP;
+    while ctl_json(&lab, &d, &["jobs"])
+        .first()
+        .is_none_or(|j| j["closed"].as_u64() < Some(1))
+    {
+        assert!(Instant::now() < until, "the terminal's kill closes one");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mut keys = tty.stdin.take().unwrap();
+    keys.write_all(b"\x03").unwrap(); // Ctrl-C
+    wait_for("[c]ancel it (the rest stay open) or [d]etach (it goes on)?");
+    keys.write_all(b"c\n").unwrap();
+    wait_for("; the rest stay open");
+    let status = tty.wait().unwrap();
+    reader.join().unwrap();
+    let text = screen.lock().unwrap().clone();
+    eprintln!("on the terminal:\n{text}");
+    assert!(status.success(), "{status}");
+    let x: usize = text
+        .split("cancelled kill job ")
+        .nth(1)
+        .and_then(|r| r.split("closed ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {text:?}"));
+    assert!(x >= 1 && k + x < N, "{text}");
+    assert!(ctl_json(&lab, &d, &["jobs"]).is_empty());
+    thread::sleep(Duration::from_millis(1000));
+    let seen = ask();
+    let reset_now = seen
+        .iter()
+        .filter(|&&s| s == PeerSees::Error(ErrorKind::ConnectionReset))
+        .count();
+    let connected = seen.iter().filter(|&&s| s == PeerSees::Connected).count();
+    assert_eq!((reset_now, connected), (x, N - k - x), "{seen:?}");
+
     // A detached kill: its id at once, then the rest reset.
     let mut args = vec!["kill"];
     args.extend_from_slice(&filter);
@@ -1375,10 +1456,7 @@ fn ctl_jobs_lists_and_cancel_stops_a_paced_kill() {
     ctl_until(&lab, &d.d, &["--state", "established"], <[_]>::is_empty);
     // A socket reports its reset once (reads after it see EOF): each of
     // the rest must report one.
-    let mut was_reset: Vec<bool> = seen
-        .iter()
-        .map(|&s| s == PeerSees::Error(ErrorKind::ConnectionReset))
-        .collect();
+    let mut was_reset: Vec<bool> = seen.iter().map(|&s| s != PeerSees::Connected).collect();
     let until = Instant::now() + STEP;
     while !was_reset.iter().all(|&r| r) {
         assert!(Instant::now() < until, "{was_reset:?}");
