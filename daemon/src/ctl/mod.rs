@@ -1,6 +1,7 @@
 //! `lingerd ctl`: the operator's view of a running daemon — list
 //! connections like `ss`, close them like `ss -K` (through
-//! `close_matching`), read the per-queue figures.
+//! `close_matching`, as jobs that can be listed and cancelled), read the
+//! per-queue figures.
 //!
 //! Five parts, each with its own rules: [`proto`] (the versioned messages
 //! and what a person may type), [`server`] (the 0600 ctl socket and its
