@@ -160,6 +160,7 @@ fn test_syn_sent_unanswered_arp_fails_connect() {
     let ud = p.request(Request::Connect {
         remote: std::net::SocketAddrV4::new(p.ip, PEER_PORT),
         local_port: Some(50_000),
+        local_addr: None,
     });
     p.expect_none();
     assert_eq!(p.arp_seen.len(), 1);
@@ -1279,6 +1280,7 @@ fn test_every_request_gets_exactly_one_completion() {
         Request::Connect {
             remote: std::net::SocketAddrV4::new(p.ip, 0),
             local_port: None,
+            local_addr: None,
         },
         Request::Send {
             handle: bogus,
