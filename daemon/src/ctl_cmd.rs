@@ -280,11 +280,19 @@ fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// A kill's first reply: its job id.
+/// A kill's first reply: its job id (within [`REPLY_TIMEOUT`], however
+/// short the connection's own timeout is).
 fn started(client: &mut CtlClient) -> Result<u64> {
-    match client.next_reply()? {
-        Body::Started { job } => Ok(job),
-        other => Err(unexpected(other)),
+    let until = std::time::Instant::now() + REPLY_TIMEOUT;
+    loop {
+        match client.reply_within()? {
+            Some(Body::Started { job }) => return Ok(job),
+            Some(other) => return Err(unexpected(other)),
+            None if std::time::Instant::now() >= until => {
+                bail!("no answer from the daemon within {REPLY_TIMEOUT:?}")
+            }
+            None => {}
+        }
     }
 }
 
