@@ -319,7 +319,7 @@ fn close_unread_data_rst() {
     let r = p.expect_one();
     assert_eq!(r.sfa(), ("RA".into(), p.rcv, PEER_ISS + 1 + 10));
     assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
-    assert_eq!(p.engine.counters().abort_on_close_unread, 1);
+    assert_eq!(p.engine.counters().rst_close_unread, 1);
     assert_eq!(p.state(), None);
     p.advance(70_000);
     p.expect_none();
@@ -341,7 +341,7 @@ fn close_no_rst_when_drained() {
     assert_eq!(a.sfa(), ("A".into(), p.rcv, p.nxt));
     assert_eq!(p.state(), Some(State::TimeWait));
     let c = p.engine.counters();
-    assert_eq!((c.rst_abort, c.abort_on_close_unread), (0, 0));
+    assert_eq!((c.rst_abort, c.rst_close_unread), (0, 0));
     assert!(rsts(&p.log).is_empty());
 }
 
@@ -1069,7 +1069,7 @@ fn shutdown_receive_resets() {
             .any(|c| c.is_event && c.result == Errno::ConnAborted && c.detail == Detail::Reset),
         "{ev:?}"
     );
-    assert_eq!(p.engine.counters().abort_on_close_unread, 1);
+    assert_eq!(p.engine.counters().rst_close_unread, 1);
     let send = p.call(Request::Send {
         handle: p.h(),
         data: b"x".to_vec(),

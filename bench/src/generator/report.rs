@@ -40,8 +40,8 @@ fn latencies(r: &Results) -> [(&'static str, &'static str, &Histogram<u64>); 3] 
 pub fn nonzero(c: &lingerd_dataplane::engine::counters::Counters) -> Vec<(&'static str, u64)> {
     c.fields()
         .into_iter()
-        .filter(|f| f.2 != 0)
-        .map(|(name, _, v)| (name, v))
+        .filter(|f| f.value != 0)
+        .map(|f| (f.name, f.value))
         .collect()
 }
 

@@ -97,15 +97,22 @@ impl CtlClient {
 
     /// The next reply's body.
     pub fn next_reply(&mut self) -> Result<Body, CtlError> {
+        self.reply_within()?.ok_or_else(|| {
+            CtlError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no answer from the daemon in time",
+            ))
+        })
+    }
+
+    /// The next reply's body, or `None` when none came within the
+    /// connection's timeout (a caller that has other things to watch, such
+    /// as Ctrl-C, connects with a short one and asks again).
+    pub fn reply_within(&mut self) -> Result<Option<Body>, CtlError> {
         let (got, real) = loop {
             match rustix::net::recv(&self.fd, &mut self.buf, RecvFlags::TRUNC) {
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => {
-                    return Err(CtlError::Io(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no answer from the daemon in time",
-                    )));
-                }
+                Err(rustix::io::Errno::AGAIN) => return Ok(None),
                 Err(e) => return Err(CtlError::Io(e.into())),
                 Ok(r) => break r,
             }
@@ -121,7 +128,7 @@ impl CtlClient {
         }
         let bytes = self.buf.get(..got).unwrap_or_default();
         proto::decode_reply(bytes)
-            .map(|r| r.body)
+            .map(|r| Some(r.body))
             .map_err(CtlError::Protocol)
     }
 }

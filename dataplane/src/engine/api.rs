@@ -139,6 +139,19 @@ impl Filter {
     }
 }
 
+/// How far a running `close_matching` has got on one engine
+/// ([`QueueEngine::match_progress`](super::QueueEngine::match_progress)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatchProgress {
+    /// Connections it closed so far.
+    pub closed: u64,
+    /// Table slots it has walked (its cursor).
+    pub walked: u32,
+    /// Table slots in use now: the walk ends there (the table may grow
+    /// or shrink meanwhile, so `walked / slots` is an estimate).
+    pub slots: u32,
+}
+
 /// One connection as `lingerd ctl conns` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnInfo {

@@ -161,6 +161,7 @@ mod tests {
                 flags: TcpFlags::RST,
                 window: 0,
             },
+            clock: crate::shared::RstClock::UNTIMED,
         }
     }
 

@@ -69,6 +69,8 @@ impl QueueEngine {
         request: Request,
     ) {
         let now_ms = self.enter(now);
+        // Whatever this request closes is timed from now to the wire.
+        self.rst_clock = crate::shared::RstClock::request(self.now_ns);
         match request {
             Request::Listen { port, backlog } => {
                 self.listen(now_ms, client, user_data, port, backlog)
