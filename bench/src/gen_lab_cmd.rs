@@ -31,6 +31,8 @@ use lingerd_bench::generator::server::ServerStats;
 use lingerd_bench::generator::{CLOSE_PHASE_MARK, Close, PER_PAIR, Rate};
 use lingerd_bench::lab::setup::{check_interrupted, stop_on_signals};
 use lingerd_lab::Lab;
+
+use crate::lab_cmd::PortArg;
 use serde_json::{Value, json};
 
 /// The device's address and port (the lab's dut kernel address).
@@ -48,6 +50,10 @@ pub(crate) struct Args {
     /// The device under test.
     #[arg(long, value_enum)]
     dut: DutKind,
+    /// gen's port: afxdp on the peer's veth, or dpdk (net_af_packet on the
+    /// same veth; a build with the dpdk feature).
+    #[arg(long, value_enum, default_value = "afxdp")]
+    port: PortArg,
     /// Connections each generator opens.
     #[arg(long, default_value_t = 10_000)]
     connections: usize,
@@ -187,7 +193,14 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &peer_ns])
         .arg(&bin)
-        .args(["gen", "--interface", &peer_if])
+        .arg("gen")
+        .args(match args.port {
+            PortArg::Afxdp => ["--interface".to_owned(), peer_if.clone()],
+            PortArg::Dpdk => [
+                "--dpdk".to_owned(),
+                format!("net_af_packet0,iface={peer_if}"),
+            ],
+        })
         .args(["--source", &range_arg(&gen_sources)])
         .args(["--target", &DUT_LISTEN.to_string()])
         .args(["--connections", &args.connections.to_string()])
@@ -405,6 +418,13 @@ fn report(
         let mut m = serde_json::Map::new();
         m.insert("dut".into(), json!(args.dut.to_string()));
         m.insert("close".into(), json!(args.close.to_string()));
+        m.insert(
+            "port".into(),
+            json!(match args.port {
+                PortArg::Afxdp => "afxdp",
+                PortArg::Dpdk => "dpdk",
+            }),
+        );
         m.insert("connections".into(), json!(args.connections));
         for key in [
             "established",

@@ -6,7 +6,9 @@
 //! - against nginx: 20,000 connections closed gracefully, every request
 //!   answered, and nothing left at nginx in ESTABLISHED or CLOSE-WAIT;
 //! - against HAProxy (`--close peer`): its `timeout client` closes every
-//!   connection first, and the generator sees each FIN.
+//!   connection first, and the generator sees each FIN;
+//! - (feature `dpdk`) gen on the DPDK port, net_af_packet on the same
+//!   veth: 2,000 aborts, each seen reset by the kernel server.
 //!
 //! Correctness, not timing: rates are only checked to be positive. They
 //! need root, so they are ignored unless asked for (`--ignored`;
@@ -106,4 +108,31 @@ fn gen_waits_for_haproxy_timeout_client_with_close_peer() {
     assert_eq!(j["confirmed"].as_u64(), Some(2_000), "{last}");
     let p50 = j["close_p50_us"].as_f64().expect("close latency");
     assert!(p50 >= 1.5e6, "HAProxy closed before its 2s timeout: {last}");
+}
+
+/// gen on the DPDK port (net_af_packet on the peer's veth): the same
+/// judge as on AF_XDP, the kernel server counting the resets.
+#[cfg(feature = "dpdk")]
+#[test]
+#[ignore = "needs root and netns"]
+fn gen_on_dpdk_aborts_2000_and_the_kernel_sees_every_reset() {
+    let (last, j) = gen_lab(
+        "gen_on_dpdk_aborts_2000_and_the_kernel_sees_every_reset",
+        &[
+            "--dut",
+            "kernel",
+            "--port",
+            "dpdk",
+            "--connections",
+            "2000",
+            "--close",
+            "abort",
+            "--close-rate",
+            "20k",
+            "--no-kernel",
+        ],
+    );
+    assert_eq!(j["port"], "dpdk", "{last}");
+    assert_eq!(j["confirmed"].as_u64(), Some(2_000), "{last}");
+    assert_eq!(j["dut_server"]["resets"].as_u64(), Some(2_000), "{last}");
 }
