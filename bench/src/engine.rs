@@ -274,6 +274,7 @@ impl Lab {
                     Request::Connect {
                         remote: SocketAddrV4::new(A_IP, a_port),
                         local_port: Some(b_port),
+                        local_addr: None,
                     },
                 );
             }

@@ -952,6 +952,7 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 label: "lingerd".into(),
                 points: l.latency.cdf.clone(),
             }],
+            panels: plot::Panel::lab(),
         };
         plot::write_svg(path, &fig)?;
         progress(format!("wrote {}", path.display()));

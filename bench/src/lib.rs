@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod engine;
 pub mod fixtures;
+pub mod generator;
 pub mod lab;
 pub mod measure;
 pub mod micro;

@@ -6,7 +6,8 @@
 //! close benchmark (the daemon, its client, lingerd as load generator, the
 //! ceiling and the kernel baseline in one run); `ring-latency` times abort
 //! request → RST at the peer with 1M linger timers armed on the dut's core
-//! (beside the kernel's close() → RST); `transfer` measures echo goodput
+//! (beside the kernel's close() → RST); `gen` is lingerd as a load
+//! generator aimed at a device the user chose; `transfer` measures echo goodput
 //! through the lab's impairment stage against the kernel's. `lab-dut-client` and
 //! `kernel-worker` are `lab`'s own helper processes (hidden).
 //!
@@ -17,6 +18,8 @@
 
 #[cfg(feature = "dpdk")]
 mod dpdk_ceiling;
+mod gen_cmd;
+mod gen_lab_cmd;
 mod lab_cmd;
 mod ring_latency;
 mod transfer;
@@ -48,6 +51,14 @@ enum Command {
     /// child over memif, counted by the child, after an idle check.
     #[cfg(feature = "dpdk")]
     DpdkCeiling(dpdk_ceiling::Args),
+    /// lingerd as a load generator aimed at a device you choose (root):
+    /// open N connections, optionally request, hold, close in a mode at a
+    /// rate, and report what the device did.
+    Gen(gen_cmd::Args),
+    /// `gen` judged on the netns lab (root): against the kernel, nginx or
+    /// HAProxy in the dut namespace, beside a kernel-socket generator
+    /// doing the same job, in one run.
+    GenLab(gen_lab_cmd::Args),
     /// The end-to-end close benchmark on the lab (root): lingerd (daemon +
     /// client, lingerd as load generator) vs the xsk ceiling and the Linux
     /// kernel, in one run.
@@ -102,6 +113,12 @@ enum Command {
         #[arg(long, default_value = "120s")]
         timeout: lingerd_abi::vocab::Duration,
     },
+    /// `gen-lab`'s kernel server, in the dut namespace (internal).
+    #[command(hide = true)]
+    GenLabServer(lingerd_bench::generator::server::ServerArgs),
+    /// `gen-lab`'s kernel-socket generator worker (internal).
+    #[command(hide = true)]
+    GenKernelWorker(lingerd_bench::generator::kernel::WorkerArgs),
     /// Micro benchmarks: wire, table, timers, memory, engine close rates,
     /// smoltcp comparison. Medians of ≥ 3 runs after a warm-up.
     Micro {
@@ -154,6 +171,8 @@ fn main() -> anyhow::Result<()> {
         Command::RingLatency(args) => return ring_latency::run(args),
         Command::Transfer(args) => return transfer::run(args),
         Command::Lab(args) => return lab_cmd::run(args),
+        Command::Gen(args) => return gen_cmd::run(args),
+        Command::GenLab(args) => return gen_lab_cmd::run(args),
         Command::LabDutClient {
             socket,
             ports,
@@ -205,6 +224,8 @@ fn main() -> anyhow::Result<()> {
                 timeout: timeout.to_std(),
             });
         }
+        Command::GenLabServer(args) => return lingerd_bench::generator::server::serve(&args),
+        Command::GenKernelWorker(args) => return lingerd_bench::generator::kernel::worker(&args),
         Command::Micro {
             json,
             connections,
@@ -247,4 +268,47 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn gen_takes_lists_and_refuses_bad_values() {
+        let ok = [
+            "lingerd-bench",
+            "gen",
+            "--interface",
+            "eth1",
+            "--source",
+            "198.18.0.200-198.18.0.203/24",
+            "--source",
+            "198.18.0.9/24",
+            "--target",
+            "198.18.0.1:80,198.18.0.1:81",
+            "--close",
+            "linger=2s",
+            "--close-rate",
+            "500k",
+        ];
+        Cli::try_parse_from(ok).unwrap();
+        for (flag, bad) in [
+            ("--close", "rst"),
+            ("--close-rate", "0"),
+            ("--source", "198.18.0.9"),
+            ("--target", "198.18.0.1"),
+        ] {
+            let mut argv = ok.to_vec();
+            let i = argv.iter().position(|a| *a == flag).unwrap();
+            argv[i + 1] = bad;
+            assert!(Cli::try_parse_from(&argv).is_err(), "{flag} {bad}");
+        }
+    }
 }

@@ -327,9 +327,9 @@ fn kernel_part(args: &Args, lab: &Lab, n: usize) -> Result<Part> {
 fn linger_ends(text: &str) -> Result<u64> {
     let mut n = 0;
     for c in [
-        "lingerd_closes_aborted_linger_total",
-        "lingerd_closes_graceful_total",
-        "lingerd_closes_aborted_total",
+        "lingerd_closes_total{outcome=\"aborted_linger\"}",
+        "lingerd_closes_total{outcome=\"graceful\"}",
+        "lingerd_closes_total{outcome=\"aborted\"}",
         "lingerd_retransmit_timeouts_total",
     ] {
         n += sample(text, c)?;

@@ -1,17 +1,22 @@
-//! `lingerd ctl conns|kill|stats|capture`: the command line of the
-//! operator's interface, and how its answers are printed (`capture`'s in
-//! `ctl_capture.rs`).
+//! `lingerd ctl conns|kill|jobs|cancel|stats|capture`: the command line of
+//! the operator's interface, and how its answers are printed (`capture`'s
+//! in `ctl_capture.rs`).
 //!
 //! It owns the flags (filters that mirror the engine's `Filter`, checked
 //! with the same parsers the daemon uses, so a bad value fails here with
 //! exit 2 before anything is sent) and the output: an `ss`-like table, or
 //! with `--json` one JSON object per line (JSON Lines; see
 //! [`lingerd_daemon::ctl::proto::Row`] for the fields). It finds the ctl
-//! socket from the configuration, as `run` does. It may not talk to the
-//! socket itself ([`lingerd_daemon::ctl::client`] does).
+//! socket from the configuration, as `run` does. A foreground `kill` on a
+//! terminal owns Ctrl-C: the first one asks "cancel or detach?" (a second
+//! one, or end of input, detaches); off a terminal Ctrl-C keeps its
+//! default, which leaves the kill running (detached). It may not talk to
+//! the socket itself ([`lingerd_daemon::ctl::client`] does).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -19,7 +24,7 @@ use clap::{Args, Subcommand};
 use lingerd_abi::vocab::{CloseMode, Duration as Span, Linger};
 use lingerd_config::Config;
 use lingerd_daemon::ctl::client::CtlClient;
-use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, Op, Request, Row};
+use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, JobRow, Op, Request, Row};
 
 /// The configuration `lingerd ctl` reads when `--config` is not given
 /// (where the systemd unit and the container put it).
@@ -27,6 +32,8 @@ pub(crate) const DEFAULT_CONFIG: &str = "/etc/lingerd/lingerd.yaml";
 
 /// How long `conns` and `stats` wait for each reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a foreground kill on a terminal looks for Ctrl-C.
+const CTRL_C_POLL: Duration = Duration::from_millis(100);
 
 /// `lingerd ctl`'s own options and its command.
 #[derive(Debug, Args)]
@@ -61,10 +68,12 @@ enum CtlCommand {
     /// Close the matching connections of every owner, like `ss -K`.
     ///
     /// Runs `close_matching` on every queue as the operator: each owner
-    /// is told its connection was aborted (ECONNABORTED). Progress goes
-    /// to stderr; the count to stdout. Interrupting `lingerd ctl` does not
-    /// stop a kill that started. A filter is required: `--state all`
-    /// closes everything.
+    /// is told its connection was aborted (ECONNABORTED). The job id and
+    /// progress go to stderr; the count to stdout. A kill runs on its own
+    /// once started: `lingerd ctl jobs` lists it, `lingerd ctl cancel ID`
+    /// stops it. Ctrl-C on a terminal asks whether to cancel it or detach
+    /// from it; elsewhere Ctrl-C detaches. A filter is required: `--state
+    /// all` closes everything.
     Kill {
         #[command(flatten)]
         filter: FilterArgs,
@@ -78,6 +87,26 @@ enum CtlCommand {
         /// queues (N / queues each, rounded up); 0 = as fast as possible.
         #[arg(long, value_name = "N", default_value_t = 0)]
         pace: u32,
+        /// The result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Start the kill, print its job id on stdout (`job ID`, or
+        /// `{"job": ID}` with --json) and return at once.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// The kills running: job id, progress and rate, filter and mode.
+    Jobs {
+        /// One JSON object per job, one per line (JSON Lines).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running kill on every queue: what it closed stays closed,
+    /// the connections it has not reached stay open.
+    Cancel {
+        /// The job id (`lingerd ctl kill` printed it; `lingerd ctl jobs`).
+        #[arg(value_name = "ID")]
+        job: u64,
         /// The result as one JSON object.
         #[arg(long)]
         json: bool,
@@ -201,8 +230,24 @@ pub(crate) fn run(args: CtlArgs) -> Result<()> {
                 None,
             )
         }
+        CtlCommand::Jobs { .. } => (Op::Jobs, Some(REPLY_TIMEOUT)),
+        CtlCommand::Cancel { job, .. } => (Op::Cancel { job: *job }, Some(REPLY_TIMEOUT)),
         CtlCommand::Stats { .. } => (Op::Stats, Some(REPLY_TIMEOUT)),
         CtlCommand::Capture(_) => unreachable!("handled above"),
+    };
+    // A foreground kill on a terminal owns Ctrl-C (and so must wake up to
+    // look at it); elsewhere Ctrl-C keeps its default and ends `lingerd
+    // ctl`, which leaves the kill running.
+    let ctrl_c = match &args.command {
+        CtlCommand::Kill { detach: false, .. } if std::io::stdin().is_terminal() => {
+            Some(ctrl_c_flag()?)
+        }
+        _ => None,
+    };
+    let timeout = if ctrl_c.is_some() {
+        Some(CTRL_C_POLL)
+    } else {
+        timeout
     };
     let mut client = CtlClient::connect(&path, timeout)?;
     client.send(&Request {
@@ -213,9 +258,102 @@ pub(crate) fn run(args: CtlArgs) -> Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.command {
         CtlCommand::Conns { json, .. } => conns(&mut client, &mut out, json),
-        CtlCommand::Kill { json, .. } => kill(&mut client, &mut out, json),
+        CtlCommand::Kill { json, detach, .. } => {
+            let job = started(&mut client)?;
+            if detach {
+                if json {
+                    writeln!(out, "{}", serde_json::json!({ "job": job }))?;
+                } else {
+                    writeln!(out, "job {job}")?;
+                }
+                out.flush().context("writing to stdout")?;
+                return Ok(());
+            }
+            eprintln!(
+                "lingerd ctl: kill job {job} started (lingerd ctl jobs shows it, \
+                 lingerd ctl cancel {job} stops it)"
+            );
+            let ask = ctrl_c.map(|flag| Interrupt {
+                flag,
+                socket: path.clone(),
+                job,
+            });
+            kill(&mut client, &mut out, json, ask)
+        }
+        CtlCommand::Jobs { json } => jobs(&mut client, &mut out, json),
+        CtlCommand::Cancel { json, .. } => cancel(&mut client, &mut out, json),
         CtlCommand::Stats { json } => stats(&mut client, &mut out, json),
         CtlCommand::Capture(_) => unreachable!("handled above"),
+    }
+}
+
+/// The first Ctrl-C sets the flag; a second one, with the flag already
+/// set, ends the process as Ctrl-C always does (detached).
+fn ctrl_c_flag() -> Result<Arc<AtomicBool>> {
+    use signal_hook::consts::SIGINT;
+    let flag = Arc::new(AtomicBool::new(false));
+    // Registered first, so that it sees the flag as the first Ctrl-C left it.
+    signal_hook::flag::register_conditional_default(SIGINT, flag.clone())
+        .context("installing the Ctrl-C handler")?;
+    signal_hook::flag::register(SIGINT, flag.clone()).context("installing the Ctrl-C handler")?;
+    Ok(flag)
+}
+
+/// A kill's first reply: its job id (within [`REPLY_TIMEOUT`], however
+/// short the connection's own timeout is).
+fn started(client: &mut CtlClient) -> Result<u64> {
+    let until = std::time::Instant::now() + REPLY_TIMEOUT;
+    loop {
+        match client.reply_within()? {
+            Some(Body::Started { job }) => return Ok(job),
+            Some(other) => return Err(unexpected(other)),
+            None if std::time::Instant::now() >= until => {
+                bail!("no answer from the daemon within {REPLY_TIMEOUT:?}")
+            }
+            None => {}
+        }
+    }
+}
+
+/// What a foreground kill on a terminal needs when Ctrl-C comes.
+struct Interrupt {
+    flag: Arc<AtomicBool>,
+    socket: PathBuf,
+    job: u64,
+}
+
+/// The operator's answer to "cancel or detach?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    Cancel,
+    Detach,
+}
+
+/// Asks on `err` and reads the answer from `input` until it is one:
+/// `c`/`cancel` or `d`/`detach` (any case); the end of input detaches.
+fn ask_cancel_or_detach(
+    input: &mut impl BufRead,
+    err: &mut impl Write,
+    job: u64,
+    closed: u64,
+) -> Choice {
+    loop {
+        let _ = write!(
+            err,
+            "\nlingerd ctl: kill job {job} is running ({closed} closed so far). \
+             [c]ancel it (the rest stay open) or [d]etach (it goes on)? "
+        );
+        let _ = err.flush();
+        let mut line = String::new();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => return Choice::Detach,
+            Ok(_) => {}
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "c" | "cancel" => return Choice::Cancel,
+            "d" | "detach" => return Choice::Detach,
+            _ => {}
+        }
     }
 }
 
@@ -308,30 +446,82 @@ fn table_line(r: &Row) -> String {
     )
 }
 
-fn kill(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
+/// `queue 0: 3, queue 1: 4`.
+fn queues_text(per_queue: &[(u32, u64)]) -> String {
+    per_queue
+        .iter()
+        .map(|(q, n)| format!("queue {q}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kill(
+    client: &mut CtlClient,
+    out: &mut impl Write,
+    json: bool,
+    interrupt: Option<Interrupt>,
+) -> Result<()> {
+    let mut so_far = 0;
     loop {
-        match client.next_reply()? {
+        let reply = match &interrupt {
+            None => client.next_reply()?,
+            Some(i) => match client.reply_within()? {
+                Some(b) => b,
+                None if i.flag.load(Ordering::Relaxed) => {
+                    let stdin = std::io::stdin();
+                    let choice = ask_cancel_or_detach(
+                        &mut stdin.lock(),
+                        &mut std::io::stderr(),
+                        i.job,
+                        so_far,
+                    );
+                    if choice == Choice::Detach {
+                        eprintln!(
+                            "lingerd ctl: detached; kill job {} goes on (lingerd ctl jobs, \
+                             lingerd ctl cancel {})",
+                            i.job, i.job
+                        );
+                        return Ok(());
+                    }
+                    return cancel_job(&i.socket, i.job, out, json);
+                }
+                None => continue,
+            },
+        };
+        match reply {
             Body::Progress { closed } => {
+                so_far = closed;
                 eprintln!("lingerd ctl: kill: {closed} closed so far");
             }
             Body::Killed {
+                job,
                 closed,
                 per_queue,
                 errors,
+                cancelled,
             } => {
                 if json {
                     let v = serde_json::json!({
+                        "job": job,
                         "closed": closed,
                         "per_queue": per_queue,
                         "errors": errors,
+                        "cancelled": cancelled,
                     });
                     writeln!(out, "{v}")?;
+                } else if cancelled {
+                    writeln!(
+                        out,
+                        "kill job {job} was cancelled: closed {closed} connection(s) ({}); \
+                         the rest stay open",
+                        queues_text(&per_queue)
+                    )?;
                 } else {
-                    let each: Vec<String> = per_queue
-                        .iter()
-                        .map(|(q, n)| format!("queue {q}: {n}"))
-                        .collect();
-                    writeln!(out, "closed {closed} connection(s) ({})", each.join(", "))?;
+                    writeln!(
+                        out,
+                        "closed {closed} connection(s) ({})",
+                        queues_text(&per_queue)
+                    )?;
                 }
                 out.flush().context("writing to stdout")?;
                 if !errors.is_empty() {
@@ -342,6 +532,93 @@ fn kill(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> 
             other => return Err(unexpected(other)),
         }
     }
+}
+
+/// Cancels `job` over a connection of its own and prints the result.
+fn cancel_job(socket: &Path, job: u64, out: &mut impl Write, json: bool) -> Result<()> {
+    let mut client = CtlClient::connect(socket, Some(REPLY_TIMEOUT))?;
+    client.send(&Request {
+        v: proto::VERSION,
+        op: Op::Cancel { job },
+    })?;
+    cancel(&mut client, out, json)
+}
+
+fn cancel(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
+    match client.next_reply()? {
+        Body::Cancelled {
+            job,
+            closed,
+            per_queue,
+        } => {
+            if json {
+                let v = serde_json::json!({
+                    "job": job,
+                    "closed": closed,
+                    "per_queue": per_queue,
+                });
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "cancelled kill job {job}: closed {closed} connection(s) ({}); \
+                     the rest stay open",
+                    queues_text(&per_queue)
+                )?;
+            }
+            out.flush().context("writing to stdout")?;
+            Ok(())
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn jobs(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
+    let rows = match client.next_reply()? {
+        Body::Jobs { jobs } => jobs,
+        other => return Err(unexpected(other)),
+    };
+    if json {
+        for r in &rows {
+            serde_json::to_writer(&mut *out, r)?;
+            writeln!(out)?;
+        }
+    } else {
+        writeln!(
+            out,
+            "{:>6} {:<14} {:>7} {:>9} {:>10} {:>9} {:>6}  Filter",
+            "Job", "Mode", "Pace", "Elapsed", "Closed", "Rate/s", "Walked"
+        )?;
+        for r in &rows {
+            writeln!(out, "{}", job_line(r))?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(())
+}
+
+fn job_line(r: &JobRow) -> String {
+    let pace = if r.pace == 0 {
+        "-".to_owned()
+    } else {
+        r.pace.to_string()
+    };
+    let job = if r.cancelling {
+        format!("{}*", r.job) // a cancel is on its way
+    } else {
+        r.job.to_string()
+    };
+    format!(
+        "{:>6} {:<14} {:>7} {:>9} {:>10} {:>9.0} {:>5}%  {}",
+        job,
+        r.mode.to_string(),
+        pace,
+        human_ms(r.elapsed_ms),
+        r.closed,
+        r.rate_per_s,
+        r.walked_percent,
+        r.filter.to_flags()
+    )
 }
 
 fn stats(client: &mut CtlClient, out: &mut impl Write, json: bool) -> Result<()> {
@@ -434,6 +711,89 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["ctl", "kill", "--mode", "rst"]).is_err());
         assert!(idle("9999999999s").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn ctrl_c_asks_until_answered_and_end_of_input_detaches() {
+        let mut err = Vec::new();
+        let mut input = std::io::Cursor::new(b"what\n\nC\n".to_vec());
+        assert_eq!(
+            ask_cancel_or_detach(&mut input, &mut err, 4, 12),
+            Choice::Cancel
+        );
+        let said = String::from_utf8(err).unwrap();
+        assert_eq!(
+            said.matches("kill job 4 is running (12 closed so far)")
+                .count(),
+            3
+        );
+        let mut input = std::io::Cursor::new(b"detach\n".to_vec());
+        assert_eq!(
+            ask_cancel_or_detach(&mut input, &mut Vec::new(), 4, 0),
+            Choice::Detach
+        );
+        let mut input = std::io::Cursor::new(Vec::new());
+        assert_eq!(
+            ask_cancel_or_detach(&mut input, &mut Vec::new(), 4, 0),
+            Choice::Detach,
+            "end of input"
+        );
+    }
+
+    #[test]
+    fn jobs_and_cancel_take_their_arguments() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            ctl: CtlCommand,
+        }
+        assert!(matches!(
+            Cli::try_parse_from(["ctl", "cancel", "17"]).unwrap().ctl,
+            CtlCommand::Cancel {
+                job: 17,
+                json: false
+            }
+        ));
+        for bad in [
+            &["ctl", "cancel"][..],
+            &["ctl", "cancel", "-1"],
+            &["ctl", "cancel", "x"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            Cli::try_parse_from(["ctl", "jobs", "--json"]).unwrap().ctl,
+            CtlCommand::Jobs { json: true }
+        ));
+        let row = JobRow {
+            job: 3,
+            filter: FilterSpec {
+                states: vec!["established".into()],
+                remote_port: Some(80),
+                ..FilterSpec::default()
+            },
+            mode: CloseMode::Linger { ms: 5000 },
+            pace: 100,
+            elapsed_ms: 2500,
+            closed: 250,
+            per_queue: vec![(0, 250)],
+            walked_percent: 40,
+            rate_per_s: 100.0,
+            cancelling: true,
+        };
+        let line = job_line(&row);
+        for part in [
+            "3*",
+            "linger=5s",
+            "100",
+            "2.5s",
+            "250",
+            "40%",
+            "--state established --dport 80",
+        ] {
+            assert!(line.contains(part), "{part:?} in {line:?}");
+        }
     }
 
     #[test]

@@ -392,7 +392,9 @@ impl Daemon {
             idle: convert::port_idle(&config),
             exit: Mutex::new(convert::exit_rule(&config)),
             listen: config.listen.iter().map(|l| (l.port, l.backlog)).collect(),
-            metrics: Arc::new(MetricsHub::new(plans.len())),
+            metrics: Arc::new(MetricsHub::with_queues(
+                plans.iter().map(|p| p.queue).collect(),
+            )),
         });
         let mut handoffs: Vec<Option<Handoff>> = if plans.len() > 1 {
             Handoff::group(plans.iter().filter_map(|p| p.engine.flow.clone()).collect())

@@ -24,6 +24,7 @@ use lingerd_abi::vocab::CloseMode;
 use lingerd_daemon::cores::{CoreClients, CoreCommand};
 use lingerd_daemon::ctl::client::CtlClient;
 use lingerd_daemon::ctl::core::{CoreReply, CtlCommand, CtlJobs};
+use lingerd_daemon::ctl::jobs::{CoreEnd, Jobs};
 use lingerd_daemon::ctl::proto::{self, Body, FilterSpec, Op, Request};
 use lingerd_daemon::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use lingerd_daemon::metrics::MetricsHub;
@@ -119,7 +120,10 @@ impl Harness {
         let mut all = Vec::new();
         loop {
             let b = c.next_reply().unwrap();
-            let last = !matches!(b, Body::Rows { .. } | Body::Progress { .. });
+            let last = !matches!(
+                b,
+                Body::Rows { .. } | Body::Progress { .. } | Body::Started { .. }
+            );
             all.push(b);
             if last {
                 return all;
@@ -228,18 +232,38 @@ fn kill_completes_through_the_core_and_stats_answer() {
         mode: CloseMode::Abort,
         pace: 0,
     });
+    let Some(&Body::Started { job }) = replies.first() else {
+        panic!("a kill starts with its job id: {replies:?}");
+    };
     assert_eq!(
         replies.last(),
         Some(&Body::Killed {
+            job,
             closed: 0,
             per_queue: vec![(5, 0)],
             errors: vec![],
+            cancelled: false,
         })
     );
+    // It is over: no longer listed, and cannot be cancelled.
+    assert_eq!(h.ask(Op::Jobs), [Body::Jobs { jobs: vec![] }]);
+    let refused = h.ask(Op::Cancel { job });
+    assert!(error_of(&refused[0]).contains(&format!("no kill job {job} is running")));
+    // The next kill gets another id.
+    let again = h.ask(Op::Kill {
+        filter: FilterSpec {
+            local_port: Some(1),
+            ..FilterSpec::default()
+        },
+        mode: CloseMode::Abort,
+        pace: 0,
+    });
+    assert!(matches!(again.first(), Some(&Body::Started { job: j }) if j > job));
     match h.ask(Op::Stats).as_slice() {
         [Body::Stats { queues, metrics }] => {
             assert_eq!(queues, &[5]);
-            assert!(metrics.iter().any(|m| m.name == "rst_abort"));
+            assert!(metrics.iter().any(|m| m.name == "rst_sent_abort"));
+            assert!(metrics.iter().any(|m| m.name == "close_to_wire_rst_count"));
         }
         other => panic!("{other:?}"),
     }
@@ -251,15 +275,20 @@ fn hostile_and_refused_requests_get_errors_and_the_socket_lives_on() {
     let p = h.socket.as_path();
     assert!(error_of(&raw_exchange(p, b"\xff\x00garbage")).contains("not a ctl request"));
     assert!(error_of(&raw_exchange(p, br#"{"v":9,"op":"stats"}"#)).contains("version 9"));
-    assert!(error_of(&raw_exchange(p, br#"{"v":1,"op":"reboot"}"#)).contains("malformed"));
+    assert!(error_of(&raw_exchange(p, br#"{"v":2,"op":"reboot"}"#)).contains("malformed"));
+    assert!(error_of(&raw_exchange(p, br#"{"v":1,"op":"stats"}"#)).contains("version 1"));
+    let bad_job = br#"{"v":2,"op":{"cancel":{"job":"all"}}}"#;
+    assert!(error_of(&raw_exchange(p, bad_job)).contains("malformed"));
+    let no_job = br#"{"v":2,"op":{"cancel":{"job":18446744073709551615}}}"#;
+    assert!(error_of(&raw_exchange(p, no_job)).contains("no kill job"));
     let big = vec![b' '; proto::MAX_REQUEST + 1];
     assert!(error_of(&raw_exchange(p, &big)).contains("longer than"));
-    let bad_prefix = br#"{"v":1,"op":{"conns":{"filter":{"local":"198.18.0.0/99"}}}}"#;
+    let bad_prefix = br#"{"v":2,"op":{"conns":{"filter":{"local":"198.18.0.0/99"}}}}"#;
     assert!(error_of(&raw_exchange(p, bad_prefix)).contains("0..=32"));
-    let no_filter = br#"{"v":1,"op":{"kill":{"filter":{},"mode":"abort","pace":0}}}"#;
+    let no_filter = br#"{"v":2,"op":{"kill":{"filter":{},"mode":"abort","pace":0}}}"#;
     assert!(error_of(&raw_exchange(p, no_filter)).contains("kill needs a filter"));
     let long_linger =
-        br#"{"v":1,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=4294967295ms","pace":0}}}"#;
+        br#"{"v":2,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=4294967295ms","pace":0}}}"#;
     assert!(error_of(&raw_exchange(p, long_linger)).contains("longest linger"));
     // Connections that say nothing and hang up, or say nothing at all.
     drop(raw(p));
@@ -340,30 +369,42 @@ fn a_slow_reader_pauses_the_listing_without_losing_rows() {
     jobs.poll(&e, t0);
     assert!(jobs.is_empty());
 
-    // A kill's completion is routed by its job id; an unknown one is dropped.
-    let (tx, rx) = mpsc::sync_channel(4);
+    // A kill's completion is routed by its job id into the job's record.
+    let registry = Jobs::default();
+    let job = registry
+        .start(3, FilterSpec::default(), CloseMode::Abort, 0, 1)
+        .unwrap();
     jobs.handle_command(
         CtlCommand::Kill {
-            job: 3,
+            job: job.clone(),
             filter: Filter::default(),
             mode: CloseMode::Abort,
             pace_per_s: 0,
-            reply: tx,
         },
         &mut e,
         t0,
     );
+    assert!(!job.is_over());
+    // A second kill under the same id is refused, not mixed up.
+    let twin = registry
+        .start(3, FilterSpec::default(), CloseMode::Abort, 0, 1)
+        .unwrap();
+    jobs.handle_command(
+        CtlCommand::Kill {
+            job: twin.clone(),
+            filter: Filter::default(),
+            mode: CloseMode::Abort,
+            pace_per_s: 0,
+        },
+        &mut e,
+        t0,
+    );
+    assert_eq!(twin.ends(), [CoreEnd::Refused]);
     e.handle_timeout(t0 + Duration::from_millis(1));
     while let Some(c) = e.poll_completion() {
         jobs.deliver(c);
     }
-    assert_eq!(
-        rx.try_recv(),
-        Ok(CoreReply::Killed {
-            core: 0,
-            result: lingerd_abi::Errno::Ok,
-            closed: 0
-        })
-    );
+    assert_eq!(job.ends(), [CoreEnd::Done]);
+    assert_eq!(job.closed(), [0]);
     assert!(jobs.is_empty());
 }

@@ -135,9 +135,13 @@ impl Dut {
         .join()
         .expect("the metrics scrape")
     }
-    /// One metric's value, summed over its label sets.
-    fn metric(&self, name: &str) -> u64 {
+    /// One metric's value, summed over its label sets: `name`, or
+    /// `name{key="value"}` for the series that have that label.
+    fn metric(&self, selector: &str) -> u64 {
         let body = self.metrics();
+        let (name, label) = selector
+            .split_once('{')
+            .map_or((selector, ""), |(n, l)| (n, l.trim_end_matches('}')));
         let mut found = false;
         let sum = body
             .lines()
@@ -145,11 +149,11 @@ impl Dut {
             .filter_map(|l| {
                 let (key, v) = l.rsplit_once(' ')?;
                 let base = key.split('{').next()?;
-                (base == name).then(|| v.parse::<u64>().ok())?
+                (base == name && key.contains(label)).then(|| v.parse::<u64>().ok())?
             })
             .inspect(|_| found = true)
             .sum();
-        assert!(found, "no {name} in /metrics:\n{body}");
+        assert!(found, "no {selector} in /metrics:\n{body}");
         sum
     }
 
@@ -451,7 +455,7 @@ fn client_sigkill_cleanup() {
     assert_eq!(d.memfd_mappings(), 0, "the client's memfd is still mapped");
     assert_eq!(d.fds(), fds_alone, "descriptors before the attach vs now");
     assert_eq!(
-        d.metric("lingerd_rst_abort_total"),
+        d.metric("lingerd_rst_sent_total{reason=\"abort\"}"),
         TOTAL,
         "one RST per connection"
     );

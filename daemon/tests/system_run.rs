@@ -106,6 +106,10 @@ fn main() -> ExitCode {
                 ctl_lists_kills_and_reports_stats,
             ),
             (
+                "ctl_jobs_lists_and_cancel_stops_a_paced_kill",
+                ctl_jobs_lists_and_cancel_stops_a_paced_kill,
+            ),
+            (
                 "capture_counts_every_rst_the_peer_saw",
                 capture_counts_every_rst_the_peer_saw,
             ),
@@ -1010,10 +1014,15 @@ fn scrape(lab: &Lab, addr: SocketAddr) -> String {
     .unwrap()
 }
 
-/// The value of an unlabelled sample.
+/// The value of `name`, summed over its series (every queue's).
 fn sample(text: &str, name: &str) -> Option<u64> {
     text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, v) = l.rsplit_once(' ')?;
+            (series.split('{').next()? == name).then(|| v.parse::<u64>().ok())?
+        })
+        .reduce(|a, b| a + b)
 }
 
 /// `/metrics` of the real daemon carries the AF_XDP series (port counters
@@ -1065,13 +1074,16 @@ fn metrics_export_xdp_statistics() {
         thread::sleep(Duration::from_millis(100));
     };
     for name in XDP {
-        let family = format!("lingerd_xdp_{name}_total");
+        let family = format!("lingerd_xdp_{name}");
         assert!(text.contains(&format!("# HELP {family} ")), "{family}");
         assert!(
             text.contains(&format!("# TYPE {family} counter")),
             "{family}"
         );
-        assert!(sample(&text, &family).is_some(), "{family} has a sample");
+        assert!(
+            text.contains(&format!("{family}_total{{queue=\"0\"}} ")),
+            "{family} has queue 0's sample"
+        );
     }
     assert!(sample(&text, "lingerd_xdp_loops_total").unwrap() > 0);
     assert!(
@@ -1212,13 +1224,16 @@ fn ctl_lists_kills_and_reports_stats() {
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["queues"], serde_json::json!([0]));
-    assert!(v["metrics"]["rst_abort"][0].as_u64().unwrap() >= 3, "{v}");
+    assert!(
+        v["metrics"]["rst_sent_abort"][0].as_u64().unwrap() >= 3,
+        "{v}"
+    );
     assert!(
         v["metrics"]["connections_listen"][0].as_u64().unwrap() == 1,
         "{v}"
     );
     let out = ctl(&lab, &d.d, &["stats"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("rst_abort"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rst_sent_abort"));
 
     // Refusals come back as errors (exit 1), not as silence.
     let out = ctl(&lab, &d.d, &["kill", "--mode", "abort"]);
@@ -1226,6 +1241,257 @@ fn ctl_lists_kills_and_reports_stats() {
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
     assert!(!sock.exists(), "the ctl socket is removed at exit");
+}
+
+/// What a kernel socket says when read without blocking: nothing yet
+/// (still connected), end of stream, or an error (a reset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PeerSees {
+    Connected,
+    Eof,
+    Error(ErrorKind),
+}
+
+fn peer_sees(s: &TcpStream) -> PeerSees {
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    let seen = match (&*s).read(&mut b) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => PeerSees::Connected,
+        Ok(0) => PeerSees::Eof,
+        Ok(_) => PeerSees::Error(ErrorKind::InvalidData),
+        Err(e) => PeerSees::Error(e.kind()),
+    };
+    s.set_nonblocking(false).unwrap();
+    seen
+}
+
+/// `lingerd ctl ARGS --json`'s JSON Lines.
+fn ctl_json(lab: &Lab, d: &Lingerd, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = ctl(lab, &d.d, &all);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+/// Kill control, judged by the kernel: a kill paced at 2 closes a second
+/// prints its job id; `lingerd ctl` is interrupted (Ctrl-C without a
+/// terminal) and the kill goes on; `jobs` lists it with its progress;
+/// `cancel` stops it: the kernel sockets it closed saw ECONNRESET, the rest
+/// are still connected seconds later, and lingerd still has them
+/// established. On a terminal (a pty from `script`), Ctrl-C asks "cancel
+/// or detach?" and `c` cancels likewise. A detached kill then closes the
+/// rest.
+fn ctl_jobs_lists_and_cancel_stops_a_paced_kill() {
+    const N: usize = 12;
+    let lab = lab("ctljobs", "cj", 1);
+    let d = Lingerd::start(&lab, 1, |c| {
+        c.listen = vec![Listen {
+            port: PORT,
+            backlog: 65536,
+        }];
+    });
+    // The peer holds N connections and says how each is, when asked.
+    let (ask_tx, ask_rx) = mpsc::channel::<()>();
+    let (seen_tx, seen_rx) = mpsc::channel::<Vec<PeerSees>>();
+    let peer = in_peer(&lab, move || {
+        let socks: Vec<TcpStream> = (0..N).map(|_| connect()).collect();
+        while ask_rx.recv().is_ok() {
+            seen_tx.send(socks.iter().map(peer_sees).collect()).unwrap();
+        }
+    });
+    let ask = || {
+        ask_tx.send(()).unwrap();
+        seen_rx.recv_timeout(STEP).expect("the peer answers")
+    };
+    ctl_until(&lab, &d.d, &["--state", "established"], |r| r.len() == N);
+    assert!(ask().iter().all(|&s| s == PeerSees::Connected));
+
+    // A foreground kill, paced; its job id comes first on stderr.
+    let filter = ["--sport", "7", "--state", "established", "--mode", "abort"];
+    let config = d.d.config_file().to_str().unwrap().to_owned();
+    let mut args = vec!["ctl", "--config", &config, "kill"];
+    args.extend_from_slice(&filter);
+    args.extend_from_slice(&["--pace", "2"]);
+    let mut fg = std::process::Command::new(env!("CARGO_BIN_EXE_lingerd"))
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lingerd ctl kill");
+    let mut stderr = std::io::BufReader::new(fg.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    eprintln!("lingerd ctl kill: {line}");
+    let job: u64 = line
+        .split("kill job ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no job id in {line:?}"));
+    let jobs = ctl_json(&lab, &d, &["jobs"]);
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["job"], job);
+    assert_eq!(jobs[0]["pace"], 2);
+    assert_eq!(jobs[0]["mode"], "abort");
+    assert_eq!(jobs[0]["filter"]["local_port"], 7);
+
+    // Ctrl-C without a terminal: `lingerd ctl` ends, the kill goes on.
+    let int = std::process::Command::new("kill")
+        .args(["-INT", &fg.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(int.success());
+    let status = fg.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(2),
+        "ended by SIGINT: {status}"
+    );
+    let until = Instant::now() + STEP;
+    let closed = loop {
+        let jobs = ctl_json(&lab, &d, &["jobs"]);
+        assert_eq!(jobs.len(), 1, "still running after Ctrl-C: {jobs:?}");
+        let closed = jobs[0]["closed"].as_u64().unwrap();
+        if closed >= 3 {
+            assert!(jobs[0]["rate_per_s"].as_f64().unwrap() > 0.0, "{jobs:?}");
+            break closed;
+        }
+        assert!(Instant::now() < until, "3 closes at 2/s: {jobs:?}");
+        thread::sleep(Duration::from_millis(100));
+    };
+
+    // Cancel: what was closed stays closed, the rest stay open.
+    let out = ctl_json(&lab, &d, &["cancel", &job.to_string()]);
+    assert_eq!(out[0]["job"], job, "{out:?}");
+    let k = out[0]["closed"].as_u64().unwrap() as usize;
+    assert!(k as u64 >= closed && k < N, "{out:?}");
+    assert!(ctl_json(&lab, &d, &["jobs"]).is_empty());
+    thread::sleep(Duration::from_millis(1500)); // three more closes at 2/s, were it running
+    let seen = ask();
+    let reset = seen
+        .iter()
+        .filter(|&&s| s == PeerSees::Error(ErrorKind::ConnectionReset))
+        .count();
+    let connected = seen.iter().filter(|&&s| s == PeerSees::Connected).count();
+    assert_eq!((reset, connected), (k, N - k), "{seen:?}");
+    let estab = ctl_rows(&lab, &d.d, &["--state", "established"]);
+    assert_eq!(estab.len(), N - k, "{estab:?}");
+    let again = ctl(&lab, &d.d, &["cancel", &job.to_string()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("no kill job {job}")));
+
+    // On a terminal (`script` gives `lingerd ctl` a pty), Ctrl-C asks
+    // "cancel or detach?" and `c` cancels.
+    let cmd = format!(
+        "exec {} ctl --config {config} kill {} --pace 2",
+        env!("CARGO_BIN_EXE_lingerd"),
+        filter.join(" ")
+    );
+    let mut tty = std::process::Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script (util-linux) runs lingerd ctl on a pty");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let screen = screen.clone();
+        let mut out = tty.stdout.take().unwrap();
+        thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str| {
+        let until = Instant::now() + STEP;
+        loop {
+            if screen.lock().unwrap().contains(what) {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "{what:?} not on the terminal: {:?}",
+                screen.lock().unwrap()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("started (lingerd ctl jobs");
+    let until = Instant::now() + STEP;
+    while ctl_json(&lab, &d, &["jobs"])
+        .first()
+        .is_none_or(|j| j["closed"].as_u64() < Some(1))
+    {
+        assert!(Instant::now() < until, "the terminal's kill closes one");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mut keys = tty.stdin.take().unwrap();
+    keys.write_all(b"\x03").unwrap(); // Ctrl-C
+    wait_for("[c]ancel it (the rest stay open) or [d]etach (it goes on)?");
+    keys.write_all(b"c\n").unwrap();
+    wait_for("; the rest stay open");
+    let status = tty.wait().unwrap();
+    reader.join().unwrap();
+    let text = screen.lock().unwrap().clone();
+    eprintln!("on the terminal:\n{text}");
+    assert!(status.success(), "{status}");
+    let x: usize = text
+        .split("cancelled kill job ")
+        .nth(1)
+        .and_then(|r| r.split("closed ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {text:?}"));
+    assert!(x >= 1 && k + x < N, "{text}");
+    assert!(ctl_json(&lab, &d, &["jobs"]).is_empty());
+    thread::sleep(Duration::from_millis(1000));
+    let seen = ask();
+    let reset_now = seen
+        .iter()
+        .filter(|&&s| s == PeerSees::Error(ErrorKind::ConnectionReset))
+        .count();
+    let connected = seen.iter().filter(|&&s| s == PeerSees::Connected).count();
+    assert_eq!((reset_now, connected), (x, N - k - x), "{seen:?}");
+
+    // A detached kill: its id at once, then the rest reset.
+    let mut args = vec!["kill"];
+    args.extend_from_slice(&filter);
+    args.push("--detach");
+    let started = ctl_json(&lab, &d, &args);
+    let second = started[0]["job"].as_u64().expect("a job id");
+    assert_ne!(second, job);
+    ctl_until(&lab, &d.d, &["--state", "established"], <[_]>::is_empty);
+    // A socket reports its reset once (reads after it see EOF): each of
+    // the rest must report one.
+    let mut was_reset: Vec<bool> = seen.iter().map(|&s| s != PeerSees::Connected).collect();
+    let until = Instant::now() + STEP;
+    while !was_reset.iter().all(|&r| r) {
+        assert!(Instant::now() < until, "{was_reset:?}");
+        thread::sleep(Duration::from_millis(50));
+        for (r, s) in was_reset.iter_mut().zip(ask()) {
+            match s {
+                PeerSees::Error(ErrorKind::ConnectionReset) => *r = true,
+                PeerSees::Connected => {}
+                other => assert!(*r, "{other:?} before a reset"),
+            }
+        }
+    }
+    drop(ask_tx);
+    peer.join().unwrap();
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
 }
 
 /// Connections the capture test aborts, and the kernel peers holding them.

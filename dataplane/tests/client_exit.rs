@@ -35,6 +35,7 @@ fn accepted_pair() -> (
             Request::Connect {
                 remote: engine::addr(1, 80),
                 local_port: None,
+                local_addr: None,
             },
         );
     }

@@ -405,6 +405,7 @@ impl Hooks<DpdkStats> for AbortHooks {
                 Request::Connect {
                     remote: engine::addr(2, PORT),
                     local_port: None,
+                    local_addr: None,
                 },
             );
         }
@@ -789,6 +790,7 @@ impl Duo {
             Request::Connect {
                 remote: engine::addr(2, PORT),
                 local_port: None,
+                local_addr: None,
             },
         );
         let up = self.run_until(Duration::from_secs(10), |d| {

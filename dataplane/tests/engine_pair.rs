@@ -195,6 +195,7 @@ impl Duo {
                     Request::Connect {
                         remote: engine::addr(2, PORT),
                         local_port: None,
+                        local_addr: None,
                     },
                 )
             })

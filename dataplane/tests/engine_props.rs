@@ -487,6 +487,7 @@ impl Harness {
                     Request::Connect {
                         remote,
                         local_port: None,
+                        local_addr: None,
                     },
                 )
             }

@@ -241,6 +241,7 @@ fn open(role: Role, links: LinkConfig, smol_rx: usize) -> (Lab, Handle) {
             Request::Connect {
                 remote: engine::addr(2, PORT),
                 local_port: None,
+                local_addr: None,
             },
         );
     }
@@ -831,6 +832,7 @@ fn connect_survives_a_lost_arp_request() {
             Request::Connect {
                 remote: engine::addr(2, PORT),
                 local_port: None,
+                local_addr: None,
             },
         );
         let done = lab.run_until(Duration::from_secs(300), |lab| lab.answer(60).is_some());

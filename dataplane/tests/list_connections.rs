@@ -28,6 +28,7 @@ fn pages_through_every_connection_once_with_the_filter() {
             Request::Connect {
                 remote: engine::addr(1, 80),
                 local_port: None,
+                local_addr: None,
             },
         );
     }
@@ -81,5 +82,75 @@ fn pages_through_every_connection_once_with_the_filter() {
     assert!(
         page.iter()
             .all(|i| i.state == State::Established && i.owner == CLIENT && !i.orphan)
+    );
+}
+
+#[test]
+fn a_bound_connect_opens_from_the_address_asked_for() {
+    let t0 = Instant::now();
+    let mut cfg = engine::config(2);
+    let second = Ipv4Addr::new(198, 18, 0, 42);
+    cfg.addrs
+        .push(lingerd_dataplane::engine::config::LocalAddr {
+            addr: second,
+            prefix_len: 24,
+        });
+    let mut b = lingerd_dataplane::engine::QueueEngine::new(cfg, t0);
+    let mut a = engine::engine(1, t0);
+    engine::listen(&mut a, t0, 80);
+    for (i, bind) in [Some(second), None, Some(second)].into_iter().enumerate() {
+        b.handle_request(
+            t0,
+            CLIENT,
+            i as u64,
+            Request::Connect {
+                remote: engine::addr(1, 80),
+                local_port: Some(4000),
+                local_addr: bind,
+            },
+        );
+    }
+    // The third repeats the first's 4-tuple: EADDRINUSE, nothing opened.
+    let refused = drain(&mut b);
+    assert!(
+        refused
+            .iter()
+            .any(|c| c.user_data == 2 && c.result == lingerd_abi::Errno::AddrInUse),
+        "{refused:?}"
+    );
+    // Not one of ours: EINVAL.
+    b.handle_request(
+        t0,
+        CLIENT,
+        9,
+        Request::Connect {
+            remote: engine::addr(1, 80),
+            local_port: None,
+            local_addr: Some(Ipv4Addr::new(198, 18, 0, 43)),
+        },
+    );
+    let c = drain(&mut b);
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].user_data, c[0].result),
+        (9, lingerd_abi::Errno::Inval)
+    );
+
+    let mut pair = Pair::symmetric(t0, a, b, LinkConfig::default());
+    let _ = pair.drive_for(Duration::from_millis(50));
+    let mut page = Vec::new();
+    let now = pair.now();
+    let _ = pair
+        .b
+        .list_connections(now, &Filter::default(), 0, usize::MAX, u32::MAX, &mut page);
+    let mut froms: Vec<(Ipv4Addr, State)> =
+        page.iter().map(|i| (i.tuple.local_addr, i.state)).collect();
+    froms.sort_by_key(|f| f.0);
+    assert_eq!(
+        froms,
+        [
+            (Ipv4Addr::new(198, 18, 0, 2), State::Established),
+            (second, State::Established)
+        ]
     );
 }

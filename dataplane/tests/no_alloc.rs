@@ -4,7 +4,8 @@
 //! this thread while the data flows (segments in and out, payload placed
 //! straight into RX chunks, SENDs copied straight from TX chunks,
 //! completions, RecvDone), nor while segments arrive out of order and go
-//! through the reassembly pool. Other threads (libtest's) are not counted.
+//! through the reassembly pool, nor when an abort's RST leaves and is timed
+//! into the close histogram. Other threads (libtest's) are not counted.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -299,5 +300,43 @@ fn the_steady_state_echo_path_does_not_allocate() {
         (stats.allocations, stats.reallocations),
         (0, 0),
         "the reordered echo path allocated: {stats:?}"
+    );
+
+    // The close path: an abort's RST leaves and is timed into the close
+    // histogram, its completion reaches the client. One abort first sizes
+    // the queues; each connection is opened outside the measurement.
+    let abort = |a: &mut Side, b: &mut Side, now: &mut Instant| {
+        let handle = a.handle;
+        a.request(&Op::Abort { handle });
+        *now += Duration::from_millis(1);
+        round(a, b, *now);
+        a.client(false);
+    };
+    let reconnect = |a: &mut Side, b: &mut Side, now: &mut Instant| {
+        let old = a.handle;
+        a.request(&Op::Connect {
+            addr: [198, 18, 0, 2],
+            port: 80,
+            local_port: 0,
+        });
+        for _ in 0..20 {
+            *now += Duration::from_millis(1);
+            round(a, b, *now);
+        }
+        assert_ne!(a.handle, old, "a new connection");
+    };
+    abort(&mut a, &mut b, &mut now);
+    reconnect(&mut a, &mut b, &mut now);
+    let timed = a.engine.counters().close_rst_wire.count();
+    let ((), stats) = alloc_count::measure(|| abort(&mut a, &mut b, &mut now));
+    assert_eq!(
+        a.engine.counters().close_rst_wire.count(),
+        timed + 1,
+        "the abort's RST left and was timed"
+    );
+    assert_eq!(
+        (stats.allocations, stats.reallocations),
+        (0, 0),
+        "the abort path allocated: {stats:?}"
     );
 }

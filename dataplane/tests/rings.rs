@@ -207,6 +207,7 @@ fn data_arrives_in_rx_chunks_that_must_be_returned_once() {
         Request::Connect {
             remote: engine::addr(1, 80),
             local_port: None,
+            local_addr: None,
         },
     );
     let mut now = t0;

@@ -160,6 +160,7 @@ fn test_syn_sent_unanswered_arp_fails_connect() {
     let ud = p.request(Request::Connect {
         remote: std::net::SocketAddrV4::new(p.ip, PEER_PORT),
         local_port: Some(50_000),
+        local_addr: None,
     });
     p.expect_none();
     assert_eq!(p.arp_seen.len(), 1);
@@ -318,7 +319,7 @@ fn close_unread_data_rst() {
     let r = p.expect_one();
     assert_eq!(r.sfa(), ("RA".into(), p.rcv, PEER_ISS + 1 + 10));
     assert_eq!(rd(&p.answer(ud).unwrap()), closed(Outcome::Aborted));
-    assert_eq!(p.engine.counters().abort_on_close_unread, 1);
+    assert_eq!(p.engine.counters().rst_close_unread, 1);
     assert_eq!(p.state(), None);
     p.advance(70_000);
     p.expect_none();
@@ -340,7 +341,7 @@ fn close_no_rst_when_drained() {
     assert_eq!(a.sfa(), ("A".into(), p.rcv, p.nxt));
     assert_eq!(p.state(), Some(State::TimeWait));
     let c = p.engine.counters();
-    assert_eq!((c.rst_abort, c.abort_on_close_unread), (0, 0));
+    assert_eq!((c.rst_abort, c.rst_close_unread), (0, 0));
     assert!(rsts(&p.log).is_empty());
 }
 
@@ -1068,7 +1069,7 @@ fn shutdown_receive_resets() {
             .any(|c| c.is_event && c.result == Errno::ConnAborted && c.detail == Detail::Reset),
         "{ev:?}"
     );
-    assert_eq!(p.engine.counters().abort_on_close_unread, 1);
+    assert_eq!(p.engine.counters().rst_close_unread, 1);
     let send = p.call(Request::Send {
         handle: p.h(),
         data: b"x".to_vec(),
@@ -1279,6 +1280,7 @@ fn test_every_request_gets_exactly_one_completion() {
         Request::Connect {
             remote: std::net::SocketAddrV4::new(p.ip, 0),
             local_port: None,
+            local_addr: None,
         },
         Request::Send {
             handle: bogus,

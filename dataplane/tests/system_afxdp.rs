@@ -171,6 +171,7 @@ impl Hooks<AfXdpStats> for Echo<'_> {
                     Request::Connect {
                         remote,
                         local_port: None,
+                        local_addr: None,
                     },
                 ),
             }

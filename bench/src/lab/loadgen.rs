@@ -533,13 +533,7 @@ fn drive<P: Port>(
         Ran {
             conns: st.conns,
             engine_connections: engine.connection_count(),
-            counters: engine
-                .counters()
-                .fields()
-                .into_iter()
-                .filter(|f| f.2 != 0)
-                .map(|(name, _, v)| (name, v))
-                .collect(),
+            counters: crate::generator::report::nonzero(engine.counters()),
             failures: st.failures,
         },
     ))
@@ -584,6 +578,7 @@ fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant
                 Request::Connect {
                     remote: SocketAddrV4::new(cfg.dut, port),
                     local_port: None,
+                    local_addr: None,
                 },
             );
             st.next += 1;

@@ -1,5 +1,6 @@
-//! The lab benchmark's SVG: closes over time (lingerd vs the kernel) on the
-//! left, the request → wire latency CDF on the right.
+//! The benchmarks' SVG: a curve over time on the left (the lab: closes seen
+//! by the peer, lingerd vs the kernel; the generator: opens and closes),
+//! a latency CDF on the right, each panel with its own captions.
 //!
 //! plotters with the SVG backend only (no default features: no fontconfig,
 //! no bitmap). It owns the one file it writes and nothing else.
@@ -27,6 +28,47 @@ pub struct Figure {
     pub over_time: Vec<Series>,
     /// Latency CDF, µs → fraction.
     pub cdf: Vec<Series>,
+    /// The left and the right panel's captions.
+    pub panels: [Panel; 2],
+}
+
+/// A panel's caption and axis descriptions.
+#[derive(Clone, Debug)]
+pub struct Panel {
+    /// Above the chart.
+    pub caption: String,
+    /// Under the x axis.
+    pub x_desc: String,
+    /// Beside the y axis.
+    pub y_desc: String,
+}
+
+impl Panel {
+    /// A panel's three texts.
+    pub fn text(caption: &str, x_desc: &str, y_desc: &str) -> Panel {
+        Panel {
+            caption: caption.to_owned(),
+            x_desc: x_desc.to_owned(),
+            y_desc: y_desc.to_owned(),
+        }
+    }
+
+    /// The lab benchmark's panels: closes at the peer over time, and the
+    /// close request → wire latency.
+    pub fn lab() -> [Panel; 2] {
+        [
+            Panel::text(
+                "closes seen by the peer over time",
+                "seconds since the first close request",
+                "connections closed",
+            ),
+            Panel::text(
+                "close request → RST/FIN on the wire (CDF)",
+                "latency, µs",
+                "fraction of closes",
+            ),
+        ]
+    }
 }
 
 const COLORS: [RGBColor; 4] = [
@@ -45,7 +87,7 @@ fn extent(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> f64 {
 }
 
 /// One panel: a titled chart of line series with a legend.
-struct Panel<'a> {
+struct Chart<'a> {
     caption: &'a str,
     x_desc: &'a str,
     y_desc: &'a str,
@@ -57,7 +99,7 @@ struct Panel<'a> {
 
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
-    p: Panel<'_>,
+    p: Chart<'_>,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -103,10 +145,10 @@ pub fn write_svg(path: &Path, fig: &Figure) -> Result<()> {
     let (left, right) = root.split_horizontally(600);
     draw_panel(
         &left,
-        Panel {
-            caption: "closes seen by the peer over time",
-            x_desc: "seconds since the first close request",
-            y_desc: "connections closed",
+        Chart {
+            caption: &fig.panels[0].caption,
+            x_desc: &fig.panels[0].x_desc,
+            y_desc: &fig.panels[0].y_desc,
             x_max: extent(&fig.over_time, |p| p.0) * 1.05,
             y_max: extent(&fig.over_time, |p| p.1) * 1.05,
             y_label_width: 70,
@@ -115,10 +157,10 @@ pub fn write_svg(path: &Path, fig: &Figure) -> Result<()> {
     )?;
     draw_panel(
         &right,
-        Panel {
-            caption: "close request → RST/FIN on the wire (CDF)",
-            x_desc: "latency, µs",
-            y_desc: "fraction of closes",
+        Chart {
+            caption: &fig.panels[1].caption,
+            x_desc: &fig.panels[1].x_desc,
+            y_desc: &fig.panels[1].y_desc,
             x_max: extent(&fig.cdf, |p| p.0) * 1.05,
             y_max: 1.0,
             y_label_width: 50,
@@ -156,6 +198,7 @@ mod tests {
                 label: "lingerd".into(),
                 points: vec![(1.0, 0.0), (5.0, 0.5), (9.0, 1.0)],
             }],
+            panels: Panel::lab(),
         };
         write_svg(&path, &fig).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();

@@ -409,9 +409,65 @@ pub fn scrape_metrics(lab: &Lab, addr: SocketAddr) -> Result<String> {
     .map_err(|_| anyhow::anyhow!("scrape panicked"))?
 }
 
-/// The value of an unlabelled sample of a `/metrics` text.
-pub fn sample(text: &str, name: &str) -> Result<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .with_context(|| format!("{name} missing from /metrics"))
+/// The value of `selector` in a `/metrics` text, summed over the series it
+/// matches: `name` (every queue's), or `name{key="value",…}` (the series
+/// of `name` that have those labels, among others).
+pub fn sample(text: &str, selector: &str) -> Result<u64> {
+    let (name, want) = match selector.split_once('{') {
+        Some((n, rest)) => (n, rest.trim_end_matches('}')),
+        None => (selector, ""),
+    };
+    let want: Vec<&str> = want.split(',').filter(|l| !l.is_empty()).collect();
+    let mut found = None;
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = l.rsplit_once(' ') else {
+            continue;
+        };
+        let (base, labels) = match series.split_once('{') {
+            Some((b, rest)) => (b, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let have: Vec<&str> = labels.split(',').collect();
+        if base == name && want.iter().all(|w| have.contains(w)) {
+            let v: u64 = value
+                .parse()
+                .with_context(|| format!("{selector}: not a count: {l}"))?;
+            found = Some(found.unwrap_or(0) + v);
+        }
+    }
+    found.with_context(|| format!("{selector} missing from /metrics"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample;
+
+    #[test]
+    fn a_sample_sums_the_series_its_selector_matches() {
+        let text = "# TYPE lingerd_closes counter\n\
+                    lingerd_closes_total{queue=\"0\",outcome=\"graceful\"} 3\n\
+                    lingerd_closes_total{queue=\"1\",outcome=\"graceful\"} 4\n\
+                    lingerd_closes_total{queue=\"1\",outcome=\"aborted\"} 9\n\
+                    lingerd_timers_armed{queue=\"0\"} 5\n\
+                    # EOF\n";
+        assert_eq!(sample(text, "lingerd_closes_total").unwrap(), 16);
+        assert_eq!(
+            sample(text, "lingerd_closes_total{outcome=\"graceful\"}").unwrap(),
+            7
+        );
+        assert_eq!(
+            sample(
+                text,
+                "lingerd_closes_total{queue=\"1\",outcome=\"aborted\"}"
+            )
+            .unwrap(),
+            9
+        );
+        assert_eq!(sample(text, "lingerd_timers_armed").unwrap(), 5);
+        assert!(
+            sample(text, "lingerd_closes").is_err(),
+            "a family name is not a sample"
+        );
+        assert!(sample(text, "lingerd_closes_total{outcome=\"background\"}").is_err());
+    }
 }

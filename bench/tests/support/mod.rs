@@ -48,14 +48,22 @@ fn cargo_build_lingerd(args: &[&str]) {
 /// stderr once it succeeded; panics without root or when it fails.
 #[allow(dead_code)]
 pub(crate) fn run_bench(test: &str, args: &[&str]) -> (String, String) {
+    let lingerd = lingerd_bin();
+    let mut all = args.to_vec();
+    all.extend(["--lingerd", lingerd.to_str().expect("a UTF-8 path")]);
+    run_tool(test, &all)
+}
+
+/// Runs `lingerd-bench args...` as root and returns (stdout, stderr);
+/// fails the test when it exits non-zero.
+#[allow(dead_code)]
+pub(crate) fn run_tool(test: &str, args: &[&str]) -> (String, String) {
     assert!(
         lingerd_lab::is_root(),
         "{test} cannot run: it needs root (network namespaces, XDP, AF_XDP)"
     );
     let out = Command::new(env!("CARGO_BIN_EXE_lingerd-bench"))
         .args(args)
-        .arg("--lingerd")
-        .arg(lingerd_bin())
         .output()
         .expect("run lingerd-bench");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

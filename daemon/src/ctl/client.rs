@@ -109,15 +109,24 @@ impl CtlClient {
 
     /// The next reply's body.
     pub fn next_reply(&mut self) -> Result<Body, CtlError> {
-        let got = self.receive()?.ok_or_else(|| {
+        self.reply_within()?.ok_or_else(|| {
             CtlError::Io(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "no answer from the daemon in time",
             ))
-        })?;
+        })
+    }
+
+    /// The next reply's body, or `None` when none came within the
+    /// connection's timeout (a caller that has other things to watch, such
+    /// as Ctrl-C, connects with a short one and asks again).
+    pub fn reply_within(&mut self) -> Result<Option<Body>, CtlError> {
+        let Some(got) = self.receive()? else {
+            return Ok(None);
+        };
         let bytes = self.buf.get(..got).unwrap_or_default();
         proto::decode_reply(bytes)
-            .map(|r| r.body)
+            .map(|r| Some(r.body))
             .map_err(CtlError::Protocol)
     }
 

@@ -6,20 +6,23 @@
 //! ([`LIST_SLOTS`] slots and [`LIST_ROWS`] rows per job per loop
 //! iteration, through `QueueEngine::list_connections`), so millions of
 //! connections never stall the core. A kill is one `CloseMatching` request
-//! as [`CTL_CLIENT`]: the engine paces it and runs it in slices; its
-//! progress events and its completion come back here
-//! ([`CtlJobs::deliver`]) and go on to the session.
+//! as [`CTL_CLIENT`] whose `user_data` is the job id: the engine paces it
+//! and runs it in slices. Its progress (each loop iteration, from
+//! `QueueEngine::match_progress`) and its end (its completion, through
+//! [`CtlJobs::deliver`]) go into the job's shared record
+//! ([`super::jobs::KillJob`]), where sessions read them, so a kill is
+//! tracked whether or not the session that started it is still there. A
+//! cancel ([`CtlCommand::Cancel`]) stops the engine's job
+//! (`QueueEngine::cancel_match`); its completion then says so.
 //!
-//! Replies go over a bounded channel per session and are only ever
+//! Listing replies go over a bounded channel per session and are only ever
 //! `try_send`: a full channel (a slow `lingerd ctl`) pauses that listing
 //! where it is (its cursor kept, one batch held) instead of blocking the
-//! core or buffering without bound; a progress report that does not fit is
-//! dropped (the next one supersedes it), a final report is held and retried.
-//! A session that went away (its receiver dropped) ends its listing; a kill
-//! still runs to its end in the engine, as `close_matching` always does.
-//! It may not touch sockets (the session's, [`super::server`]) nor make
-//! protocol decisions (the engine's).
+//! core or buffering without bound. A session that went away (its receiver
+//! dropped) ends its listing. It may not touch sockets (the session's,
+//! [`super::server`]) nor make protocol decisions (the engine's).
 
+use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
@@ -28,6 +31,8 @@ use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{
     CTL_CLIENT, CloseMode, Completion, ConnInfo, Detail, Filter, Request,
 };
+
+use super::jobs::{CoreEnd, KillJob};
 
 /// Table slots a listing examines per loop iteration.
 pub const LIST_SLOTS: u32 = 4096;
@@ -48,16 +53,20 @@ pub enum CtlCommand {
     },
     /// `close_matching(filter, mode, pace)` as the operator.
     Kill {
-        /// The session's job id (the request's `user_data`).
-        job: u64,
+        /// The job: its id is the request's `user_data`; this core's
+        /// progress and end go into it.
+        job: Arc<KillJob>,
         /// Which connections.
         filter: Filter,
         /// How.
         mode: CloseMode,
         /// Closes per second on this core; 0 = unpaced.
         pace_per_s: u32,
-        /// Where progress and the count go.
-        reply: SyncSender<CoreReply>,
+    },
+    /// Stop kill `job` on this core (nothing if it is not running here).
+    Cancel {
+        /// The job id.
+        job: u64,
     },
 }
 
@@ -76,22 +85,6 @@ pub enum CoreReply {
         /// The core.
         core: u32,
     },
-    /// A kill's closes so far on this core.
-    Progress {
-        /// The core.
-        core: u32,
-        /// Closes so far.
-        closed: u64,
-    },
-    /// A kill completed on this core.
-    Killed {
-        /// The core.
-        core: u32,
-        /// OK, or why the engine refused it (EINVAL).
-        result: Errno,
-        /// Closes.
-        closed: u64,
-    },
 }
 
 #[derive(Debug)]
@@ -105,20 +98,12 @@ struct ListJob {
     walked: bool,
 }
 
-#[derive(Debug)]
-struct KillJob {
-    job: u64,
-    reply: SyncSender<CoreReply>,
-    /// The final report, when the channel had no room for it.
-    held: Option<CoreReply>,
-}
-
 /// The ctl jobs of one core.
 #[derive(Debug)]
 pub struct CtlJobs {
     core: u32,
     lists: Vec<ListJob>,
-    kills: Vec<KillJob>,
+    kills: Vec<Arc<KillJob>>,
 }
 
 /// Sends or gives the message back; `Err(None)` when the receiver is gone.
@@ -165,17 +150,19 @@ impl CtlJobs {
                 filter,
                 mode,
                 pace_per_s,
-                reply,
             } => {
-                self.kills.push(KillJob {
-                    job,
-                    reply,
-                    held: None,
-                });
+                let id = job.id;
+                if self.kills.iter().any(|k| k.id == id) {
+                    // The server never reuses an id; refuse rather than
+                    // confuse two jobs' completions.
+                    job.finish(self.core as usize, CoreEnd::Refused, 0);
+                    return;
+                }
+                self.kills.push(job);
                 engine.handle_request(
                     now,
                     CTL_CLIENT,
-                    job,
+                    id,
                     Request::CloseMatching {
                         filter,
                         mode,
@@ -183,12 +170,26 @@ impl CtlJobs {
                     },
                 );
             }
+            CtlCommand::Cancel { job } => {
+                if self.kills.iter().any(|k| k.id == job) {
+                    // Its completion (OPERATION_ABORTED) ends it here, in
+                    // `deliver`; none if it had already finished.
+                    let _ = engine.cancel_match(CTL_CLIENT, job);
+                }
+            }
         }
     }
 
-    /// One loop iteration: a bounded slice of every listing, and another
-    /// try for reports that did not fit before.
+    /// One loop iteration: a bounded slice of every listing, another try
+    /// for listing batches that did not fit before, and each kill's
+    /// progress into its record.
     pub fn poll(&mut self, engine: &QueueEngine, now: Instant) {
+        for k in &self.kills {
+            if let Some(p) = engine.match_progress(CTL_CLIENT, k.id) {
+                let permille = u64::from(p.walked) * 1000 / u64::from(p.slots.max(1));
+                k.report(self.core as usize, p.closed, permille.min(1000) as u32);
+            }
+        }
         let core = self.core;
         self.lists.retain_mut(|j| {
             if let Some(m) = j.held.take() {
@@ -235,46 +236,28 @@ impl CtlJobs {
                 Err(None) => false,
             }
         });
-        self.kills.retain_mut(|k| match k.held.take() {
-            None => true,
-            Some(m) => match offer(&k.reply, m) {
-                Err(Some(m)) => {
-                    k.held = Some(m);
-                    true
-                }
-                // Sent (the kill is reported) or nobody to tell.
-                Ok(()) | Err(None) => false,
-            },
-        });
     }
 
-    /// A completion of [`CTL_CLIENT`]: a kill's progress or its end.
+    /// A completion of [`CTL_CLIENT`]: a kill's progress or its end, into
+    /// the job's record.
     pub fn deliver(&mut self, c: Completion) {
-        let Some(i) = self.kills.iter().position(|k| k.job == c.user_data) else {
-            return; // its session is gone and so is the job
+        let Some(i) = self.kills.iter().position(|k| k.id == c.user_data) else {
+            return; // not a job of this core's
         };
         let closed = match c.detail {
             Detail::Count(n) => n,
             _ => 0,
         };
-        let core = self.core;
+        let core = self.core as usize;
         if c.is_event {
-            // Progress is advisory: dropped when there is no room.
-            if let Err(None) = offer(&self.kills[i].reply, CoreReply::Progress { core, closed }) {
-                self.kills.swap_remove(i);
-            }
+            self.kills[i].report_closed(core, closed);
             return;
         }
-        let done = CoreReply::Killed {
-            core,
-            result: c.result,
-            closed,
+        let end = match c.result {
+            Errno::Ok => CoreEnd::Done,
+            Errno::OperationAborted => CoreEnd::Cancelled,
+            _ => CoreEnd::Refused,
         };
-        match offer(&self.kills[i].reply, done) {
-            Err(Some(m)) => self.kills[i].held = Some(m),
-            Ok(()) | Err(None) => {
-                self.kills.swap_remove(i);
-            }
-        }
+        self.kills.swap_remove(i).finish(core, end, closed);
     }
 }

@@ -1,16 +1,22 @@
-//! The `lingerd ctl` protocol, version 1: one JSON document per
+//! The `lingerd ctl` protocol, version 2: one JSON document per
 //! `SOCK_SEQPACKET` message, a request from `lingerd ctl`, then replies
 //! from the daemon until the last one.
 //!
 //! | request `op` | replies |
 //! |---|---|
 //! | `{"conns": {"filter": F}}` | `rows` (≤ [`ROWS_PER_MESSAGE`] each) …, then `end` |
-//! | `{"kill": {"filter": F, "mode": M, "pace": N}}` | `progress` …, then `killed` |
+//! | `{"kill": {"filter": F, "mode": M, "pace": N}}` | `started` (the job id), `progress` …, then `killed` |
+//! | `"jobs"` | `jobs` (the kills running) |
+//! | `{"cancel": {"job": ID}}` | `cancelled` |
 //! | `"stats"` | `stats` |
 //! | `{"capture": C}` | `capture_started`, then binary batches …, then `captured` |
 //!
+//! Version 2 added the job id (`started`, `killed.job`), `jobs` and
+//! `cancel`. A kill runs on until it is done or cancelled, whether or not
+//! the session that started it stays.
+//!
 //! Any request may be answered by one `error` instead. A request is
-//! `{"v": 1, "op": …}`; every reply is `{"v": 1, "body": {"type": …}}`.
+//! `{"v": 2, "op": …}`; every reply is `{"v": 2, "body": {"type": …}}`.
 //! A daemon answers a request of another version with an `error` naming
 //! the version it speaks. A capture's packets are the one exception to
 //! JSON: each is a message in the batch format of
@@ -37,7 +43,7 @@ use lingerd_dataplane::tcp::State;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The largest request the daemon reads; a longer one is refused. A
 /// capture's filter program of the most instructions allowed
 /// (`bpf::MAX_INSNS`, at most 28 bytes each in JSON) fits.
@@ -82,7 +88,15 @@ pub enum Op {
         /// queue gets `pace / queues`, rounded up); 0 = unpaced.
         pace: u32,
     },
-    /// The per-queue figures `/metrics` sums.
+    /// The kills running: their progress and rate.
+    Jobs,
+    /// Stop a running kill on every queue: what it closed stays closed,
+    /// what it has not reached stays open.
+    Cancel {
+        /// The kill's job id (`started`, `jobs`).
+        job: u64,
+    },
+    /// The per-queue figures `/metrics` has.
     Stats,
     /// Copy the frames the dataplane receives and sends (`lingerd ctl
     /// capture`).
@@ -202,7 +216,7 @@ impl FilterSpec {
 }
 
 /// A reply message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     /// Protocol version ([`VERSION`]).
     pub v: u32,
@@ -218,7 +232,7 @@ impl Reply {
 }
 
 /// What a reply says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Body {
     /// Some of the connections a `conns` request matched.
@@ -231,19 +245,42 @@ pub enum Body {
         /// Connections listed in all.
         count: u64,
     },
+    /// A kill started on every queue as this job.
+    Started {
+        /// Its id: the same on every queue, for `jobs` and `cancel`.
+        job: u64,
+    },
     /// A kill is running: closes so far, all queues.
     Progress {
         /// Closes so far.
         closed: u64,
     },
-    /// A kill completed on every queue.
+    /// A kill ended on every queue: done, or cancelled.
     Killed {
+        /// Its job id.
+        job: u64,
         /// Closes in all.
         closed: u64,
         /// Per queue: `[queue, closes]`.
         per_queue: Vec<(u32, u64)>,
         /// Queues whose engine refused the request, and why.
         errors: Vec<String>,
+        /// It was cancelled before it had walked every table.
+        cancelled: bool,
+    },
+    /// The kills running.
+    Jobs {
+        /// One row per job, oldest first.
+        jobs: Vec<JobRow>,
+    },
+    /// A kill was cancelled on every queue.
+    Cancelled {
+        /// Its job id.
+        job: u64,
+        /// What it had closed, in all (those stay closed).
+        closed: u64,
+        /// Per queue: `[queue, closes]`.
+        per_queue: Vec<(u32, u64)>,
     },
     /// The latest figures each queue published (every 100 ms).
     Stats {
@@ -274,6 +311,58 @@ pub enum Body {
         /// What is wrong, for a person.
         message: String,
     },
+}
+
+/// One running kill as `lingerd ctl jobs` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRow {
+    /// Its id.
+    pub job: u64,
+    /// Which connections.
+    pub filter: FilterSpec,
+    /// How they close.
+    pub mode: CloseMode,
+    /// Closes per second asked for in total; 0 = unpaced.
+    pub pace: u32,
+    /// Milliseconds since it started.
+    pub elapsed_ms: u64,
+    /// Closes so far, all queues.
+    pub closed: u64,
+    /// Per queue: `[queue, closes]`.
+    pub per_queue: Vec<(u32, u64)>,
+    /// How much of the tables it has walked, in percent (the mean over
+    /// queues; tables change meanwhile, so an estimate).
+    pub walked_percent: u32,
+    /// Closes per second since it started.
+    pub rate_per_s: f64,
+    /// A cancel was asked for and not every queue has confirmed it yet.
+    pub cancelling: bool,
+}
+
+impl FilterSpec {
+    /// The filter as `lingerd ctl` flags (`--state established --dport 80`).
+    pub fn to_flags(&self) -> String {
+        let mut out = Vec::new();
+        for s in &self.states {
+            out.push(format!("--state {s}"));
+        }
+        if let Some(p) = &self.local {
+            out.push(format!("--src {p}"));
+        }
+        if let Some(p) = &self.remote {
+            out.push(format!("--dst {p}"));
+        }
+        if let Some(p) = self.local_port {
+            out.push(format!("--sport {p}"));
+        }
+        if let Some(p) = self.remote_port {
+            out.push(format!("--dport {p}"));
+        }
+        if self.min_idle_ms != 0 {
+            out.push(format!("--idle {}ms", self.min_idle_ms));
+        }
+        out.join(" ")
+    }
 }
 
 /// One figure of `stats`.
@@ -542,21 +631,44 @@ mod tests {
             },
         };
         assert_eq!(decode_request(&encode(&r)), Ok(r));
-        let stats = br#"{"v":1,"op":"stats"}"#;
+        let stats = br#"{"v":2,"op":"stats"}"#;
+        assert_eq!(
+            decode_request(br#"{"v":2,"op":"jobs"}"#).unwrap().op,
+            Op::Jobs
+        );
+        assert_eq!(
+            decode_request(br#"{"v":2,"op":{"cancel":{"job":7}}}"#)
+                .unwrap()
+                .op,
+            Op::Cancel { job: 7 }
+        );
+        for bad in [
+            &br#"{"v":2,"op":{"cancel":{"job":-1}}}"#[..],
+            br#"{"v":2,"op":{"cancel":{"job":"7"}}}"#,
+            br#"{"v":2,"op":{"cancel":{}}}"#,
+            br#"{"v":2,"op":{"cancel":{"job":18446744073709551616}}}"#,
+            br#"{"v":1,"op":"jobs"}"#,
+        ] {
+            assert!(
+                decode_request(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         assert_eq!(decode_request(stats).unwrap().op, Op::Stats);
         assert!(
-            decode_request(br#"{"v":2,"op":"stats"}"#)
+            decode_request(br#"{"v":3,"op":"stats"}"#)
                 .unwrap_err()
-                .contains("speaks version 1")
+                .contains("speaks version 2")
         );
         for bad in [
             &b""[..],
             b"{",
             b"[]",
             br#"{"v":1}"#,
-            br#"{"v":1,"op":"drop_tables"}"#,
-            br#"{"v":1,"op":"stats","extra":1}"#,
-            br#"{"v":1,"op":{"conns":{"filter":{"local_port":70000}}}}"#,
+            br#"{"v":2,"op":"drop_tables"}"#,
+            br#"{"v":2,"op":"stats","extra":1}"#,
+            br#"{"v":2,"op":{"conns":{"filter":{"local_port":70000}}}}"#,
             br#"{"v":-1,"op":"stats"}"#,
         ] {
             assert!(
@@ -566,7 +678,7 @@ mod tests {
             );
         }
         // Deep nesting stops at serde_json's recursion limit, no overflow.
-        let deep = format!(r#"{{"v":1,"op":{}}}"#, "[".repeat(10_000));
+        let deep = format!(r#"{{"v":2,"op":{}}}"#, "[".repeat(10_000));
         assert!(decode_request(deep.as_bytes()).is_err());
         // Validation beyond the shape.
         let f = FilterSpec {
@@ -579,11 +691,11 @@ mod tests {
             ..FilterSpec::default()
         };
         assert!(f.to_filter().is_err());
-        let long = br#"{"v":1,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=4294967295ms","pace":0}}}"#;
+        let long = br#"{"v":2,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=4294967295ms","pace":0}}}"#;
         assert!(decode_request(long).unwrap_err().contains("longest"));
         assert!(
             decode_request(
-                br#"{"v":1,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=5s","pace":0}}}"#
+                br#"{"v":2,"op":{"kill":{"filter":{"local_port":1},"mode":"linger=5s","pace":0}}}"#
             )
             .is_ok()
         );

@@ -13,8 +13,14 @@
 //!
 //! A session reads one request (bounded by [`REQUEST_TIMEOUT`] and
 //! [`proto::MAX_REQUEST`]), checks it, hands every core a
-//! [`CtlCommand`] over the cores' command channels with one bounded reply
-//! channel, relays what the cores report, and ends with the last reply.
+//! [`CtlCommand`] over the cores' command channels (a listing with one
+//! bounded reply channel), relays what the cores report, and ends with the
+//! last reply. A kill is registered in [`Jobs`] under a fresh id first
+//! (at most [`super::jobs::MAX_JOBS`] at once) and the cores write its
+//! progress there: its session reads it, and so do `jobs` and `cancel`
+//! from other sessions; when its session goes, the kill goes on. A cancel
+//! reaches every core and waits (at most [`CANCEL_WAIT`]) until each has
+//! confirmed.
 //! At most [`MAX_SESSIONS`] run at once (more get a `busy` error), and at
 //! most [`MAX_THREADS`] connections are being served or refused at once
 //! (beyond that they are closed at once). A session ends early when its
@@ -32,17 +38,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lingerd_abi::Errno;
-use lingerd_dataplane::tcp::State;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno as SysErrno;
 use rustix::net::{RecvFlags, SendFlags, SocketFlags, accept_with, listen, sockopt};
 
 use super::core::{CoreReply, CtlCommand};
-use super::proto::{self, Body, FilterSpec, Metric, Op, Reply, Row};
+use super::jobs::{CoreEnd, Jobs, KillJob};
+use super::proto::{self, Body, FilterSpec, JobRow, Metric, Op, Reply, Row};
 use crate::attach::{AttachError, bind_socket, timespec};
 use crate::cores::CoreCommand;
-use crate::metrics::{CoreSnapshot, MetricsHub};
+use crate::metrics::{self, MetricsHub};
 use crate::stoppable::StoppableThread;
 use lingerd_abi::vocab::CloseMode;
 
@@ -58,6 +63,10 @@ pub const MAX_THREADS: usize = 16;
 const REPLY_SLOTS_PER_CORE: usize = 4;
 /// How often a kill reports its progress, at most.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often a kill's session reads its job's progress.
+const JOB_POLL: Duration = Duration::from_millis(20);
+/// How long a cancel waits for every core to confirm.
+pub const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// The accept thread's poll period (how soon it sees a stop).
 pub(super) const TICK: Duration = Duration::from_millis(100);
 
@@ -141,6 +150,7 @@ impl CtlListener {
             stop: stop.clone(),
             sessions: AtomicUsize::new(0),
             next_job: AtomicU64::new(1),
+            jobs: Jobs::default(),
             capturing: AtomicBool::new(false),
         });
         let listener = self.listener;
@@ -189,6 +199,8 @@ pub(super) struct Ctx {
     pub(super) stop: Arc<AtomicBool>,
     sessions: AtomicUsize,
     pub(super) next_job: AtomicU64,
+    /// The kills running.
+    jobs: Jobs,
     /// A capture is running (one at a time).
     pub(super) capturing: AtomicBool,
 }
@@ -267,7 +279,11 @@ fn session(fd: &OwnedFd, uid: u32, ctx: &Ctx) {
             let _ = send(fd, ctx, &Reply::new(stats(ctx)));
         }
         Op::Conns { filter } => list(fd, ctx, &filter),
-        Op::Kill { filter, mode, pace } => kill(fd, ctx, &filter, mode, pace),
+        Op::Kill { filter, mode, pace } => kill(fd, ctx, filter, mode, pace),
+        Op::Jobs => {
+            let _ = send(fd, ctx, &Reply::new(jobs(ctx)));
+        }
+        Op::Cancel { job } => cancel(fd, ctx, job),
         Op::Capture(spec) => super::capture::serve(fd, ctx, &spec),
     }
 }
@@ -392,7 +408,6 @@ fn list(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec) {
                 count = count.saturating_add(rows.len() as u64);
             }
             Ok(CoreReply::ListEnd { .. }) => ended += 1,
-            Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => {
                 if ctx.stop.load(Ordering::Relaxed) || peer_gone(fd) {
                     return;
@@ -406,8 +421,9 @@ fn list(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec) {
     let _ = send(fd, ctx, &Reply::new(Body::End { count }));
 }
 
-/// `kill`: one `close_matching` per core, progress, then the counts.
-fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: CloseMode, pace: u32) {
+/// `kill`: a job id, one `close_matching` per core, progress, then the
+/// counts (or, when it was cancelled, what it had closed).
+fn kill(fd: &OwnedFd, ctx: &Ctx, spec: FilterSpec, mode: CloseMode, pace: u32) {
     if spec.is_empty() {
         return error(
             fd,
@@ -423,177 +439,189 @@ fn kill(fd: &OwnedFd, ctx: &Ctx, spec: &FilterSpec, mode: CloseMode, pace: u32) 
     };
     let n = ctx.cores.len();
     let per_core = pace.div_ceil(u32::try_from(n.max(1)).unwrap_or(u32::MAX));
-    let job = ctx.next_job.fetch_add(1, Ordering::Relaxed);
-    let Some((rx, cores)) = to_cores(ctx, |reply| CtlCommand::Kill {
-        job,
-        filter: filter.clone(),
-        mode,
-        pace_per_s: per_core,
-        reply,
-    }) else {
-        return error(fd, ctx, STOPPING.into());
+    let id = ctx.next_job.fetch_add(1, Ordering::Relaxed);
+    let job = match ctx.jobs.start(id, spec, mode, pace, n) {
+        Ok(j) => j,
+        Err(e) => return error(fd, ctx, e),
     };
-    let mut progress = vec![0u64; n];
-    let mut done: Vec<(u32, Errno, u64)> = Vec::new();
-    let mut reported = (0u64, Instant::now());
-    while done.len() < cores {
-        match rx.recv_timeout(TICK) {
-            Ok(CoreReply::Progress { core, closed }) => {
-                if let Some(p) = progress.get_mut(core as usize) {
-                    *p = closed;
-                }
-            }
-            Ok(CoreReply::Killed {
-                core,
-                result,
-                closed,
-            }) => {
-                if let Some(p) = progress.get_mut(core as usize) {
-                    *p = closed;
-                }
-                done.push((core, result, closed));
-            }
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                return error(
-                    fd,
-                    ctx,
-                    format!("{STOPPING}: the kill's count is incomplete"),
-                );
-            }
+    let mut taken = 0;
+    for (core, c) in ctx.cores.iter().enumerate() {
+        let cmd = CtlCommand::Kill {
+            job: job.clone(),
+            filter: filter.clone(),
+            mode,
+            pace_per_s: per_core,
+        };
+        if c.send(CoreCommand::Ctl(cmd)).is_ok() {
+            taken += 1;
+        } else {
+            job.finish(core, CoreEnd::NotStarted, 0);
         }
+    }
+    if taken == 0 {
+        return error(fd, ctx, STOPPING.into());
+    }
+    if send(fd, ctx, &Reply::new(Body::Started { job: id })).is_err() {
+        return; // the kill goes on; `jobs` shows it
+    }
+    let mut reported = (0u64, Instant::now());
+    while !job.is_over() {
+        std::thread::sleep(JOB_POLL);
         if ctx.stop.load(Ordering::Relaxed) || peer_gone(fd) {
-            // The engines finish the kill; nobody is left to tell.
+            // The engines finish the kill (or a cancel stops it); `jobs`
+            // and `cancel` still reach it.
             return;
         }
-        let sum = progress.iter().fold(0u64, |a, &b| a.saturating_add(b));
-        if sum != reported.0 && reported.1.elapsed() >= PROGRESS_EVERY && done.len() < cores {
+        let sum = job.closed().iter().fold(0u64, |a, &b| a.saturating_add(b));
+        if sum != reported.0 && reported.1.elapsed() >= PROGRESS_EVERY {
             reported = (sum, Instant::now());
             if send(fd, ctx, &Reply::new(Body::Progress { closed: sum })).is_err() {
                 return;
             }
         }
     }
-    done.sort_by_key(|d| d.0);
-    let closed = done.iter().fold(0u64, |a, d| a.saturating_add(d.2));
-    let errors = done
+    let ends = job.ends();
+    let closed = job.closed();
+    let errors = ends
         .iter()
-        .filter(|d| d.1 != Errno::Ok)
-        .map(|d| {
-            format!(
-                "queue {}: the engine refused the request: {:?}",
-                queue_of(ctx, d.0),
-                d.1
-            )
+        .enumerate()
+        .filter_map(|(core, end)| {
+            let queue = queue_of(ctx, core as u32);
+            match end {
+                CoreEnd::Refused => Some(format!(
+                    "queue {queue}: the engine refused the request (EINVAL)"
+                )),
+                CoreEnd::NotStarted => Some(format!("queue {queue}: {STOPPING}")),
+                _ => None,
+            }
         })
         .collect();
-    let per_queue = done.iter().map(|d| (queue_of(ctx, d.0), d.2)).collect();
     let _ = send(
         fd,
         ctx,
         &Reply::new(Body::Killed {
-            closed,
-            per_queue,
+            job: id,
+            closed: closed.iter().fold(0u64, |a, &b| a.saturating_add(b)),
+            per_queue: per_queue(ctx, &closed),
             errors,
+            cancelled: ends.contains(&CoreEnd::Cancelled),
         }),
     );
 }
 
-/// `stats`: every figure of every core's latest snapshot.
+/// `[queue, value]` for each core's value.
+fn per_queue(ctx: &Ctx, values: &[u64]) -> Vec<(u32, u64)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(core, &v)| (queue_of(ctx, core as u32), v))
+        .collect()
+}
+
+/// `jobs`: every kill that has not ended.
+fn jobs(ctx: &Ctx) -> Body {
+    let rows = ctx.jobs.running().iter().map(|j| job_row(ctx, j)).collect();
+    Body::Jobs { jobs: rows }
+}
+
+fn job_row(ctx: &Ctx, j: &KillJob) -> JobRow {
+    let closed = j.closed();
+    let total = closed.iter().fold(0u64, |a, &b| a.saturating_add(b));
+    let elapsed = j.started.elapsed();
+    JobRow {
+        job: j.id,
+        filter: j.filter.clone(),
+        mode: j.mode,
+        pace: j.pace,
+        elapsed_ms: elapsed.as_millis() as u64,
+        closed: total,
+        per_queue: per_queue(ctx, &closed),
+        walked_percent: j.walked_percent(),
+        rate_per_s: total as f64 / elapsed.as_secs_f64().max(1e-3),
+        cancelling: j.cancel_requested(),
+    }
+}
+
+/// `cancel`: stops job `id` on every core and answers with what it had
+/// closed, once every core has confirmed.
+fn cancel(fd: &OwnedFd, ctx: &Ctx, id: u64) {
+    let Some(job) = ctx.jobs.get(id) else {
+        return error(
+            fd,
+            ctx,
+            format!("no kill job {id} is running (lingerd ctl jobs lists them)"),
+        );
+    };
+    job.request_cancel();
+    for c in &ctx.cores {
+        // A core that is gone has stopped every job it ran.
+        let _ = c.send(CoreCommand::Ctl(CtlCommand::Cancel { job: id }));
+    }
+    let until = Instant::now() + CANCEL_WAIT;
+    while !job.is_over() {
+        if Instant::now() >= until {
+            return error(
+                fd,
+                ctx,
+                format!(
+                    "job {id}: the cancel was sent, but not every queue confirmed it within \
+                     {CANCEL_WAIT:?}"
+                ),
+            );
+        }
+        if ctx.stop.load(Ordering::Relaxed) {
+            return error(fd, ctx, STOPPING.into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let closed = job.closed();
+    let _ = send(
+        fd,
+        ctx,
+        &Reply::new(Body::Cancelled {
+            job: id,
+            closed: closed.iter().fold(0u64, |a, &b| a.saturating_add(b)),
+            per_queue: per_queue(ctx, &closed),
+        }),
+    );
+}
+
+/// `stats`: every figure of every core's latest snapshot, by the names of
+/// [`metrics::series`] (the `/metrics` family and label value), and each
+/// close histogram's count and sum.
 fn stats(ctx: &Ctx) -> Body {
     let snaps = ctx.hub.snapshots();
+    let n = snaps.len();
     let mut metrics: Vec<Metric> = Vec::new();
-    let mut put = |name: String, values: Vec<u64>| metrics.push(Metric { name, values });
-    let first = CoreSnapshot::default();
-    let fields = snaps.first().unwrap_or(&first).counters.fields();
-    for (i, (name, _, _)) in fields.iter().enumerate() {
-        put(
-            (*name).to_owned(),
-            snaps.iter().map(|s| s.counters.fields()[i].2).collect(),
-        );
-    }
-    for e in lingerd_dataplane::wire::Error::ALL {
-        put(
-            format!("rx_parse_errors_{}", e.as_str()),
-            snaps
-                .iter()
-                .map(|s| s.counters.rx_parse_errors[e.index()])
-                .collect(),
-        );
-    }
-    for st in State::ALL {
-        put(
-            format!(
-                "connections_{}",
-                st.name().to_ascii_lowercase().replace('-', "_")
-            ),
-            snaps.iter().map(|s| s.states[st as usize]).collect(),
-        );
-    }
-    put(
-        "timers_armed".into(),
-        snaps.iter().map(|s| s.timers_armed).collect(),
-    );
-    put(
-        "reassembly_budget_bytes".into(),
-        snaps.iter().map(|s| s.reasm.budget_bytes).collect(),
-    );
-    put(
-        "reassembly_used_bytes".into(),
-        snaps.iter().map(|s| s.reasm.used_bytes).collect(),
-    );
-    put(
-        "reassembly_held_bytes".into(),
-        snaps.iter().map(|s| s.reasm.held_bytes).collect(),
-    );
-    put(
-        "reassembly_queues".into(),
-        snaps.iter().map(|s| s.reasm.queues).collect(),
-    );
-    put(
-        "rsts_paced_waiting".into(),
-        snaps.iter().map(|s| s.rsts_paced_waiting).collect(),
-    );
-    put(
-        "rst_paced_wait_max_ms".into(),
-        snaps.iter().map(|s| s.rst_paced_wait_max_ms).collect(),
-    );
-    put(
-        "ring_requests".into(),
-        snaps.iter().map(|s| s.rings.requests).collect(),
-    );
-    put(
-        "ring_invalid_requests".into(),
-        snaps.iter().map(|s| s.rings.invalid).collect(),
-    );
-    put(
-        "ring_completions".into(),
-        snaps.iter().map(|s| s.rings.completions).collect(),
-    );
-    put(
-        "ring_full".into(),
-        snaps.iter().map(|s| s.rings.backpressure).collect(),
-    );
-    let mut xdp: Vec<&'static str> = Vec::new();
-    for s in &snaps {
-        for &(name, _, _) in &s.xdp {
-            if !xdp.contains(&name) {
-                xdp.push(name);
+    let mut put = |name: String, core: usize, value: u64| {
+        let i = match metrics.iter().position(|m| m.name == name) {
+            Some(i) => i,
+            None => {
+                metrics.push(Metric {
+                    name,
+                    values: vec![0; n],
+                });
+                metrics.len() - 1
             }
+        };
+        metrics[i].values[core] = value;
+    };
+    for (core, snap) in snaps.iter().enumerate() {
+        for x in metrics::series(snap) {
+            put(x.stat_name(), core, x.value);
+        }
+        for h in &metrics::HISTOGRAMS {
+            let name = match h.label {
+                Some((_, v)) => format!("{}_{v}", h.family),
+                None => h.family.to_owned(),
+            };
+            let hist = (h.of)(&snap.counters);
+            put(format!("{name}_count"), core, hist.count());
+            put(format!("{name}_sum_us"), core, hist.sum_ns / 1000);
         }
     }
-    for name in xdp {
-        put(
-            format!("xdp_{name}"),
-            snaps
-                .iter()
-                .map(|s| s.xdp.iter().find(|x| x.0 == name).map_or(0, |x| x.2))
-                .collect(),
-        );
-    }
     Body::Stats {
-        queues: (0..snaps.len() as u32).map(|c| queue_of(ctx, c)).collect(),
+        queues: (0..n as u32).map(|c| queue_of(ctx, c)).collect(),
         metrics,
     }
 }

@@ -7,7 +7,7 @@
 //! data, peer closed, reset, progress) are extra completions with
 //! [`Completion::is_event`] set.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 pub use crate::shared::{
     ADMIN_CLIENT, CTL_CLIENT, ClientExitPolicy, ClientId, CloseMode, Completion, Detail, Outcome,
@@ -34,6 +34,10 @@ pub enum Request {
         remote: SocketAddrV4,
         /// Our port; `None` picks an ephemeral one.
         local_port: Option<u16>,
+        /// Our address (bind before connect): one of the engine's, else
+        /// the connect fails with EINVAL; `None` picks the first address
+        /// on the peer's link (else the first address).
+        local_addr: Option<Ipv4Addr>,
     },
     /// Queue data. Completes at once: OK when queued whole, ENOBUFS (nothing
     /// queued) when the send buffer has no room, ESHUTDOWN after shutdown.
@@ -133,6 +137,19 @@ impl Filter {
             && (self.states == 0 || self.states & state.bit() != 0)
             && idle_ms >= u64::from(self.min_idle_ms)
     }
+}
+
+/// How far a running `close_matching` has got on one engine
+/// ([`QueueEngine::match_progress`](super::QueueEngine::match_progress)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatchProgress {
+    /// Connections it closed so far.
+    pub closed: u64,
+    /// Table slots it has walked (its cursor).
+    pub walked: u32,
+    /// Table slots in use now: the walk ends there (the table may grow
+    /// or shrink meanwhile, so `walked / slots` is an estimate).
+    pub slots: u32,
 }
 
 /// One connection as `lingerd ctl conns` shows it.

@@ -6,12 +6,16 @@
 //! starved. A slot is visited once per job, and a connection the job closes
 //! is marked closed by the client, so no close is lost or done twice.
 //! Connections created behind the cursor after the job started are not
-//! visited (the job closes what existed when it passed).
+//! visited (the job closes what existed when it passed). A job can be
+//! stopped midway ([`QueueEngine::cancel_match`]): what it closed stays
+//! closed, the slots it has not reached are left alone.
 
 use lingerd_abi::Errno;
 
 use super::QueueEngine;
-use super::api::{ClientExitPolicy, ClientId, CloseMode, Completion, Detail, Filter};
+use super::api::{
+    ClientExitPolicy, ClientId, CloseMode, Completion, Detail, Filter, MatchProgress,
+};
 use crate::table::{FourTuple, Handle};
 use crate::tcp::close;
 use crate::tcp::state::State;
@@ -52,6 +56,13 @@ impl MatchJob {
     /// When the job can next make progress.
     pub(super) fn next_run_ms(&self) -> u64 {
         self.next_run_ms
+    }
+
+    /// Whether this is the `close_matching` `client` started with `user_data`.
+    fn is_match(&self, client: ClientId, user_data: u64) -> bool {
+        matches!(self.kind, JobKind::Match(_))
+            && self.client == client
+            && self.user_data == user_data
     }
 
     fn matches(&self, tuple: &FourTuple, tcb: &Tcb, now_ms: u64) -> bool {
@@ -108,6 +119,45 @@ impl QueueEngine {
             pace_per_s,
             now_ms,
         );
+    }
+
+    /// The `close_matching` that `client` started with `user_data`, if it is
+    /// still running: its closes so far and how far it walked the table.
+    pub fn match_progress(&self, client: ClientId, user_data: u64) -> Option<MatchProgress> {
+        let job = self.find_match(client, user_data)?;
+        Some(MatchProgress {
+            closed: job.count,
+            walked: job.cursor,
+            slots: self.table.slots_in_use(),
+        })
+    }
+
+    /// Stops the `close_matching` that `client` started with `user_data`
+    /// (docs/close-semantics.md#bulk-close): connections it already closed
+    /// stay closed (their FINs, deadlines and queued RSTs run their
+    /// course), those it has not reached stay open. Its completion is
+    /// posted now: OPERATION_ABORTED with the count so far. Returns that
+    /// count, or `None` when no such job is running (it finished, or never
+    /// started): then nothing is posted.
+    pub fn cancel_match(&mut self, client: ClientId, user_data: u64) -> Option<u64> {
+        let i = self
+            .jobs
+            .iter()
+            .position(|j| j.is_match(client, user_data))?;
+        let job = self.jobs.remove(i)?;
+        self.completions.push_back(Completion {
+            client,
+            user_data,
+            handle: Handle::from_raw(0),
+            result: Errno::OperationAborted,
+            detail: Detail::Count(job.count),
+            is_event: false,
+        });
+        Some(job.count)
+    }
+
+    fn find_match(&self, client: ClientId, user_data: u64) -> Option<&MatchJob> {
+        self.jobs.iter().find(|j| j.is_match(client, user_data))
     }
 
     /// A client went away (its control socket hung up): every connection and

@@ -28,7 +28,7 @@ use counters::Counters;
 use neighbor::NeighborCache;
 
 use crate::shared::reply_limit::ReplyLimit;
-use crate::shared::{Disposition, NoSink, RxSink};
+use crate::shared::{Disposition, NoSink, RstClock, RxSink};
 use crate::table::{FourTuple, Handle, Table};
 use crate::tcp::cx::Cx;
 use crate::tcp::isn::IsnGenerator;
@@ -52,10 +52,12 @@ struct Listener {
 /// A frame that needs no connection record: RSTs, ARP, cookie SYN-ACKs.
 #[derive(Clone, Copy, Debug)]
 enum CtlFrame {
-    /// A TCP control segment from `local`.
+    /// A TCP control segment from `local`; an RST of our own carries what
+    /// its departure is timed against.
     Tcp {
         local: std::net::Ipv4Addr,
         seg: ControlSegment,
+        clock: RstClock,
     },
     /// An ARP request or reply.
     Arp {
@@ -145,6 +147,12 @@ pub struct QueueEngine {
     /// The time deadlines are armed from: the last entry's `now`, rounded
     /// up to the millisecond (see [`QueueEngine::enter`]).
     arm_ms: u64,
+    /// The last entry's `now` in nanoseconds since the epoch (the close
+    /// histograms' clock).
+    now_ns: u64,
+    /// What an RST of our own decided now is timed against (set per event
+    /// by the entry points; see [`RstClock`]).
+    rst_clock: RstClock,
     table: Table<Tcb>,
     wheel: Wheel,
     neighbors: NeighborCache,
@@ -208,6 +216,8 @@ impl QueueEngine {
             rst_templates: Vec::new(),
             epoch: now,
             arm_ms: 0,
+            now_ns: 0,
+            rst_clock: RstClock::UNTIMED,
             cfg,
         }
     }
@@ -362,9 +372,16 @@ impl QueueEngine {
     /// millisecond has reached) and records it rounded up as the time
     /// deadlines count from. A deadline of N ms armed now therefore never
     /// fires before N ms have passed (docs/close-semantics.md#deadlines);
-    /// it may fire up to a millisecond late.
+    /// it may fire up to a millisecond late. It also records the time in
+    /// nanoseconds and leaves RSTs untimed until the caller says otherwise.
     fn enter(&mut self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.epoch);
+        // u64 arithmetic (as_nanos is u128): exact for 584 years.
+        self.now_ns = since
+            .as_secs()
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(u64::from(since.subsec_nanos()));
+        self.rst_clock = RstClock::UNTIMED;
         let floor = since.as_millis() as u64;
         let exact = since.subsec_nanos().is_multiple_of(1_000_000);
         self.arm_ms = if exact {
@@ -428,9 +445,13 @@ impl QueueEngine {
             let Some(handle) = self.table.handle_at(slot) else {
                 continue;
             };
+            // Untimed unless the timer is a linger or `deadline=` expiry.
+            self.rst_clock = RstClock::UNTIMED;
             let d = self.with_conn(handle, now_ms, timers::on_timer);
             self.apply(handle, d, now_ms);
         }
+        // A bulk close decides its closes now: each is timed from here.
+        self.rst_clock = RstClock::request(self.now_ns);
         self.run_jobs(now_ms);
     }
 
@@ -462,6 +483,8 @@ impl QueueEngine {
         let mut cx = Cx {
             now_ms,
             arm_ms,
+            now_ns: self.now_ns,
+            rst_clock: &mut self.rst_clock,
             handle,
             tuple,
             listener,
@@ -479,16 +502,18 @@ impl QueueEngine {
     /// Carries out a disposition, then re-files the timer and queues output.
     fn apply(&mut self, handle: Handle, d: Disposition, now_ms: u64) {
         let tuple = self.table.tuple(handle);
-        let reply = |seg: ControlSegment| {
+        let own = self.rst_clock;
+        let reply = |seg: ControlSegment, clock: RstClock| {
             tuple.map(|t| CtlFrame::Tcp {
                 local: t.local_addr,
                 seg,
+                clock,
             })
         };
         match d {
             Disposition::Keep => {}
             Disposition::Reply(ctl) => {
-                if let Some(f) = reply(ctl) {
+                if let Some(f) = reply(ctl, RstClock::UNTIMED) {
                     self.push_limited_rst(f, now_ms);
                 }
             }
@@ -497,7 +522,7 @@ impl QueueEngine {
                 return;
             }
             Disposition::ResetAndFree(ctl) => {
-                if let Some(f) = reply(ctl) {
+                if let Some(f) = reply(ctl, own) {
                     self.push_own_rst(f, now_ms, handle);
                 }
                 self.free(handle);
@@ -505,7 +530,7 @@ impl QueueEngine {
             }
             Disposition::Unindex => self.table.unindex(handle),
             Disposition::ResetAndUnindex(ctl) => {
-                if let Some(f) = reply(ctl) {
+                if let Some(f) = reply(ctl, own) {
                     self.push_own_rst(f, now_ms, handle);
                 }
                 self.table.unindex(handle);

@@ -197,6 +197,7 @@ mod tests {
                 flags: TcpFlags::RST,
                 window: 0,
             },
+            clock: crate::shared::RstClock::UNTIMED,
         }
     }
 

@@ -6,7 +6,7 @@
 //! EPERM); arguments must be in range (EINVAL). Every request gets exactly
 //! one completion, posted here or by the connection logic it calls.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use lingerd_abi::Errno;
@@ -69,13 +69,23 @@ impl QueueEngine {
         request: Request,
     ) {
         let now_ms = self.enter(now);
+        // Whatever this request closes is timed from now to the wire.
+        self.rst_clock = crate::shared::RstClock::request(self.now_ns);
         match request {
             Request::Listen { port, backlog } => {
                 self.listen(now_ms, client, user_data, port, backlog)
             }
-            Request::Connect { remote, local_port } => {
-                self.connect(now, now_ms, client, user_data, remote, local_port)
-            }
+            Request::Connect {
+                remote,
+                local_port,
+                local_addr,
+            } => self.connect(
+                now,
+                now_ms,
+                client,
+                user_data,
+                (remote, local_addr, local_port),
+            ),
             Request::Send { handle, data } => self.send(
                 now_ms,
                 client,
@@ -378,17 +388,21 @@ impl QueueEngine {
         now_ms: u64,
         client: ClientId,
         user_data: u64,
-        remote: SocketAddrV4,
-        local_port: Option<u16>,
+        (remote, bind, local_port): (SocketAddrV4, Option<Ipv4Addr>, Option<u16>),
     ) {
         let none = Handle::from_raw(0);
-        let local_addr = self
-            .cfg
-            .addrs
-            .iter()
-            .find(|a| a.on_link(*remote.ip()))
-            .or(self.cfg.addrs.first())
-            .map(|a| a.addr);
+        // Bound: one of ours, or EINVAL. Unbound: the first address on the
+        // remote's link, else the first (the gateway's way out).
+        let local_addr = match bind {
+            Some(ip) => self.cfg.addrs.iter().find(|a| a.addr == ip),
+            None => self
+                .cfg
+                .addrs
+                .iter()
+                .find(|a| a.on_link(*remote.ip()))
+                .or(self.cfg.addrs.first()),
+        }
+        .map(|a| a.addr);
         let (Some(local_addr), true) = (
             local_addr,
             remote.port() != 0 && !remote.ip().is_unspecified(),

@@ -204,6 +204,7 @@ impl QueueEngine {
         };
         self.push_reply(CtlFrame::Tcp {
             local: tuple.local_addr,
+            clock: crate::shared::RstClock::UNTIMED,
             seg: ControlSegment {
                 remote_ip: tuple.remote_addr,
                 local_port: tuple.local_port,

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use super::{CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
-use crate::shared::NoSink;
+use crate::shared::{NoSink, RstClock};
 use crate::tcp::output;
 use crate::tcp::tcb::{Deadline, TcbFlags};
 use crate::wire::{
@@ -79,7 +79,17 @@ impl QueueEngine {
                 let mut scratch = std::mem::take(&mut self.scratch);
                 let plan = self
                     .in_conn(handle, now_ms, &mut NoSink, |tcb, cx| {
-                        output::next_segment(tcb, cx, &mut scratch[..limit])
+                        let plan = output::next_segment(tcb, cx, &mut scratch[..limit]);
+                        if tcb.fin_asked_us != 0 && plan.as_ref().is_some_and(|p| p.flags.fin()) {
+                            // The FIN a close request queued leaves now.
+                            let now_us = (cx.now_ns / 1000) as u32 | 1;
+                            let waited_us = now_us.wrapping_sub(tcb.fin_asked_us);
+                            cx.counters
+                                .close_fin_wire
+                                .record_ns(u64::from(waited_us) * 1000);
+                            tcb.fin_asked_us = 0;
+                        }
+                        plan
                     })
                     .flatten();
                 self.scratch = scratch;
@@ -170,7 +180,7 @@ impl QueueEngine {
 
     fn build_ctl(&mut self, now_ms: u64, frame: CtlFrame, buf: &mut [u8]) -> Option<usize> {
         match frame {
-            CtlFrame::Tcp { local, seg } => {
+            CtlFrame::Tcp { local, seg, clock } => {
                 let Some(mac) = self.next_hop_mac(now_ms, local, seg.remote_ip) else {
                     // Never resolved: wait for ARP (bounded) rather than
                     // lose the RST of one of our closes.
@@ -185,7 +195,9 @@ impl QueueEngine {
                     return None;
                 }
                 let template = self.rst_template(local, mac);
-                template.build(buf, &seg).ok()
+                let len = template.build(buf, &seg).ok()?;
+                self.time_departure(clock);
+                Some(len)
             }
             CtlFrame::Arp {
                 op,
@@ -247,6 +259,19 @@ impl QueueEngine {
                     &seg,
                 )
             }
+        }
+    }
+
+    /// An RST of our own is leaving: how long after its close request, or
+    /// after its deadline, into the histograms.
+    #[inline]
+    fn time_departure(&mut self, clock: RstClock) {
+        if let Some(t) = clock.request_ns() {
+            let waited = self.now_ns.saturating_sub(t);
+            self.counters.close_rst_wire.record_ns(waited);
+        } else if let Some(t) = clock.deadline_ns() {
+            let late = self.now_ns.saturating_sub(t);
+            self.counters.linger_rst_late.record_ns(late);
         }
     }
 

@@ -276,6 +276,7 @@ impl ClientRings {
             } => Request::Connect {
                 remote: SocketAddrV4::new(Ipv4Addr::from(addr), port),
                 local_port: (local_port != 0).then_some(local_port),
+                local_addr: None,
             },
             Op::Send { handle, chunk, len } => {
                 let range = self.layout.tx_chunk(chunk, len).ok_or(Errno::Inval)?;

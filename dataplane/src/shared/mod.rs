@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod histogram;
 pub mod reply_limit;
 
 use std::net::SocketAddrV4;
@@ -147,4 +148,62 @@ pub(crate) enum Disposition {
     /// only unindex it while the client still holds the handle), then hand
     /// the segment to the listener as a fresh connection request.
     Reopen,
+}
+
+/// What one of our own RSTs is timed against when it leaves, for the
+/// `/metrics` histograms: nothing, the close request that decided it, or
+/// the linger (or `deadline=`) deadline it enforces. Eight bytes: 0 is
+/// untimed; otherwise the top bit says which, the rest is nanoseconds
+/// since the engine's epoch, plus one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RstClock(u64);
+
+/// The top bit of an [`RstClock`]: a deadline, not a request.
+const DEADLINE_BIT: u64 = 1 << 63;
+
+impl RstClock {
+    /// Not timed (the RST answers a peer, or ends a connection for a
+    /// reason with no time of its own: an orphan timeout, data after close).
+    pub(crate) const UNTIMED: RstClock = RstClock(0);
+
+    /// Decided by a close request at `ns`.
+    #[inline]
+    pub(crate) fn request(ns: u64) -> RstClock {
+        RstClock((ns & !DEADLINE_BIT).saturating_add(1) & !DEADLINE_BIT)
+    }
+
+    /// Sent for a deadline that fell due at `ns`.
+    #[inline]
+    pub(crate) fn deadline(ns: u64) -> RstClock {
+        RstClock(RstClock::request(ns).0 | DEADLINE_BIT)
+    }
+
+    /// The request's time, when it is one.
+    #[inline]
+    pub(crate) fn request_ns(self) -> Option<u64> {
+        (self.0 != 0 && self.0 & DEADLINE_BIT == 0).then(|| self.0 - 1)
+    }
+
+    /// The deadline's time, when it is one.
+    #[inline]
+    pub(crate) fn deadline_ns(self) -> Option<u64> {
+        (self.0 & DEADLINE_BIT != 0).then(|| (self.0 & !DEADLINE_BIT) - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RstClock;
+
+    #[test]
+    fn an_rst_clock_says_which_time_it_holds() {
+        assert_eq!(RstClock::UNTIMED.request_ns(), None);
+        assert_eq!(RstClock::UNTIMED.deadline_ns(), None);
+        for ns in [0, 1, 12_345, (1 << 62) + 7] {
+            assert_eq!(RstClock::request(ns).request_ns(), Some(ns));
+            assert_eq!(RstClock::request(ns).deadline_ns(), None);
+            assert_eq!(RstClock::deadline(ns).deadline_ns(), Some(ns));
+            assert_eq!(RstClock::deadline(ns).request_ns(), None);
+        }
+    }
 }

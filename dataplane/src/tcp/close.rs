@@ -86,12 +86,24 @@ pub(crate) fn execute(
             Disposition::Free
         }
         Wire::Reset { unread, .. } => {
-            cx.counters.abort_on_close_unread += u64::from(unread);
             let ctl = hard_close(tcb, cx);
-            cx.counters.rst_abort += u64::from(ctl.is_some());
+            // Each RST counts under one reason.
+            let sent = u64::from(ctl.is_some());
+            if unread {
+                cx.counters.rst_close_unread += sent;
+            } else {
+                cx.counters.rst_abort += sent;
+            }
             ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
         }
         Wire::Fin(bound) => {
+            // A close request that queues the FIN times it to the wire
+            // (a FIN queued before, by shutdown(SEND), is not this close's).
+            if !tcb.flags.contains(TcbFlags::FIN_QUEUED)
+                && let Some(ns) = cx.rst_clock.request_ns()
+            {
+                tcb.fin_asked_us = (ns / 1000) as u32 | 1;
+            }
             queue_fin(tcb);
             let ms = match bound {
                 FinBound::OrphanTimeout => cx.cfg.orphan_timeout_ms,
@@ -127,8 +139,9 @@ pub(crate) fn execute(
             }
             // [decision] Winsock semantics: data that can never be read
             // resets the connection (docs/close-semantics.md#shutdown).
-            cx.counters.abort_on_close_unread += 1;
-            local_abort(tcb, cx).map_or(Disposition::Unindex, Disposition::ResetAndUnindex)
+            let ctl = local_abort(tcb, cx);
+            cx.counters.rst_close_unread += u64::from(ctl.is_some());
+            ctl.map_or(Disposition::Unindex, Disposition::ResetAndUnindex)
         }
     }
 }

@@ -19,7 +19,7 @@ use super::tcb::{Tcb, TcbFlags};
 use crate::shared::config::TcpConfig;
 use crate::shared::counters::Counters;
 use crate::shared::reply_limit::ReplyLimit;
-use crate::shared::{ClientId, Completion, Detail, RxSink};
+use crate::shared::{ClientId, Completion, Detail, RstClock, RxSink};
 use crate::table::{FourTuple, Handle};
 use crate::wire::{ControlSegment, SeqNumber};
 
@@ -31,6 +31,13 @@ pub(crate) struct Cx<'a> {
     /// The current time rounded up: deadlines are armed from it, so none
     /// fires early (docs/close-semantics.md#deadlines).
     pub(crate) arm_ms: u64,
+    /// The current time in nanoseconds since the engine's epoch (for the
+    /// close histograms only; protocol decisions use the milliseconds).
+    pub(crate) now_ns: u64,
+    /// What an RST this event decides is timed against: set by the engine
+    /// for the event (a close request's time, or untimed); a linger or
+    /// `deadline=` expiry sets its deadline.
+    pub(crate) rst_clock: &'a mut RstClock,
     /// The connection's handle.
     pub(crate) handle: Handle,
     /// The connection's 4-tuple.

@@ -65,6 +65,7 @@ fn syn_sent(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Disposition {
         if f.rst() {
             return Disposition::Keep;
         }
+        cx.counters.rst_unacceptable_ack += 1;
         return Disposition::Reply(cx.rst(seg.ack));
     }
     // Second: an RST counts only if it acknowledges our SYN (RFC 5961 §3.2
@@ -197,6 +198,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
     }
     if tcb.state == State::SynReceived {
         if !(seg.ack.diff(tcb.snd_una) > 0 && seg.ack.diff(tcb.snd_max) <= 0) {
+            cx.counters.rst_unacceptable_ack += 1;
             return Disposition::Reply(cx.rst(seg.ack));
         }
         // A close queued during a simultaneous open (§3.10.4: FIN after
@@ -220,6 +222,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
             let Some(listener) = cx.listener else {
                 // The listener was closed during the handshake: connections
                 // not yet accepted are hard-closed (docs/close-semantics.md#listeners).
+                cx.counters.rst_listener_closed += 1;
                 return Disposition::ResetAndFree(cx.rst_ack(tcb.snd_max, tcb.rcv_nxt));
             };
             cx.counters.accepted += 1;
@@ -550,15 +553,16 @@ fn on_reset(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
 /// seventh; RFC 2525 §2.17) or after shutdown(RECEIVE) ([decision]: Winsock
 /// semantics, docs/close-semantics.md#shutdown). The connection is reset.
 fn data_after_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
-    cx.counters.rst_data_after_close += 1;
     if tcb.closed_by_client() {
         if tcb.pending == Pending::Close {
             super::teardown::complete_close(tcb, cx, Outcome::Aborted);
         }
         let ctl = hard_close(tcb, cx);
+        cx.counters.rst_data_after_close += u64::from(ctl.is_some());
         return ctl.map_or(Disposition::Free, Disposition::ResetAndFree);
     }
     let ctl = local_abort(tcb, cx);
+    cx.counters.rst_data_after_close += u64::from(ctl.is_some());
     ctl.map_or(Disposition::Unindex, Disposition::ResetAndUnindex)
 }
 

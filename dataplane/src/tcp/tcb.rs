@@ -202,6 +202,12 @@ pub struct Tcb {
     /// Reassembly queue in the core's pool, present only while out-of-order
     /// data (or an out-of-order FIN) is held.
     pub reasm: Option<QueueId>,
+    /// When a close request queued our FIN, in microseconds since the
+    /// engine's epoch (low 32 bits, odd so that it is never 0); 0 when no
+    /// close is being timed. For the close → wire histogram only: cleared
+    /// when the FIN first leaves (a FIN that waits 2^32 µs, 71 minutes, or
+    /// longer is timed modulo that). It fills what was padding.
+    pub fin_asked_us: u32,
 }
 
 impl Default for Tcb {
@@ -265,6 +271,7 @@ impl Tcb {
             user_data: 0,
             send: None,
             reasm: None,
+            fin_asked_us: 0,
         }
     }
 
@@ -358,8 +365,9 @@ mod tests {
     #[test]
     fn the_record_stays_within_its_budget() {
         // 168 B before the reassembly queue's 4-byte index, 176 B with it
-        // (the padding left is scattered inside the estimator, NewReno and
-        // Linger). Slot 32 B + 176 B + the index (≤ 17 B at any fill, see
+        // and the 4-byte FIN stamp, which took the last 4 bytes of padding
+        // at the end of the record (what is left is scattered inside the
+        // estimator, NewReno and Linger). Slot 32 B + 176 B + the index (≤ 17 B at any fill, see
         // table::tests, which models exactly this 208-byte slot): an idle
         // connection costs at most 225 B of the 256 B budget.
         assert_eq!(std::mem::size_of::<Option<QueueId>>(), 4);

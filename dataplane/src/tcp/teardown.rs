@@ -142,14 +142,13 @@ pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<ControlSegmen
 
 /// Resets a connection the client still holds (shutdown(RECEIVE) with data
 /// that can never be delivered): RST out, record kept until close, later
-/// operations fail with ECONNABORTED.
+/// operations fail with ECONNABORTED. The caller counts the RST's reason.
 pub(crate) fn local_abort(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<ControlSegment> {
     cx.release_send(tcb);
     let ctl = tcb
         .state
         .abort_sends_rst()
         .then(|| cx.rst_ack(rst_seq(tcb), tcb.rcv_nxt));
-    cx.counters.rst_abort += u64::from(ctl.is_some());
     cx.event(tcb, Errno::ConnAborted, Detail::Reset);
     tcb.state = State::Closed;
     tcb.end = Some(End::LocalAbort);

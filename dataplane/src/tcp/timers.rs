@@ -12,7 +12,7 @@ use super::matrix::End;
 use super::state::State;
 use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
 use super::teardown::{complete_close, fail_connect, hard_close};
-use crate::shared::{Detail, Disposition, Outcome};
+use crate::shared::{Detail, Disposition, Outcome, RstClock};
 
 /// Runs every deadline of `tcb` that has passed.
 pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
@@ -21,9 +21,9 @@ pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         tcb.ack_at = Deadline::NONE;
         tcb.flags.insert(TcbFlags::NEED_ACK);
     }
-    if tcb.close_at.is_due(now) {
+    if let Some(due) = tcb.close_at.ms().filter(|&d| d <= now) {
         tcb.close_at = Deadline::NONE;
-        let d = on_lifetime_expired(tcb, cx);
+        let d = on_lifetime_expired(tcb, cx, due);
         if d != Disposition::Keep {
             return d;
         }
@@ -35,10 +35,13 @@ pub(crate) fn on_timer(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
     Disposition::Keep
 }
 
-/// The lifetime deadline: TIME-WAIT over, handshake too slow, linger
-/// deadline (RST, outcome ABORTED_LINGER: docs/close-semantics.md#linger-matrix), orphan
-/// timeout (docs/close-semantics.md#orphan-timeout).
-fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
+/// The lifetime deadline, due at `due_ms`: TIME-WAIT over, handshake too
+/// slow, linger deadline (RST, outcome ABORTED_LINGER:
+/// docs/close-semantics.md#linger-matrix), orphan timeout
+/// (docs/close-semantics.md#orphan-timeout). A linger or `deadline=` RST is
+/// timed against `due_ms` (how late it leaves).
+fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>, due_ms: u64) -> Disposition {
+    let late_from = RstClock::deadline(due_ms.saturating_mul(1_000_000));
     match tcb.state {
         State::TimeWait if tcb.flags.contains(TcbFlags::NEED_ACK) => {
             // The ACK of the peer's FIN has not gone out yet (a TIME-WAIT
@@ -52,19 +55,28 @@ fn on_lifetime_expired(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         State::SynReceived if !tcb.flags.contains(TcbFlags::ACTIVE_OPEN) => Disposition::Free,
         _ if tcb.pending == Pending::Close => {
             complete_close(tcb, cx, Outcome::AbortedLinger);
-            cx.counters.rst_linger_expired += 1;
             let ctl = hard_close(tcb, cx);
+            cx.counters.rst_linger_expired += u64::from(ctl.is_some());
+            *cx.rst_clock = late_from;
             ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
         }
         _ if tcb.flags.contains(TcbFlags::ORPHAN) => {
-            if tcb.flags.contains(TcbFlags::HARD_DEADLINE) {
-                cx.counters.rst_deadline_expired += 1;
-            } else if tcb.flags.contains(TcbFlags::LINGER_DEADLINE) {
-                cx.counters.rst_linger_expired += 1;
+            let (hard, lingered) = (
+                tcb.flags.contains(TcbFlags::HARD_DEADLINE),
+                tcb.flags.contains(TcbFlags::LINGER_DEADLINE),
+            );
+            let ctl = hard_close(tcb, cx);
+            let sent = u64::from(ctl.is_some());
+            if hard {
+                cx.counters.rst_deadline_expired += sent;
+                *cx.rst_clock = late_from;
+            } else if lingered {
+                cx.counters.rst_linger_expired += sent;
+                *cx.rst_clock = late_from;
             } else {
                 cx.counters.orphan_timeouts += 1;
+                cx.counters.rst_orphan_timeout += sent;
             }
-            let ctl = hard_close(tcb, cx);
             ctl.map_or(Disposition::Free, Disposition::ResetAndFree)
         }
         _ => Disposition::Keep,

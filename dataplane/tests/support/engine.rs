@@ -157,6 +157,7 @@ pub(crate) fn connect_many(
             Request::Connect {
                 remote: addr(1, port),
                 local_port: Some(first_port + i as u16),
+                local_addr: None,
             },
         );
         if i % 512 == 511 {

@@ -749,6 +749,7 @@ impl RawPeer {
             Request::Connect {
                 remote: SocketAddrV4::new(self.ip, PEER_PORT),
                 local_port: Some(CLIENT_PORT),
+                local_addr: None,
             },
         );
         self.pump();

@@ -665,6 +665,11 @@ impl Harness {
                     PEER_PORTS[(arg % 4) as usize],
                 ),
                 local_port: (arg & 8 != 0).then_some((arg >> 16) as u16),
+                local_addr: (arg & 16 != 0).then_some(if arg & 32 != 0 {
+                    PEER_IP
+                } else {
+                    LOCAL_IP
+                }),
             },
             10 => Request::CloseMatching {
                 filter: Filter {

@@ -1,0 +1,365 @@
+//! `lingerd-bench gen`: lingerd as a load generator aimed at a device the
+//! user chose, on an interface and its queues (AF_XDP) or (feature `dpdk`)
+//! a DPDK device. It turns the arguments into a checked
+//! [`Plan`](lingerd_bench::generator::run::Plan), supervises the run (the
+//! phases, a progress line per second on stderr, the `--duration` bound,
+//! Ctrl-C), and prints the report: a table, and with `--json` one JSON
+//! object as the last line; `--svg` draws it.
+//!
+//! It owns the run it starts; whatever ends it (done, the bound, Ctrl-C,
+//! an error in a queue), the queues are stopped, the XDP program is
+//! detached, and the report covers what was done.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use lingerd_bench::generator::run::{Generator, Plan, PortChoice, Results};
+use lingerd_bench::generator::{self, CLOSE_PHASE_MARK, Close, Rate, report};
+use lingerd_bench::lab::setup::{interrupted, stop_on_signals};
+use lingerd_dataplane::port::afxdp::IdleMode;
+use lingerd_dataplane::wire::EthernetAddress;
+use serde_json::Value;
+
+/// Arguments of `gen`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The interface to send and receive on (AF_XDP).
+    #[arg(long, value_name = "IF", required_unless_present = "dpdk")]
+    interface: Option<String>,
+    /// Its queues, one engine and thread each (default 0).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    queues: Vec<u32>,
+    /// A DPDK device instead of an interface (EAL vdev arguments, e.g.
+    /// `net_memif0,role=client,socket=/run/memif.sock`; feature dpdk).
+    #[arg(long, value_name = "DEVARGS", conflicts_with = "interface")]
+    dpdk: Option<String>,
+    /// Source addresses with their prefix: `198.18.0.9/24`, a range
+    /// `198.18.0.200-198.18.0.215/24`, or a list. The generator answers
+    /// ARP for them; no kernel on the link may hold them.
+    #[arg(long, value_name = "ADDR/LEN[,…]", value_parser = generator::parse_sources)]
+    source: Vec<Vec<generator::Source>>,
+    /// The next hop for targets on no source's link.
+    #[arg(long)]
+    gateway: Option<std::net::Ipv4Addr>,
+    /// The device's listeners: `198.18.0.2:80`, `198.18.0.2:8000-8015`, a
+    /// list.
+    #[arg(long, value_name = "ADDR:PORT[,…]", value_parser = generator::parse_targets)]
+    target: Vec<Vec<std::net::SocketAddrV4>>,
+    /// Connections to open.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// SYNs per second (200k, 1.5M).
+    #[arg(long, default_value = "100k")]
+    open_rate: Rate,
+    /// Handshakes unanswered at most.
+    #[arg(long, default_value_t = 10_000)]
+    in_flight: usize,
+    /// Send this file once per connection when it is established.
+    #[arg(long, value_name = "FILE", conflicts_with = "request_bytes")]
+    request: Option<PathBuf>,
+    /// Send this many bytes once per connection instead of a file.
+    #[arg(long, value_name = "N")]
+    request_bytes: Option<usize>,
+    /// Answer bytes that make a request answered.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    expect_bytes: u64,
+    /// Wait this long after every connection is ready, before closing.
+    #[arg(long, default_value = "0s")]
+    hold: lingerd_abi::vocab::Duration,
+    /// abort, graceful, linger=DURATION, half or peer.
+    #[arg(long, default_value = "abort")]
+    close: Close,
+    /// Closes per second.
+    #[arg(long, default_value = "1M")]
+    close_rate: Rate,
+    /// How long an answer, a graceful close's acknowledgement or the
+    /// device's FIN (half) may take before it counts as a timeout.
+    #[arg(long, default_value = "10s")]
+    close_timeout: lingerd_abi::vocab::Duration,
+    /// Stop after this long whatever is left (the report covers what was
+    /// done).
+    #[arg(long, default_value = "10m")]
+    duration: lingerd_abi::vocab::Duration,
+    /// Busy-poll the queues (else sleep when idle).
+    #[arg(long)]
+    busy_poll: bool,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    json: bool,
+    /// Write opens and closes over time and the latency CDFs to this SVG.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn request_bytes(args: &Args) -> Result<Option<Arc<[u8]>>> {
+    match (&args.request, args.request_bytes) {
+        (Some(path), _) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading --request {}", path.display()))?;
+            ensure!(
+                !bytes.is_empty(),
+                "--request {}: the file is empty",
+                path.display()
+            );
+            ensure!(
+                bytes.len() <= 64 * 1024,
+                "--request {}: at most 64 KiB (one send per connection)",
+                path.display()
+            );
+            Ok(Some(bytes.into()))
+        }
+        (None, Some(n)) => {
+            ensure!(
+                (1..=64 * 1024).contains(&n),
+                "--request-bytes must be 1 to 65536"
+            );
+            Ok(Some((0..n).map(|i| b'a' + (i % 26) as u8).collect()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The interface's MAC and its receive queue count, from sysfs.
+fn inspect(iface: &str) -> Result<(EthernetAddress, u32)> {
+    let dir = Path::new("/sys/class/net").join(iface);
+    ensure!(
+        dir.exists(),
+        "no interface {iface} in this network namespace"
+    );
+    let mac = std::fs::read_to_string(dir.join("address"))
+        .ok()
+        .and_then(|s| s.trim().parse::<EthernetAddress>().ok())
+        .with_context(|| format!("{iface} has no Ethernet address"))?;
+    let queues = std::fs::read_dir(dir.join("queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1);
+    Ok((mac, queues.max(1)))
+}
+
+fn plan(args: &Args, port: PortChoice) -> Result<Plan> {
+    let sources: Vec<_> = args.source.iter().flatten().copied().collect();
+    ensure!(
+        !sources.is_empty(),
+        "give --source (the generator's addresses)"
+    );
+    let targets: Vec<_> = args.target.iter().flatten().copied().collect();
+    ensure!(
+        !targets.is_empty(),
+        "give --target (the device's address and port)"
+    );
+    let request = request_bytes(args)?;
+    Ok(Plan {
+        port,
+        sources,
+        gateway: args.gateway,
+        targets,
+        connections: args.connections,
+        open_rate: args.open_rate.0,
+        in_flight: args.in_flight,
+        request,
+        expect_bytes: args.expect_bytes,
+        hold: args.hold.to_std(),
+        close: args.close,
+        close_rate: args.close_rate.0,
+        close_timeout: args.close_timeout.to_std(),
+        duration: args.duration.to_std(),
+        idle: if args.busy_poll {
+            IdleMode::BusyPoll
+        } else {
+            IdleMode::Sleep {
+                max: Duration::from_millis(1),
+            }
+        },
+    })
+}
+
+pub(crate) fn run(args: Args) -> Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; use --release for meaningful figures");
+    }
+    stop_on_signals()?;
+    let mut dup = args
+        .source
+        .iter()
+        .flatten()
+        .map(|s| s.addr)
+        .collect::<Vec<_>>();
+    dup.sort_unstable();
+    ensure!(
+        dup.windows(2).all(|w| w[0] != w[1]),
+        "a source address is given twice"
+    );
+    #[cfg(feature = "dpdk")]
+    let mut eal_guard = None;
+    let port = match (&args.interface, &args.dpdk) {
+        (Some(iface), None) => {
+            let (mac, rx_queues) = inspect(iface)?;
+            let mut queues = args.queues.clone();
+            queues.sort_unstable();
+            queues.dedup();
+            ensure!(!queues.is_empty(), "give at least one queue");
+            if let Some(q) = queues.iter().find(|&&q| q >= rx_queues) {
+                bail!("{iface} has {rx_queues} receive queue(s): queue {q} does not exist");
+            }
+            PortChoice::AfXdp {
+                iface: iface.clone(),
+                queues,
+                mac,
+            }
+        }
+        #[cfg(feature = "dpdk")]
+        (None, Some(devargs)) => {
+            use lingerd_dataplane::port::dpdk::{DpdkConfig, Eal, EalConfig};
+            let device = DpdkConfig::new(devargs);
+            let eal = Eal::init(&EalConfig::default()).context("starting DPDK's EAL")?;
+            eal_guard = Some(eal);
+            PortChoice::Dpdk { eal, device }
+        }
+        #[cfg(not(feature = "dpdk"))]
+        (None, Some(_)) => bail!("this lingerd-bench was built without the dpdk feature"),
+        _ => bail!("give --interface IF (or --dpdk DEVARGS)"),
+    };
+    let plan = plan(&args, port)?;
+    let results = supervise(&plan, args.quiet);
+    #[cfg(feature = "dpdk")]
+    if let Some(eal) = eal_guard {
+        eal.shutdown().context("stopping DPDK's EAL")?;
+    }
+    print_report(&args, &plan, &results?)
+}
+
+/// Runs the phases to the end, the bound, or Ctrl-C.
+fn supervise(plan: &Plan, quiet: bool) -> Result<Results> {
+    let mut g = Generator::start(plan)?;
+    let t0 = g.started();
+    let mut next_line = t0 + Duration::from_secs(1);
+    let cut_short = loop {
+        std::thread::sleep(Duration::from_millis(10));
+        if g.tick() {
+            eprintln!("{CLOSE_PHASE_MARK}");
+        }
+        let now = Instant::now();
+        if !quiet && now >= next_line {
+            next_line += Duration::from_secs(1);
+            let s = g.snapshot();
+            eprintln!(
+                "gen {:>6.1}s  opened {}  established {}  answered {}  closes sent {}  \
+                 confirmed {}  errors {}",
+                now.duration_since(t0).as_secs_f64(),
+                s.issued,
+                s.established,
+                s.answered,
+                s.closes_sent,
+                s.confirmed,
+                s.errors
+            );
+        }
+        if g.finished() {
+            break None;
+        }
+        if interrupted() {
+            break Some("interrupted (SIGINT or SIGTERM)".to_owned());
+        }
+        if now.duration_since(t0) >= plan.duration {
+            break Some(format!(
+                "the --duration bound ({}) passed",
+                lingerd_abi::vocab::Duration::from_millis(plan.duration.as_millis() as u64)
+            ));
+        }
+    };
+    if let Some(why) = &cut_short {
+        eprintln!("gen: stopping: {why}");
+    }
+    g.stop(cut_short)
+}
+
+fn print_report(args: &Args, plan: &Plan, r: &Results) -> Result<()> {
+    for p in &r.ports {
+        eprintln!("gen: port {p}");
+    }
+    if !r.failures.is_empty() {
+        let f: Vec<String> = r
+            .failures
+            .iter()
+            .map(|(e, n)| format!("{e:?} {n}"))
+            .collect();
+        eprintln!("gen: connect failures: {}", f.join(", "));
+    }
+    for note in shortfalls(plan, r) {
+        eprintln!("gen: {note}");
+    }
+    println!(
+        "lingerd-bench gen: {} connections to {} target(s) from {} source(s), close {}",
+        plan.connections,
+        plan.targets.len(),
+        plan.sources.len(),
+        plan.close
+    );
+    println!("{}", report::table(r, plan.connections));
+    if let Some(path) = &args.svg {
+        let title = format!(
+            "lingerd-bench gen: {} connections, close {}",
+            plan.connections, plan.close
+        );
+        report::svg(path, &title, r).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("gen: wrote {}", path.display());
+    }
+    if args.json {
+        let extra = [
+            ("close", Value::String(plan.close.to_string())),
+            ("queues", Value::from(r.ports.len())),
+        ];
+        println!("{}", report::json(r, plan.connections, &extra));
+    }
+    Ok(())
+}
+
+/// What the run could not do as asked, said plainly: nothing opened, or
+/// a rate it did not reach (by more than a tenth, over a phase long
+/// enough to judge).
+fn shortfalls(plan: &Plan, r: &Results) -> Vec<String> {
+    let mut notes = Vec::new();
+    let c = &r.counts;
+    if c.issued > 0 && c.established == 0 {
+        notes.push(format!(
+            "no connection was established ({} unanswered SYNs, {} refused): check that the \
+             targets are reachable from the sources (ARP on the link, or --gateway) and listen",
+            c.unanswered_syns, c.refused
+        ));
+    }
+    let judged = |secs: f64| secs >= 1.0;
+    if let Some(open) = r.open_phase
+        && judged(open.as_secs_f64())
+        && r.opens_per_s() < 0.9 * f64::from(plan.open_rate)
+    {
+        notes.push(format!(
+            "asked for {} opens/s, reached {:.0}/s (the device, --in-flight {} or this machine is \
+             the bound)",
+            plan.open_rate,
+            r.opens_per_s(),
+            plan.in_flight
+        ));
+    }
+    if let (Some(a), Some(b)) = (r.first_close_ns, r.last_confirm_ns)
+        && plan.close.we_close()
+        && judged((b.saturating_sub(a)) as f64 / 1e9)
+        && r.closes_per_s() < 0.9 * f64::from(plan.close_rate)
+    {
+        notes.push(format!(
+            "asked for {} closes/s, reached {:.0}/s confirmed (the device or this machine is the \
+             bound)",
+            plan.close_rate,
+            r.closes_per_s()
+        ));
+    }
+    notes
+}
