@@ -94,6 +94,15 @@ pub(crate) struct Args {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Write every frame the generator sent and received to this pcapng
+    /// file (as `lingerd ctl capture` writes it; tcpdump and Wireshark
+    /// read it). Copies the writer cannot keep up with are dropped and
+    /// counted, never frames.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Bytes kept of each captured frame (with --pcap).
+    #[arg(long, default_value_t = 256, requires = "pcap")]
+    pcap_snaplen: u32,
 }
 
 fn request_bytes(args: &Args) -> Result<Option<Arc<[u8]>>> {
@@ -172,6 +181,10 @@ fn plan(args: &Args, port: PortChoice) -> Result<Plan> {
         close_rate: args.close_rate.0,
         close_timeout: args.close_timeout.to_std(),
         duration: args.duration.to_std(),
+        capture_snaplen: args
+            .pcap
+            .as_ref()
+            .map(|_| args.pcap_snaplen.clamp(64, 65_535)),
         idle: if args.busy_poll {
             IdleMode::BusyPoll
         } else {
@@ -229,7 +242,11 @@ pub(crate) fn run(args: Args) -> Result<()> {
         _ => bail!("give --interface IF (or --dpdk DEVARGS)"),
     };
     let plan = plan(&args, port)?;
-    let results = supervise(&plan, args.quiet);
+    let pcap = match &args.pcap {
+        Some(path) => Some(pcap::create(path, plan.capture_snaplen.unwrap_or(256))?),
+        None => None,
+    };
+    let results = supervise(&plan, args.quiet, pcap);
     #[cfg(feature = "dpdk")]
     if let Some(eal) = eal_guard {
         eal.shutdown().context("stopping DPDK's EAL")?;
@@ -238,8 +255,12 @@ pub(crate) fn run(args: Args) -> Result<()> {
 }
 
 /// Runs the phases to the end, the bound, or Ctrl-C.
-fn supervise(plan: &Plan, quiet: bool) -> Result<Results> {
+fn supervise(plan: &Plan, quiet: bool, pcap: Option<pcap::File>) -> Result<Results> {
     let mut g = Generator::start(plan)?;
+    let writer = match pcap {
+        Some(file) => Some(pcap::spawn(file, g.take_captures())?),
+        None => None,
+    };
     let t0 = g.started();
     let mut next_line = t0 + Duration::from_secs(1);
     let cut_short = loop {
@@ -279,7 +300,134 @@ fn supervise(plan: &Plan, quiet: bool) -> Result<Results> {
     if let Some(why) = &cut_short {
         eprintln!("gen: stopping: {why}");
     }
-    g.stop(cut_short)
+    let results = g.stop(cut_short);
+    if let Some(w) = writer {
+        // The queues have finished their taps: the writer drains and ends.
+        match w.join() {
+            Ok(Ok(s)) => eprintln!(
+                "gen: pcap: {} packets written to {}, {} copies dropped",
+                s.written,
+                s.path.display(),
+                s.dropped
+            ),
+            Ok(Err(e)) => eprintln!("gen: pcap: writing failed: {e:#}"),
+            Err(_) => eprintln!("gen: pcap: the writer panicked"),
+        }
+    }
+    results
+}
+
+/// `--pcap`: the file, and the thread that writes the queues' batches to it.
+mod pcap {
+    use std::fs::OpenOptions;
+    use std::io::{BufWriter, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::{Path, PathBuf};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use anyhow::{Context, Result};
+    use lingerd_daemon::ctl::pcapng::PcapngOut;
+    use lingerd_daemon::ctl::proto::QueueCapture;
+    use lingerd_dataplane::capture::{Batch, CaptureReader};
+
+    /// An open capture file, its header not yet written.
+    pub(crate) struct File {
+        path: PathBuf,
+        out: BufWriter<std::fs::File>,
+        snaplen: u32,
+    }
+
+    /// What the writer did.
+    pub(crate) struct Written {
+        pub(crate) path: PathBuf,
+        pub(crate) written: u64,
+        pub(crate) dropped: u64,
+    }
+
+    /// Creates `path` (0600, truncated): before the run, so that a bad
+    /// path is an error before anything is opened.
+    pub(crate) fn create(path: &Path, snaplen: u32) -> Result<File> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating --pcap {}", path.display()))?;
+        Ok(File {
+            path: path.to_owned(),
+            out: BufWriter::with_capacity(1 << 17, f),
+            snaplen,
+        })
+    }
+
+    /// Writes the batches of `readers` to the file until every tap has
+    /// finished and its last batch is written, then each queue's counts.
+    pub(crate) fn spawn(
+        file: File,
+        readers: Vec<(u32, CaptureReader)>,
+    ) -> Result<JoinHandle<Result<Written>>> {
+        std::thread::Builder::new()
+            .name("gen-pcap".into())
+            .spawn(move || write(file, &readers))
+            .context("starting the pcap writer")
+    }
+
+    fn write(file: File, readers: &[(u32, CaptureReader)]) -> Result<Written> {
+        let File { path, out, snaplen } = file;
+        let mut pcap = PcapngOut::new(out).context("writing the pcapng header")?;
+        let queues: Vec<u32> = readers.iter().map(|(q, _)| *q).collect();
+        pcap.interfaces(&queues, snaplen, "")?;
+        let mut per_queue = vec![0u64; readers.len()];
+        loop {
+            let mut idle = true;
+            let mut all_done = true;
+            for (i, (_, r)) in readers.iter().enumerate() {
+                // Read `finished` first: a batch filled before it is seen.
+                let done = r.finished();
+                while let Some(buf) = r.next_batch() {
+                    idle = false;
+                    if let Ok(batch) = Batch::parse(&buf) {
+                        per_queue[i] += pcap.batch(&batch, u64::MAX)?;
+                    }
+                    r.recycle(buf);
+                }
+                all_done &= done;
+            }
+            if all_done {
+                break;
+            }
+            if idle {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let stats: Vec<QueueCapture> = readers
+            .iter()
+            .zip(&per_queue)
+            .map(|((queue, r), &written)| {
+                let s = r.stats();
+                QueueCapture {
+                    queue: *queue,
+                    seen: s.seen,
+                    matched: s.matched,
+                    dropped: s.dropped,
+                    written,
+                }
+            })
+            .collect();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        pcap.statistics(&stats, at)?;
+        let mut out = pcap.into_inner();
+        out.flush().context("flushing the pcap file")?;
+        Ok(Written {
+            path,
+            written: per_queue.iter().sum(),
+            dropped: stats.iter().map(|s| s.dropped).sum(),
+        })
+    }
 }
 
 fn print_report(args: &Args, plan: &Plan, r: &Results) -> Result<()> {

@@ -95,6 +95,9 @@ pub(crate) struct Args {
     /// lingerd's run as an SVG (opens and closes over time, latencies).
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    /// Every frame of lingerd's run, as pcapng (gen --pcap).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
     /// Lab id (1 to 10 letters or digits); default "gl" + pid.
     #[arg(long)]
     id: Option<String>,
@@ -216,6 +219,9 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     if let Some(svg) = &args.svg {
         cmd.arg("--svg").arg(svg);
+    }
+    if let Some(pcap) = &args.pcap {
+        cmd.arg("--pcap").arg(pcap);
     }
     eprintln!(
         "gen-lab: lingerd gen, {} connections, close {}",

@@ -2,7 +2,8 @@
 //! its own, judged by the device (a real server in the dut namespace):
 //! - against the kernel: 10,000 connections aborted, and the kernel
 //!   server saw every one of them reset; the kernel-socket generator does
-//!   the same job in the same run;
+//!   the same job in the same run; gen's `--pcap` file holds the 10,000
+//!   RSTs (counted by tcpdump);
 //! - against nginx: 20,000 connections closed gracefully, every request
 //!   answered, and nothing left at nginx in ESTABLISHED or CLOSE-WAIT;
 //! - against HAProxy (`--close peer`): its `timeout client` closes every
@@ -32,6 +33,8 @@ fn gen_lab(test: &str, args: &[&str]) -> (String, Value) {
 #[test]
 #[ignore = "needs root and netns"]
 fn gen_aborts_10000_and_the_kernel_sees_every_reset() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let pcap = dir.path().join("gen.pcapng");
     let (last, j) = gen_lab(
         "gen_aborts_10000_and_the_kernel_sees_every_reset",
         &[
@@ -41,6 +44,8 @@ fn gen_aborts_10000_and_the_kernel_sees_every_reset() {
             "10000",
             "--close",
             "abort",
+            "--pcap",
+            pcap.to_str().expect("a UTF-8 path"),
         ],
     );
     assert_eq!(j["established"].as_u64(), Some(10_000), "{last}");
@@ -56,6 +61,18 @@ fn gen_aborts_10000_and_the_kernel_sees_every_reset() {
         &["closes_per_s", "kernel_closes_per_s", "ratio_to_kernel"],
         &last,
     );
+    // gen --pcap: tcpdump reads the file and counts one RST per connection.
+    let out = std::process::Command::new("tcpdump")
+        .args([
+            "-nr",
+            pcap.to_str().expect("a UTF-8 path"),
+            "tcp[tcpflags] & tcp-rst != 0",
+        ])
+        .output()
+        .expect("running tcpdump");
+    assert!(out.status.success(), "tcpdump: {out:?}");
+    let rsts = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(rsts, 10_000, "RSTs in gen's capture");
 }
 
 #[test]

@@ -33,12 +33,14 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use hdrhistogram::Histogram;
 use lingerd_abi::Errno;
 use lingerd_abi::vocab::Shutdown;
+use lingerd_dataplane::capture::{CaptureReader, CaptureTap, TapConfig, capture};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Outcome, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
 use lingerd_dataplane::engine::counters::Counters as EngineCounters;
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, IdleMode, Steering, XskConfig};
+use lingerd_dataplane::port::core_loop::CoreIo;
 #[cfg(feature = "dpdk")]
 use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, Eal};
 use lingerd_dataplane::port::handoff::Handoff;
@@ -85,6 +87,15 @@ pub enum PortChoice {
 }
 
 impl PortChoice {
+    /// The NIC queue of engine `q`.
+    fn queue(&self, q: usize) -> u32 {
+        match self {
+            PortChoice::AfXdp { queues, .. } => queues[q],
+            #[cfg(feature = "dpdk")]
+            PortChoice::Dpdk { .. } => 0,
+        }
+    }
+
     fn queues(&self) -> usize {
         match self {
             PortChoice::AfXdp { queues, .. } => queues.len(),
@@ -129,6 +140,9 @@ pub struct Plan {
     pub duration: Duration,
     /// Sleep when idle, or busy-poll.
     pub idle: IdleMode,
+    /// Copy every frame sent and received, up to this many bytes of each,
+    /// for the caller to write (`--pcap`); `None`: no capture.
+    pub capture_snaplen: Option<u32>,
 }
 
 impl Plan {
@@ -397,6 +411,8 @@ impl Results {
 
 /// A running generator.
 pub struct Generator {
+    /// Each queue's capture reader (with its queue), when capturing.
+    captures: Vec<(u32, CaptureReader)>,
     threads: Vec<JoinHandle<Result<Share>>>,
     progress: Vec<Arc<Progress>>,
     control: Arc<Control>,
@@ -462,8 +478,24 @@ impl Generator {
             #[cfg(feature = "dpdk")]
             PortChoice::Dpdk { .. } => None,
         };
+        let unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut captures = Vec::new();
         for q in 0..nq {
             let p = Arc::new(Progress::default());
+            let tap = plan.capture_snaplen.map(|snaplen| {
+                let queue = plan.port.queue(q);
+                let (tap, reader) = capture(TapConfig {
+                    queue,
+                    filter: None,
+                    snaplen,
+                    batches: 64,
+                    clock: (t0, unix_ns),
+                });
+                captures.push((queue, reader));
+                tap
+            });
             progress.push(Arc::clone(&p));
             let plan = plan.clone();
             let control = Arc::clone(&control);
@@ -483,7 +515,7 @@ impl Generator {
                         flow,
                         port_offset,
                     };
-                    let r = queue_thread(&job, handoff, steering);
+                    let r = queue_thread(&job, handoff, steering, tap);
                     p.finished.store(true, Ordering::Relaxed);
                     r
                 })
@@ -491,6 +523,7 @@ impl Generator {
             threads.push(thread);
         }
         Ok(Generator {
+            captures,
             threads,
             progress,
             control,
@@ -544,6 +577,12 @@ impl Generator {
             .iter()
             .all(|p| p.finished.load(Ordering::Relaxed))
             || self.threads.iter().any(JoinHandle::is_finished)
+    }
+
+    /// The capture readers, one per queue with its queue number (empty
+    /// without `capture_snaplen`); taken once.
+    pub fn take_captures(&mut self) -> Vec<(u32, CaptureReader)> {
+        std::mem::take(&mut self.captures)
     }
 
     /// When the run began.
@@ -643,6 +682,7 @@ fn queue_thread(
     job: &Job<'_>,
     mut handoff: Option<Handoff>,
     steering: Option<Arc<Mutex<Steering>>>,
+    tap: Option<CaptureTap>,
 ) -> Result<Share> {
     match &job.plan.port {
         PortChoice::AfXdp { iface, queues, mac } => {
@@ -654,7 +694,7 @@ fn queue_thread(
                     .with_context(|| format!("AF_XDP on {iface} queue {}", queues[job.q]))?
             };
             let info = port.info().to_string();
-            let share = drive(job, port, *mac, handoff.as_mut(), info);
+            let share = drive(job, port, *mac, handoff.as_mut(), info, tap);
             // The program stays attached until the last queue's socket is
             // closed (the port drops inside `drive`, the Arc here).
             drop(steering);
@@ -676,7 +716,7 @@ fn queue_thread(
             }
             let info = port.info().to_string();
             let mac = EthernetAddress(port.info().device.mac);
-            drive(job, port, mac, handoff.as_mut(), info)
+            drive(job, port, mac, handoff.as_mut(), info, tap)
         }
     }
 }
@@ -810,6 +850,8 @@ struct Gen<'a> {
     tail_until: Option<Instant>,
     drained: bool,
     port_offset: usize,
+    /// The capture this queue's frames are copied into (`--pcap`).
+    tap: Option<CaptureTap>,
 }
 
 impl<'a> Gen<'a> {
@@ -837,6 +879,7 @@ impl<'a> Gen<'a> {
             tail_until: None,
             drained: false,
             port_offset: job.port_offset,
+            tap: None,
         }
     }
 
@@ -1313,6 +1356,13 @@ impl<S> Hooks<S> for Gen<'_> {
     fn on_completion(&mut self, c: Completion) {
         Gen::on_completion(self, c);
     }
+
+    fn io(&mut self) -> CoreIo<'_> {
+        CoreIo {
+            sink: None,
+            capture: self.tap.as_mut(),
+        }
+    }
 }
 
 fn drive<P: Port>(
@@ -1321,12 +1371,17 @@ fn drive<P: Port>(
     mac: EthernetAddress,
     handoff: Option<&mut Handoff>,
     info: String,
+    tap: Option<CaptureTap>,
 ) -> Result<Share> {
     let plan = job.plan;
     let mine = (plan.connections + job.nq - 1 - job.q) / job.nq;
     let mut engine = QueueEngine::new(engine_config(job, mac)?, job.t0);
     let mut g = Gen::new(job, mine);
+    g.tap = tap;
     core_loop::run(&mut port, &mut engine, plan.idle, handoff, &mut g).context("generator loop")?;
+    if let Some(tap) = g.tap.take() {
+        tap.finish();
+    }
     let info = match port.stats() {
         Ok(s) => format!("{info}; at the end: {s:?}"),
         Err(e) => format!("{info}; statistics unreadable: {e}"),
@@ -1392,6 +1447,7 @@ mod tests {
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },
+            capture_snaplen: None,
         }
     }
 
