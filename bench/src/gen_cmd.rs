@@ -18,8 +18,8 @@ use anyhow::{Context, Result, bail, ensure};
 use lingerd_bench::generator::run::{Generator, Plan, PortChoice, Results};
 use lingerd_bench::generator::{self, CLOSE_PHASE_MARK, Close, Rate, report};
 use lingerd_bench::lab::setup::{interrupted, stop_on_signals};
+use lingerd_daemon::run::RunError;
 use lingerd_dataplane::port::afxdp::IdleMode;
-use lingerd_dataplane::wire::EthernetAddress;
 use serde_json::Value;
 
 /// Arguments of `gen`.
@@ -133,27 +133,6 @@ fn request_bytes(args: &Args) -> Result<Option<Arc<[u8]>>> {
     }
 }
 
-/// The interface's MAC and its receive queue count, from sysfs.
-fn inspect(iface: &str) -> Result<(EthernetAddress, u32)> {
-    let dir = Path::new("/sys/class/net").join(iface);
-    ensure!(
-        dir.exists(),
-        "no interface {iface} in this network namespace"
-    );
-    let mac = std::fs::read_to_string(dir.join("address"))
-        .ok()
-        .and_then(|s| s.trim().parse::<EthernetAddress>().ok())
-        .with_context(|| format!("{iface} has no Ethernet address"))?;
-    let queues = std::fs::read_dir(dir.join("queues"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                .count() as u32
-        })
-        .unwrap_or(1);
-    Ok((mac, queues.max(1)))
-}
-
 fn plan(args: &Args, port: PortChoice) -> Result<Plan> {
     let sources: Vec<_> = args.source.iter().flatten().copied().collect();
     ensure!(
@@ -200,33 +179,27 @@ pub(crate) fn run(args: Args) -> Result<()> {
         eprintln!("warning: debug build; use --release for meaningful figures");
     }
     stop_on_signals()?;
-    let mut dup = args
-        .source
-        .iter()
-        .flatten()
-        .map(|s| s.addr)
-        .collect::<Vec<_>>();
-    dup.sort_unstable();
-    ensure!(
-        dup.windows(2).all(|w| w[0] != w[1]),
-        "a source address is given twice"
-    );
     #[cfg(feature = "dpdk")]
     let mut eal_guard = None;
     let port = match (&args.interface, &args.dpdk) {
         (Some(iface), None) => {
-            let (mac, rx_queues) = inspect(iface)?;
+            let nic = lingerd_daemon::run::inspect(Path::new("/sys/class/net"), iface)?;
             let mut queues = args.queues.clone();
             queues.sort_unstable();
             queues.dedup();
             ensure!(!queues.is_empty(), "give at least one queue");
-            if let Some(q) = queues.iter().find(|&&q| q >= rx_queues) {
-                bail!("{iface} has {rx_queues} receive queue(s): queue {q} does not exist");
+            if let Some(&queue) = queues.iter().find(|&&q| q >= nic.rx_queues.max(1)) {
+                return Err(RunError::QueueOutOfRange {
+                    iface: iface.clone(),
+                    queue,
+                    have: nic.rx_queues.max(1),
+                }
+                .into());
             }
             PortChoice::AfXdp {
                 iface: iface.clone(),
                 queues,
-                mac,
+                mac: nic.mac,
             }
         }
         #[cfg(feature = "dpdk")]

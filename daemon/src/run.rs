@@ -154,12 +154,17 @@ fn is_root() -> bool {
 }
 
 /// What the host says about the interface.
-struct Nic {
-    mac: EthernetAddress,
-    rx_queues: u32,
+#[derive(Clone, Copy, Debug)]
+pub struct Nic {
+    /// Its Ethernet address.
+    pub mac: EthernetAddress,
+    /// Its receive queues (`queues/rx-*`; 1 when sysfs does not say).
+    pub rx_queues: u32,
 }
 
-fn inspect(sys_net: &Path, iface: &str) -> Result<Nic, RunError> {
+/// Reads `iface`'s address and receive queues from `sys_net`
+/// (`/sys/class/net`, the calling process's network namespace as mounted).
+pub fn inspect(sys_net: &Path, iface: &str) -> Result<Nic, RunError> {
     let dir = sys_net.join(iface);
     if !dir.exists() {
         return Err(RunError::NoInterface(iface.to_owned()));

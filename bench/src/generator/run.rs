@@ -149,6 +149,12 @@ impl Plan {
     /// The errors a user can make, each said plainly.
     pub fn check(&self) -> Result<()> {
         ensure!(self.connections > 0, "--connections must be at least 1");
+        let mut addrs: Vec<Ipv4Addr> = self.sources.iter().map(|s| s.addr).collect();
+        addrs.sort_unstable();
+        ensure!(
+            addrs.windows(2).all(|w| w[0] != w[1]),
+            "a source address is given twice"
+        );
         let nq = self.port.queues();
         ensure!(nq > 0, "give at least one queue");
         let cap = capacity(self.sources.len(), self.targets.len());
@@ -1462,6 +1468,11 @@ mod tests {
         assert!(p.check().unwrap_err().to_string().contains("--gateway"));
         p.gateway = Some(Ipv4Addr::new(198, 18, 0, 254));
         p.check().unwrap();
+        let mut p = plan();
+        p.sources = super::super::parse_sources("198.18.0.200/24")
+            .unwrap()
+            .repeat(2);
+        assert!(p.check().unwrap_err().to_string().contains("twice"));
         let mut p = plan();
         p.expect_bytes = 10;
         assert!(
