@@ -292,15 +292,13 @@ fn supervise(plan: &Plan, quiet: bool, pcap: Option<pcap::File>) -> Result<Resul
 
 /// `--pcap`: the file, and the thread that writes the queues' batches to it.
 mod pcap {
-    use std::fs::OpenOptions;
     use std::io::{BufWriter, Write};
-    use std::os::unix::fs::OpenOptionsExt;
     use std::path::{Path, PathBuf};
     use std::thread::JoinHandle;
     use std::time::Duration;
 
     use anyhow::{Context, Result};
-    use lingerd_daemon::ctl::pcapng::PcapngOut;
+    use lingerd_daemon::ctl::pcapng::{self, PcapngOut};
     use lingerd_daemon::ctl::proto::QueueCapture;
     use lingerd_dataplane::capture::{Batch, CaptureReader};
 
@@ -321,12 +319,7 @@ mod pcap {
     /// Creates `path` (0600, truncated): before the run, so that a bad
     /// path is an error before anything is opened.
     pub(crate) fn create(path: &Path, snaplen: u32) -> Result<File> {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
+        let f = pcapng::create_private(path)
             .with_context(|| format!("creating --pcap {}", path.display()))?;
         Ok(File {
             path: path.to_owned(),

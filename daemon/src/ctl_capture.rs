@@ -10,9 +10,7 @@
 //! standard error. The daemon stops at `--count` and `--duration`. It may
 //! not talk to the socket itself (`lingerd_daemon::ctl::client` does).
 
-use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +21,7 @@ use clap::Args;
 use lingerd_abi::vocab::Duration as Span;
 use lingerd_daemon::ctl::client::{CtlClient, Message};
 use lingerd_daemon::ctl::filter;
-use lingerd_daemon::ctl::pcapng::PcapngOut;
+use lingerd_daemon::ctl::pcapng::{self, PcapngOut};
 use lingerd_daemon::ctl::proto::{self, Body, CaptureSpec, Op, QueueCapture, Request};
 
 /// How often the receive loop looks at Ctrl-C.
@@ -206,13 +204,7 @@ fn open(path: &Path) -> Result<Box<dyn Write>> {
     if path == Path::new("-") {
         return Ok(Box::new(BufWriter::with_capacity(OUT_BUFFER, io::stdout())));
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+    let f = pcapng::create_private(path).with_context(|| format!("creating {}", path.display()))?;
     Ok(Box::new(BufWriter::with_capacity(OUT_BUFFER, f)))
 }
 

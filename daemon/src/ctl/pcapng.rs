@@ -17,7 +17,10 @@
 //! caller's).
 
 use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::time::Duration;
 
 use lingerd_dataplane::capture::{Batch, Direction};
@@ -45,6 +48,17 @@ fn file_error(e: pcap_file::PcapError) -> io::Error {
         pcap_file::PcapError::IoError(e) => e,
         other => io::Error::other(other.to_string()),
     }
+}
+
+/// Creates the file a capture is written to: readable by its owner only
+/// (a capture holds traffic), replaced if it exists.
+pub fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// A pcapng file being written.
