@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::wire::EthernetAddress;
@@ -48,10 +48,7 @@ pub fn config_a(n: u32) -> EngineConfig {
     let mut cfg = EngineConfig::new(
         0,
         A_MAC,
-        LocalAddr {
-            addr: A_IP,
-            prefix_len: 24,
-        },
+        Prefix::new(A_IP.into(), 24).expect("an IPv4 prefix length"),
     );
     cfg.max_connections = n + 1024;
     cfg.hash_key = 0x0a0a_5eed;
@@ -63,10 +60,7 @@ pub fn config_b(n: u32) -> EngineConfig {
     let mut cfg = EngineConfig::new(
         0,
         B_MAC,
-        LocalAddr {
-            addr: B_IP,
-            prefix_len: 24,
-        },
+        Prefix::new(B_IP.into(), 24).expect("an IPv4 prefix length"),
     );
     cfg.max_connections = n + 1024;
     cfg.hash_key = 0x0b0b_5eed;

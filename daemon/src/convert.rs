@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use lingerd_abi::vocab::ClientExitPolicy;
 use lingerd_config::{Config, Idle, PortKind, XdpMode};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TcpConfig, Tunables};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix, TcpConfig, Tunables};
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AttachMode, IdleMode, XskConfig, ZeroCopy};
 use lingerd_dataplane::tcp::rtt::RtoBounds;
@@ -186,8 +186,11 @@ pub(crate) fn ports(c: &Config) -> Vec<u16> {
 pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<QueuePlan> {
     let n = c.queues.len();
     let tcp = tcp_config(&c.tcp);
-    let addrs: Vec<LocalAddr> = v4_addresses(c)
-        .map(|(addr, prefix_len)| LocalAddr { addr, prefix_len })
+    let addrs: Vec<Prefix> = c
+        .addresses
+        .iter()
+        .copied()
+        .filter(|a| a.addr().is_ipv4())
         .collect();
     c.queue_cores()
         .enumerate()
@@ -346,13 +349,7 @@ mod tests {
         assert_eq!(p.engine.tcp, TcpConfig::default());
         assert_eq!(p.engine.default_linger, Linger::default());
         assert_eq!(p.engine.flow, None, "one queue: no flow steering");
-        assert_eq!(
-            p.engine.addrs,
-            [LocalAddr {
-                addr: Ipv4Addr::new(198, 18, 0, 3),
-                prefix_len: 24
-            }]
-        );
+        assert_eq!(p.engine.addrs, ["198.18.0.3/24".parse::<Prefix>().unwrap()]);
         assert_eq!(p.engine.mac, MAC);
         assert_eq!(p.engine.isn_secret, [1, 2]);
         assert_eq!(p.engine.cookie_secret, [4, 5]);
@@ -419,7 +416,7 @@ mod tests {
             );
             assert_eq!(p.engine.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
             assert_eq!(p.engine.addrs.len(), 2);
-            assert_eq!(p.engine.addrs[1].prefix_len, 16);
+            assert_eq!(p.engine.addrs[1].prefix_len(), 16);
             assert_eq!(p.engine.default_linger, Linger { on: true, ms: 2000 });
             let flow = p.engine.flow.as_ref().expect("two queues: flow steering");
             assert_eq!((flow.me as usize, flow.queues), (i, 2));

@@ -17,7 +17,7 @@ use lingerd_daemon::attach::EventFd;
 use lingerd_daemon::cores::{CoreClients, CoreCommand, Peer, REPORT_EVERY};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::wire::EthernetAddress;
 
@@ -70,10 +70,7 @@ fn engine(t0: Instant) -> QueueEngine {
     let cfg = EngineConfig::new(
         0,
         EthernetAddress([2, 0, 0, 0, 0, 1]),
-        LocalAddr {
-            addr: Ipv4Addr::new(198, 18, 0, 1),
-            prefix_len: 24,
-        },
+        Prefix::new(Ipv4Addr::new(198, 18, 0, 1).into(), 24).expect("an IPv4 prefix length"),
     );
     QueueEngine::new(cfg, t0)
 }

@@ -30,7 +30,7 @@ use lingerd_daemon::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use lingerd_daemon::metrics::MetricsHub;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ADMIN_CLIENT, Filter, Request as EngineRequest};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::wire::EthernetAddress;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketType};
 use support::Scratch;
@@ -43,10 +43,7 @@ fn engine(t0: Instant) -> QueueEngine {
     let mut cfg = EngineConfig::new(
         0,
         EthernetAddress([2, 0, 0, 0, 0, 1]),
-        LocalAddr {
-            addr: Ipv4Addr::new(198, 18, 0, 1),
-            prefix_len: 24,
-        },
+        Prefix::new(Ipv4Addr::new(198, 18, 0, 1).into(), 24).expect("an IPv4 prefix length"),
     );
     cfg.isn_secret = [1, 2];
     let mut e = QueueEngine::new(cfg, t0);

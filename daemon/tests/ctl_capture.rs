@@ -28,7 +28,7 @@ use lingerd_daemon::ctl::server::{CtlConfig, CtlListener, CtlServer};
 use lingerd_daemon::metrics::MetricsHub;
 use lingerd_dataplane::capture::Direction;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::wire::EthernetAddress;
 use support::Scratch;
 
@@ -72,10 +72,8 @@ impl Harness {
                 let cfg = EngineConfig::new(
                     0,
                     EthernetAddress([2, 0, 0, 0, 0, 1]),
-                    LocalAddr {
-                        addr: Ipv4Addr::new(198, 18, 0, 1),
-                        prefix_len: 24,
-                    },
+                    Prefix::new(Ipv4Addr::new(198, 18, 0, 1).into(), 24)
+                        .expect("an IPv4 prefix length"),
                 );
                 let mut e = QueueEngine::new(cfg, t0);
                 let mut clients = CoreClients::new(0, rx);

@@ -91,10 +91,7 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
     let mut cfg = engine::config(2);
     let second = Ipv4Addr::new(198, 18, 0, 42);
     cfg.addrs
-        .push(lingerd_dataplane::engine::config::LocalAddr {
-            addr: second,
-            prefix_len: 24,
-        });
+        .push(Prefix::new(second.into(), 24).expect("an IPv4 prefix length"));
     let mut b = lingerd_dataplane::engine::QueueEngine::new(cfg, t0);
     let mut a = engine::engine(1, t0);
     engine::listen(&mut a, t0, 80);

@@ -16,7 +16,7 @@ use lingerd_abi::layout::{Layout, LayoutParams};
 use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::ClientId;
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::rings::ClientRings;
 use lingerd_dataplane::wire::EthernetAddress;
 use lingerd_testkit::sys::alloc_count::{self, CountingAlloc};
@@ -49,10 +49,7 @@ impl Side {
         let mut cfg = EngineConfig::new(
             0,
             EthernetAddress([2, 0, 0, 0, 0, host]),
-            LocalAddr {
-                addr: Ipv4Addr::new(198, 18, 0, host),
-                prefix_len: 24,
-            },
+            Prefix::new(Ipv4Addr::new(198, 18, 0, host).into(), 24).expect("an IPv4 prefix length"),
         );
         cfg.isn_secret = [u64::from(host), 1];
         cfg.cookie_secret = [u64::from(host), 2];

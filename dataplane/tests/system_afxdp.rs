@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::engine::counters::Counters;
 use lingerd_dataplane::port::afxdp::{
     AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, PortInfo, XdpAttach,
@@ -198,10 +198,7 @@ fn spawn_engine(
         let engine_cfg = EngineConfig::new(
             0,
             mac,
-            LocalAddr {
-                addr: ENGINE_IP,
-                prefix_len: 24,
-            },
+            Prefix::new(ENGINE_IP.into(), 24).expect("an IPv4 prefix length"),
         );
         cfg.ephemeral = Some(engine_cfg.tcp.ephemeral_ports);
         let mut port = match AfXdpPort::open(&cfg) {

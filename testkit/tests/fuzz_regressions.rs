@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Detail, Request};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::wire::{
     EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags,
     TcpOptions, TcpPacket, TcpRepr,
@@ -106,10 +106,7 @@ fn dup_acks_then_rst_in_one_burst() {
     let mut cfg = EngineConfig::new(
         0,
         LOCAL_MAC,
-        LocalAddr {
-            addr: LOCAL_IP,
-            prefix_len: 24,
-        },
+        Prefix::new(LOCAL_IP.into(), 24).expect("an IPv4 prefix length"),
     );
     cfg.tcp.timestamps = false;
     let client = ClientId(7);

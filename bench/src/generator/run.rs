@@ -36,7 +36,7 @@ use lingerd_abi::vocab::Shutdown;
 use lingerd_dataplane::capture::{CaptureReader, CaptureTap, TapConfig, capture};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Outcome, Request};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::engine::counters::Counters as EngineCounters;
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, IdleMode, Steering, XskConfig};
@@ -733,16 +733,11 @@ fn engine_config(job: &Job<'_>, mac: EthernetAddress) -> Result<EngineConfig> {
     let mut e = EngineConfig::new(
         job.q as u8,
         mac,
-        LocalAddr {
-            addr: first.addr,
-            prefix_len: first.prefix_len,
-        },
+        Prefix::new(first.addr.into(), first.prefix_len).expect("an IPv4 prefix length"),
     );
     for s in &plan.sources[1..] {
-        e.addrs.push(LocalAddr {
-            addr: s.addr,
-            prefix_len: s.prefix_len,
-        });
+        e.addrs
+            .push(Prefix::new(s.addr.into(), s.prefix_len).expect("an IPv4 prefix length"));
     }
     e.gateway = plan.gateway;
     e.flow = job.flow.clone();

@@ -49,7 +49,7 @@ use anyhow::{Context, Result, anyhow};
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, AfXdpStats, IdleMode, XskConfig};
 #[cfg(feature = "dpdk")]
 use lingerd_dataplane::port::dpdk::{DpdkConfig, DpdkPort, DpdkStats, Eal};
@@ -388,10 +388,7 @@ fn engine_config(cfg: &Config, mac: EthernetAddress) -> EngineConfig {
     let mut e = EngineConfig::new(
         0,
         mac,
-        LocalAddr {
-            addr: GEN_ADDR,
-            prefix_len: 24,
-        },
+        Prefix::new(GEN_ADDR.into(), 24).expect("an IPv4 prefix length"),
     );
     e.max_connections = (cfg.connections as u32 + 4096).next_power_of_two();
     e.tcp.ephemeral_ports = EPHEMERAL;

@@ -28,7 +28,7 @@ use lingerd_abi::layout::{Layout, LayoutParams};
 use lingerd_daemon::attach::{Acceptor, AcceptorConfig, AttachEvent, AttachStats, EventFd};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientExitPolicy, ClientId};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::rings::ClientRings;
 use lingerd_dataplane::wire::EthernetAddress;
 
@@ -84,10 +84,7 @@ fn engine(core: u8, host: u8, t0: Instant) -> QueueEngine {
     let mut cfg = EngineConfig::new(
         core,
         EthernetAddress([2, 0, 0, 0, 0, host]),
-        LocalAddr {
-            addr: Ipv4Addr::new(198, 18, 0, host),
-            prefix_len: 24,
-        },
+        Prefix::new(Ipv4Addr::new(198, 18, 0, host).into(), 24).expect("an IPv4 prefix length"),
     );
     cfg.isn_secret = [u64::from(host), 0x5eed];
     cfg.hash_key = 0xfeed ^ u64::from(host);

@@ -8,28 +8,12 @@
 
 use std::net::Ipv4Addr;
 
+pub use crate::engine::api::Prefix;
 pub use crate::shared::config::{TcpConfig, TimeWaitRst};
 use crate::tcp::linger::Linger;
 pub use crate::tcp::reasm::ReasmConfig;
 use crate::tcp::rtt::RtoBounds;
 use crate::wire::EthernetAddress;
-
-/// One address the engine answers for, with its on-link prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LocalAddr {
-    /// The address.
-    pub addr: Ipv4Addr,
-    /// The on-link prefix length (peers inside it are reached directly).
-    pub prefix_len: u8,
-}
-
-impl LocalAddr {
-    /// Whether `other` is on this address's link.
-    pub fn on_link(&self, other: Ipv4Addr) -> bool {
-        crate::engine::api::Prefix::new(self.addr.into(), self.prefix_len)
-            .is_some_and(|p| p.contains_v4(other))
-    }
-}
 
 /// Everything one queue engine needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,8 +22,10 @@ pub struct EngineConfig {
     pub core: u8,
     /// Our MAC address.
     pub mac: EthernetAddress,
-    /// Addresses we answer for.
-    pub addrs: Vec<LocalAddr>,
+    /// Addresses we answer for, each with its on-link prefix
+    /// (`198.18.0.1/24`: peers in 198.18.0.0/24 are reached directly). The
+    /// engine speaks IPv4: an IPv6 entry is never matched.
+    pub addrs: Vec<Prefix>,
     /// Next hop for destinations off every local link.
     pub gateway: Option<Ipv4Addr>,
     /// Connection table size (listeners included).
@@ -73,7 +59,7 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// A configuration with defaults for one address; tests and benches
     /// start here and adjust.
-    pub fn new(core: u8, mac: EthernetAddress, addr: LocalAddr) -> EngineConfig {
+    pub fn new(core: u8, mac: EthernetAddress, addr: Prefix) -> EngineConfig {
         EngineConfig {
             core,
             mac,
@@ -197,10 +183,7 @@ mod tests {
 
     #[test]
     fn set_tunables_changes_only_tunables() {
-        let addr = LocalAddr {
-            addr: Ipv4Addr::new(198, 18, 0, 1),
-            prefix_len: 24,
-        };
+        let addr: Prefix = "198.18.0.1/24".parse().unwrap();
         let old = EngineConfig::new(0, EthernetAddress([2, 0, 0, 0, 0, 1]), addr);
         let new = Tunables {
             time_wait_ms: 1,

@@ -6,7 +6,7 @@
 //! EPERM); arguments must be in range (EINVAL). Every request gets exactly
 //! one completion, posted here or by the connection logic it calls.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use lingerd_abi::Errno;
@@ -394,22 +394,26 @@ impl QueueEngine {
         // Bound: one of ours, or EINVAL. Unbound: the first address on the
         // remote's link, else the first (the gateway's way out).
         let local_addr = match bind {
-            Some(ip) => self.cfg.addrs.iter().find(|a| a.addr == ip),
+            Some(ip) => self.cfg.addrs.iter().find(|a| a.addr() == IpAddr::V4(ip)),
             None => self
                 .cfg
                 .addrs
                 .iter()
-                .find(|a| a.on_link(*remote.ip()))
+                .find(|a| a.contains_v4(*remote.ip()))
                 .or(self.cfg.addrs.first()),
         }
-        .map(|a| a.addr);
+        .and_then(|a| match a.addr() {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        });
         let (Some(local_addr), true) = (
             local_addr,
             remote.port() != 0 && !remote.ip().is_unspecified(),
         ) else {
             return self.complete(client, user_data, none, Errno::Inval, Detail::None);
         };
-        if self.cfg.gateway.is_none() && !self.cfg.addrs.iter().any(|a| a.on_link(*remote.ip())) {
+        if self.cfg.gateway.is_none() && !self.cfg.addrs.iter().any(|a| a.contains_v4(*remote.ip()))
+        {
             return self.complete(client, user_data, none, Errno::NetUnreach, Detail::None);
         }
         let mut tuple = FourTuple {

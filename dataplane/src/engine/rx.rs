@@ -6,7 +6,7 @@
 //! §3.10.7.1 resets. Every parse failure is a counter, never a panic or a
 //! log line. Connection logic stays in `tcp`.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use super::{CtlFrame, QueueEngine};
@@ -62,11 +62,11 @@ impl QueueEngine {
     }
 
     fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.cfg.addrs.iter().any(|a| a.addr == ip)
+        self.cfg.addrs.iter().any(|a| a.addr() == IpAddr::V4(ip))
     }
 
     fn is_on_link(&self, ip: Ipv4Addr) -> bool {
-        self.cfg.addrs.iter().any(|a| a.on_link(ip))
+        self.cfg.addrs.iter().any(|a| a.contains_v4(ip))
     }
 
     fn rx_arp(&mut self, now_ms: u64, payload: &[u8]) -> wire::Result<()> {

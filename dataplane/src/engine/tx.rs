@@ -160,7 +160,7 @@ impl QueueEngine {
         local: Ipv4Addr,
         remote: Ipv4Addr,
     ) -> Option<EthernetAddress> {
-        let on_link = self.cfg.addrs.iter().any(|a| a.on_link(remote));
+        let on_link = self.cfg.addrs.iter().any(|a| a.contains_v4(remote));
         let hop = if on_link { remote } else { self.cfg.gateway? };
         let known = self.neighbors.lookup_any(hop, now_ms);
         if let Some((mac, true)) = known {

@@ -216,7 +216,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::engine::config::{EngineConfig, LocalAddr};
+    use crate::engine::config::{EngineConfig, Prefix};
     use crate::wire::EthernetAddress;
 
     const ENGINE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -317,10 +317,7 @@ mod tests {
         let cfg = EngineConfig::new(
             0,
             EthernetAddress(ENGINE_MAC),
-            LocalAddr {
-                addr: Ipv4Addr::from(ENGINE_IP),
-                prefix_len: 24,
-            },
+            Prefix::new(Ipv4Addr::from(ENGINE_IP).into(), 24).expect("an IPv4 prefix length"),
         );
         QueueEngine::new(cfg, Instant::now())
     }

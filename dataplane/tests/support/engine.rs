@@ -11,7 +11,7 @@ use std::time::Instant;
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::wire::EthernetAddress;
 
@@ -24,10 +24,7 @@ pub(crate) fn config(host: u8) -> EngineConfig {
     let mut cfg = EngineConfig::new(
         0,
         EthernetAddress([2, 0, 0, 0, 0, host]),
-        LocalAddr {
-            addr: Ipv4Addr::new(198, 18, 0, host),
-            prefix_len: 24,
-        },
+        Prefix::new(Ipv4Addr::new(198, 18, 0, host).into(), 24).expect("an IPv4 prefix length"),
     );
     cfg.isn_secret = [u64::from(host), 0x5eed];
     cfg.hash_key = 0xfeed ^ u64::from(host);

@@ -233,7 +233,9 @@ impl RawPeer {
         let mut cfg = config(1);
         tweak(&mut cfg);
         let t0 = Instant::now();
-        let engine_ip = cfg.addrs[0].addr;
+        let std::net::IpAddr::V4(engine_ip) = cfg.addrs[0].addr() else {
+            panic!("the raw peer's engine has an IPv4 address");
+        };
         let engine_mac = cfg.mac.0;
         RawPeer {
             engine: QueueEngine::new(cfg, t0),

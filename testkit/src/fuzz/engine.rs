@@ -45,7 +45,7 @@ use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{
     ADMIN_CLIENT, ClientId, CloseMode, Detail, Filter, Prefix, Request,
 };
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr, TimeWaitRst};
+use lingerd_dataplane::engine::config::{EngineConfig, TimeWaitRst};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::wire::{
@@ -460,10 +460,7 @@ impl Harness {
         let mut cfg = EngineConfig::new(
             0,
             LOCAL_MAC,
-            LocalAddr {
-                addr: LOCAL_IP,
-                prefix_len: 24,
-            },
+            Prefix::new(LOCAL_IP.into(), 24).expect("an IPv4 prefix length"),
         );
         // Small, so that a table-full path is reachable and each run is cheap.
         cfg.max_connections = 64;

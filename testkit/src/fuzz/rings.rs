@@ -63,7 +63,7 @@ use super::engine::{LOCAL_IP, LOCAL_MAC, OFF_LINK_IP, PEER_IP};
 use super::{Encoder, short_bytes};
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::ClientId;
-use lingerd_dataplane::engine::config::{EngineConfig, LocalAddr};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::rings::ClientRings;
 
 /// Ops run per input at most.
@@ -429,10 +429,7 @@ impl Harness {
         let mut cfg = EngineConfig::new(
             0,
             LOCAL_MAC,
-            LocalAddr {
-                addr: LOCAL_IP,
-                prefix_len: 24,
-            },
+            Prefix::new(LOCAL_IP.into(), 24).expect("an IPv4 prefix length"),
         );
         cfg.max_connections = 16;
         let now = Instant::now();
