@@ -45,7 +45,10 @@ pub use ipv6ext::{
     Chain as Ipv6Chain, ChainEnd as Ipv6ChainEnd, MAX_CHAIN_LEN as IPV6_MAX_CHAIN_LEN,
     MAX_HEADERS as IPV6_MAX_EXT_HEADERS, walk as ipv6_walk, walk_options as ipv6_walk_options,
 };
-pub use rst::{ControlSegment, FRAME_LEN as RST_FRAME_LEN, RstTemplate, TTL as RST_TTL};
+pub use rst::{
+    ControlSegment, FRAME_LEN as RST_FRAME_LEN, FRAME_LEN_V6 as RST_FRAME_LEN_V6, RstTemplate,
+    RstTemplateV6, TTL as RST_TTL,
+};
 pub use tcp::{
     Flags as TcpFlags, HEADER_LEN as TCP_HEADER_LEN, MAX_WINDOW_SHIFT, Options as TcpOptions,
     Packet as TcpPacket, PseudoHeader as TcpPseudoHeader, Repr as TcpRepr, SeqNumber,
