@@ -19,6 +19,7 @@ pub mod checksum;
 
 mod arp;
 mod ethernet;
+mod icmpv6;
 mod ipv4;
 mod ipv6;
 mod ipv6ext;
@@ -33,6 +34,11 @@ pub use arp::{
 pub use ethernet::{
     EtherType, EthernetAddress, Frame as EthernetFrame, HEADER_LEN as ETHERNET_HEADER_LEN,
     Repr as EthernetRepr,
+};
+pub use icmpv6::{
+    HEADER_LEN as ICMPV6_HEADER_LEN, InvokingTcp as Icmpv6InvokingTcp, Message as Icmpv6Message,
+    ND_HOP_LIMIT, ND_LEN, NdiscFlags, NdiscRepr, Packet as Icmpv6Packet, PacketTooBigRepr,
+    is_solicited_node, multicast_mac as ipv6_multicast_mac, solicited_node,
 };
 pub use ipv4::{
     HEADER_LEN as IPV4_HEADER_LEN, Packet as Ipv4Packet, Protocol as IpProtocol, Repr as Ipv4Repr,
