@@ -216,7 +216,7 @@ proptest! {
     /// agrees.
     #[test]
     fn etherparse_accepts_template_v6_frames(
-        local_mac in mac(), gw_mac in mac(), local_ip in ipv6_addr(), seg in control_segment_v6(),
+        local_mac in mac(), gw_mac in mac(), local_ip in source_addr(), seg in control_segment_v6(),
     ) {
         let template = RstTemplateV6::new(local_mac, gw_mac, local_ip);
         let mut bytes = [0u8; RST_FRAME_LEN_V6];
@@ -271,7 +271,8 @@ proptest! {
             }
             (Err(_), _) => {}
         }
-        if theirs.is_err() {
+        // (Except past an AH, which etherparse reads and we do not.)
+        if theirs.is_err() && !matches!(ours, Ok(c) if c.end == Ipv6ChainEnd::Ah) {
             prop_assert!(ours.is_err(), "etherparse refused, we accepted {:?}", ours);
         }
         // A non-atomic fragment header that etherparse reads is one we
@@ -352,7 +353,7 @@ proptest! {
     /// Packet Too Big both ways.
     #[test]
     fn packet_too_big_agrees_with_etherparse(
-        repr in packet_too_big(), router in ipv6_addr(), host in ipv6_addr(),
+        repr in packet_too_big(), router in source_addr(), host in ipv6_addr(),
         extra in proptest::collection::vec(any::<u8>(), 0..40),
     ) {
         // etherparse → ours, with a longer quote (more of the segment).

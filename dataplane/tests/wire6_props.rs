@@ -98,7 +98,7 @@ proptest! {
 
     #[test]
     fn ipv6_round_trip(
-        src in ipv6_addr(), dst in ipv6_addr(), nh in any::<u8>(), len in 0..200usize,
+        src in source_addr(), dst in ipv6_addr(), nh in any::<u8>(), len in 0..200usize,
         hop_limit in any::<u8>(), tc in any::<u8>(), fl in flow_label(), padding in 0..20usize,
     ) {
         let repr = Ipv6Repr {
@@ -174,7 +174,7 @@ proptest! {
 
     #[test]
     fn rst_template_v6_equals_emit_path(
-        local_mac in mac(), gw_mac in mac(), local_ip in ipv6_addr(), seg in control_segment_v6(),
+        local_mac in mac(), gw_mac in mac(), local_ip in source_addr(), seg in control_segment_v6(),
     ) {
         let template = RstTemplateV6::new(local_mac, gw_mac, local_ip);
         let mut built = [0u8; RST_FRAME_LEN_V6];

@@ -3,9 +3,9 @@
 //! Owns the 40-byte header layout and its length rule (payload length
 //! against the buffer). It has no checksum to keep (RFC 8200 §3 has none;
 //! upper layers cover the pseudo header, see `checksum` and `tcp`). It does
-//! not walk extension headers (that is `ipv6ext`), judge addresses (a
-//! multicast source, a destination that is not ours: the engine's), or
-//! reassemble. Like `ipv4`, it never looks past the payload length: what
+//! not walk extension headers (that is `ipv6ext`), judge destinations (one
+//! that is not ours is the engine's to drop), or reassemble; of addresses
+//! it refuses only what no IPv6 packet may carry, a multicast source. Like `ipv4`, it never looks past the payload length: what
 //! follows is Ethernet padding.
 
 use std::net::Ipv6Addr;
@@ -269,14 +269,20 @@ impl Repr {
     /// Parses and validates a fixed header. Checks the lengths itself, so it
     /// never panics. In order:
     /// - lengths as in [`Packet::check_len`];
-    /// - version ≠ 6: [`Error::Malformed`] (the EtherType said IPv6).
+    /// - version ≠ 6: [`Error::Malformed`] (the EtherType said IPv6);
+    /// - multicast source: [`Error::Malformed`] (RFC 4291 §2.7: "Multicast
+    ///   addresses must not be used as source addresses in IPv6 packets").
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
         packet.check_len()?;
         if packet.version() != 6 {
             return Err(Error::Malformed);
         }
+        let src_addr = packet.src_addr();
+        if src_addr.is_multicast() {
+            return Err(Error::Malformed);
+        }
         Ok(Repr {
-            src_addr: packet.src_addr(),
+            src_addr,
             dst_addr: packet.dst_addr(),
             next_header: packet.next_header(),
             payload_len: usize::from(packet.payload_len()),
@@ -423,6 +429,24 @@ mod tests {
         let packet = Packet::new_checked(&bytes[..]).unwrap();
         assert_eq!(packet.payload(), &[] as &[u8]);
         assert_eq!(Repr::parse(&packet).map(|r| r.payload_len), Ok(0));
+    }
+
+    #[test]
+    fn multicast_source_is_malformed() {
+        let mut bytes = PACKET;
+        let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        Packet::new_unchecked(&mut bytes[..]).set_src_addr(group);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(Repr::parse(&packet), Err(Error::Malformed));
+        // As a destination it is fine (ND, for one).
+        let mut bytes = PACKET;
+        Packet::new_unchecked(&mut bytes[..]).set_dst_addr(group);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(Repr::parse(&packet).map(|r| r.dst_addr), Ok(group));
+        // The unspecified source is fine (duplicate address detection).
+        let mut bytes = PACKET;
+        Packet::new_unchecked(&mut bytes[..]).set_src_addr(Ipv6Addr::UNSPECIFIED);
+        assert!(Repr::parse(&Packet::new_checked(&bytes[..]).unwrap()).is_ok());
     }
 
     #[test]

@@ -204,8 +204,9 @@ fn check_fragment(header: &[u8]) -> Result<()> {
 /// - an option other than Pad1 or PadN whose two high-order bits are not
 ///   `00` is [`Error::Options`]: RFC 8200 §4.2 asks to discard the packet
 ///   for an unrecognised option of those types (lingerd recognises none;
-///   the Jumbo Payload option, 0xC2, is one of them, so jumbograms end
-///   here). With `00`, the option is skipped.
+///   the Jumbo Payload option, 0xC2, is one of them, though a real
+///   jumbogram, payload length 0, is already [`Error::Truncated`]). With
+///   `00`, the option is skipped.
 pub fn walk_options(mut bytes: &[u8]) -> Result<()> {
     let mut padding = 0usize;
     loop {

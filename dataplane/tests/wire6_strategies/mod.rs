@@ -37,6 +37,11 @@ pub fn ipv6_addr() -> impl Strategy<Value = Ipv6Addr> {
     .prop_map(Ipv6Addr::from)
 }
 
+/// Addresses an IPv6 packet may come from: not multicast (RFC 4291 §2.7).
+pub fn source_addr() -> impl Strategy<Value = Ipv6Addr> {
+    ipv6_addr().prop_filter("not multicast", |a| !a.is_multicast())
+}
+
 /// Unicast (not multicast, not unspecified) addresses, for ND.
 pub fn unicast_addr() -> impl Strategy<Value = Ipv6Addr> {
     ipv6_addr().prop_filter("unicast", |a| !a.is_multicast() && !a.is_unspecified())
@@ -243,7 +248,7 @@ impl Frame6Case {
 
 fn frame6_case_with(chain: impl Strategy<Value = Vec<Ext>>) -> impl Strategy<Value = Frame6Case> {
     (
-        (mac(), mac(), ipv6_addr(), ipv6_addr()),
+        (mac(), mac(), source_addr(), ipv6_addr()),
         (any::<u8>(), any::<u8>(), flow_label()),
         chain,
         tcp_case(),
