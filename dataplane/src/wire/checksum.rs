@@ -1,8 +1,9 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 //!
 //! This module owns the one's-complement arithmetic every header checksum in
-//! `wire` is built from: a fast sum over a byte slice, the IPv4 pseudo-header
-//! sum, folding, and the RFC 1624 update used by the RST template. It knows no
+//! `wire` is built from: a fast sum over a byte slice, the IPv4 and IPv6
+//! pseudo-header sums, folding, and the RFC 1624 update used by the RST
+//! templates. It knows no
 //! header layout and may not touch packet buffers other than reading the slice
 //! it is given.
 //!
@@ -17,11 +18,12 @@
 //! [`fold`] never returns 0 for an accumulator built from data with at least
 //! one non-zero 16-bit word (one's-complement addition of non-negative values
 //! can only reach "negative zero", `0xFFFF`). Every IPv4 header (version
-//! nibble) and every TCP pseudo header (protocol 6) has such a word, so a
+//! nibble) and every TCP or ICMPv6 pseudo header (next header 6 or 58) has
+//! such a word, so a
 //! stored checksum is never `0xFFFF` and the incremental update below is
 //! bit-exact against recomputation (RFC 1624 §3, §5).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Adds two accumulators with end-around carry (RFC 1071 §2(A): one's
 /// complement addition is associative and commutative, so partial sums may be
@@ -126,6 +128,23 @@ pub fn pseudo_header_ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u1
     u64::from(u32::from(src)) + u64::from(u32::from(dst)) + u64::from(protocol) + u64::from(length)
 }
 
+/// The accumulator of the IPv6 pseudo header (RFC 8200 §8.1): source,
+/// destination, the 32-bit upper-layer packet length, three zero bytes and
+/// the next header value. `src` and `dst` are the addresses the upper layer
+/// sees: for a packet with a Routing header, the final destination.
+#[inline]
+pub fn pseudo_header_ipv6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u64 {
+    // An address is eight 16-bit words; as two `u64` halves it is
+    // `hi · 2^64 + lo`, and `2^64 ≡ 1` modulo `2^16 - 1`, so adding the
+    // halves is adding the words. The halves may carry, hence `add`.
+    let (s, d) = (u128::from(src), u128::from(dst));
+    let addrs = add(
+        add((s >> 64) as u64, s as u64),
+        add((d >> 64) as u64, d as u64),
+    );
+    add(addrs, u64::from(length) + u64::from(next_header))
+}
+
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word of the covered
 /// data changed from `old` to `new`: `HC' = ~(~HC + ~m + m')`.
 ///
@@ -213,6 +232,39 @@ mod tests {
         bytes.extend_from_slice(&dst.octets());
         bytes.extend_from_slice(&[0, 6, 0x05, 0xdc]);
         assert_eq!(fold(pseudo_header_ipv4(src, dst, 6, 0x05dc)), data(&bytes));
+    }
+
+    #[test]
+    fn pseudo_header_ipv6_matches_bytes() {
+        // RFC 8200 §8.1 layout: src, dst, 32-bit length, 3 zero bytes, next
+        // header. All-ones addresses make both 64-bit halves carry.
+        let cases = [
+            (
+                Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+                Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0xabcd, 2),
+                6u8,
+                20u32,
+            ),
+            (
+                Ipv6Addr::from(u128::MAX),
+                Ipv6Addr::from(u128::MAX - 1),
+                58,
+                0x0001_0000,
+            ),
+            (Ipv6Addr::UNSPECIFIED, Ipv6Addr::LOCALHOST, 6, u32::MAX),
+        ];
+        for (src, dst, nh, len) in cases {
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&src.octets());
+            bytes.extend_from_slice(&dst.octets());
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.extend_from_slice(&[0, 0, 0, nh]);
+            assert_eq!(
+                fold(pseudo_header_ipv6(src, dst, nh, len)),
+                reference(&bytes),
+                "{src} {dst} {nh} {len}"
+            );
+        }
     }
 
     #[test]

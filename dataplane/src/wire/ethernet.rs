@@ -1,8 +1,9 @@
 //! Ethernet II frames (IEEE 802.3 clause 3.2.6 "Length/Type" ≥ 0x0600).
 //!
-//! Owns the 14-byte header layout and EtherTypes (the MAC address type is
-//! the shared `lingerd_abi::MacAddr`, named `EthernetAddress` here). It never
-//! looks into the payload and knows nothing of IP; 802.1Q/802.1ad VLAN tags
+//! Owns the 14-byte header layout and EtherTypes (IPv4, ARP, IPv6; the MAC
+//! address type is the shared `lingerd_abi::MacAddr`, named
+//! `EthernetAddress` here). It never looks into the payload and knows
+//! nothing of IP; 802.1Q/802.1ad VLAN tags
 //! are recognised and refused ([`Error::Unsupported`]), as are 802.3 length
 //! frames. The FCS is the NIC's business and never in the buffer.
 
@@ -36,6 +37,17 @@ pub enum EtherType {
 }
 
 impl EtherType {
+    /// IPv6, 0x86DD (RFC 2464 §3). A constant rather than a variant, so that
+    /// existing exhaustive matches keep compiling; it is usable as a
+    /// pattern (`EtherType::IPV6 => ...` before `EtherType::Unknown(_)`).
+    pub const IPV6: EtherType = EtherType::Unknown(0x86dd);
+
+    /// Whether this is IPv6 (0x86DD).
+    #[inline]
+    pub const fn is_ipv6(self) -> bool {
+        matches!(self, EtherType::Unknown(0x86dd))
+    }
+
     /// 802.1Q customer VLAN tag.
     const VLAN: u16 = 0x8100;
     /// 802.1ad service VLAN tag (QinQ).
@@ -298,7 +310,31 @@ mod tests {
         let mut bytes = FRAME;
         bytes[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
         let repr = Repr::parse(&Frame::new_checked(&bytes[..]).unwrap()).unwrap();
-        assert_eq!(repr.ethertype, EtherType::Unknown(0x86dd));
+        assert_eq!(repr.ethertype, EtherType::IPV6);
+    }
+
+    #[test]
+    fn ipv6_is_recognised() {
+        let mut bytes = FRAME;
+        bytes[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let frame = Frame::new_checked(&bytes[..]).unwrap();
+        assert!(frame.ethertype().is_ipv6());
+        assert!(!EtherType::Ipv4.is_ipv6() && !EtherType::Unknown(0x86de).is_ipv6());
+        // Usable as a pattern, ahead of the catch-all.
+        let kind = match Repr::parse(&frame).unwrap().ethertype {
+            EtherType::Ipv4 => "ipv4",
+            EtherType::Arp => "arp",
+            EtherType::IPV6 => "ipv6",
+            EtherType::Unknown(_) => "other",
+        };
+        assert_eq!(kind, "ipv6");
+        let mut out = [0u8; 14];
+        Repr {
+            ethertype: EtherType::IPV6,
+            ..REPR
+        }
+        .emit(&mut Frame::new_unchecked(&mut out[..]));
+        assert_eq!(out[12..14], [0x86, 0xdd]);
     }
 
     #[test]

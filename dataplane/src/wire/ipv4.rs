@@ -47,6 +47,13 @@ pub enum Protocol {
     Unknown(u8),
 }
 
+impl Protocol {
+    /// ICMPv6, 58 (RFC 8200 §4.1, RFC 4443). A constant rather than a
+    /// variant, so that existing exhaustive matches keep compiling; it is
+    /// usable as a pattern.
+    pub const ICMPV6: Protocol = Protocol::Unknown(58);
+}
+
 impl From<u8> for Protocol {
     #[inline]
     fn from(value: u8) -> Self {

@@ -1,4 +1,6 @@
-//! Wire formats: Ethernet II, ARP, IPv4 and TCP, plus the fast RST template.
+//! Wire formats: Ethernet II, ARP, IPv4, IPv6 (with its extension header
+//! walk), TCP and ICMPv6 (Neighbor Discovery, Packet Too Big), plus the fast
+//! RST templates for both families.
 //!
 //! Every protocol comes in two layers, smoltcp style:
 //! - a zero-copy view (`Packet<T: AsRef<[u8]>>`, `Frame` for Ethernet) with
@@ -17,7 +19,10 @@ pub mod checksum;
 
 mod arp;
 mod ethernet;
+mod icmpv6;
 mod ipv4;
+mod ipv6;
+mod ipv6ext;
 mod rst;
 mod tcp;
 
@@ -30,13 +35,29 @@ pub use ethernet::{
     EtherType, EthernetAddress, Frame as EthernetFrame, HEADER_LEN as ETHERNET_HEADER_LEN,
     Repr as EthernetRepr,
 };
+pub use icmpv6::{
+    HEADER_LEN as ICMPV6_HEADER_LEN, InvokingTcp as Icmpv6InvokingTcp, Message as Icmpv6Message,
+    ND_HOP_LIMIT, ND_LEN, NdiscFlags, NdiscRepr, Packet as Icmpv6Packet, PacketTooBigRepr,
+    is_solicited_node, multicast_mac as ipv6_multicast_mac, solicited_node,
+};
 pub use ipv4::{
     HEADER_LEN as IPV4_HEADER_LEN, Packet as Ipv4Packet, Protocol as IpProtocol, Repr as Ipv4Repr,
 };
-pub use rst::{ControlSegment, FRAME_LEN as RST_FRAME_LEN, RstTemplate, TTL as RST_TTL};
+pub use ipv6::{
+    HEADER_LEN as IPV6_HEADER_LEN, MAX_FLOW_LABEL as IPV6_MAX_FLOW_LABEL, MIN_MTU as IPV6_MIN_MTU,
+    Packet as Ipv6Packet, Repr as Ipv6Repr,
+};
+pub use ipv6ext::{
+    Chain as Ipv6Chain, ChainEnd as Ipv6ChainEnd, MAX_CHAIN_LEN as IPV6_MAX_CHAIN_LEN,
+    MAX_HEADERS as IPV6_MAX_EXT_HEADERS, walk as ipv6_walk, walk_options as ipv6_walk_options,
+};
+pub use rst::{
+    ControlSegment, FRAME_LEN as RST_FRAME_LEN, FRAME_LEN_V6 as RST_FRAME_LEN_V6, RstTemplate,
+    RstTemplateV6, TTL as RST_TTL,
+};
 pub use tcp::{
     Flags as TcpFlags, HEADER_LEN as TCP_HEADER_LEN, MAX_WINDOW_SHIFT, Options as TcpOptions,
-    Packet as TcpPacket, Repr as TcpRepr, SeqNumber,
+    Packet as TcpPacket, PseudoHeader as TcpPseudoHeader, Repr as TcpRepr, SeqNumber,
 };
 
 /// Why a frame could not be parsed or built. One variant per drop counter.
@@ -49,13 +70,16 @@ pub enum Error {
     Malformed,
     /// A header or segment checksum did not verify.
     Checksum,
-    /// An IPv4 fragment (MF set or offset non-zero): lingerd does not
-    /// reassemble (RFC 791 §3.2 leaves reassembly to hosts that want it).
+    /// An IPv4 fragment (MF set or offset non-zero) or an IPv6 Fragment
+    /// header that is not an atomic fragment: lingerd does not reassemble
+    /// (RFC 791 §3.2 leaves reassembly to hosts that want it).
     Fragmented,
-    /// An IPv4 header with options (IHL > 5).
+    /// An IPv4 header with options (IHL > 5), or an IPv6 option that must
+    /// not be skipped (RFC 8200 §4.2: action bits other than `00`).
     Options,
     /// A well-formed frame of a kind lingerd does not handle (VLAN tags, ARP
-    /// for other hardware or protocol types, ...).
+    /// for other hardware or protocol types, an IPv6 Routing header with
+    /// segments left, an IPv6 header chain past lingerd's bounds, ...).
     Unsupported,
 }
 

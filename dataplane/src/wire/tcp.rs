@@ -2,7 +2,9 @@
 //! and sequence-number arithmetic (RFC 9293 §3.4).
 //!
 //! Owns the header layout, option encoding and decoding, the segment
-//! checksum and [`SeqNumber`], the one sequence type the whole engine uses.
+//! checksum over either pseudo header ([`PseudoHeader`]: IPv4, RFC 9293
+//! §3.1, or IPv6, RFC 8200 §8.1) and [`SeqNumber`], the one sequence type
+//! the whole engine uses.
 //! It makes no state-machine decisions: it does not judge whether a segment
 //! is acceptable, clamp a window scale or pick an MSS; it only says what the
 //! bytes hold and refuses bytes that cannot be read safely.
@@ -10,7 +12,7 @@
 use core::cmp::Ordering;
 use core::fmt;
 use core::ops::{Add, AddAssign, BitAnd, BitOr, BitOrAssign, Sub, SubAssign};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{Error, Result, checksum};
 
@@ -474,6 +476,45 @@ impl Options {
 }
 
 // ---------------------------------------------------------------------------
+// Pseudo header
+// ---------------------------------------------------------------------------
+
+/// The part of the TCP pseudo header that is fixed for a connection: both
+/// addresses and the protocol (RFC 9293 §3.1 for IPv4, RFC 8200 §8.1 for
+/// IPv6), summed once. The segment length is added per segment.
+///
+/// The family-neutral checksum entry points (`*_pseudo`) take one; the IPv4
+/// ones taking two `Ipv4Addr` build it inline and compile to the same sum
+/// as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PseudoHeader(u64);
+
+impl PseudoHeader {
+    /// The IPv4 pseudo header of a segment from `src` to `dst`.
+    #[inline(always)]
+    pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr) -> PseudoHeader {
+        // Below 2^34: adding a 16-bit length cannot carry out.
+        PseudoHeader(checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, 0))
+    }
+
+    /// The IPv6 pseudo header of a segment from `src` to `dst` (for a
+    /// packet with a Routing header, `dst` is the final destination).
+    #[inline]
+    pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr) -> PseudoHeader {
+        // Folded to 16 bits, so that adding a 16-bit length cannot carry
+        // out either: the IPv6 form of the 32-bit length is its value.
+        let acc = checksum::pseudo_header_ipv6(src, dst, PROTOCOL_TCP, 0);
+        PseudoHeader(u64::from(checksum::fold(acc)))
+    }
+
+    /// The accumulator with the segment length added.
+    #[inline(always)]
+    fn with_len(self, len: u16) -> u64 {
+        self.0 + u64::from(len)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Packet
 // ---------------------------------------------------------------------------
 
@@ -611,36 +652,42 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.buffer.as_ref().get(start..).unwrap_or(&[])
     }
 
-    /// Whether the checksum over pseudo header, header and data verifies
-    /// (RFC 9293 §3.1 "Checksum"). False for a buffer over 65535 bytes.
+    /// Whether the checksum over the IPv4 pseudo header, header and data
+    /// verifies (RFC 9293 §3.1 "Checksum"). False for a buffer over 65535
+    /// bytes.
     #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        segment_verifies(self.buffer.as_ref(), src, dst)
+        segment_verifies(self.buffer.as_ref(), PseudoHeader::ipv4(src, dst))
+    }
+
+    /// Whether the checksum over `pseudo`, header and data verifies, for
+    /// either family (RFC 8200 §8.1 for IPv6). False for a buffer over
+    /// 65535 bytes (lingerd takes no jumbograms).
+    #[inline]
+    pub fn verify_checksum_pseudo(&self, pseudo: PseudoHeader) -> bool {
+        segment_verifies(self.buffer.as_ref(), pseudo)
     }
 }
 
-/// The folded sum of pseudo header and segment (RFC 9293 §3.1), or `None`
-/// for a segment too long for the pseudo header's 16-bit length.
+/// The folded sum of pseudo header and segment (RFC 9293 §3.1, RFC 8200
+/// §8.1), or `None` for a segment too long for a 16-bit length.
 #[inline]
-fn segment_sum(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<u16> {
+fn segment_sum(data: &[u8], pseudo: PseudoHeader) -> Option<u16> {
     let len = u16::try_from(data.len()).ok()?;
     Some(checksum::fold(checksum::add(
-        checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len),
+        pseudo.with_len(len),
         checksum::sum(data),
     )))
 }
 
 /// Whether the checksum over pseudo header and segment verifies; false for
-/// a segment too long for the pseudo header's 16-bit length.
+/// a segment too long for a 16-bit length.
 #[inline(always)]
-fn segment_verifies(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+fn segment_verifies(data: &[u8], pseudo: PseudoHeader) -> bool {
     let Ok(len) = u16::try_from(data.len()) else {
         return false;
     };
-    checksum::verifies(checksum::add(
-        checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len),
-        checksum::sum(data),
-    ))
+    checksum::verifies(checksum::add(pseudo.with_len(len), checksum::sum(data)))
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
@@ -721,15 +768,26 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.buffer.as_mut().get_mut(start..).unwrap_or(&mut [])
     }
 
-    /// Computes and stores the checksum over the whole buffer.
+    /// Computes and stores the checksum over the whole buffer with the
+    /// IPv4 pseudo header.
     ///
     /// # Panics
     /// If the buffer is shorter than 20 bytes or longer than 65535.
     #[inline]
     pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.fill_checksum_pseudo(PseudoHeader::ipv4(src, dst));
+    }
+
+    /// Computes and stores the checksum over the whole buffer with
+    /// `pseudo`, for either family.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than 20 bytes or longer than 65535.
+    #[inline]
+    pub fn fill_checksum_pseudo(&mut self, pseudo: PseudoHeader) {
         self.set_checksum(0);
-        let sum = segment_sum(self.buffer.as_ref(), src, dst)
-            .expect("TCP segment longer than 65535 bytes");
+        let sum =
+            segment_sum(self.buffer.as_ref(), pseudo).expect("TCP segment longer than 65535 bytes");
         self.set_checksum(!sum);
     }
 }
@@ -785,6 +843,22 @@ impl<'a> Repr<'a> {
     where
         T: AsRef<[u8]> + ?Sized,
     {
+        Self::parse_pseudo(packet, PseudoHeader::ipv4(src, dst), verify_checksum)
+    }
+
+    /// [`Repr::parse`] for either family: the checksum is verified against
+    /// `pseudo` (for IPv6, [`PseudoHeader::ipv6`] of the packet's source and
+    /// final destination, RFC 8200 §8.1). The segment is the upper-layer
+    /// payload after any extension headers.
+    #[inline(always)]
+    pub fn parse_pseudo<T>(
+        packet: &Packet<&'a T>,
+        pseudo: PseudoHeader,
+        verify_checksum: bool,
+    ) -> Result<Repr<'a>>
+    where
+        T: AsRef<[u8]> + ?Sized,
+    {
         // The same checks as `check_len`, on one read of the fixed header;
         // every field below is a constant offset into it.
         let buffer: &'a T = packet.buffer;
@@ -796,7 +870,7 @@ impl<'a> Repr<'a> {
         if header_len < HEADER_LEN || header_len > bytes.len() {
             return Err(Error::Malformed);
         }
-        if verify_checksum && !segment_verifies(bytes, src, dst) {
+        if verify_checksum && !segment_verifies(bytes, pseudo) {
             return Err(Error::Checksum);
         }
         let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
@@ -855,6 +929,19 @@ impl<'a> Repr<'a> {
     where
         T: AsRef<[u8]> + AsMut<[u8]>,
     {
+        self.emit_pseudo(packet, PseudoHeader::ipv4(src, dst));
+    }
+
+    /// [`Repr::emit`] for either family: the checksum covers `pseudo`
+    /// (RFC 8200 §8.1 for IPv6). Pass the upper-layer payload slice, after
+    /// any extension headers.
+    ///
+    /// # Panics
+    /// As [`Repr::emit`].
+    pub fn emit_pseudo<T>(&self, packet: &mut Packet<T>, pseudo: PseudoHeader)
+    where
+        T: AsRef<[u8]> + AsMut<[u8]>,
+    {
         let header_len = self.header_len();
         debug_assert!(header_len <= MAX_HEADER_LEN);
         packet.set_src_port(self.src_port);
@@ -867,7 +954,7 @@ impl<'a> Repr<'a> {
         packet.set_urgent_at(self.urgent);
         self.options.emit(packet.options_mut());
         packet.payload_mut()[..self.payload.len()].copy_from_slice(self.payload);
-        packet.fill_checksum(src, dst);
+        packet.fill_checksum_pseudo(pseudo);
     }
 }
 
@@ -930,6 +1017,39 @@ mod tests {
         let repr = Repr::parse(&packet, SRC, DST, true).unwrap();
         assert_eq!(repr, syn_repr());
         assert_eq!(repr.segment_len(), 1);
+    }
+
+    #[test]
+    fn ipv6_pseudo_header() {
+        // The same SYN from 2001:db8::2 to 2001:db8::1: checksum 0x0c9e
+        // computed independently (Python, RFC 8200 §8.1 layout).
+        let src6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+        let dst6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+        let pseudo = PseudoHeader::ipv6(src6, dst6);
+        let mut bytes = [0xa5u8; 40];
+        syn_repr().emit_pseudo(&mut Packet::new_unchecked(&mut bytes[..]), pseudo);
+        assert_eq!(bytes[16..18], [0x0c, 0x9e]);
+        assert_eq!(bytes[..16], SYN[..16]);
+        assert_eq!(bytes[18..], SYN[18..]);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(packet.verify_checksum_pseudo(pseudo));
+        assert!(!packet.verify_checksum_pseudo(PseudoHeader::ipv6(
+            src6,
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3)
+        )));
+        assert!(!packet.verify_checksum(SRC, DST));
+        assert_eq!(Repr::parse_pseudo(&packet, pseudo, true), Ok(syn_repr()));
+        assert_eq!(
+            Repr::parse_pseudo(&packet, PseudoHeader::ipv4(SRC, DST), true),
+            Err(Error::Checksum)
+        );
+        // The IPv4 entry points are the pseudo ones with an IPv4 header.
+        let v4 = Packet::new_checked(&SYN[..]).unwrap();
+        assert!(v4.verify_checksum_pseudo(PseudoHeader::ipv4(SRC, DST)));
+        assert_eq!(
+            Repr::parse_pseudo(&v4, PseudoHeader::ipv4(SRC, DST), true),
+            Repr::parse(&v4, SRC, DST, true)
+        );
     }
 
     #[test]
