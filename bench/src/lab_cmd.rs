@@ -59,7 +59,6 @@ use lingerd_bench::lab::plot::{self, Series};
 use lingerd_bench::lab::{Mode, kernel, stats};
 use lingerd_bench::measure::progress;
 use lingerd_bench::report::{Goal, Report, counts_as_integers};
-use lingerd_dataplane::port::afxdp::IdleMode;
 use serde_json::Value;
 
 use lingerd_lab::Lab;
@@ -148,8 +147,14 @@ pub(crate) struct Args {
 
 /// The ceiling a run measured.
 enum Ceiling {
-    /// AF_XDP on the veth: the bare xsk-rs sender and our port's.
-    Xsk { bare_pps: f64, port_pps: f64 },
+    /// AF_XDP on the veth: the bare xsk-rs sender and our port's, counted
+    /// at the peer's kernel, and the bare sender counted by the load
+    /// generator's own receive path (`fair_pps`).
+    Xsk {
+        bare_pps: f64,
+        port_pps: f64,
+        fair_pps: f64,
+    },
     /// memif: `dpdk-ceiling`'s figures.
     #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     Memif {
@@ -200,6 +205,8 @@ struct LingerdRun {
     request_errors: usize,
     gen_info: String,
     rx_dropped: u64,
+    /// RSTs the generator counted on the frame (its bare classifier).
+    bare_rsts: u64,
     /// The capture that ran during the teardown, if one did.
     captured: Option<Captured>,
 }
@@ -377,6 +384,20 @@ fn measure_all(
         bare.pps(),
         port.pps()
     ));
+    let sp = spinner("fair ceiling");
+    sp.set_message("bare xsk-rs sender, counted by the load generator's AF_XDP receive path");
+    let fair = xsk_ceiling::fair_ceiling(
+        lab,
+        args.ceiling_duration.to_std().as_secs_f64(),
+        generator_cpu(),
+    )
+    .inspect_err(|_| sp.finish_and_clear())?;
+    sp.finish_with_message(format!(
+        "{:.0} pps (sent {}, counted {})",
+        fair.pps(),
+        fair.sent,
+        fair.received
+    ));
 
     let sp = spinner("kernel");
     let plan = kernel::Plan {
@@ -401,6 +422,7 @@ fn measure_all(
         ceiling: Ceiling::Xsk {
             bare_pps: bare.pps(),
             port_pps: port.pps(),
+            fair_pps: fair.pps(),
         },
         kernel: Some((k, kernel_confirmed)),
         lingerd: None,
@@ -449,9 +471,11 @@ fn measure_all(
 
 fn print_partial(m: &Measured) {
     let ceiling = match m.ceiling {
-        Ceiling::Xsk { bare_pps, port_pps } => {
-            format!("xsk ceiling {bare_pps:.0} pps (port {port_pps:.0})")
-        }
+        Ceiling::Xsk {
+            bare_pps,
+            port_pps,
+            fair_pps,
+        } => format!("xsk ceiling {bare_pps:.0} pps (port {port_pps:.0}, fair {fair_pps:.0})"),
         Ceiling::Memif { pps, .. } => format!("memif ceiling {pps:.0} pps"),
     };
     let kernel = match &m.kernel {
@@ -517,9 +541,10 @@ fn run_lingerd(
         open_rate: args.open_rate,
         in_flight: 4096,
         close_on_fin: !args.mode.expects_rst(),
-        idle: IdleMode::Sleep {
-            max: Duration::from_millis(1),
-        },
+        // Aborts: the RSTs are counted on the frame, not through the
+        // engine's table (the generator must not be the bound).
+        bare_rsts: args.mode.expects_rst(),
+        idle: loadgen::LAB_IDLE,
         cpu: generator_cpu(),
     };
     let generator = LoadGen::start(gen_cfg)?;
@@ -595,6 +620,7 @@ fn run_lingerd(
         request_errors: v[2] as usize,
         gen_info: out.info,
         rx_dropped: out.port.rx_dropped(),
+        bare_rsts: out.bare_rsts,
         captured,
     })
 }
@@ -742,7 +768,11 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         "/s",
     );
     match m.ceiling {
-        Ceiling::Xsk { bare_pps, port_pps } => {
+        Ceiling::Xsk {
+            bare_pps,
+            port_pps,
+            fair_pps,
+        } => {
             r.info(
                 "xsk_ceiling_pps",
                 "AF_XDP TX ceiling (bare xsk-rs, peer-counted)",
@@ -753,6 +783,12 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 "xsk_port_pps",
                 "lingerd's AF_XDP port sender (peer-counted)",
                 port_pps,
+                "pps",
+            );
+            r.info(
+                "fair_ceiling_pps",
+                "bare xsk-rs sender, counted by the load generator's receive path",
+                fair_pps,
                 "pps",
             );
         }
@@ -784,6 +820,14 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         ratio(l.closes_per_s, m.ceiling.pps()),
         "",
     );
+    if let Ceiling::Xsk { fair_pps, .. } = m.ceiling {
+        r.info(
+            "ratio_to_fair_ceiling",
+            "lingerd ÷ fair ceiling (same receiver)",
+            ratio(l.closes_per_s, fair_pps),
+            "",
+        );
+    }
     if args.max_rst_per_sec > 0 {
         // The pacing check of issue 15 as a benchmark: the RSTs' span at
         // the peer (first close request to last arrival) against
@@ -904,6 +948,12 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         l.rx_dropped as f64,
         "",
     );
+    r.info(
+        "peer_bare_rsts",
+        "RSTs the load generator counted on the frame (no engine table work)",
+        l.bare_rsts as f64,
+        "",
+    );
     println!("{}", r.table());
     if m.kernel.is_none() {
         progress(format!("no kernel baseline: {KERNEL_NOT_COMPARABLE}"));
@@ -999,6 +1049,8 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 ("max_busy", Value::from(args.max_busy.unwrap_or(MAX_BUSY))),
                 ("xsk_ceiling_pps", Value::Null),
                 ("xsk_port_pps", Value::Null),
+                ("fair_ceiling_pps", Value::Null),
+                ("ratio_to_fair_ceiling", Value::Null),
             ]),
         }
         match &m.kernel {
@@ -1021,6 +1073,7 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 "unexpected",
                 "kernel_confirmed",
                 "request_errors",
+                "peer_bare_rsts",
                 "capture_packets",
                 "capture_copies_dropped",
                 "capture_lost",
@@ -1059,6 +1112,7 @@ mod tests {
     use lingerd_bench::lab::kernel::listener;
     use lingerd_bench::lab::setup::DUT_CORE;
     use lingerd_config::{ClientExitPolicy, Config, Idle, Listen, Prefix, ZeroCopy};
+    use lingerd_dataplane::port::afxdp::IdleMode;
     use lingerd_dataplane::sys::netns;
     use lingerd_lab::proc::{Ending, Proc, Stderr};
 
@@ -1110,6 +1164,8 @@ mod tests {
             open_rate: 20_000,
             in_flight: 512,
             close_on_fin: false,
+            // The classifier against the kernel's RSTs.
+            bare_rsts: true,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },
@@ -1215,6 +1271,7 @@ mod tests {
             open_rate: 100_000,
             in_flight: 4096,
             close_on_fin: false,
+            bare_rsts: false,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },
