@@ -1190,6 +1190,8 @@ mod tests {
         assert_eq!(established, N, "failures {:?}", out.failures);
         assert_eq!(rst, N);
         assert_eq!(out.lost(), 0);
+        // Every RST counted by the bare classifier, none by the engine.
+        assert_eq!(out.bare_rsts, N as u64, "{:?}", out.counters);
         let mut keys: Vec<u32> = out.conns.iter().map(loadgen::Conn::key).collect();
         keys.sort_unstable();
         keys.dedup();
