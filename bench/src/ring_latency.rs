@@ -560,7 +560,74 @@ fn lingerd_part(
         }
     }
     let generator = LoadGen::start(gen_cfg)?;
-    let open_seconds = open_all(&generator, n, args.open_rate)?;
+    // Whatever the middle's outcome, the generator stops polling before the
+    // daemon stops and closes its port after (on memif the side that stays
+    // must not poll: see `LoadGen::pause`).
+    let middle = armed_then_sampled(args, at, &generator, &mut dut, t);
+    generator.pause(Duration::from_secs(10));
+    dut.stop();
+    let m = match middle {
+        Ok(m) => m,
+        Err(e) => {
+            drop(generator.stop());
+            return Err(e);
+        }
+    };
+    let out = generator.stop()?;
+    drop(eal_dirs);
+    let Middle {
+        open_seconds,
+        linger_before,
+        wheel,
+        before,
+        after,
+        quiet_wait_s,
+        v,
+        muted_frames,
+    } = m;
+
+    let times = dut::read_times(&dut.times_file)?;
+    Ok(LingerdPart {
+        part: pair(&times, &out),
+        linger_before,
+        linger_after: sample(&after, "lingerd_linger_timers_armed")?,
+        wheel,
+        linger_ended: linger_ends(&after)?
+            .saturating_sub(linger_ends(&before)?)
+            // The samples' own aborts are among closes_aborted.
+            .saturating_sub(args.samples as u64),
+        retransmits: sample(&after, "lingerd_retransmits_total")?
+            .saturating_sub(sample(&before, "lingerd_retransmits_total")?),
+        muted_frames,
+        quiet_wait_s,
+        open_seconds,
+        request_errors: v[2],
+    })
+}
+
+/// What the middle of the lingerd part measured.
+struct Middle {
+    open_seconds: f64,
+    linger_before: u64,
+    wheel: u64,
+    before: String,
+    after: String,
+    quiet_wait_s: f64,
+    v: [u64; 5],
+    muted_frames: u64,
+}
+
+/// Opens every connection, arms the `t` linger timers, waits for quiet and
+/// times the samples.
+fn armed_then_sampled(
+    args: &Args,
+    at: &At<'_>,
+    generator: &LoadGen,
+    dut: &mut lingerd_bench::lab::setup::Dut,
+    t: usize,
+) -> Result<Middle> {
+    let n = t + args.samples;
+    let open_seconds = open_all(generator, n, args.open_rate)?;
 
     // The lingering closes, then their timers in the engine.
     let sp = spinner("arming");
@@ -607,7 +674,7 @@ fn lingerd_part(
     // The samples.
     dut.client.say("go")?;
     await_closes(
-        &generator,
+        generator,
         args.samples,
         Duration::from_secs_f64(args.samples as f64 / f64::from(args.pace))
             + Duration::from_secs(30),
@@ -617,29 +684,15 @@ fn lingerd_part(
     std::thread::sleep(Duration::from_millis(500));
     let after = at.scrape()?;
     let muted_frames = generator.progress.muted.load(Ordering::Relaxed);
-    // The generator stops polling, the daemon stops, then the generator
-    // closes its port (on memif the side that stays must not poll).
-    generator.pause(Duration::from_secs(10));
-    dut.stop();
-    let out = generator.stop()?;
-    drop(eal_dirs);
-
-    let times = dut::read_times(&dut.times_file)?;
-    Ok(LingerdPart {
-        part: pair(&times, &out),
-        linger_before,
-        linger_after: sample(&after, "lingerd_linger_timers_armed")?,
-        wheel,
-        linger_ended: linger_ends(&after)?
-            .saturating_sub(linger_ends(&before)?)
-            // The samples' own aborts are among closes_aborted.
-            .saturating_sub(args.samples as u64),
-        retransmits: sample(&after, "lingerd_retransmits_total")?
-            .saturating_sub(sample(&before, "lingerd_retransmits_total")?),
-        muted_frames,
-        quiet_wait_s,
+    Ok(Middle {
         open_seconds,
-        request_errors: v[2],
+        linger_before,
+        wheel,
+        before,
+        after,
+        quiet_wait_s,
+        v,
+        muted_frames,
     })
 }
 
