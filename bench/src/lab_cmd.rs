@@ -205,8 +205,10 @@ struct LingerdRun {
     request_errors: usize,
     gen_info: String,
     rx_dropped: u64,
-    /// RSTs the generator counted on the frame (its bare classifier).
-    bare_rsts: u64,
+    /// Closes the generator counted on the frame (its bare classifier).
+    bare_closes: u64,
+    /// FINs the dut sent again after the generator answered one.
+    fins_again: u64,
     /// The capture that ran during the teardown, if one did.
     captured: Option<Captured>,
 }
@@ -541,9 +543,9 @@ fn run_lingerd(
         open_rate: args.open_rate,
         in_flight: 4096,
         close_on_fin: !args.mode.expects_rst(),
-        // Aborts: the RSTs are counted on the frame, not through the
-        // engine's table (the generator must not be the bound).
-        bare_rsts: args.mode.expects_rst(),
+        // The RSTs, or the FINs (answered), are counted on the frame, not
+        // through the engine's table (the generator must not be the bound).
+        bare_closes: true,
         idle: loadgen::LAB_IDLE,
         cpu: generator_cpu(),
     };
@@ -620,7 +622,8 @@ fn run_lingerd(
         request_errors: v[2] as usize,
         gen_info: out.info,
         rx_dropped: out.port.rx_dropped(),
-        bare_rsts: out.bare_rsts,
+        bare_closes: out.bare_closes,
+        fins_again: out.fins_again,
         captured,
     })
 }
@@ -949,9 +952,15 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         "",
     );
     r.info(
-        "peer_bare_rsts",
-        "RSTs the load generator counted on the frame (no engine table work)",
-        l.bare_rsts as f64,
+        "peer_bare_closes",
+        "closes the load generator counted on the frame (no engine table work)",
+        l.bare_closes as f64,
+        "",
+    );
+    r.info(
+        "peer_fins_again",
+        "FINs the dut sent again after the generator answered one",
+        l.fins_again as f64,
         "",
     );
     println!("{}", r.table());
@@ -1073,7 +1082,8 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 "unexpected",
                 "kernel_confirmed",
                 "request_errors",
-                "peer_bare_rsts",
+                "peer_bare_closes",
+                "peer_fins_again",
                 "capture_packets",
                 "capture_copies_dropped",
                 "capture_lost",
@@ -1165,7 +1175,7 @@ mod tests {
             in_flight: 512,
             close_on_fin: false,
             // The classifier against the kernel's RSTs.
-            bare_rsts: true,
+            bare_closes: true,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },
@@ -1191,7 +1201,7 @@ mod tests {
         assert_eq!(rst, N);
         assert_eq!(out.lost(), 0);
         // Every RST counted by the bare classifier, none by the engine.
-        assert_eq!(out.bare_rsts, N as u64, "{:?}", out.counters);
+        assert_eq!(out.bare_closes, N as u64, "{:?}", out.counters);
         let mut keys: Vec<u32> = out.conns.iter().map(loadgen::Conn::key).collect();
         keys.sort_unstable();
         keys.dedup();
@@ -1273,7 +1283,7 @@ mod tests {
             open_rate: 100_000,
             in_flight: 4096,
             close_on_fin: false,
-            bare_rsts: false,
+            bare_closes: false,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },

@@ -440,7 +440,7 @@ fn kernel_part(args: &Args, lab: &Lab, n: usize) -> Result<Part> {
         open_rate: args.open_rate.min(20_000),
         in_flight: 512,
         close_on_fin: false,
-        bare_rsts: false,
+        bare_closes: false,
         idle: peer_idle(args.idle),
         cpu: generator_cpu(),
     })?;
@@ -527,7 +527,7 @@ fn lingerd_part(
         open_rate: args.open_rate,
         in_flight: 4096,
         close_on_fin: false,
-        bare_rsts: false,
+        bare_closes: false,
         idle: peer_idle(args.idle),
         cpu: generator_cpu(),
     };

@@ -23,7 +23,7 @@ const KEYS: &[&str] = &[
     "ratio_to_ceiling",
     "fair_ceiling_pps",
     "ratio_to_fair_ceiling",
-    "peer_bare_rsts",
+    "peer_bare_closes",
     "ratio_to_kernel",
     "p50_us",
     "p99_us",
@@ -83,7 +83,7 @@ fn lab_abort_2000_json() {
         "ratio_to_fair_ceiling {reported} is not closes_per_s ÷ fair_ceiling_pps ({ratio})"
     );
     // Every abort's RST counted on the frame, once.
-    assert_eq!(json["peer_bare_rsts"].as_u64(), Some(2000), "{last}");
+    assert_eq!(json["peer_bare_closes"].as_u64(), Some(2000), "{last}");
     // The table comes first.
     assert!(stdout.contains("closes_per_s") && stdout.contains("kernel_closes_per_s"));
 }

@@ -4,7 +4,7 @@
 //! the memif client), its last stdout line is a JSON object with the lab's
 //! keys plus `dpdk_ceiling_pps`, `lost` = 0, the kernel figures null with
 //! a reason, every RST counted by the load generator's bare classifier
-//! (`peer_bare_rsts`), and it leaves no EAL runtime directory of its own
+//! (`peer_bare_closes`), and it leaves no EAL runtime directory of its own
 //! behind. `ring-latency --port dpdk` (issue 16, item 5) runs the same way
 //! with 2,000 linger timers armed.
 //!
@@ -38,7 +38,7 @@ const KEYS: &[&str] = &[
     "closed",
     "idle",
     "kernel_note",
-    "peer_bare_rsts",
+    "peer_bare_closes",
     "fair_ceiling_pps",
     "ratio_to_fair_ceiling",
 ];
@@ -110,7 +110,7 @@ fn lab_dpdk_abort_2000_json() {
         "ratio_to_ceiling {reported} is not closes_per_s ÷ dpdk_ceiling_pps ({ratio})"
     );
     assert!(json["p50_us"].as_f64() <= json["p999_us"].as_f64());
-    assert_eq!(json["peer_bare_rsts"].as_u64(), Some(2000), "{last}");
+    assert_eq!(json["peer_bare_closes"].as_u64(), Some(2000), "{last}");
     // The fair ceiling is the AF_XDP lab's (its generator's AF_XDP socket).
     for key in [
         "kernel_closes_per_s",

@@ -63,7 +63,7 @@ use lingerd_dataplane::wire::{
 
 use lingerd_testkit::filter::Filtered;
 
-use super::rst_tally::{Tallied, Tally};
+use super::rst_tally::{Closed, Tallied, Tally};
 
 use crate::clock::now_ns;
 
@@ -173,11 +173,12 @@ pub struct Config {
     pub in_flight: usize,
     /// Close our end when the dut's FIN arrives.
     pub close_on_fin: bool,
-    /// Count the dut's RSTs of established connections with the bare
+    /// Count the dut's RSTs of established connections (and, with
+    /// `close_on_fin`, its FINs, answered with our FIN) with the bare
     /// classifier ([`super::rst_tally`]) instead of the engine: the
-    /// receiving side of an abort teardown then costs less per close than
-    /// the dut's. Frames it does not count go to the engine as before.
-    pub bare_rsts: bool,
+    /// receiving side of a teardown then costs less per close than the
+    /// dut's. Frames it does not handle go to the engine as before.
+    pub bare_closes: bool,
     /// Busy-poll (measurement) or sleep.
     pub idle: IdleMode,
     /// The CPU to pin the thread to: one the dut's core does not use, so
@@ -302,9 +303,11 @@ pub struct Outcome {
     pub failures: Vec<(Errno, u64)>,
     /// The engine's non-zero counters at the end (name, value).
     pub counters: Vec<(&'static str, u64)>,
-    /// RSTs counted by the bare classifier (`Config::bare_rsts`), not the
-    /// engine.
-    pub bare_rsts: u64,
+    /// RSTs and FINs counted by the bare classifier
+    /// (`Config::bare_closes`), not the engine.
+    pub bare_closes: u64,
+    /// FINs the dut sent again after the classifier answered one.
+    pub fins_again: u64,
 }
 
 impl Outcome {
@@ -506,7 +509,8 @@ struct Ran {
     engine_connections: usize,
     failures: Vec<(Errno, u64)>,
     counters: Vec<(&'static str, u64)>,
-    bare_rsts: u64,
+    bare_closes: u64,
+    fins_again: u64,
 }
 
 impl Ran {
@@ -518,7 +522,8 @@ impl Ran {
             engine_connections: self.engine_connections,
             failures: self.failures,
             counters: self.counters,
-            bare_rsts: self.bare_rsts,
+            bare_closes: self.bare_closes,
+            fins_again: self.fins_again,
         }
     }
 }
@@ -533,9 +538,14 @@ fn drive<P: Port>(
 ) -> Result<(P, Ran)> {
     let t0 = Instant::now();
     let mut engine = QueueEngine::new(engine_config(cfg, mac), t0);
-    let tally = cfg
-        .bare_rsts
-        .then(|| RefCell::new(Tally::new(cfg.dut, GEN_ADDR, &cfg.dut_ports)));
+    let tally = cfg.bare_closes.then(|| {
+        RefCell::new(Tally::new(
+            cfg.dut,
+            GEN_ADDR,
+            &cfg.dut_ports,
+            cfg.close_on_fin,
+        ))
+    });
     let mut gen_hooks = Gen {
         st: State {
             conns: vec![Conn::default(); cfg.connections],
@@ -573,8 +583,11 @@ fn drive<P: Port>(
             .iter_mut()
             .filter(|c| c.established && c.seen == Seen::Open)
         {
-            if let Some(at) = t.counted_at(c.local_port, c.remote_port) {
-                c.seen = Seen::Rst;
+            if let Some((at, how)) = t.counted_at(c.local_port, c.remote_port) {
+                c.seen = match how {
+                    Closed::Rst => Seen::Rst,
+                    Closed::Fin => Seen::Fin,
+                };
                 c.closed_ns = at;
             }
         }
@@ -586,7 +599,8 @@ fn drive<P: Port>(
             engine_connections: engine.connection_count(),
             counters: crate::generator::report::nonzero(engine.counters()),
             failures: st.failures,
-            bare_rsts: tally.as_ref().map_or(0, |t| t.borrow().counted()),
+            bare_closes: tally.as_ref().map_or(0, |t| t.borrow().counted()),
+            fins_again: tally.as_ref().map_or(0, |t| t.borrow().fins_again()),
         },
     ))
 }
@@ -755,7 +769,7 @@ impl Receiver {
                     open_rate: 1,
                     in_flight: 1,
                     close_on_fin: false,
-                    bare_rsts: false,
+                    bare_closes: false,
                     idle,
                     cpu,
                 };
@@ -863,7 +877,7 @@ mod tests {
             open_rate: 1,
             in_flight: 1,
             close_on_fin: false,
-            bare_rsts: false,
+            bare_closes: false,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },
