@@ -1134,9 +1134,23 @@ mod tests {
     #[test]
     #[ignore = "needs root and netns"]
     fn loadgen_sees_every_kernel_rst() {
+        kernel_closes("loadgen_sees_every_kernel_rst", "tg", true);
+    }
+
+    /// The same with the kernel closing gracefully: every FIN is seen once
+    /// and answered by the generator's classifier, and the kernel accepts
+    /// the answer (no FIN sent twice, no socket left in FIN-WAIT).
+    #[test]
+    #[ignore = "needs root and netns"]
+    fn loadgen_answers_every_kernel_fin() {
+        kernel_closes("loadgen_answers_every_kernel_fin", "tf", false);
+    }
+
+    /// 2,000 kernel connections from the generator (bare classifier on),
+    /// closed by the kernel with an RST (`abort`) or a FIN.
+    fn kernel_closes(test: &str, id: &str, abort: bool) {
         const N: usize = 2000;
-        let test = "loadgen_sees_every_kernel_rst";
-        let lab = lingerd_lab::need(test, &lingerd_lab::unique_id("tg"), 1);
+        let lab = lingerd_lab::need(test, &lingerd_lab::unique_id(id), 1);
         let dut_ns = lab.get("LAB_DUT_NS");
         let dut_addr: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse().unwrap();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -1157,7 +1171,10 @@ mod tests {
             ready_tx.send(conns.len()).unwrap();
             let _ = go_rx.recv_timeout(Duration::from_secs(60));
             for s in conns {
-                rustix::net::sockopt::set_socket_linger(s.as_fd(), Some(Duration::ZERO)).unwrap();
+                if abort {
+                    rustix::net::sockopt::set_socket_linger(s.as_fd(), Some(Duration::ZERO))
+                        .unwrap();
+                }
             }
         });
         ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -1173,8 +1190,8 @@ mod tests {
             muted: 0,
             open_rate: 20_000,
             in_flight: 512,
-            close_on_fin: false,
-            // The classifier against the kernel's RSTs.
+            close_on_fin: !abort,
+            // The classifier against the kernel's RSTs and FINs.
             bare_closes: true,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
@@ -1194,18 +1211,36 @@ mod tests {
         while (p.closed.load(Ordering::Relaxed) as usize) < N && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Let the kernel take the answers (and retransmit if it did not).
+        std::thread::sleep(Duration::from_millis(500));
         let out = generator.stop().unwrap();
         let established = out.conns.iter().filter(|c| c.established).count();
-        let rst = out.conns.iter().filter(|c| c.seen == Seen::Rst).count();
+        let want = if abort { Seen::Rst } else { Seen::Fin };
+        let seen = out.conns.iter().filter(|c| c.seen == want).count();
         assert_eq!(established, N, "failures {:?}", out.failures);
-        assert_eq!(rst, N);
+        assert_eq!(seen, N);
         assert_eq!(out.lost(), 0);
-        // Every RST counted by the bare classifier, none by the engine.
+        // Every close counted by the bare classifier, none by the engine.
         assert_eq!(out.bare_closes, N as u64, "{:?}", out.counters);
+        assert_eq!(out.fins_again, 0, "the kernel sent FINs again");
         let mut keys: Vec<u32> = out.conns.iter().map(loadgen::Conn::key).collect();
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), N, "every connection has its own key");
+        if !abort {
+            // Our FIN|ACKs took every kernel socket past FIN-WAIT.
+            let o = lab.exec(
+                "LAB_DUT_NS",
+                "ss",
+                &["-Htan", "state", "fin-wait-1", "state", "fin-wait-2"],
+            );
+            assert!(o.status.success());
+            let left = String::from_utf8_lossy(&o.stdout).lines().count();
+            assert_eq!(left, 0, "{left} kernel sockets still in FIN-WAIT");
+            let o = lab.exec("LAB_DUT_NS", "ss", &["-Htan", "state", "time-wait"]);
+            let tw = String::from_utf8_lossy(&o.stdout).lines().count();
+            assert_eq!(tw, N, "every kernel socket in TIME-WAIT");
+        }
     }
 
     /// Scale check of the load generator against the real daemon with no
