@@ -4,14 +4,19 @@
 //! exit path, panics included):
 //! 1. the **xsk ceiling**: RST frames through our AF_XDP port and a bare
 //!    xsk-rs loop on the dut's veth end, counted at the peer
-//!    ([`crate::xsk_ceiling::ceiling`]);
+//!    ([`crate::xsk_ceiling::ceiling`]); then the **fair ceiling**: the bare
+//!    sender again, counted by the load generator's own AF_XDP receive path
+//!    (its socket, CPU, priority and waking: `fair_ceiling_pps`,
+//!    `ratio_to_fair_ceiling`; [`crate::xsk_ceiling::fair_ceiling`]);
 //! 2. the **Linux kernel baseline**: the same teardown by kernel sockets,
 //!    server in the dut, clients in the peer ([`lingerd_bench::lab::kernel`]);
 //! 3. **lingerd**: the real daemon (`ip netns exec <dut> lingerd run
 //!    --config <generated>`), a `lingerd` client attached to it in the dut
 //!    ([`lingerd_bench::lab::dut`]) and lingerd itself as the load generator
 //!    in the peer ([`lingerd_bench::lab::loadgen`]): N connections opened,
-//!    then closed by the client; the peer timestamps each RST/FIN.
+//!    then closed by the client; the peer timestamps each RST/FIN, counted
+//!    on the frame by its bare classifier (`peer_bare_closes`,
+//!    [`lingerd_bench::lab::rst_tally`]), which answers a FIN with FIN|ACK.
 //!
 //! `closes_per_s` is closes seen on the wire ÷ (last arrival − first close
 //! request); latency is request → arrival per connection (one request for

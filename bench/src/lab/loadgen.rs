@@ -28,7 +28,15 @@
 //! the engine's events: `Reset` (ECONNRESET) or `PeerClosed` (FIN), stamped
 //! with [`now_ns`] when the loop hands them over, i.e. in the iteration that
 //! received the frame. After a FIN the generator closes its end (so the
-//! dut's close completes: LastAck on our side, no TIME-WAIT).
+//! dut's close completes: LastAck on our side, no TIME-WAIT). With
+//! `Config::bare_closes` the RSTs and FINs of established connections are
+//! counted (and a FIN answered) on the frame instead, before the engine
+//! ([`super::rst_tally`]), stamped once per received burst; the engine
+//! gets what that classifier does not recognise.
+//!
+//! [`Receiver`] is the generator's receive path alone (the same port, CPU,
+//! priority and loop), counting RSTs: the receiver of the lab's fair
+//! ceiling.
 //!
 //! It runs in its own thread, which enters the peer namespace (setns) and
 //! never leaves it (AF_XDP), or registers with the process's EAL for as
