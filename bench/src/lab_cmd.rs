@@ -4,14 +4,19 @@
 //! exit path, panics included):
 //! 1. the **xsk ceiling**: RST frames through our AF_XDP port and a bare
 //!    xsk-rs loop on the dut's veth end, counted at the peer
-//!    ([`crate::xsk_ceiling::ceiling`]);
+//!    ([`crate::xsk_ceiling::ceiling`]); then the **fair ceiling**: the bare
+//!    sender again, counted by the load generator's own AF_XDP receive path
+//!    (its socket, CPU, priority and waking: `fair_ceiling_pps`,
+//!    `ratio_to_fair_ceiling`; [`crate::xsk_ceiling::fair_ceiling`]);
 //! 2. the **Linux kernel baseline**: the same teardown by kernel sockets,
 //!    server in the dut, clients in the peer ([`lingerd_bench::lab::kernel`]);
 //! 3. **lingerd**: the real daemon (`ip netns exec <dut> lingerd run
 //!    --config <generated>`), a `lingerd` client attached to it in the dut
 //!    ([`lingerd_bench::lab::dut`]) and lingerd itself as the load generator
 //!    in the peer ([`lingerd_bench::lab::loadgen`]): N connections opened,
-//!    then closed by the client; the peer timestamps each RST/FIN.
+//!    then closed by the client; the peer timestamps each RST/FIN, counted
+//!    on the frame by its bare classifier (`peer_bare_closes`,
+//!    [`lingerd_bench::lab::rst_tally`]), which answers a FIN with FIN|ACK.
 //!
 //! `closes_per_s` is closes seen on the wire ÷ (last arrival − first close
 //! request); latency is request → arrival per connection (one request for
@@ -59,7 +64,6 @@ use lingerd_bench::lab::plot::{self, Series};
 use lingerd_bench::lab::{Mode, kernel, stats};
 use lingerd_bench::measure::progress;
 use lingerd_bench::report::{Goal, Report, counts_as_integers};
-use lingerd_dataplane::port::afxdp::IdleMode;
 use serde_json::Value;
 
 use lingerd_lab::Lab;
@@ -148,8 +152,14 @@ pub(crate) struct Args {
 
 /// The ceiling a run measured.
 enum Ceiling {
-    /// AF_XDP on the veth: the bare xsk-rs sender and our port's.
-    Xsk { bare_pps: f64, port_pps: f64 },
+    /// AF_XDP on the veth: the bare xsk-rs sender and our port's, counted
+    /// at the peer's kernel, and the bare sender counted by the load
+    /// generator's own receive path (`fair_pps`).
+    Xsk {
+        bare_pps: f64,
+        port_pps: f64,
+        fair_pps: f64,
+    },
     /// memif: `dpdk-ceiling`'s figures.
     #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     Memif {
@@ -200,6 +210,10 @@ struct LingerdRun {
     request_errors: usize,
     gen_info: String,
     rx_dropped: u64,
+    /// Closes the generator counted on the frame (its bare classifier).
+    bare_closes: u64,
+    /// FINs the dut sent again after the generator answered one.
+    fins_again: u64,
     /// The capture that ran during the teardown, if one did.
     captured: Option<Captured>,
 }
@@ -377,6 +391,20 @@ fn measure_all(
         bare.pps(),
         port.pps()
     ));
+    let sp = spinner("fair ceiling");
+    sp.set_message("bare xsk-rs sender, counted by the load generator's AF_XDP receive path");
+    let fair = xsk_ceiling::fair_ceiling(
+        lab,
+        args.ceiling_duration.to_std().as_secs_f64(),
+        generator_cpu(),
+    )
+    .inspect_err(|_| sp.finish_and_clear())?;
+    sp.finish_with_message(format!(
+        "{:.0} pps (sent {}, counted {})",
+        fair.pps(),
+        fair.sent,
+        fair.received
+    ));
 
     let sp = spinner("kernel");
     let plan = kernel::Plan {
@@ -401,6 +429,7 @@ fn measure_all(
         ceiling: Ceiling::Xsk {
             bare_pps: bare.pps(),
             port_pps: port.pps(),
+            fair_pps: fair.pps(),
         },
         kernel: Some((k, kernel_confirmed)),
         lingerd: None,
@@ -449,9 +478,11 @@ fn measure_all(
 
 fn print_partial(m: &Measured) {
     let ceiling = match m.ceiling {
-        Ceiling::Xsk { bare_pps, port_pps } => {
-            format!("xsk ceiling {bare_pps:.0} pps (port {port_pps:.0})")
-        }
+        Ceiling::Xsk {
+            bare_pps,
+            port_pps,
+            fair_pps,
+        } => format!("xsk ceiling {bare_pps:.0} pps (port {port_pps:.0}, fair {fair_pps:.0})"),
         Ceiling::Memif { pps, .. } => format!("memif ceiling {pps:.0} pps"),
     };
     let kernel = match &m.kernel {
@@ -517,9 +548,10 @@ fn run_lingerd(
         open_rate: args.open_rate,
         in_flight: 4096,
         close_on_fin: !args.mode.expects_rst(),
-        idle: IdleMode::Sleep {
-            max: Duration::from_millis(1),
-        },
+        // The RSTs, or the FINs (answered), are counted on the frame, not
+        // through the engine's table (the generator must not be the bound).
+        bare_closes: true,
+        idle: loadgen::LAB_IDLE,
         cpu: generator_cpu(),
     };
     let generator = LoadGen::start(gen_cfg)?;
@@ -595,6 +627,8 @@ fn run_lingerd(
         request_errors: v[2] as usize,
         gen_info: out.info,
         rx_dropped: out.port.rx_dropped(),
+        bare_closes: out.bare_closes,
+        fins_again: out.fins_again,
         captured,
     })
 }
@@ -742,7 +776,11 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         "/s",
     );
     match m.ceiling {
-        Ceiling::Xsk { bare_pps, port_pps } => {
+        Ceiling::Xsk {
+            bare_pps,
+            port_pps,
+            fair_pps,
+        } => {
             r.info(
                 "xsk_ceiling_pps",
                 "AF_XDP TX ceiling (bare xsk-rs, peer-counted)",
@@ -753,6 +791,12 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 "xsk_port_pps",
                 "lingerd's AF_XDP port sender (peer-counted)",
                 port_pps,
+                "pps",
+            );
+            r.info(
+                "fair_ceiling_pps",
+                "bare xsk-rs sender, counted by the load generator's receive path",
+                fair_pps,
                 "pps",
             );
         }
@@ -784,6 +828,14 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         ratio(l.closes_per_s, m.ceiling.pps()),
         "",
     );
+    if let Ceiling::Xsk { fair_pps, .. } = m.ceiling {
+        r.info(
+            "ratio_to_fair_ceiling",
+            "lingerd ÷ fair ceiling (same receiver)",
+            ratio(l.closes_per_s, fair_pps),
+            "",
+        );
+    }
     if args.max_rst_per_sec > 0 {
         // The pacing check of issue 15 as a benchmark: the RSTs' span at
         // the peer (first close request to last arrival) against
@@ -904,6 +956,18 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         l.rx_dropped as f64,
         "",
     );
+    r.info(
+        "peer_bare_closes",
+        "closes the load generator counted on the frame (no engine table work)",
+        l.bare_closes as f64,
+        "",
+    );
+    r.info(
+        "peer_fins_again",
+        "FINs the dut sent again after the generator answered one",
+        l.fins_again as f64,
+        "",
+    );
     println!("{}", r.table());
     if m.kernel.is_none() {
         progress(format!("no kernel baseline: {KERNEL_NOT_COMPARABLE}"));
@@ -999,6 +1063,8 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 ("max_busy", Value::from(args.max_busy.unwrap_or(MAX_BUSY))),
                 ("xsk_ceiling_pps", Value::Null),
                 ("xsk_port_pps", Value::Null),
+                ("fair_ceiling_pps", Value::Null),
+                ("ratio_to_fair_ceiling", Value::Null),
             ]),
         }
         match &m.kernel {
@@ -1021,6 +1087,8 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
                 "unexpected",
                 "kernel_confirmed",
                 "request_errors",
+                "peer_bare_closes",
+                "peer_fins_again",
                 "capture_packets",
                 "capture_copies_dropped",
                 "capture_lost",
@@ -1059,6 +1127,7 @@ mod tests {
     use lingerd_bench::lab::kernel::listener;
     use lingerd_bench::lab::setup::DUT_CORE;
     use lingerd_config::{ClientExitPolicy, Config, Idle, Listen, Prefix, ZeroCopy};
+    use lingerd_dataplane::port::afxdp::IdleMode;
     use lingerd_dataplane::sys::netns;
     use lingerd_lab::proc::{Ending, Proc, Stderr};
 
@@ -1070,9 +1139,23 @@ mod tests {
     #[test]
     #[ignore = "needs root and netns"]
     fn loadgen_sees_every_kernel_rst() {
+        kernel_closes("loadgen_sees_every_kernel_rst", "tg", true);
+    }
+
+    /// The same with the kernel closing gracefully: every FIN is seen once
+    /// and answered by the generator's classifier, and the kernel accepts
+    /// the answer (no FIN sent twice, no socket left in FIN-WAIT).
+    #[test]
+    #[ignore = "needs root and netns"]
+    fn loadgen_answers_every_kernel_fin() {
+        kernel_closes("loadgen_answers_every_kernel_fin", "tf", false);
+    }
+
+    /// 2,000 kernel connections from the generator (bare classifier on),
+    /// closed by the kernel with an RST (`abort`) or a FIN.
+    fn kernel_closes(test: &str, id: &str, abort: bool) {
         const N: usize = 2000;
-        let test = "loadgen_sees_every_kernel_rst";
-        let lab = lingerd_lab::need(test, &lingerd_lab::unique_id("tg"), 1);
+        let lab = lingerd_lab::need(test, &lingerd_lab::unique_id(id), 1);
         let dut_ns = lab.get("LAB_DUT_NS");
         let dut_addr: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse().unwrap();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -1093,7 +1176,10 @@ mod tests {
             ready_tx.send(conns.len()).unwrap();
             let _ = go_rx.recv_timeout(Duration::from_secs(60));
             for s in conns {
-                rustix::net::sockopt::set_socket_linger(s.as_fd(), Some(Duration::ZERO)).unwrap();
+                if abort {
+                    rustix::net::sockopt::set_socket_linger(s.as_fd(), Some(Duration::ZERO))
+                        .unwrap();
+                }
             }
         });
         ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -1109,7 +1195,9 @@ mod tests {
             muted: 0,
             open_rate: 20_000,
             in_flight: 512,
-            close_on_fin: false,
+            close_on_fin: !abort,
+            // The classifier against the kernel's RSTs and FINs.
+            bare_closes: true,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },
@@ -1128,16 +1216,36 @@ mod tests {
         while (p.closed.load(Ordering::Relaxed) as usize) < N && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Let the kernel take the answers (and retransmit if it did not).
+        std::thread::sleep(Duration::from_millis(500));
         let out = generator.stop().unwrap();
         let established = out.conns.iter().filter(|c| c.established).count();
-        let rst = out.conns.iter().filter(|c| c.seen == Seen::Rst).count();
+        let want = if abort { Seen::Rst } else { Seen::Fin };
+        let seen = out.conns.iter().filter(|c| c.seen == want).count();
         assert_eq!(established, N, "failures {:?}", out.failures);
-        assert_eq!(rst, N);
+        assert_eq!(seen, N);
         assert_eq!(out.lost(), 0);
+        // Every close counted by the bare classifier, none by the engine.
+        assert_eq!(out.bare_closes, N as u64, "{:?}", out.counters);
+        assert_eq!(out.fins_again, 0, "the kernel sent FINs again");
         let mut keys: Vec<u32> = out.conns.iter().map(loadgen::Conn::key).collect();
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), N, "every connection has its own key");
+        if !abort {
+            // Our FIN|ACKs took every kernel socket past FIN-WAIT.
+            let o = lab.exec(
+                "LAB_DUT_NS",
+                "ss",
+                &["-Htan", "state", "fin-wait-1", "state", "fin-wait-2"],
+            );
+            assert!(o.status.success());
+            let left = String::from_utf8_lossy(&o.stdout).lines().count();
+            assert_eq!(left, 0, "{left} kernel sockets still in FIN-WAIT");
+            let o = lab.exec("LAB_DUT_NS", "ss", &["-Htan", "state", "time-wait"]);
+            let tw = String::from_utf8_lossy(&o.stdout).lines().count();
+            assert_eq!(tw, N, "every kernel socket in TIME-WAIT");
+        }
     }
 
     /// Scale check of the load generator against the real daemon with no
@@ -1215,6 +1323,7 @@ mod tests {
             open_rate: 100_000,
             in_flight: 4096,
             close_on_fin: false,
+            bare_closes: false,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },

@@ -32,8 +32,18 @@
 //! behind a wave; `--quiet 0s` samples at once, inside the waves. Either
 //! way the retransmissions during the samples are counted and reported.
 //!
-//! It owns the lab, its scratch directory, its processes and threads (each
-//! stopped in a guard); nothing outside 198.18.0.0/15 or the lab's
+//! `--port dpdk` (a build with feature `dpdk`) runs the lingerd part on
+//! the memif lab instead (`lab --port dpdk`'s set-up: no namespace, the
+//! daemon the memif server on its core, the generator a `DpdkPort` on the
+//! memif client on the other, after the same idle check); there is no
+//! kernel part there (the kernel cannot speak memif), and `/metrics` is on
+//! this namespace's loopback at a port free when the run starts. The
+//! generator stops polling before the daemon stops and closes its end
+//! after (see `LoadGen::pause`).
+//!
+//! It owns the lab (or this process's EAL and the runtime directories of
+//! the daemon it starts), its scratch directory, its processes and threads
+//! (each stopped in a guard); nothing outside 198.18.0.0/15 or the lab's
 //! namespaces.
 
 use std::collections::HashMap;
@@ -56,7 +66,9 @@ use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use serde_json::Value;
 
+use crate::lab_cmd::PortArg;
 use crate::xsk_ceiling::parse_mac;
+use lingerd_bench::lab::memif::RuntimeDirs;
 use lingerd_bench::lab::setup::{
     DUT_CORE, DUT_ENGINE_ADDR, DutPlace, DutPlan, FIRST_PORT, Idle, bar, generator_cpu,
     lingerd_bin, on_lab, open_all, sample, scrape_metrics, spinner, start_dut,
@@ -70,6 +82,18 @@ const METRICS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST
 /// Arguments of `ring-latency`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
+    /// afxdp (the netns lab, with the kernel figure) or dpdk (memif, no
+    /// kernel figure; feature dpdk).
+    #[arg(long, value_enum, default_value = "afxdp")]
+    port: PortArg,
+    /// --port dpdk: the most CPU (in CPUs, summed over the machine) other
+    /// processes may use during the idle check (default 0.15).
+    #[arg(long)]
+    max_busy: Option<f64>,
+    /// --port dpdk: run even when the machine is busier than --max-busy
+    /// (the result says so: "machine_idle": false).
+    #[arg(long)]
+    allow_busy: bool,
     /// Linger timers to arm on the dut's core (0 to 1,000,000).
     #[arg(long, default_value_t = 1_000_000)]
     timers: usize,
@@ -171,16 +195,136 @@ pub(crate) fn run(args: Args) -> Result<()> {
     }
     let exe = std::env::current_exe()?;
     let lingerd = lingerd_bin(args.lingerd.as_deref())?;
+    if args.port == PortArg::Dpdk {
+        ensure!(
+            args.id.is_none() && !args.keep_lab && args.kernel_samples.is_none(),
+            "--id, --keep-lab and --kernel-samples are for --port afxdp: the memif lab makes \
+             no namespace and has no kernel part"
+        );
+        let (l, idle) = memif_run(&args, &exe, &lingerd)?;
+        return report(&args, None, &l, Some(idle));
+    }
+    ensure!(
+        args.max_busy.is_none() && !args.allow_busy,
+        "--max-busy and --allow-busy are for --port dpdk"
+    );
     let (kernel, lingerd) = on_lab(args.id.as_deref(), "rl", args.keep_lab, |lab, scratch| {
         let kernel = if kernel_samples > 0 {
             Some(kernel_part(&args, lab, kernel_samples)?)
         } else {
             None
         };
-        let l = lingerd_part(&args, lab, scratch, &exe, &lingerd)?;
+        let l = lingerd_part(&args, &At::Lab(lab), scratch, &exe, &lingerd)?;
         Ok((kernel, l))
     })?;
-    report(&args, kernel.as_ref(), &lingerd)
+    report(&args, kernel.as_ref(), &lingerd, None)
+}
+
+/// Where the lingerd part runs.
+enum At<'a> {
+    /// On the netns lab (AF_XDP), `/metrics` at [`METRICS`] in the dut
+    /// namespace.
+    Lab(&'a Lab),
+    /// On the memif lab: the generator on this EAL, the daemon the server
+    /// of `socket`, `/metrics` at `metrics` here.
+    #[cfg(feature = "dpdk")]
+    Memif {
+        eal: &'static lingerd_dataplane::port::dpdk::Eal,
+        socket: &'a Path,
+        metrics: SocketAddr,
+    },
+}
+
+impl At<'_> {
+    fn side(&self) -> Result<loadgen::Side> {
+        Ok(match self {
+            At::Lab(lab) => loadgen::Side::AfXdp {
+                ns: lab.get("LAB_PEER_NS"),
+                iface: lab.get("LAB_PEER_IF"),
+                mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
+            },
+            #[cfg(feature = "dpdk")]
+            At::Memif { eal, socket, .. } => loadgen::Side::Dpdk {
+                eal,
+                device: lingerd_bench::lab::memif::loadgen_device(socket),
+            },
+        })
+    }
+
+    fn place(&self) -> DutPlace<'_> {
+        match self {
+            At::Lab(lab) => DutPlace::Lab(lab),
+            #[cfg(feature = "dpdk")]
+            At::Memif { socket, .. } => DutPlace::Memif { socket },
+        }
+    }
+
+    fn metrics(&self) -> SocketAddr {
+        match self {
+            At::Lab(_) => METRICS,
+            #[cfg(feature = "dpdk")]
+            At::Memif { metrics, .. } => *metrics,
+        }
+    }
+
+    fn scrape(&self) -> Result<String> {
+        match self {
+            At::Lab(lab) => scrape_metrics(lab, METRICS),
+            #[cfg(feature = "dpdk")]
+            At::Memif { metrics, .. } => lingerd_bench::lab::setup::scrape_here(*metrics),
+        }
+    }
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn memif_run(_args: &Args, _exe: &Path, _lingerd: &Path) -> Result<(LingerdPart, bool)> {
+    bail!(
+        "this lingerd-bench was built without the `dpdk` feature: build it (and lingerd) with \
+         --features dpdk for --port dpdk"
+    )
+}
+
+/// `--port dpdk`: the idle check, this process's EAL (shut down on every
+/// exit path), then the lingerd part on memif. Returns it and whether the
+/// machine was idle.
+#[cfg(feature = "dpdk")]
+fn memif_run(args: &Args, exe: &Path, lingerd: &Path) -> Result<(LingerdPart, bool)> {
+    use lingerd_bench::lab::memif;
+    use lingerd_dataplane::port::dpdk::{Eal, EalConfig};
+
+    struct EalStop(&'static Eal);
+    impl Drop for EalStop {
+        fn drop(&mut self) {
+            if let Err(e) = self.0.shutdown() {
+                progress(format!("warning: DPDK shutdown: {e}"));
+            }
+        }
+    }
+
+    let check =
+        crate::dpdk_ceiling::idle_check(args.max_busy.unwrap_or(memif::MAX_BUSY), args.allow_busy)?;
+    progress(format!(
+        "other processes use {:.2} CPUs ({})",
+        check.busy,
+        if check.idle { "idle" } else { "BUSY" }
+    ));
+    let scratch = tempfile::Builder::new()
+        .prefix("lingerd-memif-rl-")
+        .tempdir()?;
+    memif::undo_on_panic();
+    memif::remove_on_panic(scratch.path());
+    // A loopback port free now, for the daemon's /metrics.
+    let metrics = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?;
+    let eal = Eal::init(&EalConfig::default())?;
+    let _eal = EalStop(eal);
+    let socket = scratch.path().join("memif.sock");
+    let at = At::Memif {
+        eal,
+        socket: &socket,
+        metrics,
+    };
+    let l = lingerd_part(args, &at, scratch.path(), exe, lingerd)?;
+    Ok((l, check.idle))
 }
 
 /// The peer's idle mode: the daemon's (busy-polling on its own core).
@@ -296,6 +440,7 @@ fn kernel_part(args: &Args, lab: &Lab, n: usize) -> Result<Part> {
         open_rate: args.open_rate.min(20_000),
         in_flight: 512,
         close_on_fin: false,
+        bare_closes: false,
         idle: peer_idle(args.idle),
         cpu: generator_cpu(),
     })?;
@@ -340,18 +485,18 @@ fn linger_ends(text: &str) -> Result<u64> {
 /// Waits (bounded by half the linger time) until `lingerd_retransmits_total`
 /// has not moved for `--quiet`; returns the last scrape, or `None` with
 /// `--quiet 0s`.
-fn await_quiet(args: &Args, lab: &Lab) -> Result<Option<String>> {
+fn await_quiet(args: &Args, at: &At<'_>) -> Result<Option<String>> {
     if args.quiet == lingerd_abi::vocab::Duration::ZERO {
         return Ok(None);
     }
     let sp = spinner("quiet");
     let quiet = args.quiet.to_std();
     let limit = Instant::now() + args.linger.to_std() / 2;
-    let mut text = scrape_metrics(lab, METRICS)?;
+    let mut text = at.scrape()?;
     let (mut last, mut since) = (sample(&text, "lingerd_retransmits_total")?, Instant::now());
     while since.elapsed() < quiet && Instant::now() < limit {
         std::thread::sleep(Duration::from_millis(100));
-        text = scrape_metrics(lab, METRICS)?;
+        text = at.scrape()?;
         let now = sample(&text, "lingerd_retransmits_total")?;
         if now != last {
             (last, since) = (now, Instant::now());
@@ -367,18 +512,14 @@ fn await_quiet(args: &Args, lab: &Lab) -> Result<Option<String>> {
 /// The lingerd part.
 fn lingerd_part(
     args: &Args,
-    lab: &Lab,
+    at: &At<'_>,
     scratch: &Path,
     exe: &Path,
     lingerd: &Path,
 ) -> Result<LingerdPart> {
     let (t, n) = (args.timers, args.timers + args.samples);
     let mut gen_cfg = loadgen::Config {
-        side: loadgen::Side::AfXdp {
-            ns: lab.get("LAB_PEER_NS"),
-            iface: lab.get("LAB_PEER_IF"),
-            mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
-        },
+        side: at.side()?,
         dut: DUT_ENGINE_ADDR,
         dut_ports: Vec::new(),
         connections: n,
@@ -386,6 +527,7 @@ fn lingerd_part(
         open_rate: args.open_rate,
         in_flight: 4096,
         close_on_fin: false,
+        bare_closes: false,
         idle: peer_idle(args.idle),
         cpu: generator_cpu(),
     };
@@ -393,8 +535,10 @@ fn lingerd_part(
         .map(|i| FIRST_PORT + i as u16)
         .collect();
     let ports = gen_cfg.dut_ports.clone();
+    // Before the daemon: its EAL runtime directory goes after it is gone.
+    let mut eal_dirs = RuntimeDirs::default();
     let mut dut = start_dut(&DutPlan {
-        place: DutPlace::Lab(lab),
+        place: at.place(),
         scratch,
         exe,
         lingerd,
@@ -406,69 +550,41 @@ fn lingerd_part(
         pace: args.pace,
         timer_ports: if t > 0 { loadgen::ports_needed(t) } else { 0 },
         timer_linger: args.linger,
-        metrics: Some(METRICS),
+        metrics: Some(at.metrics()),
         max_rst_per_sec: 0,
     })?;
+    if let DutPlace::Memif { .. } = at.place() {
+        eal_dirs.add(dut.daemon.pid());
+        if let Some(dir) = dut.daemon.config_file().parent() {
+            lingerd_bench::lab::memif::remove_on_panic(dir);
+        }
+    }
     let generator = LoadGen::start(gen_cfg)?;
-    let open_seconds = open_all(&generator, n, args.open_rate)?;
-
-    // The lingering closes, then their timers in the engine.
-    let sp = spinner("arming");
-    sp.set_message(format!("{t} closes with SO_LINGER {{1, {}}}", args.linger));
-    let accepted = dut
-        .client
-        .expect_rest("accepted", Duration::from_secs(300))?;
-    let counts: Vec<usize> = accepted
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    ensure!(
-        counts == [args.samples, t],
-        "the client reports {accepted:?}, wanted {} samples and {t} lingering",
-        args.samples
-    );
-    sp.finish_and_clear();
-    let pb = bar(t as u64, "armed");
-    let limit = Instant::now() + Duration::from_secs(60);
-    let before = loop {
-        let text = scrape_metrics(lab, METRICS)?;
-        let armed = sample(&text, "lingerd_linger_timers_armed")?;
-        pb.set_position(armed);
-        if armed >= t as u64 {
-            break text;
-        }
-        if Instant::now() > limit {
-            pb.abandon();
-            bail!("only {armed} of {t} linger timers armed in the dut after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    pb.finish();
-    let linger_before = sample(&before, "lingerd_linger_timers_armed")?;
-    let wheel = sample(&before, "lingerd_timers_armed")?;
-    progress(format!(
-        "{linger_before} linger timers armed in the dut's engine (lingerd_linger_timers_armed; \
-         {wheel} timers in its wheel)"
-    ));
-    let t_quiet = Instant::now();
-    let before = await_quiet(args, lab)?.unwrap_or(before);
-    let quiet_wait_s = t_quiet.elapsed().as_secs_f64();
-
-    // The samples.
-    dut.client.say("go")?;
-    await_closes(
-        &generator,
-        args.samples,
-        Duration::from_secs_f64(args.samples as f64 / f64::from(args.pace))
-            + Duration::from_secs(30),
-    );
-    let v = dut.done()?;
-    // A census pass that began after the last sample (publishes every 100 ms).
-    std::thread::sleep(Duration::from_millis(500));
-    let after = scrape_metrics(lab, METRICS)?;
-    let muted_frames = generator.progress.muted.load(Ordering::Relaxed);
-    let out = generator.stop()?;
+    // Whatever the middle's outcome, the generator stops polling before the
+    // daemon stops and closes its port after (on memif the side that stays
+    // must not poll: see `LoadGen::pause`).
+    let middle = armed_then_sampled(args, at, &generator, &mut dut, t);
+    generator.pause(Duration::from_secs(10));
     dut.stop();
+    let m = match middle {
+        Ok(m) => m,
+        Err(e) => {
+            drop(generator.stop());
+            return Err(e);
+        }
+    };
+    let out = generator.stop()?;
+    drop(eal_dirs);
+    let Middle {
+        open_seconds,
+        linger_before,
+        wheel,
+        before,
+        after,
+        quiet_wait_s,
+        v,
+        muted_frames,
+    } = m;
 
     let times = dut::read_times(&dut.times_file)?;
     Ok(LingerdPart {
@@ -489,7 +605,103 @@ fn lingerd_part(
     })
 }
 
-fn report(args: &Args, kernel: Option<&Part>, l: &LingerdPart) -> Result<()> {
+/// What the middle of the lingerd part measured.
+struct Middle {
+    open_seconds: f64,
+    linger_before: u64,
+    wheel: u64,
+    before: String,
+    after: String,
+    quiet_wait_s: f64,
+    v: [u64; 5],
+    muted_frames: u64,
+}
+
+/// Opens every connection, arms the `t` linger timers, waits for quiet and
+/// times the samples.
+fn armed_then_sampled(
+    args: &Args,
+    at: &At<'_>,
+    generator: &LoadGen,
+    dut: &mut lingerd_bench::lab::setup::Dut,
+    t: usize,
+) -> Result<Middle> {
+    let n = t + args.samples;
+    let open_seconds = open_all(generator, n, args.open_rate)?;
+
+    // The lingering closes, then their timers in the engine.
+    let sp = spinner("arming");
+    sp.set_message(format!("{t} closes with SO_LINGER {{1, {}}}", args.linger));
+    let accepted = dut
+        .client
+        .expect_rest("accepted", Duration::from_secs(300))?;
+    let counts: Vec<usize> = accepted
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    ensure!(
+        counts == [args.samples, t],
+        "the client reports {accepted:?}, wanted {} samples and {t} lingering",
+        args.samples
+    );
+    sp.finish_and_clear();
+    let pb = bar(t as u64, "armed");
+    let limit = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        let text = at.scrape()?;
+        let armed = sample(&text, "lingerd_linger_timers_armed")?;
+        pb.set_position(armed);
+        if armed >= t as u64 {
+            break text;
+        }
+        if Instant::now() > limit {
+            pb.abandon();
+            bail!("only {armed} of {t} linger timers armed in the dut after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    pb.finish();
+    let linger_before = sample(&before, "lingerd_linger_timers_armed")?;
+    let wheel = sample(&before, "lingerd_timers_armed")?;
+    progress(format!(
+        "{linger_before} linger timers armed in the dut's engine (lingerd_linger_timers_armed; \
+         {wheel} timers in its wheel)"
+    ));
+    let t_quiet = Instant::now();
+    let before = await_quiet(args, at)?.unwrap_or(before);
+    let quiet_wait_s = t_quiet.elapsed().as_secs_f64();
+
+    // The samples.
+    dut.client.say("go")?;
+    await_closes(
+        generator,
+        args.samples,
+        Duration::from_secs_f64(args.samples as f64 / f64::from(args.pace))
+            + Duration::from_secs(30),
+    );
+    let v = dut.done()?;
+    // A census pass that began after the last sample (publishes every 100 ms).
+    std::thread::sleep(Duration::from_millis(500));
+    let after = at.scrape()?;
+    let muted_frames = generator.progress.muted.load(Ordering::Relaxed);
+    Ok(Middle {
+        open_seconds,
+        linger_before,
+        wheel,
+        before,
+        after,
+        quiet_wait_s,
+        v,
+        muted_frames,
+    })
+}
+
+fn report(
+    args: &Args,
+    kernel: Option<&Part>,
+    l: &LingerdPart,
+    machine_idle: Option<bool>,
+) -> Result<()> {
     let timers_armed = l.linger_before.min(l.linger_after);
     let lat = &l.part.latency;
     let mut r = Report::default();
@@ -631,7 +843,16 @@ fn report(args: &Args, kernel: Option<&Part>, l: &LingerdPart) -> Result<()> {
             Idle::Busy => "busy",
             Idle::Sleep => "sleep",
         };
+        let port = match args.port {
+            PortArg::Afxdp => "afxdp",
+            PortArg::Dpdk => "dpdk",
+        };
         let mut j = r.json(&[
+            ("port", Value::String(port.into())),
+            (
+                "machine_idle",
+                machine_idle.map_or(Value::Null, Value::Bool),
+            ),
             ("timers", Value::from(args.timers)),
             ("pace", Value::from(args.pace)),
             ("linger_s", Value::from(args.linger.as_millis() / 1000)),

@@ -215,6 +215,53 @@ pub(crate) fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The bare sender from the dut's veth end to the load generator's address,
+/// `secs`, counted by the generator's own receive path (see the module
+/// text), on `cpu`. `received` is what that receiver counted; the figure is
+/// received ÷ the sender's seconds.
+pub(crate) fn fair_ceiling(lab: &Lab, secs: f64, cpu: Option<usize>) -> Result<Run> {
+    use std::sync::atomic::Ordering;
+
+    use lingerd_bench::lab::loadgen::{GEN_ADDR, LAB_IDLE, Receiver, Side};
+
+    let iface = lab.get("LAB_DUT_IF");
+    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse()?;
+    let peer_mac = parse_mac(&lab.get("LAB_PEER_MAC"))?;
+    let tmpl = RstTemplate::new(parse_mac(&lab.get("LAB_DUT_MAC"))?, peer_mac, dut_ip);
+    let mut frame = [0u8; RST_FRAME_LEN];
+    tmpl.build_array(
+        &mut frame,
+        &ControlSegment::rst(GEN_ADDR, 9, 40_000, SeqNumber(1)),
+    );
+    let side = Side::AfXdp {
+        ns: lab.get("LAB_PEER_NS"),
+        iface: lab.get("LAB_PEER_IF"),
+        mac: peer_mac,
+    };
+    let rx = Receiver::start(&side, cpu, LAB_IDLE)?;
+    let until = Instant::now() + Duration::from_secs(10);
+    while !rx.ready.load(Ordering::Relaxed) {
+        if rx.finished() || Instant::now() > until {
+            rx.stop()?;
+            bail!("the counting receiver did not start within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before = rx.rsts.load(Ordering::Relaxed);
+    let ns = lab.get("LAB_DUT_NS");
+    let mut run = std::thread::spawn(move || -> Result<Run> {
+        netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
+        bare_sender(&iface, frame, secs)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
+    std::thread::sleep(Duration::from_millis(100));
+    run.received = rx.rsts.load(Ordering::Relaxed) - before;
+    rx.stop()?;
+    run.xdp = "lingerd (load generator's)".to_owned();
+    Ok(run)
+}
+
 /// The port's sender then the bare loop, `secs` each, on `lab`'s dut end
 /// (nothing else may hold an XDP program there meanwhile).
 pub(crate) fn ceiling(lab: &Lab, secs: f64) -> Result<(Run, Run)> {

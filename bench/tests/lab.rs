@@ -1,7 +1,9 @@
 //! System test of `lingerd-bench lab`: `lab --connections 2000 --mode abort
 //! --json --idle sleep` runs to completion on a lab of its own and its last
 //! stdout line is a JSON object with every key the issue asks for, `lost`
-//! = 0 and positive rates.
+//! = 0 and positive rates, the fair ceiling (issue 16: the bare sender
+//! counted by the load generator's own receive path) among them, and every
+//! RST counted by the generator's bare classifier.
 //!
 //! A correctness test of the tool, not a timing assertion. It needs root
 //! and the `lingerd` binary (built here with cargo when missing), so it is
@@ -19,6 +21,9 @@ const KEYS: &[&str] = &[
     "xsk_ceiling_pps",
     "kernel_closes_per_s",
     "ratio_to_ceiling",
+    "fair_ceiling_pps",
+    "ratio_to_fair_ceiling",
+    "peer_bare_closes",
     "ratio_to_kernel",
     "p50_us",
     "p99_us",
@@ -61,6 +66,8 @@ fn lab_abort_2000_json() {
             "xsk_ceiling_pps",
             "kernel_closes_per_s",
             "ratio_to_ceiling",
+            "fair_ceiling_pps",
+            "ratio_to_fair_ceiling",
             "ratio_to_kernel",
             "p50_us",
             "p99_us",
@@ -69,6 +76,14 @@ fn lab_abort_2000_json() {
         &last,
     );
     assert!(json["p50_us"].as_f64() <= json["p999_us"].as_f64());
+    let ratio = json["closes_per_s"].as_f64().unwrap() / json["fair_ceiling_pps"].as_f64().unwrap();
+    let reported = json["ratio_to_fair_ceiling"].as_f64().unwrap();
+    assert!(
+        (ratio - reported).abs() <= 0.01 * ratio,
+        "ratio_to_fair_ceiling {reported} is not closes_per_s ÷ fair_ceiling_pps ({ratio})"
+    );
+    // Every abort's RST counted on the frame, once.
+    assert_eq!(json["peer_bare_closes"].as_u64(), Some(2000), "{last}");
     // The table comes first.
     assert!(stdout.contains("closes_per_s") && stdout.contains("kernel_closes_per_s"));
 }

@@ -3,7 +3,10 @@
 //! on the memif lab (lingerd run on a memif server, the load generator on
 //! the memif client), its last stdout line is a JSON object with the lab's
 //! keys plus `dpdk_ceiling_pps`, `lost` = 0, the kernel figures null with
-//! a reason, and it leaves no EAL runtime directory of its own behind.
+//! a reason, every RST counted by the load generator's bare classifier
+//! (`peer_bare_closes`), and it leaves no EAL runtime directory of its own
+//! behind. `ring-latency --port dpdk` (issue 16, item 5) runs the same way
+//! with 2,000 linger timers armed.
 //!
 //! A correctness test of the tool, not a timing assertion: `--allow-busy`
 //! because CI machines are not idle, the daemon and the generator sleep
@@ -35,6 +38,9 @@ const KEYS: &[&str] = &[
     "closed",
     "idle",
     "kernel_note",
+    "peer_bare_closes",
+    "fair_ceiling_pps",
+    "ratio_to_fair_ceiling",
 ];
 
 const TEST: &str = "lab_dpdk_abort_2000_json";
@@ -104,7 +110,15 @@ fn lab_dpdk_abort_2000_json() {
         "ratio_to_ceiling {reported} is not closes_per_s ÷ dpdk_ceiling_pps ({ratio})"
     );
     assert!(json["p50_us"].as_f64() <= json["p999_us"].as_f64());
-    for key in ["kernel_closes_per_s", "ratio_to_kernel", "xsk_ceiling_pps"] {
+    assert_eq!(json["peer_bare_closes"].as_u64(), Some(2000), "{last}");
+    // The fair ceiling is the AF_XDP lab's (its generator's AF_XDP socket).
+    for key in [
+        "kernel_closes_per_s",
+        "ratio_to_kernel",
+        "xsk_ceiling_pps",
+        "fair_ceiling_pps",
+        "ratio_to_fair_ceiling",
+    ] {
         assert!(json[key].is_null(), "{key} is not null in {last}");
     }
     assert!(
@@ -120,5 +134,67 @@ fn lab_dpdk_abort_2000_json() {
     assert!(
         !std::path::Path::new(&runtime).exists(),
         "{runtime} left behind"
+    );
+}
+
+/// `ring-latency --port dpdk --timers 2000 --samples 200 --idle sleep
+/// --allow-busy --json`: the gauge shows the timers armed before and after,
+/// every sample's RST arrived, the percentiles are positive and ordered,
+/// and there is no kernel part.
+#[test]
+#[ignore = "needs root and DPDK"]
+fn ring_latency_dpdk_2000_timers_json() {
+    assert!(
+        lingerd_lab::is_root(),
+        "ring_latency_dpdk_2000_timers_json cannot run: it needs root"
+    );
+    let lingerd = support::lingerd_bin_with(&["--features", "dpdk"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_lingerd-bench"))
+        .args([
+            "ring-latency",
+            "--port",
+            "dpdk",
+            "--timers",
+            "2000",
+            "--samples",
+            "200",
+            "--idle",
+            "sleep",
+            "--allow-busy",
+            "--json",
+            "--lingerd",
+        ])
+        .arg(&lingerd)
+        .output()
+        .expect("run lingerd-bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+    let (last, j) = support::last_json(
+        &stdout,
+        &[
+            "port",
+            "timers_armed",
+            "samples",
+            "lost",
+            "p50_us",
+            "p99_us",
+        ],
+    );
+    assert_eq!(j["port"], "dpdk");
+    assert!(j["timers_armed"].as_u64() >= Some(2000), "{last}\n{stderr}");
+    assert_eq!(j["linger_ended"].as_u64(), Some(0), "{last}");
+    assert_eq!(j["samples"].as_u64(), Some(200), "{last}");
+    assert_eq!(j["lost"].as_u64(), Some(0), "{last}\n{stderr}");
+    assert_eq!(j["unexpected"].as_u64(), Some(0), "{last}");
+    support::assert_positive(&j, &["p50_us", "p99_us", "p999_us", "max_us"], &last);
+    assert!(j["p50_us"].as_f64() <= j["p99_us"].as_f64());
+    assert!(
+        j["kernel_p99_us"].is_null(),
+        "no kernel part on memif: {last}"
     );
 }

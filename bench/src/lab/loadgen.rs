@@ -28,7 +28,15 @@
 //! the engine's events: `Reset` (ECONNRESET) or `PeerClosed` (FIN), stamped
 //! with [`now_ns`] when the loop hands them over, i.e. in the iteration that
 //! received the frame. After a FIN the generator closes its end (so the
-//! dut's close completes: LastAck on our side, no TIME-WAIT).
+//! dut's close completes: LastAck on our side, no TIME-WAIT). With
+//! `Config::bare_closes` the RSTs and FINs of established connections are
+//! counted (and a FIN answered) on the frame instead, before the engine
+//! ([`super::rst_tally`]), stamped once per received burst; the engine
+//! gets what that classifier does not recognise.
+//!
+//! [`Receiver`] is the generator's receive path alone (the same port, CPU,
+//! priority and loop), counting RSTs: the receiver of the lab's fair
+//! ceiling.
 //!
 //! It runs in its own thread, which enters the peer namespace (setns) and
 //! never leaves it (AF_XDP), or registers with the process's EAL for as
@@ -38,6 +46,7 @@
 //! closed, when the thread ends, panics included) and nothing else; the
 //! EAL's lifecycle is the caller's.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -61,6 +70,8 @@ use lingerd_dataplane::wire::{
 };
 
 use lingerd_testkit::filter::Filtered;
+
+use super::rst_tally::{Closed, Tallied, Tally};
 
 use crate::clock::now_ns;
 
@@ -138,6 +149,12 @@ pub enum Side {
     },
 }
 
+/// How the lab's generator waits when idle (and the fair ceiling's
+/// receiver with it): sleeping, at most 1 ms.
+pub const LAB_IDLE: IdleMode = IdleMode::Sleep {
+    max: Duration::from_millis(1),
+};
+
 /// How long a DPDK device may take to come up.
 #[cfg(feature = "dpdk")]
 pub const LINK_WAIT: Duration = Duration::from_secs(10);
@@ -164,6 +181,12 @@ pub struct Config {
     pub in_flight: usize,
     /// Close our end when the dut's FIN arrives.
     pub close_on_fin: bool,
+    /// Count the dut's RSTs of established connections (and, with
+    /// `close_on_fin`, its FINs, answered with our FIN) with the bare
+    /// classifier ([`super::rst_tally`]) instead of the engine: the
+    /// receiving side of a teardown then costs less per close than the
+    /// dut's. Frames it does not handle go to the engine as before.
+    pub bare_closes: bool,
     /// Busy-poll (measurement) or sleep.
     pub idle: IdleMode,
     /// The CPU to pin the thread to: one the dut's core does not use, so
@@ -288,6 +311,11 @@ pub struct Outcome {
     pub failures: Vec<(Errno, u64)>,
     /// The engine's non-zero counters at the end (name, value).
     pub counters: Vec<(&'static str, u64)>,
+    /// RSTs and FINs counted by the bare classifier
+    /// (`Config::bare_closes`), not the engine.
+    pub bare_closes: u64,
+    /// FINs the dut sent again after the classifier answered one.
+    pub fins_again: u64,
 }
 
 impl Outcome {
@@ -401,8 +429,9 @@ fn engine_config(cfg: &Config, mac: EthernetAddress) -> EngineConfig {
     e
 }
 
-fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
-    if let Some(cpu) = cfg.cpu {
+/// Pins the calling thread and sets its priority, as the generator's.
+fn prepare_thread(cpu: Option<usize>, idle: IdleMode) -> Result<()> {
+    if let Some(cpu) = cpu {
         anyhow::ensure!(
             core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
             "could not pin the load generator to CPU {cpu}"
@@ -414,20 +443,30 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
     // anything else on its CPU runs, or its fill ring empties and the
     // frames are dropped (a loss the dut did not cause). Busy-polling, it
     // keeps the default, or it would starve the dut's client on that CPU.
-    if matches!(cfg.idle, IdleMode::Sleep { .. }) {
+    if matches!(idle, IdleMode::Sleep { .. }) {
         rustix::process::setpriority_process(None, -20)
             .context("raising the load generator's priority (needs root)")?;
     }
+    Ok(())
+}
+
+/// The generator's AF_XDP port on `iface` (in the current namespace).
+fn open_afxdp(iface: &str) -> Result<AfXdpPort> {
+    let mut pcfg = AfXdpConfig::new(iface, 0, vec![GEN_ADDR]);
+    // The generator mostly receives (one RST or FIN per connection, in
+    // bursts as fast as the dut sends): the fill ring must hold a burst for
+    // as long as the thread is off the CPU, so it gets a large UMEM and the
+    // largest ring.
+    pcfg.xsk = XskConfig::with_frames(65_536);
+    AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {iface}"))
+}
+
+fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
+    prepare_thread(cfg.cpu, cfg.idle)?;
     match &cfg.side {
         Side::AfXdp { ns, iface, mac } => {
             netns::enter(ns).with_context(|| format!("entering {ns}"))?;
-            let mut pcfg = AfXdpConfig::new(iface, 0, vec![GEN_ADDR]);
-            // The generator mostly receives (one RST or FIN per connection,
-            // in bursts as fast as the dut sends): the fill ring must hold
-            // a burst for as long as the thread is off the CPU, so it gets
-            // a large UMEM and the largest ring.
-            pcfg.xsk = XskConfig::with_frames(65_536);
-            let port = AfXdpPort::open(&pcfg).with_context(|| format!("AF_XDP on {iface}"))?;
+            let port = open_afxdp(iface)?;
             let info = port.info().to_string();
             let (port, ran) = drive(cfg, port, *mac, progress)?;
             let stats = port.stats()?;
@@ -475,6 +514,8 @@ struct Ran {
     engine_connections: usize,
     failures: Vec<(Errno, u64)>,
     counters: Vec<(&'static str, u64)>,
+    bare_closes: u64,
+    fins_again: u64,
 }
 
 impl Ran {
@@ -486,6 +527,8 @@ impl Ran {
             engine_connections: self.engine_connections,
             failures: self.failures,
             counters: self.counters,
+            bare_closes: self.bare_closes,
+            fins_again: self.fins_again,
         }
     }
 }
@@ -500,6 +543,14 @@ fn drive<P: Port>(
 ) -> Result<(P, Ran)> {
     let t0 = Instant::now();
     let mut engine = QueueEngine::new(engine_config(cfg, mac), t0);
+    let tally = cfg.bare_closes.then(|| {
+        RefCell::new(Tally::new(
+            cfg.dut,
+            GEN_ADDR,
+            &cfg.dut_ports,
+            cfg.close_on_fin,
+        ))
+    });
     let mut gen_hooks = Gen {
         st: State {
             conns: vec![Conn::default(); cfg.connections],
@@ -511,6 +562,7 @@ fn drive<P: Port>(
         },
         cfg,
         progress,
+        tally: tally.as_ref(),
     };
     let muted_ports = cfg.muted_ports();
     let keep = |frame: &[u8]| {
@@ -520,11 +572,31 @@ fn drive<P: Port>(
         }
         keep
     };
-    let mut filtered = Filtered::new(port, keep);
-    core_loop::run(&mut filtered, &mut engine, cfg.idle, None, &mut gen_hooks)
+    let counted = |n: u64| {
+        progress.closed.fetch_add(n, Ordering::Relaxed);
+    };
+    let mut tallied = Tallied::new(Filtered::new(port, keep), tally.as_ref(), counted);
+    core_loop::run(&mut tallied, &mut engine, cfg.idle, None, &mut gen_hooks)
         .context("load generator loop")?;
-    let port = filtered.into_inner();
-    let st = gen_hooks.st;
+    let port = tallied.into_inner().into_inner();
+    let mut st = gen_hooks.st;
+    if let Some(t) = &tally {
+        // The RSTs counted on the frame: the engine never saw them.
+        let t = t.borrow();
+        for c in st
+            .conns
+            .iter_mut()
+            .filter(|c| c.established && c.seen == Seen::Open)
+        {
+            if let Some((at, how)) = t.counted_at(c.local_port, c.remote_port) {
+                c.seen = match how {
+                    Closed::Rst => Seen::Rst,
+                    Closed::Fin => Seen::Fin,
+                };
+                c.closed_ns = at;
+            }
+        }
+    }
     Ok((
         port,
         Ran {
@@ -532,6 +604,8 @@ fn drive<P: Port>(
             engine_connections: engine.connection_count(),
             counters: crate::generator::report::nonzero(engine.counters()),
             failures: st.failures,
+            bare_closes: tally.as_ref().map_or(0, |t| t.borrow().counted()),
+            fins_again: tally.as_ref().map_or(0, |t| t.borrow().fins_again()),
         },
     ))
 }
@@ -541,6 +615,7 @@ struct Gen<'a> {
     st: State,
     cfg: &'a Config,
     progress: &'a Progress,
+    tally: Option<&'a RefCell<Tally>>,
 }
 
 impl<S> Hooks<S> for Gen<'_> {
@@ -553,7 +628,13 @@ impl<S> Hooks<S> for Gen<'_> {
     }
 
     fn on_completion(&mut self, c: Completion) {
-        on_completion(&mut self.st, self.progress, self.cfg.close_on_fin, c);
+        on_completion(
+            &mut self.st,
+            self.progress,
+            self.cfg.close_on_fin,
+            self.tally,
+            c,
+        );
     }
 }
 
@@ -595,7 +676,13 @@ fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant
     }
 }
 
-fn on_completion(st: &mut State, p: &Progress, close_on_fin: bool, c: Completion) {
+fn on_completion(
+    st: &mut State,
+    p: &Progress,
+    close_on_fin: bool,
+    tally: Option<&RefCell<Tally>>,
+    c: Completion,
+) {
     let Some(conn) = st.conns.get_mut(c.user_data as usize) else {
         return; // our own closes (user_data u64::MAX)
     };
@@ -604,6 +691,10 @@ fn on_completion(st: &mut State, p: &Progress, close_on_fin: bool, c: Completion
         (false, Detail::Connected { local_port }) if c.result == Errno::Ok => {
             conn.local_port = *local_port;
             conn.established = true;
+            if let Some(t) = tally {
+                t.borrow_mut()
+                    .established(conn.local_port, conn.remote_port);
+            }
             st.answered += 1;
             p.established.fetch_add(1, Ordering::Relaxed);
         }
@@ -616,7 +707,12 @@ fn on_completion(st: &mut State, p: &Progress, close_on_fin: bool, c: Completion
             }
         }
         (true, Detail::Reset | Detail::PeerClosed)
-            if conn.established && conn.seen == Seen::Open =>
+            if conn.established
+                && conn.seen == Seen::Open
+                && tally.is_none_or(|t| {
+                    t.borrow_mut()
+                        .engine_close(conn.local_port, conn.remote_port)
+                }) =>
         {
             conn.closed_ns = now_ns();
             conn.seen = if c.detail == Detail::Reset {
@@ -634,6 +730,125 @@ fn on_completion(st: &mut State, p: &Progress, close_on_fin: bool, c: Completion
         }
         _ => {}
     }
+}
+
+/// The generator's receive path alone, for the lab's fair ceiling: the
+/// same thread set-up (CPU, priority), the same AF_XDP port and the same
+/// loop waking the same way (an engine of the generator's configuration
+/// with no connection, `IdleMode` as given), but every received TCP RST is
+/// counted and dropped before the engine. It sends nothing.
+#[derive(Debug)]
+pub struct Receiver {
+    /// RSTs counted so far.
+    pub rsts: Arc<AtomicU64>,
+    /// Set once the port is open and the loop runs.
+    pub ready: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl Receiver {
+    /// Starts it on `side` (AF_XDP only).
+    pub fn start(side: &Side, cpu: Option<usize>, idle: IdleMode) -> Result<Receiver> {
+        let (ns, iface, mac) = match side {
+            Side::AfXdp { ns, iface, mac } => (ns.clone(), iface.clone(), *mac),
+            #[cfg(feature = "dpdk")]
+            Side::Dpdk { .. } => anyhow::bail!("the counting receiver runs on AF_XDP only"),
+        };
+        let rsts = Arc::new(AtomicU64::new(0));
+        let ready = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, go, end) = (Arc::clone(&rsts), Arc::clone(&ready), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("rst-receiver".into())
+            .spawn(move || -> Result<()> {
+                prepare_thread(cpu, idle)?;
+                netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
+                let port = open_afxdp(&iface)?;
+                let cfg = Config {
+                    side: Side::AfXdp { ns, iface, mac },
+                    dut: GEN_ADDR,
+                    dut_ports: Vec::new(),
+                    connections: 0,
+                    muted: 0,
+                    open_rate: 1,
+                    in_flight: 1,
+                    close_on_fin: false,
+                    bare_closes: false,
+                    idle,
+                    cpu,
+                };
+                let mut engine = QueueEngine::new(engine_config(&cfg, mac), Instant::now());
+                let count = |frame: &[u8]| {
+                    if is_rst(frame) {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
+                    false
+                };
+                let mut port = Filtered::new(port, count);
+                go.store(true, Ordering::Relaxed);
+                core_loop::run(&mut port, &mut engine, idle, None, &mut Until(&end))
+                    .context("counting receiver loop")
+            })
+            .context("spawning the counting receiver")?;
+        Ok(Receiver {
+            rsts,
+            ready,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether its thread has ended (an error).
+    pub fn finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops the loop and returns the RSTs counted.
+    pub fn stop(mut self) -> Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| anyhow!("counting receiver panicked"))??;
+        Ok(self.rsts.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Hooks that only end the loop when told.
+struct Until<'a>(&'a AtomicBool);
+
+impl<S> Hooks<S> for Until<'_> {
+    fn done(&mut self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn requests(&mut self, _: &mut QueueEngine, _: Instant, _: LoopView<S>) {}
+    fn on_completion(&mut self, _: Completion) {}
+}
+
+/// Whether `frame` is an IPv4 TCP segment with RST.
+fn is_rst(frame: &[u8]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    if eth.ethertype() != EtherType::Ipv4 {
+        return false;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return false;
+    };
+    ip.protocol() == IpProtocol::Tcp
+        && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.flags().contains(TcpFlags::RST))
 }
 
 /// How long to wait between looks at the progress counters.
@@ -667,6 +882,7 @@ mod tests {
             open_rate: 1,
             in_flight: 1,
             close_on_fin: false,
+            bare_closes: false,
             idle: IdleMode::Sleep {
                 max: Duration::from_millis(1),
             },

@@ -1,6 +1,7 @@
 //! The pieces of `lingerd-bench lab`, the end-to-end close benchmark: the
 //! close mode, the Linux kernel baseline ([`kernel`]), the load generator
-//! (lingerd itself in the client role, [`loadgen`]), the dut's client
+//! (lingerd itself in the client role, [`loadgen`], with its bare RST
+//! counter, [`rst_tally`]), the dut's client
 //! ([`dut`]), the statistics ([`stats`]), the SVG ([`plot`]) and what the
 //! lab commands share around them ([`setup`]: the lab, the device under
 //! test, progress).
@@ -16,6 +17,7 @@ pub mod kernel;
 pub mod loadgen;
 pub mod memif;
 pub mod plot;
+pub mod rst_tally;
 pub mod setup;
 pub mod stats;
 

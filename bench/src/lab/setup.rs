@@ -397,16 +397,22 @@ pub fn scrape_metrics(lab: &Lab, addr: SocketAddr) -> Result<String> {
     let ns = lab.get("LAB_DUT_NS");
     std::thread::spawn(move || -> Result<String> {
         netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
-        let step = Duration::from_secs(5);
-        let mut s = TcpStream::connect_timeout(&addr, step).context("connect to /metrics")?;
-        s.set_read_timeout(Some(step))?;
-        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
-        let mut body = String::new();
-        s.read_to_string(&mut body)?;
-        Ok(body)
+        scrape_here(addr)
     })
     .join()
     .map_err(|_| anyhow::anyhow!("scrape panicked"))?
+}
+
+/// `GET /metrics` from the daemon at `addr`, in this thread's namespace
+/// (the memif lab's daemon runs in ours).
+pub fn scrape_here(addr: SocketAddr) -> Result<String> {
+    let step = Duration::from_secs(5);
+    let mut s = TcpStream::connect_timeout(&addr, step).context("connect to /metrics")?;
+    s.set_read_timeout(Some(step))?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
 }
 
 /// The value of `selector` in a `/metrics` text, summed over the series it
