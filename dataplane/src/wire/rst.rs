@@ -38,21 +38,14 @@ pub const FRAME_LEN_V6: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + tcp::H
 /// the IPv6 hop limit (Linux's default hop limit is also 64).
 pub const TTL: u8 = 64;
 
-/// Offsets into the frame.
+/// Offsets into the IPv4 frame.
 mod field {
     use core::ops::Range;
 
     const IP: usize = 14;
-    const TCP: usize = 34;
+    pub(super) const TCP: usize = 34;
     pub(super) const IP_CHECKSUM: Range<usize> = IP + 10..IP + 12;
     pub(super) const IP_DST: Range<usize> = IP + 16..IP + 20;
-    pub(super) const SRC_PORT: Range<usize> = TCP..TCP + 2;
-    pub(super) const DST_PORT: Range<usize> = TCP + 2..TCP + 4;
-    pub(super) const SEQ: Range<usize> = TCP + 4..TCP + 8;
-    pub(super) const ACK: Range<usize> = TCP + 8..TCP + 12;
-    pub(super) const FLAGS: usize = TCP + 13;
-    pub(super) const WINDOW: Range<usize> = TCP + 14..TCP + 16;
-    pub(super) const TCP_CHECKSUM: Range<usize> = TCP + 16..TCP + 18;
     pub(super) const IP_HEADER: Range<usize> = IP..TCP;
     pub(super) const TCP_HEADER: Range<usize> = TCP..TCP + 20;
 }
@@ -62,17 +55,51 @@ mod field6 {
     use core::ops::Range;
 
     const IP: usize = 14;
-    const TCP: usize = 54;
+    pub(super) const TCP: usize = 54;
     pub(super) const IP_DST: Range<usize> = IP + 24..IP + 40;
-    pub(super) const SRC_PORT: Range<usize> = TCP..TCP + 2;
-    pub(super) const DST_PORT: Range<usize> = TCP + 2..TCP + 4;
-    pub(super) const SEQ: Range<usize> = TCP + 4..TCP + 8;
-    pub(super) const ACK: Range<usize> = TCP + 8..TCP + 12;
-    pub(super) const FLAGS: usize = TCP + 13;
-    pub(super) const WINDOW: Range<usize> = TCP + 14..TCP + 16;
-    pub(super) const TCP_CHECKSUM: Range<usize> = TCP + 16..TCP + 18;
     pub(super) const IP_HEADER: Range<usize> = IP..TCP;
     pub(super) const TCP_HEADER: Range<usize> = TCP..TCP + 20;
+}
+
+/// Offsets into the TCP header, the same in both frames.
+mod tcp_field {
+    use core::ops::Range;
+
+    pub(super) const SRC_PORT: Range<usize> = 0..2;
+    pub(super) const DST_PORT: Range<usize> = 2..4;
+    pub(super) const SEQ: Range<usize> = 4..8;
+    pub(super) const ACK: Range<usize> = 8..12;
+    pub(super) const FLAGS: usize = 13;
+    pub(super) const WINDOW: Range<usize> = 14..16;
+    pub(super) const CHECKSUM: Range<usize> = 16..18;
+}
+
+/// Writes `seg`'s TCP fields into the zeroed template header `tcp` and its
+/// checksum: `tcp_sum` (the template's constant words) plus `dst_acc` (the
+/// destination address's words, summed by the caller's family) plus the
+/// fields written (RST → window 0). Shared by both templates.
+#[inline(always)]
+fn fill_tcp<A>(tcp: &mut [u8], tcp_sum: u16, dst_acc: u64, seg: &ControlSegment<A>) {
+    let window = if seg.flags.rst() { 0 } else { seg.window };
+    tcp[tcp_field::SRC_PORT].copy_from_slice(&seg.local_port.to_be_bytes());
+    tcp[tcp_field::DST_PORT].copy_from_slice(&seg.remote_port.to_be_bytes());
+    tcp[tcp_field::SEQ].copy_from_slice(&seg.seq.0.to_be_bytes());
+    tcp[tcp_field::ACK].copy_from_slice(&seg.ack.0.to_be_bytes());
+    tcp[tcp_field::FLAGS] = seg.flags.bits();
+    tcp[tcp_field::WINDOW].copy_from_slice(&window.to_be_bytes());
+    // A dozen terms below 2^16 (and `dst_acc` below 2^18): no carry out of
+    // 64 bits.
+    let acc = u64::from(tcp_sum)
+        + dst_acc
+        + u64::from(seg.local_port)
+        + u64::from(seg.remote_port)
+        + u64::from(seg.seq.0 >> 16)
+        + u64::from(seg.seq.0 & 0xffff)
+        + u64::from(seg.ack.0 >> 16)
+        + u64::from(seg.ack.0 & 0xffff)
+        + u64::from(seg.flags.bits())
+        + u64::from(window);
+    tcp[tcp_field::CHECKSUM].copy_from_slice(&checksum::finish(acc).to_be_bytes());
 }
 
 /// The fields of a pure-header segment (no data, no options) to send from
@@ -205,33 +232,13 @@ impl RstTemplate {
     #[inline]
     pub fn build_array(&self, frame: &mut [u8; FRAME_LEN], seg: &ControlSegment) {
         *frame = self.frame;
-        let window = if seg.flags.rst() { 0 } else { seg.window };
         let dst = u32::from(seg.remote_ip);
         let dst_acc = u64::from(dst >> 16) + u64::from(dst & 0xffff);
 
         frame[field::IP_DST].copy_from_slice(&dst.to_be_bytes());
         let ip_checksum = checksum::finish(u64::from(self.ip_sum) + dst_acc);
         frame[field::IP_CHECKSUM].copy_from_slice(&ip_checksum.to_be_bytes());
-
-        frame[field::SRC_PORT].copy_from_slice(&seg.local_port.to_be_bytes());
-        frame[field::DST_PORT].copy_from_slice(&seg.remote_port.to_be_bytes());
-        frame[field::SEQ].copy_from_slice(&seg.seq.0.to_be_bytes());
-        frame[field::ACK].copy_from_slice(&seg.ack.0.to_be_bytes());
-        frame[field::FLAGS] = seg.flags.bits();
-        frame[field::WINDOW].copy_from_slice(&window.to_be_bytes());
-        // A dozen terms below 2^16: no carry out of 64 bits.
-        let tcp_acc = u64::from(self.tcp_sum)
-            + dst_acc
-            + u64::from(seg.local_port)
-            + u64::from(seg.remote_port)
-            + u64::from(seg.seq.0 >> 16)
-            + u64::from(seg.seq.0 & 0xffff)
-            + u64::from(seg.ack.0 >> 16)
-            + u64::from(seg.ack.0 & 0xffff)
-            + u64::from(seg.flags.bits())
-            + u64::from(window);
-        let tcp_checksum = checksum::finish(tcp_acc);
-        frame[field::TCP_CHECKSUM].copy_from_slice(&tcp_checksum.to_be_bytes());
+        fill_tcp(&mut frame[field::TCP..], self.tcp_sum, dst_acc, seg);
     }
 
     /// Writes the frame for `seg` into the front of `buf` and returns its
@@ -309,35 +316,16 @@ impl RstTemplateV6 {
     #[inline]
     pub fn build_array(&self, frame: &mut [u8; FRAME_LEN_V6], seg: &ControlSegment<Ipv6Addr>) {
         *frame = self.frame;
-        let window = if seg.flags.rst() { 0 } else { seg.window };
         let dst = u128::from(seg.remote_ip);
         // Eight address words as two 64-bit halves (2^64 ≡ 1 modulo
-        // 2^16 - 1), folded so the sum below stays far from overflow.
+        // 2^16 - 1), folded so the sum stays far from overflow.
         let dst_acc = u64::from(checksum::fold(checksum::add(
             (dst >> 64) as u64,
             dst as u64,
         )));
 
         frame[field6::IP_DST].copy_from_slice(&dst.to_be_bytes());
-        frame[field6::SRC_PORT].copy_from_slice(&seg.local_port.to_be_bytes());
-        frame[field6::DST_PORT].copy_from_slice(&seg.remote_port.to_be_bytes());
-        frame[field6::SEQ].copy_from_slice(&seg.seq.0.to_be_bytes());
-        frame[field6::ACK].copy_from_slice(&seg.ack.0.to_be_bytes());
-        frame[field6::FLAGS] = seg.flags.bits();
-        frame[field6::WINDOW].copy_from_slice(&window.to_be_bytes());
-        // A dozen terms below 2^16: no carry out of 64 bits.
-        let tcp_acc = u64::from(self.tcp_sum)
-            + dst_acc
-            + u64::from(seg.local_port)
-            + u64::from(seg.remote_port)
-            + u64::from(seg.seq.0 >> 16)
-            + u64::from(seg.seq.0 & 0xffff)
-            + u64::from(seg.ack.0 >> 16)
-            + u64::from(seg.ack.0 & 0xffff)
-            + u64::from(seg.flags.bits())
-            + u64::from(window);
-        let tcp_checksum = checksum::finish(tcp_acc);
-        frame[field6::TCP_CHECKSUM].copy_from_slice(&tcp_checksum.to_be_bytes());
+        fill_tcp(&mut frame[field6::TCP..], self.tcp_sum, dst_acc, seg);
     }
 
     /// Writes the frame for `seg` into the front of `buf` and returns its
