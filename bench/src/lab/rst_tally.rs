@@ -46,15 +46,20 @@ use super::loadgen::{EPHEMERAL, PER_PORT};
 use crate::clock::now_ns;
 
 /// A slot's state.
-const UNUSED: u8 = 0;
-/// The engine reported the connection established.
-const ESTABLISHED: u8 = 1;
-/// Counted here, from an RST.
-const COUNTED: u8 = 2;
-/// Counted from the engine's event (an RST or FIN it processed).
-const ENGINE: u8 = 3;
-/// Counted here, from a FIN, and answered.
-const FIN_ANSWERED: u8 = 4;
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum SlotState {
+    /// No connection yet.
+    #[default]
+    Unused,
+    /// The engine reported the connection established.
+    Established,
+    /// Counted here, from an RST.
+    Counted,
+    /// Counted from the engine's event (an RST or FIN it processed).
+    Engine,
+    /// Counted here, from a FIN, and answered.
+    FinAnswered,
+}
 
 /// The window our FIN|ACK advertises (unscaled).
 const WINDOW: u16 = 1024;
@@ -72,7 +77,7 @@ pub struct Slot {
     our_seq: u32,
     /// Whether the SYN-ACK was seen.
     has_seq: bool,
-    state: u8,
+    state: SlotState,
 }
 
 /// How the dut closed a connection, as counted here.
@@ -180,9 +185,9 @@ impl Tally {
     /// The engine says the connection (our port, dut port) is established.
     pub fn established(&mut self, our_port: u16, dut_port: u16) {
         if let Some(s) = self.slot(dut_port, our_port)
-            && s.state == UNUSED
+            && s.state == SlotState::Unused
         {
-            s.state = ESTABLISHED;
+            s.state = SlotState::Established;
         }
     }
 
@@ -190,9 +195,16 @@ impl Tally {
     /// was not counted yet (here or before), and now is.
     pub fn engine_close(&mut self, our_port: u16, dut_port: u16) -> bool {
         match self.slot(dut_port, our_port) {
-            Some(s) if matches!(s.state, COUNTED | ENGINE | FIN_ANSWERED) => false,
+            Some(s)
+                if matches!(
+                    s.state,
+                    SlotState::Counted | SlotState::Engine | SlotState::FinAnswered
+                ) =>
+            {
+                false
+            }
             Some(s) => {
-                s.state = ENGINE;
+                s.state = SlotState::Engine;
                 true
             }
             // Not a tuple of ours: the caller's own bookkeeping decides.
@@ -205,8 +217,8 @@ impl Tally {
     pub fn counted_at(&self, our_port: u16, dut_port: u16) -> Option<(u64, Closed)> {
         let s = self.slots.get(self.index(dut_port, our_port)?)?;
         match s.state {
-            COUNTED => Some((s.stamp, Closed::Rst)),
-            FIN_ANSWERED => Some((s.stamp, Closed::Fin)),
+            SlotState::Counted => Some((s.stamp, Closed::Rst)),
+            SlotState::FinAnswered => Some((s.stamp, Closed::Fin)),
             _ => None,
         }
     }
@@ -262,7 +274,7 @@ impl Tally {
         if synack {
             // A retransmitted SYN-ACK carries the same ISN; a new
             // connection on a reused tuple, its own.
-            if slot.state == UNUSED {
+            if slot.state == SlotState::Unused {
                 slot.rst_seq = seq.wrapping_add(1);
                 slot.our_seq = ack;
                 slot.has_seq = true;
@@ -281,19 +293,19 @@ impl Tally {
             return Verdict::Pass;
         }
         let verdict = match (slot.state, rst, fin) {
-            (ESTABLISHED, true, _) => {
-                slot.state = COUNTED;
+            (SlotState::Established, true, _) => {
+                slot.state = SlotState::Counted;
                 Verdict::Counted
             }
             // The dut's FIN (acknowledging our SYN and nothing more), once
             // or again.
-            (ESTABLISHED, false, true) if fins && ack == slot.our_seq => {
-                slot.state = FIN_ANSWERED;
+            (SlotState::Established, false, true) if fins && ack == slot.our_seq => {
+                slot.state = SlotState::FinAnswered;
                 Verdict::Counted
             }
-            (FIN_ANSWERED, false, true) if ack == slot.our_seq => Verdict::Absorbed,
+            (SlotState::FinAnswered, false, true) if ack == slot.our_seq => Verdict::Absorbed,
             // Its last ACK, of our FIN.
-            (FIN_ANSWERED, false, false) if ack == slot.our_seq.wrapping_add(1) => {
+            (SlotState::FinAnswered, false, false) if ack == slot.our_seq.wrapping_add(1) => {
                 return Verdict::Absorbed;
             }
             _ => return Verdict::Pass,
