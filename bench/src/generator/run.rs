@@ -664,7 +664,7 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 fn afxdp_config(plan: &Plan, iface: &str, queue: u32) -> AfXdpConfig {
-    let mut cfg = AfXdpConfig::new(iface, queue, plan.sources.iter().map(|s| s.addr).collect());
+    let mut cfg = AfXdpConfig::new(iface, queue, plan.sources.iter().map(|s| s.addr));
     // Mostly receiving, in bursts as fast as the device sends: a large UMEM
     // and the largest fill ring.
     cfg.xsk = XskConfig::with_frames(65_536);

@@ -15,7 +15,13 @@ use super::engine::{
     setup,
 };
 use lingerd_dataplane::tcp::state::State;
-use lingerd_dataplane::wire::{Ipv4Packet, SeqNumber, TcpFlags, TcpOptions};
+use std::net::Ipv6Addr;
+
+use lingerd_dataplane::wire::{
+    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv6InvokingTcp, Icmpv6Packet,
+    IpProtocol, Ipv4Packet, Ipv6Packet, Ipv6Repr, NdiscRepr, PacketTooBigRepr, SeqNumber, TcpFlags,
+    TcpOptions, TcpPacket, TcpPseudoHeader, TcpRepr, solicited_node,
+};
 
 /// One seed input.
 #[derive(Clone, Debug)]
@@ -50,6 +56,115 @@ fn syn_options() -> Vec<u8> {
     }
     .emit(&mut buf);
     buf[..n].to_vec()
+}
+
+const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+const OURS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const MAC6: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+/// An Ethernet + IPv6 frame from PEER6 to OURS6: `chain` (extension header
+/// bytes, whose first next header is `first`), then the upper layer.
+fn frame6(first: u8, chain: &[u8], upper: &[u8], hop_limit: u8) -> Vec<u8> {
+    let payload_len = chain.len() + upper.len();
+    let mut out = vec![0u8; 14 + 40 + payload_len];
+    EthernetRepr {
+        src_addr: MAC6,
+        dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        ethertype: EtherType::IPV6,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut out[..]));
+    Ipv6Repr {
+        src_addr: PEER6,
+        dst_addr: OURS6,
+        next_header: IpProtocol::from(first),
+        payload_len,
+        hop_limit,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut out[14..54]));
+    out[54..54 + chain.len()].copy_from_slice(chain);
+    out[54 + chain.len()..].copy_from_slice(upper);
+    out
+}
+
+/// A TCP/IPv6 SYN with Linux's options, checksum right.
+fn syn6() -> Vec<u8> {
+    let options = TcpOptions::parse(&syn_options()).expect("our own options");
+    let repr = TcpRepr {
+        src_port: PEER_PORTS[0],
+        dst_port: LISTEN_PORT,
+        seq: SeqNumber(1000),
+        ack: SeqNumber(0),
+        flags: TcpFlags::SYN,
+        window: 64_240,
+        urgent: 0,
+        options,
+        payload: &[],
+    };
+    let mut seg = vec![0u8; repr.buffer_len()];
+    repr.emit_pseudo(
+        &mut TcpPacket::new_unchecked(&mut seg[..]),
+        TcpPseudoHeader::ipv6(PEER6, OURS6),
+    );
+    seg
+}
+
+/// IPv6 seeds: TCP bare and behind extension headers, a fragment, Neighbor
+/// Discovery and Packet Too Big.
+fn ipv6_seeds() -> Vec<Seed> {
+    let syn = syn6();
+    // Hop-by-Hop (PadN 4), Routing (type 253, segments left 0), Destination
+    // Options (PadN 4), atomic Fragment, then TCP.
+    let chain = [
+        43, 0, 1, 4, 0, 0, 0, 0, // Hop-by-Hop -> Routing
+        60, 0, 253, 0, 0, 0, 0, 0, // Routing -> Destination Options
+        44, 0, 1, 4, 0, 0, 0, 0, // Destination Options -> Fragment
+        6, 0, 0, 0, 0, 0, 0, 1, // atomic Fragment -> TCP
+    ];
+    let first_fragment = [6, 0, 0, 1, 0, 0, 0, 2]; // offset 0, M set
+    let mut ns = [0u8; 128];
+    let group = solicited_node(OURS6);
+    let n = NdiscRepr::NeighborSolicit {
+        target_addr: OURS6,
+        lladdr: Some(MAC6),
+    }
+    .emit_frame(
+        &mut ns,
+        MAC6,
+        lingerd_dataplane::wire::ipv6_multicast_mac(group),
+        PEER6,
+        group,
+    )
+    .expect("an NS fits");
+    let advert = NdiscRepr::NeighborAdvert {
+        flags: lingerd_dataplane::wire::NdiscFlags::SOLICITED,
+        target_addr: PEER6,
+        lladdr: Some(MAC6),
+    };
+    let mut na = vec![0u8; advert.buffer_len()];
+    advert.emit(&mut Icmpv6Packet::new_unchecked(&mut na[..]), PEER6, OURS6);
+    let too_big = PacketTooBigRepr {
+        mtu: 1280,
+        invoking: Icmpv6InvokingTcp {
+            src_addr: OURS6,
+            dst_addr: PEER6,
+            src_port: LISTEN_PORT,
+            dst_port: PEER_PORTS[0],
+            seq: SeqNumber(5000),
+        },
+    };
+    let mut ptb = vec![0u8; too_big.buffer_len()];
+    too_big.emit(&mut Icmpv6Packet::new_unchecked(&mut ptb[..]), PEER6, OURS6);
+    vec![
+        seed("ipv6_syn", frame6(6, &[], &syn, 64)),
+        seed("ipv6_ext_chain_syn", frame6(0, &chain, &syn, 64)),
+        seed("ipv6_fragment", frame6(44, &first_fragment, &syn, 64)),
+        seed("ipv6_truncated_chain", frame6(60, &chain[..4], &[], 64)),
+        seed("ipv6_ns", ns[..n].to_vec()),
+        seed("ipv6_na", frame6(58, &[], &na, 255)),
+        seed("ipv6_packet_too_big", frame6(58, &[], &ptb, 64)),
+    ]
 }
 
 fn frame(flags: TcpFlags, options: &[u8], payload: &[u8]) -> Vec<u8> {
@@ -93,7 +208,7 @@ pub fn wire_parse() -> Vec<Seed> {
     let arp_request = arp_frame(1, true);
     let arp_reply = arp_frame(2, true);
 
-    vec![
+    let mut seeds = vec![
         seed("syn", syn.clone()),
         seed(
             "syn_ack",
@@ -140,7 +255,9 @@ pub fn wire_parse() -> Vec<Seed> {
             "opt_eol_then_garbage",
             frame(TcpFlags::SYN, &[0, 0xff, 0xff, 0xff], &[]),
         ),
-    ]
+    ];
+    seeds.extend(ipv6_seeds());
+    seeds
 }
 
 fn req(kind: u8, target: u8, arg: u32) -> Op {

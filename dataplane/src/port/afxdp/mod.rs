@@ -19,7 +19,7 @@ pub mod steering;
 
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::port::Port;
@@ -74,9 +74,10 @@ pub struct AfXdpConfig {
     pub attach: AttachMode,
     /// Socket and UMEM sizes, copy policy, need_wakeup.
     pub xsk: XskConfig,
-    /// The daemon's addresses: IPv4 to them (and ARP asking for them) is
-    /// steered to the socket.
-    pub addrs: Vec<Ipv4Addr>,
+    /// The daemon's addresses, either family: IPv4 and IPv6 to them (and
+    /// ARP or Neighbor Solicitations asking for them) are steered to the
+    /// socket, as `xdp/lingerd.bpf.c` says.
+    pub addrs: Vec<IpAddr>,
     /// Destination TCP ports to steer; empty = all.
     pub ports: Vec<u16>,
     /// With `ports` set: the engine's ephemeral port range (inclusive), also
@@ -85,14 +86,19 @@ pub struct AfXdpConfig {
 }
 
 impl AfXdpConfig {
-    /// Defaults for `iface` queue `queue` answering for `addrs`.
-    pub fn new(iface: &str, queue: u32, addrs: Vec<Ipv4Addr>) -> AfXdpConfig {
+    /// Defaults for `iface` queue `queue` answering for `addrs` (IPv4,
+    /// IPv6 or both: anything that turns into an [`IpAddr`]).
+    pub fn new<A: Into<IpAddr>>(
+        iface: &str,
+        queue: u32,
+        addrs: impl IntoIterator<Item = A>,
+    ) -> AfXdpConfig {
         AfXdpConfig {
             iface: iface.to_owned(),
             queue,
             attach: AttachMode::Auto,
             xsk: XskConfig::default(),
-            addrs,
+            addrs: addrs.into_iter().map(Into::into).collect(),
             ports: Vec::new(),
             ephemeral: None,
         }

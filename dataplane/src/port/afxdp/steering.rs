@@ -2,8 +2,8 @@
 //!
 //! [`Steering`] owns the program on one interface: it is loaded and attached
 //! with aya (loader only; the program is C, compiled by clang in `build.rs`
-//! and embedded here), its maps are filled from the daemon's addresses and
-//! ports, and sockets are registered in `xsks` by queue. Dropping it detaches
+//! and embedded here), its maps are filled from the daemon's addresses (IPv4
+//! in `daemon_addrs`, IPv6 in `daemon_addrs6`) and ports, and sockets are registered in `xsks` by queue. Dropping it detaches
 //! the program. It may not touch sockets' rings or frames (that is
 //! `sys::xsk`) nor any interface but its own.
 //!
@@ -18,7 +18,7 @@
 //! [`AfXdpError::Busy`] rather than fight another daemon.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use aya::Ebpf;
@@ -90,14 +90,15 @@ fn ebpf_err(what: &'static str) -> impl FnOnce(String) -> AfXdpError {
 }
 
 impl Steering {
-    /// Loads the program, fills `daemon_addrs`, `ports` and the ephemeral
-    /// range (with an empty `ports` every port is steered and the range does
+    /// Loads the program, fills `daemon_addrs` (the IPv4 ones of `addrs`),
+    /// `daemon_addrs6` (the IPv6 ones), `ports` and the ephemeral range
+    /// (with an empty `ports` every TCP port is steered and the range does
     /// not matter) and attaches it to `iface`, first detaching any program
     /// left there through netlink.
     pub fn attach(
         iface: &str,
         mode: AttachMode,
-        addrs: &[Ipv4Addr],
+        addrs: &[IpAddr],
         ports: &[u16],
         ephemeral: Option<(u16, u16)>,
     ) -> Result<Steering, AfXdpError> {
@@ -132,8 +133,23 @@ impl Steering {
                 .try_into()
                 .map_err(|e: aya::maps::MapError| ebpf_err("open daemon_addrs")(e.to_string()))?;
             for a in addrs {
-                map.insert(u32::from_ne_bytes(a.octets()), 1, 0)
-                    .map_err(|e| ebpf_err("fill daemon_addrs")(e.to_string()))?;
+                if let IpAddr::V4(a) = a {
+                    map.insert(u32::from_ne_bytes(a.octets()), 1, 0)
+                        .map_err(|e| ebpf_err("fill daemon_addrs")(e.to_string()))?;
+                }
+            }
+        }
+        {
+            let mut map: HashMap<_, [u8; 16], u8> = ebpf
+                .map_mut("daemon_addrs6")
+                .ok_or_else(|| ebpf_err("find map daemon_addrs6")(String::new()))?
+                .try_into()
+                .map_err(|e: aya::maps::MapError| ebpf_err("open daemon_addrs6")(e.to_string()))?;
+            for a in addrs {
+                if let IpAddr::V6(a) = a {
+                    map.insert(a.octets(), 1, 0)
+                        .map_err(|e| ebpf_err("fill daemon_addrs6")(e.to_string()))?;
+                }
             }
         }
         {
