@@ -470,7 +470,7 @@ impl Lab {
         let (now, a) = (self.now, &mut self.a);
         let (mut rsts, mut done) = (0, 0);
         let prefetch = self.prefetch;
-        let span = profiled(|| {
+        let span = profiled("abort", || {
             let watch = Stopwatch::start();
             for burst in handles.chunks(BURST) {
                 if prefetch {
@@ -544,7 +544,7 @@ impl Lab {
         let (now, a) = (self.now, &mut self.a);
         let mut t = RingTiming::default();
         let (mut next, mut done) = (0usize, 0usize);
-        let watch = profiled(|| {
+        let watch = profiled("ring", || {
             let watch = Stopwatch::start();
             while done < handles.len() {
                 // The client: a burst of aborts, then the doorbell.
@@ -622,7 +622,7 @@ impl Lab {
         let mut a_span = Span::default();
         let watch = Stopwatch::start();
         for burst in handles.chunks(BURST) {
-            profile_on();
+            profile_on("graceful");
             let t = Stopwatch::start();
             for &handle in burst {
                 self.a.handle_request(
@@ -638,7 +638,7 @@ impl Lab {
             self.ab.fill_from(&mut self.a, now);
             drain_completions(&mut self.a, |_| ());
             a_span += t.stop();
-            profile_off();
+            profile_off("graceful");
             while !self.ab.is_empty() || !self.ba.is_empty() {
                 // B: FINs (and final ACKs) in; its client closes on PeerClosed.
                 self.ab.deliver(&mut self.b, now);
@@ -657,13 +657,13 @@ impl Lab {
                 }
                 self.ba.fill_from(&mut self.b, now);
                 // A: B's ACK+FIN in, our ACK out.
-                profile_on();
+                profile_on("graceful");
                 let t = Stopwatch::start();
                 self.ba.deliver(&mut self.a, now);
                 self.ab.fill_from(&mut self.a, now);
                 drain_completions(&mut self.a, |_| ());
                 a_span += t.stop();
-                profile_off();
+                profile_off("graceful");
             }
         }
         let span = watch.stop();
@@ -731,7 +731,7 @@ impl Lab {
         let a = &mut self.a;
         let (mut rsts, mut done) = (0, 0);
         let mut rounds = Vec::with_capacity(handles.len() / 64 + 16);
-        let span = profiled(|| {
+        let span = profiled("linger", || {
             let watch = Stopwatch::start();
             // The shell's loop at one instant: `handle_timeout` works off at
             // most `MAX_EXPIRIES_PER_CALL` expiries per call and stays due.

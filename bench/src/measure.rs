@@ -14,7 +14,9 @@
 //! virtual machines often do not expose them; the TSC is always there on
 //! x86-64. When `LINGERD_BENCH_PERF_CTL` names the control FIFO of a
 //! `perf record --control fifo:…` run, timed regions are bracketed with
-//! `enable` / `disable` so that a profile holds only them.
+//! `enable` / `disable` so that a profile holds only them (only those of
+//! one scenario, `abort`, `ring`, `graceful` or `linger`, when
+//! `LINGERD_BENCH_PERF_ONLY` names it).
 
 use std::io::Write;
 use std::sync::{Mutex, OnceLock};
@@ -147,23 +149,36 @@ pub fn cycles_source() -> &'static str {
     }
 }
 
-/// Runs `f` with a profiler recording (see the module doc): a no-op
-/// unless `LINGERD_BENCH_PERF_CTL` is set.
-pub fn profiled<T>(f: impl FnOnce() -> T) -> T {
-    profile_on();
+/// Runs `f`, the timed region of `scenario`, with a profiler recording
+/// (see the module doc): a no-op unless `LINGERD_BENCH_PERF_CTL` is set,
+/// and unless `LINGERD_BENCH_PERF_ONLY`, when set, names `scenario`.
+pub fn profiled<T>(scenario: &str, f: impl FnOnce() -> T) -> T {
+    profile_on(scenario);
     let out = f();
-    profile_off();
+    profile_off(scenario);
     out
 }
 
-/// Starts the profiler's recording (see [`profiled`]).
-pub fn profile_on() {
-    perf_control("enable");
+/// Starts the profiler's recording of `scenario` (see [`profiled`]).
+pub fn profile_on(scenario: &str) {
+    if profiling(scenario) {
+        perf_control("enable");
+    }
 }
 
-/// Stops the profiler's recording (see [`profiled`]).
-pub fn profile_off() {
-    perf_control("disable");
+/// Stops the profiler's recording of `scenario` (see [`profiled`]).
+pub fn profile_off(scenario: &str) {
+    if profiling(scenario) {
+        perf_control("disable");
+    }
+}
+
+/// Whether `scenario` is to be recorded.
+fn profiling(scenario: &str) -> bool {
+    static ONLY: OnceLock<Option<String>> = OnceLock::new();
+    ONLY.get_or_init(|| std::env::var("LINGERD_BENCH_PERF_ONLY").ok())
+        .as_deref()
+        .is_none_or(|only| only == scenario)
 }
 
 /// Writes `cmd` to perf's control FIFO and waits for its ack when
