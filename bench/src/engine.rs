@@ -544,7 +544,7 @@ impl Lab {
         let (now, a) = (self.now, &mut self.a);
         let mut t = RingTiming::default();
         let (mut next, mut done) = (0usize, 0usize);
-        let watch = profiled("ring", || {
+        let watch = {
             let watch = Stopwatch::start();
             while done < handles.len() {
                 // The client: a burst of aborts, then the doorbell.
@@ -557,7 +557,9 @@ impl Lab {
                     next += 1;
                 }
                 submit.publish();
-                // The daemon's loop: requests, TX, completions.
+                // The daemon's loop: requests, TX, completions (the part
+                // a profile of this scenario records).
+                profile_on("ring");
                 let w = Stopwatch::start();
                 rings.poll_requests(a, now, BURST as u32);
                 t.requests += w.stop();
@@ -571,6 +573,7 @@ impl Lab {
                 }
                 rings.flush();
                 t.completions += w.stop();
+                profile_off("ring");
                 // The client reads its completions.
                 let n = reap.available();
                 for _ in 0..n {
@@ -582,7 +585,7 @@ impl Lab {
                 reap.release();
             }
             watch.stop()
-        });
+        };
         let span = watch;
         t.frames = port.sent;
         assert_eq!(

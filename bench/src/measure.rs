@@ -183,8 +183,11 @@ fn profiling(scenario: &str) -> bool {
 
 /// Writes `cmd` to perf's control FIFO and waits for its ack when
 /// `LINGERD_BENCH_PERF_ACK` names one.
+/// perf's control FIFO and, if named, its ack FIFO.
+type PerfFifos = Mutex<(std::fs::File, Option<std::fs::File>)>;
+
 fn perf_control(cmd: &str) {
-    static CTL: OnceLock<Option<Mutex<(std::fs::File, Option<std::fs::File>)>>> = OnceLock::new();
+    static CTL: OnceLock<Option<PerfFifos>> = OnceLock::new();
     let ctl = CTL.get_or_init(|| {
         let path = std::env::var_os("LINGERD_BENCH_PERF_CTL")?;
         let ctl = std::fs::OpenOptions::new().write(true).open(path).ok()?;
