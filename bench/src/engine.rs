@@ -10,15 +10,26 @@
 //! the scenario loops; it checks that every close really happened (frame
 //! and counter totals) and panics on a miscount, but never judges a timing.
 
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use lingerd_abi::Errno;
+use lingerd_abi::entry::{self, Op};
+use lingerd_abi::layout::{Layout, LayoutParams};
+use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
 use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
+use lingerd_dataplane::port::{Port, TxOutcome};
+use lingerd_dataplane::rings::ClientRings;
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::wire::EthernetAddress;
+
+use crate::measure::{Span, Stopwatch, profile_off, profile_on, profiled};
 
 /// The client that owns A's connections.
 pub const CLIENT: ClientId = ClientId(1);
@@ -153,6 +164,123 @@ impl TxRing {
     }
 }
 
+/// Frames of a [`MemPort`]'s TX area (a UMEM's worth of TX frames).
+const PORT_FRAMES: usize = 1024;
+/// Bytes of one [`MemPort`] frame.
+const PORT_FRAME: usize = 2048;
+
+/// A cheap in-memory [`Port`] for the TX-per-frame figure: the shape of
+/// the AF_XDP port's TX side (a free list of frames in one area, a
+/// descriptor per queued frame, a flush that hands the descriptors over
+/// and takes back the sent frames) with a device that sends every frame
+/// the moment it is flushed. It receives nothing and never waits.
+#[derive(Debug)]
+pub struct MemPort {
+    area: Vec<u8>,
+    free: Vec<u32>,
+    /// Queued descriptors: (frame, length).
+    queued: Vec<(u32, u16)>,
+    /// Frames handed over so far.
+    pub sent: u64,
+    /// Of which RSTs.
+    pub rsts: u64,
+}
+
+impl Default for MemPort {
+    fn default() -> Self {
+        MemPort {
+            area: vec![0; PORT_FRAMES * PORT_FRAME],
+            free: (0..PORT_FRAMES as u32).rev().collect(),
+            queued: Vec::with_capacity(PORT_FRAMES),
+            sent: 0,
+            rsts: 0,
+        }
+    }
+}
+
+impl Port for MemPort {
+    type Stats = u64;
+
+    fn rx_burst(&mut self, _max: usize, _on_frame: impl FnMut(&[u8])) -> usize {
+        0
+    }
+
+    #[inline]
+    fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
+        let Some(frame) = self.free.pop() else {
+            return TxOutcome::NoFrame;
+        };
+        let at = frame as usize * PORT_FRAME;
+        let buf = &mut self.area[at..at + PORT_FRAME];
+        match write(buf) {
+            Some(n) if n > 0 && n <= PORT_FRAME => {
+                self.rsts += u64::from(is_rst(&buf[..n]));
+                self.queued.push((frame, n as u16));
+                TxOutcome::Queued
+            }
+            _ => {
+                self.free.push(frame);
+                TxOutcome::Empty
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<usize> {
+        let n = self.queued.len();
+        self.sent += n as u64;
+        self.free
+            .extend(self.queued.drain(..).map(|(frame, _)| frame));
+        Ok(n)
+    }
+
+    fn tx_in_flight(&self) -> usize {
+        self.queued.len()
+    }
+
+    fn wait(&mut self, _timeout: Duration) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    fn stats(&self) -> io::Result<u64> {
+        Ok(self.sent)
+    }
+
+    fn count_loop(&mut self) {}
+}
+
+/// What the client-ring abort scenario measured, by part of the daemon's
+/// loop ([`Lab::ring_abort_all`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RingTiming {
+    /// The whole scenario (client side included) as a [`Timing`].
+    pub timing: Timing,
+    /// Request intake: `ClientRings::poll_requests` (copy, decode,
+    /// prefetch, and the engine's handling of each abort).
+    pub requests: Span,
+    /// The port's TX: `tx_frame` with `poll_transmit` into its buffer,
+    /// then `flush`.
+    pub tx: Span,
+    /// Completions: `poll_completion`, `ClientRings::deliver`, `flush`
+    /// (encode and publish).
+    pub completions: Span,
+    /// Frames the port sent.
+    pub frames: u64,
+}
+
+impl RingTiming {
+    /// The daemon's side (requests + TX + completions).
+    pub fn daemon(&self) -> Span {
+        let mut s = self.requests;
+        s += self.tx;
+        s += self.completions;
+        s
+    }
+}
+
+/// Entries of each client ring in [`Lab::ring_abort_all`] (the daemon's
+/// default ring size).
+const RING_ENTRIES: u32 = 4096;
+
 /// Counts `e`'s pending completions, applying `f` to each.
 #[inline]
 fn drain_completions(e: &mut QueueEngine, mut f: impl FnMut(&Completion)) -> usize {
@@ -189,6 +317,10 @@ pub struct Timing {
     /// The longest of those iterations (on a shared machine, usually a
     /// preemption rather than the engine).
     pub longest_round: Duration,
+    /// TSC cycles over `total`.
+    pub cycles: u64,
+    /// TSC cycles over `engine_a`.
+    pub cycles_a: u64,
 }
 
 impl Timing {
@@ -200,6 +332,16 @@ impl Timing {
     /// Closes per second counting only engine A's time.
     pub fn per_s_engine_a(&self) -> f64 {
         crate::measure::per_second(self.engine_a, self.closes)
+    }
+
+    /// TSC cycles per close over the whole scenario.
+    pub fn cycles_per_close(&self) -> f64 {
+        self.cycles as f64 / self.closes.max(1) as f64
+    }
+
+    /// TSC cycles per close counting only engine A's time.
+    pub fn cycles_per_close_a(&self) -> f64 {
+        self.cycles_a as f64 / self.closes.max(1) as f64
     }
 }
 
@@ -321,20 +463,24 @@ impl Lab {
         let mut ring = TxRing::default();
         let (now, a) = (self.now, &mut self.a);
         let (mut rsts, mut done) = (0, 0);
-        let start = Instant::now();
-        for burst in handles.chunks(BURST) {
-            if self.prefetch {
-                for &handle in burst {
-                    a.prefetch_request(&Request::Abort { handle });
+        let prefetch = self.prefetch;
+        let span = profiled("abort", || {
+            let watch = Stopwatch::start();
+            for burst in handles.chunks(BURST) {
+                if prefetch {
+                    for &handle in burst {
+                        a.prefetch_request(&Request::Abort { handle });
+                    }
                 }
+                for &handle in burst {
+                    a.handle_request(now, CLIENT, handle.raw(), Request::Abort { handle });
+                }
+                rsts += ring.drain(a, now).1;
+                done += drain_completions(a, |_| ());
             }
-            for &handle in burst {
-                a.handle_request(now, CLIENT, handle.raw(), Request::Abort { handle });
-            }
-            rsts += ring.drain(a, now).1;
-            done += drain_completions(a, |_| ());
-        }
-        let total = start.elapsed();
+            watch.stop()
+        });
+        let total = span.elapsed;
         assert_eq!(
             (rsts, done),
             (handles.len(), handles.len()),
@@ -345,8 +491,117 @@ impl Lab {
             closes: handles.len(),
             total,
             engine_a: total,
+            cycles: span.cycles,
+            cycles_a: span.cycles,
             ..Timing::default()
         }
+    }
+
+    /// Aborts every connection on A through a client's rings, as the
+    /// daemon does: the client writes `Abort` entries into its request
+    /// ring (bursts of [`BURST`]), the daemon side takes them with
+    /// `ClientRings::poll_requests` (at most [`BURST`] per loop, as the
+    /// daemon's per-client budget), sends the RSTs through a [`MemPort`]
+    /// and writes the completions into the completion ring, which the
+    /// client reads. Only the daemon's side is in the parts' spans; the
+    /// timing's total covers the client too.
+    ///
+    /// # Panics
+    /// If not every request got one successful completion and one RST.
+    pub fn ring_abort_all(&mut self) -> RingTiming {
+        let listeners = self.a.connection_count() - self.handles.len();
+        let handles = std::mem::take(&mut self.handles);
+        let layout = Layout::new(LayoutParams {
+            cores: 1,
+            ring_entries: RING_ENTRIES,
+            chunk_size: 256,
+            tx_chunks: 16,
+            rx_chunks: 16,
+        })
+        .expect("valid ring layout");
+        let region = Arc::new(SharedRegion::anonymous(layout.total));
+        let mut rings =
+            ClientRings::new(CLIENT, 0, region.clone(), layout).expect("rings fit the region");
+        let mut submit = Producer::new(
+            region.clone(),
+            layout.request_ring(0).expect("core 0"),
+            RING_ENTRIES,
+        )
+        .expect("request ring");
+        let mut reap = Consumer::new(
+            region,
+            layout.completion_ring(0).expect("core 0"),
+            RING_ENTRIES,
+        )
+        .expect("completion ring");
+        let mut port = MemPort::default();
+        let (now, a) = (self.now, &mut self.a);
+        let mut t = RingTiming::default();
+        let (mut next, mut done) = (0usize, 0usize);
+        let watch = {
+            let watch = Stopwatch::start();
+            while done < handles.len() {
+                // The client: a burst of aborts, then the doorbell.
+                let end = (next + BURST).min(handles.len());
+                while next < end {
+                    let h = handles[next].raw();
+                    if !submit.push(&entry::encode_request(h, &Op::Abort { handle: h })) {
+                        break;
+                    }
+                    next += 1;
+                }
+                submit.publish();
+                // The daemon's loop: requests, TX, completions (the part
+                // a profile of this scenario records).
+                profile_on("ring");
+                let w = Stopwatch::start();
+                rings.poll_requests(a, now, BURST as u32);
+                t.requests += w.stop();
+                let w = Stopwatch::start();
+                while port.tx_frame(|buf| a.poll_transmit(now, buf)) == TxOutcome::Queued {}
+                let _ = port.flush();
+                t.tx += w.stop();
+                let w = Stopwatch::start();
+                while let Some(c) = a.poll_completion() {
+                    rings.deliver(c);
+                }
+                rings.flush();
+                t.completions += w.stop();
+                profile_off("ring");
+                // The client reads its completions.
+                let n = reap.available();
+                for _ in 0..n {
+                    let bytes = reap.pop().expect("available");
+                    let c = entry::Completion::decode(&bytes).expect("valid completion");
+                    assert_eq!(c.result, Errno::Ok, "abort of {:#x}", c.user_data);
+                    done += 1;
+                }
+                reap.release();
+            }
+            watch.stop()
+        };
+        let span = watch;
+        t.frames = port.sent;
+        assert_eq!(
+            (port.sent, port.rsts, rings.stats().completions),
+            (
+                handles.len() as u64,
+                handles.len() as u64,
+                handles.len() as u64
+            ),
+            "ring abort frames, RSTs, completions"
+        );
+        assert_eq!(a.connection_count(), listeners, "records left after abort");
+        let daemon = t.daemon();
+        t.timing = Timing {
+            closes: handles.len(),
+            total: span.elapsed,
+            engine_a: daemon.elapsed,
+            cycles: span.cycles,
+            cycles_a: daemon.cycles,
+            ..Timing::default()
+        };
+        t
     }
 
     /// Graceful close of every connection with linger off: A's `Close`
@@ -361,10 +616,11 @@ impl Lab {
         let handles = std::mem::take(&mut self.handles);
         let now = self.now;
         let before = self.a.counters().time_wait_entered;
-        let mut a_time = Duration::ZERO;
-        let start = Instant::now();
+        let mut a_span = Span::default();
+        let watch = Stopwatch::start();
         for burst in handles.chunks(BURST) {
-            let t = Instant::now();
+            profile_on("graceful");
+            let t = Stopwatch::start();
             for &handle in burst {
                 self.a.handle_request(
                     now,
@@ -378,7 +634,8 @@ impl Lab {
             }
             self.ab.fill_from(&mut self.a, now);
             drain_completions(&mut self.a, |_| ());
-            a_time += t.elapsed();
+            a_span += t.stop();
+            profile_off("graceful");
             while !self.ab.is_empty() || !self.ba.is_empty() {
                 // B: FINs (and final ACKs) in; its client closes on PeerClosed.
                 self.ab.deliver(&mut self.b, now);
@@ -397,14 +654,17 @@ impl Lab {
                 }
                 self.ba.fill_from(&mut self.b, now);
                 // A: B's ACK+FIN in, our ACK out.
-                let t = Instant::now();
+                profile_on("graceful");
+                let t = Stopwatch::start();
                 self.ba.deliver(&mut self.a, now);
                 self.ab.fill_from(&mut self.a, now);
                 drain_completions(&mut self.a, |_| ());
-                a_time += t.elapsed();
+                a_span += t.stop();
+                profile_off("graceful");
             }
         }
-        let total = start.elapsed();
+        let span = watch.stop();
+        let total = span.elapsed;
         let entered = self.a.counters().time_wait_entered - before;
         assert_eq!(
             entered,
@@ -414,7 +674,9 @@ impl Lab {
         Timing {
             closes: handles.len(),
             total,
-            engine_a: a_time,
+            engine_a: a_span.elapsed,
+            cycles: span.cycles,
+            cycles_a: a_span.cycles,
             ..Timing::default()
         }
     }
@@ -466,17 +728,20 @@ impl Lab {
         let a = &mut self.a;
         let (mut rsts, mut done) = (0, 0);
         let mut rounds = Vec::with_capacity(handles.len() / 64 + 16);
-        let start = Instant::now();
-        // The shell's loop at one instant: `handle_timeout` works off at
-        // most `MAX_EXPIRIES_PER_CALL` expiries per call and stays due.
-        while a.poll_timeout().is_some_and(|t| t <= later) {
-            let round = Instant::now();
-            a.handle_timeout(later);
-            rsts += ring.drain(a, later).1;
-            done += drain_completions(a, |_| ());
-            rounds.push(round.elapsed());
-        }
-        let total = start.elapsed();
+        let span = profiled("linger", || {
+            let watch = Stopwatch::start();
+            // The shell's loop at one instant: `handle_timeout` works off at
+            // most `MAX_EXPIRIES_PER_CALL` expiries per call and stays due.
+            while a.poll_timeout().is_some_and(|t| t <= later) {
+                let round = Instant::now();
+                a.handle_timeout(later);
+                rsts += ring.drain(a, later).1;
+                done += drain_completions(a, |_| ());
+                rounds.push(round.elapsed());
+            }
+            watch.stop()
+        });
+        let total = span.elapsed;
         rounds.sort_unstable();
         self.now = later;
         let expired = a.counters().rst_linger_expired - before;
@@ -489,6 +754,8 @@ impl Lab {
             closes: handles.len(),
             total,
             engine_a: total,
+            cycles: span.cycles,
+            cycles_a: span.cycles,
             rounds: rounds.len(),
             median_round: rounds.get(rounds.len() / 2).copied().unwrap_or_default(),
             longest_round: rounds.last().copied().unwrap_or_default(),
@@ -511,6 +778,14 @@ mod tests {
         );
         let t = lab.abort_all();
         assert_eq!(t.closes, 3_000);
+    }
+
+    #[test]
+    fn ring_abort_all_answers_every_request_and_sends_every_rst() {
+        let mut lab = Lab::establish(3_000);
+        let t = lab.ring_abort_all();
+        assert_eq!((t.timing.closes, t.frames), (3_000, 3_000));
+        assert!(t.timing.engine_a <= t.timing.total);
     }
 
     #[test]

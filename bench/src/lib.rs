@@ -18,3 +18,4 @@ pub mod measure;
 pub mod micro;
 pub mod report;
 pub mod smol;
+pub mod sys;

@@ -29,7 +29,9 @@ use lingerd_testkit::rng::SplitMix64;
 
 use crate::engine::{BURST, Lab, Timing};
 use crate::fixtures::{self, FRAME_LEN};
-use crate::measure::{MIN_RUNS, median, median_of, ns_per, per_second, progress, time};
+use crate::measure::{
+    MIN_RUNS, cycles_source, median, median_of, ns_per, per_second, progress, time, tsc_hz,
+};
 use crate::report::{Goal, Report};
 use crate::smol::SmolLab;
 
@@ -245,7 +247,7 @@ fn lookup(report: &mut Report, opts: &Options) {
         ),
         burst,
         "ns",
-        Goal::AtMost(40.0),
+        Goal::AtMost(30.0),
     );
     report.info(
         "parse_lookup_burst_cold_ns",
@@ -388,15 +390,25 @@ fn cancel_arm_runs(
     (median(&cancels), median(&arms))
 }
 
+/// The medians of one engine scenario's runs.
+#[derive(Clone, Copy, Debug, Default)]
+struct EngineRuns {
+    /// Closes per second.
+    rate: f64,
+    /// Engine A's closes per second.
+    rate_a: f64,
+    /// The median and the longest loop round (µs).
+    round: f64,
+    longest: f64,
+    /// TSC cycles per close, overall and engine A's only.
+    cycles: f64,
+    cycles_a: f64,
+}
+
 /// Warm-up on a small lab, then [`MIN_RUNS`] labs of `n` connections, each
-/// running `scenario` once; returns the medians of closes per second, of
-/// engine A's closes per second, and of the median and the longest loop
-/// round (µs).
-fn engine_runs(name: &str, n: u32, scenario: impl Fn(&mut Lab) -> Timing) -> (f64, f64, f64, f64) {
-    let mut rates = Vec::new();
-    let mut a_rates = Vec::new();
-    let mut longest = Vec::new();
-    let mut typical = Vec::new();
+/// running `scenario` once; returns the medians of its figures.
+fn engine_runs(name: &str, n: u32, scenario: impl Fn(&mut Lab) -> Timing) -> EngineRuns {
+    let mut all: Vec<Timing> = Vec::new();
     for run in 0..=MIN_RUNS {
         let size = if run == 0 { (n / 10).max(1000) } else { n };
         let (mut lab, setup) = {
@@ -408,24 +420,58 @@ fn engine_runs(name: &str, n: u32, scenario: impl Fn(&mut Lab) -> Timing) -> (f6
         drop(lab);
         if run > 0 {
             progress(format!(
-                "engine: {name} run {run}/{MIN_RUNS}: {} closes in {:.1} ms ({:.2}M/s; set-up {:.1} s)",
+                "engine: {name} run {run}/{MIN_RUNS}: {} closes in {:.1} ms ({:.2}M/s, {:.0} cycles each; set-up {:.1} s)",
                 t.closes,
                 t.total.as_secs_f64() * 1e3,
                 t.per_s() / 1e6,
+                t.cycles_per_close(),
                 setup.as_secs_f64()
             ));
-            rates.push(t.per_s());
-            a_rates.push(t.per_s_engine_a());
-            longest.push(t.longest_round.as_secs_f64() * 1e6);
-            typical.push(t.median_round.as_secs_f64() * 1e6);
+            all.push(t);
         }
     }
-    (
-        median(&rates),
-        median(&a_rates),
-        median(&typical),
-        median(&longest),
-    )
+    let med = |f: &dyn Fn(&Timing) -> f64| median(&all.iter().map(f).collect::<Vec<_>>());
+    EngineRuns {
+        rate: med(&|t| t.per_s()),
+        rate_a: med(&|t| t.per_s_engine_a()),
+        round: med(&|t| t.median_round.as_secs_f64() * 1e6),
+        longest: med(&|t| t.longest_round.as_secs_f64() * 1e6),
+        cycles: med(&|t| t.cycles_per_close()),
+        cycles_a: med(&|t| t.cycles_per_close_a()),
+    }
+}
+
+/// The client-ring abort scenario's medians: (closes per second on the
+/// daemon's side, cycles per request on the daemon's side, of which
+/// request intake, TX per frame, completion per request).
+fn ring_runs(n: u32) -> [f64; 5] {
+    let mut runs: Vec<[f64; 5]> = Vec::new();
+    for run in 0..=MIN_RUNS {
+        let size = if run == 0 { (n / 10).max(1000) } else { n };
+        let mut lab = Lab::establish(size);
+        let r = lab.ring_abort_all();
+        drop(lab);
+        if run > 0 {
+            let closes = r.timing.closes;
+            let figures = [
+                r.timing.per_s_engine_a(),
+                r.timing.cycles_per_close_a(),
+                r.requests.cycles_per(closes),
+                r.tx.cycles_per(r.frames as usize),
+                r.completions.cycles_per(closes),
+            ];
+            progress(format!(
+                "engine: client-ring abort run {run}/{MIN_RUNS}: {closes} closes, daemon side {:.2}M/s, {:.0} cycles each (requests {:.0}, TX {:.0}/frame, completions {:.0})",
+                figures[0] / 1e6,
+                figures[1],
+                figures[2],
+                figures[3],
+                figures[4]
+            ));
+            runs.push(figures);
+        }
+    }
+    std::array::from_fn(|i| median(&runs.iter().map(|r| r[i]).collect::<Vec<_>>()))
 }
 
 fn engine(report: &mut Report, opts: &Options) {
@@ -433,36 +479,61 @@ fn engine(report: &mut Report, opts: &Options) {
     progress(format!(
         "engine: {n} connections between two engines over mem"
     ));
-    let (abort, ..) = engine_runs("abort all", n, Lab::abort_all);
-    let (graceful, graceful_a, ..) = engine_runs("graceful close all", n, Lab::graceful_all);
-    let (linger, _, linger_round, linger_longest) =
-        engine_runs("linger expiry", n, Lab::linger_expire_all);
+    let abort = engine_runs("abort all", n, Lab::abort_all);
+    let graceful = engine_runs("graceful close all", n, Lab::graceful_all);
+    let linger = engine_runs("linger expiry", n, Lab::linger_expire_all);
+    let [
+        ring_rate,
+        ring_cycles,
+        ring_requests,
+        tx_frame,
+        ring_completions,
+    ] = ring_runs(n);
     report.goal(
         "abort_closes_per_s",
         format!("abort all {}: Abort requests → RST frames", si(n)),
-        abort,
+        abort.rate,
         "/s",
-        Goal::AtLeast(10e6),
+        Goal::AtLeast(15e6),
+    );
+    report.info(
+        "abort_cycles",
+        "  TSC cycles per abort (request → RST in TX ring → completion)",
+        abort.cycles,
+        "",
     );
     report.goal(
         "graceful_closes_per_s",
         format!("graceful close all {} (linger off), peer included", si(n)),
-        graceful,
+        graceful.rate,
         "/s",
         Goal::AtLeast(2e6),
     );
-    report.info(
+    report.goal(
         "graceful_closes_per_s_engine_a",
         "  same, counting engine A's time only",
-        graceful_a,
+        graceful.rate_a,
         "/s",
+        Goal::AtLeast(4e6),
+    );
+    report.info(
+        "graceful_engine_a_cycles",
+        "  TSC cycles per graceful close, engine A only (Close, FIN, ACK+FIN in, ACK)",
+        graceful.cycles_a,
+        "",
     );
     report.goal(
         "linger_expiry_closes_per_s",
         format!("{} linger deadlines expire → RSTs", si(n)),
-        linger,
+        linger.rate,
         "/s",
-        Goal::AtLeast(5e6),
+        Goal::AtLeast(10e6),
+    );
+    report.info(
+        "linger_expiry_cycles",
+        "  TSC cycles per linger expiry (timer → RST in TX ring → completion)",
+        linger.cycles,
+        "",
     );
     report.info(
         "linger_expiry_round_us",
@@ -470,16 +541,58 @@ fn engine(report: &mut Report, opts: &Options) {
             "  median loop round (handle_timeout ≤ {} expiries + drains)",
             lingerd_dataplane::engine::MAX_EXPIRIES_PER_CALL
         ),
-        linger_round,
+        linger.round,
         "µs",
     );
     report.info(
         "linger_expiry_longest_round_us",
         "  longest loop round (on a shared host: mostly preemption)",
-        linger_longest,
+        linger.longest,
         "µs",
     );
+    report.info(
+        "ring_abort_closes_per_s",
+        format!(
+            "abort all {} through a client's rings (daemon side: intake, TX via MemPort, completions)",
+            si(n)
+        ),
+        ring_rate,
+        "/s",
+    );
+    report.info(
+        "ring_abort_cycles",
+        "  TSC cycles per request → completion, daemon side",
+        ring_cycles,
+        "",
+    );
+    report.info(
+        "ring_request_cycles",
+        "  of which: request intake (ring read, decode, engine abort)",
+        ring_requests,
+        "",
+    );
+    report.info(
+        "tx_frame_cycles",
+        "  of which per frame: port TX (MemPort tx_frame: RST build + descriptor, flush)",
+        tx_frame,
+        "",
+    );
+    report.info(
+        "ring_completion_cycles",
+        "  of which: completion (poll, encode, ring write, publish)",
+        ring_completions,
+        "",
+    );
     report.info("connections", "engine connections", f64::from(n), "");
+    if let Some(hz) = tsc_hz() {
+        report.info(
+            "tsc_mhz",
+            "TSC rate the cycle figures count at (rdtsc vs the monotonic clock, 5×20 ms)",
+            hz / 1e6,
+            "MHz",
+        );
+    }
+    report.note("cycles_source", cycles_source());
 }
 
 fn smoltcp(report: &mut Report, opts: &Options) {

@@ -54,6 +54,8 @@ pub struct Figure {
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     figures: Vec<Figure>,
+    /// Words beside the figures (how they were measured), JSON only.
+    notes: Vec<(&'static str, String)>,
 }
 
 impl Report {
@@ -95,6 +97,16 @@ impl Report {
             unit,
             goal,
         });
+    }
+
+    /// Adds a word about how the figures were measured (a JSON string).
+    pub fn note(&mut self, key: &'static str, value: impl Into<String>) {
+        self.notes.push((key, value.into()));
+    }
+
+    /// The notes so far.
+    pub fn notes(&self) -> &[(&'static str, String)] {
+        &self.notes
     }
 
     /// The figures so far.
@@ -142,6 +154,9 @@ impl Report {
         for f in &self.figures {
             let v = Number::from_f64(round_sig(f.value)).map_or(Value::Null, Value::Number);
             m.insert(f.key.to_string(), v);
+        }
+        for (k, v) in &self.notes {
+            m.insert((*k).to_string(), Value::String(v.clone()));
         }
         for (k, v) in extra {
             m.insert((*k).to_string(), v.clone());

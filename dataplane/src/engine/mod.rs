@@ -445,6 +445,7 @@ impl QueueEngine {
             let Some(handle) = self.table.handle_at(slot) else {
                 continue;
             };
+            self.prefetch_due();
             // Untimed unless the timer is a linger or `deadline=` expiry.
             self.rst_clock = RstClock::UNTIMED;
             let d = self.with_conn(handle, now_ms, timers::on_timer);
@@ -453,6 +454,24 @@ impl QueueEngine {
         // A bulk close decides its closes now: each is timed from here.
         self.rst_clock = RstClock::request(self.now_ns);
         self.run_jobs(now_ms);
+    }
+
+    /// While one expired timer is handled, starts fetching what the next
+    /// ones will touch: the next due entry's slot is in cache (taking the
+    /// previous one relinked it), so its index bucket (which its free
+    /// removes) can be asked for now, and the slot after it, whose link
+    /// the next pop rewrites. No effect on behaviour.
+    #[inline]
+    fn prefetch_due(&self) {
+        use crate::timer::TimerStore;
+        let Some(next) = self.wheel.due_head() else {
+            return;
+        };
+        if let Some(h) = self.table.handle_at(next) {
+            self.table.prefetch_remove(h);
+        }
+        let after = self.table.timer_link(next).next();
+        self.table.prefetch_slot_at(after);
     }
 
     /// Runs `f` on the connection with an effects context. The record must

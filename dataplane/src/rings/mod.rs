@@ -116,6 +116,9 @@ pub struct ClientRings {
     /// Requests taken but not yet handled ([`ClientRings::poll_requests`]
     /// works in batches of [`REQUEST_BATCH`]); empty between calls.
     batch: Vec<(u64, Result<Taken, Errno>)>,
+    /// The batch after `batch`, taken and prefetched while `batch` is
+    /// handled; empty between calls.
+    ahead: Vec<(u64, Result<Taken, Errno>)>,
     /// Payloads handed to the engine as owned copies because this sink
     /// could not place them, not yet encoded. While any is owed, nothing
     /// is placed directly: a later payload must not take the RX chunk an
@@ -164,6 +167,7 @@ impl ClientRings {
             backlog: VecDeque::new(),
             stats: RingStats::default(),
             batch: Vec::with_capacity(REQUEST_BATCH),
+            ahead: Vec::with_capacity(REQUEST_BATCH),
             owed_copies: 0,
         })
     }
@@ -198,70 +202,89 @@ impl ClientRings {
             self.stats.backpressure += 1;
         }
         let n = ready.min(room).min(budget);
-        // In batches: copy and validate each entry, then let the engine
-        // prefetch the slots of the whole batch, then their index buckets,
-        // then handle it in order, so that a burst of closes waits for
-        // its cache misses together rather than one after the other.
-        let mut batch = std::mem::take(&mut self.batch);
+        // In batches, a batch ahead: copy and validate each entry of the
+        // next batch and let the engine prefetch its slots, then handle
+        // the current batch in order (the slots arrive meanwhile), then
+        // prefetch the next batch's index buckets (reading those slots),
+        // so that a burst of closes waits for its cache misses together,
+        // behind other work, rather than one after the other.
+        let mut current = std::mem::take(&mut self.batch);
+        let mut ahead = std::mem::take(&mut self.ahead);
         let mut taken = 0;
-        while taken < n {
-            while taken < n && batch.len() < REQUEST_BATCH {
-                let Some(bytes) = self.requests.pop() else {
-                    break;
-                };
-                taken += 1;
-                self.stats.requests += 1;
-                let (user_data, op) = entry::decode_request(&bytes);
-                let req = op
-                    .map_err(|_| Errno::Inval)
-                    .and_then(|op| self.take_request(op));
-                batch.push((user_data, req));
-            }
-            if batch.is_empty() {
+        self.take_batch(engine, n, &mut taken, &mut current);
+        prefetch_removes(engine, &current);
+        while !current.is_empty() {
+            self.take_batch(engine, n, &mut taken, &mut ahead);
+            self.handle_batch(engine, now, &mut current);
+            prefetch_removes(engine, &ahead);
+            std::mem::swap(&mut current, &mut ahead);
+        }
+        self.batch = current;
+        self.ahead = ahead;
+        self.requests.release();
+        taken
+    }
+
+    /// Copies and validates up to [`REQUEST_BATCH`] entries (within `n`
+    /// taken in all) into `batch` and prefetches their slots.
+    fn take_batch(
+        &mut self,
+        engine: &QueueEngine,
+        n: u32,
+        taken: &mut u32,
+        batch: &mut Vec<(u64, Result<Taken, Errno>)>,
+    ) {
+        while *taken < n && batch.len() < REQUEST_BATCH {
+            let Some(bytes) = self.requests.pop() else {
                 break;
+            };
+            *taken += 1;
+            self.stats.requests += 1;
+            let (user_data, op) = entry::decode_request(&bytes);
+            let req = op
+                .map_err(|_| Errno::Inval)
+                .and_then(|op| self.take_request(op));
+            if let Ok(Taken::Request(req)) = &req {
+                engine.prefetch_request_slot(req);
             }
-            for (_, req) in &batch {
-                if let Ok(Taken::Request(req)) = req {
-                    engine.prefetch_request_slot(req);
+            batch.push((user_data, req));
+        }
+    }
+
+    /// Hands every request of `batch` to the engine, in order, and
+    /// empties it.
+    fn handle_batch(
+        &mut self,
+        engine: &mut QueueEngine,
+        now: Instant,
+        batch: &mut Vec<(u64, Result<Taken, Errno>)>,
+    ) {
+        for (user_data, req) in batch.drain(..) {
+            match req {
+                Ok(Taken::Request(req)) => engine.handle_request(now, self.client, user_data, req),
+                Ok(Taken::Send { handle, range }) => {
+                    // Straight from the TX chunk into the send buffer:
+                    // no copy of the bytes in between.
+                    let region = &self.region;
+                    let start = range.start;
+                    engine.handle_send_from(
+                        now,
+                        self.client,
+                        user_data,
+                        handle,
+                        range.len(),
+                        &mut |off, dst| {
+                            let from = start + off;
+                            region.read(from..from + dst.len(), dst)
+                        },
+                    );
                 }
-            }
-            for (_, req) in &batch {
-                if let Ok(Taken::Request(req)) = req {
-                    engine.prefetch_request(req);
-                }
-            }
-            for (user_data, req) in batch.drain(..) {
-                match req {
-                    Ok(Taken::Request(req)) => {
-                        engine.handle_request(now, self.client, user_data, req)
-                    }
-                    Ok(Taken::Send { handle, range }) => {
-                        // Straight from the TX chunk into the send buffer:
-                        // no copy of the bytes in between.
-                        let region = &self.region;
-                        let start = range.start;
-                        engine.handle_send_from(
-                            now,
-                            self.client,
-                            user_data,
-                            handle,
-                            range.len(),
-                            &mut |off, dst| {
-                                let from = start + off;
-                                region.read(from..from + dst.len(), dst)
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        self.stats.invalid += 1;
-                        self.backlog.push_back(answer(self.client, user_data, e));
-                    }
+                Err(e) => {
+                    self.stats.invalid += 1;
+                    self.backlog.push_back(answer(self.client, user_data, e));
                 }
             }
         }
-        self.batch = batch;
-        self.requests.release();
-        taken
     }
 
     /// Turns a decoded entry into an engine request, validating TX chunks
@@ -487,6 +510,16 @@ impl RxSink for [ClientRings] {
         self.iter_mut()
             .find(|r| r.client == client)?
             .place(client, data)
+    }
+}
+
+/// Prefetches what handling the requests of `batch` will remove from the
+/// table (their slots were prefetched when they were taken).
+fn prefetch_removes(engine: &QueueEngine, batch: &[(u64, Result<Taken, Errno>)]) {
+    for (_, req) in batch {
+        if let Ok(Taken::Request(req)) = req {
+            engine.prefetch_request(req);
+        }
     }
 }
 

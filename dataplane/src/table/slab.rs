@@ -316,6 +316,15 @@ impl<R> Table<R> {
         }
     }
 
+    /// Hints the CPU to fetch slot `slot` (its metadata: timer link,
+    /// tuple, generation). Out-of-range slots are ignored.
+    #[inline]
+    pub fn prefetch_slot_at(&self, slot: u32) {
+        if let Some(entry) = self.slots.get(slot as usize) {
+            crate::sys::prefetch_read(entry);
+        }
+    }
+
     /// Hints the CPU to fetch what [`remove`](Self::remove) of `handle`
     /// will touch: the slot and the index bucket its tuple hashes to. Issue
     /// it for a burst of handles before removing them (bulk abort, expiry),

@@ -131,6 +131,16 @@ impl Wheel {
         self.poll_expired_within(store, now_ms, &mut moves)
     }
 
+    /// The entry a [`poll_expired_within`](Self::poll_expired_within)
+    /// at the current tick would return next, without taking it: the
+    /// head of the due list, or `None` when that list is empty (then the
+    /// next poll may advance time or cascade). A hint for prefetching.
+    #[inline]
+    pub fn due_head(&self) -> Option<u32> {
+        let head = self.heads[(self.elapsed & (SLOTS as u64 - 1)) as usize];
+        (head != NIL).then_some(head)
+    }
+
     /// [`poll_expired`](Self::poll_expired) with a budget of cascade moves:
     /// each entry re-filed from a higher level to a lower one takes one from
     /// `moves`, and when `moves` reaches 0 the cascade stops where it is and
