@@ -18,39 +18,11 @@ use etherparse::{
 use lingerd_dataplane::wire::{
     Error, EtherType, EthernetFrame, EthernetRepr, Icmpv6Packet, IpProtocol, Ipv6ChainEnd,
     Ipv6Packet, Ipv6Repr, NdiscFlags, NdiscRepr, PacketTooBigRepr, RST_FRAME_LEN_V6, RstTemplateV6,
-    TcpFlags, TcpOptions, TcpPacket, TcpPseudoHeader, TcpRepr, ipv6_walk,
+    TcpFlags, TcpPacket, TcpPseudoHeader, TcpRepr, ipv6_walk,
 };
 use proptest::prelude::*;
-use wire_strategies::{TcpCase, mac};
+use wire_strategies::{TcpCase, etherparse_options, mac};
 use wire6_strategies::*;
-
-/// Our option layout as etherparse elements (as in `wire_oracle.rs`).
-fn etherparse_options(options: &TcpOptions) -> Vec<TcpOptionElement> {
-    let mut out = Vec::new();
-    if let Some(mss) = options.mss {
-        out.push(TcpOptionElement::MaximumSegmentSize(mss));
-    }
-    match (options.timestamps, options.sack_permitted) {
-        (Some((a, b)), true) => {
-            out.push(TcpOptionElement::SelectiveAcknowledgementPermitted);
-            out.push(TcpOptionElement::Timestamp(a, b));
-        }
-        (Some((a, b)), false) => {
-            out.extend([TcpOptionElement::Noop, TcpOptionElement::Noop]);
-            out.push(TcpOptionElement::Timestamp(a, b));
-        }
-        (None, true) => out.extend([
-            TcpOptionElement::Noop,
-            TcpOptionElement::Noop,
-            TcpOptionElement::SelectiveAcknowledgementPermitted,
-        ]),
-        (None, false) => {}
-    }
-    if let Some(shift) = options.window_scale {
-        out.extend([TcpOptionElement::Noop, TcpOptionElement::WindowScale(shift)]);
-    }
-    out
-}
 
 fn etherparse_tcp_header(tcp: &TcpCase) -> TcpHeader {
     let repr = tcp.repr();

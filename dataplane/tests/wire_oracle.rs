@@ -18,35 +18,6 @@ use lingerd_dataplane::wire::{
 use proptest::prelude::*;
 use wire_strategies::*;
 
-/// Our option layout, spelled as etherparse elements (so that etherparse's
-/// bytes must equal ours).
-fn etherparse_options(options: &TcpOptions) -> Vec<TcpOptionElement> {
-    let mut out = Vec::new();
-    if let Some(mss) = options.mss {
-        out.push(TcpOptionElement::MaximumSegmentSize(mss));
-    }
-    match (options.timestamps, options.sack_permitted) {
-        (Some((a, b)), true) => {
-            out.push(TcpOptionElement::SelectiveAcknowledgementPermitted);
-            out.push(TcpOptionElement::Timestamp(a, b));
-        }
-        (Some((a, b)), false) => {
-            out.extend([TcpOptionElement::Noop, TcpOptionElement::Noop]);
-            out.push(TcpOptionElement::Timestamp(a, b));
-        }
-        (None, true) => out.extend([
-            TcpOptionElement::Noop,
-            TcpOptionElement::Noop,
-            TcpOptionElement::SelectiveAcknowledgementPermitted,
-        ]),
-        (None, false) => {}
-    }
-    if let Some(shift) = options.window_scale {
-        out.extend([TcpOptionElement::Noop, TcpOptionElement::WindowScale(shift)]);
-    }
-    out
-}
-
 fn etherparse_tcp_header(tcp: &TcpRepr<'_>) -> TcpHeader {
     let f = tcp.flags;
     let mut header = TcpHeader::new(tcp.src_port, tcp.dst_port, tcp.seq.0, tcp.window);

@@ -125,6 +125,23 @@ pub struct ControlSegment<A = Ipv4Addr> {
 }
 
 impl<A> ControlSegment<A> {
+    /// The same segment as a [`tcp::Repr`], for the ordinary `emit` path:
+    /// what a template's `build` must equal byte for byte (data offset 5,
+    /// no options, urgent 0, an RST's window 0).
+    pub fn tcp_repr(&self) -> tcp::Repr<'static> {
+        tcp::Repr {
+            src_port: self.local_port,
+            dst_port: self.remote_port,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: if self.flags.rst() { 0 } else { self.window },
+            urgent: 0,
+            options: tcp::Options::default(),
+            payload: &[],
+        }
+    }
+
     /// `<SEQ=seq><CTL=RST>` (RFC 9293 §3.10.7.1: the answer to a segment
     /// that carries an ACK, and the abort of a synchronized connection).
     #[inline]
@@ -344,7 +361,7 @@ impl RstTemplateV6 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{EthernetRepr, Ipv4Repr, TcpOptions, TcpRepr};
+    use crate::wire::{EthernetRepr, Ipv4Repr};
 
     const LOCAL_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
     const GW_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0xfe]);
@@ -367,18 +384,7 @@ mod tests {
             ttl: TTL,
         }
         .emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..34]));
-        TcpRepr {
-            src_port: seg.local_port,
-            dst_port: seg.remote_port,
-            seq: seg.seq,
-            ack: seg.ack,
-            flags: seg.flags,
-            window: if seg.flags.rst() { 0 } else { seg.window },
-            urgent: 0,
-            options: TcpOptions::default(),
-            payload: &[],
-        }
-        .emit(
+        seg.tcp_repr().emit(
             &mut tcp::Packet::new_unchecked(&mut frame[34..]),
             LOCAL_IP,
             seg.remote_ip,
@@ -463,18 +469,7 @@ mod tests {
             flow_label: 0,
         }
         .emit(&mut ipv6::Packet::new_unchecked(&mut frame[14..54]));
-        TcpRepr {
-            src_port: seg.local_port,
-            dst_port: seg.remote_port,
-            seq: seg.seq,
-            ack: seg.ack,
-            flags: seg.flags,
-            window: if seg.flags.rst() { 0 } else { seg.window },
-            urgent: 0,
-            options: TcpOptions::default(),
-            payload: &[],
-        }
-        .emit_pseudo(
+        seg.tcp_repr().emit_pseudo(
             &mut tcp::Packet::new_unchecked(&mut frame[54..]),
             tcp::PseudoHeader::ipv6(LOCAL_IP6, seg.remote_ip),
         );

@@ -12,7 +12,7 @@ use std::net::Ipv6Addr;
 use lingerd_dataplane::wire::{
     ControlSegment, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv6InvokingTcp,
     IpProtocol, Ipv6Packet, Ipv6Repr, NdiscFlags, NdiscRepr, PacketTooBigRepr, RST_TTL, TcpFlags,
-    TcpOptions, TcpPacket, TcpPseudoHeader, TcpRepr,
+    TcpPacket, TcpPseudoHeader, TcpRepr,
 };
 use proptest::prelude::*;
 
@@ -337,17 +337,7 @@ pub fn template_reprs_v6(
         traffic_class: 0,
         flow_label: 0,
     };
-    let tcp = TcpRepr {
-        src_port: seg.local_port,
-        dst_port: seg.remote_port,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: if seg.flags.rst() { 0 } else { seg.window },
-        urgent: 0,
-        options: TcpOptions::default(),
-        payload: &[],
-    };
+    let tcp = seg.tcp_repr();
     (eth, ip, tcp)
 }
 

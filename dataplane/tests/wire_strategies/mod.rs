@@ -7,6 +7,7 @@
 
 use std::net::Ipv4Addr;
 
+use etherparse::TcpOptionElement;
 use lingerd_dataplane::wire::{
     ControlSegment, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
     Ipv4Packet, Ipv4Repr, RST_TTL, SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpRepr,
@@ -219,16 +220,35 @@ pub fn template_reprs(
         payload_len: 20,
         ttl: RST_TTL,
     };
-    let tcp = TcpRepr {
-        src_port: seg.local_port,
-        dst_port: seg.remote_port,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: if seg.flags.rst() { 0 } else { seg.window },
-        urgent: 0,
-        options: TcpOptions::default(),
-        payload: &[],
-    };
+    let tcp = seg.tcp_repr();
     (eth, ip, tcp)
+}
+
+/// Our option layout, spelled as etherparse elements (so that etherparse's
+/// bytes must equal ours).
+pub fn etherparse_options(options: &TcpOptions) -> Vec<TcpOptionElement> {
+    let mut out = Vec::new();
+    if let Some(mss) = options.mss {
+        out.push(TcpOptionElement::MaximumSegmentSize(mss));
+    }
+    match (options.timestamps, options.sack_permitted) {
+        (Some((a, b)), true) => {
+            out.push(TcpOptionElement::SelectiveAcknowledgementPermitted);
+            out.push(TcpOptionElement::Timestamp(a, b));
+        }
+        (Some((a, b)), false) => {
+            out.extend([TcpOptionElement::Noop, TcpOptionElement::Noop]);
+            out.push(TcpOptionElement::Timestamp(a, b));
+        }
+        (None, true) => out.extend([
+            TcpOptionElement::Noop,
+            TcpOptionElement::Noop,
+            TcpOptionElement::SelectiveAcknowledgementPermitted,
+        ]),
+        (None, false) => {}
+    }
+    if let Some(shift) = options.window_scale {
+        out.extend([TcpOptionElement::Noop, TcpOptionElement::WindowScale(shift)]);
+    }
+    out
 }

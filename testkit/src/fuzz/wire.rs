@@ -499,17 +499,7 @@ fn rst_template(data: &[u8]) {
         ethertype: EtherType::Ipv4,
     }
     .emit(&mut EthernetFrame::new_unchecked(&mut emitted[..]));
-    let tcp_repr = TcpRepr {
-        src_port: seg.local_port,
-        dst_port: seg.remote_port,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: if seg.flags.rst() { 0 } else { seg.window },
-        urgent: 0,
-        options: TcpOptions::default(),
-        payload: &[],
-    };
+    let tcp_repr = seg.tcp_repr();
     let ip = &mut emitted[lingerd_dataplane::wire::ETHERNET_HEADER_LEN..];
     Ipv4Repr {
         src_addr: local_ip,
@@ -577,17 +567,7 @@ fn rst_template_v6(data: &[u8]) {
         ethertype: EtherType::IPV6,
     }
     .emit(&mut EthernetFrame::new_unchecked(&mut emitted[..]));
-    let tcp_repr = TcpRepr {
-        src_port: seg.local_port,
-        dst_port: seg.remote_port,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: if seg.flags.rst() { 0 } else { seg.window },
-        urgent: 0,
-        options: TcpOptions::default(),
-        payload: &[],
-    };
+    let tcp_repr = seg.tcp_repr();
     let ip = &mut emitted[lingerd_dataplane::wire::ETHERNET_HEADER_LEN..];
     Ipv6Repr {
         src_addr: local_ip,
