@@ -14,7 +14,7 @@
 //! the engine's [`Tunables`] and the new [`ExitRule`]. Pure: no I/O; the interface's MAC and the secrets are
 //! arguments, so every mapping is tested here.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use lingerd_abi::vocab::ClientExitPolicy;
 use lingerd_config::{Config, Idle, PortKind, XdpMode};
@@ -163,11 +163,8 @@ pub(crate) fn attach_mode(m: XdpMode) -> AttachMode {
 /// The daemon's addresses with their prefix lengths. The dataplane is
 /// IPv4-only and the semantic pass refuses an IPv6 address, so there is
 /// none to leave out.
-fn v4_addresses(c: &Config) -> impl Iterator<Item = (Ipv4Addr, u8)> + '_ {
-    c.addresses.iter().filter_map(|a| match a.addr() {
-        IpAddr::V4(v4) => Some((v4, a.prefix_len())),
-        IpAddr::V6(_) => None,
-    })
+fn v4_addresses(c: &Config) -> impl Iterator<Item = Prefix> + '_ {
+    c.addresses.iter().copied().filter(|a| a.addr().is_ipv4())
 }
 
 /// The daemon's addresses, as the steering program wants them. The
@@ -175,7 +172,7 @@ fn v4_addresses(c: &Config) -> impl Iterator<Item = (Ipv4Addr, u8)> + '_ {
 /// speak IPv6 yet and the config's semantic pass refuses an IPv6 address,
 /// so only IPv4 ones are passed.
 pub(crate) fn addresses(c: &Config) -> Vec<IpAddr> {
-    v4_addresses(c).map(|(a, _)| IpAddr::V4(a)).collect()
+    v4_addresses(c).map(|a| a.addr()).collect()
 }
 
 /// The listening ports (the steering program also steers the ephemeral
@@ -189,12 +186,7 @@ pub(crate) fn ports(c: &Config) -> Vec<u16> {
 pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<QueuePlan> {
     let n = c.queues.len();
     let tcp = tcp_config(&c.tcp);
-    let addrs: Vec<Prefix> = c
-        .addresses
-        .iter()
-        .copied()
-        .filter(|a| a.addr().is_ipv4())
-        .collect();
+    let addrs: Vec<Prefix> = v4_addresses(c).collect();
     c.queue_cores()
         .enumerate()
         .map(|(i, (queue, cpu))| {
@@ -417,7 +409,10 @@ mod tests {
                 p.engine.max_connections, 501,
                 "1001 split over 2, rounded up"
             );
-            assert_eq!(p.engine.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+            assert_eq!(
+                p.engine.gateway,
+                Some(std::net::Ipv4Addr::new(198, 18, 0, 254))
+            );
             assert_eq!(p.engine.addrs.len(), 2);
             assert_eq!(p.engine.addrs[1].prefix_len(), 16);
             assert_eq!(p.engine.default_linger, Linger { on: true, ms: 2000 });
