@@ -36,7 +36,7 @@ pub use ipv4::{
 pub use rst::{ControlSegment, FRAME_LEN as RST_FRAME_LEN, RstTemplate, TTL as RST_TTL};
 pub use tcp::{
     Flags as TcpFlags, HEADER_LEN as TCP_HEADER_LEN, MAX_WINDOW_SHIFT, Options as TcpOptions,
-    Packet as TcpPacket, Repr as TcpRepr, SeqNumber,
+    Packet as TcpPacket, Repr as TcpRepr, SackBlocks, SeqNumber,
 };
 
 /// Why a frame could not be parsed or built. One variant per drop counter.

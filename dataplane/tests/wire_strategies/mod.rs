@@ -39,15 +39,27 @@ pub fn tcp_options() -> impl Strategy<Value = TcpOptions> {
         proptest::option::of(any::<u8>()),
         any::<bool>(),
         proptest::option::of(any::<(u32, u32)>()),
+        proptest::collection::vec(any::<(u32, u32)>(), 0..=4),
     )
-        .prop_map(
-            |(mss, window_scale, sack_permitted, timestamps)| TcpOptions {
+        .prop_map(|(mss, window_scale, sack_permitted, timestamps, blocks)| {
+            let mut o = TcpOptions {
                 mss,
                 window_scale,
                 sack_permitted,
                 timestamps,
-            },
-        )
+                ..TcpOptions::default()
+            };
+            // As many blocks as fit in 40 option bytes.
+            for (l, r) in blocks {
+                let mut sack = o.sack;
+                sack.push(SeqNumber(l), SeqNumber(r));
+                let bigger = TcpOptions { sack, ..o };
+                if bigger.wire_len() <= 40 {
+                    o = bigger;
+                }
+            }
+            o
+        })
 }
 
 /// An owned TCP segment: `TcpRepr` borrows its payload.
