@@ -166,6 +166,10 @@ fn daemon_config(lab: &Lab) -> Result<Config> {
     c.cores = vec![1];
     c.tcp.send_buffer = 1 << 20;
     c.tcp.recv_buffer = 1 << 20;
+    // A whole window may wait behind one hole (twice the window, as the
+    // default is twice the default window).
+    c.tcp.reassembly_per_connection = 2 << 20;
+    c.tcp.reassembly_per_core = 16 << 20;
     c.tcp.window_shift = 7;
     c.xdp.zero_copy = ZeroCopy::Off;
     c.xdp.idle = Idle::Sleep;

@@ -38,12 +38,14 @@ pub struct ReasmConfig {
 }
 
 impl Default for ReasmConfig {
-    /// 4 MiB per core (2,048 chunks), twice a default 64 KiB receive window
-    /// per connection.
+    /// `tcp.reassembly_per_core` and `tcp.reassembly_per_connection`'s
+    /// defaults: 4 MiB per core (2,048 chunks), twice a default 64 KiB
+    /// receive window per connection.
     fn default() -> Self {
+        use lingerd_abi::vocab::tcp_defaults as d;
         ReasmConfig {
-            budget_bytes: 4 << 20,
-            per_conn_bytes: 2 * lingerd_abi::vocab::tcp_defaults::RECV_BUFFER,
+            budget_bytes: d::REASSEMBLY_PER_CORE,
+            per_conn_bytes: d::REASSEMBLY_PER_CONNECTION,
         }
     }
 }
@@ -108,6 +110,9 @@ pub struct ReasmUsage {
     pub held_bytes: u64,
     /// Queues (connections holding out-of-order data or FIN).
     pub queues: u64,
+    /// Chunk memory one queue may hold, bytes (the per-connection share,
+    /// in whole chunks, at most the budget).
+    pub per_connection_bytes: u64,
 }
 
 /// The per-core pool of chunks and queue headers.
@@ -167,6 +172,7 @@ impl ReasmPool {
             used_bytes: u64::from(self.chunks_in_use) * CHUNK_BYTES as u64,
             held_bytes: self.held_bytes,
             queues: u64::from(self.heads_in_use),
+            per_connection_bytes: u64::from(self.max_chunks_per_queue) * CHUNK_BYTES as u64,
         }
     }
 
