@@ -164,6 +164,32 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         if f.rst() {
             return Disposition::Keep;
         }
+        let ahead = seg.seq.diff(tcb.rcv_nxt);
+        if rcv_wnd == 0
+            && f.ack()
+            && !f.syn()
+            && tcb.state != State::SynReceived
+            && ahead > 0
+            && ahead as u32 <= cx.cfg.recv_buffer
+        {
+            // RFC 9293 §3.10.7.4: with a zero receive window "special
+            // allowance should be made to accept valid ACKs". A peer that
+            // sent into a window it believed open (an older, larger window
+            // update overtook the zero one) numbers its pure ACKs beyond
+            // RCV.NXT; ignoring them left our own data unacknowledged, so
+            // the client could not send, never read, and the window stayed
+            // shut. The ACK field is taken (RFC 5961 checks included), the
+            // data is not.
+            if let Some(d) = on_ack(tcb, cx, seg) {
+                return d;
+            }
+            tcb.flags.insert(TcbFlags::NEED_ACK);
+            return if tcb.state == State::Closed {
+                Disposition::Free
+            } else {
+                Disposition::Keep
+            };
+        }
         if tcb.state == State::TimeWait && f.fin() {
             // A retransmitted FIN: ACK it again and restart 2×MSL.
             tcb.close_at = Deadline::after(cx.arm_ms, cx.cfg.time_wait_ms);

@@ -703,6 +703,7 @@ mod tests {
             p.usage(),
             ReasmUsage {
                 budget_bytes: 4 * CHUNK_BYTES as u64,
+                per_connection_bytes: p.usage().per_connection_bytes,
                 ..ReasmUsage::default()
             }
         );
