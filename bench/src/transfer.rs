@@ -166,6 +166,10 @@ fn daemon_config(lab: &Lab) -> Result<Config> {
     c.cores = vec![1];
     c.tcp.send_buffer = 1 << 20;
     c.tcp.recv_buffer = 1 << 20;
+    // A whole window may wait behind one hole (twice the window, as the
+    // default is twice the default window).
+    c.tcp.reassembly_per_connection = 2 << 20;
+    c.tcp.reassembly_per_core = 16 << 20;
     c.tcp.window_shift = 7;
     c.xdp.zero_copy = ZeroCopy::Off;
     c.xdp.idle = Idle::Sleep;
@@ -213,10 +217,23 @@ fn lingerd_run(lab: &Lab, args: &Args, limit: Duration) -> Result<(Run, String)>
         match app.recv(h, &mut buf, Duration::from_millis(5)) {
             Ok(0) => bail!("EOF from the kernel client after {echoed} bytes"),
             Ok(n) => {
-                let sent = app
-                    .send(h, &buf[..n])
-                    .map_err(|e| anyhow::anyhow!("send: {e:?}"))?;
-                ensure!(sent == n, "lingerd took {sent} of {n} bytes");
+                // The send buffer may take only part of it while the
+                // connection is behind (recovering, or the window full):
+                // the rest goes when room frees up.
+                let mut sent = 0;
+                while sent < n {
+                    ensure!(
+                        Instant::now() <= until,
+                        "lingerd took {sent} of {n} bytes within {limit:?}"
+                    );
+                    match app.send(h, &buf[sent..n]) {
+                        Ok(k) if k > 0 => sent += k,
+                        Ok(_) | Err(Errno::WouldBlock | Errno::NoBufs | Errno::TimedOut) => {
+                            thread::sleep(Duration::from_millis(1))
+                        }
+                        Err(e) => bail!("send: {e:?}"),
+                    }
+                }
                 echoed += n;
             }
             Err(Errno::WouldBlock | Errno::TimedOut) => {}
@@ -266,6 +283,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let retransmits = sample(&metrics, "lingerd_retransmits_total")?;
     let fast_retransmits = sample(&metrics, "lingerd_fast_retransmits_total")?;
     let ooo_kept = sample(&metrics, "lingerd_ooo_segments_kept_total")?;
+    let sack_retransmits = sample(&metrics, "lingerd_sack_retransmits_total")?;
+    let sack_blocks_sent = sample(&metrics, "lingerd_sack_blocks_sent_total")?;
+    let sack_blocks_received = sample(&metrics, "lingerd_sack_blocks_received_total")?;
+    let undone = sample(&metrics, "lingerd_spurious_recoveries_undone_total")?;
     let ratio = lingerd.goodput(args.bytes) / kernel.goodput(args.bytes);
     let mismatched = lingerd.mismatched + kernel.mismatched;
     if args.json {
@@ -281,6 +302,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "retransmits": retransmits,
             "fast_retransmits": fast_retransmits,
             "ooo_segments_kept": ooo_kept,
+            "sack_retransmits": sack_retransmits,
+            "sack_blocks_sent": sack_blocks_sent,
+            "sack_blocks_received": sack_blocks_received,
+            "spurious_recoveries_undone": undone,
             "bytes_mismatched": mismatched,
         });
         println!("{j}");
@@ -300,8 +325,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
             lingerd.seconds
         );
         println!(
-            "  lingerd retransmitted {retransmits} segments ({fast_retransmits} fast), kept \
-             {ooo_kept} out of order; {mismatched} bytes mismatched"
+            "  lingerd retransmitted {retransmits} segments ({fast_retransmits} fast, \
+             {sack_retransmits} SACK holes, {undone} recoveries undone), kept {ooo_kept} out \
+             of order; SACK blocks {sack_blocks_sent} sent, {sack_blocks_received} received; \
+             {mismatched} bytes mismatched"
         );
     }
     ensure!(mismatched == 0, "{mismatched} bytes came back wrong");

@@ -357,6 +357,15 @@ fn check_tcp(c: &Config, p: &mut Problems<'_>) {
             ),
         );
     }
+    if t.reassembly_per_connection > t.reassembly_per_core && t.reassembly_per_core > 0 {
+        p.at(
+            field("tcp", "reassembly_per_connection"),
+            format_args!(
+                "reassembly_per_connection {} is more than reassembly_per_core {}",
+                t.reassembly_per_connection, t.reassembly_per_core
+            ),
+        );
+    }
     if t.send_buffer < u32::from(t.mss) {
         p.at(
             field("tcp", "send_buffer"),

@@ -204,6 +204,17 @@ pub struct Tcp {
     /// than a window of `65535 << window_shift` can advertise.
     #[garde(range(min = 1024, max = 1 << 30))]
     pub recv_buffer: u32,
+    /// **restart**. Out-of-order data one core may hold for all its
+    /// connections (the reassembly pool, allocated when the core starts, in
+    /// 2 KiB chunks), 0..=1 GiB; 0 keeps none (every segment beyond a hole
+    /// is dropped and must be sent again). Default 4 MiB.
+    #[garde(range(max = 1 << 30))]
+    pub reassembly_per_core: u32,
+    /// **restart**. Out-of-order data one connection may hold, 2 KiB..=1
+    /// GiB and at most `reassembly_per_core`; about twice `recv_buffer`
+    /// lets a whole window wait behind one hole. Default 128 KiB.
+    #[garde(range(min = 2048, max = 1 << 30))]
+    pub reassembly_per_connection: u32,
     /// **restart**. Window scale shift we offer (RFC 7323 §2.3), 0..=14.
     #[garde(range(max = 14))]
     pub window_shift: u8,
@@ -243,6 +254,8 @@ impl Default for Tcp {
             mss: d::MSS,
             send_buffer: d::SEND_BUFFER,
             recv_buffer: d::RECV_BUFFER,
+            reassembly_per_core: d::REASSEMBLY_PER_CORE,
+            reassembly_per_connection: d::REASSEMBLY_PER_CONNECTION,
             window_shift: d::WINDOW_SHIFT,
             timestamps: d::TIMESTAMPS,
             time_wait_rst: d::TIME_WAIT_RST,

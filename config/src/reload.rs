@@ -86,6 +86,8 @@ fn visit(a: &Config, b: &Config, f: &mut dyn FnMut(&'static str, Apply, bool)) {
         mss,
         send_buffer,
         recv_buffer,
+        reassembly_per_core,
+        reassembly_per_connection,
         window_shift,
         timestamps,
         time_wait_rst,
@@ -121,6 +123,18 @@ fn visit(a: &Config, b: &Config, f: &mut dyn FnMut(&'static str, Apply, bool)) {
     cmp!("tcp.mss", Restart, mss, t.mss);
     cmp!("tcp.send_buffer", Restart, send_buffer, t.send_buffer);
     cmp!("tcp.recv_buffer", Restart, recv_buffer, t.recv_buffer);
+    cmp!(
+        "tcp.reassembly_per_core",
+        Restart,
+        reassembly_per_core,
+        t.reassembly_per_core
+    );
+    cmp!(
+        "tcp.reassembly_per_connection",
+        Restart,
+        reassembly_per_connection,
+        t.reassembly_per_connection
+    );
     cmp!("tcp.window_shift", Restart, window_shift, t.window_shift);
     cmp!("tcp.timestamps", Restart, timestamps, t.timestamps);
     cmp!("tcp.time_wait_rst", Reload, time_wait_rst, t.time_wait_rst);

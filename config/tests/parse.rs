@@ -263,6 +263,23 @@ fn test_delayed_ack_above_500() {
 }
 
 #[test]
+fn test_reassembly_budgets() {
+    let e = err("tcp: {reassembly_per_connection: 100}\n");
+    assert_at(&e, 3, 34, "lower than 2048");
+    assert!(e.to_string().contains("tcp.reassembly_per_connection"));
+    let e = err("tcp: {reassembly_per_core: 65536, reassembly_per_connection: 131072}\n");
+    assert_at(
+        &e,
+        3,
+        62,
+        "reassembly_per_connection 131072 is more than reassembly_per_core 65536",
+    );
+    // 0 per core keeps no out-of-order data at all, whatever the share.
+    let c = ok("tcp: {reassembly_per_core: 0}\n");
+    assert_eq!(c.tcp.reassembly_per_core, 0);
+}
+
+#[test]
 fn test_port_zero() {
     let e = err("listen: [{port: 0}]\n");
     assert_at(&e, 3, 17, "lower than 1");
@@ -555,6 +572,8 @@ tcp:
   mss: 1400
   send_buffer: 1048576
   recv_buffer: 32768
+  reassembly_per_core: 8388608
+  reassembly_per_connection: 2097152
   window_shift: 3
   timestamps: false
   time_wait_rst: ignore

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 use lingerd_abi::vocab::ClientExitPolicy;
 use lingerd_config::{Config, Idle, PortKind, XdpMode};
-use lingerd_dataplane::engine::config::{EngineConfig, Prefix, TcpConfig, Tunables};
+use lingerd_dataplane::engine::config::{EngineConfig, Prefix, ReasmConfig, TcpConfig, Tunables};
 use lingerd_dataplane::flow::FlowSteer;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AttachMode, IdleMode, XskConfig, ZeroCopy};
 use lingerd_dataplane::tcp::rtt::RtoBounds;
@@ -78,6 +78,8 @@ pub(crate) fn tcp_config(c: &lingerd_config::Tcp) -> TcpConfig {
         recv_buffer: c.recv_buffer,
         window_shift: c.window_shift,
         timestamps: c.timestamps,
+        // Always offered (not a YAML field): only tests switch it off.
+        sack: true,
         time_wait_rst: c.time_wait_rst,
         challenge_acks_per_s: c.challenge_acks_per_s,
         ephemeral_ports: (c.ephemeral_ports[0], c.ephemeral_ports[1]),
@@ -198,7 +200,10 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 gateway: c.gateway.map(|g| g.ip),
                 max_connections: c.tcp.max_connections_per_core(n),
                 tcp: tcp.clone(),
-                reassembly: Default::default(),
+                reassembly: ReasmConfig {
+                    budget_bytes: c.tcp.reassembly_per_core,
+                    per_conn_bytes: c.tcp.reassembly_per_connection,
+                },
                 default_linger: c.close.default_linger,
                 isn_secret: secrets.isn,
                 cookie_secret: secrets.cookie,
@@ -368,7 +373,8 @@ mod tests {
              gateway: {ip: 198.18.0.254}\nlisten: [{port: 7, backlog: 10}, {port: 80, backlog: 100}]\n\
              tcp: {time_wait: 1s, orphan_timeout: 2s, syn_received_timeout: 3s, syn_retries: 4,\n\
                max_retransmits: 5, rto_min: 10ms, rto_max: 20s, rto_initial: 300ms, delayed_ack: 0s,\n\
-               mss: 1400, send_buffer: 1048576, recv_buffer: 32768, window_shift: 3, timestamps: false,\n\
+               mss: 1400, send_buffer: 1048576, recv_buffer: 32768, reassembly_per_core: 1048576,\n\
+               reassembly_per_connection: 65536, window_shift: 3, timestamps: false,\n\
                time_wait_rst: ignore, challenge_acks_per_s: 2, max_connections: 1001, ephemeral_ports: [40000, 40999]}\n\
              close: {default_linger: {on: true, secs: 2}, on_client_exit: abort}\n\
              xdp: {mode: generic, zero_copy: off, frames: 4096, idle: sleep}\n",
@@ -399,6 +405,13 @@ mod tests {
             (1 << 20, 32_768, 3)
         );
         assert!(!t.timestamps);
+        assert_eq!(
+            plans[1].engine.reassembly,
+            ReasmConfig {
+                budget_bytes: 1 << 20,
+                per_conn_bytes: 65_536
+            }
+        );
         assert_eq!(t.time_wait_rst, TimeWaitRst::Ignore);
         assert_eq!(t.challenge_acks_per_s, 2);
         assert_eq!(t.ephemeral_ports, (40_000, 40_999));

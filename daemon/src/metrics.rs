@@ -453,6 +453,12 @@ pub fn series(s: &CoreSnapshot) -> Vec<Series> {
             s.reasm.budget_bytes,
         ),
         (
+            "reassembly_per_connection_bytes",
+            "Reassembly pool memory one connection may hold \
+             (tcp.reassembly_per_connection in whole chunks), bytes.",
+            s.reasm.per_connection_bytes,
+        ),
+        (
             "reassembly_used_bytes",
             "Reassembly pool memory held by out-of-order queues (whole chunks), bytes.",
             s.reasm.used_bytes,
@@ -773,6 +779,8 @@ mod tests {
         a.timers_armed = 7;
         a.linger_timers_armed = 3;
         a.reasm.budget_bytes = 4 << 20;
+        a.reasm.per_connection_bytes = 128 << 10;
+        a.counters.sack_retransmits = 6;
         a.rsts_paced_waiting = 11;
         a.rst_paced_wait_max_ms = 40;
         a.counters.rst_paced_wait_ms = 100;
@@ -794,6 +802,8 @@ mod tests {
             "lingerd_timers_armed{queue=\"3\"} 7",
             "lingerd_linger_timers_armed{queue=\"7\"} 3",
             "lingerd_reassembly_budget_bytes{queue=\"3\"} 4194304",
+            "lingerd_reassembly_per_connection_bytes{queue=\"3\"} 131072",
+            "lingerd_sack_retransmits_total{queue=\"3\"} 6",
             "lingerd_rsts_paced_waiting{queue=\"3\"} 11",
             "lingerd_rst_paced_wait_max_ms{queue=\"3\"} 40",
             "lingerd_rst_paced_wait_max_ms{queue=\"7\"} 25",

@@ -870,8 +870,9 @@ fn reordering(seed: u64) -> LinkConfig {
 }
 
 /// Data both ways, either role, over links that reorder and duplicate in
-/// both directions: lingerd keeps what arrives out of order (smoltcp's
-/// assembler does the same the other way), every byte arrives once and in
+/// both directions, with SACK negotiated: lingerd keeps what arrives out of
+/// order and reports it in SACK blocks (smoltcp's assembler does the same
+/// the other way, and lingerd reads its blocks), every byte arrives once and in
 /// order, the queue is empty at the end, and the transfer is not left to
 /// retransmission timeouts: it finishes within a bound that dropping
 /// out-of-order segments (a zero reassembly budget) misses.
@@ -891,6 +892,13 @@ fn data_both_ways_over_links_that_reorder_and_duplicate() {
             );
             assert!(c.ooo_bytes_delivered > 0, "{what}");
             assert_eq!(c.ooo_bytes_pruned, 0, "{what}: within the budget");
+            // smoltcp offers SACK-permitted on its SYN and answers ours: both
+            // ends send blocks for what they hold out of order.
+            assert!(c.sack_blocks_sent > 0, "{what}: lingerd sent SACK blocks");
+            assert!(
+                c.sack_blocks_received > 0,
+                "{what}: smoltcp's blocks were taken: {c:?}"
+            );
             let stats = (lab.pair.a_to_b.stats(), lab.pair.b_to_a.stats());
             assert!(
                 stats.0.reordered > 0 && stats.1.reordered > 0 && stats.1.duplicated > 0,

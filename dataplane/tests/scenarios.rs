@@ -2159,3 +2159,40 @@ fn test_out_of_order_data_after_close_is_not_kept() {
     assert_eq!(reasm_queues(&p), 0, "it can never be delivered");
     assert_eq!(p.engine.counters().ooo_segments_kept, 0);
 }
+
+#[test]
+fn test_established_zero_receive_window_still_takes_the_peers_ack() {
+    let mut p = RawPeer::new(|cfg| cfg.tcp.recv_buffer = 2_048);
+    p.establish_passive();
+    // Our data goes out; the peer fills our window, and the client does
+    // not read: we advertise a zero window.
+    p.write(&[5u8; 1_000]);
+    let data = p.expect_one();
+    assert_eq!(data.payload_len, 1_000);
+    // (Its data does not acknowledge ours yet.)
+    let fill = seg(ACK | PSH).seq(p.nxt).ack(data.seq).data(&[6u8; 2_048]);
+    p.nxt = p.nxt.wrapping_add(2_048);
+    p.send(fill);
+    p.advance(100); // the delayed ACK
+    let zero = p.recv_all();
+    assert_eq!(zero.last().map(|s| s.window), Some(0), "{}", p.dump());
+    // The peer sent 80 bytes into a window it thought open (they are
+    // dropped), so its pure ACK of our data is numbered beyond RCV.NXT.
+    // RFC 9293: with a zero window, valid ACKs are still accepted.
+    let ack = seg(ACK)
+        .seq(p.nxt.wrapping_add(80))
+        .ack(data.seq.wrapping_add(1_000))
+        .win(65_535);
+    p.send(ack);
+    let answer = p.recv_all();
+    assert!(answer.iter().all(|s| s.payload_len == 0), "{}", p.dump());
+    // Acknowledged: no retransmission when the RTO would have come.
+    p.advance(5_000);
+    let later = p.recv_all();
+    assert!(
+        later.iter().all(|s| s.payload_len == 0),
+        "acknowledged data sent again: {}",
+        p.dump()
+    );
+    assert_eq!(p.engine.counters().retransmits, 0);
+}

@@ -30,6 +30,12 @@ pub const MSS: u16 = 1460;
 pub const SEND_BUFFER: u32 = 64 * 1024;
 /// Receive buffer per connection, bytes.
 pub const RECV_BUFFER: u32 = 64 * 1024;
+/// Out-of-order data one core holds for all its connections, bytes (the
+/// reassembly pool, allocated when the core starts).
+pub const REASSEMBLY_PER_CORE: u32 = 4 << 20;
+/// Out-of-order data one connection may hold, bytes: twice the default
+/// receive window (a run that ends inside a chunk wastes its tail).
+pub const REASSEMBLY_PER_CONNECTION: u32 = 2 * RECV_BUFFER;
 /// Window scale shift we offer.
 pub const WINDOW_SHIFT: u8 = 7;
 /// Offer and use timestamps.

@@ -64,6 +64,9 @@ pub struct TcpConfig {
     pub window_shift: u8,
     /// Offer and use timestamps (RFC 7323).
     pub timestamps: bool,
+    /// Offer and use selective acknowledgments (RFC 2018); off makes
+    /// recovery NewReno (tests use it to compare).
+    pub sack: bool,
     /// RST in TIME-WAIT policy.
     pub time_wait_rst: TimeWaitRst,
     /// Challenge ACKs a connection may send per second (RFC 5961 §7); the
@@ -90,6 +93,7 @@ impl Default for TcpConfig {
             recv_buffer: d::RECV_BUFFER,
             window_shift: d::WINDOW_SHIFT,
             timestamps: d::TIMESTAMPS,
+            sack: true,
             time_wait_rst: d::TIME_WAIT_RST,
             challenge_acks_per_s: d::CHALLENGE_ACKS_PER_S,
             ephemeral_ports: d::EPHEMERAL_PORTS,

@@ -158,8 +158,18 @@ counters! {
     syn_dropped,
     #[doc = "Segments retransmitted."]
     retransmits,
-    #[doc = "Fast retransmits (three duplicate ACKs)."]
+    #[doc = "Fast retransmits (duplicate ACKs or SACKed data reaching the duplicate threshold)."]
     fast_retransmits,
+    #[doc = "Retransmissions of a hole the peer's SACK blocks showed (RFC 6675)."]
+    sack_retransmits,
+    #[doc = "SACK blocks sent for out-of-order data held (RFC 2018)."]
+    sack_blocks_sent,
+    #[doc = "SACK blocks received that lie within the data outstanding."]
+    sack_blocks_received,
+    #[doc = "SACK blocks received and ignored: outside SND.UNA..SND.MAX (D-SACK, stale or forged)."]
+    sack_blocks_ignored,
+    #[doc = "Fast recoveries found spurious by the timestamp echo (RFC 3522) and undone."]
+    spurious_recoveries_undone,
     #[doc = "Out-of-order segments kept in a reassembly queue (new bytes or a FIN)."]
     ooo_segments_kept,
     #[doc = "Out-of-order bytes given up for memory: pruned from a reassembly queue, or not kept for lack of room."]

@@ -1,7 +1,10 @@
 //! Congestion control: slow start, congestion avoidance, fast retransmit and
-//! NewReno fast recovery (RFC 5681, RFC 6582), initial window per RFC 6928.
+//! fast recovery, initial window per RFC 6928. Recovery is NewReno (RFC
+//! 5681, RFC 6582) when the peer did not permit SACK, and RFC 6675's
+//! (cwnd = ssthresh, sending governed by the scoreboard's pipe) when it did.
 //!
-//! It owns cwnd, ssthresh, the duplicate-ACK count and the recovery point.
+//! It owns cwnd, ssthresh, the duplicate-ACK count and threshold, whether
+//! SACK is in use and the recovery point.
 //! It decides *whether* to retransmit; the connection decides *what* and
 //! performs the send. Byte counts are u32; sequence numbers are
 //! [`SeqNumber`]s.
@@ -31,7 +34,16 @@ pub struct NewReno {
     pub dupacks: u8,
     /// Inside fast recovery.
     pub in_recovery: bool,
+    /// Duplicate ACKs (or SACKed segments) that signal a loss: 3 (RFC 5681),
+    /// raised each time a recovery proves spurious (reordering), at most
+    /// [`MAX_DUPTHRESH`].
+    pub dupthresh: u8,
+    /// SACK was negotiated: recovery follows RFC 6675.
+    pub sack: bool,
 }
+
+/// The highest duplicate threshold reordering can push the sender to.
+pub const MAX_DUPTHRESH: u8 = 16;
 
 impl NewReno {
     /// RFC 6928 initial window: min(10×MSS, max(2×MSS, 14600)).
@@ -43,7 +55,43 @@ impl NewReno {
             recover: iss,
             dupacks: 0,
             in_recovery: false,
+            dupthresh: 3,
+            sack: false,
         }
+    }
+
+    /// Enters fast recovery (RFC 5681 §3.2 step 2, RFC 6675 §5 step 4):
+    /// halve, remember `recover`. With SACK, cwnd is ssthresh and the pipe
+    /// decides what may go; without, cwnd is inflated by the dupthresh
+    /// segments that left the network.
+    pub fn enter_recovery(&mut self, flight: u32, snd_max: SeqNumber, mss: u32) {
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = if self.sack {
+            self.ssthresh
+        } else {
+            self.ssthresh + u32::from(self.dupthresh) * mss
+        };
+        self.recover = snd_max;
+        self.in_recovery = true;
+    }
+
+    /// Whether a duplicate ACK for `ack` may start a recovery (RFC 6582
+    /// §3.2 step 2: the ACK covers more than `recover`, so one loss
+    /// episode never halves cwnd twice).
+    pub fn may_recover(&self, ack: SeqNumber) -> bool {
+        !self.in_recovery && ack.wrapping_add(u32::MAX).diff(self.recover) >= 0
+    }
+
+    /// A recovery proved spurious (RFC 4015 §3.2): the window before it
+    /// comes back, and the threshold rises so the same reordering does
+    /// not fire again.
+    pub fn undo(&mut self, cwnd: u32, ssthresh: u32, ack: SeqNumber) {
+        self.cwnd = self.cwnd.max(cwnd);
+        self.ssthresh = ssthresh;
+        self.in_recovery = false;
+        self.recover = ack.wrapping_add(u32::MAX);
+        self.dupacks = 0;
+        self.dupthresh = self.dupthresh.saturating_add(2).min(MAX_DUPTHRESH);
     }
 
     /// New data was acknowledged: `acked` bytes, cumulative ACK now `ack`.
@@ -55,6 +103,11 @@ impl NewReno {
                 self.in_recovery = false;
                 self.cwnd = self.ssthresh;
                 return AckAction::None;
+            }
+            if self.sack {
+                // RFC 6675: cwnd stays; the pipe shrank, so whatever it
+                // allows (the next hole first) goes.
+                return AckAction::RetransmitFirst;
             }
             // Partial acknowledgment: retransmit the next hole, deflate by
             // the amount acknowledged, add back one MSS (step 3, partial).
@@ -84,17 +137,14 @@ impl NewReno {
     ) -> AckAction {
         self.dupacks = self.dupacks.saturating_add(1);
         if self.in_recovery {
-            // RFC 5681 §3.2 step 4: inflate for each segment that left.
-            self.cwnd = self.cwnd.saturating_add(mss);
+            if !self.sack {
+                // RFC 5681 §3.2 step 4: inflate for each segment that left.
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
             return AckAction::None;
         }
-        // RFC 6582 §3.2 step 2: enter recovery only when the ACK covers more
-        // than `recover`, so one loss episode never halves cwnd twice.
-        if self.dupacks == 3 && ack.wrapping_add(u32::MAX).diff(self.recover) >= 0 {
-            self.ssthresh = (flight / 2).max(2 * mss);
-            self.cwnd = self.ssthresh + 3 * mss;
-            self.recover = snd_max;
-            self.in_recovery = true;
+        if self.dupacks == self.dupthresh && self.may_recover(ack) {
+            self.enter_recovery(flight, snd_max, mss);
             return AckAction::RetransmitFirst;
         }
         AckAction::None

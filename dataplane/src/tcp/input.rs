@@ -26,6 +26,8 @@ pub(crate) fn negotiate(tcb: &mut Tcb, cfg: &TcpConfig, opts: &TcpOptions, we_of
     let peer_mss = opts.mss.unwrap_or(536).max(64);
     tcb.mss = peer_mss.min(cfg.mss);
     tcb.cc = super::congestion::NewReno::new(u32::from(tcb.mss), tcb.iss);
+    // RFC 2018 §2: SACK is used only when both SYNs carry SACK-permitted.
+    tcb.cc.sack = cfg.sack && opts.sack_permitted;
     match opts.window_shift() {
         Some(shift) if we_offered || cfg.window_shift > 0 => {
             tcb.snd_wscale = shift;
@@ -161,6 +163,32 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
         cx.counters.rx_unacceptable += 1;
         if f.rst() {
             return Disposition::Keep;
+        }
+        let ahead = seg.seq.diff(tcb.rcv_nxt);
+        if rcv_wnd == 0
+            && f.ack()
+            && !f.syn()
+            && tcb.state != State::SynReceived
+            && ahead > 0
+            && ahead as u32 <= cx.cfg.recv_buffer
+        {
+            // RFC 9293 §3.10.7.4: with a zero receive window "special
+            // allowance should be made to accept valid ACKs". A peer that
+            // sent into a window it believed open (an older, larger window
+            // update overtook the zero one) numbers its pure ACKs beyond
+            // RCV.NXT; ignoring them left our own data unacknowledged, so
+            // the client could not send, never read, and the window stayed
+            // shut. The ACK field is taken (RFC 5961 checks included), the
+            // data is not.
+            if let Some(d) = on_ack(tcb, cx, seg) {
+                return d;
+            }
+            tcb.flags.insert(TcbFlags::NEED_ACK);
+            return if tcb.state == State::Closed {
+                Disposition::Free
+            } else {
+                Disposition::Keep
+            };
         }
         if tcb.state == State::TimeWait && f.fin() {
             // A retransmitted FIN: ACK it again and restart 2×MSL.
@@ -366,7 +394,15 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
             tcb.snd_nxt = tcb.snd_una;
         }
         sample_rtt(tcb, cx, seg);
-        if tcb.cc.on_new_ack(acked, seg.ack, mss) == super::congestion::AckAction::RetransmitFirst {
+        let undone = spurious_recovery(tcb, cx, seg);
+        if let Some(buf) = tcb.send.as_mut() {
+            buf.board.advance(tcb.snd_una);
+        }
+        take_sack(tcb, cx, seg);
+        if !undone
+            && tcb.cc.on_new_ack(acked, seg.ack, mss)
+                == super::congestion::AckAction::RetransmitFirst
+        {
             tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
         }
         tcb.rtx_at = if tcb.flight() > 0 {
@@ -387,13 +423,45 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         // RFC 5681 §2: a duplicate ACK. Not the answer to a window probe:
         // a zero window means the peer took nothing, not that a segment
         // was lost, and only probes may go into it (RFC 9293 §3.8.6.1).
+        take_sack(tcb, cx, seg);
         let flight = tcb.flight();
-        if tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss)
-            == super::congestion::AckAction::RetransmitFirst
+        let before = (tcb.cc.cwnd, tcb.cc.ssthresh);
+        let mut enter = tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss)
+            == super::congestion::AckAction::RetransmitFirst;
+        if !enter
+            && tcb.cc.sack
+            && tcb.cc.may_recover(seg.ack)
+            && tcb
+                .send
+                .as_ref()
+                .is_some_and(|b| b.board.is_lost(tcb.snd_una, tcb.cc.dupthresh, mss))
         {
+            // RFC 6675 §5: DupThresh segments' worth SACKed above SND.UNA
+            // is a loss even before DupThresh duplicate ACKs.
+            tcb.cc.enter_recovery(flight, tcb.snd_max, mss);
+            enter = true;
+        }
+        if enter {
             tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
             cx.counters.fast_retransmits += 1;
+            let ts = tcb.flags.contains(TcbFlags::TIMESTAMPS);
+            let now32 = cx.now_ms as u32;
+            if let Some(buf) = tcb.send.as_mut() {
+                buf.board.high_rxt = tcb.snd_una;
+                buf.board.rexmit_first = true;
+                buf.board.undo = ts.then_some(super::sack::Undo {
+                    cwnd: before.0,
+                    ssthresh: before.1,
+                    first: tcb.snd_una,
+                    tsval: now32,
+                });
+            }
         }
+    } else if behind == 0 && tcb.cc.in_recovery && tcb.cc.sack && !seg.options.sack.is_empty() {
+        // A window update or data segment carrying SACK news during
+        // recovery: the pipe may have shrunk.
+        take_sack(tcb, cx, seg);
+        tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
     }
     // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ, or equal with
     // SND.WL2 <= SEG.ACK).
@@ -440,6 +508,53 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
     }
     check_close_done(tcb, cx);
     None
+}
+
+/// Feeds the peer's SACK blocks to the scoreboard (after SND.UNA moved):
+/// only when SACK was negotiated and data is outstanding; every block is
+/// checked there against SND.UNA..SND.MAX.
+fn take_sack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
+    if !tcb.cc.sack || seg.options.sack.is_empty() {
+        return;
+    }
+    let (una, max) = (tcb.snd_una, tcb.snd_max);
+    let Some(buf) = tcb.send.as_mut() else {
+        cx.counters.sack_blocks_ignored += seg.options.sack.len() as u64;
+        return;
+    };
+    let (ok, bad) = buf.board.add(seg.options.sack.as_slice(), una, max);
+    cx.counters.sack_blocks_received += u64::from(ok);
+    cx.counters.sack_blocks_ignored += u64::from(bad);
+}
+
+/// Eifel detection (RFC 3522): the first ACK to cover the first byte a
+/// fast recovery retransmitted echoes a timestamp older than that
+/// retransmission, so the original got there and the recovery was caused
+/// by reordering. The window comes back (RFC 4015) and the duplicate
+/// threshold rises. Returns whether it undid a recovery.
+fn spurious_recovery(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> bool {
+    let Some(buf) = tcb.send.as_mut() else {
+        return false;
+    };
+    let Some(undo) = buf.board.undo else {
+        return false;
+    };
+    if seg.ack.diff(undo.first) <= 0 {
+        return false;
+    }
+    buf.board.undo = None;
+    let echoed_original = tcb.flags.contains(TcbFlags::TIMESTAMPS)
+        && seg
+            .options
+            .timestamps
+            .is_some_and(|(_, tsecr)| tsecr != 0 && (tsecr.wrapping_sub(undo.tsval) as i32) < 0);
+    if !echoed_original {
+        return false;
+    }
+    tcb.cc.undo(undo.cwnd, undo.ssthresh, seg.ack);
+    buf.board.high_rxt = tcb.snd_una;
+    cx.counters.spurious_recoveries_undone += 1;
+    true
 }
 
 fn set_window(tcb: &mut Tcb, seg: &TcpRepr<'_>, wnd: u32) {

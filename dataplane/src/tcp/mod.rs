@@ -19,6 +19,7 @@ pub(crate) mod open;
 pub(crate) mod output;
 pub mod reasm;
 pub mod rtt;
+pub mod sack;
 pub mod sendbuf;
 pub mod state;
 pub mod tcb;

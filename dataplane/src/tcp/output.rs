@@ -42,7 +42,14 @@ pub(crate) fn has_output(tcb: &Tcb) -> bool {
     }
     let queued = tcb.queued() as u32;
     let sent = data_sent(tcb);
-    if sent < queued && tcb.flight() < tcb.snd_wnd.min(tcb.cc.cwnd) {
+    if let Some(room) = sack_room(tcb) {
+        if (room > 0 || first_due(tcb)) && next_hole(tcb).is_some() {
+            return true;
+        }
+        if room > 0 && (next_hole(tcb).is_some() || (sent < queued && tcb.flight() < tcb.snd_wnd)) {
+            return true;
+        }
+    } else if sent < queued && tcb.flight() < tcb.snd_wnd.min(tcb.cc.cwnd) {
         return true;
     }
     // The FIN is due when all data is sent and SND.NXT sits on the FIN's
@@ -67,6 +74,56 @@ pub(crate) fn arm_persist(tcb: &mut Tcb, arm_ms: u64, rto: &super::rtt::RtoBound
     {
         tcb.rtx_at = Deadline::after(arm_ms, tcb.rtt.rto_ms(rto));
     }
+}
+
+/// In an RFC 6675 recovery, what cwnd leaves beside the pipe; `None`
+/// outside one (or without SACK), when cwnd counts the whole flight.
+fn sack_room(tcb: &Tcb) -> Option<u32> {
+    if !(tcb.cc.sack && tcb.cc.in_recovery) {
+        return None;
+    }
+    let buf = tcb.send.as_ref()?;
+    let pipe = buf.board.pipe(
+        tcb.flight(),
+        tcb.snd_una,
+        tcb.cc.dupthresh,
+        u32::from(tcb.mss),
+    );
+    Some(tcb.cc.cwnd.saturating_sub(pipe))
+}
+
+/// A recovery just began and its first retransmission has not gone: it
+/// goes whatever the pipe (RFC 6675 §5 step 4.2).
+fn first_due(tcb: &Tcb) -> bool {
+    tcb.send.as_ref().is_some_and(|b| b.board.rexmit_first)
+}
+
+/// The hole to retransmit next in an RFC 6675 recovery, `[start, end)`,
+/// cut to the peer's window (never a byte beyond SND.UNA + SND.WND, so
+/// nothing goes into a zero window) and to what was sent.
+fn next_hole(tcb: &Tcb) -> Option<(SeqNumber, SeqNumber)> {
+    let board = &tcb.send.as_ref()?.board;
+    let (start, end) = if board.rexmit_first {
+        // RFC 6675 §5 step 4.2: the first segment goes at once, whatever
+        // the scoreboard says about it.
+        let end = board.ranges().first().map_or(tcb.snd_max, |&(l, _)| l);
+        (tcb.snd_una, end)
+    } else {
+        board.next_hole(tcb.snd_una, tcb.cc.dupthresh, u32::from(tcb.mss))?
+    };
+    let wnd_end = tcb.snd_una.wrapping_add(tcb.snd_wnd);
+    let sent_end = tcb.snd_una.wrapping_add(
+        tcb.snd_max
+            .distance_from(tcb.snd_una)
+            .min(tcb.queued() as u32),
+    );
+    let mut end = end;
+    for limit in [wnd_end, sent_end] {
+        if limit.diff(end) < 0 {
+            end = limit;
+        }
+    }
+    (end.diff(start) > 0).then_some((start, end))
 }
 
 /// Data bytes already sent from the front of the buffer.
@@ -98,8 +155,10 @@ fn syn_options(tcb: &Tcb, cx: &Cx<'_>, answering: bool) -> TcpOptions {
     TcpOptions {
         mss: Some(cx.cfg.mss),
         window_scale: ws.then_some(cx.cfg.window_shift),
-        sack_permitted: false,
+        // RFC 2018 §2: offered on a SYN, answered only to a SYN that offered it.
+        sack_permitted: cx.cfg.sack && (!answering || tcb.cc.sack),
         timestamps: ts.then_some((cx.now_ms as u32, if answering { tcb.ts_recent } else { 0 })),
+        sack: crate::wire::SackBlocks::default(),
     }
 }
 
@@ -169,11 +228,16 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     // bytes padded to 12) a full segment carries 12 bytes less data, or its
     // frame exceeds the link MTU (the kernel's veth drops it, found by the
     // daemon's graceful-close system test).
-    let options = if tcb.flags.contains(TcbFlags::TIMESTAMPS) {
-        12
+    let timestamps = tcb.flags.contains(TcbFlags::TIMESTAMPS);
+    // RFC 2018 §4: every ACK sent while out-of-order data is held carries
+    // SACK blocks, as many as fit beside timestamps (3) or alone (4).
+    let sack = if tcb.cc.sack && tcb.reasm.is_some() {
+        cx.reasm
+            .sack_blocks(tcb.reasm, tcb.rcv_nxt, if timestamps { 3 } else { 4 })
     } else {
-        0
+        crate::wire::SackBlocks::default()
     };
+    let options = if timestamps { 12 } else { 0 } + sack.wire_len() as u32;
     let mss = u32::from(tcb.mss)
         .saturating_sub(options)
         .max(1)
@@ -182,7 +246,37 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     let mut offset = data_sent(tcb);
     let mut len;
     let retransmission;
-    if tcb.flags.contains(TcbFlags::RETRANSMIT_ONE) {
+    let room = sack_room(tcb);
+    let hole = if room.is_some_and(|r| r > 0) || first_due(tcb) {
+        next_hole(tcb)
+    } else {
+        None
+    };
+    if let Some(room) = room {
+        // RFC 6675 §5 (C): a recovery with SACK sends while the pipe is
+        // below cwnd, holes first, then new data.
+        tcb.flags.remove(TcbFlags::RETRANSMIT_ONE);
+        if let Some((start, end)) = hole {
+            seq = start;
+            offset = start.distance_from(tcb.snd_una);
+            len = end.distance_from(start).min(mss);
+            retransmission = true;
+            if let Some(buf) = tcb.send.as_mut() {
+                buf.board.rexmit_first = false;
+                let rxt_end = start.wrapping_add(len);
+                if rxt_end.diff(buf.board.high_rxt) > 0 {
+                    buf.board.high_rxt = rxt_end;
+                }
+            }
+            cx.counters.retransmits += 1;
+            cx.counters.sack_retransmits += 1;
+        } else {
+            let avail = queued - offset;
+            let usable = tcb.snd_wnd.saturating_sub(tcb.flight()).min(room);
+            len = avail.min(usable).min(mss);
+            retransmission = tcb.snd_nxt.diff(tcb.snd_max) < 0;
+        }
+    } else if tcb.flags.contains(TcbFlags::RETRANSMIT_ONE) {
         // Fast retransmit / partial ACK: the first unacknowledged segment,
         // SND.NXT untouched (RFC 5681 §3.2 step 3, RFC 6582 §3.2 step 3);
         // never beyond the peer's window, and never data not yet sent.
@@ -218,6 +312,15 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     let need_ack = tcb.flags.contains(TcbFlags::NEED_ACK);
     if len == 0 && !fin && !need_ack {
         return None;
+    }
+    if len == 0 && !fin {
+        // A pure ACK names the next new octet, SND.MAX, not a SND.NXT that
+        // a timeout rewound (as BSD's tcp_output does): a peer that has
+        // acknowledged beyond the rewound SND.NXT finds that sequence
+        // number old, drops the segment with its ACK field unread and
+        // answers with an ACK of its own; two ends both rewound would
+        // trade such ACKs for ever.
+        seq = tcb.snd_max;
     }
     if len > 0 {
         let copied = tcb.send.as_ref().map_or(0, |b| {
@@ -263,11 +366,10 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
     tcb.unacked_segments = 0;
     tcb.ack_at = Deadline::NONE;
     let window = advertise(tcb, cx, false);
+    cx.counters.sack_blocks_sent += sack.len() as u64;
     let options = TcpOptions {
-        timestamps: tcb
-            .flags
-            .contains(TcbFlags::TIMESTAMPS)
-            .then_some((cx.now_ms as u32, tcb.ts_recent)),
+        timestamps: timestamps.then_some((cx.now_ms as u32, tcb.ts_recent)),
+        sack,
         ..TcpOptions::default()
     };
     Some(Plan {

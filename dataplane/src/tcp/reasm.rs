@@ -38,12 +38,14 @@ pub struct ReasmConfig {
 }
 
 impl Default for ReasmConfig {
-    /// 4 MiB per core (2,048 chunks), twice a default 64 KiB receive window
-    /// per connection.
+    /// `tcp.reassembly_per_core` and `tcp.reassembly_per_connection`'s
+    /// defaults: 4 MiB per core (2,048 chunks), twice a default 64 KiB
+    /// receive window per connection.
     fn default() -> Self {
+        use lingerd_abi::vocab::tcp_defaults as d;
         ReasmConfig {
-            budget_bytes: 4 << 20,
-            per_conn_bytes: 2 * lingerd_abi::vocab::tcp_defaults::RECV_BUFFER,
+            budget_bytes: d::REASSEMBLY_PER_CORE,
+            per_conn_bytes: d::REASSEMBLY_PER_CONNECTION,
         }
     }
 }
@@ -78,6 +80,9 @@ struct Head {
     bytes: u32,
     /// The peer's FIN, received out of order: its sequence number.
     fin: Option<SeqNumber>,
+    /// The first byte the latest insert kept (RFC 2018 §4: the SACK block
+    /// holding it goes first).
+    last: SeqNumber,
     /// Next free header while free.
     next_free: u32,
 }
@@ -105,6 +110,9 @@ pub struct ReasmUsage {
     pub held_bytes: u64,
     /// Queues (connections holding out-of-order data or FIN).
     pub queues: u64,
+    /// Chunk memory one queue may hold, bytes (the per-connection share,
+    /// in whole chunks, at most the budget).
+    pub per_connection_bytes: u64,
 }
 
 /// The per-core pool of chunks and queue headers.
@@ -140,6 +148,7 @@ impl ReasmPool {
                 chunks: 0,
                 bytes: 0,
                 fin: None,
+                last: SeqNumber(0),
                 next_free: if i + 1 < n { i + 1 } else { NIL },
             })
             .collect();
@@ -163,6 +172,7 @@ impl ReasmPool {
             used_bytes: u64::from(self.chunks_in_use) * CHUNK_BYTES as u64,
             held_bytes: self.held_bytes,
             queues: u64::from(self.heads_in_use),
+            per_connection_bytes: u64::from(self.max_chunks_per_queue) * CHUNK_BYTES as u64,
         }
     }
 
@@ -220,6 +230,7 @@ impl ReasmPool {
             chunks: 0,
             bytes: 0,
             fin: None,
+            last: SeqNumber(0),
             next_free: NIL,
         };
         self.heads_in_use += 1;
@@ -419,6 +430,11 @@ impl ReasmPool {
             }
         }
 
+        if out.kept > 0
+            && let Some(h) = self.heads.get_mut(id.index())
+        {
+            h.last = rcv_nxt.wrapping_add(lo as u32);
+        }
         if wants_fin {
             let tail_end = self.tail_end(id, rcv_nxt);
             if tail_end.is_none_or(|e| e <= seg_end)
@@ -430,6 +446,78 @@ impl ReasmPool {
         }
         self.release_if_empty(slot);
         out
+    }
+
+    /// SACK blocks (RFC 2018 §4) for what queue `slot` holds above
+    /// `rcv_nxt`, at most `max`: the block holding the latest segment kept
+    /// first, then the others lowest first (the holes a sender repairs
+    /// first stay in view). Contiguous chunks make one block.
+    pub fn sack_blocks(
+        &self,
+        slot: Option<QueueId>,
+        rcv_nxt: SeqNumber,
+        max: usize,
+    ) -> crate::wire::SackBlocks {
+        let mut out = crate::wire::SackBlocks::default();
+        let Some(head) = self.head(slot) else {
+            return out;
+        };
+        if max == 0 {
+            return out;
+        }
+        let last = i64::from(head.last.diff(rcv_nxt));
+        let mut first = None;
+        self.runs(head.first, rcv_nxt, &mut |s, e| {
+            if s <= last && last < e {
+                first = Some((s, e));
+                false
+            } else {
+                true
+            }
+        });
+        let seq = |v: i64| rcv_nxt.wrapping_add(v as u32);
+        if let Some((s, e)) = first {
+            out.push(seq(s), seq(e));
+        }
+        self.runs(head.first, rcv_nxt, &mut |s, e| {
+            if first != Some((s, e)) && out.len() < max {
+                out.push(seq(s), seq(e));
+            }
+            out.len() < max
+        });
+        out.truncate(max);
+        out
+    }
+
+    /// Calls `f(start, end)` for each run of contiguous queued bytes above
+    /// `base` (relative to it), lowest first, until `f` returns false.
+    fn runs(&self, mut cur: u32, base: SeqNumber, f: &mut dyn FnMut(i64, i64) -> bool) {
+        let mut run: Option<(i64, i64)> = None;
+        // A queue holds at most its share of chunks; the bound only guards
+        // against a corrupted list.
+        let mut left = self.chunks.len();
+        while cur != NIL && left > 0 {
+            left -= 1;
+            if let Some((s, e)) = self.span(cur, base)
+                && e > 0
+            {
+                let s = s.max(0);
+                run = match run {
+                    Some((rs, re)) if re == s => Some((rs, e)),
+                    Some(r) => {
+                        if !f(r.0, r.1) {
+                            return;
+                        }
+                        Some((s, e))
+                    }
+                    None => Some((s, e)),
+                };
+            }
+            cur = self.next_of(cur);
+        }
+        if let Some((s, e)) = run {
+            f(s, e);
+        }
     }
 
     /// The end of the highest chunk of queue `id`, relative to `base`.
@@ -522,6 +610,7 @@ impl ReasmPool {
                 chunks: 0,
                 bytes: 0,
                 fin: None,
+                last: SeqNumber(0),
                 next_free: free_head,
             };
             self.free_head = id.index() as u32;
@@ -614,6 +703,7 @@ mod tests {
             p.usage(),
             ReasmUsage {
                 budget_bytes: 4 * CHUNK_BYTES as u64,
+                per_connection_bytes: p.usage().per_connection_bytes,
                 ..ReasmUsage::default()
             }
         );

@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 pub struct SendBuf {
     bytes: VecDeque<u8>,
     cap: usize,
+    /// The SACK scoreboard and undo state of the data outstanding.
+    pub board: super::sack::Scoreboard,
 }
 
 impl SendBuf {
@@ -19,6 +21,7 @@ impl SendBuf {
         SendBuf {
             bytes: VecDeque::with_capacity(cap),
             cap,
+            board: super::sack::Scoreboard::default(),
         }
     }
 
@@ -153,6 +156,7 @@ impl SendBufPool {
     pub fn put(&mut self, mut buf: Box<SendBuf>) {
         if self.free.len() < self.max_free {
             buf.bytes.clear();
+            buf.board.clear();
             self.free.push(buf);
         }
     }

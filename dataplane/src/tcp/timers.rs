@@ -135,6 +135,12 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             // RFC 6298 §5.4–5.6 and RFC 5681 §3.1: back off, collapse cwnd,
             // go back to SND.UNA; Karn: stop timing.
             tcb.cc.on_timeout(flight, tcb.snd_max, u32::from(tcb.mss));
+            if let Some(buf) = tcb.send.as_mut() {
+                // Go-back-N from SND.UNA: the scoreboard is not relied on
+                // after a timeout (RFC 2018 §8), and a timeout is no
+                // spurious fast recovery to undo.
+                buf.board.clear();
+            }
             tcb.rtt.on_timeout();
             tcb.snd_nxt = tcb.snd_una;
             tcb.flags.remove(TcbFlags::RTT_TIMING);

@@ -57,7 +57,7 @@ pub use rst::{
 };
 pub use tcp::{
     Flags as TcpFlags, HEADER_LEN as TCP_HEADER_LEN, MAX_WINDOW_SHIFT, Options as TcpOptions,
-    Packet as TcpPacket, PseudoHeader as TcpPseudoHeader, Repr as TcpRepr, SeqNumber,
+    Packet as TcpPacket, PseudoHeader as TcpPseudoHeader, Repr as TcpRepr, SackBlocks, SeqNumber,
 };
 
 /// Why a frame could not be parsed or built. One variant per drop counter.

@@ -51,6 +51,7 @@ mod kind {
     pub(super) const MSS: u8 = 2;
     pub(super) const WINDOW_SCALE: u8 = 3;
     pub(super) const SACK_PERMITTED: u8 = 4;
+    pub(super) const SACK: u8 = 5;
     pub(super) const TIMESTAMPS: u8 = 8;
 }
 
@@ -343,8 +344,70 @@ impl fmt::Debug for Flags {
 // Options
 // ---------------------------------------------------------------------------
 
-/// The options lingerd understands. Unknown options (SACK blocks, MD5,
-/// TCP-AO, Fast Open, ...) are skipped on parse and never emitted.
+/// Up to four SACK blocks (RFC 2018 §3), `[left, right)` each, in the
+/// order they were sent (or are to be sent). On parse nothing is checked
+/// beyond the encoding: the receiver of the blocks validates them against
+/// its own send sequence space.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SackBlocks {
+    blocks: [(SeqNumber, SeqNumber); 4],
+    len: u8,
+}
+
+impl PartialEq for SackBlocks {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for SackBlocks {}
+
+impl SackBlocks {
+    /// The most blocks an option can hold (40 option bytes: 2 + 4 × 8).
+    pub const MAX: usize = 4;
+
+    /// Appends a block; false (nothing appended) when four are held.
+    pub fn push(&mut self, left: SeqNumber, right: SeqNumber) -> bool {
+        let Some(slot) = self.blocks.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *slot = (left, right);
+        self.len += 1;
+        true
+    }
+
+    /// The blocks held, first sent first.
+    pub fn as_slice(&self) -> &[(SeqNumber, SeqNumber)] {
+        &self.blocks[..usize::from(self.len).min(Self::MAX)]
+    }
+
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether no block is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps only the first `n` blocks.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n.min(Self::MAX) as u8);
+    }
+
+    /// Bytes on the wire, with the two NOPs that align it: 0 when empty.
+    pub fn wire_len(&self) -> usize {
+        if self.is_empty() {
+            0
+        } else {
+            4 + 8 * self.len()
+        }
+    }
+}
+
+/// The options lingerd understands. Unknown options (MD5, TCP-AO, Fast
+/// Open, ...) are skipped on parse and never emitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
     /// Maximum segment size (RFC 9293 §3.7.1; kind 2).
@@ -356,6 +419,9 @@ pub struct Options {
     pub sack_permitted: bool,
     /// Timestamps `(TSval, TSecr)` (RFC 7323 §3; kind 8).
     pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks (RFC 2018 §3; kind 5). A sender must keep the total
+    /// within 40 bytes: three blocks beside timestamps, four without.
+    pub sack: SackBlocks,
 }
 
 impl Options {
@@ -403,6 +469,18 @@ impl Options {
                         (kind::MSS, &[a, b]) => options.mss = Some(u16::from_be_bytes([a, b])),
                         (kind::WINDOW_SCALE, &[shift]) => options.window_scale = Some(shift),
                         (kind::SACK_PERMITTED, []) => options.sack_permitted = true,
+                        (kind::SACK, body) if !body.is_empty() && body.len() % 8 == 0 => {
+                            // A length that is not 2 + 8n is skipped like any
+                            // other malformed known option; more than four
+                            // blocks cannot fit in 40 bytes.
+                            let mut sack = SackBlocks::default();
+                            for b in body.chunks_exact(8) {
+                                let left = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+                                let right = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                                sack.push(SeqNumber(left), SeqNumber(right));
+                            }
+                            options.sack = sack;
+                        }
                         (kind::TIMESTAMPS, &[a, b, c, d, e, f, g, h]) => {
                             options.timestamps = Some((
                                 u32::from_be_bytes([a, b, c, d]),
@@ -417,11 +495,12 @@ impl Options {
         }
     }
 
-    /// The encoded length: a multiple of 4, at most 20.
+    /// The encoded length: a multiple of 4, at most 20 without SACK
+    /// blocks, at most 40 with them (the caller bounds the count).
     ///
     /// Layout (Linux's, 32-bit aligned without trailing padding):
     /// `MSS(4)`, then `SACKOK TS(12)` or `NOP NOP TS(12)` or
-    /// `NOP NOP SACKOK(4)`, then `NOP WS(4)`.
+    /// `NOP NOP SACKOK(4)`, then `NOP WS(4)`, then `NOP NOP SACK(2+8n)`.
     #[inline]
     pub fn wire_len(&self) -> usize {
         let mut len = 0;
@@ -436,7 +515,7 @@ impl Options {
         if self.window_scale.is_some() {
             len += 4;
         }
-        len
+        len + self.sack.wire_len()
     }
 
     /// Encodes the options into the front of `buf` and returns
@@ -470,6 +549,18 @@ impl Options {
         }
         if let Some(shift) = self.window_scale {
             put(&[kind::NOP, kind::WINDOW_SCALE, 3, shift]);
+        }
+        if !self.sack.is_empty() {
+            put(&[
+                kind::NOP,
+                kind::NOP,
+                kind::SACK,
+                2 + 8 * self.sack.len() as u8,
+            ]);
+            for (left, right) in self.sack.as_slice() {
+                put(&left.0.to_be_bytes());
+                put(&right.0.to_be_bytes());
+            }
         }
         at
     }
@@ -993,6 +1084,7 @@ mod tests {
                 window_scale: Some(7),
                 sack_permitted: true,
                 timestamps: Some((0x1122_3344, 0)),
+                sack: SackBlocks::default(),
             },
             payload: &[],
         }
@@ -1136,17 +1228,21 @@ mod tests {
         let parsed = Options::parse(&[
             1, 1, // NOP NOP
             30, 4, 0xde, 0xad, // unknown kind 30 (MPTCP), skipped
-            5, 10, 0, 0, 0, 1, 0, 0, 0, 2, // SACK block, skipped
+            5, 10, 0, 0, 0, 1, 0, 0, 0, 2, // SACK block [1, 2)
+            5, 7, 0, 0, 0, 0, 0, // SACK with a length not 2 + 8n: skipped
             2, 3, 9, // MSS with a wrong length: skipped
             2, 4, 0x23, 0x28, // MSS 9000
             0,    // EOL
             2, 0, // garbage after EOL is never read
         ])
         .unwrap();
+        let mut sack = SackBlocks::default();
+        assert!(sack.push(SeqNumber(1), SeqNumber(2)));
         assert_eq!(
             parsed,
             Options {
                 mss: Some(9000),
+                sack,
                 ..Options::default()
             }
         );
@@ -1204,6 +1300,38 @@ mod tests {
             ),
             (all, &SYN[20..]),
         ];
+        let mut three = SackBlocks::default();
+        for i in 0..3u32 {
+            assert!(three.push(SeqNumber(i * 10), SeqNumber(i * 10 + 5)));
+        }
+        let ts_sack = Options {
+            timestamps: Some((1, 2)),
+            sack: three,
+            ..Options::default()
+        };
+        let mut buf = [0u8; 40];
+        assert_eq!(
+            ts_sack.emit(&mut buf),
+            40,
+            "timestamps and three blocks fill 40 bytes"
+        );
+        assert_eq!(&buf[12..16], &[1, 1, 5, 26]);
+        assert_eq!(Options::parse(&buf), Ok(ts_sack));
+        let mut four = three;
+        assert!(four.push(SeqNumber(100), SeqNumber(200)));
+        assert!(
+            !four.push(SeqNumber(300), SeqNumber(400)),
+            "a fifth never fits"
+        );
+        let sack_only = Options {
+            sack: four,
+            ..Options::default()
+        };
+        assert_eq!(sack_only.emit(&mut buf), 36);
+        assert_eq!(Options::parse(&buf[..36]), Ok(sack_only));
+        let mut cut = four;
+        cut.truncate(2);
+        assert_eq!(cut.as_slice(), &three.as_slice()[..2]);
         for (options, expected) in cases {
             let mut buf = [0xa5u8; 40];
             let len = options.emit(&mut buf);

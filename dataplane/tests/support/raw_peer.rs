@@ -83,6 +83,12 @@ pub(crate) struct Seg {
     pub(crate) payload: Vec<u8>,
     /// Source port; `None` = the peer's usual [`PEER_PORT`].
     pub(crate) from_port: Option<u16>,
+    /// SACK-permitted option.
+    pub(crate) sack_ok: bool,
+    /// Timestamps option `(TSval, TSecr)`.
+    pub(crate) ts: Option<(u32, u32)>,
+    /// SACK blocks `[left, right)` (at most four, three with timestamps).
+    pub(crate) sack: Vec<(u32, u32)>,
 }
 
 /// A segment with `flags` and every field zero (window 65,535).
@@ -95,6 +101,9 @@ pub(crate) fn seg(flags: u8) -> Seg {
         mss: None,
         payload: Vec::new(),
         from_port: None,
+        sack_ok: false,
+        ts: None,
+        sack: Vec::new(),
     }
 }
 
@@ -130,6 +139,21 @@ impl Seg {
         self.flags |= flags;
         self
     }
+    /// Adds the SACK-permitted option.
+    pub(crate) fn sack_ok(mut self) -> Seg {
+        self.sack_ok = true;
+        self
+    }
+    /// Adds a timestamps option.
+    pub(crate) fn ts(mut self, tsval: u32, tsecr: u32) -> Seg {
+        self.ts = Some((tsval, tsecr));
+        self
+    }
+    /// Adds SACK blocks.
+    pub(crate) fn sack(mut self, blocks: &[(u32, u32)]) -> Seg {
+        self.sack = blocks.to_vec();
+        self
+    }
     /// Sends from another peer port (a second connection).
     pub(crate) fn sport(mut self, port: u16) -> Seg {
         self.from_port = Some(port);
@@ -154,6 +178,12 @@ pub(crate) struct Rx {
     pub(crate) mss: Option<u16>,
     /// When it was sent, ms since the peer's start.
     pub(crate) at_ms: u64,
+    /// The SACK-permitted option was present.
+    pub(crate) sack_ok: bool,
+    /// The timestamps option, if any.
+    pub(crate) ts: Option<(u32, u32)>,
+    /// SACK blocks, in the order sent.
+    pub(crate) sack: Vec<(u32, u32)>,
 }
 
 impl Deref for Rx {
@@ -301,10 +331,25 @@ impl RawPeer {
         if s.flags & ACK != 0 {
             b = b.ack(s.ack);
         }
+        let mut options = Vec::new();
         if let Some(mss) = s.mss {
-            b = b
-                .options(&[TcpOptionElement::MaximumSegmentSize(mss)])
-                .expect("an MSS option fits");
+            options.push(TcpOptionElement::MaximumSegmentSize(mss));
+        }
+        if s.sack_ok {
+            options.push(TcpOptionElement::SelectiveAcknowledgementPermitted);
+        }
+        if let Some((a, b)) = s.ts {
+            options.push(TcpOptionElement::Timestamp(a, b));
+        }
+        if let Some((&first, rest)) = s.sack.split_first() {
+            let mut more = [None; 3];
+            for (slot, &b) in more.iter_mut().zip(rest) {
+                *slot = Some(b);
+            }
+            options.push(TcpOptionElement::SelectiveAcknowledgement(first, more));
+        }
+        if !options.is_empty() {
+            b = b.options(&options).expect("the options fit");
         }
         let mut v = Vec::new();
         b.write(&mut v, &s.payload).expect("frame builds");
@@ -416,11 +461,19 @@ impl RawPeer {
         let seg = summarize(frame).expect("engine sends ARP or TCP only");
         assert!(seg.checksum_ok, "bad checksum from the engine: {seg}");
         let (mut payload, mut mss) = (Vec::new(), None);
+        let (mut sack_ok, mut ts, mut sack) = (false, None, Vec::new());
         if let Some(TransportSlice::Tcp(tcp)) = &packet.transport {
             payload = tcp.payload().to_vec();
             for o in tcp.options_iterator() {
-                if let Ok(TcpOptionElement::MaximumSegmentSize(m)) = o {
-                    mss = Some(m);
+                match o {
+                    Ok(TcpOptionElement::MaximumSegmentSize(m)) => mss = Some(m),
+                    Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => sack_ok = true,
+                    Ok(TcpOptionElement::Timestamp(a, b)) => ts = Some((a, b)),
+                    Ok(TcpOptionElement::SelectiveAcknowledgement(first, more)) => {
+                        sack.push(first);
+                        sack.extend(more.into_iter().flatten());
+                    }
+                    _ => {}
                 }
             }
         }
@@ -429,6 +482,9 @@ impl RawPeer {
             payload,
             mss,
             at_ms: self.ms(),
+            sack_ok,
+            ts,
+            sack,
         };
         if rx.dst.port() == PEER_PORT && rx.src.port() == self.engine_port && !rx.flags.rst {
             if rx.flags.syn {

@@ -40,15 +40,27 @@ pub fn tcp_options() -> impl Strategy<Value = TcpOptions> {
         proptest::option::of(any::<u8>()),
         any::<bool>(),
         proptest::option::of(any::<(u32, u32)>()),
+        proptest::collection::vec(any::<(u32, u32)>(), 0..=4),
     )
-        .prop_map(
-            |(mss, window_scale, sack_permitted, timestamps)| TcpOptions {
+        .prop_map(|(mss, window_scale, sack_permitted, timestamps, blocks)| {
+            let mut o = TcpOptions {
                 mss,
                 window_scale,
                 sack_permitted,
                 timestamps,
-            },
-        )
+                ..TcpOptions::default()
+            };
+            // As many blocks as fit in 40 option bytes.
+            for (l, r) in blocks {
+                let mut sack = o.sack;
+                sack.push(SeqNumber(l), SeqNumber(r));
+                let bigger = TcpOptions { sack, ..o };
+                if bigger.wire_len() <= 40 {
+                    o = bigger;
+                }
+            }
+            o
+        })
 }
 
 /// An owned TCP segment: `TcpRepr` borrows its payload.
@@ -250,5 +262,19 @@ pub fn etherparse_options(options: &TcpOptions) -> Vec<TcpOptionElement> {
     if let Some(shift) = options.window_scale {
         out.extend([TcpOptionElement::Noop, TcpOptionElement::WindowScale(shift)]);
     }
+    if let Some(sack) = etherparse_sack(options) {
+        out.extend([TcpOptionElement::Noop, TcpOptionElement::Noop, sack]);
+    }
     out
+}
+
+/// Our SACK blocks as etherparse's element (first block, then up to three).
+pub fn etherparse_sack(options: &TcpOptions) -> Option<TcpOptionElement> {
+    let blocks = options.sack.as_slice();
+    let (&(l, r), rest) = blocks.split_first()?;
+    let mut more = [None; 3];
+    for (slot, &(l, r)) in more.iter_mut().zip(rest) {
+        *slot = Some((l.0, r.0));
+    }
+    Some(TcpOptionElement::SelectiveAcknowledgement((l.0, r.0), more))
 }

@@ -135,9 +135,22 @@ pub struct Opts {
     pub sack_permitted: bool,
     /// Timestamps.
     pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks `[left, right)`, at most four (`Num::Track` counts from
+    /// the end of what the engine sent, so negative deltas land in its
+    /// flight); emitted only as far as 40 option bytes allow.
+    #[arbitrary(with = sack_blocks)]
+    pub sack: Vec<(Num, Num)>,
     /// Raw option bytes appended (at most 40).
     #[arbitrary(with = |u: &mut arbitrary::Unstructured<'_>| short_bytes(u, 40))]
     pub raw: Vec<u8>,
+}
+
+/// Up to four SACK blocks behind a one-byte count (`count % 5`).
+fn sack_blocks(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Vec<(Num, Num)>> {
+    let n = u8::arbitrary(u)? % 5;
+    (0..n)
+        .map(|_| Ok((Num::arbitrary(u)?, Num::arbitrary(u)?)))
+        .collect()
 }
 
 /// A well-formed segment from the peer.
@@ -297,17 +310,40 @@ impl Opts {
             e.u32(a);
             e.u32(b);
         }
+        let blocks = &self.sack[..self.sack.len().min(4)];
+        e.u8(blocks.len() as u8);
+        for &(l, r) in blocks {
+            l.encode(e);
+            r.encode(e);
+        }
         e.short_bytes(&self.raw, 40);
     }
 
     /// The option bytes: known options, raw bytes, EOL padding to 4.
-    fn bytes(&self) -> Vec<u8> {
-        let known = TcpOptions {
+    /// `Num::Track` SACK edges count from `engine_nxt`.
+    fn bytes(&self, engine_nxt: SeqNumber) -> Vec<u8> {
+        let mut known = TcpOptions {
             mss: self.mss,
             window_scale: self.window_scale,
             sack_permitted: self.sack_permitted,
             timestamps: self.timestamps,
+            sack: wire::SackBlocks::default(),
         };
+        let edge = |n: Num| match n {
+            Num::Track(d) => engine_nxt + i32::from(d) as u32,
+            Num::Raw(v) => SeqNumber(v),
+        };
+        for &(l, r) in self.sack.iter().take(4) {
+            let mut more = known.sack;
+            more.push(edge(l), edge(r));
+            let bigger = TcpOptions {
+                sack: more,
+                ..known
+            };
+            if bigger.wire_len() <= 40 {
+                known = bigger;
+            }
+        }
         let mut buf = vec![0u8; 40];
         let n = known.emit(&mut buf);
         buf.truncate(n);
@@ -414,6 +450,7 @@ pub fn run(input: &Input) -> Report {
                 window_scale: Some(7),
                 sack_permitted: true,
                 timestamps: Some((1, 0)),
+                sack: Vec::new(),
                 raw: Vec::new(),
             },
             ..Segment::new(TcpFlags::SYN)
@@ -821,7 +858,7 @@ impl Harness {
             ack,
             flags,
             window: s.window,
-            options: &s.options.bytes(),
+            options: &s.options.bytes(t.engine_nxt.unwrap_or_default()),
             payload: &pattern(payload_len),
         }
         .build()
@@ -1029,6 +1066,7 @@ mod tests {
                     window_scale: Some(15),
                     sack_permitted: true,
                     timestamps: Some((1, 2)),
+                    sack: Vec::new(),
                     raw: vec![2, 0],
                 },
                 payload_len: 100,

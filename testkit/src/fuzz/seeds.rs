@@ -53,6 +53,7 @@ fn syn_options() -> Vec<u8> {
         window_scale: Some(7),
         sack_permitted: true,
         timestamps: Some((0x1122_3344, 0)),
+        sack: Default::default(),
     }
     .emit(&mut buf);
     buf[..n].to_vec()
@@ -291,6 +292,22 @@ fn data(len: u16) -> Segment {
     }
 }
 
+/// A duplicate ACK at `ack` (relative to what the engine sent) carrying
+/// SACK blocks, edges relative the same way.
+fn sacked(ack: i16, blocks: &[(i16, i16)]) -> Segment {
+    Segment {
+        ack: Num::Track(ack),
+        options: Opts {
+            sack: blocks
+                .iter()
+                .map(|&(l, r)| (Num::Track(l), Num::Track(r)))
+                .collect(),
+            ..Opts::default()
+        },
+        ..seg(TcpFlags::ACK)
+    }
+}
+
 fn engine_seed(
     name: &'static str,
     setup: u8,
@@ -317,6 +334,7 @@ pub fn engine_rx() -> Vec<Seed> {
             window_scale: Some(7),
             sack_permitted: true,
             timestamps: Some((1, 0)),
+            sack: Vec::new(),
             raw: Vec::new(),
         },
         ..seg(TcpFlags::SYN)
@@ -407,6 +425,40 @@ pub fn engine_rx() -> Vec<Seed> {
                 seq: Num::Raw(5),
                 ..seg(TcpFlags::SYN)
             })],
+            &[State::Established],
+            false,
+        ),
+        engine_seed(
+            "sack_recovery_and_hostile_blocks",
+            hs,
+            &[
+                req(kind::SEND, CONN, 30_000),
+                S(Segment {
+                    ack: Num::Track(-9000),
+                    ..seg(ack)
+                }),
+                S(sacked(-9000, &[(-6000, -3000)])),
+                S(sacked(-9000, &[(-6000, -1000), (-8000, -7000)])),
+                S(sacked(-9000, &[(-6000, -1000), (-8000, -7000)])),
+                S(sacked(
+                    -9000,
+                    &[(-6000, 0), (-8000, -7000), (-20_000, -9500), (1, 5000)],
+                )),
+                S(Segment {
+                    options: Opts {
+                        sack: vec![
+                            (Num::Raw(0), Num::Raw(u32::MAX)),
+                            (Num::Track(5), Num::Track(-5)),
+                        ],
+                        ..Opts::default()
+                    },
+                    ..sacked(-9000, &[])
+                }),
+                S(Segment {
+                    ack: Num::Track(0),
+                    ..seg(ack)
+                }),
+            ],
             &[State::Established],
             false,
         ),
