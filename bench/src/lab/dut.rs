@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use lingerd_client::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Request, WirePrefix};
+use lingerd_client::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Prefix, Request};
 
 use super::Mode;
 use super::loadgen::{GEN_ADDR, key};
@@ -234,10 +234,7 @@ pub fn run(args: &Args) -> Result<()> {
             Mode::Linger { ms } => CloseMode::Linger { ms },
         };
         let filter = MatchFilter {
-            remote: Some(WirePrefix {
-                addr: GEN_ADDR.octets(),
-                len: 32,
-            }),
+            remote: Some(Prefix::host(GEN_ADDR.into())),
             ..MatchFilter::default()
         };
         let rings = c.cores().len();
