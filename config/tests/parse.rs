@@ -571,6 +571,9 @@ fn test_dual_stack_addresses_and_gateways() {
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(c.gateway.v4().is_none());
     assert_eq!(c.gateway.v6().unwrap().ip.to_string(), "2001:db8::fe");
+    // The metrics endpoint may listen on IPv6 too.
+    let c = ok("metrics: {listen: '[::1]:9187'}\n");
+    assert_eq!(c.metrics.listen.unwrap().to_string(), "[::1]:9187");
     // A link-local gateway without a scope is on `interface` too.
     assert!(
         Config::parse(

@@ -136,7 +136,8 @@ struct FilterArgs {
     /// closing, or a group: all, connected, synchronized, bucket, big.
     #[arg(long = "state", value_name = "STATE", value_parser = state_name)]
     states: Vec<String>,
-    /// Our address within this prefix (198.18.0.0/24, or one address).
+    /// Our address within this prefix (198.18.0.0/24, 2001:db8::/32, or one
+    /// address: 198.18.0.1, 2001:db8::1 or [2001:db8::1]).
     #[arg(long, visible_alias = "local", value_name = "PREFIX", value_parser = prefix)]
     src: Option<String>,
     /// The peer's address within this prefix.
