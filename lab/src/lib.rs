@@ -12,11 +12,19 @@
 //!
 //! It owns the labs it made, the children it spawned and their scratch
 //! directories, nothing else: it never touches a namespace it did not
-//! create, and the lab itself only uses 198.18.0.0/15.
+//! create, and the lab itself only uses 198.18.0.0/15, 2001:db8::/32 and
+//! the fixed link-local addresses fe80::1 and fe80::2. The lab is
+//! dual-stack: [`Family`] picks which addresses a test or a benchmark
+//! uses ([`Lab::dut_addr`], [`Lab::peer_addr`], [`Lab::dut_prefix`]).
 #![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
+
+use lingerd_config::Prefix;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
@@ -89,6 +97,50 @@ pub fn unique_id(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 1_000_000)
 }
 
+/// An address family of the dual-stack lab.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4: 198.18.0.1/24 and 198.18.0.2/24.
+    #[default]
+    V4,
+    /// IPv6: 2001:db8::1/64 and 2001:db8::2/64.
+    V6,
+}
+
+impl Family {
+    /// Both, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The suffix of its `LAB_*` keys (`LAB_DUT_ADDR`, `LAB_DUT_ADDR6`).
+    fn suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "",
+            Family::V6 => "6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        })
+    }
+}
+
+impl FromStr for Family {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Family, String> {
+        match s {
+            "v4" | "ipv4" | "4" => Ok(Family::V4),
+            "v6" | "ipv6" | "6" => Ok(Family::V6),
+            _ => Err(format!("`{s}` is not an address family: v4 or v6")),
+        }
+    }
+}
+
 /// A lab made by `deploy/lab up`; `down` on drop.
 #[derive(Debug)]
 pub struct Lab {
@@ -147,6 +199,35 @@ impl Lab {
             .clone()
     }
 
+    /// The dut end's address of `family` (`LAB_DUT_ADDR`, `LAB_DUT_ADDR6`);
+    /// panics when the script printed none or a bad one.
+    pub fn dut_addr(&self, family: Family) -> IpAddr {
+        self.addr(&format!("LAB_DUT_ADDR{}", family.suffix()))
+    }
+
+    /// The peer end's address of `family`.
+    pub fn peer_addr(&self, family: Family) -> IpAddr {
+        self.addr(&format!("LAB_PEER_ADDR{}", family.suffix()))
+    }
+
+    /// The dut's address of `family` with the link's prefix length, as
+    /// lingerd's `addresses` takes it (`198.18.0.1/24`, `2001:db8::1/64`).
+    pub fn dut_prefix(&self, family: Family) -> Prefix {
+        let key = format!("LAB_PREFIX_LEN{}", family.suffix());
+        let len: u8 = self
+            .get(&key)
+            .parse()
+            .unwrap_or_else(|e| panic!("deploy/lab printed a bad {key}: {e}"));
+        Prefix::new(self.dut_addr(family), len)
+            .unwrap_or_else(|| panic!("deploy/lab printed {key}={len}, too long for its address"))
+    }
+
+    fn addr(&self, key: &str) -> IpAddr {
+        let v = self.get(key);
+        v.parse()
+            .unwrap_or_else(|e| panic!("deploy/lab printed {key}={v}: {e}"))
+    }
+
     /// `ip -n <ns> args...` (`ns_key`: `LAB_DUT_NS` or `LAB_PEER_NS`),
     /// which must succeed; returns stdout.
     pub fn ip(&self, ns_key: &str, args: &[&str]) -> String {
@@ -192,6 +273,42 @@ impl Lab {
             .trim()
             .parse()
             .map_err(|e| format!("{path}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lab value from `up`'s lines; the caller forgets it (no lab to take
+    /// down).
+    fn lab(lines: &str) -> Lab {
+        Lab {
+            id: String::new(),
+            env: lines
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn families_pick_their_keys() {
+        let l = lab(
+            "LAB_DUT_ADDR=198.18.0.1\nLAB_PEER_ADDR=198.18.0.2\nLAB_PREFIX_LEN=24\n\
+                     LAB_DUT_ADDR6=2001:db8::1\nLAB_PEER_ADDR6=2001:db8::2\nLAB_PREFIX_LEN6=64\n",
+        );
+        assert_eq!(l.dut_addr(Family::V4).to_string(), "198.18.0.1");
+        assert_eq!(l.peer_addr(Family::V6).to_string(), "2001:db8::2");
+        assert_eq!(l.dut_prefix(Family::V4).to_string(), "198.18.0.1/24");
+        assert_eq!(l.dut_prefix(Family::V6).to_string(), "2001:db8::1/64");
+        std::mem::forget(l);
+        assert_eq!("v6".parse::<Family>(), Ok(Family::V6));
+        assert_eq!("ipv4".parse::<Family>(), Ok(Family::V4));
+        assert!("v5".parse::<Family>().unwrap_err().contains("v4 or v6"));
+        assert_eq!(Family::default(), Family::V4);
+        assert_eq!(Family::V6.to_string(), "v6");
     }
 }
 
