@@ -276,6 +276,12 @@ impl Lab {
     }
 }
 
+impl Drop for Lab {
+    fn drop(&mut self) {
+        down(&self.id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,11 +315,5 @@ mod tests {
         assert!("v5".parse::<Family>().unwrap_err().contains("v4 or v6"));
         assert_eq!(Family::default(), Family::V4);
         assert_eq!(Family::V6.to_string(), "v6");
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        down(&self.id);
     }
 }
