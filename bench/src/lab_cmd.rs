@@ -71,7 +71,8 @@ use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use lingerd_bench::lab::setup::{
     DUT_ENGINE_ADDR, Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted,
-    generator_cpu, interrupted, lingerd_bin, on_lab, open_all, spinner, start_dut, stop_on_signals,
+    generator_cpu, interrupted, lingerd_bin, on_lab_for, open_all, spinner, start_dut,
+    stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -255,9 +256,13 @@ pub(crate) fn run(args: Args) -> Result<()> {
                 "--max-busy and --allow-busy are for --port dpdk (memif busy-polls; AF_XDP's \
                  veth figure does not depend on idle cores)"
             );
-            on_lab(args.id.as_deref(), "lb", args.keep_lab, |lab, scratch| {
-                measure_all(&args, lab, scratch, &exe, &lingerd, kernel_n)
-            })?
+            on_lab_for(
+                args.id.as_deref(),
+                "lb",
+                args.keep_lab,
+                args.family,
+                |lab, scratch| measure_all(&args, lab, scratch, &exe, &lingerd, kernel_n),
+            )?
         }
         PortArg::Dpdk => {
             ensure!(

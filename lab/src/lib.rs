@@ -13,9 +13,10 @@
 //! It owns the labs it made, the children it spawned and their scratch
 //! directories, nothing else: it never touches a namespace it did not
 //! create, and the lab itself only uses 198.18.0.0/15, 2001:db8::/32 and
-//! the fixed link-local addresses fe80::1 and fe80::2. The lab is
-//! dual-stack: [`Family`] picks which addresses a test or a benchmark
-//! uses ([`Lab::dut_addr`], [`Lab::peer_addr`], [`Lab::dut_prefix`]).
+//! the fixed link-local addresses fe80::1 and fe80::2. A lab is IPv4 only
+//! ([`Lab::up`]) or dual-stack ([`Lab::up_for`] with [`Family::V6`]);
+//! [`Family`] picks which addresses a test or a benchmark uses
+//! ([`Lab::dut_addr`], [`Lab::peer_addr`], [`Lab::dut_prefix`]).
 #![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -97,7 +98,7 @@ pub fn unique_id(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 1_000_000)
 }
 
-/// An address family of the dual-stack lab.
+/// An address family of the lab.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Family {
     /// IPv4: 198.18.0.1/24 and 198.18.0.2/24.
@@ -149,10 +150,21 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// `deploy/lab up --id id --queues queues`; `Err(reason)` when it fails.
+    /// `deploy/lab up --id id --queues queues`: IPv4 only (IPv6 off, so
+    /// that frame counts hold only what a test sent); `Err(reason)` when
+    /// it fails.
     pub fn up(id: &str, queues: u32) -> Result<Lab, String> {
+        Lab::up_for(id, queues, Family::V4)
+    }
+
+    /// A lab that can carry `family`: [`Lab::up`] for IPv4, `deploy/lab up
+    /// --ipv6` (dual-stack) for IPv6.
+    pub fn up_for(id: &str, queues: u32, family: Family) -> Result<Lab, String> {
         let mut c = Command::new(script());
         c.args(["up", "--id", id, "--queues", &queues.to_string()]);
+        if family == Family::V6 {
+            c.arg("--ipv6");
+        }
         Lab::up_with(id, c)
     }
 
@@ -223,6 +235,11 @@ impl Lab {
     }
 
     fn addr(&self, key: &str) -> IpAddr {
+        assert!(
+            self.env.contains_key(key) || !key.ends_with('6'),
+            "lab {} has no IPv6 ({key}): make it with Lab::up_for(.., Family::V6)",
+            self.id
+        );
         let v = self.get(key);
         v.parse()
             .unwrap_or_else(|e| panic!("deploy/lab printed {key}={v}: {e}"))
@@ -310,6 +327,15 @@ mod tests {
         assert_eq!(l.dut_prefix(Family::V4).to_string(), "198.18.0.1/24");
         assert_eq!(l.dut_prefix(Family::V6).to_string(), "2001:db8::1/64");
         std::mem::forget(l);
+        // A lab made without --ipv6 says so.
+        let v4_only = lab("LAB_DUT_ADDR=198.18.0.1\n");
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            v4_only.dut_addr(Family::V6)
+        }))
+        .unwrap_err();
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("has no IPv6"), "{msg}");
+        std::mem::forget(v4_only);
         assert_eq!("v6".parse::<Family>(), Ok(Family::V6));
         assert_eq!("ipv4".parse::<Family>(), Ok(Family::V4));
         assert!("v5".parse::<Family>().unwrap_err().contains("v4 or v6"));

@@ -376,12 +376,23 @@ pub fn on_lab<T>(
     keep: bool,
     f: impl FnOnce(&Lab, &Path) -> Result<T>,
 ) -> Result<T> {
+    on_lab_for(id, prefix, keep, Family::V4, f)
+}
+
+/// [`on_lab`] with a lab that carries `family` (dual-stack for IPv6).
+pub fn on_lab_for<T>(
+    id: Option<&str>,
+    prefix: &str,
+    keep: bool,
+    family: Family,
+    f: impl FnOnce(&Lab, &Path) -> Result<T>,
+) -> Result<T> {
     let id = id.map_or_else(
         || format!("{prefix}{}", std::process::id() % 100_000_000),
         str::to_owned,
     );
     lingerd_lab::down_all_on_panic();
-    let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
+    let lab = Lab::up_for(&id, 1, family).map_err(anyhow::Error::msg)?;
     let scratch = tempfile::Builder::new()
         .prefix(&format!("lingerd-lab-{id}-"))
         .tempdir()?;
