@@ -129,6 +129,16 @@ struct ld_filter {
     uint32_t min_idle_ms;
 };
 
+/* The layouts liblingerd was built with (client/c/src/sys.rs checks the
+ * same sizes on the Rust side). */
+#ifdef __cplusplus
+static_assert(sizeof(struct ld_peer) == 20, "struct ld_peer is 20 bytes");
+static_assert(sizeof(struct ld_filter) == 52, "struct ld_filter is 52 bytes");
+#else
+_Static_assert(sizeof(struct ld_peer) == 20, "struct ld_peer is 20 bytes");
+_Static_assert(sizeof(struct ld_filter) == 52, "struct ld_filter is 52 bytes");
+#endif
+
 /* Attach to the daemon's socket (e.g. "/run/lingerd/lingerd.sock").
  * NULL on failure: LD_EPERM (uid not allowed), LD_ENETDOWN (no daemon),
  * LD_ECONNREFUSED, LD_ETIMEDOUT, LD_EINVAL (protocol or region mismatch). */
