@@ -712,6 +712,25 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["ctl", "kill", "--mode", "rst"]).is_err());
         assert!(idle("9999999999s").unwrap_err().contains("too long"));
+        // IPv6 prefixes and addresses, as ss takes and prints them.
+        let conns = Cli::try_parse_from([
+            "ctl",
+            "conns",
+            "--src",
+            "2001:db8::/32",
+            "--dst",
+            "[2001:db8::2]",
+        ])
+        .unwrap();
+        match conns.ctl {
+            CtlCommand::Conns { filter, .. } => {
+                let f = filter.spec().to_filter().unwrap();
+                assert_eq!(f.local, Some("2001:db8::/32".parse().unwrap()));
+                assert_eq!(f.remote, Some("2001:db8::2/128".parse().unwrap()));
+            }
+            _ => panic!("not conns"),
+        }
+        assert!(Cli::try_parse_from(["ctl", "conns", "--src", "2001:db8::/129"]).is_err());
     }
 
     #[test]
