@@ -5,8 +5,15 @@
 //! decoding that treats every byte as hostile: unknown opcodes, flag bits or
 //! values are errors, never panics, and the `user_data` of a bad request is
 //! still recovered so it gets its one completion. It performs no I/O.
+//!
+//! Addresses are family-neutral: each travels as 16 bytes beside an
+//! explicit family (a family byte, or for the two prefixes of a
+//! `CloseMatching` filter a family bit each). An IPv4 address fills the
+//! first four of its 16 bytes, network order, and the other twelve must be
+//! zero; an unknown family, or stray bytes after an IPv4 address, is a
+//! decode error.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::errno::Errno;
 pub use crate::vocab::{CloseMode, Outcome, Shutdown};
@@ -91,51 +98,55 @@ pub const MODE_LINGER: u8 = 2;
 /// entry's linger field).
 pub const MODE_DEADLINE: u8 = 3;
 
-/// A prefix as an entry carries it: IPv4 only (address octets as on the
-/// wire), because an entry has room for two 4-byte addresses and not for
-/// two 16-byte ones. The value type is [`Prefix`]; this is its encoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WirePrefix {
-    /// Address octets.
-    pub addr: [u8; 4],
-    /// Length 0..=32.
-    pub len: u8,
-}
+/// Family byte of an IPv4 address.
+pub const FAMILY_V4: u8 = 4;
+/// Family byte of an IPv6 address.
+pub const FAMILY_V6: u8 = 6;
+/// `CloseMatching` present bit: the local prefix is IPv6 (else IPv4).
+pub const MATCH_LOCAL_V6: u8 = 16;
+/// `CloseMatching` present bit: the remote prefix is IPv6 (else IPv4).
+pub const MATCH_REMOTE_V6: u8 = 32;
 
-impl From<WirePrefix> for Prefix {
-    /// A decoded entry's length is at most 32; a longer hand-built one is
-    /// clamped to a host prefix rather than trusted.
-    fn from(w: WirePrefix) -> Prefix {
-        let addr = IpAddr::V4(Ipv4Addr::from(w.addr));
-        Prefix::new(addr, w.len).unwrap_or_else(|| Prefix::host(addr))
+/// Bytes an address takes in an entry, whatever its family.
+pub const ADDR_BYTES: usize = 16;
+
+/// The family byte of an address.
+pub fn family_of(a: IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => FAMILY_V4,
+        IpAddr::V6(_) => FAMILY_V6,
     }
 }
 
-/// An IPv6 prefix cannot travel in an entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NotIpv4;
+/// Writes `a` as 16 bytes at `at` (IPv4: four octets, then zeros).
+fn put_addr(b: &mut [u8; ENTRY_BYTES], at: usize, a: IpAddr) {
+    match a {
+        IpAddr::V4(v4) => b[at..at + 4].copy_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => b[at..at + ADDR_BYTES].copy_from_slice(&v6.octets()),
+    }
+}
 
-impl TryFrom<Prefix> for WirePrefix {
-    type Error = NotIpv4;
-
-    fn try_from(p: Prefix) -> Result<WirePrefix, NotIpv4> {
-        match p.addr() {
-            IpAddr::V4(a) => Ok(WirePrefix {
-                addr: a.octets(),
-                len: p.prefix_len(),
-            }),
-            IpAddr::V6(_) => Err(NotIpv4),
+/// Reads the 16 bytes at `at` as an address of `family`; `None` for an
+/// unknown family or an IPv4 address with non-zero trailing bytes.
+fn get_addr(b: &[u8; ENTRY_BYTES], at: usize, family: u8) -> Option<IpAddr> {
+    let mut raw = [0u8; ADDR_BYTES];
+    raw.copy_from_slice(&b[at..at + ADDR_BYTES]);
+    match family {
+        FAMILY_V4 if raw[4..].iter().all(|&x| x == 0) => {
+            Some(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3])))
         }
+        FAMILY_V6 => Some(IpAddr::V6(Ipv6Addr::from(raw))),
+        _ => None,
     }
 }
 
 /// The filter of a `CloseMatching` request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MatchFilter {
-    /// Local prefix.
-    pub local: Option<WirePrefix>,
-    /// Remote prefix.
-    pub remote: Option<WirePrefix>,
+    /// Local prefix, IPv4 or IPv6.
+    pub local: Option<Prefix>,
+    /// Remote prefix, IPv4 or IPv6.
+    pub remote: Option<Prefix>,
     /// Local port.
     pub local_port: Option<u16>,
     /// Remote port.
@@ -158,8 +169,8 @@ pub enum Op {
     },
     /// Connect to `addr:port`, from `local_port` (0 = ephemeral).
     Connect {
-        /// Peer address octets.
-        addr: [u8; 4],
+        /// Peer address, IPv4 or IPv6.
+        addr: IpAddr,
         /// Peer port.
         port: u16,
         /// Our port or 0.
@@ -243,7 +254,7 @@ pub enum DecodeError {
     /// Flag bits the opcode does not define.
     Flags,
     /// A value out of its range (prefix length, mode, linger time,
-    /// shutdown `how`).
+    /// shutdown `how`, address family, stray bytes after an IPv4 address).
     Value,
 }
 
@@ -277,17 +288,21 @@ const R_A16: usize = 18;
 const R_A32: usize = 20;
 const R_B32: usize = 24;
 const R_C32: usize = 28;
-// CloseMatching filter block.
+// Connect: the family byte and the peer's 16 address bytes.
+const R_FAMILY: usize = 24;
+const R_ADDR: usize = 32;
+// CloseMatching filter block (the handle field is unused by this opcode
+// and holds the small fields; pace is A32, the linger time C32).
+const M_LOCAL_LEN: usize = 8;
+const M_REMOTE_LEN: usize = 9;
+const M_PRESENT: usize = 10;
+const M_MODE: usize = 11;
+const M_STATES: usize = 12;
+const M_LOCAL_PORT: usize = 14;
+const M_REMOTE_PORT: usize = R_A16;
+const M_IDLE: usize = R_B32;
 const M_LOCAL: usize = 32;
-const M_LOCAL_LEN: usize = 36;
-const M_REMOTE_LEN: usize = 37;
-const M_PRESENT: usize = 38;
-const M_MODE: usize = 39;
-const M_REMOTE: usize = 40;
-const M_LOCAL_PORT: usize = 44;
-const M_REMOTE_PORT: usize = 46;
-const M_STATES: usize = 48;
-const M_IDLE: usize = 52;
+const M_REMOTE: usize = 48;
 
 /// Encodes a request (the client side).
 pub fn encode_request(user_data: u64, op: &Op) -> [u8; ENTRY_BYTES] {
@@ -305,7 +320,8 @@ pub fn encode_request(user_data: u64, op: &Op) -> [u8; ENTRY_BYTES] {
             local_port,
         } => {
             put16(&mut b, R_A16, port);
-            b[R_B32..R_B32 + 4].copy_from_slice(&addr);
+            b[R_FAMILY] = family_of(addr);
+            put_addr(&mut b, R_ADDR, addr);
             put32(&mut b, R_A32, u32::from(local_port));
             (Opcode::Connect, 0, 0)
         }
@@ -355,14 +371,20 @@ pub fn encode_request(user_data: u64, op: &Op) -> [u8; ENTRY_BYTES] {
             };
             let mut present = 0;
             if let Some(p) = filter.local {
-                b[M_LOCAL..M_LOCAL + 4].copy_from_slice(&p.addr);
-                b[M_LOCAL_LEN] = p.len;
+                put_addr(&mut b, M_LOCAL, p.addr());
+                b[M_LOCAL_LEN] = p.prefix_len();
                 present |= MATCH_LOCAL;
+                if p.addr().is_ipv6() {
+                    present |= MATCH_LOCAL_V6;
+                }
             }
             if let Some(p) = filter.remote {
-                b[M_REMOTE..M_REMOTE + 4].copy_from_slice(&p.addr);
-                b[M_REMOTE_LEN] = p.len;
+                put_addr(&mut b, M_REMOTE, p.addr());
+                b[M_REMOTE_LEN] = p.prefix_len();
                 present |= MATCH_REMOTE;
+                if p.addr().is_ipv6() {
+                    present |= MATCH_REMOTE_V6;
+                }
             }
             if let Some(p) = filter.local_port {
                 put16(&mut b, M_LOCAL_PORT, p);
@@ -378,10 +400,14 @@ pub fn encode_request(user_data: u64, op: &Op) -> [u8; ENTRY_BYTES] {
             put32(&mut b, M_IDLE, filter.min_idle_ms);
             put32(&mut b, R_A32, pace_per_s);
             put32(&mut b, R_C32, linger_ms);
-            (Opcode::CloseMatching, 0, 0)
+            return finish(b, Opcode::CloseMatching, 0);
         }
     };
     put64(&mut b, R_HANDLE, handle);
+    finish(b, code, flags)
+}
+
+fn finish(mut b: [u8; ENTRY_BYTES], code: Opcode, flags: u8) -> [u8; ENTRY_BYTES] {
     b[R_OPCODE] = code as u8;
     b[R_FLAGS] = flags;
     b
@@ -416,7 +442,7 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
             backlog: a32,
         },
         Opcode::Connect => Op::Connect {
-            addr: [b[R_B32], b[R_B32 + 1], b[R_B32 + 2], b[R_B32 + 3]],
+            addr: get_addr(b, R_ADDR, b[R_FAMILY]).ok_or(DecodeError::Value)?,
             port: a16,
             local_port: u16::try_from(a32).map_err(|_| DecodeError::Value)?,
         },
@@ -451,23 +477,36 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
         Opcode::Abort => Op::Abort { handle },
         Opcode::CloseMatching => {
             let present = b[M_PRESENT];
-            if present & !(MATCH_LOCAL | MATCH_REMOTE | MATCH_LOCAL_PORT | MATCH_REMOTE_PORT) != 0 {
+            let known = MATCH_LOCAL
+                | MATCH_REMOTE
+                | MATCH_LOCAL_PORT
+                | MATCH_REMOTE_PORT
+                | MATCH_LOCAL_V6
+                | MATCH_REMOTE_V6;
+            if present & !known != 0
+                || (present & MATCH_LOCAL_V6 != 0 && present & MATCH_LOCAL == 0)
+                || (present & MATCH_REMOTE_V6 != 0 && present & MATCH_REMOTE == 0)
+            {
                 return Err(DecodeError::Flags);
             }
-            let prefix =
-                |at: usize, len_at: usize, bit: u8| -> Result<Option<WirePrefix>, DecodeError> {
-                    if present & bit == 0 {
-                        return Ok(None);
-                    }
-                    let len = b[len_at];
-                    if len > 32 {
-                        return Err(DecodeError::Value);
-                    }
-                    Ok(Some(WirePrefix {
-                        addr: [b[at], b[at + 1], b[at + 2], b[at + 3]],
-                        len,
-                    }))
+            let prefix = |at: usize,
+                          len_at: usize,
+                          bit: u8,
+                          v6_bit: u8|
+             -> Result<Option<Prefix>, DecodeError> {
+                if present & bit == 0 {
+                    return Ok(None);
+                }
+                let family = if present & v6_bit != 0 {
+                    FAMILY_V6
+                } else {
+                    FAMILY_V4
                 };
+                let addr = get_addr(b, at, family).ok_or(DecodeError::Value)?;
+                Prefix::new(addr, b[len_at])
+                    .map(Some)
+                    .ok_or(DecodeError::Value)
+            };
             let mode = match b[M_MODE] {
                 MODE_GRACEFUL => CloseMode::Graceful,
                 MODE_ABORT => CloseMode::Abort,
@@ -483,8 +522,8 @@ fn decode_op(b: &[u8; ENTRY_BYTES]) -> Result<Op, DecodeError> {
             };
             Op::CloseMatching {
                 filter: MatchFilter {
-                    local: prefix(M_LOCAL, M_LOCAL_LEN, MATCH_LOCAL)?,
-                    remote: prefix(M_REMOTE, M_REMOTE_LEN, MATCH_REMOTE)?,
+                    local: prefix(M_LOCAL, M_LOCAL_LEN, MATCH_LOCAL, MATCH_LOCAL_V6)?,
+                    remote: prefix(M_REMOTE, M_REMOTE_LEN, MATCH_REMOTE, MATCH_REMOTE_V6)?,
                     local_port: (present & MATCH_LOCAL_PORT != 0).then(|| u16_at(b, M_LOCAL_PORT)),
                     remote_port: (present & MATCH_REMOTE_PORT != 0)
                         .then(|| u16_at(b, M_REMOTE_PORT)),
@@ -525,8 +564,8 @@ pub enum Body {
     Accepted {
         /// The listener.
         listener: u64,
-        /// Peer address.
-        addr: [u8; 4],
+        /// Peer address, IPv4 or IPv6.
+        addr: IpAddr,
         /// Peer port.
         port: u16,
     },
@@ -568,6 +607,8 @@ const C_A32: usize = 24;
 const C_B32: usize = 28;
 const C_U64: usize = 32;
 const C_PORT: usize = 40;
+const C_FAMILY: usize = C_A8;
+const C_ADDR: usize = 48;
 const C_EVENT: u8 = 1;
 
 /// Completion kinds (stable numbers).
@@ -620,7 +661,8 @@ impl Completion {
                 port,
             } => {
                 put64(&mut b, C_U64, listener);
-                b[C_A32..C_A32 + 4].copy_from_slice(&addr);
+                b[C_FAMILY] = family_of(addr);
+                put_addr(&mut b, C_ADDR, addr);
                 put16(&mut b, C_PORT, port);
                 K_ACCEPTED
             }
@@ -655,7 +697,7 @@ impl Completion {
             },
             K_ACCEPTED => Body::Accepted {
                 listener: u64_at(b, C_U64),
-                addr: [b[C_A32], b[C_A32 + 1], b[C_A32 + 2], b[C_A32 + 3]],
+                addr: get_addr(b, C_ADDR, b[C_FAMILY]).ok_or(CompletionError)?,
                 port: u16_at(b, C_PORT),
             },
             K_DATA => Body::Data {
@@ -681,6 +723,14 @@ impl Completion {
 mod tests {
     use super::*;
 
+    fn v4() -> IpAddr {
+        "198.18.0.2".parse().unwrap()
+    }
+
+    fn v6() -> IpAddr {
+        "2001:db8::2".parse().unwrap()
+    }
+
     fn every_op() -> Vec<Op> {
         let h = 0x0102_0304_0506_0708;
         vec![
@@ -689,12 +739,17 @@ mod tests {
                 backlog: 65_536,
             },
             Op::Connect {
-                addr: [198, 18, 0, 2],
+                addr: v4(),
                 port: 443,
                 local_port: 0,
             },
             Op::Connect {
-                addr: [198, 18, 0, 2],
+                addr: v4(),
+                port: 443,
+                local_port: 50_000,
+            },
+            Op::Connect {
+                addr: v6(),
                 port: 443,
                 local_port: 50_000,
             },
@@ -742,10 +797,31 @@ mod tests {
             },
             Op::CloseMatching {
                 filter: MatchFilter {
-                    local: Some(WirePrefix {
-                        addr: [198, 18, 0, 0],
-                        len: 24,
-                    }),
+                    local: Some("2001:db8::/32".parse().unwrap()),
+                    remote: Some("198.18.0.0/24".parse().unwrap()),
+                    local_port: None,
+                    remote_port: Some(443),
+                    states: 0,
+                    min_idle_ms: u32::MAX,
+                },
+                mode: CloseMode::Abort,
+                pace_per_s: 7,
+            },
+            Op::CloseMatching {
+                filter: MatchFilter {
+                    local: Some("2001:db8::1/128".parse().unwrap()),
+                    remote: Some("2001:2::/48".parse().unwrap()),
+                    local_port: Some(u16::MAX),
+                    remote_port: Some(1),
+                    states: u16::MAX,
+                    min_idle_ms: 1,
+                },
+                mode: CloseMode::Graceful,
+                pace_per_s: u32::MAX,
+            },
+            Op::CloseMatching {
+                filter: MatchFilter {
+                    local: Some("198.18.0.0/24".parse().unwrap()),
                     remote: None,
                     local_port: Some(80),
                     remote_port: None,
@@ -832,8 +908,13 @@ mod tests {
             Body::Connected { local_port: 40_000 },
             Body::Accepted {
                 listener: 5,
-                addr: [198, 18, 0, 2],
+                addr: v4(),
                 port: 1234,
+            },
+            Body::Accepted {
+                listener: 6,
+                addr: v6(),
+                port: 4321,
             },
             Body::Data {
                 chunk: 3,
@@ -866,23 +947,108 @@ mod tests {
     }
 
     #[test]
-    fn wire_prefixes_carry_ipv4_prefixes_only() {
-        let p: Prefix = "198.18.0.0/24".parse().unwrap();
-        let w = WirePrefix::try_from(p).unwrap();
-        assert_eq!(
-            w,
-            WirePrefix {
-                addr: [198, 18, 0, 0],
-                len: 24
-            }
-        );
-        assert_eq!(Prefix::from(w), p);
-        let v6: Prefix = "2001:db8::/32".parse().unwrap();
-        assert_eq!(WirePrefix::try_from(v6), Err(NotIpv4));
-        let hand_built = WirePrefix {
-            addr: [198, 18, 0, 1],
-            len: 40,
+    fn hostile_families_and_addresses_are_decode_errors() {
+        let connect = |addr| Op::Connect {
+            addr,
+            port: 80,
+            local_port: 0,
         };
-        assert_eq!(Prefix::from(hand_built).prefix_len(), 32);
+        // Unknown family bytes.
+        for family in [0u8, 2, 5, 7, 10, 0xff] {
+            let mut b = encode_request(50, &connect(v4()));
+            b[R_FAMILY] = family;
+            assert_eq!(
+                decode_request(&b),
+                (50, Err(DecodeError::Value)),
+                "{family}"
+            );
+        }
+        // An IPv4 address with bytes after its four octets.
+        let mut b = encode_request(51, &connect(v4()));
+        b[R_ADDR + 15] = 1;
+        assert_eq!(decode_request(&b), (51, Err(DecodeError::Value)));
+        // The same bytes under the IPv6 family are a valid (other) address.
+        b[R_FAMILY] = FAMILY_V6;
+        let (_, op) = decode_request(&b);
+        assert!(matches!(
+            op,
+            Ok(Op::Connect {
+                addr: IpAddr::V6(_),
+                ..
+            })
+        ));
+
+        let filter = |local: &str| Op::CloseMatching {
+            filter: MatchFilter {
+                local: Some(local.parse().unwrap()),
+                ..MatchFilter::default()
+            },
+            mode: CloseMode::Abort,
+            pace_per_s: 0,
+        };
+        // A v6 prefix may be up to 128 long, a v4 one up to 32.
+        let mut b = encode_request(52, &filter("2001:db8::/32"));
+        b[M_LOCAL_LEN] = 128;
+        assert!(decode_request(&b).1.is_ok());
+        b[M_LOCAL_LEN] = 129;
+        assert_eq!(decode_request(&b), (52, Err(DecodeError::Value)));
+        // Clearing the v6 bit makes the same bytes a v4 prefix with stray
+        // bytes: refused, not truncated.
+        let mut b = encode_request(53, &filter("2001:db8::1/32"));
+        b[M_PRESENT] &= !MATCH_LOCAL_V6;
+        assert_eq!(decode_request(&b), (53, Err(DecodeError::Value)));
+        // A family bit without its prefix, and unknown present bits.
+        let mut b = encode_request(54, &filter("198.18.0.0/24"));
+        b[M_PRESENT] |= MATCH_REMOTE_V6;
+        assert_eq!(decode_request(&b), (54, Err(DecodeError::Flags)));
+        b[M_PRESENT] = MATCH_LOCAL | 0x40;
+        assert_eq!(decode_request(&b), (54, Err(DecodeError::Flags)));
+
+        // Completions: an unknown family or stray v4 bytes are errors.
+        let accepted = Completion {
+            user_data: 1,
+            handle: 2,
+            result: Errno::Ok,
+            event: true,
+            body: Body::Accepted {
+                listener: 3,
+                addr: v4(),
+                port: 80,
+            },
+        };
+        let mut b = accepted.encode();
+        b[C_FAMILY] = 0;
+        assert_eq!(Completion::decode(&b), Err(CompletionError));
+        let mut b = accepted.encode();
+        b[C_ADDR + 4] = 9;
+        assert_eq!(Completion::decode(&b), Err(CompletionError));
+    }
+
+    #[test]
+    fn addresses_sit_at_their_documented_offsets() {
+        let b = encode_request(
+            1,
+            &Op::Connect {
+                addr: v6(),
+                port: 80,
+                local_port: 0,
+            },
+        );
+        assert_eq!(b[R_FAMILY], FAMILY_V6);
+        assert_eq!(
+            &b[R_ADDR..R_ADDR + 16],
+            &"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        let b = encode_request(
+            1,
+            &Op::Connect {
+                addr: v4(),
+                port: 80,
+                local_port: 0,
+            },
+        );
+        assert_eq!(b[R_FAMILY], FAMILY_V4);
+        assert_eq!(&b[R_ADDR..R_ADDR + 4], &[198, 18, 0, 2]);
+        assert!(b[R_ADDR + 4..R_ADDR + 16].iter().all(|&x| x == 0));
     }
 }

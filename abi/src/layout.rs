@@ -11,7 +11,7 @@
 /// `"LINGERD\0"` little-endian: the first eight bytes of every region.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"LINGERD\0");
 /// Bumped on any incompatible change to this crate's layouts.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The header occupies one page.
 pub const HEADER_SIZE: usize = 4096;
 /// Every entry, request or completion, is 64 bytes.

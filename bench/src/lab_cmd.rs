@@ -61,7 +61,7 @@ use lingerd_bench::lab::dut::{self, BULK_KEY};
 use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
 use lingerd_bench::lab::memif::{self, KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
 use lingerd_bench::lab::plot::{self, Series};
-use lingerd_bench::lab::{Mode, kernel, stats};
+use lingerd_bench::lab::{Family, Mode, family_supported, kernel, stats};
 use lingerd_bench::measure::progress;
 use lingerd_bench::report::{Goal, Report, counts_as_integers};
 use serde_json::Value;
@@ -71,7 +71,8 @@ use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use lingerd_bench::lab::setup::{
     DUT_ENGINE_ADDR, Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted,
-    generator_cpu, interrupted, lingerd_bin, on_lab, open_all, spinner, start_dut, stop_on_signals,
+    generator_cpu, interrupted, lingerd_bin, on_lab_for, open_all, spinner, start_dut,
+    stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -91,6 +92,10 @@ pub(crate) struct Args {
     /// afxdp (the netns lab) or dpdk (memif; feature dpdk).
     #[arg(long, value_enum, default_value = "afxdp")]
     port: PortArg,
+    /// The address family of the run: v4 (the default) or v6 (the lab's
+    /// 2001:db8::/64; refused until the engine speaks IPv6).
+    #[arg(long, default_value = "v4")]
+    family: Family,
     /// --port dpdk: the most CPU (in CPUs, summed over the machine) other
     /// processes may use during the idle check before the run is refused
     /// (default 0.15).
@@ -220,6 +225,9 @@ struct LingerdRun {
 
 /// `lingerd-bench lab`.
 pub(crate) fn run(args: Args) -> Result<()> {
+    // Before anything is made: a run this build cannot do is refused here
+    // rather than reported as a rate of nothing.
+    family_supported(args.family).map_err(anyhow::Error::msg)?;
     ensure!(
         (1..=1_000_000).contains(&args.connections),
         "--connections must be between 1 and 1000000"
@@ -248,9 +256,13 @@ pub(crate) fn run(args: Args) -> Result<()> {
                 "--max-busy and --allow-busy are for --port dpdk (memif busy-polls; AF_XDP's \
                  veth figure does not depend on idle cores)"
             );
-            on_lab(args.id.as_deref(), "lb", args.keep_lab, |lab, scratch| {
-                measure_all(&args, lab, scratch, &exe, &lingerd, kernel_n)
-            })?
+            on_lab_for(
+                args.id.as_deref(),
+                "lb",
+                args.keep_lab,
+                args.family,
+                |lab, scratch| measure_all(&args, lab, scratch, &exe, &lingerd, kernel_n),
+            )?
         }
         PortArg::Dpdk => {
             ensure!(
@@ -411,7 +423,7 @@ fn measure_all(
         exe: exe.to_owned(),
         dut_ns: lab.get("LAB_DUT_NS"),
         peer_ns: lab.get("LAB_PEER_NS"),
-        dut_addr: lab.get("LAB_DUT_ADDR").parse()?,
+        dut_addr: lab.dut_addr(args.family),
         connections: kernel_n,
         mode: args.mode,
         scratch: scratch.to_owned(),
@@ -515,6 +527,7 @@ fn run_lingerd(
     let mut eal_dirs = RuntimeDirs::default();
     let mut dut = start_dut(&DutPlan {
         place,
+        family: args.family,
         scratch,
         exe,
         lingerd,
@@ -1024,6 +1037,7 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
     if args.json {
         let mut extra = vec![
             ("mode", Value::String(args.mode.to_string())),
+            ("family", Value::String(args.family.to_string())),
             ("bulk", Value::Bool(args.bulk)),
             ("pace", Value::from(args.pace)),
         ];

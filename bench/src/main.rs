@@ -94,6 +94,8 @@ enum Command {
         timer_ports: usize,
         #[arg(long, default_value = "0s")]
         timer_linger: lingerd_abi::vocab::Duration,
+        #[arg(long, default_value = "v4")]
+        family: lingerd_bench::lab::Family,
     },
     /// `lab`'s kernel-baseline worker (internal).
     #[command(hide = true)]
@@ -101,7 +103,7 @@ enum Command {
         #[arg(long, value_parser = ["server", "client"])]
         role: String,
         #[arg(long)]
-        addr: std::net::Ipv4Addr,
+        addr: std::net::IpAddr,
         #[arg(long)]
         port: u16,
         #[arg(long)]
@@ -184,8 +186,10 @@ fn main() -> anyhow::Result<()> {
             timeout,
             timer_ports,
             timer_linger,
+            family,
         } => {
             return dut::run(&dut::Args {
+                family,
                 socket,
                 ports,
                 connections,

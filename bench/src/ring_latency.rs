@@ -539,6 +539,7 @@ fn lingerd_part(
     let mut eal_dirs = RuntimeDirs::default();
     let mut dut = start_dut(&DutPlan {
         place: at.place(),
+        family: lingerd_bench::lab::Family::V4,
         scratch,
         exe,
         lingerd,

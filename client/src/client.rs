@@ -46,7 +46,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
@@ -90,8 +90,8 @@ pub enum Request<'a> {
     Connect {
         /// Ring index.
         ring: usize,
-        /// The peer.
-        remote: SocketAddrV4,
+        /// The peer, IPv4 or IPv6.
+        remote: SocketAddr,
         /// Our port, 0 = ephemeral.
         local_port: u16,
     },
@@ -216,7 +216,7 @@ struct HandleState {
     rx: VecDeque<RxPiece>,
     eof: bool,
     error: Option<Errno>,
-    accepted: VecDeque<(u64, SocketAddrV4)>,
+    accepted: VecDeque<(u64, SocketAddr)>,
     /// Linger set through this client, ms (to bound a blocking close).
     linger_ms: u32,
 }
@@ -360,11 +360,7 @@ impl Client {
 
     /// Waits up to `timeout` for a connection accepted on `listener`
     /// (zero: do not wait, EWOULDBLOCK when none).
-    pub fn accept(
-        &mut self,
-        listener: u64,
-        timeout: Duration,
-    ) -> Result<(u64, SocketAddrV4), Errno> {
+    pub fn accept(&mut self, listener: u64, timeout: Duration) -> Result<(u64, SocketAddr), Errno> {
         let deadline = Instant::now() + timeout;
         loop {
             self.reap()?;
@@ -380,8 +376,9 @@ impl Client {
     }
 
     /// Active open through ring 0 from an ephemeral port; returns once
-    /// established.
-    pub fn connect(&mut self, remote: SocketAddrV4) -> Result<u64, Errno> {
+    /// established. `remote` is IPv4 or IPv6 (a `SocketAddrV4` or
+    /// `SocketAddrV6` converts); a core without IPv6 answers ENETUNREACH.
+    pub fn connect(&mut self, remote: impl Into<SocketAddr>) -> Result<u64, Errno> {
         self.connect_on(0, remote, 0)
     }
 
@@ -390,9 +387,10 @@ impl Client {
     pub fn connect_on(
         &mut self,
         ring: usize,
-        remote: SocketAddrV4,
+        remote: impl Into<SocketAddr>,
         local_port: u16,
     ) -> Result<u64, Errno> {
+        let remote = remote.into();
         let t = self.submit_as(
             Owner::Call,
             Request::Connect {
@@ -402,7 +400,8 @@ impl Client {
             },
         )?;
         match self.wait_answer(t, self.call_timeout) {
-            Ok(c) => Ok(c.handle),
+            Ok(c) if c.result == Errno::Ok => Ok(c.handle),
+            Ok(c) => Err(c.result),
             Err(Errno::TimedOut) => {
                 if let Some(h) = self.in_flight.get(t.0).and_then(|f| f.connecting) {
                     let _ = self.submit_as(Owner::Nobody, Request::Abort { handle: h });
@@ -706,7 +705,7 @@ impl Client {
                 (
                     ring_ok(ring, n)?,
                     Op::Connect {
-                        addr: remote.ip().octets(),
+                        addr: remote.ip(),
                         port: remote.port(),
                         local_port,
                     },
@@ -913,7 +912,7 @@ impl Client {
                 addr,
                 port,
             } => {
-                let peer = SocketAddrV4::new(addr.into(), port);
+                let peer = SocketAddr::new(addr, port);
                 if let Some(l) = self.handles.get_mut(listener) {
                     l.accepted.push_back((c.handle, peer));
                     self.handles.get_or_insert_default(c.handle);

@@ -17,5 +17,5 @@ pub use client::{ATTACH_TIMEOUT, Client, Done, Request, Ticket, WAIT_SLICE};
 pub use handshake::AttachError;
 pub use lingerd_abi::Errno;
 pub use lingerd_abi::attach::RefuseReason;
-pub use lingerd_abi::entry::{Body, MatchFilter, WirePrefix};
+pub use lingerd_abi::entry::{Body, MatchFilter};
 pub use lingerd_abi::vocab::{CloseMode, Linger, Outcome, Prefix, Shutdown};

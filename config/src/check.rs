@@ -19,7 +19,7 @@ use lingerd_abi::layout::{Layout, LayoutError, LayoutParams};
 use crate::dpdk::{DeviceKind, eal_devices};
 use crate::load::Build;
 use crate::model::{Config, Dpdk, PortKind, Xdp};
-use crate::net::GatewayMac;
+use crate::net::{GatewayMac, is_link_local_v6};
 
 /// `sun_path` is 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
@@ -225,29 +225,39 @@ fn check_queues_cores(c: &Config, p: &mut Problems<'_>) {
 
 fn check_addresses(c: &Config, p: &mut Problems<'_>) {
     for (i, a) in c.addresses.iter().enumerate() {
-        let IpAddr::V4(ip) = a.addr() else {
-            p.at(
-                key("addresses").join(i),
-                format_args!(
-                    "{a}: IPv6 addresses are not supported yet (the dataplane is IPv4-only)"
-                ),
-            );
-            continue;
-        };
-        let why = if ip.is_unspecified() {
-            Some("the unspecified address")
-        } else if ip.is_loopback() {
-            Some("a loopback address")
-        } else if ip.is_multicast() {
-            Some("a multicast address")
-        } else if ip.is_broadcast() {
-            Some("the limited broadcast address")
-        } else if a.prefix_len() <= 30 && ip == a.network() {
-            Some("the network address of its prefix")
-        } else if a.prefix_len() <= 30 && ip == a.last() {
-            Some("the broadcast address of its prefix")
-        } else {
-            None
+        let why = match a.addr() {
+            IpAddr::V4(ip) => {
+                if ip.is_unspecified() {
+                    Some("the unspecified address")
+                } else if ip.is_loopback() {
+                    Some("a loopback address")
+                } else if ip.is_multicast() {
+                    Some("a multicast address")
+                } else if ip.is_broadcast() {
+                    Some("the limited broadcast address")
+                } else if a.prefix_len() <= 30 && a.addr() == a.network() {
+                    Some("the network address of its prefix")
+                } else if a.prefix_len() <= 30 && a.addr() == a.last() {
+                    Some("the broadcast address of its prefix")
+                } else {
+                    None
+                }
+            }
+            IpAddr::V6(ip) => {
+                if ip.is_unspecified() {
+                    Some("the unspecified address")
+                } else if ip.is_loopback() {
+                    Some("the loopback address")
+                } else if ip.is_multicast() {
+                    Some("a multicast address")
+                } else if ip.to_ipv4_mapped().is_some() {
+                    Some("an IPv4-mapped address (write the IPv4 address itself)")
+                } else if a.prefix_len() <= 126 && a.addr() == a.network() {
+                    Some("the subnet-router anycast address of its prefix")
+                } else {
+                    None
+                }
+            }
         };
         if let Some(why) = why {
             p.at(
@@ -265,29 +275,91 @@ fn check_addresses(c: &Config, p: &mut Problems<'_>) {
     );
 }
 
+fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
 fn check_gateway(c: &Config, p: &mut Problems<'_>) {
-    let Some(gw) = &c.gateway else { return };
-    if c.addresses.iter().any(|a| a.addr() == gw.ip) {
-        p.at(
-            field("gateway", "ip"),
-            format_args!("gateway {} is one of lingerd's own addresses", gw.ip),
-        );
-    } else if !c.addresses.iter().any(|a| a.contains_v4(gw.ip)) {
-        p.at(
-            field("gateway", "ip"),
-            format_args!(
-                "gateway {} is not inside any of the addresses' prefixes, so it cannot be reached",
-                gw.ip
-            ),
-        );
-    }
-    if let GatewayMac::Fixed(mac) = gw.mac
-        && (mac.is_multicast() || mac.is_zero())
-    {
-        p.at(
-            field("gateway", "mac"),
-            format_args!("gateway MAC {mac} is not a unicast address"),
-        );
+    let path = |i: usize, k: &'static str| {
+        if c.gateway.listed() {
+            key("gateway").join(i).join(k)
+        } else {
+            field("gateway", k)
+        }
+    };
+    let mut first: [Option<usize>; 2] = [None, None];
+    for (i, gw) in c.gateway.iter().enumerate() {
+        let ip = gw.ip.addr;
+        let fam = family(ip);
+        let slot = &mut first[usize::from(ip.is_ipv6())];
+        if let Some(j) = *slot {
+            p.at(
+                path(i, "ip"),
+                format_args!(
+                    "a second {fam} gateway ({ip}; the first is gateway[{j}]): give at most one per address family"
+                ),
+            );
+            continue;
+        }
+        *slot = Some(i);
+        let bad = match ip {
+            IpAddr::V4(v4) => v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
+            IpAddr::V6(v6) => {
+                v6.is_unspecified() || v6.is_multicast() || v6.to_ipv4_mapped().is_some()
+            }
+        } || ip.is_loopback();
+        let link_local = is_link_local_v6(ip);
+        if bad {
+            p.at(
+                path(i, "ip"),
+                format_args!("gateway {ip} is not a unicast address a next hop can have"),
+            );
+        } else if c.addresses.iter().any(|a| a.addr() == ip) {
+            p.at(
+                path(i, "ip"),
+                format_args!("gateway {ip} is one of lingerd's own addresses"),
+            );
+        } else if link_local {
+            if !c.addresses.iter().any(|a| a.addr().is_ipv6()) {
+                p.at(
+                    path(i, "ip"),
+                    format_args!(
+                        "gateway {ip} is IPv6 but `addresses` has no IPv6 address to reach it from"
+                    ),
+                );
+            }
+        } else if !c.addresses.iter().any(|a| a.contains(ip)) {
+            p.at(
+                path(i, "ip"),
+                format_args!(
+                    "gateway {ip} is not inside any of the addresses' {fam} prefixes, so it cannot be reached"
+                ),
+            );
+        }
+        if let Some(scope) = &gw.ip.scope
+            && *scope != c.interface
+        {
+            let msg = if c.interface.is_empty() {
+                format!(
+                    "gateway {}: there is no `interface` to scope it to (port: dpdk); write {ip} without %{scope}",
+                    gw.ip
+                )
+            } else {
+                format!(
+                    "gateway {}: lingerd sends on `{}` only; a link-local gateway's scope must be %{}",
+                    gw.ip, c.interface, c.interface
+                )
+            };
+            p.at(path(i, "ip"), msg);
+        }
+        if let GatewayMac::Fixed(mac) = gw.mac
+            && (mac.is_multicast() || mac.is_zero())
+        {
+            p.at(
+                path(i, "mac"),
+                format_args!("gateway MAC {mac} is not a unicast address"),
+            );
+        }
     }
 }
 

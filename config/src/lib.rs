@@ -1,7 +1,7 @@
 //! lingerd's configuration: YAML in, validated plain types out.
 //!
 //! It owns the file's shape and defaults (`model`), the few value shapes
-//! of its own (`net`: the gateway's `auto|MAC`, the linger map; `dpdk`:
+//! of its own (`net`: the gateway's address and `auto|MAC`, the linger map; `dpdk`:
 //! the DPDK device's short form and the devices named in EAL arguments), the
 //! checks across fields (`check`), loading with
 //! errors that name the file, line and column (`load`), and the split
@@ -37,11 +37,11 @@ pub use lingerd_abi::vocab::{
 };
 pub use load::{Build, ConfigError, Invalid, MAX_FILE_BYTES};
 pub use model::{
-    Clients, Close, Config, Dpdk, Gateway, Idle, Listen, Log, LogLevel, MAX_BURST, MAX_CONNECTIONS,
-    MAX_CORES, MAX_CPU, MAX_LINGER_SECS, MAX_MEMPOOL, Metrics, PortKind, Tcp, Xdp, XdpMode,
-    ZeroCopy,
+    Clients, Close, Config, Dpdk, Gateway, Gateways, Idle, Listen, Log, LogLevel, MAX_BURST,
+    MAX_CONNECTIONS, MAX_CORES, MAX_CPU, MAX_LINGER_SECS, MAX_MEMPOOL, Metrics, PortKind, Tcp, Xdp,
+    XdpMode, ZeroCopy,
 };
-pub use net::GatewayMac;
+pub use net::{GatewayIp, GatewayMac, is_link_local_v6};
 pub use reload::{Apply, ReloadError};
 
 use lingerd_abi::layout::LayoutParams;
@@ -61,7 +61,7 @@ impl Config {
             queues: model::default_queues(),
             cores: model::default_cores(),
             addresses,
-            gateway: None,
+            gateway: crate::model::Gateways::default(),
             listen: Vec::new(),
             tcp: Tcp::default(),
             close: Close::default(),

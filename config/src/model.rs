@@ -28,7 +28,7 @@ use lingerd_abi::vocab::{ClientExitPolicy, Duration, Linger, MAX_LINGER_MS, Pref
 use serde::{Deserialize, Serialize};
 
 use crate::dpdk::DpdkDevice;
-use crate::net::GatewayMac;
+use crate::net::{GatewayIp, GatewayMac};
 
 /// The largest linger time the Winsock/BSD `l_linger` field can express, in
 /// seconds (it is a `u_short`): `lingerd_abi::vocab::MAX_LINGER_MS` in
@@ -66,15 +66,25 @@ pub struct Config {
     #[garde(length(min = 1, max = MAX_CORES), inner(range(max = MAX_CPU)))]
     pub cores: Vec<u32>,
     /// **restart**. The addresses lingerd answers for, each with its on-link
-    /// prefix (`198.18.0.1/24`). Required, at least one; IPv4 only for now
-    /// (an IPv6 prefix parses and is refused by the semantic pass).
+    /// prefix: IPv4 (`198.18.0.1/24`) or IPv6 (`2001:db8::1/64`), mixed
+    /// freely (dual-stack). Required, at least one. Refused: unspecified,
+    /// loopback, multicast and IPv4-mapped IPv6 addresses, an IPv4
+    /// network or broadcast address (prefixes up to /30), an IPv6
+    /// subnet-router anycast address (host bits all zero, prefixes up to
+    /// /126), and duplicates.
     #[garde(length(min = 1, max = 256))]
     pub addresses: Vec<Prefix>,
-    /// **restart**. Next hop for destinations outside every local prefix;
-    /// absent (the default) means on-link peers only.
-    #[serde(default)]
+    /// **restart**. Next hops for destinations outside every local prefix,
+    /// at most one per family: one map (`{ip: 198.18.0.254}`) or a list
+    /// (`[{ip: 198.18.0.254}, {ip: fe80::1}]`). An IPv4 gateway, and an
+    /// IPv6 one other than link-local, must lie inside one of `addresses`'
+    /// prefixes of its family; an IPv6 link-local gateway (fe80::/10) is on
+    /// the link of `interface` by definition and may be written with that
+    /// scope (`fe80::1%eth0`), and needs an IPv6 address in `addresses`.
+    /// Absent (the default) means on-link peers only.
+    #[serde(default, skip_serializing_if = "Gateways::is_empty")]
     #[garde(skip)]
-    pub gateway: Option<Gateway>,
+    pub gateway: Gateways,
     /// **restart**. Listening ports. Default none (lingerd then only makes
     /// outgoing connections, as a load generator does).
     #[serde(default)]
@@ -123,15 +133,121 @@ pub(crate) fn default_cores() -> Vec<u32> {
     vec![1]
 }
 
-/// The next hop for off-link destinations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The next hop for off-link destinations of one address family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gateway {
-    /// Its address; must lie inside one of `addresses`' prefixes.
-    pub ip: Ipv4Addr,
-    /// `auto` (ARP, the default) or a fixed unicast MAC.
+    /// Its address, IPv4 or IPv6 (`fe80::1%eth0` for a link-local one
+    /// with its scope); see [`Config::gateway`] for where it must lie.
+    pub ip: GatewayIp,
+    /// `auto` (ARP or Neighbor Discovery, the default) or a fixed unicast
+    /// MAC.
     #[serde(default)]
     pub mac: GatewayMac,
+}
+
+/// The `gateway` field: no gateway, one, or one per family, in file order.
+///
+/// It is read from one map or a list of maps and written back in the same
+/// form, so that a problem is reported at `gateway.ip` or `gateway[1].ip`
+/// as written. Two values are equal when they hold the same gateways,
+/// whichever form they were written in.
+#[derive(Clone, Debug, Default)]
+pub struct Gateways {
+    list: Vec<Gateway>,
+    listed: bool,
+}
+
+impl PartialEq for Gateways {
+    fn eq(&self, other: &Gateways) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Eq for Gateways {}
+
+impl Gateways {
+    /// One gateway, written as a map.
+    pub fn one(g: Gateway) -> Gateways {
+        Gateways {
+            list: vec![g],
+            listed: false,
+        }
+    }
+
+    /// Gateways written as a list.
+    pub fn list(list: Vec<Gateway>) -> Gateways {
+        Gateways { list, listed: true }
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Every gateway, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &Gateway> {
+        self.list.iter()
+    }
+
+    /// The IPv4 gateway (the semantic pass allows at most one).
+    pub fn v4(&self) -> Option<&Gateway> {
+        self.list.iter().find(|g| g.ip.addr.is_ipv4())
+    }
+
+    /// The IPv6 gateway (the semantic pass allows at most one).
+    pub fn v6(&self) -> Option<&Gateway> {
+        self.list.iter().find(|g| g.ip.addr.is_ipv6())
+    }
+
+    /// Whether they were written as a list (`gateway[i]` paths).
+    pub(crate) fn listed(&self) -> bool {
+        self.listed
+    }
+}
+
+impl Serialize for Gateways {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.list.as_slice() {
+            [one] if !self.listed => one.serialize(s),
+            list => list.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Gateways {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Gateways, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Gateways;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a gateway {ip, mac} or a list of them (at most one per address family)",
+                )
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Gateways, A::Error> {
+                Gateway::deserialize(MapAccessDeserializer::new(map)).map(Gateways::one)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Gateways, A::Error> {
+                Vec::<Gateway>::deserialize(SeqAccessDeserializer::new(seq)).map(Gateways::list)
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Gateways, E> {
+                Ok(Gateways::default())
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<Gateways, E> {
+                Ok(Gateways::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One listening port on every address.

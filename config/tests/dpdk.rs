@@ -238,3 +238,17 @@ fn the_shipped_dpdk_example() {
         "{e}"
     );
 }
+
+#[test]
+fn a_link_local_gateway_has_no_interface_to_scope_to() {
+    let base = "port: dpdk\naddresses: [198.18.0.1/24, 2001:db8::1/64]\n";
+    let e = support::parse_err(
+        base,
+        NAME,
+        &format!("gateway: {{ip: 'fe80::1%eth0'}}\n{MEMIF}"),
+    );
+    assert_has(&e, 3, 15, "there is no `interface` to scope it to");
+    // Unscoped, it is on the device's link.
+    let c = support::parse_ok(base, NAME, &format!("gateway: {{ip: 'fe80::1'}}\n{MEMIF}"));
+    assert!(c.gateway.v6().is_some());
+}

@@ -68,7 +68,7 @@ fn loadbalancer_example_has_big_tables() {
 fn minimal_example_is_mostly_defaults() {
     let c = example("lingerd.yaml");
     let mut d = Config::with_defaults("eth0", c.addresses.clone());
-    d.gateway = c.gateway;
+    d.gateway = c.gateway.clone();
     d.listen = c.listen.clone();
     assert_eq!(c, d);
 }

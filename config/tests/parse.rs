@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use support::assert_has;
 
@@ -48,7 +48,7 @@ fn test_minimal_gets_defaults() {
     assert_eq!(c.cores, [1]);
     assert_eq!(c.addresses[0].addr(), Ipv4Addr::new(198, 18, 0, 1));
     assert_eq!(c.addresses[0].prefix_len(), 24);
-    assert_eq!(c.gateway, None);
+    assert!(c.gateway.is_empty());
     assert!(c.listen.is_empty());
     assert_eq!(c.tcp.time_wait, Duration::from_secs(60));
     assert_eq!(c.tcp.ephemeral_ports, [32_768, 60_999]);
@@ -96,8 +96,9 @@ metrics: {listen: null}
 log: {level: trace}
 "#);
     assert_eq!(c.queue_cores().collect::<Vec<_>>(), [(0, 2), (1, 3)]);
-    let gw = c.gateway.unwrap();
-    assert_eq!(gw.ip, Ipv4Addr::new(198, 18, 0, 254));
+    let gw = c.gateway.v4().unwrap();
+    assert_eq!(gw.ip.addr, Ipv4Addr::new(198, 18, 0, 254));
+    assert_eq!(c.gateway.v6(), None);
     assert_eq!(gw.mac, GatewayMac::Fixed(MacAddr([2, 0, 0x5e, 0, 0, 1])));
     assert_eq!(c.listen[1].backlog, 4096);
     assert_eq!(c.tcp.time_wait_rst, TimeWaitRst::Ignore);
@@ -368,7 +369,7 @@ fn test_duplicate_and_unusable_addresses() {
 #[test]
 fn test_gateway_must_be_on_link() {
     let e = err("gateway: {ip: 10.0.0.1}\n");
-    assert_at(&e, 3, 15, "not inside any of the addresses' prefixes");
+    assert_at(&e, 3, 15, "not inside any of the addresses' IPv4 prefixes");
     let e = err("gateway: {ip: 198.18.0.1}\n");
     assert_at(&e, 3, 15, "one of lingerd's own addresses");
     let e = err("gateway: {ip: 198.18.0.254, mac: \"ff:ff:ff:ff:ff:ff\"}\n");
@@ -543,15 +544,126 @@ fn test_linger_in_the_ctl_grammar() {
 }
 
 #[test]
-fn test_ipv6_address_parses_and_is_refused_in_place() {
+fn test_dual_stack_addresses_and_gateways() {
+    let c = Config::parse(
+        "interface: eth0\naddresses: [198.18.0.1/24, 2001:db8::1/64, 'fe80::2/64']\n\
+         gateway:\n  - {ip: 198.18.0.254}\n  - {ip: 'fe80::1%eth0', mac: \"02:00:5e:00:00:01\"}\n",
+        NAME,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.addresses[1].addr(),
+        "2001:db8::1".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(c.addresses[1].prefix_len(), 64);
+    assert_eq!(
+        c.gateway.v4().unwrap().ip.addr,
+        Ipv4Addr::new(198, 18, 0, 254)
+    );
+    let v6 = c.gateway.v6().unwrap();
+    assert_eq!(v6.ip.addr, "fe80::1".parse::<IpAddr>().unwrap());
+    assert_eq!(v6.ip.scope.as_deref(), Some("eth0"));
+    // A v6-only daemon with a global v6 gateway on its link, one map.
+    let c = Config::parse(
+        "interface: eth0\naddresses: [2001:db8::1/64]\ngateway: {ip: 2001:db8::fe}\n",
+        NAME,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.gateway.v4().is_none());
+    assert_eq!(c.gateway.v6().unwrap().ip.to_string(), "2001:db8::fe");
+    // The metrics endpoint may listen on IPv6 too.
+    let c = ok("metrics: {listen: '[::1]:9187'}\n");
+    assert_eq!(c.metrics.listen.unwrap().to_string(), "[::1]:9187");
+    // A link-local gateway without a scope is on `interface` too.
+    assert!(
+        Config::parse(
+            "interface: eth0\naddresses: [2001:db8::1/64]\ngateway: {ip: 'fe80::1'}\n",
+            NAME
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn test_bad_v6_addresses_are_refused_in_place() {
+    let e = Config::parse("interface: eth0\naddresses: [2001:db8::1/129]\n", NAME).unwrap_err();
+    assert_at(&e, 2, 13, "0..=128");
     let e = Config::parse(
-        "interface: eth0\naddresses:\n  - 198.18.0.1/24\n  - 2001:db8::1/64\n",
+        "interface: eth0\naddresses:\n  - 2001:db8::1/64\n  - ::1/128\n  - ff02::1/64\n  - 2001:db8::/64\n  - ::ffff:198.18.0.1/120\n  - 2001:db8::1/48\n",
         NAME,
     )
     .unwrap_err();
-    assert_at(&e, 4, 5, "IPv6 addresses are not supported yet");
-    let e = Config::parse("interface: eth0\naddresses: [2001:db8::1/129]\n", NAME).unwrap_err();
-    assert_at(&e, 2, 13, "0..=128");
+    assert_has(&e, 4, 5, "loopback");
+    assert_has(&e, 5, 5, "multicast");
+    assert_has(&e, 6, 5, "subnet-router anycast");
+    assert_has(&e, 7, 5, "IPv4-mapped");
+    assert_has(&e, 8, 5, "address 2001:db8::1 is listed twice");
+}
+
+#[test]
+fn test_bad_v6_gateways_are_refused_in_place() {
+    let v6 = "interface: eth0\naddresses: [198.18.0.1/24, 2001:db8::1/64]\n";
+    let e = |extra: &str| support::parse_err(v6, NAME, extra);
+    // Not on any v6 prefix (a v4 prefix does not count).
+    assert_at(
+        &e("gateway: {ip: 2001:db9::1}\n"),
+        3,
+        15,
+        "not inside any of the addresses' IPv6 prefixes",
+    );
+    // Two of one family, in the list form: the second is at gateway[1].
+    assert_at(
+        &e("gateway: [{ip: 198.18.0.254}, {ip: 198.18.0.253}]\n"),
+        3,
+        36,
+        "a second IPv4 gateway",
+    );
+    // A scope that is not `interface`.
+    assert_at(
+        &e("gateway: {ip: 'fe80::1%eth1'}\n"),
+        3,
+        15,
+        "scope must be %eth0",
+    );
+    // A scope on a global address, garbage, multicast.
+    assert_at(
+        &e("gateway: {ip: '2001:db8::fe%eth0'}\n"),
+        3,
+        15,
+        "only an IPv6 link-local address",
+    );
+    assert_at(
+        &e("gateway: {ip: 2001:db8::zz}\n"),
+        3,
+        15,
+        "not an IPv4 or IPv6 address",
+    );
+    assert_at(
+        &e("gateway: {ip: 'ff02::1'}\n"),
+        3,
+        15,
+        "not a unicast address",
+    );
+    // An own address.
+    assert_at(
+        &e("gateway: {ip: 2001:db8::1}\n"),
+        3,
+        15,
+        "one of lingerd's own addresses",
+    );
+    // A link-local v6 gateway with only v4 addresses.
+    assert_at(
+        &err("gateway: {ip: 'fe80::1'}\n"),
+        3,
+        15,
+        "no IPv6 address to reach it from",
+    );
+    // Not a map or a list.
+    assert!(
+        err("gateway: 198.18.0.254\n")
+            .to_string()
+            .contains("a gateway {ip, mac} or a list")
+    );
 }
 
 /// Every field away from its default, so the round trip has to carry each.
@@ -593,6 +705,11 @@ fn test_a_config_serializes_and_parses_back_equal() {
         ok(""),
         ok(EVERYTHING),
         ok("gateway: {ip: 198.18.0.254}\nmetrics: {listen: \"127.0.0.1:9999\"}\n"),
+        support::parse_ok(
+            "interface: eth0\naddresses: [198.18.0.1/24, 2001:db8::1/64]\n",
+            NAME,
+            "gateway: [{ip: 198.18.0.254}, {ip: 'fe80::1%eth0', mac: auto}]\n",
+        ),
     ] {
         let yaml = c.to_yaml();
         let back = Config::parse(&yaml, "to_yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));

@@ -14,7 +14,7 @@
 //! the engine's [`Tunables`] and the new [`ExitRule`]. Pure: no I/O; the interface's MAC and the secrets are
 //! arguments, so every mapping is tested here.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use lingerd_abi::vocab::ClientExitPolicy;
 use lingerd_config::{Config, Idle, PortKind, XdpMode};
@@ -162,19 +162,34 @@ pub(crate) fn attach_mode(m: XdpMode) -> AttachMode {
     }
 }
 
-/// The daemon's addresses with their prefix lengths. The dataplane is
-/// IPv4-only and the semantic pass refuses an IPv6 address, so there is
-/// none to leave out.
-fn v4_addresses(c: &Config) -> impl Iterator<Item = Prefix> + '_ {
-    c.addresses.iter().copied().filter(|a| a.addr().is_ipv4())
+/// The engine's addresses with their prefix lengths, both families, IPv4
+/// ones first and otherwise in the file's order: an engine picks the
+/// first address as the way out through the gateway, and one that speaks
+/// only IPv4 never matches an IPv6 entry.
+fn engine_addresses(c: &Config) -> Vec<Prefix> {
+    let (mut v4, v6): (Vec<Prefix>, Vec<Prefix>) =
+        c.addresses.iter().partition(|a| a.addr().is_ipv4());
+    v4.extend(v6);
+    v4
 }
 
-/// The daemon's addresses, as the steering program wants them. The
-/// program and its loader take IPv6 addresses too, but the engine does not
-/// speak IPv6 yet and the config's semantic pass refuses an IPv6 address,
-/// so only IPv4 ones are passed.
+/// The engine's gateway: the one place the configured gateways become the
+/// engine's. `EngineConfig::gateway` holds an IPv4 address, so only the
+/// IPv4 gateway reaches it; the IPv6 one (`c.gateway.v6()`) is checked by
+/// the configuration and shown by `summary`, and is handed over here once
+/// the engine has a field for it.
+fn engine_gateway(c: &Config) -> Option<Ipv4Addr> {
+    match c.gateway.v4()?.ip.addr {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// The daemon's addresses, IPv4 and IPv6, as the steering program wants
+/// them (it steers frames for each, and the ICMPv6 meant for the IPv6
+/// ones, to the socket).
 pub(crate) fn addresses(c: &Config) -> Vec<IpAddr> {
-    v4_addresses(c).map(|a| a.addr()).collect()
+    engine_addresses(c).iter().map(|a| a.addr()).collect()
 }
 
 /// The listening ports (the steering program also steers the ephemeral
@@ -188,7 +203,7 @@ pub(crate) fn ports(c: &Config) -> Vec<u16> {
 pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<QueuePlan> {
     let n = c.queues.len();
     let tcp = tcp_config(&c.tcp);
-    let addrs: Vec<Prefix> = v4_addresses(c).collect();
+    let addrs = engine_addresses(c);
     c.queue_cores()
         .enumerate()
         .map(|(i, (queue, cpu))| {
@@ -197,7 +212,7 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 core: index,
                 mac,
                 addrs: addrs.clone(),
-                gateway: c.gateway.map(|g| g.ip),
+                gateway: engine_gateway(c),
                 max_connections: c.tcp.max_connections_per_core(n),
                 tcp: tcp.clone(),
                 reassembly: ReasmConfig {
@@ -447,6 +462,34 @@ mod tests {
             }
         );
         assert_eq!(exit_rule(&c).policy, ClientExitPolicy::Abort);
+    }
+
+    #[test]
+    fn dual_stack_addresses_reach_the_engine_and_the_steering_program() {
+        let c = parse(
+            "interface: eth0\naddresses: [2001:db8::1/64, 198.18.0.3/24, 2001:2::1/48]\n\
+             gateway: [{ip: 'fe80::1%eth0'}, {ip: 198.18.0.254}]\n",
+        );
+        let p = &plan(&c, MAC, SECRETS)[0];
+        let addrs: Vec<String> = p.engine.addrs.iter().map(|a| a.to_string()).collect();
+        assert_eq!(addrs, ["198.18.0.3/24", "2001:db8::1/64", "2001:2::1/48"]);
+        assert_eq!(p.engine.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+        let steer: Vec<String> = afxdp_port(&c, 0)
+            .addrs
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(steer, ["198.18.0.3", "2001:db8::1", "2001:2::1"]);
+        // A v6-only daemon: no IPv4 gateway for the engine.
+        let c =
+            parse("interface: eth0\naddresses: [2001:db8::1/64]\ngateway: {ip: 2001:db8::fe}\n");
+        assert_eq!(plan(&c, MAC, SECRETS)[0].engine.gateway, None);
+        assert_eq!(
+            afxdp_port(&c, 0).addrs,
+            [IpAddr::from(
+                "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap()
+            )]
+        );
     }
 
     #[test]

@@ -136,7 +136,8 @@ struct FilterArgs {
     /// closing, or a group: all, connected, synchronized, bucket, big.
     #[arg(long = "state", value_name = "STATE", value_parser = state_name)]
     states: Vec<String>,
-    /// Our address within this prefix (198.18.0.0/24, or one address).
+    /// Our address within this prefix (198.18.0.0/24, 2001:db8::/32, or one
+    /// address: 198.18.0.1, 2001:db8::1 or [2001:db8::1]).
     #[arg(long, visible_alias = "local", value_name = "PREFIX", value_parser = prefix)]
     src: Option<String>,
     /// The peer's address within this prefix.
@@ -711,6 +712,25 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["ctl", "kill", "--mode", "rst"]).is_err());
         assert!(idle("9999999999s").unwrap_err().contains("too long"));
+        // IPv6 prefixes and addresses, as ss takes and prints them.
+        let conns = Cli::try_parse_from([
+            "ctl",
+            "conns",
+            "--src",
+            "2001:db8::/32",
+            "--dst",
+            "[2001:db8::2]",
+        ])
+        .unwrap();
+        match conns.ctl {
+            CtlCommand::Conns { filter, .. } => {
+                let f = filter.spec().to_filter().unwrap();
+                assert_eq!(f.local, Some("2001:db8::/32".parse().unwrap()));
+                assert_eq!(f.remote, Some("2001:db8::2/128".parse().unwrap()));
+            }
+            _ => panic!("not conns"),
+        }
+        assert!(Cli::try_parse_from(["ctl", "conns", "--src", "2001:db8::/129"]).is_err());
     }
 
     #[test]

@@ -315,10 +315,13 @@ impl Daemon {
         for w in warnings {
             log::warn!("{w}");
         }
-        if let Some(gw) = &config.gateway
-            && let GatewayMac::Fixed(mac) = gw.mac
-        {
-            log::warn!("gateway.mac {mac} is not used yet: the gateway is resolved with ARP");
+        for gw in config.gateway.iter() {
+            if let GatewayMac::Fixed(mac) = gw.mac {
+                log::warn!(
+                    "gateway {} mac {mac} is not used yet: the gateway is resolved with ARP or Neighbor Discovery",
+                    gw.ip
+                );
+            }
         }
         // The port: the XDP program attached (AF_XDP, each queue binds its
         // socket in its thread), or the EAL started and every queue pair

@@ -30,17 +30,22 @@ pub(crate) fn summary(c: &Config) -> String {
     }
     let addrs: Vec<String> = c.addresses.iter().map(|a| a.to_string()).collect();
     let _ = write!(s, "  addresses {}", addrs.join(", "));
-    match &c.gateway {
-        Some(gw) => {
-            let mac = match gw.mac {
-                GatewayMac::Auto => "ARP".to_owned(),
-                GatewayMac::Fixed(m) => m.to_string(),
-            };
-            let _ = writeln!(s, "; gateway {} ({mac})", gw.ip);
-        }
-        None => {
-            let _ = writeln!(s, "; no gateway (on-link peers only)");
-        }
+    if c.gateway.is_empty() {
+        let _ = writeln!(s, "; no gateway (on-link peers only)");
+    } else {
+        let gws: Vec<String> = c
+            .gateway
+            .iter()
+            .map(|gw| {
+                let mac = match (gw.mac, gw.ip.addr.is_ipv4()) {
+                    (GatewayMac::Auto, true) => "ARP".to_owned(),
+                    (GatewayMac::Auto, false) => "ND".to_owned(),
+                    (GatewayMac::Fixed(m), _) => m.to_string(),
+                };
+                format!("{} ({mac})", gw.ip)
+            })
+            .collect();
+        let _ = writeln!(s, "; gateway {}", gws.join(", "));
     }
     if c.listen.is_empty() {
         let _ = writeln!(s, "  listen: none (outgoing connections only)");
@@ -146,6 +151,23 @@ mod tests {
         assert!(s.contains("on client exit linger"), "{s}");
         assert!(s.contains("MiB shared region per client"), "{s}");
         assert!(s.lines().all(|l| l.starts_with("  ")), "{s}");
+    }
+
+    #[test]
+    fn summary_names_both_gateways() {
+        let c = Config::parse(
+            "interface: eth0\naddresses: [198.18.0.1/24, 2001:db8::1/64]\n\
+             gateway: [{ip: 198.18.0.254}, {ip: 'fe80::1%eth0', mac: '02:00:5e:00:00:01'}]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let s = summary(&c);
+        assert!(
+            s.contains(
+                "addresses 198.18.0.1/24, 2001:db8::1/64; gateway 198.18.0.254 (ARP), fe80::1%eth0 (02:00:5e:00:00:01)"
+            ),
+            "{s}"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn connected_pair(c: &mut Client, port: u16) -> (u64, u64, u64) {
     let conn = c.connect_on(1, addr_a(port), 0).expect("connect");
     assert_eq!(conn >> 56, 1, "ring 1 makes core-1 handles");
     let (server, peer) = c.accept(listener, 5 * SECOND).expect("accept");
-    assert_eq!(peer.ip().octets(), [198, 18, 0, 2]);
+    assert_eq!(peer.ip(), std::net::IpAddr::from([198, 18, 0, 2]));
     (listener, conn, server)
 }
 
@@ -146,6 +146,32 @@ fn nonblocking_api_tickets_and_close_matching() {
     assert!(d.eventually(5 * SECOND, || {
         d.observed.connections[1].load(std::sync::atomic::Ordering::Relaxed) == 0
     }));
+    assert_eq!(c.abort(conn), Err(Errno::NotSock));
+}
+
+#[test]
+fn v6_peers_and_prefixes_travel_the_rings() {
+    let d = Daemon::start(vec![0], None);
+    let mut c = Client::attach(&d.socket).unwrap();
+    let (_listener, conn, _server) = connected_pair(&mut c, 82);
+    // A v6 peer reaches the core, which has no IPv6 address or gateway:
+    // no route, answered per request, and the attachment stays healthy.
+    let v6: std::net::SocketAddr = "[2001:db8::1]:82".parse().unwrap();
+    assert_eq!(c.connect_on(1, v6, 0), Err(Errno::NetUnreach));
+    // A v6 filter reaches the core intact and closes none of the v4
+    // connections: a v4-only engine refuses it (EINVAL), a dual-stack one
+    // matches nothing. A v4 filter then still finds both.
+    let v6_filter = MatchFilter {
+        remote: Some("2001:db8::/32".parse().unwrap()),
+        ..MatchFilter::default()
+    };
+    let r = c.close_matching(&v6_filter, CloseMode::Abort, 0);
+    assert!(matches!(r, Ok(0) | Err(Errno::Inval)), "{r:?}");
+    let v4_filter = MatchFilter {
+        remote: Some("198.18.0.0/24".parse().unwrap()),
+        ..MatchFilter::default()
+    };
+    assert_eq!(c.close_matching(&v4_filter, CloseMode::Abort, 0), Ok(2));
     assert_eq!(c.abort(conn), Err(Errno::NotSock));
 }
 

@@ -216,7 +216,7 @@ fn the_steady_state_echo_path_does_not_allocate() {
     let mut now = t0;
     round(&mut a, &mut b, now);
     a.request(&Op::Connect {
-        addr: [198, 18, 0, 2],
+        addr: std::net::IpAddr::from([198, 18, 0, 2]),
         port: 80,
         local_port: 0,
     });
@@ -312,7 +312,7 @@ fn the_steady_state_echo_path_does_not_allocate() {
     let reconnect = |a: &mut Side, b: &mut Side, now: &mut Instant| {
         let old = a.handle;
         a.request(&Op::Connect {
-            addr: [198, 18, 0, 2],
+            addr: std::net::IpAddr::from([198, 18, 0, 2]),
             port: 80,
             local_port: 0,
         });

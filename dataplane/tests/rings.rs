@@ -323,7 +323,7 @@ proptest! {
         if valid_connect {
             // Make sure the deferred-answer path is exercised every other case.
             let n = entries.len() as u64;
-            let op = Op::Connect { addr: [198, 18, 0, 9], port: 80, local_port: 0 };
+            let op = Op::Connect { addr: std::net::IpAddr::from([198, 18, 0, 9]), port: 80, local_port: 0 };
             prop_assert!(client.tx.push(&entry::encode_request(n, &op)));
         }
         client.tx.publish();

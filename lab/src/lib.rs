@@ -12,11 +12,20 @@
 //!
 //! It owns the labs it made, the children it spawned and their scratch
 //! directories, nothing else: it never touches a namespace it did not
-//! create, and the lab itself only uses 198.18.0.0/15.
+//! create, and the lab itself only uses 198.18.0.0/15, 2001:db8::/32 and
+//! the fixed link-local addresses fe80::1 and fe80::2. A lab is IPv4 only
+//! ([`Lab::up`]) or dual-stack ([`Lab::up_for`] with [`Family::V6`]);
+//! [`Family`] picks which addresses a test or a benchmark uses
+//! ([`Lab::dut_addr`], [`Lab::peer_addr`], [`Lab::dut_prefix`]).
 #![deny(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
+
+use lingerd_config::Prefix;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
@@ -89,6 +98,50 @@ pub fn unique_id(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 1_000_000)
 }
 
+/// An address family of the lab.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4: 198.18.0.1/24 and 198.18.0.2/24.
+    #[default]
+    V4,
+    /// IPv6: 2001:db8::1/64 and 2001:db8::2/64.
+    V6,
+}
+
+impl Family {
+    /// Both, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The suffix of its `LAB_*` keys (`LAB_DUT_ADDR`, `LAB_DUT_ADDR6`).
+    fn suffix(self) -> &'static str {
+        match self {
+            Family::V4 => "",
+            Family::V6 => "6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "v4",
+            Family::V6 => "v6",
+        })
+    }
+}
+
+impl FromStr for Family {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Family, String> {
+        match s {
+            "v4" | "ipv4" | "4" => Ok(Family::V4),
+            "v6" | "ipv6" | "6" => Ok(Family::V6),
+            _ => Err(format!("`{s}` is not an address family: v4 or v6")),
+        }
+    }
+}
+
 /// A lab made by `deploy/lab up`; `down` on drop.
 #[derive(Debug)]
 pub struct Lab {
@@ -97,10 +150,21 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// `deploy/lab up --id id --queues queues`; `Err(reason)` when it fails.
+    /// `deploy/lab up --id id --queues queues`: IPv4 only (IPv6 off, so
+    /// that frame counts hold only what a test sent); `Err(reason)` when
+    /// it fails.
     pub fn up(id: &str, queues: u32) -> Result<Lab, String> {
+        Lab::up_for(id, queues, Family::V4)
+    }
+
+    /// A lab that can carry `family`: [`Lab::up`] for IPv4, `deploy/lab up
+    /// --ipv6` (dual-stack) for IPv6.
+    pub fn up_for(id: &str, queues: u32, family: Family) -> Result<Lab, String> {
         let mut c = Command::new(script());
         c.args(["up", "--id", id, "--queues", &queues.to_string()]);
+        if family == Family::V6 {
+            c.arg("--ipv6");
+        }
         Lab::up_with(id, c)
     }
 
@@ -145,6 +209,40 @@ impl Lab {
             .get(key)
             .unwrap_or_else(|| panic!("deploy/lab did not print {key}"))
             .clone()
+    }
+
+    /// The dut end's address of `family` (`LAB_DUT_ADDR`, `LAB_DUT_ADDR6`);
+    /// panics when the script printed none or a bad one.
+    pub fn dut_addr(&self, family: Family) -> IpAddr {
+        self.addr(&format!("LAB_DUT_ADDR{}", family.suffix()))
+    }
+
+    /// The peer end's address of `family`.
+    pub fn peer_addr(&self, family: Family) -> IpAddr {
+        self.addr(&format!("LAB_PEER_ADDR{}", family.suffix()))
+    }
+
+    /// The dut's address of `family` with the link's prefix length, as
+    /// lingerd's `addresses` takes it (`198.18.0.1/24`, `2001:db8::1/64`).
+    pub fn dut_prefix(&self, family: Family) -> Prefix {
+        let key = format!("LAB_PREFIX_LEN{}", family.suffix());
+        let len: u8 = self
+            .get(&key)
+            .parse()
+            .unwrap_or_else(|e| panic!("deploy/lab printed a bad {key}: {e}"));
+        Prefix::new(self.dut_addr(family), len)
+            .unwrap_or_else(|| panic!("deploy/lab printed {key}={len}, too long for its address"))
+    }
+
+    fn addr(&self, key: &str) -> IpAddr {
+        assert!(
+            self.env.contains_key(key) || !key.ends_with('6'),
+            "lab {} has no IPv6 ({key}): make it with Lab::up_for(.., Family::V6)",
+            self.id
+        );
+        let v = self.get(key);
+        v.parse()
+            .unwrap_or_else(|e| panic!("deploy/lab printed {key}={v}: {e}"))
     }
 
     /// `ip -n <ns> args...` (`ns_key`: `LAB_DUT_NS` or `LAB_PEER_NS`),
@@ -198,5 +296,50 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         down(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lab value from `up`'s lines; the caller forgets it (no lab to take
+    /// down).
+    fn lab(lines: &str) -> Lab {
+        Lab {
+            id: String::new(),
+            env: lines
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn families_pick_their_keys() {
+        let l = lab(
+            "LAB_DUT_ADDR=198.18.0.1\nLAB_PEER_ADDR=198.18.0.2\nLAB_PREFIX_LEN=24\n\
+                     LAB_DUT_ADDR6=2001:db8::1\nLAB_PEER_ADDR6=2001:db8::2\nLAB_PREFIX_LEN6=64\n",
+        );
+        assert_eq!(l.dut_addr(Family::V4).to_string(), "198.18.0.1");
+        assert_eq!(l.peer_addr(Family::V6).to_string(), "2001:db8::2");
+        assert_eq!(l.dut_prefix(Family::V4).to_string(), "198.18.0.1/24");
+        assert_eq!(l.dut_prefix(Family::V6).to_string(), "2001:db8::1/64");
+        std::mem::forget(l);
+        // A lab made without --ipv6 says so.
+        let v4_only = lab("LAB_DUT_ADDR=198.18.0.1\n");
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            v4_only.dut_addr(Family::V6)
+        }))
+        .unwrap_err();
+        let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("has no IPv6"), "{msg}");
+        std::mem::forget(v4_only);
+        assert_eq!("v6".parse::<Family>(), Ok(Family::V6));
+        assert_eq!("ipv4".parse::<Family>(), Ok(Family::V4));
+        assert!("v5".parse::<Family>().unwrap_err().contains("v4 or v6"));
+        assert_eq!(Family::default(), Family::V4);
+        assert_eq!(Family::V6.to_string(), "v6");
     }
 }

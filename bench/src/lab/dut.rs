@@ -31,10 +31,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use lingerd_client::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Request, WirePrefix};
+use lingerd_client::{Client, CloseMode, Done, Errno, Linger, MatchFilter, Prefix, Request};
 
 use super::Mode;
-use super::loadgen::{GEN_ADDR, key};
+use super::loadgen::key;
+use super::{Addressing, Family};
 use crate::clock::{Pacer, now_ns};
 
 /// Key of the one record a bulk request writes.
@@ -43,6 +44,9 @@ pub const BULK_KEY: u32 = u32::MAX;
 /// The `lab-dut-client` subcommand's arguments.
 #[derive(Clone, Debug)]
 pub struct Args {
+    /// The run's address family: the bulk filter names the load
+    /// generator's address of it ([`Addressing::generator`]).
+    pub family: Family,
     /// The daemon's client socket.
     pub socket: PathBuf,
     /// Ports to listen on.
@@ -234,10 +238,7 @@ pub fn run(args: &Args) -> Result<()> {
             Mode::Linger { ms } => CloseMode::Linger { ms },
         };
         let filter = MatchFilter {
-            remote: Some(WirePrefix {
-                addr: GEN_ADDR.octets(),
-                len: 32,
-            }),
+            remote: Some(Prefix::host(Addressing::of(args.family).generator)),
             ..MatchFilter::default()
         };
         let rings = c.cores().len();

@@ -24,7 +24,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufWriter, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,8 +58,8 @@ pub enum Role {
 pub struct WorkerArgs {
     /// Server or client.
     pub role: Role,
-    /// The server's address.
-    pub addr: Ipv4Addr,
+    /// The server's address, IPv4 or IPv6.
+    pub addr: IpAddr,
     /// The server's port.
     pub port: u16,
     /// Connections of this pair.
@@ -96,14 +96,17 @@ fn order() -> Result<String> {
     Ok(line.trim().to_owned())
 }
 
-/// A kernel TCP listener on `addr` with `backlog` (std's is fixed at 128).
-pub fn listener(addr: SocketAddrV4, backlog: i32) -> Result<TcpListener> {
-    let fd: OwnedFd = rustix::net::socket_with(
-        AddressFamily::INET,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+/// A kernel TCP listener on `addr` (IPv4 or IPv6) with `backlog` (std's
+/// is fixed at 128).
+pub fn listener(addr: impl Into<SocketAddr>, backlog: i32) -> Result<TcpListener> {
+    let addr: SocketAddr = addr.into();
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd: OwnedFd =
+        rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     rustix::net::bind(&fd, &addr).with_context(|| format!("bind {addr}"))?;
     rustix::net::listen(&fd, backlog)?;
@@ -133,7 +136,7 @@ pub fn worker(args: &WorkerArgs) -> Result<()> {
 }
 
 fn server(args: &WorkerArgs) -> Result<()> {
-    let l = listener(SocketAddrV4::new(args.addr, args.port), 4096)?;
+    let l = listener(SocketAddr::new(args.addr, args.port), 4096)?;
     say("listening")?;
     let mut conns = Vec::with_capacity(args.count);
     let deadline = Instant::now() + args.timeout;
@@ -176,11 +179,11 @@ fn server(args: &WorkerArgs) -> Result<()> {
 }
 
 fn client(args: &WorkerArgs) -> Result<()> {
-    let to = SocketAddrV4::new(args.addr, args.port);
+    let to = SocketAddr::new(args.addr, args.port);
     let mut conns = Vec::with_capacity(args.count);
     let deadline = Instant::now() + args.timeout;
     while conns.len() < args.count {
-        match TcpStream::connect_timeout(&to.into(), Duration::from_secs(5)) {
+        match TcpStream::connect_timeout(&to, Duration::from_secs(5)) {
             Ok(s) => conns.push(Some(s)),
             Err(e) => {
                 ensure!(
@@ -317,8 +320,8 @@ pub struct Plan {
     pub dut_ns: String,
     /// The peer namespace (clients).
     pub peer_ns: String,
-    /// The dut's kernel address.
-    pub dut_addr: Ipv4Addr,
+    /// The dut's kernel address, IPv4 or IPv6.
+    pub dut_addr: IpAddr,
     /// Connections in all.
     pub connections: usize,
     /// How the servers close.

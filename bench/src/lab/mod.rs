@@ -10,7 +10,7 @@
 //! the binary (`src/lab_cmd.rs`, `src/ring_latency.rs`).
 //! Everything here owns only what it creates: its processes, sockets and
 //! threads, each bounded in time; nothing here touches a namespace or an
-//! address outside the lab's 198.18.0.0/15.
+//! address outside the lab's 198.18.0.0/15 and 2001:db8::/32.
 
 pub mod dut;
 pub mod kernel;
@@ -22,9 +22,73 @@ pub mod setup;
 pub mod stats;
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use lingerd_abi::vocab::CloseMode;
+use lingerd_abi::vocab::{CloseMode, Prefix};
+pub use lingerd_lab::Family;
+
+/// The addresses a lab benchmark of one [`Family`] gives the two engines:
+/// the dut daemon's and the load generator's, held by no kernel in the lab
+/// (the kernels keep `LAB_DUT_ADDR*` and `LAB_PEER_ADDR*` for the kernel
+/// baseline), on the lab link's prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addressing {
+    /// The family.
+    pub family: Family,
+    /// The dut daemon's address.
+    pub dut: IpAddr,
+    /// The load generator's address.
+    pub generator: IpAddr,
+    /// The link's prefix length.
+    pub prefix_len: u8,
+}
+
+impl Addressing {
+    /// v4: 198.18.0.11 and .12 on /24; v6: 2001:db8::11 and ::12 on /64.
+    pub fn of(family: Family) -> Addressing {
+        match family {
+            Family::V4 => Addressing {
+                family,
+                dut: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 11)),
+                generator: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 12)),
+                prefix_len: 24,
+            },
+            Family::V6 => Addressing {
+                family,
+                dut: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11)),
+                generator: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x12)),
+                prefix_len: 64,
+            },
+        }
+    }
+
+    /// The dut daemon's `addresses` entry.
+    pub fn dut_prefix(&self) -> Prefix {
+        Prefix::new(self.dut, self.prefix_len).unwrap_or_else(|| Prefix::host(self.dut))
+    }
+}
+
+/// Whether this build can run a lab benchmark of `family`; the error says
+/// why not. IPv6 cannot run yet: the load generator is a lingerd engine
+/// whose `Connect` takes an IPv4 peer (`lingerd_dataplane::engine::api`)
+/// and whose port answers only ARP, its RST tally ([`rst_tally`]) and the
+/// ceiling senders (`xsk_ceiling`) parse and build IPv4 frames by hand, and
+/// the dut's engine drops IPv6 frames. A v6 run would open nothing and
+/// report a rate of nothing, so it is refused before the lab is made.
+pub fn family_supported(family: Family) -> Result<(), String> {
+    match family {
+        Family::V4 => Ok(()),
+        Family::V6 => Err(
+            "--family v6 cannot run yet: the engine under the dut and under the \
+             load generator is IPv4-only in this build (its Connect takes an IPv4 peer, it \
+             answers ARP but not Neighbor Discovery), and the load generator's RST tally and \
+             the ceiling senders build and parse IPv4 frames only; the lab itself and the \
+             kernel baseline are dual-stack already"
+                .to_owned(),
+        ),
+    }
+}
 
 /// How the dut closes its connections: the [`CloseMode`]s a benchmark can
 /// check, with their text form (`abort`, `graceful`, `linger=200ms`).
@@ -113,5 +177,30 @@ mod tests {
         assert!("linger=x".parse::<Mode>().is_err());
         assert!("rst".parse::<Mode>().is_err());
         assert!(Mode::Abort.expects_rst() && !Mode::Graceful.expects_rst());
+    }
+}
+
+#[cfg(test)]
+mod family_tests {
+    use super::*;
+
+    #[test]
+    fn each_family_has_its_addresses_on_the_lab_link() {
+        let v4 = Addressing::of(Family::V4);
+        assert_eq!(v4.dut_prefix().to_string(), "198.18.0.11/24");
+        assert!(v4.dut_prefix().contains(v4.generator));
+        let v6 = Addressing::of(Family::V6);
+        assert_eq!(v6.dut_prefix().to_string(), "2001:db8::11/64");
+        assert!(v6.dut_prefix().contains(v6.generator));
+        // The lab's kernels hold 2001:db8::1 and ::2 on the same /64.
+        assert!(v6.dut_prefix().contains("2001:db8::2".parse().unwrap()));
+        assert_eq!(IpAddr::V4(setup::DUT_ENGINE_ADDR), v4.dut);
+        assert_eq!(IpAddr::V4(loadgen::GEN_ADDR), v4.generator);
+        assert_eq!(family_supported(Family::V4), Ok(()));
+        assert!(
+            family_supported(Family::V6)
+                .unwrap_err()
+                .contains("IPv4-only")
+        );
     }
 }

@@ -29,11 +29,12 @@ use lingerd_lab::Lab;
 use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::{Ending, Proc, Stderr};
 
-use super::Mode;
 use super::loadgen::{self, LoadGen};
+use super::{Addressing, Family, Mode};
 use crate::measure::progress;
 
-/// The daemon's address in the lab (held by no kernel).
+/// The daemon's IPv4 address in the lab (held by no kernel):
+/// [`Addressing::of`]`(Family::V4).dut`.
 pub const DUT_ENGINE_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
 /// The first port the dut's client listens on.
 pub const FIRST_PORT: u16 = 8080;
@@ -150,12 +151,13 @@ pub enum DutPlace<'a> {
 /// attach is the lab daemon's to set.
 fn daemon_config(
     place: DutPlace<'_>,
+    family: Family,
     idle: Idle,
     connections: usize,
     metrics: Option<SocketAddr>,
     max_rst_per_sec: u32,
 ) -> Result<Config> {
-    let engine = Prefix::new(DUT_ENGINE_ADDR.into(), 24).expect("a /24");
+    let engine: Prefix = Addressing::of(family).dut_prefix();
     let idle = match idle {
         Idle::Busy => lingerd_config::Idle::Busy,
         Idle::Sleep => lingerd_config::Idle::Sleep,
@@ -199,6 +201,9 @@ fn daemon_config(
 pub struct DutPlan<'a> {
     /// Where.
     pub place: DutPlace<'a>,
+    /// The daemon's address family (its `addresses` entry:
+    /// [`Addressing::dut_prefix`]).
+    pub family: Family,
     /// The run's scratch directory (the daemon's log, the request times).
     pub scratch: &'a Path,
     /// This binary (re-run as `lab-dut-client`).
@@ -245,6 +250,7 @@ pub struct Dut {
 pub fn start_dut(plan: &DutPlan<'_>) -> Result<Dut> {
     let config = daemon_config(
         plan.place,
+        plan.family,
         plan.idle,
         plan.connections,
         plan.metrics,
@@ -289,6 +295,7 @@ pub fn start_dut(plan: &DutPlan<'_>) -> Result<Dut> {
         .args(["--pace", &plan.pace.to_string()])
         .args(["--timer-ports", &plan.timer_ports.to_string()])
         .args(["--timer-linger", &plan.timer_linger.to_string()])
+        .args(["--family", &plan.family.to_string()])
         .arg("--out")
         .arg(&times_file)
         .args(["--timeout", &format!("{}s", timeout.as_secs())]);
@@ -369,12 +376,23 @@ pub fn on_lab<T>(
     keep: bool,
     f: impl FnOnce(&Lab, &Path) -> Result<T>,
 ) -> Result<T> {
+    on_lab_for(id, prefix, keep, Family::V4, f)
+}
+
+/// [`on_lab`] with a lab that carries `family` (dual-stack for IPv6).
+pub fn on_lab_for<T>(
+    id: Option<&str>,
+    prefix: &str,
+    keep: bool,
+    family: Family,
+    f: impl FnOnce(&Lab, &Path) -> Result<T>,
+) -> Result<T> {
     let id = id.map_or_else(
         || format!("{prefix}{}", std::process::id() % 100_000_000),
         str::to_owned,
     );
     lingerd_lab::down_all_on_panic();
-    let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
+    let lab = Lab::up_for(&id, 1, family).map_err(anyhow::Error::msg)?;
     let scratch = tempfile::Builder::new()
         .prefix(&format!("lingerd-lab-{id}-"))
         .tempdir()?;

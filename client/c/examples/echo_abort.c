@@ -7,8 +7,10 @@
  * SO_LINGER {1, 0} + closesocket as Winsock does, checks that the other
  * side's next receive fails with ECONNRESET, aborts a second connection
  * with ld_abort, checks a few error paths, tears a third pair down with
- * ld_close_matching and aborts the listener. It touches nothing but the
- * lingerd API. Exit status 0 means every step behaved.
+ * ld_close_matching and aborts the listener; an IPv6 peer reaches the core
+ * and is refused with ENETUNREACH (the test daemon has no IPv6 address).
+ * It touches nothing but the lingerd API. Exit status 0 means every step
+ * behaved.
  *
  * usage: echo_abort SOCKET [PORT]
  */
@@ -54,7 +56,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     uint16_t port = argc > 2 ? (uint16_t)atoi(argv[2]) : 7;
-    const uint8_t server_addr[4] = {198, 18, 0, 1};
+    struct ld_peer server_addr = {.family = LD_AF_INET, .port = port, .addr = {198, 18, 0, 1}};
+    if (ld_abi_version() != LD_ABI_VERSION) {
+        fprintf(stderr, "echo_abort: liblingerd speaks ABI %u, lingerd.h %d\n",
+                ld_abi_version(), LD_ABI_VERSION);
+        return 1;
+    }
 
     ld_client *c = ld_attach(argv[1]);
     if (c == NULL) {
@@ -67,11 +74,11 @@ int main(int argc, char **argv) {
     /* The first handles of a fresh daemon: never 0, the invalid handle. */
     CHECK(ld_listen_on(c, 0, port, 16, &listener));
     EXPECT(listener != LD_INVALID_HANDLE);
-    CHECK(ld_connect_on(c, 1, &server_addr, port, &client));
+    CHECK(ld_connect_on(c, 1, &server_addr, &client));
     EXPECT(client != LD_INVALID_HANDLE);
     CHECK(ld_accept(c, listener, 5000, &server, &peer));
     EXPECT(server != LD_INVALID_HANDLE);
-    EXPECT(peer.addr[3] == 2);
+    EXPECT(peer.family == LD_AF_INET && peer.addr[3] == 2 && peer.addr[4] == 0);
     EXPECT(ld_abort(c, LD_INVALID_HANDLE) == -1 && ld_last_error() == LD_ENOTSOCK);
 
     /* Echo: client -> server -> client. */
@@ -98,7 +105,7 @@ int main(int argc, char **argv) {
 
     /* ld_abort on a second connection, then the handle is dead. */
     ld_handle client2, server2;
-    CHECK(ld_connect_on(c, 1, &server_addr, port, &client2));
+    CHECK(ld_connect_on(c, 1, &server_addr, &client2));
     CHECK(ld_accept(c, listener, 5000, &server2, NULL));
     CHECK(ld_abort(c, client2));
     EXPECT(ld_last_outcome() == LD_OUTCOME_ABORTED);
@@ -112,6 +119,14 @@ int main(int argc, char **argv) {
     EXPECT(ld_listen(NULL, 1, 1, &listener) == -1 && ld_last_error() == LD_EINVAL);
     EXPECT(ld_accept(c, listener, 0, &server, NULL) == -1 &&
            ld_last_error() == LD_EWOULDBLOCK);
+    struct ld_peer bad = server_addr;
+    bad.family = 10; /* the OS's AF_INET6, not LD_AF_INET6 */
+    EXPECT(ld_connect(c, &bad, &client) == -1 && ld_last_error() == LD_EINVAL);
+    /* An IPv6 peer travels to the core; this daemon has no IPv6 address
+     * and no IPv6 gateway, so there is no route to it. */
+    struct ld_peer v6 = {.family = LD_AF_INET6, .port = port,
+                         .addr = {0x20, 0x01, 0x0d, 0xb8, [15] = 1}};
+    EXPECT(ld_connect_on(c, 1, &v6, &client) == -1 && ld_last_error() == LD_ENETUNREACH);
 
     CHECK(ld_closesocket(c, server2));
     EXPECT(ld_last_outcome() == LD_OUTCOME_RESET_BY_PEER);
@@ -119,7 +134,7 @@ int main(int argc, char **argv) {
     /* A live pair goes in one bulk call (listeners are not matched), then
      * the listener is aborted on its own. */
     ld_handle client3, server3;
-    CHECK(ld_connect_on(c, 1, &server_addr, port, &client3));
+    CHECK(ld_connect_on(c, 1, &server_addr, &client3));
     CHECK(ld_accept(c, listener, 5000, &server3, NULL));
     int64_t closed = ld_close_matching(c, NULL, LD_CLOSE_ABORT, 0, 0);
     if (closed != 2) {

@@ -33,6 +33,16 @@
 extern "C" {
 #endif
 
+/* The ABI this header describes. The daemon refuses an attach of another
+ * version (LD_EINVAL); ld_abi_version() tells what the loaded library
+ * speaks, so a program can check it was linked with what it compiled
+ * against. Version 2: peers and filter prefixes are IPv4 or IPv6. */
+#define LD_ABI_VERSION 2
+
+/* Address families of ld_peer and ld_filter (not the OS's AF_* values). */
+#define LD_AF_INET  4
+#define LD_AF_INET6 6
+
 /* Error codes (ld_last_error); stable numbers. */
 #define LD_OK                   0
 #define LD_ENOTSOCK             1  /* handle unknown, dead or stale */
@@ -92,23 +102,42 @@ struct ld_linger {
     uint16_t l_linger; /* seconds */
 };
 
-/* An IPv4 peer; addr is most significant octet first. */
+/* A peer, IPv4 or IPv6. addr is most significant octet first: an IPv4
+ * address fills addr[0..4] and the other twelve bytes are zero; an IPv6
+ * address fills all 16. A family other than LD_AF_INET / LD_AF_INET6, or
+ * an IPv4 address with non-zero bytes after its four, is LD_EINVAL. */
 struct ld_peer {
-    uint8_t addr[4];
+    uint16_t family; /* LD_AF_INET or LD_AF_INET6 */
     uint16_t port;
+    uint8_t addr[16];
 };
 
+/* Prefixes as ld_peer's addresses; a prefix's family and length are only
+ * read when its LD_MATCH_* flag is set. A length beyond the family's bits
+ * (32, 128) is LD_EINVAL. */
 struct ld_filter {
-    uint32_t flags;        /* LD_MATCH_* */
-    uint8_t local_addr[4];
-    uint8_t local_len;     /* 0..32 */
-    uint8_t remote_addr[4];
-    uint8_t remote_len;    /* 0..32 */
+    uint32_t flags;         /* LD_MATCH_* */
+    uint16_t local_family;  /* LD_AF_INET or LD_AF_INET6 */
+    uint16_t remote_family; /* LD_AF_INET or LD_AF_INET6 */
+    uint8_t local_addr[16];
+    uint8_t remote_addr[16];
+    uint8_t local_len;      /* 0..32 or 0..128 */
+    uint8_t remote_len;     /* 0..32 or 0..128 */
     uint16_t local_port;
     uint16_t remote_port;
-    uint16_t states;       /* bit per TCP state, 0 = any */
+    uint16_t states;        /* bit per TCP state, 0 = any */
     uint32_t min_idle_ms;
 };
+
+/* The layouts liblingerd was built with (client/c/src/sys.rs checks the
+ * same sizes on the Rust side). */
+#ifdef __cplusplus
+static_assert(sizeof(struct ld_peer) == 20, "struct ld_peer is 20 bytes");
+static_assert(sizeof(struct ld_filter) == 52, "struct ld_filter is 52 bytes");
+#else
+_Static_assert(sizeof(struct ld_peer) == 20, "struct ld_peer is 20 bytes");
+_Static_assert(sizeof(struct ld_filter) == 52, "struct ld_filter is 52 bytes");
+#endif
 
 /* Attach to the daemon's socket (e.g. "/run/lingerd/lingerd.sock").
  * NULL on failure: LD_EPERM (uid not allowed), LD_ENETDOWN (no daemon),
@@ -125,10 +154,11 @@ int ld_listen_on(ld_client *c, uint32_t ring, uint16_t port, uint32_t backlog,
  * none) for an accepted connection. peer may be NULL. */
 int ld_accept(ld_client *c, ld_handle listener, int timeout_ms, ld_handle *out,
               struct ld_peer *peer);
-int ld_connect(ld_client *c, const uint8_t (*addr)[4], uint16_t port,
-               ld_handle *out);
-int ld_connect_on(ld_client *c, uint32_t ring, const uint8_t (*addr)[4],
-                  uint16_t port, ld_handle *out);
+/* Active open to peer (IPv4 or IPv6; a core without IPv6 fails with
+ * LD_ENETUNREACH). */
+int ld_connect(ld_client *c, const struct ld_peer *peer, ld_handle *out);
+int ld_connect_on(ld_client *c, uint32_t ring, const struct ld_peer *peer,
+                  ld_handle *out);
 
 /* Bytes accepted, or -1. */
 int64_t ld_send(ld_client *c, ld_handle h, const void *buf, size_t len);
@@ -154,6 +184,8 @@ int ld_abort(ld_client *c, ld_handle h);
 int64_t ld_close_matching(ld_client *c, const struct ld_filter *filter, int mode,
                           uint32_t linger_ms, uint32_t pace_per_s);
 
+/* The ABI version of the loaded library (compare with LD_ABI_VERSION). */
+uint32_t ld_abi_version(void);
 /* This thread's last error code (LD_E*), 0 if none yet. */
 int ld_last_error(void);
 /* How this thread's last successful close or abort ended (LD_OUTCOME_*). */

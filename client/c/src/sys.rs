@@ -20,13 +20,15 @@
 
 use std::cell::Cell;
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use lingerd_abi::Errno;
-use lingerd_abi::entry::{MatchFilter, Outcome, WirePrefix};
+use lingerd_abi::entry::{MatchFilter, Outcome};
+use lingerd_abi::layout::VERSION;
+use lingerd_abi::vocab::Prefix;
 
 use lingerd_abi::vocab::CloseMode;
 use lingerd_client::Client;
@@ -55,14 +57,55 @@ pub struct LdLinger {
     pub l_linger: u16,
 }
 
-/// `struct ld_peer`: an IPv4 peer.
+/// `LD_AF_INET`: an IPv4 address in `addr[0..4]`, the rest zero.
+pub const LD_AF_INET: u16 = 4;
+/// `LD_AF_INET6`: an IPv6 address in all 16 bytes.
+pub const LD_AF_INET6: u16 = 6;
+
+/// `struct ld_peer`: an IPv4 or IPv6 peer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct LdPeer {
-    /// Address octets, most significant first.
-    pub addr: [u8; 4],
+    /// `LD_AF_INET` or `LD_AF_INET6`.
+    pub family: u16,
     /// Port.
     pub port: u16,
+    /// Address octets, most significant first (IPv4: the first four).
+    pub addr: [u8; 16],
+}
+
+impl LdPeer {
+    fn from_socket_addr(a: SocketAddr) -> LdPeer {
+        let (family, octets) = match a.ip() {
+            IpAddr::V4(v4) => {
+                let mut o = [0u8; 16];
+                o[..4].copy_from_slice(&v4.octets());
+                (LD_AF_INET, o)
+            }
+            IpAddr::V6(v6) => (LD_AF_INET6, v6.octets()),
+        };
+        LdPeer {
+            family,
+            port: a.port(),
+            addr: octets,
+        }
+    }
+
+    fn to_socket_addr(self) -> Option<SocketAddr> {
+        Some(SocketAddr::new(ip_of(self.family, self.addr)?, self.port))
+    }
+}
+
+/// The address `family`/`addr` stand for; `None` for an unknown family
+/// or an IPv4 address with non-zero bytes after its four octets.
+fn ip_of(family: u16, addr: [u8; 16]) -> Option<IpAddr> {
+    match family {
+        LD_AF_INET if addr[4..].iter().all(|&b| b == 0) => Some(IpAddr::V4(Ipv4Addr::new(
+            addr[0], addr[1], addr[2], addr[3],
+        ))),
+        LD_AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(addr))),
+        _ => None,
+    }
 }
 
 /// `struct ld_filter`: `close_matching`'s filter; `flags` says which
@@ -72,12 +115,16 @@ pub struct LdPeer {
 pub struct LdFilter {
     /// `LD_MATCH_LOCAL | LD_MATCH_REMOTE | LD_MATCH_LOCAL_PORT | LD_MATCH_REMOTE_PORT`.
     pub flags: u32,
+    /// Local prefix family (`LD_AF_*`).
+    pub local_family: u16,
+    /// Remote prefix family (`LD_AF_*`).
+    pub remote_family: u16,
     /// Local prefix address.
-    pub local_addr: [u8; 4],
+    pub local_addr: [u8; 16],
+    /// Remote prefix address.
+    pub remote_addr: [u8; 16],
     /// Local prefix length.
     pub local_len: u8,
-    /// Remote prefix address.
-    pub remote_addr: [u8; 4],
     /// Remote prefix length.
     pub remote_len: u8,
     /// Local port.
@@ -266,10 +313,7 @@ pub unsafe extern "C" fn ld_accept(
     let r = unsafe { with(c, |c| c.accept(listener, timeout)) };
     status(r.and_then(|(h, p)| {
         if !peer.is_null() {
-            let v = LdPeer {
-                addr: p.ip().octets(),
-                port: p.port(),
-            };
+            let v = LdPeer::from_socket_addr(p);
             // SAFETY: `peer` per the ffi contract.
             unsafe { put(peer, v) }?;
         }
@@ -278,44 +322,43 @@ pub unsafe extern "C" fn ld_accept(
     }))
 }
 
-/// `ld_connect`: active open through ring 0 to `addr[4]:port`.
+/// `ld_connect`: active open through ring 0 to `peer`.
 ///
 /// # Safety
-/// The ffi contract; `addr` valid for reading 4 bytes, `out` for a `u64`
-/// write.
+/// The ffi contract; `peer` valid for reading an `ld_peer`, `out` for a
+/// `u64` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ld_connect(
     c: *const LdClient,
-    addr: *const [u8; 4],
-    port: u16,
+    peer: *const LdPeer,
     out: *mut u64,
 ) -> c_int {
     // SAFETY: our caller's contract is ld_connect_on's.
-    unsafe { ld_connect_on(c, 0, addr, port, out) }
+    unsafe { ld_connect_on(c, 0, peer, out) }
 }
 
-/// `ld_connect_on`: active open through ring `ring`.
+/// `ld_connect_on`: active open through ring `ring`. An unknown family
+/// is EINVAL.
 ///
 /// # Safety
-/// The ffi contract; `addr` valid for reading 4 bytes, `out` for a `u64`
-/// write.
+/// The ffi contract; `peer` valid for reading an `ld_peer`, `out` for a
+/// `u64` write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ld_connect_on(
     c: *const LdClient,
     ring: u32,
-    addr: *const [u8; 4],
-    port: u16,
+    peer: *const LdPeer,
     out: *mut u64,
 ) -> c_int {
     if out.is_null() {
         return fail(Errno::Inval);
     }
-    // SAFETY: `addr` per the ffi contract.
-    let addr = match unsafe { get(addr) } {
-        Ok(a) => a,
+    // SAFETY: `peer` per the ffi contract.
+    let remote = match unsafe { get(peer) }.map(LdPeer::to_socket_addr) {
+        Ok(Some(a)) => a,
+        Ok(None) => return fail(Errno::Inval),
         Err(e) => return fail(e),
     };
-    let remote = SocketAddrV4::new(Ipv4Addr::from(addr), port);
     // SAFETY: `c` per the ffi contract.
     let r = unsafe { with(c, |c| c.connect_on(ring as usize, remote, 0)) };
     // SAFETY: `out` per the ffi contract.
@@ -500,24 +543,33 @@ pub unsafe extern "C" fn ld_close_matching(
     count(unsafe { with(c, |c| c.close_matching(&f, mode, pace_per_s)) })
 }
 
+/// The filter `f` describes; `None` for unknown flags, an unknown family
+/// or a length beyond its family's bits (of a prefix the flags select).
 fn match_filter(f: &LdFilter) -> Option<MatchFilter> {
-    if f.flags & !0xf != 0 || f.local_len > 32 || f.remote_len > 32 {
+    if f.flags & !0xf != 0 {
         return None;
     }
+    let prefix = |bit: u32, family: u16, addr: [u8; 16], len: u8| -> Option<Option<Prefix>> {
+        if f.flags & bit == 0 {
+            return Some(None);
+        }
+        Prefix::new(ip_of(family, addr)?, len).map(Some)
+    };
     Some(MatchFilter {
-        local: (f.flags & 1 != 0).then_some(WirePrefix {
-            addr: f.local_addr,
-            len: f.local_len,
-        }),
-        remote: (f.flags & 2 != 0).then_some(WirePrefix {
-            addr: f.remote_addr,
-            len: f.remote_len,
-        }),
+        local: prefix(1, f.local_family, f.local_addr, f.local_len)?,
+        remote: prefix(2, f.remote_family, f.remote_addr, f.remote_len)?,
         local_port: (f.flags & 4 != 0).then_some(f.local_port),
         remote_port: (f.flags & 8 != 0).then_some(f.remote_port),
         states: f.states,
         min_idle_ms: f.min_idle_ms,
     })
+}
+
+/// `ld_abi_version`: the ABI version this library speaks
+/// (`LD_ABI_VERSION` of the header it was built with).
+#[unsafe(no_mangle)]
+pub extern "C" fn ld_abi_version() -> u32 {
+    VERSION
 }
 
 /// `ld_last_error`: the calling thread's last error (`LD_E*`), 0 if none.
@@ -613,22 +665,107 @@ mod tests {
 
     #[test]
     fn filter_flags_and_lengths_are_validated() {
+        let mut v4 = [0u8; 16];
+        v4[..4].copy_from_slice(&[198, 18, 0, 0]);
         let f = LdFilter {
             flags: 1 | 4,
-            local_addr: [198, 18, 0, 0],
+            local_family: LD_AF_INET,
+            remote_family: 0,
+            local_addr: v4,
+            remote_addr: [0xff; 16],
             local_len: 24,
-            remote_addr: [0; 4],
-            remote_len: 0,
+            remote_len: 200,
             local_port: 80,
             remote_port: 0,
             states: 0,
             min_idle_ms: 0,
         };
+        // The unselected remote prefix's bytes are not looked at.
         let m = match_filter(&f).unwrap();
-        assert_eq!(m.local.unwrap().len, 24);
+        assert_eq!(m.local, Some("198.18.0.0/24".parse().unwrap()));
         assert_eq!(m.local_port, Some(80));
         assert_eq!(m.remote, None);
         assert!(match_filter(&LdFilter { flags: 16, ..f }).is_none());
         assert!(match_filter(&LdFilter { local_len: 33, ..f }).is_none());
+        assert!(
+            match_filter(&LdFilter {
+                local_family: 0,
+                ..f
+            })
+            .is_none()
+        );
+        // Stray bytes after an IPv4 address.
+        assert!(
+            match_filter(&LdFilter {
+                local_addr: [1; 16],
+                ..f
+            })
+            .is_none()
+        );
+
+        let v6: Ipv6Addr = "2001:db8::".parse().unwrap();
+        let f6 = LdFilter {
+            flags: 2,
+            remote_family: LD_AF_INET6,
+            remote_addr: v6.octets(),
+            remote_len: 32,
+            ..f
+        };
+        let m = match_filter(&f6).unwrap();
+        assert_eq!(m.remote, Some("2001:db8::/32".parse().unwrap()));
+        assert_eq!(m.local, None);
+        assert!(
+            match_filter(&LdFilter {
+                remote_len: 128,
+                ..f6
+            })
+            .is_some()
+        );
+        assert!(
+            match_filter(&LdFilter {
+                remote_len: 129,
+                ..f6
+            })
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn peers_of_both_families_round_trip_and_unknown_families_are_refused() {
+        for a in [
+            "198.18.0.2:80",
+            "[2001:db8::2]:443",
+            "[::ffff:198.18.0.2]:1",
+        ] {
+            let a: SocketAddr = a.parse().unwrap();
+            assert_eq!(LdPeer::from_socket_addr(a).to_socket_addr(), Some(a), "{a}");
+        }
+        let p = LdPeer::from_socket_addr("198.18.0.2:80".parse().unwrap());
+        assert_eq!(p.family, LD_AF_INET);
+        assert_eq!(&p.addr[..4], &[198, 18, 0, 2]);
+        for family in [0u16, 2, 10, 5, u16::MAX] {
+            assert_eq!(LdPeer { family, ..p }.to_socket_addr(), None, "{family}");
+        }
+        // NULL peer: EINVAL, not a crash.
+        let mut h = 0u64;
+        // SAFETY: NULL client and peer are allowed (EINVAL); `h` is live.
+        let r = unsafe { ld_connect(std::ptr::null(), std::ptr::null(), &mut h) };
+        assert_eq!(r, ERR);
+        assert_eq!(ld_last_error(), Errno::Inval as c_int);
+    }
+
+    #[test]
+    fn the_header_names_this_libraries_abi_version_and_layouts() {
+        let h = include_str!("../include/lingerd.h");
+        assert!(
+            h.contains(&format!("#define LD_ABI_VERSION {VERSION}\n")),
+            "lingerd.h's LD_ABI_VERSION is not {VERSION}"
+        );
+        assert_eq!(ld_abi_version(), VERSION);
+        assert!(h.contains(&format!("#define LD_AF_INET  {LD_AF_INET}\n")));
+        assert!(h.contains(&format!("#define LD_AF_INET6 {LD_AF_INET6}\n")));
+        // The C structs' sizes as a C compiler lays them out.
+        assert_eq!(std::mem::size_of::<LdPeer>(), 20);
+        assert_eq!(std::mem::size_of::<LdFilter>(), 52);
     }
 }

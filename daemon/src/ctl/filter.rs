@@ -100,6 +100,42 @@ mod tests {
         assert!(compile("   ").unwrap().is_empty());
     }
 
+    /// An Ethernet + IPv6 + TCP frame with these addresses, ports, flags.
+    fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 74];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&20u16.to_be_bytes());
+        f[20] = 6;
+        f[21] = 64;
+        f[22..38].copy_from_slice(&src);
+        f[38..54].copy_from_slice(&dst);
+        f[54..56].copy_from_slice(&sport.to_be_bytes());
+        f[56..58].copy_from_slice(&dport.to_be_bytes());
+        f[66] = 0x50;
+        f[67] = flags;
+        f
+    }
+
+    #[test]
+    fn ipv6_expressions_run_on_ipv6_frames() {
+        let a: std::net::Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let b: std::net::Ipv6Addr = "2001:db8::3".parse().unwrap();
+        let (a, b) = (a.octets(), b.octets());
+        let p = program("ip6 host 2001:db8::2 and tcp port 80");
+        assert!(p.run(&tcp6(a, b, 40000, 80, 0x10)) > 0);
+        assert!(p.run(&tcp6(b, a, 80, 40000, 0x10)) > 0);
+        assert_eq!(p.run(&tcp6(b, b, 40000, 80, 0x10)), 0, "other host");
+        assert_eq!(p.run(&tcp6(a, b, 40000, 81, 0x10)), 0, "other port");
+        assert_eq!(
+            p.run(&tcp([198, 18, 0, 2], [198, 18, 0, 3], 40000, 80, 0x10)),
+            0,
+            "an IPv4 frame"
+        );
+        let net = program("net 2001:db8::/32");
+        assert!(net.run(&tcp6(a, b, 1, 2, 0)) > 0);
+    }
+
     #[test]
     fn a_bad_expression_is_libpcaps_message() {
         let e = compile("host and and").unwrap_err();

@@ -383,7 +383,8 @@ pub struct Row {
     pub handle: String,
     /// The state, as `ss` names it (`ESTAB`, `TIME-WAIT`, …).
     pub state: String,
-    /// Our address and port.
+    /// Our address and port, as `ss` writes them (`198.18.0.1:80`,
+    /// `[2001:db8::1]:80`).
     pub local: String,
     /// The peer's address and port (`0.0.0.0:0` for a listener).
     pub remote: String,
@@ -429,8 +430,8 @@ impl Row {
             queue,
             handle: format!("{:#018x}", c.handle.raw()),
             state: c.state.name().to_owned(),
-            local: format!("{}:{}", t.local_addr, t.local_port),
-            remote: format!("{}:{}", t.remote_addr, t.remote_port),
+            local: endpoint(t.local_addr, t.local_port),
+            remote: endpoint(t.remote_addr, t.remote_port),
             owner: c.owner.0,
             orphan: c.orphan,
             idle_ms: c.idle_ms,
@@ -496,23 +497,32 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     serde_json::to_vec(msg).unwrap_or_default()
 }
 
-/// `198.18.0.0/24` ([`Prefix`]'s text form), or one address (`/32`). The
-/// host bits may be set (`198.18.0.7/24` means `198.18.0.0/24`), as `ss`
-/// allows. IPv4 only, as the dataplane is.
+/// An address and port as `ss` writes them: `198.18.0.1:80`,
+/// `[2001:db8::1]:80`. Takes the engine's address type, whichever family
+/// it holds.
+pub fn endpoint(addr: impl Into<IpAddr>, port: u16) -> String {
+    std::net::SocketAddr::new(addr.into(), port).to_string()
+}
+
+/// A prefix, IPv4 or IPv6 (`198.18.0.0/24`, `2001:db8::/32`: [`Prefix`]'s
+/// text form), or one address (`198.18.0.3`, `2001:db8::1`, or bracketed
+/// as `ss` prints it, `[2001:db8::1]`: a host prefix). The host bits may be
+/// set (`198.18.0.7/24` means `198.18.0.0/24`), as `ss` allows.
 pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
-    let p = match s.parse::<IpAddr>() {
-        Ok(addr) => Prefix::host(addr),
-        Err(_) if s.contains('/') => s.parse::<Prefix>().map_err(|e| e.to_string())?,
-        Err(_) => {
-            return Err(format!(
-                "{s:?} is not an IPv4 address or prefix (e.g. 198.18.0.0/24)"
-            ));
-        }
-    };
-    if !p.addr().is_ipv4() {
-        return Err(format!("{s:?}: IPv6 is not supported yet"));
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(s);
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) if bare.len() != s.len() => Err(format!(
+            "{s:?}: only an IPv6 address is written in brackets"
+        )),
+        Ok(addr) => Ok(Prefix::host(addr)),
+        Err(_) if s.contains('/') => s.parse::<Prefix>().map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "{s:?} is not an IPv4 or IPv6 address or prefix (e.g. 198.18.0.0/24, 2001:db8::/32)"
+        )),
     }
-    Ok(p)
 }
 
 /// The engine's state bits for one name as `ss` spells it, any case
@@ -573,8 +583,40 @@ mod tests {
                 .contains("0..=32")
         );
         assert!(parse_prefix("198.18.0/24").is_err());
-        assert!(parse_prefix("::1").is_err());
         assert!(parse_prefix("198.18.0.0/").is_err());
+        // IPv6: a prefix, a bare address, an address as `ss` prints it.
+        let p = parse_prefix("2001:db8::/32").unwrap();
+        assert_eq!(p.to_string(), "2001:db8::/32");
+        assert!(p.contains("2001:db8:1::9".parse().unwrap()));
+        assert!(!p.contains("2001:db9::1".parse().unwrap()));
+        assert!(!p.contains("198.18.0.1".parse().unwrap()));
+        assert_eq!(parse_prefix("2001:db8::1").unwrap().prefix_len(), 128);
+        assert_eq!(
+            parse_prefix("[2001:db8::1]").unwrap(),
+            parse_prefix("2001:db8::1").unwrap()
+        );
+        assert!(
+            parse_prefix("2001:db8::/129")
+                .unwrap_err()
+                .contains("0..=128")
+        );
+        assert!(
+            parse_prefix("[198.18.0.1]")
+                .unwrap_err()
+                .contains("brackets")
+        );
+        assert!(parse_prefix("[2001:db8::1").is_err());
+        assert!(parse_prefix("2001:db8::zz").unwrap_err().contains("IPv6"));
+    }
+
+    #[test]
+    fn endpoints_print_as_ss_prints_them() {
+        assert_eq!(endpoint(Ipv4Addr::new(198, 18, 0, 1), 80), "198.18.0.1:80");
+        assert_eq!(
+            endpoint("2001:db8::1".parse::<IpAddr>().unwrap(), 80),
+            "[2001:db8::1]:80"
+        );
+        assert_eq!(endpoint(Ipv4Addr::UNSPECIFIED, 0), "0.0.0.0:0");
     }
 
     #[test]
@@ -701,9 +743,13 @@ mod tests {
         );
         let f = FilterSpec {
             local: Some("2001:db8::/32".into()),
+            remote: Some("[2001:2::9]".into()),
             ..FilterSpec::default()
         };
-        assert!(f.to_filter().unwrap_err().contains("IPv6"));
+        let filter = f.to_filter().unwrap();
+        assert_eq!(filter.local, Some("2001:db8::/32".parse().unwrap()));
+        assert_eq!(filter.remote, Some("2001:2::9/128".parse().unwrap()));
+        assert_eq!(f.to_flags(), "--src 2001:db8::/32 --dst [2001:2::9]");
     }
 
     #[test]

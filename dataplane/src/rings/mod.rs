@@ -12,7 +12,7 @@
 //! shared region.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ use lingerd_abi::layout::Layout;
 use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 
 use crate::engine::QueueEngine;
-use crate::engine::api::{ClientId, Completion, Detail, Filter, Prefix, Request};
+use crate::engine::api::{ClientId, Completion, Detail, Filter, Request};
 use crate::shared::RxSink;
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
@@ -54,6 +54,18 @@ impl RingStats {
         self.backpressure += other.backpressure;
         self.refused += other.refused;
         self.hostile_indexes += other.hostile_indexes;
+    }
+}
+
+/// The one place a ring's peer address becomes the engine's: the engine's
+/// `Request::Connect` takes an IPv4 peer, so an IPv6 peer is answered
+/// ENETUNREACH (this core has no IPv6 route), as a v4-only host answers
+/// `connect` to a v6 address. When the engine takes `SocketAddr`, this
+/// becomes `Ok(SocketAddr::new(addr, port))`.
+fn engine_remote(addr: IpAddr, port: u16) -> Result<SocketAddrV4, Errno> {
+    match addr {
+        IpAddr::V4(a) => Ok(SocketAddrV4::new(a, port)),
+        IpAddr::V6(_) => Err(Errno::NetUnreach),
     }
 }
 
@@ -297,7 +309,7 @@ impl ClientRings {
                 port,
                 local_port,
             } => Request::Connect {
-                remote: SocketAddrV4::new(Ipv4Addr::from(addr), port),
+                remote: engine_remote(addr, port)?,
                 local_port: (local_port != 0).then_some(local_port),
                 local_addr: None,
             },
@@ -348,8 +360,8 @@ impl ClientRings {
                 pace_per_s,
             } => Request::CloseMatching {
                 filter: Filter {
-                    local: filter.local.map(Prefix::from),
-                    remote: filter.remote.map(Prefix::from),
+                    local: filter.local,
+                    remote: filter.remote,
                     local_port: filter.local_port,
                     remote_port: filter.remote_port,
                     states: filter.states,
@@ -433,7 +445,7 @@ impl ClientRings {
             },
             Detail::Accepted { listener, remote } => Body::Accepted {
                 listener: listener.raw(),
-                addr: remote.ip().octets(),
+                addr: IpAddr::V4(*remote.ip()),
                 port: remote.port(),
             },
             Detail::PeerClosed => Body::PeerClosed,

@@ -47,13 +47,13 @@
 //! untouched cursors, every request the client published was taken.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
 
-use lingerd_abi::entry::{self, MatchFilter, Op as WireOp, WirePrefix};
+use lingerd_abi::entry::{self, MatchFilter, Op as WireOp};
 use lingerd_abi::layout::{
     ENTRY_SIZE, HEADER_BYTES, Layout, LayoutParams, RING_CONTROL_SIZE, RING_HEAD, RING_TAIL,
 };
@@ -549,17 +549,22 @@ impl Harness {
             .copied()
             .unwrap_or(u64::from(req.arg));
         let a = req.arg;
-        let prefix = |addr: Ipv4Addr, len: u8| WirePrefix {
-            addr: addr.octets(),
-            len,
+        let prefix = |addr: IpAddr, len: u8| {
+            lingerd_abi::Prefix::new(addr, len).unwrap_or(lingerd_abi::Prefix::host(addr))
         };
+        // An IPv6 peer (documentation range) now and then.
+        let v6_peer = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
         match req.kind % 11 {
             0 => WireOp::Listen {
                 port: 80 + (a % 4) as u16,
                 backlog: a >> 8 & 0xff,
             },
             1 => WireOp::Connect {
-                addr: if a & 1 != 0 { PEER_IP } else { OFF_LINK_IP }.octets(),
+                addr: match a & 0x2_0001 {
+                    0x2_0000 => v6_peer,
+                    0 => IpAddr::V4(OFF_LINK_IP),
+                    _ => IpAddr::V4(PEER_IP),
+                },
                 port: (a >> 1) as u16,
                 local_port: if a & 0x10000 != 0 {
                     (a >> 17) as u16
@@ -599,8 +604,14 @@ impl Harness {
             9 => WireOp::Abort { handle },
             _ => WireOp::CloseMatching {
                 filter: MatchFilter {
-                    local: (a & 1 != 0).then(|| prefix(LOCAL_IP, 24)),
-                    remote: (a & 2 != 0).then(|| prefix(PEER_IP, 32)),
+                    local: (a & 1 != 0).then(|| prefix(IpAddr::V4(LOCAL_IP), 24)),
+                    remote: (a & 2 != 0).then(|| {
+                        if a & 0x4_0000 != 0 {
+                            prefix(v6_peer, 64)
+                        } else {
+                            prefix(IpAddr::V4(PEER_IP), 32)
+                        }
+                    }),
                     local_port: None,
                     remote_port: (a & 4 != 0).then_some(80),
                     states: 0,
