@@ -344,3 +344,56 @@ fn a_real_loss_is_not_undone() {
     p.recv_all();
     assert_eq!(p.engine.counters().spurious_recoveries_undone, 0);
 }
+
+#[test]
+fn sack_news_counts_as_a_duplicate_even_when_the_window_moves() {
+    // A Linux peer's window grows with every ACK as its application reads:
+    // by RFC 5681's definition none of these would be duplicates, and the
+    // hole would wait for the retransmission timeout. RFC 6675 §2 counts
+    // every ACK that SACKs new data.
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 30_000);
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    let mut out = Vec::new();
+    p.send(p.here(ACK).ack(end(0)).win(60_000));
+    out.extend(p.recv_all());
+    for (k, i) in (2..4).enumerate() {
+        // One segment SACKed each: the count decides, not the bytes.
+        p.send(
+            p.here(ACK)
+                .ack(end(0))
+                .win(60_000 + 100 * (k as u16 + 1))
+                .sack(&[(segs[2].seq, end(i))]),
+        );
+        out.extend(p.recv_all());
+    }
+    assert!(resent(&out, max).is_empty(), "two duplicates: {}", p.dump());
+    p.send(
+        p.here(ACK)
+            .ack(end(0))
+            .win(60_500)
+            .sack(&[(segs[2].seq, end(4))]),
+    );
+    out.extend(p.recv_all());
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+    assert_eq!(p.engine.counters().fast_retransmits, 1);
+}
+
+#[test]
+fn an_ack_that_moves_snd_una_and_sacks_far_above_starts_recovery() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 30_000);
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // Segment 0 arrives, 1 is lost, 2..5 arrive: the peer's first ACK
+    // after the loss acknowledges 0 and SACKs 2..5 at once (a delayed or
+    // thinned ACK stream). That is the loss; no timeout is needed.
+    p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, end(5))]));
+    let out = p.recv_all();
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+}
