@@ -397,3 +397,82 @@ fn an_ack_that_moves_snd_una_and_sacks_far_above_starts_recovery() {
     let out = p.recv_all();
     assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
 }
+
+#[test]
+fn a_lost_retransmission_goes_again_before_the_timeout() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 60_000);
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // Segment 1 is lost; 2..5 are SACKed: recovery resends 1, and the
+    // pipe lets new data follow it.
+    let mut out = Vec::new();
+    p.send(p.here(ACK).ack(end(0)));
+    out.extend(p.recv_all());
+    for i in 2..6 {
+        p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, end(i))]));
+        out.extend(p.recv_all());
+    }
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+    // Everything sent so far arrives except segment 1, whose
+    // retransmission is lost as well; then new data sent after it is
+    // SACKed, segment by segment.
+    let mut sacked_to = max;
+    let mut sent_after: Vec<Rx> = out
+        .iter()
+        .filter(|s| s.payload_len > 0 && s.seq.wrapping_sub(max) as i32 >= 0)
+        .cloned()
+        .collect();
+    for _ in 0..6 {
+        if sent_after.is_empty() {
+            // Open room for more: the pipe shrinks as segments are SACKed.
+            p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, sacked_to)]));
+            sent_after.extend(p.recv_all().into_iter().filter(|s| s.payload_len > 0));
+            continue;
+        }
+        let s = sent_after.remove(0);
+        sacked_to = s.seq.wrapping_add(s.payload_len as u32);
+        p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, sacked_to)]));
+        let got = p.recv_all();
+        out.extend(got.iter().cloned());
+        sent_after.extend(got.into_iter().filter(|s| s.payload_len > 0));
+    }
+    let again = out
+        .iter()
+        .filter(|s| s.seq == segs[1].seq && s.payload_len > 0)
+        .count();
+    assert_eq!(again, 2, "segment 1 sent a third time: {}", p.dump());
+    assert_eq!(p.engine.counters().fast_retransmits, 1, "one episode");
+}
+
+#[test]
+fn a_tail_loss_is_probed_after_two_round_trips_not_the_rto() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 4 * 1460);
+    assert!(segs.len() >= 3, "{}", p.dump());
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // Segment 0 arrives after 2 ms (the round trip sampled); 1 is lost,
+    // the last one is SACKed: one duplicate ACK, too few for recovery.
+    p.advance(2);
+    p.send(p.here(ACK).ack(end(0)));
+    let last = segs.len() - 1;
+    p.send(p.here(ACK).ack(end(0)).sack(&[(segs[last].seq, end(last))]));
+    assert!(resent(&p.recv_all(), max).is_empty(), "{}", p.dump());
+    // Well before the RTO (at least 200 ms), the probe resends segment 1.
+    let t0 = p.ms();
+    let mut out = Vec::new();
+    while p.ms() < t0 + 60 && resent(&out, max).is_empty() {
+        p.advance(1);
+        out.extend(p.recv_all());
+    }
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+    let waited = p.ms() - t0;
+    assert!((10..60).contains(&waited), "probe after {waited} ms");
+    let c = p.engine.counters();
+    assert_eq!((c.loss_probes, c.fast_retransmits), (1, 0));
+}

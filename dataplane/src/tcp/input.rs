@@ -420,12 +420,13 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
             let before = (tcb.cc.cwnd, tcb.cc.ssthresh);
             tcb.cc.enter_recovery(tcb.flight(), tcb.snd_max, mss);
             begin_recovery(tcb, cx, before);
+            cx.counters.fast_retransmits += 1;
         }
-        tcb.rtx_at = if tcb.flight() > 0 {
-            Deadline::after(cx.arm_ms, tcb.rtt.rto_ms(&cx.cfg.rto))
+        if tcb.flight() > 0 {
+            super::timers::arm_rtx(tcb, cx.arm_ms, &cx.cfg.rto);
         } else {
-            Deadline::NONE
-        };
+            tcb.rtx_at = Deadline::NONE;
+        }
         if tcb.queued() == 0 {
             cx.release_send(tcb);
         }
@@ -461,11 +462,15 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
             }
             if enter {
                 begin_recovery(tcb, cx, before);
+                cx.counters.fast_retransmits += 1;
             }
         } else if tcb.cc.in_recovery && news {
             // A window update or data segment carrying SACK news during
             // recovery: the pipe may have shrunk.
             tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+        }
+        if news && tcb.cc.in_recovery {
+            lost_retransmission(tcb, mss);
         }
     }
     // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ, or equal with
@@ -535,16 +540,32 @@ fn take_sack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> bool {
     buf.board.sacked() > held
 }
 
+/// In a recovery, the segment at SND.UNA went again and data sent after
+/// it is SACKed: that retransmission was lost too, and it goes once more
+/// now rather than at the retransmission timeout.
+fn lost_retransmission(tcb: &mut Tcb, mss: u32) {
+    let (una, thresh) = (tcb.snd_una, tcb.cc.dupthresh);
+    let Some(buf) = tcb.send.as_mut() else {
+        return;
+    };
+    if buf.board.retransmission_lost(una, thresh, mss) {
+        buf.board.rxt_mark = None;
+        buf.board.high_rxt = una;
+        buf.board.rexmit_first = true;
+        tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+    }
+}
+
 /// A recovery just began (cwnd and ssthresh were `before`): the first
 /// hole goes at once, and the state that may undo it is armed.
-fn begin_recovery(tcb: &mut Tcb, cx: &mut Cx<'_>, before: (u32, u32)) {
+pub(super) fn begin_recovery(tcb: &mut Tcb, cx: &mut Cx<'_>, before: (u32, u32)) {
     tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
-    cx.counters.fast_retransmits += 1;
     let ts = tcb.flags.contains(TcbFlags::TIMESTAMPS);
     let now32 = cx.now_ms as u32;
     if let Some(buf) = tcb.send.as_mut() {
         buf.board.high_rxt = tcb.snd_una;
         buf.board.rexmit_first = true;
+        buf.board.rxt_mark = None;
         buf.board.undo = ts.then_some(super::sack::Undo {
             cwnd: before.0,
             ssthresh: before.1,
