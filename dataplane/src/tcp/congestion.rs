@@ -122,8 +122,10 @@ impl NewReno {
             // RFC 5681 §3.1 slow start (appropriate byte counting, L = 1 SMSS).
             self.cwnd = self.cwnd.saturating_add(acked.min(mss));
         } else {
-            // Congestion avoidance: about one MSS per RTT.
-            let inc = (u64::from(mss) * u64::from(mss) / u64::from(self.cwnd.max(1))).max(1);
+            // Congestion avoidance: one MSS per window acknowledged,
+            // counted in bytes (RFC 3465 §2.1), so a peer that delays its
+            // ACKs (one per two segments) does not halve the growth.
+            let inc = (u64::from(acked) * u64::from(mss) / u64::from(self.cwnd.max(1))).max(1);
             self.cwnd = self.cwnd.saturating_add(inc as u32);
         }
         AckAction::None
@@ -179,6 +181,20 @@ mod tests {
         c.ssthresh = c.cwnd;
         c.on_new_ack(MSS, SeqNumber(2000), MSS);
         assert_eq!(c.cwnd, 11 * MSS + MSS / 11);
+    }
+
+    #[test]
+    fn avoidance_counts_bytes_not_acks() {
+        let mut one = NewReno::new(MSS, SeqNumber(0));
+        one.cwnd = 20 * MSS;
+        one.ssthresh = one.cwnd;
+        let mut two = one;
+        // The same two segments: one ACK each, or one ACK for both.
+        one.on_new_ack(MSS, SeqNumber(1000), MSS);
+        one.on_new_ack(MSS, SeqNumber(2000), MSS);
+        two.on_new_ack(2 * MSS, SeqNumber(2000), MSS);
+        assert!(two.cwnd + 2 >= one.cwnd, "{} vs {}", two.cwnd, one.cwnd);
+        assert!(two.cwnd > 20 * MSS + MSS / 20);
     }
 
     #[test]
