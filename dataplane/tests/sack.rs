@@ -476,3 +476,29 @@ fn a_tail_loss_is_probed_after_two_round_trips_not_the_rto() {
     let c = p.engine.counters();
     assert_eq!((c.loss_probes, c.fast_retransmits), (1, 0));
 }
+
+#[test]
+fn a_probe_timer_running_into_a_recovery_is_no_timeout() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 30_000);
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // A round trip of 2 ms sampled: the timer runs as a probe (at 10 ms).
+    p.advance(2);
+    p.send(p.here(ACK).ack(end(0)));
+    p.recv_all();
+    // Segment 1 is lost; SACKs of 2..5 start a recovery, which resends it.
+    for i in 2..6 {
+        p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, end(i))]));
+        p.recv_all();
+    }
+    assert_eq!(p.engine.counters().retransmits, 1, "{}", p.dump());
+    // The probe's time passes during the recovery: nothing goes back to
+    // SND.UNA, no window collapses.
+    p.advance(15);
+    let out = p.recv_all();
+    assert!(resent(&out, max).is_empty(), "{}", p.dump());
+    let c = p.engine.counters();
+    assert_eq!((c.retransmits, c.loss_probes), (1, 0));
+}

@@ -111,7 +111,12 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
                 .send
                 .as_mut()
                 .is_some_and(|b| std::mem::take(&mut b.board.probe_armed));
-            if probe && tail_loss_probe(tcb, cx) {
+            if probe {
+                if !tail_loss_probe(tcb, cx) {
+                    // A recovery began since the probe was armed (or the
+                    // window closed): this was no RTO, which runs from now.
+                    rearm(tcb, cx);
+                }
                 return Disposition::Keep;
             }
             if tcb.snd_wnd == 0 && tcb.queued() > 0 && flight <= 1 {
