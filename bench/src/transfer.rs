@@ -58,6 +58,12 @@ pub(crate) struct Args {
     /// The lingerd binary (default: `lingerd` beside this one, or $LINGERD_BIN).
     #[arg(long)]
     lingerd: Option<PathBuf>,
+    /// Run the daemon's core busy-polling instead of asleep when idle (it
+    /// then also sees the echo client's requests at once, not after a nap
+    /// of up to 2 ms; it takes one of the two CPUs the stage and the
+    /// client share).
+    #[arg(long)]
+    busy_poll: bool,
 }
 
 /// The byte at offset `i` of the stream (any misplaced byte shows).
@@ -157,9 +163,9 @@ fn kernel_run(lab: &Lab, args: &Args, limit: Duration) -> Result<Run> {
     Ok(run)
 }
 
-/// The daemon's configuration: one queue on the dut veth, sleep mode (the
+/// The daemon's configuration: one queue on the dut veth, sleep mode unless `--busy-poll` (the
 /// stage and the client share the two CPUs), `/metrics` on loopback.
-fn daemon_config(lab: &Lab) -> Result<Config> {
+fn daemon_config(lab: &Lab, busy_poll: bool) -> Result<Config> {
     let engine = Prefix::new(DUT_ENGINE_ADDR.into(), 24).context("a /24")?;
     let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine]);
     c.queues = vec![0];
@@ -172,7 +178,7 @@ fn daemon_config(lab: &Lab) -> Result<Config> {
     c.tcp.reassembly_per_core = 16 << 20;
     c.tcp.window_shift = 7;
     c.xdp.zero_copy = ZeroCopy::Off;
-    c.xdp.idle = Idle::Sleep;
+    c.xdp.idle = if busy_poll { Idle::Busy } else { Idle::Sleep };
     c.metrics.listen = Some(METRICS);
     Ok(c)
 }
@@ -180,7 +186,7 @@ fn daemon_config(lab: &Lab) -> Result<Config> {
 /// Kernel client ↔ lingerd: the daemon, and an echo client attached to it.
 fn lingerd_run(lab: &Lab, args: &Args, limit: Duration) -> Result<(Run, String)> {
     let bin = lingerd_bin(args.lingerd.as_deref())?;
-    let config = daemon_config(lab)?;
+    let config = daemon_config(lab, args.busy_poll)?;
     let mut daemon = Daemon::start(
         lab,
         &Launch {
@@ -287,6 +293,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let sack_blocks_sent = sample(&metrics, "lingerd_sack_blocks_sent_total")?;
     let sack_blocks_received = sample(&metrics, "lingerd_sack_blocks_received_total")?;
     let undone = sample(&metrics, "lingerd_spurious_recoveries_undone_total")?;
+    // Absent from a daemon older than tail loss probes (`--lingerd`).
+    let probes = sample(&metrics, "lingerd_loss_probes_total").ok();
     let ratio = lingerd.goodput(args.bytes) / kernel.goodput(args.bytes);
     let mismatched = lingerd.mismatched + kernel.mismatched;
     if args.json {
@@ -306,6 +314,8 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "sack_blocks_sent": sack_blocks_sent,
             "sack_blocks_received": sack_blocks_received,
             "spurious_recoveries_undone": undone,
+            "loss_probes": probes,
+            "busy_poll": args.busy_poll,
             "bytes_mismatched": mismatched,
         });
         println!("{j}");
@@ -326,9 +336,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
         );
         println!(
             "  lingerd retransmitted {retransmits} segments ({fast_retransmits} fast, \
-             {sack_retransmits} SACK holes, {undone} recoveries undone), kept {ooo_kept} out \
-             of order; SACK blocks {sack_blocks_sent} sent, {sack_blocks_received} received; \
-             {mismatched} bytes mismatched"
+             {sack_retransmits} SACK holes, {undone} recoveries undone, {} loss probes), kept \
+             {ooo_kept} out of order; SACK blocks {sack_blocks_sent} sent, \
+             {sack_blocks_received} received; {mismatched} bytes mismatched",
+            probes.map_or_else(|| "no".to_string(), |p| p.to_string())
         );
     }
     ensure!(mismatched == 0, "{mismatched} bytes came back wrong");

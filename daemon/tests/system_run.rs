@@ -78,6 +78,10 @@ fn main() -> ExitCode {
                 echo_through_an_impaired_path_keeps_every_byte_in_order,
             ),
             (
+                "close_modes_through_an_impaired_path_end_right",
+                close_modes_through_an_impaired_path_end_right,
+            ),
+            (
                 "two_queues_echo_abort_and_connect",
                 two_queues_echo_abort_and_connect,
             ),
@@ -265,13 +269,14 @@ fn graceful_close_kernel_reads_all_then_eof() {
     assert!(status.success(), "{status}");
 }
 
-/// A kernel client echoes 8 MiB through lingerd across the impairment
+/// A kernel client echoes 50 MB through lingerd across the impairment
 /// stage (loss 1%, reordering 5%, duplication 1%, delay 10 ms ± 5 ms, each
 /// way, a fixed seed): every byte comes back, in order, and the connection
 /// still ends with the close the client asks for (an abort: ECONNRESET).
+/// The other endings are [`close_modes_through_an_impaired_path_end_right`].
 fn echo_through_an_impaired_path_keeps_every_byte_in_order() {
-    const N: usize = 8 << 20;
-    const BOUND: Duration = Duration::from_secs(120);
+    const N: usize = 50_000_000;
+    const BOUND: Duration = Duration::from_secs(400);
     let spec = "loss 1% reorder 5% dup 1% delay 10ms 5ms";
     let id = lingerd_lab::unique_id("ei");
     let lab = lingerd_lab::impair::need_impaired("echo_impaired", &id, 1, spec, Some(7), None);
@@ -311,7 +316,18 @@ fn echo_through_an_impaired_path_keeps_every_byte_in_order() {
         match app.client.recv(h, &mut buf, Duration::from_millis(5)) {
             Ok(0) => panic!("EOF after {echoed} bytes"),
             Ok(n) => {
-                assert_eq!(app.client.send(h, &buf[..n]), Ok(n), "echo");
+                // The send buffer may take only part of it while the
+                // connection is behind (recovering, the peer's window
+                // full): the rest goes when room frees up.
+                let mut sent = 0;
+                while sent < n {
+                    assert!(Instant::now() < until, "echo: {sent} of {n} taken");
+                    match app.client.send(h, &buf[sent..n]) {
+                        Ok(k) => sent += k,
+                        Err(Errno::NoBufs | Errno::WouldBlock | Errno::TimedOut) => {}
+                        Err(e) => panic!("echo: send: {e:?}"),
+                    }
+                }
                 echoed += n;
             }
             Err(Errno::WouldBlock | Errno::TimedOut) => {}
@@ -330,6 +346,207 @@ fn echo_through_an_impaired_path_keeps_every_byte_in_order() {
     assert_eq!(after, Err(std::io::ErrorKind::ConnectionReset));
     let mb_s = 2.0 * N as f64 / took.as_secs_f64() / 1e6;
     eprintln!("echo of {N} bytes through {spec:?}: {took:?} ({mb_s:.2} MB/s both ways)");
+    drop(app);
+    let (status, _) = d.stop();
+    assert!(status.success(), "{status}");
+}
+
+/// How the application ends a connection in
+/// [`close_modes_through_an_impaired_path_end_right`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CloseMode {
+    /// close(), linger off: in the background, data and FIN delivered.
+    Background,
+    /// Linger {on, 10 s}, acknowledged in time: GRACEFUL.
+    LingerAcked,
+    /// shutdown(SEND), then close().
+    ShutdownSend,
+    /// abort(): an RST at once.
+    Abort,
+    /// close() with 20 bytes received and never read: an RST.
+    Unread,
+    /// Linger {on, 2 s} against a window the kernel keeps nearly shut.
+    LingerExpired,
+}
+
+/// Every close mode through the impairment stage (the echo test's profile,
+/// another seed), one connection each: the kernel client writes 256 KiB
+/// and reads the echo back whole and in order; then lingerd's application
+/// sends a 64 KiB tail (1 MB for the linger deadline) and ends the
+/// connection in that mode. The kernel sees the ending the mode promises:
+/// the tail and EOF after a graceful close (linger off, linger on and
+/// acknowledged, shutdown(SEND)), ECONNRESET after an abort, a close with
+/// data unread, or an expired linger deadline. An RST the stage drops is
+/// found by the kernel's next segment, which lingerd answers with another
+/// (the kernel writes a byte only where a reset is expected: elsewhere
+/// data after a close would itself cause one).
+fn close_modes_through_an_impaired_path_end_right() {
+    const M: usize = 256 << 10;
+    const TAIL: usize = 64 << 10;
+    let spec = "loss 1% reorder 5% dup 1% delay 10ms 5ms";
+    let id = lingerd_lab::unique_id("ci");
+    let lab = lingerd_lab::impair::need_impaired("close_impaired", &id, 1, spec, Some(11), None);
+    let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
+    let mut app = App::attach(d.d.socket());
+    let pattern = |i: usize| (i % 65_521 % 251) as u8;
+    use CloseMode::*;
+    for mode in [
+        Background,
+        LingerAcked,
+        ShutdownSend,
+        Abort,
+        Unread,
+        LingerExpired,
+    ] {
+        if mode == LingerExpired {
+            // The kernel's receive buffer (and so its window) stays tiny.
+            let out = lab.exec(
+                "LAB_PEER_NS",
+                "sysctl",
+                &["-qw", "net.ipv4.tcp_rmem=4096 4096 4096"],
+            );
+            assert!(out.status.success(), "{out:?}");
+        }
+        let expect_reset = matches!(mode, Abort | Unread | LingerExpired);
+        let tail = if mode == LingerExpired { 1 << 20 } else { TAIL };
+        // With data unread, nothing is echoed: the 20 bytes are all the
+        // connection carries (the client library returns its receive
+        // chunks whole, so after an echo a part of one would count too).
+        let m = if mode == Unread { 0 } else { M };
+        let (closed_tx, closed_rx) = mpsc::channel::<()>();
+        let (read_tx, read_rx) = mpsc::channel::<()>();
+        let client = in_peer(&lab, move || {
+            let s = connect();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut w = s.try_clone().unwrap();
+            let extra: &[u8] = if mode == Unread {
+                b"never read by anyone"
+            } else {
+                b""
+            };
+            let writer = thread::spawn(move || {
+                let data: Vec<u8> = (0..m).map(pattern).collect();
+                w.write_all(&data)?;
+                w.write_all(extra)
+            });
+            let until = Instant::now() + Duration::from_secs(60);
+            let mut back = vec![0u8; m];
+            let mut got = 0;
+            while got < m {
+                assert!(Instant::now() < until, "{mode:?}: {got} of {m} echoed");
+                match (&s).read(&mut back[got..]) {
+                    Ok(0) => panic!("{mode:?}: EOF after {got} of {m} echoed"),
+                    Ok(n) => got += n,
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    Err(e) => panic!("{mode:?}: {e} after {got} of {m} echoed"),
+                }
+            }
+            writer.join().unwrap().expect("write");
+            let _ = read_tx.send(());
+            let first_bad = back.iter().enumerate().position(|(i, &b)| b != pattern(i));
+            if mode == LingerExpired {
+                // Read nothing more until the close has returned.
+                closed_rx.recv().unwrap();
+            }
+            let mut after = Vec::new();
+            let mut buf = vec![0u8; 64 << 10];
+            let ending = loop {
+                assert!(Instant::now() < until, "{mode:?}: no ending within 60 s");
+                match (&s).read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => after.extend_from_slice(&buf[..n]),
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        if expect_reset && closed_rx.try_recv().is_ok() {
+                            // The close returned: if its RST was lost, this
+                            // byte draws another.
+                            if let Err(e) = (&s).write(&[0]) {
+                                break Err(e.kind());
+                            }
+                        }
+                    }
+                    Err(e) => break Err(e.kind()),
+                }
+            };
+            (first_bad, after, ending)
+        });
+        let h = app.one();
+        if m > 0 {
+            let echoed = app.read_exact(h, m);
+            assert_eq!(app.client.send(h, &echoed), Ok(m), "{mode:?}: echo");
+        }
+        // The kernel has the whole echo before any ending begins.
+        read_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{mode:?}: the kernel reads the echo"));
+        let tail_data: Vec<u8> = (0..tail).map(|i| pattern(i + 7)).collect();
+        if mode != Abort && mode != Unread {
+            let mut sent = 0;
+            let until = Instant::now() + STEP;
+            while sent < tail {
+                assert!(Instant::now() < until, "{mode:?}: tail {sent} of {tail}");
+                match app.client.send(h, &tail_data[sent..]) {
+                    Ok(k) => sent += k,
+                    Err(Errno::NoBufs | Errno::WouldBlock | Errno::TimedOut) => {}
+                    Err(e) => panic!("{mode:?}: send: {e:?}"),
+                }
+            }
+        }
+        let outcome = match mode {
+            Background => app.client.close(h, true),
+            LingerAcked => {
+                app.client
+                    .set_linger_ms(h, true, 10_000)
+                    .expect("SO_LINGER");
+                app.client.close(h, true)
+            }
+            ShutdownSend => {
+                app.client
+                    .shutdown(h, Shutdown::Send)
+                    .expect("shutdown(SEND)");
+                // The kernel reads the tail and EOF, then closes too.
+                let mut one = [0u8; 1];
+                let r = app.client.recv(h, &mut one, Duration::from_secs(60));
+                assert_eq!(r, Ok(0), "{mode:?}: the kernel's FIN");
+                app.client.close(h, true)
+            }
+            Abort => app.client.abort(h),
+            Unread => {
+                ctl_until(&lab, &d.d, &["--state", "established"], |rows| {
+                    rows.len() == 1 && rows[0]["recv_q"] == 20
+                });
+                app.client.close(h, true)
+            }
+            LingerExpired => {
+                thread::sleep(Duration::from_millis(500));
+                app.client.set_linger_ms(h, true, 2000).expect("SO_LINGER");
+                app.client.close(h, true)
+            }
+        };
+        let _ = closed_tx.send(());
+        app.conns.clear();
+        let (first_bad, after, ending) = client.join().unwrap();
+        assert_eq!(first_bad, None, "{mode:?}: the echo came back in order");
+        let want = match mode {
+            Background => Ok(Outcome::Background),
+            LingerAcked => Ok(Outcome::Graceful),
+            ShutdownSend => outcome,
+            Abort | Unread => Ok(Outcome::Aborted),
+            LingerExpired => Ok(Outcome::AbortedLinger),
+        };
+        assert_eq!(outcome, want, "{mode:?}: the close's outcome");
+        if expect_reset {
+            assert_eq!(ending, Err(ErrorKind::ConnectionReset), "{mode:?}");
+        } else {
+            assert_eq!(ending, Ok(()), "{mode:?}: EOF");
+            assert!(
+                after == tail_data,
+                "{mode:?}: the tail whole, then EOF ({} bytes)",
+                after.len()
+            );
+        }
+        eprintln!("{mode:?}: {outcome:?}, the kernel saw {ending:?}");
+    }
     drop(app);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");

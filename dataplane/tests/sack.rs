@@ -344,3 +344,161 @@ fn a_real_loss_is_not_undone() {
     p.recv_all();
     assert_eq!(p.engine.counters().spurious_recoveries_undone, 0);
 }
+
+#[test]
+fn sack_news_counts_as_a_duplicate_even_when_the_window_moves() {
+    // A Linux peer's window grows with every ACK as its application reads:
+    // by RFC 5681's definition none of these would be duplicates, and the
+    // hole would wait for the retransmission timeout. RFC 6675 §2 counts
+    // every ACK that SACKs new data.
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 30_000);
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    let mut out = Vec::new();
+    p.send(p.here(ACK).ack(end(0)).win(60_000));
+    out.extend(p.recv_all());
+    for (k, i) in (2..4).enumerate() {
+        // One segment SACKed each: the count decides, not the bytes.
+        p.send(
+            p.here(ACK)
+                .ack(end(0))
+                .win(60_000 + 100 * (k as u16 + 1))
+                .sack(&[(segs[2].seq, end(i))]),
+        );
+        out.extend(p.recv_all());
+    }
+    assert!(resent(&out, max).is_empty(), "two duplicates: {}", p.dump());
+    p.send(
+        p.here(ACK)
+            .ack(end(0))
+            .win(60_500)
+            .sack(&[(segs[2].seq, end(4))]),
+    );
+    out.extend(p.recv_all());
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+    assert_eq!(p.engine.counters().fast_retransmits, 1);
+}
+
+#[test]
+fn an_ack_that_moves_snd_una_and_sacks_far_above_starts_recovery() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 30_000);
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // Segment 0 arrives, 1 is lost, 2..5 arrive: the peer's first ACK
+    // after the loss acknowledges 0 and SACKs 2..5 at once (a delayed or
+    // thinned ACK stream). That is the loss; no timeout is needed.
+    p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, end(5))]));
+    let out = p.recv_all();
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+}
+
+#[test]
+fn a_lost_retransmission_goes_again_before_the_timeout() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 60_000);
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // Segment 1 is lost; 2..5 are SACKed: recovery resends 1, and the
+    // pipe lets new data follow it.
+    let mut out = Vec::new();
+    p.send(p.here(ACK).ack(end(0)));
+    out.extend(p.recv_all());
+    for i in 2..6 {
+        p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, end(i))]));
+        out.extend(p.recv_all());
+    }
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+    // Everything sent so far arrives except segment 1, whose
+    // retransmission is lost as well; then new data sent after it is
+    // SACKed, segment by segment.
+    let mut sacked_to = max;
+    let mut sent_after: Vec<Rx> = out
+        .iter()
+        .filter(|s| s.payload_len > 0 && s.seq.wrapping_sub(max) as i32 >= 0)
+        .cloned()
+        .collect();
+    for _ in 0..6 {
+        if sent_after.is_empty() {
+            // Open room for more: the pipe shrinks as segments are SACKed.
+            p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, sacked_to)]));
+            sent_after.extend(p.recv_all().into_iter().filter(|s| s.payload_len > 0));
+            continue;
+        }
+        let s = sent_after.remove(0);
+        sacked_to = s.seq.wrapping_add(s.payload_len as u32);
+        p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, sacked_to)]));
+        let got = p.recv_all();
+        out.extend(got.iter().cloned());
+        sent_after.extend(got.into_iter().filter(|s| s.payload_len > 0));
+    }
+    let again = out
+        .iter()
+        .filter(|s| s.seq == segs[1].seq && s.payload_len > 0)
+        .count();
+    assert_eq!(again, 2, "segment 1 sent a third time: {}", p.dump());
+    assert_eq!(p.engine.counters().fast_retransmits, 1, "one episode");
+}
+
+#[test]
+fn a_tail_loss_is_probed_after_two_round_trips_not_the_rto() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 4 * 1460);
+    assert!(segs.len() >= 3, "{}", p.dump());
+    let mss = segs[0].payload_len as u32;
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // Segment 0 arrives after 2 ms (the round trip sampled); 1 is lost,
+    // the last one is SACKed: one duplicate ACK, too few for recovery.
+    p.advance(2);
+    p.send(p.here(ACK).ack(end(0)));
+    let last = segs.len() - 1;
+    p.send(p.here(ACK).ack(end(0)).sack(&[(segs[last].seq, end(last))]));
+    assert!(resent(&p.recv_all(), max).is_empty(), "{}", p.dump());
+    // Well before the RTO (at least 200 ms), the probe resends segment 1.
+    let t0 = p.ms();
+    let mut out = Vec::new();
+    while p.ms() < t0 + 60 && resent(&out, max).is_empty() {
+        p.advance(1);
+        out.extend(p.recv_all());
+    }
+    assert_eq!(resent(&out, max), vec![(segs[1].seq, mss)], "{}", p.dump());
+    let waited = p.ms() - t0;
+    assert!((10..60).contains(&waited), "probe after {waited} ms");
+    let c = p.engine.counters();
+    assert_eq!((c.loss_probes, c.fast_retransmits), (1, 0));
+}
+
+#[test]
+fn a_probe_timer_running_into_a_recovery_is_no_timeout() {
+    let mut p = RawPeer::new(|_| {});
+    establish(&mut p, true, false);
+    let segs = flight(&mut p, 30_000);
+    let end = |i: usize| segs[i].seq.wrapping_add(segs[i].payload_len as u32);
+    let max = end(segs.len() - 1);
+    // A round trip of 2 ms sampled: the timer runs as a probe (at 10 ms).
+    p.advance(2);
+    p.send(p.here(ACK).ack(end(0)));
+    p.recv_all();
+    // Segment 1 is lost; SACKs of 2..5 start a recovery, which resends it.
+    for i in 2..6 {
+        p.send(p.here(ACK).ack(end(0)).sack(&[(segs[2].seq, end(i))]));
+        p.recv_all();
+    }
+    assert_eq!(p.engine.counters().retransmits, 1, "{}", p.dump());
+    // The probe's time passes during the recovery: nothing goes back to
+    // SND.UNA, no window collapses.
+    p.advance(15);
+    let out = p.recv_all();
+    assert!(resent(&out, max).is_empty(), "{}", p.dump());
+    let c = p.engine.counters();
+    assert_eq!((c.retransmits, c.loss_probes), (1, 0));
+}

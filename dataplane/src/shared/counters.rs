@@ -170,6 +170,8 @@ counters! {
     sack_blocks_ignored,
     #[doc = "Fast recoveries found spurious by the timestamp echo (RFC 3522) and undone."]
     spurious_recoveries_undone,
+    #[doc = "Tail loss probes: the retransmission timer's short first run expired and the first unacknowledged segment went again as the start of a recovery."]
+    loss_probes,
     #[doc = "Out-of-order segments kept in a reassembly queue (new bytes or a FIN)."]
     ooo_segments_kept,
     #[doc = "Out-of-order bytes given up for memory: pruned from a reassembly queue, or not kept for lack of room."]

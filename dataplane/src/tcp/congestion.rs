@@ -28,7 +28,8 @@ pub struct NewReno {
     pub cwnd: u32,
     /// Slow-start threshold, bytes.
     pub ssthresh: u32,
-    /// Highest sequence number sent when recovery began (RFC 6582 `recover`).
+    /// SND.MAX when the last recovery (or timeout) began: one past RFC
+    /// 6582 `recover`, the highest sequence number sent then.
     pub recover: SeqNumber,
     /// Consecutive duplicate ACKs.
     pub dupacks: u8,
@@ -76,10 +77,13 @@ impl NewReno {
     }
 
     /// Whether a duplicate ACK for `ack` may start a recovery (RFC 6582
-    /// §3.2 step 2: the ACK covers more than `recover`, so one loss
-    /// episode never halves cwnd twice).
+    /// §3.2 step 2: the ACK covers more than the highest sequence number
+    /// sent when the last episode began, so one loss episode never halves
+    /// cwnd twice). `recover` is SND.MAX then, one past that number: an
+    /// ACK equal to it covers the whole episode, and a loss of the first
+    /// segment sent after it is a new one.
     pub fn may_recover(&self, ack: SeqNumber) -> bool {
-        !self.in_recovery && ack.wrapping_add(u32::MAX).diff(self.recover) >= 0
+        !self.in_recovery && ack.diff(self.recover) >= 0
     }
 
     /// A recovery proved spurious (RFC 4015 §3.2): the window before it
@@ -89,7 +93,7 @@ impl NewReno {
         self.cwnd = self.cwnd.max(cwnd);
         self.ssthresh = ssthresh;
         self.in_recovery = false;
-        self.recover = ack.wrapping_add(u32::MAX);
+        self.recover = ack;
         self.dupacks = 0;
         self.dupthresh = self.dupthresh.saturating_add(2).min(MAX_DUPTHRESH);
     }
@@ -118,8 +122,10 @@ impl NewReno {
             // RFC 5681 §3.1 slow start (appropriate byte counting, L = 1 SMSS).
             self.cwnd = self.cwnd.saturating_add(acked.min(mss));
         } else {
-            // Congestion avoidance: about one MSS per RTT.
-            let inc = (u64::from(mss) * u64::from(mss) / u64::from(self.cwnd.max(1))).max(1);
+            // Congestion avoidance: one MSS per window acknowledged,
+            // counted in bytes (RFC 3465 §2.1), so a peer that delays its
+            // ACKs (one per two segments) does not halve the growth.
+            let inc = (u64::from(acked) * u64::from(mss) / u64::from(self.cwnd.max(1))).max(1);
             self.cwnd = self.cwnd.saturating_add(inc as u32);
         }
         AckAction::None
@@ -178,6 +184,20 @@ mod tests {
     }
 
     #[test]
+    fn avoidance_counts_bytes_not_acks() {
+        let mut one = NewReno::new(MSS, SeqNumber(0));
+        one.cwnd = 20 * MSS;
+        one.ssthresh = one.cwnd;
+        let mut two = one;
+        // The same two segments: one ACK each, or one ACK for both.
+        one.on_new_ack(MSS, SeqNumber(1000), MSS);
+        one.on_new_ack(MSS, SeqNumber(2000), MSS);
+        two.on_new_ack(2 * MSS, SeqNumber(2000), MSS);
+        assert!(two.cwnd + 2 >= one.cwnd, "{} vs {}", two.cwnd, one.cwnd);
+        assert!(two.cwnd > 20 * MSS + MSS / 20);
+    }
+
+    #[test]
     fn three_dupacks_enter_recovery_once_and_full_ack_exits() {
         let mut c = NewReno::new(MSS, SeqNumber(0));
         let (ack, max) = (SeqNumber(5000), SeqNumber(15000));
@@ -201,6 +221,27 @@ mod tests {
         assert_eq!(c.on_new_ack(8 * MSS, max, MSS), AckAction::None);
         assert!(!c.in_recovery);
         assert_eq!(c.cwnd, 5 * MSS);
+    }
+
+    #[test]
+    fn a_loss_just_after_a_full_ack_starts_a_new_recovery() {
+        let mut c = NewReno::new(MSS, SeqNumber(0));
+        let max = SeqNumber(15000);
+        for _ in 0..3 {
+            c.on_dup_ack(10 * MSS, SeqNumber(5000), max, MSS);
+        }
+        assert!(c.in_recovery);
+        c.on_new_ack(10 * MSS, max, MSS);
+        assert!(!c.in_recovery);
+        // The first segment sent after the episode began, at `max`, is
+        // lost: its duplicate ACKs name `max` itself.
+        let later = SeqNumber(20000);
+        assert_eq!(c.on_dup_ack(5 * MSS, max, later, MSS), AckAction::None);
+        assert_eq!(c.on_dup_ack(5 * MSS, max, later, MSS), AckAction::None);
+        assert_eq!(
+            c.on_dup_ack(5 * MSS, max, later, MSS),
+            AckAction::RetransmitFirst
+        );
     }
 
     #[test]

@@ -398,70 +398,80 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
         if let Some(buf) = tcb.send.as_mut() {
             buf.board.advance(tcb.snd_una);
         }
-        take_sack(tcb, cx, seg);
+        let news = take_sack(tcb, cx, seg);
         if !undone
             && tcb.cc.on_new_ack(acked, seg.ack, mss)
                 == super::congestion::AckAction::RetransmitFirst
         {
             tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
         }
-        tcb.rtx_at = if tcb.flight() > 0 {
-            Deadline::after(cx.arm_ms, tcb.rtt.rto_ms(&cx.cfg.rto))
-        } else {
-            Deadline::NONE
-        };
-        if tcb.queued() == 0 {
-            cx.release_send(tcb);
-        }
-    } else if behind == 0
-        && seg.payload.is_empty()
-        && !seg.flags.fin()
-        && tcb.flight() > 0
-        && tcb.snd_wnd != 0
-        && u32::from(seg.window) << tcb.snd_wscale == tcb.snd_wnd
-    {
-        // RFC 5681 §2: a duplicate ACK. Not the answer to a window probe:
-        // a zero window means the peer took nothing, not that a segment
-        // was lost, and only probes may go into it (RFC 9293 §3.8.6.1).
-        take_sack(tcb, cx, seg);
-        let flight = tcb.flight();
-        let before = (tcb.cc.cwnd, tcb.cc.ssthresh);
-        let mut enter = tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss)
-            == super::congestion::AckAction::RetransmitFirst;
-        if !enter
-            && tcb.cc.sack
+        // RFC 6675 §2: an ACK that SACKs new data counts as a duplicate
+        // even when it also moves SND.UNA; a hole with DupThresh segments'
+        // worth SACKed above it is lost now, not at the next timeout.
+        if !undone
+            && news
+            && tcb.flight() > 0
             && tcb.cc.may_recover(seg.ack)
             && tcb
                 .send
                 .as_ref()
                 .is_some_and(|b| b.board.is_lost(tcb.snd_una, tcb.cc.dupthresh, mss))
         {
-            // RFC 6675 §5: DupThresh segments' worth SACKed above SND.UNA
-            // is a loss even before DupThresh duplicate ACKs.
-            tcb.cc.enter_recovery(flight, tcb.snd_max, mss);
-            enter = true;
-        }
-        if enter {
-            tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+            let before = (tcb.cc.cwnd, tcb.cc.ssthresh);
+            tcb.cc.enter_recovery(tcb.flight(), tcb.snd_max, mss);
+            begin_recovery(tcb, cx, before);
             cx.counters.fast_retransmits += 1;
-            let ts = tcb.flags.contains(TcbFlags::TIMESTAMPS);
-            let now32 = cx.now_ms as u32;
-            if let Some(buf) = tcb.send.as_mut() {
-                buf.board.high_rxt = tcb.snd_una;
-                buf.board.rexmit_first = true;
-                buf.board.undo = ts.then_some(super::sack::Undo {
-                    cwnd: before.0,
-                    ssthresh: before.1,
-                    first: tcb.snd_una,
-                    tsval: now32,
-                });
-            }
         }
-    } else if behind == 0 && tcb.cc.in_recovery && tcb.cc.sack && !seg.options.sack.is_empty() {
-        // A window update or data segment carrying SACK news during
-        // recovery: the pipe may have shrunk.
-        take_sack(tcb, cx, seg);
-        tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+        if tcb.flight() > 0 {
+            super::timers::arm_rtx(tcb, cx.arm_ms, &cx.cfg.rto);
+        } else {
+            tcb.rtx_at = Deadline::NONE;
+        }
+        if tcb.queued() == 0 {
+            cx.release_send(tcb);
+        }
+    } else if behind == 0 {
+        let news = take_sack(tcb, cx, seg);
+        // RFC 5681 §2: a duplicate ACK is empty and repeats the window;
+        // with SACK, RFC 6675 §2 counts every ACK that SACKs new data
+        // (the peer's window grows as its application reads, and its
+        // data segments carry blocks too). Never the answer to a window
+        // probe: a zero window means the peer took nothing, not that a
+        // segment was lost, and only probes may go into it (RFC 9293
+        // §3.8.6.1).
+        let repeat = seg.payload.is_empty()
+            && !seg.flags.fin()
+            && u32::from(seg.window) << tcb.snd_wscale == tcb.snd_wnd;
+        if tcb.flight() > 0 && tcb.snd_wnd != 0 && (repeat || news) {
+            let flight = tcb.flight();
+            let before = (tcb.cc.cwnd, tcb.cc.ssthresh);
+            let mut enter = tcb.cc.on_dup_ack(flight, seg.ack, tcb.snd_max, mss)
+                == super::congestion::AckAction::RetransmitFirst;
+            if !enter
+                && tcb.cc.sack
+                && tcb.cc.may_recover(seg.ack)
+                && tcb
+                    .send
+                    .as_ref()
+                    .is_some_and(|b| b.board.is_lost(tcb.snd_una, tcb.cc.dupthresh, mss))
+            {
+                // RFC 6675 §5: DupThresh segments' worth SACKed above
+                // SND.UNA is a loss even before DupThresh duplicate ACKs.
+                tcb.cc.enter_recovery(flight, tcb.snd_max, mss);
+                enter = true;
+            }
+            if enter {
+                begin_recovery(tcb, cx, before);
+                cx.counters.fast_retransmits += 1;
+            }
+        } else if tcb.cc.in_recovery && news {
+            // A window update or data segment carrying SACK news during
+            // recovery: the pipe may have shrunk.
+            tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+        }
+        if news && tcb.cc.in_recovery {
+            lost_retransmission(tcb, mss);
+        }
     }
     // Window update (RFC 9293 §3.10.7.4: SND.WL1 < SEG.SEQ, or equal with
     // SND.WL2 <= SEG.ACK).
@@ -512,19 +522,57 @@ fn on_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Option<Dispositi
 
 /// Feeds the peer's SACK blocks to the scoreboard (after SND.UNA moved):
 /// only when SACK was negotiated and data is outstanding; every block is
-/// checked there against SND.UNA..SND.MAX.
-fn take_sack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) {
+/// checked there against SND.UNA..SND.MAX. Returns whether they SACKed
+/// bytes the scoreboard did not hold yet.
+fn take_sack(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> bool {
     if !tcb.cc.sack || seg.options.sack.is_empty() {
-        return;
+        return false;
     }
     let (una, max) = (tcb.snd_una, tcb.snd_max);
     let Some(buf) = tcb.send.as_mut() else {
         cx.counters.sack_blocks_ignored += seg.options.sack.len() as u64;
-        return;
+        return false;
     };
+    let held = buf.board.sacked();
     let (ok, bad) = buf.board.add(seg.options.sack.as_slice(), una, max);
     cx.counters.sack_blocks_received += u64::from(ok);
     cx.counters.sack_blocks_ignored += u64::from(bad);
+    buf.board.sacked() > held
+}
+
+/// In a recovery, the segment at SND.UNA went again and data sent after
+/// it is SACKed: that retransmission was lost too, and it goes once more
+/// now rather than at the retransmission timeout.
+fn lost_retransmission(tcb: &mut Tcb, mss: u32) {
+    let (una, thresh) = (tcb.snd_una, tcb.cc.dupthresh);
+    let Some(buf) = tcb.send.as_mut() else {
+        return;
+    };
+    if buf.board.retransmission_lost(una, thresh, mss) {
+        buf.board.rxt_mark = None;
+        buf.board.high_rxt = una;
+        buf.board.rexmit_first = true;
+        tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+    }
+}
+
+/// A recovery just began (cwnd and ssthresh were `before`): the first
+/// hole goes at once, and the state that may undo it is armed.
+pub(super) fn begin_recovery(tcb: &mut Tcb, cx: &mut Cx<'_>, before: (u32, u32)) {
+    tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+    let ts = tcb.flags.contains(TcbFlags::TIMESTAMPS);
+    let now32 = cx.now_ms as u32;
+    if let Some(buf) = tcb.send.as_mut() {
+        buf.board.high_rxt = tcb.snd_una;
+        buf.board.rexmit_first = true;
+        buf.board.rxt_mark = None;
+        buf.board.undo = ts.then_some(super::sack::Undo {
+            cwnd: before.0,
+            ssthresh: before.1,
+            first: tcb.snd_una,
+            tsval: now32,
+        });
+    }
 }
 
 /// Eifel detection (RFC 3522): the first ACK to cover the first byte a

@@ -164,7 +164,9 @@ fn syn_options(tcb: &Tcb, cx: &Cx<'_>, answering: bool) -> TcpOptions {
 
 fn arm_rtx(tcb: &mut Tcb, cx: &Cx<'_>) {
     if !tcb.rtx_at.is_set() {
-        tcb.rtx_at = Deadline::after(cx.arm_ms, tcb.rtt.rto_ms(&cx.cfg.rto));
+        super::timers::arm_rtx(tcb, cx.arm_ms, &cx.cfg.rto);
+    } else {
+        super::timers::arm_probe(tcb, cx.arm_ms, &cx.cfg.rto);
     }
 }
 
@@ -263,6 +265,9 @@ fn data_fin_ack(tcb: &mut Tcb, cx: &mut Cx<'_>, payload: &mut [u8]) -> Option<Pl
             retransmission = true;
             if let Some(buf) = tcb.send.as_mut() {
                 buf.board.rexmit_first = false;
+                if start == tcb.snd_una {
+                    buf.board.rxt_mark = Some((start, tcb.snd_max));
+                }
                 let rxt_end = start.wrapping_add(len);
                 if rxt_end.diff(buf.board.high_rxt) > 0 {
                     buf.board.high_rxt = rxt_end;

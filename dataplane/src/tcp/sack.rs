@@ -55,6 +55,13 @@ pub struct Scoreboard {
     /// The segment at SND.UNA is still to be retransmitted because a
     /// recovery just began (RFC 6675 §5 step 4.2).
     pub rexmit_first: bool,
+    /// SND.UNA and SND.MAX when the segment at SND.UNA was last
+    /// retransmitted: while SND.UNA stays there, data sent after that
+    /// retransmission being SACKed shows the retransmission was lost too.
+    pub rxt_mark: Option<(SeqNumber, SeqNumber)>,
+    /// The retransmission timer is armed as a tail loss probe (shorter
+    /// than the RTO), not as the RTO itself.
+    pub probe_armed: bool,
 }
 
 impl Scoreboard {
@@ -68,6 +75,8 @@ impl Scoreboard {
         self.len = 0;
         self.undo = None;
         self.rexmit_first = false;
+        self.rxt_mark = None;
+        self.probe_armed = false;
     }
 
     /// Forgets the ranges only (RFC 2018 §8: after a timeout the sender
@@ -166,6 +175,30 @@ impl Scoreboard {
             .iter()
             .filter(|(l, _)| l.diff(seq) >= 0)
             .fold(0u32, |a, &(l, r)| a.saturating_add(r.distance_from(l)))
+    }
+
+    /// Bytes SACKed beyond `seq`, counting the part of a range that
+    /// straddles it.
+    fn sacked_beyond(&self, seq: SeqNumber) -> u32 {
+        self.ranges().iter().fold(0u32, |a, &(l, r)| {
+            let from = if l.diff(seq) < 0 { seq } else { l };
+            if r.diff(from) > 0 {
+                a.saturating_add(r.distance_from(from))
+            } else {
+                a
+            }
+        })
+    }
+
+    /// Whether the retransmission of the segment at `snd_una` was lost as
+    /// well: more than `(dupthresh - 1) × mss` bytes sent after it are
+    /// SACKed while it is still not acknowledged (as Linux marks lost
+    /// retransmissions). RFC 6675 alone retransmits a hole once per
+    /// recovery and leaves the rest to the retransmission timeout.
+    pub fn retransmission_lost(&self, snd_una: SeqNumber, dupthresh: u8, mss: u32) -> bool {
+        let need = u32::from(dupthresh.max(1) - 1).saturating_mul(mss);
+        self.rxt_mark
+            .is_some_and(|(una, max)| una == snd_una && self.sacked_beyond(max) > need)
     }
 
     /// RFC 6675 IsLost for the byte at `seq`: more than `(dupthresh - 1) ×

@@ -2,6 +2,11 @@
 //! and persist (RFC 6298 §5, RFC 9293 §3.8.6.1), delayed ACK, and the
 //! lifetime deadline (linger, orphan, TIME-WAIT, SYN-RECEIVED).
 //!
+//! With SACK, the retransmission timer first runs as a tail loss probe
+//! (the timing of RFC 8985 §7): a loss that leaves too few segments behind
+//! it for duplicate ACKs is repaired after about two round trips instead
+//! of a whole RTO.
+//!
 //! It owns the expiry rules only; the engine's wheel decides *when* this
 //! runs (never before the earliest deadline, within the tick after it).
 
@@ -102,6 +107,18 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
         State::Closed | State::Listen | State::TimeWait => Disposition::Keep,
         _ => {
             let flight = tcb.flight();
+            let probe = tcb
+                .send
+                .as_mut()
+                .is_some_and(|b| std::mem::take(&mut b.board.probe_armed));
+            if probe {
+                if !tail_loss_probe(tcb, cx) {
+                    // A recovery began since the probe was armed (or the
+                    // window closed): this was no RTO, which runs from now.
+                    rearm(tcb, cx);
+                }
+                return Disposition::Keep;
+            }
             if tcb.snd_wnd == 0 && tcb.queued() > 0 && flight <= 1 {
                 // Persist: the peer's window is closed with data waiting
                 // (at most a previous one-byte probe outstanding). Probe
@@ -149,6 +166,69 @@ fn on_retransmit_timeout(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Disposition {
             Disposition::Keep
         }
     }
+}
+
+/// The floor of the loss probe's timeout (Linux's too): below it, a
+/// delayed or coalesced ACK would be taken for a loss.
+const PROBE_MIN_MS: u32 = 10;
+
+/// Arms the retransmission timer for the data in flight. With SACK,
+/// outside a recovery and with more than one segment out, it first runs as
+/// a tail loss probe: 2 × SRTT, at least [`PROBE_MIN_MS`], never later
+/// than the RTO. (One segment out may be waiting for a delayed ACK.)
+pub(crate) fn arm_rtx(tcb: &mut Tcb, arm_ms: u64, bounds: &super::rtt::RtoBounds) {
+    arm(tcb, arm_ms, bounds, false);
+}
+
+/// After a send with the RTO already running: turns it into a loss probe
+/// if one is now allowed (the flight grew past one segment), and leaves it
+/// alone otherwise (sending does not restart the RTO, RFC 6298 §5.1).
+pub(crate) fn arm_probe(tcb: &mut Tcb, arm_ms: u64, bounds: &super::rtt::RtoBounds) {
+    if !tcb.send.as_ref().is_some_and(|b| b.board.probe_armed) {
+        arm(tcb, arm_ms, bounds, true);
+    }
+}
+
+fn arm(tcb: &mut Tcb, arm_ms: u64, bounds: &super::rtt::RtoBounds, only_probe: bool) {
+    let rto = tcb.rtt.rto_ms(bounds);
+    let eligible = tcb.cc.sack
+        && !tcb.cc.in_recovery
+        && tcb.state.is_synchronized()
+        && tcb.flight() > u32::from(tcb.mss)
+        && tcb.cc.may_recover(tcb.snd_una);
+    let ms = match tcb.rtt.srtt_ms() {
+        Some(srtt) if eligible => srtt.saturating_mul(2).max(PROBE_MIN_MS).min(rto),
+        _ => rto,
+    };
+    if only_probe && ms >= rto {
+        return;
+    }
+    if let Some(buf) = tcb.send.as_mut() {
+        buf.board.probe_armed = ms < rto;
+    }
+    tcb.rtx_at = Deadline::after(arm_ms, ms);
+}
+
+/// The probe timer expired with no ACK since: the segment at SND.UNA is
+/// taken for lost and goes again as the start of a recovery (cwnd halved
+/// once; the timestamp undo of a spurious one applies as to any other),
+/// and the RTO runs from here. Returns false when a recovery may not
+/// start, and the expiry is then handled as an RTO.
+fn tail_loss_probe(tcb: &mut Tcb, cx: &mut Cx<'_>) -> bool {
+    let mss = u32::from(tcb.mss);
+    if tcb.cc.in_recovery
+        || tcb.snd_wnd == 0
+        || tcb.flight() <= mss
+        || !tcb.cc.may_recover(tcb.snd_una)
+    {
+        return false;
+    }
+    let before = (tcb.cc.cwnd, tcb.cc.ssthresh);
+    tcb.cc.enter_recovery(tcb.flight(), tcb.snd_max, mss);
+    super::input::begin_recovery(tcb, cx, before);
+    cx.counters.loss_probes += 1;
+    rearm(tcb, cx);
+    true
 }
 
 /// Re-arms the (backed-off) retransmission timer here rather than leaving it
