@@ -137,7 +137,7 @@ struct FilterArgs {
     #[arg(long = "state", value_name = "STATE", value_parser = state_name)]
     states: Vec<String>,
     /// Our address within this prefix (198.18.0.0/24, 2001:db8::/32, or one
-    /// address: 198.18.0.1, 2001:db8::1 or [2001:db8::1]).
+    /// address: 198.18.0.1, 2001:db8::1 or `[2001:db8::1]`).
     #[arg(long, visible_alias = "local", value_name = "PREFIX", value_parser = prefix)]
     src: Option<String>,
     /// The peer's address within this prefix.
