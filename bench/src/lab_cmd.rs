@@ -61,7 +61,7 @@ use lingerd_bench::lab::dut::{self, BULK_KEY};
 use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
 use lingerd_bench::lab::memif::{self, KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
 use lingerd_bench::lab::plot::{self, Series};
-use lingerd_bench::lab::{Family, Mode, family_supported, kernel, stats};
+use lingerd_bench::lab::{Addressing, Family, Mode, family_supported, kernel, stats};
 use lingerd_bench::measure::progress;
 use lingerd_bench::report::{Goal, Report, counts_as_integers};
 use serde_json::Value;
@@ -397,7 +397,11 @@ fn measure_all(
 ) -> Result<Measured> {
     let sp = spinner("ceiling");
     sp.set_message("AF_XDP TX ceiling on the dut's veth (port, then bare xsk-rs)");
-    let (port, bare) = xsk_ceiling::ceiling(lab, args.ceiling_duration.to_std().as_secs_f64())?;
+    let (port, bare) = xsk_ceiling::ceiling(
+        lab,
+        args.family,
+        args.ceiling_duration.to_std().as_secs_f64(),
+    )?;
     sp.finish_with_message(format!(
         "bare {:.0} pps, port {:.0} pps",
         bare.pps(),
@@ -407,6 +411,7 @@ fn measure_all(
     sp.set_message("bare xsk-rs sender, counted by the load generator's AF_XDP receive path");
     let fair = xsk_ceiling::fair_ceiling(
         lab,
+        args.family,
         args.ceiling_duration.to_std().as_secs_f64(),
         generator_cpu(),
     )
@@ -554,7 +559,7 @@ fn run_lingerd(
     // The load generator (in the peer namespace on the lab).
     let gen_cfg = loadgen::Config {
         side,
-        dut: DUT_ENGINE_ADDR,
+        dut: Addressing::of(args.family).dut,
         dut_ports: ports.clone(),
         connections: n,
         muted: 0,
@@ -1203,7 +1208,7 @@ mod tests {
                 iface: lab.get("LAB_PEER_IF"),
                 mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
             },
-            dut: dut_addr,
+            dut: dut_addr.into(),
             dut_ports: vec![FIRST_PORT],
             connections: N,
             muted: 0,
@@ -1330,7 +1335,7 @@ mod tests {
                 iface: lab.get("LAB_PEER_IF"),
                 mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
             },
-            dut: DUT_ENGINE_ADDR,
+            dut: DUT_ENGINE_ADDR.into(),
             dut_ports: ports,
             connections: n,
             muted: 0,

@@ -70,21 +70,25 @@ impl Addressing {
 }
 
 /// Whether this build can run a lab benchmark of `family`; the error says
-/// why not. IPv6 cannot run yet: the load generator is a lingerd engine
-/// whose `Connect` takes an IPv4 peer (`lingerd_dataplane::engine::api`)
-/// and whose port answers only ARP, its RST tally ([`rst_tally`]) and the
-/// ceiling senders (`xsk_ceiling`) parse and build IPv4 frames by hand, and
-/// the dut's engine drops IPv6 frames. A v6 run would open nothing and
-/// report a rate of nothing, so it is refused before the lab is made.
+/// why not. This is the one place a v6 run is stopped: everything of the
+/// benchmark's own is dual-stack (the lab, the kernel baseline, the dut's
+/// `addresses`, the generator's [`loadgen::Config`] and address, the RST
+/// tally, the ceiling senders and their receiver), but the engine under
+/// the dut and under the load generator is IPv4 only in this build (its
+/// `Connect` takes an IPv4 peer, it answers ARP and not Neighbor
+/// Discovery, it drops IPv6 frames). A v6 run would open nothing and
+/// report a rate of nothing, so it is refused before the lab is made; the
+/// refusal goes when the engine is dual-stack (and with it
+/// `loadgen::connect_to`'s IPv4 conversion, which the engine's `Connect`
+/// type forces).
 pub fn family_supported(family: Family) -> Result<(), String> {
     match family {
         Family::V4 => Ok(()),
         Family::V6 => Err(
             "--family v6 cannot run yet: the engine under the dut and under the \
              load generator is IPv4-only in this build (its Connect takes an IPv4 peer, it \
-             answers ARP but not Neighbor Discovery), and the load generator's RST tally and \
-             the ceiling senders build and parse IPv4 frames only; the lab itself and the \
-             kernel baseline are dual-stack already"
+             answers ARP but not Neighbor Discovery); the lab, the kernel baseline, the RST \
+             tally and the ceiling senders are dual-stack already"
                 .to_owned(),
         ),
     }
