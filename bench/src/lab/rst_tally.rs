@@ -34,6 +34,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use lingerd_dataplane::port::{Port, TxOutcome};
@@ -409,8 +410,8 @@ impl<P: Port, C: FnMut(u64)> Port for Tallied<'_, P, C> {
         self.port.tx_in_flight()
     }
 
-    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
-        self.port.wait(timeout)
+    fn wait(&mut self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<bool> {
+        self.port.wait(timeout, also)
     }
 
     fn stats(&self) -> io::Result<P::Stats> {
@@ -603,7 +604,7 @@ mod tests {
             fn tx_in_flight(&self) -> usize {
                 0
             }
-            fn wait(&mut self, _: Duration) -> io::Result<bool> {
+            fn wait(&mut self, _: Duration, _: Option<BorrowedFd<'_>>) -> io::Result<bool> {
                 Ok(false)
             }
             fn stats(&self) -> io::Result<()> {

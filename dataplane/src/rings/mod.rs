@@ -202,13 +202,31 @@ impl ClientRings {
         self.backlog.len()
     }
 
+    /// Completions the ring can still take beyond those already waiting:
+    /// how many requests may be taken now.
+    fn room(&mut self) -> u32 {
+        self.completions
+            .free()
+            .saturating_sub(self.backlog.len() as u32)
+    }
+
+    /// Asks the client to ring its doorbell with its next request (the core
+    /// is about to sleep), then looks once more. True: requests arrived
+    /// meanwhile and there is room to answer them, so do not sleep.
+    pub fn arm_doorbell(&mut self) -> bool {
+        self.requests.set_need_wakeup(true);
+        self.requests.available() > 0 && self.room() > 0
+    }
+
+    /// The core is awake: the client need not ring.
+    pub fn disarm_doorbell(&self) {
+        self.requests.set_need_wakeup(false);
+    }
+
     /// Takes up to `budget` requests into `engine`, only as many as the
     /// completion ring has room to answer. Returns how many were taken.
     pub fn poll_requests(&mut self, engine: &mut QueueEngine, now: Instant, budget: u32) -> u32 {
-        let room = self
-            .completions
-            .free()
-            .saturating_sub(self.backlog.len() as u32);
+        let room = self.room();
         let ready = self.requests.available();
         if ready > 0 && room == 0 {
             self.stats.backpressure += 1;
