@@ -485,7 +485,7 @@ impl Harness {
                     false,
                     Kind::Connect,
                     Request::Connect {
-                        remote,
+                        remote: remote.into(),
                         local_port: None,
                         local_addr: None,
                     },

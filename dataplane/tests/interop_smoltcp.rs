@@ -239,7 +239,7 @@ fn open(role: Role, links: LinkConfig, smol_rx: usize) -> (Lab, Handle) {
         lab.request(
             CONNECT,
             Request::Connect {
-                remote: engine::addr(2, PORT),
+                remote: engine::addr(2, PORT).into(),
                 local_port: None,
                 local_addr: None,
             },
@@ -830,7 +830,7 @@ fn connect_survives_a_lost_arp_request() {
         lab.request(
             60,
             Request::Connect {
-                remote: engine::addr(2, PORT),
+                remote: engine::addr(2, PORT).into(),
                 local_port: None,
                 local_addr: None,
             },

@@ -26,7 +26,7 @@ fn pages_through_every_connection_once_with_the_filter() {
             CLIENT,
             i as u64,
             Request::Connect {
-                remote: engine::addr(1, 80),
+                remote: engine::addr(1, 80).into(),
                 local_port: None,
                 local_addr: None,
             },
@@ -101,9 +101,9 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
             CLIENT,
             i as u64,
             Request::Connect {
-                remote: engine::addr(1, 80),
+                remote: engine::addr(1, 80).into(),
                 local_port: Some(4000),
-                local_addr: bind,
+                local_addr: bind.map(Into::into),
             },
         );
     }
@@ -121,9 +121,9 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
         CLIENT,
         9,
         Request::Connect {
-            remote: engine::addr(1, 80),
+            remote: engine::addr(1, 80).into(),
             local_port: None,
-            local_addr: Some(Ipv4Addr::new(198, 18, 0, 43)),
+            local_addr: Some(Ipv4Addr::new(198, 18, 0, 43).into()),
         },
     );
     let c = drain(&mut b);
@@ -140,14 +140,14 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
     let _ = pair
         .b
         .list_connections(now, &Filter::default(), 0, usize::MAX, u32::MAX, &mut page);
-    let mut froms: Vec<(Ipv4Addr, State)> =
+    let mut froms: Vec<(std::net::IpAddr, State)> =
         page.iter().map(|i| (i.tuple.local_addr, i.state)).collect();
     froms.sort_by_key(|f| f.0);
     assert_eq!(
         froms,
         [
-            (Ipv4Addr::new(198, 18, 0, 2), State::Established),
-            (second, State::Established)
+            (Ipv4Addr::new(198, 18, 0, 2).into(), State::Established),
+            (second.into(), State::Established)
         ]
     );
 }

@@ -158,7 +158,7 @@ fn test_syn_sent_unanswered_arp_fails_connect() {
     let mut p = RawPeer::new(|c| c.tcp.syn_retries = 2);
     p.answer_arp = false;
     let ud = p.request(Request::Connect {
-        remote: std::net::SocketAddrV4::new(p.ip, PEER_PORT),
+        remote: std::net::SocketAddrV4::new(p.ip, PEER_PORT).into(),
         local_port: Some(50_000),
         local_addr: None,
     });
@@ -1278,7 +1278,7 @@ fn test_every_request_gets_exactly_one_completion() {
             backlog: 0,
         },
         Request::Connect {
-            remote: std::net::SocketAddrV4::new(p.ip, 0),
+            remote: std::net::SocketAddrV4::new(p.ip, 0).into(),
             local_port: None,
             local_addr: None,
         },

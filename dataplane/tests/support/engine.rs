@@ -152,7 +152,7 @@ pub(crate) fn connect_many(
             CLIENT,
             i as u64,
             Request::Connect {
-                remote: addr(1, port),
+                remote: addr(1, port).into(),
                 local_port: Some(first_port + i as u16),
                 local_addr: None,
             },

@@ -805,7 +805,7 @@ impl RawPeer {
             CLIENT,
             ud,
             Request::Connect {
-                remote: SocketAddrV4::new(self.ip, PEER_PORT),
+                remote: SocketAddrV4::new(self.ip, PEER_PORT).into(),
                 local_port: Some(CLIENT_PORT),
                 local_addr: None,
             },

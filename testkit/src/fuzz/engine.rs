@@ -697,12 +697,13 @@ impl Harness {
                 remote: SocketAddrV4::new(
                     if arg & 4 != 0 { OFF_LINK_IP } else { PEER_IP },
                     PEER_PORTS[(arg % 4) as usize],
-                ),
+                )
+                .into(),
                 local_port: (arg & 8 != 0).then_some((arg >> 16) as u16),
                 local_addr: (arg & 16 != 0).then_some(if arg & 32 != 0 {
-                    PEER_IP
+                    PEER_IP.into()
                 } else {
-                    LOCAL_IP
+                    LOCAL_IP.into()
                 }),
             },
             10 => Request::CloseMatching {
