@@ -33,7 +33,7 @@ fn accepted_pair() -> (
             CLIENT,
             1000 + i as u64,
             Request::Connect {
-                remote: engine::addr(1, 80).into(),
+                remote: engine::addr(1, 80),
                 local_port: None,
                 local_addr: None,
             },

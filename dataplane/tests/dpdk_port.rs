@@ -403,7 +403,7 @@ impl Hooks<DpdkStats> for AbortHooks {
                 CLIENT,
                 7,
                 Request::Connect {
-                    remote: engine::addr(2, PORT).into(),
+                    remote: engine::addr(2, PORT),
                     local_port: None,
                     local_addr: None,
                 },
@@ -788,7 +788,7 @@ impl Duo {
         let ud = self.request(
             Side::A,
             Request::Connect {
-                remote: engine::addr(2, PORT).into(),
+                remote: engine::addr(2, PORT),
                 local_port: None,
                 local_addr: None,
             },

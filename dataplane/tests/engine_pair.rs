@@ -193,7 +193,7 @@ impl Duo {
                 self.request(
                     Side::A,
                     Request::Connect {
-                        remote: engine::addr(2, PORT).into(),
+                        remote: engine::addr(2, PORT),
                         local_port: None,
                         local_addr: None,
                     },

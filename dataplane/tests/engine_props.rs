@@ -485,7 +485,7 @@ impl Harness {
                     false,
                     Kind::Connect,
                     Request::Connect {
-                        remote: remote.into(),
+                        remote,
                         local_port: None,
                         local_addr: None,
                     },

@@ -26,7 +26,7 @@ fn pages_through_every_connection_once_with_the_filter() {
             CLIENT,
             i as u64,
             Request::Connect {
-                remote: engine::addr(1, 80).into(),
+                remote: engine::addr(1, 80),
                 local_port: None,
                 local_addr: None,
             },
@@ -101,7 +101,7 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
             CLIENT,
             i as u64,
             Request::Connect {
-                remote: engine::addr(1, 80).into(),
+                remote: engine::addr(1, 80),
                 local_port: Some(4000),
                 local_addr: bind.map(Into::into),
             },
@@ -121,7 +121,7 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
         CLIENT,
         9,
         Request::Connect {
-            remote: engine::addr(1, 80).into(),
+            remote: engine::addr(1, 80),
             local_port: None,
             local_addr: Some(Ipv4Addr::new(198, 18, 0, 43).into()),
         },

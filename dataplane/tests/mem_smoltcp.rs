@@ -280,7 +280,7 @@ fn test_summarize_skips_arp_and_flags_bad_checksums() {
         .expect("a SYN");
     assert_eq!(syn.0.flags_str(), "S");
     assert!(syn.0.checksum_ok);
-    assert_eq!(syn.0.dst, pair.b.addr(SERVER_PORT).into());
+    assert_eq!(syn.0.dst, pair.b.addr(SERVER_PORT));
     let mut corrupt = syn.1.bytes.clone();
     corrupt[14 + 20 + 4] ^= 0xff; // a byte of the sequence number
     assert!(!summarize(&corrupt).expect("still TCP").checksum_ok);

@@ -205,7 +205,7 @@ fn data_arrives_in_rx_chunks_that_must_be_returned_once() {
         engine::CLIENT,
         9,
         Request::Connect {
-            remote: engine::addr(1, 80).into(),
+            remote: engine::addr(1, 80),
             local_port: None,
             local_addr: None,
         },

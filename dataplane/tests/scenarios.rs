@@ -2443,7 +2443,7 @@ fn test_v6_gateway_may_be_link_local_and_is_solicited() {
 
 #[test]
 fn test_v6_connect_without_a_v6_address_is_unreachable() {
-    let mut p = RawPeer::with_family(false, |_| {});
+    let mut p = RawPeer::with_family(false, |c| c.addrs.retain(|a| a.addr().is_ipv4()));
     let c = p.call(Request::Connect {
         remote: "[2001:db8::2]:80".parse().unwrap(),
         local_port: None,

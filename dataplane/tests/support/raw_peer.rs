@@ -306,7 +306,7 @@ impl RawPeer {
     /// also has [`ENGINE_IP6`]/64 and the peer is [`PEER_IP6`].
     pub(crate) fn with_family(v6: bool, tweak: impl FnOnce(&mut EngineConfig)) -> RawPeer {
         let mut cfg = config(1);
-        if v6 {
+        if v6 && !cfg.addrs.iter().any(|a| a.addr() == ENGINE_IP6) {
             cfg.addrs
                 .push(Prefix::new(ENGINE_IP6.into(), 64).expect("an IPv6 prefix length"));
         }
