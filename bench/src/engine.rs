@@ -409,7 +409,7 @@ impl Lab {
                     PEER_CLIENT,
                     u64::from(j),
                     Request::Connect {
-                        remote: SocketAddrV4::new(A_IP, a_port),
+                        remote: SocketAddrV4::new(A_IP, a_port).into(),
                         local_port: Some(b_port),
                         local_addr: None,
                     },

@@ -654,7 +654,7 @@ fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant
                 ME,
                 i as u64,
                 Request::Connect {
-                    remote: SocketAddrV4::new(cfg.dut, port),
+                    remote: SocketAddrV4::new(cfg.dut, port).into(),
                     local_port: None,
                     local_addr: None,
                 },
