@@ -4,7 +4,7 @@
 //!
 //! It owns the address plan of the micro benchmarks (we are 198.18.0.1:80,
 //! peers are 10.x.y.z on ports 1024..65023; over IPv6 we are
-//! [2001:db8::1]:80 and peers are in 2001:db8:a::/96) and builds frames
+//! `[2001:db8::1]:80` and peers are in 2001:db8:a::/96) and builds frames
 //! through the dataplane's own `emit` paths. It keeps no state between
 //! calls.
 
