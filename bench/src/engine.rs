@@ -12,6 +12,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -237,7 +238,7 @@ impl Port for MemPort {
         self.queued.len()
     }
 
-    fn wait(&mut self, _timeout: Duration) -> io::Result<bool> {
+    fn wait(&mut self, _: Duration, _: Option<BorrowedFd<'_>>) -> io::Result<bool> {
         Ok(false)
     }
 
@@ -408,7 +409,7 @@ impl Lab {
                     PEER_CLIENT,
                     u64::from(j),
                     Request::Connect {
-                        remote: SocketAddrV4::new(A_IP, a_port),
+                        remote: SocketAddrV4::new(A_IP, a_port).into(),
                         local_port: Some(b_port),
                         local_addr: None,
                     },

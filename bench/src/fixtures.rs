@@ -3,10 +3,12 @@
 //! `foundation` figures time.
 //!
 //! It owns the address plan of the micro benchmarks (we are 198.18.0.1:80,
-//! peers are 10.x.y.z on ports 1024..65023) and builds frames through the
-//! dataplane's own `emit` paths. It keeps no state between calls.
+//! peers are 10.x.y.z on ports 1024..65023; over IPv6 we are
+//! `[2001:db8::1]:80` and peers are in 2001:db8:a::/96) and builds frames
+//! through the dataplane's own `emit` paths. It keeps no state between
+//! calls.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lingerd_dataplane::table::{FourTuple, Handle, Table};
 use lingerd_dataplane::tcp::Tcb;
@@ -20,6 +22,8 @@ use crate::measure::progress;
 
 /// Our address in the micro benchmarks.
 pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Our IPv6 address in the micro benchmarks.
+pub const LOCAL_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 /// Our port.
 pub const LOCAL_PORT: u16 = 80;
 /// Our MAC.
@@ -42,22 +46,54 @@ pub type FrameBuf = [u8; 64];
 #[inline]
 pub fn tuple(i: u32) -> FourTuple {
     FourTuple {
-        local_addr: LOCAL_IP,
-        remote_addr: Ipv4Addr::from(0x0a00_0000 + i / PORTS_PER_PEER),
+        local_addr: IpAddr::V4(LOCAL_IP),
+        remote_addr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i / PORTS_PER_PEER)),
         local_port: LOCAL_PORT,
         remote_port: 1024 + (i % PORTS_PER_PEER) as u16,
+    }
+}
+
+/// The `i`-th connection of the IPv6 plan: peer
+/// `2001:db8:a:: + i / 64000`, port `1024 + i % 64000`.
+#[inline]
+pub fn tuple6(i: u32) -> FourTuple {
+    let peer = (0x2001_0db8_000a_u128 << 80) | u128::from(i / PORTS_PER_PEER);
+    FourTuple {
+        local_addr: IpAddr::V6(LOCAL_IP6),
+        remote_addr: IpAddr::V6(Ipv6Addr::from(peer)),
+        local_port: LOCAL_PORT,
+        remote_port: 1024 + (i % PORTS_PER_PEER) as u16,
+    }
+}
+
+/// The IPv4 address of an IPv4 plan's tuple.
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => panic!("the IPv4 plan has no IPv6 address ({a})"),
     }
 }
 
 /// A `Table<Tcb>` of `capacity` slots holding connections `0..n` (slot `i`
 /// holds [`tuple()`]`(i)`), and their handles.
 pub fn filled_table(n: u32, capacity: u32) -> (Table<Tcb>, Vec<Handle>) {
-    let mut table = Table::with_capacity(0, capacity, HASH_KEY);
+    filled_table_of(n, capacity, tuple)
+}
+
+/// [`filled_table`] with the IPv6 plan ([`tuple6`]).
+pub fn filled_table_v6(n: u32, capacity: u32) -> (Table<Tcb>, Vec<Handle>) {
+    filled_table_of(n, capacity, tuple6)
+}
+
+/// A table (our addresses of both families) holding `make(0..n)`.
+fn filled_table_of(n: u32, capacity: u32, make: fn(u32) -> FourTuple) -> (Table<Tcb>, Vec<Handle>) {
+    let locals = [IpAddr::V4(LOCAL_IP), IpAddr::V6(LOCAL_IP6)];
+    let mut table = Table::with_capacity(0, capacity, HASH_KEY, &locals);
     let mut handles = Vec::with_capacity(n as usize);
     let step = (n / 4).max(1);
     for i in 0..n {
         let h = table
-            .insert(tuple(i), Tcb::default())
+            .insert(make(i), Tcb::default())
             .expect("the plan's tuples are distinct and the table has room");
         handles.push(h);
         if (i + 1) % step == 0 && n >= 4_000_000 {
@@ -70,6 +106,7 @@ pub fn filled_table(n: u32, capacity: u32) -> (Table<Tcb>, Vec<Handle>) {
 /// The frame a peer sends on connection `tuple`: a bare ACK, checksums
 /// filled, addressed to us.
 pub fn rx_frame(tuple: &FourTuple, seq: u32, ack: u32) -> FrameBuf {
+    let (remote, local) = (v4(tuple.remote_addr), v4(tuple.local_addr));
     let mut buf = [0u8; 64];
     let frame = &mut buf[..FRAME_LEN];
     EthernetRepr {
@@ -79,8 +116,8 @@ pub fn rx_frame(tuple: &FourTuple, seq: u32, ack: u32) -> FrameBuf {
     }
     .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
     Ipv4Repr {
-        src_addr: tuple.remote_addr,
-        dst_addr: tuple.local_addr,
+        src_addr: remote,
+        dst_addr: local,
         protocol: IpProtocol::Tcp,
         payload_len: 20,
         ttl: 64,
@@ -99,8 +136,8 @@ pub fn rx_frame(tuple: &FourTuple, seq: u32, ack: u32) -> FrameBuf {
     }
     .emit(
         &mut TcpPacket::new_unchecked(&mut frame[34..]),
-        tuple.remote_addr,
-        tuple.local_addr,
+        remote,
+        local,
     );
     buf
 }
@@ -135,8 +172,8 @@ pub fn parse_tuple(frame: &[u8]) -> wire::Result<FourTuple> {
     let tcp = TcpPacket::new_checked(packet.payload())?;
     let seg = TcpRepr::parse(&tcp, ip.src_addr, ip.dst_addr, true)?;
     Ok(FourTuple {
-        local_addr: ip.dst_addr,
-        remote_addr: ip.src_addr,
+        local_addr: IpAddr::V4(ip.dst_addr),
+        remote_addr: IpAddr::V4(ip.src_addr),
         local_port: seg.dst_port,
         remote_port: seg.src_port,
     })
@@ -214,7 +251,7 @@ pub fn rst_segments(count: usize, seed: u64) -> Vec<ControlSegment> {
             let t = tuple(rng.below(10_000_000) as u32);
             let r = rng.next_u64();
             ControlSegment::rst_ack(
-                t.remote_addr,
+                v4(t.remote_addr),
                 t.local_port,
                 t.remote_port,
                 SeqNumber(r as u32),

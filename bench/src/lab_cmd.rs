@@ -61,7 +61,7 @@ use lingerd_bench::lab::dut::{self, BULK_KEY};
 use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
 use lingerd_bench::lab::memif::{self, KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
 use lingerd_bench::lab::plot::{self, Series};
-use lingerd_bench::lab::{Addressing, Family, Mode, family_supported, kernel, stats};
+use lingerd_bench::lab::{Addressing, Family, Mode, kernel, stats};
 use lingerd_bench::measure::progress;
 use lingerd_bench::report::{Goal, Report, counts_as_integers};
 use serde_json::Value;
@@ -70,9 +70,8 @@ use lingerd_lab::Lab;
 use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use lingerd_bench::lab::setup::{
-    DUT_ENGINE_ADDR, Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted,
-    generator_cpu, interrupted, lingerd_bin, on_lab_for, open_all, spinner, start_dut,
-    stop_on_signals,
+    Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted, generator_cpu, interrupted,
+    lingerd_bin, on_lab_for, open_all, spinner, start_dut, stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -93,7 +92,7 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value = "afxdp")]
     port: PortArg,
     /// The address family of the run: v4 (the default) or v6 (the lab's
-    /// 2001:db8::/64; refused until the engine speaks IPv6).
+    /// 2001:db8::/64).
     #[arg(long, default_value = "v4")]
     family: Family,
     /// --port dpdk: the most CPU (in CPUs, summed over the machine) other
@@ -225,9 +224,6 @@ struct LingerdRun {
 
 /// `lingerd-bench lab`.
 pub(crate) fn run(args: Args) -> Result<()> {
-    // Before anything is made: a run this build cannot do is refused here
-    // rather than reported as a rate of nothing.
-    family_supported(args.family).map_err(anyhow::Error::msg)?;
     ensure!(
         (1..=1_000_000).contains(&args.connections),
         "--connections must be between 1 and 1000000"

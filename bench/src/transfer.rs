@@ -25,6 +25,7 @@ use lingerd_dataplane::sys::netns;
 use lingerd_lab::Lab;
 use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::Stderr;
+use rustix::net::sockopt;
 use serde_json::{Value, json};
 
 /// The kernel echo server's port (on the dut's kernel address).
@@ -58,12 +59,20 @@ pub(crate) struct Args {
     /// The lingerd binary (default: `lingerd` beside this one, or $LINGERD_BIN).
     #[arg(long)]
     lingerd: Option<PathBuf>,
-    /// Run the daemon's core busy-polling instead of asleep when idle (it
-    /// then also sees the echo client's requests at once, not after a nap
-    /// of up to 2 ms; it takes one of the two CPUs the stage and the
+    /// Run the daemon's core busy-polling instead of asleep when idle (no
+    /// wakeups at all; it takes one of the two CPUs the stage and the
     /// client share).
     #[arg(long)]
     busy_poll: bool,
+    /// The kernel ends' congestion control (one of
+    /// net.ipv4.tcp_available_congestion_control: cubic, reno, bbr…), set
+    /// on the kernel client in both runs and on the kernel echo server.
+    /// The default is Linux's own default, whatever this host's sysctl
+    /// says, so that runs on different hosts compare. A loss-agnostic one
+    /// (bbr) keeps its rate through random loss that halves a loss-based
+    /// one's (lingerd's NewReno, cubic, reno).
+    #[arg(long, value_name = "NAME", default_value = "cubic")]
+    kernel_cc: String,
 }
 
 /// The byte at offset `i` of the stream (any misplaced byte shows).
@@ -75,6 +84,8 @@ fn pattern(i: usize) -> u8 {
 struct Run {
     seconds: f64,
     mismatched: usize,
+    /// The kernel client's congestion control, as its socket reported it.
+    cc: String,
 }
 
 impl Run {
@@ -102,10 +113,14 @@ fn client(
     to: SocketAddrV4,
     n: usize,
     limit: Duration,
+    cc: String,
 ) -> thread::JoinHandle<Result<Run>> {
     in_ns(ns, move || {
         let s = TcpStream::connect_timeout(&to.into(), Duration::from_secs(10))
             .with_context(|| format!("connect to {to}"))?;
+        // Before the first byte: the whole transfer runs under it.
+        set_congestion(&s, &cc)?;
+        let cc = sockopt::tcp_congestion(&s).context("reading TCP_CONGESTION")?;
         s.set_read_timeout(Some(limit))?;
         s.set_write_timeout(Some(limit))?;
         let t0 = Instant::now();
@@ -130,7 +145,22 @@ fn client(
         Ok(Run {
             seconds,
             mismatched,
+            cc,
         })
+    })
+}
+
+/// Sets `s`'s congestion control to `name`, saying what the host offers
+/// when it is not there.
+fn set_congestion(s: &TcpStream, name: &str) -> Result<()> {
+    sockopt::set_tcp_congestion(s, name).with_context(|| {
+        let offered =
+            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+                .unwrap_or_default();
+        format!(
+            "congestion control {name:?} (this host offers: {})",
+            offered.trim()
+        )
     })
 }
 
@@ -143,8 +173,10 @@ fn kernel_run(lab: &Lab, args: &Args, limit: Duration) -> Result<Run> {
     })
     .join()
     .map_err(|_| anyhow::anyhow!("listener panicked"))??;
+    let cc = args.kernel_cc.clone();
     let server = thread::spawn(move || -> Result<()> {
         let (mut s, _) = listener.accept()?;
+        set_congestion(&s, &cc)?;
         s.set_read_timeout(Some(limit))?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -155,9 +187,15 @@ fn kernel_run(lab: &Lab, args: &Args, limit: Duration) -> Result<Run> {
             s.write_all(&buf[..n])?;
         }
     });
-    let run = client(lab.get("LAB_PEER_NS"), at, args.bytes, limit)
-        .join()
-        .map_err(|_| anyhow::anyhow!("client panicked"))??;
+    let run = client(
+        lab.get("LAB_PEER_NS"),
+        at,
+        args.bytes,
+        limit,
+        args.kernel_cc.clone(),
+    )
+    .join()
+    .map_err(|_| anyhow::anyhow!("client panicked"))??;
     // The client's socket is closed: the server sees EOF and ends.
     let _ = server.join();
     Ok(run)
@@ -170,12 +208,16 @@ fn daemon_config(lab: &Lab, busy_poll: bool) -> Result<Config> {
     let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine]);
     c.queues = vec![0];
     c.cores = vec![1];
-    c.tcp.send_buffer = 1 << 20;
-    c.tcp.recv_buffer = 1 << 20;
+    // The kernel's own ceiling for a send buffer (net.ipv4.tcp_wmem's
+    // default maximum, 4 MiB), and a receive buffer as large: the kernel
+    // pair autotunes its buffers to these sizes over a clean 10 ms path,
+    // and 1 MiB capped lingerd at about 30 MB/s there.
+    c.tcp.send_buffer = 4 << 20;
+    c.tcp.recv_buffer = 4 << 20;
     // A whole window may wait behind one hole (twice the window, as the
     // default is twice the default window).
-    c.tcp.reassembly_per_connection = 2 << 20;
-    c.tcp.reassembly_per_core = 16 << 20;
+    c.tcp.reassembly_per_connection = 8 << 20;
+    c.tcp.reassembly_per_core = 32 << 20;
     c.tcp.window_shift = 7;
     c.xdp.zero_copy = ZeroCopy::Off;
     c.xdp.idle = if busy_poll { Idle::Busy } else { Idle::Sleep };
@@ -202,7 +244,13 @@ fn lingerd_run(lab: &Lab, args: &Args, limit: Duration) -> Result<(Run, String)>
         .listen(LINGERD_PORT, 16)
         .map_err(|e| anyhow::anyhow!("listen: {e:?}"))?;
     let to = SocketAddrV4::new(DUT_ENGINE_ADDR, LINGERD_PORT);
-    let kernel = client(lab.get("LAB_PEER_NS"), to, args.bytes, limit);
+    let kernel = client(
+        lab.get("LAB_PEER_NS"),
+        to,
+        args.bytes,
+        limit,
+        args.kernel_cc.clone(),
+    );
     let (h, _) = app
         .accept(listener, Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!("accept: {e:?}"))?;
@@ -316,6 +364,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
             "spurious_recoveries_undone": undone,
             "loss_probes": probes,
             "busy_poll": args.busy_poll,
+            "kernel_cc": kernel.cc,
             "bytes_mismatched": mismatched,
         });
         println!("{j}");
@@ -325,9 +374,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
             args.bytes, args.impair, args.seed
         );
         println!(
-            "  kernel <-> kernel : {:>10.2} MB/s ({:.2} s)",
+            "  kernel <-> kernel : {:>10.2} MB/s ({:.2} s), congestion control {}",
             kernel.goodput(args.bytes) / 1e6,
-            kernel.seconds
+            kernel.seconds,
+            kernel.cc
         );
         println!(
             "  kernel <-> lingerd: {:>10.2} MB/s ({:.2} s), {ratio:.3}x the kernel",

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-/// Every key the `foundation` and `engine` issues require.
+/// Every key the `foundation`, `engine` and IPv6 issues require.
 const REQUIRED: &[&str] = &[
     "parse_lookup_ns",
     "parse_lookup_burst_ns",
@@ -15,6 +15,7 @@ const REQUIRED: &[&str] = &[
     "timer_arm_ns",
     "timer_cancel_ns",
     "table_bytes_per_conn",
+    "table_bytes_per_conn_v6",
     "tcb_bytes",
     "abort_closes_per_s",
     "graceful_closes_per_s",

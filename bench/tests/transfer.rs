@@ -2,7 +2,8 @@
 //! impairment stage (`loss 1% reorder 5% dup 1% delay 10ms 5ms`), once
 //! against a kernel echo server and once against lingerd, in one run; the
 //! last stdout line is a JSON object with every key the issue asks for, no
-//! byte mismatched and both goodputs positive.
+//! byte mismatched, both goodputs positive, and the kernel baseline under
+//! the congestion control it was given.
 //!
 //! A correctness test of the tool, not a timing assertion. It needs root,
 //! so it is ignored unless asked for (`--ignored`; `deploy/test` runs it);
@@ -42,6 +43,9 @@ fn transfer_1mib_json() {
     );
     let (last, json) = support::last_json(&stdout, KEYS);
     assert_eq!(json["bytes"].as_u64(), Some(1 << 20));
+    // The kernel baseline runs under Linux's default congestion control,
+    // whatever this host's sysctl says (bbr here): its socket reports it.
+    assert_eq!(json["kernel_cc"].as_str(), Some("cubic"), "{last}");
     assert_eq!(
         json["bytes_mismatched"].as_u64(),
         Some(0),

@@ -224,6 +224,15 @@ fn check_queues_cores(c: &Config, p: &mut Problems<'_>) {
 }
 
 fn check_addresses(c: &Config, p: &mut Problems<'_>) {
+    if let Some(extra) = c.addresses.get(crate::MAX_ADDRESSES) {
+        p.at(
+            key("addresses").join(crate::MAX_ADDRESSES),
+            format_args!(
+                "{extra}: lingerd answers for at most {} addresses (IPv4 and IPv6 together)",
+                crate::MAX_ADDRESSES
+            ),
+        );
+    }
     for (i, a) in c.addresses.iter().enumerate() {
         let why = match a.addr() {
             IpAddr::V4(ip) => {

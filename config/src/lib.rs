@@ -25,6 +25,13 @@
 #![deny(unsafe_code)]
 
 mod check;
+
+/// The most entries `addresses` may have, IPv4 and IPv6 together: a
+/// connection record keeps its local address as a 5-bit index into the
+/// engine's address list, one value of which names listeners
+/// (`lingerd_dataplane::engine::config::MAX_ADDRS`, which the daemon
+/// checks equals this).
+pub const MAX_ADDRESSES: usize = 31;
 mod dpdk;
 mod load;
 mod model;

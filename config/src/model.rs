@@ -467,7 +467,9 @@ pub enum Idle {
     /// Busy-poll: lowest latency, a full core each.
     #[default]
     Busy,
-    /// `poll(2)` with need_wakeup: for laptops, CI and low-power appliances.
+    /// `poll(2)` with need_wakeup on the socket and on the clients' request
+    /// rings (a client's request rings its doorbell and wakes the core): for
+    /// laptops, CI and low-power appliances.
     Sleep,
 }
 
@@ -550,7 +552,8 @@ pub struct Dpdk {
     #[garde(range(min = 1, max = MAX_BURST))]
     pub burst_size: u16,
     /// **restart**. Idle behaviour of the cores (`sleep`: a bounded sleep,
-    /// since DPDK's vdevs have no RX interrupt here).
+    /// since DPDK's vdevs have no RX interrupt here, cut short by a
+    /// client's doorbell).
     #[garde(skip)]
     pub idle: Idle,
 }

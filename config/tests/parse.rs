@@ -601,6 +601,21 @@ fn test_bad_v6_addresses_are_refused_in_place() {
 }
 
 #[test]
+fn test_more_addresses_than_the_engine_indexes_are_refused() {
+    let list = |n: u16| -> String {
+        (1..=n)
+            .map(|i| format!("  - 2001:db8::{i:x}/64\n"))
+            .collect::<String>()
+    };
+    let max = lingerd_config::MAX_ADDRESSES as u16;
+    let ok = format!("interface: eth0\naddresses:\n{}", list(max));
+    Config::parse(&ok, NAME).unwrap_or_else(|e| panic!("{e}"));
+    let bad = format!("interface: eth0\naddresses:\n{}", list(max + 1));
+    let e = Config::parse(&bad, NAME).unwrap_err();
+    assert_at(&e, 3 + u64::from(max), 5, "at most 31 addresses");
+}
+
+#[test]
 fn test_bad_v6_gateways_are_refused_in_place() {
     let v6 = "interface: eth0\naddresses: [198.18.0.1/24, 2001:db8::1/64]\n";
     let e = |extra: &str| support::parse_err(v6, NAME, extra);

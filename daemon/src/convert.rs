@@ -14,7 +14,7 @@
 //! the engine's [`Tunables`] and the new [`ExitRule`]. Pure: no I/O; the interface's MAC and the secrets are
 //! arguments, so every mapping is tested here.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use lingerd_abi::vocab::ClientExitPolicy;
 use lingerd_config::{Config, Idle, PortKind, XdpMode};
@@ -162,26 +162,28 @@ pub(crate) fn attach_mode(m: XdpMode) -> AttachMode {
     }
 }
 
-/// The engine's addresses with their prefix lengths, both families, IPv4
-/// ones first and otherwise in the file's order: an engine picks the
-/// first address as the way out through the gateway, and one that speaks
-/// only IPv4 never matches an IPv6 entry.
+/// The engine's addresses with their prefix lengths, both families, in
+/// the file's order: an engine picks, per family, the first address on the
+/// peer's link, else the first of that family, as a connect's source.
 fn engine_addresses(c: &Config) -> Vec<Prefix> {
-    let (mut v4, v6): (Vec<Prefix>, Vec<Prefix>) =
-        c.addresses.iter().partition(|a| a.addr().is_ipv4());
-    v4.extend(v6);
-    v4
+    c.addresses.clone()
 }
 
-/// The engine's gateway: the one place the configured gateways become the
-/// engine's. `EngineConfig::gateway` holds an IPv4 address, so only the
-/// IPv4 gateway reaches it; the IPv6 one (`c.gateway.v6()`) is checked by
-/// the configuration and shown by `summary`, and is handed over here once
-/// the engine has a field for it.
+/// The engine's IPv4 gateway: with [`engine_gateway6`], the one place the
+/// configured gateways become the engine's.
 fn engine_gateway(c: &Config) -> Option<Ipv4Addr> {
     match c.gateway.v4()?.ip.addr {
         IpAddr::V4(a) => Some(a),
         IpAddr::V6(_) => None,
+    }
+}
+
+/// The engine's IPv6 gateway, link-local or not (a `%scope` names the
+/// interface the engine runs on, which the configuration checked).
+fn engine_gateway6(c: &Config) -> Option<Ipv6Addr> {
+    match c.gateway.v6()?.ip.addr {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
     }
 }
 
@@ -213,6 +215,7 @@ pub(crate) fn plan(c: &Config, mac: EthernetAddress, secrets: Secrets) -> Vec<Qu
                 mac,
                 addrs: addrs.clone(),
                 gateway: engine_gateway(c),
+                gateway6: engine_gateway6(c),
                 max_connections: c.tcp.max_connections_per_core(n),
                 tcp: tcp.clone(),
                 reassembly: ReasmConfig {
@@ -472,23 +475,38 @@ mod tests {
         );
         let p = &plan(&c, MAC, SECRETS)[0];
         let addrs: Vec<String> = p.engine.addrs.iter().map(|a| a.to_string()).collect();
-        assert_eq!(addrs, ["198.18.0.3/24", "2001:db8::1/64", "2001:2::1/48"]);
+        assert_eq!(addrs, ["2001:db8::1/64", "198.18.0.3/24", "2001:2::1/48"]);
         assert_eq!(p.engine.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+        assert_eq!(p.engine.gateway6, Some("fe80::1".parse().unwrap()));
         let steer: Vec<String> = afxdp_port(&c, 0)
             .addrs
             .iter()
             .map(|a| a.to_string())
             .collect();
-        assert_eq!(steer, ["198.18.0.3", "2001:db8::1", "2001:2::1"]);
+        assert_eq!(steer, ["2001:db8::1", "198.18.0.3", "2001:2::1"]);
         // A v6-only daemon: no IPv4 gateway for the engine.
         let c =
             parse("interface: eth0\naddresses: [2001:db8::1/64]\ngateway: {ip: 2001:db8::fe}\n");
         assert_eq!(plan(&c, MAC, SECRETS)[0].engine.gateway, None);
         assert_eq!(
+            plan(&c, MAC, SECRETS)[0].engine.gateway6,
+            Some("2001:db8::fe".parse().unwrap())
+        );
+        assert_eq!(
             afxdp_port(&c, 0).addrs,
             [IpAddr::from(
                 "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap()
             )]
+        );
+    }
+
+    /// The configuration refuses more addresses than an engine's table can
+    /// index.
+    #[test]
+    fn the_address_limit_is_the_engines() {
+        assert_eq!(
+            lingerd_config::MAX_ADDRESSES,
+            lingerd_dataplane::engine::config::MAX_ADDRS
         );
     }
 

@@ -1,8 +1,11 @@
 //! The clients side of one dataplane core: every attached client's rings on
 //! this core, fed by attach/detach commands from the control thread.
 //!
-//! [`CoreClients`] owns, per client, the [`ClientRings`] of this core and
-//! the wake eventfd to signal after publishing completions. Each loop
+//! [`CoreClients`] owns, per client, the [`ClientRings`] of this core, the
+//! wake eventfd to signal after publishing completions, and the client's
+//! doorbell in this core's epoll: before the core sleeps it sets
+//! NEED_WAKEUP on every request ring and the loop's wait watches the epoll,
+//! so a client's next request wakes it at once. Each loop
 //! iteration it applies pending commands, takes a bounded number of
 //! requests from each client into the engine, and routes the engine's
 //! completions back to their client's ring (dropping those of clients that
@@ -17,6 +20,8 @@
 //! protocol decisions (the engine's) nor touch the control or ctl sockets
 //! (`attach`'s, `ctl`'s).
 
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -30,6 +35,7 @@ use lingerd_dataplane::engine::config::Tunables;
 use lingerd_dataplane::port::CoreIo;
 use lingerd_dataplane::rings::{ClientRings, RingStats};
 use lingerd_dataplane::shared::RxSink;
+use rustix::event::{Timespec, epoll};
 
 use crate::attach::EventFd;
 use crate::ctl::core::{CtlCommand, CtlJobs};
@@ -53,6 +59,9 @@ pub enum CoreCommand {
         layout: Layout,
         /// Signalled after publishing completions the client waits for.
         wake: Arc<EventFd>,
+        /// Signalled by the client after publishing requests to a ring
+        /// that asked for it (one per client, shared by every core).
+        doorbell: Arc<EventFd>,
     },
     /// A client went away: drop its rings, apply `policy` to its connections.
     Detach {
@@ -109,6 +118,8 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 struct Attached {
     rings: ClientRings,
     wake: Arc<EventFd>,
+    /// In this core's [`Doorbells`] for as long as the client is attached.
+    doorbell: Arc<EventFd>,
     peer: Peer,
     /// The counters as of the last report.
     reported: RingStats,
@@ -149,10 +160,68 @@ impl<'a> IntoIterator for &'a mut Attachments {
     }
 }
 
+/// One epoll, edge-triggered, over the doorbells of a core's clients: it
+/// becomes readable when any of them rings.
+///
+/// The eventfds' counters are never read. A doorbell is shared by every
+/// core the client uses; each write is an edge that every core's epoll
+/// sees, while reading the counter on one core could hide that edge from
+/// another that has not looked yet. Waking consumes only this epoll's own
+/// ready list ([`consume`](Doorbells::consume)).
+struct Doorbells {
+    epoll: OwnedFd,
+    events: Vec<epoll::Event>,
+}
+
+impl Doorbells {
+    fn new() -> io::Result<Doorbells> {
+        Ok(Doorbells {
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            events: Vec::with_capacity(64),
+        })
+    }
+
+    fn add(&self, doorbell: &EventFd, client: ClientId) -> io::Result<()> {
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::ET;
+        let data = epoll::EventData::new_u64(u64::from(client.0));
+        Ok(epoll::add(&self.epoll, doorbell, data, flags)?)
+    }
+
+    fn remove(&self, doorbell: &EventFd) {
+        // Only fails if it was never added (the attach's add failed).
+        let _ = epoll::delete(&self.epoll, doorbell);
+    }
+
+    /// Empties the ready list, so the epoll is readable again only when a
+    /// doorbell rings anew.
+    fn consume(&mut self) {
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        loop {
+            self.events.clear();
+            let full = match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut self.events),
+                Some(&now),
+            ) {
+                Ok(n) => n == self.events.capacity(),
+                Err(_) => false,
+            };
+            if !full {
+                break;
+            }
+        }
+    }
+}
+
 /// The attached clients of one core.
 pub struct CoreClients {
     core: u32,
     clients: Attachments,
+    /// Their doorbells, watched while the core sleeps.
+    doorbells: Doorbells,
     commands: Receiver<CoreCommand>,
     /// Counters of rings that were dropped, kept so totals never go down.
     retired: RingStats,
@@ -175,17 +244,45 @@ impl std::fmt::Debug for CoreClients {
 
 impl CoreClients {
     /// The clients of core `core` (its index in the region's ring list),
-    /// commanded through `commands`.
-    pub fn new(core: u32, commands: Receiver<CoreCommand>) -> CoreClients {
-        CoreClients {
+    /// commanded through `commands`. Fails only if the doorbells' epoll
+    /// cannot be made.
+    pub fn new(core: u32, commands: Receiver<CoreCommand>) -> io::Result<CoreClients> {
+        Ok(CoreClients {
             core,
             clients: Attachments(Vec::new()),
+            doorbells: Doorbells::new()?,
             commands,
             retired: RingStats::default(),
             orphaned: 0,
             ctl: CtlJobs::new(core),
             capture: None,
+        })
+    }
+
+    /// The core is about to sleep: asks every client to ring its doorbell
+    /// with its next request, then looks once more. False: requests came
+    /// in meanwhile (and can be answered), so the core must not sleep.
+    pub fn arm_doorbells(&mut self) -> bool {
+        let mut idle = true;
+        for c in &mut self.clients {
+            idle &= !c.rings.arm_doorbell();
         }
+        idle
+    }
+
+    /// What the core's wait watches besides frames: readable when a client
+    /// rang its doorbell.
+    pub fn doorbells(&self) -> BorrowedFd<'_> {
+        self.doorbells.epoll.as_fd()
+    }
+
+    /// The core is awake: clients need not ring; the doorbells' ready list
+    /// is emptied.
+    pub fn disarm_doorbells(&mut self) {
+        for c in &self.clients {
+            c.rings.disarm_doorbell();
+        }
+        self.doorbells.consume();
     }
 
     /// What the loop lends for a burst: the clients' receive memory, and
@@ -321,6 +418,7 @@ impl CoreClients {
     pub fn detach_all(&mut self, engine: &mut QueueEngine, now: Instant, policy: ClientExitPolicy) {
         for gone in std::mem::take(&mut self.clients.0) {
             let client = gone.rings.client();
+            self.doorbells.remove(&gone.doorbell);
             self.retired.add(gone.rings.stats());
             engine.handle_client_exit(now, client, policy);
         }
@@ -334,15 +432,26 @@ impl CoreClients {
                 region,
                 layout,
                 wake,
+                doorbell,
             } => {
                 match ClientRings::new(client, self.core, region, layout) {
-                    Ok(rings) => self.clients.push(Attached {
-                        rings,
-                        wake,
-                        peer,
-                        reported: RingStats::default(),
-                        reported_at: None,
-                    }),
+                    Ok(rings) => {
+                        if let Err(e) = self.doorbells.add(&doorbell, client) {
+                            // Its requests then wait for the idle cap.
+                            eprintln!(
+                                "lingerd: core {}: cannot watch client {client:?}'s doorbell: {e}",
+                                self.core
+                            );
+                        }
+                        self.clients.push(Attached {
+                            rings,
+                            wake,
+                            doorbell,
+                            peer,
+                            reported: RingStats::default(),
+                            reported_at: None,
+                        });
+                    }
                     Err(_) => {
                         // The attach path built the region for this layout,
                         // so this is a bug, not a client's fault: say so.
@@ -356,6 +465,7 @@ impl CoreClients {
             CoreCommand::Detach { client, policy } => {
                 if let Some(i) = self.clients.iter().position(|a| a.rings.client() == client) {
                     let gone = self.clients.swap_remove(i);
+                    self.doorbells.remove(&gone.doorbell);
                     self.retired.add(gone.rings.stats());
                 }
                 engine.handle_client_exit(now, client, policy);

@@ -21,6 +21,8 @@
 //! It may not make protocol decisions (the engine's) nor touch the control
 //! socket, the ctl socket or signals (the main thread's, [`crate::run`]).
 
+use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -114,19 +116,19 @@ impl<S: PortFigures> CoreShell<S> {
         shared: Arc<Shared>,
         commands: mpsc::Receiver<CoreCommand>,
         t0: Instant,
-    ) -> CoreShell<S> {
-        CoreShell {
+    ) -> io::Result<CoreShell<S>> {
+        Ok(CoreShell {
             index,
             shared,
             app: App::new(index),
-            clients: CoreClients::new(u32::from(index), commands),
+            clients: CoreClients::new(u32::from(index), commands)?,
             census: CensusWalk::default(),
             census_at: t0,
             port: None,
             published: t0,
             deadline: None,
             done: false,
-        }
+        })
     }
 
     /// Opens the `listen:` ports as the admin client.
@@ -237,6 +239,18 @@ impl<S: PortFigures> Hooks<S> for CoreShell<S> {
     fn io(&mut self) -> CoreIo<'_> {
         self.clients.io()
     }
+
+    fn before_sleep(&mut self) -> bool {
+        self.clients.arm_doorbells()
+    }
+
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.clients.doorbells())
+    }
+
+    fn after_sleep(&mut self) {
+        self.clients.disarm_doorbells();
+    }
 }
 
 /// A port a queue's thread opened: the port, its start-up description, and
@@ -276,6 +290,11 @@ where
     if let Err(e) = pin::pin_current(plan.cpu) {
         return fail(format!("queue {}: core {}: {e}", plan.queue, plan.cpu));
     }
+    let t0 = Instant::now();
+    let mut shell = match CoreShell::new(index, shared.clone(), commands, t0) {
+        Ok(shell) => shell,
+        Err(e) => return fail(format!("queue {}: the doorbells' epoll: {e}", plan.queue)),
+    };
     let Opened {
         mut port,
         info,
@@ -288,9 +307,7 @@ where
         index,
         Ok(format!("queue {} on core {}: {info}", plan.queue, plan.cpu)),
     ));
-    let t0 = Instant::now();
     let mut engine = QueueEngine::new(plan.engine, t0);
-    let mut shell = CoreShell::new(index, shared.clone(), commands, t0);
     shell.listen(&mut engine, t0);
     let result = core_loop::run(
         &mut port,

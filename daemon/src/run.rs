@@ -566,10 +566,11 @@ impl Daemon {
                     region,
                     layout,
                     wake,
-                    ..
+                    doorbell,
                 }) => {
                     log::debug!("client {} attached (uid {uid}, pid {pid})", client.0);
                     let wake = Arc::new(wake);
+                    let doorbell = Arc::new(doorbell);
                     for tx in &self.cores {
                         let _ = tx.send(CoreCommand::Attach {
                             client,
@@ -577,6 +578,7 @@ impl Daemon {
                             region: region.clone(),
                             layout,
                             wake: wake.clone(),
+                            doorbell: doorbell.clone(),
                         });
                     }
                 }

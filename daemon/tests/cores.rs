@@ -25,6 +25,7 @@ struct Side {
     tx: Producer,
     rx: Consumer,
     wake: Arc<EventFd>,
+    doorbell: Arc<EventFd>,
 }
 
 fn client(cmds: &mpsc::Sender<CoreCommand>, id: u16) -> Side {
@@ -38,6 +39,7 @@ fn client(cmds: &mpsc::Sender<CoreCommand>, id: u16) -> Side {
     .unwrap();
     let region = Arc::new(SharedRegion::anonymous(layout.total));
     let wake = Arc::new(EventFd::new().unwrap());
+    let doorbell = Arc::new(EventFd::new().unwrap());
     cmds.send(CoreCommand::Attach {
         client: ClientId(id),
         peer: Peer {
@@ -47,12 +49,14 @@ fn client(cmds: &mpsc::Sender<CoreCommand>, id: u16) -> Side {
         region: region.clone(),
         layout,
         wake: wake.clone(),
+        doorbell: doorbell.clone(),
     })
     .unwrap();
     Side {
         tx: Producer::new(region.clone(), layout.request_ring(0).unwrap(), 16).unwrap(),
         rx: Consumer::new(region, layout.completion_ring(0).unwrap(), 16).unwrap(),
         wake,
+        doorbell,
     }
 }
 
@@ -80,7 +84,7 @@ fn requests_are_answered_per_client_and_detach_applies_the_policy() {
     let t0 = Instant::now();
     let mut e = engine(t0);
     let (cmds, rx) = mpsc::channel();
-    let mut core = CoreClients::new(0, rx);
+    let mut core = CoreClients::new(0, rx).unwrap();
     let mut a = client(&cmds, 1);
     let mut b = client(&cmds, 2);
     core.poll(&mut e, t0);
@@ -152,12 +156,72 @@ fn requests_are_answered_per_client_and_detach_applies_the_policy() {
     assert_eq!(core.stats().requests, 3, "totals survive the detach");
 }
 
+/// Whether `fd` is readable now.
+fn readable(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).unwrap() > 0
+}
+
+#[test]
+fn a_sleeping_core_is_woken_by_a_doorbell_and_a_detached_one_is_forgotten() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let (cmds, rx) = mpsc::channel();
+    let mut core = CoreClients::new(0, rx).unwrap();
+    let mut a = client(&cmds, 1);
+    let b = client(&cmds, 2);
+    core.poll(&mut e, t0);
+    assert!(!a.tx.needs_wakeup(), "an awake core asks no client to ring");
+
+    // The core is about to sleep: every client is asked to ring.
+    assert!(core.arm_doorbells(), "nothing pending: it may sleep");
+    assert!(a.tx.needs_wakeup() && b.tx.needs_wakeup());
+    assert!(!readable(core.doorbells()), "nobody rang yet");
+    a.tx.push(&entry::encode_request(1, &Op::GetLinger { handle: 9 }));
+    a.tx.publish();
+    assert!(a.tx.needs_wakeup());
+    a.doorbell.signal().unwrap();
+    assert!(readable(core.doorbells()), "a rang: the core's wait wakes");
+
+    // Awake again: nobody need ring, and the epoll is quiet until the
+    // next ring (the eventfd's own counter is left for other cores).
+    core.disarm_doorbells();
+    assert!(!a.tx.needs_wakeup() && !b.tx.needs_wakeup());
+    assert!(!readable(core.doorbells()));
+    assert!(!core.arm_doorbells(), "a's request is pending: stay awake");
+    core.disarm_doorbells();
+    core.poll(&mut e, t0);
+    core.drain(&mut e);
+    assert_eq!(answers(&mut a).len(), 1);
+    b.doorbell.signal().unwrap();
+    assert!(readable(core.doorbells()), "each ring is an edge");
+    core.disarm_doorbells();
+
+    // b detaches: its doorbell no longer wakes the core.
+    cmds.send(CoreCommand::Detach {
+        client: ClientId(2),
+        policy: ClientExitPolicy::Abort,
+    })
+    .unwrap();
+    core.poll(&mut e, t0);
+    b.doorbell.signal().unwrap();
+    assert!(
+        !readable(core.doorbells()),
+        "a detached client cannot wake it"
+    );
+}
+
 #[test]
 fn retune_reaches_the_engine_and_is_acknowledged() {
     let t0 = Instant::now();
     let mut e = engine(t0);
     let (cmds, rx) = mpsc::channel();
-    let mut core = CoreClients::new(3, rx);
+    let mut core = CoreClients::new(3, rx).unwrap();
     let mut t = e.config().tunables();
     t.time_wait_ms = 1_234;
     t.default_linger = Linger { on: true, ms: 0 };
@@ -179,7 +243,7 @@ fn a_misbehaving_client_is_named_in_the_log_at_most_every_ten_seconds() {
     let t0 = Instant::now();
     let mut e = engine(t0);
     let (cmds, rx) = mpsc::channel();
-    let mut core = CoreClients::new(0, rx);
+    let mut core = CoreClients::new(0, rx).unwrap();
     let mut good = client(&cmds, 1);
     let mut bad = client(&cmds, 2);
     core.poll(&mut e, t0);

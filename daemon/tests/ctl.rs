@@ -85,7 +85,7 @@ impl Harness {
             std::thread::spawn(move || {
                 let t0 = Instant::now();
                 let mut e = engine(t0);
-                let mut clients = CoreClients::new(0, rx);
+                let mut clients = CoreClients::new(0, rx).unwrap();
                 while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(120) {
                     let now = Instant::now();
                     clients.poll(&mut e, now);

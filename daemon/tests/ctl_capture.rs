@@ -76,7 +76,7 @@ impl Harness {
                         .expect("an IPv4 prefix length"),
                 );
                 let mut e = QueueEngine::new(cfg, t0);
-                let mut clients = CoreClients::new(0, rx);
+                let mut clients = CoreClients::new(0, rx).unwrap();
                 let (ack, rst) = (tcp(0x10), tcp(0x14));
                 while !stop.load(Ordering::Relaxed) && t0.elapsed() < Duration::from_secs(120) {
                     let now = Instant::now();

@@ -17,10 +17,18 @@
 //! ephemeral-port search), so in the common case only the SYN of a passive
 //! open or a stray frame crosses cores.
 //!
+//! IPv6 frames are hashed the same way over their 16-byte addresses (the
+//! specification's "IPv6 with TCP" input), after the extension headers
+//! are walked with `wire::ipv6_walk`; Neighbor Discovery goes to every
+//! engine as ARP does, and a Packet Too Big to the owner of the connection
+//! it quotes.
+//!
 //! It owns the hash, the table and the frame classification; it keeps no
 //! state and performs no I/O.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::wire::{self, Icmpv6Message, IpProtocol};
 
 /// The Toeplitz key most NICs ship with (the RSS specification's example
 /// key); used when the NIC's own key is unknown.
@@ -52,14 +60,29 @@ pub fn toeplitz(key: &[u8], input: &[u8]) -> u32 {
     hash
 }
 
-/// The RSS hash of a received IPv4/TCP frame's tuple.
-pub fn rss_hash(key: &[u8], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> u32 {
-    let mut input = [0u8; 12];
-    input[..4].copy_from_slice(&src.octets());
-    input[4..8].copy_from_slice(&dst.octets());
-    input[8..10].copy_from_slice(&sport.to_be_bytes());
-    input[10..].copy_from_slice(&dport.to_be_bytes());
-    toeplitz(key, &input)
+/// The RSS hash of a received TCP frame's tuple: source address,
+/// destination address, source port, destination port (12 bytes of input
+/// for IPv4, 36 for IPv6). Two addresses of different families are hashed
+/// as given (no frame carries such a pair).
+pub fn rss_hash(key: &[u8], src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> u32 {
+    let mut input = [0u8; 36];
+    let mut at = 0;
+    for addr in [src, dst] {
+        let len = match addr {
+            IpAddr::V4(a) => {
+                input[at..at + 4].copy_from_slice(&a.octets());
+                4
+            }
+            IpAddr::V6(a) => {
+                input[at..at + 16].copy_from_slice(&a.octets());
+                16
+            }
+        };
+        at += len;
+    }
+    input[at..at + 2].copy_from_slice(&sport.to_be_bytes());
+    input[at + 2..at + 4].copy_from_slice(&dport.to_be_bytes());
+    toeplitz(key, &input[..at + 4])
 }
 
 /// Which queue owns which flow, as seen by one queue (`me`).
@@ -106,7 +129,7 @@ impl FlowSteer {
 
     /// The queue index owning a frame received from `remote:rport` to
     /// `local:lport`.
-    pub fn owner(&self, remote: Ipv4Addr, local: Ipv4Addr, rport: u16, lport: u16) -> u8 {
+    pub fn owner(&self, remote: IpAddr, local: IpAddr, rport: u16, lport: u16) -> u8 {
         if self.queues <= 1 || self.indirection.is_empty() {
             return self.me;
         }
@@ -120,13 +143,14 @@ impl FlowSteer {
 
     /// Whether this queue owns the flow whose frames come from
     /// `remote:rport` to `local:lport` (the ephemeral-port search asks).
-    pub fn owns_local(&self, local: Ipv4Addr, lport: u16, remote: Ipv4Addr, rport: u16) -> bool {
+    pub fn owns_local(&self, local: IpAddr, lport: u16, remote: IpAddr, rport: u16) -> bool {
         self.owner(remote, local, rport, lport) == self.me
     }
 
-    /// Classifies a received Ethernet frame: ARP to all, IPv4/TCP to its
-    /// owner, anything else (or anything malformed) to this engine, which
-    /// counts and drops it.
+    /// Classifies a received Ethernet frame: ARP and IPv6 Neighbor
+    /// Discovery to all, IPv4/TCP and IPv6/TCP to its owner, a Packet Too
+    /// Big to the owner of the connection it quotes, anything else (or
+    /// anything malformed) to this engine, which counts and drops it.
     pub fn classify(&self, frame: &[u8]) -> FrameOwner {
         if self.queues <= 1 || frame.len() < 14 {
             return FrameOwner::Local;
@@ -143,15 +167,66 @@ impl FlowSteer {
                 let Some(tcp) = ip.get(ihl..ihl + 4) else {
                     return FrameOwner::Local;
                 };
-                let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-                let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+                let src = IpAddr::from([ip[12], ip[13], ip[14], ip[15]]);
+                let dst = IpAddr::from([ip[16], ip[17], ip[18], ip[19]]);
                 let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
                 let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
-                match self.owner(src, dst, sport, dport) {
-                    q if q == self.me => FrameOwner::Local,
-                    q => FrameOwner::Queue(q),
-                }
+                self.queue_of(src, dst, sport, dport)
             }
+            0x86dd => self.classify_ipv6(&frame[14..]),
+            _ => FrameOwner::Local,
+        }
+    }
+
+    /// The owner of a frame from `src:sport` to `dst:dport`.
+    fn queue_of(&self, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> FrameOwner {
+        match self.owner(src, dst, sport, dport) {
+            q if q == self.me => FrameOwner::Local,
+            q => FrameOwner::Queue(q),
+        }
+    }
+
+    /// [`classify`](Self::classify) for an IPv6 packet (the Ethernet
+    /// payload).
+    fn classify_ipv6(&self, packet: &[u8]) -> FrameOwner {
+        let Ok(ip) = wire::Ipv6Packet::new_checked(packet) else {
+            return FrameOwner::Local;
+        };
+        let payload = ip.payload();
+        let Ok(chain) = wire::ipv6_walk(ip.next_header(), payload) else {
+            // Fragments and chains past the bounds: the engine drops them.
+            return FrameOwner::Local;
+        };
+        let upper = chain.upper(payload);
+        match chain.protocol() {
+            Some(IpProtocol::Tcp) => {
+                let Some(tcp) = upper.first_chunk::<4>() else {
+                    return FrameOwner::Local;
+                };
+                let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
+                let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+                let (src, dst): (Ipv6Addr, Ipv6Addr) = (ip.src_addr(), ip.dst_addr());
+                self.queue_of(src.into(), dst.into(), sport, dport)
+            }
+            Some(IpProtocol::ICMPV6) => match upper.first().map(|&t| Icmpv6Message::from(t)) {
+                Some(Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert) => {
+                    FrameOwner::All
+                }
+                Some(Icmpv6Message::PacketTooBig) => {
+                    let quote = upper.get(wire::ICMPV6_HEADER_LEN..).unwrap_or(&[]);
+                    match wire::Icmpv6InvokingTcp::parse(quote) {
+                        // The quote is our segment: its destination is the peer.
+                        Ok(q) => self.queue_of(
+                            q.dst_addr.into(),
+                            q.src_addr.into(),
+                            q.dst_port,
+                            q.src_port,
+                        ),
+                        Err(_) => FrameOwner::Local,
+                    }
+                }
+                _ => FrameOwner::Local,
+            },
             _ => FrameOwner::Local,
         }
     }
@@ -184,19 +259,130 @@ mod tests {
         }
     }
 
+    /// The RSS specification's IPv6/TCP verification table
+    /// (destination, source, "IPv6 with TCP" hash).
+    #[test]
+    fn toeplitz_matches_the_rss_specification_for_ipv6() {
+        let cases = [
+            (
+                "3ffe:2501:200:3::1",
+                1766,
+                "3ffe:2501:200:1fff::7",
+                2794,
+                0x4020_7d3du32,
+            ),
+            (
+                "ff02::1",
+                4739,
+                "3ffe:501:8::260:97ff:fe40:efab",
+                14230,
+                0xdde5_1bbf,
+            ),
+            (
+                "fe80::200:f8ff:fe21:67cf",
+                38024,
+                "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
+                44251,
+                0x02d1_feef,
+            ),
+        ];
+        for (dst, dport, src, sport, want) in cases {
+            let got = rss_hash(
+                &DEFAULT_RSS_KEY,
+                src.parse().unwrap(),
+                dst.parse().unwrap(),
+                sport,
+                dport,
+            );
+            assert_eq!(got, want, "[{src}]:{sport} -> [{dst}]:{dport}");
+        }
+    }
+
+    /// An Ethernet + IPv6 frame with `next` and `upper` after the header.
+    fn v6_frame(src: Ipv6Addr, dst: Ipv6Addr, next: u8, upper: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&(upper.len() as u16).to_be_bytes());
+        f[20] = next;
+        f[21] = 64;
+        f[22..38].copy_from_slice(&src.octets());
+        f[38..54].copy_from_slice(&dst.octets());
+        f.extend_from_slice(upper);
+        f
+    }
+
+    #[test]
+    fn classify_routes_v6_tcp_nd_to_all_and_ptb_to_its_connection() {
+        let s = FlowSteer::software(0, 2);
+        let peer: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let us: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut seen = [false; 2];
+        for port in 1000..1100u16 {
+            let mut tcp = [0u8; 20];
+            tcp[0..2].copy_from_slice(&port.to_be_bytes());
+            tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+            let frame = v6_frame(peer, us, 6, &tcp);
+            let want = s.owner(peer.into(), us.into(), port, 80);
+            match s.classify(&frame) {
+                FrameOwner::Local => {
+                    assert_eq!(want, 0);
+                    seen[0] = true;
+                }
+                FrameOwner::Queue(1) => {
+                    assert_eq!(want, 1);
+                    seen[1] = true;
+                }
+                other => panic!("{other:?}"),
+            }
+            // A Packet Too Big quoting our segment back to this peer goes
+            // to the same queue.
+            let mut ptb = vec![2u8, 0, 0, 0, 0, 0, 5, 0];
+            let mut quote = [0u8; wire::Icmpv6InvokingTcp::QUOTE_LEN];
+            wire::Icmpv6InvokingTcp {
+                src_addr: us,
+                dst_addr: peer,
+                src_port: 80,
+                dst_port: port,
+                seq: wire::SeqNumber(1),
+            }
+            .emit(&mut quote);
+            ptb.extend_from_slice(&quote);
+            let frame = v6_frame("2001:db8::fe".parse().unwrap(), us, 58, &ptb);
+            assert_eq!(
+                s.classify(&frame),
+                if want == 0 {
+                    FrameOwner::Local
+                } else {
+                    FrameOwner::Queue(want)
+                }
+            );
+        }
+        assert_eq!(seen, [true, true]);
+        let ns = [135u8, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(s.classify(&v6_frame(peer, us, 58, &ns)), FrameOwner::All);
+        // A fragment stays local (the engine drops it).
+        let mut frag = vec![6u8, 0, 0, 8, 0, 0, 0, 1];
+        frag.extend_from_slice(&[0u8; 20]);
+        assert_eq!(
+            s.classify(&v6_frame(peer, us, 44, &frag)),
+            FrameOwner::Local
+        );
+    }
+
     #[test]
     fn one_queue_owns_everything() {
         let s = FlowSteer::software(0, 1);
-        let a = Ipv4Addr::new(198, 18, 0, 2);
-        let b = Ipv4Addr::new(198, 18, 0, 3);
+        let a = IpAddr::from([198, 18, 0, 2]);
+        let b = IpAddr::from([198, 18, 0, 3]);
         assert!(s.owns_local(b, 40_000, a, 80));
         assert_eq!(s.classify(&[0u8; 60]), FrameOwner::Local);
     }
 
     #[test]
     fn two_queues_split_ports_and_agree() {
-        let a = Ipv4Addr::new(198, 18, 0, 2);
-        let b = Ipv4Addr::new(198, 18, 0, 3);
+        let a = IpAddr::from([198, 18, 0, 2]);
+        let b = IpAddr::from([198, 18, 0, 3]);
         let q0 = FlowSteer::software(0, 2);
         let q1 = FlowSteer::software(1, 2);
         let mut mine = [0u32; 2];

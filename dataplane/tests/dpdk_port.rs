@@ -159,7 +159,7 @@ fn receive(port: &mut DpdkPort, n: usize) -> Vec<Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(2);
     while got.len() < n && Instant::now() < deadline {
         if port.rx_burst(64, |f| got.push(f.to_vec())) == 0 {
-            let _ = port.wait(Duration::from_millis(1));
+            let _ = port.wait(Duration::from_millis(1), None);
         }
     }
     got
@@ -327,7 +327,7 @@ fn memif_ports_on_registered_threads(ctx: &Ctx) {
                 got += 1;
             });
             if n == 0 {
-                let _ = port.wait(Duration::from_micros(100));
+                let _ = port.wait(Duration::from_micros(100), None);
             }
         }
         (port, got, intact)
@@ -345,7 +345,7 @@ fn memif_ports_on_registered_threads(ctx: &Ctx) {
                 TxOutcome::Queued => sent += 1,
                 _ => {
                     port.flush().expect("flush");
-                    let _ = port.wait(Duration::from_micros(100));
+                    let _ = port.wait(Duration::from_micros(100), None);
                 }
             }
             if sent.is_multiple_of(64) {
@@ -714,7 +714,7 @@ impl Duo {
         let until = Instant::now() + d;
         while Instant::now() < until {
             if !self.step() {
-                let _ = self.a.port().wait(Duration::from_micros(100));
+                let _ = self.a.port().wait(Duration::from_micros(100), None);
             }
         }
     }
@@ -727,7 +727,7 @@ impl Duo {
                 return true;
             }
             if !self.step() {
-                let _ = self.a.port().wait(Duration::from_micros(100));
+                let _ = self.a.port().wait(Duration::from_micros(100), None);
             }
         }
         done(self)

@@ -6,6 +6,9 @@
 //!
 //! The engine is host 1 (198.18.0.1), smoltcp host 2; the Pair's trace is
 //! decoded by the etherparse-based oracle in `support`, never by our `wire`.
+//! Every test runs a second time over IPv6 (2001:db8::1 and ::2, smoltcp
+//! with `proto-ipv6`, neighbours found by Neighbor Discovery):
+//! `every_interop_test_also_passes_over_ipv6`.
 //!
 //! smoltcp 0.14 strands a lost FIN when three duplicate ACKs follow it (see
 //! `support::smoltcp_peer`). Lossy tests in which smoltcp sends a FIN use
@@ -799,8 +802,14 @@ fn shutdown_send_peer_reads_eof_while_still_sending_to_us() {
 /// connect fails with ETIMEDOUT after the SYN retries, instead of hanging.
 #[test]
 fn connect_survives_a_lost_arp_request() {
+    /// ARP, or (over IPv6) a Neighbor Solicitation: ICMPv6 type 135
+    /// right after the fixed header, as the engine sends it.
     fn is_arp(frame: &[u8]) -> bool {
         frame.len() >= 14 && frame[12..14] == [0x08, 0x06]
+            || frame.len() > 54
+                && frame[12..14] == [0x86, 0xdd]
+                && frame[20] == 58
+                && frame[54] == 135
     }
     for lose_all in [false, true] {
         let t0 = Instant::now();
@@ -912,4 +921,48 @@ fn data_both_ways_over_links_that_reorder_and_duplicate() {
             assert_no_rst_from_lingerd(&lab, &what);
         }
     }
+}
+
+/// Every test of this file runs over IPv6 as well: this test runs the
+/// file's own binary again with `support::raw_peer::FAMILY_ENV` = `v6`
+/// (the engine then also has 2001:db8::1/64, smoltcp is 2001:db8::2/64,
+/// and the engine connects to and is reached at the IPv6 addresses) and
+/// fails if any test fails there.
+#[test]
+fn every_interop_test_also_passes_over_ipv6() {
+    if support::raw_peer::family_is_v6() {
+        return;
+    }
+    let me = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(me)
+        .env(support::raw_peer::FAMILY_ENV, "v6")
+        .args(["--skip", "every_interop_test_also_passes_over_ipv6"])
+        .output()
+        .expect("run the interop tests over IPv6");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "interop over IPv6 failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test result: ok. "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a test summary");
+    assert!(passed >= 10, "only {passed} tests ran over IPv6:\n{stdout}");
+}
+
+/// The engine and smoltcp speak the family of the run.
+#[test]
+fn the_connection_is_of_the_family_of_the_run() {
+    let (lab, h) = accept_from_smoltcp(lossless());
+    let tuple = lab.pair.a.tuple(h).expect("live");
+    assert_eq!(
+        tuple.remote_addr.is_ipv6(),
+        support::raw_peer::family_is_v6()
+    );
+    assert_eq!(tuple.remote_addr, engine::addr(2, 0).ip());
+    assert_eq!(tuple.local_addr, engine::addr(1, 0).ip());
 }

@@ -103,7 +103,7 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
             Request::Connect {
                 remote: engine::addr(1, 80),
                 local_port: Some(4000),
-                local_addr: bind,
+                local_addr: bind.map(Into::into),
             },
         );
     }
@@ -123,7 +123,7 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
         Request::Connect {
             remote: engine::addr(1, 80),
             local_port: None,
-            local_addr: Some(Ipv4Addr::new(198, 18, 0, 43)),
+            local_addr: Some(Ipv4Addr::new(198, 18, 0, 43).into()),
         },
     );
     let c = drain(&mut b);
@@ -140,14 +140,14 @@ fn a_bound_connect_opens_from_the_address_asked_for() {
     let _ = pair
         .b
         .list_connections(now, &Filter::default(), 0, usize::MAX, u32::MAX, &mut page);
-    let mut froms: Vec<(Ipv4Addr, State)> =
+    let mut froms: Vec<(std::net::IpAddr, State)> =
         page.iter().map(|i| (i.tuple.local_addr, i.state)).collect();
     froms.sort_by_key(|f| f.0);
     assert_eq!(
         froms,
         [
-            (Ipv4Addr::new(198, 18, 0, 2), State::Established),
-            (second, State::Established)
+            (Ipv4Addr::new(198, 18, 0, 2).into(), State::Established),
+            (second.into(), State::Established)
         ]
     );
 }

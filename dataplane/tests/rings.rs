@@ -134,6 +134,59 @@ fn every_request_gets_one_completion_even_under_backpressure() {
 /// ring decoder: the engine, which takes a `Shutdown` enum, never sees it
 /// (were it to, the unknown handle would be ENOTSOCK).
 #[test]
+fn an_armed_doorbell_asks_the_client_to_ring_and_sees_late_requests() {
+    let (mut client, mut rings) = setup(4);
+    let t0 = Instant::now();
+    let mut e = engine::engine(1, t0);
+    assert!(
+        !client.tx.needs_wakeup(),
+        "an awake core asks for no doorbell"
+    );
+    assert!(!rings.arm_doorbell(), "nothing pending: the core may sleep");
+    assert!(client.tx.needs_wakeup(), "armed: the client must ring");
+    rings.disarm_doorbell();
+    assert!(!client.tx.needs_wakeup());
+
+    // A request published before the core armed is seen by the second look.
+    assert!(
+        client
+            .tx
+            .push(&entry::encode_request(1, &Op::GetLinger { handle: 1 }))
+    );
+    client.tx.publish();
+    assert!(rings.arm_doorbell(), "a late request keeps the core awake");
+    rings.disarm_doorbell();
+
+    // With the completion ring full, a pending request cannot be taken:
+    // the core may sleep (the client's reaping is what unblocks it).
+    for n in 2..=4 {
+        assert!(
+            client
+                .tx
+                .push(&entry::encode_request(n, &Op::GetLinger { handle: n }))
+        );
+    }
+    client.tx.publish();
+    daemon_step(&mut rings, &mut e, t0);
+    assert!(
+        client
+            .tx
+            .push(&entry::encode_request(5, &Op::GetLinger { handle: 5 }))
+    );
+    client.tx.publish();
+    assert!(
+        !rings.arm_doorbell(),
+        "no room to answer: sleeping is right"
+    );
+    rings.disarm_doorbell();
+    assert_eq!(client.read_completions().len(), 4);
+    assert!(
+        rings.arm_doorbell(),
+        "room again: the pending request is work"
+    );
+}
+
+#[test]
 fn shutdown_with_a_bad_how_is_einval_before_the_engine() {
     let (mut client, mut rings) = setup(8);
     let t0 = Instant::now();

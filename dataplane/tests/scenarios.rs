@@ -6,7 +6,12 @@
 //!
 //! The engine is 198.18.0.1 (port 80 passive, 50000 active), the peer
 //! 198.18.0.2:40000 with ISS 1000, no window scaling, no timestamps, MSS
-//! 1460. Frames are built and decoded with etherparse only. Time is virtual.
+//! 1460. Every scenario runs a second time over IPv6 (engine 2001:db8::1,
+//! peer 2001:db8::2; `test_every_scenario_also_passes_over_ipv6`), and the
+//! last section holds the IPv6-only ones: Neighbor Discovery through a
+//! link-local gateway, Packet Too Big, fragments, both families in one
+//! engine. Frames are built and decoded with etherparse only. Time is
+//! virtual.
 
 mod support;
 
@@ -111,7 +116,7 @@ fn test_listen_syn_synack_without_arp() {
     let sa = p.expect_one();
     assert_eq!(sa.flags_str(), "SA");
     assert_eq!(sa.ack, PEER_ISS + 1);
-    assert_eq!(sa.mss, Some(1460), "we advertise our own MSS");
+    assert_eq!(sa.mss, Some(p.our_mss()), "we advertise our own MSS");
     assert_eq!(
         sa.window, 65_535,
         "RFC 7323 §2.2: a SYN's window is unscaled"
@@ -128,7 +133,7 @@ fn test_closed_connect_arp_then_syn() {
     let mut p = peer();
     p.establish_active();
     assert_eq!(p.arp_seen.len(), 1, "one ARP request, answered once");
-    assert_eq!(p.engine.counters().arp_requests_sent, 1);
+    assert_eq!(p.neighbor_requests_sent(), 1);
     p.push(b"ping");
     assert_eq!(p.read_all(), b"ping");
 }
@@ -140,14 +145,18 @@ fn test_arp_request_answered() {
     p.send_frame(&req);
     assert_eq!(p.arp_seen.len(), 1);
     let reply = &p.arp_seen[0];
-    assert_eq!(reply.operation, etherparse::ArpOperation::REPLY);
+    assert!(!reply.request);
     assert_eq!(reply.sender_mac, p.engine_mac);
-    assert_eq!(reply.sender_ipv4, p.engine_ip.octets());
+    assert_eq!(reply.sender_ip, p.engine_ip);
     assert_eq!(reply.target_mac, p.mac);
-    assert_eq!(reply.target_ipv4, p.ip.octets());
-    assert_eq!(p.engine.counters().arp_replies_sent, 1);
+    assert_eq!(reply.target_ip, p.ip);
+    assert_eq!(p.neighbor_replies_sent(), 1);
     // Not our address: no answer.
-    let other = p.arp_request(std::net::Ipv4Addr::new(198, 18, 0, 77));
+    let other = match p.engine_ip {
+        std::net::IpAddr::V4(_) => std::net::IpAddr::from([198, 18, 0, 77]),
+        std::net::IpAddr::V6(_) => "2001:db8::77".parse().unwrap(),
+    };
+    let other = p.arp_request(other);
     p.send_frame(&other);
     assert_eq!(p.arp_seen.len(), 1);
     p.expect_none();
@@ -158,7 +167,7 @@ fn test_syn_sent_unanswered_arp_fails_connect() {
     let mut p = RawPeer::new(|c| c.tcp.syn_retries = 2);
     p.answer_arp = false;
     let ud = p.request(Request::Connect {
-        remote: std::net::SocketAddrV4::new(p.ip, PEER_PORT),
+        remote: std::net::SocketAddr::new(p.ip, PEER_PORT),
         local_port: Some(50_000),
         local_addr: None,
     });
@@ -1278,7 +1287,7 @@ fn test_every_request_gets_exactly_one_completion() {
             backlog: 0,
         },
         Request::Connect {
-            remote: std::net::SocketAddrV4::new(p.ip, 0),
+            remote: std::net::SocketAddr::new(p.ip, 0),
             local_port: None,
             local_addr: None,
         },
@@ -1309,11 +1318,12 @@ fn test_every_request_gets_exactly_one_completion() {
         Request::GetLinger { handle: h },
         Request::CloseMatching {
             filter: Filter {
-                // The engine is IPv4-only: an IPv6 prefix is EINVAL.
-                remote: Some("2001:db8::/32".parse::<Prefix>().unwrap()),
+                local_port: Some(1),
                 ..Filter::default()
             },
-            mode: CloseMode::Abort,
+            mode: CloseMode::Linger {
+                ms: lingerd_dataplane::tcp::linger::MAX_LINGER_MS + 1,
+            },
             pace_per_s: 0,
         },
         Request::CloseMatching {
@@ -2195,4 +2205,292 @@ fn test_established_zero_receive_window_still_takes_the_peers_ack() {
         p.dump()
     );
     assert_eq!(p.engine.counters().retransmits, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Both families; IPv6 only: Neighbor Discovery, Packet Too Big, fragments
+// ---------------------------------------------------------------------------
+
+/// Every scenario of this file runs over IPv6 as well: this test runs the
+/// file's own binary again with [`support::raw_peer::FAMILY_ENV`] = `v6`
+/// (every `RawPeer::new` then speaks IPv6 to a dual-stack engine) and
+/// fails if any scenario fails there.
+#[test]
+fn test_every_scenario_also_passes_over_ipv6() {
+    if support::raw_peer::family_is_v6() {
+        return;
+    }
+    let me = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(me)
+        .env(support::raw_peer::FAMILY_ENV, "v6")
+        .args(["--skip", "test_every_scenario_also_passes_over_ipv6"])
+        .output()
+        .expect("run the scenarios over IPv6");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scenarios over IPv6 failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test result: ok. "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a test summary");
+    assert!(
+        passed >= 70,
+        "only {passed} scenarios ran over IPv6:\n{stdout}"
+    );
+}
+
+/// The peer speaks the family the run asks for, and so does the engine:
+/// what makes the run above an IPv6 run.
+#[test]
+fn test_the_peer_and_the_engine_speak_the_family_of_the_run() {
+    let mut p = peer();
+    let v6 = support::raw_peer::family_is_v6();
+    assert_eq!(p.ip.is_ipv6(), v6);
+    p.establish_passive();
+    p.write(b"hello");
+    let a = p.expect_one();
+    assert_eq!(a.payload, b"hello");
+    assert_eq!(a.src.ip(), p.engine_ip);
+    assert_eq!(a.dst.ip(), p.ip);
+    assert_eq!(a.src.is_ipv6(), v6);
+    let tuple = p.engine.tuple(p.h()).expect("live");
+    assert_eq!((tuple.local_addr, tuple.remote_addr), (p.engine_ip, p.ip));
+}
+
+fn peer6() -> RawPeer {
+    RawPeer::with_family(true, |_| {})
+}
+
+/// An IPv6 frame from the peer (`next` and `body` after the fixed header).
+fn v6_frame(p: &RawPeer, src: std::net::Ipv6Addr, next: u8, body: &[u8]) -> Vec<u8> {
+    let std::net::IpAddr::V6(dst) = p.engine_ip else {
+        panic!("an IPv6 peer")
+    };
+    let mut f = Vec::new();
+    f.extend_from_slice(&p.engine_mac);
+    f.extend_from_slice(&p.mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[next, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(body);
+    f
+}
+
+/// A Packet Too Big from a router for the peer's side of the scripted
+/// connection, quoting our segment with sequence number `seq`; ICMPv6
+/// checksum by etherparse.
+fn packet_too_big(p: &RawPeer, mtu: u32, seq: u32) -> Vec<u8> {
+    let (std::net::IpAddr::V6(us), std::net::IpAddr::V6(peer)) = (p.engine_ip, p.ip) else {
+        panic!("an IPv6 peer")
+    };
+    let router: std::net::Ipv6Addr = "2001:db8::fe".parse().unwrap();
+    let mut quote = vec![0x60, 0, 0, 0, 0x05, 0xa0, 6, 64];
+    quote.extend_from_slice(&us.octets());
+    quote.extend_from_slice(&peer.octets());
+    quote.extend_from_slice(&p.engine_port.to_be_bytes());
+    quote.extend_from_slice(&PEER_PORT.to_be_bytes());
+    quote.extend_from_slice(&seq.to_be_bytes());
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ethernet2(p.mac, p.engine_mac)
+        .ipv6(router.octets(), us.octets(), 64)
+        .icmpv6(etherparse::Icmpv6Type::PacketTooBig { mtu })
+        .write(&mut v, &quote)
+        .expect("PTB builds");
+    v
+}
+
+#[test]
+fn test_v6_packet_too_big_for_data_in_flight_lowers_the_mss_and_resends() {
+    let mut p = peer6();
+    p.establish_passive();
+    p.write(&[7u8; 3000]);
+    let sent = p.recv_all();
+    assert_eq!(sent[0].payload_len, 1440, "MSS 1460 less 20 for IPv6");
+    let first = sent[0].seq;
+    let frame = packet_too_big(&p, 1280, first);
+    p.send_frame(&frame);
+    assert_eq!(p.engine.counters().ptb_mss_lowered, 1);
+    assert_eq!(p.engine.counters().ptb_ignored, 0);
+    let again = p.recv_all();
+    let resent = again
+        .iter()
+        .find(|s| s.seq == first)
+        .expect("the segment that did not fit is sent again");
+    assert_eq!(resent.payload_len, 1220, "1280 - 40 - 20");
+    // Everything afterwards fits too.
+    p.ack();
+    p.write(&[8u8; 4000]);
+    assert!(p.recv_all().iter().all(|s| s.payload_len <= 1220));
+}
+
+#[test]
+fn test_v6_packet_too_big_is_ignored_unless_it_quotes_data_in_flight() {
+    let mut p = peer6();
+    p.establish_passive();
+    // Nothing in flight: whatever it quotes, nothing changes.
+    let f = packet_too_big(&p, 1280, p.engine_iss.wrapping_add(1));
+    p.send_frame(&f);
+    assert_eq!(p.engine.counters().ptb_ignored, 1);
+    p.write(&[1u8; 2000]);
+    let sent = p.recv_all();
+    let (una, max) = (
+        sent[0].seq,
+        sent.last().unwrap().seq + sent.last().unwrap().payload_len as u32,
+    );
+    // Before SND.UNA, at SND.MAX, far away: ignored (RFC 5927 §4.1).
+    for seq in [una.wrapping_sub(1), max, una.wrapping_add(1 << 30)] {
+        let f = packet_too_big(&p, 1280, seq);
+        p.send_frame(&f);
+    }
+    // An MTU that does not lower the MSS: ignored.
+    let f = packet_too_big(&p, 9000, una);
+    p.send_frame(&f);
+    // For a connection we do not have: ignored.
+    p.engine_port = 81;
+    let f = packet_too_big(&p, 1280, una);
+    p.send_frame(&f);
+    p.engine_port = SERVER_PORT;
+    assert_eq!(p.engine.counters().ptb_ignored, 6);
+    assert_eq!(p.engine.counters().ptb_mss_lowered, 0);
+    p.expect_none();
+}
+
+#[test]
+fn test_v6_fragments_are_dropped_and_counted_atomic_ones_accepted() {
+    let mut p = peer6();
+    p.listen(8);
+    let syn = p.frame(&seg(SYN).seq(PEER_ISS).mss(1460));
+    let std::net::IpAddr::V6(src) = p.ip else {
+        panic!()
+    };
+    // The TCP segment of `syn`, behind a Fragment header.
+    let tcp = &syn[14 + 40..];
+    let with_fragment = |offset_flags: u16| {
+        let mut body = vec![6u8, 0];
+        body.extend_from_slice(&offset_flags.to_be_bytes());
+        body.extend_from_slice(&7u32.to_be_bytes());
+        body.extend_from_slice(tcp);
+        v6_frame(&p, src, 44, &body)
+    };
+    // First fragment (M set), later fragment (offset 1), atomic fragment.
+    let frames = [with_fragment(1), with_fragment(1 << 3), with_fragment(0)];
+    let fragmented = lingerd_dataplane::wire::Error::Fragmented.index();
+    for f in &frames[..2] {
+        p.send_frame(f);
+        p.expect_none();
+    }
+    assert_eq!(p.engine.counters().rx_parse_errors[fragmented], 2);
+    // An atomic fragment (offset 0, M clear) is a whole packet.
+    p.send_frame(&frames[2]);
+    assert_eq!(p.expect_one().flags_str(), "SA");
+    assert_eq!(p.engine.counters().rx_parse_errors[fragmented], 2);
+}
+
+#[test]
+fn test_v6_gateway_may_be_link_local_and_is_solicited() {
+    let gw: std::net::Ipv6Addr = "fe80::1".parse().unwrap();
+    let mut p = RawPeer::with_family(true, |c| c.gateway6 = Some(gw));
+    let off_link: std::net::IpAddr = "2001:db9::2".parse().unwrap();
+    let ud = p.request(Request::Connect {
+        remote: std::net::SocketAddr::new(off_link, 443),
+        local_port: None,
+        local_addr: None,
+    });
+    p.pump();
+    let ns = p.arp_seen.last().expect("a solicitation for the gateway");
+    assert!(ns.request);
+    assert_eq!(ns.target_ip, std::net::IpAddr::V6(gw));
+    assert_eq!(ns.sender_ip, p.engine_ip);
+    assert_eq!(
+        ns.target_mac,
+        [0x33, 0x33, 0xff, 0, 0, 1],
+        "solicited-node group"
+    );
+    assert_eq!(p.engine.counters().nd_solicits_sent, 1);
+    // The gateway answers from its link-local address: the SYN goes to its MAC.
+    let gw_mac = [2, 0, 0, 0, 0, 0xfe];
+    let mut body = gw.octets().to_vec();
+    body.extend_from_slice(&[2, 1]);
+    body.extend_from_slice(&gw_mac);
+    let std::net::IpAddr::V6(us) = p.engine_ip else {
+        panic!()
+    };
+    let mut na = Vec::new();
+    etherparse::PacketBuilder::ethernet2(gw_mac, p.engine_mac)
+        .ipv6(gw.octets(), us.octets(), 255)
+        .icmpv6_raw(136, 0, [0x60, 0, 0, 0])
+        .write(&mut na, &body)
+        .expect("NA builds");
+    p.engine.handle_rx(p.now, &na);
+    let mut buf = [0u8; 2048];
+    let len = p
+        .engine
+        .poll_transmit(p.now, &mut buf)
+        .expect("the SYN leaves");
+    assert_eq!(&buf[..6], &gw_mac);
+    let syn = support::summarize(&buf[..len]).expect("a TCP segment");
+    assert!(syn.flags.syn && syn.checksum_ok);
+    assert_eq!(syn.dst.ip(), off_link);
+    assert!(p.answer(ud).is_none(), "still connecting");
+}
+
+#[test]
+fn test_v6_connect_without_a_v6_address_is_unreachable() {
+    let mut p = RawPeer::with_family(false, |c| c.addrs.retain(|a| a.addr().is_ipv4()));
+    let c = p.call(Request::Connect {
+        remote: "[2001:db8::2]:80".parse().unwrap(),
+        local_port: None,
+        local_addr: None,
+    });
+    assert_eq!(c.result, Errno::NetUnreach);
+    // Bound to an address of the other family: EINVAL.
+    let mut p = peer6();
+    let c = p.call(Request::Connect {
+        remote: "[2001:db8::2]:80".parse().unwrap(),
+        local_port: None,
+        local_addr: Some(std::net::IpAddr::from([198, 18, 0, 1])),
+    });
+    assert_eq!(c.result, Errno::Inval);
+}
+
+#[test]
+fn test_v4_and_v6_connections_share_one_engine_and_close_matching_by_v6_prefix() {
+    let mut p = peer6();
+    p.establish_passive();
+    let v6 = p.h();
+    // A v4 peer on the same engine, same ports.
+    let v4_syn = {
+        let q = RawPeer::with_family(false, |_| {});
+        q.frame(&seg(SYN).seq(PEER_ISS).mss(1460))
+    };
+    p.send_frame(&v4_syn);
+    let sa = p.expect_one();
+    assert_eq!(sa.flags_str(), "SA");
+    assert!(sa.dst.is_ipv4());
+    assert_eq!(p.engine.connection_count(), 3, "listener, v6 and v4");
+    let ud = p.request_as(
+        ADMIN_CLIENT,
+        Request::CloseMatching {
+            filter: Filter {
+                remote: Some("2001:db8::/64".parse::<Prefix>().unwrap()),
+                ..Filter::default()
+            },
+            mode: CloseMode::Abort,
+            pace_per_s: 0,
+        },
+    );
+    p.advance(1);
+    assert_eq!(rd(&p.answer(ud).unwrap()), (Errno::Ok, Detail::Count(1)));
+    let out = p.recv_all();
+    assert_eq!(rsts(&out).len(), 1, "{out:?}");
+    assert!(rsts(&out)[0].dst.is_ipv6());
+    assert_eq!(p.engine.state(v6), None);
+    assert_eq!(p.engine.connection_count(), 2, "listener and the v4 one");
 }

@@ -169,7 +169,7 @@ impl Hooks<AfXdpStats> for Echo<'_> {
                     CLIENT,
                     *user_data,
                     Request::Connect {
-                        remote,
+                        remote: remote.into(),
                         local_port: None,
                         local_addr: None,
                     },

@@ -341,7 +341,7 @@ fn spawn_receiver(
             port.rx_burst(64, |f| {
                 let _ = tx.send(f.to_vec());
             });
-            port.wait(Duration::from_millis(5))
+            port.wait(Duration::from_millis(5), None)
                 .expect("poll the socket");
         }
         let stats = port.stats().expect("xdp statistics");

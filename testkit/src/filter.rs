@@ -8,6 +8,7 @@
 //! it drops are released unread, and everything else is the wrapped port's.
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use lingerd_dataplane::port::{Port, TxOutcome};
@@ -58,8 +59,8 @@ impl<P: Port, F: FnMut(&[u8]) -> bool> Port for Filtered<P, F> {
         self.port.tx_in_flight()
     }
 
-    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
-        self.port.wait(timeout)
+    fn wait(&mut self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<bool> {
+        self.port.wait(timeout, also)
     }
 
     fn stats(&self) -> io::Result<P::Stats> {
@@ -110,7 +111,7 @@ mod tests {
         fn tx_in_flight(&self) -> usize {
             self.tx.len()
         }
-        fn wait(&mut self, _timeout: Duration) -> io::Result<bool> {
+        fn wait(&mut self, _: Duration, _: Option<BorrowedFd<'_>>) -> io::Result<bool> {
             Ok(false)
         }
         fn stats(&self) -> io::Result<u64> {

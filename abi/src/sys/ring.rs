@@ -11,7 +11,7 @@
 //! outside the ring.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{Ordering, fence};
 
 use super::region::SharedRegion;
 use crate::layout::{
@@ -138,7 +138,12 @@ impl Producer {
     }
 
     /// Whether the consumer asked to be woken (then signal its eventfd).
+    /// Call it after [`publish`](Self::publish): the fence orders the
+    /// tail's store before the flag's load, the mirror of the one in
+    /// [`Consumer::set_need_wakeup`], so that either the consumer sees the
+    /// new entries when it looks again or this sees its flag.
     pub fn needs_wakeup(&self) -> bool {
+        fence(Ordering::SeqCst);
         self.ring.word(RING_FLAGS).load(Ordering::Acquire) & RING_NEED_WAKEUP != 0
     }
 }
@@ -213,11 +218,15 @@ impl Consumer {
             .store(self.head, Ordering::Release);
     }
 
-    /// Sets or clears NEED_WAKEUP (the consumer is about to sleep).
+    /// Sets or clears NEED_WAKEUP (the consumer is about to sleep). After
+    /// setting it, look at [`available`](Self::available) once more before
+    /// sleeping: the fence orders the flag's store before the tail's load
+    /// (see [`Producer::needs_wakeup`]).
     pub fn set_need_wakeup(&self, on: bool) {
         let w = self.ring.word(RING_FLAGS);
         if on {
             w.fetch_or(RING_NEED_WAKEUP, Ordering::AcqRel);
+            fence(Ordering::SeqCst);
         } else {
             w.fetch_and(!RING_NEED_WAKEUP, Ordering::AcqRel);
         }

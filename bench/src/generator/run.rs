@@ -919,9 +919,9 @@ impl<'a> Gen<'a> {
             ME,
             ud(Kind::Connect, j),
             Request::Connect {
-                remote,
+                remote: remote.into(),
                 local_port: port,
-                local_addr: Some(src),
+                local_addr: Some(src.into()),
             },
         );
     }

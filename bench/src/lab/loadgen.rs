@@ -49,7 +49,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -207,17 +207,6 @@ impl Config {
     }
 }
 
-/// The dut's listener `port` as the generator's engine takes a `Connect`:
-/// `SocketAddrV4` while the engine's API is IPv4 only (then this is
-/// `SocketAddr::new(dut, port)`); `None` for an IPv6 dut, which
-/// [`LoadGen::start`] refuses.
-fn connect_to(dut: IpAddr, port: u16) -> Option<SocketAddrV4> {
-    match SocketAddr::new(dut, port) {
-        SocketAddr::V4(a) => Some(a),
-        SocketAddr::V6(_) => None,
-    }
-}
-
 /// Ports needed for `n` connections.
 pub fn ports_needed(n: usize) -> usize {
     n.div_ceil(PER_PORT).max(1)
@@ -369,12 +358,6 @@ impl LoadGen {
             cfg.connections,
             cfg.muted,
             cfg.ports_wanted()
-        );
-        anyhow::ensure!(
-            connect_to(cfg.dut, 0).is_some(),
-            "the load generator's engine opens IPv4 connections only in this build: \
-             {} is IPv6",
-            cfg.dut
         );
         let progress = Arc::new(Progress::default());
         let p = Arc::clone(&progress);
@@ -679,10 +662,7 @@ fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant
         while st.next < until {
             let i = st.next;
             let port = cfg.port_of(i);
-            let Some(remote) = connect_to(cfg.dut, port) else {
-                // `LoadGen::start` refused this configuration.
-                return;
-            };
+            let remote = SocketAddr::new(cfg.dut, port);
             st.conns[i].remote_port = port;
             engine.handle_request(
                 now,
@@ -928,11 +908,6 @@ mod tests {
         }
         let cfg_dut: IpAddr = "2001:db8::11".parse().unwrap();
         assert_eq!(Family::of(cfg_dut), Family::V6);
-        assert!(connect_to(cfg_dut, 80).is_none());
-        assert_eq!(
-            connect_to(Ipv4Addr::new(198, 18, 0, 11).into(), 80),
-            Some(SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 11), 80))
-        );
     }
 
     #[test]

@@ -69,31 +69,6 @@ impl Addressing {
     }
 }
 
-/// Whether this build can run a lab benchmark of `family`; the error says
-/// why not. This is the one place a v6 run is stopped: everything of the
-/// benchmark's own is dual-stack (the lab, the kernel baseline, the dut's
-/// `addresses`, the generator's [`loadgen::Config`] and address, the RST
-/// tally, the ceiling senders and their receiver), but the engine under
-/// the dut and under the load generator is IPv4 only in this build (its
-/// `Connect` takes an IPv4 peer, it answers ARP and not Neighbor
-/// Discovery, it drops IPv6 frames). A v6 run would open nothing and
-/// report a rate of nothing, so it is refused before the lab is made; the
-/// refusal goes when the engine is dual-stack (and with it
-/// `loadgen::connect_to`'s IPv4 conversion, which the engine's `Connect`
-/// type forces).
-pub fn family_supported(family: Family) -> Result<(), String> {
-    match family {
-        Family::V4 => Ok(()),
-        Family::V6 => Err(
-            "--family v6 cannot run yet: the engine under the dut and under the \
-             load generator is IPv4-only in this build (its Connect takes an IPv4 peer, it \
-             answers ARP but not Neighbor Discovery); the lab, the kernel baseline, the RST \
-             tally and the ceiling senders are dual-stack already"
-                .to_owned(),
-        ),
-    }
-}
-
 /// How the dut closes its connections: the [`CloseMode`]s a benchmark can
 /// check, with their text form (`abort`, `graceful`, `linger=200ms`).
 /// Narrower than `CloseMode` in one way: a linger time of 0 is refused,
@@ -200,11 +175,5 @@ mod family_tests {
         assert!(v6.dut_prefix().contains("2001:db8::2".parse().unwrap()));
         assert_eq!(IpAddr::V4(setup::DUT_ENGINE_ADDR), v4.dut);
         assert_eq!(IpAddr::V4(loadgen::GEN_ADDR), v4.generator);
-        assert_eq!(family_supported(Family::V4), Ok(()));
-        assert!(
-            family_supported(Family::V6)
-                .unwrap_err()
-                .contains("IPv4-only")
-        );
     }
 }

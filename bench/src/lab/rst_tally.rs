@@ -37,6 +37,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use lingerd_dataplane::port::{Port, TxOutcome};
@@ -125,18 +126,20 @@ impl Template {
     /// `seg` to `dut` into `buf`: its length, or `None` if `buf` is short
     /// or `dut` is not of the template's family.
     fn build(&self, buf: &mut [u8], dut: IpAddr, seg: &ControlSegment<()>) -> Option<usize> {
-        let to = |remote_ip| ControlSegment {
-            remote_ip,
-            local_port: seg.local_port,
-            remote_port: seg.remote_port,
-            seq: seg.seq,
-            ack: seg.ack,
-            flags: seg.flags,
-            window: seg.window,
-        };
+        fn to<A>(seg: &ControlSegment<()>, remote_ip: A) -> ControlSegment<A> {
+            ControlSegment {
+                remote_ip,
+                local_port: seg.local_port,
+                remote_port: seg.remote_port,
+                seq: seg.seq,
+                ack: seg.ack,
+                flags: seg.flags,
+                window: seg.window,
+            }
+        }
         match (self, dut) {
-            (Template::V4(t), IpAddr::V4(a)) => t.build(buf, &to(a)).ok(),
-            (Template::V6(t), IpAddr::V6(a)) => t.build(buf, &to(a)).ok(),
+            (Template::V4(t), IpAddr::V4(a)) => t.build(buf, &to(seg, a)).ok(),
+            (Template::V6(t), IpAddr::V6(a)) => t.build(buf, &to(seg, a)).ok(),
             _ => None,
         }
     }
@@ -477,8 +480,8 @@ impl<P: Port, C: FnMut(u64)> Port for Tallied<'_, P, C> {
         self.port.tx_in_flight()
     }
 
-    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
-        self.port.wait(timeout)
+    fn wait(&mut self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<bool> {
+        self.port.wait(timeout, also)
     }
 
     fn stats(&self) -> io::Result<P::Stats> {
@@ -764,7 +767,7 @@ mod tests {
                 fn tx_in_flight(&self) -> usize {
                     0
                 }
-                fn wait(&mut self, _: Duration) -> io::Result<bool> {
+                fn wait(&mut self, _: Duration, _: Option<BorrowedFd<'_>>) -> io::Result<bool> {
                     Ok(false)
                 }
                 fn stats(&self) -> io::Result<()> {

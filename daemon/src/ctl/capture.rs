@@ -113,7 +113,7 @@ pub(super) fn serve(fd: &OwnedFd, ctx: &Ctx, spec: &CaptureSpec) {
             "busy: a capture is already running; one at a time".into(),
         );
     }
-    let _running = Running(&ctx.capturing);
+    let running = Running(&ctx.capturing);
     let snaplen = spec.snaplen();
     let unix_ns = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -239,6 +239,10 @@ pub(super) fn serve(fd: &OwnedFd, ctx: &Ctx, spec: &CaptureSpec) {
             }
         })
         .collect();
+    // The slot is free before the end is told: a `lingerd ctl` that starts
+    // the next capture as soon as it reads this one's end must not find it
+    // still taken.
+    drop(running);
     let _ = send(
         fd,
         ctx,

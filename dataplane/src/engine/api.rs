@@ -7,7 +7,7 @@
 //! data, peer closed, reset, progress) are extra completions with
 //! [`Completion::is_event`] set.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 pub use crate::shared::{
     ADMIN_CLIENT, CTL_CLIENT, ClientExitPolicy, ClientId, CloseMode, Completion, Detail, Outcome,
@@ -30,14 +30,15 @@ pub enum Request {
     /// (`Connected`) when established, or with ECONNREFUSED / ETIMEDOUT /
     /// OPERATION_ABORTED.
     Connect {
-        /// The peer.
-        remote: SocketAddrV4,
+        /// The peer (IPv4 or IPv6).
+        remote: SocketAddr,
         /// Our port; `None` picks an ephemeral one.
         local_port: Option<u16>,
-        /// Our address (bind before connect): one of the engine's, else
-        /// the connect fails with EINVAL; `None` picks the first address
-        /// on the peer's link (else the first address).
-        local_addr: Option<Ipv4Addr>,
+        /// Our address (bind before connect): one of the engine's, of the
+        /// peer's family, else the connect fails with EINVAL; `None` picks
+        /// the first address of the peer's family on the peer's link, else
+        /// the first of its family (none: ENETUNREACH).
+        local_addr: Option<IpAddr>,
     },
     /// Queue data. Completes at once: OK when queued whole, ENOBUFS (nothing
     /// queued) when the send buffer has no room, ESHUTDOWN after shutdown.
@@ -107,9 +108,10 @@ pub enum Request {
 /// Bulk teardown filter; every field that is set must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
-    /// Our address within this prefix.
+    /// Our address within this prefix (IPv4 or IPv6; a connection of the
+    /// other family never matches).
     pub local: Option<Prefix>,
-    /// The peer's address within this prefix.
+    /// The peer's address within this prefix (as `local`).
     pub remote: Option<Prefix>,
     /// Our port.
     pub local_port: Option<u16>,
@@ -130,8 +132,8 @@ impl Filter {
         state: crate::tcp::State,
         idle_ms: u64,
     ) -> bool {
-        self.local.is_none_or(|p| p.contains_v4(tuple.local_addr))
-            && self.remote.is_none_or(|p| p.contains_v4(tuple.remote_addr))
+        self.local.is_none_or(|p| p.contains(tuple.local_addr))
+            && self.remote.is_none_or(|p| p.contains(tuple.remote_addr))
             && self.local_port.is_none_or(|p| p == tuple.local_port)
             && self.remote_port.is_none_or(|p| p == tuple.remote_port)
             && (self.states == 0 || self.states & state.bit() != 0)

@@ -6,7 +6,7 @@
 //! ([`crate::engine::QueueEngine::retune`], a SIGHUP reload); the rest is
 //! fixed for the engine's life.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use crate::engine::api::Prefix;
 pub use crate::shared::config::{TcpConfig, TimeWaitRst};
@@ -15,6 +15,10 @@ pub use crate::tcp::reasm::ReasmConfig;
 use crate::tcp::rtt::RtoBounds;
 use crate::wire::EthernetAddress;
 
+/// The most addresses an engine answers for: the table's local-address
+/// slots minus the one listeners' keys use.
+pub const MAX_ADDRS: usize = crate::table::MAX_LOCAL_ADDRS - 1;
+
 /// Everything one queue engine needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -22,12 +26,18 @@ pub struct EngineConfig {
     pub core: u8,
     /// Our MAC address.
     pub mac: EthernetAddress,
-    /// Addresses we answer for, each with its on-link prefix
-    /// (`198.18.0.1/24`: peers in 198.18.0.0/24 are reached directly). The
-    /// engine speaks IPv4: an IPv6 entry is never matched.
+    /// Addresses we answer for, IPv4 and IPv6, each with its on-link
+    /// prefix (`198.18.0.1/24`: peers in 198.18.0.0/24 are reached
+    /// directly; `2001:db8::1/64` likewise). IPv6 link-local peers
+    /// (fe80::/10) are always on-link. At most
+    /// [`MAX_ADDRS`] (the table keeps a connection's local address as an
+    /// index into this list); the engine uses the first [`MAX_ADDRS`].
     pub addrs: Vec<Prefix>,
-    /// Next hop for destinations off every local link.
+    /// IPv4 next hop for destinations off every local link.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 next hop for destinations off every local link; may be
+    /// link-local (`fe80::1`), as routers advertise themselves.
+    pub gateway6: Option<Ipv6Addr>,
     /// Connection table size (listeners included).
     pub max_connections: u32,
     /// TCP parameters.
@@ -65,6 +75,7 @@ impl EngineConfig {
             mac,
             addrs: vec![addr],
             gateway: None,
+            gateway6: None,
             max_connections: 1 << 16,
             tcp: TcpConfig::default(),
             reassembly: ReasmConfig::default(),

@@ -93,16 +93,12 @@ impl QueueEngine {
         mode: CloseMode,
         pace_per_s: u32,
     ) {
-        let bad_prefix = [filter.local, filter.remote]
-            .iter()
-            .flatten()
-            .any(|p| !p.addr().is_ipv4());
         let bad_mode = matches!(
             mode,
             CloseMode::Linger { ms } | CloseMode::Deadline { ms }
                 if ms > crate::tcp::linger::MAX_LINGER_MS
         );
-        if bad_prefix || bad_mode {
+        if bad_mode {
             return self.complete(
                 client,
                 user_data,

@@ -20,6 +20,7 @@ mod tx;
 pub use crate::shared::counters;
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use api::{ClientId, Completion};
@@ -27,8 +28,9 @@ use config::EngineConfig;
 use counters::Counters;
 use neighbor::NeighborCache;
 
+use crate::shared::config::TcpConfig;
 use crate::shared::reply_limit::ReplyLimit;
-use crate::shared::{Disposition, NoSink, RstClock, RxSink};
+use crate::shared::{CtlSegment, Disposition, NoSink, RstClock, RxSink};
 use crate::table::{FourTuple, Handle, Table};
 use crate::tcp::cx::Cx;
 use crate::tcp::isn::IsnGenerator;
@@ -38,7 +40,7 @@ use crate::tcp::state::State;
 use crate::tcp::tcb::{Tcb, TcbFlags};
 use crate::tcp::{open, output, timers};
 use crate::timer::Wheel;
-use crate::wire::{ArpOperation, ControlSegment, EthernetAddress, SeqNumber};
+use crate::wire::{ArpOperation, EthernetAddress, RstTemplate, RstTemplateV6, SeqNumber};
 
 /// A listener: where passive opens on a port go.
 #[derive(Clone, Copy, Debug)]
@@ -49,23 +51,36 @@ struct Listener {
     pending: u32,
 }
 
-/// A frame that needs no connection record: RSTs, ARP, cookie SYN-ACKs.
+/// A frame that needs no connection record: RSTs, ARP, Neighbor
+/// Discovery, cookie SYN-ACKs.
 #[derive(Clone, Copy, Debug)]
 enum CtlFrame {
-    /// A TCP control segment from `local`; an RST of our own carries what
-    /// its departure is timed against.
+    /// A TCP control segment from `local` (of the segment's family); an
+    /// RST of our own carries what its departure is timed against.
     Tcp {
-        local: std::net::Ipv4Addr,
-        seg: ControlSegment,
+        local: IpAddr,
+        seg: CtlSegment,
         clock: RstClock,
     },
     /// An ARP request or reply.
     Arp {
         op: ArpOperation,
         target_mac: EthernetAddress,
-        target_ip: std::net::Ipv4Addr,
-        sender_ip: std::net::Ipv4Addr,
+        target_ip: Ipv4Addr,
+        sender_ip: Ipv4Addr,
     },
+    /// A Neighbor Advertisement of our address `target` to `dst_ip` at
+    /// `dst_mac` (answering a solicitation; `solicited` unless it answers
+    /// duplicate address detection, whose answer goes to all nodes).
+    NdAdvert {
+        target: Ipv6Addr,
+        dst_ip: Ipv6Addr,
+        dst_mac: EthernetAddress,
+        solicited: bool,
+    },
+    /// A Neighbor Solicitation for `target` from our address `src_ip`, to
+    /// the target's solicited-node group.
+    NdSolicit { target: Ipv6Addr, src_ip: Ipv6Addr },
     /// A SYN-ACK carrying a SYN cookie.
     CookieSynAck {
         tuple: FourTuple,
@@ -176,17 +191,58 @@ pub struct QueueEngine {
     jobs: VecDeque<matching::MatchJob>,
     next_ephemeral: u16,
     scratch: Vec<u8>,
-    rst_templates: Vec<(
-        std::net::Ipv4Addr,
-        EthernetAddress,
-        crate::wire::RstTemplate,
-    )>,
+    rst_templates: Vec<(IpAddr, EthernetAddress, AnyRstTemplate)>,
+    /// `cfg.tcp` as IPv6 connections use it: the MSS 20 bytes smaller
+    /// (the IPv6 header is 40 bytes, the IPv4 one 20).
+    tcp6: TcpConfig,
+}
+
+/// An RST template of either family.
+#[derive(Debug)]
+enum AnyRstTemplate {
+    V4(RstTemplate),
+    V6(RstTemplateV6),
+}
+
+/// Bytes an IPv6 header takes beyond an IPv4 one: what an IPv6
+/// connection's MSS is smaller by on the same link.
+const V6_EXTRA_HEADER: u16 = (crate::wire::IPV6_HEADER_LEN - crate::wire::IPV4_HEADER_LEN) as u16;
+
+/// The TCP configuration IPv6 connections use: `tcp` with its MSS lowered
+/// by the larger IP header (never below the IPv6 minimum's 1220).
+fn tcp_for_v6(tcp: &TcpConfig) -> TcpConfig {
+    TcpConfig {
+        mss: tcp
+            .mss
+            .saturating_sub(V6_EXTRA_HEADER)
+            .max(MIN_MSS_V6.min(tcp.mss)),
+        ..tcp.clone()
+    }
+}
+
+/// The smallest MSS an IPv6 path can force: the IPv6 minimum MTU, 1280,
+/// less 40 bytes of IPv6 header and 20 of TCP (RFC 8200 §5, RFC 8201 §4).
+pub const MIN_MSS_V6: u16 = (crate::wire::IPV6_MIN_MTU as u16) - 60;
+
+/// The local-address list of an engine's table: the unspecified IPv4
+/// address first (listeners' keys), then the engine's addresses (at most
+/// [`config::MAX_ADDRS`]).
+fn table_addrs(cfg: &EngineConfig) -> Vec<IpAddr> {
+    std::iter::once(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        .chain(cfg.addrs.iter().map(|a| a.addr()))
+        .take(crate::table::MAX_LOCAL_ADDRS)
+        .collect()
 }
 
 impl QueueEngine {
     /// An engine with an empty table; `now` becomes its epoch.
     pub fn new(cfg: EngineConfig, now: Instant) -> QueueEngine {
-        let table = Table::with_capacity(cfg.core, cfg.max_connections, cfg.hash_key);
+        let table = Table::with_capacity(
+            cfg.core,
+            cfg.max_connections,
+            cfg.hash_key,
+            &table_addrs(&cfg),
+        );
         let pool = SendBufPool::new(cfg.tcp.send_buffer as usize, 4096);
         let next_ephemeral = cfg.tcp.ephemeral_ports.0;
         QueueEngine {
@@ -214,6 +270,7 @@ impl QueueEngine {
             next_ephemeral,
             scratch: vec![0; usize::from(cfg.tcp.mss).max(536)],
             rst_templates: Vec::new(),
+            tcp6: tcp_for_v6(&cfg.tcp),
             epoch: now,
             arm_ms: 0,
             now_ns: 0,
@@ -234,6 +291,7 @@ impl QueueEngine {
     /// pacing rate applies to the next RST to leave, waiting ones included.
     pub fn retune(&mut self, tunables: config::Tunables) {
         self.cfg.set_tunables(tunables);
+        self.tcp6 = tcp_for_v6(&self.cfg.tcp);
         self.pacer.set_rate(self.cfg.max_rst_per_s);
     }
 
@@ -499,6 +557,11 @@ impl QueueEngine {
         let tuple = self.table.tuple(handle)?;
         let tcb = self.table.get_mut(handle)?;
         let listener = passive_listener(&self.listeners, tcb, tuple.local_port);
+        let cfg = if tuple.is_ipv6() {
+            &self.tcp6
+        } else {
+            &self.cfg.tcp
+        };
         let mut cx = Cx {
             now_ms,
             arm_ms,
@@ -507,7 +570,7 @@ impl QueueEngine {
             handle,
             tuple,
             listener,
-            cfg: &self.cfg.tcp,
+            cfg,
             counters: &mut self.counters,
             completions: &mut self.completions,
             pool: &mut self.pool,
@@ -522,7 +585,7 @@ impl QueueEngine {
     fn apply(&mut self, handle: Handle, d: Disposition, now_ms: u64) {
         let tuple = self.table.tuple(handle);
         let own = self.rst_clock;
-        let reply = |seg: ControlSegment, clock: RstClock| {
+        let reply = |seg: CtlSegment, clock: RstClock| {
             tuple.map(|t| CtlFrame::Tcp {
                 local: t.local_addr,
                 seg,
@@ -685,13 +748,19 @@ impl QueueEngine {
         }
     }
 
-    /// What a record created now for `owner` starts from.
-    fn birth(&self, owner: ClientId, user_data: u64, now_ms: u64) -> open::Birth<'_> {
+    /// The TCP configuration of a connection of this family.
+    fn tcp_cfg(&self, v6: bool) -> &TcpConfig {
+        if v6 { &self.tcp6 } else { &self.cfg.tcp }
+    }
+
+    /// What a record created now for `owner`, of the family `v6` says,
+    /// starts from.
+    fn birth(&self, owner: ClientId, user_data: u64, now_ms: u64, v6: bool) -> open::Birth<'_> {
         open::Birth {
             owner,
             user_data,
             linger: self.cfg.default_linger,
-            cfg: &self.cfg.tcp,
+            cfg: self.tcp_cfg(v6),
             now_ms,
             arm_ms: self.arm_from(now_ms),
         }

@@ -1,13 +1,16 @@
-//! The ARP neighbour cache (RFC 826) of one engine.
+//! The neighbour cache of one engine, for ARP (RFC 826) and IPv6 Neighbor
+//! Discovery (RFC 4861) alike.
 //!
-//! It owns IPv4 → MAC mappings with expiry, the rate limit on our own ARP
-//! requests, and the list of connections waiting for a resolution. It learns
-//! from ARP and from the Ethernet source of IPv4 frames from on-link hosts.
-//! It never sends anything itself: the engine asks what to send.
+//! It owns IP → MAC mappings of both families in one map with expiry, the
+//! rate limit on our own ARP requests and Neighbor Solicitations, and the
+//! list of connections waiting for a resolution. It learns from ARP, from
+//! Neighbor Solicitations and Advertisements, and from the Ethernet source
+//! of frames from on-link hosts. It never sends anything itself: the engine
+//! asks what to send.
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::table::Handle;
 use crate::wire::EthernetAddress;
@@ -16,7 +19,8 @@ use crate::wire::EthernetAddress;
 /// *stale* (RFC 4861's word, which Linux uses for ARP too): still used, but
 /// every use asks for a refresh.
 pub const ENTRY_LIFETIME_MS: u64 = 60_000;
-/// At most one ARP request per address per this interval.
+/// At most one ARP request or Neighbor Solicitation per address per this
+/// interval.
 pub const REQUEST_INTERVAL_MS: u64 = 1_000;
 /// Bound on connections parked waiting for resolutions.
 pub const MAX_WAITING: usize = 4_096;
@@ -33,18 +37,18 @@ struct Entry {
 /// One engine's neighbour cache.
 #[derive(Debug, Default)]
 pub struct NeighborCache {
-    entries: HashMap<Ipv4Addr, Entry>,
+    entries: HashMap<IpAddr, Entry>,
     waiting: Vec<Handle>,
     /// The last successful lookup `(ip, mac, expires_ms)`: a bulk close
     /// sends every RST to the same next hop, so this spares the keyed hash
     /// per frame. Cleared by every change to the mappings.
-    last: Cell<Option<(Ipv4Addr, EthernetAddress, u64)>>,
+    last: Cell<Option<(IpAddr, EthernetAddress, u64)>>,
 }
 
 impl NeighborCache {
     /// The MAC of `ip`, if known and fresh.
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr, now_ms: u64) -> Option<EthernetAddress> {
+    pub fn lookup(&self, ip: IpAddr, now_ms: u64) -> Option<EthernetAddress> {
         if let Some((last_ip, mac, expires_ms)) = self.last.get()
             && last_ip == ip
             && expires_ms > now_ms
@@ -63,7 +67,7 @@ impl NeighborCache {
     /// The MAC of `ip` if it was ever learned, with whether it is still
     /// fresh. A stale mapping is better than dropping a frame; the caller
     /// sends a refresh request.
-    pub fn lookup_any(&self, ip: Ipv4Addr, now_ms: u64) -> Option<(EthernetAddress, bool)> {
+    pub fn lookup_any(&self, ip: IpAddr, now_ms: u64) -> Option<(EthernetAddress, bool)> {
         if let Some(mac) = self.lookup(ip, now_ms) {
             return Some((mac, true));
         }
@@ -75,7 +79,7 @@ impl NeighborCache {
     /// Cheap refresh from received traffic: learns `ip` at `mac` unless the
     /// same mapping is already known with more than half its life left.
     /// Returns what [`learn`](Self::learn) returns.
-    pub fn touch(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now_ms: u64) -> bool {
+    pub fn touch(&mut self, ip: IpAddr, mac: EthernetAddress, now_ms: u64) -> bool {
         match self.entries.get(&ip) {
             Some(e)
                 if e.mac == Some(mac)
@@ -89,7 +93,7 @@ impl NeighborCache {
 
     /// Records `ip` at `mac`. Returns true when this resolved an address we
     /// did not know (waiting connections should be retried).
-    pub fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now_ms: u64) -> bool {
+    pub fn learn(&mut self, ip: IpAddr, mac: EthernetAddress, now_ms: u64) -> bool {
         if !mac.is_unicast() {
             return false;
         }
@@ -111,8 +115,9 @@ impl NeighborCache {
         was_unknown
     }
 
-    /// Whether an ARP request for `ip` should go out now (rate limited).
-    pub fn should_request(&mut self, ip: Ipv4Addr, now_ms: u64) -> bool {
+    /// Whether an ARP request (IPv4) or a Neighbor Solicitation (IPv6) for
+    /// `ip` should go out now (rate limited).
+    pub fn should_request(&mut self, ip: IpAddr, now_ms: u64) -> bool {
         let entry = self.entries.entry(ip).or_insert(Entry {
             mac: None,
             expires_ms: 0,
@@ -152,7 +157,7 @@ mod tests {
     #[test]
     fn learn_lookup_expire() {
         let mut c = NeighborCache::default();
-        let ip = Ipv4Addr::new(198, 18, 0, 2);
+        let ip = IpAddr::from([198, 18, 0, 2]);
         assert_eq!(c.lookup(ip, 0), None);
         assert!(c.learn(ip, MAC, 0));
         assert!(!c.learn(ip, MAC, 10), "already known");
@@ -167,7 +172,7 @@ mod tests {
     #[test]
     fn stale_entries_stay_usable_and_touch_refreshes() {
         let mut c = NeighborCache::default();
-        let ip = Ipv4Addr::new(198, 18, 0, 3);
+        let ip = IpAddr::from([198, 18, 0, 3]);
         assert!(c.learn(ip, MAC, 0));
         assert_eq!(c.lookup_any(ip, 10), Some((MAC, true)));
         assert_eq!(c.lookup_any(ip, ENTRY_LIFETIME_MS + 1), Some((MAC, false)));
@@ -183,7 +188,7 @@ mod tests {
     #[test]
     fn remembered_lookup_follows_relearning_and_expiry() {
         let mut c = NeighborCache::default();
-        let (a, b) = (Ipv4Addr::new(198, 18, 0, 2), Ipv4Addr::new(198, 18, 0, 3));
+        let (a, b) = (IpAddr::from([198, 18, 0, 2]), IpAddr::from([198, 18, 0, 3]));
         let other = EthernetAddress([2, 0, 0, 0, 0, 7]);
         c.learn(a, MAC, 0);
         c.learn(b, other, 0);
@@ -208,9 +213,24 @@ mod tests {
     }
 
     #[test]
+    fn v4_and_v6_neighbours_share_one_cache() {
+        let mut c = NeighborCache::default();
+        let v4 = IpAddr::from([198, 18, 0, 2]);
+        let v6: IpAddr = "fe80::2".parse().unwrap();
+        let other = EthernetAddress([2, 0, 0, 0, 0, 7]);
+        assert!(c.learn(v4, MAC, 0));
+        assert_eq!(c.lookup(v6, 1), None);
+        assert!(c.learn(v6, other, 1));
+        assert_eq!(c.lookup(v4, 2), Some(MAC));
+        assert_eq!(c.lookup(v6, 2), Some(other));
+        assert!(c.should_request("2001:db8::9".parse().unwrap(), 5));
+        assert!(c.should_request(IpAddr::from([198, 18, 0, 9]), 5));
+    }
+
+    #[test]
     fn requests_are_rate_limited() {
         let mut c = NeighborCache::default();
-        let ip = Ipv4Addr::new(198, 18, 0, 9);
+        let ip = IpAddr::from([198, 18, 0, 9]);
         assert!(c.should_request(ip, 5));
         assert!(!c.should_request(ip, 5 + REQUEST_INTERVAL_MS - 1));
         assert!(c.should_request(ip, 5 + REQUEST_INTERVAL_MS));

@@ -183,13 +183,13 @@ impl RstPacer {
 mod tests {
     use super::*;
     use crate::wire::{ControlSegment, SeqNumber, TcpFlags};
-    use std::net::Ipv4Addr;
+    use std::net::IpAddr;
 
     fn frame(n: u32) -> CtlFrame {
         CtlFrame::Tcp {
-            local: Ipv4Addr::new(198, 18, 0, 1),
+            local: IpAddr::from([198, 18, 0, 1]),
             seg: ControlSegment {
-                remote_ip: Ipv4Addr::new(198, 18, 0, 2),
+                remote_ip: IpAddr::from([198, 18, 0, 2]),
                 local_port: 80,
                 remote_port: 1024,
                 seq: SeqNumber(n),

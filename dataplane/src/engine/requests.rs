@@ -6,7 +6,7 @@
 //! EPERM); arguments must be in range (EINVAL). Every request gets exactly
 //! one completion, posted here or by the connection logic it calls.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use lingerd_abi::Errno;
@@ -327,12 +327,13 @@ impl QueueEngine {
         if self.listeners.contains_key(&port) {
             return self.complete(client, user_data, none, Errno::AddrInUse, Detail::None);
         }
-        let tcb = open::listener(self.birth(client, user_data, now_ms));
-        // Listeners are named by (0.0.0.0:port, 0.0.0.0:0), a tuple no
-        // segment can carry, so they never match a packet lookup.
+        let tcb = open::listener(self.birth(client, user_data, now_ms, false));
+        // Listeners (of both families) are named by (0.0.0.0:port,
+        // 0.0.0.0:0), a tuple no segment can carry, so they never match a
+        // packet lookup; 0.0.0.0 is the table's local address 0.
         let key = FourTuple {
-            local_addr: std::net::Ipv4Addr::UNSPECIFIED,
-            remote_addr: std::net::Ipv4Addr::UNSPECIFIED,
+            local_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            remote_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             local_port: port,
             remote_port: 0,
         };
@@ -348,7 +349,7 @@ impl QueueEngine {
                 );
                 self.complete(client, user_data, handle, Errno::Ok, Detail::None);
             }
-            Err(InsertError::Full) => {
+            Err(InsertError::Full | InsertError::Address) => {
                 self.complete(client, user_data, none, Errno::NoBufs, Detail::None)
             }
             Err(InsertError::Exists(_)) => {
@@ -388,37 +389,56 @@ impl QueueEngine {
         now_ms: u64,
         client: ClientId,
         user_data: u64,
-        (remote, bind, local_port): (SocketAddrV4, Option<Ipv4Addr>, Option<u16>),
+        (remote, bind, local_port): (SocketAddr, Option<IpAddr>, Option<u16>),
     ) {
         let none = Handle::from_raw(0);
-        // Bound: one of ours, or EINVAL. Unbound: the first address on the
-        // remote's link, else the first (the gateway's way out).
-        let local_addr = match bind {
-            Some(ip) => self.cfg.addrs.iter().find(|a| a.addr() == IpAddr::V4(ip)),
-            None => self
-                .cfg
-                .addrs
-                .iter()
-                .find(|a| a.contains_v4(*remote.ip()))
-                .or(self.cfg.addrs.first()),
-        }
-        .and_then(|a| match a.addr() {
-            IpAddr::V4(v4) => Some(v4),
-            IpAddr::V6(_) => None,
-        });
-        let (Some(local_addr), true) = (
-            local_addr,
-            remote.port() != 0 && !remote.ip().is_unspecified(),
-        ) else {
+        let peer = remote.ip();
+        let v6 = peer.is_ipv6();
+        if remote.port() == 0 || peer.is_unspecified() || peer.is_multicast() {
             return self.complete(client, user_data, none, Errno::Inval, Detail::None);
+        }
+        // Bound: one of ours of the peer's family, or EINVAL. Unbound: the
+        // first of the peer's family on its link, else the first of its
+        // family (the gateway's way out); none of its family: ENETUNREACH.
+        let local_addr = match bind {
+            Some(ip) if ip.is_ipv6() == v6 && self.is_local(ip) => ip,
+            Some(_) => {
+                return self.complete(client, user_data, none, Errno::Inval, Detail::None);
+            }
+            None => {
+                let mut family = self.local_addrs().filter(|a| a.is_ipv6() == v6);
+                let first = family.next();
+                let on_link = first.into_iter().chain(family).find(|&a| {
+                    self.cfg
+                        .addrs
+                        .iter()
+                        .any(|p| p.addr() == a && p.contains(peer))
+                });
+                match on_link.or(first) {
+                    Some(a) => a,
+                    None => {
+                        return self.complete(
+                            client,
+                            user_data,
+                            none,
+                            Errno::NetUnreach,
+                            Detail::None,
+                        );
+                    }
+                }
+            }
         };
-        if self.cfg.gateway.is_none() && !self.cfg.addrs.iter().any(|a| a.contains_v4(*remote.ip()))
-        {
+        let gateway = if v6 {
+            self.cfg.gateway6.is_some()
+        } else {
+            self.cfg.gateway.is_some()
+        };
+        if !gateway && !self.is_on_link(peer) {
             return self.complete(client, user_data, none, Errno::NetUnreach, Detail::None);
         }
         let mut tuple = FourTuple {
             local_addr,
-            remote_addr: *remote.ip(),
+            remote_addr: peer,
             local_port: 0,
             remote_port: remote.port(),
         };
@@ -433,7 +453,7 @@ impl QueueEngine {
         tuple.local_port = port;
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let iss = SeqNumber(self.isn.isn(&tuple, now_us));
-        let tcb = open::active(self.birth(client, user_data, now_ms), iss);
+        let tcb = open::active(self.birth(client, user_data, now_ms, v6), iss);
         match self.table.insert(tuple, tcb) {
             Ok(handle) => {
                 // The handle exists from now on: the client may close or
@@ -454,6 +474,10 @@ impl QueueEngine {
             }
             Err(InsertError::Exists(_)) => {
                 self.complete(client, user_data, none, Errno::AddrInUse, Detail::None)
+            }
+            // The address was checked against the table's list above.
+            Err(InsertError::Address) => {
+                self.complete(client, user_data, none, Errno::Inval, Detail::None)
             }
         }
     }

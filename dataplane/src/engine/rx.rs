@@ -1,23 +1,40 @@
-//! Frame arrival: Ethernet → ARP or IPv4 → TCP → the connection, a
-//! listener, or the stateless RST responder.
+//! Frame arrival: Ethernet → ARP, IPv4 or IPv6 (its extension headers
+//! walked) → TCP → the connection, a listener, or the stateless RST
+//! responder; or ICMPv6 → Neighbor Discovery or Packet Too Big.
 //!
 //! It owns demultiplexing and the segments that have no connection record:
 //! passive opens (with SYN cookies when a backlog is full) and RFC 9293
-//! §3.10.7.1 resets. Every parse failure is a counter, never a panic or a
-//! log line. Connection logic stays in `tcp`.
+//! §3.10.7.1 resets, for both families through one path; answering
+//! Neighbor Solicitations for our addresses; and validating a Packet Too
+//! Big against the connection it quotes (RFC 5927 §4.1) before lowering
+//! its MSS. Every parse failure is a counter (fragments under
+//! [`wire::Error::Fragmented`]), never a panic or a log line. Connection
+//! logic stays in `tcp`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
 
-use super::{CtlFrame, QueueEngine};
-use crate::shared::{Disposition, NoSink, RxSink};
+use super::{CtlFrame, MIN_MSS_V6, QueueEngine};
+use crate::shared::{CtlSegment, Disposition, NoSink, RxSink};
 use crate::table::{FourTuple, Handle, InsertError};
 use crate::tcp::state::State;
+use crate::tcp::tcb::TcbFlags;
 use crate::tcp::{input, open};
 use crate::wire::{
-    self, ArpOperation, ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress,
-    EthernetFrame, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpPacket, TcpRepr,
+    self, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
+    Icmpv6Message, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NdiscRepr,
+    PacketTooBigRepr, SeqNumber, TcpFlags, TcpPacket, TcpPseudoHeader, TcpRepr,
 };
+
+/// The all-nodes multicast group (RFC 4291 §2.7.1), where an answer to
+/// duplicate address detection goes.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// Whether `ip` is an IPv6 unicast link-local address (fe80::/10): always
+/// on-link.
+fn is_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
 
 impl QueueEngine {
     /// Takes one received Ethernet frame. Payload for clients is delivered
@@ -47,13 +64,18 @@ impl QueueEngine {
     ) -> wire::Result<()> {
         let eth = EthernetFrame::new_checked(frame)?;
         let dst = eth.dst_addr();
-        if dst != self.cfg.mac && !dst.is_broadcast() {
+        // Unicast to us, broadcast (ARP), or an IPv6 multicast group
+        // (33:33:…, RFC 2464 §7: Neighbor Solicitations to a
+        // solicited-node group); which groups are ours is checked by IP.
+        let ipv6_multicast = dst.0[0] == 0x33 && dst.0[1] == 0x33;
+        if dst != self.cfg.mac && !dst.is_broadcast() && !ipv6_multicast {
             self.counters.rx_not_ours += 1;
             return Ok(());
         }
         match eth.ethertype() {
             EtherType::Arp => self.rx_arp(now_ms, eth.payload()),
             EtherType::Ipv4 => self.rx_ipv4(now, now_ms, eth.src_addr(), eth.payload(), sink),
+            EtherType::IPV6 => self.rx_ipv6(now, now_ms, eth.src_addr(), eth.payload(), sink),
             EtherType::Unknown(_) => {
                 self.counters.rx_not_ours += 1;
                 Ok(())
@@ -61,12 +83,21 @@ impl QueueEngine {
         }
     }
 
-    fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.cfg.addrs.iter().any(|a| a.addr() == IpAddr::V4(ip))
+    /// Whether `ip` is one of our addresses (the engine's table addresses).
+    pub(super) fn is_local(&self, ip: IpAddr) -> bool {
+        self.local_addrs().any(|a| a == ip)
     }
 
-    fn is_on_link(&self, ip: Ipv4Addr) -> bool {
-        self.cfg.addrs.iter().any(|a| a.contains_v4(ip))
+    /// Our addresses, as the table knows them (at most
+    /// [`super::config::MAX_ADDRS`]).
+    pub(super) fn local_addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.table.local_addrs().iter().skip(1).copied()
+    }
+
+    /// Whether `ip` is reached directly: inside one of our prefixes, or an
+    /// IPv6 link-local address.
+    pub(super) fn is_on_link(&self, ip: IpAddr) -> bool {
+        is_link_local(ip) || self.cfg.addrs.iter().any(|a| a.contains(ip))
     }
 
     fn rx_arp(&mut self, now_ms: u64, payload: &[u8]) -> wire::Result<()> {
@@ -78,15 +109,15 @@ impl QueueEngine {
             target_protocol_addr,
             ..
         } = ArpRepr::parse(&packet)?;
-        if !self.is_local(target_protocol_addr) {
+        if !self.is_local(target_protocol_addr.into()) {
             self.counters.rx_not_ours += 1;
             return Ok(());
         }
         // RFC 826: the sender's mapping is worth keeping when it asks us.
-        if self.is_on_link(source_protocol_addr)
+        if self.is_on_link(source_protocol_addr.into())
             && self
                 .neighbors
-                .learn(source_protocol_addr, source_hardware_addr, now_ms)
+                .learn(source_protocol_addr.into(), source_hardware_addr, now_ms)
         {
             self.on_neighbor_resolved(now_ms);
         }
@@ -112,28 +143,213 @@ impl QueueEngine {
     ) -> wire::Result<()> {
         let packet = Ipv4Packet::new_checked(payload)?;
         let ip = Ipv4Repr::parse(&packet)?;
-        if !self.is_local(ip.dst_addr) || ip.protocol != IpProtocol::Tcp {
+        let (src, dst) = (IpAddr::V4(ip.src_addr), IpAddr::V4(ip.dst_addr));
+        if !self.is_local(dst) || ip.protocol != IpProtocol::Tcp {
             self.counters.rx_not_ours += 1;
             return Ok(());
         }
-        // Gleaning: an on-link sender's MAC is as good as an ARP reply.
-        if self.is_on_link(ip.src_addr) && self.neighbors.touch(ip.src_addr, src_mac, now_ms) {
+        self.glean(now_ms, src, src_mac);
+        let tcp = TcpPacket::new_checked(packet.payload())?;
+        let seg = TcpRepr::parse(&tcp, ip.src_addr, ip.dst_addr, true)?;
+        self.rx_tcp(now, now_ms, src, dst, &seg, sink);
+        Ok(())
+    }
+
+    /// Gleaning: an on-link sender's MAC is as good as an ARP reply or a
+    /// Neighbor Advertisement.
+    fn glean(&mut self, now_ms: u64, src: IpAddr, src_mac: EthernetAddress) {
+        if self.is_on_link(src) && self.neighbors.touch(src, src_mac, now_ms) {
             self.on_neighbor_resolved(now_ms);
         }
-        let tcp_bytes = packet.payload();
-        let tcp = TcpPacket::new_checked(tcp_bytes)?;
-        let seg = TcpRepr::parse(&tcp, ip.src_addr, ip.dst_addr, true)?;
+    }
+
+    /// An IPv6 packet: its extension headers walked (bounded; a fragment
+    /// is an [`wire::Error::Fragmented`] drop) to TCP or ICMPv6.
+    fn rx_ipv6(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        src_mac: EthernetAddress,
+        payload: &[u8],
+        sink: &mut dyn RxSink,
+    ) -> wire::Result<()> {
+        let packet = Ipv6Packet::new_checked(payload)?;
+        let ip = Ipv6Repr::parse(&packet)?;
+        let body = packet.payload();
+        let chain = wire::ipv6_walk(ip.next_header, body)?;
+        let upper = chain.upper(body);
+        let (src, dst) = (IpAddr::V6(ip.src_addr), IpAddr::V6(ip.dst_addr));
+        match chain.protocol() {
+            Some(IpProtocol::Tcp) if self.is_local(dst) => {
+                let tcp = TcpPacket::new_checked(upper)?;
+                let pseudo = TcpPseudoHeader::ipv6(ip.src_addr, ip.dst_addr);
+                let seg = TcpRepr::parse_pseudo(&tcp, pseudo, true)?;
+                if ip.src_addr.is_unspecified() {
+                    return Err(wire::Error::Malformed);
+                }
+                self.glean(now_ms, src, src_mac);
+                self.rx_tcp(now, now_ms, src, dst, &seg, sink);
+                Ok(())
+            }
+            Some(IpProtocol::ICMPV6) => self.rx_icmpv6(now_ms, src_mac, &ip, upper),
+            _ => {
+                self.counters.rx_not_ours += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether an IPv6 destination is ours for Neighbor Discovery: one of
+    /// our addresses, the solicited-node group of one, or all nodes.
+    fn nd_dst_is_ours(&self, dst: Ipv6Addr) -> bool {
+        dst == ALL_NODES
+            || self.local_addrs().any(|a| match a {
+                IpAddr::V6(a) => a == dst || wire::solicited_node(a) == dst,
+                IpAddr::V4(_) => false,
+            })
+    }
+
+    fn rx_icmpv6(
+        &mut self,
+        now_ms: u64,
+        src_mac: EthernetAddress,
+        ip: &Ipv6Repr,
+        message: &[u8],
+    ) -> wire::Result<()> {
+        let packet = Icmpv6Packet::new_checked(message)?;
+        match packet.msg_type() {
+            Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert
+                if self.nd_dst_is_ours(ip.dst_addr) =>
+            {
+                match NdiscRepr::parse(ip, &packet, true)? {
+                    NdiscRepr::NeighborSolicit {
+                        target_addr,
+                        lladdr,
+                    } => self.rx_solicit(now_ms, src_mac, ip.src_addr, target_addr, lladdr),
+                    NdiscRepr::NeighborAdvert {
+                        target_addr,
+                        lladdr,
+                        ..
+                    } => {
+                        // RFC 4861 §7.2.5: the target's link-layer address
+                        // (on Ethernet the frame's source when the option
+                        // is left out of a solicited advert).
+                        let mac = lladdr.unwrap_or(src_mac);
+                        if self.neighbors.learn(target_addr.into(), mac, now_ms) {
+                            self.on_neighbor_resolved(now_ms);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Icmpv6Message::PacketTooBig if self.is_local(ip.dst_addr.into()) => {
+                let ptb = PacketTooBigRepr::parse(ip, &packet, true)?;
+                self.rx_packet_too_big(now_ms, &ptb);
+                Ok(())
+            }
+            _ => {
+                self.counters.rx_not_ours += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// A Neighbor Solicitation: learn the sender (RFC 4861 §7.2.3, when it
+    /// gave its link-layer address) and answer for our own addresses.
+    fn rx_solicit(
+        &mut self,
+        now_ms: u64,
+        src_mac: EthernetAddress,
+        src: Ipv6Addr,
+        target: Ipv6Addr,
+        lladdr: Option<EthernetAddress>,
+    ) {
+        if !self.is_local(target.into()) {
+            self.counters.rx_not_ours += 1;
+            return;
+        }
+        let dad = src.is_unspecified();
+        if let Some(mac) = lladdr
+            && !dad
+            && self.neighbors.learn(src.into(), mac, now_ms)
+        {
+            self.on_neighbor_resolved(now_ms);
+        }
+        self.counters.nd_adverts_sent += 1;
+        self.push_reply(if dad {
+            CtlFrame::NdAdvert {
+                target,
+                dst_ip: ALL_NODES,
+                dst_mac: wire::ipv6_multicast_mac(ALL_NODES),
+                solicited: false,
+            }
+        } else {
+            CtlFrame::NdAdvert {
+                target,
+                dst_ip: src,
+                dst_mac: lladdr.unwrap_or(src_mac),
+                solicited: true,
+            }
+        });
+    }
+
+    /// A Packet Too Big about one of our segments (RFC 8201, RFC 5927
+    /// §4.1): believed only when it quotes a connection of ours and a
+    /// sequence number we sent and is not yet acknowledged
+    /// (SND.UNA =< SEG.SEQ < SND.MAX); then the connection's MSS is lowered
+    /// to fit the reported MTU (never below [`MIN_MSS_V6`]) and the
+    /// segment that did not fit is sent again at the new size.
+    fn rx_packet_too_big(&mut self, now_ms: u64, ptb: &PacketTooBigRepr) {
+        let q = &ptb.invoking;
         let tuple = FourTuple {
-            local_addr: ip.dst_addr,
-            remote_addr: ip.src_addr,
+            local_addr: q.src_addr.into(),
+            remote_addr: q.dst_addr.into(),
+            local_port: q.src_port,
+            remote_port: q.dst_port,
+        };
+        let Some(handle) = self.table.lookup(&tuple) else {
+            self.counters.ptb_ignored += 1;
+            return;
+        };
+        let Some(tcb) = self.table.get_mut(handle) else {
+            self.counters.ptb_ignored += 1;
+            return;
+        };
+        let outstanding = tcb.snd_max.distance_from(tcb.snd_una);
+        let fits = ptb
+            .path_mtu()
+            .saturating_sub(60)
+            .clamp(u32::from(MIN_MSS_V6), u32::from(u16::MAX)) as u16;
+        if !q.seq.is_in_window(tcb.snd_una, outstanding) || fits >= tcb.mss {
+            self.counters.ptb_ignored += 1;
+            return;
+        }
+        tcb.mss = fits;
+        tcb.flags.insert(TcbFlags::RETRANSMIT_ONE);
+        self.counters.ptb_mss_lowered += 1;
+        self.sync(handle, now_ms);
+    }
+
+    /// A TCP segment for one of our addresses, of either family.
+    fn rx_tcp(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: &TcpRepr<'_>,
+        sink: &mut dyn RxSink,
+    ) {
+        let tuple = FourTuple {
+            local_addr: dst,
+            remote_addr: src,
             local_port: seg.dst_port,
             remote_port: seg.src_port,
         };
         match self.table.lookup(&tuple) {
-            Some(handle) => self.rx_conn(now, now_ms, handle, tuple, &seg, sink),
-            None => self.rx_no_conn(now, now_ms, tuple, &seg, sink),
+            Some(handle) => self.rx_conn(now, now_ms, handle, tuple, seg, sink),
+            None => self.rx_no_conn(now, now_ms, tuple, seg, sink),
         }
-        Ok(())
     }
 
     fn rx_conn(
@@ -205,7 +421,7 @@ impl QueueEngine {
         self.push_reply(CtlFrame::Tcp {
             local: tuple.local_addr,
             clock: crate::shared::RstClock::UNTIMED,
-            seg: ControlSegment {
+            seg: CtlSegment {
                 remote_ip: tuple.remote_addr,
                 local_port: tuple.local_port,
                 remote_port: tuple.remote_port,
@@ -244,13 +460,14 @@ impl QueueEngine {
                 tuple,
                 seq: SeqNumber(cookie),
                 ack: seg.seq.wrapping_add(1),
-                mss: mss.min(self.cfg.tcp.mss),
+                mss: mss.min(self.tcp_cfg(tuple.is_ipv6()).mss),
             });
             return;
         }
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         let iss = SeqNumber(self.isn.isn(&tuple, now_us));
-        let tcb = open::passive(self.birth(owner.0, owner.1, now_ms), iss, seg);
+        let birth = self.birth(owner.0, owner.1, now_ms, tuple.is_ipv6());
+        let tcb = open::passive(birth, iss, seg);
         match self.table.insert(tuple, tcb) {
             Ok(handle) => {
                 if let Some(l) = self.listeners.get_mut(&tuple.local_port) {
@@ -258,7 +475,9 @@ impl QueueEngine {
                 }
                 self.sync(handle, now_ms);
             }
-            Err(InsertError::Full | InsertError::Exists(_)) => self.counters.syn_dropped += 1,
+            Err(InsertError::Full | InsertError::Exists(_) | InsertError::Address) => {
+                self.counters.syn_dropped += 1
+            }
         }
     }
 
@@ -285,7 +504,8 @@ impl QueueEngine {
         else {
             return false;
         };
-        let tcb = open::from_cookie(self.birth(owner, user_data, now_ms), mss, seg);
+        let birth = self.birth(owner, user_data, now_ms, tuple.is_ipv6());
+        let tcb = open::from_cookie(birth, mss, seg);
         match self.table.insert(tuple, tcb) {
             Ok(handle) => {
                 self.counters.syn_cookies_accepted += 1;
@@ -297,7 +517,7 @@ impl QueueEngine {
                     result: lingerd_abi::Errno::Ok,
                     detail: super::api::Detail::Accepted {
                         listener: listener.handle,
-                        remote: std::net::SocketAddrV4::new(tuple.remote_addr, tuple.remote_port),
+                        remote: std::net::SocketAddr::new(tuple.remote_addr, tuple.remote_port),
                     },
                     is_event: true,
                 });

@@ -1,28 +1,50 @@
-//! Frame departure: control frames first (RSTs, ARP, cookie SYN-ACKs), then
-//! the paced RSTs whose token has accrued, then connections with output,
-//! one frame per `poll_transmit` call.
+//! Frame departure: control frames first (RSTs, ARP, Neighbor Discovery,
+//! cookie SYN-ACKs), then the paced RSTs whose token has accrued, then
+//! connections with output, one frame per `poll_transmit` call.
 //!
-//! It owns frame assembly: next-hop resolution (ARP requests, parking
-//! connections that wait for one), the Ethernet and IPv4 headers, and the
-//! per-core RST templates that make an abort one copy and two incremental
-//! checksums. What a connection sends is decided in `tcp::output`.
+//! It owns frame assembly for both families: next-hop resolution (ARP
+//! requests and Neighbor Solicitations, parking connections that wait for
+//! one), the Ethernet, IPv4 and IPv6 headers, and the per-core RST
+//! templates of each family that make an abort one copy and two
+//! incremental checksums. What a connection sends is decided in
+//! `tcp::output`.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
 
-use super::{CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
-use crate::shared::{NoSink, RstClock};
+use super::{AnyRstTemplate, CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
+use crate::shared::{CtlSegment, NoSink, RstClock};
 use crate::tcp::output;
 use crate::tcp::tcb::{Deadline, TcbFlags};
 use crate::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    IpProtocol, Ipv4Packet, Ipv4Repr, RST_FRAME_LEN, RstTemplate, TcpFlags, TcpOptions, TcpPacket,
-    TcpRepr,
+    self, ArpOperation, ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress,
+    EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
+    NdiscFlags, NdiscRepr, RstTemplate, RstTemplateV6, TcpFlags, TcpOptions, TcpPacket,
+    TcpPseudoHeader, TcpRepr,
 };
 
 const ETH: usize = crate::wire::ETHERNET_HEADER_LEN;
-const IP: usize = crate::wire::IPV4_HEADER_LEN;
+const IP4: usize = crate::wire::IPV4_HEADER_LEN;
+const IP6: usize = crate::wire::IPV6_HEADER_LEN;
 const TTL: u8 = 64;
+
+/// The IP header length of a connection whose local address is `local`.
+fn ip_header_len(local: IpAddr) -> usize {
+    if local.is_ipv6() { IP6 } else { IP4 }
+}
+
+/// `seg` with its address of the family the template wants.
+fn with_remote<A>(seg: &CtlSegment, remote_ip: A) -> ControlSegment<A> {
+    ControlSegment {
+        remote_ip,
+        local_port: seg.local_port,
+        remote_port: seg.remote_port,
+        seq: seg.seq,
+        ack: seg.ack,
+        flags: seg.flags,
+        window: seg.window,
+    }
+}
 
 impl QueueEngine {
     /// Writes the next frame to send into `buf` and returns its length, or
@@ -73,7 +95,9 @@ impl QueueEngine {
                     self.arm_while_parked(handle, now_ms);
                     continue 'poll;
                 };
-                let room = buf.len().saturating_sub(ETH + IP + 60);
+                let room = buf
+                    .len()
+                    .saturating_sub(ETH + ip_header_len(tuple.local_addr) + 60);
                 let limit = room.min(self.scratch.len());
                 // The payload scratch is lent out so the closure may fill it.
                 let mut scratch = std::mem::take(&mut self.scratch);
@@ -153,27 +177,45 @@ impl QueueEngine {
     }
 
     /// The MAC to send to for `remote` (a stale one while a refresh is
-    /// asked for), or `None` after asking for it.
+    /// asked for), or `None` after asking for it: by ARP for IPv4, by a
+    /// Neighbor Solicitation for IPv6. Off-link peers are reached through
+    /// the gateway of their family.
     fn next_hop_mac(
         &mut self,
         now_ms: u64,
-        local: Ipv4Addr,
-        remote: Ipv4Addr,
+        local: IpAddr,
+        remote: IpAddr,
     ) -> Option<EthernetAddress> {
-        let on_link = self.cfg.addrs.iter().any(|a| a.contains_v4(remote));
-        let hop = if on_link { remote } else { self.cfg.gateway? };
+        let hop = if self.is_on_link(remote) {
+            remote
+        } else {
+            match remote {
+                IpAddr::V4(_) => IpAddr::V4(self.cfg.gateway?),
+                IpAddr::V6(_) => IpAddr::V6(self.cfg.gateway6?),
+            }
+        };
         let known = self.neighbors.lookup_any(hop, now_ms);
         if let Some((mac, true)) = known {
             return Some(mac);
         }
         if self.neighbors.should_request(hop, now_ms) {
-            self.counters.arp_requests_sent += 1;
-            self.ctl.push_back(CtlFrame::Arp {
-                op: ArpOperation::Request,
-                target_mac: EthernetAddress::BROADCAST,
-                target_ip: hop,
-                sender_ip: local,
-            });
+            match (hop, local) {
+                (IpAddr::V4(target_ip), IpAddr::V4(sender_ip)) => {
+                    self.counters.arp_requests_sent += 1;
+                    self.ctl.push_back(CtlFrame::Arp {
+                        op: ArpOperation::Request,
+                        target_mac: EthernetAddress::BROADCAST,
+                        target_ip,
+                        sender_ip,
+                    });
+                }
+                (IpAddr::V6(target), IpAddr::V6(src_ip)) => {
+                    self.counters.nd_solicits_sent += 1;
+                    self.ctl.push_back(CtlFrame::NdSolicit { target, src_ip });
+                }
+                // A local address of the other family: no tuple has one.
+                _ => {}
+            }
         }
         known.map(|(mac, _)| mac)
     }
@@ -191,13 +233,50 @@ impl QueueEngine {
                     }
                     return None;
                 };
-                if buf.len() < RST_FRAME_LEN {
-                    return None;
+                let len = match (self.rst_template(local, mac), seg.remote_ip) {
+                    (AnyRstTemplate::V4(t), IpAddr::V4(r)) => t.build(buf, &with_remote(&seg, r)),
+                    (AnyRstTemplate::V6(t), IpAddr::V6(r)) => t.build(buf, &with_remote(&seg, r)),
+                    // A segment whose peer is of the other family than its
+                    // local address: no connection has one.
+                    _ => return None,
                 }
-                let template = self.rst_template(local, mac);
-                let len = template.build(buf, &seg).ok()?;
+                .ok()?;
                 self.time_departure(clock);
                 Some(len)
+            }
+            CtlFrame::NdAdvert {
+                target,
+                dst_ip,
+                dst_mac,
+                solicited,
+            } => {
+                let flags = if solicited {
+                    NdiscFlags::SOLICITED | NdiscFlags::OVERRIDE
+                } else {
+                    NdiscFlags::OVERRIDE
+                };
+                NdiscRepr::NeighborAdvert {
+                    flags,
+                    target_addr: target,
+                    lladdr: Some(self.cfg.mac),
+                }
+                .emit_frame(buf, self.cfg.mac, dst_mac, target, dst_ip)
+                .ok()
+            }
+            CtlFrame::NdSolicit { target, src_ip } => {
+                let group = wire::solicited_node(target);
+                NdiscRepr::NeighborSolicit {
+                    target_addr: target,
+                    lladdr: Some(self.cfg.mac),
+                }
+                .emit_frame(
+                    buf,
+                    self.cfg.mac,
+                    wire::ipv6_multicast_mac(group),
+                    src_ip,
+                    group,
+                )
+                .ok()
             }
             CtlFrame::Arp {
                 op,
@@ -275,8 +354,9 @@ impl QueueEngine {
         }
     }
 
-    /// The RST template for (local address, next hop), built once.
-    fn rst_template(&mut self, local: Ipv4Addr, mac: EthernetAddress) -> &RstTemplate {
+    /// The RST template for (local address, next hop), built once, of the
+    /// local address's family.
+    fn rst_template(&mut self, local: IpAddr, mac: EthernetAddress) -> &AnyRstTemplate {
         let pos = match self
             .rst_templates
             .iter()
@@ -287,8 +367,11 @@ impl QueueEngine {
                 if self.rst_templates.len() >= 64 {
                     self.rst_templates.clear();
                 }
-                self.rst_templates
-                    .push((local, mac, RstTemplate::new(self.cfg.mac, mac, local)));
+                let template = match local {
+                    IpAddr::V4(ip) => AnyRstTemplate::V4(RstTemplate::new(self.cfg.mac, mac, ip)),
+                    IpAddr::V6(ip) => AnyRstTemplate::V6(RstTemplateV6::new(self.cfg.mac, mac, ip)),
+                };
+                self.rst_templates.push((local, mac, template));
                 self.rst_templates.len() - 1
             }
         };
@@ -296,39 +379,65 @@ impl QueueEngine {
     }
 }
 
-/// Writes Ethernet + IPv4 + TCP for `seg` into `buf`.
+/// Writes Ethernet + IPv4 or IPv6 (no extension headers) + TCP for `seg`
+/// into `buf`. `None` when `buf` is too short or the two addresses are of
+/// different families.
 fn emit_tcp(
     buf: &mut [u8],
     src_mac: EthernetAddress,
     dst_mac: EthernetAddress,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     seg: &TcpRepr<'_>,
 ) -> Option<usize> {
     let tcp_len = seg.buffer_len();
-    let len = ETH + IP + tcp_len;
+    let ip_len = ip_header_len(src);
+    let len = ETH + ip_len + tcp_len;
     if buf.len() < len {
         return None;
     }
     let frame = &mut buf[..len];
+    let (ethertype, pseudo) = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            Ipv4Repr {
+                src_addr: s,
+                dst_addr: d,
+                protocol: IpProtocol::Tcp,
+                payload_len: tcp_len,
+                ttl: TTL,
+            }
+            .emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETH..]));
+            (EtherType::Ipv4, TcpPseudoHeader::ipv4(s, d))
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            emit_ipv6(&mut frame[ETH..], s, d, tcp_len);
+            (EtherType::IPV6, TcpPseudoHeader::ipv6(s, d))
+        }
+        _ => return None,
+    };
     EthernetRepr {
         src_addr: src_mac,
         dst_addr: dst_mac,
-        ethertype: EtherType::Ipv4,
+        ethertype,
     }
     .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp_len,
-        ttl: TTL,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETH..]));
-    seg.emit(
-        &mut TcpPacket::new_unchecked(&mut frame[ETH + IP..]),
-        src,
-        dst,
+    seg.emit_pseudo(
+        &mut TcpPacket::new_unchecked(&mut frame[ETH + ip_len..]),
+        pseudo,
     );
     Some(len)
+}
+
+/// Writes an IPv6 header for `tcp_len` bytes of TCP into `buf`.
+fn emit_ipv6(buf: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr, tcp_len: usize) {
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp_len,
+        hop_limit: TTL,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(buf));
 }

@@ -5,8 +5,11 @@
 //! burst → flush → completions to the hooks, then, in sleep mode and only
 //! when the iteration did nothing, [`Port::wait`] until a frame arrives,
 //! the engine's next timer (`poll_timeout`) or the idle cap, whichever is
-//! first. The cap bounds how long requests wait while client rings have no
-//! doorbell of their own. With several queues (a [`Handoff`]) each received
+//! first. Before that sleep the hooks may arm a wake descriptor
+//! ([`Hooks::before_sleep`], [`Hooks::wake_fd`]: the daemon's are its
+//! clients' doorbells), which the port's wait watches beside its frames,
+//! so a request wakes the core at once; the cap bounds how long anything
+//! that rings no doorbell waits. With several queues (a [`Handoff`]) each received
 //! frame is first routed to its owner, and the frames other queues passed
 //! to this one are fed to the engine after the RX burst. Every
 //! [`STATS_EVERY`] the loop reads the port's statistics and shows them to
@@ -22,6 +25,7 @@
 //! hooks'. It may not parse frames.
 
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use super::{Port, TxOutcome};
@@ -87,6 +91,24 @@ pub trait Hooks<S> {
     fn io(&mut self) -> CoreIo<'_> {
         CoreIo::default()
     }
+
+    /// Called when the loop is about to sleep: arm what makes
+    /// [`wake_fd`](Hooks::wake_fd) readable (the daemon asks its clients to
+    /// ring their doorbells), then look once more. `false`: work arrived
+    /// meanwhile, do not sleep. The default arms nothing and sleeps.
+    fn before_sleep(&mut self) -> bool {
+        true
+    }
+
+    /// A descriptor the port's [`Port::wait`] also watches: readable when
+    /// the hooks have work. The default: none.
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// Called after every [`before_sleep`](Hooks::before_sleep), slept or
+    /// not: disarm and consume the wakeup.
+    fn after_sleep(&mut self) {}
 }
 
 /// What the hooks lend the loop for one burst, besides the engine.
@@ -203,7 +225,10 @@ pub fn run<P: Port, H: Hooks<P::Stats>>(
                 .poll_timeout()
                 .map_or(max, |t| t.saturating_duration_since(after).min(max));
             if !timeout.is_zero() {
-                port.wait(timeout)?;
+                if hooks.before_sleep() {
+                    port.wait(timeout, hooks.wake_fd())?;
+                }
+                hooks.after_sleep();
             }
         }
     }
@@ -243,6 +268,8 @@ mod tests {
         tx: Vec<Vec<u8>>,
         flushes: usize,
         waits: Vec<Duration>,
+        /// Whether each wait was also given a wake descriptor.
+        woken_by: Vec<bool>,
         loops: u64,
     }
 
@@ -281,8 +308,9 @@ mod tests {
             0
         }
 
-        fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        fn wait(&mut self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<bool> {
             self.waits.push(timeout);
+            self.woken_by.push(also.is_some());
             Ok(false)
         }
 
@@ -381,6 +409,69 @@ mod tests {
         .unwrap();
         assert!(port.waits.is_empty());
         assert_eq!(port.loops, 3);
+    }
+
+    /// Arms a wake descriptor before each sleep; says "work arrived" on
+    /// the sleeps listed in `busy_at` (counted from 0).
+    struct Doorbell {
+        iterations: usize,
+        fd: std::os::fd::OwnedFd,
+        busy_at: Vec<usize>,
+        armed: usize,
+        disarmed: usize,
+    }
+
+    impl Hooks<u64> for Doorbell {
+        fn done(&mut self) -> bool {
+            self.iterations == 0
+        }
+
+        fn requests(&mut self, _engine: &mut QueueEngine, _now: Instant, _view: LoopView<u64>) {
+            self.iterations -= 1;
+        }
+
+        fn on_completion(&mut self, _c: Completion) {}
+
+        fn before_sleep(&mut self) -> bool {
+            let idle = !self.busy_at.contains(&self.armed);
+            self.armed += 1;
+            idle
+        }
+
+        fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+            use std::os::fd::AsFd;
+            Some(self.fd.as_fd())
+        }
+
+        fn after_sleep(&mut self) {
+            self.disarmed += 1;
+        }
+    }
+
+    #[test]
+    fn the_hooks_wake_fd_goes_to_the_wait_and_late_work_skips_the_sleep() {
+        let max = Duration::from_millis(1);
+        let mut port = Script::default();
+        let mut hooks = Doorbell {
+            iterations: 4,
+            fd: std::fs::File::open("/dev/null").unwrap().into(),
+            busy_at: vec![1],
+            armed: 0,
+            disarmed: 0,
+        };
+        run(
+            &mut port,
+            &mut engine(),
+            IdleMode::Sleep { max },
+            None,
+            &mut hooks,
+        )
+        .unwrap();
+        // Four idle iterations: four arms, each disarmed; the second found
+        // work and did not sleep; the three sleeps watched the descriptor.
+        assert_eq!((hooks.armed, hooks.disarmed), (4, 4));
+        assert_eq!(port.waits, [max, max, max]);
+        assert_eq!(port.woken_by, [true, true, true]);
     }
 
     /// Holds a capture tap and lends it to the loop.

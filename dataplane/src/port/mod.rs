@@ -26,6 +26,7 @@ pub mod handoff;
 
 use std::fmt::Debug;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 pub use core_loop::{CoreIo, Hooks, IdleMode, LoopView};
@@ -72,10 +73,11 @@ pub trait Port {
     /// Frames handed over (or queued) and not yet given back as sent.
     fn tx_in_flight(&self) -> usize;
 
-    /// Sleeps until a frame may have arrived or `timeout` passed
-    /// (`Ok(false)`: timed out). A port without a way to be woken sleeps
-    /// the whole timeout.
-    fn wait(&mut self, timeout: Duration) -> io::Result<bool>;
+    /// Sleeps until a frame may have arrived, `also` (the hooks' wake fd,
+    /// [`Hooks::wake_fd`]) became readable, or `timeout` passed
+    /// (`Ok(false)`: timed out). A port without a way to be woken by frames
+    /// still wakes for `also`; with neither it sleeps the whole timeout.
+    fn wait(&mut self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<bool>;
 
     /// Reads the statistics (may be a syscall: the loop calls it at most
     /// every [`core_loop::STATS_EVERY`]).

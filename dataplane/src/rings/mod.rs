@@ -12,7 +12,7 @@
 //! shared region.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,18 +54,6 @@ impl RingStats {
         self.backpressure += other.backpressure;
         self.refused += other.refused;
         self.hostile_indexes += other.hostile_indexes;
-    }
-}
-
-/// The one place a ring's peer address becomes the engine's: the engine's
-/// `Request::Connect` takes an IPv4 peer, so an IPv6 peer is answered
-/// ENETUNREACH (this core has no IPv6 route), as a v4-only host answers
-/// `connect` to a v6 address. When the engine takes `SocketAddr`, this
-/// becomes `Ok(SocketAddr::new(addr, port))`.
-fn engine_remote(addr: IpAddr, port: u16) -> Result<SocketAddrV4, Errno> {
-    match addr {
-        IpAddr::V4(a) => Ok(SocketAddrV4::new(a, port)),
-        IpAddr::V6(_) => Err(Errno::NetUnreach),
     }
 }
 
@@ -202,13 +190,31 @@ impl ClientRings {
         self.backlog.len()
     }
 
+    /// Completions the ring can still take beyond those already waiting:
+    /// how many requests may be taken now.
+    fn room(&mut self) -> u32 {
+        self.completions
+            .free()
+            .saturating_sub(self.backlog.len() as u32)
+    }
+
+    /// Asks the client to ring its doorbell with its next request (the core
+    /// is about to sleep), then looks once more. True: requests arrived
+    /// meanwhile and there is room to answer them, so do not sleep.
+    pub fn arm_doorbell(&mut self) -> bool {
+        self.requests.set_need_wakeup(true);
+        self.requests.available() > 0 && self.room() > 0
+    }
+
+    /// The core is awake: the client need not ring.
+    pub fn disarm_doorbell(&self) {
+        self.requests.set_need_wakeup(false);
+    }
+
     /// Takes up to `budget` requests into `engine`, only as many as the
     /// completion ring has room to answer. Returns how many were taken.
     pub fn poll_requests(&mut self, engine: &mut QueueEngine, now: Instant, budget: u32) -> u32 {
-        let room = self
-            .completions
-            .free()
-            .saturating_sub(self.backlog.len() as u32);
+        let room = self.room();
         let ready = self.requests.available();
         if ready > 0 && room == 0 {
             self.stats.backpressure += 1;
@@ -309,7 +315,7 @@ impl ClientRings {
                 port,
                 local_port,
             } => Request::Connect {
-                remote: engine_remote(addr, port)?,
+                remote: SocketAddr::new(addr, port),
                 local_port: (local_port != 0).then_some(local_port),
                 local_addr: None,
             },
@@ -445,7 +451,7 @@ impl ClientRings {
             },
             Detail::Accepted { listener, remote } => Body::Accepted {
                 listener: listener.raw(),
-                addr: IpAddr::V4(*remote.ip()),
+                addr: remote.ip(),
                 port: remote.port(),
             },
             Detail::PeerClosed => Body::PeerClosed,

@@ -192,6 +192,14 @@ counters! {
     arp_replies_sent,
     #[doc = "ARP requests sent."]
     arp_requests_sent,
+    #[doc = "IPv6 Neighbor Solicitations for our addresses answered (Neighbor Advertisements sent)."]
+    nd_adverts_sent,
+    #[doc = "IPv6 Neighbor Solicitations sent (for the gateway or an on-link peer)."]
+    nd_solicits_sent,
+    #[doc = "ICMPv6 Packet Too Big messages that lowered a connection's MSS."]
+    ptb_mss_lowered,
+    #[doc = "ICMPv6 Packet Too Big messages ignored: no such connection, a quoted sequence number outside SND.UNA..SND.MAX (RFC 5927 §4.1), or no smaller MSS."]
+    ptb_ignored,
     #[doc = "Requests refused as invalid (bad handle, argument or state)."]
     requests_failed,
 }

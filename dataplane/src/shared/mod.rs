@@ -12,7 +12,7 @@ pub mod counters;
 pub mod histogram;
 pub mod reply_limit;
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use lingerd_abi::Errno;
 pub use lingerd_abi::vocab::{ClientExitPolicy, CloseMode, Outcome};
@@ -20,6 +20,9 @@ pub use lingerd_abi::vocab::{ClientExitPolicy, CloseMode, Outcome};
 use crate::table::Handle;
 use crate::tcp::linger::Linger;
 use crate::wire::ControlSegment;
+
+/// A pure-header segment to a peer of either family.
+pub(crate) type CtlSegment = ControlSegment<IpAddr>;
 
 /// A client of the engine (one attached process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -61,7 +64,7 @@ pub enum Detail {
         /// The listener it arrived on.
         listener: Handle,
         /// The peer.
-        remote: SocketAddrV4,
+        remote: SocketAddr,
     },
     /// Event: a `Connect` was accepted and has this handle (in
     /// [`Completion::handle`]); its completion follows.
@@ -134,16 +137,16 @@ pub(crate) enum Disposition {
     /// Keep it (re-file its timer, transmit if it has output).
     Keep,
     /// Keep it and send this control segment.
-    Reply(ControlSegment),
+    Reply(CtlSegment),
     /// Free it now (no TIME-WAIT).
     Free,
     /// Send this control segment, then free it.
-    ResetAndFree(ControlSegment),
+    ResetAndFree(CtlSegment),
     /// The connection is dead but the client still holds the handle: take it
     /// out of the 4-tuple index and keep the record until the client closes.
     Unindex,
     /// As `Unindex`, and send this control segment first.
-    ResetAndUnindex(ControlSegment),
+    ResetAndUnindex(CtlSegment),
     /// A new SYN ended a TIME-WAIT (RFC 6191 spirit): free the record (or
     /// only unindex it while the client still holds the handle), then hand
     /// the segment to the listener as a fresh connection request.

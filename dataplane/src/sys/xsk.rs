@@ -21,10 +21,11 @@
 
 use std::io;
 use std::num::NonZeroU32;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rustix::event::{PollFd, PollFlags, Timespec};
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig, UmemConfig,
 };
@@ -466,10 +467,31 @@ impl XskQueue {
     }
 
     /// Waits up to `timeout` (None: forever) for the RX ring to have
-    /// frames. `Ok(false)` on timeout or signal.
-    pub fn wait_rx(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-        self.rx.poll(ms)
+    /// frames or `also` to be readable. `Ok(false)` on timeout or signal.
+    pub fn wait_rx(
+        &mut self,
+        timeout: Option<Duration>,
+        also: Option<BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
+        let Some(also) = also else {
+            let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+            return self.rx.poll(ms);
+        };
+        // SAFETY: the descriptor is this queue's socket, which `self` keeps
+        // open for as long as `&mut self` is borrowed, and the borrowed fd
+        // does not outlive this call.
+        let socket = unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) };
+        let mut fds = [
+            PollFd::from_borrowed_fd(socket, PollFlags::IN),
+            PollFd::from_borrowed_fd(also, PollFlags::IN),
+        ];
+        // A timeout too long for a timespec waits without one.
+        let limit = timeout.and_then(|t| Timespec::try_from(t).ok());
+        match rustix::event::poll(&mut fds, limit.as_ref()) {
+            Ok(ready) => Ok(ready > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The kernel's statistics for this socket.

@@ -11,7 +11,7 @@
 //! the table decides validity.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Bits of the generation field.
 pub const GENERATION_BITS: u32 = 24;
@@ -85,17 +85,27 @@ impl fmt::Debug for Handle {
     }
 }
 
-/// The 4-tuple that identifies an IPv4 TCP connection, seen from our side.
+/// The 4-tuple that identifies a TCP connection, seen from our side. Both
+/// addresses are of one family (IPv4 or IPv6); a table refuses a tuple that
+/// mixes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FourTuple {
     /// Our address.
-    pub local_addr: Ipv4Addr,
+    pub local_addr: IpAddr,
     /// The peer's address.
-    pub remote_addr: Ipv4Addr,
+    pub remote_addr: IpAddr,
     /// Our port.
     pub local_port: u16,
     /// The peer's port.
     pub remote_port: u16,
+}
+
+impl FourTuple {
+    /// Whether this is an IPv6 connection (judged by our address).
+    #[inline]
+    pub const fn is_ipv6(&self) -> bool {
+        self.local_addr.is_ipv6()
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@
 //! [`TimerStore`] it lends to the wheel.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::handle::{FIRST_GENERATION, FourTuple, Handle, MAX_GENERATION};
-use super::hash::TupleHasher;
+use super::hash::{Key, TupleHasher};
 use super::index::Index;
 use crate::timer::{NIL, TimerLink, TimerStore, Wheel};
 
@@ -26,19 +27,66 @@ const RETIRED: u32 = 1 << 30;
 /// Set while a live slot has been taken out of the 4-tuple index (its
 /// connection is dead but the client still holds the handle).
 const UNINDEXED: u32 = 1 << 29;
+/// Where a live slot's local-address index sits in its generation word.
+const LOCAL_SHIFT: u32 = 24;
+/// The local-address index bits of the generation word (5 bits).
+const LOCAL_MASK: u32 = 0x1f << LOCAL_SHIFT;
 
-/// One slab entry: 32 bytes of metadata followed by the record.
+/// The most local addresses one table keys connections by: the index of a
+/// connection's local address takes 5 bits of its slot's generation word.
+pub const MAX_LOCAL_ADDRS: usize = 1 << (29 - LOCAL_SHIFT);
+
+/// One slab entry: 40 bytes of metadata followed by the record. `repr(C)`
+/// keeps the metadata together at the front (left to itself the compiler
+/// puts the align-4 fields after the record), so a lookup's key compare and
+/// generation check touch one or two adjacent cache lines, the ones
+/// [`Table::lookup_burst`] prefetches.
 #[derive(Debug)]
+#[repr(C)]
 struct Slot<R> {
     /// The wheel's link while the slot's timer is armed; while the slot is
     /// free, its spare word is the free list's `next`.
     link: TimerLink,
-    /// The connection's key (meaningless while free).
-    tuple: FourTuple,
-    /// `LIVE | RETIRED | generation:24`. The generation is that of the
-    /// current (or, while free, the next) occupant.
+    /// The peer's address as a native-endian `u128` (IPv4 v4-mapped; bytes,
+    /// so that the slot keeps 8-byte alignment), meaningless while free.
+    remote: [u8; 16],
+    /// `local_port:16 | remote_port:16` (meaningless while free).
+    ports: u32,
+    /// `LIVE | RETIRED | UNINDEXED | local:5 | generation:24`. The
+    /// generation is that of the current (or, while free, the next)
+    /// occupant; `local` is the live occupant's local address, an index
+    /// into the table's address list.
     generation: u32,
     record: R,
+}
+
+impl<R> Slot<R> {
+    /// The stored key of a live slot.
+    #[inline(always)]
+    fn key(&self) -> Key {
+        Key {
+            remote: u128::from_ne_bytes(self.remote),
+            ports: self.ports,
+            local: ((self.generation & LOCAL_MASK) >> LOCAL_SHIFT) as u8,
+        }
+    }
+
+    /// Whether this slot holds `key` (checked only on a tag match).
+    #[inline(always)]
+    fn holds(&self, key: &Key) -> bool {
+        u128::from_ne_bytes(self.remote) == key.remote
+            && self.ports == key.ports
+            && (self.generation & LOCAL_MASK) >> LOCAL_SHIFT == u32::from(key.local)
+    }
+}
+
+/// An address as 128 bits (IPv4 v4-mapped) and whether it is IPv6.
+#[inline(always)]
+fn addr_bits(addr: IpAddr) -> (u128, bool) {
+    match addr {
+        IpAddr::V4(a) => ((0xffff << 32) | u128::from(u32::from(a)), false),
+        IpAddr::V6(a) => (u128::from(a), true),
+    }
 }
 
 /// Why [`Table::insert`] failed.
@@ -48,6 +96,9 @@ pub enum InsertError {
     Full,
     /// The tuple is already in the table, under this handle.
     Exists(Handle),
+    /// The tuple's local address is not one of the table's (or its two
+    /// addresses are of different families).
+    Address,
 }
 
 impl fmt::Display for InsertError {
@@ -55,6 +106,9 @@ impl fmt::Display for InsertError {
         match self {
             InsertError::Full => f.write_str("connection table is full"),
             InsertError::Exists(h) => write!(f, "4-tuple already in the connection table as {h:?}"),
+            InsertError::Address => {
+                f.write_str("4-tuple's local address is not one of the table's addresses")
+            }
         }
     }
 }
@@ -82,7 +136,8 @@ pub struct MemoryUsage {
     pub header_bytes: usize,
     /// Size of one slot: metadata plus the record.
     pub slot_bytes: usize,
-    /// Per-slot metadata (timer link, tuple, generation) without the record.
+    /// Per-slot metadata (timer link, remote address, ports, generation
+    /// with the local address's index) without the record.
     pub slot_metadata_bytes: usize,
 }
 
@@ -110,6 +165,11 @@ pub struct Table<R> {
     slots: Vec<Slot<R>>,
     index: Index,
     hasher: TupleHasher,
+    /// The local addresses connections may have; a slot keeps its local
+    /// address as an index into this list.
+    locals: Vec<IpAddr>,
+    /// `locals` as [`addr_bits`] gives them: what a lookup compares.
+    local_bits: Vec<(u128, bool)>,
     capacity: u32,
     len: u32,
     retired: u32,
@@ -135,13 +195,21 @@ impl<R: fmt::Debug> fmt::Debug for Table<R> {
 impl<R> Table<R> {
     /// An empty table for `core` with room for `capacity` connections,
     /// hashing tuples under the secret `hash_key` (draw it from a random
-    /// source, one per core). Allocates the slab (reserved, not touched)
-    /// and the index (zero-filled) once; nothing allocates afterwards.
+    /// source, one per core), whose connections have one of `local_addrs`
+    /// (of either family) as their local address. Allocates the slab
+    /// (reserved, not touched) and the index (zero-filled) once; nothing
+    /// allocates afterwards.
     ///
     /// # Panics
-    /// If `capacity` exceeds [`MAX_CAPACITY`] or the allocation fails.
-    pub fn with_capacity(core: u8, capacity: u32, hash_key: u64) -> Table<R> {
-        Table::with_first_generation(core, capacity, hash_key, FIRST_GENERATION)
+    /// If `capacity` exceeds [`MAX_CAPACITY`], `local_addrs` holds more than
+    /// [`MAX_LOCAL_ADDRS`] addresses, or the allocation fails.
+    pub fn with_capacity(
+        core: u8,
+        capacity: u32,
+        hash_key: u64,
+        local_addrs: &[IpAddr],
+    ) -> Table<R> {
+        Table::with_first_generation(core, capacity, hash_key, local_addrs, FIRST_GENERATION)
     }
 
     /// Like [`with_capacity`](Self::with_capacity), with fresh slots starting
@@ -150,11 +218,17 @@ impl<R> Table<R> {
         core: u8,
         capacity: u32,
         hash_key: u64,
+        local_addrs: &[IpAddr],
         first_generation: u32,
     ) -> Table<R> {
         assert!(
             capacity <= MAX_CAPACITY,
             "table capacity {capacity} exceeds {MAX_CAPACITY}"
+        );
+        assert!(
+            local_addrs.len() <= MAX_LOCAL_ADDRS,
+            "{} local addresses exceed {MAX_LOCAL_ADDRS}",
+            local_addrs.len()
         );
         assert!((FIRST_GENERATION..=MAX_GENERATION).contains(&first_generation));
         let slots = Vec::with_capacity(capacity as usize);
@@ -163,6 +237,8 @@ impl<R> Table<R> {
             slots,
             index: Index::with_capacity(capacity),
             hasher: TupleHasher::new(hash_key),
+            locals: local_addrs.to_vec(),
+            local_bits: local_addrs.iter().map(|&a| addr_bits(a)).collect(),
             capacity,
             len: 0,
             retired: 0,
@@ -211,15 +287,69 @@ impl<R> Table<R> {
         self.slots.len() as u32
     }
 
+    /// The local addresses this table's connections may have.
+    pub fn local_addrs(&self) -> &[IpAddr] {
+        &self.locals
+    }
+
+    /// The stored form of `tuple`: `None` when its local address is not
+    /// one of the table's or its addresses' families differ. A scan of at
+    /// most [`MAX_LOCAL_ADDRS`] addresses (usually one or two).
+    ///
+    /// Kept to a few instructions: a lookup that does more keeps fewer
+    /// lookups in flight at once, and the cache misses of a burst of
+    /// single lookups stop overlapping (measured: comparing `IpAddr`s here
+    /// instead of these words doubled a random cold lookup).
+    #[inline(always)]
+    fn key_of(&self, tuple: &FourTuple) -> Option<Key> {
+        let (local, local_v6) = addr_bits(tuple.local_addr);
+        let (remote, remote_v6) = addr_bits(tuple.remote_addr);
+        if local_v6 != remote_v6 {
+            return None;
+        }
+        let index = self
+            .local_bits
+            .iter()
+            .position(|&l| l == (local, local_v6))?;
+        Some(Key {
+            remote,
+            ports: (u32::from(tuple.local_port) << 16) | u32::from(tuple.remote_port),
+            local: index as u8,
+        })
+    }
+
+    /// The tuple a stored key stands for.
+    fn tuple_of(&self, key: &Key) -> FourTuple {
+        let local_addr = self
+            .locals
+            .get(usize::from(key.local))
+            .copied()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let remote_addr = match local_addr {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(key.remote as u32)),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(key.remote)),
+        };
+        FourTuple {
+            local_addr,
+            remote_addr,
+            local_port: (key.ports >> 16) as u16,
+            remote_port: key.ports as u16,
+        }
+    }
+
     /// Adds a connection. Fails with [`InsertError::Exists`] if the tuple is
-    /// already present (the record is dropped) and [`InsertError::Full`] if
-    /// no slot is free. O(1) expected; no allocation.
+    /// already present (the record is dropped), [`InsertError::Address`] if
+    /// its local address is not one of the table's, and
+    /// [`InsertError::Full`] if no slot is free. O(1) expected; no
+    /// allocation.
     pub fn insert(&mut self, tuple: FourTuple, record: R) -> Result<Handle, InsertError> {
-        let hash = self.hasher.hash(&tuple);
+        let key = self.key_of(&tuple).ok_or(InsertError::Address)?;
+        let hash = self.hasher.hash(&key);
         let slots = &self.slots;
+        let local_bits = u32::from(key.local) << LOCAL_SHIFT;
         let vacant = match self
             .index
-            .find_or_vacant(hash, |s| slots[s as usize].tuple == tuple)
+            .find_or_vacant(hash, |s| slots[s as usize].holds(&key))
         {
             Ok(slot) => return Err(InsertError::Exists(self.live_handle(slot))),
             Err(vacant) => vacant,
@@ -229,8 +359,9 @@ impl<R> Table<R> {
             // Never reallocates: `len < capacity` of the reservation.
             self.slots.push(Slot {
                 link: TimerLink::UNARMED,
-                tuple,
-                generation: self.first_generation | LIVE,
+                remote: key.remote.to_ne_bytes(),
+                ports: key.ports,
+                generation: self.first_generation | LIVE | local_bits,
                 record,
             });
             slot
@@ -242,8 +373,9 @@ impl<R> Table<R> {
                 self.free_tail = NIL;
             }
             entry.link = TimerLink::UNARMED;
-            entry.tuple = tuple;
-            entry.generation |= LIVE;
+            entry.remote = key.remote.to_ne_bytes();
+            entry.ports = key.ports;
+            entry.generation = (entry.generation & MAX_GENERATION) | LIVE | local_bits;
             entry.record = record;
             slot
         } else {
@@ -257,7 +389,15 @@ impl<R> Table<R> {
     /// The handle of the connection with this tuple.
     #[inline]
     pub fn lookup(&self, tuple: &FourTuple) -> Option<Handle> {
-        self.lookup_hashed(tuple, TupleHash(self.hasher.hash(tuple)))
+        let key = self.key_of(tuple)?;
+        self.find(&key, self.hasher.hash(&key))
+    }
+
+    #[inline]
+    fn find(&self, key: &Key, hash: u64) -> Option<Handle> {
+        let slots = &self.slots;
+        let slot = self.index.find(hash, |s| slots[s as usize].holds(key))?;
+        Some(self.live_handle(slot))
     }
 
     /// Hashes `tuple` and prefetches its home bucket, so that a later
@@ -265,7 +405,10 @@ impl<R> Table<R> {
     /// for a whole RX burst first, then look each up: the misses overlap.
     #[inline]
     pub fn prefetch(&self, tuple: &FourTuple) -> TupleHash {
-        let hash = self.hasher.hash(tuple);
+        let Some(key) = self.key_of(tuple) else {
+            return TupleHash(0);
+        };
+        let hash = self.hasher.hash(&key);
         self.index.prefetch(hash);
         TupleHash(hash)
     }
@@ -273,11 +416,7 @@ impl<R> Table<R> {
     /// [`lookup`](Self::lookup) with a hash from [`prefetch`](Self::prefetch).
     #[inline]
     pub fn lookup_hashed(&self, tuple: &FourTuple, hash: TupleHash) -> Option<Handle> {
-        let slots = &self.slots;
-        let slot = self
-            .index
-            .find(hash.0, |s| slots[s as usize].tuple == *tuple)?;
-        Some(self.live_handle(slot))
+        self.find(&self.key_of(tuple)?, hash.0)
     }
 
     /// Looks up a burst of tuples, `out[i]` for `tuples[i]` (the shorter of
@@ -334,7 +473,7 @@ impl<R> Table<R> {
         if let Some(slot) = self.slot_of(handle) {
             let entry = &self.slots[slot];
             if entry.generation & UNINDEXED == 0 {
-                self.index.prefetch(self.hasher.hash(&entry.tuple));
+                self.index.prefetch(self.hasher.hash(&entry.key()));
             }
         }
     }
@@ -345,7 +484,7 @@ impl<R> Table<R> {
     fn slot_of(&self, handle: Handle) -> Option<usize> {
         let slot = handle.slot() as usize;
         let entry = self.slots.get(slot)?;
-        (entry.generation & !UNINDEXED == (handle.generation() | LIVE)
+        (entry.generation & !(UNINDEXED | LOCAL_MASK) == (handle.generation() | LIVE)
             && handle.core() == self.core)
             .then_some(slot)
     }
@@ -383,7 +522,7 @@ impl<R> Table<R> {
     #[inline]
     pub fn tuple(&self, handle: Handle) -> Option<FourTuple> {
         let slot = self.slot_of(handle)?;
-        Some(self.slots[slot].tuple)
+        Some(self.tuple_of(&self.slots[slot].key()))
     }
 
     /// The handle of the connection in `slot`, if that slot is live. With
@@ -420,8 +559,8 @@ impl<R> Table<R> {
         self.memory_bytes().div_ceil(self.capacity.max(1) as usize)
     }
 
-    /// Bytes of per-slot metadata beside the record (timer link, tuple,
-    /// generation): the slot size for a zero-sized record.
+    /// Bytes of per-slot metadata beside the record (timer link, remote
+    /// address, ports, generation): the slot size for a zero-sized record.
     pub const fn slot_metadata_bytes() -> usize {
         size_of::<Slot<()>>()
     }
@@ -449,7 +588,7 @@ impl<R: Default> Table<R> {
             "removing {handle:?} while its timer is armed"
         );
         if self.slots[slot].generation & UNINDEXED == 0 {
-            let hash = self.hasher.hash(&self.slots[slot].tuple);
+            let hash = self.hasher.hash(&self.slots[slot].key());
             let removed = self.index.remove(hash, slot as u32);
             debug_assert!(removed, "live slot missing from the index");
         }
@@ -487,7 +626,7 @@ impl<R: Default> Table<R> {
         if self.slots[slot].generation & UNINDEXED != 0 {
             return;
         }
-        let hash = self.hasher.hash(&self.slots[slot].tuple);
+        let hash = self.hasher.hash(&self.slots[slot].key());
         let removed = self.index.remove(hash, slot as u32);
         debug_assert!(removed, "live slot missing from the index");
         self.slots[slot].generation |= UNINDEXED;

@@ -4,25 +4,47 @@
 //! plus the test-only generation constructor.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 
 use super::*;
 use crate::timer::{TimerStore, Wheel};
 
+const LOCAL4: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+const LOCAL6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+/// The local addresses of the test tables: one of each family.
+const LOCALS: [IpAddr; 2] = [LOCAL4, LOCAL6];
+
 fn t(n: u32) -> FourTuple {
     FourTuple {
-        local_addr: Ipv4Addr::new(198, 18, 0, 1),
-        remote_addr: Ipv4Addr::from(0x0A00_0000 + (n >> 16)),
+        local_addr: LOCAL4,
+        remote_addr: IpAddr::V4(Ipv4Addr::from(0x0A00_0000 + (n >> 16))),
         local_port: 80,
         remote_port: n as u16,
     }
 }
 
+/// Like [`t`], over IPv6: peer `2001:db8::a00:0 + n >> 16`.
+fn t6(n: u32) -> FourTuple {
+    FourTuple {
+        local_addr: LOCAL6,
+        remote_addr: IpAddr::V6(Ipv6Addr::from(
+            0x2001_0db8_u128 << 96 | u128::from(0x0A00_0000 + (n >> 16)),
+        )),
+        local_port: 80,
+        remote_port: n as u16,
+    }
+}
+
+/// [`t`] for even `n`, [`t6`] for odd: both families in one table.
+fn tm(n: u32) -> FourTuple {
+    if n.is_multiple_of(2) { t(n) } else { t6(n) }
+}
+
 #[test]
 fn test_insert_lookup_get_remove_round_trip() {
-    let mut table: Table<u64> = Table::with_capacity(3, 100, 0x1234);
+    let mut table: Table<u64> = Table::with_capacity(3, 100, 0x1234, &LOCALS);
     assert!(table.is_empty());
     let h = table.insert(t(1), 11).unwrap();
     assert_eq!(
@@ -46,7 +68,7 @@ fn test_insert_lookup_get_remove_round_trip() {
 
 #[test]
 fn test_insert_existing_tuple_is_exists_with_the_live_handle() {
-    let mut table: Table<u8> = Table::with_capacity(0, 4, 9);
+    let mut table: Table<u8> = Table::with_capacity(0, 4, 9, &LOCALS);
     let h = table.insert(t(7), 1).unwrap();
     assert_eq!(table.insert(t(7), 2), Err(InsertError::Exists(h)));
     assert_eq!(table.get(h), Some(&1));
@@ -55,7 +77,7 @@ fn test_insert_existing_tuple_is_exists_with_the_live_handle() {
 
 #[test]
 fn test_full_table_refuses_then_accepts_after_a_remove() {
-    let mut table: Table<u8> = Table::with_capacity(0, 3, 9);
+    let mut table: Table<u8> = Table::with_capacity(0, 3, 9, &LOCALS);
     let hs: Vec<Handle> = (0..3).map(|i| table.insert(t(i), 0).unwrap()).collect();
     assert_eq!(table.insert(t(3), 0), Err(InsertError::Full));
     // Exists wins over Full: it is the more specific answer.
@@ -68,7 +90,7 @@ fn test_full_table_refuses_then_accepts_after_a_remove() {
 
 #[test]
 fn test_freed_slots_are_reused_fifo_after_fresh_ones() {
-    let mut table: Table<u8> = Table::with_capacity(0, 6, 9);
+    let mut table: Table<u8> = Table::with_capacity(0, 6, 9, &LOCALS);
     let hs: Vec<Handle> = (0..4).map(|i| table.insert(t(i), 0).unwrap()).collect();
     for &i in &[2usize, 0, 3] {
         table.remove(hs[i]).unwrap();
@@ -83,7 +105,7 @@ fn test_freed_slots_are_reused_fifo_after_fresh_ones() {
 
 #[test]
 fn test_stale_handles_never_work_again_even_after_reuse() {
-    let mut table: Table<u32> = Table::with_capacity(1, 1, 5);
+    let mut table: Table<u32> = Table::with_capacity(1, 1, 5, &LOCALS);
     let old = table.insert(t(1), 1).unwrap();
     table.remove(old).unwrap();
     let new = table.insert(t(1), 2).unwrap();
@@ -105,7 +127,7 @@ fn test_stale_handles_never_work_again_even_after_reuse() {
 
 #[test]
 fn test_slot_is_retired_when_its_generation_is_exhausted() {
-    let mut table: Table<u8> = Table::with_first_generation(0, 2, 5, MAX_GENERATION - 1);
+    let mut table: Table<u8> = Table::with_first_generation(0, 2, 5, &LOCALS, MAX_GENERATION - 1);
     let mut seen = BTreeSet::new();
     let a = table.insert(t(1), 0).unwrap();
     let b = table.insert(t(2), 0).unwrap();
@@ -133,11 +155,11 @@ fn test_slot_is_retired_when_its_generation_is_exhausted() {
 
 #[test]
 fn test_memory_accounting_matches_allocations_and_targets() {
-    assert_eq!(Table::<()>::slot_metadata_bytes(), 32);
-    let table: Table<[u64; 22]> = Table::with_capacity(0, 1_000_000, 1);
+    assert_eq!(Table::<()>::slot_metadata_bytes(), 40);
+    let table: Table<[u64; 22]> = Table::with_capacity(0, 1_000_000, 1, &LOCALS);
     let m = table.memory();
-    assert_eq!(m.slot_bytes, 32 + 176);
-    assert_eq!(m.slab_bytes, 1_000_000 * 208);
+    assert_eq!(m.slot_bytes, 40 + 176);
+    assert_eq!(m.slab_bytes, 1_000_000 * 216);
     // 1M × 4/3 → 2^21 buckets of 8 bytes.
     assert_eq!(m.index_bytes, (1 << 21) * 8);
     assert_eq!(m.free_list_bytes, 0);
@@ -146,18 +168,18 @@ fn test_memory_accounting_matches_allocations_and_targets() {
         m.total_bytes(),
         m.slab_bytes + m.index_bytes + m.header_bytes
     );
-    // 208 + 16.8 (1M sits just above 0.75 × 2^20, the index's worst region).
-    assert_eq!(table.bytes_per_connection(), 225);
+    // 216 + 16.8 (1M sits just above 0.75 × 2^20, the index's worst region).
+    assert_eq!(table.bytes_per_connection(), 233);
     assert!(table.bytes_per_connection() <= 256, "design target");
     // At 10M the index costs 13.4 B per connection.
-    let big: Table<()> = Table::with_capacity(0, 10_000_000, 1);
+    let big: Table<()> = Table::with_capacity(0, 10_000_000, 1, &LOCALS);
     assert_eq!(big.memory().index_bytes, (1 << 24) * 8);
     assert!(big.memory().index_bytes / 10_000_000 <= 16);
 }
 
 #[test]
 fn test_lookup_burst_agrees_with_single_lookups() {
-    let mut table: Table<u8> = Table::with_capacity(0, 1000, 77);
+    let mut table: Table<u8> = Table::with_capacity(0, 1000, 77, &LOCALS);
     for i in (0..1000).step_by(2) {
         table.insert(t(i), 0).unwrap();
     }
@@ -174,7 +196,7 @@ fn test_lookup_burst_agrees_with_single_lookups() {
 
 #[test]
 fn test_prefetch_remove_is_only_a_hint() {
-    let mut table: Table<u8> = Table::with_capacity(0, 10, 77);
+    let mut table: Table<u8> = Table::with_capacity(0, 10, 77, &LOCALS);
     let h = table.insert(t(1), 5).unwrap();
     table.prefetch_remove(h);
     table.unindex(h);
@@ -188,7 +210,7 @@ fn test_prefetch_remove_is_only_a_hint() {
 
 #[test]
 fn test_full_table_keeps_probe_runs_short() {
-    let mut table: Table<()> = Table::with_capacity(0, 100_000, 0xC0FFEE);
+    let mut table: Table<()> = Table::with_capacity(0, 100_000, 0xC0FFEE, &LOCALS);
     for i in 0..100_000 {
         table.insert(t(i), ()).unwrap();
     }
@@ -205,7 +227,7 @@ fn test_full_table_keeps_probe_runs_short() {
 
 #[test]
 fn test_table_as_timer_store_fires_deadlines_by_slot() {
-    let mut table: Table<u32> = Table::with_capacity(0, 1000, 3);
+    let mut table: Table<u32> = Table::with_capacity(0, 1000, 3, &LOCALS);
     let mut wheel = Wheel::new(0);
     let hs: Vec<Handle> = (0..1000).map(|i| table.insert(t(i), i).unwrap()).collect();
     for (i, &h) in hs.iter().enumerate() {
@@ -240,11 +262,96 @@ fn test_table_as_timer_store_fires_deadlines_by_slot() {
 #[test]
 #[should_panic(expected = "while its timer is armed")]
 fn test_removing_an_armed_slot_panics_instead_of_corrupting_the_wheel() {
-    let mut table: Table<u8> = Table::with_capacity(0, 2, 3);
+    let mut table: Table<u8> = Table::with_capacity(0, 2, 3, &LOCALS);
     let mut wheel = Wheel::new(0);
     let h = table.insert(t(1), 0).unwrap();
     wheel.arm(&mut table, h.slot(), 5);
     let _ = table.remove(h);
+}
+
+#[test]
+fn test_v6_tuples_insert_look_up_and_come_back_whole() {
+    let mut table: Table<u32> = Table::with_capacity(0, 100, 0x66, &LOCALS);
+    let v4 = t(7);
+    // The same low 32 bits as `v4`'s peer, v4-mapped, over IPv6: a
+    // different connection (its local address's index differs).
+    let mapped = FourTuple {
+        local_addr: LOCAL6,
+        remote_addr: IpAddr::V6(Ipv4Addr::from(0x0A00_0000).to_ipv6_mapped()),
+        ..v4
+    };
+    let h4 = table.insert(v4, 4).unwrap();
+    let h6 = table.insert(t6(7), 6).unwrap();
+    let hm = table.insert(mapped, 9).unwrap();
+    assert_eq!(table.lookup(&v4), Some(h4));
+    assert_eq!(table.lookup(&t6(7)), Some(h6));
+    assert_eq!(table.lookup(&mapped), Some(hm));
+    assert_eq!(table.lookup(&t6(8)), None);
+    assert_eq!(table.tuple(h4), Some(v4));
+    assert_eq!(table.tuple(h6), Some(t6(7)));
+    assert_eq!(table.tuple(hm), Some(mapped));
+    assert_eq!(table.insert(t6(7), 0), Err(InsertError::Exists(h6)));
+    let mut out = [None; 3];
+    table.lookup_burst(&[t6(7), v4, t6(9)], &mut out);
+    assert_eq!(out, [Some(h6), Some(h4), None]);
+    assert_eq!(table.remove(h6), Some(6));
+    assert_eq!(table.lookup(&t6(7)), None);
+    assert_eq!(table.lookup(&v4), Some(h4));
+}
+
+#[test]
+fn test_a_local_address_outside_the_list_or_mixed_families_is_refused() {
+    let mut table: Table<u8> = Table::with_capacity(0, 10, 1, &[LOCAL4]);
+    assert_eq!(table.insert(t6(1), 0), Err(InsertError::Address));
+    let other = FourTuple {
+        local_addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 9)),
+        ..t(1)
+    };
+    assert_eq!(table.insert(other, 0), Err(InsertError::Address));
+    let mixed = FourTuple {
+        remote_addr: t6(1).remote_addr,
+        ..t(1)
+    };
+    assert_eq!(table.insert(mixed, 0), Err(InsertError::Address));
+    assert_eq!(table.lookup(&mixed), None);
+    assert!(table.is_empty());
+    assert!(InsertError::Address.to_string().contains("local address"));
+}
+
+#[test]
+fn test_every_one_of_max_local_addrs_addresses_keys_its_own_connections() {
+    let locals: Vec<IpAddr> = (0..MAX_LOCAL_ADDRS as u128)
+        .map(|i| IpAddr::V6(Ipv6Addr::from((0x2001_0db8_u128 << 96) | (i + 1))))
+        .collect();
+    let mut table: Table<usize> = Table::with_capacity(0, 100, 3, &locals);
+    let tuples: Vec<FourTuple> = locals
+        .iter()
+        .map(|&local_addr| FourTuple {
+            local_addr,
+            ..t6(5)
+        })
+        .collect();
+    let handles: Vec<Handle> = tuples
+        .iter()
+        .enumerate()
+        .map(|(i, &tuple)| table.insert(tuple, i).unwrap())
+        .collect();
+    for (i, (tuple, h)) in tuples.iter().zip(&handles).enumerate() {
+        assert_eq!(table.lookup(tuple), Some(*h));
+        assert_eq!(table.tuple(*h), Some(*tuple));
+        assert_eq!(table.get(*h), Some(&i));
+    }
+    // A slot reused under another local address forgets the old one.
+    assert_eq!(table.remove(handles[31]), Some(31));
+    let h = table.insert(tuples[31], 0).unwrap();
+    assert_eq!(table.tuple(h), Some(tuples[31]));
+}
+
+#[test]
+#[should_panic(expected = "local addresses exceed")]
+fn test_more_than_max_local_addrs_addresses_are_refused() {
+    let locals = vec![LOCAL4; MAX_LOCAL_ADDRS + 1];
+    let _: Table<u8> = Table::with_capacity(0, 1, 1, &locals);
 }
 
 #[derive(Clone, Debug)]
@@ -282,7 +389,7 @@ proptest! {
         key in any::<u64>(),
         ops in prop::collection::vec(op(), 1..400),
     ) {
-        let mut table: Table<u32> = Table::with_first_generation(5, capacity, key, first_generation);
+        let mut table: Table<u32> = Table::with_first_generation(5, capacity, key, &LOCALS, first_generation);
         let mut wheel = Wheel::new(0);
         let mut now = 0u64;
         let mut model: HashMap<FourTuple, (Handle, u32)> = HashMap::new();
@@ -292,8 +399,8 @@ proptest! {
         for op in ops {
             match op {
                 Op::Insert(n) => {
-                    let result = table.insert(t(n), n);
-                    match model.get(&t(n)) {
+                    let result = table.insert(tm(n), n);
+                    match model.get(&tm(n)) {
                         Some(&(h, _)) => prop_assert_eq!(result, Err(InsertError::Exists(h))),
                         None if model.len() as u32 + table.retired() == capacity => {
                             prop_assert_eq!(result, Err(InsertError::Full));
@@ -303,7 +410,7 @@ proptest! {
                             prop_assert!(issued.insert(h), "handle {:?} issued twice", h);
                             prop_assert_ne!(h, Handle::INVALID);
                             prop_assert_eq!(h.core(), 5);
-                            model.insert(t(n), (h, n));
+                            model.insert(tm(n), (h, n));
                         }
                     }
                 }
@@ -324,7 +431,7 @@ proptest! {
                     }
                 }
                 Op::Lookup(n) => {
-                    prop_assert_eq!(table.lookup(&t(n)), model.get(&t(n)).map(|&(h, _)| h));
+                    prop_assert_eq!(table.lookup(&tm(n)), model.get(&tm(n)).map(|&(h, _)| h));
                 }
                 Op::Timer(i, d) => {
                     let mut live: Vec<Handle> = model.values().map(|&(h, _)| h).collect();

@@ -16,6 +16,7 @@ use lingerd_abi::Errno;
 use super::reasm::ReasmPool;
 use super::sendbuf::SendBufPool;
 use super::tcb::{Tcb, TcbFlags};
+use crate::shared::CtlSegment;
 use crate::shared::config::TcpConfig;
 use crate::shared::counters::Counters;
 use crate::shared::reply_limit::ReplyLimit;
@@ -96,13 +97,13 @@ impl Cx<'_> {
     }
 
     /// `<SEQ=seq><CTL=RST>` to the connection's peer.
-    pub(crate) fn rst(&self, seq: SeqNumber) -> ControlSegment {
+    pub(crate) fn rst(&self, seq: SeqNumber) -> CtlSegment {
         let t = &self.tuple;
         ControlSegment::rst(t.remote_addr, t.local_port, t.remote_port, seq)
     }
 
     /// `<SEQ=seq><ACK=ack><CTL=RST,ACK>` to the connection's peer.
-    pub(crate) fn rst_ack(&self, seq: SeqNumber, ack: SeqNumber) -> ControlSegment {
+    pub(crate) fn rst_ack(&self, seq: SeqNumber, ack: SeqNumber) -> CtlSegment {
         let t = &self.tuple;
         ControlSegment::rst_ack(t.remote_addr, t.local_port, t.remote_port, seq, ack)
     }

@@ -254,7 +254,7 @@ fn synchronized(tcb: &mut Tcb, cx: &mut Cx<'_>, seg: &TcpRepr<'_>) -> Dispositio
                 return Disposition::ResetAndFree(cx.rst_ack(tcb.snd_max, tcb.rcv_nxt));
             };
             cx.counters.accepted += 1;
-            let remote = std::net::SocketAddrV4::new(cx.tuple.remote_addr, cx.tuple.remote_port);
+            let remote = std::net::SocketAddr::new(cx.tuple.remote_addr, cx.tuple.remote_port);
             cx.event(tcb, Errno::Ok, Detail::Accepted { listener, remote });
         }
     }

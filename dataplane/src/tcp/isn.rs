@@ -4,7 +4,9 @@
 //! an off-path attacker cannot predict: `ISN = M + F(4-tuple, key)` with M a
 //! 4 µs clock (RFC 6528 §3), and stateless SYN cookies for when a listener's
 //! backlog is full, both SipHash-2-4 (the `siphasher` crate) under keys
-//! of their own. Time is an argument; keys come from the caller.
+//! of their own. Both cover the whole tuple of either family: an IPv6
+//! connection's two 16-byte addresses as an IPv4 connection's two 4-byte
+//! ones. Time is an argument; keys come from the caller.
 
 use std::hash::Hasher;
 
@@ -17,16 +19,41 @@ use crate::table::FourTuple;
 struct SipKey([u64; 2]);
 
 impl SipKey {
-    /// Hashes the first `len` bytes (at most 24) of `words`, little-endian.
-    fn hash_words(self, words: [u64; 3], len: u8) -> u64 {
-        let mut bytes = [0u8; 24];
-        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&w.to_le_bytes());
-        }
+    /// SipHash-2-4 of `bytes`.
+    fn hash(self, bytes: &[u8]) -> u64 {
         let mut h = SipHasher24::new_with_keys(self.0[0], self.0[1]);
-        h.write(&bytes[..usize::from(len.min(24))]);
+        h.write(bytes);
         h.finish()
     }
+}
+
+/// Most bytes [`tuple_bytes`] writes: two IPv6 addresses, two ports and
+/// two 32-bit extras.
+const TUPLE_BYTES: usize = 16 + 16 + 2 + 2 + 4 + 4;
+
+/// The message the keyed functions hash: local address, remote address
+/// (4 bytes each for IPv4, 16 for IPv6), local port, remote port, then
+/// `extra`; returns the buffer and its used length.
+fn tuple_bytes(t: &FourTuple, extra: &[u32]) -> ([u8; TUPLE_BYTES], usize) {
+    let mut buf = [0u8; TUPLE_BYTES];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        let end = (at + bytes.len()).min(TUPLE_BYTES);
+        buf[at..end].copy_from_slice(&bytes[..end - at]);
+        at = end;
+    };
+    for addr in [t.local_addr, t.remote_addr] {
+        match addr {
+            std::net::IpAddr::V4(a) => put(&a.octets()),
+            std::net::IpAddr::V6(a) => put(&a.octets()),
+        }
+    }
+    put(&t.local_port.to_be_bytes());
+    put(&t.remote_port.to_be_bytes());
+    for e in extra {
+        put(&e.to_be_bytes());
+    }
+    (buf, at)
 }
 
 /// The keys of one engine's sequence-number functions.
@@ -44,12 +71,6 @@ const COOKIE_PERIOD_S: u64 = 64;
 /// Cookies from the current and the previous period are accepted.
 const COOKIE_MAX_AGE_PERIODS: u32 = 1;
 
-fn tuple_words(t: &FourTuple, extra: u32) -> [u64; 3] {
-    let a = u64::from(u32::from(t.local_addr)) | (u64::from(u32::from(t.remote_addr)) << 32);
-    let b = u64::from(t.local_port) | (u64::from(t.remote_port) << 16) | (u64::from(extra) << 32);
-    [a, b, 0]
-}
-
 impl IsnGenerator {
     /// The two functions under two independently drawn 128-bit secrets:
     /// knowing one key tells nothing about the other.
@@ -64,7 +85,8 @@ impl IsnGenerator {
     /// with M the number of 4 µs ticks since the engine's epoch.
     pub fn isn(&self, tuple: &FourTuple, now_us: u64) -> u32 {
         let m = (now_us / 4) as u32;
-        let f = self.isn_key.hash_words(tuple_words(tuple, 0), 12) as u32;
+        let (bytes, len) = tuple_bytes(tuple, &[]);
+        let f = self.isn_key.hash(&bytes[..len]) as u32;
         m.wrapping_add(f)
     }
 
@@ -105,24 +127,59 @@ impl IsnGenerator {
     }
 
     fn cookie_hash(&self, tuple: &FourTuple, peer_isn: u32, count: u32) -> u32 {
-        let mut words = tuple_words(tuple, peer_isn);
-        words[2] = u64::from(count);
-        (self.cookie_key.hash_words(words, 20) as u32) & 0x00ff_ffff
+        let (bytes, len) = tuple_bytes(tuple, &[peer_isn, count]);
+        (self.cookie_key.hash(&bytes[..len]) as u32) & 0x00ff_ffff
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     fn tuple(port: u16) -> FourTuple {
         FourTuple {
-            local_addr: Ipv4Addr::new(198, 18, 0, 1),
-            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
+            local_addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+            remote_addr: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2)),
             local_port: 80,
             remote_port: port,
         }
+    }
+
+    fn tuple6(remote_low: u16, port: u16) -> FourTuple {
+        FourTuple {
+            local_addr: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            remote_addr: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, remote_low)),
+            local_port: 80,
+            remote_port: port,
+        }
+    }
+
+    /// Every byte of both 16-byte addresses shapes the ISN and the cookie.
+    #[test]
+    fn isn_and_cookie_cover_the_whole_v6_tuple() {
+        let g = IsnGenerator::new([1, 2], [5, 6]);
+        let base = tuple6(2, 40_000);
+        let isn = g.isn(&base, 0);
+        let (cookie, _) = g.cookie(&base, 77, 1440, 0);
+        assert_eq!(g.check_cookie(&base, 77, cookie, 0), Some(1440));
+        for byte in 0..16 {
+            for local in [true, false] {
+                let mut t = base;
+                let addr = if local {
+                    &mut t.local_addr
+                } else {
+                    &mut t.remote_addr
+                };
+                let IpAddr::V6(a) = *addr else { unreachable!() };
+                let mut octets = a.octets();
+                octets[byte] ^= 0x40;
+                *addr = IpAddr::V6(Ipv6Addr::from(octets));
+                assert_ne!(g.isn(&t, 0), isn, "byte {byte} of local={local}");
+                assert_eq!(g.check_cookie(&t, 77, cookie, 0), None);
+            }
+        }
+        assert_ne!(g.isn(&tuple6(2, 40_001), 0), isn);
     }
 
     #[test]
@@ -171,18 +228,14 @@ mod tests {
         // SipHash-2-4 reference vectors (Aumasson and Bernstein, appendix A):
         // key 00..0f, message 00..(len-1).
         let key = SipKey([0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908]);
-        let msg = [
-            0x0706_0504_0302_0100,
-            0x0f0e_0d0c_0b0a_0908,
-            0x1716_1514_1312_1110,
-        ];
+        let msg: Vec<u8> = (0..24).collect();
         for (len, want) in [
             (0, 0x726f_db47_dd0e_0e31),
             (1, 0x74f8_39c5_93dc_67fd),
             (8, 0x93f5_f579_9a93_2462),
             (15, 0xa129_ca61_49be_45e5),
         ] {
-            assert_eq!(key.hash_words(msg, len), want, "len {len}");
+            assert_eq!(key.hash(&msg[..len]), want, "len {len}");
         }
     }
 

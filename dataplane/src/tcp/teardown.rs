@@ -13,8 +13,8 @@ use super::cx::Cx;
 use super::matrix::End;
 use super::state::State;
 use super::tcb::{Deadline, Pending, Tcb, TcbFlags};
+use crate::shared::CtlSegment;
 use crate::shared::{Detail, Disposition, Outcome};
-use crate::wire::ControlSegment;
 
 /// Completes a pending connect successfully.
 pub(crate) fn finish_connect(tcb: &mut Tcb, cx: &mut Cx<'_>) {
@@ -129,7 +129,7 @@ pub(crate) fn rst_seq(tcb: &Tcb) -> crate::wire::SeqNumber {
 /// queues, and returns the RST to send, `<SEQ=SND.NXT><ACK=RCV.NXT><RST,ACK>`,
 /// in the states that send one (RFC 9293 §3.10.5 ABORT call; none in SYN-SENT,
 /// CLOSING, LAST-ACK, TIME-WAIT). The caller frees the record.
-pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<ControlSegment> {
+pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<CtlSegment> {
     cancel_outstanding(tcb, cx);
     cx.release_send(tcb);
     let ctl = tcb
@@ -143,7 +143,7 @@ pub(crate) fn hard_close(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<ControlSegmen
 /// Resets a connection the client still holds (shutdown(RECEIVE) with data
 /// that can never be delivered): RST out, record kept until close, later
 /// operations fail with ECONNABORTED. The caller counts the RST's reason.
-pub(crate) fn local_abort(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<ControlSegment> {
+pub(crate) fn local_abort(tcb: &mut Tcb, cx: &mut Cx<'_>) -> Option<CtlSegment> {
     cx.release_send(tcb);
     let ctl = tcb
         .state

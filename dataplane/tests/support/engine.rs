@@ -5,7 +5,7 @@
 //! It owns nothing of the engine's logic; it only saves each test from
 //! repeating set-up lines.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use lingerd_abi::Errno;
@@ -18,14 +18,19 @@ use lingerd_dataplane::wire::EthernetAddress;
 /// The client id tests use.
 pub(crate) const CLIENT: ClientId = ClientId(7);
 
-/// An engine at 198.18.0.`host`/24 with MAC 02:00:00:00:00:`host` (the same
-/// scheme as `SmolConfig::host`).
+/// An engine at 198.18.0.`host`/24 (and, in a run over IPv6, also at
+/// 2001:db8::`host`/64) with MAC 02:00:00:00:00:`host` (the same scheme as
+/// `SmolConfig::host`).
 pub(crate) fn config(host: u8) -> EngineConfig {
     let mut cfg = EngineConfig::new(
         0,
         EthernetAddress([2, 0, 0, 0, 0, host]),
         Prefix::new(Ipv4Addr::new(198, 18, 0, host).into(), 24).expect("an IPv4 prefix length"),
     );
+    if super::raw_peer::family_is_v6() {
+        cfg.addrs
+            .push(Prefix::new(v6_host(host).into(), 64).expect("an IPv6 prefix length"));
+    }
     cfg.isn_secret = [u64::from(host), 0x5eed];
     cfg.hash_key = 0xfeed ^ u64::from(host);
     cfg
@@ -36,9 +41,20 @@ pub(crate) fn engine(host: u8, t0: Instant) -> QueueEngine {
     QueueEngine::new(config(host), t0)
 }
 
-/// The address of `host`'s `port`.
-pub(crate) fn addr(host: u8, port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, host), port)
+/// `2001:db8::<host>`: `host`'s address in a run over IPv6.
+pub(crate) fn v6_host(host: u8) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(host))
+}
+
+/// The address of `host`'s `port`: 198.18.0.`host`, or in a run over IPv6
+/// (`support::raw_peer::FAMILY_ENV`) `[2001:db8::<host>]`.
+pub(crate) fn addr(host: u8, port: u16) -> SocketAddr {
+    let ip = if super::raw_peer::family_is_v6() {
+        IpAddr::V6(v6_host(host))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(198, 18, 0, host))
+    };
+    SocketAddr::new(ip, port)
 }
 
 /// Drains the engine's completions.

@@ -16,7 +16,7 @@ pub(crate) mod raw_peer;
 pub(crate) mod smoltcp_peer;
 
 use std::fmt;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use lingerd_testkit::mem::{Direction, Fate, TraceEntry};
@@ -58,13 +58,14 @@ impl fmt::Display for Flags {
     }
 }
 
-/// A decoded Ethernet/IPv4/TCP segment, reduced to what tests assert on.
+/// A decoded Ethernet/IPv4/TCP or Ethernet/IPv6/TCP segment, reduced to
+/// what tests assert on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Segment {
     /// Source address and port.
-    pub(crate) src: SocketAddrV4,
+    pub(crate) src: SocketAddr,
     /// Destination address and port.
-    pub(crate) dst: SocketAddrV4,
+    pub(crate) dst: SocketAddr,
     /// TCP flags.
     pub(crate) flags: Flags,
     /// Sequence number.
@@ -107,20 +108,32 @@ impl fmt::Display for Segment {
 /// IPv6, UDP, garbage).
 pub(crate) fn summarize(frame: &[u8]) -> Option<Segment> {
     let packet = SlicedPacket::from_ethernet(frame).ok()?;
-    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(tcp))) =
-        (&packet.net, &packet.transport)
-    else {
+    let Some(TransportSlice::Tcp(tcp)) = &packet.transport else {
         return None;
     };
-    let ip_header = ip.header();
-    let (src_ip, dst_ip) = (ip_header.source_addr(), ip_header.destination_addr());
-    let ip_ok = ip_header.to_header().calc_header_checksum() == ip_header.header_checksum();
-    let tcp_ok = tcp
-        .calc_checksum_ipv4(src_ip.octets(), dst_ip.octets())
-        .is_ok_and(|sum| sum == tcp.checksum());
+    let (src_ip, dst_ip, checksum_ok) = match &packet.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            let (src, dst) = (h.source_addr(), h.destination_addr());
+            let ip_ok = h.to_header().calc_header_checksum() == h.header_checksum();
+            let tcp_ok = tcp
+                .calc_checksum_ipv4(src.octets(), dst.octets())
+                .is_ok_and(|sum| sum == tcp.checksum());
+            (src.into(), dst.into(), ip_ok && tcp_ok)
+        }
+        Some(NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            let (src, dst) = (h.source_addr(), h.destination_addr());
+            let tcp_ok = tcp
+                .calc_checksum_ipv6(src.octets(), dst.octets())
+                .is_ok_and(|sum| sum == tcp.checksum());
+            (src.into(), dst.into(), tcp_ok)
+        }
+        _ => return None,
+    };
     Some(Segment {
-        src: SocketAddrV4::new(src_ip, tcp.source_port()),
-        dst: SocketAddrV4::new(dst_ip, tcp.destination_port()),
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
         flags: Flags {
             syn: tcp.syn(),
             fin: tcp.fin(),
@@ -133,7 +146,7 @@ pub(crate) fn summarize(frame: &[u8]) -> Option<Segment> {
         ack: tcp.acknowledgment_number(),
         window: tcp.window_size(),
         payload_len: tcp.payload().len(),
-        checksum_ok: ip_ok && tcp_ok,
+        checksum_ok,
     })
 }
 

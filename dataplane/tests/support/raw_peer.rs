@@ -13,9 +13,16 @@
 //! read-only `state`/`counters` accessors.
 //!
 //! Neighbour resolution: the engine learns the peer's MAC from the Ethernet
-//! source of the peer's IPv4 frames (gleaning), so a passive open needs no
-//! ARP at all; an active open starts with the engine's ARP request, which
-//! the peer answers (when [`RawPeer::answer_arp`] is set, the default).
+//! source of the peer's frames (gleaning), so a passive open needs no ARP
+//! or Neighbor Discovery at all; an active open starts with the engine's
+//! ARP request or Neighbor Solicitation, which the peer answers (when
+//! [`RawPeer::answer_arp`] is set, the default).
+//!
+//! Family: the peer speaks IPv4 (198.18.0.2 to 198.18.0.1) unless the
+//! environment variable [`FAMILY_ENV`] is `v6`, when it speaks IPv6
+//! (2001:db8::2 to 2001:db8::1, the engine being dual-stack), so every
+//! scenario runs over both families ([`RawPeer::with_family`] picks one
+//! explicitly).
 //!
 //! Bookkeeping: `nxt` is the peer's SND.NXT, `rcv` its RCV.NXT (advanced
 //! automatically when the engine's segments arrive in order), `wnd` the
@@ -23,7 +30,7 @@
 //! them, like smoltcp's `..SEND_TEMPL`.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
@@ -33,7 +40,7 @@ use etherparse::{
 };
 use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
+use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Prefix, Request};
 use lingerd_dataplane::engine::config::EngineConfig;
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
@@ -65,6 +72,36 @@ pub(crate) const PEER_ISS: u32 = 1_000;
 const MAX_FRAMES_PER_PUMP: usize = 10_000;
 /// Bound on timer rounds per [`RawPeer::advance`].
 const MAX_TIMER_ROUNDS: usize = 1_000_000;
+
+/// The environment variable that makes [`RawPeer::new`] speak IPv6 (`v6`).
+pub(crate) const FAMILY_ENV: &str = "LINGERD_SCENARIO_FAMILY";
+
+/// Whether [`RawPeer::new`] speaks IPv6 in this process.
+pub(crate) fn family_is_v6() -> bool {
+    std::env::var_os(FAMILY_ENV).is_some_and(|v| v == "v6")
+}
+
+/// The engine's IPv6 address when the peer speaks IPv6.
+pub(crate) const ENGINE_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The peer's IPv6 address.
+pub(crate) const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+/// An ARP packet or a Neighbor Solicitation / Advertisement, reduced to
+/// what both have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Neighbor {
+    /// A request (ARP request, Neighbor Solicitation) or an answer.
+    pub(crate) request: bool,
+    /// The sender's MAC (the Ethernet source).
+    pub(crate) sender_mac: [u8; 6],
+    /// The sender's address: an ARP sender, an NS source, an NA target.
+    pub(crate) sender_ip: IpAddr,
+    /// The address asked about (ARP target, NS target) or, for an
+    /// answer, whom it answers (ARP target, NA destination).
+    pub(crate) target_ip: IpAddr,
+    /// An answer's destination MAC.
+    pub(crate) target_mac: [u8; 6],
+}
 
 /// A segment the peer will send: `seg(SYN).seq(100).win(65535).mss(1460)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,11 +258,11 @@ pub(crate) struct RawPeer {
     /// The peer's MAC.
     pub(crate) mac: [u8; 6],
     /// The peer's address.
-    pub(crate) ip: Ipv4Addr,
+    pub(crate) ip: IpAddr,
     /// The engine's MAC.
     pub(crate) engine_mac: [u8; 6],
-    /// The engine's address.
-    pub(crate) engine_ip: Ipv4Addr,
+    /// The engine's address (of the peer's family).
+    pub(crate) engine_ip: IpAddr,
     /// The engine's port of the scripted connection.
     pub(crate) engine_port: u16,
     /// The peer's SND.NXT.
@@ -243,12 +280,13 @@ pub(crate) struct RawPeer {
     pub(crate) handle: Option<Handle>,
     /// The listener, in passive scenarios.
     pub(crate) listener: Option<Handle>,
-    /// Answer the engine's ARP requests for our address.
+    /// Answer the engine's ARP requests (Neighbor Solicitations) for our
+    /// address.
     pub(crate) answer_arp: bool,
     /// `user_data` of the pending connect, in active scenarios.
     pub(crate) connect_ud: Option<u64>,
-    /// ARP frames the engine sent, in order.
-    pub(crate) arp_seen: Vec<ArpEthIpv4Packet>,
+    /// ARP and Neighbor Discovery frames the engine sent, in order.
+    pub(crate) arp_seen: Vec<Neighbor>,
     /// Every segment the engine sent, in order (history, for messages).
     pub(crate) log: Vec<Rx>,
     out: VecDeque<Rx>,
@@ -258,13 +296,32 @@ pub(crate) struct RawPeer {
 
 impl RawPeer {
     /// A peer at 198.18.0.2 (MAC 02:..:02) in front of an engine at
-    /// 198.18.0.1 with `support::engine::config(1)` adjusted by `tweak`.
+    /// 198.18.0.1 with `support::engine::config(1)` adjusted by `tweak`;
+    /// over IPv6 when [`FAMILY_ENV`] says so.
     pub(crate) fn new(tweak: impl FnOnce(&mut EngineConfig)) -> RawPeer {
+        RawPeer::with_family(family_is_v6(), tweak)
+    }
+
+    /// [`RawPeer::new`] over the family `v6` says: over IPv6 the engine
+    /// also has [`ENGINE_IP6`]/64 and the peer is [`PEER_IP6`].
+    pub(crate) fn with_family(v6: bool, tweak: impl FnOnce(&mut EngineConfig)) -> RawPeer {
         let mut cfg = config(1);
+        if v6 && !cfg.addrs.iter().any(|a| a.addr() == ENGINE_IP6) {
+            cfg.addrs
+                .push(Prefix::new(ENGINE_IP6.into(), 64).expect("an IPv6 prefix length"));
+        }
         tweak(&mut cfg);
         let t0 = Instant::now();
-        let std::net::IpAddr::V4(engine_ip) = cfg.addrs[0].addr() else {
-            panic!("the raw peer's engine has an IPv4 address");
+        let engine_ip = cfg
+            .addrs
+            .iter()
+            .map(|a| a.addr())
+            .find(|a| a.is_ipv6() == v6)
+            .expect("the engine has an address of the peer's family");
+        let ip = if v6 {
+            IpAddr::V6(PEER_IP6)
+        } else {
+            IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2))
         };
         let engine_mac = cfg.mac.0;
         RawPeer {
@@ -272,7 +329,7 @@ impl RawPeer {
             now: t0,
             t0,
             mac: [2, 0, 0, 0, 0, 2],
-            ip: Ipv4Addr::new(198, 18, 0, 2),
+            ip,
             engine_mac,
             engine_ip,
             engine_port: SERVER_PORT,
@@ -291,6 +348,13 @@ impl RawPeer {
             pending: VecDeque::new(),
             next_user_data: 100,
         }
+    }
+
+    /// The MSS the engine advertises to this peer: the configured one,
+    /// 20 bytes less over IPv6 (its header is 20 bytes longer).
+    pub(crate) fn our_mss(&self) -> u16 {
+        let mss = self.engine.config().tcp.mss;
+        if self.ip.is_ipv6() { mss - 20 } else { mss }
     }
 
     /// Milliseconds since the start.
@@ -313,9 +377,13 @@ impl RawPeer {
     /// The Ethernet frame carrying `s` from the peer to the engine.
     pub(crate) fn frame(&self, s: &Seg) -> Vec<u8> {
         let from = s.from_port.unwrap_or(PEER_PORT);
-        let mut b = PacketBuilder::ethernet2(self.mac, self.engine_mac)
-            .ipv4(self.ip.octets(), self.engine_ip.octets(), 64)
-            .tcp(from, self.engine_port, s.seq, s.win);
+        let eth = PacketBuilder::ethernet2(self.mac, self.engine_mac);
+        let ip = match (self.ip, self.engine_ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => eth.ipv4(a.octets(), b.octets(), 64),
+            (IpAddr::V6(a), IpAddr::V6(b)) => eth.ipv6(a.octets(), b.octets(), 64),
+            _ => panic!("the peer and the engine speak one family"),
+        };
+        let mut b = ip.tcp(from, self.engine_port, s.seq, s.win);
         if s.flags & SYN != 0 {
             b = b.syn();
         }
@@ -368,21 +436,57 @@ impl RawPeer {
         self.pump();
     }
 
-    /// An ARP request from the peer for `target`.
-    pub(crate) fn arp_request(&self, target: Ipv4Addr) -> Vec<u8> {
-        let arp = ArpEthIpv4Packet {
-            operation: ArpOperation::REQUEST,
-            sender_mac: self.mac,
-            sender_ipv4: self.ip.octets(),
-            target_mac: [0; 6],
-            target_ipv4: target.octets(),
-        };
+    /// An ARP request (IPv4) or a Neighbor Solicitation to the target's
+    /// solicited-node group, with our link-layer address (IPv6), from the
+    /// peer for `target`.
+    pub(crate) fn arp_request(&self, target: IpAddr) -> Vec<u8> {
         let mut v = Vec::new();
-        PacketBuilder::ethernet2(self.mac, [0xff; 6])
-            .arp(arp.into())
-            .write(&mut v)
-            .expect("ARP builds");
+        match (self.ip, target) {
+            (IpAddr::V4(ip), IpAddr::V4(target)) => {
+                let arp = ArpEthIpv4Packet {
+                    operation: ArpOperation::REQUEST,
+                    sender_mac: self.mac,
+                    sender_ipv4: ip.octets(),
+                    target_mac: [0; 6],
+                    target_ipv4: target.octets(),
+                };
+                PacketBuilder::ethernet2(self.mac, [0xff; 6])
+                    .arp(arp.into())
+                    .write(&mut v)
+                    .expect("ARP builds");
+            }
+            (IpAddr::V6(ip), IpAddr::V6(target)) => {
+                let t = target.octets();
+                let group = [
+                    0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+                ];
+                let mac = [0x33, 0x33, 0xff, t[13], t[14], t[15]];
+                let mut body = t.to_vec();
+                body.extend_from_slice(&[1, 1]);
+                body.extend_from_slice(&self.mac);
+                PacketBuilder::ethernet2(self.mac, mac)
+                    .ipv6(ip.octets(), group, 255)
+                    .icmpv6_raw(135, 0, [0; 4])
+                    .write(&mut v, &body)
+                    .expect("NS builds");
+            }
+            _ => panic!("a request of the peer's family"),
+        }
         v
+    }
+
+    /// Neighbour requests the engine sent: ARP requests and Neighbor
+    /// Solicitations.
+    pub(crate) fn neighbor_requests_sent(&self) -> u64 {
+        let c = self.engine.counters();
+        c.arp_requests_sent + c.nd_solicits_sent
+    }
+
+    /// Neighbour answers the engine sent: ARP replies and Neighbor
+    /// Advertisements.
+    pub(crate) fn neighbor_replies_sent(&self) -> u64 {
+        let c = self.engine.counters();
+        c.arp_replies_sent + c.nd_adverts_sent
     }
 
     /// A template at the peer's current numbers: `SEQ=nxt, ACK=rcv,
@@ -432,20 +536,33 @@ impl RawPeer {
 
     fn take_frame(&mut self, frame: &[u8]) {
         let packet = SlicedPacket::from_ethernet(frame).expect("engine frames parse");
+        if let Some(TransportSlice::Icmpv6(icmp)) = &packet.transport {
+            self.take_nd(frame, icmp.type_u8(), icmp.payload());
+            return;
+        }
         if let Some(NetSlice::Arp(a)) = &packet.net {
             let arp = a
                 .to_packet()
                 .try_eth_ipv4()
                 .expect("engine ARP is Ethernet/IPv4");
-            self.arp_seen.push(arp.clone());
+            self.arp_seen.push(Neighbor {
+                request: arp.operation == ArpOperation::REQUEST,
+                sender_mac: arp.sender_mac,
+                sender_ip: Ipv4Addr::from(arp.sender_ipv4).into(),
+                target_ip: Ipv4Addr::from(arp.target_ipv4).into(),
+                target_mac: arp.target_mac,
+            });
             if self.answer_arp
                 && arp.operation == ArpOperation::REQUEST
-                && arp.target_ipv4 == self.ip.octets()
+                && IpAddr::from(arp.target_ipv4) == self.ip
             {
+                let IpAddr::V4(ip) = self.ip else {
+                    unreachable!("an ARP request for an IPv4 peer")
+                };
                 let reply = ArpEthIpv4Packet {
                     operation: ArpOperation::REPLY,
                     sender_mac: self.mac,
-                    sender_ipv4: self.ip.octets(),
+                    sender_ipv4: ip.octets(),
                     target_mac: arp.sender_mac,
                     target_ipv4: arp.sender_ipv4,
                 };
@@ -500,6 +617,61 @@ impl RawPeer {
         }
         self.log.push(rx.clone());
         self.out.push_back(rx);
+    }
+
+    /// A Neighbor Solicitation or Advertisement from the engine: recorded,
+    /// and a solicitation for the peer's address answered (with a solicited
+    /// advertisement carrying the peer's MAC) when `answer_arp` is set.
+    fn take_nd(&mut self, frame: &[u8], kind: u8, body: &[u8]) {
+        let packet = SlicedPacket::from_ethernet(frame).expect("engine frames parse");
+        let Some(NetSlice::Ipv6(ip)) = &packet.net else {
+            panic!("ICMPv6 over IPv6");
+        };
+        let (src, dst) = (ip.header().source_addr(), ip.header().destination_addr());
+        assert_eq!(
+            ip.header().hop_limit(),
+            255,
+            "ND goes out with hop limit 255"
+        );
+        let target: [u8; 16] = body
+            .get(..16)
+            .and_then(|t| t.try_into().ok())
+            .expect("ND carries a target");
+        let target = Ipv6Addr::from(target);
+        // The link-layer address option must be there and name the engine.
+        let mut option = vec![if kind == 135 { 1 } else { 2 }, 1];
+        option.extend_from_slice(&self.engine_mac);
+        assert_eq!(
+            body.get(16..24),
+            Some(&option[..]),
+            "ND from the engine carries its link-layer address option"
+        );
+        let eth_src: [u8; 6] = frame[6..12].try_into().expect("six bytes");
+        let eth_dst: [u8; 6] = frame[..6].try_into().expect("six bytes");
+        let request = match kind {
+            135 => true,
+            136 => false,
+            other => panic!("the engine sent ICMPv6 type {other}"),
+        };
+        self.arp_seen.push(Neighbor {
+            request,
+            sender_mac: eth_src,
+            sender_ip: if request { src.into() } else { target.into() },
+            target_ip: if request { target.into() } else { dst.into() },
+            target_mac: eth_dst,
+        });
+        if request && self.answer_arp && IpAddr::V6(target) == self.ip {
+            let mut answer = target.octets().to_vec();
+            answer.extend_from_slice(&[2, 1]);
+            answer.extend_from_slice(&self.mac);
+            let mut v = Vec::new();
+            PacketBuilder::ethernet2(self.mac, eth_src)
+                .ipv6(target.octets(), src.octets(), 255)
+                .icmpv6_raw(136, 0, [0x60, 0, 0, 0])
+                .write(&mut v, &answer)
+                .expect("NA builds");
+            self.engine.handle_rx(self.now, &v);
+        }
     }
 
     /// Every segment the engine sent since the last look.
@@ -805,7 +977,7 @@ impl RawPeer {
             CLIENT,
             ud,
             Request::Connect {
-                remote: SocketAddrV4::new(self.ip, PEER_PORT),
+                remote: SocketAddr::new(self.ip, PEER_PORT),
                 local_port: Some(CLIENT_PORT),
                 local_addr: None,
             },
@@ -825,7 +997,7 @@ impl RawPeer {
         assert!(
             self.arp_seen
                 .iter()
-                .any(|a| a.operation == ArpOperation::REQUEST && a.target_ipv4 == self.ip.octets()),
+                .any(|a| a.request && a.target_ip == self.ip),
             "the engine asked for the peer's MAC first"
         );
         self.connect_ud = Some(ud);

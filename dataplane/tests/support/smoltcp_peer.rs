@@ -28,7 +28,7 @@
 //! `test_smoltcp_fin_stranded_by_dup_acks` in `tests/mem_smoltcp.rs`.
 
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use lingerd_dataplane::port::Endpoint;
@@ -37,8 +37,9 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpCidr, IpEndpoint,
-    IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, TcpPacket,
+    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpAddress, IpCidr,
+    IpEndpoint, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv6Address, Ipv6Cidr, Ipv6Packet,
+    TcpPacket,
 };
 
 /// How one `SmolPeer` is set up.
@@ -46,8 +47,9 @@ use smoltcp::wire::{
 pub(crate) struct SmolConfig {
     /// Its Ethernet address.
     pub(crate) mac: [u8; 6],
-    /// Its IPv4 address and prefix.
-    pub(crate) ip: Ipv4Cidr,
+    /// Its address and prefix: IPv4, or IPv6 in a run over IPv6
+    /// (`support::raw_peer::FAMILY_ENV`).
+    pub(crate) ip: IpCidr,
     /// A default IPv4 route through this gateway, if any.
     pub(crate) gateway: Option<Ipv4Address>,
     /// Seed of smoltcp's own PRNG (ISNs): fixed for reproducible runs.
@@ -60,12 +62,21 @@ pub(crate) struct SmolConfig {
 }
 
 impl SmolConfig {
-    /// A peer at `198.18.0.<host>/24` with MAC `02:00:00:00:00:<host>`,
-    /// 64 KiB buffers, seed `host`.
+    /// A peer at `198.18.0.<host>/24` (in a run over IPv6,
+    /// `2001:db8::<host>/64`) with MAC `02:00:00:00:00:<host>`, 64 KiB
+    /// buffers, seed `host`.
     pub(crate) fn host(host: u8) -> Self {
+        let ip = if super::raw_peer::family_is_v6() {
+            IpCidr::Ipv6(Ipv6Cidr::new(
+                Ipv6Address::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(host)),
+                64,
+            ))
+        } else {
+            IpCidr::Ipv4(Ipv4Cidr::new(Ipv4Address::new(198, 18, 0, host), 24))
+        };
         Self {
             mac: [0x02, 0, 0, 0, 0, host],
-            ip: Ipv4Cidr::new(Ipv4Address::new(198, 18, 0, host), 24),
+            ip,
             gateway: None,
             seed: u64::from(host),
             rx_buffer: 64 * 1024,
@@ -185,9 +196,7 @@ impl SmolPeer {
         iface_config.random_seed = config.seed;
         let mut iface = Interface::new(iface_config, &mut device, SmolInstant::ZERO);
         iface.update_ip_addrs(|addrs| {
-            addrs
-                .push(IpCidr::Ipv4(config.ip))
-                .expect("room for one address");
+            addrs.push(config.ip).expect("room for one address");
         });
         if let Some(gw) = config.gateway {
             iface
@@ -220,14 +229,17 @@ impl SmolPeer {
         self.config.mac
     }
 
-    /// Its IPv4 address.
-    pub(crate) fn ip(&self) -> Ipv4Address {
-        self.config.ip.address()
+    /// Its address.
+    pub(crate) fn ip(&self) -> IpAddr {
+        match self.config.ip.address() {
+            IpAddress::Ipv4(a) => IpAddr::V4(a),
+            IpAddress::Ipv6(a) => IpAddr::V6(a),
+        }
     }
 
     /// `ip:port` on this peer.
-    pub(crate) fn addr(&self, port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(self.ip(), port)
+    pub(crate) fn addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip(), port)
     }
 
     /// Buffer sizes for sockets created from now on.
@@ -281,7 +293,7 @@ impl SmolPeer {
     }
 
     /// An active open from `local_port` to `remote`.
-    pub(crate) fn connect(&mut self, remote: SocketAddrV4, local_port: u16) -> SocketHandle {
+    pub(crate) fn connect(&mut self, remote: SocketAddr, local_port: u16) -> SocketHandle {
         let mut socket = self.new_socket();
         socket
             .connect(self.iface.context(), IpEndpoint::from(remote), local_port)
@@ -422,22 +434,25 @@ impl SmolPeer {
     }
 }
 
-/// Whether `frame` is an Ethernet/IPv4/TCP segment with RST set (parsed
-/// with smoltcp's own wire module: this file needs no other parser).
+/// Whether `frame` is an Ethernet/IPv4/TCP or Ethernet/IPv6/TCP segment
+/// (no extension headers) with RST set (parsed with smoltcp's own wire
+/// module: this file needs no other parser).
 fn is_tcp_rst(frame: &[u8]) -> bool {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return false;
     };
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return false;
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-        return false;
+    let tcp = match eth.ethertype() {
+        EthernetProtocol::Ipv4 => match Ipv4Packet::new_checked(eth.payload()) {
+            Ok(ip) if ip.next_header() == IpProtocol::Tcp => ip.payload().to_vec(),
+            _ => return false,
+        },
+        EthernetProtocol::Ipv6 => match Ipv6Packet::new_checked(eth.payload()) {
+            Ok(ip) if ip.next_header() == IpProtocol::Tcp => ip.payload().to_vec(),
+            _ => return false,
+        },
+        _ => return false,
     };
-    if ip.next_header() != IpProtocol::Tcp {
-        return false;
-    }
-    TcpPacket::new_checked(ip.payload()).is_ok_and(|tcp| tcp.rst())
+    TcpPacket::new_checked(&tcp[..]).is_ok_and(|tcp| tcp.rst())
 }
 
 impl Endpoint for SmolPeer {

@@ -1,5 +1,7 @@
-//! The `engine_rx` harness: a [`QueueEngine`] at 198.18.0.1 with a listener
-//! on port 80, driven by a sequence of [`Op`]s decoded from fuzzer bytes.
+//! The `engine_rx` harness: a [`QueueEngine`] at 198.18.0.1 (and
+//! 2001:db8::1, so that IPv6 frames in raw ops and seeds reach the same
+//! code) with a listener on port 80, driven by a sequence of [`Op`]s
+//! decoded from fuzzer bytes.
 //!
 //! # Input
 //! An [`Input`], decoded from the fuzzer's bytes by `arbitrary`: one setup
@@ -19,8 +21,9 @@
 //! `poll_completion` until empty (bounded). Then:
 //! - nothing panicked;
 //! - every transmitted frame parses with our `wire` parsers, checksums
-//!   verified, from our MAC and address, with no trailing bytes; an RST
-//!   carries no data and window 0;
+//!   verified, from our MAC and address (of either family; Neighbor
+//!   Discovery with our link-layer address), with no trailing bytes; an
+//!   RST carries no data and window 0;
 //! - a received RST is never answered with an RST (RFC 9293 §3.10.7.1);
 //! - `poll_transmit` says `None` only with nothing queued (`tx_backlog`);
 //! - each request gets at most one completion (events aside), and once
@@ -33,7 +36,7 @@
 //!   `Num::Track` with a positive delta).
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
@@ -50,8 +53,8 @@ use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::wire::{
     self, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
-    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpPacket,
-    TcpRepr,
+    EthernetRepr, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NdiscRepr,
+    SeqNumber, TcpFlags, TcpOptions, TcpPacket, TcpPseudoHeader, TcpRepr,
 };
 
 /// The engine's address.
@@ -60,6 +63,10 @@ pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const LOCAL_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 /// The peer every built frame comes from (on link).
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The engine's IPv6 address.
+pub const LOCAL_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The IPv6 peer of the IPv6 seeds (on link).
+pub const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 /// The peer's MAC.
 pub const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 /// An address off every local link (no gateway is configured).
@@ -499,6 +506,8 @@ impl Harness {
             LOCAL_MAC,
             Prefix::new(LOCAL_IP.into(), 24).expect("an IPv4 prefix length"),
         );
+        cfg.addrs
+            .push(Prefix::new(LOCAL_IP6.into(), 64).expect("an IPv6 prefix length"));
         // Small, so that a table-full path is reachable and each run is cheap.
         cfg.max_connections = 64;
         let tcp = &mut cfg.tcp;
@@ -697,12 +706,13 @@ impl Harness {
                 remote: SocketAddrV4::new(
                     if arg & 4 != 0 { OFF_LINK_IP } else { PEER_IP },
                     PEER_PORTS[(arg % 4) as usize],
-                ),
+                )
+                .into(),
                 local_port: (arg & 8 != 0).then_some((arg >> 16) as u16),
                 local_addr: (arg & 16 != 0).then_some(if arg & 32 != 0 {
-                    PEER_IP
+                    PEER_IP.into()
                 } else {
-                    LOCAL_IP
+                    LOCAL_IP.into()
                 }),
             },
             10 => Request::CloseMatching {
@@ -1046,8 +1056,119 @@ fn check_frame(frame: &[u8]) -> Sent {
                 seg_len: seg.segment_len(),
             }
         }
+        EtherType::IPV6 => check_ipv6(&eth),
         EtherType::Unknown(t) => panic!("tx: EtherType {t:#06x}"),
     }
+}
+
+/// [`check_frame`] for an IPv6 frame: TCP from our address, or a Neighbor
+/// Solicitation or Advertisement carrying our link-layer address.
+fn check_ipv6(eth: &EthernetFrame<&[u8]>) -> Sent {
+    let packet = Ipv6Packet::new_checked(eth.payload()).expect("tx: short IPv6");
+    let ip = Ipv6Repr::parse(&packet).expect("tx: bad IPv6 header");
+    assert_eq!(
+        ip.buffer_len(),
+        eth.payload().len(),
+        "tx: IPv6 with trailing bytes"
+    );
+    assert_eq!(ip.src_addr, LOCAL_IP6, "tx: not from our address");
+    if ip.next_header == IpProtocol::ICMPV6 {
+        let icmp = Icmpv6Packet::new_checked(packet.payload()).expect("tx: short ICMPv6");
+        let lladdr = match NdiscRepr::parse(&ip, &icmp, true).expect("tx: bad ND message") {
+            NdiscRepr::NeighborSolicit { lladdr, .. }
+            | NdiscRepr::NeighborAdvert { lladdr, .. } => lladdr,
+        };
+        assert_eq!(
+            lladdr,
+            Some(LOCAL_MAC),
+            "tx: ND without our link-layer address"
+        );
+        return Sent::Arp;
+    }
+    assert_eq!(ip.next_header, IpProtocol::Tcp);
+    let tcp = TcpPacket::new_checked(packet.payload()).expect("tx: short TCP");
+    let pseudo = TcpPseudoHeader::ipv6(ip.src_addr, ip.dst_addr);
+    let seg = TcpRepr::parse_pseudo(&tcp, pseudo, true).expect("tx: bad TCP segment or checksum");
+    if seg.flags.rst() {
+        assert!(seg.payload.is_empty(), "tx: RST with data");
+        assert_eq!(seg.window, 0, "tx: RST with a window");
+    } else if !seg.flags.syn() {
+        assert!(seg.flags.ack(), "tx: {:?} without ACK", seg.flags);
+    }
+    Sent::Tcp {
+        local_port: seg.src_port,
+        remote_port: seg.dst_port,
+        flags: seg.flags,
+        seq: seg.seq,
+        ack: seg.ack,
+        seg_len: seg.segment_len(),
+    }
+}
+
+/// An Ethernet/IPv6/TCP frame from [`PEER_IP6`]`:port` to our port 80 with
+/// `flags` and sequence number `seq` (window 8192, MSS 1440), built with
+/// our `wire` emit path: the IPv6 seeds' raw frame.
+pub fn tcp6_frame(port: u16, flags: TcpFlags, seq: u32) -> Vec<u8> {
+    let seg = TcpRepr {
+        src_port: port,
+        dst_port: LISTEN_PORT,
+        seq: SeqNumber(seq),
+        ack: SeqNumber(0),
+        flags,
+        window: 8192,
+        urgent: 0,
+        options: TcpOptions {
+            mss: Some(1440),
+            ..TcpOptions::default()
+        },
+        payload: &[],
+    };
+    let tcp_len = seg.buffer_len();
+    let ip = Ipv6Repr {
+        src_addr: PEER_IP6,
+        dst_addr: LOCAL_IP6,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp_len,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    let mut frame = vec![0u8; wire::ETHERNET_HEADER_LEN + ip.buffer_len()];
+    EthernetRepr {
+        src_addr: PEER_MAC,
+        dst_addr: LOCAL_MAC,
+        ethertype: EtherType::IPV6,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
+    let body = &mut frame[wire::ETHERNET_HEADER_LEN..];
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut body[..]));
+    seg.emit_pseudo(
+        &mut TcpPacket::new_unchecked(&mut body[wire::IPV6_HEADER_LEN..]),
+        TcpPseudoHeader::ipv6(PEER_IP6, LOCAL_IP6),
+    );
+    frame
+}
+
+/// A Neighbor Solicitation from [`PEER_IP6`] for our IPv6 address, to its
+/// solicited-node group, built with our `wire` emit path.
+pub fn ns6_frame() -> Vec<u8> {
+    let group = wire::solicited_node(LOCAL_IP6);
+    let ns = NdiscRepr::NeighborSolicit {
+        target_addr: LOCAL_IP6,
+        lladdr: Some(PEER_MAC),
+    };
+    let mut frame = vec![0u8; 128];
+    let len = ns
+        .emit_frame(
+            &mut frame,
+            PEER_MAC,
+            wire::ipv6_multicast_mac(group),
+            PEER_IP6,
+            group,
+        )
+        .expect("room for an NS");
+    frame.truncate(len);
+    frame
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@
 //! meaningless fails a test instead of silently weakening the corpus.
 
 use super::engine::{
-    LISTEN_PORT, Num, Op, Opts, PEER_PORTS, Req, Segment, TcpFrame, arp_frame, encode, pattern,
-    setup,
+    LISTEN_PORT, Num, Op, Opts, PEER_PORTS, Req, Segment, TcpFrame, arp_frame, encode, ns6_frame,
+    pattern, setup, tcp6_frame,
 };
 use lingerd_dataplane::tcp::state::State;
 use std::net::Ipv6Addr;
@@ -345,6 +345,29 @@ pub fn engine_rx() -> Vec<Seed> {
     let sixty_s = 0x8000 | 600;
     vec![
         engine_seed("syn", 0, &[S(syn.clone())], &[State::SynReceived], false),
+        // IPv6: a passive open, a stray ACK the responder resets, and a
+        // Neighbor Solicitation for our address.
+        engine_seed(
+            "v6_syn",
+            0,
+            &[Raw(tcp6_frame(40_000, TcpFlags::SYN, 1000))],
+            &[State::SynReceived],
+            false,
+        ),
+        engine_seed(
+            "v6_stray_ack_reset",
+            0,
+            &[Raw(tcp6_frame(40_001, TcpFlags::ACK, 77))],
+            &[],
+            true,
+        ),
+        engine_seed(
+            "v6_neighbor_solicitation",
+            0,
+            &[Raw(ns6_frame()), Raw(tcp6_frame(40_000, TcpFlags::SYN, 1))],
+            &[State::SynReceived],
+            false,
+        ),
         engine_seed("handshake", hs, &[], &[State::Established], false),
         engine_seed(
             "handshake_data",

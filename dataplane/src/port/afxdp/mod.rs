@@ -20,6 +20,7 @@ pub mod steering;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use crate::port::Port;
@@ -313,9 +314,10 @@ impl Port for AfXdpPort {
         self.counters.loops += 1;
     }
 
-    /// Sleeps in poll(2) until a frame arrives or `timeout` passes.
-    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+    /// Sleeps in poll(2) until a frame arrives, `also` is readable or
+    /// `timeout` passes.
+    fn wait(&mut self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<bool> {
         self.counters.sleeps += 1;
-        self.xsk.wait_rx(Some(timeout))
+        self.xsk.wait_rx(Some(timeout), also)
     }
 }

@@ -23,9 +23,12 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::port::Port;
 /// The loop's idle mode and the TX outcome (defined in [`crate::port`]).
@@ -310,12 +313,23 @@ impl Port for DpdkPort {
         self.counters.loops += 1;
     }
 
-    /// Sleeps for `timeout`, at most [`WAIT_SLICE`]: there is no RX
-    /// interrupt to wake on, so the loop polls again after the slice.
-    /// Returns `Ok(false)`: it cannot know whether a frame arrived.
-    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+    /// Sleeps for `timeout`, at most [`WAIT_SLICE`], or until `also` is
+    /// readable: there is no RX interrupt to wake on, so the loop polls
+    /// again after the slice. Returns whether `also` woke it (`Ok(false)`
+    /// says nothing of frames).
+    fn wait(&mut self, timeout: Duration, also: Option<BorrowedFd<'_>>) -> io::Result<bool> {
         self.counters.sleeps += 1;
-        std::thread::sleep(timeout.min(WAIT_SLICE));
-        Ok(false)
+        let slice = timeout.min(WAIT_SLICE);
+        let Some(also) = also else {
+            std::thread::sleep(slice);
+            return Ok(false);
+        };
+        let mut fds = [PollFd::from_borrowed_fd(also, PollFlags::IN)];
+        let limit = Timespec::try_from(slice).ok();
+        match rustix::event::poll(&mut fds, limit.as_ref()) {
+            Ok(ready) => Ok(ready > 0),
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
