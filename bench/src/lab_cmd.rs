@@ -1140,7 +1140,7 @@ mod tests {
     use std::sync::mpsc;
 
     use lingerd_bench::lab::kernel::listener;
-    use lingerd_bench::lab::setup::DUT_CORE;
+    use lingerd_bench::lab::setup::{DUT_CORE, DUT_ENGINE_ADDR};
     use lingerd_config::{ClientExitPolicy, Config, Idle, Listen, Prefix, ZeroCopy};
     use lingerd_dataplane::port::afxdp::IdleMode;
     use lingerd_dataplane::sys::netns;

@@ -145,6 +145,10 @@ impl Template {
     }
 }
 
+/// What [`Tally::tcp_of`] finds in an IP packet: the TCP bytes, their
+/// checksum's pseudo header, and the IPv4 header still to verify.
+type TcpOf<'f> = (&'f [u8], TcpPseudoHeader, Option<&'f [u8]>);
+
 /// The slots and the count (see the module text).
 #[derive(Debug)]
 pub struct Tally {
@@ -272,11 +276,7 @@ impl Tally {
     /// verify (checked last, by the caller); `None` for anything else:
     /// another address, protocol or family, a fragment, an IPv6 extension
     /// header.
-    fn tcp_of<'f>(
-        &self,
-        ethertype: EtherType,
-        ip: &'f [u8],
-    ) -> Option<(&'f [u8], TcpPseudoHeader, Option<&'f [u8]>)> {
+    fn tcp_of<'f>(&self, ethertype: EtherType, ip: &'f [u8]) -> Option<TcpOf<'f>> {
         match (self.dut, self.us) {
             (IpAddr::V4(dut), IpAddr::V4(us)) if ethertype == EtherType::Ipv4 => {
                 let p = Ipv4Packet::new_checked(ip).ok()?;
