@@ -61,7 +61,7 @@ use lingerd_bench::lab::dut::{self, BULK_KEY};
 use lingerd_bench::lab::loadgen::{self, LoadGen, Seen};
 use lingerd_bench::lab::memif::{self, KERNEL_NOT_COMPARABLE, MAX_BUSY, RuntimeDirs};
 use lingerd_bench::lab::plot::{self, Series};
-use lingerd_bench::lab::{Family, Mode, family_supported, kernel, stats};
+use lingerd_bench::lab::{Addressing, Family, Mode, kernel, stats};
 use lingerd_bench::measure::progress;
 use lingerd_bench::report::{Goal, Report, counts_as_integers};
 use serde_json::Value;
@@ -70,9 +70,8 @@ use lingerd_lab::Lab;
 use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use lingerd_bench::lab::setup::{
-    DUT_ENGINE_ADDR, Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted,
-    generator_cpu, interrupted, lingerd_bin, on_lab_for, open_all, spinner, start_dut,
-    stop_on_signals,
+    Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted, generator_cpu, interrupted,
+    lingerd_bin, on_lab_for, open_all, spinner, start_dut, stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -93,7 +92,7 @@ pub(crate) struct Args {
     #[arg(long, value_enum, default_value = "afxdp")]
     port: PortArg,
     /// The address family of the run: v4 (the default) or v6 (the lab's
-    /// 2001:db8::/64; refused until the engine speaks IPv6).
+    /// 2001:db8::/64).
     #[arg(long, default_value = "v4")]
     family: Family,
     /// --port dpdk: the most CPU (in CPUs, summed over the machine) other
@@ -225,9 +224,6 @@ struct LingerdRun {
 
 /// `lingerd-bench lab`.
 pub(crate) fn run(args: Args) -> Result<()> {
-    // Before anything is made: a run this build cannot do is refused here
-    // rather than reported as a rate of nothing.
-    family_supported(args.family).map_err(anyhow::Error::msg)?;
     ensure!(
         (1..=1_000_000).contains(&args.connections),
         "--connections must be between 1 and 1000000"
@@ -397,7 +393,11 @@ fn measure_all(
 ) -> Result<Measured> {
     let sp = spinner("ceiling");
     sp.set_message("AF_XDP TX ceiling on the dut's veth (port, then bare xsk-rs)");
-    let (port, bare) = xsk_ceiling::ceiling(lab, args.ceiling_duration.to_std().as_secs_f64())?;
+    let (port, bare) = xsk_ceiling::ceiling(
+        lab,
+        args.family,
+        args.ceiling_duration.to_std().as_secs_f64(),
+    )?;
     sp.finish_with_message(format!(
         "bare {:.0} pps, port {:.0} pps",
         bare.pps(),
@@ -407,6 +407,7 @@ fn measure_all(
     sp.set_message("bare xsk-rs sender, counted by the load generator's AF_XDP receive path");
     let fair = xsk_ceiling::fair_ceiling(
         lab,
+        args.family,
         args.ceiling_duration.to_std().as_secs_f64(),
         generator_cpu(),
     )
@@ -554,7 +555,7 @@ fn run_lingerd(
     // The load generator (in the peer namespace on the lab).
     let gen_cfg = loadgen::Config {
         side,
-        dut: DUT_ENGINE_ADDR,
+        dut: Addressing::of(args.family).dut,
         dut_ports: ports.clone(),
         connections: n,
         muted: 0,
@@ -1139,7 +1140,7 @@ mod tests {
     use std::sync::mpsc;
 
     use lingerd_bench::lab::kernel::listener;
-    use lingerd_bench::lab::setup::DUT_CORE;
+    use lingerd_bench::lab::setup::{DUT_CORE, DUT_ENGINE_ADDR};
     use lingerd_config::{ClientExitPolicy, Config, Idle, Listen, Prefix, ZeroCopy};
     use lingerd_dataplane::port::afxdp::IdleMode;
     use lingerd_dataplane::sys::netns;
@@ -1203,7 +1204,7 @@ mod tests {
                 iface: lab.get("LAB_PEER_IF"),
                 mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
             },
-            dut: dut_addr,
+            dut: dut_addr.into(),
             dut_ports: vec![FIRST_PORT],
             connections: N,
             muted: 0,
@@ -1330,7 +1331,7 @@ mod tests {
                 iface: lab.get("LAB_PEER_IF"),
                 mac: parse_mac(&lab.get("LAB_PEER_MAC")).unwrap(),
             },
-            dut: DUT_ENGINE_ADDR,
+            dut: DUT_ENGINE_ADDR.into(),
             dut_ports: ports,
             connections: n,
             muted: 0,

@@ -433,7 +433,7 @@ fn kernel_part(args: &Args, lab: &Lab, n: usize) -> Result<Part> {
             iface: lab.get("LAB_PEER_IF"),
             mac: parse_mac(&lab.get("LAB_PEER_MAC"))?,
         },
-        dut: dut_addr,
+        dut: dut_addr.into(),
         dut_ports: vec![FIRST_PORT],
         connections: n,
         muted: 0,
@@ -520,7 +520,7 @@ fn lingerd_part(
     let (t, n) = (args.timers, args.timers + args.samples);
     let mut gen_cfg = loadgen::Config {
         side: at.side()?,
-        dut: DUT_ENGINE_ADDR,
+        dut: DUT_ENGINE_ADDR.into(),
         dut_ports: Vec::new(),
         connections: n,
         muted: t,

@@ -1,5 +1,7 @@
 //! `lingerd-bench xsk-ceiling`: how many 54-byte RST frames one core pushes
-//! through the AF_XDP port, against a bare xsk-rs loop, in one run.
+//! through the AF_XDP port, against a bare xsk-rs loop, in one run; and
+//! the ceilings of a lab run, whose RSTs are of the run's family (74 bytes
+//! over IPv6, `lingerd_testkit::frames::rst_frame`).
 //!
 //! It creates its own lab (`deploy/lab up --id <id>`, torn down by a guard on
 //! every exit path, panics included: `lingerd_lab` covers `panic = "abort"`),
@@ -12,16 +14,15 @@
 //! made and nothing else; it may not touch other namespaces or addresses
 //! outside 198.18.0.0/15.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::afxdp::{AfXdpConfig, AfXdpPort, TxOutcome, XskConfig};
 use lingerd_dataplane::sys::netns;
-use lingerd_dataplane::wire::{
-    ControlSegment, EthernetAddress, RST_FRAME_LEN, RstTemplate, SeqNumber,
-};
+use lingerd_dataplane::wire::{EthernetAddress, SeqNumber};
+use lingerd_testkit::frames::rst_frame;
 use lingerd_testkit::sys::xsk_bare;
 
 /// Arguments of `xsk-ceiling`.
@@ -38,7 +39,7 @@ pub(crate) struct Args {
     id: Option<String>,
 }
 
-use lingerd_lab::Lab;
+use lingerd_lab::{Family, Lab};
 
 /// A MAC the lab printed (`LAB_*_MAC`), parsed by the shared vocabulary.
 pub(crate) fn parse_mac(s: &str) -> Result<EthernetAddress> {
@@ -53,7 +54,7 @@ pub(crate) fn parse_mac(s: &str) -> Result<EthernetAddress> {
 /// seconds spent sending. Both ceilings (AF_XDP and DPDK) send this way.
 pub(crate) fn send_for<P: Port>(
     port: &mut P,
-    frame: &[u8; RST_FRAME_LEN],
+    frame: &[u8],
     secs: f64,
     clock_every: u32,
 ) -> std::io::Result<f64> {
@@ -67,8 +68,8 @@ pub(crate) fn send_for<P: Port>(
         }
         for _ in 0..64 {
             let out = port.tx_frame(|buf| {
-                buf[..RST_FRAME_LEN].copy_from_slice(frame);
-                Some(RST_FRAME_LEN)
+                buf.get_mut(..frame.len())?.copy_from_slice(frame);
+                Some(frame.len())
             });
             if out != TxOutcome::Queued {
                 break;
@@ -102,12 +103,12 @@ impl Run {
 }
 
 /// The port's sender: the same `tx_frame`/`flush` the engine shell uses.
-fn port_sender(iface: &str, addr: Ipv4Addr, frame: [u8; RST_FRAME_LEN], secs: f64) -> Result<Run> {
+fn port_sender(iface: &str, addr: IpAddr, frame: &[u8], secs: f64) -> Result<Run> {
     let mut cfg = AfXdpConfig::new(iface, 0, vec![addr]);
     cfg.xsk = XskConfig::default();
     let mut port = AfXdpPort::open(&cfg)?;
     let info = port.info().clone();
-    let seconds = send_for(&mut port, &frame, secs, 1)?;
+    let seconds = send_for(&mut port, frame, secs, 1)?;
     let stats = port.stats()?;
     Ok(Run {
         sent: stats.port.tx_frames - port.tx_in_flight() as u64,
@@ -118,13 +119,13 @@ fn port_sender(iface: &str, addr: Ipv4Addr, frame: [u8; RST_FRAME_LEN], secs: f6
     })
 }
 
-fn bare_sender(iface: &str, frame: [u8; RST_FRAME_LEN], secs: f64) -> Result<Run> {
+fn bare_sender(iface: &str, frame: &[u8], secs: f64) -> Result<Run> {
     let t0 = Instant::now();
     let r = xsk_bare::bare_tx_loop(
         iface,
         0,
         &XskConfig::default(),
-        &frame,
+        frame,
         t0 + Duration::from_secs_f64(secs),
     )?;
     Ok(Run {
@@ -165,7 +166,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
     let lab = Lab::up(&id, 1).map_err(anyhow::Error::msg)?;
     let iface = lab.get("LAB_DUT_IF");
-    let (port, bare) = ceiling(&lab, seconds)?;
+    let (port, bare) = ceiling(&lab, Family::V4, seconds)?;
     let ratio = if bare.pps() > 0.0 {
         port.pps() / bare.pps()
     } else {
@@ -175,7 +176,7 @@ pub(crate) fn run(args: Args) -> Result<()> {
         let v = serde_json::json!({
             "bench": "xsk-ceiling",
             "iface": iface,
-            "frame_len": RST_FRAME_LEN,
+            "frame_len": lingerd_dataplane::wire::RST_FRAME_LEN,
             "pps": port.pps().round(),
             "sent": port.sent,
             "received": port.received,
@@ -191,7 +192,10 @@ pub(crate) fn run(args: Args) -> Result<()> {
         });
         println!("{v}");
     } else {
-        println!("xsk-ceiling on {iface} (lab {id}), {RST_FRAME_LEN}-byte RST frames, one core");
+        println!(
+            "xsk-ceiling on {iface} (lab {id}), {}-byte RST frames, one core",
+            lingerd_dataplane::wire::RST_FRAME_LEN
+        );
         println!(
             "  port: {:>10.0} pps received  (sent {}, received {}, {:.2} s, XDP {}, {} mode)",
             port.pps(),
@@ -217,28 +221,35 @@ pub(crate) fn run(args: Args) -> Result<()> {
 
 /// The bare sender from the dut's veth end to the load generator's address,
 /// `secs`, counted by the generator's own receive path (see the module
-/// text), on `cpu`. `received` is what that receiver counted; the figure is
-/// received ÷ the sender's seconds.
-pub(crate) fn fair_ceiling(lab: &Lab, secs: f64, cpu: Option<usize>) -> Result<Run> {
+/// text), on `cpu`, RSTs of `family`. `received` is what that receiver
+/// counted; the figure is received ÷ the sender's seconds.
+pub(crate) fn fair_ceiling(
+    lab: &Lab,
+    family: Family,
+    secs: f64,
+    cpu: Option<usize>,
+) -> Result<Run> {
     use std::sync::atomic::Ordering;
 
-    use lingerd_bench::lab::loadgen::{GEN_ADDR, LAB_IDLE, Receiver, Side};
+    use lingerd_bench::lab::Addressing;
+    use lingerd_bench::lab::loadgen::{LAB_IDLE, Receiver, Side};
 
     let iface = lab.get("LAB_DUT_IF");
-    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse()?;
     let peer_mac = parse_mac(&lab.get("LAB_PEER_MAC"))?;
-    let tmpl = RstTemplate::new(parse_mac(&lab.get("LAB_DUT_MAC"))?, peer_mac, dut_ip);
-    let mut frame = [0u8; RST_FRAME_LEN];
-    tmpl.build_array(
-        &mut frame,
-        &ControlSegment::rst(GEN_ADDR, 9, 40_000, SeqNumber(1)),
-    );
+    let frame = rst_frame(
+        parse_mac(&lab.get("LAB_DUT_MAC"))?,
+        peer_mac,
+        (lab.dut_addr(family), 9),
+        (Addressing::of(family).generator, 40_000),
+        SeqNumber(1),
+    )
+    .context("the lab's addresses of one family")?;
     let side = Side::AfXdp {
         ns: lab.get("LAB_PEER_NS"),
         iface: lab.get("LAB_PEER_IF"),
         mac: peer_mac,
     };
-    let rx = Receiver::start(&side, cpu, LAB_IDLE)?;
+    let rx = Receiver::start(&side, family, cpu, LAB_IDLE)?;
     let until = Instant::now() + Duration::from_secs(10);
     while !rx.ready.load(Ordering::Relaxed) {
         if rx.finished() || Instant::now() > until {
@@ -251,7 +262,7 @@ pub(crate) fn fair_ceiling(lab: &Lab, secs: f64, cpu: Option<usize>) -> Result<R
     let ns = lab.get("LAB_DUT_NS");
     let mut run = std::thread::spawn(move || -> Result<Run> {
         netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
-        bare_sender(&iface, frame, secs)
+        bare_sender(&iface, &frame, secs)
     })
     .join()
     .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
@@ -263,30 +274,28 @@ pub(crate) fn fair_ceiling(lab: &Lab, secs: f64, cpu: Option<usize>) -> Result<R
 }
 
 /// The port's sender then the bare loop, `secs` each, on `lab`'s dut end
-/// (nothing else may hold an XDP program there meanwhile).
-pub(crate) fn ceiling(lab: &Lab, secs: f64) -> Result<(Run, Run)> {
+/// (nothing else may hold an XDP program there meanwhile), RSTs of
+/// `family` from the dut's kernel address to the peer's.
+pub(crate) fn ceiling(lab: &Lab, family: Family, secs: f64) -> Result<(Run, Run)> {
     let iface = lab.get("LAB_DUT_IF");
-    let dut_ip: Ipv4Addr = lab.get("LAB_DUT_ADDR").parse()?;
-    let peer_ip: Ipv4Addr = lab.get("LAB_PEER_ADDR").parse()?;
-    let tmpl = RstTemplate::new(
+    let dut_ip = lab.dut_addr(family);
+    // An RST to a port nobody listens on: the peer's kernel drops it quietly.
+    let frame = rst_frame(
         parse_mac(&lab.get("LAB_DUT_MAC"))?,
         parse_mac(&lab.get("LAB_PEER_MAC"))?,
-        dut_ip,
-    );
-    let mut frame = [0u8; RST_FRAME_LEN];
-    // An RST to a port nobody listens on: the peer's kernel drops it quietly.
-    tmpl.build_array(
-        &mut frame,
-        &ControlSegment::rst(peer_ip, 40_000, 9, SeqNumber(1)),
-    );
+        (dut_ip, 40_000),
+        (lab.peer_addr(family), 9),
+        SeqNumber(1),
+    )
+    .context("the lab's addresses of one family")?;
 
     let port = {
-        let iface = iface.clone();
-        measure(lab, move || port_sender(&iface, dut_ip, frame, secs))?
+        let (iface, frame) = (iface.clone(), frame.clone());
+        measure(lab, move || port_sender(&iface, dut_ip, &frame, secs))?
     };
     let bare = {
         let iface = iface.clone();
-        measure(lab, move || bare_sender(&iface, frame, secs))?
+        measure(lab, move || bare_sender(&iface, &frame, secs))?
     };
     Ok((port, bare))
 }

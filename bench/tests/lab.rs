@@ -3,7 +3,10 @@
 //! stdout line is a JSON object with every key the issue asks for, `lost`
 //! = 0 and positive rates, the fair ceiling (issue 16: the bare sender
 //! counted by the load generator's own receive path) among them, and every
-//! RST counted by the generator's bare classifier.
+//! RST counted by the generator's bare classifier. `lab_v6_abort_2000_json`
+//! is the same run with `--family v6` (a dual-stack lab, every address of
+//! the run IPv6); the two never run at once (one lock), as two labs
+//! measured together would share the CPUs.
 //!
 //! A correctness test of the tool, not a timing assertion. It needs root
 //! and the `lingerd` binary (built here with cargo when missing), so it is
@@ -12,6 +15,11 @@
 //! and removes it on every exit path.
 
 mod support;
+
+use std::sync::Mutex;
+
+/// Held by a lab test for its whole run.
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The keys of issue 6, item 1.
 const KEYS: &[&str] = &[
@@ -31,15 +39,28 @@ const KEYS: &[&str] = &[
     "lost",
 ];
 
-const TEST: &str = "lab_abort_2000_json";
-
 #[test]
 #[ignore = "needs root and netns"]
 fn lab_abort_2000_json() {
+    abort_2000_json("lab_abort_2000_json", "v4", "tl");
+}
+
+#[test]
+#[ignore = "needs root and netns"]
+fn lab_v6_abort_2000_json() {
+    abort_2000_json("lab_v6_abort_2000_json", "v6", "tl6");
+}
+
+/// The run of `test`: `--family family`, a lab whose id starts with
+/// `prefix`.
+fn abort_2000_json(test: &str, family: &str, prefix: &str) {
+    let _one = ONE_LAB_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (stdout, stderr) = support::run_bench(
-        TEST,
+        test,
         &[
             "lab",
+            "--family",
+            family,
             "--connections",
             "2000",
             "--mode",
@@ -52,10 +73,11 @@ fn lab_abort_2000_json() {
             "--ceiling-duration",
             "1s",
             "--id",
-            &format!("tl{}", std::process::id() % 1_000_000),
+            &format!("{prefix}{}", std::process::id() % 1_000_000),
         ],
     );
     let (last, json) = support::last_json(&stdout, KEYS);
+    assert_eq!(json["family"], family, "{last}");
     assert_eq!(json["mode"], "abort");
     assert_eq!(json["connections"].as_u64(), Some(2000));
     assert_eq!(json["lost"].as_u64(), Some(0), "{last}\n{stderr}");

@@ -13,7 +13,9 @@
 //!   namespace, under the 20,000-descriptor limit) and is SIGKILLed; with
 //!   `on_client_exit: abort` every kernel socket sees ECONNRESET within
 //!   1 s, and the daemon keeps nothing of the client: no connection or
-//!   listener, no mapping of its memfd, no descriptor.
+//!   listener, no mapping of its memfd, no descriptor. It runs once per
+//!   address family (`::v4`, `::v6`: lingerd on 2001:db8::3 in a
+//!   dual-stack lab).
 //!
 //! The daemon's figures come from its `/metrics` (served on 127.0.0.1
 //! inside the dut namespace, read by a thread that enters it) and from
@@ -23,25 +25,24 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd_client::{Client, Done, Errno, Request};
-use lingerd_config::{ClientExitPolicy, Config, Idle, Prefix, ZeroCopy};
+use lingerd_config::{ClientExitPolicy, Config, Idle, ZeroCopy};
 use lingerd_dataplane::sys::netns;
-use lingerd_lab::Lab;
 use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::{Proc, Stderr};
+use lingerd_lab::{Family, Lab};
 
+mod app;
 mod child;
-use child::field;
+use app::{PORT, STEP, engine, engine_ip};
+use child::{field, lab};
 
-const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
-const PORT: u16 = 7;
-const STEP: Duration = Duration::from_secs(10);
 /// The attached-client child role: `mode:socket:count`.
 const CLIENT: &str = "client";
 /// Ring entries of the flood test's region.
@@ -50,21 +51,14 @@ const FLOOD_RING: u64 = 64;
 const FLOOD_TOTAL: u64 = 20_000;
 
 fn main() -> ExitCode {
-    child::main(
-        &[
-            ("ring_overflow_no_loss", ring_overflow_no_loss),
-            ("client_sigkill_cleanup", client_sigkill_cleanup),
-        ],
+    child::main_families(
+        &[("ring_overflow_no_loss", ring_overflow_no_loss)],
+        &[("client_sigkill_cleanup", client_sigkill_cleanup)],
         &[
             (CLIENT, client_role),
             (child::KERNEL_PEER, child::kernel_peer),
         ],
     )
-}
-
-/// The lab of `test` (`prefix`: its id's letters).
-fn lab(test: &str, prefix: &str) -> Lab {
-    lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), 1)
 }
 
 /// `lingerd run` (no listeners of its own) in the dut namespace, with
@@ -77,9 +71,8 @@ struct Dut {
 }
 
 impl Dut {
-    fn start(lab: &Lab, edit: impl FnOnce(&mut Config)) -> Dut {
-        let engine = Prefix::new(ENGINE_IP.into(), 24).expect("a /24");
-        let mut config = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine]);
+    fn start(lab: &Lab, family: Family, edit: impl FnOnce(&mut Config)) -> Dut {
+        let mut config = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine(family)]);
         config.queues = vec![0];
         config.cores = vec![1];
         config.xdp.zero_copy = ZeroCopy::Off;
@@ -325,8 +318,10 @@ fn flood(client: &mut Client, listener: u64, total: u64) {
 }
 
 fn ring_overflow_no_loss() {
-    let lab = lab("completion_ring_flood", "rf");
-    let d = Dut::start(&lab, |c| c.clients.ring_entries = FLOOD_RING as u32);
+    let lab = lab("completion_ring_flood", "rf", 1, Family::V4);
+    let d = Dut::start(&lab, Family::V4, |c| {
+        c.clients.ring_entries = FLOOD_RING as u32
+    });
     let mut client = spawn_client("flood", d.socket(), FLOOD_TOTAL);
     let flooded = child::expect(&mut client, "CLIENT flooded", STEP);
     // The daemon took what the completion ring could answer (64) and the
@@ -382,12 +377,12 @@ fn ring_overflow_no_loss() {
     d.stop();
 }
 
-fn client_sigkill_cleanup() {
+fn client_sigkill_cleanup(family: Family) {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
     const TOTAL: u64 = (PER * HELPERS) as u64;
-    let lab = lab("sigkill_client_10k", "sk");
-    let d = Dut::start(&lab, |c| {
+    let lab = lab("sigkill_client_10k", "sk", 1, family);
+    let d = Dut::start(&lab, family, |c| {
         c.tcp.max_connections = 65_536;
         c.close.on_client_exit = ClientExitPolicy::Abort;
     });
@@ -400,7 +395,7 @@ fn client_sigkill_cleanup() {
         .map(|_| {
             child::spawn_kernel_peer(
                 &lab,
-                SocketAddrV4::new(ENGINE_IP, PORT),
+                SocketAddr::new(engine_ip(family), PORT),
                 PER,
                 Duration::from_secs(5),
             )

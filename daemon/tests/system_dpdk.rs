@@ -21,21 +21,21 @@
 //! and one that cannot make its lab fails. Every wait is bounded.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use lingerd_client::Outcome;
-use lingerd_config::{Config, Idle, PortKind, Prefix};
-use lingerd_lab::Lab;
+use lingerd_config::{Config, Idle, PortKind};
 use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::Stderr;
+use lingerd_lab::{Family, Lab};
 
 mod app;
 mod child;
-use app::{App, ENGINE_IP, PORT, STEP, connect, in_peer};
+use app::{App, PORT, STEP, connect, engine, engine_ip, in_peer};
 use child::field;
 
 fn main() -> ExitCode {
@@ -100,8 +100,7 @@ impl Lingerd {
         queues: usize,
         edit: impl FnOnce(&mut Config),
     ) -> Lingerd {
-        let engine = Prefix::new(ENGINE_IP.into(), 24).expect("a /24");
-        let mut config = Config::with_defaults("", vec![engine]);
+        let mut config = Config::with_defaults("", vec![engine(Family::V4)]);
         config.port = PortKind::Dpdk;
         config.queues = (0..queues as u32).collect();
         config.cores = (0..queues as u32).map(|q| (q + 1) % 2).collect();
@@ -187,7 +186,7 @@ fn dpdk_abort_resets_the_kernel() {
     let mut app = App::attach(d.d.socket());
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
-        let mut s = connect();
+        let mut s = connect(Family::V4);
         s.write_all(b"hello over DPDK").unwrap();
         go_rx.recv().unwrap();
         s.read(&mut [0u8; 16]).map_err(|e| e.kind())
@@ -217,21 +216,21 @@ fn dpdk_abort_resets_the_kernel() {
 fn dpdk_graceful_close_kernel_reads_all_then_eof() {
     let lab = lab("dpdk_graceful", "dg");
     let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
-    app::graceful_close_kernel_reads_all_then_eof(&lab, &d.d);
+    app::graceful_close_kernel_reads_all_then_eof(&lab, &d.d, Family::V4);
     d.stop();
 }
 
 fn dpdk_linger_zero_window_rst_after_deadline() {
     let lab = lab("dpdk_linger_zero_window", "dl");
     let d = Lingerd::on_veth(&lab, |c| c.tcp.send_buffer = 1 << 20);
-    app::linger_zero_window_rst_after_deadline(&lab, &d.d);
+    app::linger_zero_window_rst_after_deadline(&lab, &d.d, Family::V4);
     d.stop();
 }
 
 fn dpdk_close_with_unread_data_resets() {
     let lab = lab("dpdk_close_unread", "du");
     let d = Lingerd::on_veth(&lab, |_| {});
-    app::close_with_unread_data_resets(&lab, &d.d);
+    app::close_with_unread_data_resets(&lab, &d.d, Family::V4);
     d.stop();
 }
 
@@ -245,7 +244,7 @@ fn dpdk_abort_10k_connections() {
     });
     let mut app = App::attach(d.d.socket());
     let t_connect = Instant::now();
-    let to = SocketAddrV4::new(ENGINE_IP, PORT);
+    let to = SocketAddr::new(engine_ip(Family::V4), PORT);
     let mut helpers: Vec<_> = (0..HELPERS)
         .map(|_| child::spawn_kernel_peer(&lab, to, PER, STEP))
         .collect();
@@ -302,7 +301,7 @@ fn dpdk_two_queues_echo_and_abort() {
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
     let clients = in_peer(&lab, move || {
-        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| connect()).collect();
+        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| connect(Family::V4)).collect();
         for (i, s) in socks.iter_mut().enumerate() {
             let msg = format!("conn {i:03}");
             s.write_all(msg.as_bytes()).unwrap();

@@ -12,6 +12,12 @@
 //! descriptors). lingerd answers for 198.18.0.3, an address the dut's
 //! kernel does not have.
 //!
+//! The kernel-judged tests run once per address family, as `NAME::v4`
+//! and `NAME::v6` (one body given a `Family`): the v6 run makes a
+//! dual-stack lab (`Lab::up_for`), lingerd has only 2001:db8::3/64 and the
+//! kernel peer is 2001:db8::2. The impaired-path, paced-abort, ctl jobs
+//! and queue-range tests run over IPv4 only.
+//!
 //! Every test is ignored unless asked for (`--ignored`; `deploy/test` runs
 //! them when it can make a lab, and must with
 //! `LINGERD_REQUIRE_SYSTEM_TESTS=1`): it needs root and network namespaces,
@@ -27,7 +33,7 @@
 //! `/metrics` on the dut's loopback.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, ExitStatus};
@@ -36,23 +42,40 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd_client::{Client, Errno, Outcome, Shutdown};
-use lingerd_config::{ClientExitPolicy, Config, Idle, Linger, Listen, LogLevel, Prefix, ZeroCopy};
+use lingerd_config::{ClientExitPolicy, Config, Idle, Linger, Listen, LogLevel, ZeroCopy};
 use lingerd_dataplane::sys::{netns, xsk};
-use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, RstTemplate, SeqNumber};
-use lingerd_lab::Lab;
+use lingerd_dataplane::wire::{EthernetAddress, SeqNumber};
 use lingerd_lab::daemon::{Daemon, Launch};
 use lingerd_lab::proc::{Proc, Stderr};
+use lingerd_lab::{Family, Lab};
 use lingerd_testkit::sys::xsk_bare;
 
 mod app;
 mod child;
-use app::{App, ENGINE_IP, PORT, STEP, connect, ctl, ctl_rows, ctl_until, in_peer};
-use child::field;
-
-const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+use app::{App, PORT, STEP, connect, ctl, ctl_rows, ctl_until, engine, engine_ip, in_peer};
+use child::{field, lab};
 
 fn main() -> ExitCode {
-    child::main(
+    child::main_families(
+        &[
+            ("abort_paced_rst_per_sec", abort_paced_rst_per_sec),
+            (
+                "echo_through_an_impaired_path_keeps_every_byte_in_order",
+                echo_through_an_impaired_path_keeps_every_byte_in_order,
+            ),
+            (
+                "close_modes_through_an_impaired_path_end_right",
+                close_modes_through_an_impaired_path_end_right,
+            ),
+            (
+                "run_refuses_queue_out_of_range",
+                run_refuses_queue_out_of_range,
+            ),
+            (
+                "ctl_jobs_lists_and_cancel_stops_a_paced_kill",
+                ctl_jobs_lists_and_cancel_stops_a_paced_kill,
+            ),
+        ],
         &[
             (
                 "graceful_close_kernel_reads_all_then_eof",
@@ -72,22 +95,9 @@ fn main() -> ExitCode {
             ),
             ("active_open_to_kernel_server", active_open_to_kernel_server),
             ("abort_10k_connections", abort_10k_connections),
-            ("abort_paced_rst_per_sec", abort_paced_rst_per_sec),
-            (
-                "echo_through_an_impaired_path_keeps_every_byte_in_order",
-                echo_through_an_impaired_path_keeps_every_byte_in_order,
-            ),
-            (
-                "close_modes_through_an_impaired_path_end_right",
-                close_modes_through_an_impaired_path_end_right,
-            ),
             (
                 "two_queues_echo_abort_and_connect",
                 two_queues_echo_abort_and_connect,
-            ),
-            (
-                "run_refuses_queue_out_of_range",
-                run_refuses_queue_out_of_range,
             ),
             (
                 "attached_client_aborts_and_its_exit_closes_the_rest",
@@ -106,16 +116,12 @@ fn main() -> ExitCode {
                 metrics_export_xdp_statistics,
             ),
             (
-                "ctl_lists_kills_and_reports_stats",
-                ctl_lists_kills_and_reports_stats,
-            ),
-            (
-                "ctl_jobs_lists_and_cancel_stops_a_paced_kill",
-                ctl_jobs_lists_and_cancel_stops_a_paced_kill,
-            ),
-            (
                 "capture_counts_every_rst_the_peer_saw",
                 capture_counts_every_rst_the_peer_saw,
+            ),
+            (
+                "ctl_lists_kills_and_reports_stats",
+                ctl_lists_kills_and_reports_stats,
             ),
         ],
         &[(child::KERNEL_PEER, child::kernel_peer)],
@@ -131,17 +137,14 @@ fn bin() -> PathBuf {
     )
 }
 
-/// lingerd's address with its on-link prefix, `ENGINE_IP`/24.
-fn engine() -> Prefix {
-    Prefix::new(ENGINE_IP.into(), 24).expect("a /24")
-}
-
 /// The daemon's configuration before a test's own edits: `queues` queues
-/// on the lab's dut end (pinned to cores 1, 0, 1, …), `ENGINE_IP`/24, no
-/// listener of its own, AF_XDP in copy mode with 4096 frames and asleep when
-/// idle, no `/metrics`; the rest lingerd's defaults (root may attach).
-fn config(lab: &Lab, queues: usize) -> Config {
-    let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine()]);
+/// on the lab's dut end (pinned to cores 1, 0, 1, …), lingerd's address of
+/// `family` (`app::engine`: 198.18.0.3/24 or 2001:db8::3/64) and no
+/// other, no listener of its own, AF_XDP in copy mode with 4096 frames and
+/// asleep when idle, no `/metrics`; the rest lingerd's defaults (root may
+/// attach).
+fn config(lab: &Lab, queues: usize, family: Family) -> Config {
+    let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine(family)]);
     c.queues = (0..queues as u32).collect();
     c.cores = (0..queues as u32).map(|q| (q + 1) % 2).collect();
     c.xdp.zero_copy = ZeroCopy::Off;
@@ -159,18 +162,18 @@ struct Lingerd {
 }
 
 impl Lingerd {
-    /// Starts lingerd on the lab's dut end with `queues` queues and
-    /// [`config`] as `edit` changes it.
-    fn start(lab: &Lab, queues: usize, edit: impl FnOnce(&mut Config)) -> Lingerd {
-        let mut c = config(lab, queues);
+    /// Starts lingerd on the lab's dut end for `family` with `queues`
+    /// queues and [`config`] as `edit` changes it.
+    fn start(lab: &Lab, family: Family, queues: usize, edit: impl FnOnce(&mut Config)) -> Lingerd {
+        let mut c = config(lab, queues, family);
         edit(&mut c);
         Lingerd::launch(lab, &c, None)
     }
 
-    /// Starts lingerd with one queue and [`config`] as it is, with `notify`
-    /// as its `NOTIFY_SOCKET`.
-    fn start_notified(lab: &Lab, notify: &Path) -> Lingerd {
-        Lingerd::launch(lab, &config(lab, 1), Some(notify))
+    /// Starts lingerd for `family` with one queue and [`config`] as it is,
+    /// with `notify` as its `NOTIFY_SOCKET`.
+    fn start_notified(lab: &Lab, family: Family, notify: &Path) -> Lingerd {
+        Lingerd::launch(lab, &config(lab, 1, family), Some(notify))
     }
 
     /// Starts lingerd with `config`; checks one start-up line per queue.
@@ -256,15 +259,10 @@ impl Lingerd {
     }
 }
 
-/// The lab of `test` (`prefix`: its id's letters).
-fn lab(test: &str, prefix: &str, queues: u32) -> Lab {
-    lingerd_lab::need(test, &lingerd_lab::unique_id(prefix), queues)
-}
-
-fn graceful_close_kernel_reads_all_then_eof() {
-    let lab = lab("graceful_close", "gc", 1);
-    let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
-    app::graceful_close_kernel_reads_all_then_eof(&lab, &d.d);
+fn graceful_close_kernel_reads_all_then_eof(family: Family) {
+    let lab = lab("graceful_close", "gc", 1, family);
+    let d = Lingerd::start(&lab, family, 1, |c| c.tcp.send_buffer = 1 << 20);
+    app::graceful_close_kernel_reads_all_then_eof(&lab, &d.d, family);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
@@ -280,12 +278,12 @@ fn echo_through_an_impaired_path_keeps_every_byte_in_order() {
     let spec = "loss 1% reorder 5% dup 1% delay 10ms 5ms";
     let id = lingerd_lab::unique_id("ei");
     let lab = lingerd_lab::impair::need_impaired("echo_impaired", &id, 1, spec, Some(7), None);
-    let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
+    let d = Lingerd::start(&lab, Family::V4, 1, |c| c.tcp.send_buffer = 1 << 20);
     let mut app = App::attach(d.d.socket());
     let pattern = |i: usize| (i % 65_521 % 251) as u8;
     let (read_tx, read_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
-        let s = connect();
+        let s = connect(Family::V4);
         s.set_read_timeout(Some(BOUND)).unwrap();
         let t0 = Instant::now();
         let mut w = s.try_clone().unwrap();
@@ -386,7 +384,7 @@ fn close_modes_through_an_impaired_path_end_right() {
     let spec = "loss 1% reorder 5% dup 1% delay 10ms 5ms";
     let id = lingerd_lab::unique_id("ci");
     let lab = lingerd_lab::impair::need_impaired("close_impaired", &id, 1, spec, Some(11), None);
-    let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
+    let d = Lingerd::start(&lab, Family::V4, 1, |c| c.tcp.send_buffer = 1 << 20);
     let mut app = App::attach(d.d.socket());
     let pattern = |i: usize| (i % 65_521 % 251) as u8;
     use CloseMode::*;
@@ -416,7 +414,7 @@ fn close_modes_through_an_impaired_path_end_right() {
         let (closed_tx, closed_rx) = mpsc::channel::<()>();
         let (read_tx, read_rx) = mpsc::channel::<()>();
         let client = in_peer(&lab, move || {
-            let s = connect();
+            let s = connect(Family::V4);
             s.set_read_timeout(Some(Duration::from_millis(300)))
                 .unwrap();
             let mut w = s.try_clone().unwrap();
@@ -552,21 +550,21 @@ fn close_modes_through_an_impaired_path_end_right() {
     assert!(status.success(), "{status}");
 }
 
-fn linger_zero_window_rst_after_deadline() {
-    let lab = lab("linger_zero_window", "lz", 1);
-    let d = Lingerd::start(&lab, 1, |c| c.tcp.send_buffer = 1 << 20);
-    app::linger_zero_window_rst_after_deadline(&lab, &d.d);
+fn linger_zero_window_rst_after_deadline(family: Family) {
+    let lab = lab("linger_zero_window", "lz", 1, family);
+    let d = Lingerd::start(&lab, family, 1, |c| c.tcp.send_buffer = 1 << 20);
+    app::linger_zero_window_rst_after_deadline(&lab, &d.d, family);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
-fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
-    let lab = lab("shutdown_send", "ss", 1);
-    let d = Lingerd::start(&lab, 1, |_| {});
+fn shutdown_send_kernel_reads_eof_lingerd_still_receives(family: Family) {
+    let lab = lab("shutdown_send", "ss", 1, family);
+    let d = Lingerd::start(&lab, family, 1, |_| {});
     let mut app = App::attach(d.d.socket());
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(&lab, move || {
-        let mut s = connect();
+        let mut s = connect(family);
         go_rx.recv().unwrap();
         let mut buf = [0u8; 16];
         let eof = s.read(&mut buf).map_err(|e| e.kind());
@@ -587,21 +585,22 @@ fn shutdown_send_kernel_reads_eof_lingerd_still_receives() {
     assert!(status.success(), "{status}");
 }
 
-fn close_with_unread_data_resets() {
-    let lab = lab("close_unread", "cu", 1);
-    let d = Lingerd::start(&lab, 1, |_| {});
-    app::close_with_unread_data_resets(&lab, &d.d);
+fn close_with_unread_data_resets(family: Family) {
+    let lab = lab("close_unread", "cu", 1, family);
+    let d = Lingerd::start(&lab, family, 1, |_| {});
+    app::close_with_unread_data_resets(&lab, &d.d, family);
     let (status, _) = d.stop();
     assert!(status.success(), "{status}");
 }
 
-fn active_open_to_kernel_server() {
-    let lab = lab("active_open", "ao", 1);
-    let d = Lingerd::start(&lab, 1, |_| {});
+fn active_open_to_kernel_server(family: Family) {
+    let lab = lab("active_open", "ao", 1, family);
+    let peer = lab.peer_addr(family);
+    let d = Lingerd::start(&lab, family, 1, |_| {});
     let mut client = Client::attach(d.d.socket()).expect("attach to lingerd");
     let (ready_tx, ready_rx) = mpsc::channel();
     let server = in_peer(&lab, move || {
-        let l = TcpListener::bind((PEER_IP, 8080)).unwrap();
+        let l = TcpListener::bind((peer, 8080)).unwrap();
         ready_tx.send(()).unwrap();
         l.set_nonblocking(true).unwrap();
         let until = Instant::now() + STEP;
@@ -623,13 +622,14 @@ fn active_open_to_kernel_server() {
     });
     ready_rx.recv().unwrap();
     let h = client
-        .connect(SocketAddrV4::new(PEER_IP, 8080))
+        .connect(SocketAddr::new(peer, 8080))
         .expect("active open");
     // Which port lingerd picked: its own table says.
-    let rows = ctl_rows(&lab, &d.d, &["--dst", &PEER_IP.to_string()]);
+    let rows = ctl_rows(&lab, &d.d, &["--dst", &peer.to_string()]);
     assert_eq!(rows.len(), 1, "{rows:?}");
-    let local: SocketAddrV4 = rows[0]["local"].as_str().unwrap().parse().unwrap();
-    assert_eq!(*local.ip(), ENGINE_IP);
+    // `ss`'s notation: `198.18.0.3:PORT`, `[2001:db8::3]:PORT`.
+    let local: SocketAddr = rows[0]["local"].as_str().unwrap().parse().unwrap();
+    assert_eq!(local.ip(), engine_ip(family));
     // The server's greeting, echoed back.
     let mut greeting = [0u8; 10];
     let mut got = 0;
@@ -643,7 +643,7 @@ fn active_open_to_kernel_server() {
     assert_eq!(client.send(h, &greeting), Ok(10));
     assert_eq!(client.close(h, true), Ok(Outcome::Background));
     let (from, r, got) = server.join().unwrap();
-    assert_eq!(from, SocketAddr::V4(local));
+    assert_eq!(from, local);
     assert_eq!(r, Ok(10), "echo, then our FIN");
     assert_eq!(got, b"hi lingerd");
     drop(client);
@@ -651,24 +651,24 @@ fn active_open_to_kernel_server() {
     assert!(status.success(), "{status}");
 }
 
-/// The bare xsk-rs sender on the dut's queue 0 for `secs`: frames per
-/// second the peer's veth received (the ceiling of this run).
-fn xsk_ceiling(lab: &Lab, secs: f64) -> f64 {
-    let tmpl = RstTemplate::new(
-        lab.get("LAB_DUT_MAC")
+/// The bare xsk-rs sender on the dut's queue 0 for `secs`, RSTs of
+/// `family` (54 or 74 bytes) from lingerd's address to the peer's: frames
+/// per second the peer's veth received (the ceiling of this run).
+fn xsk_ceiling(lab: &Lab, family: Family, secs: f64) -> f64 {
+    let mac = |key: &str| {
+        lab.get(key)
             .parse::<EthernetAddress>()
-            .expect("the lab's MAC"),
-        lab.get("LAB_PEER_MAC")
-            .parse::<EthernetAddress>()
-            .expect("the lab's MAC"),
-        ENGINE_IP,
-    );
-    let mut frame = [0u8; lingerd_dataplane::wire::RST_FRAME_LEN];
+            .expect("the lab's MAC")
+    };
     // To a port nobody listens on: the peer's kernel drops it quietly.
-    tmpl.build_array(
-        &mut frame,
-        &ControlSegment::rst(PEER_IP, 40_000, 9, SeqNumber(1)),
-    );
+    let frame = lingerd_testkit::frames::rst_frame(
+        mac("LAB_DUT_MAC"),
+        mac("LAB_PEER_MAC"),
+        (engine_ip(family), 40_000),
+        (lab.peer_addr(family), 9),
+        SeqNumber(1),
+    )
+    .expect("two addresses of one family");
     let iface = lab.get("LAB_DUT_IF");
     let ns = lab.get("LAB_DUT_NS");
     let before = lab.peer_stat("rx_packets").unwrap();
@@ -700,17 +700,17 @@ fn xsk_ceiling(lab: &Lab, secs: f64) -> f64 {
     (lab.peer_stat("rx_packets").unwrap() - before) as f64 / elapsed
 }
 
-fn abort_10k_connections() {
+fn abort_10k_connections(family: Family) {
     const PER: usize = 5_000;
     const HELPERS: usize = 2;
-    let lab = lab("abort_10k", "ab", 1);
-    let d = Lingerd::start(&lab, 1, |c| {
+    let lab = lab("abort_10k", "ab", 1, family);
+    let d = Lingerd::start(&lab, family, 1, |c| {
         c.tcp.max_connections = 65_536;
         c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
     });
     let mut app = App::attach(d.d.socket());
     let t_connect = Instant::now();
-    let to = SocketAddrV4::new(ENGINE_IP, PORT);
+    let to = SocketAddr::new(engine_ip(family), PORT);
     let mut helpers: Vec<Proc> = (0..HELPERS)
         .map(|_| child::spawn_kernel_peer(&lab, to, PER, STEP))
         .collect();
@@ -750,7 +750,7 @@ fn abort_10k_connections() {
     assert!(status.success(), "{status}");
 
     // The same lab, the engine gone: the bare AF_XDP sender's ceiling.
-    let ceiling = xsk_ceiling(&lab, 1.0);
+    let ceiling = xsk_ceiling(&lab, family, 1.0);
     let rate = on_wire as f64 / (us.max(1) as f64 / 1e6);
     eprintln!(
         "abort_10k: {on_wire} frames on the wire in {us} us (first abort request to last \
@@ -782,8 +782,8 @@ const PACED_LIMIT: u32 = 10_000;
 /// end of the span too.
 fn abort_paced_rst_per_sec() {
     let per = PACED_CONNS / PACED_HELPERS;
-    let lab = lab("abort_paced", "ap", 1);
-    let d = Lingerd::start(&lab, 1, |c| {
+    let lab = lab("abort_paced", "ap", 1, Family::V4);
+    let d = Lingerd::start(&lab, Family::V4, 1, |c| {
         c.tcp.max_connections = (PACED_CONNS + PACED_CONNS / 4) as u32;
         c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
         c.close.max_rst_per_sec = PACED_LIMIT;
@@ -800,7 +800,7 @@ fn abort_paced_rst_per_sec() {
     let expect = Duration::from_secs_f64(PACED_CONNS as f64 / f64::from(PACED_LIMIT));
     let window = expect * 3;
     let t_connect = Instant::now();
-    let to = SocketAddrV4::new(ENGINE_IP, PORT);
+    let to = SocketAddr::new(engine_ip(Family::V4), PORT);
     let mut helpers: Vec<Proc> = (0..PACED_HELPERS)
         .map(|_| child::spawn_kernel_peer(&lab, to, per, window))
         .collect();
@@ -864,16 +864,17 @@ fn abort_paced_rst_per_sec() {
     assert!(status.success(), "{status}");
 }
 
-fn two_queues_echo_abort_and_connect() {
+fn two_queues_echo_abort_and_connect(family: Family) {
     const CONNS: usize = 64;
-    let lab = lab("two_queues", "tq", 2);
-    let d = Lingerd::start(&lab, 2, |_| {});
+    let lab = lab("two_queues", "tq", 2, family);
+    let peer = lab.peer_addr(family);
+    let d = Lingerd::start(&lab, family, 2, |_| {});
     let mut app = App::attach(d.d.socket());
     assert_eq!(app.listeners.len(), 2, "one ring per queue");
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (echoed_tx, echoed_rx) = mpsc::channel::<()>();
     let clients = in_peer(&lab, move || {
-        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| connect()).collect();
+        let mut socks: Vec<TcpStream> = (0..CONNS).map(|_| connect(family)).collect();
         for (i, s) in socks.iter_mut().enumerate() {
             let msg = format!("conn {i:03}");
             s.write_all(msg.as_bytes()).unwrap();
@@ -896,7 +897,7 @@ fn two_queues_echo_abort_and_connect() {
     // to itself.
     let (ready_tx, ready_rx) = mpsc::channel();
     let server = in_peer(&lab, move || {
-        let l = TcpListener::bind((PEER_IP, 8081)).unwrap();
+        let l = TcpListener::bind((peer, 8081)).unwrap();
         l.set_nonblocking(true).unwrap();
         ready_tx.send(()).unwrap();
         let until = Instant::now() + STEP;
@@ -913,7 +914,7 @@ fn two_queues_echo_abort_and_connect() {
     for ring in 0..2 {
         let h = app
             .client
-            .connect_on(ring, SocketAddrV4::new(PEER_IP, 8081), 0)
+            .connect_on(ring, SocketAddr::new(peer, 8081), 0)
             .unwrap_or_else(|e| panic!("active open through ring {ring}: {e:?}"));
         app.conns.push(h);
     }
@@ -938,8 +939,8 @@ fn two_queues_echo_abort_and_connect() {
 }
 
 fn run_refuses_queue_out_of_range() {
-    let lab = lab("queue_range", "qr", 1);
-    let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine()]);
+    let lab = lab("queue_range", "qr", 1, Family::V4);
+    let mut c = Config::with_defaults(lab.get("LAB_DUT_IF"), vec![engine(Family::V4)]);
     c.queues = vec![3];
     c.cores = vec![0];
     let config = tempfile::Builder::new()
@@ -969,13 +970,13 @@ fn run_refuses_queue_out_of_range() {
 /// when the client hangs up: the exit policy (default: each connection's
 /// own linger setting, off = graceful) closes it with a FIN, so the kernel
 /// reads EOF. Then SIGTERM stops the daemon with exit 0.
-fn attached_client_aborts_and_its_exit_closes_the_rest() {
-    let lab = lab("attached_client", "ac", 1);
-    let d = Lingerd::start(&lab, 1, |_| {});
+fn attached_client_aborts_and_its_exit_closes_the_rest(family: Family) {
+    let lab = lab("attached_client", "ac", 1, family);
+    let d = Lingerd::start(&lab, family, 1, |_| {});
     let mut client = Client::attach(d.d.socket()).expect("attach to the daemon");
     let listener = client.listen(PORT, 16).expect("listen through the daemon");
-    let first = in_peer(&lab, || {
-        let mut s = connect();
+    let first = in_peer(&lab, move || {
+        let mut s = connect(family);
         s.write_all(b"hello").unwrap();
         let mut buf = [0u8; 16];
         s.read(&mut buf).map_err(|e| e.kind())
@@ -992,8 +993,8 @@ fn attached_client_aborts_and_its_exit_closes_the_rest() {
         "the kernel saw the RST"
     );
 
-    let second = in_peer(&lab, || {
-        let mut s = connect();
+    let second = in_peer(&lab, move || {
+        let mut s = connect(family);
         let mut all = Vec::new();
         s.read_to_end(&mut all).map_err(|e| e.kind())
     });
@@ -1049,6 +1050,7 @@ impl Notify {
 /// `Err(ConnectionReset)` an RST.
 fn reader(
     lab: &Lab,
+    family: Family,
 ) -> (
     mpsc::Sender<()>,
     mpsc::Receiver<()>,
@@ -1057,7 +1059,7 @@ fn reader(
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (connected_tx, connected_rx) = mpsc::channel::<()>();
     let h = in_peer(lab, move || {
-        let mut s = connect();
+        let mut s = connect(family);
         let _ = connected_tx.send(());
         go_rx.recv().unwrap();
         let mut all = Vec::new();
@@ -1069,8 +1071,8 @@ fn reader(
 /// One connection, accepted by `app` and closed (`closesocket`, blocking:
 /// the connection's own linger setting, i.e. the default linger it was
 /// accepted with): what the kernel saw.
-fn close_one(app: &mut App, d: &Lingerd, lab: &Lab) -> Result<usize, ErrorKind> {
-    let (go, connected, h) = reader(lab);
+fn close_one(app: &mut App, d: &Lingerd, lab: &Lab, family: Family) -> Result<usize, ErrorKind> {
+    let (go, connected, h) = reader(lab, family);
     app.accept_until(1, STEP);
     let conn = app.conns.pop().expect("accepted");
     // An RST before the kernel client's connect() returned would fail the
@@ -1090,14 +1092,14 @@ fn close_one(app: &mut App, d: &Lingerd, lab: &Lab) -> Result<usize, ErrorKind> 
 /// changes: the default linger (cores: the next accepted connection's
 /// close is an RST, which the kernel sees), the log level (debug lines for
 /// attaches appear) and `allow_uids` (root may no longer attach).
-fn reload_applies_reloadable_fields_live() {
-    let lab = lab("reload_applies", "rl", 1);
+fn reload_applies_reloadable_fields_live(family: Family) {
+    let lab = lab("reload_applies", "rl", 1, family);
     let notify = Notify::new();
-    let mut d = Lingerd::start_notified(&lab, &notify.path);
+    let mut d = Lingerd::start_notified(&lab, family, &notify.path);
     assert_eq!(notify.next(), "READY=1");
     let mut app = App::attach(d.d.socket());
     assert_eq!(
-        close_one(&mut app, &d, &lab),
+        close_one(&mut app, &d, &lab, family),
         Ok(0),
         "default linger off: FIN, the kernel reads EOF"
     );
@@ -1121,7 +1123,7 @@ fn reload_applies_reloadable_fields_live() {
     assert!(report.contains("\n  log.level: applied"), "{report}");
     assert_eq!(notify.next(), "READY=1\nSTATUS=reloaded");
     assert_eq!(
-        close_one(&mut app, &d, &lab),
+        close_one(&mut app, &d, &lab, family),
         Err(ErrorKind::ConnectionReset),
         "default linger {{on, 0}} after the reload: the close is an RST"
     );
@@ -1151,10 +1153,10 @@ fn reload_applies_reloadable_fields_live() {
 /// "needs restart"), keeps running on the old configuration, whole (the
 /// reloadable change in the second file is not applied either: the close
 /// stays graceful), and tells systemd READY=1 again.
-fn reload_keeps_the_running_config_on_a_bad_file() {
-    let lab = lab("reload_keeps", "rk", 1);
+fn reload_keeps_the_running_config_on_a_bad_file(family: Family) {
+    let lab = lab("reload_keeps", "rk", 1, family);
     let notify = Notify::new();
-    let mut d = Lingerd::start_notified(&lab, &notify.path);
+    let mut d = Lingerd::start_notified(&lab, family, &notify.path);
     assert_eq!(notify.next(), "READY=1");
     let mut app = App::attach(d.d.socket());
     let config = d.d.config_file().display().to_string();
@@ -1205,7 +1207,7 @@ fn reload_keeps_the_running_config_on_a_bad_file() {
     );
     assert!(d.d.alive());
     assert_eq!(
-        close_one(&mut app, &d, &lab),
+        close_one(&mut app, &d, &lab, family),
         Ok(0),
         "the running configuration (linger off) is still in force: FIN"
     );
@@ -1245,7 +1247,7 @@ fn sample(text: &str, name: &str) -> Option<u64> {
 /// `/metrics` of the real daemon carries the AF_XDP series (port counters
 /// and the kernel's XDP_STATISTICS), each with HELP and TYPE, and frames
 /// counted in both directions after an echo exchange.
-fn metrics_export_xdp_statistics() {
+fn metrics_export_xdp_statistics(family: Family) {
     const XDP: [&str; 12] = [
         "rx_frames",
         "tx_frames",
@@ -1260,15 +1262,15 @@ fn metrics_export_xdp_statistics() {
         "rx_fill_ring_empty_descs",
         "tx_ring_empty_descs",
     ];
-    let lab = lab("metrics_xdp", "mx", 1);
+    let lab = lab("metrics_xdp", "mx", 1, family);
     // On the dut's loopback, on a port the kernel picks.
-    let d = Lingerd::start(&lab, 1, |c| {
+    let d = Lingerd::start(&lab, family, 1, |c| {
         c.metrics.listen = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
     });
     let addr = d.d.metrics().expect("the metrics address");
     let mut app = App::attach(d.d.socket());
-    let echo = in_peer(&lab, || {
-        let mut s = connect();
+    let echo = in_peer(&lab, move || {
+        let mut s = connect(family);
         s.write_all(&[5u8; 1000]).unwrap();
         let mut back = [0u8; 1000];
         s.read_exact(&mut back).map(|()| back == [5u8; 1000])
@@ -1314,11 +1316,11 @@ fn metrics_export_xdp_statistics() {
 
 /// Kernel connections in the peer namespace that each report how their
 /// first read ended (they send nothing, so they read until EOF or error).
-fn peers(lab: &Lab, n: usize) -> Vec<thread::JoinHandle<Result<usize, ErrorKind>>> {
+fn peers(lab: &Lab, family: Family, n: usize) -> Vec<thread::JoinHandle<Result<usize, ErrorKind>>> {
     (0..n)
         .map(|_| {
-            in_peer(lab, || {
-                let mut s = connect();
+            in_peer(lab, move || {
+                let mut s = connect(family);
                 let mut all = Vec::new();
                 s.read_to_end(&mut all).map_err(|e| e.kind())
             })
@@ -1326,10 +1328,16 @@ fn peers(lab: &Lab, n: usize) -> Vec<thread::JoinHandle<Result<usize, ErrorKind>
         .collect()
 }
 
-fn ctl_lists_kills_and_reports_stats() {
-    let lab = lab("ctl", "ct", 1);
+fn ctl_lists_kills_and_reports_stats(family: Family) {
+    let lab = lab("ctl", "ct", 1, family);
+    let peer = lab.peer_addr(family);
+    // The lab's link, and a network nobody in the lab is on.
+    let (link, elsewhere) = match family {
+        Family::V4 => ("198.18.0.0/24", "198.18.1.0/24"),
+        Family::V6 => ("2001:db8::/64", "2001:db8:1::/64"),
+    };
     // The daemon's own listener on `PORT` (its discard service).
-    let d = Lingerd::start(&lab, 1, |c| {
+    let d = Lingerd::start(&lab, family, 1, |c| {
         c.close.on_client_exit = ClientExitPolicy::Abort;
         c.listen = vec![Listen {
             port: PORT,
@@ -1343,15 +1351,20 @@ fn ctl_lists_kills_and_reports_stats() {
     assert_eq!(mode & 0o777, 0o600, "{}", sock.display());
 
     // conns: three kernel connections and the daemon's listener.
-    let first = peers(&lab, 3);
+    let first = peers(&lab, family, 3);
     ctl_until(&lab, &d.d, &["--state", "established"], |r| r.len() == 3);
     let rows = ctl_rows(&lab, &d.d, &[]);
     assert_eq!(rows.len(), 4, "{rows:?}");
     let estab: Vec<_> = rows.iter().filter(|r| r["state"] == "ESTAB").collect();
     assert_eq!(estab.len(), 3, "{rows:?}");
     for r in &estab {
-        assert_eq!(r["local"], format!("{ENGINE_IP}:{PORT}"));
-        assert!(r["remote"].as_str().unwrap().starts_with("198.18.0.2:"));
+        // As `ss` prints them: `198.18.0.3:7`, `[2001:db8::3]:7`.
+        assert_eq!(
+            r["local"],
+            SocketAddr::new(engine_ip(family), PORT).to_string()
+        );
+        let remote: SocketAddr = r["remote"].as_str().unwrap().parse().unwrap();
+        assert_eq!(remote.ip(), peer, "{r}");
         assert_eq!(r["owner"], 65535, "the daemon's own listener accepted it");
         assert_eq!(r["queue"], 0);
     }
@@ -1362,9 +1375,9 @@ fn ctl_lists_kills_and_reports_stats() {
         format!("0.0.0.0:{PORT}"),
         "a wildcard listener"
     );
-    assert_eq!(ctl_rows(&lab, &d.d, &["--dst", "198.18.1.0/24"]).len(), 0);
+    assert_eq!(ctl_rows(&lab, &d.d, &["--dst", elsewhere]).len(), 0);
     assert_eq!(
-        ctl_rows(&lab, &d.d, &["--dst", "198.18.0.2", "--sport", "7"]).len(),
+        ctl_rows(&lab, &d.d, &["--dst", &peer.to_string(), "--sport", "7"]).len(),
         3
     );
     // The table has a header and one line each.
@@ -1377,14 +1390,7 @@ fn ctl_lists_kills_and_reports_stats() {
     let out = ctl(
         &lab,
         &d.d,
-        &[
-            "kill",
-            "--dst",
-            "198.18.0.0/24",
-            "--mode",
-            "abort",
-            "--json",
-        ],
+        &["kill", "--dst", link, "--mode", "abort", "--json"],
     );
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1398,7 +1404,7 @@ fn ctl_lists_kills_and_reports_stats() {
     assert_eq!(ctl_rows(&lab, &d.d, &["--state", "connected"]).len(), 0);
 
     // kill --mode graceful, paced at 2/s: EOF at the kernel, spread in time.
-    let second = peers(&lab, 3);
+    let second = peers(&lab, family, 3);
     ctl_until(&lab, &d.d, &["--state", "established"], |r| r.len() == 3);
     let t0 = Instant::now();
     let out = ctl(
@@ -1505,8 +1511,8 @@ fn ctl_json(lab: &Lab, d: &Lingerd, args: &[&str]) -> Vec<serde_json::Value> {
 /// rest.
 fn ctl_jobs_lists_and_cancel_stops_a_paced_kill() {
     const N: usize = 12;
-    let lab = lab("ctljobs", "cj", 1);
-    let d = Lingerd::start(&lab, 1, |c| {
+    let lab = lab("ctljobs", "cj", 1, Family::V4);
+    let d = Lingerd::start(&lab, Family::V4, 1, |c| {
         c.listen = vec![Listen {
             port: PORT,
             backlog: 65536,
@@ -1516,7 +1522,7 @@ fn ctl_jobs_lists_and_cancel_stops_a_paced_kill() {
     let (ask_tx, ask_rx) = mpsc::channel::<()>();
     let (seen_tx, seen_rx) = mpsc::channel::<Vec<PeerSees>>();
     let peer = in_peer(&lab, move || {
-        let socks: Vec<TcpStream> = (0..N).map(|_| connect()).collect();
+        let socks: Vec<TcpStream> = (0..N).map(|_| connect(Family::V4)).collect();
         while ask_rx.recv().is_ok() {
             seen_tx.send(socks.iter().map(peer_sees).collect()).unwrap();
         }
@@ -1766,15 +1772,15 @@ fn tcpdump_count(file: &Path, filter: &str) -> usize {
 /// (every one of them, and no copy dropped). Then `-w - | tcpdump -r -`
 /// streams a connection's frames through a pipe, and a filter keeps only
 /// what it matches.
-fn capture_counts_every_rst_the_peer_saw() {
+fn capture_counts_every_rst_the_peer_saw(family: Family) {
     let n = CAPTURE_PER * CAPTURE_HELPERS;
-    let lab = lab("capture", "cp", 1);
-    let d = Lingerd::start(&lab, 1, |c| {
+    let lab = lab("capture", "cp", 1, family);
+    let d = Lingerd::start(&lab, family, 1, |c| {
         c.tcp.max_connections = 16_384;
         c.tcp.time_wait = lingerd_config::Duration::from_secs(1);
     });
     let mut app = App::attach(d.d.socket());
-    let to = SocketAddrV4::new(ENGINE_IP, PORT);
+    let to = SocketAddr::new(engine_ip(family), PORT);
     let mut helpers: Vec<Proc> = (0..CAPTURE_HELPERS)
         .map(|_| child::spawn_kernel_peer(&lab, to, CAPTURE_PER, STEP))
         .collect();
@@ -1812,7 +1818,14 @@ fn capture_counts_every_rst_the_peer_saw() {
         stderr.lines().any(|l| l.starts_with("0 copies dropped")),
         "no copy dropped: {stderr}"
     );
-    let rsts = tcpdump_count(&file, "tcp[tcpflags] & tcp-rst != 0");
+    // tcpdump's `tcp[]` reads only IPv4: over IPv6 the flags byte is 13
+    // bytes past the fixed 40-byte header (lingerd sends no extension
+    // header), and RST is its bit 2.
+    let filter = match family {
+        Family::V4 => "tcp[tcpflags] & tcp-rst != 0",
+        Family::V6 => "ip6[53] & 4 != 0",
+    };
+    let rsts = tcpdump_count(&file, filter);
     eprintln!("capture: {rsts} RSTs in the file, {resets} resets at the peer");
     assert_eq!(rsts as u64, resets, "tcpdump counts every RST the peer saw");
     let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -1841,9 +1854,10 @@ fn capture_counts_every_rst_the_peer_saw() {
         .expect("the capture starts")
         .contains("capturing on queue")
     {}
-    // An ARP exchange may come first; the filter keeps it out.
-    let peer = in_peer(&lab, || {
-        let s = connect();
+    // An ARP (or Neighbor Discovery) exchange may come first; the filter
+    // keeps it out.
+    let peer = in_peer(&lab, move || {
+        let s = connect(family);
         thread::sleep(Duration::from_millis(100));
         drop(s);
     });

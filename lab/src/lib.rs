@@ -85,11 +85,17 @@ pub fn required() -> bool {
 /// A lab with `queues` queues for `test`; panics when this process is not
 /// root or the host cannot make one (the test was asked for: it fails).
 pub fn need(test: &str, id: &str, queues: u32) -> Lab {
+    need_for(test, id, queues, Family::V4)
+}
+
+/// [`need`] for a lab that carries `family` ([`Lab::up_for`]).
+pub fn need_for(test: &str, id: &str, queues: u32, family: Family) -> Lab {
     assert!(
         is_root(),
         "system test {test} cannot run: it needs root (network namespaces, XDP, AF_XDP)"
     );
-    Lab::up(id, queues).unwrap_or_else(|why| panic!("system test {test} cannot run: {why}"))
+    Lab::up_for(id, queues, family)
+        .unwrap_or_else(|why| panic!("system test {test} ({family}) cannot run: {why}"))
 }
 
 /// A lab id: `prefix` (letters or digits, ≤ 4) and this process's pid, so
@@ -111,6 +117,14 @@ pub enum Family {
 impl Family {
     /// Both, IPv4 first.
     pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The family of `addr`.
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
 
     /// The suffix of its `LAB_*` keys (`LAB_DUT_ADDR`, `LAB_DUT_ADDR6`).
     fn suffix(self) -> &'static str {
@@ -341,5 +355,7 @@ mod tests {
         assert!("v5".parse::<Family>().unwrap_err().contains("v4 or v6"));
         assert_eq!(Family::default(), Family::V4);
         assert_eq!(Family::V6.to_string(), "v6");
+        assert_eq!(Family::of("2001:db8::1".parse().unwrap()), Family::V6);
+        assert_eq!(Family::of("198.18.0.1".parse().unwrap()), Family::V4);
     }
 }

@@ -5,7 +5,8 @@
 //! `dpdk`) a `DpdkPort` on the client end of the daemon's memif; one loop,
 //! generic over [`Port`], drives either.
 //!
-//! Addressing: the engine answers for [`GEN_ADDR`] (198.18.0.12/24), an
+//! Addressing: the engine answers for [`GEN_ADDR`] (198.18.0.12/24), or
+//! 2001:db8::12/64 when the dut's address is IPv6 ([`Config::us`]), an
 //! address no kernel in the lab holds, so its XDP program (steering only
 //! that address, and ARP for it) never takes a frame the peer's kernel
 //! wants, and the kernel baseline on 198.18.0.2 can share the interface.
@@ -48,7 +49,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -66,12 +67,14 @@ use lingerd_dataplane::port::{Hooks, LoopView, Port, core_loop};
 use lingerd_dataplane::sys::netns;
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::wire::{
-    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpPacket,
+    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, Ipv6Packet, TcpFlags,
+    TcpPacket,
 };
 
 use lingerd_testkit::filter::Filtered;
 
 use super::rst_tally::{Closed, Tallied, Tally};
+use super::{Addressing, Family};
 
 use crate::clock::now_ns;
 
@@ -164,8 +167,9 @@ pub const LINK_WAIT: Duration = Duration::from_secs(10);
 pub struct Config {
     /// The port.
     pub side: Side,
-    /// The dut's address.
-    pub dut: Ipv4Addr,
+    /// The dut's address, IPv4 or IPv6: the generator takes its own
+    /// address of that family ([`Config::us`]).
+    pub dut: IpAddr,
     /// The dut's listening ports, [`PER_PORT`] connections each at most
     /// ([`Config::ports_wanted`] of them).
     pub dut_ports: Vec<u16>,
@@ -193,6 +197,14 @@ pub struct Config {
     /// that the receiver keeps draining its ring while the dut busy-polls.
     /// `None`: wherever the scheduler puts it.
     pub cpu: Option<usize>,
+}
+
+impl Config {
+    /// The generator's own address and prefix length: [`Addressing`] of
+    /// the dut's family (198.18.0.12/24, [`GEN_ADDR`]; 2001:db8::12/64).
+    pub fn us(&self) -> Addressing {
+        Addressing::of(Family::of(self.dut))
+    }
 }
 
 /// Ports needed for `n` connections.
@@ -413,10 +425,11 @@ struct State {
 }
 
 fn engine_config(cfg: &Config, mac: EthernetAddress) -> EngineConfig {
+    let us = cfg.us();
     let mut e = EngineConfig::new(
         0,
         mac,
-        Prefix::new(GEN_ADDR.into(), 24).expect("an IPv4 prefix length"),
+        Prefix::new(us.generator, us.prefix_len).expect("a prefix length of its family"),
     );
     e.max_connections = (cfg.connections as u32 + 4096).next_power_of_two();
     e.tcp.ephemeral_ports = EPHEMERAL;
@@ -450,9 +463,10 @@ fn prepare_thread(cpu: Option<usize>, idle: IdleMode) -> Result<()> {
     Ok(())
 }
 
-/// The generator's AF_XDP port on `iface` (in the current namespace).
-fn open_afxdp(iface: &str) -> Result<AfXdpPort> {
-    let mut pcfg = AfXdpConfig::new(iface, 0, vec![GEN_ADDR]);
+/// The generator's AF_XDP port on `iface` (in the current namespace),
+/// steering frames for `us`.
+fn open_afxdp(iface: &str, us: IpAddr) -> Result<AfXdpPort> {
+    let mut pcfg = AfXdpConfig::new(iface, 0, vec![us]);
     // The generator mostly receives (one RST or FIN per connection, in
     // bursts as fast as the dut sends): the fill ring must hold a burst for
     // as long as the thread is off the CPU, so it gets a large UMEM and the
@@ -466,7 +480,7 @@ fn run(cfg: &Config, progress: &Progress) -> Result<Outcome> {
     match &cfg.side {
         Side::AfXdp { ns, iface, mac } => {
             netns::enter(ns).with_context(|| format!("entering {ns}"))?;
-            let port = open_afxdp(iface)?;
+            let port = open_afxdp(iface, cfg.us().generator)?;
             let info = port.info().to_string();
             let (port, ran) = drive(cfg, port, *mac, progress)?;
             let stats = port.stats()?;
@@ -546,7 +560,7 @@ fn drive<P: Port>(
     let tally = cfg.bare_closes.then(|| {
         RefCell::new(Tally::new(
             cfg.dut,
-            GEN_ADDR,
+            cfg.us().generator,
             &cfg.dut_ports,
             cfg.close_on_fin,
         ))
@@ -648,13 +662,14 @@ fn requests(st: &mut State, cfg: &Config, engine: &mut QueueEngine, now: Instant
         while st.next < until {
             let i = st.next;
             let port = cfg.port_of(i);
+            let remote = SocketAddr::new(cfg.dut, port);
             st.conns[i].remote_port = port;
             engine.handle_request(
                 now,
                 ME,
                 i as u64,
                 Request::Connect {
-                    remote: SocketAddrV4::new(cfg.dut, port).into(),
+                    remote,
                     local_port: None,
                     local_addr: None,
                 },
@@ -735,8 +750,9 @@ fn on_completion(
 /// The generator's receive path alone, for the lab's fair ceiling: the
 /// same thread set-up (CPU, priority), the same AF_XDP port and the same
 /// loop waking the same way (an engine of the generator's configuration
-/// with no connection, `IdleMode` as given), but every received TCP RST is
-/// counted and dropped before the engine. It sends nothing.
+/// with no connection, `IdleMode` as given, the generator's address of the
+/// family), but every received TCP RST (IPv4 or IPv6) is counted and
+/// dropped before the engine. It sends nothing.
 #[derive(Debug)]
 pub struct Receiver {
     /// RSTs counted so far.
@@ -748,8 +764,14 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts it on `side` (AF_XDP only).
-    pub fn start(side: &Side, cpu: Option<usize>, idle: IdleMode) -> Result<Receiver> {
+    /// Starts it on `side` (AF_XDP only), answering for the generator's
+    /// address of `family`.
+    pub fn start(
+        side: &Side,
+        family: Family,
+        cpu: Option<usize>,
+        idle: IdleMode,
+    ) -> Result<Receiver> {
         let (ns, iface, mac) = match side {
             Side::AfXdp { ns, iface, mac } => (ns.clone(), iface.clone(), *mac),
             #[cfg(feature = "dpdk")]
@@ -764,10 +786,13 @@ impl Receiver {
             .spawn(move || -> Result<()> {
                 prepare_thread(cpu, idle)?;
                 netns::enter(&ns).with_context(|| format!("entering {ns}"))?;
-                let port = open_afxdp(&iface)?;
                 let cfg = Config {
-                    side: Side::AfXdp { ns, iface, mac },
-                    dut: GEN_ADDR,
+                    side: Side::AfXdp {
+                        ns,
+                        iface: iface.clone(),
+                        mac,
+                    },
+                    dut: Addressing::of(family).dut,
                     dut_ports: Vec::new(),
                     connections: 0,
                     muted: 0,
@@ -778,6 +803,7 @@ impl Receiver {
                     idle,
                     cpu,
                 };
+                let port = open_afxdp(&iface, cfg.us().generator)?;
                 let mut engine = QueueEngine::new(engine_config(&cfg, mac), Instant::now());
                 let count = |frame: &[u8]| {
                     if is_rst(frame) {
@@ -836,19 +862,24 @@ impl<S> Hooks<S> for Until<'_> {
     fn on_completion(&mut self, _: Completion) {}
 }
 
-/// Whether `frame` is an IPv4 TCP segment with RST.
+/// Whether `frame` is a TCP segment with RST, over IPv4 or IPv6 (with no
+/// extension header).
 fn is_rst(frame: &[u8]) -> bool {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return false;
     };
-    if eth.ethertype() != EtherType::Ipv4 {
-        return false;
+    let rst =
+        |tcp: &[u8]| TcpPacket::new_checked(tcp).is_ok_and(|t| t.flags().contains(TcpFlags::RST));
+    if eth.ethertype() == EtherType::Ipv4 {
+        Ipv4Packet::new_checked(eth.payload())
+            .is_ok_and(|ip| ip.protocol() == IpProtocol::Tcp && rst(ip.payload()))
+    } else if eth.ethertype().is_ipv6() {
+        // No extension header: the ceiling's sender puts none.
+        Ipv6Packet::new_checked(eth.payload())
+            .is_ok_and(|ip| ip.next_header() == IpProtocol::Tcp && rst(ip.payload()))
+    } else {
+        false
     }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-        return false;
-    };
-    ip.protocol() == IpProtocol::Tcp
-        && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.flags().contains(TcpFlags::RST))
 }
 
 /// How long to wait between looks at the progress counters.
@@ -857,6 +888,27 @@ pub const WATCH: Duration = Duration::from_millis(50);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rsts_of_both_families_are_counted() {
+        use lingerd_dataplane::wire::SeqNumber;
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        for f in Family::ALL {
+            let a = Addressing::of(f);
+            let frame = lingerd_testkit::frames::rst_frame(
+                mac,
+                mac,
+                (a.dut, 9),
+                (a.generator, 40_000),
+                SeqNumber(1),
+            )
+            .expect("one family");
+            assert!(is_rst(&frame), "{f}");
+            assert!(!is_rst(&frame[..frame.len() - 1]), "{f}: truncated");
+        }
+        let cfg_dut: IpAddr = "2001:db8::11".parse().unwrap();
+        assert_eq!(Family::of(cfg_dut), Family::V6);
+    }
 
     #[test]
     fn keys_and_ports() {
@@ -875,7 +927,7 @@ mod tests {
                 iface: String::new(),
                 mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
             },
-            dut: Ipv4Addr::new(198, 18, 0, 11),
+            dut: Ipv4Addr::new(198, 18, 0, 11).into(),
             dut_ports: (8080..8100).collect(),
             connections: 1_010_000,
             muted: 1_000_000,

@@ -69,27 +69,6 @@ impl Addressing {
     }
 }
 
-/// Whether this build can run a lab benchmark of `family`; the error says
-/// why not. IPv6 cannot run yet: the load generator is a lingerd engine
-/// whose `Connect` takes an IPv4 peer (`lingerd_dataplane::engine::api`)
-/// and whose port answers only ARP, its RST tally ([`rst_tally`]) and the
-/// ceiling senders (`xsk_ceiling`) parse and build IPv4 frames by hand, and
-/// the dut's engine drops IPv6 frames. A v6 run would open nothing and
-/// report a rate of nothing, so it is refused before the lab is made.
-pub fn family_supported(family: Family) -> Result<(), String> {
-    match family {
-        Family::V4 => Ok(()),
-        Family::V6 => Err(
-            "--family v6 cannot run yet: the engine under the dut and under the \
-             load generator is IPv4-only in this build (its Connect takes an IPv4 peer, it \
-             answers ARP but not Neighbor Discovery), and the load generator's RST tally and \
-             the ceiling senders build and parse IPv4 frames only; the lab itself and the \
-             kernel baseline are dual-stack already"
-                .to_owned(),
-        ),
-    }
-}
-
 /// How the dut closes its connections: the [`CloseMode`]s a benchmark can
 /// check, with their text form (`abort`, `graceful`, `linger=200ms`).
 /// Narrower than `CloseMode` in one way: a linger time of 0 is refused,
@@ -196,11 +175,5 @@ mod family_tests {
         assert!(v6.dut_prefix().contains("2001:db8::2".parse().unwrap()));
         assert_eq!(IpAddr::V4(setup::DUT_ENGINE_ADDR), v4.dut);
         assert_eq!(IpAddr::V4(loadgen::GEN_ADDR), v4.generator);
-        assert_eq!(family_supported(Family::V4), Ok(()));
-        assert!(
-            family_supported(Family::V6)
-                .unwrap_err()
-                .contains("IPv4-only")
-        );
     }
 }

@@ -9,7 +9,9 @@
 //! learns the dut's initial sequence number from the SYN-ACK that passes by
 //! (the engine still gets it), is marked established when the engine says
 //! the connection is (`Connected`), and is counted at most once: by an RST
-//! whose frame parses, whose IPv4 and TCP checksums verify, that comes from
+//! whose frame parses (IPv4, or IPv6 without extension headers: the
+//! family of the dut's address), whose IPv4 header and TCP checksums
+//! verify, that comes from
 //! the dut's address and port to ours, and whose sequence number is the
 //! dut's ISN + 1 (the lab sends no data, so that is exactly the RST an abort
 //! sends, RFC 9293 §3.10.7.4 with RFC 5961's exact match). Anything else
@@ -21,7 +23,8 @@
 //! on the dut's FIN: with `fins`, a FIN whose sequence number is the dut's
 //! ISN + 1, with no data, on an established slot, is counted and answered
 //! by one FIN|ACK (our ISN + 1, learnt from the SYN-ACK's acknowledgment;
-//! acknowledging the dut's FIN), built from an [`RstTemplate`]; a
+//! acknowledging the dut's FIN), built from an [`RstTemplate`] (or an
+//! [`RstTemplateV6`]); a
 //! retransmitted FIN gets the same answer again, and the dut's last ACK
 //! (acknowledging our FIN) is dropped. The engine keeps those connections
 //! as established, with nothing to send.
@@ -33,14 +36,15 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use lingerd_dataplane::port::{Port, TxOutcome};
 use lingerd_dataplane::wire::{
-    ControlSegment, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, RstTemplate, SeqNumber,
-    TcpFlags, TcpPacket,
+    ControlSegment, EtherType, EthernetAddress, EthernetFrame, IPV6_HEADER_LEN, IpProtocol,
+    Ipv4Packet, Ipv6Packet, RstTemplate, RstTemplateV6, SeqNumber, TcpFlags, TcpPacket,
+    TcpPseudoHeader,
 };
 
 use super::loadgen::{EPHEMERAL, PER_PORT};
@@ -103,11 +107,53 @@ pub enum Verdict {
     Pass,
 }
 
+/// The answers' template, of our address's family.
+#[derive(Debug)]
+enum Template {
+    V4(RstTemplate),
+    V6(RstTemplateV6),
+}
+
+impl Template {
+    /// From `us` (our MAC) to the dut's MAC.
+    fn new(us_mac: EthernetAddress, dut_mac: EthernetAddress, us: IpAddr) -> Template {
+        match us {
+            IpAddr::V4(a) => Template::V4(RstTemplate::new(us_mac, dut_mac, a)),
+            IpAddr::V6(a) => Template::V6(RstTemplateV6::new(us_mac, dut_mac, a)),
+        }
+    }
+
+    /// `seg` to `dut` into `buf`: its length, or `None` if `buf` is short
+    /// or `dut` is not of the template's family.
+    fn build(&self, buf: &mut [u8], dut: IpAddr, seg: &ControlSegment<()>) -> Option<usize> {
+        fn to<A>(seg: &ControlSegment<()>, remote_ip: A) -> ControlSegment<A> {
+            ControlSegment {
+                remote_ip,
+                local_port: seg.local_port,
+                remote_port: seg.remote_port,
+                seq: seg.seq,
+                ack: seg.ack,
+                flags: seg.flags,
+                window: seg.window,
+            }
+        }
+        match (self, dut) {
+            (Template::V4(t), IpAddr::V4(a)) => t.build(buf, &to(seg, a)).ok(),
+            (Template::V6(t), IpAddr::V6(a)) => t.build(buf, &to(seg, a)).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// What [`Tally::tcp_of`] finds in an IP packet: the TCP bytes, their
+/// checksum's pseudo header, and the IPv4 header still to verify.
+type TcpOf<'f> = (&'f [u8], TcpPseudoHeader, Option<&'f [u8]>);
+
 /// The slots and the count (see the module text).
 #[derive(Debug)]
 pub struct Tally {
-    dut: Ipv4Addr,
-    us: Ipv4Addr,
+    dut: IpAddr,
+    us: IpAddr,
     dut_ports: Vec<u16>,
     slots: Vec<Slot>,
     counted: u64,
@@ -116,16 +162,17 @@ pub struct Tally {
     /// Answer and count FINs too.
     fins: bool,
     /// Our MAC and the dut's (from the first SYN-ACK), for the answers.
-    template: Option<RstTemplate>,
-    /// FIN|ACKs to send.
-    answers: Vec<ControlSegment>,
+    template: Option<Template>,
+    /// FIN|ACKs to send (to the dut's address).
+    answers: Vec<ControlSegment<()>>,
 }
 
 impl Tally {
     /// Slots for every (dut port, ephemeral port) pair: `dut_ports.len()`
     /// × [`PER_PORT`].
     /// With `fins`, FINs are answered and counted as well as RSTs.
-    pub fn new(dut: Ipv4Addr, us: Ipv4Addr, dut_ports: &[u16], fins: bool) -> Tally {
+    /// `dut` and `us` are of one family (frames of the other pass).
+    pub fn new(dut: IpAddr, us: IpAddr, dut_ports: &[u16], fins: bool) -> Tally {
         Tally {
             dut,
             us,
@@ -154,7 +201,7 @@ impl Tally {
     /// template yet); [`Tally::sent`] takes it off once the port queued it.
     pub fn next_answer(&self, buf: &mut [u8]) -> Option<usize> {
         let seg = self.answers.last()?;
-        self.template.as_ref()?.build(buf, seg).ok()
+        self.template.as_ref()?.build(buf, self.dut, seg)
     }
 
     /// The answer [`Tally::next_answer`] wrote was queued.
@@ -224,26 +271,48 @@ impl Tally {
         }
     }
 
+    /// The TCP bytes of an IP packet (`ethertype`, `ip`) from the dut to
+    /// us, the pseudo header its checksum covers, and the IPv4 header to
+    /// verify (checked last, by the caller); `None` for anything else:
+    /// another address, protocol or family, a fragment, an IPv6 extension
+    /// header.
+    fn tcp_of<'f>(&self, ethertype: EtherType, ip: &'f [u8]) -> Option<TcpOf<'f>> {
+        match (self.dut, self.us) {
+            (IpAddr::V4(dut), IpAddr::V4(us)) if ethertype == EtherType::Ipv4 => {
+                let p = Ipv4Packet::new_checked(ip).ok()?;
+                if p.protocol() != IpProtocol::Tcp
+                    || p.src_addr() != dut
+                    || p.dst_addr() != us
+                    || p.is_fragment()
+                {
+                    return None;
+                }
+                let tcp = ip.get(usize::from(p.header_len())..usize::from(p.total_len()))?;
+                Some((tcp, TcpPseudoHeader::ipv4(dut, us), Some(ip)))
+            }
+            (IpAddr::V6(dut), IpAddr::V6(us)) if ethertype.is_ipv6() => {
+                let p = Ipv6Packet::new_checked(ip).ok()?;
+                if p.next_header() != IpProtocol::Tcp || p.src_addr() != dut || p.dst_addr() != us {
+                    return None;
+                }
+                let end = IPV6_HEADER_LEN.checked_add(usize::from(p.payload_len()))?;
+                let tcp = ip.get(IPV6_HEADER_LEN..end)?;
+                Some((tcp, TcpPseudoHeader::ipv6(dut, us), None))
+            }
+            _ => None,
+        }
+    }
+
     /// Looks at one received frame; `stamp` gives the burst's time (read
     /// once, on the first RST counted).
     pub fn classify(&mut self, frame: &[u8], stamp: &mut impl FnMut() -> u64) -> Verdict {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Verdict::Pass;
         };
-        if eth.ethertype() != EtherType::Ipv4 {
-            return Verdict::Pass;
-        }
-        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        let Some((tcp, pseudo, v4_header)) = self.tcp_of(eth.ethertype(), eth.payload()) else {
             return Verdict::Pass;
         };
-        if ip.protocol() != IpProtocol::Tcp
-            || ip.src_addr() != self.dut
-            || ip.dst_addr() != self.us
-            || ip.is_fragment()
-        {
-            return Verdict::Pass;
-        }
-        let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+        let Ok(tcp) = TcpPacket::new_checked(tcp) else {
             return Verdict::Pass;
         };
         let flags = tcp.flags();
@@ -259,14 +328,15 @@ impl Tally {
             return Verdict::Pass;
         }
         // Checksums last: the common frames above cost no sum.
-        if !ip.verify_checksum() || !tcp.verify_checksum(self.dut, self.us) {
+        let header_ok = v4_header.is_none_or(|h| Ipv4Packet::new_unchecked(h).verify_checksum());
+        if !header_ok || !tcp.verify_checksum_pseudo(pseudo) {
             return Verdict::Pass;
         }
         let seq = tcp.seq_number().0;
         let ack = tcp.ack_number().0;
         let (dut_port, our_port) = (tcp.src_port(), tcp.dst_port());
         if synack && self.template.is_none() {
-            self.template = Some(RstTemplate::new(eth.dst_addr(), eth.src_addr(), self.us));
+            self.template = Some(Template::new(eth.dst_addr(), eth.src_addr(), self.us));
         }
         let fins = self.fins;
         let Some(slot) = self.slot(dut_port, our_port) else {
@@ -321,7 +391,7 @@ impl Tally {
         }
         if fin {
             self.answers.push(ControlSegment {
-                remote_ip: self.dut,
+                remote_ip: (),
                 local_port: our_port,
                 remote_port: dut_port,
                 seq: SeqNumber(our_seq),
@@ -425,293 +495,390 @@ impl<P: Port, C: FnMut(u64)> Port for Tallied<'_, P, C> {
 
 #[cfg(test)]
 mod tests {
-    use lingerd_dataplane::wire::{
-        ControlSegment, EthernetAddress, RST_FRAME_LEN, RstTemplate, SeqNumber,
-    };
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, SeqNumber};
 
     use super::*;
 
-    const DUT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
-    const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
+    const DUT_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 11]);
+    const US_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 12]);
 
-    fn frame(from: Ipv4Addr, dut_port: u16, our_port: u16, seq: u32, flags: TcpFlags) -> Vec<u8> {
-        let t = RstTemplate::new(
-            EthernetAddress([2, 0, 0, 0, 0, 11]),
-            EthernetAddress([2, 0, 0, 0, 0, 12]),
-            from,
-        );
-        let mut f = [0u8; RST_FRAME_LEN];
-        t.build_array(
-            &mut f,
-            &ControlSegment {
-                remote_ip: US,
-                local_port: dut_port,
-                remote_port: our_port,
-                seq: SeqNumber(seq),
-                ack: SeqNumber(if flags.contains(TcpFlags::ACK) { 1 } else { 0 }),
-                flags,
-                window: 0,
-            },
-        );
-        f.to_vec()
+    /// The dut's address and ours, of one family: each test runs over
+    /// both.
+    #[derive(Clone, Copy, Debug)]
+    struct Net {
+        dut: IpAddr,
+        us: IpAddr,
+        /// An address of the family that is neither.
+        other: IpAddr,
     }
 
-    /// The SYN-ACK acknowledges our SYN: our ISN is 1000 in every test.
-    fn synack(dut_port: u16, our_port: u16, isn: u32) -> Vec<u8> {
-        let flags = TcpFlags::SYN.union(TcpFlags::ACK);
-        let mut f = frame(DUT, dut_port, our_port, isn, flags);
-        set_ack(&mut f, 1001);
-        f
-    }
+    const NETS: [Net; 2] = [
+        Net {
+            dut: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 11)),
+            us: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 12)),
+            other: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 13)),
+        },
+        Net {
+            dut: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11)),
+            us: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x12)),
+            other: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x13)),
+        },
+    ];
 
-    /// Rewrites the ACK field (offset 42) and the TCP checksum (offset 50).
-    fn set_ack(f: &mut [u8], ack: u32) {
-        let old = u32::from_be_bytes([f[42], f[43], f[44], f[45]]);
-        f[42..46].copy_from_slice(&ack.to_be_bytes());
-        // RFC 1624's incremental update, one 16-bit word at a time.
-        let mut sum = u32::from(!u16::from_be_bytes([f[50], f[51]]));
-        for (o, n) in [(old >> 16, ack >> 16), (old & 0xffff, ack & 0xffff)] {
-            sum += u32::from(!(o as u16)) + n;
+    impl Net {
+        /// A segment from `from` to us, built by the wire layer's template
+        /// of the family (checksums included).
+        fn frame(
+            &self,
+            from: IpAddr,
+            dut_port: u16,
+            our_port: u16,
+            (seq, ack): (u32, u32),
+            flags: TcpFlags,
+        ) -> Vec<u8> {
+            let mut f = [0u8; 128];
+            let n = Template::new(DUT_MAC, US_MAC, from)
+                .build(
+                    &mut f,
+                    self.us,
+                    &ControlSegment {
+                        remote_ip: (),
+                        local_port: dut_port,
+                        remote_port: our_port,
+                        seq: SeqNumber(seq),
+                        ack: SeqNumber(ack),
+                        flags,
+                        window: 0,
+                    },
+                )
+                .expect("a frame of the family");
+            f[..n].to_vec()
         }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
+
+        /// The SYN-ACK acknowledges our SYN: our ISN is 1000 in every test.
+        fn synack(&self, dut_port: u16, our_port: u16, isn: u32) -> Vec<u8> {
+            let flags = TcpFlags::SYN.union(TcpFlags::ACK);
+            self.frame(self.dut, dut_port, our_port, (isn, 1001), flags)
         }
-        f[50..52].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+
+        fn fin(&self, dut_port: u16, our_port: u16, seq: u32, ack: u32) -> Vec<u8> {
+            let flags = TcpFlags::FIN.union(TcpFlags::ACK);
+            self.frame(self.dut, dut_port, our_port, (seq, ack), flags)
+        }
+
+        fn ack(&self, dut_port: u16, our_port: u16, seq: u32, ack: u32) -> Vec<u8> {
+            self.frame(self.dut, dut_port, our_port, (seq, ack), TcpFlags::ACK)
+        }
+
+        fn rst(&self, dut_port: u16, our_port: u16, seq: u32) -> Vec<u8> {
+            self.frame(self.dut, dut_port, our_port, (seq, 0), TcpFlags::RST)
+        }
+
+        fn tally(&self, dut_ports: &[u16], fins: bool) -> Tally {
+            Tally::new(self.dut, self.us, dut_ports, fins)
+        }
     }
 
-    fn fin(dut_port: u16, our_port: u16, seq: u32, ack: u32) -> Vec<u8> {
-        let mut f = frame(
-            DUT,
-            dut_port,
-            our_port,
-            seq,
-            TcpFlags::FIN.union(TcpFlags::ACK),
-        );
-        set_ack(&mut f, ack);
-        f
+    /// What etherparse reads in an answer of ours.
+    #[derive(Debug)]
+    struct Answer {
+        src: IpAddr,
+        dst: IpAddr,
+        ports: (u16, u16),
+        seq_ack: (u32, u32),
+        /// FIN, ACK, RST.
+        flags: (bool, bool, bool),
+        /// The IPv4 header checksum (if any) and the TCP checksum are
+        /// right.
+        sums_ok: bool,
     }
 
-    fn ack(dut_port: u16, our_port: u16, seq: u32, ack: u32) -> Vec<u8> {
-        let mut f = frame(DUT, dut_port, our_port, seq, TcpFlags::ACK);
-        set_ack(&mut f, ack);
-        f
+    fn answer(frame: &[u8]) -> Answer {
+        let p = SlicedPacket::from_ethernet(frame).expect("etherparse reads it");
+        let Some(TransportSlice::Tcp(tcp)) = p.transport else {
+            panic!("no TCP header");
+        };
+        let (src, dst, sums_ok) = match p.net {
+            Some(NetSlice::Ipv4(ip)) => {
+                let h = ip.header().to_header();
+                let sum = tcp.calc_checksum_ipv4(h.source, h.destination).unwrap();
+                let ok = h.header_checksum == h.calc_header_checksum() && sum == tcp.checksum();
+                (h.source.into(), h.destination.into(), ok)
+            }
+            Some(NetSlice::Ipv6(ip)) => {
+                let h = ip.header().to_header();
+                let sum = tcp.calc_checksum_ipv6(h.source, h.destination).unwrap();
+                (h.source.into(), h.destination.into(), sum == tcp.checksum())
+            }
+            other => panic!("not IP: {other:?}"),
+        };
+        Answer {
+            src,
+            dst,
+            ports: (tcp.source_port(), tcp.destination_port()),
+            seq_ack: (tcp.sequence_number(), tcp.acknowledgment_number()),
+            flags: (tcp.fin(), tcp.ack(), tcp.rst()),
+            sums_ok,
+        }
     }
 
-    fn rst(dut_port: u16, our_port: u16, seq: u32) -> Vec<u8> {
-        frame(DUT, dut_port, our_port, seq, TcpFlags::RST)
+    /// The frames the tests feed are what the wire layer builds, which
+    /// etherparse reads as RSTs of the family with right checksums.
+    #[test]
+    fn the_test_frames_are_right_for_both_families() {
+        for n in NETS {
+            let a = answer(&n.rst(8080, 1024, 9));
+            assert_eq!((a.src, a.dst, a.ports), (n.dut, n.us, (8080, 1024)));
+            assert!(a.sums_ok && a.flags.2, "{a:?}");
+        }
+    }
+
+    /// A tally of one family passes every frame of the other, even one
+    /// that would be counted in its own.
+    #[test]
+    fn a_tally_passes_the_other_family() {
+        let [v4, v6] = NETS;
+        for (mine, theirs) in [(v4, v6), (v6, v4)] {
+            let mut t = mine.tally(&[8080], false);
+            let mut clock = || 1;
+            t.classify(&mine.synack(8080, 1024, 99), &mut clock);
+            t.established(1024, 8080);
+            assert_eq!(
+                t.classify(&theirs.rst(8080, 1024, 100), &mut clock),
+                Verdict::Pass
+            );
+            assert_eq!(
+                t.classify(&mine.rst(8080, 1024, 100), &mut clock),
+                Verdict::Counted
+            );
+        }
     }
 
     #[test]
     fn counts_an_established_connections_rst_once() {
-        let mut t = Tally::new(DUT, US, &[8080, 8081], false);
-        let mut clock = || 7;
-        assert_eq!(
-            t.classify(&synack(8081, 5000, u32::MAX), &mut clock),
-            Verdict::Pass
-        );
-        // Before the engine says established: the engine gets it.
-        assert_eq!(t.classify(&rst(8081, 5000, 0), &mut clock), Verdict::Pass);
-        t.established(5000, 8081);
-        assert_eq!(
-            t.classify(&rst(8081, 5000, 1), &mut clock),
-            Verdict::Pass,
-            "wrong seq"
-        );
-        assert_eq!(
-            t.classify(&rst(8081, 5000, 0), &mut clock),
-            Verdict::Counted
-        );
-        assert_eq!(
-            t.classify(&rst(8081, 5000, 0), &mut clock),
-            Verdict::Pass,
-            "once"
-        );
-        assert_eq!(t.counted(), 1);
-        assert_eq!(t.counted_at(5000, 8081), Some((7, Closed::Rst)));
-        assert_eq!(t.counted_at(5000, 8080), None);
-        assert!(!t.engine_close(5000, 8081), "already counted here");
+        for n in NETS {
+            let mut t = n.tally(&[8080, 8081], false);
+            let mut clock = || 7;
+            assert_eq!(
+                t.classify(&n.synack(8081, 5000, u32::MAX), &mut clock),
+                Verdict::Pass
+            );
+            // Before the engine says established: the engine gets it.
+            assert_eq!(t.classify(&n.rst(8081, 5000, 0), &mut clock), Verdict::Pass);
+            t.established(5000, 8081);
+            assert_eq!(
+                t.classify(&n.rst(8081, 5000, 1), &mut clock),
+                Verdict::Pass,
+                "wrong seq"
+            );
+            assert_eq!(
+                t.classify(&n.rst(8081, 5000, 0), &mut clock),
+                Verdict::Counted
+            );
+            assert_eq!(
+                t.classify(&n.rst(8081, 5000, 0), &mut clock),
+                Verdict::Pass,
+                "once"
+            );
+            assert_eq!(t.counted(), 1);
+            assert_eq!(t.counted_at(5000, 8081), Some((7, Closed::Rst)));
+            assert_eq!(t.counted_at(5000, 8080), None);
+            assert!(!t.engine_close(5000, 8081), "already counted here");
+        }
     }
 
     #[test]
     fn passes_what_is_not_ours() {
-        let mut t = Tally::new(DUT, US, &[8080], false);
-        let mut clock = || 1;
-        t.classify(&synack(8080, 1024, 99), &mut clock);
-        t.established(1024, 8080);
-        let other = Ipv4Addr::new(198, 18, 0, 13);
-        assert_eq!(
-            t.classify(&frame(other, 8080, 1024, 100, TcpFlags::RST), &mut clock),
-            Verdict::Pass,
-            "another source"
-        );
-        assert_eq!(
-            t.classify(&rst(8090, 1024, 100), &mut clock),
-            Verdict::Pass,
-            "another port"
-        );
-        assert_eq!(
-            t.classify(&rst(8080, 80, 100), &mut clock),
-            Verdict::Pass,
-            "not ephemeral"
-        );
-        let mut bad = rst(8080, 1024, 100);
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
-        assert_eq!(t.classify(&bad, &mut clock), Verdict::Pass, "bad checksum");
-        assert_eq!(
-            t.classify(&bad[..30], &mut clock),
-            Verdict::Pass,
-            "truncated"
-        );
-        assert_eq!(t.classify(&[], &mut clock), Verdict::Pass);
-        assert_eq!(t.counted(), 0);
-        assert_eq!(
-            t.classify(&rst(8080, 1024, 100), &mut clock),
-            Verdict::Counted
-        );
+        for n in NETS {
+            let mut t = n.tally(&[8080], false);
+            let mut clock = || 1;
+            t.classify(&n.synack(8080, 1024, 99), &mut clock);
+            t.established(1024, 8080);
+            let other = n.frame(n.other, 8080, 1024, (100, 0), TcpFlags::RST);
+            assert_eq!(
+                t.classify(&other, &mut clock),
+                Verdict::Pass,
+                "another source"
+            );
+            assert_eq!(
+                t.classify(&n.rst(8090, 1024, 100), &mut clock),
+                Verdict::Pass,
+                "another port"
+            );
+            assert_eq!(
+                t.classify(&n.rst(8080, 80, 100), &mut clock),
+                Verdict::Pass,
+                "not ephemeral"
+            );
+            let mut bad = n.rst(8080, 1024, 100);
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert_eq!(t.classify(&bad, &mut clock), Verdict::Pass, "bad checksum");
+            assert_eq!(
+                t.classify(&bad[..30], &mut clock),
+                Verdict::Pass,
+                "truncated"
+            );
+            assert_eq!(t.classify(&[], &mut clock), Verdict::Pass);
+            assert_eq!(t.counted(), 0);
+            assert_eq!(
+                t.classify(&n.rst(8080, 1024, 100), &mut clock),
+                Verdict::Counted
+            );
+        }
     }
 
     #[test]
     fn the_engines_close_counts_once_and_blocks_a_later_rst() {
-        let mut t = Tally::new(DUT, US, &[8080], false);
-        let mut clock = || 1;
-        t.classify(&synack(8080, 2000, 5), &mut clock);
-        t.established(2000, 8080);
-        assert!(t.engine_close(2000, 8080));
-        assert!(!t.engine_close(2000, 8080));
-        assert_eq!(t.classify(&rst(8080, 2000, 6), &mut clock), Verdict::Pass);
-        assert_eq!(t.counted_at(2000, 8080), None);
+        for n in NETS {
+            let mut t = n.tally(&[8080], false);
+            let mut clock = || 1;
+            t.classify(&n.synack(8080, 2000, 5), &mut clock);
+            t.established(2000, 8080);
+            assert!(t.engine_close(2000, 8080));
+            assert!(!t.engine_close(2000, 8080));
+            assert_eq!(t.classify(&n.rst(8080, 2000, 6), &mut clock), Verdict::Pass);
+            assert_eq!(t.counted_at(2000, 8080), None);
+        }
     }
 
     #[test]
     fn the_port_drops_counted_rsts_and_stamps_once_per_burst() {
-        struct Feed(Vec<Vec<u8>>);
-        impl Port for Feed {
-            type Stats = ();
-            fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
-                let n = max.min(self.0.len());
-                for f in self.0.drain(..n) {
-                    on_frame(&f);
+        for n in NETS {
+            struct Feed(Vec<Vec<u8>>);
+            impl Port for Feed {
+                type Stats = ();
+                fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
+                    let n = max.min(self.0.len());
+                    for f in self.0.drain(..n) {
+                        on_frame(&f);
+                    }
+                    n
                 }
-                n
+                fn tx_frame(&mut self, _: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
+                    TxOutcome::NoFrame
+                }
+                fn flush(&mut self) -> io::Result<usize> {
+                    Ok(0)
+                }
+                fn tx_in_flight(&self) -> usize {
+                    0
+                }
+                fn wait(&mut self, _: Duration, _: Option<BorrowedFd<'_>>) -> io::Result<bool> {
+                    Ok(false)
+                }
+                fn stats(&self) -> io::Result<()> {
+                    Ok(())
+                }
+                fn count_loop(&mut self) {}
             }
-            fn tx_frame(&mut self, _: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
-                TxOutcome::NoFrame
+            let tally = RefCell::new(n.tally(&[8080], false));
+            for p in 1024..1028 {
+                tally
+                    .borrow_mut()
+                    .classify(&n.synack(8080, p, 0), &mut || 0);
+                tally.borrow_mut().established(p, 8080);
             }
-            fn flush(&mut self) -> io::Result<usize> {
-                Ok(0)
-            }
-            fn tx_in_flight(&self) -> usize {
-                0
-            }
-            fn wait(&mut self, _: Duration, _: Option<BorrowedFd<'_>>) -> io::Result<bool> {
-                Ok(false)
-            }
-            fn stats(&self) -> io::Result<()> {
-                Ok(())
-            }
-            fn count_loop(&mut self) {}
+            let feed = Feed(vec![
+                n.rst(8080, 1024, 1),
+                n.synack(8080, 3000, 0),
+                n.rst(8080, 1025, 1),
+                n.rst(8080, 1025, 1),
+                n.rst(8080, 1026, 1),
+            ]);
+            let mut counted = 0;
+            let mut port = Tallied::new(feed, Some(&tally), |n| counted += n);
+            let mut passed = 0;
+            assert_eq!(port.rx_burst(64, |_| passed += 1), 5);
+            drop(port);
+            assert_eq!((counted, passed), (3, 2));
+            let t = tally.borrow();
+            let stamps: Vec<_> = (1024..1028).map(|p| t.counted_at(p, 8080)).collect();
+            let s = stamps[0].unwrap();
+            assert!(s.0 > 0 && s.1 == Closed::Rst);
+            assert_eq!(stamps, [Some(s), Some(s), Some(s), None]);
         }
-        let tally = RefCell::new(Tally::new(DUT, US, &[8080], false));
-        for p in 1024..1028 {
-            tally.borrow_mut().classify(&synack(8080, p, 0), &mut || 0);
-            tally.borrow_mut().established(p, 8080);
-        }
-        let feed = Feed(vec![
-            rst(8080, 1024, 1),
-            synack(8080, 3000, 0),
-            rst(8080, 1025, 1),
-            rst(8080, 1025, 1),
-            rst(8080, 1026, 1),
-        ]);
-        let mut counted = 0;
-        let mut port = Tallied::new(feed, Some(&tally), |n| counted += n);
-        let mut passed = 0;
-        assert_eq!(port.rx_burst(64, |_| passed += 1), 5);
-        drop(port);
-        assert_eq!((counted, passed), (3, 2));
-        let t = tally.borrow();
-        let stamps: Vec<_> = (1024..1028).map(|p| t.counted_at(p, 8080)).collect();
-        let s = stamps[0].unwrap();
-        assert!(s.0 > 0 && s.1 == Closed::Rst);
-        assert_eq!(stamps, [Some(s), Some(s), Some(s), None]);
     }
 
     #[test]
     fn answers_a_fin_with_fin_ack_counts_it_once_and_absorbs_the_last_ack() {
-        let mut t = Tally::new(DUT, US, &[8080], true);
-        let mut clock = || 5;
-        t.classify(&synack(8080, 1500, 70), &mut clock);
-        // Not established yet: the engine's.
-        assert_eq!(
-            t.classify(&fin(8080, 1500, 71, 1001), &mut clock),
-            Verdict::Pass
-        );
-        t.established(1500, 8080);
-        assert_eq!(
-            t.classify(&fin(8080, 1500, 72, 1001), &mut clock),
-            Verdict::Pass,
-            "seq"
-        );
-        assert_eq!(
-            t.classify(&fin(8080, 1500, 71, 1002), &mut clock),
-            Verdict::Pass,
-            "ack"
-        );
-        assert_eq!(
-            t.classify(&fin(8080, 1500, 71, 1001), &mut clock),
-            Verdict::Counted
-        );
-        assert_eq!(t.counted_at(1500, 8080), Some((5, Closed::Fin)));
-        // The answer: FIN|ACK, our ISN + 1, acknowledging the FIN, to the dut.
-        let mut buf = [0u8; 128];
-        let n = t.next_answer(&mut buf).expect("an answer");
-        t.sent();
-        assert_eq!(t.pending(), 0);
-        let eth = EthernetFrame::new_checked(&buf[..n]).unwrap();
-        assert_eq!(
-            eth.dst_addr(),
-            EthernetAddress([2, 0, 0, 0, 0, 11]),
-            "the dut's MAC"
-        );
-        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert_eq!((ip.src_addr(), ip.dst_addr()), (US, DUT));
-        assert!(ip.verify_checksum());
-        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
-        assert!(tcp.verify_checksum(US, DUT));
-        assert_eq!((tcp.src_port(), tcp.dst_port()), (1500, 8080));
-        assert_eq!((tcp.seq_number().0, tcp.ack_number().0), (1001, 72));
-        assert_eq!(tcp.flags(), TcpFlags::FIN.union(TcpFlags::ACK));
-        // A retransmitted FIN: answered again, not counted again.
-        assert_eq!(
-            t.classify(&fin(8080, 1500, 71, 1001), &mut clock),
-            Verdict::Absorbed
-        );
-        assert_eq!((t.counted(), t.pending(), t.fins_again()), (1, 1, 1));
-        t.sent();
-        // The dut's last ACK, of our FIN.
-        assert_eq!(
-            t.classify(&ack(8080, 1500, 72, 1002), &mut clock),
-            Verdict::Absorbed
-        );
-        assert_eq!(t.pending(), 0);
-        // A later RST is not a second close.
-        assert_eq!(t.classify(&rst(8080, 1500, 72), &mut clock), Verdict::Pass);
-        assert!(!t.engine_close(1500, 8080));
-        assert_eq!(t.counted(), 1);
+        for n in NETS {
+            let mut t = n.tally(&[8080], true);
+            let mut clock = || 5;
+            t.classify(&n.synack(8080, 1500, 70), &mut clock);
+            // Not established yet: the engine's.
+            assert_eq!(
+                t.classify(&n.fin(8080, 1500, 71, 1001), &mut clock),
+                Verdict::Pass
+            );
+            t.established(1500, 8080);
+            assert_eq!(
+                t.classify(&n.fin(8080, 1500, 72, 1001), &mut clock),
+                Verdict::Pass,
+                "seq"
+            );
+            assert_eq!(
+                t.classify(&n.fin(8080, 1500, 71, 1002), &mut clock),
+                Verdict::Pass,
+                "ack"
+            );
+            assert_eq!(
+                t.classify(&n.fin(8080, 1500, 71, 1001), &mut clock),
+                Verdict::Counted
+            );
+            assert_eq!(t.counted_at(1500, 8080), Some((5, Closed::Fin)));
+            // The answer: FIN|ACK, our ISN + 1, acknowledging the FIN, to the dut.
+            let mut buf = [0u8; 128];
+            let len = t.next_answer(&mut buf).expect("an answer");
+            t.sent();
+            assert_eq!(t.pending(), 0);
+            let eth = EthernetFrame::new_checked(&buf[..len]).unwrap();
+            assert_eq!(eth.dst_addr(), DUT_MAC, "the dut's MAC");
+            let a = answer(&buf[..len]);
+            assert_eq!((a.src, a.dst), (n.us, n.dut));
+            assert!(a.sums_ok, "checksums, by etherparse");
+            assert_eq!(a.ports, (1500, 8080));
+            assert_eq!(a.seq_ack, (1001, 72));
+            assert_eq!(a.flags, (true, true, false), "FIN|ACK");
+            // A retransmitted FIN: answered again, not counted again.
+            assert_eq!(
+                t.classify(&n.fin(8080, 1500, 71, 1001), &mut clock),
+                Verdict::Absorbed
+            );
+            assert_eq!((t.counted(), t.pending(), t.fins_again()), (1, 1, 1));
+            t.sent();
+            // The dut's last ACK, of our FIN.
+            assert_eq!(
+                t.classify(&n.ack(8080, 1500, 72, 1002), &mut clock),
+                Verdict::Absorbed
+            );
+            assert_eq!(t.pending(), 0);
+            // A later RST is not a second close.
+            assert_eq!(
+                t.classify(&n.rst(8080, 1500, 72), &mut clock),
+                Verdict::Pass
+            );
+            assert!(!t.engine_close(1500, 8080));
+            assert_eq!(t.counted(), 1);
+        }
     }
 
     #[test]
     fn without_fins_a_fin_goes_to_the_engine() {
-        let mut t = Tally::new(DUT, US, &[8080], false);
-        let mut clock = || 5;
-        t.classify(&synack(8080, 1500, 70), &mut clock);
-        t.established(1500, 8080);
-        assert_eq!(
-            t.classify(&fin(8080, 1500, 71, 1001), &mut clock),
-            Verdict::Pass
-        );
-        assert_eq!((t.counted(), t.pending()), (0, 0));
-        assert!(t.engine_close(1500, 8080));
+        for n in NETS {
+            let mut t = n.tally(&[8080], false);
+            let mut clock = || 5;
+            t.classify(&n.synack(8080, 1500, 70), &mut clock);
+            t.established(1500, 8080);
+            assert_eq!(
+                t.classify(&n.fin(8080, 1500, 71, 1001), &mut clock),
+                Verdict::Pass
+            );
+            assert_eq!((t.counted(), t.pending()), (0, 0));
+            assert!(t.engine_close(1500, 8080));
+        }
     }
 }

@@ -5,13 +5,14 @@
 //! ([`ctl`], [`ctl_rows`], [`ctl_until`]), and the cases judged the same
 //! way whatever the port ([`graceful_close_kernel_reads_all_then_eof`],
 //! [`linger_zero_window_rst_after_deadline`],
-//! [`close_with_unread_data_resets`]). Shared by `system_run` (AF_XDP) and
+//! [`close_with_unread_data_resets`]), each for either address family
+//! ([`Family`]: lingerd answers for [`engine_ip`] of it). Shared by `system_run` (AF_XDP) and
 //! `system_dpdk`; it starts no daemon and no lab: the callers do, and stop
 //! them.
 #![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -19,16 +20,38 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lingerd_client::{Client, Done, Errno, Outcome, Request};
+use lingerd_config::Prefix;
 use lingerd_dataplane::sys::netns;
-use lingerd_lab::Lab;
 use lingerd_lab::daemon::Daemon;
+use lingerd_lab::{Family, Lab};
 
-/// lingerd's address in the lab.
+/// lingerd's IPv4 address in the lab (the dut's kernel does not have it).
 pub(crate) const ENGINE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+/// lingerd's IPv6 address in a dual-stack lab (the dut's kernel does not
+/// have it either).
+pub(crate) const ENGINE_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3);
 /// The port the application (or the daemon's own listener) serves.
 pub(crate) const PORT: u16 = 7;
 /// The most any one step of a test may take.
 pub(crate) const STEP: Duration = Duration::from_secs(10);
+
+/// lingerd's address of `family` in the lab.
+pub(crate) fn engine_ip(family: Family) -> IpAddr {
+    match family {
+        Family::V4 => ENGINE_IP.into(),
+        Family::V6 => ENGINE_IP6.into(),
+    }
+}
+
+/// lingerd's address of `family` with the lab link's prefix length
+/// (`198.18.0.3/24`, `2001:db8::3/64`), as `addresses` takes it.
+pub(crate) fn engine(family: Family) -> Prefix {
+    let len = match family {
+        Family::V4 => 24,
+        Family::V6 => 64,
+    };
+    Prefix::new(engine_ip(family), len).expect("a prefix length of its family")
+}
 
 /// Runs `f` in a thread inside the lab's peer namespace.
 pub(crate) fn in_peer<T: Send + 'static>(
@@ -42,8 +65,10 @@ pub(crate) fn in_peer<T: Send + 'static>(
     })
 }
 
-pub(crate) fn connect() -> TcpStream {
-    let to = SocketAddr::V4(SocketAddrV4::new(ENGINE_IP, PORT));
+/// A kernel connection to lingerd's `PORT` over `family` (from the peer
+/// namespace: call it inside [`in_peer`]).
+pub(crate) fn connect(family: Family) -> TcpStream {
+    let to = SocketAddr::new(engine_ip(family), PORT);
     let s = TcpStream::connect_timeout(&to, STEP).expect("connect to lingerd");
     s.set_read_timeout(Some(STEP)).unwrap();
     s
@@ -269,11 +294,11 @@ pub(crate) fn ctl_until(
 /// Graceful close with linger off, on the running daemon `d` (a send buffer
 /// of at least 300 kB): the kernel reads all 300,000 bytes in order, then
 /// EOF, while the close has returned BACKGROUND at once.
-pub(crate) fn graceful_close_kernel_reads_all_then_eof(lab: &Lab, d: &Daemon) {
+pub(crate) fn graceful_close_kernel_reads_all_then_eof(lab: &Lab, d: &Daemon, family: Family) {
     let mut app = App::attach(d.socket());
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let client = in_peer(lab, move || {
-        let mut s = connect();
+        let mut s = connect(family);
         go_rx.recv().unwrap();
         let mut all = Vec::new();
         let r = s.read_to_end(&mut all);
@@ -303,7 +328,7 @@ pub(crate) fn graceful_close_kernel_reads_all_then_eof(lab: &Lab, d: &Daemon) {
 /// nobody reads, so the window closes; the kernel sees the RST no sooner
 /// than the deadline and within 300 ms after it, and the close completes
 /// ABORTED_LINGER. Sets the peer namespace's `tcp_rmem`.
-pub(crate) fn linger_zero_window_rst_after_deadline(lab: &Lab, d: &Daemon) {
+pub(crate) fn linger_zero_window_rst_after_deadline(lab: &Lab, d: &Daemon, family: Family) {
     let out = lab.exec(
         "LAB_PEER_NS",
         "sysctl",
@@ -313,7 +338,7 @@ pub(crate) fn linger_zero_window_rst_after_deadline(lab: &Lab, d: &Daemon) {
     let mut app = App::attach(d.socket());
     let (t0_tx, t0_rx) = mpsc::channel::<Instant>();
     let client = in_peer(lab, move || {
-        let s = connect();
+        let s = connect(family);
         let t0 = t0_rx.recv().unwrap();
         let until = t0 + Duration::from_secs(6);
         // SO_ERROR, polled without reading (a read would open the window).
@@ -347,10 +372,10 @@ pub(crate) fn linger_zero_window_rst_after_deadline(lab: &Lab, d: &Daemon) {
 /// A close with data never read, on the running daemon `d`: once lingerd
 /// counts the 20 bytes in the connection's receive queue (`ctl conns`),
 /// the close is ABORTED and the kernel's read fails with ECONNRESET.
-pub(crate) fn close_with_unread_data_resets(lab: &Lab, d: &Daemon) {
+pub(crate) fn close_with_unread_data_resets(lab: &Lab, d: &Daemon, family: Family) {
     let mut app = App::attach(d.socket());
     let client = in_peer(lab, move || {
-        let mut s = connect();
+        let mut s = connect(family);
         s.write_all(b"never read by anyone").unwrap();
         let mut buf = [0u8; 16];
         s.read(&mut buf).map_err(|e| e.kind())

@@ -2,7 +2,8 @@
 //!
 //! A system-test binary (`harness = false`) runs [`main`]: with
 //! [`ROLE_ENV`] set it is a child role, not a test run, and does only that
-//! role; otherwise it lists its tests to libtest-mimic, every one ignored
+//! role; otherwise it lists its tests to libtest-mimic (a test of both
+//! families twice, `NAME::v4` and `NAME::v6`), every one ignored
 //! unless asked for (`--ignored`, `--include-ignored`): they need root and
 //! network namespaces, and one that cannot make its lab fails. A role is
 //! this very binary re-run by a test ([`spawn_role`]) with the role's name
@@ -18,13 +19,13 @@
 #![allow(dead_code)]
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lingerd_lab::Lab;
 use lingerd_lab::proc::{Ending, Proc, Stderr};
+use lingerd_lab::{Family, Lab};
 
 /// Names the role a child plays.
 pub(crate) const ROLE_ENV: &str = "LINGERD_TEST_ROLE";
@@ -33,12 +34,22 @@ pub(crate) const ROLE_ARG_ENV: &str = "LINGERD_TEST_ROLE_ARG";
 
 /// A test: its name and body.
 pub(crate) type Test = (&'static str, fn());
+/// A test run once per address family, as `NAME::v4` and `NAME::v6`: its
+/// name and body (given the family).
+pub(crate) type FamilyTest = (&'static str, fn(Family));
 /// A child role: its name and body (given its argument).
 pub(crate) type Role = (&'static str, fn(&str));
 
 /// The test binary's entry: a child role when [`ROLE_ENV`] names one,
 /// else the tests, each ignored unless asked for (it needs root and netns).
 pub(crate) fn main(tests: &[Test], roles: &[Role]) -> ExitCode {
+    main_families(tests, &[], roles)
+}
+
+/// [`main`] with tests that run for both families too: each of
+/// `per_family` is listed twice, `NAME::v4` and `NAME::v6`, one body given
+/// the family.
+pub(crate) fn main_families(tests: &[Test], per_family: &[FamilyTest], roles: &[Role]) -> ExitCode {
     if let Ok(name) = std::env::var(ROLE_ENV) {
         let arg = std::env::var(ROLE_ARG_ENV).unwrap_or_default();
         let Some((_, run)) = roles.iter().find(|(n, _)| *n == name) else {
@@ -58,8 +69,28 @@ pub(crate) fn main(tests: &[Test], roles: &[Role]) -> ExitCode {
             })
             .with_ignored_flag(true)
         })
+        .chain(per_family.iter().flat_map(|&(name, body)| {
+            Family::ALL.map(|family| {
+                libtest_mimic::Trial::test(format!("{name}::{family}"), move || {
+                    body(family);
+                    Ok(())
+                })
+                .with_ignored_flag(true)
+            })
+        }))
         .collect();
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The lab of `test` for `family` with `queues` queues (`prefix`: its
+/// id's letters, ≤ 3; a dual-stack lab's id ends in 6, so a test's two
+/// families never share one); a lab it cannot make fails the test.
+pub(crate) fn lab(test: &str, prefix: &str, queues: u32, family: Family) -> Lab {
+    let prefix = match family {
+        Family::V4 => prefix.to_owned(),
+        Family::V6 => format!("{prefix}6"),
+    };
+    lingerd_lab::need_for(test, &lingerd_lab::unique_id(&prefix), queues, family)
 }
 
 /// Runs this binary as `role` with `arg` (`cmd`: this binary, perhaps
@@ -102,12 +133,7 @@ pub(crate) const KERNEL_PEER: &str = "kernel-peer";
 /// A kernel client in the lab's peer namespace holding `count` connections
 /// to `to`, which after `check` watches them for at most `window` (the
 /// calling binary must list the [`KERNEL_PEER`] role, [`kernel_peer`]).
-pub(crate) fn spawn_kernel_peer(
-    lab: &Lab,
-    to: SocketAddrV4,
-    count: usize,
-    window: Duration,
-) -> Proc {
+pub(crate) fn spawn_kernel_peer(lab: &Lab, to: SocketAddr, count: usize, window: Duration) -> Proc {
     spawn_role(
         lab.command("LAB_PEER_NS", &this_exe(), &[]),
         KERNEL_PEER,
