@@ -43,43 +43,9 @@ pub fn rst_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
     const A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
     const B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
-
-    /// etherparse's reading of `frame`: (source, destination, ports, RST,
-    /// whether the IPv4 header and the TCP checksums are right).
-    fn oracle(frame: &[u8]) -> (IpAddr, IpAddr, (u16, u16), bool, bool) {
-        let p = SlicedPacket::from_ethernet(frame).expect("etherparse reads it");
-        let Some(TransportSlice::Tcp(tcp)) = p.transport else {
-            panic!("no TCP header");
-        };
-        let (src, dst, sums_ok) = match p.net {
-            Some(NetSlice::Ipv4(ip)) => {
-                let h = ip.header().to_header();
-                let sum = tcp
-                    .calc_checksum_ipv4(h.source, h.destination)
-                    .expect("a small segment");
-                let ok = h.header_checksum == h.calc_header_checksum() && sum == tcp.checksum();
-                (IpAddr::from(h.source), IpAddr::from(h.destination), ok)
-            }
-            Some(NetSlice::Ipv6(ip)) => {
-                let h = ip.header().to_header();
-                let sum = tcp
-                    .calc_checksum_ipv6(h.source, h.destination)
-                    .expect("a small segment");
-                (
-                    IpAddr::from(h.source),
-                    IpAddr::from(h.destination),
-                    sum == tcp.checksum(),
-                )
-            }
-            other => panic!("not IP: {other:?}"),
-        };
-        let ports = (tcp.source_port(), tcp.destination_port());
-        (src, dst, ports, tcp.rst(), sums_ok)
-    }
 
     #[test]
     fn both_families_are_rsts_with_right_checksums() {
@@ -90,7 +56,9 @@ mod tests {
             let (l, r): (IpAddr, IpAddr) = (l.parse().unwrap(), r.parse().unwrap());
             let f = rst_frame(A, B, (l, 9), (r, 40_000), SeqNumber(7)).unwrap();
             assert_eq!(f.len(), len);
-            assert_eq!(oracle(&f), (l, r, (9, 40_000), true, true), "{l} -> {r}");
+            let t = crate::oracle::read_tcp(&f);
+            assert_eq!((t.src, t.dst, t.ports), (l, r, (9, 40_000)), "{l} -> {r}");
+            assert!(t.flags.2 && t.sums_ok, "{l} -> {r}: {t:?}");
         }
         let mixed = rst_frame(
             A,

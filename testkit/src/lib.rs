@@ -3,7 +3,8 @@
 //!
 //! It owns what only tests need: the in-process frame pair with a virtual
 //! clock, the fuzz harnesses and their seeds, the one PRNG the tests
-//! draw from, and the RST frame of either family the ceiling senders send. It may use the production crates' public API only; nothing in
+//! draw from, and the RST frame of either family the ceiling senders send, and an
+//! etherparse reading of a TCP frame to hold built frames against. It may use the production crates' public API only; nothing in
 //! a production crate may depend on it.
 #![deny(unsafe_code)]
 
@@ -11,5 +12,6 @@ pub mod filter;
 pub mod frames;
 pub mod fuzz;
 pub mod mem;
+pub mod oracle;
 pub mod rng;
 pub mod sys;

@@ -126,20 +126,9 @@ impl Template {
     /// `seg` to `dut` into `buf`: its length, or `None` if `buf` is short
     /// or `dut` is not of the template's family.
     fn build(&self, buf: &mut [u8], dut: IpAddr, seg: &ControlSegment<()>) -> Option<usize> {
-        fn to<A>(seg: &ControlSegment<()>, remote_ip: A) -> ControlSegment<A> {
-            ControlSegment {
-                remote_ip,
-                local_port: seg.local_port,
-                remote_port: seg.remote_port,
-                seq: seg.seq,
-                ack: seg.ack,
-                flags: seg.flags,
-                window: seg.window,
-            }
-        }
         match (self, dut) {
-            (Template::V4(t), IpAddr::V4(a)) => t.build(buf, &to(seg, a)).ok(),
-            (Template::V6(t), IpAddr::V6(a)) => t.build(buf, &to(seg, a)).ok(),
+            (Template::V4(t), IpAddr::V4(a)) => t.build(buf, &seg.with_remote_ip(a)).ok(),
+            (Template::V6(t), IpAddr::V6(a)) => t.build(buf, &seg.with_remote_ip(a)).ok(),
             _ => None,
         }
     }
@@ -497,7 +486,6 @@ impl<P: Port, C: FnMut(u64)> Port for Tallied<'_, P, C> {
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
     use lingerd_dataplane::wire::{ControlSegment, EthernetAddress, SeqNumber};
 
     use super::*;
@@ -582,48 +570,8 @@ mod tests {
         }
     }
 
-    /// What etherparse reads in an answer of ours.
-    #[derive(Debug)]
-    struct Answer {
-        src: IpAddr,
-        dst: IpAddr,
-        ports: (u16, u16),
-        seq_ack: (u32, u32),
-        /// FIN, ACK, RST.
-        flags: (bool, bool, bool),
-        /// The IPv4 header checksum (if any) and the TCP checksum are
-        /// right.
-        sums_ok: bool,
-    }
-
-    fn answer(frame: &[u8]) -> Answer {
-        let p = SlicedPacket::from_ethernet(frame).expect("etherparse reads it");
-        let Some(TransportSlice::Tcp(tcp)) = p.transport else {
-            panic!("no TCP header");
-        };
-        let (src, dst, sums_ok) = match p.net {
-            Some(NetSlice::Ipv4(ip)) => {
-                let h = ip.header().to_header();
-                let sum = tcp.calc_checksum_ipv4(h.source, h.destination).unwrap();
-                let ok = h.header_checksum == h.calc_header_checksum() && sum == tcp.checksum();
-                (h.source.into(), h.destination.into(), ok)
-            }
-            Some(NetSlice::Ipv6(ip)) => {
-                let h = ip.header().to_header();
-                let sum = tcp.calc_checksum_ipv6(h.source, h.destination).unwrap();
-                (h.source.into(), h.destination.into(), sum == tcp.checksum())
-            }
-            other => panic!("not IP: {other:?}"),
-        };
-        Answer {
-            src,
-            dst,
-            ports: (tcp.source_port(), tcp.destination_port()),
-            seq_ack: (tcp.sequence_number(), tcp.acknowledgment_number()),
-            flags: (tcp.fin(), tcp.ack(), tcp.rst()),
-            sums_ok,
-        }
-    }
+    // What etherparse reads in an answer of ours.
+    use lingerd_testkit::oracle::read_tcp as answer;
 
     /// The frames the tests feed are what the wire layer builds, which
     /// etherparse reads as RSTs of the family with right checksums.

@@ -13,14 +13,13 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::Instant;
 
 use super::{AnyRstTemplate, CtlFrame, MAX_REPLY_FRAMES, QueueEngine};
-use crate::shared::{CtlSegment, NoSink, RstClock};
+use crate::shared::{NoSink, RstClock};
 use crate::tcp::output;
 use crate::tcp::tcb::{Deadline, TcbFlags};
 use crate::wire::{
-    self, ArpOperation, ArpPacket, ArpRepr, ControlSegment, EtherType, EthernetAddress,
-    EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
-    NdiscFlags, NdiscRepr, RstTemplate, RstTemplateV6, TcpFlags, TcpOptions, TcpPacket,
-    TcpPseudoHeader, TcpRepr,
+    self, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
+    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NdiscFlags, NdiscRepr,
+    RstTemplate, RstTemplateV6, TcpFlags, TcpOptions, TcpPacket, TcpPseudoHeader, TcpRepr,
 };
 
 const ETH: usize = crate::wire::ETHERNET_HEADER_LEN;
@@ -31,19 +30,6 @@ const TTL: u8 = 64;
 /// The IP header length of a connection whose local address is `local`.
 fn ip_header_len(local: IpAddr) -> usize {
     if local.is_ipv6() { IP6 } else { IP4 }
-}
-
-/// `seg` with its address of the family the template wants.
-fn with_remote<A>(seg: &CtlSegment, remote_ip: A) -> ControlSegment<A> {
-    ControlSegment {
-        remote_ip,
-        local_port: seg.local_port,
-        remote_port: seg.remote_port,
-        seq: seg.seq,
-        ack: seg.ack,
-        flags: seg.flags,
-        window: seg.window,
-    }
 }
 
 impl QueueEngine {
@@ -234,8 +220,8 @@ impl QueueEngine {
                     return None;
                 };
                 let len = match (self.rst_template(local, mac), seg.remote_ip) {
-                    (AnyRstTemplate::V4(t), IpAddr::V4(r)) => t.build(buf, &with_remote(&seg, r)),
-                    (AnyRstTemplate::V6(t), IpAddr::V6(r)) => t.build(buf, &with_remote(&seg, r)),
+                    (AnyRstTemplate::V4(t), IpAddr::V4(r)) => t.build(buf, &seg.with_remote_ip(r)),
+                    (AnyRstTemplate::V6(t), IpAddr::V6(r)) => t.build(buf, &seg.with_remote_ip(r)),
                     // A segment whose peer is of the other family than its
                     // local address: no connection has one.
                     _ => return None,

@@ -125,6 +125,20 @@ pub struct ControlSegment<A = Ipv4Addr> {
 }
 
 impl<A> ControlSegment<A> {
+    /// The same segment to `remote_ip`: how a family-neutral segment
+    /// becomes one a template of that family builds.
+    pub fn with_remote_ip<B>(&self, remote_ip: B) -> ControlSegment<B> {
+        ControlSegment {
+            remote_ip,
+            local_port: self.local_port,
+            remote_port: self.remote_port,
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+        }
+    }
+
     /// The same segment as a [`tcp::Repr`], for the ordinary `emit` path:
     /// what a template's `build` must equal byte for byte (data offset 5,
     /// no options, urgent 0, an RST's window 0).
