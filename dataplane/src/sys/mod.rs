@@ -18,6 +18,34 @@ pub mod netns;
 #[cfg(feature = "afxdp")]
 pub mod xsk;
 
+/// Hints the CPU to bring the cache lines holding the first `len` bytes of
+/// `value` closer (`len` is clamped to its size): the line of the first
+/// byte and, when those bytes straddle a line boundary, the line of the
+/// last (so `len` should be at most a line).
+///
+/// A hint only, like [`prefetch_read`]: the address it names lies inside
+/// `value`, and a prefetch never faults anyway.
+#[inline(always)]
+pub fn prefetch_read_span<T>(value: &T, len: usize) {
+    let first = (value as *const T).cast::<u8>();
+    prefetch_read(value);
+    let last = first.wrapping_add(len.min(size_of::<T>()).saturating_sub(1));
+    if (first as usize) / 64 != (last as usize) / 64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `_mm_prefetch` performs no memory access that can
+            // fault; `last` points into `value`, a live shared reference.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    last.cast::<i8>(),
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = last;
+    }
+}
+
 /// Hints the CPU to bring the cache line holding `value` closer.
 ///
 /// A hint only: it never faults, never changes memory and has no effect on

@@ -38,15 +38,13 @@ pub const MAX_LOCAL_ADDRS: usize = 1 << (29 - LOCAL_SHIFT);
 
 /// One slab entry: 40 bytes of metadata followed by the record. `repr(C)`
 /// keeps the metadata together at the front (left to itself the compiler
-/// puts the align-4 fields after the record), so a lookup's key compare and
-/// generation check touch one or two adjacent cache lines, the ones
-/// [`Table::lookup_burst`] prefetches.
+/// puts the align-4 fields after the record), and the key (remote address,
+/// ports, generation word: [`KEY_BYTES`]) at the very front, so a lookup's
+/// key compare and generation check touch the one or two cache lines of
+/// those bytes, the ones [`Table::lookup_burst`] prefetches.
 #[derive(Debug)]
 #[repr(C)]
 struct Slot<R> {
-    /// The wheel's link while the slot's timer is armed; while the slot is
-    /// free, its spare word is the free list's `next`.
-    link: TimerLink,
     /// The peer's address as a native-endian `u128` (IPv4 v4-mapped; bytes,
     /// so that the slot keeps 8-byte alignment), meaningless while free.
     remote: [u8; 16],
@@ -57,8 +55,15 @@ struct Slot<R> {
     /// occupant; `local` is the live occupant's local address, an index
     /// into the table's address list.
     generation: u32,
+    /// The wheel's link while the slot's timer is armed; while the slot is
+    /// free, its spare word is the free list's `next`.
+    link: TimerLink,
     record: R,
 }
+
+/// The bytes at the front of a [`Slot`] that a lookup reads: remote
+/// address, ports and generation word.
+const KEY_BYTES: usize = 24;
 
 impl<R> Slot<R> {
     /// The stored key of a live slot.
@@ -435,7 +440,7 @@ impl<R> Table<R> {
                 if let Some(slot) = self.index.first_candidate(hash.0)
                     && let Some(entry) = self.slots.get(slot as usize)
                 {
-                    crate::sys::prefetch_read(entry);
+                    crate::sys::prefetch_read_span(entry, KEY_BYTES);
                 }
             }
             for ((tuple, hash), out) in tuples.iter().zip(hashes).zip(out.iter_mut()) {
