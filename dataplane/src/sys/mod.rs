@@ -18,31 +18,32 @@ pub mod netns;
 #[cfg(feature = "afxdp")]
 pub mod xsk;
 
-/// Hints the CPU to bring the cache lines holding the first `len` bytes of
+/// Hints the CPU to bring every cache line holding the first `len` bytes of
 /// `value` closer (`len` is clamped to its size): the line of the first
-/// byte and, when those bytes straddle a line boundary, the line of the
-/// last (so `len` should be at most a line).
+/// byte, then each line that begins inside those bytes.
 ///
-/// A hint only, like [`prefetch_read`]: the address it names lies inside
+/// A hint only, like [`prefetch_read`]: each address it names lies inside
 /// `value`, and a prefetch never faults anyway.
 #[inline(always)]
 pub fn prefetch_read_span<T>(value: &T, len: usize) {
+    const LINE: usize = 64;
     let first = (value as *const T).cast::<u8>();
+    let len = len.min(size_of::<T>());
     prefetch_read(value);
-    let last = first.wrapping_add(len.min(size_of::<T>()).saturating_sub(1));
-    if (first as usize) / 64 != (last as usize) / 64 {
+    let mut at = LINE - (first as usize) % LINE;
+    while at < len {
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: `_mm_prefetch` performs no memory access that can
-            // fault; `last` points into `value`, a live shared reference.
+            // fault; `first + at` (at < len ≤ its size) points into
+            // `value`, a live shared reference.
             unsafe {
                 core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                    last.cast::<i8>(),
+                    first.wrapping_add(at).cast::<i8>(),
                 );
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = last;
+        at += LINE;
     }
 }
 

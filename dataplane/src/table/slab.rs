@@ -480,14 +480,15 @@ impl<R> Table<R> {
         }
     }
 
-    /// Hints the CPU to fetch the slot `handle` names (its generation and
-    /// tuple, which [`prefetch_remove`](Self::prefetch_remove) reads).
-    /// Bounds-checked and otherwise unchecked: a stale or foreign handle
-    /// only wastes the hint.
+    /// Hints the CPU to fetch the whole slot `handle` names: its generation
+    /// and tuple, which [`prefetch_remove`](Self::prefetch_remove) reads,
+    /// and the record, every line of which a request on the connection
+    /// (an abort, a close) may touch. Bounds-checked and otherwise
+    /// unchecked: a stale or foreign handle only wastes the hint.
     #[inline]
     pub fn prefetch_slot(&self, handle: Handle) {
         if let Some(entry) = self.slots.get(handle.slot() as usize) {
-            crate::sys::prefetch_read(entry);
+            crate::sys::prefetch_read_span(entry, size_of::<Slot<R>>());
         }
     }
 
