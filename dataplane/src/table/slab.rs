@@ -510,7 +510,8 @@ impl<R> Table<R> {
         if let Some(slot) = self.slot_of(handle) {
             let entry = &self.slots[slot];
             if entry.generation & UNINDEXED == 0 {
-                self.index.prefetch(self.hasher.hash(&entry.key()));
+                self.index
+                    .prefetch_for_remove(self.hasher.hash(&entry.key()));
             }
         }
     }
