@@ -556,6 +556,21 @@ impl<R> Table<R> {
         Some(&mut self.slots[slot].record)
     }
 
+    /// The local address of a live handle's connection (its tuple's
+    /// `local_addr`, without building the rest of the tuple).
+    #[inline]
+    pub fn local_addr(&self, handle: Handle) -> Option<IpAddr> {
+        let slot = self.slot_of(handle)?;
+        let local = (self.slots[slot].generation & LOCAL_MASK) >> LOCAL_SHIFT;
+        // As `tuple_of` reads it (a live slot's index is always listed).
+        Some(
+            self.locals
+                .get(local as usize)
+                .copied()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        )
+    }
+
     /// The tuple of a live handle.
     #[inline]
     pub fn tuple(&self, handle: Handle) -> Option<FourTuple> {
