@@ -686,14 +686,21 @@ impl QueueEngine {
             })
             .then(|| self.table.tuple(handle).map(|t| t.local_port))
             .flatten();
-        if let Some(mut tcb) = self.table.remove_cancelling(handle, &mut self.wheel) {
-            if let Some(buf) = tcb.send.take() {
-                self.pool.put(buf);
-            }
-            self.reasm.release(&mut tcb.reasm);
-            if let Some(l) = port.and_then(|p| self.listeners.get_mut(&p)) {
-                l.pending = l.pending.saturating_sub(1);
-            }
+        // The record's buffers go back to their pools; the rest of it
+        // stays in the free slot (nothing else in it owns memory).
+        let (pool, reasm) = (&mut self.pool, &mut self.reasm);
+        let freed = self
+            .table
+            .remove_cancelling_with(handle, &mut self.wheel, |tcb| {
+                if let Some(buf) = tcb.send.take() {
+                    pool.put(buf);
+                }
+                reasm.release(&mut tcb.reasm);
+            });
+        if freed.is_some()
+            && let Some(l) = port.and_then(|p| self.listeners.get_mut(&p))
+        {
+            l.pending = l.pending.saturating_sub(1);
         }
     }
 

@@ -635,6 +635,16 @@ impl<R: Default> Table<R> {
     /// wheel's lists. Cancel first, or use
     /// [`remove_cancelling`](Self::remove_cancelling).
     pub fn remove(&mut self, handle: Handle) -> Option<R> {
+        self.remove_with(handle, std::mem::take)
+    }
+
+    /// [`remove`](Self::remove) that hands the record to `take` in place
+    /// instead of moving it out: `take` returns what the caller needs of
+    /// it (its buffers), and the rest stays in the free slot until the
+    /// next occupant's record replaces (and drops) it, or for good in a
+    /// retired slot. Spares copying a whole record out and a default one
+    /// in on every close. Same panics as `remove`.
+    pub fn remove_with<T>(&mut self, handle: Handle, take: impl FnOnce(&mut R) -> T) -> Option<T> {
         let slot = self.slot_of(handle)?;
         assert!(
             !self.slots[slot].link.is_armed(),
@@ -647,12 +657,12 @@ impl<R: Default> Table<R> {
         }
         self.len -= 1;
         let entry = &mut self.slots[slot];
-        let record = std::mem::take(&mut entry.record);
+        let taken = take(&mut entry.record);
         let generation = entry.generation & MAX_GENERATION;
         if generation == MAX_GENERATION {
             entry.generation = RETIRED | generation;
             self.retired += 1;
-            return Some(record);
+            return Some(taken);
         }
         entry.generation = generation + 1;
         entry.link.set_spare(NIL);
@@ -664,7 +674,7 @@ impl<R: Default> Table<R> {
                 .set_spare(slot as u32);
         }
         self.free_tail = slot as u32;
-        Some(record)
+        Some(taken)
     }
 
     /// Takes a live connection out of the 4-tuple index while keeping its
@@ -688,11 +698,22 @@ impl<R: Default> Table<R> {
     /// Cancels the slot's timer in `wheel` (if armed) and removes the
     /// connection.
     pub fn remove_cancelling(&mut self, handle: Handle, wheel: &mut Wheel) -> Option<R> {
+        self.remove_cancelling_with(handle, wheel, std::mem::take)
+    }
+
+    /// [`remove_cancelling`](Self::remove_cancelling) with the record
+    /// handed to `take` in place, as [`remove_with`](Self::remove_with).
+    pub fn remove_cancelling_with<T>(
+        &mut self,
+        handle: Handle,
+        wheel: &mut Wheel,
+        take: impl FnOnce(&mut R) -> T,
+    ) -> Option<T> {
         if !self.contains(handle) {
             return None;
         }
         wheel.cancel(self, handle.slot());
-        self.remove(handle)
+        self.remove_with(handle, take)
     }
 }
 
