@@ -165,6 +165,10 @@ pub struct QueueEngine {
     /// The last entry's `now` in nanoseconds since the epoch (the close
     /// histograms' clock).
     now_ns: u64,
+    /// The last entry's `now` and the whole milliseconds `enter` returned
+    /// for it: a shell hands one `now` to a whole burst of calls, and the
+    /// clock arithmetic is done once for them.
+    entered: (Instant, u64),
     /// What an RST of our own decided now is timed against (set per event
     /// by the entry points; see [`RstClock`]).
     rst_clock: RstClock,
@@ -274,6 +278,7 @@ impl QueueEngine {
             epoch: now,
             arm_ms: 0,
             now_ns: 0,
+            entered: (now, 0),
             rst_clock: RstClock::UNTIMED,
             cfg,
         }
@@ -433,13 +438,17 @@ impl QueueEngine {
     /// it may fire up to a millisecond late. It also records the time in
     /// nanoseconds and leaves RSTs untimed until the caller says otherwise.
     fn enter(&mut self, now: Instant) -> u64 {
+        self.rst_clock = RstClock::UNTIMED;
+        if now == self.entered.0 {
+            // `now_ns` and `arm_ms` are still those of this instant.
+            return self.entered.1;
+        }
         let since = now.saturating_duration_since(self.epoch);
         // u64 arithmetic (as_nanos is u128): exact for 584 years.
         self.now_ns = since
             .as_secs()
             .wrapping_mul(1_000_000_000)
             .wrapping_add(u64::from(since.subsec_nanos()));
-        self.rst_clock = RstClock::UNTIMED;
         let floor = since.as_millis() as u64;
         let exact = since.subsec_nanos().is_multiple_of(1_000_000);
         self.arm_ms = if exact {
@@ -447,6 +456,7 @@ impl QueueEngine {
         } else {
             floor.saturating_add(1)
         };
+        self.entered = (now, floor);
         floor
     }
 
@@ -583,14 +593,12 @@ impl QueueEngine {
 
     /// Carries out a disposition, then re-files the timer and queues output.
     fn apply(&mut self, handle: Handle, d: Disposition, now_ms: u64) {
-        let tuple = self.table.tuple(handle);
         let own = self.rst_clock;
+        let table = &self.table;
         let reply = |seg: CtlSegment, clock: RstClock| {
-            tuple.map(|t| CtlFrame::Tcp {
-                local: t.local_addr,
-                seg,
-                clock,
-            })
+            table
+                .local_addr(handle)
+                .map(|local| CtlFrame::Tcp { local, seg, clock })
         };
         match d {
             Disposition::Keep => {}
@@ -668,18 +676,31 @@ impl QueueEngine {
     /// Frees a record: cancels its timer, returns its buffers (send and
     /// reassembly), updates the listener's handshake count.
     fn free(&mut self, handle: Handle) {
-        let port = self.table.tuple(handle).map(|t| t.local_port);
-        if let Some(mut tcb) = self.table.remove_cancelling(handle, &mut self.wheel) {
-            if let Some(buf) = tcb.send.take() {
-                self.pool.put(buf);
-            }
-            self.reasm.release(&mut tcb.reasm);
-            if tcb.state == State::SynReceived
-                && !tcb.flags.contains(TcbFlags::ACTIVE_OPEN)
-                && let Some(l) = port.and_then(|p| self.listeners.get_mut(&p))
-            {
-                l.pending = l.pending.saturating_sub(1);
-            }
+        // Only a passive open still in its handshake counts against its
+        // listener: the port is looked up for it alone.
+        let port = self
+            .table
+            .get(handle)
+            .is_some_and(|t| {
+                t.state == State::SynReceived && !t.flags.contains(TcbFlags::ACTIVE_OPEN)
+            })
+            .then(|| self.table.tuple(handle).map(|t| t.local_port))
+            .flatten();
+        // The record's buffers go back to their pools; the rest of it
+        // stays in the free slot (nothing else in it owns memory).
+        let (pool, reasm) = (&mut self.pool, &mut self.reasm);
+        let freed = self
+            .table
+            .remove_cancelling_with(handle, &mut self.wheel, |tcb| {
+                if let Some(buf) = tcb.send.take() {
+                    pool.put(buf);
+                }
+                reasm.release(&mut tcb.reasm);
+            });
+        if freed.is_some()
+            && let Some(l) = port.and_then(|p| self.listeners.get_mut(&p))
+        {
+            l.pending = l.pending.saturating_sub(1);
         }
     }
 

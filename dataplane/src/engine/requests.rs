@@ -51,10 +51,14 @@ impl QueueEngine {
     /// first). A shell that takes a burst of requests from a client ring
     /// calls this for the whole burst first, so that the random index
     /// accesses of a bulk close overlap instead of stalling one after the
-    /// other. No effect on behaviour; skipping it is always correct.
+    /// other. It asks for the whole slot first (as
+    /// `prefetch_request_slot`; free when that came before), so that the
+    /// record's lines arrive together with the key it reads. No effect on
+    /// behaviour; skipping it is always correct.
     #[inline]
     pub fn prefetch_request(&self, request: &Request) {
         if let Request::Abort { handle } | Request::Close { handle, .. } = request {
+            self.table.prefetch_slot(*handle);
             self.table.prefetch_remove(*handle);
         }
     }

@@ -18,6 +18,35 @@ pub mod netns;
 #[cfg(feature = "afxdp")]
 pub mod xsk;
 
+/// Hints the CPU to bring every cache line holding the first `len` bytes of
+/// `value` closer (`len` is clamped to its size): the line of the first
+/// byte, then each line that begins inside those bytes.
+///
+/// A hint only, like [`prefetch_read`]: each address it names lies inside
+/// `value`, and a prefetch never faults anyway.
+#[inline(always)]
+pub fn prefetch_read_span<T>(value: &T, len: usize) {
+    const LINE: usize = 64;
+    let first = (value as *const T).cast::<u8>();
+    let len = len.min(size_of::<T>());
+    prefetch_read(value);
+    let mut at = LINE - (first as usize) % LINE;
+    while at < len {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `_mm_prefetch` performs no memory access that can
+            // fault; `first + at` (at < len ≤ its size) points into
+            // `value`, a live shared reference.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    first.wrapping_add(at).cast::<i8>(),
+                );
+            }
+        }
+        at += LINE;
+    }
+}
+
 /// Hints the CPU to bring the cache line holding `value` closer.
 ///
 /// A hint only: it never faults, never changes memory and has no effect on

@@ -93,6 +93,24 @@ impl Index {
         }
     }
 
+    /// Hints the CPU to fetch what [`remove`](Self::remove) of an entry
+    /// at home under `hash` reads: the home bucket and the one after it
+    /// (the backward shift always looks at the next bucket), two lines when
+    /// the home bucket ends one.
+    #[inline(always)]
+    pub(crate) fn prefetch_for_remove(&self, hash: u64) {
+        let home = self.home(tag_of(hash));
+        if let Some(pair) = self
+            .buckets
+            .get(home..home + 2)
+            .and_then(|p| <&[u64; 2]>::try_from(p).ok())
+        {
+            sys::prefetch_read_span(pair, size_of::<[u64; 2]>());
+        } else {
+            self.prefetch(hash);
+        }
+    }
+
     /// The slot whose tag matches and for which `eq` holds, or `None`.
     #[inline]
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {

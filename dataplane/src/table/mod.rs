@@ -10,7 +10,7 @@
 //!
 //! | part            | bytes                    | notes                                          |
 //! |-----------------|--------------------------|------------------------------------------------|
-//! | slot metadata   | 40                       | timer link 16, remote address 16, ports 4, generation + local index 4 |
+//! | slot metadata   | 40                       | remote address 16, ports 4, generation + local index 4, timer link 16 |
 //! | record `R`      | `size_of::<R>()`         | ~170 for the engine's TCB, padded to 8         |
 //! | index           | 8 × buckets / capacity   | 10.7 (best) to 21.3 (worst); 13.4 at 10M       |
 //! | free list       | 0                        | threaded through free slots' timer links       |

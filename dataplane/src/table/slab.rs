@@ -38,15 +38,13 @@ pub const MAX_LOCAL_ADDRS: usize = 1 << (29 - LOCAL_SHIFT);
 
 /// One slab entry: 40 bytes of metadata followed by the record. `repr(C)`
 /// keeps the metadata together at the front (left to itself the compiler
-/// puts the align-4 fields after the record), so a lookup's key compare and
-/// generation check touch one or two adjacent cache lines, the ones
-/// [`Table::lookup_burst`] prefetches.
+/// puts the align-4 fields after the record), and the key (remote address,
+/// ports, generation word: [`KEY_BYTES`]) at the very front, so a lookup's
+/// key compare and generation check touch the one or two cache lines of
+/// those bytes, the ones [`Table::lookup_burst`] prefetches.
 #[derive(Debug)]
 #[repr(C)]
 struct Slot<R> {
-    /// The wheel's link while the slot's timer is armed; while the slot is
-    /// free, its spare word is the free list's `next`.
-    link: TimerLink,
     /// The peer's address as a native-endian `u128` (IPv4 v4-mapped; bytes,
     /// so that the slot keeps 8-byte alignment), meaningless while free.
     remote: [u8; 16],
@@ -57,8 +55,15 @@ struct Slot<R> {
     /// occupant; `local` is the live occupant's local address, an index
     /// into the table's address list.
     generation: u32,
+    /// The wheel's link while the slot's timer is armed; while the slot is
+    /// free, its spare word is the free list's `next`.
+    link: TimerLink,
     record: R,
 }
+
+/// The bytes at the front of a [`Slot`] that a lookup reads: remote
+/// address, ports and generation word.
+const KEY_BYTES: usize = 24;
 
 impl<R> Slot<R> {
     /// The stored key of a live slot.
@@ -80,11 +85,18 @@ impl<R> Slot<R> {
     }
 }
 
+/// The high bits of an IPv4 address mapped into IPv6 (`::ffff:0:0/96`).
+const V4_MAPPED: u128 = 0xffff << 32;
+
+/// What an entry of `Table::local_v4` holds for a local address that is
+/// not IPv4: no `u32` widened equals it.
+const NOT_V4: u64 = u64::MAX;
+
 /// An address as 128 bits (IPv4 v4-mapped) and whether it is IPv6.
 #[inline(always)]
 fn addr_bits(addr: IpAddr) -> (u128, bool) {
     match addr {
-        IpAddr::V4(a) => ((0xffff << 32) | u128::from(u32::from(a)), false),
+        IpAddr::V4(a) => (V4_MAPPED | u128::from(u32::from(a)), false),
         IpAddr::V6(a) => (u128::from(a), true),
     }
 }
@@ -168,8 +180,13 @@ pub struct Table<R> {
     /// The local addresses connections may have; a slot keeps its local
     /// address as an index into this list.
     locals: Vec<IpAddr>,
-    /// `locals` as [`addr_bits`] gives them: what a lookup compares.
+    /// `locals` as [`addr_bits`] gives them: what a lookup of an IPv6
+    /// tuple compares.
     local_bits: Vec<(u128, bool)>,
+    /// `locals` as an IPv4 tuple's lookup compares them: an IPv4 address
+    /// as its `u32` widened, any other entry as [`NOT_V4`], which no `u32`
+    /// equals.
+    local_v4: Vec<u64>,
     capacity: u32,
     len: u32,
     retired: u32,
@@ -239,6 +256,13 @@ impl<R> Table<R> {
             hasher: TupleHasher::new(hash_key),
             locals: local_addrs.to_vec(),
             local_bits: local_addrs.iter().map(|&a| addr_bits(a)).collect(),
+            local_v4: local_addrs
+                .iter()
+                .map(|a| match a {
+                    IpAddr::V4(a) => u64::from(u32::from(*a)),
+                    IpAddr::V6(_) => NOT_V4,
+                })
+                .collect(),
             capacity,
             len: 0,
             retired: 0,
@@ -302,6 +326,18 @@ impl<R> Table<R> {
     /// instead of these words doubled a random cold lookup).
     #[inline(always)]
     fn key_of(&self, tuple: &FourTuple) -> Option<Key> {
+        let ports = (u32::from(tuple.local_port) << 16) | u32::from(tuple.remote_port);
+        // IPv4 first, on 32-bit words: most of the traffic, and the
+        // cheapest compare.
+        if let (IpAddr::V4(local), IpAddr::V4(remote)) = (tuple.local_addr, tuple.remote_addr) {
+            let local = u64::from(u32::from(local));
+            let index = self.local_v4.iter().position(|&l| l == local)?;
+            return Some(Key {
+                remote: V4_MAPPED | u128::from(u32::from(remote)),
+                ports,
+                local: index as u8,
+            });
+        }
         let (local, local_v6) = addr_bits(tuple.local_addr);
         let (remote, remote_v6) = addr_bits(tuple.remote_addr);
         if local_v6 != remote_v6 {
@@ -313,7 +349,7 @@ impl<R> Table<R> {
             .position(|&l| l == (local, local_v6))?;
         Some(Key {
             remote,
-            ports: (u32::from(tuple.local_port) << 16) | u32::from(tuple.remote_port),
+            ports,
             local: index as u8,
         })
     }
@@ -435,7 +471,7 @@ impl<R> Table<R> {
                 if let Some(slot) = self.index.first_candidate(hash.0)
                     && let Some(entry) = self.slots.get(slot as usize)
                 {
-                    crate::sys::prefetch_read(entry);
+                    crate::sys::prefetch_read_span(entry, KEY_BYTES);
                 }
             }
             for ((tuple, hash), out) in tuples.iter().zip(hashes).zip(out.iter_mut()) {
@@ -444,14 +480,15 @@ impl<R> Table<R> {
         }
     }
 
-    /// Hints the CPU to fetch the slot `handle` names (its generation and
-    /// tuple, which [`prefetch_remove`](Self::prefetch_remove) reads).
-    /// Bounds-checked and otherwise unchecked: a stale or foreign handle
-    /// only wastes the hint.
+    /// Hints the CPU to fetch the whole slot `handle` names: its generation
+    /// and tuple, which [`prefetch_remove`](Self::prefetch_remove) reads,
+    /// and the record, every line of which a request on the connection
+    /// (an abort, a close) may touch. Bounds-checked and otherwise
+    /// unchecked: a stale or foreign handle only wastes the hint.
     #[inline]
     pub fn prefetch_slot(&self, handle: Handle) {
         if let Some(entry) = self.slots.get(handle.slot() as usize) {
-            crate::sys::prefetch_read(entry);
+            crate::sys::prefetch_read_span(entry, size_of::<Slot<R>>());
         }
     }
 
@@ -473,7 +510,8 @@ impl<R> Table<R> {
         if let Some(slot) = self.slot_of(handle) {
             let entry = &self.slots[slot];
             if entry.generation & UNINDEXED == 0 {
-                self.index.prefetch(self.hasher.hash(&entry.key()));
+                self.index
+                    .prefetch_for_remove(self.hasher.hash(&entry.key()));
             }
         }
     }
@@ -516,6 +554,21 @@ impl<R> Table<R> {
     pub fn get_mut(&mut self, handle: Handle) -> Option<&mut R> {
         let slot = self.slot_of(handle)?;
         Some(&mut self.slots[slot].record)
+    }
+
+    /// The local address of a live handle's connection (its tuple's
+    /// `local_addr`, without building the rest of the tuple).
+    #[inline]
+    pub fn local_addr(&self, handle: Handle) -> Option<IpAddr> {
+        let slot = self.slot_of(handle)?;
+        let local = (self.slots[slot].generation & LOCAL_MASK) >> LOCAL_SHIFT;
+        // As `tuple_of` reads it (a live slot's index is always listed).
+        Some(
+            self.locals
+                .get(local as usize)
+                .copied()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        )
     }
 
     /// The tuple of a live handle.
@@ -582,6 +635,16 @@ impl<R: Default> Table<R> {
     /// wheel's lists. Cancel first, or use
     /// [`remove_cancelling`](Self::remove_cancelling).
     pub fn remove(&mut self, handle: Handle) -> Option<R> {
+        self.remove_with(handle, std::mem::take)
+    }
+
+    /// [`remove`](Self::remove) that hands the record to `take` in place
+    /// instead of moving it out: `take` returns what the caller needs of
+    /// it (its buffers), and the rest stays in the free slot until the
+    /// next occupant's record replaces (and drops) it, or for good in a
+    /// retired slot. Spares copying a whole record out and a default one
+    /// in on every close. Same panics as `remove`.
+    pub fn remove_with<T>(&mut self, handle: Handle, take: impl FnOnce(&mut R) -> T) -> Option<T> {
         let slot = self.slot_of(handle)?;
         assert!(
             !self.slots[slot].link.is_armed(),
@@ -594,12 +657,12 @@ impl<R: Default> Table<R> {
         }
         self.len -= 1;
         let entry = &mut self.slots[slot];
-        let record = std::mem::take(&mut entry.record);
+        let taken = take(&mut entry.record);
         let generation = entry.generation & MAX_GENERATION;
         if generation == MAX_GENERATION {
             entry.generation = RETIRED | generation;
             self.retired += 1;
-            return Some(record);
+            return Some(taken);
         }
         entry.generation = generation + 1;
         entry.link.set_spare(NIL);
@@ -611,7 +674,7 @@ impl<R: Default> Table<R> {
                 .set_spare(slot as u32);
         }
         self.free_tail = slot as u32;
-        Some(record)
+        Some(taken)
     }
 
     /// Takes a live connection out of the 4-tuple index while keeping its
@@ -635,11 +698,22 @@ impl<R: Default> Table<R> {
     /// Cancels the slot's timer in `wheel` (if armed) and removes the
     /// connection.
     pub fn remove_cancelling(&mut self, handle: Handle, wheel: &mut Wheel) -> Option<R> {
+        self.remove_cancelling_with(handle, wheel, std::mem::take)
+    }
+
+    /// [`remove_cancelling`](Self::remove_cancelling) with the record
+    /// handed to `take` in place, as [`remove_with`](Self::remove_with).
+    pub fn remove_cancelling_with<T>(
+        &mut self,
+        handle: Handle,
+        wheel: &mut Wheel,
+        take: impl FnOnce(&mut R) -> T,
+    ) -> Option<T> {
         if !self.contains(handle) {
             return None;
         }
         wheel.cancel(self, handle.slot());
-        self.remove(handle)
+        self.remove_with(handle, take)
     }
 }
 
