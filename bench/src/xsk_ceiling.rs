@@ -12,7 +12,7 @@
 //! port's sender (lingerd's XDP program attached, frames through
 //! `Port::tx_frame`), then `lingerd_testkit::sys::xsk_bare::bare_tx_loop`. It owns the lab it
 //! made and nothing else; it may not touch other namespaces or addresses
-//! outside 198.18.0.0/15.
+//! outside 198.18.0.0/15 and 2001:db8::/32.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
