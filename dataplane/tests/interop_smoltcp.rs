@@ -933,25 +933,8 @@ fn every_interop_test_also_passes_over_ipv6() {
     if support::raw_peer::family_is_v6() {
         return;
     }
-    let me = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(me)
-        .env(support::raw_peer::FAMILY_ENV, "v6")
-        .args(["--skip", "every_interop_test_also_passes_over_ipv6"])
-        .output()
-        .expect("run the interop tests over IPv6");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "interop over IPv6 failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let passed: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("test result: ok. "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("a test summary");
-    assert!(passed >= 10, "only {passed} tests ran over IPv6:\n{stdout}");
+    let passed = support::raw_peer::rerun_over_v6("every_interop_test_also_passes_over_ipv6");
+    assert!(passed >= 10, "only {passed} tests ran over IPv6");
 }
 
 /// The engine and smoltcp speak the family of the run.

@@ -2220,28 +2220,8 @@ fn test_every_scenario_also_passes_over_ipv6() {
     if support::raw_peer::family_is_v6() {
         return;
     }
-    let me = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(me)
-        .env(support::raw_peer::FAMILY_ENV, "v6")
-        .args(["--skip", "test_every_scenario_also_passes_over_ipv6"])
-        .output()
-        .expect("run the scenarios over IPv6");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "scenarios over IPv6 failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let passed: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("test result: ok. "))
-        .and_then(|l| l.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .expect("a test summary");
-    assert!(
-        passed >= 70,
-        "only {passed} scenarios ran over IPv6:\n{stdout}"
-    );
+    let passed = support::raw_peer::rerun_over_v6("test_every_scenario_also_passes_over_ipv6");
+    assert!(passed >= 70, "only {passed} scenarios ran over IPv6");
 }
 
 /// The peer speaks the family the run asks for, and so does the engine:

@@ -81,6 +81,31 @@ pub(crate) fn family_is_v6() -> bool {
     std::env::var_os(FAMILY_ENV).is_some_and(|v| v == "v6")
 }
 
+/// Runs this test binary again with [`FAMILY_ENV`] = `v6`, skipping the
+/// calling test `caller` (so the re-run does not recurse), and returns how
+/// many tests passed there; panics, with the re-run's output, if any
+/// failed or no summary line was printed.
+pub(crate) fn rerun_over_v6(caller: &str) -> usize {
+    let me = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(me)
+        .env(FAMILY_ENV, "v6")
+        .args(["--skip", caller])
+        .output()
+        .expect("run the tests over IPv6");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tests over IPv6 failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test result: ok. "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no test summary over IPv6:\n{stdout}"))
+}
+
 /// The engine's IPv6 address when the peer speaks IPv6.
 pub(crate) const ENGINE_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 /// The peer's IPv6 address.

@@ -1040,21 +1040,7 @@ fn check_frame(frame: &[u8]) -> Sent {
             let tcp = TcpPacket::new_checked(packet.payload()).expect("tx: short TCP");
             let seg = TcpRepr::parse(&tcp, ip.src_addr, ip.dst_addr, true)
                 .expect("tx: bad TCP segment or checksum");
-            if seg.flags.rst() {
-                assert!(seg.payload.is_empty(), "tx: RST with data");
-                assert_eq!(seg.window, 0, "tx: RST with a window");
-            } else if !seg.flags.syn() {
-                // RFC 9293 §3.10.7.4: once synchronized, ACK is always sent.
-                assert!(seg.flags.ack(), "tx: {:?} without ACK", seg.flags);
-            }
-            Sent::Tcp {
-                local_port: seg.src_port,
-                remote_port: seg.dst_port,
-                flags: seg.flags,
-                seq: seg.seq,
-                ack: seg.ack,
-                seg_len: seg.segment_len(),
-            }
+            sent_tcp(&seg)
         }
         EtherType::IPV6 => check_ipv6(&eth),
         EtherType::Unknown(t) => panic!("tx: EtherType {t:#06x}"),
@@ -1089,10 +1075,17 @@ fn check_ipv6(eth: &EthernetFrame<&[u8]>) -> Sent {
     let tcp = TcpPacket::new_checked(packet.payload()).expect("tx: short TCP");
     let pseudo = TcpPseudoHeader::ipv6(ip.src_addr, ip.dst_addr);
     let seg = TcpRepr::parse_pseudo(&tcp, pseudo, true).expect("tx: bad TCP segment or checksum");
+    sent_tcp(&seg)
+}
+
+/// The checks every TCP segment we send must pass, of either family, and
+/// what it was.
+fn sent_tcp(seg: &TcpRepr<'_>) -> Sent {
     if seg.flags.rst() {
         assert!(seg.payload.is_empty(), "tx: RST with data");
         assert_eq!(seg.window, 0, "tx: RST with a window");
     } else if !seg.flags.syn() {
+        // RFC 9293 §3.10.7.4: once synchronized, ACK is always sent.
         assert!(seg.flags.ack(), "tx: {:?} without ACK", seg.flags);
     }
     Sent::Tcp {
