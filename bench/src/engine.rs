@@ -22,7 +22,8 @@ use lingerd_abi::layout::{Layout, LayoutParams};
 use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 
 use lingerd_dataplane::engine::QueueEngine;
-use lingerd_dataplane::engine::api::{ClientId, Completion, Detail, Request};
+use lingerd_dataplane::engine::api::{ClientId, CloseMode, Completion, Detail, Filter, Request};
+use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::port::{Port, TxOutcome};
 use lingerd_dataplane::rings::ClientRings;
@@ -498,6 +499,70 @@ impl Lab {
         }
     }
 
+    /// Aborts every established connection on A with one bulk request
+    /// (`CloseMatching`, state Established, mode abort, unpaced), the way
+    /// a load balancer drops a backend: the shell's loop at one instant
+    /// runs `handle_timeout` (one bounded slice of the job each call) and
+    /// drains the RSTs after each, until the job's final completion. Timed
+    /// from the request to the last frame.
+    ///
+    /// # Panics
+    /// If the job did not finish within one call per connection, or not
+    /// every connection produced exactly one RST and the job's count.
+    pub fn bulk_abort_all(&mut self) -> Timing {
+        const USER_DATA: u64 = 0xb01c;
+        let listeners = self.a.connection_count() - self.handles.len();
+        let handles = std::mem::take(&mut self.handles);
+        let mut ring = TxRing::default();
+        let (now, a) = (self.now, &mut self.a);
+        let (mut rsts, mut count) = (0, None);
+        let span = profiled("bulk", || {
+            let watch = Stopwatch::start();
+            a.handle_request(
+                now,
+                CLIENT,
+                USER_DATA,
+                Request::CloseMatching {
+                    filter: Filter {
+                        states: State::Established.bit(),
+                        ..Filter::default()
+                    },
+                    mode: CloseMode::Abort,
+                    pace_per_s: 0,
+                },
+            );
+            for _ in 0..=handles.len() {
+                a.handle_timeout(now);
+                rsts += ring.drain(a, now).1;
+                drain_completions(a, |c| {
+                    if let (false, USER_DATA, Detail::Count(n)) = (c.is_event, c.user_data, &c.detail)
+                    {
+                        count = Some(*n);
+                    }
+                });
+                if count.is_some() {
+                    break;
+                }
+            }
+            watch.stop()
+        });
+        let total = span.elapsed;
+        assert_eq!(
+            (rsts, count),
+            (handles.len(), Some(handles.len() as u64)),
+            "bulk abort RSTs, the job's count"
+        );
+        assert_eq!(a.connection_count(), listeners, "records left after bulk abort");
+        Timing {
+            closes: handles.len(),
+            total,
+            engine_a: total,
+            cycles: span.cycles,
+            cycles_a: span.cycles,
+            ..Timing::default()
+        }
+    }
+
     /// Aborts every connection on A through a client's rings, as the
     /// daemon does: the client writes `Abort` entries into its request
     /// ring (bursts of [`BURST`]), the daemon side takes them with
@@ -767,7 +832,6 @@ impl Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lingerd_dataplane::tcp::State;
 
     #[test]
     fn establish_then_abort_all() {
@@ -778,6 +842,13 @@ mod tests {
                 .all(|&h| lab.a.state(h) == Some(State::Established))
         );
         let t = lab.abort_all();
+        assert_eq!(t.closes, 3_000);
+    }
+
+    #[test]
+    fn bulk_abort_all_resets_every_established_connection() {
+        let mut lab = Lab::establish(3_000);
+        let t = lab.bulk_abort_all();
         assert_eq!(t.closes, 3_000);
     }
 

@@ -495,6 +495,7 @@ fn engine(report: &mut Report, opts: &Options) {
         "engine: {n} connections between two engines over mem"
     ));
     let abort = engine_runs("abort all", n, Lab::abort_all);
+    let bulk = engine_runs("bulk abort (close_matching)", n, Lab::bulk_abort_all);
     let graceful = engine_runs("graceful close all", n, Lab::graceful_all);
     let linger = engine_runs("linger expiry", n, Lab::linger_expire_all);
     let [
@@ -515,6 +516,21 @@ fn engine(report: &mut Report, opts: &Options) {
         "abort_cycles",
         "  TSC cycles per abort (request → RST in TX ring → completion)",
         abort.cycles,
+        "",
+    );
+    report.info(
+        "bulk_abort_closes_per_s",
+        format!(
+            "bulk abort {}: one close_matching(abort) → RST frames",
+            si(n)
+        ),
+        bulk.rate,
+        "/s",
+    );
+    report.info(
+        "bulk_abort_cycles",
+        "  TSC cycles per connection (table walk → RST in TX ring)",
+        bulk.cycles,
         "",
     );
     report.goal(

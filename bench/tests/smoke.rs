@@ -18,6 +18,7 @@ const REQUIRED: &[&str] = &[
     "table_bytes_per_conn_v6",
     "tcb_bytes",
     "abort_closes_per_s",
+    "bulk_abort_closes_per_s",
     "graceful_closes_per_s",
     "linger_expiry_closes_per_s",
     "connections",
