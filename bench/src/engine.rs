@@ -23,11 +23,11 @@ use lingerd_abi::sys::{Consumer, Producer, SharedRegion};
 
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{ClientId, CloseMode, Completion, Detail, Filter, Request};
-use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::engine::config::{EngineConfig, Prefix};
 use lingerd_dataplane::port::{Port, TxOutcome};
 use lingerd_dataplane::rings::ClientRings;
 use lingerd_dataplane::table::Handle;
+use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::Linger;
 use lingerd_dataplane::wire::EthernetAddress;
 
@@ -535,7 +535,8 @@ impl Lab {
                 a.handle_timeout(now);
                 rsts += ring.drain(a, now).1;
                 drain_completions(a, |c| {
-                    if let (false, USER_DATA, Detail::Count(n)) = (c.is_event, c.user_data, &c.detail)
+                    if let (false, USER_DATA, Detail::Count(n)) =
+                        (c.is_event, c.user_data, &c.detail)
                     {
                         count = Some(*n);
                     }
@@ -552,7 +553,11 @@ impl Lab {
             (handles.len(), Some(handles.len() as u64)),
             "bulk abort RSTs, the job's count"
         );
-        assert_eq!(a.connection_count(), listeners, "records left after bulk abort");
+        assert_eq!(
+            a.connection_count(),
+            listeners,
+            "records left after bulk abort"
+        );
         Timing {
             closes: handles.len(),
             total,

@@ -25,6 +25,12 @@ use crate::tcp::tcb::Tcb;
 const SLOTS_PER_SLICE: u32 = 16_384;
 /// Closes per job per slice when unpaced.
 const CLOSES_PER_SLICE: u64 = 4_096;
+/// How far ahead of the cursor a job's walk asks for a slot's line.
+const SLOT_AHEAD: u32 = 32;
+/// How far ahead of the cursor it asks for the index bucket a close of
+/// that slot will delete from (the slot's key, read for the hash, was
+/// asked for `SLOT_AHEAD - BUCKET_AHEAD` slots earlier).
+const BUCKET_AHEAD: u32 = 16;
 
 /// What a job does to each connection it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +257,9 @@ impl QueueEngine {
         while job.cursor < stop && closed < allowance {
             let slot = job.cursor;
             job.cursor += 1;
+            self.table.prefetch_slot_at(slot.saturating_add(SLOT_AHEAD));
+            self.table
+                .prefetch_remove_at(slot.saturating_add(BUCKET_AHEAD));
             let Some(handle) = self.table.handle_at(slot) else {
                 continue;
             };

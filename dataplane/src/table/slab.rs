@@ -516,6 +516,23 @@ impl<R> Table<R> {
         }
     }
 
+    /// [`prefetch_remove`](Self::prefetch_remove) by slot, for a walk over
+    /// the slab (bulk teardown): when slot `slot` holds an indexed
+    /// connection, hints the CPU to fetch the index bucket its removal
+    /// will touch. Reads the slot's key, so issue it for a slot whose line
+    /// is already on its way ([`prefetch_slot_at`](Self::prefetch_slot_at)
+    /// a few slots earlier). Free, unindexed and out-of-range slots are
+    /// ignored.
+    #[inline]
+    pub fn prefetch_remove_at(&self, slot: u32) {
+        if let Some(entry) = self.slots.get(slot as usize)
+            && entry.generation & (LIVE | UNINDEXED) == LIVE
+        {
+            self.index
+                .prefetch_for_remove(self.hasher.hash(&entry.key()));
+        }
+    }
+
     /// The slot a live handle names, or `None` for a stale, foreign or
     /// never-issued handle.
     #[inline]

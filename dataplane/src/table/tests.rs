@@ -199,13 +199,19 @@ fn test_prefetch_remove_is_only_a_hint() {
     let mut table: Table<u8> = Table::with_capacity(0, 10, 77, &LOCALS);
     let h = table.insert(t(1), 5).unwrap();
     table.prefetch_remove(h);
+    table.prefetch_remove_at(h.slot());
+    assert_eq!(table.lookup(&t(1)), Some(h));
     table.unindex(h);
     table.prefetch_remove(h);
+    table.prefetch_remove_at(h.slot());
     assert_eq!(table.remove(h), Some(5));
-    // Stale and foreign handles are ignored.
+    // Stale and foreign handles, free and out-of-range slots are ignored.
     table.prefetch_remove(h);
     table.prefetch_remove(Handle::new(9, 0, 0));
+    table.prefetch_remove_at(h.slot());
+    table.prefetch_remove_at(u32::MAX);
     assert!(table.is_empty());
+    assert_eq!(table.lookup(&t(1)), None);
 }
 
 #[test]
