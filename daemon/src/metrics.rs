@@ -70,6 +70,9 @@ pub struct CoreSnapshot {
     pub rst_paced_wait_max_ms: u64,
     /// Client rings of this core, summed over clients.
     pub rings: RingStats,
+    /// Nanoseconds the core's loop spent in iterations that did work
+    /// (`LoopView::busy`).
+    pub loop_busy_ns: u64,
     /// AF_XDP figures of this core's socket ([`xdp_series`]); rendered as
     /// `lingerd_xdp_<name>_total{queue}`.
     pub xdp: PortSeries,
@@ -476,6 +479,14 @@ pub fn series(s: &CoreSnapshot) -> Vec<Series> {
     ] {
         out.push(Series::new(name, help, Gauge, v));
     }
+    out.push(Series::new(
+        "loop_busy_ns",
+        "Nanoseconds the core's loop spent in iterations that received, sent or completed \
+         something: its rate over wall time is the core's load, which a busy-polling core \
+         hides (top shows 100% either way).",
+        Counter,
+        s.loop_busy_ns,
+    ));
     let r = &s.rings;
     for (name, help, v) in [
         (
@@ -785,6 +796,7 @@ mod tests {
         a.rst_paced_wait_max_ms = 40;
         a.counters.rst_paced_wait_ms = 100;
         a.rings.backpressure = 2;
+        a.loop_busy_ns = 1_500;
         a.xdp = vec![("rx_ring_full", "RX ring full.", 4)];
         hub.publish(0, a.clone());
         a.rst_paced_wait_max_ms = 25;
@@ -809,6 +821,7 @@ mod tests {
             "lingerd_rst_paced_wait_max_ms{queue=\"7\"} 25",
             "lingerd_rst_paced_wait_ms_total{queue=\"7\"} 100",
             "lingerd_ring_full_total{queue=\"3\"} 2",
+            "lingerd_loop_busy_ns_total{queue=\"3\"} 1500",
             "lingerd_xdp_rx_ring_full_total{queue=\"7\"} 4",
             "lingerd_rx_parse_errors_total{queue=\"3\",cause=\"checksum\"} 0",
             "# TYPE lingerd_rst_sent counter",

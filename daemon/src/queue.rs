@@ -102,6 +102,8 @@ pub(crate) struct CoreShell<S> {
     census_at: Instant,
     /// The port's statistics as last shown by the loop.
     port: Option<S>,
+    /// The loop's busy time as last shown ([`LoopView::busy`]).
+    busy: Duration,
     published: Instant,
     /// When the shutdown gives up waiting; `None` until it starts.
     deadline: Option<Instant>,
@@ -125,6 +127,7 @@ impl<S: PortFigures> CoreShell<S> {
             census: CensusWalk::default(),
             census_at: t0,
             port: None,
+            busy: Duration::ZERO,
             published: t0,
             deadline: None,
             done: false,
@@ -153,6 +156,7 @@ impl<S: PortFigures> CoreShell<S> {
             rsts_paced_waiting: engine.paced_rsts_waiting() as u64,
             rst_paced_wait_max_ms: engine.paced_rst_wait_max_ms(),
             rings: self.clients.stats(),
+            loop_busy_ns: u64::try_from(self.busy.as_nanos()).unwrap_or(u64::MAX),
             ..CoreSnapshot::default()
         };
         if let Some(stats) = &self.port {
@@ -215,6 +219,7 @@ impl<S: PortFigures> Hooks<S> for CoreShell<S> {
         if view.stats.is_some() {
             self.port = view.stats;
         }
+        self.busy = view.busy;
         if now.saturating_duration_since(self.published) >= METRICS_EVERY {
             self.published = now;
             self.publish(engine);
