@@ -52,6 +52,7 @@
 //! address outside 198.18.0.0/15.
 
 use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -71,7 +72,8 @@ use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use lingerd_bench::lab::setup::{
     Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted, generator_cpu, interrupted,
-    lingerd_bin, on_lab_for, open_all, spinner, start_dut, stop_on_signals,
+    lingerd_bin, on_lab_for, open_all, sample, scrape_here, scrape_metrics, spinner, start_dut,
+    stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -220,6 +222,11 @@ struct LingerdRun {
     fins_again: u64,
     /// The capture that ran during the teardown, if one did.
     captured: Option<Captured>,
+    /// Nanoseconds the daemon's core spent in loop iterations that did
+    /// work during the teardown (`lingerd_loop_busy_ns_total` before the
+    /// closes and after they settled); `None` when the daemon does not
+    /// publish it (a build from before the figure, under `--lingerd`).
+    daemon_busy_ns: Option<u64>,
 }
 
 /// `lingerd-bench lab`.
@@ -526,6 +533,20 @@ fn run_lingerd(
         .collect();
     // Before the daemon: its EAL runtime directory goes after it is gone.
     let mut eal_dirs = RuntimeDirs::default();
+    let metrics = match place {
+        // The dut namespace's own loopback.
+        DutPlace::Lab(_) => DUT_METRICS,
+        // A loopback port free now, in this namespace.
+        DutPlace::Memif { .. } => std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?,
+    };
+    let busy_ns = || -> Result<u64> {
+        let text = match place {
+            DutPlace::Lab(lab) => scrape_metrics(lab, metrics)?,
+            DutPlace::Memif { .. } => scrape_here(metrics)?,
+        };
+        sample(&text, "lingerd_loop_busy_ns_total")
+    };
     let mut dut = start_dut(&DutPlan {
         place,
         family: args.family,
@@ -540,7 +561,7 @@ fn run_lingerd(
         pace: args.pace,
         timer_ports: 0,
         timer_linger: lingerd_abi::vocab::Duration::ZERO,
-        metrics: None,
+        metrics: Some(metrics),
         max_rst_per_sec: args.max_rst_per_sec,
     })?;
     if let DutPlace::Memif { .. } = place {
@@ -573,7 +594,13 @@ fn run_lingerd(
     // polling (its port open) before the daemon stops, and closes its port
     // after (on memif the side that stays must not poll: see
     // `LoadGen::pause`).
-    let ran = open_and_close(args, &generator, &mut dut, capture.map(|f| (lingerd, f)));
+    let ran = open_and_close(
+        args,
+        &generator,
+        &mut dut,
+        capture.map(|f| (lingerd, f)),
+        &busy_ns,
+    );
     generator.pause(Duration::from_secs(10));
     match dut.stop() {
         Some(s) if s.success() => {}
@@ -586,7 +613,7 @@ fn run_lingerd(
             ));
         }
     }
-    let (open_seconds, v, captured) = match ran {
+    let (open_seconds, v, captured, daemon_busy_ns) = match ran {
         Ok(r) => r,
         Err(e) if interrupted() => return Err(e),
         Err(e) => {
@@ -644,6 +671,7 @@ fn run_lingerd(
         bare_closes: out.bare_closes,
         fins_again: out.fins_again,
         captured,
+        daemon_busy_ns,
     })
 }
 
@@ -651,19 +679,26 @@ fn run_lingerd(
 /// close them all, and waits for the peer to see the closes settle.
 /// With `capture` (the lingerd binary and the file), `lingerd ctl capture`
 /// runs from just before the closes until they settled. Returns the
-/// seconds opening took, the client's `done` report and what the capture
-/// said.
+/// seconds opening took, the client's `done` report, what the capture
+/// said, and the daemon's busy nanoseconds over the teardown (`busy_ns`
+/// read once the opening's last work is published and again once the
+/// closes' is).
 fn open_and_close(
     args: &Args,
     generator: &LoadGen,
     dut: &mut Dut,
     capture: Option<(&Path, &Path)>,
-) -> Result<(f64, [u64; 5], Option<Captured>)> {
+    busy_ns: &dyn Fn() -> Result<u64>,
+) -> Result<(f64, [u64; 5], Option<Captured>, Option<u64>)> {
     let n = args.connections;
     let p = &generator.progress;
     let open_seconds = open_all(generator, n, args.open_rate)?;
     dut.client
         .expect_rest("accepted", Duration::from_secs(60))?;
+    std::thread::sleep(METRICS_SETTLE);
+    let busy_before = busy_ns()
+        .inspect_err(|e| progress(format!("no daemon busy time: {e:#}")))
+        .ok();
     let mut capturing = match capture {
         Some((bin, file)) => Some(start_capture(bin, dut.daemon.config_file(), file)?),
         None => None,
@@ -725,8 +760,22 @@ fn open_and_close(
         Some(c) => Some(stop_capture(c)?),
         None => None,
     };
-    Ok((open_seconds, v, captured))
+    let busy = match busy_before {
+        Some(before) => {
+            std::thread::sleep(METRICS_SETTLE);
+            Some(busy_ns()?.saturating_sub(before))
+        }
+        None => None,
+    };
+    Ok((open_seconds, v, captured, busy))
 }
+
+/// The daemon's `/metrics` in the netns lab's dut namespace.
+const DUT_METRICS: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9188));
+
+/// How long to wait before reading the daemon's busy time, so that the
+/// work before is in the figures it publishes (every 100 ms).
+const METRICS_SETTLE: Duration = Duration::from_millis(250);
 
 /// `lingerd ctl capture -w FILE` against the daemon of `config`, every
 /// frame, once it says the capture runs.
@@ -842,6 +891,27 @@ fn report(args: &Args, m: &Measured) -> Result<()> {
         ratio(l.closes_per_s, m.ceiling.pps()),
         "",
     );
+    // The daemon's own cost: its core's busy time over the teardown, per
+    // close, and as a share of the teardown's span (near 1: the daemon is
+    // the bound; well below: something else is, the client or the peer).
+    if let Some(busy) = l.daemon_busy_ns {
+        let span_ns = l
+            .arrivals
+            .last()
+            .map_or(0, |&t| t.saturating_sub(l.first_request_ns));
+        r.info(
+            "daemon_busy_ns_per_close",
+            "daemon core: busy ns per close (loop iterations that did work)",
+            ratio(busy as f64, l.closed as f64),
+            "ns",
+        );
+        r.info(
+            "daemon_busy_share",
+            "daemon core: busy share of the teardown (first request → last close)",
+            ratio(busy as f64, span_ns as f64),
+            "",
+        );
+    }
     if let Ceiling::Xsk { fair_pps, .. } = m.ceiling {
         r.info(
             "ratio_to_fair_ceiling",
