@@ -15,32 +15,9 @@ uint16_t lingerd_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
 	return rte_eth_tx_burst(port, queue, pkts, n);
 }
 
-/*
- * Up to n (at most 64) fresh mbufs from pool in one bulk get, each with its
- * data pointer and tailroom; one when the pool holds fewer than n, none
- * when it is empty. Returns how many were written to out.
- */
-unsigned int lingerd_tx_rooms(struct rte_mempool *pool, struct lingerd_tx_room *out, unsigned int n)
+struct rte_mbuf *lingerd_pktmbuf_alloc(struct rte_mempool *pool)
 {
-	struct rte_mbuf *m[64];
-	unsigned int i;
-
-	if (n > 64)
-		n = 64;
-	if (n == 0)
-		return 0;
-	if (rte_pktmbuf_alloc_bulk(pool, m, n) != 0) {
-		m[0] = rte_pktmbuf_alloc(pool);
-		if (m[0] == NULL)
-			return 0;
-		n = 1;
-	}
-	for (i = 0; i < n; i++) {
-		out[i].mbuf = m[i];
-		out[i].data = rte_pktmbuf_mtod(m[i], uint8_t *);
-		out[i].room = rte_pktmbuf_tailroom(m[i]);
-	}
-	return n;
+	return rte_pktmbuf_alloc(pool);
 }
 
 void lingerd_pktmbuf_free(struct rte_mbuf *m)
@@ -66,6 +43,11 @@ uint16_t lingerd_mbuf_data_len(const struct rte_mbuf *m)
 uint16_t lingerd_mbuf_nb_segs(const struct rte_mbuf *m)
 {
 	return m->nb_segs;
+}
+
+uint16_t lingerd_mbuf_tailroom(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_tailroom(m);
 }
 
 void lingerd_mbuf_set_len(struct rte_mbuf *m, uint16_t len)

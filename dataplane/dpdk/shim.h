@@ -25,13 +25,7 @@ uint16_t lingerd_rx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts,
 uint16_t lingerd_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t n);
 
 /* rte_pktmbuf_alloc, rte_pktmbuf_free, rte_pktmbuf_free_bulk. */
-/* A fresh TX mbuf with where its data goes and how much fits there. */
-struct lingerd_tx_room {
-	struct rte_mbuf *mbuf;
-	uint8_t *data;
-	uint16_t room;
-};
-unsigned int lingerd_tx_rooms(struct rte_mempool *pool, struct lingerd_tx_room *out, unsigned int n);
+struct rte_mbuf *lingerd_pktmbuf_alloc(struct rte_mempool *pool);
 void lingerd_pktmbuf_free(struct rte_mbuf *m);
 void lingerd_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int count);
 
@@ -40,6 +34,7 @@ uint8_t *lingerd_mbuf_data(struct rte_mbuf *m);
 uint16_t lingerd_mbuf_data_len(const struct rte_mbuf *m);
 uint16_t lingerd_mbuf_nb_segs(const struct rte_mbuf *m);
 /* rte_pktmbuf_tailroom: bytes writable after the data. */
+uint16_t lingerd_mbuf_tailroom(const struct rte_mbuf *m);
 /* Sets a one-segment mbuf's data_len and pkt_len to len (len <= tailroom
  * of the empty mbuf, checked by the caller). */
 void lingerd_mbuf_set_len(struct rte_mbuf *m, uint16_t len);

@@ -525,7 +525,7 @@ impl Mbuf {
     /// Bytes of the first (for our mbufs, only) segment.
     pub fn data(&self) -> &[u8] {
         // SAFETY: the token owns the mbuf, so nothing writes it meanwhile
-        // (the token is only lent out shared); mtod and data_len describe
+        // (the borrow of `self` prevents `write`); mtod and data_len describe
         // bytes inside its data room, initialised (written by the PMD or by
         // us; mempool memory starts zeroed).
         let ptr = unsafe { ffi::lingerd_mbuf_data(self.ptr.as_ptr()) };
@@ -554,6 +554,37 @@ impl Mbuf {
     pub fn segments(&self) -> u16 {
         // SAFETY: reads a field of the owned mbuf.
         unsafe { ffi::lingerd_mbuf_nb_segs(self.ptr.as_ptr()) }
+    }
+
+    /// Lets `fill` write a frame at the start of the data area (data already
+    /// there plus the tailroom) and sets the mbuf's length to what it
+    /// returns, clamped to the area; `None` leaves the length at 0. Returns
+    /// the length. A chained mbuf is not written (length unchanged, 0).
+    pub fn write(&mut self, fill: impl FnOnce(&mut [u8]) -> Option<usize>) -> usize {
+        if self.segments() != 1 {
+            return 0;
+        }
+        let m = self.ptr.as_ptr();
+        // SAFETY: computes the data pointer of the owned mbuf.
+        let ptr = unsafe { ffi::lingerd_mbuf_data(m) };
+        // SAFETY: reads a field of the owned mbuf.
+        let len = unsafe { ffi::lingerd_mbuf_data_len(m) };
+        // SAFETY: reads fields of the owned mbuf.
+        let tail = unsafe { ffi::lingerd_mbuf_tailroom(m) };
+        let cap = usize::from(len) + usize::from(tail);
+        if ptr.is_null() {
+            return 0;
+        }
+        // SAFETY: data_len + tailroom bytes from mtod end at the end of this
+        // mbuf's buffer, which the token owns exclusively (`&mut self`);
+        // the bytes are initialised (mempool memory starts zeroed).
+        let area = unsafe { std::slice::from_raw_parts_mut(ptr, cap) };
+        let len = fill(area).unwrap_or(0).min(cap);
+        let len16 = u16::try_from(len).unwrap_or(u16::MAX);
+        // SAFETY: a single-segment owned mbuf; len16 <= data_len + tailroom,
+        // the room its buffer has from the data offset.
+        unsafe { ffi::lingerd_mbuf_set_len(m, len16) };
+        usize::from(len16)
     }
 }
 
@@ -756,7 +787,6 @@ impl EthDevice {
                 scratch: Vec::with_capacity(usize::from(cfg.rx_ring.max(cfg.tx_ring))),
                 pending: Vec::with_capacity(usize::from(cfg.tx_ring)),
                 max_pending: usize::from(cfg.tx_ring),
-                rooms: Vec::with_capacity(TX_ROOMS),
             })
             .collect())
     }
@@ -974,9 +1004,6 @@ impl Drop for EthDevice {
     }
 }
 
-/// Fresh TX mbufs an [`EthQueue`] takes from its pool at a time.
-pub const TX_ROOMS: usize = 32;
-
 /// One RX/TX queue pair of a started device, with its mempool.
 #[derive(Debug)]
 pub struct EthQueue {
@@ -986,10 +1013,6 @@ pub struct EthQueue {
     scratch: Vec<*mut rte_mbuf>,
     /// Submitted and not yet taken by the PMD, in order.
     pending: Vec<Mbuf>,
-    /// Fresh mbufs taken from the pool for TX and not yet written (see
-    /// [`EthQueue::tx_write`]); each is owned here until written or
-    /// returned.
-    rooms: Vec<ffi::lingerd_tx_room>,
     max_pending: usize,
 }
 
@@ -1041,76 +1064,21 @@ impl EthQueue {
         free_bulk(mbufs);
     }
 
-    /// Lets `fill` write one frame at the start of a fresh mbuf's data room
-    /// and queues it for the PMD (it goes at the next
-    /// [`tx_flush`](Self::tx_flush)). Returns `None` when no mbuf is free
-    /// (the mempool is empty, or as many frames wait as the TX ring holds),
-    /// `Some(0)` when `fill` wrote nothing (the mbuf stays for the next
-    /// frame), else the frame's length, clamped to the room.
-    ///
-    /// Fresh mbufs come from the pool [`TX_ROOMS`] at a time, each with its
-    /// data pointer and room, so that a frame costs no call into DPDK but
-    /// the one that sets its length.
-    pub fn tx_write(&mut self, fill: impl FnOnce(&mut [u8]) -> Option<usize>) -> Option<usize> {
+    /// An empty mbuf for TX, `None` when the mempool is empty or as many
+    /// frames wait as the TX ring holds.
+    pub fn tx_alloc(&mut self) -> Option<Mbuf> {
         if self.pending.len() >= self.max_pending {
             return None;
         }
-        if self.rooms.is_empty() {
-            self.refill_rooms();
-        }
-        let room = *self.rooms.last()?;
-        let mbuf = NonNull::new(room.mbuf)?;
-        if room.data.is_null() {
-            return None;
-        }
-        // SAFETY: `rooms` owns this fresh single-segment mbuf (taken from
-        // the pool by `refill_rooms`, in no one else's hands); `room.room`
-        // bytes from `room.data` are its tailroom, inside its buffer, and
-        // initialised (mempool memory starts zeroed); `&mut self` keeps
-        // the slice unique for the call.
-        let area = unsafe { std::slice::from_raw_parts_mut(room.data, usize::from(room.room)) };
-        let len = fill(area).unwrap_or(0).min(area.len());
-        if len == 0 {
-            return Some(0);
-        }
-        self.rooms.pop();
-        // `len` ≤ the room, a u16.
-        let len16 = u16::try_from(len).unwrap_or(room.room);
-        // SAFETY: the mbuf is owned (just taken from `rooms`), single
-        // segment, and `len16` fits the room its buffer has from the data
-        // offset.
-        unsafe { ffi::lingerd_mbuf_set_len(mbuf.as_ptr(), len16) };
-        self.pending.push(Mbuf { ptr: mbuf });
-        Some(usize::from(len16))
+        // SAFETY: a live mempool of this queue.
+        let ptr = unsafe { ffi::lingerd_pktmbuf_alloc(self.pool.as_ptr()) };
+        NonNull::new(ptr).map(|ptr| Mbuf { ptr })
     }
 
-    /// Takes up to [`TX_ROOMS`] fresh mbufs from the pool in one call (one
-    /// when it holds fewer; none when it is empty), never more than may
-    /// still wait for the PMD.
-    fn refill_rooms(&mut self) {
-        let want = TX_ROOMS.min(self.max_pending.saturating_sub(self.pending.len()));
-        self.rooms.clear();
-        if want == 0 {
-            return;
-        }
-        self.rooms.resize(want, ffi::lingerd_tx_room::default());
-        // SAFETY: a live mempool of this queue, and room for `want`
-        // entries, at most 64 (the shim's own bound) since TX_ROOMS is 32.
-        let n = unsafe {
-            ffi::lingerd_tx_rooms(self.pool.as_ptr(), self.rooms.as_mut_ptr(), want as u32)
-        };
-        self.rooms.truncate((n as usize).min(want));
-    }
-
-    /// The fresh mbufs held for TX go back to the pool.
-    fn return_rooms(&mut self) {
-        let mut tokens: Vec<Mbuf> = self
-            .rooms
-            .drain(..)
-            .filter_map(|r| NonNull::new(r.mbuf))
-            .map(|ptr| Mbuf { ptr })
-            .collect();
-        free_bulk(&mut tokens);
+    /// Queues `mbuf` for transmission; it goes to the PMD at the next
+    /// [`tx_flush`](Self::tx_flush).
+    pub fn tx_submit(&mut self, mbuf: Mbuf) {
+        self.pending.push(mbuf);
     }
 
     /// Frames submitted and not yet taken by the PMD.
@@ -1145,12 +1113,10 @@ impl EthQueue {
         taken
     }
 
-    /// Mbufs of this queue not in use: those left in its mempool (its
-    /// caches included) and the fresh ones it holds for TX.
+    /// Mbufs left in this queue's mempool (its caches included).
     pub fn pool_available(&self) -> u32 {
         // SAFETY: a live mempool of this queue.
-        let pooled = unsafe { ffi::rte_mempool_avail_count(self.pool.as_ptr()) };
-        pooled.saturating_add(self.rooms.len() as u32)
+        unsafe { ffi::rte_mempool_avail_count(self.pool.as_ptr()) }
     }
 
     /// The device's statistics with this queue's counters.
@@ -1161,9 +1127,7 @@ impl EthQueue {
 
 impl Drop for EthQueue {
     fn drop(&mut self) {
-        // Queued frames and held mbufs go back to the pool before the
-        // device may close.
+        // Queued frames go back to the pool before the device may close.
         free_bulk(&mut self.pending);
-        self.return_rooms();
     }
 }

@@ -280,21 +280,21 @@ impl Port for DpdkPort {
         n
     }
 
-    /// Lets `write` fill a fresh mbuf's data room (`None`: nothing to
-    /// send, and the mbuf stays for the next frame) and queues it for the
-    /// PMD.
+    /// Takes a free mbuf, lets `write` fill its data room (`None`: nothing
+    /// to send) and queues it for the PMD.
     fn tx_frame(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> TxOutcome {
-        match self.queue.tx_write(write) {
-            None => {
-                self.counters.tx_no_frame += 1;
-                TxOutcome::NoFrame
-            }
-            Some(0) => TxOutcome::Empty,
-            Some(_) => {
-                self.counters.tx_frames += 1;
-                TxOutcome::Queued
-            }
+        let Some(mut mbuf) = self.queue.tx_alloc() else {
+            self.counters.tx_no_frame += 1;
+            return TxOutcome::NoFrame;
+        };
+        if mbuf.write(write) == 0 {
+            // Dropping the token returns the mbuf to its pool.
+            drop(mbuf);
+            return TxOutcome::Empty;
         }
+        self.queue.tx_submit(mbuf);
+        self.counters.tx_frames += 1;
+        TxOutcome::Queued
     }
 
     /// Hands queued frames to the PMD (`rte_eth_tx_burst`); those it does
