@@ -117,10 +117,22 @@ impl Wire {
         }
     }
 
-    /// Hands every waiting frame to `e`, in order, and empties the wire.
+    /// Hands every waiting frame to `e`, in order, and empties the wire;
+    /// in the core loop's two passes (`Port::rx_burst_ahead`) of at most
+    /// `RX_BURST` frames: each frame's index bucket asked for, then the
+    /// frames handled.
     pub fn deliver(&mut self, e: &mut QueueEngine, now: Instant) {
-        for (slot, &len) in self.slots.iter().zip(&self.lens) {
-            e.handle_rx(now, &slot[..usize::from(len)]);
+        let frame = |i: usize| &self.slots[i][..usize::from(self.lens[i])];
+        let mut at = 0;
+        while at < self.lens.len() {
+            let end = (at + lingerd_dataplane::port::core_loop::RX_BURST).min(self.lens.len());
+            for i in at..end {
+                e.prefetch_rx(frame(i));
+            }
+            for i in at..end {
+                e.handle_rx(now, frame(i));
+            }
+            at = end;
         }
         self.lens.clear();
     }

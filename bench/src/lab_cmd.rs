@@ -537,8 +537,9 @@ fn run_lingerd(
         // The dut namespace's own loopback.
         DutPlace::Lab(_) => DUT_METRICS,
         // A loopback port free now, in this namespace.
-        DutPlace::Memif { .. } => std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?,
+        DutPlace::Memif { .. } => {
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?
+        }
     };
     let busy_ns = || -> Result<u64> {
         let text = match place {

@@ -25,11 +25,11 @@ use lingerd_abi::Errno;
 use lingerd_dataplane::engine::QueueEngine;
 use lingerd_dataplane::engine::api::{Completion, Detail, Outcome, Request};
 use lingerd_dataplane::port::Endpoint;
-use lingerd_dataplane::port::Port;
 use lingerd_dataplane::port::core_loop::{self, Hooks, LoopView};
 use lingerd_dataplane::port::dpdk::{
     DpdkConfig, DpdkPort, DpdkStats, Eal, EalConfig, EalMemory, IdleMode, TxOutcome,
 };
+use lingerd_dataplane::port::{Port, RxPass};
 use lingerd_dataplane::table::Handle;
 use lingerd_dataplane::tcp::State;
 use lingerd_dataplane::tcp::linger::Linger;
@@ -197,6 +197,22 @@ fn ring_loopback_frames_and_counters(ctx: &Ctx) {
     assert_eq!(s.port.tx_no_frame, 0);
     assert_eq!((s.dev.opackets, s.dev.ipackets), (32, 32));
     assert_eq!(port.mbufs_available(), full, "every mbuf is back");
+
+    // The two-pass burst: every frame ahead first, then each to handle,
+    // in order both times.
+    for f in &frames[..8] {
+        assert_eq!(send(&mut port, f), TxOutcome::Queued);
+    }
+    assert_eq!(port.flush().expect("flush"), 8);
+    let mut seen = Vec::new();
+    let n = port.rx_burst_ahead(64, |pass, f| seen.push((pass, f.to_vec())));
+    assert_eq!(n, 8, "the ring hands the 8 frames over in one burst");
+    let want: Vec<(RxPass, Vec<u8>)> = [RxPass::Ahead, RxPass::Handle]
+        .into_iter()
+        .flat_map(|pass| frames[..8].iter().map(move |f| (pass, f.clone())))
+        .collect();
+    assert_eq!(seen, want);
+    assert_eq!(port.mbufs_available(), full, "every mbuf is back again");
 }
 
 fn ring_mempool_exhaustion_is_no_frame(ctx: &Ctx) {

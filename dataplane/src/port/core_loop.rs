@@ -1,7 +1,9 @@
 //! The per-core loop: any [`Port`] around one `QueueEngine`, with the
 //! caller's per-iteration work behind [`Hooks`].
 //!
-//! One iteration: RX burst → engine → the hooks' requests → timers → TX
+//! One iteration: RX burst (in two passes, [`Port::rx_burst_ahead`]: every
+//! frame's index bucket asked for, then the frames handled) → engine →
+//! the hooks' requests → timers → TX
 //! burst → flush → completions to the hooks, then, in sleep mode and only
 //! when the iteration did nothing, [`Port::wait`] until a frame arrives,
 //! the engine's next timer (`poll_timeout`) or the idle cap, whichever is
@@ -28,7 +30,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
-use super::{Port, TxOutcome};
+use super::{Port, RxPass, TxOutcome};
 use crate::capture::{CaptureTap, Direction};
 use crate::engine::QueueEngine;
 use crate::engine::api::Completion;
@@ -168,22 +170,32 @@ pub fn run<P: Port, H: Hooks<P::Stats>>(
             Some(sink) => sink,
             None => &mut no_sink,
         };
+        // Two passes over each burst: every frame's index bucket asked for
+        // (a frame another queue owns only wastes the hint), then the
+        // frames handled, their lookups' misses overlapped.
         let mut received = match (handoff.as_deref_mut(), io.capture) {
-            (None, None) => {
-                port.rx_burst(RX_BURST, |frame| engine.handle_rx_into(now, frame, sink))
-            }
-            (Some(h), None) => port.rx_burst(RX_BURST, |frame| {
-                if h.route(frame) {
-                    engine.handle_rx_into(now, frame, sink);
+            (None, None) => port.rx_burst_ahead(RX_BURST, |pass, frame| match pass {
+                RxPass::Ahead => engine.prefetch_rx(frame),
+                RxPass::Handle => engine.handle_rx_into(now, frame, sink),
+            }),
+            (Some(h), None) => port.rx_burst_ahead(RX_BURST, |pass, frame| match pass {
+                RxPass::Ahead => engine.prefetch_rx(frame),
+                RxPass::Handle => {
+                    if h.route(frame) {
+                        engine.handle_rx_into(now, frame, sink);
+                    }
                 }
             }),
             (h, Some(tap)) => {
                 tap.set_clock(now);
                 let mut h = h;
-                port.rx_burst(RX_BURST, |frame| {
-                    tap.offer(Direction::Received, frame);
-                    if h.as_deref_mut().is_none_or(|h| h.route(frame)) {
-                        engine.handle_rx_into(now, frame, sink);
+                port.rx_burst_ahead(RX_BURST, |pass, frame| match pass {
+                    RxPass::Ahead => engine.prefetch_rx(frame),
+                    RxPass::Handle => {
+                        tap.offer(Direction::Received, frame);
+                        if h.as_deref_mut().is_none_or(|h| h.route(frame)) {
+                            engine.handle_rx_into(now, frame, sink);
+                        }
                     }
                 })
             }

@@ -42,6 +42,17 @@ pub enum TxOutcome {
     NoFrame,
 }
 
+/// Which pass of [`Port::rx_burst_ahead`] a frame is shown in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxPass {
+    /// The first pass: every frame of the burst, before any is handled, to
+    /// ask for what handling it will touch. A hint: nothing may depend on
+    /// it.
+    Ahead,
+    /// The second pass: each frame, in order, to handle.
+    Handle,
+}
+
 /// One NIC queue as the per-core loop drives it: frames in by bursts,
 /// frames out one at a time into the port's own buffers (no copy), a flush
 /// that hands them to the device, and a bounded wait for the next frame.
@@ -59,6 +70,14 @@ pub trait Port {
     /// `on_frame`; gives their buffers back to the device afterwards.
     /// Returns how many frames were received.
     fn rx_burst(&mut self, max: usize, on_frame: impl FnMut(&[u8])) -> usize;
+
+    /// [`rx_burst`](Port::rx_burst) in two passes over the burst:
+    /// `on_frame` sees every frame with [`RxPass::Ahead`] first (to start
+    /// fetching what handling it will touch), then each again, in order,
+    /// with [`RxPass::Handle`]. The default makes the second pass only.
+    fn rx_burst_ahead(&mut self, max: usize, mut on_frame: impl FnMut(RxPass, &[u8])) -> usize {
+        self.rx_burst(max, |frame| on_frame(RxPass::Handle, frame))
+    }
 
     /// Takes a free TX buffer and lets `write` fill it with one frame
     /// (`None` or `Some(0)`: nothing to send, the buffer goes back). A

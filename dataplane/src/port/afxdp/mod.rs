@@ -23,10 +23,10 @@ use std::net::IpAddr;
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use crate::port::Port;
 /// The loop's idle mode and the TX outcome, where AF_XDP callers have
 /// always found them (defined in [`crate::port`]).
 pub use crate::port::{IdleMode, TxOutcome};
+use crate::port::{Port, RxPass};
 pub use steering::{AttachMode, Steering, XdpAttach};
 
 pub use crate::sys::xsk::{BindMode, Frame, XskConfig, XskStats, ZeroCopy};
@@ -259,10 +259,23 @@ impl Port for AfXdpPort {
     /// Receives up to `max` frames, hands each to `on_frame`, recycles them
     /// and tops up the fill ring. Returns how many.
     fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
+        self.rx_burst_ahead(max, |pass, frame| {
+            if pass == RxPass::Handle {
+                on_frame(frame);
+            }
+        })
+    }
+
+    /// Receives up to `max` frames, shows each to `on_frame` for the
+    /// first pass, then again for the second and frees it.
+    fn rx_burst_ahead(&mut self, max: usize, mut on_frame: impl FnMut(RxPass, &[u8])) -> usize {
         let mut frames = std::mem::take(&mut self.rx);
         let n = self.xsk.rx_burst(&mut frames, max);
+        for frame in &frames {
+            on_frame(RxPass::Ahead, self.xsk.data(frame));
+        }
         for frame in frames.drain(..) {
-            on_frame(self.xsk.data(&frame));
+            on_frame(RxPass::Handle, self.xsk.data(&frame));
             self.xsk.release(frame);
         }
         self.rx = frames;

@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 
-use crate::port::Port;
 /// The loop's idle mode and the TX outcome (defined in [`crate::port`]).
 pub use crate::port::{IdleMode, TxOutcome};
+use crate::port::{Port, RxPass};
 use crate::sys::dpdk::{DeviceConfig, EthDevice, EthQueue};
 pub use crate::sys::dpdk::{
     DeviceInfo, DpdkError, Eal, EalConfig, EalMemory, EthStats, LcoreGuard, Mbuf, PCI_BUS,
@@ -264,12 +264,25 @@ impl Port for DpdkPort {
     /// each to `on_frame` and frees them. Returns how many were received
     /// (chained frames included, which are dropped unread and counted).
     fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
+        self.rx_burst_ahead(max, |pass, frame| {
+            if pass == RxPass::Handle {
+                on_frame(frame);
+            }
+        })
+    }
+
+    /// As [`rx_burst`](Port::rx_burst), each single-segment frame shown
+    /// to `on_frame` for the first pass, then again for the second.
+    fn rx_burst_ahead(&mut self, max: usize, mut on_frame: impl FnMut(RxPass, &[u8])) -> usize {
         let max = u16::try_from(max).unwrap_or(u16::MAX).min(self.burst);
         let mut mbufs = std::mem::take(&mut self.rx);
         let n = self.queue.rx_burst(&mut mbufs, max);
+        for m in mbufs.iter().filter(|m| m.segments() == 1) {
+            on_frame(RxPass::Ahead, m.data());
+        }
         for m in &mbufs {
             if m.segments() == 1 {
-                on_frame(m.data());
+                on_frame(RxPass::Handle, m.data());
                 self.counters.rx_frames += 1;
             } else {
                 self.counters.rx_chained += 1;
