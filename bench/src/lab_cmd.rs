@@ -614,7 +614,12 @@ fn run_lingerd(
             ));
         }
     }
-    let (open_seconds, v, captured, daemon_busy_ns) = match ran {
+    let Teardown {
+        open_seconds,
+        done: v,
+        captured,
+        daemon_busy_ns,
+    } = match ran {
         Ok(r) => r,
         Err(e) if interrupted() => return Err(e),
         Err(e) => {
@@ -690,7 +695,7 @@ fn open_and_close(
     dut: &mut Dut,
     capture: Option<(&Path, &Path)>,
     busy_ns: &dyn Fn() -> Result<u64>,
-) -> Result<(f64, [u64; 5], Option<Captured>, Option<u64>)> {
+) -> Result<Teardown> {
     let n = args.connections;
     let p = &generator.progress;
     let open_seconds = open_all(generator, n, args.open_rate)?;
@@ -768,7 +773,25 @@ fn open_and_close(
         }
         None => None,
     };
-    Ok((open_seconds, v, captured, busy))
+    Ok(Teardown {
+        open_seconds,
+        done: v,
+        captured,
+        daemon_busy_ns: busy,
+    })
+}
+
+/// What [`open_and_close`] saw.
+struct Teardown {
+    /// Seconds opening every connection took.
+    open_seconds: f64,
+    /// The client's `done` report.
+    done: [u64; 5],
+    /// What the capture said, if one ran.
+    captured: Option<Captured>,
+    /// The daemon's busy nanoseconds over the teardown, if it publishes
+    /// them.
+    daemon_busy_ns: Option<u64>,
 }
 
 /// The daemon's `/metrics` in the netns lab's dut namespace.
