@@ -39,8 +39,11 @@ use crate::shared::{NoSink, RxSink};
 
 /// Frames taken off the RX ring per iteration.
 pub const RX_BURST: usize = 64;
-/// Frames the engine may write per iteration.
-pub const TX_BURST: usize = 64;
+/// Frames the engine may write per iteration: as many as one client's
+/// burst of requests may produce (the daemon takes up to 256 per client
+/// per iteration), so that a burst of aborts leaves in the iteration that
+/// took it instead of queueing behind the next ones.
+pub const TX_BURST: usize = 256;
 /// How often the loop reads the port's statistics for [`LoopView::stats`]
 /// (a syscall for AF_XDP: never more often than this, whatever the loop
 /// rate).
