@@ -37,8 +37,10 @@ use crate::engine::api::Completion;
 use crate::port::handoff::Handoff;
 use crate::shared::{NoSink, RxSink};
 
-/// Frames taken off the RX ring per iteration.
-pub const RX_BURST: usize = 64;
+/// Frames taken off the RX ring per iteration: as many as the loop may
+/// send ([`TX_BURST`]), so that answers to a burst of frames sent (the
+/// peers' FIN|ACKs to a burst of FINs) are taken as fast as they come.
+pub const RX_BURST: usize = 256;
 /// Frames the engine may write per iteration: as many as one client's
 /// burst of requests may produce (the daemon takes up to 256 per client
 /// per iteration), so that a burst of aborts leaves in the iteration that

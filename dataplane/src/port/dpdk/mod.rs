@@ -260,7 +260,7 @@ impl Port for DpdkPort {
         })
     }
 
-    /// Receives up to `max` frames (at most the configured burst), hands
+    /// Receives up to `max` frames (in calls of at most the configured burst), hands
     /// each to `on_frame` and frees them. Returns how many were received
     /// (chained frames included, which are dropped unread and counted).
     fn rx_burst(&mut self, max: usize, mut on_frame: impl FnMut(&[u8])) -> usize {
@@ -272,11 +272,21 @@ impl Port for DpdkPort {
     }
 
     /// As [`rx_burst`](Port::rx_burst), each single-segment frame shown
-    /// to `on_frame` for the first pass, then again for the second.
+    /// to `on_frame` for the first pass, then again for the second. Takes
+    /// up to `max` frames in calls of at most the configured burst.
     fn rx_burst_ahead(&mut self, max: usize, mut on_frame: impl FnMut(RxPass, &[u8])) -> usize {
-        let max = u16::try_from(max).unwrap_or(u16::MAX).min(self.burst);
         let mut mbufs = std::mem::take(&mut self.rx);
-        let n = self.queue.rx_burst(&mut mbufs, max);
+        // At most `burst` per call into the PMD, as many calls as `max`
+        // allows while each comes back full.
+        let mut n = 0;
+        while n < max {
+            let want = u16::try_from(max - n).unwrap_or(u16::MAX).min(self.burst);
+            let got = self.queue.rx_burst(&mut mbufs, want);
+            n += got;
+            if got < usize::from(want) {
+                break;
+            }
+        }
         for m in mbufs.iter().filter(|m| m.segments() == 1) {
             on_frame(RxPass::Ahead, m.data());
         }
