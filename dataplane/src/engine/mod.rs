@@ -122,7 +122,7 @@ pub struct Census {
 /// finishes a burst in fewer iterations at the price of longer stalls of
 /// everything else; the measurements behind the value are in the commit
 /// history and the README.
-pub const MAX_EXPIRIES_PER_CALL: usize = 256;
+pub const MAX_EXPIRIES_PER_CALL: usize = 64;
 
 /// Timer entries one `handle_timeout` call may move down the wheel's levels
 /// (cascading; a move is a few ns, an order of magnitude cheaper than an
