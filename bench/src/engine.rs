@@ -338,6 +338,18 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// The timing of a scenario that times engine A alone, over `span`.
+    fn engine_a_only(closes: usize, span: &Span) -> Timing {
+        Timing {
+            closes,
+            total: span.elapsed,
+            engine_a: span.elapsed,
+            cycles: span.cycles,
+            cycles_a: span.cycles,
+            ..Timing::default()
+        }
+    }
+
     /// Closes per second over the whole scenario.
     pub fn per_s(&self) -> f64 {
         crate::measure::per_second(self.total, self.closes)
@@ -494,21 +506,13 @@ impl Lab {
             }
             watch.stop()
         });
-        let total = span.elapsed;
         assert_eq!(
             (rsts, done),
             (handles.len(), handles.len()),
             "abort RSTs, completions"
         );
         assert_eq!(a.connection_count(), listeners, "records left after abort");
-        Timing {
-            closes: handles.len(),
-            total,
-            engine_a: total,
-            cycles: span.cycles,
-            cycles_a: span.cycles,
-            ..Timing::default()
-        }
+        Timing::engine_a_only(handles.len(), &span)
     }
 
     /// Aborts every established connection on A with one bulk request
@@ -559,7 +563,6 @@ impl Lab {
             }
             watch.stop()
         });
-        let total = span.elapsed;
         assert_eq!(
             (rsts, count),
             (handles.len(), Some(handles.len() as u64)),
@@ -570,14 +573,7 @@ impl Lab {
             listeners,
             "records left after bulk abort"
         );
-        Timing {
-            closes: handles.len(),
-            total,
-            engine_a: total,
-            cycles: span.cycles,
-            cycles_a: span.cycles,
-            ..Timing::default()
-        }
+        Timing::engine_a_only(handles.len(), &span)
     }
 
     /// Aborts every connection on A through a client's rings, as the
@@ -824,7 +820,6 @@ impl Lab {
             }
             watch.stop()
         });
-        let total = span.elapsed;
         rounds.sort_unstable();
         self.now = later;
         let expired = a.counters().rst_linger_expired - before;
@@ -834,14 +829,10 @@ impl Lab {
             "linger expiries, RSTs, completions"
         );
         Timing {
-            closes: handles.len(),
-            total,
-            engine_a: total,
-            cycles: span.cycles,
-            cycles_a: span.cycles,
             rounds: rounds.len(),
             median_round: rounds.get(rounds.len() / 2).copied().unwrap_or_default(),
             longest_round: rounds.last().copied().unwrap_or_default(),
+            ..Timing::engine_a_only(handles.len(), &span)
         }
     }
 }
