@@ -355,12 +355,18 @@ impl<R> Table<R> {
     }
 
     /// The tuple a stored key stands for.
-    fn tuple_of(&self, key: &Key) -> FourTuple {
-        let local_addr = self
-            .locals
-            .get(usize::from(key.local))
+    /// The local address listed at `index` (a live slot's index always
+    /// is; the unspecified address otherwise).
+    #[inline]
+    fn listed_local(&self, index: u8) -> IpAddr {
+        self.locals
+            .get(usize::from(index))
             .copied()
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    fn tuple_of(&self, key: &Key) -> FourTuple {
+        let local_addr = self.listed_local(key.local);
         let remote_addr = match local_addr {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(key.remote as u32)),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(key.remote)),
@@ -579,13 +585,7 @@ impl<R> Table<R> {
     pub fn local_addr(&self, handle: Handle) -> Option<IpAddr> {
         let slot = self.slot_of(handle)?;
         let local = (self.slots[slot].generation & LOCAL_MASK) >> LOCAL_SHIFT;
-        // As `tuple_of` reads it (a live slot's index is always listed).
-        Some(
-            self.locals
-                .get(local as usize)
-                .copied()
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        )
+        Some(self.listed_local(local as u8))
     }
 
     /// The tuple of a live handle.
