@@ -72,8 +72,7 @@ use lingerd_lab::proc::{Ending, Proc, Stderr};
 
 use lingerd_bench::lab::setup::{
     Dut, DutPlace, DutPlan, FIRST_PORT, Idle, bar, check_interrupted, generator_cpu, interrupted,
-    lingerd_bin, on_lab_for, open_all, sample, scrape_here, scrape_metrics, spinner, start_dut,
-    stop_on_signals,
+    lingerd_bin, on_lab_for, open_all, sample, scrape_dut, spinner, start_dut, stop_on_signals,
 };
 
 use crate::xsk_ceiling::{self, parse_mac};
@@ -541,13 +540,7 @@ fn run_lingerd(
             std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?
         }
     };
-    let busy_ns = || -> Result<u64> {
-        let text = match place {
-            DutPlace::Lab(lab) => scrape_metrics(lab, metrics)?,
-            DutPlace::Memif { .. } => scrape_here(metrics)?,
-        };
-        sample(&text, "lingerd_loop_busy_ns_total")
-    };
+    let busy_ns = || sample(&scrape_dut(place, metrics)?, "lingerd_loop_busy_ns_total");
     let mut dut = start_dut(&DutPlan {
         place,
         family: args.family,

@@ -71,7 +71,7 @@ use crate::xsk_ceiling::parse_mac;
 use lingerd_bench::lab::memif::RuntimeDirs;
 use lingerd_bench::lab::setup::{
     DUT_CORE, DUT_ENGINE_ADDR, DutPlace, DutPlan, FIRST_PORT, Idle, bar, generator_cpu,
-    lingerd_bin, on_lab, open_all, sample, scrape_metrics, spinner, start_dut,
+    lingerd_bin, on_lab, open_all, sample, spinner, start_dut,
 };
 
 /// The goal of issue 5, item 6: p99 request → wire, busy-poll, 1M timers.
@@ -268,11 +268,7 @@ impl At<'_> {
     }
 
     fn scrape(&self) -> Result<String> {
-        match self {
-            At::Lab(lab) => scrape_metrics(lab, METRICS),
-            #[cfg(feature = "dpdk")]
-            At::Memif { metrics, .. } => lingerd_bench::lab::setup::scrape_here(*metrics),
-        }
+        lingerd_bench::lab::setup::scrape_dut(self.place(), self.metrics())
     }
 }
 

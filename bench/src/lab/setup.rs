@@ -421,6 +421,15 @@ pub fn scrape_metrics(lab: &Lab, addr: SocketAddr) -> Result<String> {
     .map_err(|_| anyhow::anyhow!("scrape panicked"))?
 }
 
+/// `GET /metrics` from the daemon at `addr` where it runs: inside the
+/// lab's dut namespace, or here for the memif lab.
+pub fn scrape_dut(place: DutPlace<'_>, addr: SocketAddr) -> Result<String> {
+    match place {
+        DutPlace::Lab(lab) => scrape_metrics(lab, addr),
+        DutPlace::Memif { .. } => scrape_here(addr),
+    }
+}
+
 /// `GET /metrics` from the daemon at `addr`, in this thread's namespace
 /// (the memif lab's daemon runs in ours).
 pub fn scrape_here(addr: SocketAddr) -> Result<String> {
